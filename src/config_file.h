@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * config_file: tpserver's configuration file (libconfig syntax), read on top
+ * of the built-in defaults and written back out by --check-config.
+ *
+ * The schema is the range table of config.h plus the two string settings
+ * listen.host and log_level.  Every setting in the file must be in the
+ * schema: a misspelt name is an error, never silently ignored, because a
+ * typo in a limit would otherwise leave the default in force unnoticed.
+ * This module never logs; errors go into a caller-supplied buffer as one
+ * line, "FILE:LINE: SETTING: problem".
+ */
+#ifndef TP_CONFIG_FILE_H
+#define TP_CONFIG_FILE_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "config.h"
+
+/*
+ * Read the file at path and apply every setting it contains on top of *cfg
+ * (which holds defaults, or the previous configuration on reload); settings
+ * absent from the file keep their value in *cfg.
+ *
+ * Returns 0 on success.  On failure *cfg is left untouched, a one-line
+ * message is written to err (errlen bytes, may be 0), and the return is:
+ *   -ENOENT  the file does not exist ("PATH: cannot open: ...");
+ *   -EINVAL  a syntax error, a setting of the wrong type, a value out of
+ *            range, or a setting not in the schema ("PATH:LINE: ...");
+ *            or a NUL byte in the file ("PATH: ...");
+ *   another negative errno when the file cannot be read: -EACCES, -EISDIR,
+ *   -EFBIG (over 1 MiB), -EIO, -ENOMEM ("PATH: ...").
+ * Touches only *cfg and err; safe to call again on SIGHUP.
+ */
+int tp_config_load_file(struct tp_config *cfg, const char *path, char *err, size_t errlen);
+
+/*
+ * Write the file-backed settings of *cfg to f as a valid configuration file
+ * that tp_config_load_file() reads back to the same values.  Command-line
+ * only fields (config_path, check_config) are not written.  Ignores write
+ * errors: the caller checks ferror(f) if it cares.
+ */
+void tp_config_print(const struct tp_config *cfg, FILE *f);
+
+#endif

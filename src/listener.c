@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * listener: bind or adopt listening TCP sockets.
+ */
+#include "listener.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+
+void tp_listener_describe(int fd, char *buf, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char host[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+		if (ss.ss_family == AF_INET6) {
+			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+			inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+			port = ntohs(s6->sin6_port);
+			snprintf(buf, len, "[%s]:%u", host, port);
+			return;
+		}
+		if (ss.ss_family == AF_INET) {
+			struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+			inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+			port = ntohs(s4->sin_port);
+		}
+	}
+	snprintf(buf, len, "%s:%u", host, port);
+}
+
+int tp_listener_bind(const char *host, int port, int backlog, struct tp_listener *ret, char *err, size_t errlen)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+	struct addrinfo *res = NULL, *ai;
+	char portstr[8];
+	int fd = -1, r, one = 1, saved = 0;
+
+	snprintf(portstr, sizeof(portstr), "%d", port);
+	r = getaddrinfo(host, portstr, &hints, &res);
+	if (r != 0) {
+		snprintf(err, errlen, "cannot resolve listen address %s: %s", host, gai_strerror(r));
+		return -EINVAL;
+	}
+	for (ai = res; ai; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+		if (fd < 0) {
+			saved = errno;
+			snprintf(err, errlen, "cannot listen on %s:%d: socket(): %s", host, port, strerror(errno));
+			continue;
+		}
+		/* Restarting must not wait out TIME_WAIT of the previous instance's clients. */
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+			saved = errno;
+			snprintf(err, errlen, "cannot listen on %s:%d: bind(): %s", host, port, strerror(errno));
+			close(fd);
+			fd = -1;
+			continue;
+		}
+		if (listen(fd, backlog) < 0) {
+			saved = errno;
+			snprintf(err, errlen, "cannot listen on %s:%d: listen(): %s", host, port, strerror(errno));
+			close(fd);
+			fd = -1;
+			continue;
+		}
+		break;
+	}
+	freeaddrinfo(res);
+	if (fd < 0)
+		return -(saved ? saved : EADDRNOTAVAIL);
+	ret->tag = TP_TAG_LISTEN;
+	ret->fd = fd;
+	tp_listener_describe(fd, ret->name, sizeof(ret->name));
+	return 0;
+}
+
+int tp_listener_adopt(int fd, struct tp_listener *ret, char *err, size_t errlen)
+{
+	int flags;
+
+	if (sd_is_socket_inet(fd, AF_UNSPEC, SOCK_STREAM, 1, 0) <= 0) {
+		snprintf(err, errlen,
+			 "inherited fd %d is not a listening TCP socket (IPv4 or IPv6); check ListenStream= in "
+			 "tpserver.socket",
+			 fd);
+		return -EINVAL;
+	}
+	/* systemd may pass blocking sockets; the loops need them non-blocking. */
+	flags = fcntl(fd, F_GETFL);
+	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+		snprintf(err, errlen, "inherited fd %d: fcntl(O_NONBLOCK): %s", fd, strerror(errno));
+		return -errno;
+	}
+	fcntl(fd, F_SETFD, FD_CLOEXEC);
+	ret->tag = TP_TAG_LISTEN;
+	ret->fd = fd;
+	tp_listener_describe(fd, ret->name, sizeof(ret->name));
+	return 0;
+}

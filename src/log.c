@@ -1,0 +1,194 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * log: one place that decides where log entries go.
+ *
+ * Under systemd, stderr is a stream to journald and JOURNAL_STREAM names its
+ * device and inode; only then do entries go through sd_journal_sendv() with
+ * structured fields.  Anywhere else (a terminal, a test harness, a pipe) they
+ * are plain lines on stderr.  Either sink is written with one call per entry,
+ * so entries from different threads never interleave.
+ */
+#include "log.h"
+
+#define SD_JOURNAL_SUPPRESS_LOCATION
+#include <systemd/sd-journal.h>
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <syslog.h>
+#include <unistd.h>
+
+static _Atomic int log_level = TP_LOG_INFO;
+static bool to_journal;
+static const char *log_ident = "tpserver";
+
+/* Events that operators look up by MESSAGE_ID; generated once, never change. */
+static const struct {
+	const char *event;
+	const char *id;
+} message_ids[] = {
+	{"start", "98f9f5bf22e845a781568eca8f836c2f"},
+	{"ready", "8ae476b3aba14f41849b30b057a8e20f"},
+	{"reload", "e5a15f47228c49be835929e487e53c95"},
+	{"busy", "f2ec25955a324298b3d0514d3b5711fd"},
+	{"stop", "037132f6ca094b12abe51304f002ee91"},
+	{"stall", "7b99725e9675418589fbe151effdbdab"},
+};
+
+static bool journal_stream_is_stderr(void)
+{
+	const char *e = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	if (!e || sscanf(e, "%llu:%llu", &dev, &ino) != 2)
+		return false;
+	if (fstat(STDERR_FILENO, &st) < 0)
+		return false;
+	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
+void tp_log_init(const char *ident, enum tp_log_level level)
+{
+	if (ident)
+		log_ident = ident;
+	atomic_store(&log_level, (int)level);
+	to_journal = journal_stream_is_stderr();
+}
+
+void tp_log_set_level(enum tp_log_level level)
+{
+	atomic_store_explicit(&log_level, (int)level, memory_order_relaxed);
+}
+
+bool tp_log_enabled(enum tp_log_level level)
+{
+	return (int)level <= atomic_load_explicit(&log_level, memory_order_relaxed);
+}
+
+bool tp_log_to_journal(void)
+{
+	return to_journal;
+}
+
+static const char *level_word(enum tp_log_level level)
+{
+	switch ((int)level) {
+	case 2:
+		return "critical";
+	case TP_LOG_ERROR:
+		return "error";
+	case TP_LOG_WARNING:
+		return "warning";
+	case TP_LOG_NOTICE:
+		return "notice";
+	case TP_LOG_INFO:
+		return "info";
+	default:
+		return "debug";
+	}
+}
+
+static const char *message_id(const char *event)
+{
+	if (!event)
+		return NULL;
+	for (size_t i = 0; i < sizeof(message_ids) / sizeof(message_ids[0]); i++)
+		if (strcmp(message_ids[i].event, event) == 0)
+			return message_ids[i].id;
+	return NULL;
+}
+
+#define MAX_FIELDS 16
+
+static void emit_journal(enum tp_log_level level, const char *file, int line, const char *func,
+			 const char *event, const struct tp_log_field *fields, size_t nfields, const char *msg)
+{
+	char bufs[MAX_FIELDS + 7][256];
+	struct iovec iov[MAX_FIELDS + 8];
+	char *message = NULL;
+	int n = 0, nb = 0;
+	const char *id = message_id(event);
+
+	if (asprintf(&message, "MESSAGE=%s", msg) < 0)
+		return;
+	iov[n++] = (struct iovec){message, strlen(message)};
+
+#define ADD(...)                                                                                   \
+	do {                                                                                       \
+		int len_ = snprintf(bufs[nb], sizeof(bufs[nb]), __VA_ARGS__);                      \
+		if (len_ > 0) {                                                                    \
+			size_t l_ = (size_t)len_ < sizeof(bufs[nb]) ? (size_t)len_                 \
+								    : sizeof(bufs[nb]) - 1;        \
+			iov[n++] = (struct iovec){bufs[nb], l_};                                   \
+			nb++;                                                                      \
+		}                                                                                  \
+	} while (0)
+
+	ADD("PRIORITY=%d", (int)level);
+	ADD("CODE_FILE=%s", file);
+	ADD("CODE_LINE=%d", line);
+	ADD("CODE_FUNC=%s", func);
+	ADD("SYSLOG_IDENTIFIER=%s", log_ident);
+	if (event)
+		ADD("TP_EVENT=%s", event);
+	if (id)
+		ADD("MESSAGE_ID=%s", id);
+	for (size_t i = 0; i < nfields && i < MAX_FIELDS; i++)
+		ADD("%s=%s", fields[i].key, fields[i].value);
+#undef ADD
+
+	sd_journal_sendv(iov, n);
+	free(message);
+}
+
+static void emit_stderr(enum tp_log_level level, const char *event, const struct tp_log_field *fields,
+			size_t nfields, const char *msg)
+{
+	char line[2048];
+	size_t len;
+	int r;
+
+	r = snprintf(line, sizeof(line), "%s[%d]: %s: %s", log_ident, (int)getpid(), level_word(level), msg);
+	len = r < 0 ? 0 : ((size_t)r < sizeof(line) ? (size_t)r : sizeof(line) - 1);
+	if (tp_log_enabled(TP_LOG_DEBUG)) {
+		/* At debug level show the structured side too; it helps reading tests. */
+		if (event && len < sizeof(line) - 1) {
+			r = snprintf(line + len, sizeof(line) - len, " [event=%s", event);
+			len += r < 0 ? 0 : (size_t)r;
+			for (size_t i = 0; i < nfields && len < sizeof(line) - 1; i++) {
+				r = snprintf(line + len, sizeof(line) - len, " %s=%s", fields[i].key, fields[i].value);
+				len += r < 0 ? 0 : (size_t)r;
+			}
+			if (len < sizeof(line) - 1)
+				line[len++] = ']';
+		}
+	}
+	if (len > sizeof(line) - 2)
+		len = sizeof(line) - 2;
+	line[len++] = '\n';
+	/* One write per entry: lines from different threads stay whole. */
+	ssize_t w = write(STDERR_FILENO, line, len);
+	(void)w;
+}
+
+void tp_log_emit(enum tp_log_level level, const char *file, int line, const char *func, const char *event,
+		 const struct tp_log_field *fields, size_t nfields, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+
+	if (to_journal)
+		emit_journal(level, file, line, func, event, fields, nfields, msg);
+	else
+		emit_stderr(level, event, fields, nfields, msg);
+}

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * log: leveled logging, to journald with structured fields when stderr is
+ * connected to the journal (JOURNAL_STREAM), else human-readable lines on
+ * stderr.  The call sites are the same either way.
+ *
+ * Thread-safe: any thread may log.  Each entry names an event (TP_EVENT=)
+ * and may carry extra fields; events that operators search for have a
+ * stable MESSAGE_ID (see log.c).
+ */
+#ifndef TP_LOG_H
+#define TP_LOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+
+/* An extra structured field: KEY (uppercase, digits, '_') and its value. */
+struct tp_log_field {
+	const char *key;
+	const char *value;
+};
+
+/* Choose the sink (journal or stderr) and the level. Call once at start. */
+void tp_log_init(const char *ident, enum tp_log_level level);
+
+/* Change the level (reload). */
+void tp_log_set_level(enum tp_log_level level);
+
+/* Would an entry at this level be written? */
+bool tp_log_enabled(enum tp_log_level level);
+
+/* True when entries go to the journal. */
+bool tp_log_to_journal(void);
+
+/* Write one entry. Use the tp_log*() macros, which add the code location. */
+void tp_log_emit(enum tp_log_level level, const char *file, int line, const char *func, const char *event,
+		 const struct tp_log_field *fields, size_t nfields, const char *fmt, ...)
+	__attribute__((format(printf, 8, 9)));
+
+/* Critical entries (watchdog stall) use syslog priority 2. */
+#define TP_LOG_CRIT ((enum tp_log_level)2)
+
+#define tp_logf(level, event, fields, nfields, ...)                                                \
+	do {                                                                                       \
+		if (tp_log_enabled(level))                                                         \
+			tp_log_emit(level, __FILE__, __LINE__, __func__, event, fields, nfields,   \
+				    __VA_ARGS__);                                                  \
+	} while (0)
+
+#define tp_log(level, event, ...) tp_logf(level, event, NULL, 0, __VA_ARGS__)
+
+#endif

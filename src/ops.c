@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ops: SLEEP and ECHO.
+ */
+#include "ops.h"
+
+#include "conn.h"
+#include "pool.h"
+#include "proto.h"
+
+void tp_ops_run(struct tp_req *r, struct tp_pool *pool)
+{
+	if (tp_conn_is_gone(r->conn)) {
+		/* Nobody will read the reply: do not sleep for a client that left. */
+		r->status = TP_PROTO_OK;
+		r->len = 0;
+		return;
+	}
+	switch ((enum tp_op)r->op) {
+	case TP_OP_ECHO:
+		/* The text was copied to buf + 3 when the line was parsed. */
+		r->len = (uint32_t)tp_proto_format_echo(r->buf + 3, r->len, r->buf);
+		r->status = TP_PROTO_OK;
+		break;
+	case TP_OP_SLEEP:
+		if (r->sleep_ms > 0 && tp_pool_sleep_ms(pool, r->sleep_ms) < 0) {
+			r->status = TP_PROTO_SHUTDOWN;
+			r->len = (uint32_t)tp_proto_format_error(TP_PROTO_SHUTDOWN, NULL, 0, r->buf);
+			break;
+		}
+		r->status = TP_PROTO_OK;
+		r->len = (uint32_t)tp_proto_format_sleep(r->sleep_ms, r->buf);
+		break;
+	case TP_OP_COUNT:
+		r->status = TP_PROTO_UNKNOWN_OP;
+		r->len = (uint32_t)tp_proto_format_error(TP_PROTO_UNKNOWN_OP, "?", 1, r->buf);
+		break;
+	}
+}

@@ -1,0 +1,292 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pool: worker threads around a tp_queue.
+ *
+ * DESIGN
+ * - Workers live in a fixed array of TP_POOL_MAX_WORKERS slots, each on its
+ *   own cache line (the busy clock is written per batch).  Slot i runs while
+ *   i < target; a shrink lowers target and wakes the queue's sleepers, and a
+ *   surplus worker exits after its current batch.  Exited threads are joined
+ *   by the next resize or by stop, never by the event loop waiting on a
+ *   worker that is still inside a long SLEEP.
+ * - A worker blocks only in tp_queue_pop() (the queue's condition variable)
+ *   or in tp_pool_sleep_ms() (the pool's abort condition variable), so an
+ *   idle pool uses no CPU.
+ * - busy_since_ns is the watchdog's evidence: a worker is stuck when it has
+ *   been inside one exec call longer than the stall threshold; a long SLEEP
+ *   within limits is busy, not stuck.
+ * - Lock order: pool `lock`, then the queue's lock (a worker deciding to
+ *   exit asks whether the queue is closed); `lock` is never held while
+ *   calling exec, and `abort_lock` is a leaf.
+ */
+#include "pool.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <time.h>
+
+/* Worker stacks: requests need little; keep the memory bound small and deliberate. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define WORKER_STACK_BYTES (1024 * 1024)
+#else
+#define WORKER_STACK_BYTES (256 * 1024)
+#endif
+
+#define BATCH_MAX 64
+
+enum slot_state { SLOT_FREE, SLOT_RUNNING, SLOT_EXITED };
+
+struct slot {
+	pthread_t thread;
+	struct tp_pool *pool;
+	size_t index;
+	_Atomic int state;
+	atomic_bool stop;
+	_Atomic uint64_t busy_since_ns;
+	_Atomic uint64_t batches;
+} __attribute__((aligned(64)));
+
+struct tp_pool {
+	struct tp_queue *queue;
+	tp_pool_exec_fn exec;
+	void *ctx;
+
+	pthread_mutex_t lock; /* target, nrunning, slot state changes by the pool */
+	pthread_cond_t started;
+	size_t target;
+	size_t nstarted; /* workers that reported running since the last start/resize */
+
+	pthread_mutex_t abort_lock;
+	pthread_cond_t abort_cond;
+	atomic_bool aborted;
+
+	struct slot slots[TP_POOL_MAX_WORKERS];
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void *worker_main(void *arg)
+{
+	struct slot *s = arg;
+	struct tp_pool *p = s->pool;
+	struct tp_qnode *batch[BATCH_MAX];
+
+	pthread_mutex_lock(&p->lock);
+	p->nstarted++;
+	pthread_cond_broadcast(&p->started);
+	pthread_mutex_unlock(&p->lock);
+
+	for (;;) {
+		size_t n = tp_queue_pop(p->queue, batch, BATCH_MAX, &s->stop);
+		if (n == 0) {
+			/*
+			 * Closed and drained, or asked to stop.  Decide under the
+			 * lock: a resize may have cleared stop again meanwhile,
+			 * and then this slot counts as running and must stay.
+			 */
+			pthread_mutex_lock(&p->lock);
+			bool leave = atomic_load(&s->stop) || tp_queue_closed(p->queue);
+			if (leave)
+				atomic_store_explicit(&s->state, SLOT_EXITED, memory_order_release);
+			pthread_mutex_unlock(&p->lock);
+			if (leave)
+				break;
+			continue;
+		}
+		atomic_store_explicit(&s->busy_since_ns, now_ns(), memory_order_relaxed);
+		p->exec(batch, n, p->ctx);
+		atomic_store_explicit(&s->busy_since_ns, 0, memory_order_relaxed);
+		atomic_fetch_add_explicit(&s->batches, 1, memory_order_relaxed);
+	}
+	return NULL;
+}
+
+struct tp_pool *tp_pool_new(struct tp_queue *q, tp_pool_exec_fn exec, void *ctx)
+{
+	struct tp_pool *p = calloc(1, sizeof(*p));
+	pthread_condattr_t ca;
+
+	if (!p)
+		return NULL;
+	p->queue = q;
+	p->exec = exec;
+	p->ctx = ctx;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->started, NULL);
+	pthread_mutex_init(&p->abort_lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&p->abort_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	for (size_t i = 0; i < TP_POOL_MAX_WORKERS; i++) {
+		p->slots[i].pool = p;
+		p->slots[i].index = i;
+	}
+	return p;
+}
+
+/* Join slots whose thread has exited. Lock held. */
+static void reap(struct tp_pool *p)
+{
+	for (size_t i = 0; i < TP_POOL_MAX_WORKERS; i++) {
+		struct slot *s = &p->slots[i];
+		if (atomic_load_explicit(&s->state, memory_order_acquire) == SLOT_EXITED) {
+			pthread_join(s->thread, NULL);
+			atomic_store(&s->state, SLOT_FREE);
+		}
+	}
+}
+
+/* Make slots [0, n) run. Lock held. */
+static int grow(struct tp_pool *p, size_t n)
+{
+	pthread_attr_t attr;
+	size_t want = 0;
+	int r = 0;
+
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, WORKER_STACK_BYTES);
+	p->nstarted = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct slot *s = &p->slots[i];
+		if (atomic_load(&s->state) == SLOT_RUNNING) {
+			/* Possibly told to stop by an earlier shrink and not gone yet: keep it. */
+			atomic_store(&s->stop, false);
+			continue;
+		}
+		atomic_store(&s->stop, false);
+		atomic_store(&s->busy_since_ns, 0);
+		atomic_store(&s->state, SLOT_RUNNING);
+		r = -pthread_create(&s->thread, &attr, worker_main, s);
+		if (r < 0) {
+			atomic_store(&s->state, SLOT_FREE);
+			break;
+		}
+		want++;
+	}
+	pthread_attr_destroy(&attr);
+	while (p->nstarted < want)
+		pthread_cond_wait(&p->started, &p->lock);
+	return r;
+}
+
+int tp_pool_start(struct tp_pool *p, size_t n)
+{
+	return tp_pool_resize(p, n);
+}
+
+int tp_pool_resize(struct tp_pool *p, size_t n)
+{
+	int r;
+
+	if (n < 1 || n > TP_POOL_MAX_WORKERS)
+		return -EINVAL;
+	pthread_mutex_lock(&p->lock);
+	reap(p);
+	for (size_t i = n; i < TP_POOL_MAX_WORKERS; i++)
+		atomic_store_explicit(&p->slots[i].stop, true, memory_order_release);
+	r = grow(p, n);
+	p->target = n;
+	pthread_mutex_unlock(&p->lock);
+	/* Surplus workers blocked in pop must wake to see their stop flag. */
+	tp_queue_wake_all(p->queue);
+	return r;
+}
+
+int tp_pool_sleep_ms(struct tp_pool *p, uint32_t ms)
+{
+	struct timespec ts;
+	int r = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&p->abort_lock);
+	while (!atomic_load(&p->aborted)) {
+		if (pthread_cond_timedwait(&p->abort_cond, &p->abort_lock, &ts) == ETIMEDOUT)
+			break;
+	}
+	if (atomic_load(&p->aborted))
+		r = -ECANCELED;
+	pthread_mutex_unlock(&p->abort_lock);
+	return r;
+}
+
+void tp_pool_abort(struct tp_pool *p)
+{
+	pthread_mutex_lock(&p->abort_lock);
+	atomic_store(&p->aborted, true);
+	pthread_cond_broadcast(&p->abort_cond);
+	pthread_mutex_unlock(&p->abort_lock);
+}
+
+void tp_pool_stop(struct tp_pool *p)
+{
+	tp_queue_close(p->queue);
+	/*
+	 * Join without the lock: an exiting worker takes it to record its exit.
+	 * Resizes come from the same thread as stop, so the slots cannot change
+	 * under us.
+	 */
+	for (size_t i = 0; i < TP_POOL_MAX_WORKERS; i++) {
+		struct slot *s = &p->slots[i];
+		if (atomic_load(&s->state) != SLOT_FREE) {
+			pthread_join(s->thread, NULL);
+			atomic_store(&s->state, SLOT_FREE);
+		}
+	}
+	pthread_mutex_lock(&p->lock);
+	p->target = 0;
+	pthread_mutex_unlock(&p->lock);
+}
+
+void tp_pool_stats(struct tp_pool *p, struct tp_pool_stats *ret)
+{
+	uint64_t oldest = 0;
+	size_t running = 0, busy = 0;
+	uint64_t batches = 0;
+
+	for (size_t i = 0; i < TP_POOL_MAX_WORKERS; i++) {
+		struct slot *s = &p->slots[i];
+		batches += atomic_load_explicit(&s->batches, memory_order_relaxed);
+		if (atomic_load_explicit(&s->state, memory_order_relaxed) != SLOT_RUNNING)
+			continue;
+		running++;
+		uint64_t b = atomic_load_explicit(&s->busy_since_ns, memory_order_relaxed);
+		if (b) {
+			busy++;
+			if (!oldest || b < oldest)
+				oldest = b;
+		}
+	}
+	pthread_mutex_lock(&p->lock);
+	ret->target = p->target;
+	pthread_mutex_unlock(&p->lock);
+	ret->workers = running;
+	ret->busy = busy;
+	ret->oldest_busy_ns = oldest;
+	ret->batches = batches;
+}
+
+void tp_pool_free(struct tp_pool *p)
+{
+	if (!p)
+		return;
+	pthread_cond_destroy(&p->abort_cond);
+	pthread_mutex_destroy(&p->abort_lock);
+	pthread_cond_destroy(&p->started);
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+}

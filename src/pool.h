@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pool: a fixed set of worker threads that take work from a tp_queue.
+ *
+ * The pool owns its threads, not the queue and not the work.  Each worker
+ * takes a batch of nodes from the queue and hands it to the exec callback,
+ * which runs on that worker thread and owns the nodes from then on.  The
+ * size is fixed until tp_pool_resize() (live reload) changes it.
+ */
+#ifndef TP_POOL_H
+#define TP_POOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "queue.h"
+
+struct tp_pool;
+
+/* Most workers a pool may have (config's pool.workers maximum). */
+#define TP_POOL_MAX_WORKERS 1024
+
+/* Runs on a worker thread with n >= 1 nodes taken from the queue. */
+typedef void (*tp_pool_exec_fn)(struct tp_qnode **nodes, size_t n, void *ctx);
+
+struct tp_pool_stats {
+	size_t workers;          /* threads running (including ones finishing after a shrink) */
+	size_t target;           /* configured size */
+	size_t busy;             /* workers inside exec */
+	uint64_t oldest_busy_ns; /* CLOCK_MONOTONIC start of the longest-running exec, 0 if none */
+	uint64_t batches;        /* exec calls completed so far */
+};
+
+/* A pool serving q. Starts no thread yet. NULL on ENOMEM. */
+struct tp_pool *tp_pool_new(struct tp_queue *q, tp_pool_exec_fn exec, void *ctx);
+
+/*
+ * Start n workers and return once every one of them is running (so
+ * readiness announced after this is true).  Returns 0 or a negative errno
+ * from pthread_create (e.g. -EAGAIN when TasksMax is too low); on failure
+ * the workers already started keep running and tp_pool_stop() ends them.
+ */
+int tp_pool_start(struct tp_pool *p, size_t n);
+
+/*
+ * Change the number of workers live.  Growing starts threads and returns
+ * when they run; shrinking asks the surplus workers to finish their current
+ * batch and exit, without waiting for them.  Returns 0 or a negative errno.
+ */
+int tp_pool_resize(struct tp_pool *p, size_t n);
+
+/*
+ * Interruptible sleep for exec callbacks: returns 0 after ms milliseconds,
+ * or -ECANCELED as soon as tp_pool_abort() is called.
+ */
+int tp_pool_sleep_ms(struct tp_pool *p, uint32_t ms);
+
+/* Cut short every current and future tp_pool_sleep_ms() (shutdown deadline). */
+void tp_pool_abort(struct tp_pool *p);
+
+/*
+ * Close the queue, let the workers drain it (waiters included), and join
+ * every thread.  Blocks until done.
+ */
+void tp_pool_stop(struct tp_pool *p);
+
+void tp_pool_stats(struct tp_pool *p, struct tp_pool_stats *ret);
+
+/* Free a stopped pool (NULL is fine). */
+void tp_pool_free(struct tp_pool *p);
+
+#endif

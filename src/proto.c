@@ -1,0 +1,172 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * proto: request parsing and reply formatting.  See proto.h; the grammar is
+ * written down for users in docs/PROTOCOL.md.
+ */
+#include "proto.h"
+
+#include <string.h>
+#include <strings.h>
+
+static const struct {
+	const char *name;
+	size_t len;
+} ops[TP_OP_COUNT] = {
+#define TP_OP_ROW(id, name) [TP_OP_##id] = {name, sizeof(name) - 1},
+	TP_PROTO_OPS(TP_OP_ROW)
+#undef TP_OP_ROW
+};
+
+const char *tp_proto_op_name(enum tp_op op)
+{
+	return op < TP_OP_COUNT ? ops[op].name : "?";
+}
+
+/* A plain decimal: digits only, no sign, no blanks, value <= max. */
+static int parse_ms(const char *s, size_t len, uint32_t max, uint32_t *ret)
+{
+	uint64_t v = 0;
+
+	if (len == 0)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+		if (v > max)
+			return -1; /* also stops overflow: max fits in 32 bits */
+	}
+	*ret = (uint32_t)v;
+	return 0;
+}
+
+enum tp_proto_status tp_proto_parse(const char *line, size_t len, uint32_t max_sleep_ms,
+				    struct tp_proto_req *ret)
+{
+	const char *sp, *arg = NULL;
+	size_t op_len, arg_len = 0;
+	int op = -1;
+
+	if (len > 0 && line[len - 1] == '\r')
+		len--;
+	if (len == 0)
+		return TP_PROTO_EMPTY;
+
+	sp = memchr(line, ' ', len);
+	op_len = sp ? (size_t)(sp - line) : len;
+	if (sp) {
+		arg = sp + 1;
+		arg_len = len - op_len - 1;
+	}
+	ret->op_name = line;
+	ret->op_len = op_len;
+	if (op_len == 0)
+		return TP_PROTO_EMPTY;
+
+	for (int i = 0; i < TP_OP_COUNT; i++) {
+		if (ops[i].len == op_len && strncasecmp(ops[i].name, line, op_len) == 0) {
+			op = i;
+			break;
+		}
+	}
+	if (op < 0)
+		return TP_PROTO_UNKNOWN_OP;
+
+	ret->op = (enum tp_op)op;
+	switch (ret->op) {
+	case TP_OP_SLEEP:
+		if (!arg || parse_ms(arg, arg_len, max_sleep_ms, &ret->sleep_ms) < 0)
+			return TP_PROTO_INVALID_ARG;
+		break;
+	case TP_OP_ECHO:
+		ret->text = arg ? arg : line + len;
+		ret->text_len = arg_len;
+		break;
+	case TP_OP_COUNT:
+		return TP_PROTO_UNKNOWN_OP;
+	}
+	return TP_PROTO_OK;
+}
+
+const char *tp_proto_error_line(enum tp_proto_status status)
+{
+	switch (status) {
+	case TP_PROTO_OK:
+		return "OK\n";
+	case TP_PROTO_EMPTY:
+		return "ERR empty request\n";
+	case TP_PROTO_UNKNOWN_OP:
+		return "ERR unknown op\n";
+	case TP_PROTO_INVALID_ARG:
+		return "ERR invalid argument\n";
+	case TP_PROTO_TOO_LONG:
+		return "ERR line too long\n";
+	case TP_PROTO_BUSY:
+		return "ERR server busy\n";
+	case TP_PROTO_TOO_MANY:
+		return "ERR too many connections\n";
+	case TP_PROTO_SHUTDOWN:
+		return "ERR server shutting down\n";
+	}
+	return "ERR internal error\n";
+}
+
+size_t tp_proto_format_error(enum tp_proto_status status, const char *op, size_t op_len, char *buf)
+{
+	static const char prefix[] = "ERR unknown op ";
+	size_t n;
+
+	if (status != TP_PROTO_UNKNOWN_OP) {
+		const char *s = tp_proto_error_line(status);
+		n = strlen(s);
+		memcpy(buf, s, n);
+		return n;
+	}
+	memcpy(buf, prefix, sizeof(prefix) - 1);
+	n = sizeof(prefix) - 1;
+	if (op_len > TP_PROTO_MAX_OP_ECHO)
+		op_len = TP_PROTO_MAX_OP_ECHO;
+	for (size_t i = 0; i < op_len; i++) {
+		unsigned char c = (unsigned char)op[i];
+		buf[n++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+	}
+	buf[n++] = '\n';
+	return n;
+}
+
+size_t tp_proto_format_sleep(uint32_t ms, char *buf)
+{
+	char tmp[10];
+	size_t n = 0, len = 0;
+
+	do {
+		tmp[n++] = (char)('0' + ms % 10);
+		ms /= 10;
+	} while (ms);
+	buf[len++] = 'O';
+	buf[len++] = 'K';
+	buf[len++] = ' ';
+	while (n)
+		buf[len++] = tmp[--n];
+	buf[len++] = '\n';
+	return len;
+}
+
+size_t tp_proto_format_echo(const char *text, size_t text_len, char *buf)
+{
+	buf[0] = 'O';
+	buf[1] = 'K';
+	buf[2] = ' ';
+	memcpy(buf + 3, text, text_len);
+	buf[3 + text_len] = '\n';
+	return text_len + 4;
+}
+
+size_t tp_proto_reply_len(const struct tp_proto_req *req)
+{
+	char tmp[16];
+
+	if (req->op == TP_OP_ECHO)
+		return req->text_len + 4;
+	return tp_proto_format_sleep(req->sleep_ms, tmp);
+}

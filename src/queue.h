@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * queue: the bounded FIFO between the event loops and the worker pool, with
+ * a wait list for requests that arrive while it is full.
+ *
+ * Nodes are intrusive (struct tp_qnode embedded in the caller's request);
+ * the queue never allocates per node.  Ownership: a node pushed belongs to
+ * the queue until it is popped by a worker, expired, or taken back by
+ * tp_queue_take_all(); then it belongs to whoever got it.
+ *
+ * Threads: any thread may push, expire or take; workers pop.  The admit
+ * callback runs on the thread that freed the space (a worker, or the pusher
+ * on a capacity change), *with the queue lock held*: it must not call back
+ * into the queue, and any lock it takes ranks below the queue lock.
+ */
+#ifndef TP_QUEUE_H
+#define TP_QUEUE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct tp_qnode {
+	struct tp_qnode *next;
+	uint64_t deadline_ns; /* CLOCK_MONOTONIC; the end of its wait for space */
+	bool batchable;       /* cheap work: a worker may take a run of these at once */
+};
+
+struct tp_queue;
+
+/* A waiting node was admitted (moved into the bounded part) in arrival order. */
+typedef void (*tp_queue_admit_fn)(struct tp_qnode *node, void *ctx);
+
+struct tp_queue_stats {
+	size_t depth;    /* admitted, not yet taken by a worker */
+	size_t waiting;  /* in the wait list */
+	size_t capacity;
+	size_t idle;     /* workers blocked in tp_queue_pop() */
+};
+
+/* A queue holding at most capacity admitted nodes. NULL on ENOMEM. */
+struct tp_queue *tp_queue_new(size_t capacity, tp_queue_admit_fn admit, void *admit_ctx);
+
+/* Free the queue (NULL is fine). It must be empty of workers; nodes left are not touched. */
+void tp_queue_free(struct tp_queue *q);
+
+/*
+ * Push n nodes linked through next, in arrival order, each with its
+ * deadline_ns set.  While there is space and no one is waiting, nodes are
+ * admitted and idle workers woken; the rest join the wait list (its FIFO
+ * order is the admission order).  Returns the number admitted (0..n; the
+ * first ones of the list), or -EPIPE when the queue is closed, in which case
+ * nothing was taken.  Never blocks beyond the queue lock.
+ */
+int tp_queue_push(struct tp_queue *q, struct tp_qnode *first, size_t n);
+
+/*
+ * Worker side: block until work is available, then take up to max nodes
+ * into ret[] (more than one only while they are batchable).  Each node
+ * taken frees a place, which admits the oldest waiter.  Returns the number
+ * taken; 0 when the queue is closed and empty, or when *stop becomes true
+ * (checked on every wakeup; see tp_queue_wake_all()).
+ */
+size_t tp_queue_pop(struct tp_queue *q, struct tp_qnode **ret, size_t max, const atomic_bool *stop);
+
+/*
+ * Remove the waiters whose deadline has passed (deadline_ns <= now_ns) and
+ * return them linked through next, oldest first, in *ret_first.  Stores the
+ * earliest remaining deadline in *ret_next_ns (0: nobody waits).  Returns
+ * the number removed.
+ */
+size_t tp_queue_expire(struct tp_queue *q, uint64_t now_ns, struct tp_qnode **ret_first, uint64_t *ret_next_ns);
+
+/* The earliest deadline among waiters, 0 if none; lock-free, may be a moment stale. */
+uint64_t tp_queue_next_deadline(struct tp_queue *q);
+
+/* Change the capacity (reload); growing admits waiters at once. */
+void tp_queue_set_capacity(struct tp_queue *q, size_t capacity);
+
+/* Refuse further pushes; workers drain what is queued, waiters included. */
+void tp_queue_close(struct tp_queue *q);
+
+/* Has tp_queue_close() been called? */
+bool tp_queue_closed(struct tp_queue *q);
+
+/* Remove every node, admitted then waiting, linked through next. Returns the count. */
+size_t tp_queue_take_all(struct tp_queue *q, struct tp_qnode **ret_first);
+
+/* Wake every worker blocked in tp_queue_pop() so it re-checks its stop flag. */
+void tp_queue_wake_all(struct tp_queue *q);
+
+void tp_queue_stats(struct tp_queue *q, struct tp_queue_stats *ret);
+
+#endif

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sd: thin wrappers over libsystemd's sd-daemon API.
+ */
+#include "sd.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+#include <systemd/sd-daemon.h>
+
+int tp_sd_listen_fds(void)
+{
+	return sd_listen_fds(1);
+}
+
+int tp_sd_listen_fds_start(void)
+{
+	return SD_LISTEN_FDS_START;
+}
+
+int tp_sd_notify(const char *state)
+{
+	return sd_notify(0, state);
+}
+
+int tp_sd_notifyf(const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	return sd_notify(0, buf);
+}
+
+uint64_t tp_sd_watchdog_usec(void)
+{
+	uint64_t usec = 0;
+	/* > 0 only in the process WATCHDOG_PID names (or when it is unset). */
+	if (sd_watchdog_enabled(0, &usec) > 0)
+		return usec;
+	return 0;
+}

@@ -1,0 +1,116 @@
+# SPDX-License-Identifier: MIT
+"""Helpers for integration tests: start the real tpserver on an ephemeral
+loopback port, talk to it over TCP, and inspect the process."""
+import os
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+TPSERVER = os.environ.get("TPSERVER") or os.path.join(os.environ.get("TP_BUILD_DIR", "build"), "tpserver")
+TPCLIENT = os.environ.get("TPCLIENT") or os.path.join(os.path.dirname(TPSERVER), "tpclient")
+
+
+class Server:
+    """A tpserver process listening on 127.0.0.1:<ephemeral>; use as a context manager."""
+
+    def __init__(self, *args, env=None, wait=True):
+        self.logfile = tempfile.NamedTemporaryFile(prefix="tpserver-", suffix=".log", delete=False)
+        cmd = [TPSERVER, "--host", "127.0.0.1", "--port", "0", "--config", "/dev/null"] + list(args)
+        full_env = dict(os.environ)
+        full_env.pop("NOTIFY_SOCKET", None)
+        full_env.pop("LISTEN_FDS", None)
+        full_env.pop("JOURNAL_STREAM", None)
+        if env:
+            full_env.update(env)
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.logfile,
+                                     stderr=subprocess.STDOUT, env=full_env)
+        self.port = None
+        if wait:
+            self.port = self.wait_log(r"listening on 127\.0\.0\.1:(\d+)", group=1, cast=int)
+
+    def log(self):
+        with open(self.logfile.name, "r", errors="replace") as f:
+            return f.read()
+
+    def wait_log(self, pattern, timeout=10.0, group=0, cast=str):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            m = re.search(pattern, self.log())
+            if m:
+                return cast(m.group(group))
+            if self.proc.poll() is not None:
+                raise AssertionError("tpserver exited (%s) before logging %r:\n%s"
+                                     % (self.proc.returncode, pattern, self.log()))
+            time.sleep(0.02)
+        raise AssertionError("timed out waiting for %r in log:\n%s" % (pattern, self.log()))
+
+    def connect(self, timeout=10.0):
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return s
+
+    def threads(self):
+        return len(os.listdir("/proc/%d/task" % self.proc.pid))
+
+    def fds(self):
+        return len(os.listdir("/proc/%d/fd" % self.proc.pid))
+
+    def rss_kib(self):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout=20.0):
+        """SIGTERM and wait; returns the exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("tpserver did not exit within %.0f s of SIGTERM" % timeout)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        os.unlink(self.logfile.name)
+        return False
+
+
+class LineReader:
+    """Reads newline-terminated replies from a socket."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+
+    def line(self, timeout=10.0):
+        self.sock.settimeout(timeout)
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed with %r unread" % self.buf)
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.decode("latin-1")
+
+    def lines(self, n, timeout=10.0):
+        return [self.line(timeout) for _ in range(n)]
+
+
+def request(sock, reader, line, timeout=10.0):
+    sock.sendall(line.encode("latin-1") + b"\n")
+    return reader.line(timeout)
