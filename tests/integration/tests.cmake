@@ -1,0 +1,1 @@
+tp_integration_test(server test_server.py)

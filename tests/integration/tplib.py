@@ -8,6 +8,10 @@ import socket
 import subprocess
 import tempfile
 import time
+import warnings
+
+# Tests close sockets by ending; the interpreter need not warn about each.
+warnings.simplefilter("ignore", ResourceWarning)
 
 TPSERVER = os.environ.get("TPSERVER") or os.path.join(os.environ.get("TP_BUILD_DIR", "build"), "tpserver")
 TPCLIENT = os.environ.get("TPCLIENT") or os.path.join(os.path.dirname(TPSERVER), "tpclient")

@@ -1,0 +1,34 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Install what building and testing tpserver needs on Debian 12 (as root).
+# usage: packaging/deps.sh [build|test|all]   (default: all)
+#   build: compiler, CMake, libraries
+#   test:  build + everything the test suite uses (sanitizer runtimes,
+#          libFuzzer, static analysers, systemd tools, Debian packaging and
+#          the container tools of the end-to-end test)
+set -euo pipefail
+what=${1:-all}
+
+build_pkgs=(build-essential cmake pkg-config libsystemd-dev libconfig-dev libcmocka-dev)
+test_pkgs=(python3 systemd procps iproute2 clang libclang-rt-14-dev cppcheck clang-tidy
+	debhelper devscripts lintian fakeroot debootstrap systemd-container gnuplot-nox)
+
+case $what in
+build) pkgs=("${build_pkgs[@]}") ;;
+test | all) pkgs=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
+*) echo "usage: $0 [build|test|all]" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+if [[ $(id -u) -ne 0 ]]; then
+	echo "deps: missing packages: ${missing[*]}; run as root or: sudo apt-get install ${missing[*]}" >&2
+	exit 1
+fi
+echo "deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >/dev/null
+apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null

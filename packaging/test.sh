@@ -1,0 +1,46 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Install what is missing, build, and run the whole test suite:
+#   unit + integration tests (ctest), then the same under ASan+UBSan and
+#   under TSan, the fuzz targets, static analysis, and the end-to-end test
+#   under a booted systemd.
+# usage: packaging/test.sh [--quick]     (--quick: the plain ctest run only)
+# Build trees go to build-test*/ in the source tree.  Each further stage is a
+# script in tests/stages/, run in name order with TOP and JOBS set.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+quick=0
+[[ ${1:-} == --quick ]] && quick=1
+jobs=$(nproc)
+failed=()
+
+stage() { printf '\n=== %s ===\n' "$*"; }
+
+ctest_tree() { # ctest_tree DIR [cmake args...]
+	local dir=$1
+	shift
+	cmake -S "$top" -B "$dir" -DTP_WERROR=ON "$@" >/dev/null
+	cmake --build "$dir" -j"$jobs" >/dev/null
+	ctest --test-dir "$dir" --output-on-failure -j"$jobs"
+}
+
+"$top/packaging/deps.sh" all
+
+stage "build and test (RelWithDebInfo, -Werror)"
+ctest_tree "$top/build-test" || failed+=(ctest)
+
+if [[ $quick == 0 ]]; then
+	for extra in "$top"/tests/stages/*.sh; do
+		[[ -e $extra ]] || continue
+		name=$(basename "$extra" .sh)
+		stage "$name"
+		TOP=$top JOBS=$jobs bash "$extra" || failed+=("$name")
+	done
+fi
+
+echo
+if [[ ${#failed[@]} -gt 0 ]]; then
+	echo "test.sh: FAILED: ${failed[*]}"
+	exit 1
+fi
+echo "test.sh: all stages passed"

@@ -1,0 +1,338 @@
+# SPDX-License-Identifier: MIT
+"""Integration tests of the core server: the real tpserver binary on an
+ephemeral loopback port, driven over TCP."""
+import os
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+import unittest
+
+from tplib import TPSERVER, LineReader, Server, request
+
+
+class Protocol(unittest.TestCase):
+    def test_reply_formats(self):
+        with Server() as srv:
+            s = srv.connect()
+            r = LineReader(s)
+            cases = [
+                ("ECHO hello world", "OK hello world"),
+                ("echo  two  spaces ", "OK  two  spaces "),
+                ("ECHO", "OK "),
+                ("SLEEP 0", "OK 0"),
+                ("sleep 15", "OK 15"),
+                ("SLEEP 10000", "OK 10000"),
+                ("SLEEP 10001", "ERR invalid argument"),
+                ("SLEEP -1", "ERR invalid argument"),
+                ("SLEEP 5x", "ERR invalid argument"),
+                ("SLEEP", "ERR invalid argument"),
+                ("SLEEP 99999999999999999999999", "ERR invalid argument"),
+                ("", "ERR empty request"),
+                ("FROB x", "ERR unknown op FROB"),
+            ]
+            for line, want in cases:
+                self.assertEqual(request(s, r, line), want, line)
+            # CRLF is accepted and stripped once.
+            s.sendall(b"ECHO crlf\r\n")
+            self.assertEqual(r.line(), "OK crlf")
+            # Binary bytes and invalid UTF-8 in ECHO come back byte for byte.
+            s.sendall(b"ECHO \xff\xfe\x00\x01z\n")
+            self.assertEqual(r.line().encode("latin-1"), b"OK \xff\xfe\x00\x01z")
+            s.close()
+            self.assertEqual(srv.stop(), 0)
+
+    def test_pipelined_replies_in_order_run_concurrently(self):
+        with Server("--workers", "8") as srv:
+            s = srv.connect()
+            r = LineReader(s)
+            lines = ["SLEEP 600", "SLEEP 300", "ECHO a", "SLEEP 450", "ECHO b", "SLEEP 0"]
+            t0 = time.monotonic()
+            s.sendall("".join(l + "\n" for l in lines).encode())
+            got = r.lines(len(lines))
+            elapsed = time.monotonic() - t0
+            self.assertEqual(got, ["OK 600", "OK 300", "OK a", "OK 450", "OK b", "OK 0"])
+            # Concurrent: about the longest sleep, far less than their sum (1.35 s).
+            self.assertLess(elapsed, 1.2)
+            self.assertGreaterEqual(elapsed, 0.55)
+
+    def test_many_pipelined_echo_in_order(self):
+        with Server() as srv:
+            s = srv.connect()
+            r = LineReader(s)
+            n = 5000
+            s.sendall("".join("ECHO %d\n" % i for i in range(n)).encode())
+            got = r.lines(n)
+            self.assertEqual(got, ["OK %d" % i for i in range(n)])
+
+    def test_over_long_line_is_refused_and_connection_goes_on(self):
+        with Server("--max-line-bytes", "100") as srv:
+            s = srv.connect()
+            r = LineReader(s)
+            s.sendall(b"ECHO " + b"x" * 95 + b"\n")          # 100 bytes: fits
+            self.assertEqual(r.line(), "OK " + "x" * 95)
+            s.sendall(b"ECHO " + b"x" * 96 + b"\n")          # 101 bytes
+            self.assertEqual(r.line(), "ERR line too long")
+            self.assertEqual(request(s, r, "ECHO after"), "OK after")
+            # 8 MiB without a newline, in pieces: one error, memory does not follow.
+            rss0 = srv.rss_kib()
+            chunk = b"y" * 65536
+            for _ in range(128):
+                s.sendall(chunk)
+            s.sendall(b"\nECHO still here\n")
+            self.assertEqual(r.line(), "ERR line too long")
+            self.assertEqual(r.line(), "OK still here")
+            self.assertLess(srv.rss_kib() - rss0, 4096)
+
+
+class Backpressure(unittest.TestCase):
+    def occupy(self, srv, n, ms):
+        """n connections each sending SLEEP ms; returns them (kept open)."""
+        socks = []
+        for _ in range(n):
+            s = srv.connect()
+            s.sendall(b"SLEEP %d\n" % ms)
+            socks.append(s)
+        time.sleep(0.2)  # let them reach the worker and the queue
+        return socks
+
+    def test_busy_after_queue_timeout(self):
+        with Server("--workers", "1", "--queue", "1", "--queue-timeout-ms", "1000") as srv:
+            hold = self.occupy(srv, 2, 4000)  # one running, one queued: full
+            s = srv.connect()
+            r = LineReader(s)
+            t0 = time.monotonic()
+            s.sendall(b"ECHO waits\n")
+            self.assertEqual(r.line(timeout=5), "ERR server busy")
+            elapsed = time.monotonic() - t0
+            self.assertGreaterEqual(elapsed, 0.9)
+            self.assertLess(elapsed, 1.6)
+            # Busy is not fatal: the connection remains usable.
+            s.sendall(b"SLEEP 5\n")
+            hold[0].close()
+
+    def test_waiter_admitted_when_space_frees_in_time(self):
+        with Server("--workers", "1", "--queue", "1", "--queue-timeout-ms", "3000") as srv:
+            a = srv.connect()
+            a.sendall(b"SLEEP 600\n")
+            time.sleep(0.1)
+            b = srv.connect()
+            b.sendall(b"SLEEP 1\n")
+            time.sleep(0.1)
+            c = srv.connect()
+            rc = LineReader(c)
+            t0 = time.monotonic()
+            c.sendall(b"ECHO admitted\n")
+            self.assertEqual(rc.line(timeout=5), "OK admitted")
+            self.assertLess(time.monotonic() - t0, 2.0)
+            self.assertEqual(LineReader(a).line(), "OK 600")
+            self.assertEqual(LineReader(b).line(), "OK 1")
+
+    def test_each_waiter_keeps_its_own_deadline(self):
+        with Server("--workers", "1", "--queue", "1", "--queue-timeout-ms", "1000") as srv:
+            hold = self.occupy(srv, 2, 5000)
+            c, d = srv.connect(), srv.connect()
+            rc, rd = LineReader(c), LineReader(d)
+            results = {}
+
+            def wait(name, reader):
+                reader.line(timeout=5) and results.__setitem__(name, time.monotonic())
+
+            t0 = time.monotonic()
+            c.sendall(b"ECHO c\n")
+            tc = threading.Thread(target=wait, args=("c", rc))
+            tc.start()
+            time.sleep(0.5)
+            d.sendall(b"ECHO d\n")
+            td = threading.Thread(target=wait, args=("d", rd))
+            td.start()
+            tc.join(6)
+            td.join(6)
+            self.assertIn("c", results)
+            self.assertIn("d", results)
+            self.assertGreaterEqual(results["c"] - t0, 0.9)
+            self.assertLess(results["c"] - t0, 1.4)
+            # d waited its own full second, starting half a second later.
+            self.assertGreater(results["d"] - results["c"], 0.3)
+            self.assertLess(results["d"] - results["c"], 0.8)
+            for h in hold:
+                h.close()
+
+    def test_waiting_connection_does_not_stall_others(self):
+        with Server("--workers", "2", "--queue", "1", "--queue-timeout-ms", "2000") as srv:
+            hold = self.occupy(srv, 3, 3000)   # 2 running + 1 queued
+            w = srv.connect()
+            w.sendall(b"ECHO waiting\n" * 50)  # parks, and its connection pauses
+            time.sleep(0.1)
+            # A fresh connection's invalid request is answered at once.
+            s = srv.connect()
+            r = LineReader(s)
+            t0 = time.monotonic()
+            self.assertEqual(request(s, r, "SLEEP x"), "ERR invalid argument")
+            self.assertLess(time.monotonic() - t0, 0.5)
+            for h in hold:
+                h.close()
+
+
+class Connections(unittest.TestCase):
+    def test_200_simultaneous_clients(self):
+        with Server("--workers", "16") as srv:
+            errors = []
+            barrier = threading.Barrier(200)
+
+            def client(i):
+                try:
+                    s = srv.connect(timeout=20)
+                    r = LineReader(s)
+                    barrier.wait(20)
+                    s.sendall(b"ECHO client-%d\nSLEEP 50\n" % i)
+                    got = r.lines(2, timeout=20)
+                    if got != ["OK client-%d" % i, "OK 50"]:
+                        errors.append((i, got))
+                    s.close()
+                except Exception as e:  # noqa: BLE001 - reported below
+                    errors.append((i, repr(e)))
+
+            threads = [threading.Thread(target=client, args=(i,)) for i in range(200)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+            self.assertEqual(errors, [])
+
+    def test_thread_count_independent_of_connections(self):
+        with Server("--workers", "4") as srv:
+            before = srv.threads()
+            socks = []
+            for i in range(300):
+                s = srv.connect()
+                socks.append(s)
+            for i, s in enumerate(socks):
+                s.sendall(b"ECHO %d\n" % i)
+            for i, s in enumerate(socks):
+                self.assertEqual(LineReader(s).line(), "OK %d" % i)
+            self.assertEqual(srv.threads(), before)
+            self.assertEqual(before, 4 + 1)  # workers + one event loop
+            for s in socks:
+                s.close()
+
+    def test_max_connections(self):
+        with Server("--max-connections", "5") as srv:
+            socks = [srv.connect() for _ in range(5)]
+            for s in socks:
+                self.assertEqual(request(s, LineReader(s), "ECHO in"), "OK in")
+            extra = srv.connect()
+            r = LineReader(extra)
+            self.assertEqual(r.line(), "ERR too many connections")
+            with self.assertRaises(EOFError):
+                r.line()
+            socks[0].close()
+            time.sleep(0.2)
+            again = srv.connect()
+            self.assertEqual(request(again, LineReader(again), "ECHO back"), "OK back")
+
+    def test_clients_vanishing_mid_request(self):
+        with Server("--workers", "4") as srv:
+            base_fds = srv.fds()
+            for i in range(50):
+                s = srv.connect()
+                s.sendall(b"SLEEP 200\nECHO x\n" * 5)
+                if i % 2:
+                    # Reset instead of FIN.
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                s.close()
+            # Still serving everyone else meanwhile.
+            s = srv.connect()
+            self.assertEqual(request(s, LineReader(s), "ECHO alive"), "OK alive")
+            s.close()
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and srv.fds() > base_fds:
+                time.sleep(0.1)
+            self.assertEqual(srv.fds(), base_fds)
+            self.assertIsNone(srv.proc.poll())
+            self.assertEqual(srv.stop(), 0)
+
+    def test_half_close_still_gets_replies(self):
+        with Server() as srv:
+            s = srv.connect()
+            s.sendall(b"SLEEP 100\nECHO bye\n")
+            s.shutdown(socket.SHUT_WR)
+            r = LineReader(s)
+            self.assertEqual(r.lines(2), ["OK 100", "OK bye"])
+            with self.assertRaises(EOFError):
+                r.line()
+
+
+class Shutdown(unittest.TestCase):
+    def test_sigterm_answers_in_flight_work_and_exits_0(self):
+        with Server("--workers", "2") as srv:
+            a = srv.connect()
+            ra = LineReader(a)
+            a.sendall(b"SLEEP 800\nSLEEP 800\nSLEEP 800\n")  # two run, one queued
+            time.sleep(0.2)
+            t0 = time.monotonic()
+            srv.signal(signal.SIGTERM)
+            time.sleep(0.2)
+            a.sendall(b"ECHO late\n")
+            self.assertEqual(ra.lines(4, timeout=10),
+                             ["OK 800", "OK 800", "OK 800", "ERR server shutting down"])
+            self.assertEqual(srv.proc.wait(10), 0)
+            self.assertLess(time.monotonic() - t0, 5)
+            log = srv.log()
+            self.assertIn("shutting down", log)
+            self.assertIn("stopped", log)
+
+    def test_shutdown_timeout_cuts_long_sleeps(self):
+        with Server("--shutdown-timeout-s", "1") as srv:
+            a = srv.connect()
+            a.sendall(b"SLEEP 10000\n")
+            time.sleep(0.2)
+            t0 = time.monotonic()
+            srv.signal(signal.SIGTERM)
+            self.assertEqual(LineReader(a).line(timeout=10), "ERR server shutting down")
+            self.assertEqual(srv.proc.wait(10), 0)
+            self.assertLess(time.monotonic() - t0, 4)
+
+
+class CommandLine(unittest.TestCase):
+    def run_tp(self, *args):
+        return subprocess.run([TPSERVER, "--config", "/dev/null"] + list(args),
+                              capture_output=True, text=True, timeout=10)
+
+    def test_invalid_values_name_the_flag(self):
+        for args, flag in [(["--workers", "0"], "--workers"), (["--port", "70000"], "--port"),
+                           (["--queue", "abc"], "--queue"), (["--queue-timeout-ms", "-5"], "--queue-timeout-ms"),
+                           (["--max-line-bytes", "1"], "--max-line-bytes"), (["--bogus"], "--bogus"),
+                           (["--log-level", "loud"], "--log-level")]:
+            p = self.run_tp(*args)
+            self.assertNotEqual(p.returncode, 0, args)
+            self.assertIn(flag, p.stderr, args)
+            self.assertEqual(len(p.stderr.strip().splitlines()), 1, p.stderr)
+
+    def test_help_and_version(self):
+        p = self.run_tp("--help")
+        self.assertEqual(p.returncode, 0)
+        self.assertIn("--workers", p.stdout)
+        self.assertIn("--queue", p.stdout)
+        p = self.run_tp("--version")
+        self.assertEqual(p.returncode, 0)
+        self.assertRegex(p.stdout, r"^tpserver \d+\.\d+\.\d+")
+
+    def test_original_interface(self):
+        # tpserver --host 127.0.0.1 --port P --workers 8 --queue 500, as users know it.
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        with Server("--host", "127.0.0.1", "--port", str(port), "--workers", "8", "--queue", "500",
+                    wait=False) as srv:
+            srv.port = srv.wait_log(r"listening on 127\.0\.0\.1:(\d+)", group=1, cast=int)
+            self.assertEqual(srv.port, port)
+            self.assertIn("8 workers, queue 500", srv.wait_log(r"ready: .*"))
+            s = srv.connect()
+            self.assertEqual(request(s, LineReader(s), "ECHO classic"), "OK classic")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2, warnings="ignore")
