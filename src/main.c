@@ -106,7 +106,8 @@ int main(int argc, char **argv)
 	r = tp_server_new(&cfg, reload_config, &a, &srv, err, sizeof(err));
 	if (r < 0) {
 		tp_log(TP_LOG_ERROR, "start", "%s", err);
-		return 1;
+		/* -EINVAL: an unusable address or inherited socket, a configuration problem. */
+		return r == -EINVAL ? TP_EXIT_CONFIG : 1;
 	}
 	r = tp_server_run(srv);
 	tp_server_free(srv);

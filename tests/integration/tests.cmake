@@ -1,1 +1,3 @@
 tp_integration_test(server test_server.py)
+tp_integration_test(systemd test_systemd.py)
+tp_integration_test(tpclient test_tpclient.py)
