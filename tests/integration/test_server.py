@@ -218,6 +218,29 @@ class Connections(unittest.TestCase):
             for s in socks:
                 s.close()
 
+    def test_several_event_loops(self):
+        # Connections spread over three loops; a waiter parked by one loop
+        # may be expired or admitted by another, and still answered in order.
+        with Server("--io-threads", "3", "--workers", "2", "--queue", "2",
+                    "--queue-timeout-ms", "700") as srv:
+            self.assertEqual(srv.threads(), 2 + 3)
+            socks = [srv.connect() for _ in range(12)]
+            for i, s in enumerate(socks):
+                s.sendall(b"SLEEP 1500\nECHO %d\n" % i)
+            outcomes = []
+            for i, s in enumerate(socks):
+                got = LineReader(s).lines(2, timeout=15)
+                outcomes.append(got)
+                self.assertIn(got[0], ("OK 1500", "ERR server busy"))
+                self.assertIn(got[1], ("OK %d" % i, "ERR server busy"))
+            flat = [x for o in outcomes for x in o]
+            # 2 workers and 2 places: a few SLEEPs run, most requests time out waiting.
+            self.assertGreaterEqual(flat.count("OK 1500"), 2)
+            self.assertGreaterEqual(flat.count("ERR server busy"), 8)
+            for i, s in enumerate(socks):
+                self.assertEqual(request(s, LineReader(s), "ECHO again %d" % i), "OK again %d" % i)
+            self.assertEqual(srv.stop(), 0)
+
     def test_max_connections(self):
         with Server("--max-connections", "5") as srv:
             socks = [srv.connect() for _ in range(5)]
