@@ -8,10 +8,11 @@
  * are framed straight from the loop's scratch buffer; only a partial line,
  * or the unframed rest while paused, is kept per connection.
  *
- * Batches: up to BATCH lines are parsed, then pushed with one queue call.
- * Requests the queue could not admit wait in its wait list; while any does,
- * the connection reads nothing more (TCP then pushes back on the client),
- * and other connections go on.
+ * Batches: each turn of the loop, up to BATCH lines per connection are
+ * parsed into the loop's batch, which goes to the queue with one call at
+ * the end of the turn (tp_loop_push_batch).  Requests the queue could not
+ * admit wait in its wait list; while any does, the connection reads nothing
+ * more (TCP then pushes back on the client), and other connections go on.
  *
  * Output: every request, valid or not, is on the in-order list from the
  * moment its line is framed; replies are written from the head of that list
@@ -36,7 +37,7 @@
 #include "queue.h"
 #include "server.h"
 
-#define BATCH 64            /* lines parsed per queue push */
+#define BATCH 64            /* lines parsed per connection per turn */
 #define READ_BUDGET 16      /* reads per turn before yielding to other connections */
 #define WRITE_IOV 64        /* replies per writev */
 
@@ -194,51 +195,10 @@ static int on_line(void *ctx, const char *line, size_t len, bool too_long)
 		r->qnode.batchable = pr.sleep_ms == 0;
 	}
 	list_append(c, r);
-	r->qnode.next = NULL;
-	if (c->btail)
-		c->btail->qnode.next = &r->qnode;
-	else
-		c->bhead = r;
-	c->btail = r;
 	c->bn++;
 	c->ninflight++;
+	tp_loop_batch_add(l, r);
 	return c->bn >= BATCH || over_unsent(c);
-}
-
-/* Push the parsed batch with one queue call; mark the ones left waiting. */
-static void push_batch(struct tp_conn *c)
-{
-	struct tp_server *srv = tp_loop_server(c->loop);
-	struct tp_req *r = c->bhead;
-	size_t n = c->bn;
-	int admitted;
-
-	if (n == 0)
-		return;
-	c->bhead = c->btail = NULL;
-	c->bn = 0;
-
-	admitted = tp_queue_push(tp_server_queue(srv), &r->qnode, n);
-	if (admitted < 0) {
-		/* Closed: the server is past its shutdown deadline. */
-		while (r) {
-			struct tp_req *next = r->qnode.next ? tp_req_of(r->qnode.next) : NULL;
-			r->status = TP_PROTO_SHUTDOWN;
-			r->len = (uint32_t)tp_proto_format_error(TP_PROTO_SHUTDOWN, NULL, 0, r->buf);
-			tp_conn_complete(c, r);
-			r = next;
-		}
-		return;
-	}
-	/* Nodes past the admitted ones wait; admission notices come later on this thread. */
-	for (size_t i = 0; i < n && r; i++) {
-		struct tp_req *next = r->qnode.next ? tp_req_of(r->qnode.next) : NULL;
-		if (i >= (size_t)admitted) {
-			r->waiting = true;
-			c->nwaiting++;
-		}
-		r = next;
-	}
 }
 
 static void read_error(struct tp_conn *c, int err)
@@ -252,11 +212,16 @@ void tp_conn_process(struct tp_conn *c)
 {
 	int budget = READ_BUDGET;
 
+	if (c->bn >= BATCH) {
+		/* Its share of this turn's batch is full: go on next turn. */
+		tp_loop_mark_ready(c->loop, c);
+		return;
+	}
 	c->framer.max_line = (size_t)tp_loop_config(c->loop)->max_line_bytes;
 	while (can_read(c)) {
 		int r;
 
-		if (budget-- == 0) {
+		if (budget-- == 0 || c->bn >= BATCH) {
 			tp_loop_mark_ready(c->loop, c);
 			break;
 		}
@@ -277,14 +242,12 @@ void tp_conn_process(struct tp_conn *c)
 				}
 				if (errno == EINTR)
 					continue;
-				push_batch(c);
 				read_error(c, errno);
 				return;
 			}
 			tp_loop_touch(c->loop, c);
 			r = tp_framer_feed(&c->framer, buf, (size_t)n, on_line, c);
 		}
-		push_batch(c);
 		if (r < 0 || c->failed) {
 			tp_conn_close(c, "out of memory");
 			return;
@@ -348,7 +311,8 @@ void tp_conn_flush(struct tp_conn *c)
 			req_free(c, h);
 		}
 		if (left) {
-			c->ohead->woff += (uint32_t)left;
+			/* left > 0: the head was written in part, so it is still on the list. */
+			c->ohead->woff += (uint32_t)left; /* NOLINT(clang-analyzer-core.NullDereference) */
 			c->writable = false; /* a short write means the socket buffer is full */
 		}
 	}
@@ -367,6 +331,8 @@ void tp_conn_flush(struct tp_conn *c)
 void tp_conn_complete(struct tp_conn *c, struct tp_req *r)
 {
 	c->ninflight--;
+	if (r->qnode.batchable)
+		tp_loop_cheap_done(c->loop);
 	if (r->waiting) {
 		r->waiting = false;
 		if (--c->nwaiting == 0 && can_read(c))
@@ -381,6 +347,17 @@ void tp_conn_complete(struct tp_conn *c, struct tp_req *r)
 	}
 	if (r == c->ohead)
 		tp_loop_mark_dirty(c->loop, c);
+}
+
+void tp_conn_waiting(struct tp_conn *c, struct tp_req *r)
+{
+	r->waiting = true;
+	c->nwaiting++;
+}
+
+void tp_conn_turn_done(struct tp_conn *c)
+{
+	c->bn = 0;
 }
 
 void tp_conn_admitted(struct tp_conn *c, struct tp_req *r)

@@ -38,14 +38,14 @@ struct tp_conn {
 	uint32_t nwaiting;            /* parked in the queue's wait list */
 	size_t pending_bytes;         /* reply memory held: the unsent-output bound */
 
-	struct tp_req *bhead, *btail; /* parsed, not yet pushed */
-	size_t bn;
+	size_t bn; /* lines parsed into the loop's batch this turn */
 
 	uint64_t last_active_ns;
 	struct tp_conn *lru_prev, *lru_next; /* loop's idle list, least recent first */
 	struct tp_conn *ready_next;          /* loop's list of conns with input to go on with */
 	struct tp_conn *dirty_next;          /* loop's list of conns with replies to write */
-	bool in_ready, in_dirty;
+	struct tp_conn *batch_next;          /* loop's list of conns with requests in its batch */
+	bool in_ready, in_dirty, in_batch_list;
 
 	bool readable; /* edge-triggered: input may be pending */
 	bool writable; /* edge-triggered: the socket can take more */
@@ -76,6 +76,12 @@ void tp_conn_flush(struct tp_conn *c);
 
 /* A request of this connection came back from the pool or the wait list. */
 void tp_conn_complete(struct tp_conn *c, struct tp_req *r);
+
+/* The queue could not admit r: it waits, and the connection pauses. */
+void tp_conn_waiting(struct tp_conn *c, struct tp_req *r);
+
+/* The loop pushed its batch: this connection may parse a new share. */
+void tp_conn_turn_done(struct tp_conn *c);
 
 /* A waiting request of this connection was admitted to the queue. */
 void tp_conn_admitted(struct tp_conn *c, struct tp_req *r);

@@ -69,6 +69,10 @@ void tp_loop_touch(struct tp_loop *l, struct tp_conn *c);
 void tp_loop_conn_closed(struct tp_loop *l, struct tp_conn *c);
 /* A closed connection was freed. */
 void tp_loop_conn_freed(struct tp_loop *l);
+/* Add a parsed request to this turn's batch (pushed with one queue call). */
+void tp_loop_batch_add(struct tp_loop *l, struct tp_req *r);
+/* Batchable requests of this loop leaving the pool. */
+void tp_loop_cheap_done(struct tp_loop *l);
 /* Count a busy rejection (aggregated into one log entry per interval). */
 void tp_loop_count_busy(struct tp_loop *l);
 /* Count a reply sent. */

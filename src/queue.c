@@ -19,6 +19,11 @@
  * - Workers sleep on `cond` only in tp_queue_pop().  A push signals no more
  *   workers than are idle and not already woken (`nwaking`), so a burst does
  *   not wake the whole pool for work one worker takes as a batch.
+ * - Before blocking, one worker at a time (`spinner`) polls for new work for
+ *   up to SPIN_NS without the lock.  Under steady traffic the next request
+ *   then costs no futex wake-up on either side; a push leaves that worker's
+ *   share of the work to it.  The spin only follows work just done, so an
+ *   idle pool still sleeps: after at most SPIN_NS every worker blocks.
  * - The admit callback runs under the lock so that the notification that a
  *   waiter was admitted is published before any worker can take (and
  *   complete) that node.  Lock order: queue lock, then whatever the callback
@@ -30,6 +35,10 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <time.h>
+
+/* How long the spinning worker polls before it blocks. */
+#define SPIN_NS 50000
 
 struct list {
 	struct tp_qnode *head, *tail;
@@ -44,6 +53,8 @@ struct tp_queue {
 	size_t capacity;
 	size_t nidle;   /* workers blocked in pop */
 	size_t nwaking; /* signals sent that no worker has consumed yet */
+	bool spinner;   /* a worker is polling `nready` instead of sleeping */
+	_Atomic size_t nready; /* ready.len, readable without the lock */
 	unsigned wake_gen;
 	bool closed;
 	_Atomic uint64_t next_deadline; /* wait list head's deadline, readable without the lock */
@@ -109,9 +120,20 @@ static void publish_deadline(struct tp_queue *q)
 			      memory_order_relaxed);
 }
 
-/* Wake up to `want` idle workers that have not been woken already. */
+/* Publish ready.len for the spinner. Lock held. */
+static void publish_ready(struct tp_queue *q)
+{
+	atomic_store_explicit(&q->nready, q->ready.len, memory_order_release);
+}
+
+/*
+ * Wake up to `want` idle workers that have not been woken already.  A
+ * spinning worker takes the first share itself.
+ */
 static void wake_workers(struct tp_queue *q, size_t want)
 {
+	if (q->spinner && want > 0)
+		want--;
 	while (want > 0 && q->nidle > q->nwaking) {
 		q->nwaking++;
 		pthread_cond_signal(&q->cond);
@@ -179,15 +201,41 @@ int tp_queue_push(struct tp_queue *q, struct tp_qnode *first, size_t n)
 		node = next;
 	}
 	publish_deadline(q);
+	publish_ready(q);
 	if (admitted)
 		wake_workers(q, workers_wanted(q, admitted_first, admitted));
 	pthread_mutex_unlock(&q->lock);
 	return (int)admitted;
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Poll for work without the lock for up to SPIN_NS. Returns true if some appeared. */
+static bool spin_for_work(struct tp_queue *q, const atomic_bool *stop)
+{
+	uint64_t end = mono_ns() + SPIN_NS;
+	for (unsigned i = 1;; i++) {
+		if (atomic_load_explicit(&q->nready, memory_order_acquire) > 0)
+			return true;
+		if (stop && atomic_load_explicit(stop, memory_order_relaxed))
+			return false;
+#if defined(__x86_64__) || defined(__i386__)
+		__builtin_ia32_pause();
+#endif
+		if ((i & 63) == 0 && mono_ns() >= end)
+			return false;
+	}
+}
+
 size_t tp_queue_pop(struct tp_queue *q, struct tp_qnode **ret, size_t max, const atomic_bool *stop)
 {
 	size_t n = 0;
+	bool spun = false;
 
 	pthread_mutex_lock(&q->lock);
 	for (;;) {
@@ -197,6 +245,16 @@ size_t tp_queue_pop(struct tp_queue *q, struct tp_qnode **ret, size_t max, const
 			break;
 		if (q->closed && !q->wait.head)
 			break;
+		if (!spun && !q->spinner && !q->closed) {
+			/* Pushes see `spinner` under the lock and leave one share of work to us. */
+			q->spinner = true;
+			pthread_mutex_unlock(&q->lock);
+			spin_for_work(q, stop);
+			pthread_mutex_lock(&q->lock);
+			q->spinner = false;
+			spun = true;
+			continue;
+		}
 		q->nidle++;
 		pthread_cond_wait(&q->cond, &q->lock);
 		q->nidle--;
@@ -212,6 +270,7 @@ size_t tp_queue_pop(struct tp_queue *q, struct tp_qnode **ret, size_t max, const
 	}
 	if (n) {
 		admit_waiters(q);
+		publish_ready(q);
 		/* Left-over work and idle colleagues: hand it on rather than leave it queued. */
 		if (q->ready.head)
 			wake_workers(q, workers_wanted(q, q->ready.head, q->ready.len));
@@ -243,7 +302,9 @@ void tp_queue_set_capacity(struct tp_queue *q, size_t capacity)
 {
 	pthread_mutex_lock(&q->lock);
 	q->capacity = capacity ? capacity : 1;
-	if (admit_waiters(q))
+	size_t admitted = admit_waiters(q);
+	publish_ready(q);
+	if (admitted)
 		wake_workers(q, workers_wanted(q, q->ready.head, q->ready.len));
 	pthread_mutex_unlock(&q->lock);
 }
@@ -276,6 +337,7 @@ size_t tp_queue_take_all(struct tp_queue *q, struct tp_qnode **ret_first)
 	while ((n = list_shift(&q->wait)))
 		list_append(&out, n);
 	publish_deadline(q);
+	publish_ready(q);
 	pthread_mutex_unlock(&q->lock);
 	*ret_first = out.head;
 	return out.len;

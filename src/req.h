@@ -24,6 +24,7 @@ struct tp_conn;
 struct tp_req {
 	struct tp_qnode qnode;   /* queue link; reused as the completion-list link */
 	struct tp_req *anext;    /* admission-notice list link (see loop.h) */
+	struct tp_req *bnext;    /* the loop's unpushed batch; loop only, stable after the push */
 	struct tp_req *onext;    /* the connection's in-order list */
 	struct tp_conn *conn;
 	uint64_t arrival_ns;
