@@ -5,6 +5,7 @@
 #include "framer.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,7 +35,12 @@ static int keep(struct tp_framer *f, const char *data, size_t len)
 		tp_framer_release(f);
 		return 0;
 	}
-	if (data >= f->buf && data < f->buf + f->cap) {
+	/*
+	 * As integers: data points into buf or into an unrelated chunk, and
+	 * buf may be NULL (no pointer arithmetic on it, no ordering of
+	 * pointers to different objects).
+	 */
+	if (f->buf && (uintptr_t)data - (uintptr_t)f->buf < f->cap) {
 		memmove(f->buf, data, len);
 	} else {
 		if (len > f->cap) {
@@ -134,8 +140,13 @@ int tp_framer_feed(struct tp_framer *f, const char *data, size_t len, tp_framer_
 	const char *nl = memchr(data, '\n', len);
 	size_t head = nl ? (size_t)(nl - data) + 1 : len;
 
-	if (f->len + head > f->max_line + 2) {
-		/* The retained line plus what came cannot fit: too long. */
+	/*
+	 * The retained line plus what came cannot fit: too long.  A whole line
+	 * may take max_line + 2 bytes ("\r\n"), a partial one max_line + 1
+	 * (it may still end in "\r\n"): the same limits as frame(), so the
+	 * events do not depend on how the input was split.
+	 */
+	if (f->len + head > f->max_line + (nl ? 2 : 1)) {
 		tp_framer_release(f);
 		if (!nl) {
 			f->discarding = true;

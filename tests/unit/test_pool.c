@@ -1,0 +1,579 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests of pool.c (with queue.c): workers started and counted both in
+ * the stats and as threads in /proc/self/task; sleeps on different workers
+ * overlapping; stop draining queued work; resize up and down, a shrink
+ * letting busy workers finish rather than cutting them off; abort cutting
+ * sleeps short; and the busy statistics.  Timing checks are bounds with
+ * wide margins, never exact times.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "pool.h"
+#include "queue.h"
+
+#define MS 1000000ull
+
+struct task {
+	struct tp_qnode node;
+	uint32_t sleep_ms;
+	int result;         /* what tp_pool_sleep_ms() returned */
+	uint64_t start_ns;  /* when exec began on it */
+	uint64_t end_ns;
+	_Atomic int runs;
+};
+
+/* The exec callback's context: the pool (for sleeping) and the completion count. */
+struct ctx {
+	struct tp_pool *pool;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	size_t done;
+	size_t max_batch;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+static struct task *task_of(struct tp_qnode *n)
+{
+	return (struct task *)(void *)((char *)n - offsetof(struct task, node));
+}
+
+static void exec_tasks(struct tp_qnode **nodes, size_t n, void *arg)
+{
+	struct ctx *c = arg;
+
+	for (size_t i = 0; i < n; i++) {
+		struct task *t = task_of(nodes[i]);
+		t->start_ns = now_ns();
+		t->result = t->sleep_ms ? tp_pool_sleep_ms(c->pool, t->sleep_ms) : 0;
+		t->end_ns = now_ns();
+		atomic_fetch_add(&t->runs, 1);
+	}
+	pthread_mutex_lock(&c->lock);
+	c->done += n;
+	if (n > c->max_batch)
+		c->max_batch = n;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void ctx_init(struct ctx *c)
+{
+	memset(c, 0, sizeof(*c));
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->cond, NULL);
+}
+
+static void ctx_destroy(struct ctx *c)
+{
+	pthread_cond_destroy(&c->cond);
+	pthread_mutex_destroy(&c->lock);
+}
+
+static size_t done_count(struct ctx *c)
+{
+	pthread_mutex_lock(&c->lock);
+	size_t d = c->done;
+	pthread_mutex_unlock(&c->lock);
+	return d;
+}
+
+/* Wait up to timeout_ms for n completions. */
+static bool wait_done(struct ctx *c, size_t n, unsigned timeout_ms)
+{
+	struct timespec ts;
+	bool ok;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&c->lock);
+	while (c->done < n)
+		if (pthread_cond_timedwait(&c->cond, &c->lock, &ts) == ETIMEDOUT)
+			break;
+	ok = c->done >= n;
+	pthread_mutex_unlock(&c->lock);
+	return ok;
+}
+
+/* Threads of this process. */
+static size_t count_tasks(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	size_t n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* Poll (bounded) until the process has want threads. */
+static void wait_tasks(size_t want, unsigned timeout_ms)
+{
+	size_t n = count_tasks();
+	for (unsigned t = 0; n != want && t < timeout_ms; t += 5) {
+		sleep_ms(5);
+		n = count_tasks();
+	}
+	if (n != want)
+		fail_msg("%zu threads, want %zu", n, want);
+}
+
+static struct tp_pool_stats stats(struct tp_pool *p)
+{
+	struct tp_pool_stats st;
+	memset(&st, 0xa5, sizeof(st));
+	tp_pool_stats(p, &st);
+	return st;
+}
+
+/* Poll (bounded) until batches exec calls have completed. */
+static void wait_batches(struct tp_pool *p, uint64_t batches)
+{
+	struct tp_pool_stats st = stats(p);
+	for (int i = 0; i < 1000 && st.batches < batches; i++) {
+		sleep_ms(5);
+		st = stats(p);
+	}
+	if (st.batches != batches)
+		fail_msg("%llu batches, want %llu", (unsigned long long)st.batches,
+			 (unsigned long long)batches);
+}
+
+/* Poll (bounded) until exactly busy workers are inside exec. */
+static void wait_busy(struct tp_pool *p, size_t busy)
+{
+	struct tp_pool_stats st = stats(p);
+	for (int i = 0; i < 1000 && st.busy != busy; i++) {
+		sleep_ms(5);
+		st = stats(p);
+	}
+	if (st.busy != busy)
+		fail_msg("%zu busy, want %zu", st.busy, busy);
+}
+
+static struct task *tasks_new(size_t n, uint32_t ms)
+{
+	struct task *t = calloc(n, sizeof(*t));
+	assert_non_null(t);
+	for (size_t i = 0; i < n; i++) {
+		t[i].sleep_ms = ms;
+		t[i].node.deadline_ns = UINT64_MAX;
+	}
+	return t;
+}
+
+static int push_tasks(struct tp_queue *q, struct task *t, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		t[i].node.next = i + 1 < n ? &t[i + 1].node : NULL;
+	return tp_queue_push(q, &t[0].node, n);
+}
+
+/* A queue and a pool around it, not started. */
+struct rig {
+	struct ctx ctx;
+	struct tp_queue *q;
+	struct tp_pool *p;
+	size_t base_tasks;
+};
+
+static void rig_init(struct rig *r, size_t capacity)
+{
+	ctx_init(&r->ctx);
+	r->base_tasks = count_tasks();
+	r->q = tp_queue_new(capacity, NULL, NULL);
+	assert_non_null(r->q);
+	r->p = tp_pool_new(r->q, exec_tasks, &r->ctx);
+	assert_non_null(r->p);
+	r->ctx.pool = r->p;
+}
+
+static void rig_free(struct rig *r)
+{
+	tp_pool_free(r->p);
+	tp_queue_free(r->q);
+	ctx_destroy(&r->ctx);
+}
+
+static void rig_stop(struct rig *r)
+{
+	tp_pool_stop(r->p);
+	/* Every worker joined: only the threads from before remain. */
+	assert_int_equal(stats(r->p).workers, 0);
+	wait_tasks(r->base_tasks, 2000);
+	rig_free(r);
+}
+
+/*
+ * pool.c keeps each worker slot on its own cache line (struct slot is
+ * aligned(64)), which makes struct tp_pool 64-byte aligned: tp_pool_new()
+ * must return memory with that alignment, or every slot access is
+ * undefined behaviour (UBSan: "misaligned address ... requires 64 byte
+ * alignment").  Several pools, so that one lucky address proves nothing.
+ */
+static void test_new_aligned(void **state)
+{
+	enum { N = 8 };
+	struct tp_queue *q = tp_queue_new(4, NULL, NULL);
+	struct tp_pool *p[N];
+	void *pad[N];
+	size_t misaligned = 0;
+
+	(void)state;
+	assert_non_null(q);
+	for (int i = 0; i < N; i++) {
+		pad[i] = malloc(16 + 16 * (size_t)i);
+		p[i] = tp_pool_new(q, exec_tasks, NULL);
+		assert_non_null(p[i]);
+		misaligned += (uintptr_t)p[i] % 64 != 0;
+	}
+	for (int i = 0; i < N; i++) {
+		tp_pool_free(p[i]);
+		free(pad[i]);
+	}
+	tp_queue_free(q);
+	if (misaligned)
+		fail_msg("%zu of %d pools not 64-byte aligned", misaligned, N);
+}
+
+static void test_start(void **state)
+{
+	struct rig r;
+	struct tp_pool_stats st;
+
+	(void)state;
+	rig_init(&r, 16);
+	st = stats(r.p);
+	assert_int_equal(st.workers, 0);
+	assert_int_equal(st.busy, 0);
+	assert_int_equal(st.oldest_busy_ns, 0);
+	assert_int_equal(st.batches, 0);
+
+	assert_int_equal(tp_pool_start(r.p, 4), 0);
+	/* Running when start returns: no polling needed. */
+	st = stats(r.p);
+	assert_int_equal(st.workers, 4);
+	assert_int_equal(st.target, 4);
+	assert_int_equal(st.busy, 0);
+	assert_int_equal(count_tasks(), r.base_tasks + 4);
+	/* Out-of-range sizes are refused and change nothing. */
+	assert_int_equal(tp_pool_resize(r.p, 0), -EINVAL);
+	assert_int_equal(tp_pool_resize(r.p, TP_POOL_MAX_WORKERS + 1), -EINVAL);
+	st = stats(r.p);
+	assert_int_equal(st.workers, 4);
+	assert_int_equal(st.target, 4);
+	assert_int_equal(count_tasks(), r.base_tasks + 4);
+
+	/* Idle workers take work. */
+	struct task *t = tasks_new(3, 0);
+	assert_int_equal(push_tasks(r.q, t, 3), 3);
+	assert_true(wait_done(&r.ctx, 3, 5000));
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(atomic_load(&t[i].runs), 1);
+	rig_stop(&r);
+	free(t);
+	tp_pool_free(NULL);
+}
+
+static void test_sleeps_overlap(void **state)
+{
+	enum { N = 8, SLEEP = 200 };
+	struct rig r;
+	struct task *t = tasks_new(N, SLEEP);
+
+	(void)state;
+	rig_init(&r, 64);
+	assert_int_equal(tp_pool_start(r.p, N), 0);
+	uint64_t t0 = now_ns();
+	assert_int_equal(push_tasks(r.q, t, N), N);
+	assert_true(wait_done(&r.ctx, N, 10000));
+	uint64_t elapsed = now_ns() - t0;
+	/* Each one slept; together they took about one sleep, far from N of them. */
+	assert_true(elapsed >= SLEEP * MS);
+	if (elapsed >= 4ull * SLEEP * MS)
+		fail_msg("%d sleeps of %d ms on %d workers took %llu ms", N, SLEEP, N,
+			 (unsigned long long)(elapsed / MS));
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(t[i].result, 0);
+		assert_true(t[i].end_ns - t[i].start_ns >= SLEEP * MS);
+	}
+	/* Not batchable: one task per exec. */
+	assert_int_equal(r.ctx.max_batch, 1);
+	wait_batches(r.p, N);
+	rig_stop(&r);
+	free(t);
+}
+
+static void test_stop_drains(void **state)
+{
+	enum { N = 40 };
+	struct rig r;
+	struct task *t = tasks_new(N, 5);
+
+	(void)state;
+	rig_init(&r, 4);
+	assert_int_equal(tp_pool_start(r.p, 2), 0);
+	for (int i = 0; i < N; i += 2)
+		t[i].node.batchable = true;
+	/* 4 admitted, the rest in the wait list. */
+	int admitted = push_tasks(r.q, t, N);
+	assert_true(admitted >= 4 && admitted < N);
+	tp_pool_stop(r.p);
+	/* Everything queued ran, exactly once, before stop returned. */
+	assert_int_equal(done_count(&r.ctx), N);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(atomic_load(&t[i].runs), 1);
+		assert_int_equal(t[i].result, 0);
+	}
+	wait_tasks(r.base_tasks, 2000);
+	struct task extra = {.node.deadline_ns = UINT64_MAX};
+	assert_int_equal(tp_queue_push(r.q, &extra.node, 1), -EPIPE);
+	assert_int_equal(stats(r.p).target, 0);
+	assert_int_equal(stats(r.p).workers, 0);
+	rig_free(&r);
+	free(t);
+}
+
+static void test_resize_idle(void **state)
+{
+	struct rig r;
+
+	(void)state;
+	rig_init(&r, 16);
+	assert_int_equal(tp_pool_start(r.p, 2), 0);
+	assert_int_equal(count_tasks(), r.base_tasks + 2);
+	assert_int_equal(tp_pool_resize(r.p, 6), 0);
+	/* Growing returns once the new workers run. */
+	assert_int_equal(stats(r.p).workers, 6);
+	assert_int_equal(stats(r.p).target, 6);
+	assert_int_equal(count_tasks(), r.base_tasks + 6);
+	/* Shrinking does not wait, but idle surplus workers leave promptly. */
+	assert_int_equal(tp_pool_resize(r.p, 2), 0);
+	assert_int_equal(stats(r.p).target, 2);
+	wait_tasks(r.base_tasks + 2, 5000);
+	assert_int_equal(stats(r.p).workers, 2);
+	/* Up again: exited workers are replaced. */
+	assert_int_equal(tp_pool_resize(r.p, 3), 0);
+	assert_int_equal(stats(r.p).workers, 3);
+	assert_int_equal(count_tasks(), r.base_tasks + 3);
+	/* The resized pool still does work. */
+	struct task *t = tasks_new(6, 1);
+	assert_int_equal(push_tasks(r.q, t, 6), 6);
+	assert_true(wait_done(&r.ctx, 6, 5000));
+	rig_stop(&r);
+	free(t);
+}
+
+static void test_resize_busy(void **state)
+{
+	enum { SLEEP = 1000 };
+	struct rig r;
+	struct task *t = tasks_new(4, SLEEP);
+
+	(void)state;
+	rig_init(&r, 16);
+	assert_int_equal(tp_pool_start(r.p, 4), 0);
+	uint64_t t0 = now_ns();
+	assert_int_equal(push_tasks(r.q, t, 4), 4);
+	wait_busy(r.p, 4);
+
+	/* Shrink to 1 while all four sleep: returns at once, kills nobody. */
+	uint64_t r0 = now_ns();
+	assert_int_equal(tp_pool_resize(r.p, 1), 0);
+	uint64_t resize_ns = now_ns() - r0;
+	if (resize_ns >= SLEEP * MS / 4)
+		fail_msg("shrinking took %llu ms", (unsigned long long)(resize_ns / MS));
+	sleep_ms(50);
+	if (now_ns() - t0 < SLEEP * MS * 3 / 4) {
+		/* Still well inside the sleeps: every thread is still there. */
+		assert_int_equal(count_tasks(), r.base_tasks + 4);
+		assert_int_equal(done_count(&r.ctx), 0);
+		struct tp_pool_stats st = stats(r.p);
+		assert_int_equal(st.workers, 4);
+		assert_int_equal(st.target, 1);
+		assert_int_equal(st.busy, 4);
+	}
+	/* They finish their sleeps in full, then the surplus three exit. */
+	assert_true(wait_done(&r.ctx, 4, 10000));
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(t[i].result, 0);
+		assert_true(t[i].end_ns - t0 >= SLEEP * MS);
+	}
+	wait_tasks(r.base_tasks + 1, 5000);
+	assert_int_equal(stats(r.p).workers, 1);
+	assert_int_equal(stats(r.p).busy, 0);
+
+	/* The remaining worker still serves the queue. */
+	struct task *u = tasks_new(3, 1);
+	assert_int_equal(push_tasks(r.q, u, 3), 3);
+	assert_true(wait_done(&r.ctx, 7, 5000));
+	rig_stop(&r);
+	free(u);
+	free(t);
+}
+
+/* Shrink then grow back while the surplus workers are still busy: they are kept, not doubled. */
+static void test_resize_back_while_busy(void **state)
+{
+	enum { SLEEP = 600 };
+	struct rig r;
+	struct task *t = tasks_new(3, SLEEP);
+
+	(void)state;
+	rig_init(&r, 16);
+	assert_int_equal(tp_pool_start(r.p, 3), 0);
+	assert_int_equal(push_tasks(r.q, t, 3), 3);
+	wait_busy(r.p, 3);
+	assert_int_equal(tp_pool_resize(r.p, 1), 0);
+	assert_int_equal(tp_pool_resize(r.p, 3), 0);
+	assert_int_equal(count_tasks(), r.base_tasks + 3);
+	assert_true(wait_done(&r.ctx, 3, 10000));
+	/* After their work the three stay: give a would-be leaver time to go. */
+	sleep_ms(100);
+	assert_int_equal(count_tasks(), r.base_tasks + 3);
+	assert_int_equal(stats(r.p).workers, 3);
+	rig_stop(&r);
+	free(t);
+}
+
+static void test_abort(void **state)
+{
+	struct rig r;
+	struct task *t = tasks_new(2, 20000);
+
+	(void)state;
+	rig_init(&r, 16);
+	/* Without abort, a sleep lasts its time and returns 0. */
+	uint64_t t0 = now_ns();
+	assert_int_equal(tp_pool_sleep_ms(r.p, 50), 0);
+	assert_true(now_ns() - t0 >= 50 * MS);
+	assert_int_equal(tp_pool_sleep_ms(r.p, 0), 0);
+
+	assert_int_equal(tp_pool_start(r.p, 2), 0);
+	assert_int_equal(push_tasks(r.q, t, 2), 2);
+	wait_busy(r.p, 2);
+	t0 = now_ns();
+	tp_pool_abort(r.p);
+	assert_true(wait_done(&r.ctx, 2, 5000));
+	uint64_t took = now_ns() - t0;
+	if (took >= 1000 * MS)
+		fail_msg("abort took %llu ms to end the sleeps", (unsigned long long)(took / MS));
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(t[i].result, -ECANCELED);
+	/* Later sleeps are cut short at once too. */
+	t0 = now_ns();
+	assert_int_equal(tp_pool_sleep_ms(r.p, 20000), -ECANCELED);
+	assert_true(now_ns() - t0 < 1000 * MS);
+	struct task *u = tasks_new(1, 20000);
+	assert_int_equal(push_tasks(r.q, u, 1), 1);
+	assert_true(wait_done(&r.ctx, 3, 5000));
+	assert_int_equal(u[0].result, -ECANCELED);
+	rig_stop(&r);
+	free(u);
+	free(t);
+}
+
+static void test_busy_stats(void **state)
+{
+	struct rig r;
+	struct task *t = tasks_new(2, 500);
+
+	(void)state;
+	rig_init(&r, 16);
+	assert_int_equal(tp_pool_start(r.p, 2), 0);
+	uint64_t t0 = now_ns();
+	assert_int_equal(push_tasks(r.q, &t[0], 1), 1);
+	wait_busy(r.p, 1);
+	struct tp_pool_stats st = stats(r.p);
+	uint64_t t1 = now_ns();
+	assert_int_equal(st.busy, 1);
+	assert_int_equal(st.workers, 2);
+	assert_true(st.oldest_busy_ns >= t0 && st.oldest_busy_ns <= t1);
+	uint64_t first = st.oldest_busy_ns;
+
+	/* A second, later exec: the oldest stays the first one. */
+	sleep_ms(50);
+	assert_int_equal(push_tasks(r.q, &t[1], 1), 1);
+	wait_busy(r.p, 2);
+	st = stats(r.p);
+	assert_int_equal(st.busy, 2);
+	assert_int_equal(st.oldest_busy_ns, first);
+	assert_int_equal(st.batches, 0);
+
+	assert_true(wait_done(&r.ctx, 2, 5000));
+	wait_batches(r.p, 2);
+	st = stats(r.p);
+	assert_int_equal(st.busy, 0);
+	assert_int_equal(st.oldest_busy_ns, 0);
+	assert_int_equal(st.batches, 2);
+	rig_stop(&r);
+	free(t);
+}
+
+static void *nothing(void *arg)
+{
+	return arg;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_new_aligned),
+		cmocka_unit_test(test_start),
+		cmocka_unit_test(test_sleeps_overlap),
+		cmocka_unit_test(test_stop_drains),
+		cmocka_unit_test(test_resize_idle),
+		cmocka_unit_test(test_resize_busy),
+		cmocka_unit_test(test_resize_back_while_busy),
+		cmocka_unit_test(test_abort),
+		cmocka_unit_test(test_busy_stats),
+	};
+
+	/*
+	 * Create one thread first, so that any thread a runtime starts on first
+	 * use (ThreadSanitizer's background thread) is already in the baseline
+	 * that thread counts are compared with.
+	 */
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, nothing, NULL), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	/* A hung join must fail the run, not wait for the ctest timeout. */
+	alarm(60);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
