@@ -1,0 +1,494 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * client_conn: one connection of tpclient.  See client_conn.h; the design
+ * notes for the whole engine are at the top of client_load.c.
+ */
+#include "client_conn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "framer.h"
+#include "log.h"
+#include "verify.h"
+
+#define RBUF_SIZE (256 * 1024)
+#define OUT_CAP_MAX (64 * 1024) /* one batch; larger windows are written in several */
+#define LATE_NS 1000000LL       /* open loop: a send this far behind schedule counts as late */
+#define FAILURES_LOGGED 5       /* per worker, in detail at warning level; the rest at debug */
+
+/* One outstanding request: enough to rebuild what the reply must say. */
+struct pending {
+	int64_t start_ns; /* send time, or scheduled time in the open loop */
+	uint64_t seed;    /* ECHO: the text's generator seed */
+	uint32_t arg;     /* SLEEP: ms; ECHO: text length */
+	uint8_t op;       /* enum tp_op */
+};
+
+struct tp_client_conn {
+	struct tp_client_ctx *ctx;
+	unsigned index;
+	int fd; /* -1 once closed */
+	bool want_out;
+	uint64_t rng;
+	uint64_t issued;
+	int64_t last_progress_ns; /* last reply, or when the window last left empty */
+	struct tp_framer framer;
+	struct pending *ring; /* max-inflight entries, the oldest at head */
+	unsigned head, count;
+	char *out; /* unsent requests: out[out_off..out_len) */
+	size_t out_off, out_len;
+};
+
+enum close_why { CLOSE_DONE, CLOSE_TIMEOUT, CLOSE_BROKEN, CLOSE_ABORT };
+
+/* splitmix64: small state, fast, and good enough to pick ops, lengths and letters. */
+static uint64_t next_random(uint64_t *state)
+{
+	uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+/* byte -> alphanumeric, near-uniform (each of the 62 appears 4 or 5 times); built once. */
+static char alnum_of_byte[256];
+
+static void init_alnum(void)
+{
+	static const char alnum[62] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+	for (unsigned b = 0; b < 256; b++)
+		alnum_of_byte[b] = alnum[(b * 62) >> 8];
+}
+
+/* The ECHO text of a request: len alphanumerics from seed, eight per draw. */
+static void gen_text(uint64_t seed, char *dst, size_t len)
+{
+	size_t i = 0;
+
+	/* Generated twice per ECHO (to send, to check): a table lookup per byte keeps it cheap. */
+	for (; i + 8 <= len; i += 8) {
+		uint64_t r = next_random(&seed);
+		for (int b = 0; b < 8; b++, r >>= 8)
+			dst[i + (size_t)b] = alnum_of_byte[r & 0xff];
+	}
+	if (i < len) {
+		uint64_t r = next_random(&seed);
+		for (; i < len; i++, r >>= 8)
+			dst[i] = alnum_of_byte[r & 0xff];
+	}
+}
+
+int64_t tp_client_conn_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+int tp_client_conn_ctx_init(struct tp_client_ctx *ctx, const struct tp_client_opts *opts, uint64_t seed,
+			    int epfd)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, init_alnum);
+	memset(ctx, 0, sizeof(*ctx));
+	ctx->opts = opts;
+	ctx->seed = seed;
+	ctx->epfd = epfd;
+	ctx->recv_timeout_ns = (int64_t)(opts->recv_timeout_s * 1e9);
+	ctx->tick_ns = opts->rate > 0 ? 1e9 / opts->rate : 0;
+	/* Room for "ECHO " + text + "\n", and for "SLEEP 4294967295\n" with snprintf's NUL. */
+	ctx->max_request = (size_t)opts->echo_hi + 24;
+	ctx->out_cap = (size_t)opts->max_inflight * ctx->max_request;
+	if (ctx->out_cap > OUT_CAP_MAX)
+		ctx->out_cap = ctx->max_request > OUT_CAP_MAX ? ctx->max_request : OUT_CAP_MAX;
+	ctx->rbuf_size = RBUF_SIZE;
+	ctx->rbuf = malloc(ctx->rbuf_size);
+	ctx->text = malloc((size_t)opts->echo_hi + 1);
+	ctx->latency = tp_hist_new();
+	if (!ctx->rbuf || !ctx->text || !ctx->latency) {
+		tp_client_conn_ctx_release(ctx);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void tp_client_conn_ctx_start(struct tp_client_ctx *ctx, int64_t start_ns)
+{
+	ctx->start_ns = start_ns;
+	ctx->end_ns = ctx->opts->duration_s > 0 ? start_ns + (int64_t)(ctx->opts->duration_s * 1e9) : 0;
+}
+
+void tp_client_conn_ctx_release(struct tp_client_ctx *ctx)
+{
+	free(ctx->rbuf);
+	free(ctx->text);
+	tp_hist_free(ctx->latency);
+	ctx->rbuf = ctx->text = NULL;
+	ctx->latency = NULL;
+}
+
+int tp_client_conn_new(struct tp_client_ctx *ctx, unsigned index, int fd, struct tp_client_conn **ret)
+{
+	struct tp_client_conn *c = calloc(1, sizeof(*c));
+	uint64_t x = index;
+
+	if (!c)
+		return -ENOMEM;
+	c->ctx = ctx;
+	c->index = index;
+	c->fd = -1;
+	/* Mixing the client number through the generator decorrelates neighbouring clients. */
+	c->rng = ctx->seed ^ next_random(&x);
+	tp_framer_init(&c->framer, ctx->max_request + 64); /* error replies are short; 64 is ample */
+	c->ring = malloc(ctx->opts->max_inflight * sizeof(*c->ring));
+	c->out = malloc(ctx->out_cap);
+	if (!c->ring || !c->out) {
+		tp_client_conn_free(c);
+		return -ENOMEM;
+	}
+	if (fd >= 0) {
+		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+		int fl = fcntl(fd, F_GETFL);
+		if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
+		    epoll_ctl(ctx->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+			int r = -errno;
+			tp_client_conn_free(c);
+			return r;
+		}
+		c->fd = fd;
+		ctx->open++;
+	}
+	*ret = c;
+	return 0;
+}
+
+static void close_conn(struct tp_client_conn *c, enum close_why why)
+{
+	struct tp_client_ctx *ctx = c->ctx;
+
+	if (c->fd < 0)
+		return;
+	switch (why) {
+	case CLOSE_DONE:
+		break;
+	case CLOSE_TIMEOUT:
+		ctx->counts.timeouts += c->count;
+		break;
+	case CLOSE_BROKEN:
+		ctx->counts.disconnects++;
+		ctx->counts.lost += c->count;
+		break;
+	case CLOSE_ABORT:
+		ctx->counts.lost += c->count;
+		break;
+	}
+	c->count = 0;
+	c->out_off = c->out_len = 0;
+	close(c->fd); /* also leaves the epoll set */
+	c->fd = -1;
+	tp_framer_release(&c->framer);
+	ctx->open--;
+}
+
+void tp_client_conn_free(struct tp_client_conn *c)
+{
+	if (!c)
+		return;
+	if (c->fd >= 0) {
+		close(c->fd);
+		c->ctx->open--;
+	}
+	tp_framer_release(&c->framer);
+	free(c->ring);
+	free(c->out);
+	free(c);
+}
+
+int64_t tp_client_conn_due_ns(const struct tp_client_conn *c, uint64_t k)
+{
+	const struct tp_client_ctx *ctx = c->ctx;
+
+	return ctx->start_ns +
+	       (int64_t)(((double)c->index + (double)k * (double)ctx->opts->clients) * ctx->tick_ns);
+}
+
+/* Is there another request to issue? *ret_start: when it counts from. */
+static bool more_to_send(const struct tp_client_conn *c, int64_t *ret_start)
+{
+	const struct tp_client_ctx *ctx = c->ctx;
+
+	if (ctx->stopping || (ctx->opts->requests && c->issued >= ctx->opts->requests))
+		return false;
+	*ret_start = ctx->tick_ns > 0 ? tp_client_conn_due_ns(c, c->issued) : ctx->now_ns;
+	return !ctx->end_ns || *ret_start < ctx->end_ns;
+}
+
+static void append_request(struct tp_client_conn *c, int64_t start_ns)
+{
+	struct tp_client_ctx *ctx = c->ctx;
+	const struct tp_client_opts *o = ctx->opts;
+	unsigned slot = c->head + c->count;
+	struct pending *p = &c->ring[slot >= o->max_inflight ? slot - o->max_inflight : slot];
+	uint64_t r_op = next_random(&c->rng), r_arg = next_random(&c->rng);
+	char *dst = c->out + c->out_len;
+	bool echo = o->mix == TP_MIX_ECHO || (o->mix == TP_MIX_BALANCED && (r_op >> 63));
+
+	p->start_ns = start_ns;
+	if (echo) {
+		p->op = TP_OP_ECHO;
+		p->arg = o->echo_lo + (uint32_t)(r_arg % ((uint64_t)o->echo_hi - o->echo_lo + 1));
+		p->seed = r_op;
+		memcpy(dst, "ECHO ", 5);
+		gen_text(p->seed, dst + 5, p->arg);
+		dst[5 + p->arg] = '\n';
+		c->out_len += 6 + (size_t)p->arg;
+	} else {
+		p->op = TP_OP_SLEEP;
+		p->arg = o->sleep_lo_ms + (uint32_t)(r_arg % ((uint64_t)o->sleep_hi_ms - o->sleep_lo_ms + 1));
+		/* The loop in pump() left max_request bytes free: always enough. */
+		c->out_len += (size_t)snprintf(dst, ctx->max_request, "SLEEP %u\n", p->arg);
+	}
+	if (c->count++ == 0)
+		c->last_progress_ns = ctx->now_ns; /* the receive timeout counts from here */
+	c->issued++;
+	ctx->counts.sent++;
+	if (ctx->tick_ns > 0 && ctx->now_ns - start_ns >= LATE_NS)
+		ctx->counts.late++;
+}
+
+static void set_want_out(struct tp_client_conn *c, bool on)
+{
+	struct epoll_event ev = {.events = EPOLLIN | (on ? EPOLLOUT : 0), .data.ptr = c};
+
+	if (c->want_out == on)
+		return;
+	if (epoll_ctl(c->ctx->epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0)
+		tp_log(TP_LOG_ERROR, "epoll", "client %u: epoll_ctl(): %s", c->index, strerror(errno));
+	c->want_out = on;
+}
+
+/* Write what is buffered. Returns 0 (all written, or the rest waits for EPOLLOUT) or -errno. */
+static int flush(struct tp_client_conn *c)
+{
+	while (c->out_off < c->out_len) {
+		ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+		if (n >= 0) {
+			c->out_off += (size_t)n;
+			continue;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			set_want_out(c, true);
+			return 0;
+		}
+		return -errno;
+	}
+	c->out_off = c->out_len = 0;
+	set_want_out(c, false);
+	return 0;
+}
+
+void tp_client_conn_pump(struct tp_client_conn *c)
+{
+	struct tp_client_ctx *ctx = c->ctx;
+	size_t before;
+	int64_t start = 0;
+	bool more;
+
+	if (c->fd < 0)
+		return;
+	if (c->out_off > 0) {
+		memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+		c->out_len -= c->out_off;
+		c->out_off = 0;
+	}
+	before = c->out_len;
+	while ((more = more_to_send(c, &start)) && start <= ctx->now_ns &&
+	       c->count < ctx->opts->max_inflight && c->out_len + ctx->max_request <= ctx->out_cap)
+		append_request(c, start);
+
+	/* With EPOLLOUT armed the socket is full: the writable event sends the batch. */
+	if (c->out_len > before && !c->want_out) {
+		int r = flush(c);
+		if (r < 0) {
+			tp_log(TP_LOG_WARNING, "send", "client %u: send(): %s", c->index, strerror(-r));
+			close_conn(c, CLOSE_BROKEN);
+			return;
+		}
+	}
+	if (!more && c->count == 0 && c->out_len == 0)
+		close_conn(c, CLOSE_DONE);
+}
+
+void tp_client_conn_begin(struct tp_client_conn *c)
+{
+	c->last_progress_ns = c->ctx->now_ns;
+	if (c->ctx->tick_ns == 0)
+		tp_client_conn_pump(c);
+}
+
+static void log_failure(struct tp_client_conn *c, const struct pending *p, enum tp_verify_result r,
+			const char *line, size_t len)
+{
+	struct tp_client_ctx *ctx = c->ctx;
+	/* Busy is the expected answer of a loaded server: worth a debug line only. */
+	enum tp_log_level level =
+		r != TP_VERIFY_BUSY && ctx->failures_logged < FAILURES_LOGGED ? TP_LOG_WARNING : TP_LOG_DEBUG;
+
+	if (!tp_log_enabled(level))
+		return;
+	if (level == TP_LOG_WARNING)
+		ctx->failures_logged++;
+	if (!line) {
+		tp_log(level, "reply", "client %u: reply too long (%s)", c->index, tp_verify_result_name(r));
+	} else if (!p) {
+		tp_log(level, "reply", "client %u: reply without a request: '%.*s'", c->index,
+		       (int)(len > 80 ? 80 : len), line);
+	} else if (p->op == TP_OP_SLEEP) {
+		tp_log(level, "reply", "client %u: %s: SLEEP %u got '%.*s'", c->index, tp_verify_result_name(r),
+		       p->arg, (int)(len > 80 ? 80 : len), line);
+	} else {
+		tp_log(level, "reply", "client %u: %s: ECHO of %u bytes got '%.*s'", c->index,
+		       tp_verify_result_name(r), p->arg, (int)(len > 80 ? 80 : len), line);
+	}
+}
+
+/* tp_framer callback: one reply line, checked against the oldest outstanding request. */
+static int on_reply(void *arg, const char *line, size_t len, bool too_long)
+{
+	struct tp_client_conn *c = arg;
+	struct tp_client_ctx *ctx = c->ctx;
+	const struct tp_client_opts *o = ctx->opts;
+	enum tp_verify_result r = TP_VERIFY_MISMATCH;
+	struct pending *p;
+
+	ctx->counts.recv++;
+	if (c->count == 0) {
+		ctx->counts.mismatch++;
+		log_failure(c, NULL, r, too_long ? NULL : line, len);
+		return 0;
+	}
+	p = &c->ring[c->head];
+	if (++c->head == o->max_inflight)
+		c->head = 0;
+	c->count--;
+
+	if (!too_long) {
+		struct tp_verify_expect exp = {.op = (enum tp_op)p->op};
+		if (p->op == TP_OP_SLEEP) {
+			exp.sleep_ms = p->arg;
+		} else {
+			gen_text(p->seed, ctx->text, p->arg);
+			exp.text = ctx->text;
+			exp.text_len = p->arg;
+		}
+		r = tp_verify_reply(&exp, line, len);
+	}
+	switch (r) {
+	case TP_VERIFY_OK:
+		ctx->counts.ok++;
+		tp_hist_record(ctx->latency,
+			       ctx->now_ns > p->start_ns ? (uint64_t)(ctx->now_ns - p->start_ns) : 0);
+		return 0;
+	case TP_VERIFY_BUSY:
+		ctx->counts.busy++;
+		break;
+	case TP_VERIFY_ERR:
+		ctx->counts.other_err++;
+		break;
+	case TP_VERIFY_MISMATCH:
+		ctx->counts.mismatch++;
+		break;
+	}
+	log_failure(c, p, r, too_long ? NULL : line, len);
+	return 0;
+}
+
+static void on_readable(struct tp_client_conn *c)
+{
+	struct tp_client_ctx *ctx = c->ctx;
+
+	/* A few reads at most, so one fast connection cannot starve the others. */
+	for (int i = 0; i < 4; i++) {
+		ssize_t n = read(c->fd, ctx->rbuf, ctx->rbuf_size);
+		if (n > 0) {
+			uint64_t before = ctx->counts.recv;
+			ctx->now_ns = tp_client_conn_now_ns();
+			if (tp_framer_feed(&c->framer, ctx->rbuf, (size_t)n, on_reply, c) < 0) {
+				tp_log(TP_LOG_ERROR, "reply", "client %u: out of memory framing replies", c->index);
+				close_conn(c, CLOSE_BROKEN);
+				return;
+			}
+			if (ctx->counts.recv != before)
+				c->last_progress_ns = ctx->now_ns;
+			if ((size_t)n < ctx->rbuf_size)
+				break;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n == 0)
+			tp_log(c->count ? TP_LOG_WARNING : TP_LOG_NOTICE, "closed",
+			       "client %u: server closed the connection with %u requests outstanding", c->index,
+			       c->count);
+		else
+			tp_log(TP_LOG_WARNING, "closed", "client %u: read(): %s", c->index, strerror(errno));
+		close_conn(c, CLOSE_BROKEN);
+		return;
+	}
+	tp_client_conn_pump(c);
+}
+
+void tp_client_conn_event(struct tp_client_conn *c, uint32_t events)
+{
+	if (c->fd >= 0 && (events & EPOLLOUT)) {
+		int r = flush(c);
+		if (r < 0) {
+			tp_log(TP_LOG_WARNING, "send", "client %u: send(): %s", c->index, strerror(-r));
+			close_conn(c, CLOSE_BROKEN);
+		}
+	}
+	if (c->fd >= 0 && (events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+		on_readable(c);
+	else if (c->fd >= 0 && (events & EPOLLOUT))
+		tp_client_conn_pump(c); /* room in the socket again: send what waited */
+}
+
+bool tp_client_conn_sweep(struct tp_client_conn *c)
+{
+	struct tp_client_ctx *ctx = c->ctx;
+
+	if (c->fd < 0)
+		return false;
+	if (c->count > 0 && ctx->now_ns - c->last_progress_ns >= ctx->recv_timeout_ns) {
+		tp_log(TP_LOG_WARNING, "timeout", "client %u: no reply for %.3f s, %u requests outstanding; closing",
+		       c->index, (double)(ctx->now_ns - c->last_progress_ns) / 1e9, c->count);
+		close_conn(c, CLOSE_TIMEOUT);
+		return false;
+	}
+	/* An idle connection may have become due (open loop) or done (end, stop); busy ones are pumped on reads. */
+	if (c->count == 0)
+		tp_client_conn_pump(c);
+	return c->fd >= 0;
+}
+
+void tp_client_conn_abort(struct tp_client_conn *c)
+{
+	close_conn(c, CLOSE_ABORT);
+}

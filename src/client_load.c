@@ -1,0 +1,463 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * client_load: connections, request generation, scheduling and reply
+ * checking.  See client_load.h for the threads and docs/TPCLIENT.md for the
+ * semantics users rely on.
+ *
+ * DESIGN
+ * - A connection keeps its outstanding requests in a ring of max-inflight
+ *   entries, oldest first; replies come back in request order, so each
+ *   reply line is checked against the ring's head.  An entry stores the
+ *   request's op, argument and text seed, not its text: the ECHO text is
+ *   regenerated from the seed to verify, so memory does not grow with
+ *   --echo-bytes.
+ * - Requests are appended to one output buffer and written with one send()
+ *   per batch; replies are read in large chunks and framed by tp_framer.
+ * - Each client draws its requests from its own generator seeded by (seed,
+ *   client number), so a run's request sequences do not depend on threads
+ *   or timing.
+ * - Closed loop: a connection tops its window up to max-inflight after every
+ *   read.  Open loop: client c's k-th request is due at
+ *   start + (c + k * clients) / rate; a worker visits its clients' due times
+ *   in order with a cursor, and a client whose window is full sends its
+ *   overdue requests after its next read.  Latency counts from the due time,
+ *   so a stall delays the measured replies instead of the schedule.
+ */
+#include "client_load.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client_conn.h"
+#include "log.h"
+
+#define SWEEP_NS (50 * 1000000LL)    /* timeouts and finished connections are checked this often */
+#define PUBLISH_NS (1000 * 1000000LL) /* progress snapshot period */
+#define MAX_EVENTS 256
+
+struct worker {
+	struct tp_client_load *load;
+	struct tp_client_ctx ctx; /* what the connections of this worker share */
+	pthread_t thread;
+	bool started;
+	unsigned index;
+	int epfd;
+	struct tp_client_conn **conns;
+	unsigned nconns;
+
+	/* open loop: the next (round k, local client j) due */
+	bool ticking;
+	uint64_t tick_k;
+	unsigned tick_j;
+	int64_t next_tick_ns;
+
+	int64_t finished_ns;
+	_Atomic uint64_t recv_published;
+	pthread_mutex_t snap_lock;
+	struct tp_hist *snap; /* NULL when progress is off */
+};
+
+struct tp_client_load {
+	struct tp_client_opts opts;
+	struct worker *workers;
+	unsigned nthreads;
+	int done_fd;
+	unsigned exited;
+	atomic_int stop; /* 0 run, 1 stop issuing, 2 abort */
+	uint64_t connect_failed;
+};
+
+/* epoll_pwait2 wakes at the due time to the microsecond; epoll_wait only to the millisecond. */
+static int wait_events(int epfd, struct epoll_event *evs, int64_t timeout_ns)
+{
+	static atomic_bool no_pwait2;
+
+	if (timeout_ns < 0)
+		timeout_ns = 0;
+	if (!atomic_load_explicit(&no_pwait2, memory_order_relaxed)) {
+		struct timespec ts = {timeout_ns / 1000000000LL, timeout_ns % 1000000000LL};
+		int n = epoll_pwait2(epfd, evs, MAX_EVENTS, &ts, NULL);
+		if (n >= 0 || errno != ENOSYS)
+			return n;
+		atomic_store(&no_pwait2, true);
+	}
+	return epoll_wait(epfd, evs, MAX_EVENTS, (int)((timeout_ns + 999999) / 1000000));
+}
+
+/* Open loop: visit the due times of this worker's clients in time order. */
+static void run_ticks(struct worker *w)
+{
+	const struct tp_client_opts *o = &w->load->opts;
+
+	while (w->ticking) {
+		struct tp_client_conn *c = w->conns[w->tick_j];
+		int64_t due = tp_client_conn_due_ns(c, w->tick_k);
+
+		if (w->ctx.stopping || (o->requests && w->tick_k >= o->requests) ||
+		    (w->ctx.end_ns && due >= w->ctx.end_ns)) {
+			w->ticking = false;
+			break;
+		}
+		if (due > w->ctx.now_ns) {
+			w->next_tick_ns = due;
+			break;
+		}
+		tp_client_conn_pump(c);
+		if (++w->tick_j == w->nconns) {
+			w->tick_j = 0;
+			w->tick_k++;
+		}
+	}
+}
+
+static void publish(struct worker *w)
+{
+	atomic_store_explicit(&w->recv_published, w->ctx.counts.recv, memory_order_relaxed);
+	if (!w->snap)
+		return;
+	pthread_mutex_lock(&w->snap_lock);
+	tp_hist_reset(w->snap);
+	tp_hist_merge(w->snap, w->ctx.latency);
+	pthread_mutex_unlock(&w->snap_lock);
+}
+
+static void sweep(struct worker *w)
+{
+	for (unsigned j = 0; j < w->nconns; j++)
+		tp_client_conn_sweep(w->conns[j]);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct tp_client_load *l = w->load;
+	struct tp_client_ctx *ctx = &w->ctx;
+	struct epoll_event evs[MAX_EVENTS];
+	int64_t next_sweep, next_publish;
+	uint64_t one = 1;
+
+	if (l->opts.rate > 0)
+		prctl(PR_SET_TIMERSLACK, 1000UL); /* wake on the schedule, not 50 us after it */
+
+	ctx->now_ns = tp_client_conn_now_ns();
+	next_sweep = ctx->now_ns + SWEEP_NS;
+	next_publish = ctx->now_ns + PUBLISH_NS;
+	w->ticking = l->opts.rate > 0 && w->nconns > 0;
+	for (unsigned j = 0; j < w->nconns; j++)
+		tp_client_conn_begin(w->conns[j]);
+
+	while (ctx->open > 0) {
+		int stop = atomic_load_explicit(&l->stop, memory_order_relaxed);
+		if (stop == 2) {
+			for (unsigned j = 0; j < w->nconns; j++)
+				tp_client_conn_abort(w->conns[j]);
+			break;
+		}
+		if (stop && !ctx->stopping) {
+			ctx->stopping = true;
+			w->ticking = false;
+			next_sweep = ctx->now_ns; /* let idle connections go now */
+		}
+		if (w->ticking)
+			run_ticks(w);
+		if (ctx->now_ns >= next_publish) {
+			publish(w);
+			next_publish = ctx->now_ns + PUBLISH_NS;
+		}
+		if (ctx->now_ns >= next_sweep) {
+			sweep(w);
+			next_sweep = ctx->now_ns + SWEEP_NS;
+			continue;
+		}
+
+		int64_t wake = next_sweep < next_publish ? next_sweep : next_publish;
+		if (w->ticking && w->next_tick_ns < wake)
+			wake = w->next_tick_ns;
+		int n = wait_events(w->epfd, evs, wake - ctx->now_ns);
+		ctx->now_ns = tp_client_conn_now_ns();
+		if (n < 0 && errno != EINTR) {
+			tp_log(TP_LOG_ERROR, "epoll", "epoll_wait(): %s", strerror(errno));
+			atomic_store(&l->stop, 2);
+			continue;
+		}
+		for (int i = 0; i < n; i++)
+			tp_client_conn_event(evs[i].data.ptr, evs[i].events);
+	}
+	publish(w);
+	w->finished_ns = tp_client_conn_now_ns();
+	if (write(l->done_fd, &one, sizeof(one)) < 0)
+		tp_log(TP_LOG_ERROR, "eventfd", "write(eventfd): %s", strerror(errno));
+	return NULL;
+}
+
+/* Enough descriptors for every client: the soft limit is often 1024. */
+static void raise_nofile(unsigned clients)
+{
+	struct rlimit rl;
+	rlim_t need = (rlim_t)clients + 64;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= need)
+		return;
+	rl.rlim_cur = rl.rlim_max < need ? rl.rlim_max : need;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur < need)
+		tp_log(TP_LOG_WARNING, "nofile", "only %llu file descriptors for %u clients",
+		       (unsigned long long)rl.rlim_cur, clients);
+}
+
+/* Connect one socket, blocking, bounded by timeout_s. Returns the fd or -errno. */
+static int connect_one(const struct addrinfo *ai, double timeout_s)
+{
+	struct timeval tv = {(time_t)timeout_s, (suseconds_t)((timeout_s - (double)(time_t)timeout_s) * 1e6)};
+	int one = 1, fd, r;
+
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	/* SO_SNDTIMEO also bounds connect(): a full accept queue must not hang the start. */
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+		r = errno == EINPROGRESS ? -ETIMEDOUT : -errno;
+		close(fd);
+		return r;
+	}
+	/* Small pipelined requests must leave now, not when Nagle decides. */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return fd;
+}
+
+/* Connect client number i, trying each resolved address until one works (then keep it). */
+static int connect_client(struct tp_client_load *l, struct addrinfo *res, const struct addrinfo **good)
+{
+	int fd = -ECONNREFUSED;
+
+	if (*good)
+		return connect_one(*good, l->opts.recv_timeout_s);
+	for (const struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+		fd = connect_one(ai, l->opts.recv_timeout_s);
+		if (fd >= 0) {
+			*good = ai;
+			break;
+		}
+	}
+	return fd;
+}
+
+static int setup_workers(struct tp_client_load *l, uint64_t seed, bool progress)
+{
+	const struct tp_client_opts *o = &l->opts;
+
+	l->workers = calloc(l->nthreads, sizeof(*l->workers));
+	if (!l->workers)
+		return -ENOMEM;
+	/* Every worker freeable first, so a failure below can leave through tp_client_load_free(). */
+	for (unsigned t = 0; t < l->nthreads; t++) {
+		l->workers[t].epfd = -1;
+		pthread_mutex_init(&l->workers[t].snap_lock, NULL);
+	}
+	for (unsigned t = 0; t < l->nthreads; t++) {
+		struct worker *w = &l->workers[t];
+		w->load = l;
+		w->index = t;
+		w->nconns = o->clients / l->nthreads + (t < o->clients % l->nthreads);
+		/* An array of pointers: sizeof(*w->conns) is a pointer's size, as meant. */
+		w->conns = calloc(w->nconns, sizeof(*w->conns)); /* NOLINT(bugprone-sizeof-expression) */
+		w->epfd = epoll_create1(EPOLL_CLOEXEC);
+		if (!w->conns || w->epfd < 0)
+			return w->epfd < 0 ? -errno : -ENOMEM;
+		int r = tp_client_conn_ctx_init(&w->ctx, o, seed, w->epfd);
+		if (r < 0)
+			return r;
+		if (progress && !(w->snap = tp_hist_new()))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+int tp_client_load_new(const struct tp_client_opts *opts, uint64_t seed, bool progress,
+		       struct tp_client_load **ret)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG};
+	struct addrinfo *res = NULL;
+	const struct addrinfo *good = NULL;
+	struct tp_client_load *l;
+	int r;
+
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	l->opts = *opts;
+	l->nthreads = opts->threads;
+	l->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (l->done_fd < 0) {
+		r = -errno;
+		goto fail;
+	}
+	r = setup_workers(l, seed, progress);
+	if (r < 0)
+		goto fail;
+
+	r = getaddrinfo(opts->host, opts->port, &hints, &res);
+	if (r != 0) {
+		tp_log(TP_LOG_ERROR, "resolve", "cannot resolve %s:%s: %s", opts->host, opts->port,
+		       gai_strerror(r));
+		r = -EHOSTUNREACH;
+		goto fail;
+	}
+	raise_nofile(opts->clients);
+	for (unsigned i = 0; i < opts->clients; i++) {
+		struct worker *w = &l->workers[i % l->nthreads];
+		int fd = connect_client(l, res, &good);
+		if (fd < 0) {
+			/* The first failure says why; the rest would only repeat it. */
+			tp_log(l->connect_failed ? TP_LOG_DEBUG : TP_LOG_ERROR, "connect",
+			       "cannot connect client %u to %s:%s: connect(): %s", i, opts->host, opts->port,
+			       strerror(-fd));
+			l->connect_failed++;
+		}
+		r = tp_client_conn_new(&w->ctx, i, fd, &w->conns[i / l->nthreads]);
+		if (r < 0) {
+			if (fd >= 0)
+				close(fd);
+			goto fail;
+		}
+	}
+	tp_log(TP_LOG_INFO, "connected", "%llu of %u clients connected to %s:%s",
+	       (unsigned long long)(opts->clients - l->connect_failed), opts->clients, opts->host, opts->port);
+	freeaddrinfo(res);
+	*ret = l;
+	return 0;
+
+fail:
+	if (res)
+		freeaddrinfo(res);
+	tp_client_load_free(l);
+	return r;
+}
+
+int tp_client_load_start(struct tp_client_load *l)
+{
+	int64_t start = tp_client_conn_now_ns();
+
+	for (unsigned t = 0; t < l->nthreads; t++) {
+		struct worker *w = &l->workers[t];
+		tp_client_conn_ctx_start(&w->ctx, start);
+		int r = pthread_create(&w->thread, NULL, worker_main, w);
+		if (r != 0) {
+			tp_client_load_stop(l, true);
+			return -r;
+		}
+		w->started = true;
+	}
+	return 0;
+}
+
+int tp_client_load_fd(const struct tp_client_load *l)
+{
+	return l->done_fd;
+}
+
+bool tp_client_load_finished(struct tp_client_load *l)
+{
+	uint64_t n;
+
+	if (read(l->done_fd, &n, sizeof(n)) == (ssize_t)sizeof(n))
+		l->exited += (unsigned)n;
+	return l->exited >= l->nthreads;
+}
+
+void tp_client_load_stop(struct tp_client_load *l, bool abort)
+{
+	atomic_store(&l->stop, abort ? 2 : 1);
+}
+
+void tp_client_load_progress(struct tp_client_load *l, uint64_t *ret_recv, struct tp_hist *latency)
+{
+	uint64_t recv = 0;
+
+	tp_hist_reset(latency);
+	for (unsigned t = 0; t < l->nthreads; t++) {
+		struct worker *w = &l->workers[t];
+		recv += atomic_load_explicit(&w->recv_published, memory_order_relaxed);
+		if (!w->snap)
+			continue;
+		pthread_mutex_lock(&w->snap_lock);
+		tp_hist_merge(latency, w->snap);
+		pthread_mutex_unlock(&w->snap_lock);
+	}
+	*ret_recv = recv;
+}
+
+static void add_counts(struct tp_client_counts *dst, const struct tp_client_counts *src)
+{
+	dst->sent += src->sent;
+	dst->recv += src->recv;
+	dst->ok += src->ok;
+	dst->busy += src->busy;
+	dst->other_err += src->other_err;
+	dst->mismatch += src->mismatch;
+	dst->timeouts += src->timeouts;
+	dst->lost += src->lost;
+	dst->disconnects += src->disconnects;
+	dst->connect_failed += src->connect_failed;
+	dst->late += src->late;
+}
+
+double tp_client_load_result(struct tp_client_load *l, struct tp_client_counts *ret,
+			     struct tp_hist *latency)
+{
+	int64_t start = 0, end = 0;
+
+	for (unsigned t = 0; t < l->nthreads; t++) {
+		struct worker *w = &l->workers[t];
+		if (!w->started)
+			continue;
+		pthread_join(w->thread, NULL);
+		w->started = false;
+		start = w->ctx.start_ns;
+		if (w->finished_ns > end)
+			end = w->finished_ns;
+		add_counts(ret, &w->ctx.counts);
+		tp_hist_merge(latency, w->ctx.latency);
+	}
+	ret->connect_failed += l->connect_failed;
+	return end > start ? (double)(end - start) / 1e9 : 0.0;
+}
+
+void tp_client_load_free(struct tp_client_load *l)
+{
+	if (!l)
+		return;
+	if (l->workers) {
+		tp_client_load_stop(l, true);
+		for (unsigned t = 0; t < l->nthreads; t++) {
+			struct worker *w = &l->workers[t];
+			if (w->started)
+				pthread_join(w->thread, NULL);
+			for (unsigned j = 0; w->conns && j < w->nconns; j++)
+				tp_client_conn_free(w->conns[j]);
+			free(w->conns);
+			tp_client_conn_ctx_release(&w->ctx);
+			tp_hist_free(w->snap);
+			pthread_mutex_destroy(&w->snap_lock);
+			if (w->epfd >= 0)
+				close(w->epfd);
+		}
+		free(l->workers);
+	}
+	if (l->done_fd >= 0)
+		close(l->done_fd);
+	free(l);
+}

@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * client_load: tpclient's engine.  Opens the connections, drives them from
+ * a few event-loop threads, verifies every reply and measures latency.
+ *
+ * Threads: tp_client_load_new() and every other call here run on the
+ * caller's (main) thread.  tp_client_load_start() spawns opts->threads
+ * worker threads; client i belongs to worker i % threads, which alone
+ * touches its socket, buffers, counters and histogram until it exits.  What
+ * crosses threads: the stop request (an atomic), the progress snapshot
+ * (a histogram per worker, copied under that worker's mutex once a second,
+ * only when progress is enabled) and a done counter (atomic).  Each worker
+ * writes the eventfd tp_client_load_fd() once when it exits; the caller owns
+ * nothing of a worker's until tp_client_load_result() has joined them all.
+ *
+ * Latencies are recorded in nanoseconds, only for verified OK replies,
+ * measured from the send (closed loop) or from the scheduled send time
+ * (open loop, --rate).
+ */
+#ifndef TP_CLIENT_LOAD_H
+#define TP_CLIENT_LOAD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "client_opts.h"
+#include "hist.h"
+
+/* Totals of a run; docs/TPCLIENT.md says what each one counts. */
+struct tp_client_counts {
+	uint64_t sent;           /* requests written */
+	uint64_t recv;           /* reply lines read */
+	uint64_t ok;             /* replies that were the right OK */
+	uint64_t busy;           /* "ERR server busy" */
+	uint64_t other_err;      /* any other ERR reply */
+	uint64_t mismatch;       /* wrong OK, garbage, over-long or unsolicited line */
+	uint64_t timeouts;       /* outstanding on a connection silent for recv-timeout */
+	uint64_t lost;           /* outstanding when the connection closed or broke */
+	uint64_t disconnects;    /* connections the server closed (or broke) before the end */
+	uint64_t connect_failed; /* clients that could not connect */
+	uint64_t late;           /* open loop: sent 1 ms or more after its scheduled time */
+};
+
+struct tp_client_load;
+
+/*
+ * Resolve the server address and connect every client (blocking, each
+ * bounded by recv-timeout).  A client that cannot connect is logged and
+ * counted in connect_failed; the run goes on without it (with none, it
+ * ends at once).  Returns 0 and the load in *ret, -EHOSTUNREACH when the
+ * host does not resolve, -ENOMEM, or an epoll or eventfd error.
+ * progress: keep the snapshot for tp_client_load_progress().
+ */
+int tp_client_load_new(const struct tp_client_opts *opts, uint64_t seed, bool progress,
+		       struct tp_client_load **ret);
+
+/* Start the clock and the worker threads. Returns 0 or -errno (pthread_create). */
+int tp_client_load_start(struct tp_client_load *l);
+
+/* An eventfd that becomes readable when worker threads exit. */
+int tp_client_load_fd(const struct tp_client_load *l);
+
+/* Consume tp_client_load_fd(); true once every worker has exited. */
+bool tp_client_load_finished(struct tp_client_load *l);
+
+/*
+ * Ask the workers to stop issuing requests.  Gracefully, outstanding
+ * replies are still awaited (up to recv-timeout); with abort they are
+ * counted lost and every connection is closed at once.  Safe to repeat.
+ */
+void tp_client_load_stop(struct tp_client_load *l, bool abort);
+
+/* Replies read so far and, into latency (reset first), the latest per-second snapshot. */
+void tp_client_load_progress(struct tp_client_load *l, uint64_t *ret_recv, struct tp_hist *latency);
+
+/*
+ * Join the workers (after tp_client_load_finished() or a stop) and add
+ * their totals to *ret, their latencies to latency.  Returns the elapsed
+ * seconds from start to the last worker's exit.
+ */
+double tp_client_load_result(struct tp_client_load *l, struct tp_client_counts *ret,
+			     struct tp_hist *latency);
+
+/* Close every connection and release everything. Accepts NULL. */
+void tp_client_load_free(struct tp_client_load *l);
+
+#endif

@@ -1,0 +1,179 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tpclient: the load generator for tpserver.  This file is the wiring: the
+ * command line, signals, the once-a-second progress line and the final
+ * report.  The engine is client_load.c; what each option and output field
+ * means is in docs/TPCLIENT.md.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client_conn.h"
+#include "client_load.h"
+#include "client_opts.h"
+#include "client_report.h"
+#include "hist.h"
+#include "log.h"
+
+/* A seed JSON readers keep exactly, even those whose numbers are doubles. */
+static uint64_t random_seed(void)
+{
+	uint64_t s;
+
+	if (getrandom(&s, sizeof(s), GRND_NONBLOCK) != (ssize_t)sizeof(s))
+		s = (uint64_t)tp_client_conn_now_ns() ^ ((uint64_t)getpid() << 32);
+	return s & ((1ULL << 53) - 1);
+}
+
+struct progress {
+	bool on;
+	bool shown;
+	int64_t next_ns;
+	int64_t last_ns;
+	uint64_t last_recv;
+	struct tp_hist *snap;
+};
+
+static void progress_print(struct progress *p, struct tp_client_load *l, int64_t now)
+{
+	uint64_t recv;
+	double dt = (double)(now - p->last_ns) / 1e9;
+
+	tp_client_load_progress(l, &recv, p->snap);
+	fprintf(stderr, "\r%llu done  %.0f req/s  p99 %.3f ms\033[K", (unsigned long long)recv,
+		dt > 0 ? (double)(recv - p->last_recv) / dt : 0.0,
+		(double)tp_hist_percentile(p->snap, 99) / 1e6);
+	fflush(stderr);
+	p->shown = true;
+	p->last_ns = now;
+	p->last_recv = recv;
+}
+
+/* Wait for the workers, relaying signals and drawing progress. Returns true if interrupted. */
+static bool wait_run(struct tp_client_load *l, int sigfd, struct progress *p)
+{
+	struct pollfd fds[2] = {{.fd = tp_client_load_fd(l), .events = POLLIN},
+				{.fd = sigfd, .events = POLLIN}};
+	unsigned signals = 0;
+
+	for (;;) {
+		int64_t now = tp_client_conn_now_ns();
+		int timeout = -1;
+
+		if (p->on) {
+			if (now >= p->next_ns) {
+				progress_print(p, l, now);
+				p->next_ns = now + 1000000000LL;
+			}
+			timeout = (int)((p->next_ns - now + 999999) / 1000000);
+		}
+		if (poll(fds, 2, timeout) < 0 && errno != EINTR) {
+			tp_log(TP_LOG_ERROR, "poll", "poll(): %s", strerror(errno));
+			tp_client_load_stop(l, true);
+		}
+		if (fds[1].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			if (read(sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+				/* First signal: finish cleanly; second: give up on what is outstanding. */
+				tp_client_load_stop(l, ++signals > 1);
+				tp_log(TP_LOG_NOTICE, "interrupted", "%s: %s", strsignal((int)si.ssi_signo),
+				       signals > 1 ? "closing all connections"
+						   : "stopping; waiting for outstanding replies (again to abort)");
+			}
+		}
+		if ((fds[0].revents & POLLIN) && tp_client_load_finished(l))
+			return signals > 0;
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct tp_client_opts opts;
+	struct tp_client_counts counts = {0};
+	struct tp_client_load *load = NULL;
+	struct tp_hist *latency = NULL;
+	struct progress prog = {0};
+	char err[512];
+	sigset_t sigs;
+	int sigfd = -1, r, status = TP_CLIENT_EXIT_FAILED;
+	uint64_t seed;
+
+	tp_client_opts_defaults(&opts);
+	r = tp_client_opts_parse(&opts, argc, argv, err, sizeof(err));
+	if (r == 1)
+		return TP_CLIENT_EXIT_OK;
+	if (r < 0) {
+		fprintf(stderr, "tpclient: %s\n", err);
+		return TP_CLIENT_EXIT_USAGE;
+	}
+	tp_log_init("tpclient", opts.log_level);
+	seed = opts.seed_given ? opts.seed : random_seed();
+
+	/* Blocked before any thread exists, so every worker inherits the mask and main reads them. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	sigfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
+	latency = tp_hist_new();
+	prog.on = !opts.quiet && isatty(STDERR_FILENO);
+	prog.snap = prog.on ? tp_hist_new() : NULL;
+	if (sigfd < 0 || !latency || (prog.on && !prog.snap)) {
+		tp_log(TP_LOG_ERROR, "setup", "cannot set up: %s", sigfd < 0 ? strerror(errno) : "out of memory");
+		goto out;
+	}
+
+	r = tp_client_load_new(&opts, seed, prog.on, &load);
+	if (r < 0) {
+		tp_log(TP_LOG_ERROR, "connect", "cannot start the load on %s:%s: %s", opts.host, opts.port,
+		       strerror(-r));
+		goto out;
+	}
+	tp_log(TP_LOG_INFO, "start",
+	       "%s loop, %u clients on %u threads, mix %s, max-inflight %u, seed %llu",
+	       opts.rate > 0 ? "open" : "closed", opts.clients, opts.threads,
+	       tp_client_opts_mix_name(opts.mix), opts.max_inflight, (unsigned long long)seed);
+	r = tp_client_load_start(load);
+	if (r < 0) {
+		tp_log(TP_LOG_ERROR, "start", "cannot start worker threads: pthread_create(): %s", strerror(-r));
+		goto out;
+	}
+	prog.last_ns = tp_client_conn_now_ns();
+	prog.next_ns = prog.last_ns + 1000000000LL;
+
+	bool interrupted = wait_run(load, sigfd, &prog);
+	double elapsed = tp_client_load_result(load, &counts, latency);
+	if (prog.shown)
+		fputs("\r\033[K", stderr);
+
+	struct tp_client_report rep = {
+		.opts = &opts,
+		.seed = seed,
+		.counts = &counts,
+		.latency = latency,
+		.elapsed_s = elapsed,
+		.interrupted = interrupted,
+	};
+	if (opts.json)
+		tp_client_report_json(stdout, &rep);
+	else
+		tp_client_report_text(stdout, &rep);
+	fflush(stdout);
+	status = tp_client_report_exit_status(&counts);
+
+out:
+	tp_client_load_free(load);
+	tp_hist_free(latency);
+	tp_hist_free(prog.snap);
+	if (sigfd >= 0)
+		close(sigfd);
+	return status;
+}

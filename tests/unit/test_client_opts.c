@@ -1,0 +1,172 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests of client_opts.c: the command line users already know, the
+ * defaults, each newer flag, and the one-line error naming the flag for
+ * every kind of bad input.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "client_opts.h"
+
+/* Parse a NULL-terminated list of arguments (writable copies, as argv is). */
+static int parse_list(struct tp_client_opts *o, char *err, size_t errlen, const char *const *args)
+{
+	char *argv[64];
+	int argc = 0, r;
+
+	argv[argc++] = strdup("tpclient");
+	for (; *args; args++)
+		argv[argc++] = strdup(*args);
+	argv[argc] = NULL;
+	r = tp_client_opts_parse(o, argc, argv, err, errlen);
+	for (int i = 0; i < argc; i++)
+		free(argv[i]);
+	return r;
+}
+
+#define PARSE(o, err, ...) parse_list(o, err, sizeof(err), (const char *const[]){__VA_ARGS__, NULL})
+
+static void test_defaults(void **state)
+{
+	(void)state;
+	struct tp_client_opts o;
+	char err[256] = "";
+
+	tp_client_opts_defaults(&o);
+	assert_int_equal(parse_list(&o, err, sizeof(err), (const char *const[]){NULL}), 0);
+	assert_string_equal(o.host, "127.0.0.1");
+	assert_string_equal(o.port, "9000");
+	assert_int_equal(o.clients, 5);
+	assert_int_equal(o.requests, 200);
+	assert_int_equal(o.max_inflight, 10);
+	assert_true(o.recv_timeout_s == 5.0);
+	assert_int_equal(o.mix, TP_MIX_BALANCED);
+	assert_int_equal(o.sleep_lo_ms, 100);
+	assert_int_equal(o.sleep_hi_ms, 1000);
+	assert_int_equal(o.echo_lo, 1);
+	assert_int_equal(o.echo_hi, 100);
+	assert_int_equal(o.threads, 2);
+	assert_true(o.rate == 0 && o.duration_s == 0);
+	assert_false(o.seed_given || o.json || o.quiet);
+	assert_int_equal(o.log_level, TP_LOG_NOTICE);
+}
+
+static void test_known_interface(void **state)
+{
+	(void)state;
+	struct tp_client_opts o;
+	char err[256] = "";
+
+	tp_client_opts_defaults(&o);
+	assert_int_equal(PARSE(&o, err, "--host", "127.0.0.1", "--port", "9001", "--clients", "7", "--requests",
+			       "300", "--mix", "sleep", "--max-inflight", "4", "--recv-timeout", "2.5",
+			       "--log-level", "debug"),
+			 0);
+	assert_string_equal(o.port, "9001");
+	assert_int_equal(o.clients, 7);
+	assert_int_equal(o.requests, 300);
+	assert_int_equal(o.mix, TP_MIX_SLEEP);
+	assert_int_equal(o.max_inflight, 4);
+	assert_true(o.recv_timeout_s == 2.5);
+	assert_int_equal(o.log_level, TP_LOG_DEBUG);
+}
+
+static void test_new_flags(void **state)
+{
+	(void)state;
+	struct tp_client_opts o;
+	char err[256] = "";
+
+	tp_client_opts_defaults(&o);
+	assert_int_equal(PARSE(&o, err, "--duration=1.5", "--rate", "20000", "--sleep-ms", "10-30",
+			       "--echo-bytes", "7", "--seed", "18446744073709551615", "--json", "--quiet",
+			       "--threads", "8", "--clients", "3", "--mix", "ECHO"),
+			 0);
+	assert_true(o.duration_s == 1.5);
+	assert_true(o.rate == 20000);
+	assert_int_equal(o.requests, 0); /* a time bound alone lifts the count bound */
+	assert_int_equal(o.sleep_lo_ms, 10);
+	assert_int_equal(o.sleep_hi_ms, 30);
+	assert_int_equal(o.echo_lo, 7);
+	assert_int_equal(o.echo_hi, 7);
+	assert_true(o.seed == UINT64_MAX && o.seed_given);
+	assert_true(o.json && o.quiet);
+	assert_int_equal(o.log_level, TP_LOG_ERROR); /* --quiet without --log-level */
+	assert_int_equal(o.threads, 3);                /* never more threads than clients */
+	assert_int_equal(o.mix, TP_MIX_ECHO);
+
+	/* Both bounds kept when both are given; an explicit level beats --quiet. */
+	tp_client_opts_defaults(&o);
+	assert_int_equal(PARSE(&o, err, "--requests", "50", "--duration", "2", "-q", "--log-level", "info",
+			       "--clients", "1"),
+			 0);
+	assert_int_equal(o.requests, 50);
+	assert_int_equal(o.log_level, TP_LOG_INFO);
+	assert_int_equal(o.threads, 1);
+}
+
+/* Each bad command line fails with -EINVAL and one line that starts with the flag. */
+static void expect_error(const char *flag, const char *const *args)
+{
+	struct tp_client_opts o;
+	char err[256] = "";
+
+	tp_client_opts_defaults(&o);
+	assert_int_equal(parse_list(&o, err, sizeof(err), args), -EINVAL);
+	if (strncmp(err, flag, strlen(flag)) != 0)
+		fail_msg("error '%s' does not start with '%s'", err, flag);
+	assert_null(strchr(err, '\n'));
+}
+
+#define EXPECT_ERROR(flag, ...) expect_error(flag, (const char *const[]){__VA_ARGS__, NULL})
+
+static void test_errors(void **state)
+{
+	(void)state;
+	EXPECT_ERROR("--clients", "--clients", "0");
+	EXPECT_ERROR("--clients", "--clients", "abc");
+	EXPECT_ERROR("--clients", "--clients", "-3");
+	EXPECT_ERROR("--clients", "--clients", "5x");
+	EXPECT_ERROR("--requests", "--requests", "0");
+	EXPECT_ERROR("--requests", "--requests", "99999999999999999999999");
+	EXPECT_ERROR("--port", "--port", "65536");
+	EXPECT_ERROR("--port", "--port", "");
+	EXPECT_ERROR("--max-inflight", "--max-inflight", "0");
+	EXPECT_ERROR("--mix", "--mix", "random");
+	EXPECT_ERROR("--duration", "--duration", "0");
+	EXPECT_ERROR("--duration", "--duration", "nan");
+	EXPECT_ERROR("--rate", "--rate", "-5");
+	EXPECT_ERROR("--rate", "--rate", "inf");
+	EXPECT_ERROR("--recv-timeout", "--recv-timeout", "0");
+	EXPECT_ERROR("--sleep-ms", "--sleep-ms", "30-10");
+	EXPECT_ERROR("--sleep-ms", "--sleep-ms", "10-");
+	EXPECT_ERROR("--sleep-ms", "--sleep-ms", "-10");
+	EXPECT_ERROR("--sleep-ms", "--sleep-ms", "1-2-3");
+	EXPECT_ERROR("--echo-bytes", "--echo-bytes", "1-99999999");
+	EXPECT_ERROR("--seed", "--seed", "18446744073709551616");
+	EXPECT_ERROR("--threads", "--threads", "0");
+	EXPECT_ERROR("--log-level", "--log-level", "loud");
+	EXPECT_ERROR("--host", "--host", "");
+	EXPECT_ERROR("--bogus", "--bogus");
+	EXPECT_ERROR("--clients", "--clients");
+	EXPECT_ERROR("extra", "extra");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_known_interface),
+		cmocka_unit_test(test_new_flags),
+		cmocka_unit_test(test_errors),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
