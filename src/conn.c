@@ -246,6 +246,14 @@ void tp_conn_process(struct tp_conn *c)
 				return;
 			}
 			tp_loop_touch(c->loop, c);
+			/*
+			 * A short read drained the socket: data arriving later makes
+			 * a new edge, so skip the read that would only say EAGAIN.
+			 * Not when the peer's FIN was already reported: its EOF
+			 * read is still owed and no new edge would announce it.
+			 */
+			if ((size_t)n < len && !c->hup)
+				c->readable = false;
 			r = tp_framer_feed(&c->framer, buf, (size_t)n, on_line, c);
 		}
 		if (r < 0 || c->failed) {
@@ -261,6 +269,8 @@ void tp_conn_on_event(struct tp_conn *c, uint32_t events)
 {
 	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 		c->readable = true;
+	if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		c->hup = true;
 	if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
 		c->writable = true;
 	if (c->writable && c->ohead && c->ohead->done)

@@ -50,6 +50,7 @@ struct tp_conn {
 	bool readable; /* edge-triggered: input may be pending */
 	bool writable; /* edge-triggered: the socket can take more */
 	bool eof;      /* the client sent FIN: answer what was read, then close */
+	bool hup;      /* epoll reported RDHUP/HUP/ERR: read until EOF or error */
 	bool closed;   /* fd closed; waiting for in-flight requests to come back */
 	bool failed;   /* out of memory while parsing: close after this turn */
 	atomic_bool gone;
