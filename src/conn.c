@@ -162,9 +162,10 @@ static int on_line(void *ctx, const char *line, size_t len, bool too_long)
 	enum tp_proto_status st;
 	struct tp_req *r;
 
+	c->spoke = true;
 	if (too_long)
 		st = TP_PROTO_TOO_LONG;
-	else if (tp_server_shutting_down(tp_loop_server(l)))
+	else if (tp_server_shutting_down(tp_loop_server(l)) && !c->grace)
 		st = TP_PROTO_SHUTDOWN;
 	else
 		st = tp_proto_parse(line, len, (uint32_t)cfg->max_sleep_ms, &pr);
@@ -261,6 +262,8 @@ void tp_conn_process(struct tp_conn *c)
 			return;
 		}
 	}
+	if (c->grace && c->spoke)
+		c->grace = false; /* its first request is in: later lines get ERR server shutting down */
 	if (c->eof || tp_server_shutting_down(tp_loop_server(c->loop)))
 		tp_loop_mark_dirty(c->loop, c); /* the flush closes it once everything is answered */
 }
@@ -329,7 +332,8 @@ void tp_conn_flush(struct tp_conn *c)
 	if (sent)
 		tp_loop_count_served(c->loop, sent);
 
-	if ((c->eof || tp_server_shutting_down(tp_loop_server(c->loop))) && c->nreqs == 0 && !c->framer.stopped) {
+	if ((c->eof || tp_server_shutting_down(tp_loop_server(c->loop))) && c->nreqs == 0 && !c->framer.stopped &&
+	    !c->grace) {
 		tp_conn_close(c, c->eof ? "client closed" : "shutting down");
 		return;
 	}
@@ -406,12 +410,30 @@ void tp_conn_release(struct tp_conn *c)
 	free(c);
 }
 
-void tp_conn_shutdown(struct tp_conn *c)
+void tp_conn_shutdown(struct tp_conn *c, uint64_t grace_until_ns)
 {
 	if (c->closed)
 		return;
-	/* Lines already buffered get ERR server shutting down; idle connections close. */
+	/*
+	 * A client whose connection was accepted just before the signal cannot
+	 * tell it from one still in the kernel's backlog, which the next
+	 * instance would serve: serve its first request rather than close it
+	 * unanswered.
+	 */
+	if (!c->spoke && c->nreqs == 0) {
+		c->grace = true;
+		c->grace_until_ns = grace_until_ns;
+	}
+	/* Lines already buffered are framed now; idle connections close. */
 	if (can_read(c))
 		tp_loop_mark_ready(c->loop, c);
 	tp_loop_mark_dirty(c->loop, c);
+}
+
+void tp_conn_grace_check(struct tp_conn *c, uint64_t now_ns)
+{
+	if (c->grace && now_ns >= c->grace_until_ns) {
+		c->grace = false;
+		tp_loop_mark_dirty(c->loop, c);
+	}
 }

@@ -51,6 +51,9 @@ struct tp_conn {
 	bool writable; /* edge-triggered: the socket can take more */
 	bool eof;      /* the client sent FIN: answer what was read, then close */
 	bool hup;      /* epoll reported RDHUP/HUP/ERR: read until EOF or error */
+	bool spoke;    /* at least one line was framed */
+	bool grace;    /* shutting down, silent so far: its first request is served */
+	uint64_t grace_until_ns;
 	bool closed;   /* fd closed; waiting for in-flight requests to come back */
 	bool failed;   /* out of memory while parsing: close after this turn */
 	atomic_bool gone;
@@ -93,8 +96,15 @@ void tp_conn_close(struct tp_conn *c, const char *reason);
 /* Free c if it is closed and nothing refers to it any more (no list, no request). */
 void tp_conn_release(struct tp_conn *c);
 
-/* Shutdown began: answer new lines with ERR server shutting down; close when idle. */
-void tp_conn_shutdown(struct tp_conn *c);
+/*
+ * Shutdown began: answer new lines with ERR server shutting down and close
+ * once everything is answered.  A connection that has not spoken yet gets
+ * until grace_until_ns for its first request, which is served normally.
+ */
+void tp_conn_shutdown(struct tp_conn *c, uint64_t grace_until_ns);
+
+/* The shutdown grace of a silent connection ran out (loop, at its tick). */
+void tp_conn_grace_check(struct tp_conn *c, uint64_t now_ns);
 
 /* Is the connection done with everything and safe to close? */
 bool tp_conn_idle(const struct tp_conn *c);

@@ -59,6 +59,7 @@
 #define LOOP_STACK_BYTES (512 * 1024)
 
 #define SPIN_NS 30000
+#define SHUTDOWN_GRACE_MS 1000 /* a silent connection's time to send its first request */
 
 #define TP_TAG_WAKE 0x57616b65u
 #define TP_TAG_SIGNAL 0x5369676eu
@@ -486,7 +487,13 @@ static void on_shutdown(struct tp_loop *l)
 		listen_ctl(l, EPOLL_CTL_DEL);
 	l->accepting = false;
 	for (struct tp_conn *c = l->lru_head; c; c = c->lru_next)
-		tp_conn_shutdown(c);
+		tp_conn_shutdown(c, l->now_ns + SHUTDOWN_GRACE_MS * 1000000ull);
+}
+
+static void check_grace(struct tp_loop *l)
+{
+	for (struct tp_conn *c = l->lru_head; c; c = c->lru_next)
+		tp_conn_grace_check(c, l->now_ns);
 }
 
 static void force_close_all(struct tp_loop *l)
@@ -701,6 +708,8 @@ int tp_loop_run(struct tp_loop *l)
 				tp_server_tick(l->srv, l->now_ns);
 			if (!l->shutdown_seen)
 				sweep_idle(l);
+			else
+				check_grace(l);
 		}
 		if (!l->accepting && !l->shutdown_seen && l->now_ns >= l->accept_resume_ns) {
 			if (listen_ctl(l, EPOLL_CTL_ADD) == 0)

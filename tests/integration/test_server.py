@@ -308,6 +308,28 @@ class Shutdown(unittest.TestCase):
             self.assertIn("shutting down", log)
             self.assertIn("stopped", log)
 
+    def test_silent_connection_gets_its_first_request_served(self):
+        # Accepted just before SIGTERM, not yet spoken: to its client it is no
+        # different from a connection the next instance would serve.
+        with Server() as srv:
+            busy = srv.connect()
+            busy.sendall(b"SLEEP 700\n")
+            silent = srv.connect()
+            talked = srv.connect()
+            self.assertEqual(request(talked, LineReader(talked), "ECHO before"), "OK before")
+            time.sleep(0.1)
+            srv.signal(signal.SIGTERM)
+            time.sleep(0.2)
+            rs = LineReader(silent)
+            self.assertEqual(request(silent, rs, "ECHO first"), "OK first")
+            # It closes once answered; an idle connection that had spoken closes at once.
+            with self.assertRaises(EOFError):
+                rs.line(timeout=5)
+            with self.assertRaises(EOFError):
+                LineReader(talked).line(timeout=5)
+            self.assertEqual(LineReader(busy).line(), "OK 700")
+            self.assertEqual(srv.proc.wait(10), 0)
+
     def test_shutdown_timeout_cuts_long_sleeps(self):
         with Server("--shutdown-timeout-s", "1") as srv:
             a = srv.connect()
