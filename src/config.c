@@ -126,6 +126,7 @@ static void usage(FILE *f)
 		"  -c, --config PATH           configuration file (default " TP_DEFAULT_CONFIG_PATH
 		" if it exists)\n"
 		"  -t, --check-config          validate the configuration, print it, exit\n"
+		"  -q, --quiet                 with --check-config: print only errors\n"
 		"      --host ADDR             address to listen on (default 127.0.0.1)\n"
 		"      --port N                TCP port (default 9000)\n"
 		"      --backlog N             listen backlog (default 1024)\n"
@@ -151,6 +152,7 @@ int tp_config_parse_args(struct tp_config *cfg, int argc, char **argv, char *err
 	static const struct option fixed[] = {
 		{"config", required_argument, NULL, 'c'},
 		{"check-config", no_argument, NULL, 't'},
+		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{"host", required_argument, NULL, OPT_HOST},
@@ -170,7 +172,7 @@ int tp_config_parse_args(struct tp_config *cfg, int argc, char **argv, char *err
 
 	optind = 0; /* full reset: parse_args runs twice (before and after the file) */
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":c:thV", opts, &idx)) != -1) {
+	while ((c = getopt_long(argc, argv, ":c:tqhV", opts, &idx)) != -1) {
 		switch (c) {
 		case 'c':
 			snprintf(cfg->config_path, sizeof(cfg->config_path), "%s", optarg);
@@ -178,6 +180,9 @@ int tp_config_parse_args(struct tp_config *cfg, int argc, char **argv, char *err
 			break;
 		case 't':
 			cfg->check_config = true;
+			break;
+		case 'q':
+			cfg->quiet = true;
 			break;
 		case 'h':
 			usage(stdout);

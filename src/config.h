@@ -54,6 +54,7 @@ struct tp_config {
 	char config_path[4096]; /* empty: the default path, if it exists */
 	bool config_explicit;   /* --config given: a missing file is an error */
 	bool check_config;      /* --check-config / -t */
+	bool quiet;             /* --quiet / -q: --check-config prints only errors */
 };
 
 /* Margin added to max_sleep_ms for the default stall threshold. */

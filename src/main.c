@@ -84,6 +84,8 @@ int main(int argc, char **argv)
 		return TP_EXIT_CONFIG;
 	}
 	if (cfg.check_config) {
+		if (cfg.quiet)
+			return 0;
 		printf("# configuration OK%s%s\n", cfg.config_path[0] ? ": " : " (built-in defaults)",
 		       cfg.config_path);
 		tp_config_print(&cfg, stdout);

@@ -309,11 +309,16 @@ class ConfigErrors(unittest.TestCase):
             self.assertEqual(p.returncode, 0, p.stderr)
             self.assertRegex(p.stdout, r"workers\s*=\s*12;")
             self.assertRegex(p.stdout, r'log_level\s*=\s*"debug";')
+        p = subprocess.run([TPSERVER, "-t", "--quiet", "--config", conf], capture_output=True, text=True,
+                           timeout=10)
+        self.assertEqual((p.returncode, p.stdout), (0, ""))
         with open(conf, "w") as f:
             f.write("pool = { workers = 0; };\n")
-        p = subprocess.run([TPSERVER, "-t", "--config", conf], capture_output=True, text=True, timeout=10)
-        self.assertEqual(p.returncode, 78)
-        self.assertIn("pool.workers: 0 is out of range", p.stderr)
+        for quiet in ([], ["-q"]):
+            p = subprocess.run([TPSERVER, "-t", "--config", conf] + quiet, capture_output=True, text=True,
+                               timeout=10)
+            self.assertEqual(p.returncode, 78)
+            self.assertIn("pool.workers: 0 is out of range", p.stderr)
 
 
 if __name__ == "__main__":
