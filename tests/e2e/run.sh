@@ -1,0 +1,619 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# End-to-end test of the Debian package under a real, booted systemd.
+#
+# Builds the package twice (the tree's version and a higher one for the
+# upgrade), boots a throw-away copy of a minimal Debian 12 root file system
+# with systemd-nspawn (private network: loopback only), installs the package
+# in it and checks what a user would: socket activation, requests, status,
+# journal, reload, watchdog, restart, stop, upgrade and purge.
+#
+#   tests/e2e/run.sh [--prepare-rootfs]
+#
+# --prepare-rootfs only creates the cached root file system.
+#
+# Environment:
+#   TP_E2E_DEBS=DIR        use the tpserver_*.deb files in DIR (the lowest
+#                          and highest version) instead of building them
+#   TP_E2E_CACHE=DIR       root file system cache
+#                          (default /var/tmp/tpserver-e2e-rootfs)
+#   TP_E2E_MIRROR=URL      Debian mirror for debootstrap
+#   TP_E2E_TIMEOUT=SEC     limit for the whole run (default 1800)
+#   TP_E2E_REQUIRE=1       a missing prerequisite fails instead of skipping
+#                          (CI=true implies it)
+#   TP_E2E_VERBOSE=1       show what each check saw, not only for failures
+#
+# Prints one PASS or FAIL line per check and ends with "N passed, N failed".
+# Exit status: 0 all passed, 1 a check failed, 77 skipped (not root, or no
+# debootstrap/systemd-nspawn and no Debian archive to install them from).
+set -euo pipefail
+
+SRCDIR=$(cd "$(dirname "$0")/../.." && pwd)
+CACHE=${TP_E2E_CACHE:-/var/tmp/tpserver-e2e-rootfs}
+MIRROR=${TP_E2E_MIRROR:-http://deb.debian.org/debian}
+SUITE=bookworm
+TIMEOUT=${TP_E2E_TIMEOUT:-1800}
+REQUIRE=${TP_E2E_REQUIRE:-}
+if [ "${CI:-}" = true ]; then REQUIRE=1; fi
+# Everything the package and the checks need inside the container: it has
+# no network, so nothing can be downloaded there.
+INCLUDE=systemd,systemd-sysv,dbus,procps,libconfig9,libsystemd0,python3,apt
+ROOTFS_STAMP="$SUITE minbase $INCLUDE v1"
+
+skip() {
+	if [ -n "$REQUIRE" ]; then
+		echo "e2e: FAIL: $* (required: CI or TP_E2E_REQUIRE)"
+		echo "0 passed, 1 failed"
+		exit 1
+	fi
+	echo "e2e: SKIP: $*"
+	exit 77
+}
+
+log() { echo "e2e: $*"; }
+
+[ "$(id -u)" = 0 ] || skip "needs root (debootstrap, systemd-nspawn)"
+
+# Stop the container whose nspawn pid is in $1/nspawn.pid: SIGTERM asks
+# nspawn for an orderly shutdown, SIGKILL follows if that takes too long.
+stop_container() {
+	local pid
+	pid=$(cat "$1/nspawn.pid" 2>/dev/null) || return 0
+	rm -f "$1/nspawn.pid"
+	kill -0 "$pid" 2>/dev/null || return 0
+	kill -TERM "$pid" 2>/dev/null
+	for _ in $(seq 1 60); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.5
+	done
+	kill -KILL "$pid" 2>/dev/null
+	sleep 1
+	# The throw-away copy a killed nspawn leaves next to the root file system.
+	rm -rf "$CACHE"/.#* 2>/dev/null
+	return 0
+}
+
+# The outer process bounds the whole run and cleans up whatever the inner
+# one (this script again, under timeout) left behind, however it ended.
+if [ -z "${TP_E2E_WORK:-}" ]; then
+	TP_E2E_WORK=$(mktemp -d /var/tmp/tpserver-e2e.XXXXXX)
+	export TP_E2E_WORK
+	trap 'stop_container "$TP_E2E_WORK"; rm -rf "$TP_E2E_WORK"' EXIT
+	trap 'exit 130' INT TERM
+	rc=0
+	timeout --foreground --kill-after=30 "$TIMEOUT" "$0" "$@" || rc=$?
+	if [ $rc = 124 ] || [ $rc = 137 ]; then
+		read -r p f <"$TP_E2E_WORK/counts" 2>/dev/null || { p=0; f=0; }
+		echo "FAIL overall time limit of $TIMEOUT s reached"
+		echo "$p passed, $((f + 1)) failed"
+		rc=1
+	fi
+	exit $rc
+fi
+
+WORK=$TP_E2E_WORK
+ART="$WORK/art" # bound read-only at /srv/test in the container
+mkdir -p "$ART"
+echo "0 0" >"$WORK/counts"
+CPID=""
+
+cleanup() {
+	local rc=$?
+	trap - EXIT
+	set +e
+	stop_container "$WORK"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'echo "e2e: interrupted"; exit 1' INT TERM
+
+need_pkgs=()
+command -v debootstrap >/dev/null || need_pkgs+=(debootstrap)
+command -v systemd-nspawn >/dev/null || need_pkgs+=(systemd-container)
+command -v nsenter >/dev/null || need_pkgs+=(util-linux)
+command -v flock >/dev/null || need_pkgs+=(util-linux)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+	log "installing ${need_pkgs[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	{ apt-get update -q && apt-get install -y -q --no-install-recommends "${need_pkgs[@]}"; } >&2 ||
+		skip "cannot install ${need_pkgs[*]} (no access to the Debian archive?)"
+fi
+
+# --- the root file system (cached) -----------------------------------------
+
+mkdir -p "$CACHE"
+exec 9>"$CACHE/lock"
+flock -w 1200 9 || skip "cache $CACHE is locked by another run"
+ROOTFS="$CACHE/rootfs"
+if [ ! -f "$CACHE/stamp" ] || [ "$(cat "$CACHE/stamp")" != "$ROOTFS_STAMP" ]; then
+	log "creating the $SUITE root file system in $ROOTFS (once)"
+	rm -rf "$ROOTFS" "$CACHE/stamp"
+	t0=$SECONDS
+	if ! debootstrap --variant=minbase --include="$INCLUDE" "$SUITE" "$ROOTFS" "$MIRROR" \
+		>"$WORK/debootstrap.log" 2>&1; then
+		tail -n 20 "$WORK/debootstrap.log"
+		rm -rf "$ROOTFS"
+		skip "debootstrap $SUITE from $MIRROR failed (no access to the Debian archive?)"
+	fi
+	# Nothing should touch dpkg or the clock behind the test's back.
+	for u in apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer \
+		systemd-timesyncd.service console-getty.service; do
+		ln -sf /dev/null "$ROOTFS/etc/systemd/system/$u"
+	done
+	rm -f "$ROOTFS/etc/machine-id"
+	: >"$ROOTFS/etc/machine-id"
+	echo tpserver-e2e >"$ROOTFS/etc/hostname"
+	rm -f "$ROOTFS"/var/cache/apt/archives/*.deb
+	echo "$ROOTFS_STAMP" >"$CACHE/stamp"
+	log "root file system ready in $((SECONDS - t0)) s"
+fi
+
+if [ "${1:-}" = --prepare-rootfs ]; then
+	log "root file system cached in $ROOTFS"
+	exit 0
+fi
+
+# --- the packages ----------------------------------------------------------
+
+DEB1=""
+DEB2=""
+if [ -n "${TP_E2E_DEBS:-}" ]; then
+	cp "$TP_E2E_DEBS"/tpserver_*.deb "$ART/"
+else
+	log "building the package (0.1.0 and 0.1.1)"
+	t0=$SECONDS
+	"$SRCDIR/packaging/build-deb.sh" "$WORK/deb1" >/dev/null || { echo "FAIL build the package"; echo "0 passed, 1 failed"; exit 1; }
+	"$SRCDIR/packaging/build-deb.sh" --version 0.1.1 "$WORK/deb2" >/dev/null || { echo "FAIL build the package 0.1.1"; echo "0 passed, 1 failed"; exit 1; }
+	cp "$WORK"/deb1/tpserver_*.deb "$WORK"/deb2/tpserver_*.deb "$ART/"
+	log "built in $((SECONDS - t0)) s"
+fi
+# Oldest and newest version, by dpkg's ordering.
+mapfile -t debs < <(for f in "$ART"/tpserver_*.deb; do echo "$(dpkg-deb -f "$f" Version) $(basename "$f")"; done |
+	sort -V -k1,1 | awk '{print $2}')
+[ ${#debs[@]} -ge 2 ] || { echo "FAIL need two versions of tpserver_*.deb, have: ${debs[*]:-none}"; echo "0 passed, 1 failed"; exit 1; }
+DEB1=${debs[0]}
+DEB2=${debs[-1]}
+V1=$(dpkg-deb -f "$ART/$DEB1" Version)
+V2=$(dpkg-deb -f "$ART/$DEB2" Version)
+cp "$SRCDIR/tests/e2e/tpc.py" "$ART/tpc.py"
+chmod -R a+rX "$ART"
+
+# --- boot ------------------------------------------------------------------
+
+log "booting the container"
+systemd-nspawn --register=no --keep-unit --private-network --link-journal=no -x \
+	--bind-ro="$ART:/srv/test" -D "$ROOTFS" --boot \
+	</dev/null >"$WORK/console.log" 2>&1 &
+NSPAWN_PID=$!
+echo "$NSPAWN_PID" >"$WORK/nspawn.pid"
+
+# The container's init is nspawn's child.
+for _ in $(seq 1 300); do
+	kill -0 "$NSPAWN_PID" 2>/dev/null || break
+	CPID=$(cat "/proc/$NSPAWN_PID/task/$NSPAWN_PID/children" 2>/dev/null | awk '{print $1}')
+	if [ -n "$CPID" ] && [ -e "/proc/$CPID/root/run/systemd/private" ]; then
+		break
+	fi
+	CPID=""
+	sleep 0.1
+done
+if [ -z "$CPID" ]; then
+	echo "FAIL boot the container (console below)"
+	tail -n 40 "$WORK/console.log"
+	echo "0 passed, 1 failed"
+	exit 1
+fi
+
+# Run a command inside the container, with a bound.
+c() {
+	timeout --kill-after=5 "${TMO:-60}" nsenter --target "$CPID" --mount --uts --ipc --net --pid -- \
+		env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C.UTF-8 TERM=dumb HOME=/root \
+		SYSTEMD_PAGER= SYSTEMD_COLORS=0 DEBIAN_FRONTEND=noninteractive "$@"
+}
+# The same in the background (the caller waits for $!).
+cbg() {
+	timeout --kill-after=5 "${TMO:-60}" nsenter --target "$CPID" --mount --uts --ipc --net --pid -- \
+		env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C.UTF-8 HOME=/root "$@" &
+}
+
+state=$(TMO=120 c systemctl is-system-running --wait 2>&1 || true)
+log "container up (init pid $CPID): $state"
+case "$state" in
+running | degraded) ;;
+*)
+	echo "FAIL boot the container: $state"
+	tail -n 40 "$WORK/console.log"
+	echo "0 passed, 1 failed"
+	exit 1
+	;;
+esac
+[ "$state" = running ] || c systemctl --failed --no-legend || true
+
+# --- checks ----------------------------------------------------------------
+
+PASSED=0
+FAILED=0
+FAILED_NAMES=()
+OUT="$WORK/out" # what the current check saw, shown when it fails
+
+# check NAME FUNCTION: run FUNCTION, print PASS/FAIL with its duration.
+check() {
+	local name=$1 fn=$2 t0 rc
+	t0=$(date +%s.%N)
+	: >"$OUT"
+	set +e
+	("$fn") >>"$OUT" 2>&1
+	rc=$?
+	set -e
+	local dt
+	dt=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')
+	if [ $rc = 0 ]; then
+		PASSED=$((PASSED + 1))
+		echo "$PASSED $FAILED" >"$WORK/counts"
+		echo "PASS $name (${dt}s)"
+		if [ -n "${TP_E2E_VERBOSE:-}" ]; then sed 's/^/    | /' "$OUT" | tail -n 40; fi
+	else
+		FAILED=$((FAILED + 1))
+		echo "$PASSED $FAILED" >"$WORK/counts"
+		FAILED_NAMES+=("$name")
+		echo "FAIL $name (${dt}s)"
+		sed 's/^/    | /' "$OUT" | tail -n 40
+	fi
+}
+
+fail() {
+	echo "$*"
+	exit 1
+}
+
+prop() { c systemctl show -P "$2" "$1"; }
+mainpid() { prop tpserver.service MainPID; }
+
+# Wait until "$@" succeeds, up to $1 seconds.
+wait_for() {
+	local secs=$1
+	shift
+	local end=$((SECONDS + secs))
+	while [ $SECONDS -lt $end ]; do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.2
+	done
+	"$@"
+}
+
+is_active() { [ "$(prop "$1" ActiveState)" = active ]; }
+
+# journal UNIT FILE: the unit's journal as JSON lines, flushed first.
+journal() {
+	c journalctl --sync || true
+	c journalctl -u "$1" -o json --no-pager >"$2" || true
+}
+
+# jhas FILE KEY=VALUE: an entry of the JSON journal FILE has that field.
+jhas() {
+	python3 -c 'import json, sys
+k, v = sys.argv[2].split("=", 1)
+sys.exit(not any(json.loads(l).get(k) == v for l in open(sys.argv[1]) if l.strip()))' "$1" "$2"
+}
+
+journal_text() {
+	c journalctl --sync || true
+	c journalctl -u "$1" -o short-monotonic --no-pager >"$2" || true
+}
+
+# Wait (up to 5 s) until a client connection to port 9000 is established.
+wait_conn() {
+	wait_for 5 c awk '$4 == "01" && $3 ~ /:2328$/ {n++} END {exit !n}' /proc/1/net/tcp
+	sleep 0.2
+}
+
+threads() { c awk '/^Threads:/ {print $2}' "/proc/$1/status"; }
+
+req() { c python3 /srv/test/tpc.py req "$@"; }
+
+# echo_ok TEXT: "ECHO TEXT" on a new connection is answered "OK TEXT".
+echo_ok() {
+	local out
+	out=$(req "ECHO $1") || { echo "$out"; return 1; }
+	grep -qx "OK $1" <<<"$out" || { echo "$out"; return 1; }
+}
+
+conf_set_workers() {
+	c sed -i -E "s/^([[:space:]]*)#?[[:space:]]*workers[[:space:]]*=.*/\\1workers = $1;/" /etc/tpserver.conf
+}
+
+t_install() {
+	TMO=180 c apt-get install -y -q "/srv/test/$DEB1" || fail "apt-get install failed"
+	local v
+	v=$(c dpkg-query -W -f='${Version}' tpserver)
+	[ "$v" = "$V1" ] || fail "installed version '$v', expected $V1"
+	[ "$(c systemctl is-enabled tpserver.socket)" = enabled ] || fail "tpserver.socket not enabled"
+	is_active tpserver.socket || fail "tpserver.socket not active after install"
+	c test -f /etc/tpserver.conf || fail "/etc/tpserver.conf missing"
+	c dpkg-query -W -f='${Conffiles}\n' tpserver | grep -q '/etc/tpserver.conf' ||
+		fail "/etc/tpserver.conf is not a conffile"
+	c test -x /usr/sbin/tpserver || fail "/usr/sbin/tpserver missing"
+	for m in man8/tpserver.8 man5/tpserver.conf.5 man1/tpclient.1; do
+		c test -f "/usr/share/man/$m.gz" || fail "/usr/share/man/$m.gz missing"
+	done
+}
+
+t_units() {
+	c systemd-analyze verify --man=no tpserver.socket tpserver.service || fail "systemd-analyze verify complained"
+	c systemd-analyze security --no-pager tpserver.service >"$WORK/security" 2>&1 || true
+	tail -n 1 "$WORK/security"
+	local score
+	score=$(sed -n 's/.*Overall exposure level for tpserver.service: \([0-9.]*\).*/\1/p' "$WORK/security")
+	[ -n "$score" ] || fail "no exposure level in systemd-analyze security output"
+	awk -v s="$score" 'BEGIN{exit !(s <= 1.0)}' || fail "exposure level $score > 1.0"
+}
+
+t_start() {
+	TMO=60 c systemctl start tpserver || { c systemctl status --no-pager tpserver; fail "systemctl start failed"; }
+	is_active tpserver.service || fail "tpserver.service not active"
+	is_active tpserver.socket || fail "tpserver.socket not active"
+	local pid
+	pid=$(mainpid)
+	[ "${pid:-0}" -gt 0 ] || fail "no MainPID"
+	echo "MainPID $pid"
+}
+
+t_requests() {
+	local out
+	out=$(req "ECHO hello world" "SLEEP 300" "echo again") || fail "request failed: $out"
+	echo "$out"
+	[ "$(sed -n 1p <<<"$out")" = "OK hello world" ] || fail "ECHO reply wrong"
+	[ "$(sed -n 2p <<<"$out")" = "OK 300" ] || fail "SLEEP reply wrong"
+	[ "$(sed -n 3p <<<"$out")" = "OK again" ] || fail "lower-case echo reply wrong"
+	awk '/^elapsed/ {exit !($2 >= 0.29)}' <<<"$out" || fail "SLEEP 300 answered too early"
+}
+
+t_socket_from_systemd() {
+	# The listening socket on 127.0.0.1:9000 in the container's network
+	# namespace (where PID 1 opened it) must be one of the daemon's fds: the
+	# daemon runs in its own network namespace and could not have bound it.
+	local pid ino
+	pid=$(mainpid)
+	ino=$(c awk '$2 == "0100007F:2328" && $4 == "0A" {print $10}' /proc/1/net/tcp | head -n 1)
+	[ -n "$ino" ] || fail "nothing listens on 127.0.0.1:9000"
+	echo "listening socket inode $ino, daemon pid $pid"
+	c ls -l "/proc/$pid/fd" >"$WORK/fds"
+	grep -q "socket:\[$ino\]" "$WORK/fds" || { cat "$WORK/fds"; fail "daemon does not hold socket:[$ino]"; }
+	[ "$(c readlink /proc/1/ns/net)" != "$(c readlink "/proc/$pid/ns/net")" ] ||
+		fail "daemon is not in a network namespace of its own (PrivateNetwork=)"
+}
+
+t_status() {
+	c systemctl status --no-pager tpserver >"$WORK/status" 2>&1 || true
+	cat "$WORK/status"
+	grep -q '^ *Status: "' "$WORK/status" || fail "no Status: line (STATUS=) in systemctl status"
+}
+
+t_journal_fields() {
+	journal tpserver "$WORK/journal.json"
+	python3 - "$WORK/journal.json" <<'PY' || fail "journal check failed"
+import json, sys
+entries = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+mine = [e for e in entries if "TP_EVENT" in e]
+print("%d entries, %d with TP_EVENT; events: %s" % (len(entries), len(mine), sorted({e["TP_EVENT"] for e in mine})))
+start = [e for e in mine if e.get("TP_EVENT") == "start"]
+assert start, "no TP_EVENT=start entry"
+e = start[-1]
+for k in ("CODE_FILE", "CODE_LINE", "CODE_FUNC", "MESSAGE_ID", "PRIORITY", "MESSAGE"):
+    assert k in e, "start entry lacks %s: %r" % (k, e)
+assert e["MESSAGE_ID"] == "98f9f5bf22e845a781568eca8f836c2f", e["MESSAGE_ID"]
+assert any(x.get("TP_EVENT") == "ready" for x in mine), "no TP_EVENT=ready entry"
+PY
+}
+
+t_reload() {
+	local pid before after want
+	pid=$(mainpid)
+	before=$(threads "$pid")
+	echo "pid $pid, $before threads with the default 8 workers"
+	conf_set_workers 12
+	c grep -n 'workers' /etc/tpserver.conf
+	TMO=30 c systemctl reload tpserver || fail "systemctl reload failed"
+	want=$((before + 4))
+	wait_for 10 test "$(threads "$pid")" = "$want" || true
+	after=$(threads "$pid")
+	echo "after reload: MainPID $(mainpid), $after threads"
+	[ "$(mainpid)" = "$pid" ] || fail "MainPID changed on reload"
+	[ "$after" = "$want" ] || fail "expected $want threads after pool.workers 8 -> 12, have $after"
+	is_active tpserver.service || fail "not active after reload"
+	journal tpserver "$WORK/journal.json"
+	jhas "$WORK/journal.json" TP_EVENT=reload || fail "no TP_EVENT=reload in the journal"
+}
+
+t_reload_broken() {
+	local pid before line
+	pid=$(mainpid)
+	before=$(threads "$pid")
+	c cp /etc/tpserver.conf /root/tpserver.conf.good
+	# An editing mistake on a known line: a value left out.
+	line=$(c grep -n '^ *workers = 12;' /etc/tpserver.conf | cut -d: -f1)
+	[ -n "$line" ] || fail "no 'workers = 12;' line to break"
+	c sed -i "${line}s/workers = 12;/workers = ;/" /etc/tpserver.conf
+	if TMO=30 c systemctl reload tpserver; then
+		c cp /root/tpserver.conf.good /etc/tpserver.conf
+		fail "reload of a broken file succeeded"
+	fi
+	c cp /root/tpserver.conf.good /etc/tpserver.conf
+	journal_text tpserver "$WORK/journal.txt"
+	tail -n 8 "$WORK/journal.txt"
+	grep -q "/etc/tpserver.conf:$line" "$WORK/journal.txt" ||
+		fail "journal does not name /etc/tpserver.conf:$line"
+	is_active tpserver.service || fail "service not active after a refused reload"
+	[ "$(mainpid)" = "$pid" ] || fail "MainPID changed"
+	[ "$(threads "$pid")" = "$before" ] || fail "thread count changed ($before -> $(threads "$pid"))"
+	echo_ok "still here" || fail "not serving after a refused reload"
+}
+
+t_watchdog() {
+	local pid up new end
+	pid=$(mainpid)
+	# First: a daemon that is fine keeps its MainPID past WatchdogSec.
+	up=$(prop tpserver.service ActiveEnterTimestampMonotonic)
+	local now_us
+	now_us=$(c awk '{printf "%d", $1 * 1000000}' /proc/uptime)
+	if [ $(((now_us - up) / 1000000)) -lt 12 ]; then
+		sleep $((12 - (now_us - up) / 1000000))
+	fi
+	[ "$(mainpid)" = "$pid" ] || fail "MainPID changed before any stall (daemon not pinging the watchdog?)"
+	[ "$(prop tpserver.service NRestarts)" = 0 ] || fail "NRestarts is not 0 before the stall"
+	c kill -STOP "$pid"
+	echo "stopped $pid at $(date +%T)"
+	end=$((SECONDS + 45))
+	new=$pid
+	while [ $SECONDS -lt $end ]; do
+		new=$(mainpid)
+		if [ "${new:-0}" -gt 0 ] && [ "$new" != "$pid" ] && is_active tpserver.service; then
+			break
+		fi
+		sleep 0.5
+	done
+	echo "new MainPID $new at $(date +%T), NRestarts $(prop tpserver.service NRestarts)"
+	[ "${new:-0}" -gt 0 ] && [ "$new" != "$pid" ] || fail "not restarted within 45 s"
+	echo_ok "after watchdog" || fail "not serving after the restart"
+	journal_text tpserver "$WORK/journal.txt"
+	grep -E -i "watchdog timeout|result 'watchdog'" "$WORK/journal.txt" || fail "journal does not say watchdog"
+}
+
+t_restart_under_load() {
+	TMO=40 cbg python3 /srv/test/tpc.py loop --seconds 8 >"$WORK/loop.out" 2>&1
+	local lp=$! pids=()
+	sleep 1.5
+	pids+=("$(mainpid)")
+	TMO=40 c systemctl restart tpserver || fail "restart 1 failed"
+	sleep 1.5
+	pids+=("$(mainpid)")
+	TMO=40 c systemctl restart tpserver || fail "restart 2 failed"
+	pids+=("$(mainpid)")
+	local rc=0
+	wait "$lp" || rc=$?
+	cat "$WORK/loop.out"
+	echo "MainPIDs: ${pids[*]}"
+	[ "${pids[0]}" != "${pids[1]}" ] && [ "${pids[1]}" != "${pids[2]}" ] || fail "MainPID did not change on restart"
+	[ $rc = 0 ] || fail "connection attempts failed during restarts"
+	grep -q '^attempts=[1-9][0-9]* failures=0$' "$WORK/loop.out" || fail "client loop did not run"
+}
+
+t_stop_inflight() {
+	is_active tpserver.service || TMO=30 c systemctl start tpserver
+	TMO=30 cbg python3 /srv/test/tpc.py req "SLEEP 2000" >"$WORK/sleep.out" 2>&1
+	local cp=$!
+	wait_conn || fail "client did not connect"
+	TMO=40 c systemctl stop tpserver || fail "systemctl stop failed"
+	local rc=0
+	wait "$cp" || rc=$?
+	cat "$WORK/sleep.out"
+	[ $rc = 0 ] && grep -qx "OK 2000" "$WORK/sleep.out" || fail "the request in flight was not answered OK 2000"
+	local res st
+	res=$(prop tpserver.service Result)
+	st=$(prop tpserver.service ExecMainStatus)
+	echo "Result=$res ExecMainStatus=$st ActiveState=$(prop tpserver.service ActiveState)"
+	[ "$res" = success ] || fail "Result=$res"
+	[ "$(prop tpserver.service ActiveState)" = inactive ] || fail "not inactive after stop"
+	is_active tpserver.socket || fail "socket stopped with the service"
+}
+
+t_activation() {
+	# With the service stopped, a connection starts it.
+	is_active tpserver.service && fail "service already running"
+	echo_ok "wake up" || fail "first connection not answered"
+	wait_for 10 is_active tpserver.service || fail "service not active after a connection"
+}
+
+t_config_error() {
+	local pid before
+	c cp /etc/tpserver.conf /root/tpserver.conf.good
+	# Out of range (pool.workers is 1 to 1024).
+	c sed -i -E 's/^( *)workers = 12;/\1workers = 0;/' /etc/tpserver.conf
+	c grep -q '^ *workers = 0;' /etc/tpserver.conf || fail "could not edit pool.workers"
+	before=$(prop tpserver.service NRestarts)
+	TMO=40 c systemctl restart tpserver && { c cp /root/tpserver.conf.good /etc/tpserver.conf; fail "restart with an invalid file succeeded"; }
+	sleep 3
+	local st res n
+	st=$(prop tpserver.service ExecMainStatus)
+	res=$(prop tpserver.service Result)
+	n=$(prop tpserver.service NRestarts)
+	echo "ExecMainStatus=$st Result=$res NRestarts $before -> $n ActiveState=$(prop tpserver.service ActiveState)"
+	c cp /root/tpserver.conf.good /etc/tpserver.conf
+	journal_text tpserver "$WORK/journal.txt"
+	grep -E '/etc/tpserver.conf:[0-9]+.*workers' "$WORK/journal.txt" | tail -n 2
+	[ "$st" = 78 ] || fail "exit status $st, expected 78"
+	grep -q -E '/etc/tpserver.conf:[0-9]+.*workers' "$WORK/journal.txt" ||
+		fail "journal does not name the file, line and setting"
+	[ "$n" = "$before" ] || fail "restarted despite RestartPreventExitStatus=78"
+	c systemctl reset-failed tpserver.service || true
+	TMO=40 c systemctl start tpserver || fail "start with the good file failed"
+	echo_ok "back" || fail "not serving with the good file"
+}
+
+t_upgrade() {
+	local pid sock_ts out rc=0
+	is_active tpserver.service || TMO=30 c systemctl start tpserver
+	pid=$(mainpid)
+	sock_ts=$(prop tpserver.socket ActiveEnterTimestampMonotonic)
+	c grep -q '^ *workers = 12;' /etc/tpserver.conf || fail "local edit from the reload check is missing"
+	TMO=40 cbg python3 /srv/test/tpc.py req --timeout 30 "SLEEP 2500" >"$WORK/upgrade-client.out" 2>&1
+	local cl=$!
+	wait_conn || fail "client did not connect"
+	TMO=180 c apt-get install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+		"/srv/test/$DEB2" >"$WORK/upgrade.out" 2>&1 || rc=$?
+	tail -n 5 "$WORK/upgrade.out"
+	[ $rc = 0 ] || fail "apt-get install $DEB2 failed"
+	wait "$cl" || true
+	echo "client: $(tr '\n' ' ' <"$WORK/upgrade-client.out")"
+	local v
+	v=$(c dpkg-query -W -f='${Version}' tpserver)
+	[ "$v" = "$V2" ] || fail "version after upgrade '$v', expected $V2"
+	wait_for 20 is_active tpserver.service || fail "service not active after upgrade"
+	local npid
+	npid=$(mainpid)
+	echo "MainPID $pid -> $npid; socket ActiveEnter $sock_ts -> $(prop tpserver.socket ActiveEnterTimestampMonotonic)"
+	[ "$npid" != "$pid" ] || fail "service not restarted by the upgrade"
+	[ "$(prop tpserver.socket ActiveEnterTimestampMonotonic)" = "$sock_ts" ] || fail "socket unit was restarted"
+	c grep -q '^ *workers = 12;' /etc/tpserver.conf || fail "local edit of /etc/tpserver.conf lost"
+	grep -qx "OK 2500" "$WORK/upgrade-client.out" || fail "request in flight during the upgrade not answered"
+	echo_ok "upgraded" || fail "not serving after upgrade"
+}
+
+t_purge() {
+	TMO=180 c apt-get purge -y -q tpserver >"$WORK/purge.out" 2>&1 || { tail "$WORK/purge.out"; fail "apt-get purge failed"; }
+	local f
+	for f in /etc/tpserver.conf /lib/systemd/system/tpserver.service /lib/systemd/system/tpserver.socket \
+		/usr/sbin/tpserver /etc/systemd/system/sockets.target.wants/tpserver.socket; do
+		c test ! -e "$f" || fail "$f still there after purge"
+	done
+	[ "$(prop tpserver.socket ActiveState)" != active ] || fail "socket still active"
+	[ "$(prop tpserver.service ActiveState)" != active ] || fail "service still active"
+	c awk '$2 == "0100007F:2328" && $4 == "0A" {found=1} END {exit found}' /proc/1/net/tcp ||
+		fail "something still listens on 127.0.0.1:9000"
+}
+
+check "install $DEB1 (socket enabled and started, conffile, man pages)" t_install
+check "systemd-analyze verify and security (exposure <= 1.0)" t_units
+check "systemctl start tpserver" t_start
+check "ECHO and SLEEP answered on 127.0.0.1:9000" t_requests
+check "listening socket comes from systemd (daemon in its own netns)" t_socket_from_systemd
+check "systemctl status shows STATUS=" t_status
+check "journal has TP_EVENT, CODE_FILE, MESSAGE_ID on start" t_journal_fields
+check "reload applies pool.workers (same MainPID, more threads)" t_reload
+check "reload of a broken file refused, error names file:line, old settings kept" t_reload_broken
+check "watchdog: SIGSTOP -> killed and restarted, journal says watchdog" t_watchdog
+check "restart under a connecting client: no failed connection" t_restart_under_load
+check "stop with SLEEP 2000 in flight: OK 2000, Result=success" t_stop_inflight
+check "socket activation: a connection starts the stopped service" t_activation
+check "invalid configuration: exit 78, not restarted" t_config_error
+check "upgrade $V1 -> $V2 with a client connected" t_upgrade
+check "purge removes configuration and units" t_purge
+
+if [ $FAILED -gt 0 ]; then
+	echo "failed: ${FAILED_NAMES[*]}"
+	echo "--- journal of tpserver.service and tpserver.socket (last lines)"
+	c journalctl --no-pager -n 30 -u tpserver.service -u tpserver.socket 2>&1 | sed 's/^/    | /' || true
+fi
+echo "$PASSED passed, $FAILED failed"
+[ $FAILED = 0 ]
