@@ -455,10 +455,14 @@ t_watchdog() {
 	pid=$(mainpid)
 	# First: a daemon that is fine keeps its MainPID past WatchdogSec.
 	up=$(prop tpserver.service ActiveEnterTimestampMonotonic)
-	local now_us
-	now_us=$(c awk '{printf "%d", $1 * 1000000}' /proc/uptime)
-	if [ $(((now_us - up) / 1000000)) -lt 12 ]; then
-		sleep $((12 - (now_us - up) / 1000000))
+	# The timestamp is CLOCK_MONOTONIC; /proc/uptime is not the same clock
+	# (it also counts time the machine was suspended).
+	local now_us wait_s
+	now_us=$(c python3 -c 'import time; print(time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000)')
+	wait_s=$((12 - (now_us - up) / 1000000))
+	if [ "$wait_s" -gt 12 ]; then wait_s=12; fi
+	if [ "$wait_s" -gt 0 ]; then
+		sleep "$wait_s"
 	fi
 	[ "$(mainpid)" = "$pid" ] || fail "MainPID changed before any stall (daemon not pinging the watchdog?)"
 	[ "$(prop tpserver.service NRestarts)" = 0 ] || fail "NRestarts is not 0 before the stall"
