@@ -45,6 +45,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "conn.h"
 #include "log.h"
 #include "proto.h"
@@ -112,13 +113,6 @@ struct tp_loop {
 
 	char scratch[SCRATCH_BYTES];
 };
-
-static uint64_t clock_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static int listen_ctl(struct tp_loop *l, int op)
 {
@@ -208,6 +202,15 @@ void tp_loop_wake(struct tp_loop *l)
 	(void)w; /* EAGAIN: the counter is already non-zero, the loop will wake */
 }
 
+/* Lock held: something was posted. Returns whether the poster must write the eventfd. */
+static bool mark_posted(struct tp_loop *l)
+{
+	bool wake = !l->notified;
+	l->notified = true;
+	atomic_store_explicit(&l->has_posts, true, memory_order_release);
+	return wake;
+}
+
 void tp_loop_post_done(struct tp_loop *l, struct tp_req *first, struct tp_req *last, size_t n)
 {
 	bool wake;
@@ -221,9 +224,7 @@ void tp_loop_post_done(struct tp_loop *l, struct tp_req *first, struct tp_req *l
 	else
 		l->done_head = first;
 	l->done_tail = last;
-	wake = !l->notified;
-	l->notified = true;
-	atomic_store_explicit(&l->has_posts, true, memory_order_release);
+	wake = mark_posted(l);
 	pthread_mutex_unlock(&l->lock);
 	if (wake)
 		tp_loop_wake(l);
@@ -240,9 +241,7 @@ void tp_loop_post_admit(struct tp_loop *l, struct tp_req *r)
 	else
 		l->admit_head = r;
 	l->admit_tail = r;
-	wake = !l->notified;
-	l->notified = true;
-	atomic_store_explicit(&l->has_posts, true, memory_order_release);
+	wake = mark_posted(l);
 	pthread_mutex_unlock(&l->lock);
 	if (wake)
 		tp_loop_wake(l);
@@ -355,7 +354,6 @@ void tp_loop_conn_closed(struct tp_loop *l, struct tp_conn *c)
 	lru_unlink(l, c);
 	l->nconns--;
 	atomic_store_explicit(&l->connections, l->nconns, memory_order_relaxed);
-	tp_server_conn_leave(l->srv);
 }
 
 void tp_loop_count_busy(struct tp_loop *l)
@@ -540,14 +538,14 @@ static bool spin_for_posts(struct tp_loop *l)
 	pthread_mutex_unlock(&l->lock);
 	if (have)
 		return true;
-	uint64_t end = clock_ns() + SPIN_NS;
+	uint64_t end = tp_clock_ns() + SPIN_NS;
 	for (unsigned i = 1;; i++) {
 		if (atomic_load_explicit(&l->has_posts, memory_order_acquire))
 			return true;
 #if defined(__x86_64__) || defined(__i386__)
 		__builtin_ia32_pause();
 #endif
-		if ((i & 63) == 0 && clock_ns() >= end)
+		if ((i & 63) == 0 && tp_clock_ns() >= end)
 			break;
 	}
 	/* Not notified any more: the next post must write the eventfd again. */
@@ -649,7 +647,7 @@ int tp_loop_run(struct tp_loop *l)
 {
 	struct epoll_event events[MAX_EVENTS];
 
-	l->now_ns = clock_ns();
+	l->now_ns = tp_clock_ns();
 	l->next_tick_ns = l->now_ns + tick_ns(l);
 	for (;;) {
 		int timeout = next_timeout_ms(l);
@@ -658,7 +656,7 @@ int tp_loop_run(struct tp_loop *l)
 		int n = epoll_wait(l->epfd, events, MAX_EVENTS, timeout);
 		if (n < 0 && errno != EINTR)
 			return -errno;
-		l->now_ns = clock_ns();
+		l->now_ns = tp_clock_ns();
 		atomic_store_explicit(&l->last_turn_ns, l->now_ns, memory_order_relaxed);
 		refresh_config(l);
 
@@ -737,6 +735,13 @@ int tp_loop_run(struct tp_loop *l)
 void tp_loop_conn_freed(struct tp_loop *l)
 {
 	l->nalloc--;
+	/*
+	 * The place under max_connections is given back only now: a closed
+	 * connection keeps its requests (and their memory) until the queue and
+	 * the workers are done with them, so a client that resets and reconnects
+	 * must not get a new place before then.
+	 */
+	tp_server_conn_leave(l->srv);
 }
 
 static void *loop_thread(void *arg)

@@ -29,6 +29,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
+
 /* Worker stacks: requests need little; keep the memory bound small and deliberate. */
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define WORKER_STACK_BYTES (1024 * 1024)
@@ -67,13 +69,6 @@ struct tp_pool {
 	struct slot slots[TP_POOL_MAX_WORKERS];
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static void *worker_main(void *arg)
 {
 	struct slot *s = arg;
@@ -102,7 +97,7 @@ static void *worker_main(void *arg)
 				break;
 			continue;
 		}
-		atomic_store_explicit(&s->busy_since_ns, now_ns(), memory_order_relaxed);
+		atomic_store_explicit(&s->busy_since_ns, tp_clock_ns(), memory_order_relaxed);
 		p->exec(batch, n, p->ctx);
 		atomic_store_explicit(&s->busy_since_ns, 0, memory_order_relaxed);
 		atomic_fetch_add_explicit(&s->batches, 1, memory_order_relaxed);

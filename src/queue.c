@@ -37,6 +37,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "clock.h"
+
 /* How long the spinning worker polls before it blocks. */
 #define SPIN_NS 50000
 
@@ -208,17 +210,10 @@ int tp_queue_push(struct tp_queue *q, struct tp_qnode *first, size_t n)
 	return (int)admitted;
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* Poll for work without the lock for up to SPIN_NS. Returns true if some appeared. */
 static bool spin_for_work(struct tp_queue *q, const atomic_bool *stop)
 {
-	uint64_t end = mono_ns() + SPIN_NS;
+	uint64_t end = tp_clock_ns() + SPIN_NS;
 	for (unsigned i = 1;; i++) {
 		if (atomic_load_explicit(&q->nready, memory_order_acquire) > 0)
 			return true;
@@ -227,7 +222,7 @@ static bool spin_for_work(struct tp_queue *q, const atomic_bool *stop)
 #if defined(__x86_64__) || defined(__i386__)
 		__builtin_ia32_pause();
 #endif
-		if ((i & 63) == 0 && mono_ns() >= end)
+		if ((i & 63) == 0 && tp_clock_ns() >= end)
 			return false;
 	}
 }

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "conn.h"
 #include "listener.h"
 #include "log.h"
@@ -70,13 +71,6 @@ struct tp_server {
 	bool wd_healthy;
 	uint64_t tick_ms;
 };
-
-static uint64_t clock_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* Pool callback, on a worker: run a batch and hand each request back to its loop. */
 static void exec_batch(struct tp_qnode **nodes, size_t n, void *ctx)
@@ -312,7 +306,7 @@ static void wake_loops(struct tp_server *srv)
 static void begin_shutdown(struct tp_server *srv, int signo)
 {
 	struct tp_server_stats st;
-	uint64_t now = clock_ns();
+	uint64_t now = tp_clock_ns();
 
 	if (atomic_load(&srv->shutting_down)) {
 		/* A second signal: stop waiting for work in progress. */
@@ -587,7 +581,7 @@ int tp_server_run(struct tp_server *srv)
 		srv->cfg.workers, srv->cfg.queue_size, srv->cfg.queue_timeout_ms, srv->nloops,
 		srv->cfg.max_connections, (int)getpid());
 	tp_sd_notifyf("READY=1\nMAINPID=%d", (int)getpid());
-	send_status(srv, clock_ns());
+	send_status(srv, tp_clock_ns());
 	if (srv->wd_usec)
 		tp_log(TP_LOG_INFO, "start", "watchdog: pinging every %" PRIu64 " ms while healthy",
 		       srv->wd_usec / 2000);
