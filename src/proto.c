@@ -60,9 +60,8 @@ enum tp_proto_status tp_proto_parse(const char *line, size_t len, uint32_t max_s
 	}
 	ret->op_name = line;
 	ret->op_len = op_len;
-	if (op_len == 0)
-		return TP_PROTO_EMPTY;
 
+	/* A line starting with a space is not empty: its OP is empty, which no op matches. */
 	for (int i = 0; i < TP_OP_COUNT; i++) {
 		if (ops[i].len == op_len && strncasecmp(ops[i].name, line, op_len) == 0) {
 			op = i;
@@ -128,7 +127,7 @@ size_t tp_proto_format_error(enum tp_proto_status status, const char *op, size_t
 		op_len = TP_PROTO_MAX_OP_ECHO;
 	for (size_t i = 0; i < op_len; i++) {
 		unsigned char c = (unsigned char)op[i];
-		buf[n++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+		buf[n++] = (char)((c >= 0x20 && c < 0x7f) ? c : '?');
 	}
 	buf[n++] = '\n';
 	return n;
@@ -154,10 +153,11 @@ size_t tp_proto_format_sleep(uint32_t ms, char *buf)
 
 size_t tp_proto_format_echo(const char *text, size_t text_len, char *buf)
 {
+	/* memmove: the worker formats in place, with the text already at buf + 3. */
+	memmove(buf + 3, text, text_len);
 	buf[0] = 'O';
 	buf[1] = 'K';
 	buf[2] = ' ';
-	memcpy(buf + 3, text, text_len);
 	buf[3 + text_len] = '\n';
 	return text_len + 4;
 }

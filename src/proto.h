@@ -78,7 +78,7 @@ size_t tp_proto_reply_len(const struct tp_proto_req *req);
 /* Format "OK <ms>\n" into buf (>= 16 bytes). Returns the length. */
 size_t tp_proto_format_sleep(uint32_t ms, char *buf);
 
-/* Format "OK <text>\n" into buf (>= text_len + 4 bytes). Returns the length. */
+/* Format "OK <text>\n" into buf (>= text_len + 4 bytes); text may already lie at buf + 3. Returns the length. */
 size_t tp_proto_format_echo(const char *text, size_t text_len, char *buf);
 
 /* The wire name of an op ("SLEEP"). */

@@ -266,10 +266,14 @@ size_t tp_queue_pop(struct tp_queue *q, struct tp_qnode **ret, size_t max, const
 	if (n) {
 		admit_waiters(q);
 		publish_ready(q);
-		/* Left-over work and idle colleagues: hand it on rather than leave it queued. */
-		if (q->ready.head)
-			wake_workers(q, workers_wanted(q, q->ready.head, q->ready.len));
 	}
+	/*
+	 * Left-over work and idle colleagues: hand it on rather than leave it
+	 * queued.  Also when leaving on *stop: this worker may have absorbed
+	 * the wake-up, or the spinner's share, meant for that work.
+	 */
+	if (q->ready.head)
+		wake_workers(q, workers_wanted(q, q->ready.head, q->ready.len));
 	pthread_mutex_unlock(&q->lock);
 	return n;
 }

@@ -65,10 +65,12 @@ int tp_queue_push(struct tp_queue *q, struct tp_qnode *first, size_t n);
 size_t tp_queue_pop(struct tp_queue *q, struct tp_qnode **ret, size_t max, const atomic_bool *stop);
 
 /*
- * Remove the waiters whose deadline has passed (deadline_ns <= now_ns) and
- * return them linked through next, oldest first, in *ret_first.  Stores the
- * earliest remaining deadline in *ret_next_ns (0: nobody waits).  Returns
- * the number removed.
+ * Remove the waiters at the head of the wait list whose deadline has passed
+ * (deadline_ns <= now_ns) and return them linked through next, oldest
+ * first, in *ret_first.  Only the head is looked at: with one timeout,
+ * deadlines grow along the list (see the DESIGN comment in queue.c).
+ * Stores the head's deadline afterwards in *ret_next_ns (0: nobody waits).
+ * Returns the number removed.
  */
 size_t tp_queue_expire(struct tp_queue *q, uint64_t now_ns, struct tp_qnode **ret_first, uint64_t *ret_next_ns);
 

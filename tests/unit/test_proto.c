@@ -8,6 +8,7 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -170,6 +171,35 @@ static void test_unknown_op(void **state)
 	/* Only one "\r" is the line ending; a second one belongs to the OP. */
 	unknown_op_reply("\r\r", 2, out);
 	assert_string_equal(out, "ERR unknown op ?\n");
+}
+
+/*
+ * docs/PROTOCOL.md: "ERR empty request" is for "an empty line (or only
+ * CR)"; OP is what comes before the first space, and an OP that is not
+ * SLEEP or ECHO is an unknown op.  A line that starts with a space is not
+ * empty: its OP is empty, which is no known op.
+ */
+static void test_empty_op_is_not_empty_line(void **state)
+{
+	static const char *const lines[] = {" ECHO hi", " SLEEP 5", " ", "  \r"};
+	char out[TP_PROTO_MAX_ERR + 1];
+	struct parsed p;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+		parse_str(&p, lines[i]);
+		enum tp_proto_status st = p.st;
+		bool at_start = p.req.op_name == p.line;
+		size_t op_len = p.req.op_len;
+		done(&p);
+		if (st != TP_PROTO_UNKNOWN_OP)
+			fail_msg("\"%s\": status %d, want TP_PROTO_UNKNOWN_OP (%d)", lines[i],
+				 (int)st, (int)TP_PROTO_UNKNOWN_OP);
+		assert_true(at_start);
+		assert_int_equal(op_len, 0);
+		format_error(st, "", 0, out);
+		assert_string_equal(out, "ERR unknown op \n");
+	}
 }
 
 static void test_unknown_op_truncated(void **state)
@@ -496,8 +526,9 @@ static void test_reply_len(void **state)
 		for (size_t i = 0; i < 2; i++) {
 			if (vals[i] > UINT32_MAX)
 				vals[i] = UINT32_MAX;
-			int ll = snprintf(line, sizeof(line), "SLEEP %llu", (unsigned long long)vals[i]);
-			int wl = snprintf(want, sizeof(want), "OK %llu\n", (unsigned long long)vals[i]);
+			unsigned long long ms = (unsigned long long)vals[i];
+			int ll = snprintf(line, sizeof(line), "SLEEP %llu", ms);
+			int wl = snprintf(want, sizeof(want), "OK %llu\n", ms);
 			expect_reply(line, (size_t)ll, want, (size_t)wl);
 		}
 	}
@@ -530,8 +561,10 @@ static void test_op_names(void **state)
 		int n = snprintf(line, sizeof(line), "%s 1", name);
 		struct parsed p;
 
-		for (int i = 0; i <= n; i++)
-			lower[i] = (char)((line[i] >= 'A' && line[i] <= 'Z') ? line[i] + 32 : line[i]);
+		for (int i = 0; i <= n; i++) {
+			char c = line[i];
+			lower[i] = (char)((c >= 'A' && c <= 'Z') ? c + 32 : c);
+		}
 		parse_bytes(&p, line, (size_t)n, MAX_MS);
 		assert_int_equal(p.st, TP_PROTO_OK);
 		assert_int_equal(p.req.op, op);
@@ -548,6 +581,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_empty),
 		cmocka_unit_test(test_unknown_op),
+		cmocka_unit_test(test_empty_op_is_not_empty_line),
 		cmocka_unit_test(test_unknown_op_truncated),
 		cmocka_unit_test(test_unknown_op_nonprintable),
 		cmocka_unit_test(test_sleep_invalid),

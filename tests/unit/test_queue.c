@@ -643,6 +643,111 @@ static void test_stats_idle(void **state)
 	free(it);
 }
 
+/*
+ * A worker told to stop must not leave behind work that was pushed for it.
+ * B is idle in pop; S enters pop and is then told to stop (stop flag, then
+ * tp_queue_wake_all(), as tp_pool_resize() does), and a node is pushed.
+ * Whatever S does, the node must reach B: a push wakes idle workers, and S
+ * returning 0 on its stop flag must not absorb that wake-up.  The moment of
+ * the stop is varied across many rounds.
+ */
+struct handoff {
+	struct tp_queue *q;
+	pthread_barrier_t barrier;
+	atomic_bool s_stop;
+	atomic_bool quit;
+	atomic_size_t got; /* nodes taken by B and S */
+	pthread_t b, s;
+};
+
+static void *handoff_b(void *arg)
+{
+	struct handoff *h = arg;
+	struct tp_qnode *n[4];
+	size_t k;
+
+	while ((k = tp_queue_pop(h->q, n, 4, NULL)) > 0)
+		atomic_fetch_add(&h->got, k);
+	return NULL;
+}
+
+static void *handoff_s(void *arg)
+{
+	struct handoff *h = arg;
+	struct tp_qnode *n[4];
+
+	for (;;) {
+		pthread_barrier_wait(&h->barrier);
+		if (atomic_load(&h->quit))
+			break;
+		atomic_fetch_add(&h->got, tp_queue_pop(h->q, n, 4, &h->s_stop));
+		pthread_barrier_wait(&h->barrier);
+	}
+	return NULL;
+}
+
+static void test_stop_keeps_wakeup(void **state)
+{
+	enum { ROUNDS = 20000 };
+	struct handoff *h = calloc(1, sizeof(*h));
+	struct item *it = items_new(ROUNDS);
+	const char *failure = NULL;
+	int round = 0;
+
+	(void)state;
+	assert_non_null(h);
+	h->q = tp_queue_new(16, NULL, NULL);
+	assert_non_null(h->q);
+	assert_int_equal(pthread_barrier_init(&h->barrier, NULL, 2), 0);
+	assert_int_equal(pthread_create(&h->b, NULL, handoff_b, h), 0);
+	assert_int_equal(pthread_create(&h->s, NULL, handoff_s, h), 0);
+
+	uint64_t t_end = now_ns() + 4000 * 1000000ull;
+	for (; round < ROUNDS && now_ns() < t_end; round++) {
+		struct tp_queue_stats st;
+		uint64_t t = now_ns();
+		/* Poll with short sleeps: a busy loop can starve B under valgrind. */
+		for (tp_queue_stats(h->q, &st); st.idle != 1 && now_ns() - t < 2000 * 1000000ull;
+		     tp_queue_stats(h->q, &st)) {
+			struct timespec ts = {0, 20000};
+			nanosleep(&ts, NULL);
+		}
+		if (st.idle != 1) {
+			failure = "B never went idle";
+			break;
+		}
+		atomic_store(&h->s_stop, false);
+		size_t before = atomic_load(&h->got);
+		pthread_barrier_wait(&h->barrier); /* S enters pop */
+		for (uint64_t d = now_ns() + (uint64_t)(round % 10) * 5000; now_ns() < d;)
+			;
+		atomic_store(&h->s_stop, true);
+		tp_queue_wake_all(h->q);
+		assert_int_equal(push_one(h->q, &it[round]), 1);
+		pthread_barrier_wait(&h->barrier); /* S returned */
+		t = now_ns();
+		while (atomic_load(&h->got) == before && now_ns() - t < 500 * 1000000ull)
+			sleep_ms(1);
+		if (atomic_load(&h->got) == before) {
+			failure = "a node pushed while one worker was stopping stayed queued, "
+				  "with another worker idle";
+			break;
+		}
+	}
+	/* Let both threads go before reporting, so none outlives the test. */
+	atomic_store(&h->quit, true);
+	pthread_barrier_wait(&h->barrier);
+	tp_queue_close(h->q);
+	assert_int_equal(pthread_join(h->s, NULL), 0);
+	assert_int_equal(pthread_join(h->b, NULL), 0);
+	pthread_barrier_destroy(&h->barrier);
+	tp_queue_free(h->q);
+	free(h);
+	free(it);
+	if (failure)
+		fail_msg("round %d: %s", round, failure);
+}
+
 /* Many producers and consumers, and an expirer, on one small queue. */
 #define PRODUCERS 4
 #define CONSUMERS 4
@@ -722,7 +827,7 @@ static void *consumer_main(void *arg)
 		for (size_t i = 0; i < n; i++) {
 			struct item *x = item_of(got[i]);
 			atomic_fetch_add_explicit(&x->seen, 1, memory_order_relaxed);
-			/* Pops are serialised in FIFO order: one consumer sees each producer in order. */
+			/* Pops are serialised and FIFO: a consumer sees each producer in order. */
 			if (any[x->producer] && x->seq <= last[x->producer])
 				atomic_fetch_add(&mt->order_errors, 1);
 			last[x->producer] = x->seq;
@@ -800,8 +905,8 @@ static void test_many_threads(void **state)
 	assert_int_equal(atomic_load(&mt.admitted_on_push) + atomic_load(&mt.admitted_later),
 			 atomic_load(&mt.popped));
 	expect_stats(mt.q, 0, 0, 64);
-	print_message("%zu nodes: %zu admitted on push, %zu later, %zu expired, %zu batches\n", total,
-		      atomic_load(&mt.admitted_on_push), atomic_load(&mt.admitted_later),
+	print_message("%zu nodes: %zu admitted on push, %zu later, %zu expired, %zu batches\n",
+		      total, atomic_load(&mt.admitted_on_push), atomic_load(&mt.admitted_later),
 		      atomic_load(&mt.expired), atomic_load(&mt.batches));
 	tp_queue_free(mt.q);
 	free(mt.items);
@@ -822,6 +927,7 @@ int main(void)
 		cmocka_unit_test(test_batch_pop),
 		cmocka_unit_test(test_blocked_pop),
 		cmocka_unit_test(test_stats_idle),
+		cmocka_unit_test(test_stop_keeps_wakeup),
 		cmocka_unit_test(test_many_threads),
 	};
 
