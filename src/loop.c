@@ -33,6 +33,7 @@
 #include "loop.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -545,7 +546,11 @@ static bool spin_for_posts(struct tp_loop *l)
 #if defined(__x86_64__) || defined(__i386__)
 		__builtin_ia32_pause();
 #endif
-		if ((i & 63) == 0 && tp_clock_ns() >= end)
+		/*
+		 * Yield now and then: on a machine with more runnable threads
+		 * than cores, the thread this one waits for may need this core.
+		 */
+		if ((i & 63) == 0 && (sched_yield(), tp_clock_ns() >= end))
 			break;
 	}
 	/* Not notified any more: the next post must write the eventfd again. */

@@ -33,6 +33,7 @@
 #include "queue.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <time.h>
@@ -222,7 +223,11 @@ static bool spin_for_work(struct tp_queue *q, const atomic_bool *stop)
 #if defined(__x86_64__) || defined(__i386__)
 		__builtin_ia32_pause();
 #endif
-		if ((i & 63) == 0 && tp_clock_ns() >= end)
+		/*
+		 * Yield now and then: on a machine with more runnable threads
+		 * than cores, the thread this one waits for may need this core.
+		 */
+		if ((i & 63) == 0 && (sched_yield(), tp_clock_ns() >= end))
 			return false;
 	}
 }
