@@ -23,6 +23,7 @@
 #include "conn.h"
 
 #include <arpa/inet.h>
+#include <netinet/tcp.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,6 +82,13 @@ struct tp_conn *tp_conn_new(struct tp_loop *loop, int fd, const struct sockaddr_
 	c->writable = true;
 	tp_framer_init(&c->framer, (size_t)tp_loop_config(loop)->max_line_bytes);
 	addr_to_text(peer, c->addr, sizeof(c->addr), &c->port);
+
+	/*
+	 * Replies are small and written as soon as they are in order: Nagle's
+	 * algorithm would hold one back waiting for the ACK of the last.
+	 */
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 
 	ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 	ev.data.ptr = c;
