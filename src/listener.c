@@ -25,7 +25,8 @@ void tp_listener_describe(int fd, char *buf, size_t len)
 	unsigned port = 0;
 
 	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
-		if (ss.ss_family == AF_INET6) {
+		/* getsockname() filled ss; the analyzer does not model it. */
+		if (ss.ss_family == AF_INET6) { /* NOLINT(clang-analyzer-core.UndefinedBinaryOperatorResult) */
 			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
 			inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
 			port = ntohs(s6->sin6_port);

@@ -17,6 +17,9 @@ TPSERVER = os.environ.get("TPSERVER") or os.path.join(os.environ.get("TP_BUILD_D
 TPCLIENT = os.environ.get("TPCLIENT") or os.path.join(os.path.dirname(TPSERVER), "tpclient")
 
 
+_TSAN_EXES = {}
+
+
 class Server:
     """A tpserver process listening on 127.0.0.1:<ephemeral>; use as a context manager."""
 
@@ -57,7 +60,20 @@ class Server:
         return s
 
     def threads(self):
-        return len(os.listdir("/proc/%d/task" % self.proc.pid))
+        """The server's own threads: ThreadSanitizer's runtime adds a
+        background thread of its own to every process it instruments, which
+        is not counted."""
+        n = len(os.listdir("/proc/%d/task" % self.proc.pid))
+        return n - 1 if n > 1 and self.under_tsan() else n
+
+    def under_tsan(self):
+        # The runtime may be linked statically (clang) or dynamically (gcc):
+        # look for its entry point in the executable itself.
+        exe = os.readlink("/proc/%d/exe" % self.proc.pid)
+        if exe not in _TSAN_EXES:
+            with open(exe, "rb") as f:
+                _TSAN_EXES[exe] = b"__tsan_init" in f.read()
+        return _TSAN_EXES[exe]
 
     def fds(self):
         return len(os.listdir("/proc/%d/fd" % self.proc.pid))

@@ -1,0 +1,703 @@
+# SPDX-License-Identifier: MIT
+"""Adversarial integration tests: the real tpserver on an ephemeral loopback
+port against slow, greedy, rude and broken clients.  Each test asserts a
+bound (time, memory, fds, CPU) with a margin and sends traffic only to
+127.0.0.1.
+
+Under a sanitizer build (ASan, TSan) the server is several times slower and
+its memory is dominated by the sanitizer's own bookkeeping: time bounds are
+multiplied by SLACK there, and absolute memory bounds are checked only in a
+plain build."""
+import os
+import random
+import resource
+import selectors
+import signal
+import socket
+import statistics
+import struct
+import threading
+import time
+import unittest
+
+from tplib import TPSERVER, LineReader, Server, request
+
+
+def _sanitized():
+    with open(TPSERVER, "rb") as f:
+        exe = f.read()
+    return b"__asan_init" in exe or b"__tsan_init" in exe
+
+
+SANITIZED = _sanitized()
+SLACK = 4.0 if SANITIZED else 1.0
+MAX_LINE = 4096  # the default --max-line-bytes
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def expected_reply(line, max_sleep_ms=10000):
+    """The reply docs/PROTOCOL.md prescribes for one request line (no LF)."""
+    if line.endswith(b"\r"):
+        line = line[:-1]
+    if not line:
+        return b"ERR empty request"
+    sp = line.find(b" ")
+    op, arg = (line, None) if sp < 0 else (line[:sp], line[sp + 1:])
+    if op.upper() == b"ECHO":
+        return b"OK " + (arg or b"")
+    if op.upper() == b"SLEEP":
+        if not arg or not all(0x30 <= c <= 0x39 for c in arg) or int(arg) > max_sleep_ms:
+            return b"ERR invalid argument"
+        return b"OK %d" % int(arg)
+    return b"ERR unknown op " + bytes(c if 0x20 <= c < 0x7f else 0x3f for c in op[:32])
+
+
+def cpu_seconds(pid):
+    """utime + stime of a process, in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def peak_rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+class RssSampler:
+    """Samples a server's RSS in the background; .peak is the largest seen (KiB)."""
+
+    def __init__(self, srv, every=0.01):
+        self.srv, self.every, self.peak = srv, every, srv.rss_kib()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        while not self.stop.is_set():
+            try:
+                self.peak = max(self.peak, self.srv.rss_kib())
+            except OSError:
+                return
+            time.sleep(self.every)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+        return False
+
+
+def wait_until(cond, timeout, step=0.05):
+    """Poll cond() until true or timeout; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v or time.monotonic() >= deadline:
+            return v
+        time.sleep(step)
+
+
+def raw_socket(rcvbuf=None):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    return s
+
+
+def reset(sock):
+    """Close with RST instead of FIN."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+def read_lines_until(sock, n, timeout):
+    """Read up to n LF-terminated lines; stops early at EOF. Returns (lines, eof)."""
+    buf, lines = b"", []
+    sock.settimeout(timeout)
+    while len(lines) < n:
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            break
+        if not chunk:
+            return lines, True
+        buf += chunk
+        *done, buf = buf.split(b"\n")
+        lines += done
+    return lines, False
+
+
+def flood_until_blocked(sock, payload, quiet_s=1.0, limit=256 << 20):
+    """Send payload repeatedly until no byte could be sent for quiet_s. Returns bytes sent."""
+    sock.setblocking(False)
+    sent, last = 0, time.monotonic()
+    view = memoryview(payload)
+    off = 0
+    while sent < limit:
+        try:
+            n = sock.send(view[off:])
+        except BlockingIOError:
+            if time.monotonic() - last > quiet_s:
+                break
+            time.sleep(0.01)
+            continue
+        sent += n
+        off = (off + n) % len(payload)
+        last = time.monotonic()
+    return sent
+
+
+def memory_bound_per_conn(max_line, max_unsent_kib):
+    """docs/MEMORY.md: most heap one connection can hold (bytes)."""
+    conn = 240                                    # struct tp_conn (232 bytes), malloc chunk
+    framer = max(1 << max(8, (max_line + 2 - 1).bit_length()), 16384)
+    pending = max_unsent_kib * 1024 + max_line + 4  # reply bytes counted before reading stops
+    nreq = pending // 48 + 1                       # smallest request buffer: 48 bytes
+    reqs = pending + nreq * (88 + 8 + 15)          # + struct tp_req, malloc header, rounding
+    return conn + framer + reqs
+
+
+class Slowloris(unittest.TestCase):
+    def test_trickling_clients_do_not_delay_others_and_idle_ones_close(self):
+        n, trickle_s = 500, 3.0
+        with Server("--idle-timeout-s", "2") as srv:
+            base_fds = srv.fds()
+            socks = []
+            for _ in range(n):
+                s = srv.connect()
+                s.setblocking(False)
+                socks.append(s)
+            self.assertTrue(wait_until(lambda: srv.fds() >= base_fds + n, 10 * SLACK))
+
+            # A child process trickles one byte per connection every ~20 ms:
+            # a line that never ends, never idle for the server's 2 s.
+            pid = os.fork()
+            if pid == 0:
+                line = b"ECHO " + b"s" * 4000
+                end, i, code = time.monotonic() + trickle_s, 0, 1
+                try:
+                    while time.monotonic() < end:
+                        for s in socks:
+                            s.send(line[i % len(line):i % len(line) + 1])
+                        i += 1
+                        time.sleep(0.02)
+                    code = 0
+                finally:
+                    os._exit(code)
+
+            c = srv.connect()
+            r = LineReader(c)
+            rtts = []
+            t_end = time.monotonic() + trickle_s - 0.3
+            i = 0
+            while time.monotonic() < t_end:
+                t0 = time.monotonic()
+                self.assertEqual(request(c, r, "ECHO normal-%d" % i), "OK normal-%d" % i)
+                rtts.append(time.monotonic() - t0)
+                i += 1
+                time.sleep(0.005)
+            c.close()
+            _, status = os.waitpid(pid, 0)
+            self.assertEqual(status, 0, "the trickling child failed")
+            stop = time.monotonic()
+
+            rtts.sort()
+            p50 = statistics.median(rtts)
+            p99 = rtts[int(len(rtts) * 0.99) - 1]
+            print("\nslowloris: %d ECHO round trips beside %d trickling clients: median %.2f ms, p99 %.2f ms"
+                  % (len(rtts), n, p50 * 1e3, p99 * 1e3), flush=True)
+            self.assertGreater(len(rtts), 100)
+            self.assertLess(p50, 0.010 * SLACK, "median ECHO round trip %.1f ms" % (p50 * 1e3))
+            self.assertLess(p99, 0.050 * SLACK, "p99 ECHO round trip %.1f ms" % (p99 * 1e3))
+
+            # Trickling kept them open past the idle timeout; now they idle out.
+            self.assertGreaterEqual(srv.fds(), base_fds + n)
+            closed = wait_until(lambda: srv.fds() <= base_fds, 5 * SLACK)
+            elapsed = time.monotonic() - stop
+            self.assertTrue(closed, "%d connections still open" % (srv.fds() - base_fds))
+            self.assertGreaterEqual(elapsed, 1.5, "closed before the idle timeout")
+            # The client side sees an orderly close, and no reply (no line ended).
+            for s in socks[:: n // 20]:
+                got, eof = read_lines_until(s, 1, 2)
+                self.assertEqual((got, eof), ([], True))
+            for s in socks:
+                s.close()
+            self.assertEqual(srv.stop(), 0)
+
+
+class NonReader(unittest.TestCase):
+    def test_client_that_never_reads_is_bounded_served_around_and_closed(self):
+        with Server("--idle-timeout-s", "2", "--max-unsent-kib", "64") as srv:
+            base_fds = srv.fds()
+            rss0 = srv.rss_kib()
+            hog = raw_socket(rcvbuf=4096)
+            hog.connect(("127.0.0.1", srv.port))
+            with RssSampler(srv) as rs:
+                sent = flood_until_blocked(hog, b"ECHO " + b"h" * 995 + b"\n")
+            # Reading stopped: what was accepted is the unsent bound plus kernel buffers.
+            self.assertLess(sent, 32 << 20, "the server kept reading a client that never reads")
+            grown = rs.peak - rss0
+            print("\nmemory: one client that never reads (1 KiB requests), %d MiB sent before the server "
+                  "stopped reading: +%d KiB" % (sent >> 20, grown), flush=True)
+            if not SANITIZED:
+                self.assertLess(grown, 4096, "RSS grew by %d KiB" % grown)
+
+            # Others are served meanwhile.
+            c = srv.connect()
+            r = LineReader(c)
+            t0 = time.monotonic()
+            self.assertEqual(request(c, r, "ECHO other"), "OK other")
+            self.assertLess(time.monotonic() - t0, 0.5 * SLACK)
+            c.close()
+
+            # Never drained: closed after the idle timeout (2 s) plus a tick.
+            self.assertTrue(wait_until(lambda: srv.fds() <= base_fds, 5 * SLACK),
+                            "the non-reading client was not closed")
+            hog.close()
+            self.assertIsNone(srv.proc.poll())
+            self.assertEqual(srv.stop(), 0)
+
+    def test_many_non_readers_stay_under_the_memory_bound(self):
+        """The per-connection state docs/MEMORY.md counts, measured against its
+        formula: connections holding a partial line of max_line bytes, then
+        connections that never read, each past --max-unsent-kib with the
+        requests that cost the most memory per byte counted (empty lines:
+        ERR empty request, the 49-byte error buffer) and a paused framer
+        holding the rest of its read chunk."""
+        unsent_kib, hogs, partial = 64, 12, 200
+        bound = memory_bound_per_conn(MAX_LINE, unsent_kib)
+        with Server("--max-unsent-kib", str(unsent_kib), "--idle-timeout-s", "60") as srv:
+            rss0 = srv.rss_kib()
+            socks = []
+            with RssSampler(srv) as rs:
+                for _ in range(partial):
+                    s = srv.connect()
+                    s.sendall(b"ECHO " + b"p" * (MAX_LINE - 5))  # max_line bytes, no LF
+                    socks.append(s)
+                time.sleep(0.3)
+            rss1 = rs.peak
+            with RssSampler(srv) as rs:
+                for _ in range(hogs):
+                    s = raw_socket(rcvbuf=4096)
+                    s.connect(("127.0.0.1", srv.port))
+                    socks.append(s)
+                    # Until the kernel's buffers (MiBs) are full and the server stops reading.
+                    flood_until_blocked(s, b"\n" * 65536, quiet_s=0.3)
+                time.sleep(0.2)
+            partial_kib, hogs_kib = rss1 - rss0, rs.peak - rss1
+            print("\nmemory: %d partial lines: +%d KiB (formula %d KiB); %d never reading: +%d KiB "
+                  "(formula %d KiB); RSS %d -> %d KiB"
+                  % (partial, partial_kib, partial * bound // 1024, hogs, hogs_kib, hogs * bound // 1024,
+                     rss0, rs.peak), flush=True)
+            if not SANITIZED:
+                self.assertLess(partial_kib, partial * bound // 1024)
+                self.assertLess(hogs_kib, hogs * bound // 1024)
+                # Not vacuous: the non-readers come close to the formula.
+                self.assertGreater(hogs_kib, hogs * bound * 0.7 // 1024)
+            c = srv.connect()
+            self.assertEqual(request(c, LineReader(c), "ECHO fine"), "OK fine")
+            for s in socks:
+                s.close()
+            self.assertEqual(srv.stop(), 0)
+
+
+class ResetWithQueuedWork(unittest.TestCase):
+    def test_resetting_clients_do_not_escape_max_connections(self):
+        """A client that resets while its requests wait for the queue leaves
+        them behind for up to queue_timeout_ms; reconnecting must not let it
+        pile up more of them than max_connections allows."""
+        maxc = 20
+        with Server("--workers", "1", "--queue", "1", "--queue-timeout-ms", "5000",
+                    "--max-connections", str(maxc)) as srv:
+            hold = [srv.connect() for _ in range(2)]
+            for s in hold:
+                s.sendall(b"SLEEP 10000\n")  # the worker busy, the queue full
+            time.sleep(0.3)
+            rss0 = srv.rss_kib()
+            # An error reply first (written at once, so the reset is seen by a
+            # write), then 60 requests of 4 KiB that wait for the full queue.
+            payload = b"\n" + (b"ECHO " + b"x" * 4000 + b"\n") * 60
+            with RssSampler(srv) as rs:
+                for _ in range(600):
+                    s = srv.connect()
+                    s.sendall(payload)
+                    reset(s)
+                    time.sleep(0.003)
+            grown_kib = rs.peak - rss0
+            bound_kib = maxc * memory_bound_per_conn(MAX_LINE, 256) // 1024
+            print("\nmemory: 600 clients resetting with queued work, max %d connections: +%d KiB "
+                  "(formula for %d connections %d KiB)" % (maxc, grown_kib, maxc, bound_kib), flush=True)
+            if not SANITIZED:
+                self.assertLess(grown_kib, bound_kib)
+            for s in hold:
+                s.close()
+            self.assertIsNone(srv.proc.poll())
+
+
+class ManyConnections(unittest.TestCase):
+    N = 10000
+
+    def raise_nofile(self):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard != resource.RLIM_INFINITY and hard < self.N + 500:
+            self.skipTest("RLIMIT_NOFILE hard limit %d is below the %d fds this test needs "
+                          "(raise it, e.g. ulimit -Hn)" % (hard, self.N + 500))
+        want = hard if hard != resource.RLIM_INFINITY else self.N + 1000
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+        self.addCleanup(resource.setrlimit, resource.RLIMIT_NOFILE, (soft, hard))
+
+    def test_10000_concurrent_connections_all_usable(self):
+        self.raise_nofile()
+        with Server("--backlog", "4096", "--max-connections", str(self.N), "--workers", "8") as srv:
+            base_fds = srv.fds()
+            rss0 = srv.rss_kib()
+            socks = [socket.create_connection(("127.0.0.1", srv.port), timeout=30) for _ in range(self.N)]
+            self.assertTrue(wait_until(lambda: srv.fds() >= base_fds + self.N, 20 * SLACK),
+                            "server holds %d fds" % srv.fds())
+            # Every connection is usable: ECHO on each, replies collected with one selector.
+            sel = selectors.DefaultSelector()
+            pending = {}
+            for i, s in enumerate(socks):
+                s.setblocking(False)
+                s.send(b"ECHO c%d\n" % i)
+                sel.register(s, selectors.EVENT_READ, i)
+                pending[i] = b""
+            got = {}
+            deadline = time.monotonic() + 60 * SLACK
+            while pending and time.monotonic() < deadline:
+                for key, _ in sel.select(timeout=1):
+                    i = key.data
+                    data = key.fileobj.recv(4096)
+                    if not data:
+                        got[i] = pending.pop(i) + b"<EOF>"
+                        sel.unregister(key.fileobj)
+                        continue
+                    pending[i] += data
+                    if pending[i].endswith(b"\n"):
+                        got[i] = pending.pop(i)
+                        sel.unregister(key.fileobj)
+            sel.close()
+            self.assertEqual(len(pending), 0, "%d connections got no reply" % len(pending))
+            bad = [i for i in range(self.N) if got[i] != b"OK c%d\n" % i]
+            self.assertEqual(bad, [])
+            print("\nmemory: %d idle connections: RSS %d -> %d KiB, peak %d KiB"
+                  % (self.N, rss0, srv.rss_kib(), peak_rss_kib(srv.proc.pid)), flush=True)
+            for s in socks:
+                s.close()
+            self.assertTrue(wait_until(lambda: srv.fds() <= base_fds, 20 * SLACK))
+            self.assertEqual(srv.stop(), 0)
+
+    def test_max_connections_refuses_with_a_reply(self):
+        limit = 100
+        with Server("--max-connections", str(limit)) as srv:
+            socks = [srv.connect() for _ in range(limit)]
+            for i, s in enumerate(socks):
+                self.assertEqual(request(s, LineReader(s), "ECHO in%d" % i), "OK in%d" % i)
+            for _ in range(20):
+                extra = srv.connect()
+                r = LineReader(extra)
+                self.assertEqual(r.line(), "ERR too many connections")
+                with self.assertRaises(EOFError):
+                    r.line()
+                extra.close()
+            for s in socks[:10]:
+                s.close()
+            # Freed places are given to new clients.
+            again = []
+            deadline = time.monotonic() + 5 * SLACK
+            while len(again) < 10 and time.monotonic() < deadline:
+                s = srv.connect()
+                r = LineReader(s)
+                s.sendall(b"ECHO back\n")
+                line = r.line()
+                if line == "OK back":
+                    again.append(s)
+                else:
+                    self.assertEqual(line, "ERR too many connections")
+                    s.close()
+                    time.sleep(0.05)
+            self.assertEqual(len(again), 10)
+            self.assertEqual(srv.stop(), 0)
+
+
+class FdExhaustion(unittest.TestCase):
+    def test_emfile_does_not_spin_and_service_resumes(self):
+        nofile, flood = 64, 200
+        with Server("--backlog", "1024", "--workers", "2") as srv:
+            resource.prlimit(srv.proc.pid, resource.RLIMIT_NOFILE, (nofile, nofile))
+            base_fds = srv.fds()
+            socks = [socket.create_connection(("127.0.0.1", srv.port), timeout=10) for _ in range(flood)]
+            # The ones that got an fd are served; the rest wait in the backlog.
+            for s in socks:
+                s.setblocking(False)
+                s.send(b"ECHO flood\n")
+            time.sleep(0.5)
+            cpu0 = cpu_seconds(srv.proc.pid)
+            time.sleep(2.0)
+            cpu = cpu_seconds(srv.proc.pid) - cpu0
+            self.assertLess(cpu, 0.5, "%.2f s of CPU in 2 s out of fds: accept() spins" % cpu)
+            answered = 0
+            for s in socks:
+                try:
+                    if s.recv(64) == b"OK flood\n":
+                        answered += 1
+                except BlockingIOError:
+                    pass
+            self.assertGreater(answered, nofile - base_fds - 10)
+            self.assertLessEqual(answered, nofile - base_fds)
+            self.assertIsNone(srv.proc.poll())
+            # accept() did fail, and was logged once per episode (10 s), not once per failure.
+            warnings = srv.log().count("Too many open files")
+            self.assertGreaterEqual(warnings, 1, "the server never ran out of fds")
+            self.assertLessEqual(warnings, 2)
+
+            # Free the fds: the backlog drains and service resumes.
+            for s in socks:
+                s.close()
+            c = None
+
+            def served():
+                nonlocal c
+                try:
+                    c = srv.connect(timeout=2)
+                    return request(c, LineReader(c), "ECHO resumed", timeout=2) == "OK resumed"
+                except OSError:
+                    return False
+
+            self.assertTrue(wait_until(served, 10 * SLACK, step=0.2), "service did not resume")
+            c.close()
+            self.assertTrue(wait_until(lambda: srv.fds() <= base_fds, 10 * SLACK))
+            self.assertEqual(srv.stop(), 0)
+
+
+class Junk(unittest.TestCase):
+    def random_line(self, rng):
+        kind = rng.randrange(8)
+        junk = bytes(rng.choice(range(256)) for _ in range(rng.randrange(0, 120))).replace(b"\n", b"")
+        if kind == 0:
+            return b"ECHO " + junk
+        if kind == 1:
+            return b"echo " + junk + b"\r"
+        if kind == 2:
+            return b"SLEEP " + rng.choice([b"0", b"3", b"007", b"10001", b"-1", b"2x", b"", b" 1", b"\x00"])
+        if kind == 3:
+            return rng.choice([b"", b"\r", b"\r\r", b" ", b" ECHO", b"\x00", b"ECHO\r\r"])
+        if kind == 4:
+            return b"ECHO \x00\xff\xfe\xc3\x28\xed\xa0\x80" + junk  # NUL and invalid UTF-8
+        return junk
+
+    def test_binary_junk_gets_the_documented_replies(self):
+        rng = random.Random(20240229)
+        lines = [self.random_line(rng) for _ in range(3000)]
+        with Server() as srv:
+            s = srv.connect()
+            data = b"".join(l + (b"\r\n" if i % 3 == 0 else b"\n") for i, l in enumerate(lines))
+            t = threading.Thread(target=s.sendall, args=(data,))
+            t.start()
+            got, eof = read_lines_until(s, len(lines), 30 * SLACK)
+            t.join()
+            self.assertFalse(eof)
+            for i, (line, reply) in enumerate(zip(lines, got)):
+                # A CRLF ending strips that CR; the line's own trailing CR is then kept.
+                want = expected_reply(line + b"\r") if i % 3 == 0 else expected_reply(line)
+                self.assertEqual(reply, want, "line %d: %r" % (i, line))
+            self.assertEqual(len(got), len(lines))
+            self.assertEqual(request(s, LineReader(s), "ECHO alive"), "OK alive")
+            self.assertEqual(srv.stop(), 0)
+
+    def test_100_mib_line_one_error_bounded_memory(self):
+        with Server() as srv:
+            s = srv.connect()
+            r = LineReader(s)
+            rss0 = srv.rss_kib()
+            chunk = b"z" * (1 << 20)
+            with RssSampler(srv) as rs:
+                s.sendall(b"ECHO ")
+                for _ in range(100):
+                    s.sendall(chunk)
+                s.sendall(b"\nECHO after\n")
+                self.assertEqual(r.line(timeout=30 * SLACK), "ERR line too long")
+                self.assertEqual(r.line(), "OK after")
+            grown = rs.peak - rss0
+            print("\nmemory: a 100 MiB line: +%d KiB" % grown, flush=True)
+            if not SANITIZED:
+                self.assertLess(grown, 3 * 1024, "RSS grew by %d KiB for one long line" % grown)
+            self.assertEqual(srv.stop(), 0)
+
+    def test_line_split_into_one_byte_writes(self):
+        with Server() as srv:
+            s = srv.connect()
+            r = LineReader(s)
+            text = bytes(0x21 + i % 90 for i in range(3000))
+            for b in b"ECHO " + text + b"\r\nsleep 1\n":
+                s.send(bytes([b]))
+            self.assertEqual(r.line().encode("latin-1"), b"OK " + text)
+            self.assertEqual(r.line(), "OK 1")
+            self.assertEqual(srv.stop(), 0)
+
+    def test_crlf_and_bare_lf_mixed(self):
+        lines = [b"ECHO a\r\n", b"ECHO b\n", b"SLEEP 2\r\n", b"\r\n", b"\n", b"ECHO c\r\r\n",
+                 b"ECHO in\rside\n", b"\rECHO x\n", b"ECHO trail \r\n", b"SLEEP 1\r\r\n"]
+        with Server() as srv:
+            s = srv.connect()
+            s.sendall(b"".join(lines))
+            got, _ = read_lines_until(s, len(lines), 10 * SLACK)
+            self.assertEqual(got, [expected_reply(l[:-1]) for l in lines])
+            self.assertEqual(srv.stop(), 0)
+
+
+class Churn(unittest.TestCase):
+    def cycle(self, srv, n):
+        for i in range(n):
+            s = srv.connect()
+            if i % 2:
+                self.assertEqual(request(s, LineReader(s), "ECHO c"), "OK c")
+            s.close()
+
+    def resets(self, srv, n, batch=50):
+        pipeline = b"SLEEP 5\nECHO " + b"r" * 100 + b"\n"
+        for _ in range(n // batch):
+            socks = [srv.connect() for _ in range(batch)]
+            for s in socks:
+                s.sendall(pipeline * 20)
+            for s in socks:
+                reset(s)
+
+    def test_connect_close_and_resets_leak_nothing(self):
+        with Server("--workers", "8") as srv:
+            base_fds = srv.fds()
+            # Warm up the allocator, then take the baseline.
+            self.cycle(srv, 100)
+            self.resets(srv, 100)
+            self.assertTrue(wait_until(lambda: srv.fds() <= base_fds, 10 * SLACK))
+            time.sleep(0.5)
+            base_rss = srv.rss_kib()
+
+            self.cycle(srv, 1000)
+            self.resets(srv, 1000)
+
+            self.assertTrue(wait_until(lambda: srv.fds() <= base_fds, 15 * SLACK),
+                            "fds: %d before, %d after" % (base_fds, srv.fds()))
+            time.sleep(0.5)
+            grown = srv.rss_kib() - base_rss
+            if not SANITIZED:
+                self.assertLess(grown, 2048, "RSS grew by %d KiB over 2000 connections" % grown)
+            s = srv.connect()
+            self.assertEqual(request(s, LineReader(s), "ECHO still"), "OK still")
+            s.close()
+            self.assertEqual(srv.stop(), 0)
+
+
+class SigPipe(unittest.TestCase):
+    def test_clients_leaving_without_reading_never_kill_the_server(self):
+        # Debug level logs each connection's end, which shows the writes failed.
+        with Server("--workers", "8", "--log-level", "debug") as srv:
+            pipeline = b"SLEEP 20\n" + (b"ECHO " + b"q" * 200 + b"\n") * 500
+            for rnd in range(2):
+                socks = [srv.connect() for _ in range(100)]
+                for s in socks:
+                    s.sendall(pipeline)
+                for i, s in enumerate(socks):
+                    if i % 2:
+                        reset(s)
+                    else:
+                        s.close()  # FIN; the replies that follow draw an RST, then EPIPE
+                time.sleep(0.3)
+                self.assertIsNone(srv.proc.poll(), "tpserver died in round %d" % rnd)
+            s = srv.connect()
+            self.assertEqual(request(s, LineReader(s), "ECHO alive"), "OK alive")
+            s.close()
+            self.assertTrue(wait_until(
+                lambda: "write: Broken pipe" in srv.log() or "write: Connection reset" in srv.log(), 5),
+                "no write ever failed: the test did not reach the EPIPE path")
+            self.assertEqual(srv.stop(), 0)
+
+
+class ShutdownUnderLoad(unittest.TestCase):
+    def test_sigterm_while_200_clients_pipeline(self):
+        nclients, window, timeout_s = 200, 8, 5
+        with Server("--workers", "16", "--shutdown-timeout-s", str(timeout_s)) as srv:
+            sel = selectors.DefaultSelector()
+            conns = []
+            for k in range(nclients):
+                s = srv.connect()
+                s.setblocking(False)
+                c = {"id": k, "sock": s, "sent": [], "replies": [], "buf": b"", "eof": False, "error": None}
+                conns.append(c)
+                sel.register(s, selectors.EVENT_READ, c)
+
+            def send_more(c):
+                while len(c["sent"]) - len(c["replies"]) < window:
+                    i = len(c["sent"])
+                    req = b"SLEEP 3" if i % 8 == 0 else b"ECHO c%d-%d" % (c["id"], i)
+                    try:
+                        c["sock"].sendall(req + b"\n")
+                    except OSError as e:
+                        c["error"] = e
+                        return
+                    c["sent"].append(req)
+
+            def pump(until, sending):
+                while time.monotonic() < until and any(not c["eof"] for c in conns):
+                    for key, _ in sel.select(timeout=0.1):
+                        c = key.data
+                        try:
+                            data = c["sock"].recv(65536)
+                        except BlockingIOError:
+                            continue
+                        except OSError as e:
+                            c["error"], data = e, b""
+                        if not data:
+                            c["eof"] = True
+                            sel.unregister(c["sock"])
+                            continue
+                        c["buf"] += data
+                        *lines, c["buf"] = c["buf"].split(b"\n")
+                        c["replies"] += lines
+                        if sending:
+                            send_more(c)
+
+            for c in conns:
+                send_more(c)
+            pump(time.monotonic() + 1.0, sending=True)
+            t0 = time.monotonic()
+            srv.signal(signal.SIGTERM)
+            # Requests sent up to now are in the server's socket buffers: each must be answered.
+            pump(t0 + timeout_s + 3 * SLACK, sending=False)
+            code = srv.proc.wait(timeout=timeout_s + 5 * SLACK)
+            exited = time.monotonic() - t0
+            sel.close()
+
+            self.assertEqual(code, 0)
+            self.assertLess(exited, timeout_s, "exit took %.1f s" % exited)
+            total = answered_late = 0
+            for c in conns:
+                self.assertIsNone(c["error"], "client %d: %r" % (c["id"], c["error"]))
+                self.assertTrue(c["eof"], "client %d was not closed" % c["id"])
+                self.assertEqual(len(c["replies"]), len(c["sent"]),
+                                 "client %d: %d requests sent, %d replies"
+                                 % (c["id"], len(c["sent"]), len(c["replies"])))
+                late = False
+                for req, rep in zip(c["sent"], c["replies"]):
+                    if rep == b"ERR server shutting down":
+                        late = True
+                        answered_late += 1
+                        continue
+                    # In order, and no OK after a request refused for the shutdown.
+                    self.assertFalse(late, "client %d: %r after a shutdown refusal" % (c["id"], rep))
+                    self.assertEqual(rep, expected_reply(req))
+                total += len(c["replies"])
+            print("\nshutdown: %d replies to %d clients, %d of them ERR server shutting down; exit after %.2f s"
+                  % (total, nclients, answered_late, exited), flush=True)
+            self.assertGreater(total, nclients * window)
+            self.assertIn("stopped", srv.log())
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2, warnings="ignore")
