@@ -341,7 +341,7 @@ void tp_conn_flush(struct tp_conn *c)
 		tp_loop_count_served(c->loop, sent);
 
 	if ((c->eof || tp_server_shutting_down(tp_loop_server(c->loop))) && c->nreqs == 0 && !c->framer.stopped &&
-	    !c->grace) {
+	    !c->grace && !c->in_ready) {
 		tp_conn_close(c, c->eof ? "client closed" : "shutting down");
 		return;
 	}
@@ -432,7 +432,11 @@ void tp_conn_shutdown(struct tp_conn *c, uint64_t grace_until_ns)
 		c->grace = true;
 		c->grace_until_ns = grace_until_ns;
 	}
-	/* Lines already buffered are framed now; idle connections close. */
+	/*
+	 * One last read before deciding it is idle: a line that reached the
+	 * socket before the signal is answered, not reset by the close.
+	 */
+	c->readable = true;
 	if (can_read(c))
 		tp_loop_mark_ready(c->loop, c);
 	tp_loop_mark_dirty(c->loop, c);
