@@ -18,13 +18,17 @@ tc=$build/tpclient
 [[ -x $tp && -x $tc ]] || { echo "perf: build first (cmake -S . -B build && cmake --build build)" >&2; exit 2; }
 ulimit -n "$(ulimit -Hn)"
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+logs=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	rm -f "${logs[@]}"
+}
 trap cleanup EXIT
 
 start() { # start ARGS... -> sets port and pid
 	local log
 	log=$(mktemp)
-	"$tp" --config /dev/null --port 0 --log-level warning "$@" 2>"$log" &
+	"$tp" --config /dev/null --port 0 "$@" 2>"$log" &
 	pid=$!
 	pids+=("$pid")
 	for _ in $(seq 100); do
@@ -32,7 +36,7 @@ start() { # start ARGS... -> sets port and pid
 		[[ -n $port ]] && break
 		sleep 0.05
 	done
-	rm -f "$log"
+	logs+=("$log")
 }
 stop() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }
 
