@@ -163,7 +163,7 @@ if [ -n "${TP_E2E_DEBS:-}" ]; then
 else
 	log "building the package (0.1.0 and 0.1.1)"
 	t0=$SECONDS
-	"$SRCDIR/packaging/build-deb.sh" "$WORK/deb1" >/dev/null || { echo "FAIL build the package"; echo "0 passed, 1 failed"; exit 1; }
+	"$SRCDIR/packaging/build-deb.sh" --lintian "$WORK/deb1" >/dev/null || { echo "FAIL build the package (or lintian found errors or warnings)"; echo "0 passed, 1 failed"; exit 1; }
 	"$SRCDIR/packaging/build-deb.sh" --version 0.1.1 "$WORK/deb2" >/dev/null || { echo "FAIL build the package 0.1.1"; echo "0 passed, 1 failed"; exit 1; }
 	cp "$WORK"/deb1/tpserver_*.deb "$WORK"/deb2/tpserver_*.deb "$ART/"
 	log "built in $((SECONDS - t0)) s"
