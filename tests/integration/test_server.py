@@ -242,6 +242,25 @@ class Connections(unittest.TestCase):
                 self.assertEqual(request(s, LineReader(s), "ECHO again %d" % i), "OK again %d" % i)
             self.assertEqual(srv.stop(), 0)
 
+    def test_idle_server_uses_no_cpu(self):
+        # Loops and workers spin briefly after work; once it stops they must sleep.
+        with Server() as srv:
+            s = srv.connect()
+            r = LineReader(s)
+            for i in range(2000):
+                s.sendall(b"ECHO %d\n" % i)
+            r.lines(2000)
+            time.sleep(0.5)
+
+            def cpu_seconds():
+                with open("/proc/%d/stat" % srv.proc.pid) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+            before = cpu_seconds()
+            time.sleep(3)
+            self.assertLess(cpu_seconds() - before, 0.1)
+
     def test_max_connections(self):
         with Server("--max-connections", "5") as srv:
             socks = [srv.connect() for _ in range(5)]
