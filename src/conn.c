@@ -119,7 +119,9 @@ static struct tp_req *req_alloc(struct tp_conn *c, size_t cap)
 {
 	if (cap < TP_REQ_MIN_CAP)
 		cap = TP_REQ_MIN_CAP;
-	struct tp_req *r = malloc(sizeof(*r) + cap);
+	struct tp_req *r = cap == TP_REQ_MIN_CAP ? tp_loop_req_get(c->loop) : NULL;
+	if (!r)
+		r = malloc(sizeof(*r) + cap);
 	if (!r)
 		return NULL;
 	memset(r, 0, sizeof(*r));
@@ -132,7 +134,10 @@ static void req_free(struct tp_conn *c, struct tp_req *r)
 {
 	c->pending_bytes -= r->cap;
 	c->nreqs--;
-	free(r);
+	if (r->cap == TP_REQ_MIN_CAP)
+		tp_loop_req_put(c->loop, r);
+	else
+		free(r);
 }
 
 /* An immediate reply (parse error, shutting down): done at once, in order. */

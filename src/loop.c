@@ -67,6 +67,7 @@
 
 #define SPIN_NS 30000
 #define IDLE_POLL_NS 50000
+#define FREE_REQS_MAX 4096
 #define SHUTDOWN_GRACE_MS 1000 /* a silent connection's time to send its first request */
 
 #define TP_TAG_WAKE 0x57616b65u
@@ -100,6 +101,8 @@ struct tp_loop {
 	struct tp_req *bhead, *btail; /* this turn's parsed requests, not yet pushed */
 	size_t bn;
 	struct tp_conn *bconns;       /* connections with requests in it */
+	struct tp_req *free_reqs;     /* recycled request slots, linked through bnext */
+	size_t nfree_reqs;
 
 	struct tp_conn *ready;
 	struct tp_conn *dirty;
@@ -193,6 +196,11 @@ void tp_loop_free(struct tp_loop *l)
 {
 	if (!l)
 		return;
+	while (l->free_reqs) {
+		struct tp_req *r = l->free_reqs;
+		l->free_reqs = r->bnext;
+		free(r);
+	}
 	if (l->sigfd >= 0)
 		close(l->sigfd);
 	if (l->evfd >= 0)
@@ -566,6 +574,28 @@ static bool spin_for_posts(struct tp_loop *l)
 	l->notified = have;
 	pthread_mutex_unlock(&l->lock);
 	return have;
+}
+
+struct tp_req *tp_loop_req_get(struct tp_loop *l)
+{
+	struct tp_req *r = l->free_reqs;
+	if (r) {
+		l->free_reqs = r->bnext;
+		l->nfree_reqs--;
+	}
+	return r;
+}
+
+void tp_loop_req_put(struct tp_loop *l, struct tp_req *r)
+{
+	/* Enough for a few turns of full batches; beyond that give memory back. */
+	if (l->nfree_reqs >= FREE_REQS_MAX) {
+		free(r);
+		return;
+	}
+	r->bnext = l->free_reqs;
+	l->free_reqs = r;
+	l->nfree_reqs++;
 }
 
 void tp_loop_cheap_done(struct tp_loop *l)

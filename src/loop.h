@@ -73,6 +73,13 @@ void tp_loop_conn_freed(struct tp_loop *l);
 void tp_loop_batch_add(struct tp_loop *l, struct tp_req *r);
 /* Batchable requests of this loop leaving the pool. */
 void tp_loop_cheap_done(struct tp_loop *l);
+/*
+ * Recycled request slots of TP_REQ_MIN_CAP bytes (the common ECHO/SLEEP
+ * size): get returns NULL when none is cached; put keeps a bounded number
+ * and frees the rest.
+ */
+struct tp_req *tp_loop_req_get(struct tp_loop *l);
+void tp_loop_req_put(struct tp_loop *l, struct tp_req *r);
 /* Count a busy rejection (aggregated into one log entry per interval). */
 void tp_loop_count_busy(struct tp_loop *l);
 /* Count a reply sent. */
