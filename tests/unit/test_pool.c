@@ -24,6 +24,7 @@
 #include <cmocka.h>
 
 #include "pool.h"
+#include "test_util.h"
 #include "queue.h"
 
 #define MS 1000000ull
@@ -46,19 +47,6 @@ struct ctx {
 	size_t max_batch;
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void sleep_ms(unsigned ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
 
 static struct task *task_of(struct tp_qnode *n)
 {
@@ -71,9 +59,9 @@ static void exec_tasks(struct tp_qnode **nodes, size_t n, void *arg)
 
 	for (size_t i = 0; i < n; i++) {
 		struct task *t = task_of(nodes[i]);
-		t->start_ns = now_ns();
+		t->start_ns = tp_clock_ns();
 		t->result = t->sleep_ms ? tp_pool_sleep_ms(c->pool, t->sleep_ms) : 0;
-		t->end_ns = now_ns();
+		t->end_ns = tp_clock_ns();
 		atomic_fetch_add(&t->runs, 1);
 	}
 	pthread_mutex_lock(&c->lock);
@@ -320,10 +308,10 @@ static void test_sleeps_overlap(void **state)
 	(void)state;
 	rig_init(&r, 64);
 	assert_int_equal(tp_pool_start(r.p, N), 0);
-	uint64_t t0 = now_ns();
+	uint64_t t0 = tp_clock_ns();
 	assert_int_equal(push_tasks(r.q, t, N), N);
 	assert_true(wait_done(&r.ctx, N, 10000));
-	uint64_t elapsed = now_ns() - t0;
+	uint64_t elapsed = tp_clock_ns() - t0;
 	/* Each one slept; together they took about one sleep, far from N of them. */
 	assert_true(elapsed >= SLEEP * MS);
 	if (elapsed >= 4ull * SLEEP * MS)
@@ -409,18 +397,18 @@ static void test_resize_busy(void **state)
 	(void)state;
 	rig_init(&r, 16);
 	assert_int_equal(tp_pool_start(r.p, 4), 0);
-	uint64_t t0 = now_ns();
+	uint64_t t0 = tp_clock_ns();
 	assert_int_equal(push_tasks(r.q, t, 4), 4);
 	wait_busy(r.p, 4);
 
 	/* Shrink to 1 while all four sleep: returns at once, kills nobody. */
-	uint64_t r0 = now_ns();
+	uint64_t r0 = tp_clock_ns();
 	assert_int_equal(tp_pool_resize(r.p, 1), 0);
-	uint64_t resize_ns = now_ns() - r0;
+	uint64_t resize_ns = tp_clock_ns() - r0;
 	if (resize_ns >= SLEEP * MS / 4)
 		fail_msg("shrinking took %llu ms", (unsigned long long)(resize_ns / MS));
 	sleep_ms(50);
-	if (now_ns() - t0 < SLEEP * MS * 3 / 4) {
+	if (tp_clock_ns() - t0 < SLEEP * MS * 3 / 4) {
 		/* Still well inside the sleeps: every thread is still there. */
 		assert_int_equal(count_tasks(), r.base_tasks + 4);
 		assert_int_equal(done_count(&r.ctx), 0);
@@ -481,26 +469,26 @@ static void test_abort(void **state)
 	(void)state;
 	rig_init(&r, 16);
 	/* Without abort, a sleep lasts its time and returns 0. */
-	uint64_t t0 = now_ns();
+	uint64_t t0 = tp_clock_ns();
 	assert_int_equal(tp_pool_sleep_ms(r.p, 50), 0);
-	assert_true(now_ns() - t0 >= 50 * MS);
+	assert_true(tp_clock_ns() - t0 >= 50 * MS);
 	assert_int_equal(tp_pool_sleep_ms(r.p, 0), 0);
 
 	assert_int_equal(tp_pool_start(r.p, 2), 0);
 	assert_int_equal(push_tasks(r.q, t, 2), 2);
 	wait_busy(r.p, 2);
-	t0 = now_ns();
+	t0 = tp_clock_ns();
 	tp_pool_abort(r.p);
 	assert_true(wait_done(&r.ctx, 2, 5000));
-	uint64_t took = now_ns() - t0;
+	uint64_t took = tp_clock_ns() - t0;
 	if (took >= 1000 * MS)
 		fail_msg("abort took %llu ms to end the sleeps", (unsigned long long)(took / MS));
 	for (int i = 0; i < 2; i++)
 		assert_int_equal(t[i].result, -ECANCELED);
 	/* Later sleeps are cut short at once too. */
-	t0 = now_ns();
+	t0 = tp_clock_ns();
 	assert_int_equal(tp_pool_sleep_ms(r.p, 20000), -ECANCELED);
-	assert_true(now_ns() - t0 < 1000 * MS);
+	assert_true(tp_clock_ns() - t0 < 1000 * MS);
 	struct task *u = tasks_new(1, 20000);
 	assert_int_equal(push_tasks(r.q, u, 1), 1);
 	assert_true(wait_done(&r.ctx, 3, 5000));
@@ -518,11 +506,11 @@ static void test_busy_stats(void **state)
 	(void)state;
 	rig_init(&r, 16);
 	assert_int_equal(tp_pool_start(r.p, 2), 0);
-	uint64_t t0 = now_ns();
+	uint64_t t0 = tp_clock_ns();
 	assert_int_equal(push_tasks(r.q, &t[0], 1), 1);
 	wait_busy(r.p, 1);
 	struct tp_pool_stats st = stats(r.p);
-	uint64_t t1 = now_ns();
+	uint64_t t1 = tp_clock_ns();
 	assert_int_equal(st.busy, 1);
 	assert_int_equal(st.workers, 2);
 	assert_true(st.oldest_busy_ns >= t0 && st.oldest_busy_ns <= t1);

@@ -24,6 +24,7 @@
 #include <cmocka.h>
 
 #include "queue.h"
+#include "test_util.h"
 
 struct item {
 	struct tp_qnode node;
@@ -38,19 +39,6 @@ static struct item *item_of(struct tp_qnode *n)
 	return (struct item *)(void *)((char *)n - offsetof(struct item, node));
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void sleep_ms(unsigned ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
 
 /* Items with ids 0..n-1, far deadlines, not batchable. */
 static struct item *items_new(size_t n)
@@ -333,24 +321,24 @@ static void test_expire_real_clock(void **state)
 	struct item *it = items_new(4);
 	struct tp_queue *q = tp_queue_new(1, on_admit, &a);
 	struct tp_qnode *first;
-	uint64_t next, t0 = now_ns();
+	uint64_t next, t0 = tp_clock_ns();
 
 	(void)state;
 	assert_int_equal(push_one(q, &it[0]), 1);
 	it[1].node.deadline_ns = t0 + 50 * 1000000ull;
 	it[2].node.deadline_ns = t0 + 60 * 1000000ull * 1000; /* a minute */
 	assert_int_equal(push_range(q, it, 1, 3), 0);
-	assert_int_equal(tp_queue_expire(q, now_ns(), &first, &next), 0);
+	assert_int_equal(tp_queue_expire(q, tp_clock_ns(), &first, &next), 0);
 	sleep_ms(100);
-	assert_int_equal(tp_queue_expire(q, now_ns(), &first, &next), 1);
+	assert_int_equal(tp_queue_expire(q, tp_clock_ns(), &first, &next), 1);
 	assert_int_equal(item_of(first)->id, 1);
 	assert_int_equal(next, it[2].node.deadline_ns);
-	assert_true(next > now_ns());
+	assert_true(next > tp_clock_ns());
 	/* The other one is admitted as soon as a place frees, before its deadline. */
 	assert_int_equal(pop_id(q), 0);
 	assert_int_equal(a.n, 1);
 	assert_int_equal(a.ids[0], 2);
-	assert_int_equal(tp_queue_expire(q, now_ns(), &first, &next), 0);
+	assert_int_equal(tp_queue_expire(q, tp_clock_ns(), &first, &next), 0);
 	assert_int_equal(next, 0);
 	assert_int_equal(pop_id(q), 2);
 	tp_queue_free(q);
@@ -702,12 +690,12 @@ static void test_stop_keeps_wakeup(void **state)
 	assert_int_equal(pthread_create(&h->b, NULL, handoff_b, h), 0);
 	assert_int_equal(pthread_create(&h->s, NULL, handoff_s, h), 0);
 
-	uint64_t t_end = now_ns() + 4000 * 1000000ull;
-	for (; round < ROUNDS && now_ns() < t_end; round++) {
+	uint64_t t_end = tp_clock_ns() + 4000 * 1000000ull;
+	for (; round < ROUNDS && tp_clock_ns() < t_end; round++) {
 		struct tp_queue_stats st;
-		uint64_t t = now_ns();
+		uint64_t t = tp_clock_ns();
 		/* Poll with short sleeps: a busy loop can starve B under valgrind. */
-		for (tp_queue_stats(h->q, &st); st.idle != 1 && now_ns() - t < 2000 * 1000000ull;
+		for (tp_queue_stats(h->q, &st); st.idle != 1 && tp_clock_ns() - t < 2000 * 1000000ull;
 		     tp_queue_stats(h->q, &st)) {
 			struct timespec ts = {0, 20000};
 			nanosleep(&ts, NULL);
@@ -719,14 +707,14 @@ static void test_stop_keeps_wakeup(void **state)
 		atomic_store(&h->s_stop, false);
 		size_t before = atomic_load(&h->got);
 		pthread_barrier_wait(&h->barrier); /* S enters pop */
-		for (uint64_t d = now_ns() + (uint64_t)(round % 10) * 5000; now_ns() < d;)
+		for (uint64_t d = tp_clock_ns() + (uint64_t)(round % 10) * 5000; tp_clock_ns() < d;)
 			;
 		atomic_store(&h->s_stop, true);
 		tp_queue_wake_all(h->q);
 		assert_int_equal(push_one(h->q, &it[round]), 1);
 		pthread_barrier_wait(&h->barrier); /* S returned */
-		t = now_ns();
-		while (atomic_load(&h->got) == before && now_ns() - t < 500 * 1000000ull)
+		t = tp_clock_ns();
+		while (atomic_load(&h->got) == before && tp_clock_ns() - t < 500 * 1000000ull)
 			sleep_ms(1);
 		if (atomic_load(&h->got) == before) {
 			failure = "a node pushed while one worker was stopping stayed queued, "
@@ -795,7 +783,7 @@ static void *producer_main(void *arg)
 			x->seq = i + k;
 			x->node.batchable = (rng >> (k + 8)) & 1;
 			/* A few expire while they wait; the rest never do. */
-			x->node.deadline_ns = (rng >> 40) % 8 == 0 ? now_ns() : UINT64_MAX;
+			x->node.deadline_ns = (rng >> 40) % 8 == 0 ? tp_clock_ns() : UINT64_MAX;
 			x->node.next = k + 1 < n ? &it[i + k + 1].node : NULL;
 		}
 		int r = tp_queue_push(mt->q, &it[i].node, n);
@@ -847,7 +835,7 @@ static void *expirer_main(void *arg)
 	while (!atomic_load(&mt->consumers_done)) {
 		struct tp_qnode *first;
 		uint64_t next;
-		size_t n = tp_queue_expire(mt->q, now_ns(), &first, &next);
+		size_t n = tp_queue_expire(mt->q, tp_clock_ns(), &first, &next);
 		size_t k = 0;
 		for (; first; first = first->next, k++) {
 			struct item *x = item_of(first);
