@@ -98,7 +98,7 @@ int64_t tp_client_conn_now_ns(void)
 }
 
 int tp_client_conn_ctx_init(struct tp_client_ctx *ctx, const struct tp_client_opts *opts, uint64_t seed,
-			    int epfd)
+                            int epfd)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 
@@ -342,12 +342,12 @@ void tp_client_conn_begin(struct tp_client_conn *c)
 }
 
 static void log_failure(struct tp_client_conn *c, const struct pending *p, enum tp_verify_result r,
-			const char *line, size_t len)
+                        const char *line, size_t len)
 {
 	struct tp_client_ctx *ctx = c->ctx;
 	/* Busy is the expected answer of a loaded server: worth a debug line only. */
 	enum tp_log_level level =
-		r != TP_VERIFY_BUSY && ctx->failures_logged < FAILURES_LOGGED ? TP_LOG_WARNING : TP_LOG_DEBUG;
+	        r != TP_VERIFY_BUSY && ctx->failures_logged < FAILURES_LOGGED ? TP_LOG_WARNING : TP_LOG_DEBUG;
 
 	if (!tp_log_enabled(level))
 		return;
@@ -359,8 +359,8 @@ static void log_failure(struct tp_client_conn *c, const struct pending *p, enum 
 		tp_log(level, "reply", "client %u: reply without a request: '%.*s'", c->index,
 		       (int)(len > 80 ? 80 : len), line);
 	} else if (p->op == TP_OP_SLEEP) {
-		tp_log(level, "reply", "client %u: %s: SLEEP %u got '%.*s'", c->index, tp_verify_result_name(r),
-		       p->arg, (int)(len > 80 ? 80 : len), line);
+		tp_log(level, "reply", "client %u: %s: SLEEP %u got '%.*s'", c->index,
+		       tp_verify_result_name(r), p->arg, (int)(len > 80 ? 80 : len), line);
 	} else {
 		tp_log(level, "reply", "client %u: %s: ECHO of %u bytes got '%.*s'", c->index,
 		       tp_verify_result_name(r), p->arg, (int)(len > 80 ? 80 : len), line);
@@ -402,7 +402,7 @@ static int on_reply(void *arg, const char *line, size_t len, bool too_long)
 	case TP_VERIFY_OK:
 		ctx->counts.ok++;
 		tp_hist_record(ctx->latency,
-			       ctx->now_ns > p->start_ns ? (uint64_t)(ctx->now_ns - p->start_ns) : 0);
+		               ctx->now_ns > p->start_ns ? (uint64_t)(ctx->now_ns - p->start_ns) : 0);
 		return 0;
 	case TP_VERIFY_BUSY:
 		ctx->counts.busy++;
@@ -429,7 +429,8 @@ static void on_readable(struct tp_client_conn *c)
 			uint64_t before = ctx->counts.recv;
 			ctx->now_ns = tp_client_conn_now_ns();
 			if (tp_framer_feed(&c->framer, ctx->rbuf, (size_t)n, on_reply, c) < 0) {
-				tp_log(TP_LOG_ERROR, "reply", "client %u: out of memory framing replies", c->index);
+				tp_log(TP_LOG_ERROR, "reply", "client %u: out of memory framing replies",
+				       c->index);
 				close_conn(c, CLOSE_BROKEN);
 				return;
 			}
@@ -445,8 +446,8 @@ static void on_readable(struct tp_client_conn *c)
 			break;
 		if (n == 0)
 			tp_log(c->count ? TP_LOG_WARNING : TP_LOG_NOTICE, "closed",
-			       "client %u: server closed the connection with %u requests outstanding", c->index,
-			       c->count);
+			       "client %u: server closed the connection with %u requests outstanding",
+			       c->index, c->count);
 		else
 			tp_log(TP_LOG_WARNING, "closed", "client %u: read(): %s", c->index, strerror(errno));
 		close_conn(c, CLOSE_BROKEN);
@@ -477,12 +478,14 @@ bool tp_client_conn_sweep(struct tp_client_conn *c)
 	if (c->fd < 0)
 		return false;
 	if (c->count > 0 && ctx->now_ns - c->last_progress_ns >= ctx->recv_timeout_ns) {
-		tp_log(TP_LOG_WARNING, "timeout", "client %u: no reply for %.3f s, %u requests outstanding; closing",
-		       c->index, (double)(ctx->now_ns - c->last_progress_ns) / 1e9, c->count);
+		tp_log(TP_LOG_WARNING, "timeout",
+		       "client %u: no reply for %.3f s, %u requests outstanding; closing", c->index,
+		       (double)(ctx->now_ns - c->last_progress_ns) / 1e9, c->count);
 		close_conn(c, CLOSE_TIMEOUT);
 		return false;
 	}
-	/* An idle connection may have become due (open loop) or done (end, stop); busy ones are pumped on reads. */
+	/* An idle connection may have become due (open loop) or done (end, stop); busy ones are pumped on
+	 * reads. */
 	if (c->count == 0)
 		tp_client_conn_pump(c);
 	return c->fd >= 0;

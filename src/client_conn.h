@@ -24,20 +24,20 @@ struct tp_client_ctx {
 	const struct tp_client_opts *opts;
 	uint64_t seed;
 	int epfd;
-	unsigned open;   /* connections of this worker still open */
-	bool stopping;   /* issue nothing more; wait for what is outstanding */
-	int64_t now_ns;  /* CLOCK_MONOTONIC, refreshed by the worker and on each read */
+	unsigned open;  /* connections of this worker still open */
+	bool stopping;  /* issue nothing more; wait for what is outstanding */
+	int64_t now_ns; /* CLOCK_MONOTONIC, refreshed by the worker and on each read */
 	int64_t start_ns;
-	int64_t end_ns;  /* start + duration; 0 without --duration */
-	double tick_ns;  /* open loop: time between consecutive due times over all clients */
+	int64_t end_ns; /* start + duration; 0 without --duration */
+	double tick_ns; /* open loop: time between consecutive due times over all clients */
 	int64_t recv_timeout_ns;
 	struct tp_client_counts counts;
 	struct tp_hist *latency; /* ns, OK replies only */
 	char *rbuf;              /* read buffer */
 	size_t rbuf_size;
-	char *text;              /* an ECHO text regenerated for checking */
-	size_t max_request;      /* output buffer room one request needs (at most) */
-	size_t out_cap;          /* output buffer per connection */
+	char *text;         /* an ECHO text regenerated for checking */
+	size_t max_request; /* output buffer room one request needs (at most) */
+	size_t out_cap;     /* output buffer per connection */
 	unsigned failures_logged;
 };
 
@@ -48,7 +48,7 @@ int64_t tp_client_conn_now_ns(void);
 
 /* Set up ctx for opts (which must outlive it). Returns 0 or -ENOMEM. */
 int tp_client_conn_ctx_init(struct tp_client_ctx *ctx, const struct tp_client_opts *opts, uint64_t seed,
-			    int epfd);
+                            int epfd);
 
 /* Fix the run's start, and from it the end and the open-loop schedule. */
 void tp_client_conn_ctx_start(struct tp_client_ctx *ctx, int64_t start_ns);

@@ -44,7 +44,7 @@
 #include "client_conn.h"
 #include "log.h"
 
-#define SWEEP_NS (50 * 1000000LL)    /* timeouts and finished connections are checked this often */
+#define SWEEP_NS (50 * 1000000LL)     /* timeouts and finished connections are checked this often */
 #define PUBLISH_NS (1000 * 1000000LL) /* progress snapshot period */
 #define MAX_EVENTS 256
 
@@ -287,7 +287,7 @@ static int setup_workers(struct tp_client_load *l, uint64_t seed, bool progress)
 }
 
 int tp_client_load_new(const struct tp_client_opts *opts, uint64_t seed, bool progress,
-		       struct tp_client_load **ret)
+                       struct tp_client_load **ret)
 {
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG};
 	struct addrinfo *res = NULL;
@@ -335,7 +335,8 @@ int tp_client_load_new(const struct tp_client_opts *opts, uint64_t seed, bool pr
 		}
 	}
 	tp_log(TP_LOG_INFO, "connected", "%llu of %u clients connected to %s:%s",
-	       (unsigned long long)(opts->clients - l->connect_failed), opts->clients, opts->host, opts->port);
+	       (unsigned long long)(opts->clients - l->connect_failed), opts->clients, opts->host,
+	       opts->port);
 	freeaddrinfo(res);
 	*ret = l;
 	return 0;
@@ -415,8 +416,7 @@ static void add_counts(struct tp_client_counts *dst, const struct tp_client_coun
 	dst->late += src->late;
 }
 
-double tp_client_load_result(struct tp_client_load *l, struct tp_client_counts *ret,
-			     struct tp_hist *latency)
+double tp_client_load_result(struct tp_client_load *l, struct tp_client_counts *ret, struct tp_hist *latency)
 {
 	int64_t start = 0, end = 0;
 

@@ -52,7 +52,7 @@ struct tp_client_load;
  * progress: keep the snapshot for tp_client_load_progress().
  */
 int tp_client_load_new(const struct tp_client_opts *opts, uint64_t seed, bool progress,
-		       struct tp_client_load **ret);
+                       struct tp_client_load **ret);
 
 /* Start the clock and the worker threads. Returns 0 or -errno (pthread_create). */
 int tp_client_load_start(struct tp_client_load *l);
@@ -78,8 +78,7 @@ void tp_client_load_progress(struct tp_client_load *l, uint64_t *ret_recv, struc
  * their totals to *ret, their latencies to latency.  Returns the elapsed
  * seconds from start to the last worker's exit.
  */
-double tp_client_load_result(struct tp_client_load *l, struct tp_client_counts *ret,
-			     struct tp_hist *latency);
+double tp_client_load_result(struct tp_client_load *l, struct tp_client_counts *ret, struct tp_hist *latency);
 
 /* Close every connection and release everything. Accepts NULL. */
 void tp_client_load_free(struct tp_client_load *l);

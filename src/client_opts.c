@@ -126,38 +126,37 @@ static int parse_span(const char *s, uint32_t min, uint32_t max, uint32_t *ret_l
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"Usage: tpclient [OPTIONS]\n"
-		"Load generator for tpserver: pipelined SLEEP/ECHO requests over many connections,\n"
-		"every reply verified, latency percentiles reported.\n"
-		"\n"
-		"      --host ADDR            server address (default 127.0.0.1)\n"
-		"      --port N               server port (default 9000)\n"
-		"      --clients N            connections (default 5)\n"
-		"      --requests N           requests per connection (default 200; with --duration:\n"
-		"                             unbounded unless given)\n"
-		"      --duration S           stop issuing after S seconds\n"
-		"      --rate R               open loop: R requests/s in total on a fixed schedule\n"
-		"      --max-inflight N       outstanding requests per connection (default 10)\n"
-		"      --mix MIX              sleep, echo or balanced (default balanced)\n"
-		"      --sleep-ms LO-HI       SLEEP argument range (default 100-1000)\n"
-		"      --echo-bytes LO-HI     ECHO text length range (default 1-100)\n"
-		"      --seed N               seed of the request sequences (default random)\n"
-		"      --recv-timeout S       give up on a connection silent this long (default 5)\n"
-		"      --threads N            event-loop threads (default min(2, clients))\n"
-		"      --json                 print one JSON object instead of the text report\n"
-		"  -q, --quiet                no progress line, log only errors\n"
-		"      --log-level LEVEL      debug, info, notice, warning or error (default notice)\n"
-		"  -h, --help                 show this help\n"
-		"  -V, --version              show the version\n"
-		"\n"
-		"Exit status: 0 every request got its OK, 1 any failure, 2 bad usage.\n");
+	fprintf(f, "Usage: tpclient [OPTIONS]\n"
+	           "Load generator for tpserver: pipelined SLEEP/ECHO requests over many connections,\n"
+	           "every reply verified, latency percentiles reported.\n"
+	           "\n"
+	           "      --host ADDR            server address (default 127.0.0.1)\n"
+	           "      --port N               server port (default 9000)\n"
+	           "      --clients N            connections (default 5)\n"
+	           "      --requests N           requests per connection (default 200; with --duration:\n"
+	           "                             unbounded unless given)\n"
+	           "      --duration S           stop issuing after S seconds\n"
+	           "      --rate R               open loop: R requests/s in total on a fixed schedule\n"
+	           "      --max-inflight N       outstanding requests per connection (default 10)\n"
+	           "      --mix MIX              sleep, echo or balanced (default balanced)\n"
+	           "      --sleep-ms LO-HI       SLEEP argument range (default 100-1000)\n"
+	           "      --echo-bytes LO-HI     ECHO text length range (default 1-100)\n"
+	           "      --seed N               seed of the request sequences (default random)\n"
+	           "      --recv-timeout S       give up on a connection silent this long (default 5)\n"
+	           "      --threads N            event-loop threads (default min(2, clients))\n"
+	           "      --json                 print one JSON object instead of the text report\n"
+	           "  -q, --quiet                no progress line, log only errors\n"
+	           "      --log-level LEVEL      debug, info, notice, warning or error (default notice)\n"
+	           "  -h, --help                 show this help\n"
+	           "  -V, --version              show the version\n"
+	           "\n"
+	           "Exit status: 0 every request got its OK, 1 any failure, 2 bad usage.\n");
 }
 
-#define FAIL(...)                                                                                  \
-	do {                                                                                       \
-		snprintf(err, errlen, __VA_ARGS__);                                                \
-		return -EINVAL;                                                                    \
+#define FAIL(...)                                   \
+	do {                                        \
+		snprintf(err, errlen, __VA_ARGS__); \
+		return -EINVAL;                     \
 	} while (0)
 
 int tp_client_opts_parse(struct tp_client_opts *o, int argc, char **argv, char *err, size_t errlen)
@@ -180,25 +179,25 @@ int tp_client_opts_parse(struct tp_client_opts *o, int argc, char **argv, char *
 		OPT_LOG_LEVEL,
 	};
 	static const struct option opts[] = {
-		{"host", required_argument, NULL, OPT_HOST},
-		{"port", required_argument, NULL, OPT_PORT},
-		{"clients", required_argument, NULL, OPT_CLIENTS},
-		{"requests", required_argument, NULL, OPT_REQUESTS},
-		{"duration", required_argument, NULL, OPT_DURATION},
-		{"rate", required_argument, NULL, OPT_RATE},
-		{"max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT},
-		{"mix", required_argument, NULL, OPT_MIX},
-		{"sleep-ms", required_argument, NULL, OPT_SLEEP_MS},
-		{"echo-bytes", required_argument, NULL, OPT_ECHO_BYTES},
-		{"seed", required_argument, NULL, OPT_SEED},
-		{"recv-timeout", required_argument, NULL, OPT_RECV_TIMEOUT},
-		{"threads", required_argument, NULL, OPT_THREADS},
-		{"json", no_argument, NULL, OPT_JSON},
-		{"quiet", no_argument, NULL, 'q'},
-		{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0},
+	        {"host", required_argument, NULL, OPT_HOST},
+	        {"port", required_argument, NULL, OPT_PORT},
+	        {"clients", required_argument, NULL, OPT_CLIENTS},
+	        {"requests", required_argument, NULL, OPT_REQUESTS},
+	        {"duration", required_argument, NULL, OPT_DURATION},
+	        {"rate", required_argument, NULL, OPT_RATE},
+	        {"max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT},
+	        {"mix", required_argument, NULL, OPT_MIX},
+	        {"sleep-ms", required_argument, NULL, OPT_SLEEP_MS},
+	        {"echo-bytes", required_argument, NULL, OPT_ECHO_BYTES},
+	        {"seed", required_argument, NULL, OPT_SEED},
+	        {"recv-timeout", required_argument, NULL, OPT_RECV_TIMEOUT},
+	        {"threads", required_argument, NULL, OPT_THREADS},
+	        {"json", no_argument, NULL, OPT_JSON},
+	        {"quiet", no_argument, NULL, 'q'},
+	        {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+	        {"help", no_argument, NULL, 'h'},
+	        {"version", no_argument, NULL, 'V'},
+	        {NULL, 0, NULL, 0},
 	};
 	bool requests_given = false, level_given = false;
 	int c;
@@ -215,14 +214,15 @@ int tp_client_opts_parse(struct tp_client_opts *o, int argc, char **argv, char *
 		case OPT_PORT: {
 			unsigned port = 0;
 			if (parse_unsigned(optarg, 1, 65535, &port) < 0)
-				FAIL("--port: invalid value '%s' (expected an integer from 1 to 65535)", optarg);
+				FAIL("--port: invalid value '%s' (expected an integer from 1 to 65535)",
+				     optarg);
 			snprintf(o->port, sizeof(o->port), "%u", port);
 			break;
 		}
 		case OPT_CLIENTS:
 			if (parse_unsigned(optarg, 1, MAX_CLIENTS, &o->clients) < 0)
-				FAIL("--clients: invalid value '%s' (expected an integer from 1 to %d)", optarg,
-				     MAX_CLIENTS);
+				FAIL("--clients: invalid value '%s' (expected an integer from 1 to %d)",
+				     optarg, MAX_CLIENTS);
 			break;
 		case OPT_REQUESTS:
 			if (parse_u64(optarg, 1, UINT64_MAX, &o->requests) < 0)
@@ -269,12 +269,14 @@ int tp_client_opts_parse(struct tp_client_opts *o, int argc, char **argv, char *
 			break;
 		case OPT_RECV_TIMEOUT:
 			if (parse_positive(optarg, 86400.0, &o->recv_timeout_s) < 0)
-				FAIL("--recv-timeout: invalid value '%s' (expected seconds > 0, at most 86400)", optarg);
+				FAIL("--recv-timeout: invalid value '%s' (expected seconds > 0, at most "
+				     "86400)",
+				     optarg);
 			break;
 		case OPT_THREADS:
 			if (parse_unsigned(optarg, 1, MAX_THREADS, &o->threads) < 0)
-				FAIL("--threads: invalid value '%s' (expected an integer from 1 to %d)", optarg,
-				     MAX_THREADS);
+				FAIL("--threads: invalid value '%s' (expected an integer from 1 to %d)",
+				     optarg, MAX_THREADS);
 			break;
 		case OPT_JSON:
 			o->json = true;

@@ -38,7 +38,7 @@ struct tp_client_opts {
 	uint32_t sleep_lo_ms, sleep_hi_ms;
 	uint32_t echo_lo, echo_hi; /* ECHO text length in bytes */
 	uint64_t seed;
-	bool seed_given; /* else main picks a random seed and reports it */
+	bool seed_given;  /* else main picks a random seed and reports it */
 	unsigned threads; /* 0 = min(2, clients) */
 	bool json;
 	bool quiet;

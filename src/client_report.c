@@ -11,7 +11,7 @@
 int tp_client_report_exit_status(const struct tp_client_counts *c)
 {
 	bool clean = c->ok == c->sent && c->busy == 0 && c->other_err == 0 && c->mismatch == 0 &&
-		     c->timeouts == 0 && c->lost == 0 && c->disconnects == 0 && c->connect_failed == 0;
+	             c->timeouts == 0 && c->lost == 0 && c->disconnects == 0 && c->connect_failed == 0;
 
 	return clean ? TP_CLIENT_EXIT_OK : TP_CLIENT_EXIT_FAILED;
 }
@@ -39,20 +39,22 @@ void tp_client_report_text(FILE *f, const struct tp_client_report *r)
 
 	/* This first line's exact shape is what existing scripts match. */
 	fprintf(f, "SUMMARY sent=%llu recv=%llu ok=%llu err=%llu elapsed=%.3f ok_rps=%.1f\n",
-		(unsigned long long)c->sent, (unsigned long long)c->recv, (unsigned long long)c->ok,
-		(unsigned long long)err_total(c), r->elapsed_s, ok_rps(r));
-	fprintf(f, "ERRORS busy=%llu other=%llu mismatch=%llu timeouts=%llu lost=%llu disconnects=%llu "
-		   "connect_failed=%llu\n",
-		(unsigned long long)c->busy, (unsigned long long)c->other_err, (unsigned long long)c->mismatch,
-		(unsigned long long)c->timeouts, (unsigned long long)c->lost,
-		(unsigned long long)c->disconnects, (unsigned long long)c->connect_failed);
+	        (unsigned long long)c->sent, (unsigned long long)c->recv, (unsigned long long)c->ok,
+	        (unsigned long long)err_total(c), r->elapsed_s, ok_rps(r));
+	fprintf(f,
+	        "ERRORS busy=%llu other=%llu mismatch=%llu timeouts=%llu lost=%llu disconnects=%llu "
+	        "connect_failed=%llu\n",
+	        (unsigned long long)c->busy, (unsigned long long)c->other_err,
+	        (unsigned long long)c->mismatch, (unsigned long long)c->timeouts, (unsigned long long)c->lost,
+	        (unsigned long long)c->disconnects, (unsigned long long)c->connect_failed);
 	fprintf(f, "LATENCY_MS p50=%.3f p90=%.3f p99=%.3f p99.9=%.3f max=%.3f min=%.3f mean=%.3f\n",
-		pct_ms(h, 50), pct_ms(h, 90), pct_ms(h, 99), pct_ms(h, 99.9), (double)tp_hist_max(h) / 1e6,
-		(double)tp_hist_min(h) / 1e6, tp_hist_mean(h) / 1e6);
-	fprintf(f, "RUN loop=%s rate=%.1f clients=%u threads=%u max_inflight=%u mix=%s seed=%llu late=%llu%s\n",
-		o->rate > 0 ? "open" : "closed", o->rate, o->clients, o->threads, o->max_inflight,
-		tp_client_opts_mix_name(o->mix), (unsigned long long)r->seed, (unsigned long long)c->late,
-		r->interrupted ? " interrupted=1" : "");
+	        pct_ms(h, 50), pct_ms(h, 90), pct_ms(h, 99), pct_ms(h, 99.9), (double)tp_hist_max(h) / 1e6,
+	        (double)tp_hist_min(h) / 1e6, tp_hist_mean(h) / 1e6);
+	fprintf(f,
+	        "RUN loop=%s rate=%.1f clients=%u threads=%u max_inflight=%u mix=%s seed=%llu late=%llu%s\n",
+	        o->rate > 0 ? "open" : "closed", o->rate, o->clients, o->threads, o->max_inflight,
+	        tp_client_opts_mix_name(o->mix), (unsigned long long)r->seed, (unsigned long long)c->late,
+	        r->interrupted ? " interrupted=1" : "");
 }
 
 /* A JSON string: quotes, backslashes and control bytes escaped. */
@@ -79,9 +81,11 @@ void tp_client_report_json(FILE *f, const struct tp_client_report *r)
 
 	fprintf(f, "{\"tpclient\":\"%s\",\"host\":", TP_VERSION);
 	json_string(f, o->host);
-	fprintf(f, ",\"port\":%s,\"loop\":\"%s\",\"clients\":%u,\"threads\":%u,\"max_inflight\":%u,\"mix\":\"%s\"",
-		o->port, o->rate > 0 ? "open" : "closed", o->clients, o->threads, o->max_inflight,
-		tp_client_opts_mix_name(o->mix));
+	fprintf(f,
+	        ",\"port\":%s,\"loop\":\"%s\",\"clients\":%u,\"threads\":%u,\"max_inflight\":%u,\"mix\":\"%"
+	        "s\"",
+	        o->port, o->rate > 0 ? "open" : "closed", o->clients, o->threads, o->max_inflight,
+	        tp_client_opts_mix_name(o->mix));
 	if (o->rate > 0)
 		fprintf(f, ",\"rate\":%.3f", o->rate);
 	else
@@ -95,23 +99,25 @@ void tp_client_report_json(FILE *f, const struct tp_client_report *r)
 	else
 		fputs(",\"duration_s\":null", f);
 	fprintf(f, ",\"sleep_ms\":[%u,%u],\"echo_bytes\":[%u,%u],\"recv_timeout_s\":%.3f,\"seed\":%llu",
-		o->sleep_lo_ms, o->sleep_hi_ms, o->echo_lo, o->echo_hi, o->recv_timeout_s,
-		(unsigned long long)r->seed);
+	        o->sleep_lo_ms, o->sleep_hi_ms, o->echo_lo, o->echo_hi, o->recv_timeout_s,
+	        (unsigned long long)r->seed);
 	fprintf(f,
-		",\"sent\":%llu,\"recv\":%llu,\"ok\":%llu,\"err\":%llu,\"busy\":%llu,\"other_err\":%llu"
-		",\"mismatch\":%llu,\"timeouts\":%llu,\"lost\":%llu,\"disconnects\":%llu,\"connect_failed\":%llu"
-		",\"late\":%llu",
-		(unsigned long long)c->sent, (unsigned long long)c->recv, (unsigned long long)c->ok,
-		(unsigned long long)err_total(c), (unsigned long long)c->busy, (unsigned long long)c->other_err,
-		(unsigned long long)c->mismatch, (unsigned long long)c->timeouts, (unsigned long long)c->lost,
-		(unsigned long long)c->disconnects, (unsigned long long)c->connect_failed,
-		(unsigned long long)c->late);
+	        ",\"sent\":%llu,\"recv\":%llu,\"ok\":%llu,\"err\":%llu,\"busy\":%llu,\"other_err\":%llu"
+	        ",\"mismatch\":%llu,\"timeouts\":%llu,\"lost\":%llu,\"disconnects\":%llu,\"connect_failed\":%"
+	        "llu"
+	        ",\"late\":%llu",
+	        (unsigned long long)c->sent, (unsigned long long)c->recv, (unsigned long long)c->ok,
+	        (unsigned long long)err_total(c), (unsigned long long)c->busy,
+	        (unsigned long long)c->other_err, (unsigned long long)c->mismatch,
+	        (unsigned long long)c->timeouts, (unsigned long long)c->lost,
+	        (unsigned long long)c->disconnects, (unsigned long long)c->connect_failed,
+	        (unsigned long long)c->late);
 	fprintf(f, ",\"elapsed_s\":%.3f,\"ok_rps\":%.1f,\"interrupted\":%s", r->elapsed_s, ok_rps(r),
-		r->interrupted ? "true" : "false");
+	        r->interrupted ? "true" : "false");
 	fprintf(f,
-		",\"latency_ms\":{\"count\":%llu,\"min\":%.3f,\"mean\":%.3f,\"p50\":%.3f,\"p90\":%.3f"
-		",\"p99\":%.3f,\"p99_9\":%.3f,\"max\":%.3f}",
-		(unsigned long long)tp_hist_count(h), (double)tp_hist_min(h) / 1e6, tp_hist_mean(h) / 1e6,
-		pct_ms(h, 50), pct_ms(h, 90), pct_ms(h, 99), pct_ms(h, 99.9), (double)tp_hist_max(h) / 1e6);
+	        ",\"latency_ms\":{\"count\":%llu,\"min\":%.3f,\"mean\":%.3f,\"p50\":%.3f,\"p90\":%.3f"
+	        ",\"p99\":%.3f,\"p99_9\":%.3f,\"max\":%.3f}",
+	        (unsigned long long)tp_hist_count(h), (double)tp_hist_min(h) / 1e6, tp_hist_mean(h) / 1e6,
+	        pct_ms(h, 50), pct_ms(h, 90), pct_ms(h, 99), pct_ms(h, 99.9), (double)tp_hist_max(h) / 1e6);
 	fprintf(f, ",\"exit_status\":%d}\n", tp_client_report_exit_status(c));
 }

@@ -20,20 +20,20 @@
 #define F(field) offsetof(struct tp_config, field)
 
 const struct tp_config_range tp_config_ranges[] = {
-	{"listen.port", "port", F(port), 0, 65535, false},
-	{"listen.backlog", "backlog", F(backlog), 1, 65535, false},
-	{"pool.workers", "workers", F(workers), 1, 1024, true},
-	{"pool.queue_size", "queue", F(queue_size), 1, 1000000, true},
-	{"pool.queue_timeout_ms", "queue-timeout-ms", F(queue_timeout_ms), 0, 600000, true},
-	{"pool.io_threads", "io-threads", F(io_threads), 1, 64, false},
-	{"limits.max_connections", "max-connections", F(max_connections), 1, 1000000, true},
-	{"limits.max_line_bytes", "max-line-bytes", F(max_line_bytes), 16, 1048576, true},
-	{"limits.max_sleep_ms", "max-sleep-ms", F(max_sleep_ms), 0, 3600000, true},
-	{"limits.idle_timeout_s", "idle-timeout-s", F(idle_timeout_s), 0, 86400, true},
-	{"limits.max_unsent_kib", "max-unsent-kib", F(max_unsent_kib), 4, 1048576, true},
-	{"limits.stall_timeout_ms", "stall-timeout-ms", F(stall_timeout_ms), 0, 86400000, true},
-	{"shutdown_timeout_s", "shutdown-timeout-s", F(shutdown_timeout_s), 0, 3600, true},
-	{NULL, NULL, 0, 0, 0, false},
+        {"listen.port", "port", F(port), 0, 65535, false},
+        {"listen.backlog", "backlog", F(backlog), 1, 65535, false},
+        {"pool.workers", "workers", F(workers), 1, 1024, true},
+        {"pool.queue_size", "queue", F(queue_size), 1, 1000000, true},
+        {"pool.queue_timeout_ms", "queue-timeout-ms", F(queue_timeout_ms), 0, 600000, true},
+        {"pool.io_threads", "io-threads", F(io_threads), 1, 64, false},
+        {"limits.max_connections", "max-connections", F(max_connections), 1, 1000000, true},
+        {"limits.max_line_bytes", "max-line-bytes", F(max_line_bytes), 16, 1048576, true},
+        {"limits.max_sleep_ms", "max-sleep-ms", F(max_sleep_ms), 0, 3600000, true},
+        {"limits.idle_timeout_s", "idle-timeout-s", F(idle_timeout_s), 0, 86400, true},
+        {"limits.max_unsent_kib", "max-unsent-kib", F(max_unsent_kib), 4, 1048576, true},
+        {"limits.stall_timeout_ms", "stall-timeout-ms", F(stall_timeout_ms), 0, 86400000, true},
+        {"shutdown_timeout_s", "shutdown-timeout-s", F(shutdown_timeout_s), 0, 3600, true},
+        {NULL, NULL, 0, 0, 0, false},
 };
 
 #undef F
@@ -62,8 +62,8 @@ static const struct {
 	const char *name;
 	enum tp_log_level level;
 } level_names[] = {
-	{"debug", TP_LOG_DEBUG}, {"info", TP_LOG_INFO},   {"notice", TP_LOG_NOTICE},
-	{"warning", TP_LOG_WARNING}, {"error", TP_LOG_ERROR},
+        {"debug", TP_LOG_DEBUG},     {"info", TP_LOG_INFO},   {"notice", TP_LOG_NOTICE},
+        {"warning", TP_LOG_WARNING}, {"error", TP_LOG_ERROR},
 };
 
 int tp_config_parse_log_level(const char *s, enum tp_log_level *ret_level)
@@ -120,43 +120,45 @@ static const struct tp_config_range *range_by_flag(const char *flag)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: tpserver [OPTIONS]\n"
-		"Serve SLEEP and ECHO requests over TCP on a fixed pool of worker threads.\n"
-		"\n"
-		"  -c, --config PATH           configuration file (default " TP_DEFAULT_CONFIG_PATH
-		" if it exists)\n"
-		"  -t, --check-config          validate the configuration, print it, exit\n"
-		"  -q, --quiet                 with --check-config: print only errors\n"
-		"      --host ADDR             address to listen on (default 127.0.0.1)\n"
-		"      --port N                TCP port (default 9000)\n"
-		"      --backlog N             listen backlog (default 1024)\n"
-		"      --workers N             worker threads (default 8)\n"
-		"      --queue N               bounded queue capacity (default 1000)\n"
-		"      --queue-timeout-ms N    wait for queue space before ERR server busy (default 1000)\n"
-		"      --io-threads N          event-loop threads (default 1)\n"
-		"      --max-connections N     concurrent clients (default 10000)\n"
-		"      --max-line-bytes N      longest request line (default 4096)\n"
-		"      --max-sleep-ms N        largest SLEEP argument (default 10000)\n"
-		"      --idle-timeout-s N      close idle connections after N s, 0 = never (default 300)\n"
-		"      --max-unsent-kib N      stop reading a client with this much unsent output (default 256)\n"
-		"      --stall-timeout-ms N    a worker on one request this long is stuck (default max-sleep-ms + 30000)\n"
-		"      --shutdown-timeout-s N  time to finish work on SIGTERM (default 10)\n"
-		"      --log-level LEVEL       debug, info, notice, warning or error (default info)\n"
-		"  -h, --help                  show this help\n"
-		"  -V, --version               show the version\n");
+	        "Usage: tpserver [OPTIONS]\n"
+	        "Serve SLEEP and ECHO requests over TCP on a fixed pool of worker threads.\n"
+	        "\n"
+	        "  -c, --config PATH           configuration file (default " TP_DEFAULT_CONFIG_PATH
+	        " if it exists)\n"
+	        "  -t, --check-config          validate the configuration, print it, exit\n"
+	        "  -q, --quiet                 with --check-config: print only errors\n"
+	        "      --host ADDR             address to listen on (default 127.0.0.1)\n"
+	        "      --port N                TCP port (default 9000)\n"
+	        "      --backlog N             listen backlog (default 1024)\n"
+	        "      --workers N             worker threads (default 8)\n"
+	        "      --queue N               bounded queue capacity (default 1000)\n"
+	        "      --queue-timeout-ms N    wait for queue space before ERR server busy (default 1000)\n"
+	        "      --io-threads N          event-loop threads (default 1)\n"
+	        "      --max-connections N     concurrent clients (default 10000)\n"
+	        "      --max-line-bytes N      longest request line (default 4096)\n"
+	        "      --max-sleep-ms N        largest SLEEP argument (default 10000)\n"
+	        "      --idle-timeout-s N      close idle connections after N s, 0 = never (default 300)\n"
+	        "      --max-unsent-kib N      stop reading a client with this much unsent output (default "
+	        "256)\n"
+	        "      --stall-timeout-ms N    a worker on one request this long is stuck (default "
+	        "max-sleep-ms + 30000)\n"
+	        "      --shutdown-timeout-s N  time to finish work on SIGTERM (default 10)\n"
+	        "      --log-level LEVEL       debug, info, notice, warning or error (default info)\n"
+	        "  -h, --help                  show this help\n"
+	        "  -V, --version               show the version\n");
 }
 
 int tp_config_parse_args(struct tp_config *cfg, int argc, char **argv, char *err, size_t errlen)
 {
 	enum { OPT_HOST = 256, OPT_LOG_LEVEL, OPT_RANGE };
 	static const struct option fixed[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"check-config", no_argument, NULL, 't'},
-		{"quiet", no_argument, NULL, 'q'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{"host", required_argument, NULL, OPT_HOST},
-		{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+	        {"config", required_argument, NULL, 'c'},
+	        {"check-config", no_argument, NULL, 't'},
+	        {"quiet", no_argument, NULL, 'q'},
+	        {"help", no_argument, NULL, 'h'},
+	        {"version", no_argument, NULL, 'V'},
+	        {"host", required_argument, NULL, OPT_HOST},
+	        {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 	};
 	const size_t nfixed = sizeof(fixed) / sizeof(fixed[0]);
 	struct option opts[64];
@@ -200,9 +202,9 @@ int tp_config_parse_args(struct tp_config *cfg, int argc, char **argv, char *err
 		case OPT_LOG_LEVEL:
 			if (tp_config_parse_log_level(optarg, &cfg->log_level) < 0) {
 				snprintf(err, errlen,
-					 "--log-level: invalid value '%s' (expected debug, info, notice, "
-					 "warning or error)",
-					 optarg);
+				         "--log-level: invalid value '%s' (expected debug, info, notice, "
+				         "warning or error)",
+				         optarg);
 				return -EINVAL;
 			}
 			break;
@@ -210,8 +212,9 @@ int tp_config_parse_args(struct tp_config *cfg, int argc, char **argv, char *err
 			const struct tp_config_range *r = range_by_flag(opts[idx].name);
 			int v;
 			if (parse_int(optarg, &v) < 0 || v < r->min || v > r->max) {
-				snprintf(err, errlen, "--%s: invalid value '%s' (expected an integer from %d to %d)",
-					 r->flag, optarg, r->min, r->max);
+				snprintf(err, errlen,
+				         "--%s: invalid value '%s' (expected an integer from %d to %d)",
+				         r->flag, optarg, r->min, r->max);
 				return -EINVAL;
 			}
 			*(int *)((char *)cfg + r->offset) = v;
@@ -237,7 +240,8 @@ int tp_config_validate(const struct tp_config *cfg, char *err, size_t errlen)
 	for (const struct tp_config_range *r = tp_config_ranges; r->name; r++) {
 		int v = *(const int *)((const char *)cfg + r->offset);
 		if (v < r->min || v > r->max) {
-			snprintf(err, errlen, "%s: %d is out of range (%d to %d)", r->name, v, r->min, r->max);
+			snprintf(err, errlen, "%s: %d is out of range (%d to %d)", r->name, v, r->min,
+			         r->max);
 			return -EINVAL;
 		}
 	}

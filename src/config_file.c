@@ -27,8 +27,8 @@ static const struct {
 	const char *name;
 	enum string_kind kind;
 } string_settings[] = {
-	{"listen.host", STRING_HOST},
-	{"log_level", STRING_LOG_LEVEL},
+        {"listen.host", STRING_HOST},
+        {"log_level", STRING_LOG_LEVEL},
 };
 
 #define N_STRING_SETTINGS (sizeof(string_settings) / sizeof(string_settings[0]))
@@ -107,7 +107,7 @@ static bool is_known_group(const char *gpath, const char *name)
 
 /* Report a problem with setting s as "FILE:LINE: GROUP.NAME: message". */
 __attribute__((format(printf, 4, 5))) static int fail(const struct load *ld, const config_setting_t *s,
-						      const char *gpath, const char *fmt, ...)
+                                                      const char *gpath, const char *fmt, ...)
 {
 	/* An @include'd file names its own settings; the main file has no name. */
 	const char *file = config_setting_source_file(s) ? config_setting_source_file(s) : ld->path;
@@ -117,8 +117,8 @@ __attribute__((format(printf, 4, 5))) static int fail(const struct load *ld, con
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	snprintf(ld->err, ld->errlen, "%s:%u: %s%s%s: %s", file, (unsigned)config_setting_source_line(s), gpath,
-		 gpath[0] ? "." : "", config_setting_name(s), msg);
+	snprintf(ld->err, ld->errlen, "%s:%u: %s%s%s: %s", file, (unsigned)config_setting_source_line(s),
+	         gpath, gpath[0] ? "." : "", config_setting_name(s), msg);
 	return -EINVAL;
 }
 
@@ -192,8 +192,8 @@ fail:
 
 static bool is_name_char(char c)
 {
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
-	       c == '*';
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+	       c == '-' || c == '*';
 }
 
 /*
@@ -205,8 +205,8 @@ static bool is_name_char(char c)
  * differ; false when they agree or the literal cannot be found (libconfig
  * parsed the file, so trusting it is the only sound fallback).
  */
-static bool literal_differs(const char *text, unsigned line, const char *name, long long v, const char **ret_lit,
-			    int *ret_len)
+static bool literal_differs(const char *text, unsigned line, const char *name, long long v,
+                            const char **ret_lit, int *ret_len)
 {
 	static const char ws[] = " \t\r\n\f\v";
 	const char *p = text;
@@ -259,7 +259,7 @@ static bool literal_differs(const char *text, unsigned line, const char *name, l
 }
 
 static int apply_int(const struct load *ld, const config_setting_t *s, const char *gpath,
-		     const struct tp_config_range *r)
+                     const struct tp_config_range *r)
 {
 	const char *text = ld->text;
 	char *included = NULL;
@@ -283,7 +283,8 @@ static int apply_int(const struct load *ld, const config_setting_t *s, const cha
 		/* Only @include'd settings name a file: rare, so read it again here. */
 		text = read_text(config_setting_source_file(s), &included, NULL, 0) == 0 ? included : NULL;
 	}
-	if (text && literal_differs(text, config_setting_source_line(s), config_setting_name(s), v, &lit, &len)) {
+	if (text &&
+	    literal_differs(text, config_setting_source_line(s), config_setting_name(s), v, &lit, &len)) {
 		ret = fail(ld, s, gpath, "%.*s is out of range (%d to %d)", len, lit, r->min, r->max);
 	} else if (v < r->min || v > r->max) {
 		ret = fail(ld, s, gpath, "%lld is out of range (%d to %d)", v, r->min, r->max);
@@ -295,7 +296,8 @@ static int apply_int(const struct load *ld, const config_setting_t *s, const cha
 	return ret;
 }
 
-static int apply_string(const struct load *ld, const config_setting_t *s, const char *gpath, enum string_kind kind)
+static int apply_string(const struct load *ld, const config_setting_t *s, const char *gpath,
+                        enum string_kind kind)
 {
 	const char *v;
 
@@ -314,7 +316,8 @@ static int apply_string(const struct load *ld, const config_setting_t *s, const 
 	case STRING_LOG_LEVEL:
 		if (tp_config_parse_log_level(v, &ld->cfg->log_level) < 0)
 			return fail(ld, s, gpath,
-				    "invalid value \"%s\" (expected debug, info, notice, warning or error)", v);
+			            "invalid value \"%s\" (expected debug, info, notice, warning or error)",
+			            v);
 		return 0;
 	}
 	return -EINVAL;
@@ -406,7 +409,7 @@ static void print_quoted(FILE *f, const char *s)
 }
 
 static void print_string_setting(const struct tp_config *cfg, FILE *f, size_t i, const char *leaf,
-				 const char *indent)
+                                 const char *indent)
 {
 	fprintf(f, "%s%s = ", indent, leaf);
 	switch (string_settings[i].kind) {
@@ -421,14 +424,15 @@ static void print_string_setting(const struct tp_config *cfg, FILE *f, size_t i,
 }
 
 static void print_int_setting(const struct tp_config *cfg, FILE *f, const struct tp_config_range *r,
-			      const char *leaf, const char *indent)
+                              const char *leaf, const char *indent)
 {
 	int v = *(const int *)((const char *)cfg + r->offset);
 
 	fprintf(f, "%s%s = %d;", indent, leaf, v);
 	/* The effective value of an automatic setting is what one checks for. */
 	if (strcmp(r->name, "limits.stall_timeout_ms") == 0 && v == 0)
-		fprintf(f, " # automatic: max_sleep_ms + %d = %d", TP_STALL_MARGIN_MS, tp_config_stall_ms(cfg));
+		fprintf(f, " # automatic: max_sleep_ms + %d = %d", TP_STALL_MARGIN_MS,
+		        tp_config_stall_ms(cfg));
 	fputc('\n', f);
 }
 

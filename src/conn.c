@@ -38,9 +38,9 @@
 #include "queue.h"
 #include "server.h"
 
-#define BATCH 64            /* lines parsed per connection per turn */
-#define READ_BUDGET 16      /* reads per turn before yielding to other connections */
-#define WRITE_IOV 64        /* replies per writev */
+#define BATCH 64       /* lines parsed per connection per turn */
+#define READ_BUDGET 16 /* reads per turn before yielding to other connections */
+#define WRITE_IOV 64   /* replies per writev */
 
 static void addr_to_text(const struct sockaddr_storage *ss, char *buf, size_t len, uint16_t *ret_port)
 {
@@ -339,14 +339,14 @@ void tp_conn_flush(struct tp_conn *c)
 		if (left) {
 			/* left > 0: the head was written in part, so it is still on the list. */
 			c->ohead->woff += (uint32_t)left; /* NOLINT(clang-analyzer-core.NullDereference) */
-			c->writable = false; /* a short write means the socket buffer is full */
+			c->writable = false;              /* a short write means the socket buffer is full */
 		}
 	}
 	if (sent)
 		tp_loop_count_served(c->loop, sent);
 
-	if ((c->eof || tp_server_shutting_down(tp_loop_server(c->loop))) && c->nreqs == 0 && !c->framer.stopped &&
-	    !c->grace && !c->in_ready) {
+	if ((c->eof || tp_server_shutting_down(tp_loop_server(c->loop))) && c->nreqs == 0 &&
+	    !c->framer.stopped && !c->grace && !c->in_ready) {
 		tp_conn_close(c, c->eof ? "client closed" : "shutting down");
 		return;
 	}

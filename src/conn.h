@@ -54,8 +54,8 @@ struct tp_conn {
 	bool spoke;    /* at least one line was framed */
 	bool grace;    /* shutting down, silent so far: its first request is served */
 	uint64_t grace_until_ns;
-	bool closed;   /* fd closed; waiting for in-flight requests to come back */
-	bool failed;   /* out of memory while parsing: close after this turn */
+	bool closed; /* fd closed; waiting for in-flight requests to come back */
+	bool failed; /* out of memory while parsing: close after this turn */
 	atomic_bool gone;
 
 	uint16_t port;

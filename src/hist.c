@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SUB_BITS 7                          /* 128 buckets per power of two */
+#define SUB_BITS 7 /* 128 buckets per power of two */
 #define SUB_COUNT (1u << SUB_BITS)
-#define LINEAR_MAX (2u * SUB_COUNT)        /* below this, one bucket per value */
+#define LINEAR_MAX (2u * SUB_COUNT) /* below this, one bucket per value */
 #define NBUCKETS ((64 - SUB_BITS - 1) * SUB_COUNT + LINEAR_MAX)
 
 struct tp_hist {

@@ -19,14 +19,14 @@
 
 void tp_listener_describe(int fd, char *buf, size_t len)
 {
-	struct sockaddr_storage ss;
+	/* Zeroed: getsockname() fills it, but the analyzer cannot know that. */
+	struct sockaddr_storage ss = {0};
 	socklen_t sl = sizeof(ss);
 	char host[INET6_ADDRSTRLEN] = "?";
 	unsigned port = 0;
 
 	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
-		/* getsockname() filled ss; the analyzer does not model it. */
-		if (ss.ss_family == AF_INET6) { /* NOLINT(clang-analyzer-core.UndefinedBinaryOperatorResult) */
+		if (ss.ss_family == AF_INET6) {
 			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
 			inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
 			port = ntohs(s6->sin6_port);
@@ -42,10 +42,11 @@ void tp_listener_describe(int fd, char *buf, size_t len)
 	snprintf(buf, len, "%s:%u", host, port);
 }
 
-int tp_listener_bind(const char *host, int port, int backlog, struct tp_listener *ret, char *err, size_t errlen)
+int tp_listener_bind(const char *host, int port, int backlog, struct tp_listener *ret, char *err,
+                     size_t errlen)
 {
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+	struct addrinfo hints = {
+	        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
 	struct addrinfo *res = NULL, *ai;
 	char portstr[8];
 	int fd = -1, r, one = 1, saved = 0;
@@ -60,21 +61,24 @@ int tp_listener_bind(const char *host, int port, int backlog, struct tp_listener
 		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
 		if (fd < 0) {
 			saved = errno;
-			snprintf(err, errlen, "cannot listen on %s:%d: socket(): %s", host, port, strerror(errno));
+			snprintf(err, errlen, "cannot listen on %s:%d: socket(): %s", host, port,
+			         strerror(errno));
 			continue;
 		}
 		/* Restarting must not wait out TIME_WAIT of the previous instance's clients. */
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 		if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
 			saved = errno;
-			snprintf(err, errlen, "cannot listen on %s:%d: bind(): %s", host, port, strerror(errno));
+			snprintf(err, errlen, "cannot listen on %s:%d: bind(): %s", host, port,
+			         strerror(errno));
 			close(fd);
 			fd = -1;
 			continue;
 		}
 		if (listen(fd, backlog) < 0) {
 			saved = errno;
-			snprintf(err, errlen, "cannot listen on %s:%d: listen(): %s", host, port, strerror(errno));
+			snprintf(err, errlen, "cannot listen on %s:%d: listen(): %s", host, port,
+			         strerror(errno));
 			close(fd);
 			fd = -1;
 			continue;
@@ -96,9 +100,10 @@ int tp_listener_adopt(int fd, struct tp_listener *ret, char *err, size_t errlen)
 
 	if (sd_is_socket_inet(fd, AF_UNSPEC, SOCK_STREAM, 1, 0) <= 0) {
 		snprintf(err, errlen,
-			 "inherited fd %d is not a listening TCP socket (IPv4 or IPv6); check ListenStream= in "
-			 "tpserver.socket",
-			 fd);
+		         "inherited fd %d is not a listening TCP socket (IPv4 or IPv6); check ListenStream= "
+		         "in "
+		         "tpserver.socket",
+		         fd);
 		return -EINVAL;
 	}
 	/* systemd may pass blocking sockets; the loops need them non-blocking. */

@@ -15,7 +15,8 @@
  * and a non-blocking, close-on-exec socket.  Fills *ret (name is the bound
  * address, e.g. "127.0.0.1:9000").  Returns 0 or a negative errno.
  */
-int tp_listener_bind(const char *host, int port, int backlog, struct tp_listener *ret, char *err, size_t errlen);
+int tp_listener_bind(const char *host, int port, int backlog, struct tp_listener *ret, char *err,
+                     size_t errlen);
 
 /*
  * Adopt an inherited socket (socket activation): it must be a listening

@@ -32,12 +32,9 @@ static const struct {
 	const char *event;
 	const char *id;
 } message_ids[] = {
-	{"start", "98f9f5bf22e845a781568eca8f836c2f"},
-	{"ready", "8ae476b3aba14f41849b30b057a8e20f"},
-	{"reload", "e5a15f47228c49be835929e487e53c95"},
-	{"busy", "f2ec25955a324298b3d0514d3b5711fd"},
-	{"stop", "037132f6ca094b12abe51304f002ee91"},
-	{"stall", "7b99725e9675418589fbe151effdbdab"},
+        {"start", "98f9f5bf22e845a781568eca8f836c2f"},  {"ready", "8ae476b3aba14f41849b30b057a8e20f"},
+        {"reload", "e5a15f47228c49be835929e487e53c95"}, {"busy", "f2ec25955a324298b3d0514d3b5711fd"},
+        {"stop", "037132f6ca094b12abe51304f002ee91"},   {"stall", "7b99725e9675418589fbe151effdbdab"},
 };
 
 static bool journal_stream_is_stderr(void)
@@ -111,7 +108,8 @@ static const char *message_id(const char *event)
 #define MAX_FIELDS 16
 
 static void emit_journal(enum tp_log_level level, const char *file, int line, const char *func,
-			 const char *event, const struct tp_log_field *fields, size_t nfields, const char *msg)
+                         const char *event, const struct tp_log_field *fields, size_t nfields,
+                         const char *msg)
 {
 	char bufs[MAX_FIELDS + 7][256];
 	struct iovec iov[MAX_FIELDS + 8];
@@ -123,15 +121,14 @@ static void emit_journal(enum tp_log_level level, const char *file, int line, co
 		return;
 	iov[n++] = (struct iovec){message, strlen(message)};
 
-#define ADD(...)                                                                                   \
-	do {                                                                                       \
-		int len_ = snprintf(bufs[nb], sizeof(bufs[nb]), __VA_ARGS__);                      \
-		if (len_ > 0) {                                                                    \
-			size_t l_ = (size_t)len_ < sizeof(bufs[nb]) ? (size_t)len_                 \
-								    : sizeof(bufs[nb]) - 1;        \
-			iov[n++] = (struct iovec){bufs[nb], l_};                                   \
-			nb++;                                                                      \
-		}                                                                                  \
+#define ADD(...)                                                                                           \
+	do {                                                                                               \
+		int len_ = snprintf(bufs[nb], sizeof(bufs[nb]), __VA_ARGS__);                              \
+		if (len_ > 0) {                                                                            \
+			size_t l_ = (size_t)len_ < sizeof(bufs[nb]) ? (size_t)len_ : sizeof(bufs[nb]) - 1; \
+			iov[n++] = (struct iovec){bufs[nb], l_};                                           \
+			nb++;                                                                              \
+		}                                                                                          \
 	} while (0)
 
 	ADD("PRIORITY=%d", (int)level);
@@ -152,7 +149,7 @@ static void emit_journal(enum tp_log_level level, const char *file, int line, co
 }
 
 static void emit_stderr(enum tp_log_level level, const char *event, const struct tp_log_field *fields,
-			size_t nfields, const char *msg)
+                        size_t nfields, const char *msg)
 {
 	char line[2048];
 	size_t len;
@@ -166,7 +163,8 @@ static void emit_stderr(enum tp_log_level level, const char *event, const struct
 			r = snprintf(line + len, sizeof(line) - len, " [event=%s", event);
 			len += r < 0 ? 0 : (size_t)r;
 			for (size_t i = 0; i < nfields && len < sizeof(line) - 1; i++) {
-				r = snprintf(line + len, sizeof(line) - len, " %s=%s", fields[i].key, fields[i].value);
+				r = snprintf(line + len, sizeof(line) - len, " %s=%s", fields[i].key,
+				             fields[i].value);
 				len += r < 0 ? 0 : (size_t)r;
 			}
 			if (len < sizeof(line) - 1)
@@ -182,7 +180,7 @@ static void emit_stderr(enum tp_log_level level, const char *event, const struct
 }
 
 void tp_log_emit(enum tp_log_level level, const char *file, int line, const char *func, const char *event,
-		 const struct tp_log_field *fields, size_t nfields, const char *fmt, ...)
+                 const struct tp_log_field *fields, size_t nfields, const char *fmt, ...)
 {
 	char msg[1024];
 	va_list ap;

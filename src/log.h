@@ -36,17 +36,17 @@ bool tp_log_to_journal(void);
 
 /* Write one entry. Use the tp_log*() macros, which add the code location. */
 void tp_log_emit(enum tp_log_level level, const char *file, int line, const char *func, const char *event,
-		 const struct tp_log_field *fields, size_t nfields, const char *fmt, ...)
-	__attribute__((format(printf, 8, 9)));
+                 const struct tp_log_field *fields, size_t nfields, const char *fmt, ...)
+        __attribute__((format(printf, 8, 9)));
 
 /* Critical entries (watchdog stall) use syslog priority 2. */
 #define TP_LOG_CRIT ((enum tp_log_level)2)
 
-#define tp_logf(level, event, fields, nfields, ...)                                                \
-	do {                                                                                       \
-		if (tp_log_enabled(level))                                                         \
-			tp_log_emit(level, __FILE__, __LINE__, __func__, event, fields, nfields,   \
-				    __VA_ARGS__);                                                  \
+#define tp_logf(level, event, fields, nfields, ...)                                              \
+	do {                                                                                     \
+		if (tp_log_enabled(level))                                                       \
+			tp_log_emit(level, __FILE__, __LINE__, __func__, event, fields, nfields, \
+			            __VA_ARGS__);                                                \
 	} while (0)
 
 #define tp_log(level, event, ...) tp_logf(level, event, NULL, 0, __VA_ARGS__)

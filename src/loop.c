@@ -95,13 +95,13 @@ struct tp_loop {
 	pthread_mutex_t lock;
 	struct tp_req *done_head, *done_tail;
 	struct tp_req *admit_head, *admit_tail;
-	bool notified;           /* the loop is awake or spinning: no eventfd write needed */
-	atomic_bool has_posts;   /* the lists above are non-empty (for the spin) */
-	size_t cheap_inflight;   /* batchable requests of this loop in the pool (loop only) */
+	bool notified;                /* the loop is awake or spinning: no eventfd write needed */
+	atomic_bool has_posts;        /* the lists above are non-empty (for the spin) */
+	size_t cheap_inflight;        /* batchable requests of this loop in the pool (loop only) */
 	struct tp_req *bhead, *btail; /* this turn's parsed requests, not yet pushed */
 	size_t bn;
-	struct tp_conn *bconns;       /* connections with requests in it */
-	struct tp_req *free_reqs;     /* recycled request slots, linked through bnext */
+	struct tp_conn *bconns;   /* connections with requests in it */
+	struct tp_req *free_reqs; /* recycled request slots, linked through bnext */
 	size_t nfree_reqs;
 
 	struct tp_conn *ready;
@@ -132,7 +132,8 @@ static int listen_ctl(struct tp_loop *l, int op)
 
 	for (size_t i = 0; i < n; i++) {
 		struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = &ls[i]};
-		if (epoll_ctl(l->epfd, op, ls[i].fd, op == EPOLL_CTL_DEL ? NULL : &ev) < 0 && op != EPOLL_CTL_DEL)
+		if (epoll_ctl(l->epfd, op, ls[i].fd, op == EPOLL_CTL_DEL ? NULL : &ev) < 0 &&
+		    op != EPOLL_CTL_DEL)
 			return -errno;
 	}
 	return 0;
@@ -409,8 +410,9 @@ static void pause_accept(struct tp_loop *l, int err)
 	/* At most one line every 10 s: an fd flood must not become a log flood. */
 	if (!l->emfile_logged_ns || l->now_ns - l->emfile_logged_ns > 10000000000ull) {
 		l->emfile_logged_ns = l->now_ns;
-		tp_log(TP_LOG_WARNING, "accept_paused", "accept: %s; not accepting for %d ms (raise LimitNOFILE?)",
-		       strerror(err), ACCEPT_PAUSE_MS);
+		tp_log(TP_LOG_WARNING, "accept_paused",
+		       "accept: %s; not accepting for %d ms (raise LimitNOFILE?)", strerror(err),
+		       ACCEPT_PAUSE_MS);
 	}
 }
 
@@ -440,7 +442,8 @@ static void on_accept(struct tp_loop *l, struct tp_listener *ls)
 		struct tp_conn *c = tp_conn_new(l, fd, &peer);
 		if (!c) {
 			tp_server_conn_leave(l->srv);
-			tp_log(TP_LOG_WARNING, "accept_error", "cannot set up a connection: %s", strerror(errno));
+			tp_log(TP_LOG_WARNING, "accept_error", "cannot set up a connection: %s",
+			       strerror(errno));
 			continue;
 		}
 		l->nconns++;

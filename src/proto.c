@@ -13,7 +13,7 @@ static const struct {
 	size_t len;
 } ops[TP_OP_COUNT] = {
 #define TP_OP_ROW(id, name) [TP_OP_##id] = {name, sizeof(name) - 1},
-	TP_PROTO_OPS(TP_OP_ROW)
+        TP_PROTO_OPS(TP_OP_ROW)
 #undef TP_OP_ROW
 };
 
@@ -41,7 +41,7 @@ static int parse_ms(const char *s, size_t len, uint32_t max, uint32_t *ret)
 }
 
 enum tp_proto_status tp_proto_parse(const char *line, size_t len, uint32_t max_sleep_ms,
-				    struct tp_proto_req *ret)
+                                    struct tp_proto_req *ret)
 {
 	const char *sp, *arg = NULL;
 	size_t op_len, arg_len = 0;

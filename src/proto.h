@@ -15,16 +15,19 @@
 #include <stdint.h>
 
 /* The command table: X(enum suffix, wire name). Adding an op touches this list and ops.c. */
-#define TP_PROTO_OPS(X)                                                                            \
-	X(SLEEP, "SLEEP")                                                                          \
+#define TP_PROTO_OPS(X)   \
+	X(SLEEP, "SLEEP") \
 	X(ECHO, "ECHO")
 
+/* The X-macro expands to "TP_OP_x," entries clang-format cannot see. */
+/* clang-format off */
 enum tp_op {
 #define TP_OP_ENUM(id, name) TP_OP_##id,
 	TP_PROTO_OPS(TP_OP_ENUM)
 #undef TP_OP_ENUM
-		TP_OP_COUNT
+	TP_OP_COUNT
 };
+/* clang-format on */
 
 enum tp_proto_status {
 	TP_PROTO_OK = 0,
@@ -39,8 +42,8 @@ enum tp_proto_status {
 
 struct tp_proto_req {
 	enum tp_op op;
-	uint32_t sleep_ms;   /* TP_OP_SLEEP */
-	const char *text;    /* TP_OP_ECHO: points into the line, may be empty */
+	uint32_t sleep_ms; /* TP_OP_SLEEP */
+	const char *text;  /* TP_OP_ECHO: points into the line, may be empty */
 	size_t text_len;
 	const char *op_name; /* on TP_PROTO_UNKNOWN_OP: the OP as sent, in the line */
 	size_t op_len;
@@ -60,7 +63,7 @@ struct tp_proto_req {
  * otherwise.
  */
 enum tp_proto_status tp_proto_parse(const char *line, size_t len, uint32_t max_sleep_ms,
-				    struct tp_proto_req *ret);
+                                    struct tp_proto_req *ret);
 
 /*
  * Format the error reply for status into buf (at least TP_PROTO_MAX_ERR
@@ -78,7 +81,8 @@ size_t tp_proto_reply_len(const struct tp_proto_req *req);
 /* Format "OK <ms>\n" into buf (>= 16 bytes). Returns the length. */
 size_t tp_proto_format_sleep(uint32_t ms, char *buf);
 
-/* Format "OK <text>\n" into buf (>= text_len + 4 bytes); text may already lie at buf + 3. Returns the length. */
+/* Format "OK <text>\n" into buf (>= text_len + 4 bytes); text may already lie at buf + 3. Returns the length.
+ */
 size_t tp_proto_format_echo(const char *text, size_t text_len, char *buf);
 
 /* The wire name of an op ("SLEEP"). */

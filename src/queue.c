@@ -54,9 +54,9 @@ struct tp_queue {
 	struct list ready;
 	struct list wait;
 	size_t capacity;
-	size_t nidle;   /* workers blocked in pop */
-	size_t nwaking; /* signals sent that no worker has consumed yet */
-	bool spinner;   /* a worker is polling `nready` instead of sleeping */
+	size_t nidle;          /* workers blocked in pop */
+	size_t nwaking;        /* signals sent that no worker has consumed yet */
+	bool spinner;          /* a worker is polling `nready` instead of sleeping */
 	_Atomic size_t nready; /* ready.len, readable without the lock */
 	unsigned wake_gen;
 	bool closed;
@@ -120,7 +120,7 @@ void tp_queue_free(struct tp_queue *q)
 static void publish_deadline(struct tp_queue *q)
 {
 	atomic_store_explicit(&q->next_deadline, q->wait.head ? q->wait.head->deadline_ns : 0,
-			      memory_order_relaxed);
+	                      memory_order_relaxed);
 }
 
 /* Publish ready.len for the spinner. Lock held. */
@@ -283,7 +283,8 @@ size_t tp_queue_pop(struct tp_queue *q, struct tp_qnode **ret, size_t max, const
 	return n;
 }
 
-size_t tp_queue_expire(struct tp_queue *q, uint64_t now_ns, struct tp_qnode **ret_first, uint64_t *ret_next_ns)
+size_t tp_queue_expire(struct tp_queue *q, uint64_t now_ns, struct tp_qnode **ret_first,
+                       uint64_t *ret_next_ns)
 {
 	struct list out = {0};
 

@@ -33,10 +33,10 @@ struct tp_queue;
 typedef void (*tp_queue_admit_fn)(struct tp_qnode *node, void *ctx);
 
 struct tp_queue_stats {
-	size_t depth;    /* admitted, not yet taken by a worker */
-	size_t waiting;  /* in the wait list */
+	size_t depth;   /* admitted, not yet taken by a worker */
+	size_t waiting; /* in the wait list */
 	size_t capacity;
-	size_t idle;     /* workers blocked in tp_queue_pop() */
+	size_t idle; /* workers blocked in tp_queue_pop() */
 };
 
 /* A queue holding at most capacity admitted nodes. NULL on ENOMEM. */
@@ -72,7 +72,8 @@ size_t tp_queue_pop(struct tp_queue *q, struct tp_qnode **ret, size_t max, const
  * Stores the head's deadline afterwards in *ret_next_ns (0: nobody waits).
  * Returns the number removed.
  */
-size_t tp_queue_expire(struct tp_queue *q, uint64_t now_ns, struct tp_qnode **ret_first, uint64_t *ret_next_ns);
+size_t tp_queue_expire(struct tp_queue *q, uint64_t now_ns, struct tp_qnode **ret_first,
+                       uint64_t *ret_next_ns);
 
 /* The earliest deadline among waiters, 0 if none; lock-free, may be a moment stale. */
 uint64_t tp_queue_next_deadline(struct tp_queue *q);

@@ -22,21 +22,21 @@
 struct tp_conn;
 
 struct tp_req {
-	struct tp_qnode qnode;   /* queue link; reused as the completion-list link */
-	struct tp_req *anext;    /* admission-notice list link (see loop.h) */
-	struct tp_req *bnext;    /* the loop's unpushed batch; loop only, stable after the push */
-	struct tp_req *onext;    /* the connection's in-order list */
+	struct tp_qnode qnode; /* queue link; reused as the completion-list link */
+	struct tp_req *anext;  /* admission-notice list link (see loop.h) */
+	struct tp_req *bnext;  /* the loop's unpushed batch; loop only, stable after the push */
+	struct tp_req *onext;  /* the connection's in-order list */
 	struct tp_conn *conn;
 	uint64_t arrival_ns;
 	uint32_t sleep_ms;
-	uint32_t len;            /* ECHO: text length, then the reply length */
-	uint32_t cap;            /* size of buf */
-	uint32_t woff;           /* bytes of the reply already written */
-	uint8_t op;              /* enum tp_op */
-	uint8_t status;          /* enum tp_proto_status of the outcome */
-	bool done;               /* the reply in buf is final (loop only) */
-	bool waiting;            /* parked in the queue's wait list (loop only) */
-	char buf[];              /* ECHO: "OK <text>\n" built in place; else the reply */
+	uint32_t len;   /* ECHO: text length, then the reply length */
+	uint32_t cap;   /* size of buf */
+	uint32_t woff;  /* bytes of the reply already written */
+	uint8_t op;     /* enum tp_op */
+	uint8_t status; /* enum tp_proto_status of the outcome */
+	bool done;      /* the reply in buf is final (loop only) */
+	bool waiting;   /* parked in the queue's wait list (loop only) */
+	char buf[];     /* ECHO: "OK <text>\n" built in place; else the reply */
 };
 
 /* Every reply fits a buffer of at least this size, except ECHO's. */

@@ -132,11 +132,12 @@ static int open_listeners(struct tp_server *srv, char *err, size_t errlen)
 	if (n > 0) {
 		if (n > MAX_LISTENERS) {
 			snprintf(err, errlen, "%d sockets passed by systemd; at most %d are supported", n,
-				 MAX_LISTENERS);
+			         MAX_LISTENERS);
 			return -EINVAL;
 		}
 		for (int i = 0; i < n; i++) {
-			int r = tp_listener_adopt(tp_sd_listen_fds_start() + i, &srv->listeners[i], err, errlen);
+			int r = tp_listener_adopt(tp_sd_listen_fds_start() + i, &srv->listeners[i], err,
+			                          errlen);
 			if (r < 0)
 				return r;
 			srv->nlisteners++;
@@ -144,7 +145,8 @@ static int open_listeners(struct tp_server *srv, char *err, size_t errlen)
 		srv->activated = true;
 		return 0;
 	}
-	int r = tp_listener_bind(srv->cfg.host, srv->cfg.port, srv->cfg.backlog, &srv->listeners[0], err, errlen);
+	int r = tp_listener_bind(srv->cfg.host, srv->cfg.port, srv->cfg.backlog, &srv->listeners[0], err,
+	                         errlen);
 	if (r < 0)
 		return r;
 	srv->nlisteners = 1;
@@ -152,7 +154,7 @@ static int open_listeners(struct tp_server *srv, char *err, size_t errlen)
 }
 
 int tp_server_new(const struct tp_config *cfg, tp_server_reload_fn reload, void *reload_ctx,
-		  struct tp_server **ret, char *err, size_t errlen)
+                  struct tp_server **ret, char *err, size_t errlen)
 {
 	struct tp_server *srv = calloc(1, sizeof(*srv));
 	int r;
@@ -194,7 +196,7 @@ int tp_server_new(const struct tp_config *cfg, tp_server_reload_fn reload, void 
 	r = tp_pool_start(srv->pool, (size_t)cfg->workers);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot start %d workers: pthread_create(): %s (TasksMax too low?)",
-			 cfg->workers, strerror(-r));
+		         cfg->workers, strerror(-r));
 		goto fail;
 	}
 	*ret = srv;
@@ -342,8 +344,8 @@ static void abort_work(struct tp_server *srv, uint64_t now)
 		tp_loop_post_done(r->conn->loop, r, r, 1);
 		n = next;
 	}
-	tp_log(TP_LOG_WARNING, "stop", "shutdown timeout reached: %zu queued requests answered with ERR server shutting down",
-	       cnt);
+	tp_log(TP_LOG_WARNING, "stop",
+	       "shutdown timeout reached: %zu queued requests answered with ERR server shutting down", cnt);
 	srv->force_close_ns = now + FORCE_CLOSE_GRACE_NS;
 }
 
@@ -358,7 +360,8 @@ static int apply_reload(struct tp_server *srv)
 	r = srv->reload(&nc, err, sizeof(err), srv->reload_ctx);
 	if (r < 0) {
 		struct tp_log_field f[] = {{"TP_RELOAD_ERROR", err}};
-		tp_logf(TP_LOG_ERROR, "reload", f, 1, "reload failed, keeping the running configuration: %s", err);
+		tp_logf(TP_LOG_ERROR, "reload", f, 1, "reload failed, keeping the running configuration: %s",
+		        err);
 		return r;
 	}
 	old = srv->cfg;
@@ -367,11 +370,12 @@ static int apply_reload(struct tp_server *srv)
 			tp_log(TP_LOG_INFO, "reload", "listen settings are ignored under socket activation");
 		else
 			tp_log(TP_LOG_WARNING, "reload",
-			       "listen settings changed (%s:%d): a restart is needed to apply them", nc.host, nc.port);
+			       "listen settings changed (%s:%d): a restart is needed to apply them", nc.host,
+			       nc.port);
 	}
 	if (nc.io_threads != old.io_threads)
-		tp_log(TP_LOG_WARNING, "reload", "pool.io_threads changed to %d: a restart is needed to apply it",
-		       nc.io_threads);
+		tp_log(TP_LOG_WARNING, "reload",
+		       "pool.io_threads changed to %d: a restart is needed to apply it", nc.io_threads);
 	/* Keep what only a restart can change, so the status stays true. */
 	snprintf(nc.host, sizeof(nc.host), "%s", old.host);
 	nc.port = old.port;
@@ -401,8 +405,9 @@ static int apply_reload(struct tp_server *srv)
 	snprintf(w, sizeof(w), "%d", nc.workers);
 	snprintf(q, sizeof(q), "%d", nc.queue_size);
 	struct tp_log_field f[] = {{"TP_WORKERS", w}, {"TP_QUEUE_SIZE", q}};
-	tp_logf(TP_LOG_NOTICE, "reload", f, 2, "configuration reloaded: %d workers, queue %d, queue timeout %d ms",
-		nc.workers, nc.queue_size, nc.queue_timeout_ms);
+	tp_logf(TP_LOG_NOTICE, "reload", f, 2,
+	        "configuration reloaded: %d workers, queue %d, queue timeout %d ms", nc.workers,
+	        nc.queue_size, nc.queue_timeout_ms);
 	return 0;
 }
 
@@ -434,9 +439,9 @@ static void send_status(struct tp_server *srv, uint64_t now)
 	tp_server_stats(srv, &st);
 	double rps = secs > 0 ? (double)(st.served - srv->status_served) / secs : 0;
 	tp_sd_notifyf("STATUS=workers %zu/%zu busy, queue %zu/%zu (+%zu waiting), %" PRIu64
-		      " connections, %" PRIu64 " served, %" PRIu64 " busy rejections, %.0f req/s",
-		      st.workers_busy, st.workers, st.queue_depth, st.queue_capacity, st.queue_waiting,
-		      st.connections, st.served, st.rejected, rps);
+	              " connections, %" PRIu64 " served, %" PRIu64 " busy rejections, %.0f req/s",
+	              st.workers_busy, st.workers, st.queue_depth, st.queue_capacity, st.queue_waiting,
+	              st.connections, st.served, st.rejected, rps);
 	srv->last_status_ns = now;
 	srv->status_served = st.served;
 }
@@ -455,11 +460,12 @@ static void log_busy(struct tp_server *srv, uint64_t now)
 		snprintf(rej, sizeof(rej), "%" PRIu64, n);
 		snprintf(depth, sizeof(depth), "%zu", st.queue_depth);
 		snprintf(w, sizeof(w), "%zu", st.workers);
-		struct tp_log_field f[] = {{"TP_REJECTED", rej}, {"TP_QUEUE_DEPTH", depth}, {"TP_WORKERS", w}};
+		struct tp_log_field f[] = {
+		        {"TP_REJECTED", rej}, {"TP_QUEUE_DEPTH", depth}, {"TP_WORKERS", w}};
 		tp_logf(TP_LOG_WARNING, "busy", f, 3,
-			"overloaded: %" PRIu64 " requests refused with ERR server busy in the last %.0f s "
-			"(queue %zu/%zu, %zu workers)",
-			n, secs, st.queue_depth, st.queue_capacity, st.workers);
+		        "overloaded: %" PRIu64 " requests refused with ERR server busy in the last %.0f s "
+		        "(queue %zu/%zu, %zu workers)",
+		        n, secs, st.queue_depth, st.queue_capacity, st.workers);
 		srv->busy_logged = st.rejected;
 	}
 	srv->last_busy_log_ns = now;
@@ -480,14 +486,17 @@ static bool healthy(struct tp_server *srv, uint64_t now, char *why, size_t len)
 		tp_loop_counters(srv->loops[i], &lc);
 		if (lc.last_turn_ns && now > lc.last_turn_ns + LOOP_STALL_NS) {
 			snprintf(why, len, "event loop %zu has not run for %.1f s", i,
-				 (double)(now - lc.last_turn_ns) / 1e9);
+			         (double)(now - lc.last_turn_ns) / 1e9);
 			return false;
 		}
 	}
 	tp_pool_stats(srv->pool, &ps);
 	if (ps.oldest_busy_ns && now > ps.oldest_busy_ns + stall_ns) {
-		snprintf(why, len, "a worker has been on one request for %.1f s (stall threshold %d ms); %zu of %zu workers busy",
-			 (double)(now - ps.oldest_busy_ns) / 1e9, tp_config_stall_ms(&srv->cfg), ps.busy, ps.workers);
+		snprintf(why, len,
+		         "a worker has been on one request for %.1f s (stall threshold %d ms); %zu of %zu "
+		         "workers busy",
+		         (double)(now - ps.oldest_busy_ns) / 1e9, tp_config_stall_ms(&srv->cfg), ps.busy,
+		         ps.workers);
 		return false;
 	}
 	return true;
@@ -577,9 +586,9 @@ int tp_server_run(struct tp_server *srv)
 	snprintf(w, sizeof(w), "%d", srv->cfg.workers);
 	struct tp_log_field f[] = {{"TP_WORKERS", w}};
 	tp_logf(TP_LOG_INFO, "ready", f, 1,
-		"ready: %d workers, queue %d (wait %d ms), %zu event loop(s), max %d connections, pid %d",
-		srv->cfg.workers, srv->cfg.queue_size, srv->cfg.queue_timeout_ms, srv->nloops,
-		srv->cfg.max_connections, (int)getpid());
+	        "ready: %d workers, queue %d (wait %d ms), %zu event loop(s), max %d connections, pid %d",
+	        srv->cfg.workers, srv->cfg.queue_size, srv->cfg.queue_timeout_ms, srv->nloops,
+	        srv->cfg.max_connections, (int)getpid());
 	tp_sd_notifyf("READY=1\nMAINPID=%d", (int)getpid());
 	send_status(srv, tp_clock_ns());
 	if (srv->wd_usec)

@@ -54,7 +54,7 @@ typedef int (*tp_server_reload_fn)(struct tp_config *ret, char *err, size_t errl
  * (naming the failed call and object).  On success *ret is ready to run.
  */
 int tp_server_new(const struct tp_config *cfg, tp_server_reload_fn reload, void *reload_ctx,
-		  struct tp_server **ret, char *err, size_t errlen);
+                  struct tp_server **ret, char *err, size_t errlen);
 
 /* Run until shut down by SIGTERM/SIGINT; returns the exit status. */
 int tp_server_run(struct tp_server *srv);

@@ -49,8 +49,8 @@ static void progress_print(struct progress *p, struct tp_client_load *l, int64_t
 
 	tp_client_load_progress(l, &recv, p->snap);
 	fprintf(stderr, "\r%llu done  %.0f req/s  p99 %.3f ms\033[K", (unsigned long long)recv,
-		dt > 0 ? (double)(recv - p->last_recv) / dt : 0.0,
-		(double)tp_hist_percentile(p->snap, 99) / 1e6);
+	        dt > 0 ? (double)(recv - p->last_recv) / dt : 0.0,
+	        (double)tp_hist_percentile(p->snap, 99) / 1e6);
 	fflush(stderr);
 	p->shown = true;
 	p->last_ns = now;
@@ -61,7 +61,7 @@ static void progress_print(struct progress *p, struct tp_client_load *l, int64_t
 static bool wait_run(struct tp_client_load *l, int sigfd, struct progress *p)
 {
 	struct pollfd fds[2] = {{.fd = tp_client_load_fd(l), .events = POLLIN},
-				{.fd = sigfd, .events = POLLIN}};
+	                        {.fd = sigfd, .events = POLLIN}};
 	unsigned signals = 0;
 
 	for (;;) {
@@ -86,7 +86,8 @@ static bool wait_run(struct tp_client_load *l, int sigfd, struct progress *p)
 				tp_client_load_stop(l, ++signals > 1);
 				tp_log(TP_LOG_NOTICE, "interrupted", "%s: %s", strsignal((int)si.ssi_signo),
 				       signals > 1 ? "closing all connections"
-						   : "stopping; waiting for outstanding replies (again to abort)");
+				                   : "stopping; waiting for outstanding replies (again to "
+				                     "abort)");
 			}
 		}
 		if ((fds[0].revents & POLLIN) && tp_client_load_finished(l))
@@ -127,7 +128,8 @@ int main(int argc, char **argv)
 	prog.on = !opts.quiet && isatty(STDERR_FILENO);
 	prog.snap = prog.on ? tp_hist_new() : NULL;
 	if (sigfd < 0 || !latency || (prog.on && !prog.snap)) {
-		tp_log(TP_LOG_ERROR, "setup", "cannot set up: %s", sigfd < 0 ? strerror(errno) : "out of memory");
+		tp_log(TP_LOG_ERROR, "setup", "cannot set up: %s",
+		       sigfd < 0 ? strerror(errno) : "out of memory");
 		goto out;
 	}
 
@@ -137,13 +139,13 @@ int main(int argc, char **argv)
 		       strerror(-r));
 		goto out;
 	}
-	tp_log(TP_LOG_INFO, "start",
-	       "%s loop, %u clients on %u threads, mix %s, max-inflight %u, seed %llu",
+	tp_log(TP_LOG_INFO, "start", "%s loop, %u clients on %u threads, mix %s, max-inflight %u, seed %llu",
 	       opts.rate > 0 ? "open" : "closed", opts.clients, opts.threads,
 	       tp_client_opts_mix_name(opts.mix), opts.max_inflight, (unsigned long long)seed);
 	r = tp_client_load_start(load);
 	if (r < 0) {
-		tp_log(TP_LOG_ERROR, "start", "cannot start worker threads: pthread_create(): %s", strerror(-r));
+		tp_log(TP_LOG_ERROR, "start", "cannot start worker threads: pthread_create(): %s",
+		       strerror(-r));
 		goto out;
 	}
 	prog.last_ns = tp_client_conn_now_ns();
@@ -155,12 +157,12 @@ int main(int argc, char **argv)
 		fputs("\r\033[K", stderr);
 
 	struct tp_client_report rep = {
-		.opts = &opts,
-		.seed = seed,
-		.counts = &counts,
-		.latency = latency,
-		.elapsed_s = elapsed,
-		.interrupted = interrupted,
+	        .opts = &opts,
+	        .seed = seed,
+	        .counts = &counts,
+	        .latency = latency,
+	        .elapsed_s = elapsed,
+	        .interrupted = interrupted,
 	};
 	if (opts.json)
 		tp_client_report_json(stdout, &rep);

@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: MIT
 # Stage: static analysis of src/.  clang-tidy with the committed .clang-tidy
 # and the compile_commands.json of a configured tree ($TOP/build-static),
-# then cppcheck (warning, performance, portability).  Any finding of either
-# fails the stage.  False positives get a NOLINT(check) / cppcheck-suppress
+# then cppcheck (warning, performance, portability), then clang-format's
+# check of the layout.  Any finding fails the stage.  False positives get a NOLINT(check) / cppcheck-suppress
 # on their line with the reason beside it; exclusions of whole checks are in
 # .clang-tidy, each with its reason.
 # Env: TOP (source dir), JOBS; BUILD_DIR overrides the build tree.
@@ -30,6 +30,9 @@ echo "cppcheck: ${#sources[@]} files"
 cppcheck --enable=warning,performance,portability --error-exitcode=1 --inline-suppr \
 	--std=c11 --library=posix --library=gnu -D_GNU_SOURCE -DTP_VERSION='"0.0.0"' \
 	-I src -j "$JOBS" --quiet "${sources[@]}" || { echo "cppcheck: FAILED" >&2; rc=1; }
+
+echo "clang-format: ${#sources[@]} files and their headers"
+clang-format --dry-run --Werror src/*.[ch] || { echo "clang-format: src/ is not in the .clang-format layout" >&2; rc=1; }
 
 [[ $rc -eq 0 ]] && echo "static analysis: no finding"
 exit $rc
