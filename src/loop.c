@@ -19,7 +19,8 @@
  *   expire waiters past their deadline; run the one-second tick; then write
  *   every connection that has replies ready, one writev each.  Replies made
  *   in one turn leave in one write.
- * - With cheap requests (ECHO) in flight, the loop polls `has_posts` for up
+ * - With cheap requests (ECHO) in flight and no socket ready (checked with
+ *   a non-blocking epoll_wait first), the loop polls `has_posts` for up
  *   to SPIN_NS before it sleeps in epoll_wait, marked `notified` so workers
  *   skip the eventfd write: a reply then reaches its client without two
  *   wake-ups.  Long requests (SLEEP) in flight do not make it spin.
@@ -696,14 +697,20 @@ int tp_loop_run(struct tp_loop *l)
 	l->next_tick_ns = l->now_ns + tick_ns(l);
 	for (;;) {
 		int timeout = next_timeout_ms(l);
-		if (timeout != 0 && l->cheap_inflight > 0 && spin_for_posts(l))
-			timeout = 0;
-		if (timeout != 0 && tp_clock_ns() - l->last_work_ns < IDLE_POLL_NS) {
+		int n = -1;
+		if (timeout != 0 && l->cheap_inflight > 0) {
+			/* Sockets that are ready come first; spin only when none is. */
+			n = epoll_wait(l->epfd, events, MAX_EVENTS, 0);
+			if (n == 0 && spin_for_posts(l))
+				timeout = 0;
+		}
+		if (n <= 0 && timeout != 0 && tp_clock_ns() - l->last_work_ns < IDLE_POLL_NS) {
 			/* Just after work: poll rather than let this vCPU go idle (see DESIGN). */
 			sched_yield();
 			timeout = 0;
 		}
-		int n = epoll_wait(l->epfd, events, MAX_EVENTS, timeout);
+		if (n <= 0)
+			n = epoll_wait(l->epfd, events, MAX_EVENTS, timeout);
 		if (n > 0)
 			l->last_work_ns = tp_clock_ns();
 		if (n < 0 && errno != EINTR)
