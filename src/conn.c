@@ -360,11 +360,7 @@ void tp_conn_complete(struct tp_conn *c, struct tp_req *r)
 	c->ninflight--;
 	if (r->qnode.batchable)
 		tp_loop_cheap_done(c->loop);
-	if (r->waiting) {
-		r->waiting = false;
-		if (--c->nwaiting == 0 && can_read(c))
-			tp_loop_mark_ready(c->loop, c);
-	}
+	tp_conn_admitted(c, r); /* an expired waiter stops waiting as an admitted one does */
 	r->done = true;
 	if (r->status == TP_PROTO_BUSY)
 		tp_loop_count_busy(c->loop);

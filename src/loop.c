@@ -469,8 +469,7 @@ static void expire_waiters(struct tp_loop *l)
 	while (n) {
 		struct tp_qnode *nn = n->next;
 		struct tp_req *r = tp_req_of(n);
-		r->status = TP_PROTO_BUSY;
-		r->len = (uint32_t)tp_proto_format_error(TP_PROTO_BUSY, NULL, 0, r->buf);
+		tp_req_fail(r, TP_PROTO_BUSY);
 		if (r->conn->loop == l)
 			tp_conn_complete(r->conn, r);
 		else
@@ -657,8 +656,7 @@ static void push_batch(struct tp_loop *l)
 		struct tp_req *next = r->bnext;
 		if (admitted < 0) {
 			/* Closed: the server is past its shutdown deadline. */
-			r->status = TP_PROTO_SHUTDOWN;
-			r->len = (uint32_t)tp_proto_format_error(TP_PROTO_SHUTDOWN, NULL, 0, r->buf);
+			tp_req_fail(r, TP_PROTO_SHUTDOWN);
 			tp_conn_complete(r->conn, r);
 		} else if (i >= (size_t)admitted) {
 			tp_conn_waiting(r->conn, r);

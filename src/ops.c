@@ -24,8 +24,7 @@ void tp_ops_run(struct tp_req *r, struct tp_pool *pool)
 		break;
 	case TP_OP_SLEEP:
 		if (r->sleep_ms > 0 && tp_pool_sleep_ms(pool, r->sleep_ms) < 0) {
-			r->status = TP_PROTO_SHUTDOWN;
-			r->len = (uint32_t)tp_proto_format_error(TP_PROTO_SHUTDOWN, NULL, 0, r->buf);
+			tp_req_fail(r, TP_PROTO_SHUTDOWN);
 			break;
 		}
 		r->status = TP_PROTO_OK;

@@ -42,6 +42,13 @@ struct tp_req {
 /* Every reply fits a buffer of at least this size, except ECHO's. */
 #define TP_REQ_MIN_CAP 48
 
+/* Give r an error outcome (no worker ran it, or it was cut short). */
+static inline void tp_req_fail(struct tp_req *r, enum tp_proto_status status)
+{
+	r->status = (uint8_t)status;
+	r->len = (uint32_t)tp_proto_format_error(status, NULL, 0, r->buf);
+}
+
 static inline struct tp_req *tp_req_of(struct tp_qnode *n)
 {
 	return (struct tp_req *)(void *)((char *)n - __builtin_offsetof(struct tp_req, qnode));

@@ -339,8 +339,7 @@ static void abort_work(struct tp_server *srv, uint64_t now)
 	while (n) {
 		struct tp_qnode *next = n->next;
 		struct tp_req *r = tp_req_of(n);
-		r->status = TP_PROTO_SHUTDOWN;
-		r->len = (uint32_t)tp_proto_format_error(TP_PROTO_SHUTDOWN, NULL, 0, r->buf);
+		tp_req_fail(r, TP_PROTO_SHUTDOWN);
 		tp_loop_post_done(r->conn->loop, r, r, 1);
 		n = next;
 	}
