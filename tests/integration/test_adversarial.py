@@ -570,24 +570,29 @@ class Churn(unittest.TestCase):
                 reset(s)
 
     def test_connect_close_and_resets_leak_nothing(self):
+        # The first rounds grow the heap to its working size (queue full of
+        # waiters, the request-slot caches, the allocator's arenas), and how far
+        # depends on timing. A leak is growth that goes on after that: compare
+        # the last round with the highest of the early ones.
+        early, late = 2, 10
         with Server("--workers", "8") as srv:
             base_fds = srv.fds()
-            # Warm up the allocator, then take the baseline.
-            self.cycle(srv, 100)
-            self.resets(srv, 100)
-            self.assertTrue(wait_until(lambda: srv.fds() <= base_fds, 10 * SLACK))
-            time.sleep(0.5)
-            base_rss = srv.rss_kib()
-
-            self.cycle(srv, 1000)
-            self.resets(srv, 1000)
-
-            self.assertTrue(wait_until(lambda: srv.fds() <= base_fds, 15 * SLACK),
-                            "fds: %d before, %d after" % (base_fds, srv.fds()))
-            time.sleep(0.5)
-            grown = srv.rss_kib() - base_rss
+            rss = []
+            for _ in range(1 + early + late):
+                self.cycle(srv, 1000)
+                self.resets(srv, 1000)
+                self.assertTrue(wait_until(lambda: srv.fds() <= base_fds, 15 * SLACK),
+                                "fds: %d before, %d after" % (base_fds, srv.fds()))
+                time.sleep(0.2)
+                rss.append(srv.rss_kib())
+            grown = rss[-1] - max(rss[1:1 + early])
+            print("\nmemory: RSS after each round of 2000 connections opened and closed or "
+                  "reset: %s KiB; last minus highest early: %+d KiB" % (rss, grown))
             if not SANITIZED:
-                self.assertLess(grown, 2048, "RSS grew by %d KiB over 2000 connections" % grown)
+                # The working set moves by up to about 1.5 MiB between rounds.
+                # Over the late rounds one lost connection each would be 5 MiB
+                # or more, one lost request slot per reset request 9 MiB.
+                self.assertLess(grown, 3072, "RSS grew by %d KiB" % grown)
             s = srv.connect()
             self.assertEqual(request(s, LineReader(s), "ECHO still"), "OK still")
             s.close()
