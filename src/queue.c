@@ -19,11 +19,13 @@
  * - Workers sleep on `cond` only in tp_queue_pop().  A push signals no more
  *   workers than are idle and not already woken (`nwaking`), so a burst does
  *   not wake the whole pool for work one worker takes as a batch.
- * - Before blocking, one worker at a time (`spinner`) polls for new work for
- *   up to SPIN_NS without the lock.  Under steady traffic the next request
- *   then costs no futex wake-up on either side; a push leaves that worker's
- *   share of the work to it.  The spin only follows work just done, so an
- *   idle pool still sleeps: after at most SPIN_NS every worker blocks.
+ * - Before blocking, one worker at a time (`spinner`) polls for new work
+ *   without the lock: for up to SPIN_NS while such polls keep finding work
+ *   (request-reply traffic), otherwise only briefly (spin.h decides).  The
+ *   next request then costs no futex wake-up on either side; a push leaves
+ *   that worker's share of the work to it.  The spin only follows work just
+ *   done, so an idle pool still sleeps: after at most SPIN_NS every worker
+ *   blocks.
  * - The admit callback runs under the lock so that the notification that a
  *   waiter was admitted is published before any worker can take (and
  *   complete) that node.  Lock order: queue lock, then whatever the callback
@@ -39,9 +41,12 @@
 #include <time.h>
 
 #include "clock.h"
+#include "spin.h"
 
-/* How long the spinning worker polls before it blocks. */
+/* How long the spinning worker polls before it blocks, when polls pay. */
 #define SPIN_NS 50000
+/* A brief poll: a few dozen pauses, one yield of the core. */
+#define SPIN_SHORT_NS 0
 
 struct list {
 	struct tp_qnode *head, *tail;
@@ -54,9 +59,11 @@ struct tp_queue {
 	struct list ready;
 	struct list wait;
 	size_t capacity;
-	size_t nidle;          /* workers blocked in pop */
-	size_t nwaking;        /* signals sent that no worker has consumed yet */
-	bool spinner;          /* a worker is polling `nready` instead of sleeping */
+	size_t nidle;        /* workers blocked in pop */
+	size_t nwaking;      /* signals sent that no worker has consumed yet */
+	bool spinner;        /* a worker is polling `nready` instead of sleeping */
+	struct tp_spin spin; /* whether polling pays */
+	uint64_t long_spins, short_spins;
 	_Atomic size_t nready; /* ready.len, readable without the lock */
 	unsigned wake_gen;
 	bool closed;
@@ -102,6 +109,7 @@ struct tp_queue *tp_queue_new(size_t capacity, tp_queue_admit_fn admit, void *ad
 	pthread_cond_init(&q->cond, &ca);
 	pthread_condattr_destroy(&ca);
 	q->capacity = capacity ? capacity : 1;
+	tp_spin_init(&q->spin);
 	q->admit = admit;
 	q->admit_ctx = admit_ctx;
 	return q;
@@ -211,10 +219,10 @@ int tp_queue_push(struct tp_queue *q, struct tp_qnode *first, size_t n)
 	return (int)admitted;
 }
 
-/* Poll for work without the lock for up to SPIN_NS. Returns true if some appeared. */
-static bool spin_for_work(struct tp_queue *q, const atomic_bool *stop)
+/* Poll for work without the lock for up to spin_ns. Returns true if some appeared. */
+static bool spin_for_work(struct tp_queue *q, uint64_t spin_ns, const atomic_bool *stop)
 {
-	uint64_t end = tp_clock_ns() + SPIN_NS;
+	uint64_t end = tp_clock_ns() + spin_ns;
 	for (unsigned i = 1;; i++) {
 		if (atomic_load_explicit(&q->nready, memory_order_acquire) > 0)
 			return true;
@@ -247,11 +255,18 @@ size_t tp_queue_pop(struct tp_queue *q, struct tp_qnode **ret, size_t max, const
 			break;
 		if (!spun && !q->spinner && !q->closed) {
 			/* Pushes see `spinner` under the lock and leave one share of work to us. */
+			bool long_spin = tp_spin_long(&q->spin);
 			q->spinner = true;
 			pthread_mutex_unlock(&q->lock);
-			spin_for_work(q, stop);
+			bool hit = spin_for_work(q, long_spin ? SPIN_NS : SPIN_SHORT_NS, stop);
 			pthread_mutex_lock(&q->lock);
 			q->spinner = false;
+			if (long_spin) {
+				tp_spin_record(&q->spin, hit);
+				q->long_spins++;
+			} else {
+				q->short_spins++;
+			}
 			spun = true;
 			continue;
 		}
@@ -362,5 +377,7 @@ void tp_queue_stats(struct tp_queue *q, struct tp_queue_stats *ret)
 	ret->waiting = q->wait.len;
 	ret->capacity = q->capacity;
 	ret->idle = q->nidle;
+	ret->long_spins = q->long_spins;
+	ret->short_spins = q->short_spins;
 	pthread_mutex_unlock(&q->lock);
 }

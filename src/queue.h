@@ -36,7 +36,8 @@ struct tp_queue_stats {
 	size_t depth;   /* admitted, not yet taken by a worker */
 	size_t waiting; /* in the wait list */
 	size_t capacity;
-	size_t idle; /* workers blocked in tp_queue_pop() */
+	size_t idle;                      /* workers blocked in tp_queue_pop() */
+	uint64_t long_spins, short_spins; /* polls for work before blocking (spin.h) */
 };
 
 /* A queue holding at most capacity admitted nodes. NULL on ENOMEM. */

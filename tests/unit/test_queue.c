@@ -39,7 +39,6 @@ static struct item *item_of(struct tp_qnode *n)
 	return (struct item *)(void *)((char *)n - offsetof(struct item, node));
 }
 
-
 /* Items with ids 0..n-1, far deadlines, not batchable. */
 static struct item *items_new(size_t n)
 {
@@ -80,8 +79,8 @@ static void expect_stats(struct tp_queue *q, size_t depth, size_t waiting, size_
 	struct tp_queue_stats st;
 	tp_queue_stats(q, &st);
 	if (st.depth != depth || st.waiting != waiting || st.capacity != capacity)
-		fail_msg("stats depth %zu waiting %zu capacity %zu, want %zu %zu %zu", st.depth,
-			 st.waiting, st.capacity, depth, waiting, capacity);
+		fail_msg("stats depth %zu waiting %zu capacity %zu, want %zu %zu %zu", st.depth, st.waiting,
+		         st.capacity, depth, waiting, capacity);
 }
 
 /* What the admit callback saw. */
@@ -201,7 +200,7 @@ static void test_no_overtaking(void **state)
 	assert_int_equal(push_range(q, it, 0, 2), 2);
 	assert_int_equal(push_one(q, &it[2]), 0); /* W2 waits */
 	a.inside = true;
-	assert_int_equal(pop_id(q), 0);           /* W2 admitted */
+	assert_int_equal(pop_id(q), 0); /* W2 admitted */
 	a.inside = false;
 	/* A newcomer behind a waiter waits, even within one push of several. */
 	assert_int_equal(push_one(q, &it[3]), 0);
@@ -632,6 +631,68 @@ static void test_stats_idle(void **state)
 }
 
 /*
+ * A worker that runs out of work polls before it blocks, long only while
+ * that pays (spin.h).  Work pushed only after the worker has blocked makes
+ * every long poll miss: after the few misses tolerated, only the probes
+ * poll long, the other idle moments poll briefly.
+ */
+struct spin_popper {
+	struct tp_queue *q;
+	atomic_size_t got;
+	pthread_t thread;
+};
+
+static void *spin_popper_main(void *arg)
+{
+	struct spin_popper *p = arg;
+	struct tp_qnode *n[4];
+	size_t k;
+
+	while ((k = tp_queue_pop(p->q, n, 4, NULL)) > 0)
+		atomic_fetch_add(&p->got, k);
+	return NULL;
+}
+
+static void wait_blocked(struct tp_queue *q, struct spin_popper *p, size_t got)
+{
+	struct tp_queue_stats st;
+	for (int i = 0; i < 20000; i++) {
+		tp_queue_stats(q, &st);
+		if (st.idle == 1 && atomic_load(&p->got) == got)
+			return;
+		usleep(100);
+	}
+	fail_msg("the worker did not block after taking node %zu", got);
+}
+
+static void test_spin_backs_off_when_work_comes_late(void **state)
+{
+	enum { ROUNDS = 200 };
+	struct item *it = items_new(ROUNDS);
+	struct tp_queue *q = tp_queue_new(4, NULL, NULL);
+	struct spin_popper p = {.q = q};
+	struct tp_queue_stats st;
+
+	(void)state;
+	assert_int_equal(pthread_create(&p.thread, NULL, spin_popper_main, &p), 0);
+	wait_blocked(q, &p, 0);
+	for (size_t i = 0; i < ROUNDS; i++) {
+		assert_int_equal(push_one(q, &it[i]), 1);
+		wait_blocked(q, &p, i + 1);
+	}
+	tp_queue_stats(q, &st);
+	/* One poll per idle moment: before the first push and after each. */
+	assert_int_equal(st.long_spins + st.short_spins, ROUNDS + 1);
+	/* Six misses bring the share of hits under half; then one in 16 probes. */
+	if (st.long_spins > 6 + (ROUNDS + 1) / 16 + 1)
+		fail_msg("%llu long polls of %d, all missing", (unsigned long long)st.long_spins, ROUNDS + 1);
+	tp_queue_close(q);
+	assert_int_equal(pthread_join(p.thread, NULL), 0);
+	tp_queue_free(q);
+	free(it);
+}
+
+/*
  * A worker told to stop must not leave behind work that was pushed for it.
  * B is idle in pop; S enters pop and is then told to stop (stop flag, then
  * tp_queue_wake_all(), as tp_pool_resize() does), and a node is pushed.
@@ -718,7 +779,7 @@ static void test_stop_keeps_wakeup(void **state)
 			sleep_ms(1);
 		if (atomic_load(&h->got) == before) {
 			failure = "a node pushed while one worker was stopping stayed queued, "
-				  "with another worker idle";
+			          "with another worker idle";
 			break;
 		}
 	}
@@ -886,16 +947,16 @@ static void test_many_threads(void **state)
 	for (size_t i = 0; i < total; i++)
 		if (atomic_load(&mt.items[i].seen) != 1)
 			fail_msg("item %zu of producer %u seen %d times", (size_t)mt.items[i].seq,
-				 mt.items[i].producer, atomic_load(&mt.items[i].seen));
+			         mt.items[i].producer, atomic_load(&mt.items[i].seen));
 	assert_int_equal(atomic_load(&mt.popped) + atomic_load(&mt.expired), total);
 	assert_int_equal(atomic_load(&mt.order_errors), 0);
 	/* Every popped node was admitted exactly once: at push or by the admit callback. */
 	assert_int_equal(atomic_load(&mt.admitted_on_push) + atomic_load(&mt.admitted_later),
-			 atomic_load(&mt.popped));
+	                 atomic_load(&mt.popped));
 	expect_stats(mt.q, 0, 0, 64);
-	print_message("%zu nodes: %zu admitted on push, %zu later, %zu expired, %zu batches\n",
-		      total, atomic_load(&mt.admitted_on_push), atomic_load(&mt.admitted_later),
-		      atomic_load(&mt.expired), atomic_load(&mt.batches));
+	print_message("%zu nodes: %zu admitted on push, %zu later, %zu expired, %zu batches\n", total,
+	              atomic_load(&mt.admitted_on_push), atomic_load(&mt.admitted_later),
+	              atomic_load(&mt.expired), atomic_load(&mt.batches));
 	tp_queue_free(mt.q);
 	free(mt.items);
 }
@@ -903,20 +964,21 @@ static void test_many_threads(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_capacity_fifo),
-		cmocka_unit_test(test_admit_order),
-		cmocka_unit_test(test_no_overtaking),
-		cmocka_unit_test(test_expire),
-		cmocka_unit_test(test_expire_out_of_order),
-		cmocka_unit_test(test_expire_real_clock),
-		cmocka_unit_test(test_close),
-		cmocka_unit_test(test_take_all),
-		cmocka_unit_test(test_set_capacity),
-		cmocka_unit_test(test_batch_pop),
-		cmocka_unit_test(test_blocked_pop),
-		cmocka_unit_test(test_stats_idle),
-		cmocka_unit_test(test_stop_keeps_wakeup),
-		cmocka_unit_test(test_many_threads),
+	        cmocka_unit_test(test_capacity_fifo),
+	        cmocka_unit_test(test_admit_order),
+	        cmocka_unit_test(test_no_overtaking),
+	        cmocka_unit_test(test_expire),
+	        cmocka_unit_test(test_expire_out_of_order),
+	        cmocka_unit_test(test_expire_real_clock),
+	        cmocka_unit_test(test_close),
+	        cmocka_unit_test(test_take_all),
+	        cmocka_unit_test(test_set_capacity),
+	        cmocka_unit_test(test_batch_pop),
+	        cmocka_unit_test(test_blocked_pop),
+	        cmocka_unit_test(test_stats_idle),
+	        cmocka_unit_test(test_spin_backs_off_when_work_comes_late),
+	        cmocka_unit_test(test_stop_keeps_wakeup),
+	        cmocka_unit_test(test_many_threads),
 	};
 
 	/* A hung pop must fail the run, not wait for the ctest timeout. */
