@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # The performance targets, measured in one run on this machine:
 #  1. ECHO path against redis-server and a bare epoll ceiling (shared/bench/compare
-#     when available, else the same three scenarios with tpclient);
+#     when available), and the CPU each spends per request at 50x1;
 #  2. SLEEP path: --mix sleep --sleep-ms 20-20 keeping every worker busy, for
 #     workers = 8, 64, 512: throughput against workers x 50/s;
 #  3. ERR server busy timing: how late after queue_timeout_ms it arrives, idle
@@ -50,6 +50,9 @@ if [[ -x $compare ]]; then
 else
 	echo "(../shared/bench/compare not found; skipped)"
 fi
+
+echo "## 1b. CPU per request at 50x1 (where the 50x1 ratio comes from)"
+"$top/tests/bench/cpu_per_req.sh" "$tp" 50 1 5 4
 
 echo "## 2. SLEEP path: 20 ms sleeps, every worker busy"
 for w in 8 64 512; do

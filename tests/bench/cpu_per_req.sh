@@ -1,0 +1,79 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# CPU time per request of the server and of the client, for tpserver beside
+# redis-server (inline PING) and the bare epoll ceiling, with the same client
+# (lineload from ../shared/bench), alternating the servers in rounds.
+#
+# On a machine whose cores are all busy during the run (the client and the
+# server together), throughput is cores / (server + client CPU per request),
+# so this says where a throughput ratio comes from and how far it can go.
+# usage: tests/bench/cpu_per_req.sh [TPSERVER] [CONNS] [PIPELINE] [ROUNDS] [SECONDS]
+# Not a test: prints figures, asserts nothing.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/../.." && pwd)
+tp=${1:-$top/build/tpserver}
+conns=${2:-50}
+pipeline=${3:-1}
+rounds=${4:-5}
+secs=${5:-4}
+bench=$top/../shared/bench
+[[ -x $tp ]] || { echo "cpu_per_req: no tpserver at $tp (build first)" >&2; exit 2; }
+[[ -f $bench/lineload.c ]] || { echo "cpu_per_req: $bench/lineload.c not found; skipped"; exit 0; }
+command -v redis-server >/dev/null || { echo "cpu_per_req: redis-server missing; skipped"; exit 0; }
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+cc -O2 -pthread -o "$work/lineload" "$bench/lineload.c"
+cc -O2 -pthread -o "$work/limit_echo" "$bench/limit_echo.c"
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+
+declare -A port pid req
+port[tp]=$(free_port)
+"$tp" --config /dev/null --host 127.0.0.1 --port "${port[tp]}" --log-level warning &
+pid[tp]=$!
+port[redis]=$(free_port)
+redis-server --port "${port[redis]}" --bind 127.0.0.1 --save '' --appendonly no >/dev/null &
+pid[redis]=$!
+port[ceiling]=$(free_port)
+"$work/limit_echo" "${port[ceiling]}" 1 &
+pid[ceiling]=$!
+pids+=("${pid[@]}")
+req[tp]='ECHO hello'
+req[redis]=PING
+req[ceiling]='ECHO hello'
+for s in tp redis ceiling; do
+	for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/${port[$s]}") 2>/dev/null && break; sleep 0.1; done
+done
+
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+echo "# ${conns} connections x pipeline ${pipeline}, ${rounds} rounds of ${secs} s; CPU from /proc (utime+stime)"
+for _ in $(seq "$rounds"); do
+	for s in tp redis ceiling; do
+		before=$(ticks "${pid[$s]}")
+		out=$(/usr/bin/env time -f '%U %S' -o "$work/time" \
+			"$work/lineload" 127.0.0.1 "${port[$s]}" "$conns" "$pipeline" "$secs" "${req[$s]}")
+		after=$(ticks "${pid[$s]}")
+		echo "$s $out srv_ticks=$((after - before)) cli=$(tr ' ' + <"$work/time")" >>"$work/rows"
+	done
+done
+python3 - "$work/rows" "$(getconf CLK_TCK)" <<'PY'
+import re, statistics as st, sys
+hz = int(sys.argv[2])
+rows = {}
+for line in open(sys.argv[1]):
+    name = line.split()[0]
+    f = dict(re.findall(r"(\w+)=([0-9.+]+)", line))
+    done = int(f["done"])
+    rows.setdefault(name, []).append((int(f["rps"]), int(f["srv_ticks"]) / hz * 1e6 / done,
+                                      eval(f["cli"]) * 1e6 / done))
+print("%-8s %9s %14s %14s" % ("server", "rps", "server_us/req", "client_us/req"))
+for name in ("tp", "redis", "ceiling"):
+    r = rows[name]
+    print("%-8s %9d %14.2f %14.2f" % (name, st.median(x[0] for x in r), st.median(x[1] for x in r),
+                                       st.median(x[2] for x in r)))
+PY
