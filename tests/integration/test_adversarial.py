@@ -20,7 +20,7 @@ import threading
 import time
 import unittest
 
-from tplib import TPSERVER, LineReader, Server, request
+from tplib import TPSERVER, LineReader, Server, request, wait_until
 
 
 def _sanitized():
@@ -91,16 +91,6 @@ class RssSampler:
         self.stop.set()
         self.thread.join()
         return False
-
-
-def wait_until(cond, timeout, step=0.05):
-    """Poll cond() until true or timeout; returns its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v or time.monotonic() >= deadline:
-            return v
-        time.sleep(step)
 
 
 def raw_socket(rcvbuf=None):

@@ -10,7 +10,7 @@ import threading
 import time
 import unittest
 
-from tplib import TPSERVER, LineReader, Server, request
+from tplib import TPSERVER, LineReader, Server, request, wait_until
 
 
 class Protocol(unittest.TestCase):
@@ -290,9 +290,7 @@ class Connections(unittest.TestCase):
             s = srv.connect()
             self.assertEqual(request(s, LineReader(s), "ECHO alive"), "OK alive")
             s.close()
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and srv.fds() > base_fds:
-                time.sleep(0.1)
+            wait_until(lambda: srv.fds() <= base_fds, 10, step=0.1)
             self.assertEqual(srv.fds(), base_fds)
             self.assertIsNone(srv.proc.poll())
             self.assertEqual(srv.stop(), 0)

@@ -12,7 +12,7 @@ import tempfile
 import time
 import unittest
 
-from tplib import TPSERVER, LineReader, Server, request
+from tplib import TPSERVER, LineReader, Server, request, wait_until
 
 TPSERVER = os.path.abspath(TPSERVER)
 
@@ -218,10 +218,6 @@ class Reload(unittest.TestCase):
         os.close(fd)
         self.addCleanup(os.unlink, self.conf)
 
-    def server(self, *args):
-        srv = Server(*args, wait=False)
-        return srv
-
     def test_sighup_resizes_the_pool_live(self):
         self.write("pool = { workers = 2; };\n")
         notify = Notify()
@@ -247,9 +243,7 @@ class Reload(unittest.TestCase):
             self.write("pool = { workers = 1; };\n")
             srv.signal(signal.SIGHUP)
             self.assertEqual(r.lines(3, timeout=10), ["OK 500"] * 3)
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and srv.threads() != 1 + 1:
-                time.sleep(0.05)
+            wait_until(lambda: srv.threads() == 1 + 1, 5)
             self.assertEqual(srv.threads(), 1 + 1)
             self.assertEqual(srv.stop(), 0)
 

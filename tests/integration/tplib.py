@@ -131,6 +131,16 @@ class LineReader:
         return [self.line(timeout) for _ in range(n)]
 
 
+def wait_until(cond, timeout, step=0.05):
+    """Poll cond() until true or timeout; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v or time.monotonic() >= deadline:
+            return v
+        time.sleep(step)
+
+
 def request(sock, reader, line, timeout=10.0):
     sock.sendall(line.encode("latin-1") + b"\n")
     return reader.line(timeout)
