@@ -202,16 +202,9 @@ int tp_pool_resize(struct tp_pool *p, size_t n)
 
 int tp_pool_sleep_ms(struct tp_pool *p, uint32_t ms)
 {
-	struct timespec ts;
+	struct timespec ts = tp_clock_timespec_after(CLOCK_MONOTONIC, ms);
 	int r = 0;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
 	pthread_mutex_lock(&p->abort_lock);
 	while (!atomic_load(&p->aborted)) {
 		if (pthread_cond_timedwait(&p->abort_cond, &p->abort_lock, &ts) == ETIMEDOUT)

@@ -96,16 +96,9 @@ static size_t done_count(struct ctx *c)
 /* Wait up to timeout_ms for n completions. */
 static bool wait_done(struct ctx *c, size_t n, unsigned timeout_ms)
 {
-	struct timespec ts;
+	struct timespec ts = tp_clock_timespec_after(CLOCK_REALTIME, timeout_ms);
 	bool ok;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
 	pthread_mutex_lock(&c->lock);
 	while (c->done < n)
 		if (pthread_cond_timedwait(&c->cond, &c->lock, &ts) == ETIMEDOUT)
