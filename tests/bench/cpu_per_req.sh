@@ -51,14 +51,19 @@ for s in tp redis ceiling; do
 done
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-echo "# ${conns} connections x pipeline ${pipeline}, ${rounds} rounds of ${secs} s; CPU from /proc (utime+stime)"
+client_cpu() { # run the client; print its output and its CPU seconds as cli=
+	python3 -c 'import resource, subprocess, sys
+out = subprocess.run(sys.argv[1:], check=True, stdout=subprocess.PIPE, text=True).stdout
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(out.strip(), "cli=%.6f" % (r.ru_utime + r.ru_stime))' "$@"
+}
+echo "# ${conns} connections x pipeline ${pipeline}, ${rounds} rounds of ${secs} s; server CPU from /proc, client CPU from getrusage"
 for _ in $(seq "$rounds"); do
 	for s in tp redis ceiling; do
 		before=$(ticks "${pid[$s]}")
-		out=$(/usr/bin/env time -f '%U %S' -o "$work/time" \
-			"$work/lineload" 127.0.0.1 "${port[$s]}" "$conns" "$pipeline" "$secs" "${req[$s]}")
+		out=$(client_cpu "$work/lineload" 127.0.0.1 "${port[$s]}" "$conns" "$pipeline" "$secs" "${req[$s]}")
 		after=$(ticks "${pid[$s]}")
-		echo "$s $out srv_ticks=$((after - before)) cli=$(tr ' ' + <"$work/time")" >>"$work/rows"
+		echo "$s $out srv_ticks=$((after - before))" >>"$work/rows"
 	done
 done
 python3 - "$work/rows" "$(getconf CLK_TCK)" <<'PY'
@@ -67,10 +72,10 @@ hz = int(sys.argv[2])
 rows = {}
 for line in open(sys.argv[1]):
     name = line.split()[0]
-    f = dict(re.findall(r"(\w+)=([0-9.+]+)", line))
+    f = dict(re.findall(r"(\w+)=([0-9.]+)", line))
     done = int(f["done"])
     rows.setdefault(name, []).append((int(f["rps"]), int(f["srv_ticks"]) / hz * 1e6 / done,
-                                      eval(f["cli"]) * 1e6 / done))
+                                      float(f["cli"]) * 1e6 / done))
 print("%-8s %9s %14s %14s" % ("server", "rps", "server_us/req", "client_us/req"))
 for name in ("tp", "redis", "ceiling"):
     r = rows[name]
