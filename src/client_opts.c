@@ -13,6 +13,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "decimal.h"
+
 #ifndef TP_VERSION
 #define TP_VERSION "0.0.0"
 #endif
@@ -57,18 +59,9 @@ const char *tp_client_opts_mix_name(enum tp_client_mix mix)
 /* Strict decimal: digits only, nothing else, within [min, max]. */
 static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret)
 {
-	uint64_t v = 0;
+	uint64_t v;
 
-	if (*s == '\0')
-		return -EINVAL;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9')
-			return -EINVAL;
-		if (v > (UINT64_MAX - (uint64_t)(*s - '0')) / 10)
-			return -EINVAL;
-		v = v * 10 + (uint64_t)(*s - '0');
-	}
-	if (v < min || v > max)
+	if (tp_decimal_parse(s, strlen(s), max, &v) < 0 || v < min)
 		return -EINVAL;
 	*ret = v;
 	return 0;

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "decimal.h"
+
 static const struct {
 	const char *name;
 	size_t len;
@@ -22,29 +24,12 @@ const char *tp_proto_op_name(enum tp_op op)
 	return op < TP_OP_COUNT ? ops[op].name : "?";
 }
 
-/* A plain decimal: digits only, no sign, no blanks, value <= max. */
-static int parse_ms(const char *s, size_t len, uint32_t max, uint32_t *ret)
-{
-	uint64_t v = 0;
-
-	if (len == 0)
-		return -1;
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		v = v * 10 + (uint64_t)(s[i] - '0');
-		if (v > max)
-			return -1; /* also stops overflow: max fits in 32 bits */
-	}
-	*ret = (uint32_t)v;
-	return 0;
-}
-
 enum tp_proto_status tp_proto_parse(const char *line, size_t len, uint32_t max_sleep_ms,
                                     struct tp_proto_req *ret)
 {
 	const char *sp, *arg = NULL;
 	size_t op_len, arg_len = 0;
+	uint64_t ms;
 	int op = -1;
 
 	if (len > 0 && line[len - 1] == '\r')
@@ -74,8 +59,9 @@ enum tp_proto_status tp_proto_parse(const char *line, size_t len, uint32_t max_s
 	ret->op = (enum tp_op)op;
 	switch (ret->op) {
 	case TP_OP_SLEEP:
-		if (!arg || parse_ms(arg, arg_len, max_sleep_ms, &ret->sleep_ms) < 0)
+		if (!arg || tp_decimal_parse(arg, arg_len, max_sleep_ms, &ms) < 0)
 			return TP_PROTO_INVALID_ARG;
+		ret->sleep_ms = (uint32_t)ms;
 		break;
 	case TP_OP_ECHO:
 		ret->text = arg ? arg : line + len;

@@ -7,6 +7,8 @@
 
 #include <string.h>
 
+#include "decimal.h"
+
 #define LIT(s) (s), (sizeof(s) - 1)
 
 static int starts_with(const char *line, size_t len, const char *prefix, size_t plen)
@@ -17,17 +19,11 @@ static int starts_with(const char *line, size_t len, const char *prefix, size_t 
 /* "OK <ms>" as the server writes it: canonical decimal (no sign, no leading zero), exactly ms. */
 static int sleep_matches(const char *arg, size_t len, uint32_t ms)
 {
-	uint64_t v = 0;
+	uint64_t v;
 
-	/* Ten digits hold any uint32_t and cannot overflow v. */
-	if (len == 0 || len > 10 || (arg[0] == '0' && len > 1))
+	if (len > 1 && arg[0] == '0')
 		return 0;
-	for (size_t i = 0; i < len; i++) {
-		if (arg[i] < '0' || arg[i] > '9')
-			return 0;
-		v = v * 10 + (uint64_t)(arg[i] - '0');
-	}
-	return v == ms;
+	return tp_decimal_parse(arg, len, UINT32_MAX, &v) == 0 && v == ms;
 }
 
 enum tp_verify_result tp_verify_reply(const struct tp_verify_expect *exp, const char *line, size_t len)

@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "decimal.h"
 #include "proto.h"
 
 #define MAX_MS 10000u
@@ -576,10 +577,51 @@ static void test_op_names(void **state)
 	}
 }
 
+/* The decimal reader the protocol, tpclient's checks and its flags share. */
+static bool dec_ok(const char *s, uint64_t max, uint64_t want)
+{
+	uint64_t v = ~want;
+	return tp_decimal_parse(s, strlen(s), max, &v) == 0 && v == want;
+}
+
+static bool dec_bad(const char *s, uint64_t max)
+{
+	uint64_t v = 12345;
+	return tp_decimal_parse(s, strlen(s), max, &v) == -1 && v == 12345;
+}
+
+static void test_decimal_edges(void **state)
+{
+	(void)state;
+	assert_true(dec_ok("0", 0, 0));
+	assert_true(dec_bad("1", 0));
+	assert_true(dec_ok("9", 9, 9));
+	assert_true(dec_bad("10", 9));
+	assert_true(dec_ok("007", 10, 7));
+	assert_true(dec_ok("4294967295", UINT32_MAX, UINT32_MAX));
+	assert_true(dec_bad("4294967296", UINT32_MAX));
+	assert_true(dec_ok("18446744073709551615", UINT64_MAX, UINT64_MAX));
+	assert_true(dec_bad("18446744073709551616", UINT64_MAX));
+	assert_true(dec_bad("18446744073709551620", UINT64_MAX));
+	assert_true(dec_bad("99999999999999999999999999999", UINT64_MAX));
+	assert_true(dec_ok("18446744073709551614", UINT64_MAX - 1, UINT64_MAX - 1));
+	assert_true(dec_bad("18446744073709551615", UINT64_MAX - 1));
+	assert_true(dec_bad("", UINT64_MAX));
+	assert_true(dec_bad("+1", UINT64_MAX));
+	assert_true(dec_bad("-1", UINT64_MAX));
+	assert_true(dec_bad(" 1", UINT64_MAX));
+	assert_true(dec_bad("1 ", UINT64_MAX));
+	assert_true(dec_bad("1a", UINT64_MAX));
+	assert_true(dec_bad("/", UINT64_MAX)); /* '0' - 1 */
+	assert_true(dec_bad(":", UINT64_MAX)); /* '9' + 1 */
+	assert_true(dec_bad("\xb0", UINT64_MAX));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_empty),
+		cmocka_unit_test(test_decimal_edges),
 		cmocka_unit_test(test_unknown_op),
 		cmocka_unit_test(test_empty_op_is_not_empty_line),
 		cmocka_unit_test(test_unknown_op_truncated),
