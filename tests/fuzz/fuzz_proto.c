@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fuzz_proto: a libFuzzer target for the pure half of the request path,
- * the line framer (src/framer.c) and the request parser and reply
- * formatters (src/proto.c).  Built with clang -fsanitize=fuzzer by
+ * the line framer (src/common/framer.c) and the request parser and reply
+ * formatters (src/common/proto.c).  Built with clang -fsanitize=fuzzer by
  * tests/stages/30-fuzz.sh, and with replay.c as an ordinary program that
  * runs the corpus in ctest (fuzz.replay).
  *

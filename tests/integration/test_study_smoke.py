@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Smoke test of the throughput/latency study (tests/bench/study/run.sh):
+"""Smoke test of the throughput/latency study (bench/study/run.sh):
 its --quick subset against the real binaries writes every CSV file with the
 expected header and plausible rows, and the plots when gnuplot is present.
 No timing is asserted: the numbers depend on the machine."""
@@ -13,7 +13,7 @@ import unittest
 from tplib import TPCLIENT, TPSERVER
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-RUN_SH = os.path.join(HERE, "..", "bench", "study", "run.sh")
+RUN_SH = os.path.join(HERE, "..", "..", "bench", "study", "run.sh")
 
 HEADERS = {
     "pool_sweep.csv": ["mix", "workers", "clients", "max_inflight", "sleep_ms", "duration_s", "reps",
@@ -131,7 +131,7 @@ class StudyQuick(unittest.TestCase):
     def test_machine_and_plots(self):
         with open(os.path.join(self.out, "machine.txt")) as f:
             info = f.read()
-        for key in ("nproc:", "cpu:", "kernel:", "command: tests/bench/study/run.sh --quick"):
+        for key in ("nproc:", "cpu:", "kernel:", "command: bench/study/run.sh --quick"):
             self.assertIn(key, info)
         if shutil.which("gnuplot") is None:
             self.assertIn("gnuplot not found", self.proc.stderr)

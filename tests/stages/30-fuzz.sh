@@ -22,7 +22,7 @@ cp "$TOP"/tests/fuzz/corpus/* "$build/corpus/"
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	-Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
 	-Wcast-qual -Wwrite-strings -Wformat=2 -Wundef -Wimplicit-fallthrough -Werror \
-	-I"$TOP/src" "$TOP/tests/fuzz/fuzz_proto.c" "$TOP/src/framer.c" "$TOP/src/proto.c" \
+	-I"$TOP/src/common" "$TOP/tests/fuzz/fuzz_proto.c" "$TOP/src/common/framer.c" "$TOP/src/common/proto.c" \
 	-o "$build/fuzz_proto"
 
 export ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:detect_stack_use_after_return=1"

@@ -16,7 +16,9 @@ rc=0
 # Configuring is enough: clang-tidy needs the compile commands, not objects.
 cmake -S "$TOP" -B "$build" -DCMAKE_EXPORT_COMPILE_COMMANDS=ON -DTP_TESTS=OFF >/dev/null
 cd "$TOP"
-mapfile -t sources < <(find src -maxdepth 1 -name '*.c' | sort)
+mapfile -t sources < <(find src -name '*.c' | sort)
+includes=()
+for d in src/*/; do includes+=(-I "${d%/}"); done
 
 echo "clang-tidy: ${#sources[@]} files"
 printf '%s\n' "${sources[@]}" |
@@ -29,10 +31,10 @@ fi
 echo "cppcheck: ${#sources[@]} files"
 cppcheck --enable=warning,performance,portability --error-exitcode=1 --inline-suppr \
 	--std=c11 --library=posix --library=gnu -D_GNU_SOURCE -DTP_VERSION='"0.0.0"' \
-	-I src -j "$JOBS" --quiet "${sources[@]}" || { echo "cppcheck: FAILED" >&2; rc=1; }
+	"${includes[@]}" -j "$JOBS" --quiet "${sources[@]}" || { echo "cppcheck: FAILED" >&2; rc=1; }
 
 echo "clang-format: ${#sources[@]} files and their headers"
-clang-format --dry-run --Werror src/*.[ch] || { echo "clang-format: src/ is not in the .clang-format layout" >&2; rc=1; }
+clang-format --dry-run --Werror src/*/*.[ch] || { echo "clang-format: src/ is not in the .clang-format layout" >&2; rc=1; }
 
 [[ $rc -eq 0 ]] && echo "static analysis: no finding"
 exit $rc

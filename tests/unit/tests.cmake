@@ -1,14 +1,13 @@
 # SPDX-License-Identifier: MIT
-# Unit tests: one tp_unit_test() each, linking only the modules under test.
-tp_unit_test(test_config unit/test_config.c ${PROJECT_SOURCE_DIR}/src/config.c ${PROJECT_SOURCE_DIR}/src/config_file.c)
-target_link_libraries(test_config PRIVATE PkgConfig::LIBCONFIG)
+# Unit tests: test_<module>.c tests src/<layer>/<module>.c and links that
+# layer's library (a static library: only the objects a test uses are linked).
+tp_unit_test(test_config tp_server unit/test_config.c)
 target_compile_definitions(test_config PRIVATE TP_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
-tp_unit_test(test_hist unit/test_hist.c ${PROJECT_SOURCE_DIR}/src/hist.c)
-target_link_libraries(test_hist PRIVATE m)
-tp_unit_test(test_verify unit/test_verify.c ${PROJECT_SOURCE_DIR}/src/verify.c)
-tp_unit_test(test_client_opts unit/test_client_opts.c ${PROJECT_SOURCE_DIR}/src/client_opts.c ${PROJECT_SOURCE_DIR}/src/config.c)
-tp_unit_test(test_proto unit/test_proto.c ${PROJECT_SOURCE_DIR}/src/proto.c)
-tp_unit_test(test_framer unit/test_framer.c ${PROJECT_SOURCE_DIR}/src/framer.c)
-tp_unit_test(test_spin unit/test_spin.c)
-tp_unit_test(test_queue unit/test_queue.c ${PROJECT_SOURCE_DIR}/src/queue.c)
-tp_unit_test(test_pool unit/test_pool.c ${PROJECT_SOURCE_DIR}/src/pool.c ${PROJECT_SOURCE_DIR}/src/queue.c)
+tp_unit_test(test_hist tp_client unit/test_hist.c)
+tp_unit_test(test_verify tp_client unit/test_verify.c)
+tp_unit_test(test_client_opts tp_client unit/test_client_opts.c)
+tp_unit_test(test_proto tp_common unit/test_proto.c)
+tp_unit_test(test_framer tp_common unit/test_framer.c)
+tp_unit_test(test_spin tp_workq unit/test_spin.c)
+tp_unit_test(test_queue tp_workq unit/test_queue.c)
+tp_unit_test(test_pool tp_workq unit/test_pool.c)

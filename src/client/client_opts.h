@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
+#include "log.h"
 
 /* Exit status of tpclient for a bad command line. */
 #define TP_CLIENT_EXIT_USAGE 2

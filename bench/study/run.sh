@@ -7,7 +7,7 @@
 # installed). About 9 minutes on 2 cores; --quick runs a tiny subset in
 # seconds, for a smoke test.
 #
-#   tests/bench/study/run.sh [--quick] [--build-dir DIR] [--img-dir DIR]
+#   bench/study/run.sh [--quick] [--build-dir DIR] [--img-dir DIR]
 #                            [--only pool|load|conn]... [--quiet-cpu CORES] [OUTDIR]
 #
 # The binaries come from --build-dir, else $TPSERVER and $TPCLIENT (default:
@@ -19,7 +19,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-repo=$(cd "$here/../../.." && pwd)
+repo=$(cd "$here/../.." && pwd)
 
 usage() {
 	sed -n '3,/^[^#]/s/^# \{0,1\}//p' "$0"
@@ -72,7 +72,7 @@ img_dir=${img_dir:-$outdir}
 # skipped by study.py, with a note in machine.txt.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-command="tests/bench/study/run.sh ${args[*]}"
+command="bench/study/run.sh ${args[*]}"
 
 start=$(date +%s)
 python3 "$here/study.py" "${quick[@]}" "${extra[@]}" --tpserver "$TPSERVER" --tpclient "$TPCLIENT" \

@@ -8,10 +8,10 @@
 #  3. ERR server busy timing: how late after queue_timeout_ms it arrives, idle
 #     and under an ECHO load;
 #  4. idle connections: RSS per connection and thread count with 10000 of them.
-# usage: tests/bench/perf.sh [BUILD_DIR]      (default: build)
+# usage: bench/perf.sh [BUILD_DIR]      (default: build)
 # Not a test: prints figures, asserts nothing.
 set -euo pipefail
-top=$(cd "$(dirname "$0")/../.." && pwd)
+top=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$top/build}
 tp=$build/tpserver
 tc=$build/tpclient
@@ -52,7 +52,7 @@ else
 fi
 
 echo "## 1b. CPU per request at 50x1 (where the 50x1 ratio comes from)"
-"$top/tests/bench/cpu_per_req.sh" "$tp" 50 1 5 4
+"$top/bench/cpu_per_req.sh" "$tp" 50 1 5 4
 
 echo "## 2. SLEEP path: 20 ms sleeps, every worker busy"
 for w in 8 64 512; do
@@ -72,18 +72,18 @@ done
 
 echo "## 3. ERR server busy timing (queue_timeout_ms=1000)"
 start --workers 4 --queue 16 --max-sleep-ms 60000 --shutdown-timeout-s 1
-python3 "$top/tests/bench/busy_timing.py" "$port" 4 16 1000 200
+python3 "$top/bench/busy_timing.py" "$port" 4 16 1000 200
 echo "# the same while 20 connections keep ECHO traffic going"
 "$tc" --port "$port" --clients 20 --max-inflight 8 --mix echo --duration 20 --recv-timeout 30 -q \
 	>/dev/null 2>&1 &
 load=$!
 sleep 1
-python3 "$top/tests/bench/busy_timing.py" "$port" 4 16 1000 200
+python3 "$top/bench/busy_timing.py" "$port" 4 16 1000 200
 kill "$load" 2>/dev/null || true
 wait "$load" 2>/dev/null || true
 stop
 
 echo "## 4. idle connections"
 start --workers 8
-python3 "$top/tests/bench/idle_conns.py" "$pid" "$port" 10000
+python3 "$top/bench/idle_conns.py" "$pid" "$port" 10000
 stop

@@ -314,7 +314,7 @@ static int apply_string(const struct load *ld, const config_setting_t *s, const 
 		snprintf(ld->cfg->host, sizeof(ld->cfg->host), "%s", v);
 		return 0;
 	case STRING_LOG_LEVEL:
-		if (tp_config_parse_log_level(v, &ld->cfg->log_level) < 0)
+		if (tp_log_level_parse(v, &ld->cfg->log_level) < 0)
 			return fail(ld, s, gpath,
 			            "invalid value \"%s\" (expected debug, info, notice, warning or error)",
 			            v);
@@ -417,7 +417,7 @@ static void print_string_setting(const struct tp_config *cfg, FILE *f, size_t i,
 		print_quoted(f, cfg->host);
 		break;
 	case STRING_LOG_LEVEL:
-		print_quoted(f, tp_config_log_level_name(cfg->log_level));
+		print_quoted(f, tp_log_level_name(cfg->log_level));
 		break;
 	}
 	fputs(";\n", f);

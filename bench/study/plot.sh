@@ -3,7 +3,7 @@
 #
 # Renders the study's CSV files (written by run.sh) to PNG with gnuplot:
 #
-#   tests/bench/study/plot.sh CSVDIR [IMGDIR]
+#   bench/study/plot.sh CSVDIR [IMGDIR]
 #
 #   pool_throughput.png      throughput vs workers per mix, with the ideal lines
 #   pool_latency.png         p50 and p99 latency vs workers per mix

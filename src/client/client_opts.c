@@ -278,7 +278,7 @@ int tp_client_opts_parse(struct tp_client_opts *o, int argc, char **argv, char *
 			o->quiet = true;
 			break;
 		case OPT_LOG_LEVEL:
-			if (tp_config_parse_log_level(optarg, &o->log_level) < 0)
+			if (tp_log_level_parse(optarg, &o->log_level) < 0)
 				FAIL("--log-level: invalid value '%s' (expected debug, info, notice, warning "
 				     "or error)",
 				     optarg);

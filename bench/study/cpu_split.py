@@ -6,7 +6,7 @@ event loop), by its worker threads together, and by tpclient, and the
 server's context switches per second. A spot check printed on stdout, not
 part of the CSV files.
 
-  python3 tests/bench/study/cpu_split.py [--build-dir DIR] [WORKERS...]
+  python3 bench/study/cpu_split.py [--build-dir DIR] [WORKERS...]
 
 Per-thread CPU times come from /proc (sampled at the scheduler tick), so
 threads that each run briefly, such as 128 workers sharing little work,

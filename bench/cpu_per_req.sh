@@ -7,10 +7,10 @@
 # On a machine whose cores are all busy during the run (the client and the
 # server together), throughput is cores / (server + client CPU per request),
 # so this says where a throughput ratio comes from and how far it can go.
-# usage: tests/bench/cpu_per_req.sh [TPSERVER] [CONNS] [PIPELINE] [ROUNDS] [SECONDS]
+# usage: bench/cpu_per_req.sh [TPSERVER] [CONNS] [PIPELINE] [ROUNDS] [SECONDS]
 # Not a test: prints figures, asserts nothing.
 set -euo pipefail
-top=$(cd "$(dirname "$0")/../.." && pwd)
+top=$(cd "$(dirname "$0")/.." && pwd)
 tp=${1:-$top/build/tpserver}
 conns=${2:-50}
 pipeline=${3:-1}

@@ -58,33 +58,6 @@ void tp_config_defaults(struct tp_config *cfg)
 	cfg->log_level = TP_LOG_INFO;
 }
 
-static const struct {
-	const char *name;
-	enum tp_log_level level;
-} level_names[] = {
-        {"debug", TP_LOG_DEBUG},     {"info", TP_LOG_INFO},   {"notice", TP_LOG_NOTICE},
-        {"warning", TP_LOG_WARNING}, {"error", TP_LOG_ERROR},
-};
-
-int tp_config_parse_log_level(const char *s, enum tp_log_level *ret_level)
-{
-	for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {
-		if (strcasecmp(s, level_names[i].name) == 0) {
-			*ret_level = level_names[i].level;
-			return 0;
-		}
-	}
-	return -EINVAL;
-}
-
-const char *tp_config_log_level_name(enum tp_log_level level)
-{
-	for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++)
-		if (level_names[i].level == level)
-			return level_names[i].name;
-	return "info";
-}
-
 int tp_config_stall_ms(const struct tp_config *cfg)
 {
 	if (cfg->stall_timeout_ms > 0)
@@ -200,7 +173,7 @@ int tp_config_parse_args(struct tp_config *cfg, int argc, char **argv, char *err
 			snprintf(cfg->host, sizeof(cfg->host), "%s", optarg);
 			break;
 		case OPT_LOG_LEVEL:
-			if (tp_config_parse_log_level(optarg, &cfg->log_level) < 0) {
+			if (tp_log_level_parse(optarg, &cfg->log_level) < 0) {
 				snprintf(err, errlen,
 				         "--log-level: invalid value '%s' (expected debug, info, notice, "
 				         "warning or error)",

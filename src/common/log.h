@@ -14,7 +14,19 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "config.h"
+enum tp_log_level {
+	TP_LOG_ERROR = 3, /* syslog priorities, so journald gets them as is */
+	TP_LOG_WARNING = 4,
+	TP_LOG_NOTICE = 5,
+	TP_LOG_INFO = 6,
+	TP_LOG_DEBUG = 7,
+};
+
+/* Parse a log level name ("debug", "info", ...). Returns 0 or -EINVAL. */
+int tp_log_level_parse(const char *s, enum tp_log_level *ret_level);
+
+/* The name of a log level ("info"). Never NULL. */
+const char *tp_log_level_name(enum tp_log_level level);
 
 /* An extra structured field: KEY (uppercase, digits, '_') and its value. */
 struct tp_log_field {

@@ -13,11 +13,13 @@
 #define SD_JOURNAL_SUPPRESS_LOCATION
 #include <systemd/sd-journal.h>
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <syslog.h>
@@ -193,4 +195,31 @@ void tp_log_emit(enum tp_log_level level, const char *file, int line, const char
 		emit_journal(level, file, line, func, event, fields, nfields, msg);
 	else
 		emit_stderr(level, event, fields, nfields, msg);
+}
+
+static const struct {
+	const char *name;
+	enum tp_log_level level;
+} level_names[] = {
+        {"debug", TP_LOG_DEBUG},     {"info", TP_LOG_INFO},   {"notice", TP_LOG_NOTICE},
+        {"warning", TP_LOG_WARNING}, {"error", TP_LOG_ERROR},
+};
+
+int tp_log_level_parse(const char *s, enum tp_log_level *ret_level)
+{
+	for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {
+		if (strcasecmp(s, level_names[i].name) == 0) {
+			*ret_level = level_names[i].level;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+const char *tp_log_level_name(enum tp_log_level level)
+{
+	for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++)
+		if (level_names[i].level == level)
+			return level_names[i].name;
+	return "info";
 }

@@ -14,18 +14,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "log.h"
+
 #define TP_DEFAULT_CONFIG_PATH "/etc/tpserver.conf"
 
 /* Exit status for configuration errors (sysexits.h EX_CONFIG). */
 #define TP_EXIT_CONFIG 78
-
-enum tp_log_level {
-	TP_LOG_ERROR = 3, /* syslog priorities, so journald gets them as is */
-	TP_LOG_WARNING = 4,
-	TP_LOG_NOTICE = 5,
-	TP_LOG_INFO = 6,
-	TP_LOG_DEBUG = 7,
-};
 
 struct tp_config {
 	/* listen: ignored under socket activation */
@@ -89,12 +83,6 @@ int tp_config_parse_args(struct tp_config *cfg, int argc, char **argv, char *err
  * or -EINVAL with a message in err.
  */
 int tp_config_validate(const struct tp_config *cfg, char *err, size_t errlen);
-
-/* Parse a log level name ("debug", "info", ...). Returns 0 or -EINVAL. */
-int tp_config_parse_log_level(const char *s, enum tp_log_level *ret_level);
-
-/* The name of a log level ("info"). Never NULL. */
-const char *tp_config_log_level_name(enum tp_log_level level);
 
 /* Effective stall threshold in milliseconds. */
 int tp_config_stall_ms(const struct tp_config *cfg);
