@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * config: defaults, ranges and command-line parsing of tpserver's settings.
- * The libconfig file reader lives in config_file.c and shares the range table.
+ * config: the settings table, and what reads it without a file: the
+ * defaults, the command line and its --help, validation, and the check of
+ * what a reload cannot apply.  The libconfig file reader lives in
+ * config_file.c and reads the same table.
  */
 #include "config.h"
 
@@ -17,53 +19,135 @@
 #define TP_VERSION "0.0.0"
 #endif
 
-#define F(field) offsetof(struct tp_config, field)
+/* An enum setting is stored as an int. */
+_Static_assert(sizeof(enum tp_log_level) == sizeof(int), "log level stored as an int");
 
-const struct tp_config_range tp_config_ranges[] = {
-        {"listen.port", "port", F(port), 0, 65535, false},
-        {"listen.backlog", "backlog", F(backlog), 1, 65535, false},
-        {"pool.workers", "workers", F(workers), 1, 1024, true},
-        {"pool.queue_size", "queue", F(queue_size), 1, 1000000, true},
-        {"pool.queue_timeout_ms", "queue-timeout-ms", F(queue_timeout_ms), 0, 600000, true},
-        {"pool.io_threads", "io-threads", F(io_threads), 1, 64, false},
-        {"limits.max_connections", "max-connections", F(max_connections), 1, 1000000, true},
-        {"limits.max_line_bytes", "max-line-bytes", F(max_line_bytes), 16, 1048576, true},
-        {"limits.max_sleep_ms", "max-sleep-ms", F(max_sleep_ms), 0, 3600000, true},
-        {"limits.idle_timeout_s", "idle-timeout-s", F(idle_timeout_s), 0, 86400, true},
-        {"limits.max_unsent_kib", "max-unsent-kib", F(max_unsent_kib), 4, 1048576, true},
-        {"limits.stall_timeout_ms", "stall-timeout-ms", F(stall_timeout_ms), 0, 86400000, true},
-        {"shutdown_timeout_s", "shutdown-timeout-s", F(shutdown_timeout_s), 0, 3600, true},
-        {NULL, NULL, 0, 0, 0, false},
-};
+static const int log_levels[] = {TP_LOG_DEBUG, TP_LOG_INFO, TP_LOG_NOTICE, TP_LOG_WARNING, TP_LOG_ERROR, -1};
 
-#undef F
-
-void tp_config_defaults(struct tp_config *cfg)
+static const char *log_level_name(int value)
 {
-	memset(cfg, 0, sizeof(*cfg));
-	snprintf(cfg->host, sizeof(cfg->host), "%s", "127.0.0.1");
-	cfg->port = 9000;
-	cfg->backlog = 1024;
-	cfg->workers = 8;
-	cfg->queue_size = 1000;
-	cfg->queue_timeout_ms = 1000;
-	cfg->io_threads = 1;
-	cfg->max_connections = 10000;
-	cfg->max_line_bytes = 4096;
-	cfg->max_sleep_ms = 10000;
-	cfg->idle_timeout_s = 300;
-	cfg->max_unsent_kib = 256;
-	cfg->stall_timeout_ms = 0;
-	cfg->shutdown_timeout_s = 10;
-	cfg->log_level = TP_LOG_INFO;
+	return tp_log_level_name((enum tp_log_level)value);
 }
 
-int tp_config_stall_ms(const struct tp_config *cfg)
+#define FIELD(f) .offset = offsetof(struct tp_config, f), .size = sizeof(((struct tp_config *)NULL)->f)
+#define INT(f, lo, hi) .type = TP_SETTING_INT, FIELD(f), .min = (lo), .max = (hi), .arg = "N"
+
+/*
+ * Later rows, by the issues that add them: listen.proxy_protocol,
+ * proxy_trusted, allow; pool.fairness, max_wait_ms;
+ * limits.max_connections_per_address; shutdown.drain_s, keep_connections;
+ * log.stats_interval_s; metrics.* and agent.* (enabled, host, port).
+ */
+const struct tp_setting tp_settings[] = {
+        {.path = "listen.host",
+         .type = TP_SETTING_STRING,
+         FIELD(host),
+         .min = 1,
+         .max = sizeof(((struct tp_config *)NULL)->host) - 1,
+         .def = "127.0.0.1",
+         .arg = "ADDR",
+         .help = "address to listen on",
+         .socket = true},
+        {.path = "listen.port",
+         INT(port, 0, 65535),
+         .def = "9000",
+         .help = "TCP port, 0 = any free port",
+         .socket = true},
+        {.path = "listen.backlog",
+         INT(backlog, 1, 65535),
+         .def = "1024",
+         .help = "listen backlog",
+         .socket = true},
+        {.path = "pool.workers",
+         INT(workers, 1, 1024),
+         .def = "8",
+         .help = "worker threads",
+         .reloadable = true},
+        {.path = "pool.queue_size",
+         .flag_alias = "queue",
+         INT(queue_size, 1, 1000000),
+         .def = "1000",
+         .help = "bounded queue capacity",
+         .reloadable = true},
+        {.path = "pool.queue_timeout_ms",
+         INT(queue_timeout_ms, 0, 600000),
+         .def = "1000",
+         .help = "wait for queue space before ERR server busy",
+         .reloadable = true},
+        {.path = "pool.io_threads", INT(io_threads, 1, 64), .def = "1", .help = "event-loop threads"},
+        {.path = "limits.max_connections",
+         INT(max_connections, 1, 1000000),
+         .def = "10000",
+         .help = "concurrent clients",
+         .reloadable = true},
+        {.path = "limits.max_line_bytes",
+         INT(max_line_bytes, 16, 1048576),
+         .def = "4096",
+         .help = "longest request line",
+         .reloadable = true},
+        {.path = "limits.max_sleep_ms",
+         INT(max_sleep_ms, 0, 3600000),
+         .def = "10000",
+         .help = "largest SLEEP argument",
+         .reloadable = true},
+        {.path = "limits.idle_timeout_s",
+         INT(idle_timeout_s, 0, 86400),
+         .def = "300",
+         .help = "close idle connections after N s, 0 = never",
+         .reloadable = true},
+        {.path = "limits.max_unsent_kib",
+         INT(max_unsent_kib, 4, 1048576),
+         .def = "256",
+         .help = "stop reading a client with this much unsent output",
+         .reloadable = true},
+        {.path = "limits.stall_timeout_ms",
+         INT(stall_timeout_ms, 0, 86400000),
+         .def = "0",
+         .help = "a worker on one request this long is stuck, 0 = max-sleep-ms + 30000",
+         .reloadable = true},
+        {.path = "shutdown.timeout_s",
+         .file_alias = "shutdown_timeout_s",
+         .flag_alias = "shutdown-timeout-s",
+         INT(shutdown_timeout_s, 0, 3600),
+         .def = "10",
+         .help = "time to finish work on SIGTERM",
+         .reloadable = true},
+        {.path = "log.level",
+         .file_alias = "log_level",
+         .flag_alias = "log-level",
+         .type = TP_SETTING_ENUM,
+         FIELD(log_level),
+         .values = log_levels,
+         .name = log_level_name,
+         .def = "info",
+         .arg = "LEVEL",
+         .help = "least severe messages logged",
+         .reloadable = true},
+        {.path = NULL},
+};
+
+#undef INT
+#undef FIELD
+
+char *tp_setting_flag(const struct tp_setting *s, char *buf, size_t len)
 {
-	if (cfg->stall_timeout_ms > 0)
-		return cfg->stall_timeout_ms;
-	long v = (long)cfg->max_sleep_ms + TP_STALL_MARGIN_MS;
-	return v > INT_MAX ? INT_MAX : (int)v;
+	const char *dot = strrchr(s->path, '.');
+
+	snprintf(buf, len, "%s", dot ? dot + 1 : s->path);
+	for (char *p = buf; *p; p++)
+		if (*p == '_')
+			*p = '-';
+	return buf;
+}
+
+int tp_setting_int(const struct tp_config *cfg, const struct tp_setting *s)
+{
+	return *(const int *)((const char *)cfg + s->offset);
+}
+
+static void *field_of(struct tp_config *cfg, const struct tp_setting *s)
+{
+	return (char *)cfg + s->offset;
 }
 
 /* Strict decimal: optional sign, digits, nothing else, within int. */
@@ -82,124 +166,219 @@ static int parse_int(const char *s, int *ret)
 	return 0;
 }
 
-static const struct tp_config_range *range_by_flag(const char *flag)
+int tp_setting_parse(struct tp_config *cfg, const struct tp_setting *s, const char *text)
 {
-	for (const struct tp_config_range *r = tp_config_ranges; r->name; r++)
-		if (r->flag && strcmp(r->flag, flag) == 0)
-			return r;
-	return NULL;
+	size_t len = strlen(text);
+	int v;
+
+	switch (s->type) {
+	case TP_SETTING_INT:
+		if (parse_int(text, &v) < 0 || v < s->min || v > s->max)
+			return -EINVAL;
+		*(int *)field_of(cfg, s) = v;
+		return 0;
+	case TP_SETTING_ENUM:
+		for (const int *e = s->values; *e >= 0; e++) {
+			if (strcasecmp(text, s->name(*e)) == 0) {
+				*(int *)field_of(cfg, s) = *e;
+				return 0;
+			}
+		}
+		return -EINVAL;
+	case TP_SETTING_STRING:
+		if (len < (size_t)s->min || len > (size_t)s->max || len >= s->size)
+			return -EINVAL;
+		memcpy(field_of(cfg, s), text, len + 1);
+		return 0;
+	case TP_SETTING_BOOL:
+	case TP_SETTING_ADDRESSES:
+		break; /* no setting of these types yet */
+	}
+	return -EINVAL;
+}
+
+char *tp_setting_range(const struct tp_setting *s, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	switch (s->type) {
+	case TP_SETTING_INT:
+		snprintf(buf, len, "%d to %d", s->min, s->max);
+		break;
+	case TP_SETTING_ENUM:
+		for (const int *e = s->values; *e >= 0 && n < len; e++) {
+			const char *sep = e == s->values ? "" : e[1] < 0 ? " or " : ", ";
+			n += (size_t)snprintf(buf + n, len - n, "%s%s", sep, s->name(*e));
+		}
+		break;
+	case TP_SETTING_STRING:
+		snprintf(buf, len, "%d to %d bytes", s->min, s->max);
+		break;
+	case TP_SETTING_BOOL:
+	case TP_SETTING_ADDRESSES:
+		break;
+	}
+	return buf;
+}
+
+/* The value of s in cfg as the command line writes it. */
+static const char *format_value(const struct tp_config *cfg, const struct tp_setting *s, char *buf,
+                                size_t len)
+{
+	switch (s->type) {
+	case TP_SETTING_INT:
+		snprintf(buf, len, "%d", tp_setting_int(cfg, s));
+		return buf;
+	case TP_SETTING_ENUM:
+		return s->name(tp_setting_int(cfg, s));
+	case TP_SETTING_STRING:
+		return (const char *)cfg + s->offset;
+	case TP_SETTING_BOOL:
+	case TP_SETTING_ADDRESSES:
+		break;
+	}
+	return "";
+}
+
+void tp_config_defaults(struct tp_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	for (const struct tp_setting *s = tp_settings; s->path; s++)
+		if (tp_setting_parse(cfg, s, s->def) < 0)
+			abort(); /* a default outside its own range: the table is broken */
+}
+
+int tp_config_stall_ms(const struct tp_config *cfg)
+{
+	if (cfg->stall_timeout_ms > 0)
+		return cfg->stall_timeout_ms;
+	long v = (long)cfg->max_sleep_ms + TP_STALL_MARGIN_MS;
+	return v > INT_MAX ? INT_MAX : (int)v;
+}
+
+/* One line of --help: "      --NAME ARG   text", the text from column 33. */
+static void usage_line(FILE *f, const char *flag, const char *arg, const char *text)
+{
+	int n = fprintf(f, "      --%s %s", flag, arg);
+
+	fprintf(f, "%*s%s\n", n < 32 ? 32 - n : 1, "", text);
 }
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-	        "Usage: tpserver [OPTIONS]\n"
-	        "Serve SLEEP and ECHO requests over TCP on a fixed pool of worker threads.\n"
-	        "\n"
-	        "  -c, --config PATH           configuration file (default " TP_DEFAULT_CONFIG_PATH
-	        " if it exists)\n"
-	        "  -t, --check-config          validate the configuration, print it, exit\n"
-	        "  -q, --quiet                 with --check-config: print only errors\n"
-	        "      --host ADDR             address to listen on (default 127.0.0.1)\n"
-	        "      --port N                TCP port (default 9000)\n"
-	        "      --backlog N             listen backlog (default 1024)\n"
-	        "      --workers N             worker threads (default 8)\n"
-	        "      --queue N               bounded queue capacity (default 1000)\n"
-	        "      --queue-timeout-ms N    wait for queue space before ERR server busy (default 1000)\n"
-	        "      --io-threads N          event-loop threads (default 1)\n"
-	        "      --max-connections N     concurrent clients (default 10000)\n"
-	        "      --max-line-bytes N      longest request line (default 4096)\n"
-	        "      --max-sleep-ms N        largest SLEEP argument (default 10000)\n"
-	        "      --idle-timeout-s N      close idle connections after N s, 0 = never (default 300)\n"
-	        "      --max-unsent-kib N      stop reading a client with this much unsent output (default "
-	        "256)\n"
-	        "      --stall-timeout-ms N    a worker on one request this long is stuck (default "
-	        "max-sleep-ms + 30000)\n"
-	        "      --shutdown-timeout-s N  time to finish work on SIGTERM (default 10)\n"
-	        "      --log-level LEVEL       debug, info, notice, warning or error (default info)\n"
-	        "  -h, --help                  show this help\n"
-	        "  -V, --version               show the version\n");
+	char flag[64], text[256], range[128];
+
+	fprintf(f, "Usage: tpserver [OPTIONS]\n"
+	           "Serve SLEEP and ECHO requests over TCP on a fixed pool of worker threads.\n"
+	           "\n"
+	           "  -c, --config PATH             configuration file (default " TP_DEFAULT_CONFIG_PATH
+	           " if it exists)\n"
+	           "  -t, --check-config            validate the configuration, print it, exit\n"
+	           "  -q, --quiet                   with --check-config: print only errors\n");
+	for (const struct tp_setting *s = tp_settings; s->path; s++) {
+		tp_setting_flag(s, flag, sizeof(flag));
+		if (s->type == TP_SETTING_STRING)
+			snprintf(text, sizeof(text), "%s (default %s)", s->help, s->def);
+		else
+			snprintf(text, sizeof(text), "%s (%s; default %s)", s->help,
+			         tp_setting_range(s, range, sizeof(range)), s->def);
+		usage_line(f, flag, s->arg, text);
+		if (s->flag_alias) {
+			snprintf(text, sizeof(text), "same as --%s", flag);
+			usage_line(f, s->flag_alias, s->arg, text);
+		}
+	}
+	fprintf(f, "  -h, --help                    show this help\n"
+	           "  -V, --version                 show the version\n");
+}
+
+enum { OPT_SETTING = 256 };
+
+_Static_assert(sizeof(tp_settings) / sizeof(tp_settings[0]) <= TP_SETTINGS_MAX, "raise TP_SETTINGS_MAX");
+
+/* Flag names are built here: the table holds only the paths they come from. */
+struct options {
+	char flags[TP_SETTINGS_MAX][48];
+	struct option opts[8 + 2 * TP_SETTINGS_MAX];
+};
+
+static void build_options(struct options *o)
+{
+	static const struct option fixed[] = {
+	        {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 't'},
+	        {"quiet", no_argument, NULL, 'q'},        {"help", no_argument, NULL, 'h'},
+	        {"version", no_argument, NULL, 'V'},
+	};
+	size_t n = 0, i = 0;
+
+	for (; n < sizeof(fixed) / sizeof(fixed[0]); n++)
+		o->opts[n] = fixed[n];
+	for (const struct tp_setting *s = tp_settings; s->path; s++, i++) {
+		int val = OPT_SETTING + (int)i;
+		tp_setting_flag(s, o->flags[i], sizeof(o->flags[i]));
+		o->opts[n++] = (struct option){o->flags[i], required_argument, NULL, val};
+		if (s->flag_alias)
+			o->opts[n++] = (struct option){s->flag_alias, required_argument, NULL, val};
+	}
+	o->opts[n] = (struct option){NULL, 0, NULL, 0};
+}
+
+/* Apply one option c (its argument in optarg).  Returns 0, 1 (exit 0) or -EINVAL. */
+static int apply_option(struct tp_config *cfg, int c, const char *used, char *err, size_t errlen)
+{
+	char range[128];
+
+	switch (c) {
+	case 'c':
+		snprintf(cfg->config_path, sizeof(cfg->config_path), "%s", optarg);
+		cfg->config_explicit = true;
+		return 0;
+	case 't':
+		cfg->check_config = true;
+		return 0;
+	case 'q':
+		cfg->quiet = true;
+		return 0;
+	case 'h':
+		usage(stdout);
+		return 1;
+	case 'V':
+		printf("tpserver %s\n", TP_VERSION);
+		return 1;
+	default: {
+		const struct tp_setting *s = &tp_settings[c - OPT_SETTING];
+		if (tp_setting_parse(cfg, s, optarg) < 0) {
+			snprintf(err, errlen, "--%s: invalid value '%s' (expected %s%s)", used, optarg,
+			         s->type == TP_SETTING_INT ? "an integer from " : "",
+			         tp_setting_range(s, range, sizeof(range)));
+			return -EINVAL;
+		}
+		return 0;
+	}
+	}
 }
 
 int tp_config_parse_args(struct tp_config *cfg, int argc, char **argv, char *err, size_t errlen)
 {
-	enum { OPT_HOST = 256, OPT_LOG_LEVEL, OPT_RANGE };
-	static const struct option fixed[] = {
-	        {"config", required_argument, NULL, 'c'},
-	        {"check-config", no_argument, NULL, 't'},
-	        {"quiet", no_argument, NULL, 'q'},
-	        {"help", no_argument, NULL, 'h'},
-	        {"version", no_argument, NULL, 'V'},
-	        {"host", required_argument, NULL, OPT_HOST},
-	        {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
-	};
-	const size_t nfixed = sizeof(fixed) / sizeof(fixed[0]);
-	struct option opts[64];
-	size_t n = 0;
-	int c, idx;
+	struct options o;
+	int c, idx = -1, r;
 
-	for (size_t i = 0; i < nfixed; i++)
-		opts[n++] = fixed[i];
-	for (const struct tp_config_range *r = tp_config_ranges; r->name; r++)
-		if (r->flag)
-			opts[n++] = (struct option){r->flag, required_argument, NULL, OPT_RANGE};
-	opts[n] = (struct option){NULL, 0, NULL, 0};
-
+	build_options(&o);
 	optind = 0; /* full reset: parse_args runs twice (before and after the file) */
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":c:tqhV", opts, &idx)) != -1) {
-		switch (c) {
-		case 'c':
-			snprintf(cfg->config_path, sizeof(cfg->config_path), "%s", optarg);
-			cfg->config_explicit = true;
-			break;
-		case 't':
-			cfg->check_config = true;
-			break;
-		case 'q':
-			cfg->quiet = true;
-			break;
-		case 'h':
-			usage(stdout);
-			return 1;
-		case 'V':
-			printf("tpserver %s\n", TP_VERSION);
-			return 1;
-		case OPT_HOST:
-			if (strlen(optarg) == 0 || strlen(optarg) >= sizeof(cfg->host)) {
-				snprintf(err, errlen, "--host: invalid address '%s'", optarg);
-				return -EINVAL;
-			}
-			snprintf(cfg->host, sizeof(cfg->host), "%s", optarg);
-			break;
-		case OPT_LOG_LEVEL:
-			if (tp_log_level_parse(optarg, &cfg->log_level) < 0) {
-				snprintf(err, errlen,
-				         "--log-level: invalid value '%s' (expected debug, info, notice, "
-				         "warning or error)",
-				         optarg);
-				return -EINVAL;
-			}
-			break;
-		case OPT_RANGE: {
-			const struct tp_config_range *r = range_by_flag(opts[idx].name);
-			int v;
-			if (parse_int(optarg, &v) < 0 || v < r->min || v > r->max) {
-				snprintf(err, errlen,
-				         "--%s: invalid value '%s' (expected an integer from %d to %d)",
-				         r->flag, optarg, r->min, r->max);
-				return -EINVAL;
-			}
-			*(int *)((char *)cfg + r->offset) = v;
-			break;
-		}
-		case ':':
+	while ((c = getopt_long(argc, argv, ":c:tqhV", o.opts, &idx)) != -1) {
+		if (c == ':') {
 			snprintf(err, errlen, "%s: missing argument", argv[optind - 1]);
 			return -EINVAL;
-		default:
+		}
+		if (c == '?') {
 			snprintf(err, errlen, "%s: unknown option (see --help)", argv[optind - 1]);
 			return -EINVAL;
 		}
+		r = apply_option(cfg, c, c >= OPT_SETTING ? o.opts[idx].name : "", err, errlen);
+		if (r != 0)
+			return r;
 	}
 	if (optind < argc) {
 		snprintf(err, errlen, "%s: unexpected argument (see --help)", argv[optind]);
@@ -210,17 +389,72 @@ int tp_config_parse_args(struct tp_config *cfg, int argc, char **argv, char *err
 
 int tp_config_validate(const struct tp_config *cfg, char *err, size_t errlen)
 {
-	for (const struct tp_config_range *r = tp_config_ranges; r->name; r++) {
-		int v = *(const int *)((const char *)cfg + r->offset);
-		if (v < r->min || v > r->max) {
-			snprintf(err, errlen, "%s: %d is out of range (%d to %d)", r->name, v, r->min,
-			         r->max);
-			return -EINVAL;
+	for (const struct tp_setting *s = tp_settings; s->path; s++) {
+		int v = tp_setting_int(cfg, s);
+		size_t len;
+
+		switch (s->type) {
+		case TP_SETTING_INT:
+			if (v < s->min || v > s->max) {
+				snprintf(err, errlen, "%s: %d is out of range (%d to %d)", s->path, v, s->min,
+				         s->max);
+				return -EINVAL;
+			}
+			break;
+		case TP_SETTING_STRING:
+			len = strnlen((const char *)cfg + s->offset, s->size);
+			if (len == 0) {
+				snprintf(err, errlen, "%s: must not be empty", s->path);
+				return -EINVAL;
+			}
+			if (len > (size_t)s->max || len == s->size) {
+				snprintf(err, errlen, "%s: longer than %d bytes", s->path, s->max);
+				return -EINVAL;
+			}
+			break;
+		case TP_SETTING_ENUM:
+		case TP_SETTING_BOOL:
+		case TP_SETTING_ADDRESSES:
+			break; /* only ever set through tp_setting_parse() */
 		}
 	}
-	if (cfg->host[0] == '\0') {
-		snprintf(err, errlen, "listen.host: must not be empty");
-		return -EINVAL;
-	}
 	return 0;
+}
+
+static bool same_value(const struct tp_config *a, const struct tp_config *b, const struct tp_setting *s)
+{
+	const char *va = (const char *)a + s->offset, *vb = (const char *)b + s->offset;
+
+	if (s->type == TP_SETTING_STRING)
+		return strcmp(va, vb) == 0;
+	return memcmp(va, vb, s->size) == 0;
+}
+
+const struct tp_setting *tp_config_reload_diff(const struct tp_config *running,
+                                               const struct tp_config *loaded, const struct tp_setting *after,
+                                               char *msg, size_t msglen)
+{
+	bool skip_socket = after && after->socket;
+	char buf[64];
+
+	for (const struct tp_setting *s = after ? after + 1 : tp_settings; s->path; s++) {
+		if (s->reloadable || (skip_socket && s->socket) || same_value(running, loaded, s))
+			continue;
+		if (s->socket)
+			snprintf(msg, msglen,
+			         "listen settings changed (%s:%d): a restart is needed to apply them",
+			         loaded->host, loaded->port);
+		else
+			snprintf(msg, msglen, "%s changed to %s: a restart is needed to apply it", s->path,
+			         format_value(loaded, s, buf, sizeof(buf)));
+		return s;
+	}
+	return NULL;
+}
+
+void tp_config_keep_restart_settings(struct tp_config *loaded, const struct tp_config *running)
+{
+	for (const struct tp_setting *s = tp_settings; s->path; s++)
+		if (!s->reloadable)
+			memcpy((char *)loaded + s->offset, (const char *)running + s->offset, s->size);
 }

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * config: every tunable setting of tpserver in one struct, its built-in
- * defaults, its valid ranges, and the command line that overrides them.
+ * config: every tunable setting of tpserver in one struct, and one table,
+ * tp_settings[], holding each setting's name, default, range, help text and
+ * reload behaviour, which the command line, --help, validation, the file,
+ * --check-config, reload and the documentation check all read.
  *
  * The configuration file (libconfig) and the command line both fill the same
  * struct tp_config; validation is shared so an out-of-range value gets the
@@ -41,8 +43,8 @@ struct tp_config {
 	int max_unsent_kib;
 	int stall_timeout_ms; /* 0 = max_sleep_ms + TP_STALL_MARGIN_MS */
 
-	int shutdown_timeout_s;
-	enum tp_log_level log_level;
+	int shutdown_timeout_s;      /* shutdown.timeout_s */
+	enum tp_log_level log_level; /* log.level */
 
 	/* command line only */
 	char config_path[4096]; /* empty: the default path, if it exists */
@@ -54,18 +56,63 @@ struct tp_config {
 /* Margin added to max_sleep_ms for the default stall threshold. */
 #define TP_STALL_MARGIN_MS 30000
 
-/* Bounds of each numeric setting; one table used by file, flags and docs. */
-struct tp_config_range {
-	const char *name; /* libconfig path, e.g. "pool.workers" */
-	const char *flag; /* command-line flag without dashes, or NULL */
-	size_t offset;    /* offsetof(struct tp_config, field), an int */
-	int min;
-	int max;
-	bool reloadable; /* applied live on SIGHUP */
+/* How a setting's value is stored in struct tp_config and written. */
+enum tp_setting_type {
+	TP_SETTING_INT,       /* int, within min..max */
+	TP_SETTING_BOOL,      /* bool; its flag also takes --no-NAME (no setting yet) */
+	TP_SETTING_ENUM,      /* an int holding one of values[], written by name */
+	TP_SETTING_STRING,    /* char[size], min..max bytes long */
+	TP_SETTING_ADDRESSES, /* a list of addresses (no setting yet) */
 };
 
-/* The table of numeric settings, terminated by an entry with name == NULL. */
-extern const struct tp_config_range tp_config_ranges[];
+/*
+ * One setting: everything the file, the flags, --help, --check-config,
+ * reload and the documentation check know about it.  Its flag is the leaf
+ * of path with '_' written '-' (pool.queue_size: --queue-size).
+ */
+struct tp_setting {
+	const char *path;       /* libconfig path, e.g. "pool.queue_size" */
+	const char *file_alias; /* older path the file still accepts, or NULL */
+	const char *flag_alias; /* older flag (without dashes) still accepted, or NULL */
+	enum tp_setting_type type;
+	size_t offset;                  /* offsetof(struct tp_config, field) */
+	size_t size;                    /* sizeof the field */
+	int min;                        /* INT: smallest value; STRING: shortest length */
+	int max;                        /* INT: largest value; STRING: longest length */
+	const int *values;              /* ENUM: the values allowed, ending with -1 */
+	const char *(*name)(int value); /* ENUM: a value's name */
+	const char *def;                /* the default, written as on the command line */
+	const char *arg;                /* what --help calls the value: N, ADDR, LEVEL */
+	const char *help;               /* one line for --help */
+	bool reloadable;                /* SIGHUP applies a new value to the running server */
+	bool socket; /* a property of the listening socket: ignored under socket activation */
+};
+
+/* Every setting, in the file's order; ends with an entry whose path is NULL. */
+#define TP_SETTINGS_MAX 64 /* entries, the end included */
+extern const struct tp_setting tp_settings[];
+
+/*
+ * The flag of setting s without its dashes ("queue-size") in buf.  Returns
+ * buf.  Never fails: a flag longer than len - 1 is cut short.
+ */
+char *tp_setting_flag(const struct tp_setting *s, char *buf, size_t len);
+
+/*
+ * Set s in *cfg from text, as the command line writes it ("8", "info",
+ * "127.0.0.1").  Returns 0, or -EINVAL when text is not a valid value of s
+ * (nothing changed, no message: the caller names the flag or the line).
+ */
+int tp_setting_parse(struct tp_config *cfg, const struct tp_setting *s, const char *text);
+
+/*
+ * The values s allows, for --help and error messages, in buf: "1 to 1024",
+ * "debug, info, notice, warning or error", "1 to 255 bytes".  Returns buf.
+ */
+char *tp_setting_range(const struct tp_setting *s, char *buf, size_t len);
+
+/* The int (INT, ENUM) at s in cfg. */
+int tp_setting_int(const struct tp_config *cfg, const struct tp_setting *s);
 
 /* Fill *cfg with the built-in defaults. Never fails. */
 void tp_config_defaults(struct tp_config *cfg);
@@ -83,6 +130,26 @@ int tp_config_parse_args(struct tp_config *cfg, int argc, char **argv, char *err
  * or -EINVAL with a message in err.
  */
 int tp_config_validate(const struct tp_config *cfg, char *err, size_t errlen);
+
+/*
+ * The next setting after `after` (NULL: from the first) that a reload
+ * cannot apply (reloadable false) and whose value differs between running
+ * and loaded, with the warning to log about it in msg; NULL when there is
+ * none left.  The settings of the listening socket (socket true) count as
+ * one change: after one of them the others are skipped, and the message
+ * names the new address ("listen settings changed (HOST:PORT): a restart is
+ * needed to apply them"); any other says "PATH changed to VALUE: a restart
+ * is needed to apply it".  Never logs, never changes either configuration.
+ */
+const struct tp_setting *tp_config_reload_diff(const struct tp_config *running,
+                                               const struct tp_config *loaded, const struct tp_setting *after,
+                                               char *msg, size_t msglen);
+
+/*
+ * Copy into *loaded, from *running, every setting a reload cannot apply, so
+ * that the configuration a reload installs says what really runs.
+ */
+void tp_config_keep_restart_settings(struct tp_config *loaded, const struct tp_config *running);
 
 /* Effective stall threshold in milliseconds. */
 int tp_config_stall_ms(const struct tp_config *cfg);

@@ -5,9 +5,11 @@
  * Loading walks every setting the file contains, groups included, and looks
  * each one up in the schema, instead of looking the schema up in the file:
  * that way a setting the schema does not know (a typo such as pool.workerz)
- * is reported with its line rather than silently ignored.  The numeric part
- * of the schema is tp_config_ranges[] from config.c, so a range is defined
- * once for the file, the flags and this module's output.
+ * is reported with its line rather than silently ignored.  The schema is
+ * tp_settings[] from config.c, so a setting is defined once for the file,
+ * the flags and this module's output.  A setting's older name (the
+ * top-level shutdown_timeout_s and log_level) is accepted as well, but one
+ * setting given under both names is an error.
  */
 #include "config_file.h"
 
@@ -20,19 +22,6 @@
 
 #include <libconfig.h>
 
-/* The settings that are strings; everything else is in tp_config_ranges[]. */
-enum string_kind { STRING_HOST, STRING_LOG_LEVEL };
-
-static const struct {
-	const char *name;
-	enum string_kind kind;
-} string_settings[] = {
-        {"listen.host", STRING_HOST},
-        {"log_level", STRING_LOG_LEVEL},
-};
-
-#define N_STRING_SETTINGS (sizeof(string_settings) / sizeof(string_settings[0]))
-
 /* A configuration file larger than this is a mistake, not a configuration. */
 #define MAX_FILE_BYTES (1024 * 1024)
 
@@ -42,6 +31,7 @@ struct load {
 	const char *text; /* the whole file, for literal_differs() */
 	char *err;
 	size_t errlen;
+	const config_setting_t *seen[TP_SETTINGS_MAX]; /* by tp_settings[] index: where set */
 };
 
 /*
@@ -77,30 +67,22 @@ static bool is_prefix(const char *full, const char *gpath, const char *name)
 	return rest && *rest == '.';
 }
 
-static const struct tp_config_range *find_range(const char *gpath, const char *name)
+/* The setting called name in the group at gpath, by its path or its older name. */
+static const struct tp_setting *find_setting(const char *gpath, const char *name)
 {
-	for (const struct tp_config_range *r = tp_config_ranges; r->name; r++)
-		if (is_exactly(r->name, gpath, name))
-			return r;
+	for (const struct tp_setting *s = tp_settings; s->path; s++)
+		if (is_exactly(s->path, gpath, name) ||
+		    (s->file_alias && is_exactly(s->file_alias, gpath, name)))
+			return s;
 	return NULL;
-}
-
-static int find_string(const char *gpath, const char *name)
-{
-	for (size_t i = 0; i < N_STRING_SETTINGS; i++)
-		if (is_exactly(string_settings[i].name, gpath, name))
-			return (int)i;
-	return -1;
 }
 
 /* A group is known when some setting of the schema lives under it. */
 static bool is_known_group(const char *gpath, const char *name)
 {
-	for (const struct tp_config_range *r = tp_config_ranges; r->name; r++)
-		if (is_prefix(r->name, gpath, name))
-			return true;
-	for (size_t i = 0; i < N_STRING_SETTINGS; i++)
-		if (is_prefix(string_settings[i].name, gpath, name))
+	for (const struct tp_setting *s = tp_settings; s->path; s++)
+		if (is_prefix(s->path, gpath, name) ||
+		    (s->file_alias && is_prefix(s->file_alias, gpath, name)))
 			return true;
 	return false;
 }
@@ -259,7 +241,7 @@ static bool literal_differs(const char *text, unsigned line, const char *name, l
 }
 
 static int apply_int(const struct load *ld, const config_setting_t *s, const char *gpath,
-                     const struct tp_config_range *r)
+                     const struct tp_setting *r)
 {
 	const char *text = ld->text;
 	char *included = NULL;
@@ -289,55 +271,70 @@ static int apply_int(const struct load *ld, const config_setting_t *s, const cha
 	} else if (v < r->min || v > r->max) {
 		ret = fail(ld, s, gpath, "%lld is out of range (%d to %d)", v, r->min, r->max);
 	} else {
-		*(int *)((char *)ld->cfg + r->offset) = (int)v;
+		*(int *)((char *)ld->cfg + r->offset) = (int)v; /* in range: cannot fail */
 		ret = 0;
 	}
 	free(included);
 	return ret;
 }
 
-static int apply_string(const struct load *ld, const config_setting_t *s, const char *gpath,
-                        enum string_kind kind)
+/* A string, or the name of an enum's value. */
+static int apply_text(const struct load *ld, const config_setting_t *s, const char *gpath,
+                      const struct tp_setting *set)
 {
+	char range[128];
 	const char *v;
+	size_t len;
 
 	if (config_setting_type(s) != CONFIG_TYPE_STRING)
 		return fail(ld, s, gpath, "expected a string");
 	v = config_setting_get_string(s);
+	len = strlen(v);
+	if (set->type == TP_SETTING_STRING && len < (size_t)set->min)
+		return fail(ld, s, gpath, "must not be empty");
+	if (set->type == TP_SETTING_STRING && len > (size_t)set->max)
+		return fail(ld, s, gpath, "longer than %d bytes", set->max);
+	if (tp_setting_parse(ld->cfg, set, v) < 0)
+		return fail(ld, s, gpath, "invalid value \"%s\" (expected %s)", v,
+		            tp_setting_range(set, range, sizeof(range)));
+	return 0;
+}
 
-	switch (kind) {
-	case STRING_HOST:
-		if (v[0] == '\0')
-			return fail(ld, s, gpath, "must not be empty");
-		if (strlen(v) >= sizeof(ld->cfg->host))
-			return fail(ld, s, gpath, "longer than %zu bytes", sizeof(ld->cfg->host) - 1);
-		snprintf(ld->cfg->host, sizeof(ld->cfg->host), "%s", v);
-		return 0;
-	case STRING_LOG_LEVEL:
-		if (tp_log_level_parse(v, &ld->cfg->log_level) < 0)
-			return fail(ld, s, gpath,
-			            "invalid value \"%s\" (expected debug, info, notice, warning or error)",
-			            v);
-		return 0;
+/* Apply setting s, which the file sets as set (by its path or its older name). */
+static int apply(struct load *ld, const config_setting_t *s, const char *gpath, const struct tp_setting *set)
+{
+	const config_setting_t **seen = &ld->seen[set - tp_settings];
+
+	if (*seen)
+		return fail(ld, s, gpath, "already set on line %u",
+		            (unsigned)config_setting_source_line(*seen));
+	*seen = s;
+	switch (set->type) {
+	case TP_SETTING_INT:
+		return apply_int(ld, s, gpath, set);
+	case TP_SETTING_ENUM:
+	case TP_SETTING_STRING:
+		return apply_text(ld, s, gpath, set);
+	case TP_SETTING_BOOL:
+	case TP_SETTING_ADDRESSES:
+		break; /* no setting of these types yet */
 	}
-	return -EINVAL;
+	return fail(ld, s, gpath, "unknown setting");
 }
 
 /* Apply every member of group (whose path is gpath, "" for the root). */
-static int walk(const struct load *ld, const config_setting_t *group, const char *gpath)
+static int walk(struct load *ld, const config_setting_t *group, const char *gpath)
 {
 	int n = config_setting_length(group);
 
 	for (int i = 0; i < n; i++) {
 		const config_setting_t *s = config_setting_get_elem(group, (unsigned)i);
 		const char *name = config_setting_name(s);
-		const struct tp_config_range *r;
-		int idx, ret;
+		const struct tp_setting *set;
+		int ret;
 
-		if ((r = find_range(gpath, name)) != NULL) {
-			ret = apply_int(ld, s, gpath, r);
-		} else if ((idx = find_string(gpath, name)) >= 0) {
-			ret = apply_string(ld, s, gpath, string_settings[idx].kind);
+		if ((set = find_setting(gpath, name)) != NULL) {
+			ret = apply(ld, s, gpath, set);
 		} else if (is_known_group(gpath, name)) {
 			char child[128];
 
@@ -358,7 +355,7 @@ static int walk(const struct load *ld, const config_setting_t *group, const char
 int tp_config_load_file(struct tp_config *cfg, const char *path, char *err, size_t errlen)
 {
 	struct tp_config copy = *cfg;
-	struct load ld = {&copy, path, NULL, err, errlen};
+	struct load ld = {.cfg = &copy, .path = path, .err = err, .errlen = errlen};
 	char *text = NULL;
 	char msg[512];
 	config_t c;
@@ -408,29 +405,28 @@ static void print_quoted(FILE *f, const char *s)
 	fputc('"', f);
 }
 
-static void print_string_setting(const struct tp_config *cfg, FILE *f, size_t i, const char *leaf,
-                                 const char *indent)
+static void print_setting(const struct tp_config *cfg, FILE *f, const struct tp_setting *s, const char *leaf,
+                          const char *indent)
 {
 	fprintf(f, "%s%s = ", indent, leaf);
-	switch (string_settings[i].kind) {
-	case STRING_HOST:
-		print_quoted(f, cfg->host);
+	switch (s->type) {
+	case TP_SETTING_INT:
+		fprintf(f, "%d;", tp_setting_int(cfg, s));
 		break;
-	case STRING_LOG_LEVEL:
-		print_quoted(f, tp_log_level_name(cfg->log_level));
+	case TP_SETTING_ENUM:
+		print_quoted(f, s->name(tp_setting_int(cfg, s)));
+		fputc(';', f);
 		break;
+	case TP_SETTING_STRING:
+		print_quoted(f, (const char *)cfg + s->offset);
+		fputc(';', f);
+		break;
+	case TP_SETTING_BOOL:
+	case TP_SETTING_ADDRESSES:
+		break; /* no setting of these types yet */
 	}
-	fputs(";\n", f);
-}
-
-static void print_int_setting(const struct tp_config *cfg, FILE *f, const struct tp_config_range *r,
-                              const char *leaf, const char *indent)
-{
-	int v = *(const int *)((const char *)cfg + r->offset);
-
-	fprintf(f, "%s%s = %d;", indent, leaf, v);
 	/* The effective value of an automatic setting is what one checks for. */
-	if (strcmp(r->name, "limits.stall_timeout_ms") == 0 && v == 0)
+	if (s->offset == offsetof(struct tp_config, stall_timeout_ms) && cfg->stall_timeout_ms == 0)
 		fprintf(f, " # automatic: max_sleep_ms + %d = %d", TP_STALL_MARGIN_MS,
 		        tp_config_stall_ms(cfg));
 	fputc('\n', f);
@@ -449,7 +445,7 @@ static const char *leaf_in(const char *name, const char *group, size_t glen)
 	return name + glen + 1;
 }
 
-/* Print the members of one group, strings first (listen.host before port). */
+/* Print the members of one group (glen 0: the root), in the table's order. */
 static void print_members(const struct tp_config *cfg, FILE *f, const char *group, size_t glen)
 {
 	const char *indent = glen ? "  " : "";
@@ -457,34 +453,27 @@ static void print_members(const struct tp_config *cfg, FILE *f, const char *grou
 
 	if (glen)
 		fprintf(f, "%.*s = {\n", (int)glen, group);
-	for (size_t i = 0; i < N_STRING_SETTINGS; i++)
-		if (glen && (leaf = leaf_in(string_settings[i].name, group, glen)) != NULL)
-			print_string_setting(cfg, f, i, leaf, indent);
-	for (const struct tp_config_range *r = tp_config_ranges; r->name; r++)
-		if ((leaf = leaf_in(r->name, group, glen)) != NULL)
-			print_int_setting(cfg, f, r, leaf, indent);
-	/* At the root, strings go last so the output follows the shipped file. */
-	for (size_t i = 0; i < N_STRING_SETTINGS; i++)
-		if (!glen && (leaf = leaf_in(string_settings[i].name, group, glen)) != NULL)
-			print_string_setting(cfg, f, i, leaf, indent);
+	for (const struct tp_setting *s = tp_settings; s->path; s++)
+		if ((leaf = leaf_in(s->path, group, glen)) != NULL)
+			print_setting(cfg, f, s, leaf, indent);
 	if (glen)
 		fputs("};\n", f);
 }
 
 void tp_config_print(const struct tp_config *cfg, FILE *f)
 {
-	/* Groups in the order they first appear in the range table. */
-	for (const struct tp_config_range *r = tp_config_ranges; r->name; r++) {
-		const char *dot = strchr(r->name, '.');
-		size_t glen = dot ? (size_t)(dot - r->name) : 0;
+	/* Groups in the order they first appear in the table. */
+	for (const struct tp_setting *s = tp_settings; s->path; s++) {
+		const char *dot = strchr(s->path, '.');
+		size_t glen = dot ? (size_t)(dot - s->path) : 0;
 		bool seen = false;
 
 		if (!glen)
 			continue;
-		for (const struct tp_config_range *q = tp_config_ranges; q != r && !seen; q++)
-			seen = leaf_in(q->name, r->name, glen) != NULL;
+		for (const struct tp_setting *q = tp_settings; q != s && !seen; q++)
+			seen = leaf_in(q->path, s->path, glen) != NULL;
 		if (!seen)
-			print_members(cfg, f, r->name, glen);
+			print_members(cfg, f, s->path, glen);
 	}
 	print_members(cfg, f, "", 0);
 }

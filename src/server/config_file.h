@@ -3,8 +3,8 @@
  * config_file: tpserver's configuration file (libconfig syntax), read on top
  * of the built-in defaults and written back out by --check-config.
  *
- * The schema is the range table of config.h plus the two string settings
- * listen.host and log_level.  Every setting in the file must be in the
+ * The schema is the settings table of config.h (tp_settings[]), each
+ * setting by its path or its older name.  Every setting in the file must be in the
  * schema: a misspelt name is an error, never silently ignored, because a
  * typo in a limit would otherwise leave the default in force unnoticed.
  * This module never logs; errors go into a caller-supplied buffer as one

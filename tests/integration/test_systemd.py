@@ -302,7 +302,7 @@ class ConfigErrors(unittest.TestCase):
             p = subprocess.run([TPSERVER, flag, "--config", conf], capture_output=True, text=True, timeout=10)
             self.assertEqual(p.returncode, 0, p.stderr)
             self.assertRegex(p.stdout, r"workers\s*=\s*12;")
-            self.assertRegex(p.stdout, r'log_level\s*=\s*"debug";')
+            self.assertRegex(p.stdout, r'log = \{\n  level = "debug";')
         p = subprocess.run([TPSERVER, "-t", "--quiet", "--config", conf], capture_output=True, text=True,
                            timeout=10)
         self.assertEqual((p.returncode, p.stdout), (0, ""))
