@@ -257,12 +257,24 @@ int tp_config_stall_ms(const struct tp_config *cfg)
 	return v > INT_MAX ? INT_MAX : (int)v;
 }
 
-/* One line of --help: "      --NAME ARG   text", the text from column 33. */
+/* One entry of --help: "      --NAME ARG", then text from column 33, wrapped before column 80. */
 static void usage_line(FILE *f, const char *flag, const char *arg, const char *text)
 {
-	int n = fprintf(f, "      --%s %s", flag, arg);
+	const int width = 79 - 32;
+	int col = fprintf(f, "      --%s %s", flag, arg);
 
-	fprintf(f, "%*s%s\n", n < 32 ? 32 - n : 1, "", text);
+	while (*text) {
+		int n = (int)strlen(text);
+
+		if (n > width)
+			for (n = width; n > 0 && text[n] != ' '; n--)
+				;
+		if (n == 0)
+			n = (int)strcspn(text, " "); /* one word longer than the column */
+		fprintf(f, "%*s%.*s\n", col < 32 ? 32 - col : 1, "", n, text);
+		text += n + strspn(text + n, " ");
+		col = 0;
+	}
 }
 
 static void usage(FILE *f)
