@@ -56,7 +56,12 @@ struct tp_config {
 /* Margin added to max_sleep_ms for the default stall threshold. */
 #define TP_STALL_MARGIN_MS 30000
 
-/* How a setting's value is stored in struct tp_config and written. */
+/*
+ * How a setting's value is stored in struct tp_config and written.  BOOL and
+ * ADDRESSES have no setting yet: the first row of either type implements it
+ * in each switch on the type (a BOOL flag takes no argument and also exists
+ * as --no-NAME; the file writes true or false).
+ */
 enum tp_setting_type {
 	TP_SETTING_INT,       /* int, within min..max */
 	TP_SETTING_BOOL,      /* bool; its flag also takes --no-NAME (no setting yet) */

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests of config.c and config_file.c: the built-in defaults, the
- * libconfig file (valid files, the shipped file, every error with its exact
- * message, the configuration left unchanged on error), the command line and
- * its precedence over the file, and the print-then-load round trip that
- * tpserver --check-config relies on.  Files are written to mkstemp() paths.
+ * Unit tests of config.c and config_file.c: the settings table, the
+ * built-in defaults, the libconfig file (valid files, the shipped file, the
+ * older top-level names, every error with its exact message, the
+ * configuration left unchanged on error), the command line with its older
+ * flags and its precedence over the file, the print-then-load round trip
+ * that tpserver --check-config relies on, and what a reload cannot apply.
+ * Files are written to mkstemp() paths.
  */
 #include <errno.h>
 #include <setjmp.h>
