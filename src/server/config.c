@@ -107,14 +107,14 @@ const struct tp_setting tp_settings[] = {
          .reloadable = true},
         {.path = "shutdown.timeout_s",
          .file_alias = "shutdown_timeout_s",
-         .flag_alias = "shutdown-timeout-s",
+         .flag = "shutdown-timeout-s",
          INT(shutdown_timeout_s, 0, 3600),
          .def = "10",
          .help = "time to finish work on SIGTERM",
          .reloadable = true},
         {.path = "log.level",
          .file_alias = "log_level",
-         .flag_alias = "log-level",
+         .flag = "log-level",
          .type = TP_SETTING_ENUM,
          FIELD(log_level),
          .values = log_levels,
@@ -133,6 +133,10 @@ char *tp_setting_flag(const struct tp_setting *s, char *buf, size_t len)
 {
 	const char *dot = strrchr(s->path, '.');
 
+	if (s->flag) {
+		snprintf(buf, len, "%s", s->flag);
+		return buf;
+	}
 	snprintf(buf, len, "%s", dot ? dot + 1 : s->path);
 	for (char *p = buf; *p; p++)
 		if (*p == '_')

@@ -78,6 +78,7 @@ enum tp_setting_type {
 struct tp_setting {
 	const char *path;       /* libconfig path, e.g. "pool.queue_size" */
 	const char *file_alias; /* older path the file still accepts, or NULL */
+	const char *flag;       /* the flag (without dashes) where the leaf name is too vague, or NULL */
 	const char *flag_alias; /* older flag (without dashes) still accepted, or NULL */
 	enum tp_setting_type type;
 	size_t offset;                  /* offsetof(struct tp_config, field) */

@@ -482,8 +482,8 @@ static void test_args_errors(void **state)
 	expect_args_error("--host: invalid value '' (expected 1 to 255 bytes)", "--host", "");
 	expect_args_error("--queue-size: invalid value '0' (expected an integer from 1 to 1000000)",
 			  "--queue-size", "0");
-	expect_args_error("--level: invalid value 'loud' (expected debug, info, notice, warning or error)",
-			  "--level", "loud");
+	expect_args_error("--log-level: invalid value 'loud' (expected debug, info, notice, warning or error)",
+			  "--log-level", "loud");
 }
 
 /* Precedence: built-in defaults < file < command-line flags. */
@@ -619,8 +619,8 @@ static void test_args_names(void **state)
 	(void)state;
 
 	tp_config_defaults(&cfg);
-	assert_int_equal(parse_args(&cfg, err, sizeof(err), "--queue-size", "5", "--timeout-s", "3",
-	                            "--level", "debug", (const char *)NULL),
+	assert_int_equal(parse_args(&cfg, err, sizeof(err), "--queue-size", "5", "--shutdown-timeout-s", "3",
+	                            "--log-level", "debug", (const char *)NULL),
 	                 0);
 	assert_int_equal(cfg.queue_size, 5);
 	assert_int_equal(cfg.shutdown_timeout_s, 3);
