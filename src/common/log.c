@@ -74,11 +74,6 @@ bool tp_log_enabled(enum tp_log_level level)
 	return (int)level <= atomic_load_explicit(&log_level, memory_order_relaxed);
 }
 
-bool tp_log_to_journal(void)
-{
-	return to_journal;
-}
-
 static const char *level_word(enum tp_log_level level)
 {
 	switch ((int)level) {

@@ -10,7 +10,7 @@
  *
  * Batches: each turn of the loop, up to BATCH lines per connection are
  * parsed into the loop's batch, which goes to the queue with one call at
- * the end of the turn (tp_loop_push_batch).  Requests the queue could not
+ * the end of the turn (push_batch() in loop.c).  Requests the queue could not
  * admit wait in its wait list; while any does, the connection reads nothing
  * more (TCP then pushes back on the client), and other connections go on.
  *
@@ -88,7 +88,7 @@ struct tp_conn *tp_conn_new(struct tp_loop *loop, int fd, const struct sockaddr_
 	 * algorithm would hold one back waiting for the ACK of the last.
 	 */
 	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 
 	ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 	ev.data.ptr = c;
@@ -292,11 +292,6 @@ void tp_conn_on_event(struct tp_conn *c, uint32_t events)
 	if (c->writable && c->ohead && c->ohead->done)
 		tp_loop_mark_dirty(c->loop, c);
 	tp_conn_process(c);
-}
-
-bool tp_conn_idle(const struct tp_conn *c)
-{
-	return c->nreqs == 0 && c->framer.len == 0;
 }
 
 void tp_conn_flush(struct tp_conn *c)

@@ -106,9 +106,6 @@ void tp_conn_shutdown(struct tp_conn *c, uint64_t grace_until_ns);
 /* The shutdown grace of a silent connection ran out (loop, at its tick). */
 void tp_conn_grace_check(struct tp_conn *c, uint64_t now_ns);
 
-/* Is the connection done with everything and safe to close? */
-bool tp_conn_idle(const struct tp_conn *c);
-
 /* Workers: has the client left (its work may be skipped)? */
 static inline bool tp_conn_is_gone(struct tp_conn *c)
 {

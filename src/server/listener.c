@@ -66,7 +66,7 @@ int tp_listener_bind(const char *host, int port, int backlog, struct tp_listener
 			continue;
 		}
 		/* Restarting must not wait out TIME_WAIT of the previous instance's clients. */
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 		if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
 			saved = errno;
 			snprintf(err, errlen, "cannot listen on %s:%d: bind(): %s", host, port,
@@ -112,7 +112,7 @@ int tp_listener_adopt(int fd, struct tp_listener *ret, char *err, size_t errlen)
 		snprintf(err, errlen, "inherited fd %d: fcntl(O_NONBLOCK): %s", fd, strerror(errno));
 		return -errno;
 	}
-	fcntl(fd, F_SETFD, FD_CLOEXEC);
+	(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
 	ret->tag = TP_TAG_LISTEN;
 	ret->fd = fd;
 	tp_listener_describe(fd, ret->name, sizeof(ret->name));

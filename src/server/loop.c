@@ -405,7 +405,7 @@ static void pause_accept(struct tp_loop *l, int err)
 {
 	if (!l->accepting)
 		return;
-	listen_ctl(l, EPOLL_CTL_DEL);
+	(void)listen_ctl(l, EPOLL_CTL_DEL);
 	l->accepting = false;
 	l->accept_resume_ns = l->now_ns + ACCEPT_PAUSE_MS * 1000000ull;
 	/* At most one line every 10 s: an fd flood must not become a log flood. */
@@ -501,7 +501,7 @@ static void on_shutdown(struct tp_loop *l)
 {
 	l->shutdown_seen = true;
 	if (l->accepting)
-		listen_ctl(l, EPOLL_CTL_DEL);
+		(void)listen_ctl(l, EPOLL_CTL_DEL);
 	l->accepting = false;
 	for (struct tp_conn *c = l->lru_head; c; c = c->lru_next)
 		tp_conn_shutdown(c, l->now_ns + SHUTDOWN_GRACE_MS * 1000000ull);

@@ -117,7 +117,7 @@ static void raise_nofile(void)
 	/* Connections are fds: take all the hard limit allows. */
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
 	}
 }
 
@@ -286,7 +286,6 @@ void tp_server_stats(struct tp_server *srv, struct tp_server_stats *ret)
 	ret->workers = ps.target;
 	ret->workers_busy = ps.busy;
 	ret->oldest_busy_ns = ps.oldest_busy_ns;
-	ret->batches = ps.batches;
 	ret->queue_depth = qs.depth;
 	ret->queue_waiting = qs.waiting;
 	ret->queue_capacity = qs.capacity;
@@ -386,7 +385,7 @@ static int apply_reload(struct tp_server *srv)
 		if (r < 0) {
 			tp_log(TP_LOG_ERROR, "reload", "cannot resize the pool to %d workers: %s; keeping %d",
 			       nc.workers, strerror(-r), old.workers);
-			tp_pool_resize(srv->pool, (size_t)old.workers);
+			(void)tp_pool_resize(srv->pool, (size_t)old.workers);
 			nc.workers = old.workers;
 		}
 	}

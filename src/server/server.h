@@ -37,7 +37,6 @@ struct tp_server_stats {
 	uint64_t served;   /* replies written */
 	uint64_t rejected; /* ERR server busy */
 	uint64_t oldest_busy_ns;
-	uint64_t batches;
 };
 
 /*
