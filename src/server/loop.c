@@ -173,6 +173,14 @@ struct tp_loop *tp_loop_new(struct tp_server *srv, unsigned index)
 		sigaddset(&set, SIGTERM);
 		sigaddset(&set, SIGINT);
 		sigaddset(&set, SIGHUP);
+		sigaddset(&set, SIGUSR1);
+		sigaddset(&set, SIGUSR2);
+		/*
+		 * Whatever this signalfd reads must not take its default action
+		 * (SIGUSR1/2 would kill the process).  Loop 0 is created before
+		 * any other thread, which all inherit this mask.
+		 */
+		(void)pthread_sigmask(SIG_BLOCK, &set, NULL);
 		l->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 		if (l->sigfd < 0)
 			goto fail;

@@ -424,6 +424,11 @@ void tp_server_on_signal(struct tp_server *srv, int signo)
 		/* Also after a rejected file: the service is up and serving the old settings. */
 		tp_sd_notify("READY=1");
 		break;
+	case SIGUSR1:
+	case SIGUSR2:
+		/* Not a command here: a stray kill -USR1 must not stop the service. */
+		tp_log(TP_LOG_NOTICE, "signal", "%s received: ignored", strsignal(signo));
+		break;
 	default:
 		break;
 	}
