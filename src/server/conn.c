@@ -187,8 +187,8 @@ static int on_line(void *ctx, const char *line, size_t len, bool too_long)
 		return 1;
 	}
 	r->op = (uint8_t)pr.op;
-	r->arrival_ns = env->now_ns;
-	r->qnode.deadline_ns = r->arrival_ns + (uint64_t)env->cfg->queue_timeout_ms * 1000000ull;
+	/* Its wait for space in the queue ends queue_timeout_ms after its line was read. */
+	r->qnode.deadline_ns = env->now_ns + (uint64_t)env->cfg->queue_timeout_ms * 1000000ull;
 	if (pr.op == TP_OP_ECHO) {
 		memcpy(r->buf + 3, pr.text, pr.text_len);
 		r->len = (uint32_t)pr.text_len;

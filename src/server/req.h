@@ -30,7 +30,6 @@ struct tp_req {
 	struct tp_req *bnext;  /* the loop's unpushed batch, then the slot cache; loop only */
 	struct tp_req *onext;  /* the connection's in-order list */
 	struct tp_conn *conn;
-	uint64_t arrival_ns;
 	uint32_t sleep_ms;
 	uint32_t len;   /* ECHO: text length, then the reply length */
 	uint32_t cap;   /* size of buf */
