@@ -32,8 +32,8 @@
 struct task {
 	struct tp_qnode node;
 	uint32_t sleep_ms;
-	int result;         /* what tp_pool_sleep_ms() returned */
-	uint64_t start_ns;  /* when exec began on it */
+	int result;        /* what tp_pool_sleep_ms() returned */
+	uint64_t start_ns; /* when exec began on it */
 	uint64_t end_ns;
 	_Atomic int runs;
 };
@@ -46,7 +46,6 @@ struct ctx {
 	size_t done;
 	size_t max_batch;
 };
-
 
 static struct task *task_of(struct tp_qnode *n)
 {
@@ -295,7 +294,7 @@ static void test_sleeps_overlap(void **state)
 	assert_true(elapsed >= SLEEP * MS);
 	if (elapsed >= 4ull * SLEEP * MS)
 		fail_msg("%d sleeps of %d ms on %d workers took %llu ms", N, SLEEP, N,
-			 (unsigned long long)(elapsed / MS));
+		         (unsigned long long)(elapsed / MS));
 	for (int i = 0; i < N; i++) {
 		assert_int_equal(t[i].result, 0);
 		assert_true(t[i].end_ns - t[i].start_ns >= SLEEP * MS);
@@ -519,15 +518,15 @@ static void *nothing(void *arg)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_new_aligned),
-		cmocka_unit_test(test_start),
-		cmocka_unit_test(test_sleeps_overlap),
-		cmocka_unit_test(test_stop_drains),
-		cmocka_unit_test(test_resize_idle),
-		cmocka_unit_test(test_resize_busy),
-		cmocka_unit_test(test_resize_back_while_busy),
-		cmocka_unit_test(test_abort),
-		cmocka_unit_test(test_busy_stats),
+	        cmocka_unit_test(test_new_aligned),
+	        cmocka_unit_test(test_start),
+	        cmocka_unit_test(test_sleeps_overlap),
+	        cmocka_unit_test(test_stop_drains),
+	        cmocka_unit_test(test_resize_idle),
+	        cmocka_unit_test(test_resize_busy),
+	        cmocka_unit_test(test_resize_back_while_busy),
+	        cmocka_unit_test(test_abort),
+	        cmocka_unit_test(test_busy_stats),
 	};
 
 	/*
