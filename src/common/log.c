@@ -141,7 +141,7 @@ static void emit_journal(enum tp_log_level level, const char *file, int line, co
 		ADD("%s=%s", fields[i].key, fields[i].value);
 #undef ADD
 
-	sd_journal_sendv(iov, n);
+	(void)sd_journal_sendv(iov, n); /* a log line that cannot be logged has nowhere to go */
 	free(message);
 }
 

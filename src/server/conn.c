@@ -45,11 +45,11 @@ static void addr_to_text(const struct sockaddr_storage *ss, char *buf, size_t le
 {
 	if (ss->ss_family == AF_INET6) {
 		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
-		inet_ntop(AF_INET6, &s6->sin6_addr, buf, (socklen_t)len);
+		(void)inet_ntop(AF_INET6, &s6->sin6_addr, buf, (socklen_t)len);
 		*ret_port = ntohs(s6->sin6_port);
 	} else if (ss->ss_family == AF_INET) {
 		const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
-		inet_ntop(AF_INET, &s4->sin_addr, buf, (socklen_t)len);
+		(void)inet_ntop(AF_INET, &s4->sin_addr, buf, (socklen_t)len);
 		*ret_port = ntohs(s4->sin_port);
 	} else {
 		snprintf(buf, len, "unknown");
@@ -363,6 +363,11 @@ unsigned tp_conn_complete(struct tp_conn *c, struct tp_req *r)
 	unsigned ev;
 
 	TP_ASSERT(c->ninflight > 0);
+	/*
+	 * Admissions are handled before completions (loop.c), so a request
+	 * still waiting never ran: it expired or was cancelled.
+	 */
+	TP_ASSERT(!r->waiting || r->status != TP_PROTO_OK);
 	c->ninflight--;
 	ev = tp_conn_admitted(c, r); /* an expired waiter stops waiting as an admitted one does */
 	r->done = true;

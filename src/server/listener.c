@@ -36,14 +36,14 @@ void tp_listener_describe(int fd, char *buf, size_t len)
 	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
 		if (ss.ss_family == AF_INET6) {
 			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-			inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+			(void)inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
 			port = ntohs(s6->sin6_port);
 			snprintf(buf, len, "[%s]:%u", host, port);
 			return;
 		}
 		if (ss.ss_family == AF_INET) {
 			struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-			inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+			(void)inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
 			port = ntohs(s4->sin_port);
 		}
 	}

@@ -275,7 +275,7 @@ static int wait_events(struct tp_loop *l, struct epoll_event *events)
 	}
 	if (n <= 0 && timeout != 0 && tp_clock_ns() - l->last_work_ns < IDLE_POLL_NS) {
 		/* Just after work: poll rather than let this vCPU go idle (see DESIGN). */
-		sched_yield();
+		(void)sched_yield();
 		timeout = 0;
 	}
 	if (n <= 0)
@@ -473,7 +473,7 @@ int tp_loop_start_thread(struct tp_loop *l)
 	int r;
 
 	pthread_attr_init(&attr);
-	pthread_attr_setstacksize(&attr, LOOP_STACK_BYTES);
+	(void)pthread_attr_setstacksize(&attr, LOOP_STACK_BYTES);
 	r = pthread_create(&l->thread, &attr, loop_thread, l);
 	pthread_attr_destroy(&attr);
 	if (r)

@@ -147,7 +147,7 @@ static int grow(struct tp_pool *p, size_t n)
 	int r = 0;
 
 	pthread_attr_init(&attr);
-	pthread_attr_setstacksize(&attr, WORKER_STACK_BYTES);
+	(void)pthread_attr_setstacksize(&attr, WORKER_STACK_BYTES);
 	p->nstarted = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct slot *s = &p->slots[i];
