@@ -11,11 +11,11 @@
  *   admission is always posted before its completion (the queue publishes
  *   it before any worker can take the node), so a connection never sees
  *   them out of order.
- * - Connections are passive (conn.h): they report what happened and the
- *   loop alone moves them between its lists: `ready` (input to go on
- *   with), `dirty` (replies to write), the idle list (least recently
- *   active first) and, once closed, none until every request of theirs is
- *   back and they are freed.
+ * - Connections are passive (conn.h): they report what happened and only
+ *   the loop's bookkeeping (connset.c) moves them between its lists:
+ *   `ready` (input to go on with), `dirty` (replies to write), the idle
+ *   list (least recently active first) and, once closed, none until every
+ *   request of theirs is back and they are freed.
  * - One turn is a fixed sequence of phases (tp_loop_run): wait; handle
  *   events (accept, read, parse); drain the mailbox; go on with connections
  *   left with input (fairness budget); push the turn's batch with one queue

@@ -11,8 +11,8 @@
 #include "pool.h"
 #include "queue.h"
 
-int tp_reload_apply(const struct tp_reload_target *t, const struct tp_config *old, tp_server_reload_fn fn,
-                    void *ctx, struct tp_config *ret)
+int tp_reload_apply(const struct tp_reload_target *t, const struct tp_config *old, tp_reload_fn fn, void *ctx,
+                    struct tp_config *ret)
 {
 	struct tp_config nc;
 	char err[512];

@@ -21,7 +21,7 @@ struct tp_queue;
  * Returns 0 with *ret filled, or a negative errno with a one-line message
  * naming the file, line and setting in err.  Runs on loop 0.
  */
-typedef int (*tp_server_reload_fn)(struct tp_config *ret, char *err, size_t errlen, void *ctx);
+typedef int (*tp_reload_fn)(struct tp_config *ret, char *err, size_t errlen, void *ctx);
 
 /* What a reload changes live. */
 struct tp_reload_target {
@@ -36,7 +36,7 @@ struct tp_reload_target {
  * Returns 0 with *ret the configuration now in force (the caller publishes
  * it), or the negative errno of fn (nothing changed).
  */
-int tp_reload_apply(const struct tp_reload_target *t, const struct tp_config *old, tp_server_reload_fn fn,
-                    void *ctx, struct tp_config *ret);
+int tp_reload_apply(const struct tp_reload_target *t, const struct tp_config *old, tp_reload_fn fn, void *ctx,
+                    struct tp_config *ret);
 
 #endif

@@ -41,7 +41,7 @@
 struct tp_server {
 	pthread_mutex_t cfg_lock;
 	struct tp_config cfg;
-	tp_server_reload_fn reload;
+	tp_reload_fn reload;
 	void *reload_ctx;
 
 	struct tp_listener listeners[MAX_LISTENERS];
@@ -216,8 +216,8 @@ static void init_health(struct tp_server *srv)
 	}
 }
 
-int tp_server_new(const struct tp_config *cfg, tp_server_reload_fn reload, void *reload_ctx,
-                  struct tp_server **ret, char *err, size_t errlen)
+int tp_server_new(const struct tp_config *cfg, tp_reload_fn reload, void *reload_ctx, struct tp_server **ret,
+                  char *err, size_t errlen)
 {
 	struct tp_server *srv = calloc(1, sizeof(*srv));
 	int r;

@@ -25,8 +25,8 @@ struct tp_server;
  * Returns 0 or a negative errno with a message in err (naming the failed
  * call and object).  On success *ret is ready to run.
  */
-int tp_server_new(const struct tp_config *cfg, tp_server_reload_fn reload, void *reload_ctx,
-                  struct tp_server **ret, char *err, size_t errlen);
+int tp_server_new(const struct tp_config *cfg, tp_reload_fn reload, void *reload_ctx, struct tp_server **ret,
+                  char *err, size_t errlen);
 
 /* Run until shut down by SIGTERM/SIGINT; returns the exit status. */
 int tp_server_run(struct tp_server *srv);
