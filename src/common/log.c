@@ -74,11 +74,6 @@ bool tp_log_enabled(enum tp_log_level level)
 	return (int)level <= atomic_load_explicit(&log_level, memory_order_relaxed);
 }
 
-bool tp_log_to_journal(void)
-{
-	return to_journal;
-}
-
 static const char *level_word(enum tp_log_level level)
 {
 	switch ((int)level) {
@@ -146,7 +141,7 @@ static void emit_journal(enum tp_log_level level, const char *file, int line, co
 		ADD("%s=%s", fields[i].key, fields[i].value);
 #undef ADD
 
-	sd_journal_sendv(iov, n);
+	(void)sd_journal_sendv(iov, n); /* a log line that cannot be logged has nowhere to go */
 	free(message);
 }
 

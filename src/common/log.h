@@ -43,9 +43,6 @@ void tp_log_set_level(enum tp_log_level level);
 /* Would an entry at this level be written? */
 bool tp_log_enabled(enum tp_log_level level);
 
-/* True when entries go to the journal. */
-bool tp_log_to_journal(void);
-
 /* Write one entry. Use the tp_log*() macros, which add the code location. */
 void tp_log_emit(enum tp_log_level level, const char *file, int line, const char *func, const char *event,
                  const struct tp_log_field *fields, size_t nfields, const char *fmt, ...)

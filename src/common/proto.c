@@ -77,7 +77,7 @@ const char *tp_proto_error_line(enum tp_proto_status status)
 {
 	switch (status) {
 	case TP_PROTO_OK:
-		return "OK\n";
+		break; /* not an error: it has no error line */
 	case TP_PROTO_EMPTY:
 		return "ERR empty request\n";
 	case TP_PROTO_UNKNOWN_OP:

@@ -1,13 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * conn: one client connection: reading and framing its requests, handing
- * them to the queue in batches, pausing when it must (backpressure, unsent
- * output), and writing replies strictly in request order.
+ * conn: one client connection: reading and framing its requests into the
+ * loop's batch, pausing when it must (backpressure, unsent output), and
+ * writing replies strictly in request order.
+ *
+ * Passive: a connection never touches its loop's lists.  Its functions
+ * return what happened as a mask of TP_CONN_* bits (it has input to go on
+ * with, replies to write, it was active, its fd was closed) and the loop
+ * acts on it.  What it needs from its loop (settings, the time, the scratch
+ * buffer, the batch, the request cache, whether the server is shutting
+ * down) it reads from the loop's struct tp_conn_env, which the loop keeps
+ * current.
  *
  * A connection belongs to one event loop and is touched only by that
- * loop's thread, except `gone`, which workers read to skip the work of a
- * client that has left.  It is freed exactly once, when its fd is closed
- * and no request of it is still in the queue or on a worker.
+ * loop's thread, except `gone`, which the dispatcher reads on a worker to
+ * skip the work of a client that has left.  The loop frees it (tp_conn_free)
+ * once its fd is closed, no request of it is in flight and it is on none
+ * of the loop's lists.
  */
 #ifndef TP_CONN_H
 #define TP_CONN_H
@@ -21,15 +30,38 @@
 
 #include "framer.h"
 #include "req.h"
+#include "source.h"
 
+struct tp_config;
 struct tp_loop;
 
-#define TP_TAG_CONN 0x436f6e6eu /* first word of every epoll source, to tell them apart */
+/* What a loop shares with its connections (loop thread only, but `served`). */
+struct tp_conn_env {
+	const struct tp_config *cfg;
+	uint64_t now_ns;    /* this turn's time */
+	uint32_t turn;      /* bumped by the loop after each push of the batch */
+	bool shutting_down; /* new lines get ERR server shutting down */
+	int epfd;
+	char *scratch; /* reads land here; only a partial line is kept per connection */
+	size_t scratch_len;
+	struct tp_req_batch batch; /* parsed requests of this turn, pushed by the loop */
+	struct tp_req_cache reqs;
+	_Atomic uint64_t served; /* replies written (any thread may read) */
+};
+
+/* What a connection reports (bits of the unsigned its functions return). */
+enum {
+	TP_CONN_READ = 1u << 0,   /* input to go on with next turn (the loop's ready list) */
+	TP_CONN_WRITE = 1u << 1,  /* replies to write or a close to decide (the dirty list) */
+	TP_CONN_ACTIVE = 1u << 2, /* bytes moved: not idle (the idle list) */
+	TP_CONN_CLOSED = 1u << 3, /* its fd was just closed: forget it */
+};
 
 struct tp_conn {
-	uint32_t tag; /* TP_TAG_CONN */
+	struct tp_source src; /* TP_SOURCE_CONN */
 	int fd;
-	struct tp_loop *loop;
+	struct tp_loop *loop; /* its owner, for the dispatcher; never used here */
+	struct tp_conn_env *env;
 	struct tp_framer framer;
 
 	struct tp_req *ohead, *otail; /* every live request, in arrival order */
@@ -38,14 +70,15 @@ struct tp_conn {
 	uint32_t nwaiting;            /* parked in the queue's wait list */
 	size_t pending_bytes;         /* reply memory held: the unsent-output bound */
 
-	size_t bn; /* lines parsed into the loop's batch this turn */
+	size_t bn;      /* lines parsed into the batch in turn bturn */
+	uint32_t bturn; /* env->turn when bn was counted */
 
+	/* The loop's lists; only the loop writes these. */
 	uint64_t last_active_ns;
-	struct tp_conn *lru_prev, *lru_next; /* loop's idle list, least recent first */
-	struct tp_conn *ready_next;          /* loop's list of conns with input to go on with */
-	struct tp_conn *dirty_next;          /* loop's list of conns with replies to write */
-	struct tp_conn *batch_next;          /* loop's list of conns with requests in its batch */
-	bool in_ready, in_dirty, in_batch_list;
+	struct tp_conn *lru_prev, *lru_next; /* idle list, least recent first */
+	struct tp_conn *ready_next;          /* conns with input to go on with */
+	struct tp_conn *dirty_next;          /* conns with replies to write */
+	bool in_ready, in_dirty;
 
 	bool readable; /* edge-triggered: input may be pending */
 	bool writable; /* edge-triggered: the socket can take more */
@@ -63,53 +96,60 @@ struct tp_conn {
 };
 
 /*
- * Take an accepted, non-blocking socket.  Registers it with the loop's
- * epoll (edge-triggered).  Returns the connection, or NULL with errno set
- * (the fd is closed then).
+ * Take an accepted, non-blocking socket of loop: registers it with
+ * env->epfd (edge-triggered).  Returns the connection, or NULL with errno
+ * set (the fd is closed then).
  */
-struct tp_conn *tp_conn_new(struct tp_loop *loop, int fd, const struct sockaddr_storage *peer);
+struct tp_conn *tp_conn_new(struct tp_conn_env *env, struct tp_loop *loop, int fd,
+                            const struct sockaddr_storage *peer);
 
-/* epoll reported events for this connection. */
-void tp_conn_on_event(struct tp_conn *c, uint32_t events);
+/* epoll reported events for this connection: read on. Returns TP_CONN_* bits. */
+unsigned tp_conn_on_event(struct tp_conn *c, uint32_t events);
 
-/* Go on reading and framing (the loop's ready list). */
-void tp_conn_process(struct tp_conn *c);
+/* Go on reading and framing (from the loop's ready list). Returns TP_CONN_* bits. */
+unsigned tp_conn_process(struct tp_conn *c);
 
-/* Write the replies that are ready, in order (the loop's dirty list). */
-void tp_conn_flush(struct tp_conn *c);
+/*
+ * Write the replies that are ready, in order, with one writev per
+ * WRITE_IOV of them; close once the client is done (EOF or shutdown) and
+ * everything is answered, unless more_input (it is on the ready list).
+ * Returns TP_CONN_* bits.
+ */
+unsigned tp_conn_flush(struct tp_conn *c, bool more_input);
 
-/* A request of this connection came back from the pool or the wait list. */
-void tp_conn_complete(struct tp_conn *c, struct tp_req *r);
+/* Request r, in flight, came back done (from the pool, or expired). Returns TP_CONN_* bits. */
+unsigned tp_conn_complete(struct tp_conn *c, struct tp_req *r);
 
-/* The queue could not admit r: it waits, and the connection pauses. */
+/* The queue could not admit r: it waits, and the connection reads nothing more. */
 void tp_conn_waiting(struct tp_conn *c, struct tp_req *r);
 
-/* The loop pushed its batch: this connection may parse a new share. */
-void tp_conn_turn_done(struct tp_conn *c);
+/* A waiting request of this connection was admitted to the queue. Returns TP_CONN_* bits. */
+unsigned tp_conn_admitted(struct tp_conn *c, struct tp_req *r);
 
-/* A waiting request of this connection was admitted to the queue. */
-void tp_conn_admitted(struct tp_conn *c, struct tp_req *r);
+/* Close the fd now (reason for the debug log). Returns TP_CONN_CLOSED, or 0 if it was closed. */
+unsigned tp_conn_close(struct tp_conn *c, const char *reason);
 
-/* Close now (reason for the debug log); frees when nothing is in flight. */
-void tp_conn_close(struct tp_conn *c, const char *reason);
+/* Closed and no request in flight: only the loop's lists may still refer to it. */
+static inline bool tp_conn_unused(const struct tp_conn *c)
+{
+	return c->closed && c->ninflight == 0;
+}
 
-/* Free c if it is closed and nothing refers to it any more (no list, no request). */
-void tp_conn_release(struct tp_conn *c);
+/* Free an unused connection and the requests it still holds. */
+void tp_conn_free(struct tp_conn *c);
 
 /*
  * Shutdown began: answer new lines with ERR server shutting down and close
  * once everything is answered.  A connection that has not spoken yet gets
  * until grace_until_ns for its first request, which is served normally.
+ * Returns TP_CONN_* bits.
  */
-void tp_conn_shutdown(struct tp_conn *c, uint64_t grace_until_ns);
+unsigned tp_conn_shutdown(struct tp_conn *c, uint64_t grace_until_ns);
 
-/* The shutdown grace of a silent connection ran out (loop, at its tick). */
-void tp_conn_grace_check(struct tp_conn *c, uint64_t now_ns);
+/* The shutdown grace of a silent connection may have run out. Returns TP_CONN_* bits. */
+unsigned tp_conn_grace_check(struct tp_conn *c, uint64_t now_ns);
 
-/* Is the connection done with everything and safe to close? */
-bool tp_conn_idle(const struct tp_conn *c);
-
-/* Workers: has the client left (its work may be skipped)? */
+/* Dispatcher, any thread: has the client left (its work may be skipped)? */
 static inline bool tp_conn_is_gone(struct tp_conn *c)
 {
 	return atomic_load_explicit(&c->gone, memory_order_relaxed);

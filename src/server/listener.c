@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * listener: bind or adopt listening TCP sockets.
+ * listener: bind or adopt listening TCP sockets; accept from them.
  */
 #include "listener.h"
 
@@ -12,10 +12,18 @@
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <systemd/sd-daemon.h>
+
+#include "log.h"
+#include "proto.h"
+
+#define ACCEPT_BURST 64
+#define ACCEPT_PAUSE_MS 100
+#define EMFILE_LOG_EVERY_NS 10000000000ull
 
 void tp_listener_describe(int fd, char *buf, size_t len)
 {
@@ -28,14 +36,14 @@ void tp_listener_describe(int fd, char *buf, size_t len)
 	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
 		if (ss.ss_family == AF_INET6) {
 			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-			inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+			(void)inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
 			port = ntohs(s6->sin6_port);
 			snprintf(buf, len, "[%s]:%u", host, port);
 			return;
 		}
 		if (ss.ss_family == AF_INET) {
 			struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-			inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+			(void)inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
 			port = ntohs(s4->sin_port);
 		}
 	}
@@ -66,7 +74,7 @@ int tp_listener_bind(const char *host, int port, int backlog, struct tp_listener
 			continue;
 		}
 		/* Restarting must not wait out TIME_WAIT of the previous instance's clients. */
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 		if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
 			saved = errno;
 			snprintf(err, errlen, "cannot listen on %s:%d: bind(): %s", host, port,
@@ -88,7 +96,7 @@ int tp_listener_bind(const char *host, int port, int backlog, struct tp_listener
 	freeaddrinfo(res);
 	if (fd < 0)
 		return -(saved ? saved : EADDRNOTAVAIL);
-	ret->tag = TP_TAG_LISTEN;
+	ret->src.kind = TP_SOURCE_LISTEN;
 	ret->fd = fd;
 	tp_listener_describe(fd, ret->name, sizeof(ret->name));
 	return 0;
@@ -112,9 +120,93 @@ int tp_listener_adopt(int fd, struct tp_listener *ret, char *err, size_t errlen)
 		snprintf(err, errlen, "inherited fd %d: fcntl(O_NONBLOCK): %s", fd, strerror(errno));
 		return -errno;
 	}
-	fcntl(fd, F_SETFD, FD_CLOEXEC);
-	ret->tag = TP_TAG_LISTEN;
+	(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+	ret->src.kind = TP_SOURCE_LISTEN;
 	ret->fd = fd;
 	tp_listener_describe(fd, ret->name, sizeof(ret->name));
 	return 0;
+}
+
+static int listen_ctl(struct tp_listen_set *s, int op)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = &s->ls[i]};
+		if (epoll_ctl(s->epfd, op, s->ls[i].fd, op == EPOLL_CTL_DEL ? NULL : &ev) < 0 &&
+		    op != EPOLL_CTL_DEL)
+			return -errno;
+	}
+	return 0;
+}
+
+int tp_listener_watch(struct tp_listen_set *s, struct tp_listener *ls, size_t n, int epfd)
+{
+	*s = (struct tp_listen_set){.ls = ls, .n = n, .epfd = epfd};
+	int r = listen_ctl(s, EPOLL_CTL_ADD);
+	if (r == 0)
+		s->accepting = true;
+	return r;
+}
+
+void tp_listener_stop(struct tp_listen_set *s)
+{
+	if (s->accepting)
+		(void)listen_ctl(s, EPOLL_CTL_DEL);
+	s->accepting = false;
+	s->stopped = true;
+}
+
+void tp_listener_resume(struct tp_listen_set *s, uint64_t now_ns)
+{
+	if (!s->accepting && !s->stopped && now_ns >= s->resume_ns && listen_ctl(s, EPOLL_CTL_ADD) == 0)
+		s->accepting = true;
+}
+
+static void pause_accept(struct tp_listen_set *s, uint64_t now_ns, int err)
+{
+	if (!s->accepting)
+		return;
+	(void)listen_ctl(s, EPOLL_CTL_DEL);
+	s->accepting = false;
+	s->resume_ns = now_ns + ACCEPT_PAUSE_MS * 1000000ull;
+	/* At most one line every 10 s: an fd flood must not become a log flood. */
+	if (!s->logged_ns || now_ns - s->logged_ns > EMFILE_LOG_EVERY_NS) {
+		s->logged_ns = now_ns;
+		tp_log(TP_LOG_WARNING, "accept_paused",
+		       "accept: %s; not accepting for %d ms (raise LimitNOFILE?)", strerror(err),
+		       ACCEPT_PAUSE_MS);
+	}
+}
+
+/* Refuse a client over max_connections: one line, then close. */
+static void refuse(int fd)
+{
+	const char *msg = tp_proto_error_line(TP_PROTO_TOO_MANY);
+	ssize_t w = send(fd, msg, strlen(msg), MSG_NOSIGNAL | MSG_DONTWAIT);
+	(void)w; /* best effort: the client may already be gone */
+	close(fd);
+}
+
+void tp_listener_accept(struct tp_listen_set *s, struct tp_listener *ls, uint64_t now_ns,
+                        tp_listener_take_fn take, void *ctx)
+{
+	for (int i = 0; i < ACCEPT_BURST && s->accepting; i++) {
+		struct sockaddr_storage peer;
+		socklen_t plen = sizeof(peer);
+		int fd = accept4(ls->fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return;
+			if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
+				continue;
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+				pause_accept(s, now_ns, errno);
+				return;
+			}
+			tp_log(TP_LOG_ERROR, "accept_error", "accept on %s: %s", ls->name, strerror(errno));
+			return;
+		}
+		if (!take(ctx, fd, &peer))
+			refuse(fd);
+	}
 }

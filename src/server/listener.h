@@ -1,14 +1,43 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * listener: the listening sockets, bound here or inherited from systemd.
- * Library-like: never logs; errors name the call and the address in err.
+ * listener: the listening sockets, bound here or inherited from systemd,
+ * and accepting from them on behalf of a loop: a burst of accept() calls,
+ * the pause when the process is out of fds, and the refusal of a client
+ * over max_connections.  Binding and adopting never log (errors name the
+ * call and the address in err); the accept path logs its failures, at most
+ * one EMFILE line every 10 s.
  */
 #ifndef TP_LISTENER_H
 #define TP_LISTENER_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
 
-#include "server.h"
+#include "source.h"
+
+/* A listening socket as an epoll source. */
+struct tp_listener {
+	struct tp_source src; /* TP_SOURCE_LISTEN */
+	int fd;
+	char name[64]; /* "127.0.0.1:9000", for logs */
+};
+
+/*
+ * One loop's watch over the shared listening sockets (loop thread only):
+ * in its epoll set while accepting, out of it while paused for lack of fds
+ * (until resume_ns) and after tp_listener_stop().
+ */
+struct tp_listen_set {
+	struct tp_listener *ls;
+	size_t n;
+	int epfd;
+	bool accepting; /* in the epoll set */
+	bool stopped;   /* for good (shutdown) */
+	uint64_t resume_ns;
+	uint64_t logged_ns; /* last EMFILE log line */
+};
 
 /*
  * Bind and listen on host:port (port 0: an ephemeral port) with SO_REUSEADDR
@@ -27,5 +56,35 @@ int tp_listener_adopt(int fd, struct tp_listener *ret, char *err, size_t errlen)
 
 /* Describe a bound socket's local address as "host:port" ("[::1]:9000"). */
 void tp_listener_describe(int fd, char *buf, size_t len);
+
+/* Watch the n sockets ls with epfd (EPOLLEXCLUSIVE). Returns 0 or -errno. */
+int tp_listener_watch(struct tp_listen_set *s, struct tp_listener *ls, size_t n, int epfd);
+
+/* Stop accepting for good (shutdown): the sockets leave the epoll set. */
+void tp_listener_stop(struct tp_listen_set *s);
+
+/* When a pause ends (CLOCK_MONOTONIC ns), or 0 when not paused. */
+static inline uint64_t tp_listener_paused_until(const struct tp_listen_set *s)
+{
+	return s->accepting || s->stopped ? 0 : s->resume_ns;
+}
+
+/* A pause that is over: watch the sockets again. */
+void tp_listener_resume(struct tp_listen_set *s, uint64_t now_ns);
+
+/*
+ * Takes an accepted non-blocking socket and the client's address.  Returns
+ * true when it took fd (even if only to close it), false when the client is
+ * over max_connections: the listener then tells it so and closes fd.
+ */
+typedef bool (*tp_listener_take_fn)(void *ctx, int fd, const struct sockaddr_storage *peer);
+
+/*
+ * ls is readable: accept a burst of clients and hand each to take.  Out of
+ * fds (EMFILE, ENFILE, ENOBUFS, ENOMEM), the set is paused for 100 ms
+ * instead of spinning on a socket that stays readable.
+ */
+void tp_listener_accept(struct tp_listen_set *s, struct tp_listener *ls, uint64_t now_ns,
+                        tp_listener_take_fn take, void *ctx);
 
 #endif

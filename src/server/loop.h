@@ -2,32 +2,76 @@
 /*
  * loop: an event-loop thread.  It owns an epoll set, the connections it
  * accepted, and their sockets; it accepts from the shared listening
- * sockets, reads and parses, pushes work to the queue, and writes replies.
- * Work comes back to it from any thread through tp_loop_post_done() and
- * tp_loop_post_admit(), which append to a locked list and write the loop's
- * eventfd only when that list goes from empty to non-empty.
+ * sockets, lets its connections read and parse, pushes their requests to
+ * the queue, and lets them write replies.  It knows nothing of the server:
+ * it is handed its queue, the listening sockets, the state it reads each
+ * turn and callbacks for the rest (struct tp_loop_params).
  *
- * Loop 0 also runs on the main thread and handles signals, the periodic
- * status, and the watchdog (see server.c).
+ * Work comes back to it from any thread through tp_loop_post_done() and
+ * tp_loop_post_admit() (its mailbox, post.h).  Loop 0 runs on the main
+ * thread and also reads the signals and calls the tick callback.
  */
 #ifndef TP_LOOP_H
 #define TP_LOOP_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "config.h"
+#include "listener.h"
 #include "req.h"
 
 struct tp_loop;
-struct tp_conn;
-struct tp_server;
+struct tp_queue;
 
-/* A loop of server srv. NULL with errno set on failure. */
-struct tp_loop *tp_loop_new(struct tp_server *srv, unsigned index);
+/* What the server changes and every loop reads each turn (any thread). */
+struct tp_loop_shared {
+	_Atomic bool shutting_down; /* stop accepting, answer what was read, then close */
+	_Atomic bool force_close;   /* past the shutdown deadline and its grace: close all */
+	_Atomic unsigned cfg_gen;   /* bumped after the configuration changed (then config_copy) */
+};
+
+/* Callbacks into the server.  Each runs on the calling loop's thread. */
+struct tp_loop_hooks {
+	void *ctx;
+	/* Count a new connection in; false (not counted) over max_connections. */
+	bool (*conn_enter)(void *ctx);
+	/* A connection was freed: its place is free again. */
+	void (*conn_leave)(void *ctx);
+	/* Copy the current configuration (at creation and when cfg_gen changes). */
+	void (*config_copy)(void *ctx, struct tp_config *ret);
+	/* Loop 0: a signal of SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2 arrived. */
+	void (*on_signal)(void *ctx, int signo);
+	/* Loop 0: its tick (tick_ms) came round. */
+	void (*on_tick)(void *ctx, uint64_t now_ns);
+	/* Loop 0: have every other loop's threads returned?  It stays until then. */
+	bool (*others_done)(void *ctx);
+	/* Other loops: this loop's thread is about to return. */
+	void (*on_exit)(void *ctx);
+};
+
+struct tp_loop_params {
+	unsigned index; /* 0: the main thread's loop */
+	struct tp_queue *queue;
+	struct tp_listener *listeners; /* shared by every loop (EPOLLEXCLUSIVE) */
+	size_t nlisteners;
+	const struct tp_loop_shared *shared;
+	struct tp_loop_hooks hooks;
+	uint64_t tick_ms; /* loop 0's tick period; other loops tick every second */
+};
+
+/*
+ * A loop as p describes (p's pointers must outlive it).  Loop 0 also reads
+ * the signals above through a signalfd and blocks them in the calling
+ * thread: create it before any other thread, which inherits the mask.
+ * NULL with errno set on failure.
+ */
+struct tp_loop *tp_loop_new(const struct tp_loop_params *p);
 void tp_loop_free(struct tp_loop *l);
 
-/* Run until the server has shut down and this loop's connections are closed. Returns 0 or -errno. */
+/* Run until shutdown is over and this loop's connections are freed. Returns 0 or -errno. */
 int tp_loop_run(struct tp_loop *l);
 
 /* Wake the loop (any thread). */
@@ -35,7 +79,7 @@ void tp_loop_wake(struct tp_loop *l);
 
 /*
  * Any thread: hand back n finished requests of this loop's connections,
- * linked through qnode.next from first to last.
+ * linked through dnext from first to last.
  */
 void tp_loop_post_done(struct tp_loop *l, struct tp_req *first, struct tp_req *last, size_t n);
 
@@ -55,34 +99,5 @@ void tp_loop_counters(struct tp_loop *l, struct tp_loop_counters *ret);
 int tp_loop_start_thread(struct tp_loop *l);
 /* Join the loop's thread. */
 void tp_loop_join(struct tp_loop *l);
-
-/* --- for conn.c, loop thread only --- */
-uint64_t tp_loop_now_ns(const struct tp_loop *l);
-const struct tp_config *tp_loop_config(const struct tp_loop *l);
-struct tp_server *tp_loop_server(const struct tp_loop *l);
-int tp_loop_epfd(const struct tp_loop *l);
-char *tp_loop_scratch(struct tp_loop *l, size_t *ret_len);
-void tp_loop_mark_ready(struct tp_loop *l, struct tp_conn *c);
-void tp_loop_mark_dirty(struct tp_loop *l, struct tp_conn *c);
-void tp_loop_touch(struct tp_loop *l, struct tp_conn *c);
-/* The connection's fd was closed: forget it (and free it when nothing is in flight). */
-void tp_loop_conn_closed(struct tp_loop *l, struct tp_conn *c);
-/* A closed connection was freed. */
-void tp_loop_conn_freed(struct tp_loop *l);
-/* Add a parsed request to this turn's batch (pushed with one queue call). */
-void tp_loop_batch_add(struct tp_loop *l, struct tp_req *r);
-/* Batchable requests of this loop leaving the pool. */
-void tp_loop_cheap_done(struct tp_loop *l);
-/*
- * Recycled request slots of TP_REQ_MIN_CAP bytes (the common ECHO/SLEEP
- * size): get returns NULL when none is cached; put keeps a bounded number
- * and frees the rest.
- */
-struct tp_req *tp_loop_req_get(struct tp_loop *l);
-void tp_loop_req_put(struct tp_loop *l, struct tp_req *r);
-/* Count a busy rejection (aggregated into one log entry per interval). */
-void tp_loop_count_busy(struct tp_loop *l);
-/* Count a reply sent. */
-void tp_loop_count_served(struct tp_loop *l, size_t n);
 
 #endif

@@ -4,18 +4,11 @@
  */
 #include "ops.h"
 
-#include "conn.h"
 #include "pool.h"
 #include "proto.h"
 
 void tp_ops_run(struct tp_req *r, struct tp_pool *pool)
 {
-	if (tp_conn_is_gone(r->conn)) {
-		/* Nobody will read the reply: do not sleep for a client that left. */
-		r->status = TP_PROTO_OK;
-		r->len = 0;
-		return;
-	}
 	switch ((enum tp_op)r->op) {
 	case TP_OP_ECHO:
 		/* The text was copied to buf + 3 when the line was parsed. */

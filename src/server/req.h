@@ -16,18 +16,20 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <stddef.h>
+
 #include "proto.h"
 #include "queue.h"
 
 struct tp_conn;
 
 struct tp_req {
-	struct tp_qnode qnode; /* queue link; reused as the completion-list link */
-	struct tp_req *anext;  /* admission-notice list link (see loop.h) */
-	struct tp_req *bnext;  /* the loop's unpushed batch; loop only, stable after the push */
+	struct tp_qnode qnode; /* queue link */
+	struct tp_req *dnext;  /* completion list link (tp_loop_post_done) */
+	struct tp_req *anext;  /* admission-notice list link (tp_loop_post_admit) */
+	struct tp_req *bnext;  /* the loop's unpushed batch, then the slot cache; loop only */
 	struct tp_req *onext;  /* the connection's in-order list */
 	struct tp_conn *conn;
-	uint64_t arrival_ns;
 	uint32_t sleep_ms;
 	uint32_t len;   /* ECHO: text length, then the reply length */
 	uint32_t cap;   /* size of buf */
@@ -53,5 +55,54 @@ static inline struct tp_req *tp_req_of(struct tp_qnode *n)
 {
 	return (struct tp_req *)(void *)((char *)n - __builtin_offsetof(struct tp_req, qnode));
 }
+
+/*
+ * One loop's parsed requests of a turn, not yet pushed: linked through
+ * qnode.next (what the queue takes in one call) and through bnext (which
+ * stays the loop's once the queue owns qnode.next).
+ */
+struct tp_req_batch {
+	struct tp_req *head, *tail;
+	size_t n;
+	size_t ncheap; /* batchable ones */
+};
+
+static inline void tp_req_batch_add(struct tp_req_batch *b, struct tp_req *r)
+{
+	r->qnode.next = NULL;
+	r->bnext = NULL;
+	if (b->tail) {
+		b->tail->qnode.next = &r->qnode;
+		b->tail->bnext = r;
+	} else {
+		b->head = r;
+	}
+	b->tail = r;
+	b->n++;
+	b->ncheap += r->qnode.batchable;
+}
+
+/*
+ * A loop's recycled request slots of TP_REQ_MIN_CAP bytes (the common
+ * ECHO/SLEEP size), so that steady traffic allocates nothing.  Loop thread
+ * only.
+ */
+struct tp_req_cache {
+	struct tp_req *head; /* linked through bnext */
+	size_t n;
+};
+
+/*
+ * A zeroed request of conn with room for cap bytes of reply (at least
+ * TP_REQ_MIN_CAP), from the cache when it has one of that size.  NULL when
+ * out of memory.
+ */
+struct tp_req *tp_req_new(struct tp_req_cache *cache, struct tp_conn *conn, size_t cap);
+
+/* Give r back: kept in the cache (bounded) or freed. */
+void tp_req_free(struct tp_req_cache *cache, struct tp_req *r);
+
+/* Free every cached slot. */
+void tp_req_cache_clear(struct tp_req_cache *cache);
 
 #endif

@@ -45,11 +45,9 @@ enum slot_state { SLOT_FREE, SLOT_RUNNING, SLOT_EXITED };
 struct slot {
 	pthread_t thread;
 	struct tp_pool *pool;
-	size_t index;
 	_Atomic int state;
 	atomic_bool stop;
 	_Atomic uint64_t busy_since_ns;
-	_Atomic uint64_t batches;
 } __attribute__((aligned(64)));
 
 struct tp_pool {
@@ -57,7 +55,7 @@ struct tp_pool {
 	tp_pool_exec_fn exec;
 	void *ctx;
 
-	pthread_mutex_t lock; /* target, nrunning, slot state changes by the pool */
+	pthread_mutex_t lock; /* target, nstarted, slot state changes by the pool */
 	pthread_cond_t started;
 	size_t target;
 	size_t nstarted; /* workers that reported running since the last start/resize */
@@ -100,7 +98,6 @@ static void *worker_main(void *arg)
 		atomic_store_explicit(&s->busy_since_ns, tp_clock_ns(), memory_order_relaxed);
 		p->exec(batch, n, p->ctx);
 		atomic_store_explicit(&s->busy_since_ns, 0, memory_order_relaxed);
-		atomic_fetch_add_explicit(&s->batches, 1, memory_order_relaxed);
 	}
 	return NULL;
 }
@@ -125,10 +122,8 @@ struct tp_pool *tp_pool_new(struct tp_queue *q, tp_pool_exec_fn exec, void *ctx)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&p->abort_cond, &ca);
 	pthread_condattr_destroy(&ca);
-	for (size_t i = 0; i < TP_POOL_MAX_WORKERS; i++) {
+	for (size_t i = 0; i < TP_POOL_MAX_WORKERS; i++)
 		p->slots[i].pool = p;
-		p->slots[i].index = i;
-	}
 	return p;
 }
 
@@ -152,7 +147,7 @@ static int grow(struct tp_pool *p, size_t n)
 	int r = 0;
 
 	pthread_attr_init(&attr);
-	pthread_attr_setstacksize(&attr, WORKER_STACK_BYTES);
+	(void)pthread_attr_setstacksize(&attr, WORKER_STACK_BYTES);
 	p->nstarted = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct slot *s = &p->slots[i];
@@ -248,11 +243,9 @@ void tp_pool_stats(struct tp_pool *p, struct tp_pool_stats *ret)
 {
 	uint64_t oldest = 0;
 	size_t running = 0, busy = 0;
-	uint64_t batches = 0;
 
 	for (size_t i = 0; i < TP_POOL_MAX_WORKERS; i++) {
 		struct slot *s = &p->slots[i];
-		batches += atomic_load_explicit(&s->batches, memory_order_relaxed);
 		if (atomic_load_explicit(&s->state, memory_order_relaxed) != SLOT_RUNNING)
 			continue;
 		running++;
@@ -269,7 +262,6 @@ void tp_pool_stats(struct tp_pool *p, struct tp_pool_stats *ret)
 	ret->workers = running;
 	ret->busy = busy;
 	ret->oldest_busy_ns = oldest;
-	ret->batches = batches;
 }
 
 void tp_pool_free(struct tp_pool *p)

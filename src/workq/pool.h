@@ -28,7 +28,6 @@ struct tp_pool_stats {
 	size_t target;           /* configured size */
 	size_t busy;             /* workers inside exec */
 	uint64_t oldest_busy_ns; /* CLOCK_MONOTONIC start of the longest-running exec, 0 if none */
-	uint64_t batches;        /* exec calls completed so far */
 };
 
 /* A pool serving q. Starts no thread yet. NULL on ENOMEM. */

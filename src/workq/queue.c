@@ -41,6 +41,7 @@
 #include <time.h>
 
 #include "clock.h"
+#include "tp_assert.h"
 #include "spin.h"
 
 /* How long the spinning worker polls before it blocks, when polls pay. */
@@ -65,7 +66,6 @@ struct tp_queue {
 	struct tp_spin spin; /* whether polling pays */
 	uint64_t long_spins, short_spins;
 	_Atomic size_t nready; /* ready.len, readable without the lock */
-	unsigned wake_gen;
 	bool closed;
 	_Atomic uint64_t next_deadline; /* wait list head's deadline, readable without the lock */
 	tp_queue_admit_fn admit;
@@ -165,6 +165,8 @@ static size_t admit_waiters(struct tp_queue *q)
 	}
 	if (n)
 		publish_deadline(q);
+	/* The DESIGN invariant: nobody waits while a place is free. */
+	TP_ASSERT(q->wait.len == 0 || q->ready.len >= q->capacity);
 	return n;
 }
 
@@ -213,6 +215,7 @@ int tp_queue_push(struct tp_queue *q, struct tp_qnode *first, size_t n)
 	}
 	publish_deadline(q);
 	publish_ready(q);
+	TP_ASSERT(q->wait.len == 0 || q->ready.len >= q->capacity);
 	if (admitted)
 		wake_workers(q, workers_wanted(q, admitted_first, admitted));
 	pthread_mutex_unlock(&q->lock);

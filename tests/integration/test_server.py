@@ -358,6 +358,20 @@ class Shutdown(unittest.TestCase):
             self.assertEqual(srv.proc.wait(10), 0)
             self.assertLess(time.monotonic() - t0, 4)
 
+    def test_sigusr1_and_sigusr2_are_ignored(self):
+        with Server() as srv:
+            a = srv.connect()
+            ra = LineReader(a)
+            self.assertEqual(request(a, ra, "ECHO before"), "OK before")
+            srv.signal(signal.SIGUSR1)
+            srv.signal(signal.SIGUSR2)
+            srv.wait_log("User defined signal 2")
+            self.assertIsNone(srv.proc.poll())
+            self.assertEqual(request(a, ra, "ECHO after"), "OK after")
+            b = srv.connect()
+            self.assertEqual(request(b, LineReader(b), "SLEEP 1"), "OK 1")
+            self.assertIn("User defined signal 1", srv.log())
+
 
 class CommandLine(unittest.TestCase):
     def run_tp(self, *args):

@@ -108,8 +108,8 @@ static void expect_line(const struct sink *s, size_t i, const char *text, size_t
 	if (s->ev[i].too_long)
 		fail_msg("event %zu is too_long, want line \"%.*s\"", i, (int)len, text);
 	if (s->ev[i].len != len || memcmp(s->ev[i].data, text, len) != 0)
-		fail_msg("event %zu is \"%.*s\", want \"%.*s\"", i, (int)s->ev[i].len,
-			 s->ev[i].data, (int)len, text);
+		fail_msg("event %zu is \"%.*s\", want \"%.*s\"", i, (int)s->ev[i].len, s->ev[i].data,
+		         (int)len, text);
 }
 
 static void expect_too_long(const struct sink *s, size_t i)
@@ -117,8 +117,7 @@ static void expect_too_long(const struct sink *s, size_t i)
 	if (i >= s->n)
 		fail_msg("event %zu missing (%zu events)", i, s->n);
 	if (!s->ev[i].too_long)
-		fail_msg("event %zu is line \"%.*s\", want too_long", i, (int)s->ev[i].len,
-			 s->ev[i].data);
+		fail_msg("event %zu is line \"%.*s\", want too_long", i, (int)s->ev[i].len, s->ev[i].data);
 }
 
 static void expect_same(const struct sink *got, const struct sink *want, const char *what)
@@ -127,8 +126,7 @@ static void expect_same(const struct sink *got, const struct sink *want, const c
 		fail_msg("%s: %zu events, want %zu", what, got->n, want->n);
 	for (size_t i = 0; i < want->n; i++) {
 		const struct event *g = &got->ev[i], *w = &want->ev[i];
-		if (g->too_long != w->too_long || g->len != w->len ||
-		    memcmp(g->data, w->data, w->len) != 0)
+		if (g->too_long != w->too_long || g->len != w->len || memcmp(g->data, w->data, w->len) != 0)
 			fail_msg("%s: event %zu differs", what, i);
 	}
 }
@@ -286,8 +284,8 @@ static size_t limits_input(char *in)
 {
 	size_t n = 0;
 
-	memset(in + n, 'A', 16), n += 16, in[n++] = '\n';            /* exactly max_line */
-	memset(in + n, 'B', 17), n += 17, in[n++] = '\n';            /* max_line + 1 */
+	memset(in + n, 'A', 16), n += 16, in[n++] = '\n'; /* exactly max_line */
+	memset(in + n, 'B', 17), n += 17, in[n++] = '\n'; /* max_line + 1 */
 	memcpy(in + n, "ok\n", 3), n += 3;
 	memset(in + n, 'C', 16), n += 16, memcpy(in + n, "\r\n", 2), n += 2; /* max_line + CR */
 	memset(in + n, 'D', 17), n += 17, memcpy(in + n, "\r\n", 2), n += 2;
@@ -372,8 +370,7 @@ static void overlong_bytewise(size_t max_line, size_t line_len)
 	for (size_t i = 0; i < line_len; i++) {
 		feed(&f, &s, &x, 1);
 		if (i + 1 >= max_line + 3 && s.n != 1)
-			fail_msg("after %zu bytes of a line over %zu: %zu events", i + 1, max_line,
-				 s.n);
+			fail_msg("after %zu bytes of a line over %zu: %zu events", i + 1, max_line, s.n);
 		if (s.n)
 			assert_null(f.buf);
 	}
@@ -408,11 +405,11 @@ static void partial_bound(size_t max_line, size_t first)
 	for (size_t n = first; n < max_line + 2; n++)
 		feed(&f, &s, in + n, 1);
 	if (f.len > max_line + 1)
-		fail_msg("max_line %zu, fed %zu then bytewise: a partial line of %zu bytes is held",
-			 max_line, first, f.len);
+		fail_msg("max_line %zu, fed %zu then bytewise: a partial line of %zu bytes is held", max_line,
+		         first, f.len);
 	if (s.n != 1)
-		fail_msg("max_line %zu, fed %zu then bytewise: %zu reports after %zu bytes",
-			 max_line, first, s.n, max_line + 2);
+		fail_msg("max_line %zu, fed %zu then bytewise: %zu reports after %zu bytes", max_line, first,
+		         s.n, max_line + 2);
 	expect_too_long(&s, 0);
 	tp_framer_release(&f);
 	sink_free(&s);
@@ -479,7 +476,7 @@ static void test_10mb_line(void **state)
 {
 	(void)state;
 	ten_mb_line(0, 65536);
-	ten_mb_line(4000, 65536);  /* a partial line retained, then completed past the limit */
+	ten_mb_line(4000, 65536); /* a partial line retained, then completed past the limit */
 	ten_mb_line(4097, 4097);
 	ten_mb_line(0, 11u << 20); /* all at once */
 }
@@ -751,18 +748,18 @@ static void test_resume_when_running(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_splits),
-		cmocka_unit_test(test_crlf_passed_through),
-		cmocka_unit_test(test_max_line),
-		cmocka_unit_test(test_partial_line_bound),
-		cmocka_unit_test(test_overlong_bytewise),
-		cmocka_unit_test(test_10mb_line),
-		cmocka_unit_test(test_stop_every_line),
-		cmocka_unit_test(test_stop_after_n),
-		cmocka_unit_test(test_random_against_model),
-		cmocka_unit_test(test_buffer_released),
-		cmocka_unit_test(test_set_max_line),
-		cmocka_unit_test(test_resume_when_running),
+	        cmocka_unit_test(test_splits),
+	        cmocka_unit_test(test_crlf_passed_through),
+	        cmocka_unit_test(test_max_line),
+	        cmocka_unit_test(test_partial_line_bound),
+	        cmocka_unit_test(test_overlong_bytewise),
+	        cmocka_unit_test(test_10mb_line),
+	        cmocka_unit_test(test_stop_every_line),
+	        cmocka_unit_test(test_stop_after_n),
+	        cmocka_unit_test(test_random_against_model),
+	        cmocka_unit_test(test_buffer_released),
+	        cmocka_unit_test(test_set_max_line),
+	        cmocka_unit_test(test_resume_when_running),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

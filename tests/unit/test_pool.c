@@ -32,8 +32,8 @@
 struct task {
 	struct tp_qnode node;
 	uint32_t sleep_ms;
-	int result;         /* what tp_pool_sleep_ms() returned */
-	uint64_t start_ns;  /* when exec began on it */
+	int result;        /* what tp_pool_sleep_ms() returned */
+	uint64_t start_ns; /* when exec began on it */
 	uint64_t end_ns;
 	_Atomic int runs;
 };
@@ -46,7 +46,6 @@ struct ctx {
 	size_t done;
 	size_t max_batch;
 };
-
 
 static struct task *task_of(struct tp_qnode *n)
 {
@@ -141,19 +140,6 @@ static struct tp_pool_stats stats(struct tp_pool *p)
 	memset(&st, 0xa5, sizeof(st));
 	tp_pool_stats(p, &st);
 	return st;
-}
-
-/* Poll (bounded) until batches exec calls have completed. */
-static void wait_batches(struct tp_pool *p, uint64_t batches)
-{
-	struct tp_pool_stats st = stats(p);
-	for (int i = 0; i < 1000 && st.batches < batches; i++) {
-		sleep_ms(5);
-		st = stats(p);
-	}
-	if (st.batches != batches)
-		fail_msg("%llu batches, want %llu", (unsigned long long)st.batches,
-			 (unsigned long long)batches);
 }
 
 /* Poll (bounded) until exactly busy workers are inside exec. */
@@ -264,7 +250,6 @@ static void test_start(void **state)
 	assert_int_equal(st.workers, 0);
 	assert_int_equal(st.busy, 0);
 	assert_int_equal(st.oldest_busy_ns, 0);
-	assert_int_equal(st.batches, 0);
 
 	assert_int_equal(tp_pool_start(r.p, 4), 0);
 	/* Running when start returns: no polling needed. */
@@ -309,14 +294,14 @@ static void test_sleeps_overlap(void **state)
 	assert_true(elapsed >= SLEEP * MS);
 	if (elapsed >= 4ull * SLEEP * MS)
 		fail_msg("%d sleeps of %d ms on %d workers took %llu ms", N, SLEEP, N,
-			 (unsigned long long)(elapsed / MS));
+		         (unsigned long long)(elapsed / MS));
 	for (int i = 0; i < N; i++) {
 		assert_int_equal(t[i].result, 0);
 		assert_true(t[i].end_ns - t[i].start_ns >= SLEEP * MS);
 	}
 	/* Not batchable: one task per exec. */
 	assert_int_equal(r.ctx.max_batch, 1);
-	wait_batches(r.p, N);
+	wait_busy(r.p, 0);
 	rig_stop(&r);
 	free(t);
 }
@@ -516,14 +501,11 @@ static void test_busy_stats(void **state)
 	st = stats(r.p);
 	assert_int_equal(st.busy, 2);
 	assert_int_equal(st.oldest_busy_ns, first);
-	assert_int_equal(st.batches, 0);
 
 	assert_true(wait_done(&r.ctx, 2, 5000));
-	wait_batches(r.p, 2);
 	wait_busy(r.p, 0);
 	st = stats(r.p);
 	assert_int_equal(st.oldest_busy_ns, 0);
-	assert_int_equal(st.batches, 2);
 	rig_stop(&r);
 	free(t);
 }
@@ -536,15 +518,15 @@ static void *nothing(void *arg)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_new_aligned),
-		cmocka_unit_test(test_start),
-		cmocka_unit_test(test_sleeps_overlap),
-		cmocka_unit_test(test_stop_drains),
-		cmocka_unit_test(test_resize_idle),
-		cmocka_unit_test(test_resize_busy),
-		cmocka_unit_test(test_resize_back_while_busy),
-		cmocka_unit_test(test_abort),
-		cmocka_unit_test(test_busy_stats),
+	        cmocka_unit_test(test_new_aligned),
+	        cmocka_unit_test(test_start),
+	        cmocka_unit_test(test_sleeps_overlap),
+	        cmocka_unit_test(test_stop_drains),
+	        cmocka_unit_test(test_resize_idle),
+	        cmocka_unit_test(test_resize_busy),
+	        cmocka_unit_test(test_resize_back_while_busy),
+	        cmocka_unit_test(test_abort),
+	        cmocka_unit_test(test_busy_stats),
 	};
 
 	/*

@@ -194,8 +194,8 @@ static void test_empty_op_is_not_empty_line(void **state)
 		size_t op_len = p.req.op_len;
 		done(&p);
 		if (st != TP_PROTO_UNKNOWN_OP)
-			fail_msg("\"%s\": status %d, want TP_PROTO_UNKNOWN_OP (%d)", lines[i],
-				 (int)st, (int)TP_PROTO_UNKNOWN_OP);
+			fail_msg("\"%s\": status %d, want TP_PROTO_UNKNOWN_OP (%d)", lines[i], (int)st,
+			         (int)TP_PROTO_UNKNOWN_OP);
 		assert_true(at_start);
 		assert_int_equal(op_len, 0);
 		format_error(st, "", 0, out);
@@ -226,7 +226,9 @@ static void test_unknown_op_truncated(void **state)
 
 static void test_unknown_op_nonprintable(void **state)
 {
-	static const char line[] = "\x01" "A\x7f\xff" "b\x1f~ \x80";
+	static const char line[] = "\x01"
+	                           "A\x7f\xff"
+	                           "b\x1f~ \x80";
 	char out[TP_PROTO_MAX_ERR + 1];
 
 	(void)state;
@@ -255,30 +257,30 @@ static void test_unknown_op_nonprintable(void **state)
 static void test_sleep_invalid(void **state)
 {
 	static const char *const bad[] = {
-		"SLEEP",
-		"SLEEP ",
-		"SLEEP\r",
-		"SLEEP -5",
-		"SLEEP -0",
-		"SLEEP +5",
-		"SLEEP  5",
-		"SLEEP 5x",
-		"SLEEP x5",
-		"SLEEP 5 ",
-		"SLEEP 5 6",
-		"SLEEP 5\t",
-		"SLEEP \t5",
-		"SLEEP 0x10",
-		"SLEEP 1e3",
-		"SLEEP 1.5",
-		"SLEEP 5\r\r",
-		"SLEEP 99999999999999999999",
-		"SLEEP 18446744073709551616",
-		"SLEEP 4294967296",
-		"SLEEP 4294977296",
-		"SLEEP 10001",
-		"SLEEP 100000",
-		"SLEEP 00010001",
+	        "SLEEP",
+	        "SLEEP ",
+	        "SLEEP\r",
+	        "SLEEP -5",
+	        "SLEEP -0",
+	        "SLEEP +5",
+	        "SLEEP  5",
+	        "SLEEP 5x",
+	        "SLEEP x5",
+	        "SLEEP 5 ",
+	        "SLEEP 5 6",
+	        "SLEEP 5\t",
+	        "SLEEP \t5",
+	        "SLEEP 0x10",
+	        "SLEEP 1e3",
+	        "SLEEP 1.5",
+	        "SLEEP 5\r\r",
+	        "SLEEP 99999999999999999999",
+	        "SLEEP 18446744073709551616",
+	        "SLEEP 4294967296",
+	        "SLEEP 4294977296",
+	        "SLEEP 10001",
+	        "SLEEP 100000",
+	        "SLEEP 00010001",
 	};
 
 	(void)state;
@@ -290,7 +292,10 @@ static void test_sleep_invalid(void **state)
 	parse_bytes(&p, "SLEEP 5\0", 8, MAX_MS);
 	assert_int_equal(p.st, TP_PROTO_INVALID_ARG);
 	done(&p);
-	parse_bytes(&p, "SLEEP \0" "5", 8, MAX_MS);
+	parse_bytes(&p,
+	            "SLEEP \0"
+	            "5",
+	            8, MAX_MS);
 	assert_int_equal(p.st, TP_PROTO_INVALID_ARG);
 	done(&p);
 
@@ -394,12 +399,12 @@ static void test_error_lines(void **state)
 		enum tp_proto_status st;
 		const char *line;
 	} want[] = {
-		{TP_PROTO_EMPTY, "ERR empty request\n"},
-		{TP_PROTO_INVALID_ARG, "ERR invalid argument\n"},
-		{TP_PROTO_TOO_LONG, "ERR line too long\n"},
-		{TP_PROTO_BUSY, "ERR server busy\n"},
-		{TP_PROTO_TOO_MANY, "ERR too many connections\n"},
-		{TP_PROTO_SHUTDOWN, "ERR server shutting down\n"},
+	        {TP_PROTO_EMPTY, "ERR empty request\n"},
+	        {TP_PROTO_INVALID_ARG, "ERR invalid argument\n"},
+	        {TP_PROTO_TOO_LONG, "ERR line too long\n"},
+	        {TP_PROTO_BUSY, "ERR server busy\n"},
+	        {TP_PROTO_TOO_MANY, "ERR too many connections\n"},
+	        {TP_PROTO_SHUTDOWN, "ERR server shutting down\n"},
 	};
 	char out[TP_PROTO_MAX_ERR + 1];
 
@@ -620,24 +625,24 @@ static void test_decimal_edges(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_empty),
-		cmocka_unit_test(test_decimal_edges),
-		cmocka_unit_test(test_unknown_op),
-		cmocka_unit_test(test_empty_op_is_not_empty_line),
-		cmocka_unit_test(test_unknown_op_truncated),
-		cmocka_unit_test(test_unknown_op_nonprintable),
-		cmocka_unit_test(test_sleep_invalid),
-		cmocka_unit_test(test_sleep_boundaries),
-		cmocka_unit_test(test_sleep_leading_zeros),
-		cmocka_unit_test(test_echo),
-		cmocka_unit_test(test_crlf),
-		cmocka_unit_test(test_case_insensitive),
-		cmocka_unit_test(test_error_lines),
-		cmocka_unit_test(test_format_sleep),
-		cmocka_unit_test(test_format_echo),
-		cmocka_unit_test(test_format_echo_in_place),
-		cmocka_unit_test(test_reply_len),
-		cmocka_unit_test(test_op_names),
+	        cmocka_unit_test(test_empty),
+	        cmocka_unit_test(test_decimal_edges),
+	        cmocka_unit_test(test_unknown_op),
+	        cmocka_unit_test(test_empty_op_is_not_empty_line),
+	        cmocka_unit_test(test_unknown_op_truncated),
+	        cmocka_unit_test(test_unknown_op_nonprintable),
+	        cmocka_unit_test(test_sleep_invalid),
+	        cmocka_unit_test(test_sleep_boundaries),
+	        cmocka_unit_test(test_sleep_leading_zeros),
+	        cmocka_unit_test(test_echo),
+	        cmocka_unit_test(test_crlf),
+	        cmocka_unit_test(test_case_insensitive),
+	        cmocka_unit_test(test_error_lines),
+	        cmocka_unit_test(test_format_sleep),
+	        cmocka_unit_test(test_format_echo),
+	        cmocka_unit_test(test_format_echo_in_place),
+	        cmocka_unit_test(test_reply_len),
+	        cmocka_unit_test(test_op_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * connset: a loop's lists of connections.  A connection is on the ready
+ * and dirty lists at most once each (in_ready, in_dirty), on the idle list
+ * while open, and on no list once closed, except that a pass over a list
+ * may still hold it: it is freed only when it is on neither.
+ */
+#include "connset.h"
+
+#include "tp_assert.h"
+
+static void lru_unlink(struct tp_connset *s, struct tp_conn *c)
+{
+	if (c->lru_prev)
+		c->lru_prev->lru_next = c->lru_next;
+	else
+		s->lru_head = c->lru_next;
+	if (c->lru_next)
+		c->lru_next->lru_prev = c->lru_prev;
+	else
+		s->lru_tail = c->lru_prev;
+	c->lru_prev = c->lru_next = NULL;
+}
+
+static void lru_append(struct tp_connset *s, struct tp_conn *c)
+{
+	c->lru_next = NULL;
+	c->lru_prev = s->lru_tail;
+	if (s->lru_tail)
+		s->lru_tail->lru_next = c;
+	else
+		s->lru_head = c;
+	s->lru_tail = c;
+}
+
+static void touch(struct tp_connset *s, struct tp_conn *c, uint64_t now_ns)
+{
+	c->last_active_ns = now_ns;
+	if (s->lru_tail != c) {
+		lru_unlink(s, c);
+		lru_append(s, c);
+	}
+}
+
+void tp_connset_add(struct tp_connset *s, struct tp_conn *c, uint64_t now_ns)
+{
+	s->nconns++;
+	s->nalloc++;
+	atomic_store_explicit(&s->connections, s->nconns, memory_order_relaxed);
+	c->last_active_ns = now_ns;
+	lru_append(s, c);
+}
+
+/*
+ * Free c once nothing refers to it: closed, no request in flight, on none
+ * of the lists.  Only then is its place under max_connections given back:
+ * a closed connection keeps its requests (and their memory) until the
+ * queue and the workers are done with them, so a client that resets and
+ * reconnects must not get a new place before then.
+ */
+static void release(struct tp_connset *s, struct tp_conn *c)
+{
+	if (!tp_conn_unused(c) || c->in_ready || c->in_dirty)
+		return;
+	tp_conn_free(c);
+	TP_ASSERT(s->nalloc > 0);
+	s->nalloc--;
+	s->on_free(s->ctx);
+}
+
+void tp_connset_act(struct tp_connset *s, struct tp_conn *c, unsigned ev)
+{
+	if (ev & TP_CONN_CLOSED) {
+		lru_unlink(s, c);
+		TP_ASSERT(s->nconns > 0);
+		s->nconns--;
+		atomic_store_explicit(&s->connections, s->nconns, memory_order_relaxed);
+	}
+	if (c->closed) {
+		release(s, c);
+		return;
+	}
+	if (ev & TP_CONN_ACTIVE)
+		touch(s, c, c->env->now_ns);
+	if ((ev & TP_CONN_READ) && !c->in_ready) {
+		c->in_ready = true;
+		c->ready_next = s->ready;
+		s->ready = c;
+	}
+	if ((ev & TP_CONN_WRITE) && !c->in_dirty) {
+		c->in_dirty = true;
+		c->dirty_next = s->dirty;
+		s->dirty = c;
+	}
+}
+
+void tp_connset_run_ready(struct tp_connset *s)
+{
+	struct tp_conn *c = s->ready;
+
+	s->ready = NULL;
+	while (c) {
+		struct tp_conn *next = c->ready_next;
+		c->in_ready = false;
+		tp_connset_act(s, c, c->closed ? 0 : tp_conn_process(c));
+		c = next;
+	}
+}
+
+void tp_connset_run_dirty(struct tp_connset *s)
+{
+	struct tp_conn *c = s->dirty;
+
+	s->dirty = NULL;
+	while (c) {
+		struct tp_conn *next = c->dirty_next;
+		c->in_dirty = false;
+		tp_connset_act(s, c, c->closed ? 0 : tp_conn_flush(c, c->in_ready));
+		c = next;
+	}
+}
+
+void tp_connset_sweep_idle(struct tp_connset *s, uint64_t now_ns, uint64_t limit_ns)
+{
+	while (s->lru_head && now_ns - s->lru_head->last_active_ns >= limit_ns) {
+		struct tp_conn *c = s->lru_head;
+		if (c->ninflight > 0) {
+			/* Work in progress is not idleness: look again a full period later. */
+			touch(s, c, now_ns);
+			continue;
+		}
+		tp_connset_act(s, c, tp_conn_close(c, "idle timeout"));
+	}
+}
+
+void tp_connset_shutdown(struct tp_connset *s, uint64_t grace_until_ns)
+{
+	for (struct tp_conn *c = s->lru_head; c; c = c->lru_next)
+		tp_connset_act(s, c, tp_conn_shutdown(c, grace_until_ns));
+}
+
+void tp_connset_grace_check(struct tp_connset *s, uint64_t now_ns)
+{
+	for (struct tp_conn *c = s->lru_head; c; c = c->lru_next)
+		tp_connset_act(s, c, tp_conn_grace_check(c, now_ns));
+}
+
+void tp_connset_close_all(struct tp_connset *s, const char *reason)
+{
+	while (s->lru_head)
+		tp_connset_act(s, s->lru_head, tp_conn_close(s->lru_head, reason));
+}

@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * connset: one loop's connections and its lists of them: `ready` (input to
+ * go on with), `dirty` (replies to write) and the idle list (least
+ * recently active first).  The loop's own bookkeeping, kept apart from the
+ * loop's phases: connections report what happened (conn.h) and only this
+ * module moves them between the lists, counts them, and frees a closed
+ * one when nothing refers to it any more.  Loop thread only, except
+ * `connections`, which any thread may read.
+ */
+#ifndef TP_CONNSET_H
+#define TP_CONNSET_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conn.h"
+
+struct tp_connset {
+	struct tp_conn *ready;
+	struct tp_conn *dirty;
+	struct tp_conn *lru_head, *lru_tail;
+	size_t nconns;                /* open connections */
+	size_t nalloc;                /* connections not yet freed (closed ones wait for their requests) */
+	_Atomic uint64_t connections; /* nconns, for other threads */
+	void (*on_free)(void *ctx);   /* a connection was freed: its place is free again */
+	void *ctx;
+};
+
+/* A new connection, active at now_ns. */
+void tp_connset_add(struct tp_connset *s, struct tp_conn *c, uint64_t now_ns);
+
+/* Act on what c reported (TP_CONN_* bits); c may be freed. */
+void tp_connset_act(struct tp_connset *s, struct tp_conn *c, unsigned ev);
+
+/* Let every connection on the ready list go on reading. */
+void tp_connset_run_ready(struct tp_connset *s);
+
+/* Let every connection on the dirty list write. */
+void tp_connset_run_dirty(struct tp_connset *s);
+
+/* Close connections idle for limit_ns or longer with nothing in flight (oldest first). */
+void tp_connset_sweep_idle(struct tp_connset *s, uint64_t now_ns, uint64_t limit_ns);
+
+/* Shutdown began: tell every open connection (see tp_conn_shutdown). */
+void tp_connset_shutdown(struct tp_connset *s, uint64_t grace_until_ns);
+
+/* Ask every open connection whether its shutdown grace ran out. */
+void tp_connset_grace_check(struct tp_connset *s, uint64_t now_ns);
+
+/* Close every open connection now (reason for the debug log). */
+void tp_connset_close_all(struct tp_connset *s, const char *reason);
+
+#endif

@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dispatch: run requests on workers and post them back to their loops.
+ */
+#include "dispatch.h"
+
+#include "conn.h"
+#include "loop.h"
+#include "ops.h"
+#include "req.h"
+
+void tp_dispatch_exec(struct tp_qnode **nodes, size_t n, void *ctx)
+{
+	struct tp_dispatch *d = ctx;
+	struct tp_req *first = NULL, *last = NULL;
+	struct tp_loop *cur = NULL;
+	size_t cnt = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct tp_req *r = tp_req_of(nodes[i]);
+		struct tp_loop *l = r->conn->loop;
+
+		if (tp_conn_is_gone(r->conn)) {
+			/* Nobody will read the reply: do not sleep for a client that left. */
+			r->status = TP_PROTO_OK;
+			r->len = 0;
+		} else {
+			tp_ops_run(r, d->pool);
+		}
+		if (l != cur && cnt) {
+			tp_loop_post_done(cur, first, last, cnt);
+			first = NULL;
+			cnt = 0;
+		}
+		cur = l;
+		r->dnext = NULL;
+		if (first)
+			last->dnext = r;
+		else
+			first = r;
+		last = r;
+		cnt++;
+	}
+	if (cnt)
+		tp_loop_post_done(cur, first, last, cnt);
+}
+
+void tp_dispatch_admit(struct tp_qnode *node, void *ctx)
+{
+	struct tp_req *r = tp_req_of(node);
+	(void)ctx;
+	tp_loop_post_admit(r->conn->loop, r);
+}
+
+size_t tp_dispatch_cancel_all(struct tp_queue *q)
+{
+	struct tp_qnode *n;
+	size_t cnt = tp_queue_take_all(q, &n);
+
+	while (n) {
+		struct tp_qnode *next = n->next;
+		struct tp_req *r = tp_req_of(n);
+		tp_req_fail(r, TP_PROTO_SHUTDOWN);
+		tp_loop_post_done(r->conn->loop, r, r, 1);
+		n = next;
+	}
+	return cnt;
+}

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dispatch: the hand-off between the queue and the loops.  It runs the
+ * requests a worker took (skipping those of a client that left) and hands
+ * each back to the loop that owns its connection; it tells a loop when one
+ * of its waiting requests was admitted; and at the shutdown deadline it
+ * answers everything still queued.
+ *
+ * Threads: tp_dispatch_exec() runs on a worker and owns the requests for
+ * the call; tp_dispatch_admit() runs on whichever thread freed a place,
+ * with the queue lock held.  Both only post to loops (loop.h), which take
+ * the requests back.
+ */
+#ifndef TP_DISPATCH_H
+#define TP_DISPATCH_H
+
+#include <stddef.h>
+
+#include "queue.h"
+
+struct tp_pool;
+
+/* The pool's exec context. */
+struct tp_dispatch {
+	struct tp_pool *pool; /* for SLEEP's interruptible wait */
+};
+
+/*
+ * Pool exec callback (ctx: struct tp_dispatch *): run each request with
+ * tp_ops_run(), unless its client has gone (the reply would be thrown away:
+ * it is left empty and OK, so a SLEEP of a vanished client costs nothing),
+ * then post them back, one post per run of requests of the same loop.
+ */
+void tp_dispatch_exec(struct tp_qnode **nodes, size_t n, void *ctx);
+
+/* Queue admit callback (queue lock held): tell the request's loop. */
+void tp_dispatch_admit(struct tp_qnode *node, void *ctx);
+
+/*
+ * Take every request out of q (queued and waiting) and hand each back to
+ * its loop answered ERR server shutting down.  Returns how many.
+ */
+size_t tp_dispatch_cancel_all(struct tp_queue *q);
+
+#endif

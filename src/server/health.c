@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * health: counters, STATUS=, the busy log and the watchdog.
+ */
+#include "health.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "loop.h"
+#include "pool.h"
+#include "queue.h"
+#include "sd.h"
+
+#define STATUS_EVERY_NS (2 * 1000000000ull)
+#define BUSY_LOG_EVERY_NS (5 * 1000000000ull)
+#define LOOP_STALL_NS (5 * 1000000000ull)
+
+void tp_health_stats(const struct tp_health *h, struct tp_stats *ret)
+{
+	struct tp_pool_stats ps;
+	struct tp_queue_stats qs;
+
+	memset(ret, 0, sizeof(*ret));
+	tp_pool_stats(h->pool, &ps);
+	tp_queue_stats(h->queue, &qs);
+	ret->workers = ps.target;
+	ret->workers_busy = ps.busy;
+	ret->queue_depth = qs.depth;
+	ret->queue_waiting = qs.waiting;
+	ret->queue_capacity = qs.capacity;
+	for (size_t i = 0; i < h->nloops; i++) {
+		struct tp_loop_counters lc;
+		tp_loop_counters(h->loops[i], &lc);
+		ret->served += lc.served;
+		ret->rejected += lc.busy;
+		ret->connections += lc.connections;
+	}
+}
+
+void tp_health_status(struct tp_health *h, uint64_t now)
+{
+	struct tp_stats st;
+	double secs = h->last_status_ns ? (double)(now - h->last_status_ns) / 1e9 : 0;
+
+	tp_health_stats(h, &st);
+	double rps = secs > 0 ? (double)(st.served - h->status_served) / secs : 0;
+	tp_sd_notifyf("STATUS=workers %zu/%zu busy, queue %zu/%zu (+%zu waiting), %" PRIu64
+	              " connections, %" PRIu64 " served, %" PRIu64 " busy rejections, %.0f req/s",
+	              st.workers_busy, st.workers, st.queue_depth, st.queue_capacity, st.queue_waiting,
+	              st.connections, st.served, st.rejected, rps);
+	h->last_status_ns = now;
+	h->status_served = st.served;
+}
+
+static void log_busy(struct tp_health *h, uint64_t now)
+{
+	struct tp_stats st;
+
+	if (now - h->last_busy_log_ns < BUSY_LOG_EVERY_NS)
+		return;
+	tp_health_stats(h, &st);
+	if (st.rejected > h->busy_logged) {
+		char rej[24], depth[24], w[16];
+		uint64_t n = st.rejected - h->busy_logged;
+		double secs = h->last_busy_log_ns ? (double)(now - h->last_busy_log_ns) / 1e9 : 0;
+		snprintf(rej, sizeof(rej), "%" PRIu64, n);
+		snprintf(depth, sizeof(depth), "%zu", st.queue_depth);
+		snprintf(w, sizeof(w), "%zu", st.workers);
+		struct tp_log_field f[] = {
+		        {"TP_REJECTED", rej}, {"TP_QUEUE_DEPTH", depth}, {"TP_WORKERS", w}};
+		tp_logf(TP_LOG_WARNING, "busy", f, 3,
+		        "overloaded: %" PRIu64 " requests refused with ERR server busy in the last %.0f s "
+		        "(queue %zu/%zu, %zu workers)",
+		        n, secs, st.queue_depth, st.queue_capacity, st.workers);
+		h->busy_logged = st.rejected;
+	}
+	h->last_busy_log_ns = now;
+}
+
+/*
+ * Healthy: every event loop went round recently, and no worker has been
+ * on one request longer than the stall threshold (a SLEEP within
+ * max_sleep_ms is busy, not stuck).  why gets the reason when unhealthy.
+ */
+static bool healthy(struct tp_health *h, int stall_ms, uint64_t now, char *why, size_t len)
+{
+	struct tp_pool_stats ps;
+	uint64_t stall_ns = (uint64_t)stall_ms * 1000000ull;
+
+	for (size_t i = 1; i < h->nloops; i++) {
+		struct tp_loop_counters lc;
+		tp_loop_counters(h->loops[i], &lc);
+		if (lc.last_turn_ns && now > lc.last_turn_ns + LOOP_STALL_NS) {
+			snprintf(why, len, "event loop %zu has not run for %.1f s", i,
+			         (double)(now - lc.last_turn_ns) / 1e9);
+			return false;
+		}
+	}
+	tp_pool_stats(h->pool, &ps);
+	if (ps.oldest_busy_ns && now > ps.oldest_busy_ns + stall_ns) {
+		snprintf(why, len,
+		         "a worker has been on one request for %.1f s (stall threshold %d ms); %zu of %zu "
+		         "workers busy",
+		         (double)(now - ps.oldest_busy_ns) / 1e9, stall_ms, ps.busy, ps.workers);
+		return false;
+	}
+	return true;
+}
+
+static void watchdog(struct tp_health *h, int stall_ms, uint64_t now)
+{
+	char why[256];
+
+	if (!h->wd_usec || now < h->wd_next_ns)
+		return;
+	h->wd_next_ns = now + h->wd_usec * 1000 / 2;
+	if (healthy(h, stall_ms, now, why, sizeof(why))) {
+		if (!h->wd_healthy)
+			tp_log(TP_LOG_NOTICE, "stall", "healthy again: watchdog pings resume");
+		h->wd_healthy = true;
+		tp_sd_notify("WATCHDOG=1");
+		return;
+	}
+	if (h->wd_healthy)
+		tp_log(TP_LOG_CRIT, "stall", "unhealthy: %s; not pinging the watchdog", why);
+	h->wd_healthy = false;
+}
+
+void tp_health_tick(struct tp_health *h, int stall_ms, uint64_t now)
+{
+	watchdog(h, stall_ms, now);
+	if (now - h->last_status_ns >= STATUS_EVERY_NS)
+		tp_health_status(h, now);
+	log_busy(h, now);
+}

@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * health: what the server tells the outside about itself: the counters
+ * (summed over the pool, the queue and the loops), the STATUS= line every
+ * 2 s, the busy-rejection log line at most every 5 s, and the watchdog
+ * pings, sent only while every loop turns and no worker is stuck.  Runs on
+ * loop 0 (tp_health_stats on any thread).
+ */
+#ifndef TP_HEALTH_H
+#define TP_HEALTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct tp_loop;
+struct tp_pool;
+struct tp_queue;
+
+struct tp_stats {
+	size_t workers, workers_busy;
+	size_t queue_depth, queue_capacity, queue_waiting;
+	uint64_t connections;
+	uint64_t served;   /* replies written */
+	uint64_t rejected; /* ERR server busy */
+};
+
+struct tp_health {
+	/* what it looks at; set before the first call */
+	struct tp_pool *pool;
+	struct tp_queue *queue;
+	struct tp_loop *const *loops;
+	size_t nloops;
+	uint64_t wd_usec; /* WATCHDOG_USEC, 0 without a watchdog */
+
+	/* its own state (loop 0) */
+	uint64_t last_status_ns, status_served;
+	uint64_t last_busy_log_ns, busy_logged;
+	uint64_t wd_next_ns;
+	bool wd_healthy;
+};
+
+/* Sum the counters (any thread). */
+void tp_health_stats(const struct tp_health *h, struct tp_stats *ret);
+
+/* Send STATUS= now. */
+void tp_health_status(struct tp_health *h, uint64_t now_ns);
+
+/*
+ * Loop 0's tick: ping the watchdog when due and healthy (no worker on one
+ * request longer than stall_ms), STATUS= when due, the busy log line.
+ */
+void tp_health_tick(struct tp_health *h, int stall_ms, uint64_t now_ns);
+
+#endif

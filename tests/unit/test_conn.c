@@ -1,0 +1,364 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_conn: one connection driven over a socketpair, with the test in the
+ * loop's place: it feeds epoll events, plays the worker (formats replies
+ * and completes requests) and checks what the connection reports.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+#include "conn.h"
+#include "proto.h"
+#include "req.h"
+
+#define MAX_BATCH 256
+
+struct rig {
+	struct tp_config cfg;
+	struct tp_conn_env env;
+	char scratch[16 * 1024];
+	int peer; /* the client's end */
+	struct tp_conn *c;
+	struct tp_req *batch[MAX_BATCH]; /* the last turn's parsed requests */
+	size_t nbatch;
+};
+
+static int setup(void **state)
+{
+	struct rig *g = calloc(1, sizeof(*g));
+	int sv[2];
+	struct sockaddr_storage peer = {0};
+
+	assert_non_null(g);
+	g->cfg.max_line_bytes = 1024;
+	g->cfg.max_sleep_ms = 60000;
+	g->cfg.queue_timeout_ms = 1000;
+	g->cfg.max_unsent_kib = 256;
+	g->env.cfg = &g->cfg;
+	g->env.now_ns = 1000;
+	g->env.scratch = g->scratch;
+	g->env.scratch_len = sizeof(g->scratch);
+	g->env.epfd = epoll_create1(EPOLL_CLOEXEC);
+	assert_true(g->env.epfd >= 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	g->peer = sv[1];
+	g->c = tp_conn_new(&g->env, NULL, sv[0], &peer);
+	assert_non_null(g->c);
+	*state = g;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct rig *g = *state;
+
+	if (g->c) {
+		if (!g->c->closed)
+			(void)tp_conn_close(g->c, "test over");
+		g->c->ninflight = 0; /* requests the test left in flight are freed with it */
+		tp_conn_free(g->c);
+	}
+	if (g->peer >= 0)
+		close(g->peer);
+	tp_req_cache_clear(&g->env.reqs);
+	close(g->env.epfd);
+	free(g);
+	return 0;
+}
+
+static void send_peer(struct rig *g, const char *s)
+{
+	assert_int_equal(write(g->peer, s, strlen(s)), (ssize_t)strlen(s));
+}
+
+/* The loop's end of a turn: take the batch and let every connection parse anew. */
+static void end_turn(struct rig *g)
+{
+	g->nbatch = 0;
+	for (struct tp_req *r = g->env.batch.head; r; r = r->bnext) {
+		assert_true(g->nbatch < MAX_BATCH);
+		g->batch[g->nbatch++] = r;
+	}
+	assert_int_equal(g->nbatch, g->env.batch.n);
+	g->env.batch = (struct tp_req_batch){0};
+	g->env.turn++;
+}
+
+/* Readable: as epoll would report it. */
+static unsigned readable(struct rig *g)
+{
+	return tp_conn_on_event(g->c, EPOLLIN);
+}
+
+/* The worker's part: format r's reply and hand it back. */
+static unsigned run(struct rig *g, struct tp_req *r)
+{
+	if (r->op == TP_OP_ECHO)
+		r->len = (uint32_t)tp_proto_format_echo(r->buf + 3, r->len, r->buf);
+	else
+		r->len = (uint32_t)tp_proto_format_sleep(r->sleep_ms, r->buf);
+	r->status = TP_PROTO_OK;
+	return tp_conn_complete(g->c, r);
+}
+
+/* Read what the connection wrote to the client (waits up to 200 ms for the first byte). */
+static size_t peer_read(struct rig *g, char *buf, size_t len)
+{
+	struct pollfd p = {g->peer, POLLIN, 0};
+	size_t got = 0;
+
+	if (poll(&p, 1, 200) <= 0)
+		return 0;
+	for (;;) {
+		ssize_t n = read(g->peer, buf + got, len - 1 - got);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	buf[got] = '\0';
+	return got;
+}
+
+static void assert_peer_reads(struct rig *g, const char *want)
+{
+	char buf[8192];
+	peer_read(g, buf, sizeof(buf));
+	assert_string_equal(buf, want);
+}
+
+static void test_lines_framed_across_reads(void **state)
+{
+	struct rig *g = *state;
+
+	send_peer(g, "ECHO a\nSLEEP 5\nEC");
+	assert_true(readable(g) & TP_CONN_ACTIVE);
+	end_turn(g);
+	assert_int_equal(g->nbatch, 2);
+	assert_int_equal(g->batch[0]->op, TP_OP_ECHO);
+	assert_int_equal(g->batch[0]->len, 1);
+	assert_memory_equal(g->batch[0]->buf + 3, "a", 1);
+	assert_int_equal(g->batch[1]->op, TP_OP_SLEEP);
+	assert_int_equal(g->batch[1]->sleep_ms, 5);
+	/* Deadline: arrival (this turn's time) plus queue_timeout_ms. */
+	assert_int_equal(g->batch[1]->qnode.deadline_ns, 1000 + 1000 * 1000000ull);
+	assert_true(g->batch[0]->qnode.batchable);
+	assert_false(g->batch[1]->qnode.batchable);
+
+	/* The rest of the split line, then a line refused at parse time. */
+	send_peer(g, "HO b\r\nFOO 1\n");
+	unsigned ev = readable(g);
+	assert_true(ev & TP_CONN_WRITE); /* the ERR reply is ready at once */
+	end_turn(g);
+	assert_int_equal(g->nbatch, 1);
+	assert_int_equal(g->batch[0]->len, 1);
+	assert_memory_equal(g->batch[0]->buf + 3, "b", 1);
+	assert_int_equal(g->c->nreqs, 4);
+	assert_int_equal(g->c->ninflight, 3);
+}
+
+static void test_replies_leave_in_request_order(void **state)
+{
+	struct rig *g = *state;
+	struct tp_req *r[3];
+
+	send_peer(g, "ECHO 1\nECHO 2\nBAD\nECHO 3\n");
+	(void)readable(g);
+	end_turn(g);
+	assert_int_equal(g->nbatch, 3);
+	memcpy(r, g->batch, sizeof(r));
+
+	/* The second finishes first: nothing may be written before the first. */
+	assert_false(run(g, r[1]) & TP_CONN_WRITE);
+	(void)tp_conn_flush(g->c, false);
+	char buf[64];
+	assert_int_equal(peer_read(g, buf, sizeof(buf)), 0);
+
+	/* The head is done: it goes, with everything done behind it, the ERR included. */
+	assert_true(run(g, r[0]) & TP_CONN_WRITE);
+	assert_int_equal(tp_conn_flush(g->c, false), TP_CONN_ACTIVE);
+	assert_peer_reads(g, "OK 1\nOK 2\nERR unknown op BAD\n");
+	assert_true(run(g, r[2]) & TP_CONN_WRITE);
+	(void)tp_conn_flush(g->c, false);
+	assert_peer_reads(g, "OK 3\n");
+	assert_int_equal(atomic_load(&g->env.served), 4);
+	assert_int_equal(g->c->nreqs, 0);
+	assert_int_equal(g->c->pending_bytes, 0);
+}
+
+static void test_pauses_past_the_unsent_bound(void **state)
+{
+	struct rig *g = *state;
+	char line[400], text[301];
+	size_t total = 0;
+
+	g->cfg.max_unsent_kib = 1; /* 1024 bytes of replies held at most */
+	memset(text, 'x', 300);
+	text[300] = '\0';
+	snprintf(line, sizeof(line), "ECHO %s\n", text);
+	for (int i = 0; i < 10; i++)
+		send_peer(g, line);
+
+	(void)readable(g);
+	end_turn(g);
+	/* Each holds 304 bytes: reading stops once over 1024, after the fourth. */
+	assert_int_equal(g->nbatch, 4);
+	assert_true(g->c->pending_bytes > 1024);
+	total += g->nbatch;
+	/* Paused: another turn parses nothing, whatever epoll says. */
+	assert_false(readable(g) & TP_CONN_READ);
+	end_turn(g);
+	assert_int_equal(g->nbatch, 0);
+
+	/* The client reads the replies: below the bound, reading goes on. */
+	for (struct tp_req *q = g->c->ohead; q; q = q->onext)
+		if (!q->done)
+			(void)run(g, q);
+	assert_true(tp_conn_flush(g->c, false) & TP_CONN_READ);
+	char buf[8192];
+	assert_int_equal(peer_read(g, buf, sizeof(buf)), 4 * 304);
+	(void)tp_conn_process(g->c);
+	end_turn(g);
+	assert_int_equal(g->nbatch, 4);
+	total += g->nbatch;
+	assert_true(total < 10);
+}
+
+static void test_half_close_gets_replies_then_closed(void **state)
+{
+	struct rig *g = *state;
+
+	send_peer(g, "ECHO x\n");
+	assert_int_equal(shutdown(g->peer, SHUT_WR), 0);
+	unsigned ev = tp_conn_on_event(g->c, EPOLLIN | EPOLLRDHUP);
+	assert_true(g->c->eof);
+	assert_true(ev & TP_CONN_WRITE); /* so that the flush can decide to close */
+	end_turn(g);
+	assert_int_equal(g->nbatch, 1);
+
+	/* Its request is still out: not closed yet. */
+	assert_false(tp_conn_flush(g->c, false) & TP_CONN_CLOSED);
+	assert_false(g->c->closed);
+
+	(void)run(g, g->batch[0]);
+	assert_true(tp_conn_flush(g->c, false) & TP_CONN_CLOSED);
+	assert_true(g->c->closed);
+	assert_true(tp_conn_is_gone(g->c));
+	assert_true(tp_conn_unused(g->c));
+	assert_peer_reads(g, "OK x\n");
+	char b;
+	assert_int_equal(read(g->peer, &b, 1), 0); /* then EOF */
+}
+
+static void test_more_input_delays_the_close(void **state)
+{
+	struct rig *g = *state;
+
+	assert_int_equal(shutdown(g->peer, SHUT_WR), 0);
+	(void)tp_conn_on_event(g->c, EPOLLIN | EPOLLRDHUP);
+	assert_true(g->c->eof);
+	/* Still on the ready list: the loop will come back; no close yet. */
+	assert_int_equal(tp_conn_flush(g->c, true), 0);
+	assert_int_equal(tp_conn_flush(g->c, false), TP_CONN_CLOSED);
+	/* Reported once: closing again reports nothing. */
+	assert_int_equal(tp_conn_close(g->c, "again"), 0);
+}
+
+static void test_close_with_work_in_flight(void **state)
+{
+	struct rig *g = *state;
+
+	send_peer(g, "SLEEP 100\n");
+	(void)readable(g);
+	end_turn(g);
+	assert_int_equal(tp_conn_close(g->c, "test"), TP_CONN_CLOSED);
+	assert_true(tp_conn_is_gone(g->c));
+	/* Its request is on a worker: it must not be freed yet. */
+	assert_false(tp_conn_unused(g->c));
+	/* It comes back: nothing to write on a closed connection, and now it may go. */
+	assert_false(run(g, g->batch[0]) & TP_CONN_WRITE);
+	assert_true(tp_conn_unused(g->c));
+	assert_int_equal(tp_conn_flush(g->c, false), 0);
+}
+
+static void test_write_error_reported_as_closed(void **state)
+{
+	struct rig *g = *state;
+
+	send_peer(g, "ECHO gone\n");
+	(void)readable(g);
+	end_turn(g);
+	close(g->peer);
+	g->peer = -1;
+	(void)run(g, g->batch[0]);
+	assert_true(tp_conn_flush(g->c, false) & TP_CONN_CLOSED);
+	assert_true(g->c->closed);
+}
+
+static void test_shutdown_refuses_new_lines_but_serves_a_silent_first_one(void **state)
+{
+	struct rig *g = *state;
+
+	/* Silent so far: its first request is served during the grace. */
+	g->env.shutting_down = true;
+	unsigned ev = tp_conn_shutdown(g->c, 5000);
+	assert_true(ev & TP_CONN_WRITE);
+	assert_true(g->c->grace);
+	send_peer(g, "ECHO first\n");
+	(void)readable(g);
+	end_turn(g);
+	assert_int_equal(g->nbatch, 1);
+	assert_false(g->c->grace);
+	/* Its first request is in: a later line is refused at once. */
+	send_peer(g, "ECHO second\n");
+	assert_true(readable(g) & TP_CONN_WRITE);
+	end_turn(g);
+	assert_int_equal(g->nbatch, 0);
+	assert_false(tp_conn_flush(g->c, false) & TP_CONN_CLOSED); /* the first is still out */
+	(void)run(g, g->c->ohead);
+	assert_true(tp_conn_flush(g->c, false) & TP_CONN_CLOSED);
+	assert_peer_reads(g, "OK first\nERR server shutting down\n");
+}
+
+static void test_grace_runs_out(void **state)
+{
+	struct rig *g = *state;
+
+	(void)tp_conn_shutdown(g->c, 5000);
+	assert_int_equal(tp_conn_grace_check(g->c, 4999), 0);
+	assert_true(g->c->grace);
+	assert_int_equal(tp_conn_grace_check(g->c, 5000), TP_CONN_WRITE);
+	assert_false(g->c->grace);
+}
+
+int main(void)
+{
+	/* A write to a client that left must be an EPIPE, as in the daemon. */
+	signal(SIGPIPE, SIG_IGN);
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test_setup_teardown(test_lines_framed_across_reads, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_replies_leave_in_request_order, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_pauses_past_the_unsent_bound, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_half_close_gets_replies_then_closed, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_more_input_delays_the_close, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_close_with_work_in_flight, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_write_error_reported_as_closed, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_shutdown_refuses_new_lines_but_serves_a_silent_first_one,
+	                                        setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_grace_runs_out, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
