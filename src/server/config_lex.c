@@ -246,17 +246,18 @@ static int follow(struct tp_config_lex *lx, const struct tp_config_src *s, const
 	char why[256] = "", *text = NULL, *name = NULL, **files;
 	int r = -EINVAL;
 
-	if (t->tok == TP_TOK_BAD_INCLUDE)
+	if (t->tok == TP_TOK_BAD_INCLUDE) {
 		snprintf(why, sizeof(why),
 		         "a name with \\ escapes other than \\\\ or \\\", too long, or unterminated");
-	else if (depth >= TP_CONFIG_LEX_MAX_INCLUDE_DEPTH)
+	} else if (depth >= TP_CONFIG_LEX_MAX_INCLUDE_DEPTH) {
 		snprintf(why, sizeof(why), "nested more than %d deep", TP_CONFIG_LEX_MAX_INCLUDE_DEPTH);
-	else if ((r = lx->read(lx->ctx, s->include, &text, why, sizeof(why))) < 0)
+	} else if ((r = lx->read(lx->ctx, s->include, &text, why, sizeof(why))) < 0) {
 		r = r == -ENOMEM ? r : -EINVAL;
-	else if ((lx->total += strlen(text)) > TP_CONFIG_LEX_MAX_TOTAL_BYTES)
+	} else if ((lx->total += strlen(text)) > TP_CONFIG_LEX_MAX_TOTAL_BYTES) {
 		snprintf(why, sizeof(why), "more than %d bytes included in all",
-		         TP_CONFIG_LEX_MAX_TOTAL_BYTES),
-		        r = -EINVAL;
+		         TP_CONFIG_LEX_MAX_TOTAL_BYTES);
+		r = -EINVAL;
+	}
 	if (why[0] || r < 0) {
 		snprintf(err, errlen, "%s:%u: @include \"%s\": %s", s->file, t->line, s->include, why);
 		goto out;

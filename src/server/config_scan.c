@@ -193,6 +193,15 @@ static void scan_word(struct tp_config_src *s, struct tp_config_token *t)
 	s->p = p + n;
 }
 
+/* The newline ending the line at s->p, or NULL; once there is none, never look again. */
+static const char *line_end(struct tp_config_src *s)
+{
+	const char *nl = s->no_newline ? NULL : strchr(s->p, '\n');
+
+	s->no_newline = !nl;
+	return nl;
+}
+
 /* The next token of s, or TP_TOK_EOF at its end (the mode may go on in another file). */
 void tp_config_scan_next(struct tp_config_src *s, struct tp_config_token *t)
 {
@@ -226,9 +235,9 @@ void tp_config_scan_next(struct tp_config_src *s, struct tp_config_token *t)
 		} else if (*p == '"' || (p[0] == '/' && p[1] == '*')) {
 			*s->mode = *p == '"' ? TP_SCAN_STRING : TP_SCAN_COMMENT;
 			s->p += *p == '"' ? 1 : 2;
-		} else if ((*p == '#' || (p[0] == '/' && p[1] == '/')) && strchr(p, '\n')) {
+		} else if ((*p == '#' || (p[0] == '/' && p[1] == '/')) && line_end(s)) {
 			/* {comment} (#|\/\/).*$ needs the newline: at the very end it is garbage. */
-			s->p = strchr(p, '\n');
+			s->p = line_end(s);
 		} else {
 			scan_word(s, t);
 			return;

@@ -55,6 +55,7 @@ struct tp_config_src {
 	const char *base, *p; /* the NUL-terminated text, and where the scan is */
 	unsigned line;
 	enum tp_config_scan_mode *mode; /* shared by every file of one scan */
+	bool no_newline;                /* no newline after p: a # comment here is garbage */
 	char include[4096];             /* the name of the last TP_TOK_INCLUDE, unescaped */
 };
 

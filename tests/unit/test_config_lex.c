@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -214,6 +215,28 @@ static void test_syntax_problems(void **state)
 	}
 }
 
+/* A megabyte of '#' with no newline is garbage byte by byte; each must not look for the newline again. */
+static void test_hashes_without_newline_take_linear_time(void **state)
+{
+	size_t len = TP_CONFIG_LEX_MAX_FILE_BYTES;
+	char *text = malloc(len + 1);
+	struct tp_config_lex *lx;
+	struct timespec t0, t1;
+	(void)state;
+
+	assert_non_null(text);
+	memset(text, '#', len);
+	text[len] = '\0';
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	lx = scan_with(text, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_string_equal(tp_config_lex_problem(lx), "main.conf:1: syntax error");
+	/* Linear: milliseconds (100 times less than the bound); quadratic: seconds. */
+	assert_true((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 < 2000);
+	tp_config_lex_free(lx);
+	free(text);
+}
+
 static void test_include_in_place(void **state)
 {
 	static const char *const files[] = {
@@ -371,6 +394,7 @@ int main(void)
 	        cmocka_unit_test(test_literal_forms),
 	        cmocka_unit_test(test_paths),
 	        cmocka_unit_test(test_syntax_problems),
+	        cmocka_unit_test(test_hashes_without_newline_take_linear_time),
 	        cmocka_unit_test(test_include_in_place),
 	        cmocka_unit_test(test_include_only_where_libconfig_sees_one),
 	        cmocka_unit_test(test_include_errors),
