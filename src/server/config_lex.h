@@ -13,13 +13,14 @@
  *   @include line, nested, exactly where libconfig's scanner would, and asks
  *   the caller for each file's text before libconfig sees any of them.
  *
- * It follows libconfig 1.5's scanner token for token: comments (#, // to
- * the end of the line, block comments), strings with escapes, names,
- * booleans, decimal and hex integers with optional L/LL, floats, and
- * "@include" at the start of a line; a comment or string left open at the
- * end of an included file goes on in the including one, as in libconfig.
- * The scanner itself does no I/O; tp_config_lex_read_file() is the reader
- * the loader passes in.  Nothing here logs.
+ * The tokens come from config_scan, which follows libconfig 1.5's scanner
+ * token for token; a comment or string left open at the end of an included
+ * file goes on in the including one, as in libconfig.  Scanning does no
+ * I/O: included text comes from the caller's reader, and
+ * tp_config_lex_read_file() is the one the loader passes in.  An included
+ * file may still change between this check and libconfig's own open; the
+ * check is for mistakes, not for an attacker who can write the files.
+ * Nothing here logs.
  */
 #ifndef TP_CONFIG_LEX_H
 #define TP_CONFIG_LEX_H
