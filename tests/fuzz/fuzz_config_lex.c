@@ -67,11 +67,11 @@ static const char *const include_files[][2] = {
 
 #define N_INCLUDE_FILES (sizeof(include_files) / sizeof(include_files[0]))
 
-static char include_dir[64];
+static char include_dir[4096];
 
 static void remove_include_dir(void)
 {
-	char path[128];
+	char path[4200];
 
 	for (size_t i = 0; i < N_INCLUDE_FILES; i++) {
 		snprintf(path, sizeof(path), "%s/%s", include_dir, include_files[i][0]);
@@ -82,11 +82,12 @@ static void remove_include_dir(void)
 
 static void make_include_dir(void)
 {
-	char path[128];
+	const char *tmp = getenv("TMPDIR");
+	char path[4200];
 
 	if (include_dir[0])
 		return;
-	snprintf(include_dir, sizeof(include_dir), "/tmp/fuzz_config_lex.XXXXXX");
+	snprintf(include_dir, sizeof(include_dir), "%s/fuzz_config_lex.XXXXXX", tmp && *tmp ? tmp : "/tmp");
 	CHECK(mkdtemp(include_dir) != NULL);
 	for (size_t i = 0; i < N_INCLUDE_FILES; i++) {
 		FILE *f;
