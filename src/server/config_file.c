@@ -13,6 +13,8 @@
  */
 #include "config_file.h"
 
+#include "config_lex.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -28,7 +30,7 @@
 struct load {
 	struct tp_config *cfg; /* the copy being filled, never the caller's */
 	const char *path;
-	const char *text; /* the whole file, for literal_differs() */
+	const struct tp_config_lex *lex; /* the integers as the text writes them */
 	char *err;
 	size_t errlen;
 	const config_setting_t *seen[TP_SETTINGS_MAX]; /* by tp_settings[] index: where set */
@@ -172,82 +174,17 @@ fail:
 	return r;
 }
 
-static bool is_name_char(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-	       c == '-' || c == '*';
-}
-
-/*
- * libconfig 1.5 stores a decimal literal too big for an int (written without
- * the L suffix) truncated to 32 bits, so "workers = 4294967297;" would read
- * as 1 and pass the range check.  Find the literal assigned to name at or
- * after the start of line in text and compare it with the value v libconfig
- * stored.  Returns true, with the literal in ret_lit/ret_len, when they
- * differ; false when they agree or the literal cannot be found (libconfig
- * parsed the file, so trusting it is the only sound fallback).
- */
-static bool literal_differs(const char *text, unsigned line, const char *name, long long v,
-                            const char **ret_lit, int *ret_len)
-{
-	static const char ws[] = " \t\r\n\f\v";
-	const char *p = text;
-	size_t nlen = strlen(name);
-
-	for (unsigned l = 1; l < line && p; l++) {
-		p = strchr(p, '\n');
-		if (p)
-			p++;
-	}
-	while (p && *p) {
-		if (*p == '"') {
-			for (p++; *p && *p != '"'; p++)
-				if (*p == '\\' && p[1])
-					p++;
-			if (*p)
-				p++;
-		} else if (*p == '#' || (p[0] == '/' && p[1] == '/')) {
-			p += strcspn(p, "\n");
-		} else if (p[0] == '/' && p[1] == '*') {
-			p = strstr(p + 2, "*/");
-			if (p)
-				p += 2;
-		} else if (is_name_char(*p)) {
-			const char *tok = p, *q, *lit;
-			char *end;
-			long long lv;
-
-			while (is_name_char(*p))
-				p++;
-			if ((size_t)(p - tok) != nlen || strncmp(tok, name, nlen) != 0)
-				continue;
-			q = p + strspn(p, ws);
-			if (*q != '=' && *q != ':')
-				continue;
-			lit = q + 1 + strspn(q + 1, ws);
-			q = lit + (*lit == '+' || *lit == '-');
-			if (*q < '0' || *q > '9')
-				return false;
-			errno = 0;
-			lv = strtoll(lit, &end, q[0] == '0' && (q[1] == 'x' || q[1] == 'X') ? 16 : 10);
-			*ret_lit = lit;
-			*ret_len = (int)(end - lit);
-			return errno == ERANGE || lv != v;
-		} else {
-			p++;
-		}
-	}
-	return false;
-}
-
 static int apply_int(const struct load *ld, const config_setting_t *s, const char *gpath,
                      const struct tp_setting *r)
 {
-	const char *text = ld->text;
-	char *included = NULL;
-	const char *lit;
+	/* libconfig 1.5 truncates what does not fit 32 bits: 4294967297 reads as 1. */
+	const struct tp_config_lex_int *in;
+	char path[128];
 	long long v;
-	int len, ret;
+
+	/* The path as the file writes it (an older name, too), as the lexer records it. */
+	snprintf(path, sizeof(path), "%s%s%s", gpath, gpath[0] ? "." : "", config_setting_name(s));
+	in = tp_config_lex_find(ld->lex, path);
 
 	switch (config_setting_type(s)) {
 	case CONFIG_TYPE_INT:
@@ -260,22 +197,15 @@ static int apply_int(const struct load *ld, const config_setting_t *s, const cha
 	default:
 		return fail(ld, s, gpath, "expected an integer");
 	}
-
-	if (config_setting_source_file(s)) {
-		/* Only @include'd settings name a file: rare, so read it again here. */
-		text = read_text(config_setting_source_file(s), &included, NULL, 0) == 0 ? included : NULL;
-	}
-	if (text &&
-	    literal_differs(text, config_setting_source_line(s), config_setting_name(s), v, &lit, &len)) {
-		ret = fail(ld, s, gpath, "%.*s is out of range (%d to %d)", len, lit, r->min, r->max);
-	} else if (v < r->min || v > r->max) {
-		ret = fail(ld, s, gpath, "%lld is out of range (%d to %d)", v, r->min, r->max);
-	} else {
-		*(int *)((char *)ld->cfg + r->offset) = (int)v; /* in range: cannot fail */
-		ret = 0;
-	}
-	free(included);
-	return ret;
+	if (!in)
+		return fail(ld, s, gpath, "cannot check the value against the text (%s)",
+		            tp_config_lex_problem(ld->lex) ? tp_config_lex_problem(ld->lex) : "not found");
+	if (!tp_config_lex_int_is(in, v))
+		return fail(ld, s, gpath, "%s is out of range (%d to %d)", in->text, r->min, r->max);
+	if (v < r->min || v > r->max)
+		return fail(ld, s, gpath, "%lld is out of range (%d to %d)", v, r->min, r->max);
+	*(int *)((char *)ld->cfg + r->offset) = (int)v;
+	return 0;
 }
 
 /* A string, or the name of an enum's value. */
@@ -356,6 +286,7 @@ int tp_config_load_file(struct tp_config *cfg, const char *path, char *err, size
 {
 	struct tp_config copy = *cfg;
 	struct load ld = {.cfg = &copy, .path = path, .err = err, .errlen = errlen};
+	struct tp_config_lex *lex = NULL;
 	char *text = NULL;
 	char msg[512];
 	config_t c;
@@ -364,7 +295,13 @@ int tp_config_load_file(struct tp_config *cfg, const char *path, char *err, size
 	r = read_text(path, &text, err, errlen);
 	if (r < 0)
 		return r;
-	ld.text = text;
+	/* Before libconfig sees the text: its scanner exit()s on an @include it cannot read. */
+	r = tp_config_lex_scan(path, text, tp_config_lex_read_file, NULL, &lex, err, errlen);
+	if (r < 0) {
+		free(text);
+		return r;
+	}
+	ld.lex = lex;
 
 	config_init(&c);
 	if (config_read_string(&c, text) != CONFIG_TRUE) {
@@ -386,6 +323,7 @@ int tp_config_load_file(struct tp_config *cfg, const char *path, char *err, size
 	r = 0;
 out:
 	config_destroy(&c);
+	tp_config_lex_free(lex);
 	free(text);
 	return r;
 }

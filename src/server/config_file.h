@@ -28,7 +28,10 @@
  *   -ENOENT  the file does not exist ("PATH: cannot open: ...");
  *   -EINVAL  a syntax error, a setting of the wrong type, a value out of
  *            range, or a setting not in the schema ("PATH:LINE: ...");
- *            or a NUL byte in the file ("PATH: ...");
+ *            or a NUL byte in the file ("PATH: ..."); or an @include'd
+ *            file that is not a readable regular file of at most 1 MiB, or
+ *            nested more than 10 deep ("FILE:LINE: @include \"NAME\": ...",
+ *            naming the including file; checked before libconfig opens any);
  *   another negative errno when the file cannot be read: -EACCES, -EISDIR,
  *   -EFBIG (over 1 MiB), -EIO, -ENOMEM ("PATH: ...").
  * Touches only *cfg and err; safe to call again on SIGHUP.

@@ -311,6 +311,16 @@ static void test_out_of_range(void **state)
 		     ":1: pool.workers: 0xFFFFFFFF is out of range (1 to 1024)");
 	expect_error("listen = { host = \"port = 1\"; port = -4294967296; };\n",
 		     ":1: listen.port: -4294967296 is out of range (0 to 65535)");
+	/* A comment after the name or '=' does not hide the literal (issue 11). */
+	expect_error("listen = { port = /**/ 4294976296; };\n",
+		     ":1: listen.port: 4294976296 is out of range (0 to 65535)");
+	expect_error("pool = { workers /* */ = 4294967297; };\n",
+		     ":1: pool.workers: 4294967297 is out of range (1 to 1024)");
+	expect_error("pool = {\n  workers = # c\n4294967297;\n};\n",
+		     ":2: pool.workers: 4294967297 is out of range (1 to 1024)");
+	/* The older top-level names are checked against their text too. */
+	expect_error("shutdown_timeout_s = /* x */ 4294967297;\n",
+		     ":1: shutdown_timeout_s: 4294967297 is out of range (0 to 3600)");
 }
 
 static void test_unknown_setting(void **state)

@@ -1,0 +1,105 @@
+# SPDX-License-Identifier: MIT
+"""Integration tests of the configuration file against the real tpserver:
+the reproductions of issue 11, defects 3 and 4.  An integer hidden behind a
+comment is still checked against its text, and an @include of a directory
+or a FIFO is refused with exit 78 and the including file's name and line,
+both by `tpserver -t` and by a running daemon on SIGHUP (which keeps
+serving, an in-flight SLEEP included)."""
+import os
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+
+from tplib import TPSERVER, LineReader, Server, request
+
+# File text, and the error expected after "FILE:" (issue 11, defect 4).
+HIDDEN_INTEGERS = [
+    ("listen = { port = /**/ 4294976296; };\n",
+     "1: listen.port: 4294976296 is out of range (0 to 65535)"),
+    ("pool = { workers /* */ = 4294967297; };\n",
+     "1: pool.workers: 4294967297 is out of range (1 to 1024)"),
+    ("pool = {\n  workers = # c\n4294967297;\n};\n",
+     "2: pool.workers: 4294967297 is out of range (1 to 1024)"),
+]
+
+
+class ConfigFile(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory(prefix="tpserver-conf-")
+        self.addCleanup(self.dir.cleanup)
+
+    def path(self, name):
+        return os.path.join(self.dir.name, name)
+
+    def write(self, name, text):
+        with open(self.path(name), "w") as f:
+            f.write(text)
+        return self.path(name)
+
+    def check(self, conf):
+        """tpserver -t -c conf, run in the directory of the files (libconfig
+        opens an @include relative to the working directory)."""
+        start = time.monotonic()
+        p = subprocess.run([TPSERVER, "-t", "-c", conf], cwd=self.dir.name, stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=20)
+        return p, time.monotonic() - start
+
+    def test_integer_behind_a_comment_is_refused(self):
+        for text, want in HIDDEN_INTEGERS:
+            with self.subTest(text=text):
+                conf = self.write("hidden.conf", text)
+                p, _ = self.check(conf)
+                self.assertEqual(p.returncode, 78, p.stdout + p.stderr)
+                self.assertEqual(p.stderr.strip(), "tpserver: %s:%s" % (conf, want))
+
+    def test_include_of_a_directory_is_refused(self):
+        os.mkdir(self.path("adir"))
+        conf = self.write("inc.conf", "pool = { workers = 2; };\n\n@include \"adir\"\n")
+        p, _ = self.check(conf)
+        self.assertEqual(p.returncode, 78, p.stdout + p.stderr)
+        self.assertEqual(p.stderr.strip(), "tpserver: %s:3: @include \"adir\": is a directory" % conf)
+        self.assertNotIn("flex", p.stdout + p.stderr)
+
+    def test_nested_include_of_a_fifo_is_refused_without_blocking(self):
+        os.mkfifo(self.path("fifo"))
+        self.write("inner.conf", "# nothing\n@include \"fifo\"\n")
+        conf = self.write("outer.conf", "/*\n@include \"fifo\"\n*/\npool = {\n  @include \"inner.conf\"\n};\n")
+        p, took = self.check(conf)
+        self.assertEqual(p.returncode, 78, p.stdout + p.stderr)
+        self.assertEqual(p.stderr.strip(), "tpserver: inner.conf:2: @include \"fifo\": not a regular file")
+        self.assertLess(took, 10)
+
+    def test_integer_in_an_included_file_is_checked(self):
+        self.write("pool.conf", "workers = /* here */ 4294967297;\n")
+        conf = self.write("main.conf", "pool = {\n  @include \"pool.conf\"\n};\n")
+        p, _ = self.check(conf)
+        self.assertEqual(p.returncode, 78, p.stdout + p.stderr)
+        self.assertEqual(p.stderr.strip(),
+                         "tpserver: pool.conf:1: pool.workers: 4294967297 is out of range (1 to 1024)")
+        self.write("pool.conf", "workers = /* here */ 3;\n")
+        p, _ = self.check(conf)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertRegex(p.stdout, r"(?m)^  workers = 3;$")
+
+    def test_reload_with_a_directory_include_keeps_serving(self):
+        os.mkdir(self.path("adir"))
+        conf = self.write("live.conf", "pool = { workers = 2; };\n")
+        with Server("--config", conf) as srv:
+            s = srv.connect()
+            r = LineReader(s)
+            s.sendall(b"SLEEP 500\n")  # in flight across the refused reload
+            self.write("live.conf", "pool = { workers = 3; };\n@include \"%s\"\n" % self.path("adir"))
+            srv.signal(signal.SIGHUP)
+            log = srv.wait_log(r"reload failed.*")
+            self.assertIn("%s:2: @include \"%s\": is a directory" % (conf, self.path("adir")), log)
+            self.assertEqual(r.line(), "OK 500")
+            self.assertEqual(request(s, r, "ECHO alive"), "OK alive")
+            self.assertIsNone(srv.proc.poll())
+            self.assertEqual(srv.threads(), 2 + 1)
+            self.assertEqual(srv.stop(), 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
