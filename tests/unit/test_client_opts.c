@@ -66,10 +66,10 @@ static void test_known_interface(void **state)
 	char err[256] = "";
 
 	tp_client_opts_defaults(&o);
-	assert_int_equal(PARSE(&o, err, "--host", "127.0.0.1", "--port", "9001", "--clients", "7", "--requests",
-			       "300", "--mix", "sleep", "--max-inflight", "4", "--recv-timeout", "2.5",
-			       "--log-level", "debug"),
-			 0);
+	assert_int_equal(PARSE(&o, err, "--host", "127.0.0.1", "--port", "9001", "--clients", "7",
+	                       "--requests", "300", "--mix", "sleep", "--max-inflight", "4", "--recv-timeout",
+	                       "2.5", "--log-level", "debug"),
+	                 0);
 	assert_string_equal(o.port, "9001");
 	assert_int_equal(o.clients, 7);
 	assert_int_equal(o.requests, 300);
@@ -87,9 +87,9 @@ static void test_new_flags(void **state)
 
 	tp_client_opts_defaults(&o);
 	assert_int_equal(PARSE(&o, err, "--duration=1.5", "--rate", "20000", "--sleep-ms", "10-30",
-			       "--echo-bytes", "7", "--seed", "18446744073709551615", "--json", "--quiet",
-			       "--threads", "8", "--clients", "3", "--mix", "ECHO"),
-			 0);
+	                       "--echo-bytes", "7", "--seed", "18446744073709551615", "--json", "--quiet",
+	                       "--threads", "8", "--clients", "3", "--mix", "ECHO"),
+	                 0);
 	assert_true(o.duration_s == 1.5);
 	assert_true(o.rate == 20000);
 	assert_int_equal(o.requests, 0); /* a time bound alone lifts the count bound */
@@ -100,14 +100,14 @@ static void test_new_flags(void **state)
 	assert_true(o.seed == UINT64_MAX && o.seed_given);
 	assert_true(o.json && o.quiet);
 	assert_int_equal(o.log_level, TP_LOG_ERROR); /* --quiet without --log-level */
-	assert_int_equal(o.threads, 3);                /* never more threads than clients */
+	assert_int_equal(o.threads, 3);              /* never more threads than clients */
 	assert_int_equal(o.mix, TP_MIX_ECHO);
 
 	/* Both bounds kept when both are given; an explicit level beats --quiet. */
 	tp_client_opts_defaults(&o);
 	assert_int_equal(PARSE(&o, err, "--requests", "50", "--duration", "2", "-q", "--log-level", "info",
-			       "--clients", "1"),
-			 0);
+	                       "--clients", "1"),
+	                 0);
 	assert_int_equal(o.requests, 50);
 	assert_int_equal(o.log_level, TP_LOG_INFO);
 	assert_int_equal(o.threads, 1);
@@ -160,13 +160,26 @@ static void test_errors(void **state)
 	EXPECT_ERROR("extra", "extra");
 }
 
+/* The message docs/TPCLIENT.md quotes, word for word. */
+static void test_error_text(void **state)
+{
+	(void)state;
+	struct tp_client_opts o;
+	char err[256] = "";
+
+	tp_client_opts_defaults(&o);
+	assert_int_equal(PARSE(&o, err, "--clients", "0"), -EINVAL);
+	assert_string_equal(err, "--clients: invalid value '0' (expected an integer from 1 to 100000)");
+	assert_int_equal(PARSE(&o, err, "--clients=abc"), -EINVAL);
+	assert_string_equal(err, "--clients: invalid value 'abc' (expected an integer from 1 to 100000)");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults),
-		cmocka_unit_test(test_known_interface),
-		cmocka_unit_test(test_new_flags),
-		cmocka_unit_test(test_errors),
+	        cmocka_unit_test(test_defaults),   cmocka_unit_test(test_known_interface),
+	        cmocka_unit_test(test_new_flags),  cmocka_unit_test(test_errors),
+	        cmocka_unit_test(test_error_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
