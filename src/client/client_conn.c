@@ -13,9 +13,9 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "framer.h"
 #include "log.h"
 #include "verify.h"
@@ -87,14 +87,6 @@ static void gen_text(uint64_t seed, char *dst, size_t len)
 		for (; i < len; i++, r >>= 8)
 			dst[i] = alnum_of_byte[r & 0xff];
 	}
-}
-
-int64_t tp_client_conn_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
 int tp_client_conn_ctx_init(struct tp_client_ctx *ctx, const struct tp_client_opts *opts, uint64_t seed,
@@ -427,7 +419,7 @@ static void on_readable(struct tp_client_conn *c)
 		ssize_t n = read(c->fd, ctx->rbuf, ctx->rbuf_size);
 		if (n > 0) {
 			uint64_t before = ctx->counts.recv;
-			ctx->now_ns = tp_client_conn_now_ns();
+			ctx->now_ns = (int64_t)tp_clock_ns();
 			if (tp_framer_feed(&c->framer, ctx->rbuf, (size_t)n, on_reply, c) < 0) {
 				tp_log(TP_LOG_ERROR, "reply", "client %u: out of memory framing replies",
 				       c->index);
@@ -471,24 +463,23 @@ void tp_client_conn_event(struct tp_client_conn *c, uint32_t events)
 		tp_client_conn_pump(c); /* room in the socket again: send what waited */
 }
 
-bool tp_client_conn_sweep(struct tp_client_conn *c)
+void tp_client_conn_sweep(struct tp_client_conn *c)
 {
 	struct tp_client_ctx *ctx = c->ctx;
 
 	if (c->fd < 0)
-		return false;
+		return;
 	if (c->count > 0 && ctx->now_ns - c->last_progress_ns >= ctx->recv_timeout_ns) {
 		tp_log(TP_LOG_WARNING, "timeout",
 		       "client %u: no reply for %.3f s, %u requests outstanding; closing", c->index,
 		       (double)(ctx->now_ns - c->last_progress_ns) / 1e9, c->count);
 		close_conn(c, CLOSE_TIMEOUT);
-		return false;
+		return;
 	}
-	/* An idle connection may have become due (open loop) or done (end, stop); busy ones are pumped on
-	 * reads. */
+	/* An idle connection may have become due (open loop) or done (end, stop); busy ones are
+	 * pumped on reads. */
 	if (c->count == 0)
 		tp_client_conn_pump(c);
-	return c->fd >= 0;
 }
 
 void tp_client_conn_abort(struct tp_client_conn *c)

@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "client_load.h"
+#include "client_counts.h"
 #include "client_opts.h"
 #include "hist.h"
 
@@ -42,9 +42,6 @@ struct tp_client_ctx {
 };
 
 struct tp_client_conn;
-
-/* CLOCK_MONOTONIC in nanoseconds: the one clock of every tpclient timestamp. */
-int64_t tp_client_conn_now_ns(void);
 
 /* Set up ctx for opts (which must outlive it). Returns 0 or -ENOMEM. */
 int tp_client_conn_ctx_init(struct tp_client_ctx *ctx, const struct tp_client_opts *opts, uint64_t seed,
@@ -82,10 +79,10 @@ void tp_client_conn_event(struct tp_client_conn *c, uint32_t events);
 
 /*
  * Periodic check: counts outstanding requests as timeouts and closes the
- * connection after recv-timeout without a reply, closes it when it has
- * nothing more to do.  Returns true while it stays open.
+ * connection after recv-timeout without a reply, sends what became due to
+ * an idle one and closes it when it has nothing more to do.
  */
-bool tp_client_conn_sweep(struct tp_client_conn *c);
+void tp_client_conn_sweep(struct tp_client_conn *c);
 
 /* Close now, counting outstanding requests as lost. */
 void tp_client_conn_abort(struct tp_client_conn *c);

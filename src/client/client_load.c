@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * client_load: connections, request generation, scheduling and reply
- * checking.  See client_load.h for the threads and docs/TPCLIENT.md for the
+ * client_load: the worker threads, the connecting of every client and the
+ * open-loop schedule; client_conn.c generates the requests and checks the
+ * replies.  See client_load.h for the threads and docs/TPCLIENT.md for the
  * semantics users rely on.
  *
  * DESIGN
@@ -42,6 +43,7 @@
 #include <unistd.h>
 
 #include "client_conn.h"
+#include "clock.h"
 #include "log.h"
 
 #define SWEEP_NS (50 * 1000000LL)     /* timeouts and finished connections are checked this often */
@@ -53,7 +55,6 @@ struct worker {
 	struct tp_client_ctx ctx; /* what the connections of this worker share */
 	pthread_t thread;
 	bool started;
-	unsigned index;
 	int epfd;
 	struct tp_client_conn **conns;
 	unsigned nconns;
@@ -79,6 +80,11 @@ struct tp_client_load {
 	atomic_int stop; /* 0 run, 1 stop issuing, 2 abort */
 	uint64_t connect_failed;
 };
+
+static int64_t now_ns(void)
+{
+	return (int64_t)tp_clock_ns();
+}
 
 /* epoll_pwait2 wakes at the due time to the microsecond; epoll_wait only to the millisecond. */
 static int wait_events(int epfd, struct epoll_event *evs, int64_t timeout_ns)
@@ -152,7 +158,7 @@ static void *worker_main(void *arg)
 	if (l->opts.rate > 0)
 		prctl(PR_SET_TIMERSLACK, 1000UL); /* wake on the schedule, not 50 us after it */
 
-	ctx->now_ns = tp_client_conn_now_ns();
+	ctx->now_ns = now_ns();
 	next_sweep = ctx->now_ns + SWEEP_NS;
 	next_publish = ctx->now_ns + PUBLISH_NS;
 	w->ticking = l->opts.rate > 0 && w->nconns > 0;
@@ -187,7 +193,7 @@ static void *worker_main(void *arg)
 		if (w->ticking && w->next_tick_ns < wake)
 			wake = w->next_tick_ns;
 		int n = wait_events(w->epfd, evs, wake - ctx->now_ns);
-		ctx->now_ns = tp_client_conn_now_ns();
+		ctx->now_ns = now_ns();
 		if (n < 0 && errno != EINTR) {
 			tp_log(TP_LOG_ERROR, "epoll", "epoll_wait(): %s", strerror(errno));
 			atomic_store(&l->stop, 2);
@@ -197,7 +203,7 @@ static void *worker_main(void *arg)
 			tp_client_conn_event(evs[i].data.ptr, evs[i].events);
 	}
 	publish(w);
-	w->finished_ns = tp_client_conn_now_ns();
+	w->finished_ns = now_ns();
 	if (write(l->done_fd, &one, sizeof(one)) < 0)
 		tp_log(TP_LOG_ERROR, "eventfd", "write(eventfd): %s", strerror(errno));
 	return NULL;
@@ -270,7 +276,6 @@ static int setup_workers(struct tp_client_load *l, uint64_t seed, bool progress)
 	for (unsigned t = 0; t < l->nthreads; t++) {
 		struct worker *w = &l->workers[t];
 		w->load = l;
-		w->index = t;
 		w->nconns = o->clients / l->nthreads + (t < o->clients % l->nthreads);
 		/* An array of pointers: sizeof(*w->conns) is a pointer's size, as meant. */
 		w->conns = calloc(w->nconns, sizeof(*w->conns)); /* NOLINT(bugprone-sizeof-expression) */
@@ -350,7 +355,7 @@ fail:
 
 int tp_client_load_start(struct tp_client_load *l)
 {
-	int64_t start = tp_client_conn_now_ns();
+	int64_t start = now_ns();
 
 	for (unsigned t = 0; t < l->nthreads; t++) {
 		struct worker *w = &l->workers[t];
@@ -401,21 +406,6 @@ void tp_client_load_progress(struct tp_client_load *l, uint64_t *ret_recv, struc
 	*ret_recv = recv;
 }
 
-static void add_counts(struct tp_client_counts *dst, const struct tp_client_counts *src)
-{
-	dst->sent += src->sent;
-	dst->recv += src->recv;
-	dst->ok += src->ok;
-	dst->busy += src->busy;
-	dst->other_err += src->other_err;
-	dst->mismatch += src->mismatch;
-	dst->timeouts += src->timeouts;
-	dst->lost += src->lost;
-	dst->disconnects += src->disconnects;
-	dst->connect_failed += src->connect_failed;
-	dst->late += src->late;
-}
-
 double tp_client_load_result(struct tp_client_load *l, struct tp_client_counts *ret, struct tp_hist *latency)
 {
 	int64_t start = 0, end = 0;
@@ -429,7 +419,7 @@ double tp_client_load_result(struct tp_client_load *l, struct tp_client_counts *
 		start = w->ctx.start_ns;
 		if (w->finished_ns > end)
 			end = w->finished_ns;
-		add_counts(ret, &w->ctx.counts);
+		tp_client_counts_add(ret, &w->ctx.counts);
 		tp_hist_merge(latency, w->ctx.latency);
 	}
 	ret->connect_failed += l->connect_failed;

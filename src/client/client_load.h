@@ -23,23 +23,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "client_counts.h"
 #include "client_opts.h"
 #include "hist.h"
-
-/* Totals of a run; docs/TPCLIENT.md says what each one counts. */
-struct tp_client_counts {
-	uint64_t sent;           /* requests written */
-	uint64_t recv;           /* reply lines read */
-	uint64_t ok;             /* replies that were the right OK */
-	uint64_t busy;           /* "ERR server busy" */
-	uint64_t other_err;      /* any other ERR reply */
-	uint64_t mismatch;       /* wrong OK, garbage, over-long or unsolicited line */
-	uint64_t timeouts;       /* outstanding on a connection silent for recv-timeout */
-	uint64_t lost;           /* outstanding when the connection closed or broke */
-	uint64_t disconnects;    /* connections the server closed (or broke) before the end */
-	uint64_t connect_failed; /* clients that could not connect */
-	uint64_t late;           /* open loop: sent 1 ms or more after its scheduled time */
-};
 
 struct tp_client_load;
 
