@@ -27,9 +27,6 @@
 #include "client_load.h"
 
 #include <errno.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -38,11 +35,11 @@
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "client_conn.h"
+#include "client_dial.h"
 #include "clock.h"
 #include "log.h"
 
@@ -77,6 +74,7 @@ struct tp_client_load {
 	unsigned nthreads;
 	int done_fd;
 	unsigned exited;
+	struct tp_client_dial *dial;
 	atomic_int stop; /* 0 run, 1 stop issuing, 2 abort */
 	uint64_t connect_failed;
 };
@@ -223,44 +221,6 @@ static void raise_nofile(unsigned clients)
 		       (unsigned long long)rl.rlim_cur, clients);
 }
 
-/* Connect one socket, blocking, bounded by timeout_s. Returns the fd or -errno. */
-static int connect_one(const struct addrinfo *ai, double timeout_s)
-{
-	struct timeval tv = {(time_t)timeout_s, (suseconds_t)((timeout_s - (double)(time_t)timeout_s) * 1e6)};
-	int one = 1, fd, r;
-
-	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	/* SO_SNDTIMEO also bounds connect(): a full accept queue must not hang the start. */
-	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
-		r = errno == EINPROGRESS ? -ETIMEDOUT : -errno;
-		close(fd);
-		return r;
-	}
-	/* Small pipelined requests must leave now, not when Nagle decides. */
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	return fd;
-}
-
-/* Connect client number i, trying each resolved address until one works (then keep it). */
-static int connect_client(struct tp_client_load *l, struct addrinfo *res, const struct addrinfo **good)
-{
-	int fd = -ECONNREFUSED;
-
-	if (*good)
-		return connect_one(*good, l->opts.recv_timeout_s);
-	for (const struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-		fd = connect_one(ai, l->opts.recv_timeout_s);
-		if (fd >= 0) {
-			*good = ai;
-			break;
-		}
-	}
-	return fd;
-}
-
 static int setup_workers(struct tp_client_load *l, uint64_t seed, bool progress)
 {
 	const struct tp_client_opts *o = &l->opts;
@@ -291,13 +251,48 @@ static int setup_workers(struct tp_client_load *l, uint64_t seed, bool progress)
 	return 0;
 }
 
+/*
+ * Connect every client, dealt round-robin to the workers and to the
+ * source addresses.  A client that cannot connect is counted and gets a
+ * closed connection, so numbering stays dense; the first failure from each
+ * source is logged as an error (the rest would only repeat it).
+ */
+static int connect_all(struct tp_client_load *l)
+{
+	const struct tp_client_opts *o = &l->opts;
+	bool logged[TP_CLIENT_MAX_SOURCES] = {false};
+
+	for (unsigned i = 0; i < o->clients; i++) {
+		struct worker *w = &l->workers[i % l->nthreads];
+		unsigned s = o->nsources ? i % o->nsources : 0;
+		const struct tp_client_source *src = o->nsources ? &o->sources[s] : NULL;
+		const char *call;
+		int fd = tp_client_dial_connect(l->dial, src, o->recv_timeout_s, &call);
+
+		if (fd < 0) {
+			tp_log(logged[s] ? TP_LOG_DEBUG : TP_LOG_ERROR, "connect",
+			       "cannot connect client %u%s%s to %s:%s: %s(): %s", i, src ? " from " : "",
+			       src ? src->text : "", o->host, o->port, call, strerror(-fd));
+			logged[s] = true;
+			l->connect_failed++;
+		}
+		int r = tp_client_conn_new(&w->ctx, i, fd, &w->conns[i / l->nthreads]);
+		if (r < 0) {
+			if (fd >= 0)
+				close(fd);
+			return r;
+		}
+	}
+	tp_log(TP_LOG_INFO, "connected", "%llu of %u clients connected to %s:%s",
+	       (unsigned long long)(o->clients - l->connect_failed), o->clients, o->host, o->port);
+	return 0;
+}
+
 int tp_client_load_new(const struct tp_client_opts *opts, uint64_t seed, bool progress,
                        struct tp_client_load **ret)
 {
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG};
-	struct addrinfo *res = NULL;
-	const struct addrinfo *good = NULL;
 	struct tp_client_load *l;
+	const char *why = NULL;
 	int r;
 
 	l = calloc(1, sizeof(*l));
@@ -313,42 +308,21 @@ int tp_client_load_new(const struct tp_client_opts *opts, uint64_t seed, bool pr
 	r = setup_workers(l, seed, progress);
 	if (r < 0)
 		goto fail;
-
-	r = getaddrinfo(opts->host, opts->port, &hints, &res);
-	if (r != 0) {
-		tp_log(TP_LOG_ERROR, "resolve", "cannot resolve %s:%s: %s", opts->host, opts->port,
-		       gai_strerror(r));
-		r = -EHOSTUNREACH;
+	r = tp_client_dial_new(opts->host, opts->port, &l->dial, &why);
+	if (r < 0) {
+		if (why)
+			tp_log(TP_LOG_ERROR, "resolve", "cannot resolve %s:%s: %s", opts->host, opts->port,
+			       why);
 		goto fail;
 	}
 	raise_nofile(opts->clients);
-	for (unsigned i = 0; i < opts->clients; i++) {
-		struct worker *w = &l->workers[i % l->nthreads];
-		int fd = connect_client(l, res, &good);
-		if (fd < 0) {
-			/* The first failure says why; the rest would only repeat it. */
-			tp_log(l->connect_failed ? TP_LOG_DEBUG : TP_LOG_ERROR, "connect",
-			       "cannot connect client %u to %s:%s: connect(): %s", i, opts->host, opts->port,
-			       strerror(-fd));
-			l->connect_failed++;
-		}
-		r = tp_client_conn_new(&w->ctx, i, fd, &w->conns[i / l->nthreads]);
-		if (r < 0) {
-			if (fd >= 0)
-				close(fd);
-			goto fail;
-		}
-	}
-	tp_log(TP_LOG_INFO, "connected", "%llu of %u clients connected to %s:%s",
-	       (unsigned long long)(opts->clients - l->connect_failed), opts->clients, opts->host,
-	       opts->port);
-	freeaddrinfo(res);
+	r = connect_all(l);
+	if (r < 0)
+		goto fail;
 	*ret = l;
 	return 0;
 
 fail:
-	if (res)
-		freeaddrinfo(res);
 	tp_client_load_free(l);
 	return r;
 }
@@ -449,5 +423,6 @@ void tp_client_load_free(struct tp_client_load *l)
 	}
 	if (l->done_fd >= 0)
 		close(l->done_fd);
+	tp_client_dial_free(l->dial);
 	free(l);
 }

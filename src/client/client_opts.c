@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,7 @@ enum kind {
 	K_SPAN,      /* "LO-HI" or "N" into two uint32_t: off and off2 */
 	K_MIX,       /* enum tp_client_mix by name */
 	K_LOG_LEVEL, /* enum tp_log_level by name */
+	K_SOURCES,   /* "ADDR[,ADDR...]" into sources[] and nsources */
 	K_FLAG,      /* bool set to true, no argument */
 	K_HELP,
 	K_VERSION,
@@ -145,6 +147,14 @@ static const struct setting settings[] = {
          .arg = "LO-HI",
          .help = "ECHO text length range",
          .expect = "LO-HI, 0 <= LO <= HI <= " STR(MAX_ECHO_BYTES)},
+        {.name = "source",
+         .kind = K_SOURCES,
+         .off = F(sources),
+         .off2 = F(nsources),
+         .max = TP_CLIENT_MAX_SOURCES,
+         .arg = "ADDR[,ADDR...]",
+         .help = "bind each connection to one of these local addresses in turn",
+         .expect = "IPv4 or IPv6 addresses separated by commas, at most " STR(TP_CLIENT_MAX_SOURCES)},
         {.name = "seed",
          .kind = K_U64,
          .off = F(seed),
@@ -267,6 +277,46 @@ static int parse_mix(const char *s, enum tp_client_mix *ret)
 	return -EINVAL;
 }
 
+/* One numeric IPv4 or IPv6 address (an IPv6 one may carry a %scope). */
+static int parse_source(const char *s, size_t len, struct tp_client_source *ret)
+{
+	struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_PASSIVE, .ai_socktype = SOCK_STREAM};
+	struct addrinfo *res;
+
+	if (len == 0 || len >= sizeof(ret->text))
+		return -EINVAL;
+	memcpy(ret->text, s, len);
+	ret->text[len] = '\0';
+	if (getaddrinfo(ret->text, NULL, &hints, &res) != 0)
+		return -EINVAL;
+	if (res->ai_addrlen > sizeof(ret->addr)) {
+		freeaddrinfo(res);
+		return -EINVAL;
+	}
+	memcpy(&ret->addr, res->ai_addr, res->ai_addrlen);
+	ret->len = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+/* "ADDR[,ADDR...]": replaces the list. */
+static int parse_sources(const char *s, size_t max, struct tp_client_source *ret, unsigned *ret_n)
+{
+	unsigned n = 0;
+
+	for (;;) {
+		size_t len = strcspn(s, ",");
+		if (n == max || parse_source(s, len, &ret[n]) < 0)
+			return -EINVAL;
+		n++;
+		if (s[len] == '\0')
+			break;
+		s += len + 1;
+	}
+	*ret_n = n;
+	return 0;
+}
+
 /* Store the value s of setting st into the struct at base. Returns 0 or -EINVAL. */
 static int set_value(const struct setting *st, void *base, const char *s)
 {
@@ -300,6 +350,9 @@ static int set_value(const struct setting *st, void *base, const char *s)
 		return parse_mix(s, (enum tp_client_mix *)(void *)field);
 	case K_LOG_LEVEL:
 		return tp_log_level_parse(s, (enum tp_log_level *)(void *)field) < 0 ? -EINVAL : 0;
+	case K_SOURCES:
+		return parse_sources(s, st->max, (struct tp_client_source *)(void *)field,
+		                     (unsigned *)(void *)((char *)base + st->off2));
 	case K_FLAG:
 		*(bool *)(void *)field = true;
 		return 0;

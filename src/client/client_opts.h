@@ -14,6 +14,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include "log.h"
 
 /* Exit status of tpclient for a bad command line. */
@@ -23,6 +26,20 @@ enum tp_client_mix {
 	TP_MIX_SLEEP,
 	TP_MIX_ECHO,
 	TP_MIX_BALANCED, /* each request SLEEP or ECHO with equal odds */
+};
+
+/* The most local addresses one --source takes. */
+#define TP_CLIENT_MAX_SOURCES 64
+
+/* A local address to bind a connection to before it connects (the port is left to the kernel). */
+struct tp_client_source {
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in in;
+		struct sockaddr_in6 in6;
+	} addr;
+	socklen_t len;
+	char text[48]; /* as given, for logs and reports */
 };
 
 struct tp_client_opts {
@@ -36,7 +53,9 @@ struct tp_client_opts {
 	double recv_timeout_s;
 	enum tp_client_mix mix;
 	uint32_t sleep_lo_ms, sleep_hi_ms;
-	uint32_t echo_lo, echo_hi; /* ECHO text length in bytes */
+	uint32_t echo_lo, echo_hi;                              /* ECHO text length in bytes */
+	struct tp_client_source sources[TP_CLIENT_MAX_SOURCES]; /* client i binds to sources[i % n] */
+	unsigned nsources;                                      /* 0: the kernel picks */
 	uint64_t seed;
 	bool seed_given;  /* else main picks a random seed and reports it */
 	unsigned threads; /* 0 = min(2, clients) */

@@ -50,11 +50,12 @@ void tp_client_report_text(FILE *f, const struct tp_client_report *r)
 	fprintf(f, "LATENCY_MS p50=%.3f p90=%.3f p99=%.3f p99.9=%.3f max=%.3f min=%.3f mean=%.3f\n",
 	        pct_ms(h, 50), pct_ms(h, 90), pct_ms(h, 99), pct_ms(h, 99.9), (double)tp_hist_max(h) / 1e6,
 	        (double)tp_hist_min(h) / 1e6, tp_hist_mean(h) / 1e6);
-	fprintf(f,
-	        "RUN loop=%s rate=%.1f clients=%u threads=%u max_inflight=%u mix=%s seed=%llu late=%llu%s\n",
+	fprintf(f, "RUN loop=%s rate=%.1f clients=%u threads=%u max_inflight=%u mix=%s seed=%llu late=%llu",
 	        o->rate > 0 ? "open" : "closed", o->rate, o->clients, o->threads, o->max_inflight,
-	        tp_client_opts_mix_name(o->mix), (unsigned long long)r->seed, (unsigned long long)c->late,
-	        r->interrupted ? " interrupted=1" : "");
+	        tp_client_opts_mix_name(o->mix), (unsigned long long)r->seed, (unsigned long long)c->late);
+	for (unsigned i = 0; i < o->nsources; i++)
+		fprintf(f, "%s%s", i ? "," : " sources=", o->sources[i].text);
+	fputs(r->interrupted ? " interrupted=1\n" : "\n", f);
 }
 
 /* A JSON string: quotes, backslashes and control bytes escaped. */
@@ -98,6 +99,13 @@ void tp_client_report_json(FILE *f, const struct tp_client_report *r)
 		fprintf(f, ",\"duration_s\":%.3f", o->duration_s);
 	else
 		fputs(",\"duration_s\":null", f);
+	fputs(",\"sources\":[", f);
+	for (unsigned i = 0; i < o->nsources; i++) {
+		if (i)
+			fputc(',', f);
+		json_string(f, o->sources[i].text);
+	}
+	fputc(']', f);
 	fprintf(f, ",\"sleep_ms\":[%u,%u],\"echo_bytes\":[%u,%u],\"recv_timeout_s\":%.3f,\"seed\":%llu",
 	        o->sleep_lo_ms, o->sleep_hi_ms, o->echo_lo, o->echo_hi, o->recv_timeout_s,
 	        (unsigned long long)r->seed);

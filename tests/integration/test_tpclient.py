@@ -22,7 +22,7 @@ FIELDS_RE = re.compile(r"(\w[\w.]*)=([^\s]+)")
 
 JSON_KEYS = {
     "tpclient", "host", "port", "loop", "clients", "threads", "max_inflight", "mix", "rate",
-    "requests_per_client", "duration_s", "sleep_ms", "echo_bytes", "recv_timeout_s", "seed",
+    "requests_per_client", "duration_s", "sources", "sleep_ms", "echo_bytes", "recv_timeout_s", "seed",
     "sent", "recv", "ok", "err", "busy", "other_err", "mismatch", "timeouts", "lost",
     "disconnects", "connect_failed", "late", "elapsed_s", "ok_rps", "interrupted", "latency_ms",
     "exit_status",
@@ -53,13 +53,14 @@ class ScriptedServer:
     """A one-thread-per-connection TCP server that records request lines and
     answers each with reply(line) (None: stay silent)."""
 
-    def __init__(self, reply):
+    def __init__(self, reply, host="127.0.0.1"):
         self.reply = reply
         self.lines = []
+        self.peers = []  # the client address of each accepted connection
         self.lock = threading.Lock()
-        self.sock = socket.socket()
+        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind((host, 0))
         self.sock.listen(128)
         self.port = self.sock.getsockname()[1]
         self.conns = []
@@ -68,9 +69,11 @@ class ScriptedServer:
     def _accept(self):
         while True:
             try:
-                c, _ = self.sock.accept()
+                c, peer = self.sock.accept()
             except OSError:
                 return
+            with self.lock:
+                self.peers.append(peer[0])
             self.conns.append(c)
             threading.Thread(target=self._serve, args=(c,), daemon=True).start()
 
@@ -118,6 +121,26 @@ def correct_reply(line):
 
 
 class AgainstTpserver(unittest.TestCase):
+    def test_known_interface(self):
+        # The command line the README shows, unchanged, with short sleeps.
+        with Server("--workers", "16") as srv:
+            p = run_client(srv.port, "--clients", 5, "--requests", 200, "--mix", "balanced",
+                           "--max-inflight", 10, "--sleep-ms", "1-5")
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            rep = parse_text(p.stdout)
+            self.assertEqual((rep["SUMMARY"]["sent"], rep["SUMMARY"]["ok"]), (1000, 1000))
+            self.assertEqual([l.split(" ", 1)[0] for l in p.stdout.splitlines()],
+                             ["SUMMARY", "ERRORS", "LATENCY_MS", "RUN"])
+
+    def test_source_against_tpserver(self):
+        with Server() as srv:
+            p = run_client(srv.port, "--clients", 4, "--requests", 20, "--mix", "echo",
+                           "--source", "127.0.0.2,127.0.0.3", "--json")
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            doc = json.loads(p.stdout)
+            self.assertEqual((doc["sent"], doc["ok"]), (80, 80))
+            self.assertEqual(doc["sources"], ["127.0.0.2", "127.0.0.3"])
+
     def test_each_mix(self):
         with Server("--workers", "8") as srv:
             for mix in ("sleep", "echo", "balanced"):
@@ -314,6 +337,46 @@ class AgainstScriptedServers(unittest.TestCase):
                            "--sleep-ms", "0-1000", "--echo-bytes", "0-50")
             self.assertNotEqual(list(srv.lines), runs[0])
 
+    def test_source_binds_each_connection_in_turn(self):
+        with ScriptedServer(correct_reply) as srv:
+            p = run_client(srv.port, "--clients", 5, "--requests", 3, "--mix", "echo",
+                           "--source", "127.0.0.2,127.0.0.3", "--threads", 1)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            self.assertEqual(sorted(srv.peers), ["127.0.0.2"] * 3 + ["127.0.0.3"] * 2)
+            self.assertEqual(parse_text(p.stdout)["RUN"]["sources"], "127.0.0.2,127.0.0.3")
+        # Without --source the kernel picks, as before: 127.0.0.1 towards 127.0.0.1.
+        with ScriptedServer(correct_reply) as srv:
+            p = run_client(srv.port, "--clients", 2, "--requests", 3, "--mix", "echo")
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            self.assertEqual(srv.peers, ["127.0.0.1"] * 2)
+            self.assertNotIn("sources", parse_text(p.stdout)["RUN"])
+
+    def test_source_ipv6(self):
+        try:
+            srv = ScriptedServer(correct_reply, host="::1")
+        except OSError:
+            self.skipTest("no IPv6 loopback")
+        with srv:
+            cmd = [TPCLIENT, "--host", "::1", "--port", str(srv.port), "--clients", 2, "--requests", 2,
+                   "--mix", "echo", "--source", "::1", "--json"]
+            p = subprocess.run([str(c) for c in cmd], stdin=subprocess.DEVNULL, capture_output=True,
+                               text=True, timeout=60)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            self.assertEqual(srv.peers, ["::1"] * 2)
+            self.assertEqual(json.loads(p.stdout)["sources"], ["::1"])
+
+    def test_source_bind_failure_names_the_address(self):
+        with ScriptedServer(correct_reply) as srv:
+            # 192.0.2.0/24 is for documentation: no host has it.
+            p = run_client(srv.port, "--clients", 4, "--requests", 3, "--mix", "echo",
+                           "--source", "127.0.0.2,192.0.2.1", "--json")
+            self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+            doc = json.loads(p.stdout)
+            self.assertEqual((doc["connect_failed"], doc["ok"]), (2, 6))
+            self.assertEqual(srv.peers, ["127.0.0.2"] * 2)
+            self.assertRegex(p.stderr, r"cannot connect client 1 from 192\.0\.2\.1 to 127\.0\.0\.1:\d+: "
+                                       r"bind\(\): Cannot assign requested address")
+
     def test_wrong_replies_are_mismatches(self):
         def wrong(line):
             op, _, arg = line.partition(" ")
@@ -353,7 +416,9 @@ class CommandLine(unittest.TestCase):
     def test_usage_errors_exit_2_naming_the_flag(self):
         for args, flag in ((["--clients", "0"], "--clients"), (["--mix", "fast"], "--mix"),
                            (["--bogus"], "--bogus"), (["--sleep-ms", "9-1"], "--sleep-ms"),
-                           (["--rate", "x"], "--rate"), (["--log-level", "loud"], "--log-level")):
+                           (["--rate", "x"], "--rate"), (["--log-level", "loud"], "--log-level"),
+                           (["--source", "127.0.0.256"], "--source"),
+                           (["--source", "127.0.0.2,nonsense"], "--source")):
             with self.subTest(args=args):
                 p = run_client(9, *args)
                 self.assertEqual(p.returncode, 2)

@@ -4,6 +4,7 @@
  * defaults, each newer flag, and the one-line error naming the flag for
  * every kind of bad input.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -113,6 +114,32 @@ static void test_new_flags(void **state)
 	assert_int_equal(o.threads, 1);
 }
 
+static void test_source(void **state)
+{
+	(void)state;
+	struct tp_client_opts o;
+	char err[256] = "";
+
+	tp_client_opts_defaults(&o);
+	assert_int_equal(o.nsources, 0);
+	assert_int_equal(PARSE(&o, err, "--source", "127.0.0.2,::1,127.0.0.3"), 0);
+	assert_int_equal(o.nsources, 3);
+	assert_string_equal(o.sources[0].text, "127.0.0.2");
+	assert_int_equal(o.sources[0].addr.sa.sa_family, AF_INET);
+	assert_int_equal(o.sources[0].len, sizeof(struct sockaddr_in));
+	assert_int_equal(ntohl(o.sources[0].addr.in.sin_addr.s_addr), 0x7f000002);
+	assert_int_equal(o.sources[0].addr.in.sin_port, 0);
+	assert_string_equal(o.sources[1].text, "::1");
+	assert_int_equal(o.sources[1].addr.sa.sa_family, AF_INET6);
+	assert_int_equal(o.sources[1].len, sizeof(struct sockaddr_in6));
+	assert_int_equal(ntohl(o.sources[2].addr.in.sin_addr.s_addr), 0x7f000003);
+
+	/* A later --source replaces the list. */
+	assert_int_equal(PARSE(&o, err, "--source", "127.0.0.2,127.0.0.3", "--source=127.0.0.9"), 0);
+	assert_int_equal(o.nsources, 1);
+	assert_string_equal(o.sources[0].text, "127.0.0.9");
+}
+
 /* Each bad command line fails with -EINVAL and one line that starts with the flag. */
 static void expect_error(const char *flag, const char *const *args)
 {
@@ -158,6 +185,13 @@ static void test_errors(void **state)
 	EXPECT_ERROR("--bogus", "--bogus");
 	EXPECT_ERROR("--clients", "--clients");
 	EXPECT_ERROR("extra", "extra");
+	EXPECT_ERROR("--source", "--source", "127.0.0.300");
+	EXPECT_ERROR("--source", "--source", "");
+	EXPECT_ERROR("--source", "--source", "127.0.0.2,");
+	EXPECT_ERROR("--source", "--source", ",127.0.0.2");
+	EXPECT_ERROR("--source", "--source", "localhost");
+	EXPECT_ERROR("--source", "--source", "127.0.0.2:80");
+	EXPECT_ERROR("--source", "--source", "[::1]");
 }
 
 /* The message docs/TPCLIENT.md quotes, word for word. */
@@ -177,9 +211,9 @@ static void test_error_text(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_defaults),   cmocka_unit_test(test_known_interface),
-	        cmocka_unit_test(test_new_flags),  cmocka_unit_test(test_errors),
-	        cmocka_unit_test(test_error_text),
+	        cmocka_unit_test(test_defaults),  cmocka_unit_test(test_known_interface),
+	        cmocka_unit_test(test_new_flags), cmocka_unit_test(test_source),
+	        cmocka_unit_test(test_errors),    cmocka_unit_test(test_error_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
