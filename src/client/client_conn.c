@@ -7,7 +7,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "client_gen.h"
 #include "clock.h"
 #include "framer.h"
 #include "log.h"
@@ -35,8 +35,10 @@ struct pending {
 
 struct tp_client_conn {
 	struct tp_client_ctx *ctx;
-	unsigned index;
-	int fd; /* -1 once closed */
+	struct tp_client_gctx *g; /* its group's share of ctx */
+	unsigned index;           /* over all groups: logs and the request generator */
+	unsigned gindex;          /* in its group: the open-loop schedule */
+	int fd;                   /* -1 once closed */
 	bool want_out;
 	uint64_t rng;
 	uint64_t issued;
@@ -50,67 +52,41 @@ struct tp_client_conn {
 
 enum close_why { CLOSE_DONE, CLOSE_TIMEOUT, CLOSE_BROKEN, CLOSE_ABORT };
 
-/* splitmix64: small state, fast, and good enough to pick ops, lengths and letters. */
-static uint64_t next_random(uint64_t *state)
+/* Size one group's share of a worker. Returns 0 or -ENOMEM. */
+static int gctx_init(struct tp_client_gctx *g, const struct tp_client_group *group)
 {
-	uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-/* byte -> alphanumeric, near-uniform (each of the 62 appears 4 or 5 times); built once. */
-static char alnum_of_byte[256];
-
-static void init_alnum(void)
-{
-	static const char alnum[62] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-
-	for (unsigned b = 0; b < 256; b++)
-		alnum_of_byte[b] = alnum[(b * 62) >> 8];
-}
-
-/* The ECHO text of a request: len alphanumerics from seed, eight per draw. */
-static void gen_text(uint64_t seed, char *dst, size_t len)
-{
-	size_t i = 0;
-
-	/* Generated twice per ECHO (to send, to check): a table lookup per byte keeps it cheap. */
-	for (; i + 8 <= len; i += 8) {
-		uint64_t r = next_random(&seed);
-		for (int b = 0; b < 8; b++, r >>= 8)
-			dst[i + (size_t)b] = alnum_of_byte[r & 0xff];
-	}
-	if (i < len) {
-		uint64_t r = next_random(&seed);
-		for (; i < len; i++, r >>= 8)
-			dst[i] = alnum_of_byte[r & 0xff];
-	}
+	g->group = group;
+	g->tick_ns = group->rate > 0 ? 1e9 / group->rate : 0;
+	/* Room for "ECHO " + text + "\n", and for "SLEEP 4294967295\n" with snprintf's NUL. */
+	g->max_request = (size_t)group->echo_hi + 24;
+	g->out_cap = (size_t)group->max_inflight * g->max_request;
+	if (g->out_cap > OUT_CAP_MAX)
+		g->out_cap = g->max_request > OUT_CAP_MAX ? g->max_request : OUT_CAP_MAX;
+	g->latency = tp_hist_new();
+	return g->latency ? 0 : -ENOMEM;
 }
 
 int tp_client_conn_ctx_init(struct tp_client_ctx *ctx, const struct tp_client_opts *opts, uint64_t seed,
                             int epfd)
 {
-	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	uint32_t echo_max = 0;
+	int r = 0;
 
-	pthread_once(&once, init_alnum);
+	tp_client_gen_init();
 	memset(ctx, 0, sizeof(*ctx));
 	ctx->opts = opts;
 	ctx->seed = seed;
 	ctx->epfd = epfd;
 	ctx->recv_timeout_ns = (int64_t)(opts->recv_timeout_s * 1e9);
-	ctx->tick_ns = opts->rate > 0 ? 1e9 / opts->rate : 0;
-	/* Room for "ECHO " + text + "\n", and for "SLEEP 4294967295\n" with snprintf's NUL. */
-	ctx->max_request = (size_t)opts->echo_hi + 24;
-	ctx->out_cap = (size_t)opts->max_inflight * ctx->max_request;
-	if (ctx->out_cap > OUT_CAP_MAX)
-		ctx->out_cap = ctx->max_request > OUT_CAP_MAX ? ctx->max_request : OUT_CAP_MAX;
+	for (unsigned i = 0; i < opts->ngroups && r == 0; i++) {
+		r = gctx_init(&ctx->groups[i], &opts->groups[i]);
+		if (opts->groups[i].echo_hi > echo_max)
+			echo_max = opts->groups[i].echo_hi;
+	}
 	ctx->rbuf_size = RBUF_SIZE;
 	ctx->rbuf = malloc(ctx->rbuf_size);
-	ctx->text = malloc((size_t)opts->echo_hi + 1);
-	ctx->latency = tp_hist_new();
-	if (!ctx->rbuf || !ctx->text || !ctx->latency) {
+	ctx->text = malloc((size_t)echo_max + 1);
+	if (r < 0 || !ctx->rbuf || !ctx->text) {
 		tp_client_conn_ctx_release(ctx);
 		return -ENOMEM;
 	}
@@ -127,12 +103,15 @@ void tp_client_conn_ctx_release(struct tp_client_ctx *ctx)
 {
 	free(ctx->rbuf);
 	free(ctx->text);
-	tp_hist_free(ctx->latency);
 	ctx->rbuf = ctx->text = NULL;
-	ctx->latency = NULL;
+	for (unsigned i = 0; i < TP_CLIENT_MAX_GROUPS; i++) {
+		tp_hist_free(ctx->groups[i].latency);
+		ctx->groups[i].latency = NULL;
+	}
 }
 
-int tp_client_conn_new(struct tp_client_ctx *ctx, unsigned index, int fd, struct tp_client_conn **ret)
+int tp_client_conn_new(struct tp_client_ctx *ctx, unsigned group, unsigned index, unsigned gindex, int fd,
+                       struct tp_client_conn **ret)
 {
 	struct tp_client_conn *c = calloc(1, sizeof(*c));
 	uint64_t x = index;
@@ -140,13 +119,15 @@ int tp_client_conn_new(struct tp_client_ctx *ctx, unsigned index, int fd, struct
 	if (!c)
 		return -ENOMEM;
 	c->ctx = ctx;
+	c->g = &ctx->groups[group];
 	c->index = index;
+	c->gindex = gindex;
 	c->fd = -1;
 	/* Mixing the client number through the generator decorrelates neighbouring clients. */
-	c->rng = ctx->seed ^ next_random(&x);
-	tp_framer_init(&c->framer, ctx->max_request + 64); /* error replies are short; 64 is ample */
-	c->ring = malloc(ctx->opts->max_inflight * sizeof(*c->ring));
-	c->out = malloc(ctx->out_cap);
+	c->rng = ctx->seed ^ tp_client_gen_next(&x);
+	tp_framer_init(&c->framer, c->g->max_request + 64); /* error replies are short; 64 is ample */
+	c->ring = malloc(c->g->group->max_inflight * sizeof(*c->ring));
+	c->out = malloc(c->g->out_cap);
 	if (!c->ring || !c->out) {
 		tp_client_conn_free(c);
 		return -ENOMEM;
@@ -177,14 +158,14 @@ static void close_conn(struct tp_client_conn *c, enum close_why why)
 	case CLOSE_DONE:
 		break;
 	case CLOSE_TIMEOUT:
-		ctx->counts.timeouts += c->count;
+		c->g->counts.timeouts += c->count;
 		break;
 	case CLOSE_BROKEN:
-		ctx->counts.disconnects++;
-		ctx->counts.lost += c->count;
+		c->g->counts.disconnects++;
+		c->g->counts.lost += c->count;
 		break;
 	case CLOSE_ABORT:
-		ctx->counts.lost += c->count;
+		c->g->counts.lost += c->count;
 		break;
 	}
 	c->count = 0;
@@ -211,10 +192,10 @@ void tp_client_conn_free(struct tp_client_conn *c)
 
 int64_t tp_client_conn_due_ns(const struct tp_client_conn *c, uint64_t k)
 {
-	const struct tp_client_ctx *ctx = c->ctx;
+	const struct tp_client_gctx *g = c->g;
 
-	return ctx->start_ns +
-	       (int64_t)(((double)c->index + (double)k * (double)ctx->opts->clients) * ctx->tick_ns);
+	return c->ctx->start_ns +
+	       (int64_t)(((double)c->gindex + (double)k * (double)g->group->clients) * g->tick_ns);
 }
 
 /* Is there another request to issue? *ret_start: when it counts from. */
@@ -222,19 +203,22 @@ static bool more_to_send(const struct tp_client_conn *c, int64_t *ret_start)
 {
 	const struct tp_client_ctx *ctx = c->ctx;
 
-	if (ctx->stopping || (ctx->opts->requests && c->issued >= ctx->opts->requests))
+	const struct tp_client_group *group = c->g->group;
+
+	if (ctx->stopping || (group->requests && c->issued >= group->requests))
 		return false;
-	*ret_start = ctx->tick_ns > 0 ? tp_client_conn_due_ns(c, c->issued) : ctx->now_ns;
+	*ret_start = c->g->tick_ns > 0 ? tp_client_conn_due_ns(c, c->issued) : ctx->now_ns;
 	return !ctx->end_ns || *ret_start < ctx->end_ns;
 }
 
 static void append_request(struct tp_client_conn *c, int64_t start_ns)
 {
 	struct tp_client_ctx *ctx = c->ctx;
-	const struct tp_client_opts *o = ctx->opts;
+	struct tp_client_gctx *g = c->g;
+	const struct tp_client_group *o = g->group;
 	unsigned slot = c->head + c->count;
 	struct pending *p = &c->ring[slot >= o->max_inflight ? slot - o->max_inflight : slot];
-	uint64_t r_op = next_random(&c->rng), r_arg = next_random(&c->rng);
+	uint64_t r_op = tp_client_gen_next(&c->rng), r_arg = tp_client_gen_next(&c->rng);
 	char *dst = c->out + c->out_len;
 	bool echo = o->mix == TP_MIX_ECHO || (o->mix == TP_MIX_BALANCED && (r_op >> 63));
 
@@ -244,21 +228,21 @@ static void append_request(struct tp_client_conn *c, int64_t start_ns)
 		p->arg = o->echo_lo + (uint32_t)(r_arg % ((uint64_t)o->echo_hi - o->echo_lo + 1));
 		p->seed = r_op;
 		memcpy(dst, "ECHO ", 5);
-		gen_text(p->seed, dst + 5, p->arg);
+		tp_client_gen_text(p->seed, dst + 5, p->arg);
 		dst[5 + p->arg] = '\n';
 		c->out_len += 6 + (size_t)p->arg;
 	} else {
 		p->op = TP_OP_SLEEP;
 		p->arg = o->sleep_lo_ms + (uint32_t)(r_arg % ((uint64_t)o->sleep_hi_ms - o->sleep_lo_ms + 1));
 		/* The loop in pump() left max_request bytes free: always enough. */
-		c->out_len += (size_t)snprintf(dst, ctx->max_request, "SLEEP %u\n", p->arg);
+		c->out_len += (size_t)snprintf(dst, g->max_request, "SLEEP %u\n", p->arg);
 	}
 	if (c->count++ == 0)
 		c->last_progress_ns = ctx->now_ns; /* the receive timeout counts from here */
 	c->issued++;
-	ctx->counts.sent++;
-	if (ctx->tick_ns > 0 && ctx->now_ns - start_ns >= LATE_NS)
-		ctx->counts.late++;
+	g->counts.sent++;
+	if (g->tick_ns > 0 && ctx->now_ns - start_ns >= LATE_NS)
+		g->counts.late++;
 }
 
 static void set_want_out(struct tp_client_conn *c, bool on)
@@ -310,7 +294,7 @@ void tp_client_conn_pump(struct tp_client_conn *c)
 	}
 	before = c->out_len;
 	while ((more = more_to_send(c, &start)) && start <= ctx->now_ns &&
-	       c->count < ctx->opts->max_inflight && c->out_len + ctx->max_request <= ctx->out_cap)
+	       c->count < c->g->group->max_inflight && c->out_len + c->g->max_request <= c->g->out_cap)
 		append_request(c, start);
 
 	/* With EPOLLOUT armed the socket is full: the writable event sends the batch. */
@@ -329,7 +313,7 @@ void tp_client_conn_pump(struct tp_client_conn *c)
 void tp_client_conn_begin(struct tp_client_conn *c)
 {
 	c->last_progress_ns = c->ctx->now_ns;
-	if (c->ctx->tick_ns == 0)
+	if (c->g->tick_ns == 0)
 		tp_client_conn_pump(c);
 }
 
@@ -364,18 +348,18 @@ static int on_reply(void *arg, const char *line, size_t len, bool too_long)
 {
 	struct tp_client_conn *c = arg;
 	struct tp_client_ctx *ctx = c->ctx;
-	const struct tp_client_opts *o = ctx->opts;
+	struct tp_client_counts *counts = &c->g->counts;
 	enum tp_verify_result r = TP_VERIFY_MISMATCH;
 	struct pending *p;
 
-	ctx->counts.recv++;
+	counts->recv++;
 	if (c->count == 0) {
-		ctx->counts.mismatch++;
+		counts->mismatch++;
 		log_failure(c, NULL, r, too_long ? NULL : line, len);
 		return 0;
 	}
 	p = &c->ring[c->head];
-	if (++c->head == o->max_inflight)
+	if (++c->head == c->g->group->max_inflight)
 		c->head = 0;
 	c->count--;
 
@@ -384,7 +368,7 @@ static int on_reply(void *arg, const char *line, size_t len, bool too_long)
 		if (p->op == TP_OP_SLEEP) {
 			exp.sleep_ms = p->arg;
 		} else {
-			gen_text(p->seed, ctx->text, p->arg);
+			tp_client_gen_text(p->seed, ctx->text, p->arg);
 			exp.text = ctx->text;
 			exp.text_len = p->arg;
 		}
@@ -392,18 +376,18 @@ static int on_reply(void *arg, const char *line, size_t len, bool too_long)
 	}
 	switch (r) {
 	case TP_VERIFY_OK:
-		ctx->counts.ok++;
-		tp_hist_record(ctx->latency,
+		counts->ok++;
+		tp_hist_record(c->g->latency,
 		               ctx->now_ns > p->start_ns ? (uint64_t)(ctx->now_ns - p->start_ns) : 0);
 		return 0;
 	case TP_VERIFY_BUSY:
-		ctx->counts.busy++;
+		counts->busy++;
 		break;
 	case TP_VERIFY_ERR:
-		ctx->counts.other_err++;
+		counts->other_err++;
 		break;
 	case TP_VERIFY_MISMATCH:
-		ctx->counts.mismatch++;
+		counts->mismatch++;
 		break;
 	}
 	log_failure(c, p, r, too_long ? NULL : line, len);
@@ -418,7 +402,7 @@ static void on_readable(struct tp_client_conn *c)
 	for (int i = 0; i < 4; i++) {
 		ssize_t n = read(c->fd, ctx->rbuf, ctx->rbuf_size);
 		if (n > 0) {
-			uint64_t before = ctx->counts.recv;
+			uint64_t before = c->g->counts.recv;
 			ctx->now_ns = (int64_t)tp_clock_ns();
 			if (tp_framer_feed(&c->framer, ctx->rbuf, (size_t)n, on_reply, c) < 0) {
 				tp_log(TP_LOG_ERROR, "reply", "client %u: out of memory framing replies",
@@ -426,7 +410,7 @@ static void on_readable(struct tp_client_conn *c)
 				close_conn(c, CLOSE_BROKEN);
 				return;
 			}
-			if (ctx->counts.recv != before)
+			if (c->g->counts.recv != before)
 				c->last_progress_ns = ctx->now_ns;
 			if ((size_t)n < ctx->rbuf_size)
 				break;

@@ -19,6 +19,16 @@
 #include "client_opts.h"
 #include "hist.h"
 
+/* What the connections of one group on one worker share: the group's settings and results. */
+struct tp_client_gctx {
+	const struct tp_client_group *group;
+	double tick_ns;     /* open loop: time between consecutive due times over the group's clients */
+	size_t max_request; /* output buffer room one request needs (at most) */
+	size_t out_cap;     /* output buffer per connection */
+	struct tp_client_counts counts;
+	struct tp_hist *latency; /* ns, OK replies only */
+};
+
 /* What the connections of one worker share. */
 struct tp_client_ctx {
 	const struct tp_client_opts *opts;
@@ -29,15 +39,11 @@ struct tp_client_ctx {
 	int64_t now_ns; /* CLOCK_MONOTONIC, refreshed by the worker and on each read */
 	int64_t start_ns;
 	int64_t end_ns; /* start + duration; 0 without --duration */
-	double tick_ns; /* open loop: time between consecutive due times over all clients */
 	int64_t recv_timeout_ns;
-	struct tp_client_counts counts;
-	struct tp_hist *latency; /* ns, OK replies only */
-	char *rbuf;              /* read buffer */
+	struct tp_client_gctx groups[TP_CLIENT_MAX_GROUPS]; /* [opts->ngroups] */
+	char *rbuf;                                         /* read buffer */
 	size_t rbuf_size;
-	char *text;         /* an ECHO text regenerated for checking */
-	size_t max_request; /* output buffer room one request needs (at most) */
-	size_t out_cap;     /* output buffer per connection */
+	char *text; /* an ECHO text regenerated for checking */
 	unsigned failures_logged;
 };
 
@@ -54,13 +60,15 @@ void tp_client_conn_ctx_start(struct tp_client_ctx *ctx, int64_t start_ns);
 void tp_client_conn_ctx_release(struct tp_client_ctx *ctx);
 
 /*
- * A connection for client number index on the connected socket fd, which it
- * takes over (made non-blocking, added to ctx->epfd).  A negative fd makes a
+ * A connection for client number index (over all groups), number gindex
+ * of group number group, on the connected socket fd, which it takes over
+ * (made non-blocking, added to ctx->epfd).  A negative fd makes a
  * connection that is closed from the start, so client numbering stays
  * dense.  Returns 0 or -errno (-ENOMEM, epoll_ctl); fd is not closed on
  * failure.
  */
-int tp_client_conn_new(struct tp_client_ctx *ctx, unsigned index, int fd, struct tp_client_conn **ret);
+int tp_client_conn_new(struct tp_client_ctx *ctx, unsigned group, unsigned index, unsigned gindex, int fd,
+                       struct tp_client_conn **ret);
 
 /* Close and release. Accepts NULL. Outstanding requests are not counted. */
 void tp_client_conn_free(struct tp_client_conn *c);
@@ -68,7 +76,7 @@ void tp_client_conn_free(struct tp_client_conn *c);
 /* Start: arm the receive timeout and, in the closed loop, send the first window. */
 void tp_client_conn_begin(struct tp_client_conn *c);
 
-/* Open loop: the scheduled send time of this client's k-th request. */
+/* Open loop: the scheduled send time of this client's k-th request (tick_ns of its group > 0). */
 int64_t tp_client_conn_due_ns(const struct tp_client_conn *c, uint64_t k);
 
 /* Send whatever is due and fits in the window, in one write. Closes the connection when it is done. */

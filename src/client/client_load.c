@@ -18,9 +18,10 @@
  *   client number), so a run's request sequences do not depend on threads
  *   or timing.
  * - Closed loop: a connection tops its window up to max-inflight after every
- *   read.  Open loop: client c's k-th request is due at
- *   start + (c + k * clients) / rate; a worker visits its clients' due times
- *   in order with a cursor, and a client whose window is full sends its
+ *   read.  Open loop: client c of a group (numbered in the group) sends its
+ *   k-th request at start + (c + k * clients) / rate, with the group's
+ *   clients and rate; a worker visits its clients' due times in order with
+ *   a cursor per group, and a client whose window is full sends its
  *   overdue requests after its next read.  Latency counts from the due time,
  *   so a stall delays the measured replies instead of the schedule.
  */
@@ -47,6 +48,19 @@
 #define PUBLISH_NS (1000 * 1000000LL) /* progress snapshot period */
 #define MAX_EVENTS 256
 
+/*
+ * Open loop, one group on one worker: its clients are conns[first ..
+ * first + n) (a group's clients are consecutive numbers, so a worker's
+ * share of them is too); the next due is round k of local client j.
+ */
+struct tick {
+	bool on;
+	unsigned first, n;
+	uint64_t k;
+	unsigned j;
+	int64_t next_ns;
+};
+
 struct worker {
 	struct tp_client_load *load;
 	struct tp_client_ctx ctx; /* what the connections of this worker share */
@@ -56,11 +70,9 @@ struct worker {
 	struct tp_client_conn **conns;
 	unsigned nconns;
 
-	/* open loop: the next (round k, local client j) due */
-	bool ticking;
-	uint64_t tick_k;
-	unsigned tick_j;
-	int64_t next_tick_ns;
+	struct tick ticks[TP_CLIENT_MAX_GROUPS]; /* per group */
+	bool ticking;                            /* any of ticks[] on */
+	int64_t next_tick_ns;                    /* the earliest next due time of those on */
 
 	int64_t finished_ns;
 	_Atomic uint64_t recv_published;
@@ -75,8 +87,9 @@ struct tp_client_load {
 	int done_fd;
 	unsigned exited;
 	struct tp_client_dial *dial;
-	atomic_int stop; /* 0 run, 1 stop issuing, 2 abort */
-	uint64_t connect_failed;
+	atomic_int stop;                               /* 0 run, 1 stop issuing, 2 abort */
+	uint64_t connect_failed[TP_CLIENT_MAX_GROUPS]; /* per group, counted before the workers start */
+	uint64_t connect_failed_all;
 };
 
 static int64_t now_ns(void)
@@ -101,40 +114,57 @@ static int wait_events(int epfd, struct epoll_event *evs, int64_t timeout_ns)
 	return epoll_wait(epfd, evs, MAX_EVENTS, (int)((timeout_ns + 999999) / 1000000));
 }
 
-/* Open loop: visit the due times of this worker's clients in time order. */
+/* Open loop: visit the due times of one group's clients on this worker in time order. */
+static void run_group_ticks(struct worker *w, struct tick *t, const struct tp_client_group *group)
+{
+	while (t->on) {
+		struct tp_client_conn *c = w->conns[t->first + t->j];
+		int64_t due = tp_client_conn_due_ns(c, t->k);
+
+		if (w->ctx.stopping || (group->requests && t->k >= group->requests) ||
+		    (w->ctx.end_ns && due >= w->ctx.end_ns)) {
+			t->on = false;
+			break;
+		}
+		if (due > w->ctx.now_ns) {
+			t->next_ns = due;
+			break;
+		}
+		tp_client_conn_pump(c);
+		if (++t->j == t->n) {
+			t->j = 0;
+			t->k++;
+		}
+	}
+}
+
 static void run_ticks(struct worker *w)
 {
 	const struct tp_client_opts *o = &w->load->opts;
 
-	while (w->ticking) {
-		struct tp_client_conn *c = w->conns[w->tick_j];
-		int64_t due = tp_client_conn_due_ns(c, w->tick_k);
-
-		if (w->ctx.stopping || (o->requests && w->tick_k >= o->requests) ||
-		    (w->ctx.end_ns && due >= w->ctx.end_ns)) {
-			w->ticking = false;
-			break;
-		}
-		if (due > w->ctx.now_ns) {
-			w->next_tick_ns = due;
-			break;
-		}
-		tp_client_conn_pump(c);
-		if (++w->tick_j == w->nconns) {
-			w->tick_j = 0;
-			w->tick_k++;
-		}
+	w->ticking = false;
+	for (unsigned g = 0; g < o->ngroups; g++) {
+		struct tick *t = &w->ticks[g];
+		run_group_ticks(w, t, &o->groups[g]);
+		if (t->on && (!w->ticking || t->next_ns < w->next_tick_ns))
+			w->next_tick_ns = t->next_ns;
+		w->ticking |= t->on;
 	}
 }
 
 static void publish(struct worker *w)
 {
-	atomic_store_explicit(&w->recv_published, w->ctx.counts.recv, memory_order_relaxed);
+	uint64_t recv = 0;
+
+	for (unsigned g = 0; g < w->load->opts.ngroups; g++)
+		recv += w->ctx.groups[g].counts.recv;
+	atomic_store_explicit(&w->recv_published, recv, memory_order_relaxed);
 	if (!w->snap)
 		return;
 	pthread_mutex_lock(&w->snap_lock);
 	tp_hist_reset(w->snap);
-	tp_hist_merge(w->snap, w->ctx.latency);
+	for (unsigned g = 0; g < w->load->opts.ngroups; g++)
+		tp_hist_merge(w->snap, w->ctx.groups[g].latency);
 	pthread_mutex_unlock(&w->snap_lock);
 }
 
@@ -153,13 +183,14 @@ static void *worker_main(void *arg)
 	int64_t next_sweep, next_publish;
 	uint64_t one = 1;
 
-	if (l->opts.rate > 0)
+	for (unsigned g = 0; g < l->opts.ngroups; g++)
+		w->ticking |= w->ticks[g].on = w->ticks[g].n > 0 && l->opts.groups[g].rate > 0;
+	if (w->ticking)
 		prctl(PR_SET_TIMERSLACK, 1000UL); /* wake on the schedule, not 50 us after it */
 
 	ctx->now_ns = now_ns();
 	next_sweep = ctx->now_ns + SWEEP_NS;
 	next_publish = ctx->now_ns + PUBLISH_NS;
-	w->ticking = l->opts.rate > 0 && w->nconns > 0;
 	for (unsigned j = 0; j < w->nconns; j++)
 		tp_client_conn_begin(w->conns[j]);
 
@@ -251,40 +282,53 @@ static int setup_workers(struct tp_client_load *l, uint64_t seed, bool progress)
 	return 0;
 }
 
+/* Connect client i, number gi of group g; a failure is counted, and logged once per source. */
+static int connect_client(struct tp_client_load *l, unsigned i, unsigned g, unsigned gi, bool *logged)
+{
+	const struct tp_client_opts *o = &l->opts;
+	const struct tp_client_group *group = &o->groups[g];
+	struct worker *w = &l->workers[i % l->nthreads];
+	unsigned pos = i / l->nthreads, s = group->nsources ? gi % group->nsources : 0;
+	const struct tp_client_source *src = group->nsources ? &group->sources[s] : NULL;
+	const char *call;
+	int fd = tp_client_dial_connect(l->dial, src, o->recv_timeout_s, &call);
+
+	if (fd < 0) {
+		tp_log(logged[s] ? TP_LOG_DEBUG : TP_LOG_ERROR, "connect",
+		       "cannot connect client %u%s%s to %s:%s: %s(): %s", i, src ? " from " : "",
+		       src ? src->text : "", o->host, o->port, call, strerror(-fd));
+		logged[s] = true;
+		l->connect_failed[g]++;
+		l->connect_failed_all++;
+	}
+	if (w->ticks[g].n++ == 0)
+		w->ticks[g].first = pos;
+	int r = tp_client_conn_new(&w->ctx, g, i, gi, fd, &w->conns[pos]);
+	if (r < 0 && fd >= 0)
+		close(fd);
+	return r;
+}
+
 /*
- * Connect every client, dealt round-robin to the workers and to the
- * source addresses.  A client that cannot connect is counted and gets a
- * closed connection, so numbering stays dense; the first failure from each
- * source is logged as an error (the rest would only repeat it).
+ * Connect every client, group after group, dealt round-robin to the
+ * workers and, in its group, to the group's source addresses.  A client
+ * that cannot connect gets a closed connection, so numbering stays dense.
  */
 static int connect_all(struct tp_client_load *l)
 {
 	const struct tp_client_opts *o = &l->opts;
-	bool logged[TP_CLIENT_MAX_SOURCES] = {false};
+	unsigned i = 0;
 
-	for (unsigned i = 0; i < o->clients; i++) {
-		struct worker *w = &l->workers[i % l->nthreads];
-		unsigned s = o->nsources ? i % o->nsources : 0;
-		const struct tp_client_source *src = o->nsources ? &o->sources[s] : NULL;
-		const char *call;
-		int fd = tp_client_dial_connect(l->dial, src, o->recv_timeout_s, &call);
-
-		if (fd < 0) {
-			tp_log(logged[s] ? TP_LOG_DEBUG : TP_LOG_ERROR, "connect",
-			       "cannot connect client %u%s%s to %s:%s: %s(): %s", i, src ? " from " : "",
-			       src ? src->text : "", o->host, o->port, call, strerror(-fd));
-			logged[s] = true;
-			l->connect_failed++;
-		}
-		int r = tp_client_conn_new(&w->ctx, i, fd, &w->conns[i / l->nthreads]);
-		if (r < 0) {
-			if (fd >= 0)
-				close(fd);
-			return r;
+	for (unsigned g = 0; g < o->ngroups; g++) {
+		bool logged[TP_CLIENT_MAX_SOURCES] = {false};
+		for (unsigned gi = 0; gi < o->groups[g].clients; gi++, i++) {
+			int r = connect_client(l, i, g, gi, logged);
+			if (r < 0)
+				return r;
 		}
 	}
 	tp_log(TP_LOG_INFO, "connected", "%llu of %u clients connected to %s:%s",
-	       (unsigned long long)(o->clients - l->connect_failed), o->clients, o->host, o->port);
+	       (unsigned long long)(o->clients - l->connect_failed_all), o->clients, o->host, o->port);
 	return 0;
 }
 
@@ -380,7 +424,7 @@ void tp_client_load_progress(struct tp_client_load *l, uint64_t *ret_recv, struc
 	*ret_recv = recv;
 }
 
-double tp_client_load_result(struct tp_client_load *l, struct tp_client_counts *ret, struct tp_hist *latency)
+double tp_client_load_result(struct tp_client_load *l, struct tp_client_counts *ret, struct tp_hist **latency)
 {
 	int64_t start = 0, end = 0;
 
@@ -393,10 +437,13 @@ double tp_client_load_result(struct tp_client_load *l, struct tp_client_counts *
 		start = w->ctx.start_ns;
 		if (w->finished_ns > end)
 			end = w->finished_ns;
-		tp_client_counts_add(ret, &w->ctx.counts);
-		tp_hist_merge(latency, w->ctx.latency);
+		for (unsigned g = 0; g < l->opts.ngroups; g++) {
+			tp_client_counts_add(&ret[g], &w->ctx.groups[g].counts);
+			tp_hist_merge(latency[g], w->ctx.groups[g].latency);
+		}
 	}
-	ret->connect_failed += l->connect_failed;
+	for (unsigned g = 0; g < l->opts.ngroups; g++)
+		ret[g].connect_failed += l->connect_failed[g];
 	return end > start ? (double)(end - start) / 1e9 : 0.0;
 }
 

@@ -61,10 +61,12 @@ void tp_client_load_progress(struct tp_client_load *l, uint64_t *ret_recv, struc
 
 /*
  * Join the workers (after tp_client_load_finished() or a stop) and add
- * their totals to *ret, their latencies to latency.  Returns the elapsed
- * seconds from start to the last worker's exit.
+ * their totals of group g to ret[g], their latencies to latency[g], for
+ * each of opts->ngroups groups.  Returns the elapsed seconds from start
+ * to the last worker's exit.
  */
-double tp_client_load_result(struct tp_client_load *l, struct tp_client_counts *ret, struct tp_hist *latency);
+double tp_client_load_result(struct tp_client_load *l, struct tp_client_counts *ret,
+                             struct tp_hist **latency);
 
 /* Close every connection and release everything. Accepts NULL. */
 void tp_client_load_free(struct tp_client_load *l);

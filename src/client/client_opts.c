@@ -11,14 +11,12 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <math.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "decimal.h"
+#include "client_values.h"
 
 #ifndef TP_VERSION
 #define TP_VERSION "0.0.0"
@@ -44,6 +42,7 @@ enum kind {
 	K_LOG_LEVEL, /* enum tp_log_level by name */
 	K_SOURCES,   /* "ADDR[,ADDR...]" into sources[] and nsources */
 	K_FLAG,      /* bool set to true, no argument */
+	K_GROUP,     /* "KEY=VALUE,...": one more group, read once all flags are */
 	K_HELP,
 	K_VERSION,
 };
@@ -52,6 +51,7 @@ struct setting {
 	const char *name; /* the long flag without its dashes */
 	char short_name;  /* 0: none */
 	enum kind kind;
+	bool group; /* a field of struct tp_client_group, which --group can also set */
 	size_t off, off2;
 	uint64_t min, max;
 	double dmax;
@@ -62,6 +62,8 @@ struct setting {
 };
 
 #define F(field) offsetof(struct tp_client_opts, field)
+#define GO(field) offsetof(struct tp_client_group, field)
+#define G(field) GO(field), .group = true
 #define FSIZE(field) sizeof(((struct tp_client_opts *)NULL)->field)
 
 static const struct setting settings[] = {
@@ -83,7 +85,7 @@ static const struct setting settings[] = {
          .expect = "an integer from 1 to 65535"},
         {.name = "clients",
          .kind = K_UINT,
-         .off = F(clients),
+         .off = G(clients),
          .min = 1,
          .max = MAX_CLIENTS,
          .def = "5",
@@ -92,7 +94,7 @@ static const struct setting settings[] = {
          .expect = "an integer from 1 to " STR(MAX_CLIENTS)},
         {.name = "requests",
          .kind = K_U64,
-         .off = F(requests),
+         .off = G(requests),
          .min = 1,
          .max = UINT64_MAX,
          .def = "200",
@@ -108,14 +110,14 @@ static const struct setting settings[] = {
          .expect = "seconds > 0"},
         {.name = "rate",
          .kind = K_POSITIVE,
-         .off = F(rate),
+         .off = G(rate),
          .dmax = 1e9,
          .arg = "R",
          .help = "open loop: R requests/s in total on a fixed schedule",
          .expect = "requests per second > 0"},
         {.name = "max-inflight",
          .kind = K_UINT,
-         .off = F(max_inflight),
+         .off = G(max_inflight),
          .min = 1,
          .max = MAX_INFLIGHT,
          .def = "10",
@@ -124,15 +126,15 @@ static const struct setting settings[] = {
          .expect = "an integer from 1 to " STR(MAX_INFLIGHT)},
         {.name = "mix",
          .kind = K_MIX,
-         .off = F(mix),
+         .off = G(mix),
          .def = "balanced",
          .arg = "MIX",
          .help = "sleep, echo or balanced",
          .expect = "sleep, echo or balanced"},
         {.name = "sleep-ms",
          .kind = K_SPAN,
-         .off = F(sleep_lo_ms),
-         .off2 = F(sleep_hi_ms),
+         .off = G(sleep_lo_ms),
+         .off2 = GO(sleep_hi_ms),
          .max = MAX_SLEEP_MS,
          .def = "100-1000",
          .arg = "LO-HI",
@@ -140,8 +142,8 @@ static const struct setting settings[] = {
          .expect = "LO-HI, 0 <= LO <= HI <= " STR(MAX_SLEEP_MS)},
         {.name = "echo-bytes",
          .kind = K_SPAN,
-         .off = F(echo_lo),
-         .off2 = F(echo_hi),
+         .off = G(echo_lo),
+         .off2 = GO(echo_hi),
          .max = MAX_ECHO_BYTES,
          .def = "1-100",
          .arg = "LO-HI",
@@ -149,12 +151,17 @@ static const struct setting settings[] = {
          .expect = "LO-HI, 0 <= LO <= HI <= " STR(MAX_ECHO_BYTES)},
         {.name = "source",
          .kind = K_SOURCES,
-         .off = F(sources),
-         .off2 = F(nsources),
+         .off = G(sources),
+         .off2 = GO(nsources),
          .max = TP_CLIENT_MAX_SOURCES,
          .arg = "ADDR[,ADDR...]",
          .help = "bind each connection to one of these local addresses in turn",
          .expect = "IPv4 or IPv6 addresses separated by commas, at most " STR(TP_CLIENT_MAX_SOURCES)},
+        {.name = "group",
+         .kind = K_GROUP,
+         .arg = "SPEC",
+         .help = "a client group: name=N,clients=N,rate=R,... (repeat for more)",
+         .expect = "KEY=VALUE,... with keys name and the group flags"},
         {.name = "seed",
          .kind = K_U64,
          .off = F(seed),
@@ -200,123 +207,6 @@ static const struct setting settings[] = {
 
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
 
-const char *tp_client_opts_mix_name(enum tp_client_mix mix)
-{
-	switch (mix) {
-	case TP_MIX_SLEEP:
-		return "sleep";
-	case TP_MIX_ECHO:
-		return "echo";
-	case TP_MIX_BALANCED:
-		return "balanced";
-	}
-	return "?";
-}
-
-/* Strict decimal: digits only, nothing else, within [min, max]. */
-static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret)
-{
-	uint64_t v;
-
-	if (tp_decimal_parse(s, strlen(s), max, &v) < 0 || v < min)
-		return -EINVAL;
-	*ret = v;
-	return 0;
-}
-
-/* A finite decimal number > 0 and <= max, nothing after it. */
-static int parse_positive(const char *s, double max, double *ret)
-{
-	char *end;
-	double v;
-
-	if (*s == '\0')
-		return -EINVAL;
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno != 0 || *end != '\0' || !isfinite(v) || !(v > 0.0) || v > max)
-		return -EINVAL;
-	*ret = v;
-	return 0;
-}
-
-/* "LO-HI" or a single "N" (LO = HI = N), min <= LO <= HI <= max. */
-static int parse_span(const char *s, uint64_t min, uint64_t max, uint32_t *ret_lo, uint32_t *ret_hi)
-{
-	char lo_s[16];
-	const char *dash = strchr(s, '-');
-	uint64_t lo, hi;
-
-	if (!dash) {
-		if (parse_u64(s, min, max, &lo) < 0)
-			return -EINVAL;
-		*ret_lo = *ret_hi = (uint32_t)lo;
-		return 0;
-	}
-	if ((size_t)(dash - s) >= sizeof(lo_s))
-		return -EINVAL;
-	memcpy(lo_s, s, (size_t)(dash - s));
-	lo_s[dash - s] = '\0';
-	if (parse_u64(lo_s, min, max, &lo) < 0 || parse_u64(dash + 1, min, max, &hi) < 0 || lo > hi)
-		return -EINVAL;
-	*ret_lo = (uint32_t)lo;
-	*ret_hi = (uint32_t)hi;
-	return 0;
-}
-
-static int parse_mix(const char *s, enum tp_client_mix *ret)
-{
-	static const enum tp_client_mix mixes[] = {TP_MIX_SLEEP, TP_MIX_ECHO, TP_MIX_BALANCED};
-
-	for (size_t i = 0; i < sizeof(mixes) / sizeof(mixes[0]); i++) {
-		if (strcasecmp(s, tp_client_opts_mix_name(mixes[i])) == 0) {
-			*ret = mixes[i];
-			return 0;
-		}
-	}
-	return -EINVAL;
-}
-
-/* One numeric IPv4 or IPv6 address (an IPv6 one may carry a %scope). */
-static int parse_source(const char *s, size_t len, struct tp_client_source *ret)
-{
-	struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_PASSIVE, .ai_socktype = SOCK_STREAM};
-	struct addrinfo *res;
-
-	if (len == 0 || len >= sizeof(ret->text))
-		return -EINVAL;
-	memcpy(ret->text, s, len);
-	ret->text[len] = '\0';
-	if (getaddrinfo(ret->text, NULL, &hints, &res) != 0)
-		return -EINVAL;
-	if (res->ai_addrlen > sizeof(ret->addr)) {
-		freeaddrinfo(res);
-		return -EINVAL;
-	}
-	memcpy(&ret->addr, res->ai_addr, res->ai_addrlen);
-	ret->len = res->ai_addrlen;
-	freeaddrinfo(res);
-	return 0;
-}
-
-/* "ADDR[,ADDR...]": replaces the list. */
-static int parse_sources(const char *s, size_t max, struct tp_client_source *ret, unsigned *ret_n)
-{
-	unsigned n = 0;
-
-	for (;;) {
-		size_t len = strcspn(s, ",");
-		if (n == max || parse_source(s, len, &ret[n]) < 0)
-			return -EINVAL;
-		n++;
-		if (s[len] == '\0')
-			break;
-		s += len + 1;
-	}
-	*ret_n = n;
-	return 0;
-}
-
 /* Store the value s of setting st into the struct at base. Returns 0 or -EINVAL. */
 static int set_value(const struct setting *st, void *base, const char *s)
 {
@@ -330,32 +220,33 @@ static int set_value(const struct setting *st, void *base, const char *s)
 		snprintf(field, FSIZE(host), "%s", s);
 		return 0;
 	case K_PORT:
-		if (parse_u64(s, st->min, st->max, &v) < 0)
+		if (tp_client_value_u64(s, st->min, st->max, &v) < 0)
 			return -EINVAL;
 		snprintf(field, FSIZE(port), "%u", (unsigned)v);
 		return 0;
 	case K_UINT:
-		if (parse_u64(s, st->min, st->max, &v) < 0)
+		if (tp_client_value_u64(s, st->min, st->max, &v) < 0)
 			return -EINVAL;
 		*(unsigned *)(void *)field = (unsigned)v;
 		return 0;
 	case K_U64:
-		return parse_u64(s, st->min, st->max, (uint64_t *)(void *)field);
+		return tp_client_value_u64(s, st->min, st->max, (uint64_t *)(void *)field);
 	case K_POSITIVE:
-		return parse_positive(s, st->dmax, (double *)(void *)field);
+		return tp_client_value_positive(s, st->dmax, (double *)(void *)field);
 	case K_SPAN:
-		return parse_span(s, st->min, st->max, (uint32_t *)(void *)field,
-		                  (uint32_t *)(void *)((char *)base + st->off2));
+		return tp_client_value_span(s, st->min, st->max, (uint32_t *)(void *)field,
+		                            (uint32_t *)(void *)((char *)base + st->off2));
 	case K_MIX:
-		return parse_mix(s, (enum tp_client_mix *)(void *)field);
+		return tp_client_value_mix(s, (enum tp_client_mix *)(void *)field);
 	case K_LOG_LEVEL:
 		return tp_log_level_parse(s, (enum tp_log_level *)(void *)field) < 0 ? -EINVAL : 0;
 	case K_SOURCES:
-		return parse_sources(s, st->max, (struct tp_client_source *)(void *)field,
-		                     (unsigned *)(void *)((char *)base + st->off2));
+		return tp_client_value_sources(s, st->max, (struct tp_client_source *)(void *)field,
+		                               (unsigned *)(void *)((char *)base + st->off2));
 	case K_FLAG:
 		*(bool *)(void *)field = true;
 		return 0;
+	case K_GROUP:
 	case K_HELP:
 	case K_VERSION:
 		break;
@@ -369,7 +260,8 @@ void tp_client_opts_defaults(struct tp_client_opts *o)
 	/* The table's defaults are constants that parse (test_client_opts checks each). */
 	for (size_t i = 0; i < NSETTINGS; i++)
 		if (settings[i].def)
-			(void)set_value(&settings[i], o, settings[i].def);
+			(void)set_value(&settings[i], settings[i].group ? (void *)&o->base : (void *)o,
+			                settings[i].def);
 }
 
 static void usage(FILE *f)
@@ -428,32 +320,144 @@ static bool was_given(const bool *given, const char *name)
 	return false;
 }
 
-/* What one flag's value implies for the others, once all are read. */
-static void settle(struct tp_client_opts *o, const bool *given)
-{
-	/* A time bound alone means "as many as fit"; both bounds: whichever comes first. */
-	if (o->duration_s > 0 && !was_given(given, "requests"))
-		o->requests = 0;
-	if (o->quiet && !was_given(given, "log-level"))
-		o->log_level = TP_LOG_ERROR;
-	o->seed_given = was_given(given, "seed");
-	if (o->threads == 0)
-		o->threads = 2;
-	if (o->threads > o->clients)
-		o->threads = o->clients;
-}
-
 #define FAIL(...)                                   \
 	do {                                        \
 		snprintf(err, errlen, __VA_ARGS__); \
 		return -EINVAL;                     \
 	} while (0)
 
+/* The keys --group takes, for its error message: "name, clients, ...". */
+static void group_keys(char *buf, size_t len)
+{
+	size_t n = (size_t)snprintf(buf, len, "name");
+
+	for (size_t i = 0; i < NSETTINGS && n < len; i++)
+		if (settings[i].group)
+			n += (size_t)snprintf(buf + n, len - n, ", %s", settings[i].name);
+}
+
+static int set_group_name(struct tp_client_opts *o, struct tp_client_group *g, const char *name)
+{
+	static const char allowed[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-";
+	size_t len = strlen(name);
+
+	if (len == 0 || len >= sizeof(g->name) || strspn(name, allowed) != len)
+		return -EINVAL;
+	for (struct tp_client_group *other = o->groups; other < g; other++)
+		if (strcmp(other->name, name) == 0)
+			return -EEXIST;
+	memcpy(g->name, name, len + 1);
+	return 0;
+}
+
+/* One KEY=VALUE of a --group spec into g; sources_given: a source= key came before. */
+static int set_group_key(struct tp_client_opts *o, struct tp_client_group *g, char *item, bool *sources_given,
+                         const char *spec, char *err, size_t errlen)
+{
+	char *value = strchr(item, '=');
+	const struct setting *st = NULL;
+	char keys[256];
+	unsigned n;
+
+	if (value)
+		*value++ = '\0';
+	for (size_t i = 0; value && i < NSETTINGS && !st; i++)
+		if (settings[i].group && strcmp(settings[i].name, item) == 0)
+			st = &settings[i];
+	if (value && strcmp(item, "name") == 0) {
+		int r = set_group_name(o, g, value);
+		if (r == -EEXIST)
+			FAIL("--group: name '%s' given twice", value);
+		if (r < 0)
+			FAIL("--group: invalid name '%s' in '%s' (expected 1 to %zu of A-Z a-z 0-9 _ . -)",
+			     value, spec, sizeof(g->name) - 1);
+		return 0;
+	}
+	if (!value)
+		FAIL("--group: '%s' in '%s' is not KEY=VALUE (for several sources, repeat source=)", item,
+		     spec);
+	if (!st) {
+		group_keys(keys, sizeof(keys));
+		FAIL("--group: unknown key '%s' in '%s' (keys: %s)", item, spec, keys);
+	}
+	if (st->kind == K_SOURCES) {
+		/* Repeated source= keys make the group's list; the first replaces the inherited one. */
+		if (!*sources_given)
+			g->nsources = 0;
+		*sources_given = true;
+		if (tp_client_value_sources(value, TP_CLIENT_MAX_SOURCES - g->nsources,
+		                            &g->sources[g->nsources], &n) < 0)
+			FAIL("--group: invalid source '%s' in '%s' (expected one address per source= key, at "
+			     "most %d)",
+			     value, spec, TP_CLIENT_MAX_SOURCES);
+		g->nsources += n;
+		return 0;
+	}
+	if (set_value(st, g, value) < 0)
+		FAIL("--group: invalid %s '%s' in '%s' (expected %s)", st->name, value, spec, st->expect);
+	return 0;
+}
+
+/* "KEY=VALUE,...": group number index, starting from the top-level flags. */
+static int parse_group(struct tp_client_opts *o, unsigned index, const char *spec, char *err, size_t errlen)
+{
+	struct tp_client_group *g = &o->groups[index];
+	bool sources_given = false;
+	char buf[1024];
+
+	if (strlen(spec) >= sizeof(buf))
+		FAIL("--group: '%.40s...' is too long (at most %zu bytes)", spec, sizeof(buf) - 1);
+	*g = o->base;
+	snprintf(g->name, sizeof(g->name), "g%u", index + 1);
+	memcpy(buf, spec, strlen(spec) + 1);
+	for (char *item = buf, *next; item; item = next) {
+		next = strchr(item, ',');
+		if (next)
+			*next++ = '\0';
+		int r = set_group_key(o, g, item, &sources_given, spec, err, errlen);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* What one flag's value implies for the others, once all are read; then the groups. */
+static int settle(struct tp_client_opts *o, const bool *given, char **specs, unsigned nspecs, char *err,
+                  size_t errlen)
+{
+	/* A time bound alone means "as many as fit"; both bounds: whichever comes first. */
+	if (o->duration_s > 0 && !was_given(given, "requests"))
+		o->base.requests = 0;
+	if (o->quiet && !was_given(given, "log-level"))
+		o->log_level = TP_LOG_ERROR;
+	o->seed_given = was_given(given, "seed");
+	o->grouped = nspecs > 0;
+	o->ngroups = nspecs > 0 ? nspecs : 1;
+	o->groups[0] = o->base;
+	for (unsigned i = 0; i < nspecs; i++) {
+		int r = parse_group(o, i, specs[i], err, errlen);
+		if (r < 0)
+			return r;
+	}
+	o->clients = 0;
+	for (unsigned i = 0; i < o->ngroups; i++)
+		o->clients += o->groups[i].clients;
+	if (o->clients > MAX_CLIENTS)
+		FAIL("--group: %u clients in all (at most %d)", o->clients, MAX_CLIENTS);
+	if (o->threads == 0)
+		o->threads = 2;
+	if (o->threads > o->clients)
+		o->threads = o->clients;
+	return 0;
+}
+
 int tp_client_opts_parse(struct tp_client_opts *o, int argc, char **argv, char *err, size_t errlen)
 {
 	struct option longs[NSETTINGS + 1];
 	char shorts[NSETTINGS + 2];
 	bool given[NSETTINGS] = {false};
+	char *specs[TP_CLIENT_MAX_GROUPS];
+	unsigned nspecs = 0;
 	int c;
 
 	build_getopt(longs, shorts);
@@ -474,12 +478,17 @@ int tp_client_opts_parse(struct tp_client_opts *o, int argc, char **argv, char *
 			printf("tpclient %s\n", TP_VERSION);
 			return 1;
 		}
-		if (set_value(st, o, st->arg ? optarg : "") < 0)
+		if (st->kind == K_GROUP) {
+			if (nspecs == TP_CLIENT_MAX_GROUPS)
+				FAIL("--group: more than %d groups", TP_CLIENT_MAX_GROUPS);
+			specs[nspecs++] = optarg;
+			continue;
+		}
+		if (set_value(st, st->group ? (void *)&o->base : (void *)o, st->arg ? optarg : "") < 0)
 			FAIL("--%s: invalid value '%s' (expected %s)", st->name, optarg, st->expect);
 		given[st - settings] = true;
 	}
 	if (optind < argc)
 		FAIL("%s: unexpected argument (see --help)", argv[optind]);
-	settle(o, given);
-	return 0;
+	return settle(o, given, specs, nspecs, err, errlen);
 }

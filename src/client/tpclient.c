@@ -106,11 +106,28 @@ static int signal_fd(void)
 	return signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
+/* What a run measured: per group, and their sum. */
+struct results {
+	struct tp_client_counts counts[TP_CLIENT_MAX_GROUPS], total;
+	struct tp_hist *latency[TP_CLIENT_MAX_GROUPS + 1]; /* [ngroups] is the sum */
+};
+
+static void log_start(const struct tp_client_opts *o, uint64_t seed)
+{
+	tp_log(TP_LOG_INFO, "start", "%u clients in %u groups on %u threads, seed %llu", o->clients,
+	       o->ngroups, o->threads, (unsigned long long)seed);
+	for (unsigned i = 0; i < o->ngroups; i++) {
+		const struct tp_client_group *g = &o->groups[i];
+		tp_log(TP_LOG_INFO, "start", "group %s: %s loop, %u clients, mix %s, max-inflight %u",
+		       g->name[0] ? g->name : "-", g->rate > 0 ? "open" : "closed", g->clients,
+		       tp_client_mix_name(g->mix), g->max_inflight);
+	}
+}
+
 /* Connect, run until done or interrupted, print the report. Returns the exit status. */
 static int run(const struct tp_client_opts *o, uint64_t seed, int sigfd, struct progress *prog,
-               struct tp_hist *latency)
+               struct results *res)
 {
-	struct tp_client_counts counts = {0};
 	struct tp_client_load *load = NULL;
 	int r, status = TP_CLIENT_EXIT_FAILED;
 
@@ -120,9 +137,7 @@ static int run(const struct tp_client_opts *o, uint64_t seed, int sigfd, struct 
 		       strerror(-r));
 		goto out;
 	}
-	tp_log(TP_LOG_INFO, "start", "%s loop, %u clients on %u threads, mix %s, max-inflight %u, seed %llu",
-	       o->rate > 0 ? "open" : "closed", o->clients, o->threads, tp_client_opts_mix_name(o->mix),
-	       o->max_inflight, (unsigned long long)seed);
+	log_start(o, seed);
 	r = tp_client_load_start(load);
 	if (r < 0) {
 		tp_log(TP_LOG_ERROR, "start", "cannot start worker threads: pthread_create(): %s",
@@ -132,9 +147,18 @@ static int run(const struct tp_client_opts *o, uint64_t seed, int sigfd, struct 
 	prog->last_ns = (int64_t)tp_clock_ns();
 	prog->next_ns = prog->last_ns + 1000000000LL;
 
-	struct tp_client_report rep = {.opts = o, .seed = seed, .counts = &counts, .latency = latency};
+	struct tp_client_report rep = {.opts = o,
+	                               .seed = seed,
+	                               .counts = &res->total,
+	                               .latency = res->latency[o->ngroups],
+	                               .group_counts = res->counts,
+	                               .group_latency = res->latency};
 	rep.interrupted = wait_run(load, sigfd, prog);
-	rep.elapsed_s = tp_client_load_result(load, &counts, latency);
+	rep.elapsed_s = tp_client_load_result(load, res->counts, res->latency);
+	for (unsigned g = 0; g < o->ngroups; g++) {
+		tp_client_counts_add(&res->total, &res->counts[g]);
+		tp_hist_merge(res->latency[o->ngroups], res->latency[g]);
+	}
 	if (prog->shown)
 		fputs("\r\033[K", stderr);
 	if (o->json)
@@ -142,7 +166,7 @@ static int run(const struct tp_client_opts *o, uint64_t seed, int sigfd, struct 
 	else
 		tp_client_report_text(stdout, &rep);
 	fflush(stdout);
-	status = tp_client_report_exit_status(&counts);
+	status = tp_client_report_exit_status(&res->total);
 out:
 	tp_client_load_free(load);
 	return status;
@@ -150,9 +174,10 @@ out:
 
 int main(int argc, char **argv)
 {
-	struct tp_client_opts opts;
-	struct tp_hist *latency = NULL;
+	static struct tp_client_opts opts; /* large (every group's sources): not on the stack */
+	struct results res = {0};
 	struct progress prog = {0};
+	bool oom = false;
 	char err[512];
 	int sigfd, r, status = TP_CLIENT_EXIT_FAILED;
 
@@ -167,16 +192,18 @@ int main(int argc, char **argv)
 	tp_log_init("tpclient", opts.log_level);
 
 	sigfd = signal_fd();
-	latency = tp_hist_new();
+	for (unsigned g = 0; g <= opts.ngroups; g++)
+		oom |= !(res.latency[g] = tp_hist_new());
 	prog.on = !opts.quiet && isatty(STDERR_FILENO);
 	prog.snap = prog.on ? tp_hist_new() : NULL;
-	if (sigfd < 0 || !latency || (prog.on && !prog.snap))
+	if (sigfd < 0 || oom || (prog.on && !prog.snap))
 		tp_log(TP_LOG_ERROR, "setup", "cannot set up: %s",
 		       sigfd < 0 ? strerror(errno) : "out of memory");
 	else
-		status = run(&opts, opts.seed_given ? opts.seed : random_seed(), sigfd, &prog, latency);
+		status = run(&opts, opts.seed_given ? opts.seed : random_seed(), sigfd, &prog, &res);
 
-	tp_hist_free(latency);
+	for (unsigned g = 0; g <= opts.ngroups; g++)
+		tp_hist_free(res.latency[g]);
 	tp_hist_free(prog.snap);
 	if (sigfd >= 0)
 		close(sigfd);

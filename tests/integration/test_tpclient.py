@@ -35,6 +35,16 @@ def run_client(port, *args, timeout=120):
     return subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
 
 
+def parse_groups(out):
+    """The GROUP lines of a text report, by name."""
+    groups = {}
+    for line in out.splitlines():
+        if line.startswith("GROUP "):
+            fields = dict(FIELDS_RE.findall(line[len("GROUP "):]))
+            groups[fields["name"]] = fields
+    return groups
+
+
 def parse_text(out):
     """The SUMMARY numbers plus every KEY=VALUE of the lines after it, keyed by line tag."""
     m = SUMMARY_RE.search(out)
@@ -131,6 +141,81 @@ class AgainstTpserver(unittest.TestCase):
             self.assertEqual((rep["SUMMARY"]["sent"], rep["SUMMARY"]["ok"]), (1000, 1000))
             self.assertEqual([l.split(" ", 1)[0] for l in p.stdout.splitlines()],
                              ["SUMMARY", "ERRORS", "LATENCY_MS", "RUN"])
+
+    def test_groups_are_reported_apart(self):
+        groups = ["--group", "name=echoers,clients=2,requests=30,mix=echo,max-inflight=5",
+                  "--group", "name=sleepers,clients=1,requests=4,mix=sleep,sleep-ms=20,max-inflight=1"]
+        with Server("--workers", "4") as srv:
+            p = run_client(srv.port, *groups, "--json")
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            doc = json.loads(p.stdout)
+            self.assertEqual(set(doc), JSON_KEYS | {"groups"})
+            self.assertEqual((doc["sent"], doc["ok"], doc["clients"], doc["loop"]), (64, 64, 3, "closed"))
+            self.assertEqual(doc["latency_ms"]["count"], 64)
+            echoers, sleepers = doc["groups"]
+            self.assertEqual((echoers["name"], echoers["mix"], echoers["clients"], echoers["max_inflight"]),
+                             ("echoers", "echo", 2, 5))
+            self.assertEqual((echoers["sent"], echoers["ok"], echoers["latency_ms"]["count"]), (60, 60, 60))
+            self.assertEqual((sleepers["name"], sleepers["mix"], sleepers["sleep_ms"]), ("sleepers", "sleep", [20, 20]))
+            self.assertEqual((sleepers["sent"], sleepers["ok"], sleepers["latency_ms"]["count"]), (4, 4, 4))
+            # One at a time: each SLEEP 20 took its 20 ms; the ECHOs did not wait for them.
+            self.assertGreaterEqual(sleepers["latency_ms"]["min"], 20.0)
+            self.assertLess(echoers["latency_ms"]["p50"], 20.0)
+
+            p = run_client(srv.port, *groups)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            rep = parse_text(p.stdout)
+            self.assertEqual((rep["SUMMARY"]["sent"], rep["RUN"]["groups"], rep["RUN"]["clients"]), (64, "2", "3"))
+            g = parse_groups(p.stdout)
+            self.assertEqual(sorted(g), ["echoers", "sleepers"])
+            self.assertEqual((g["echoers"]["sent"], g["echoers"]["ok"], g["echoers"]["mix"]), ("60", "60", "echo"))
+            self.assertEqual((g["sleepers"]["sent"], g["sleepers"]["err"], g["sleepers"]["max_inflight"]),
+                             ("4", "0", "1"))
+            self.assertGreaterEqual(float(g["sleepers"]["min"]), 20.0)
+
+    def test_groups_count_failures_apart(self):
+        # A queue of one, no wait: the flooder's pipelined sleeps fill it, and
+        # busy replies are counted in the group that got them.
+        with Server("--workers", "1", "--queue", "1", "--queue-timeout-ms", "0") as srv:
+            p = run_client(srv.port, "--group", "name=flooder,clients=2,requests=20,mix=sleep,sleep-ms=30,max-inflight=10",
+                           "--group", "name=quiet,clients=1,requests=5,mix=echo,max-inflight=1", "--json")
+            self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+            doc = json.loads(p.stdout)
+            flooder, quiet = doc["groups"]
+            self.assertGreater(flooder["busy"], 0)
+            self.assertEqual(doc["busy"], flooder["busy"] + quiet["busy"])
+            self.assertEqual(doc["sent"], flooder["sent"] + quiet["sent"])
+            self.assertEqual((flooder["sent"], quiet["sent"]), (40, 5))
+            self.assertEqual(flooder["ok"] + flooder["busy"], 40)
+
+    def test_group_rate_is_per_group(self):
+        with Server() as srv:
+            p = run_client(srv.port, "--duration", 1, "--group", "name=paced,clients=2,rate=300,mix=echo",
+                           "--group", "name=free,clients=1,mix=echo,max-inflight=1", "--json")
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            doc = json.loads(p.stdout)
+            paced, free = doc["groups"]
+            self.assertEqual((doc["loop"], paced["loop"], free["loop"]), ("mixed", "open", "closed"))
+            self.assertGreaterEqual(paced["sent"], 280)
+            self.assertLessEqual(paced["sent"], 300)
+            self.assertGreater(free["sent"], 300)
+            self.assertEqual(doc["rate"], 300.0)
+
+    def test_fairness_scenario_is_one_command(self):
+        # The flooder pipelines SLEEP 40s from one address, the victim sends
+        # SLEEP 10 one at a time from another: both run, each measured apart.
+        with Server("--workers", "2") as srv:
+            p = run_client(srv.port, "--duration", 1.5,
+                           "--group", "name=flooder,clients=2,max-inflight=16,mix=sleep,sleep-ms=40,source=127.0.0.2",
+                           "--group", "name=victim,clients=1,max-inflight=1,mix=sleep,sleep-ms=10,source=127.0.0.3",
+                           "--json")
+            doc = json.loads(p.stdout)
+            flooder, victim = doc["groups"]
+            self.assertEqual((flooder["sources"], victim["sources"]), (["127.0.0.2"], ["127.0.0.3"]))
+            self.assertGreater(flooder["ok"], 0)
+            self.assertGreater(victim["ok"], 0)
+            self.assertGreaterEqual(victim["latency_ms"]["min"], 10.0)
+            self.assertEqual(doc["ok"], flooder["ok"] + victim["ok"])
 
     def test_source_against_tpserver(self):
         with Server() as srv:
@@ -351,6 +436,19 @@ class AgainstScriptedServers(unittest.TestCase):
             self.assertEqual(srv.peers, ["127.0.0.1"] * 2)
             self.assertNotIn("sources", parse_text(p.stdout)["RUN"])
 
+    def test_group_sources_bind_apart(self):
+        with ScriptedServer(correct_reply) as srv:
+            p = run_client(srv.port, "--source", "127.0.0.9",
+                           "--group", "name=a,clients=3,requests=2,mix=echo,source=127.0.0.2",
+                           "--group", "name=b,clients=2,requests=2,mix=echo,source=127.0.0.3,source=127.0.0.4",
+                           "--group", "name=c,clients=1,requests=2,mix=echo")
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            # c inherits the top-level --source; a and b replace it.
+            self.assertEqual(sorted(srv.peers), ["127.0.0.2"] * 3 + ["127.0.0.3", "127.0.0.4", "127.0.0.9"])
+            g = parse_groups(p.stdout)
+            self.assertEqual((g["a"]["sources"], g["b"]["sources"], g["c"]["sources"]),
+                             ("127.0.0.2", "127.0.0.3,127.0.0.4", "127.0.0.9"))
+
     def test_source_ipv6(self):
         try:
             srv = ScriptedServer(correct_reply, host="::1")
@@ -418,7 +516,8 @@ class CommandLine(unittest.TestCase):
                            (["--bogus"], "--bogus"), (["--sleep-ms", "9-1"], "--sleep-ms"),
                            (["--rate", "x"], "--rate"), (["--log-level", "loud"], "--log-level"),
                            (["--source", "127.0.0.256"], "--source"),
-                           (["--source", "127.0.0.2,nonsense"], "--source")):
+                           (["--source", "127.0.0.2,nonsense"], "--source"),
+                           (["--group", "clients=0"], "--group"), (["--group", "colour=red"], "--group")):
             with self.subTest(args=args):
                 p = run_client(9, *args)
                 self.assertEqual(p.returncode, 2)
