@@ -20,10 +20,8 @@
 #include "log.h"
 #include "verify.h"
 
-#define RBUF_SIZE (256 * 1024)
-#define OUT_CAP_MAX (64 * 1024) /* one batch; larger windows are written in several */
-#define LATE_NS 1000000LL       /* open loop: a send this far behind schedule counts as late */
-#define FAILURES_LOGGED 5       /* per worker, in detail at warning level; the rest at debug */
+#define LATE_NS 1000000LL /* open loop: a send this far behind schedule counts as late */
+#define FAILURES_LOGGED 5 /* per worker, in detail at warning level; the rest at debug */
 
 /* One outstanding request: enough to rebuild what the reply must say. */
 struct pending {
@@ -37,8 +35,10 @@ struct tp_client_conn {
 	struct tp_client_ctx *ctx;
 	struct tp_client_gctx *g; /* its group's share of ctx */
 	unsigned index;           /* over all groups: logs and the request generator */
-	unsigned gindex;          /* in its group: the open-loop schedule */
-	int fd;                   /* -1 once closed */
+	unsigned gindex;          /* in its group: the open-loop schedule and its source address */
+	bool broken;              /* closed by the server, waiting in ctx->broken to be reopened */
+	struct tp_client_conn *next_broken;
+	int fd; /* -1 once closed */
 	bool want_out;
 	uint64_t rng;
 	uint64_t issued;
@@ -52,62 +52,18 @@ struct tp_client_conn {
 
 enum close_why { CLOSE_DONE, CLOSE_TIMEOUT, CLOSE_BROKEN, CLOSE_ABORT };
 
-/* Size one group's share of a worker. Returns 0 or -ENOMEM. */
-static int gctx_init(struct tp_client_gctx *g, const struct tp_client_group *group)
+/* Take over the connected socket fd: non-blocking, in the epoll set. Returns 0 or -errno. */
+static int attach(struct tp_client_conn *c, int fd)
 {
-	g->group = group;
-	g->tick_ns = group->rate > 0 ? 1e9 / group->rate : 0;
-	/* Room for "ECHO " + text + "\n", and for "SLEEP 4294967295\n" with snprintf's NUL. */
-	g->max_request = (size_t)group->echo_hi + 24;
-	g->out_cap = (size_t)group->max_inflight * g->max_request;
-	if (g->out_cap > OUT_CAP_MAX)
-		g->out_cap = g->max_request > OUT_CAP_MAX ? g->max_request : OUT_CAP_MAX;
-	g->latency = tp_hist_new();
-	return g->latency ? 0 : -ENOMEM;
-}
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+	int fl = fcntl(fd, F_GETFL);
 
-int tp_client_conn_ctx_init(struct tp_client_ctx *ctx, const struct tp_client_opts *opts, uint64_t seed,
-                            int epfd)
-{
-	uint32_t echo_max = 0;
-	int r = 0;
-
-	tp_client_gen_init();
-	memset(ctx, 0, sizeof(*ctx));
-	ctx->opts = opts;
-	ctx->seed = seed;
-	ctx->epfd = epfd;
-	ctx->recv_timeout_ns = (int64_t)(opts->recv_timeout_s * 1e9);
-	for (unsigned i = 0; i < opts->ngroups && r == 0; i++) {
-		r = gctx_init(&ctx->groups[i], &opts->groups[i]);
-		if (opts->groups[i].echo_hi > echo_max)
-			echo_max = opts->groups[i].echo_hi;
-	}
-	ctx->rbuf_size = RBUF_SIZE;
-	ctx->rbuf = malloc(ctx->rbuf_size);
-	ctx->text = malloc((size_t)echo_max + 1);
-	if (r < 0 || !ctx->rbuf || !ctx->text) {
-		tp_client_conn_ctx_release(ctx);
-		return -ENOMEM;
-	}
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
+	    epoll_ctl(c->ctx->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+		return -errno;
+	c->fd = fd;
+	c->want_out = false;
 	return 0;
-}
-
-void tp_client_conn_ctx_start(struct tp_client_ctx *ctx, int64_t start_ns)
-{
-	ctx->start_ns = start_ns;
-	ctx->end_ns = ctx->opts->duration_s > 0 ? start_ns + (int64_t)(ctx->opts->duration_s * 1e9) : 0;
-}
-
-void tp_client_conn_ctx_release(struct tp_client_ctx *ctx)
-{
-	free(ctx->rbuf);
-	free(ctx->text);
-	ctx->rbuf = ctx->text = NULL;
-	for (unsigned i = 0; i < TP_CLIENT_MAX_GROUPS; i++) {
-		tp_hist_free(ctx->groups[i].latency);
-		ctx->groups[i].latency = NULL;
-	}
 }
 
 int tp_client_conn_new(struct tp_client_ctx *ctx, unsigned group, unsigned index, unsigned gindex, int fd,
@@ -133,24 +89,29 @@ int tp_client_conn_new(struct tp_client_ctx *ctx, unsigned group, unsigned index
 		return -ENOMEM;
 	}
 	if (fd >= 0) {
-		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
-		int fl = fcntl(fd, F_GETFL);
-		if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
-		    epoll_ctl(ctx->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-			int r = -errno;
+		int r = attach(c, fd);
+		if (r < 0) {
 			tp_client_conn_free(c);
 			return r;
 		}
-		c->fd = fd;
 		ctx->open++;
 	}
 	*ret = c;
 	return 0;
 }
 
+static bool more_to_send(const struct tp_client_conn *c, int64_t *ret_start);
+
+/* A connection the server broke: news, unless --reconnect says it is expected (the report counts it). */
+static enum tp_log_level closed_level(const struct tp_client_conn *c)
+{
+	return c->ctx->opts->reconnect ? TP_LOG_INFO : TP_LOG_WARNING;
+}
+
 static void close_conn(struct tp_client_conn *c, enum close_why why)
 {
 	struct tp_client_ctx *ctx = c->ctx;
+	int64_t start;
 
 	if (c->fd < 0)
 		return;
@@ -161,8 +122,17 @@ static void close_conn(struct tp_client_conn *c, enum close_why why)
 		c->g->counts.timeouts += c->count;
 		break;
 	case CLOSE_BROKEN:
-		c->g->counts.disconnects++;
 		c->g->counts.lost += c->count;
+		/* --reconnect: the worker reopens it (and counts a reconnect or the disconnect). */
+		if (ctx->opts->reconnect && more_to_send(c, &start)) {
+			c->broken = true;
+			c->next_broken = ctx->broken;
+			ctx->broken = c;
+			c->head = 0;
+			ctx->open++; /* still in the run, while it waits */
+			break;
+		}
+		c->g->counts.disconnects++;
 		break;
 	case CLOSE_ABORT:
 		c->g->counts.lost += c->count;
@@ -301,7 +271,7 @@ void tp_client_conn_pump(struct tp_client_conn *c)
 	if (c->out_len > before && !c->want_out) {
 		int r = flush(c);
 		if (r < 0) {
-			tp_log(TP_LOG_WARNING, "send", "client %u: send(): %s", c->index, strerror(-r));
+			tp_log(closed_level(c), "send", "client %u: send(): %s", c->index, strerror(-r));
 			close_conn(c, CLOSE_BROKEN);
 			return;
 		}
@@ -421,11 +391,14 @@ static void on_readable(struct tp_client_conn *c)
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
 		if (n == 0)
-			tp_log(c->count ? TP_LOG_WARNING : TP_LOG_NOTICE, "closed",
+			tp_log(c->count               ? closed_level(c)
+			       : ctx->opts->reconnect ? TP_LOG_INFO
+			                              : TP_LOG_NOTICE,
+			       "closed",
 			       "client %u: server closed the connection with %u requests outstanding",
 			       c->index, c->count);
 		else
-			tp_log(TP_LOG_WARNING, "closed", "client %u: read(): %s", c->index, strerror(errno));
+			tp_log(closed_level(c), "closed", "client %u: read(): %s", c->index, strerror(errno));
 		close_conn(c, CLOSE_BROKEN);
 		return;
 	}
@@ -437,7 +410,7 @@ void tp_client_conn_event(struct tp_client_conn *c, uint32_t events)
 	if (c->fd >= 0 && (events & EPOLLOUT)) {
 		int r = flush(c);
 		if (r < 0) {
-			tp_log(TP_LOG_WARNING, "send", "client %u: send(): %s", c->index, strerror(-r));
+			tp_log(closed_level(c), "send", "client %u: send(): %s", c->index, strerror(-r));
 			close_conn(c, CLOSE_BROKEN);
 		}
 	}
@@ -466,7 +439,62 @@ void tp_client_conn_sweep(struct tp_client_conn *c)
 		tp_client_conn_pump(c);
 }
 
+struct tp_client_conn *tp_client_conn_next_broken(struct tp_client_ctx *ctx)
+{
+	struct tp_client_conn *c = ctx->broken;
+
+	if (c) {
+		ctx->broken = c->next_broken;
+		c->next_broken = NULL;
+	}
+	return c;
+}
+
+const struct tp_client_source *tp_client_conn_source(const struct tp_client_conn *c)
+{
+	const struct tp_client_group *g = c->g->group;
+
+	return g->nsources ? &g->sources[c->gindex % g->nsources] : NULL;
+}
+
+unsigned tp_client_conn_index(const struct tp_client_conn *c)
+{
+	return c->index;
+}
+
+int tp_client_conn_reopen(struct tp_client_conn *c, int fd)
+{
+	int r;
+
+	if (!c->broken)
+		return -EINVAL;
+	tp_framer_init(&c->framer, c->g->max_request + 64);
+	r = attach(c, fd);
+	if (r < 0)
+		return r;
+	c->broken = false;
+	c->g->counts.reconnects++;
+	c->last_progress_ns = c->ctx->now_ns;
+	tp_client_conn_pump(c);
+	return 0;
+}
+
+void tp_client_conn_give_up(struct tp_client_conn *c)
+{
+	if (!c->broken)
+		return;
+	c->broken = false;
+	c->g->counts.disconnects++;
+	c->ctx->open--;
+}
+
 void tp_client_conn_abort(struct tp_client_conn *c)
 {
+	if (c->broken) {
+		/* Waiting to be reopened: what it had outstanding is already counted lost. */
+		c->broken = false;
+		c->ctx->open--;
+		return;
+	}
 	close_conn(c, CLOSE_ABORT);
 }

@@ -2,6 +2,7 @@
 /*
  * client_conn: one tpclient connection: its request sequence, its window of
  * outstanding requests, its batched output and the checking of its replies.
+ * The worker's share of the run that its connections use is client_ctx.
  *
  * Threads: a connection and the context it points to belong to one worker
  * thread of client_load; every function here runs on that thread (or, for
@@ -15,49 +16,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "client_counts.h"
-#include "client_opts.h"
-#include "hist.h"
-
-/* What the connections of one group on one worker share: the group's settings and results. */
-struct tp_client_gctx {
-	const struct tp_client_group *group;
-	double tick_ns;     /* open loop: time between consecutive due times over the group's clients */
-	size_t max_request; /* output buffer room one request needs (at most) */
-	size_t out_cap;     /* output buffer per connection */
-	struct tp_client_counts counts;
-	struct tp_hist *latency; /* ns, OK replies only */
-};
-
-/* What the connections of one worker share. */
-struct tp_client_ctx {
-	const struct tp_client_opts *opts;
-	uint64_t seed;
-	int epfd;
-	unsigned open;  /* connections of this worker still open */
-	bool stopping;  /* issue nothing more; wait for what is outstanding */
-	int64_t now_ns; /* CLOCK_MONOTONIC, refreshed by the worker and on each read */
-	int64_t start_ns;
-	int64_t end_ns; /* start + duration; 0 without --duration */
-	int64_t recv_timeout_ns;
-	struct tp_client_gctx groups[TP_CLIENT_MAX_GROUPS]; /* [opts->ngroups] */
-	char *rbuf;                                         /* read buffer */
-	size_t rbuf_size;
-	char *text; /* an ECHO text regenerated for checking */
-	unsigned failures_logged;
-};
+#include "client_ctx.h"
 
 struct tp_client_conn;
-
-/* Set up ctx for opts (which must outlive it). Returns 0 or -ENOMEM. */
-int tp_client_conn_ctx_init(struct tp_client_ctx *ctx, const struct tp_client_opts *opts, uint64_t seed,
-                            int epfd);
-
-/* Fix the run's start, and from it the end and the open-loop schedule. */
-void tp_client_conn_ctx_start(struct tp_client_ctx *ctx, int64_t start_ns);
-
-/* Release what ctx_init allocated. Safe on a zeroed or released ctx. */
-void tp_client_conn_ctx_release(struct tp_client_ctx *ctx);
 
 /*
  * A connection for client number index (over all groups), number gindex
@@ -91,6 +52,29 @@ void tp_client_conn_event(struct tp_client_conn *c, uint32_t events);
  * an idle one and closes it when it has nothing more to do.
  */
 void tp_client_conn_sweep(struct tp_client_conn *c);
+
+/*
+ * With --reconnect, a connection the server closes (or resets) while it
+ * still has requests to send counts what was outstanding as lost, closes
+ * its socket and waits in ctx->broken, still counted in ctx->open: its
+ * owner takes it with tp_client_conn_next_broken() (NULL when none), dials
+ * again from tp_client_conn_source() and hands over the new socket with
+ * tp_client_conn_reopen() (which counts a reconnect and sends what is
+ * due), or gives up with tp_client_conn_give_up() (a disconnect; closed
+ * for good).  Without --reconnect, or with nothing left to send, such a
+ * connection closes for good at once, as a disconnect.
+ */
+struct tp_client_conn *tp_client_conn_next_broken(struct tp_client_ctx *ctx);
+
+/* The local address this client binds to (NULL: any), and its number over all groups. */
+const struct tp_client_source *tp_client_conn_source(const struct tp_client_conn *c);
+unsigned tp_client_conn_index(const struct tp_client_conn *c);
+
+/* Take over the connected socket fd. Returns 0 or -errno (fd is not closed on failure). */
+int tp_client_conn_reopen(struct tp_client_conn *c, int fd);
+
+/* Stay closed, counted as a disconnect. */
+void tp_client_conn_give_up(struct tp_client_conn *c);
 
 /* Close now, counting outstanding requests as lost. */
 void tp_client_conn_abort(struct tp_client_conn *c);

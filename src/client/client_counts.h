@@ -23,6 +23,7 @@ struct tp_client_counts {
 	uint64_t disconnects;    /* connections the server closed (or broke) before the end */
 	uint64_t connect_failed; /* clients that could not connect */
 	uint64_t late;           /* open loop: sent 1 ms or more after its scheduled time */
+	uint64_t reconnects;     /* --reconnect: connections reopened after the server closed them */
 };
 
 /* dst += src, field by field. */
@@ -39,6 +40,7 @@ static inline void tp_client_counts_add(struct tp_client_counts *dst, const stru
 	dst->disconnects += src->disconnects;
 	dst->connect_failed += src->connect_failed;
 	dst->late += src->late;
+	dst->reconnects += src->reconnects;
 }
 
 #endif

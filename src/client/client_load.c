@@ -18,10 +18,8 @@
  *   client number), so a run's request sequences do not depend on threads
  *   or timing.
  * - Closed loop: a connection tops its window up to max-inflight after every
- *   read.  Open loop: client c of a group (numbered in the group) sends its
- *   k-th request at start + (c + k * clients) / rate, with the group's
- *   clients and rate; a worker visits its clients' due times in order with
- *   a cursor per group, and a client whose window is full sends its
+ *   read.  Open loop: each worker pumps its clients as their requests fall
+ *   due (client_sched.h), and a client whose window is full sends its
  *   overdue requests after its next read.  Latency counts from the due time,
  *   so a stall delays the measured replies instead of the schedule.
  */
@@ -41,25 +39,13 @@
 
 #include "client_conn.h"
 #include "client_dial.h"
+#include "client_sched.h"
 #include "clock.h"
 #include "log.h"
 
 #define SWEEP_NS (50 * 1000000LL)     /* timeouts and finished connections are checked this often */
 #define PUBLISH_NS (1000 * 1000000LL) /* progress snapshot period */
 #define MAX_EVENTS 256
-
-/*
- * Open loop, one group on one worker: its clients are conns[first ..
- * first + n) (a group's clients are consecutive numbers, so a worker's
- * share of them is too); the next due is round k of local client j.
- */
-struct tick {
-	bool on;
-	unsigned first, n;
-	uint64_t k;
-	unsigned j;
-	int64_t next_ns;
-};
 
 struct worker {
 	struct tp_client_load *load;
@@ -70,9 +56,7 @@ struct worker {
 	struct tp_client_conn **conns;
 	unsigned nconns;
 
-	struct tick ticks[TP_CLIENT_MAX_GROUPS]; /* per group */
-	bool ticking;                            /* any of ticks[] on */
-	int64_t next_tick_ns;                    /* the earliest next due time of those on */
+	struct tp_client_sched sched; /* open loop */
 
 	int64_t finished_ns;
 	_Atomic uint64_t recv_published;
@@ -114,44 +98,6 @@ static int wait_events(int epfd, struct epoll_event *evs, int64_t timeout_ns)
 	return epoll_wait(epfd, evs, MAX_EVENTS, (int)((timeout_ns + 999999) / 1000000));
 }
 
-/* Open loop: visit the due times of one group's clients on this worker in time order. */
-static void run_group_ticks(struct worker *w, struct tick *t, const struct tp_client_group *group)
-{
-	while (t->on) {
-		struct tp_client_conn *c = w->conns[t->first + t->j];
-		int64_t due = tp_client_conn_due_ns(c, t->k);
-
-		if (w->ctx.stopping || (group->requests && t->k >= group->requests) ||
-		    (w->ctx.end_ns && due >= w->ctx.end_ns)) {
-			t->on = false;
-			break;
-		}
-		if (due > w->ctx.now_ns) {
-			t->next_ns = due;
-			break;
-		}
-		tp_client_conn_pump(c);
-		if (++t->j == t->n) {
-			t->j = 0;
-			t->k++;
-		}
-	}
-}
-
-static void run_ticks(struct worker *w)
-{
-	const struct tp_client_opts *o = &w->load->opts;
-
-	w->ticking = false;
-	for (unsigned g = 0; g < o->ngroups; g++) {
-		struct tick *t = &w->ticks[g];
-		run_group_ticks(w, t, &o->groups[g]);
-		if (t->on && (!w->ticking || t->next_ns < w->next_tick_ns))
-			w->next_tick_ns = t->next_ns;
-		w->ticking |= t->on;
-	}
-}
-
 static void publish(struct worker *w)
 {
 	uint64_t recv = 0;
@@ -166,6 +112,35 @@ static void publish(struct worker *w)
 	for (unsigned g = 0; g < w->load->opts.ngroups; g++)
 		tp_hist_merge(w->snap, w->ctx.groups[g].latency);
 	pthread_mutex_unlock(&w->snap_lock);
+}
+
+/* --reconnect: dial again for each connection the server closed (blocking, bounded by recv-timeout). */
+static void reopen_broken(struct worker *w)
+{
+	const struct tp_client_opts *o = &w->load->opts;
+	struct tp_client_conn *c;
+
+	while ((c = tp_client_conn_next_broken(&w->ctx))) {
+		const struct tp_client_source *src = tp_client_conn_source(c);
+		const char *call = "connect";
+		int fd, r;
+
+		if (w->ctx.stopping) {
+			tp_client_conn_abort(c);
+			continue;
+		}
+		fd = tp_client_dial_connect(w->load->dial, src, o->recv_timeout_s, &call);
+		r = fd < 0 ? fd : tp_client_conn_reopen(c, fd);
+		w->ctx.now_ns = now_ns();
+		if (r == 0)
+			continue;
+		tp_log(TP_LOG_WARNING, "reconnect", "cannot reconnect client %u%s%s to %s:%s: %s(): %s",
+		       tp_client_conn_index(c), src ? " from " : "", src ? src->text : "", o->host, o->port,
+		       fd < 0 ? call : "epoll_ctl", strerror(-r));
+		if (fd >= 0)
+			close(fd);
+		tp_client_conn_give_up(c);
+	}
 }
 
 static void sweep(struct worker *w)
@@ -183,9 +158,7 @@ static void *worker_main(void *arg)
 	int64_t next_sweep, next_publish;
 	uint64_t one = 1;
 
-	for (unsigned g = 0; g < l->opts.ngroups; g++)
-		w->ticking |= w->ticks[g].on = w->ticks[g].n > 0 && l->opts.groups[g].rate > 0;
-	if (w->ticking)
+	if (tp_client_sched_begin(&w->sched, &l->opts))
 		prctl(PR_SET_TIMERSLACK, 1000UL); /* wake on the schedule, not 50 us after it */
 
 	ctx->now_ns = now_ns();
@@ -203,11 +176,12 @@ static void *worker_main(void *arg)
 		}
 		if (stop && !ctx->stopping) {
 			ctx->stopping = true;
-			w->ticking = false;
+			w->sched.on = false;
 			next_sweep = ctx->now_ns; /* let idle connections go now */
 		}
-		if (w->ticking)
-			run_ticks(w);
+		if (w->sched.on)
+			tp_client_sched_run(&w->sched, w->conns, ctx);
+		reopen_broken(w);
 		if (ctx->now_ns >= next_publish) {
 			publish(w);
 			next_publish = ctx->now_ns + PUBLISH_NS;
@@ -219,8 +193,8 @@ static void *worker_main(void *arg)
 		}
 
 		int64_t wake = next_sweep < next_publish ? next_sweep : next_publish;
-		if (w->ticking && w->next_tick_ns < wake)
-			wake = w->next_tick_ns;
+		if (w->sched.on && w->sched.next_ns < wake)
+			wake = w->sched.next_ns;
 		int n = wait_events(w->epfd, evs, wake - ctx->now_ns);
 		ctx->now_ns = now_ns();
 		if (n < 0 && errno != EINTR) {
@@ -273,7 +247,7 @@ static int setup_workers(struct tp_client_load *l, uint64_t seed, bool progress)
 		w->epfd = epoll_create1(EPOLL_CLOEXEC);
 		if (!w->conns || w->epfd < 0)
 			return w->epfd < 0 ? -errno : -ENOMEM;
-		int r = tp_client_conn_ctx_init(&w->ctx, o, seed, w->epfd);
+		int r = tp_client_ctx_init(&w->ctx, o, seed, w->epfd);
 		if (r < 0)
 			return r;
 		if (progress && !(w->snap = tp_hist_new()))
@@ -301,8 +275,7 @@ static int connect_client(struct tp_client_load *l, unsigned i, unsigned g, unsi
 		l->connect_failed[g]++;
 		l->connect_failed_all++;
 	}
-	if (w->ticks[g].n++ == 0)
-		w->ticks[g].first = pos;
+	tp_client_sched_add(&w->sched, g, pos);
 	int r = tp_client_conn_new(&w->ctx, g, i, gi, fd, &w->conns[pos]);
 	if (r < 0 && fd >= 0)
 		close(fd);
@@ -377,7 +350,7 @@ int tp_client_load_start(struct tp_client_load *l)
 
 	for (unsigned t = 0; t < l->nthreads; t++) {
 		struct worker *w = &l->workers[t];
-		tp_client_conn_ctx_start(&w->ctx, start);
+		tp_client_ctx_start(&w->ctx, start);
 		int r = pthread_create(&w->thread, NULL, worker_main, w);
 		if (r != 0) {
 			tp_client_load_stop(l, true);
@@ -460,7 +433,7 @@ void tp_client_load_free(struct tp_client_load *l)
 			for (unsigned j = 0; w->conns && j < w->nconns; j++)
 				tp_client_conn_free(w->conns[j]);
 			free(w->conns);
-			tp_client_conn_ctx_release(&w->ctx);
+			tp_client_ctx_release(&w->ctx);
 			tp_hist_free(w->snap);
 			pthread_mutex_destroy(&w->snap_lock);
 			if (w->epfd >= 0)

@@ -50,6 +50,7 @@ struct tp_client_opts {
 	unsigned clients;  /* of all groups */
 	double duration_s; /* 0 = count-bound */
 	double recv_timeout_s;
+	bool reconnect; /* reopen a connection the server closed, and go on */
 	uint64_t seed;
 	bool seed_given;  /* else main picks a random seed and reports it */
 	unsigned threads; /* 0 = min(2, clients) */

@@ -65,13 +65,13 @@ static void text_group(FILE *f, const struct tp_client_group *g, const struct tp
 	text_sources(f, g);
 	fprintf(f,
 	        " sent=%llu recv=%llu ok=%llu err=%llu ok_rps=%.1f busy=%llu other=%llu mismatch=%llu "
-	        "timeouts=%llu lost=%llu disconnects=%llu connect_failed=%llu late=%llu",
+	        "timeouts=%llu lost=%llu disconnects=%llu connect_failed=%llu reconnects=%llu late=%llu",
 	        (unsigned long long)c->sent, (unsigned long long)c->recv, (unsigned long long)c->ok,
 	        (unsigned long long)err_total(c), ok_rps(c, elapsed_s), (unsigned long long)c->busy,
 	        (unsigned long long)c->other_err, (unsigned long long)c->mismatch,
 	        (unsigned long long)c->timeouts, (unsigned long long)c->lost,
 	        (unsigned long long)c->disconnects, (unsigned long long)c->connect_failed,
-	        (unsigned long long)c->late);
+	        (unsigned long long)c->reconnects, (unsigned long long)c->late);
 	fprintf(f, " p50=%.3f p90=%.3f p99=%.3f p99.9=%.3f max=%.3f min=%.3f mean=%.3f\n", pct_ms(h, 50),
 	        pct_ms(h, 90), pct_ms(h, 99), pct_ms(h, 99.9), (double)tp_hist_max(h) / 1e6,
 	        (double)tp_hist_min(h) / 1e6, tp_hist_mean(h) / 1e6);
@@ -91,10 +91,11 @@ void tp_client_report_text(FILE *f, const struct tp_client_report *r)
 	        (unsigned long long)err_total(c), r->elapsed_s, ok_rps(c, r->elapsed_s));
 	fprintf(f,
 	        "ERRORS busy=%llu other=%llu mismatch=%llu timeouts=%llu lost=%llu disconnects=%llu "
-	        "connect_failed=%llu\n",
+	        "connect_failed=%llu reconnects=%llu\n",
 	        (unsigned long long)c->busy, (unsigned long long)c->other_err,
 	        (unsigned long long)c->mismatch, (unsigned long long)c->timeouts, (unsigned long long)c->lost,
-	        (unsigned long long)c->disconnects, (unsigned long long)c->connect_failed);
+	        (unsigned long long)c->disconnects, (unsigned long long)c->connect_failed,
+	        (unsigned long long)c->reconnects);
 	fprintf(f, "LATENCY_MS p50=%.3f p90=%.3f p99=%.3f p99.9=%.3f max=%.3f min=%.3f mean=%.3f\n",
 	        pct_ms(h, 50), pct_ms(h, 90), pct_ms(h, 99), pct_ms(h, 99.9), (double)tp_hist_max(h) / 1e6,
 	        (double)tp_hist_min(h) / 1e6, tp_hist_mean(h) / 1e6);
@@ -104,6 +105,8 @@ void tp_client_report_text(FILE *f, const struct tp_client_report *r)
 	text_sources(f, &top);
 	if (o->grouped)
 		fprintf(f, " groups=%u", o->ngroups);
+	if (o->reconnect)
+		fputs(" reconnect=1", f);
 	fputs(r->interrupted ? " interrupted=1\n" : "\n", f);
 	for (unsigned i = 0; o->grouped && i < o->ngroups; i++)
 		text_group(f, &o->groups[i], &r->group_counts[i], r->group_latency[i], r->elapsed_s);
@@ -156,13 +159,13 @@ static void json_results(FILE *f, const struct tp_client_counts *c, const struct
 	fprintf(f,
 	        ",\"sent\":%llu,\"recv\":%llu,\"ok\":%llu,\"err\":%llu,\"busy\":%llu,\"other_err\":%llu"
 	        ",\"mismatch\":%llu,\"timeouts\":%llu,\"lost\":%llu,\"disconnects\":%llu,\"connect_failed\":%"
-	        "llu,\"late\":%llu,\"ok_rps\":%.1f",
+	        "llu,\"reconnects\":%llu,\"late\":%llu,\"ok_rps\":%.1f",
 	        (unsigned long long)c->sent, (unsigned long long)c->recv, (unsigned long long)c->ok,
 	        (unsigned long long)err_total(c), (unsigned long long)c->busy,
 	        (unsigned long long)c->other_err, (unsigned long long)c->mismatch,
 	        (unsigned long long)c->timeouts, (unsigned long long)c->lost,
 	        (unsigned long long)c->disconnects, (unsigned long long)c->connect_failed,
-	        (unsigned long long)c->late, ok_rps(c, elapsed_s));
+	        (unsigned long long)c->reconnects, (unsigned long long)c->late, ok_rps(c, elapsed_s));
 	fprintf(f,
 	        ",\"latency_ms\":{\"count\":%llu,\"min\":%.3f,\"mean\":%.3f,\"p50\":%.3f,\"p90\":%.3f"
 	        ",\"p99\":%.3f,\"p99_9\":%.3f,\"max\":%.3f}",
@@ -184,7 +187,8 @@ void tp_client_report_json(FILE *f, const struct tp_client_report *r)
 		fprintf(f, ",\"duration_s\":%.3f", o->duration_s);
 	else
 		fputs(",\"duration_s\":null", f);
-	fprintf(f, ",\"recv_timeout_s\":%.3f,\"seed\":%llu", o->recv_timeout_s, (unsigned long long)r->seed);
+	fprintf(f, ",\"recv_timeout_s\":%.3f,\"reconnect\":%s,\"seed\":%llu", o->recv_timeout_s,
+	        o->reconnect ? "true" : "false", (unsigned long long)r->seed);
 	json_results(f, r->counts, r->latency, r->elapsed_s);
 	fprintf(f, ",\"elapsed_s\":%.3f,\"interrupted\":%s", r->elapsed_s, r->interrupted ? "true" : "false");
 	if (o->grouped) {

@@ -24,7 +24,7 @@ JSON_KEYS = {
     "tpclient", "host", "port", "loop", "clients", "threads", "max_inflight", "mix", "rate",
     "requests_per_client", "duration_s", "sources", "sleep_ms", "echo_bytes", "recv_timeout_s", "seed",
     "sent", "recv", "ok", "err", "busy", "other_err", "mismatch", "timeouts", "lost",
-    "disconnects", "connect_failed", "late", "elapsed_s", "ok_rps", "interrupted", "latency_ms",
+    "disconnects", "connect_failed", "reconnects", "reconnect", "late", "elapsed_s", "ok_rps", "interrupted", "latency_ms",
     "exit_status",
 }
 LATENCY_KEYS = {"count", "min", "mean", "p50", "p90", "p99", "p99_9", "max"}
@@ -63,8 +63,9 @@ class ScriptedServer:
     """A one-thread-per-connection TCP server that records request lines and
     answers each with reply(line) (None: stay silent)."""
 
-    def __init__(self, reply, host="127.0.0.1"):
+    def __init__(self, reply, host="127.0.0.1", close_after=None):
         self.reply = reply
+        self.close_after = close_after  # replies per connection, then close it
         self.lines = []
         self.peers = []  # the client address of each accepted connection
         self.lock = threading.Lock()
@@ -89,7 +90,8 @@ class ScriptedServer:
 
     def _serve(self, c):
         buf = b""
-        while True:
+        replies = 0
+        while self.close_after is None or replies < self.close_after:
             try:
                 data = c.recv(65536)
             except OSError:
@@ -98,7 +100,7 @@ class ScriptedServer:
                 return
             buf += data
             out = []
-            while b"\n" in buf:
+            while b"\n" in buf and (self.close_after is None or replies + len(out) < self.close_after):
                 line, buf = buf.split(b"\n", 1)
                 line = line.decode("latin-1")
                 with self.lock:
@@ -111,6 +113,8 @@ class ScriptedServer:
                     c.sendall("".join(out).encode("latin-1"))
                 except OSError:
                     return
+                replies += len(out)
+        c.close()
 
     def close(self):
         self.sock.close()
@@ -217,6 +221,28 @@ class AgainstTpserver(unittest.TestCase):
             self.assertGreaterEqual(victim["latency_ms"]["min"], 10.0)
             self.assertEqual(doc["ok"], flooder["ok"] + victim["ok"])
 
+    def test_reconnect_after_idle_timeout(self):
+        # tpserver closes connections idle for 1 s (checked about once a second);
+        # at 0.4/s in the open loop the client is idle 2.5 s between requests,
+        # so the gap costs a connection.
+        with Server("--idle-timeout-s", "1") as srv:
+            p = run_client(srv.port, "--clients", 1, "--requests", 2, "--rate", 0.4, "--mix", "echo",
+                           "--reconnect")
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            rep = parse_text(p.stdout)
+            self.assertEqual((rep["SUMMARY"]["sent"], rep["SUMMARY"]["ok"]), (2, 2))
+            self.assertEqual(rep["ERRORS"]["reconnects"], "1")
+            self.assertEqual((rep["ERRORS"]["lost"], rep["ERRORS"]["disconnects"]), ("0", "0"))
+            self.assertEqual(rep["RUN"]["reconnect"], "1")
+
+            # Without --reconnect, as before: the client stops at the first close.
+            p = run_client(srv.port, "--clients", 1, "--requests", 2, "--rate", 0.4, "--mix", "echo")
+            self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+            rep = parse_text(p.stdout)
+            self.assertEqual((rep["SUMMARY"]["sent"], rep["SUMMARY"]["ok"]), (1, 1))
+            self.assertEqual((rep["ERRORS"]["reconnects"], rep["ERRORS"]["disconnects"]), ("0", "1"))
+            self.assertNotIn("reconnect", rep["RUN"])
+
     def test_source_against_tpserver(self):
         with Server() as srv:
             p = run_client(srv.port, "--clients", 4, "--requests", 20, "--mix", "echo",
@@ -240,7 +266,7 @@ class AgainstTpserver(unittest.TestCase):
                     self.assertGreater(s["ok_rps"], 0)
                     self.assertEqual(rep["ERRORS"], {"busy": "0", "other": "0", "mismatch": "0",
                                                      "timeouts": "0", "lost": "0", "disconnects": "0",
-                                                     "connect_failed": "0"})
+                                                     "connect_failed": "0", "reconnects": "0"})
                     lat = {k: float(v) for k, v in rep["LATENCY_MS"].items()}
                     self.assertLessEqual(lat["p50"], lat["p90"])
                     self.assertLessEqual(lat["p90"], lat["p99"])
@@ -474,6 +500,76 @@ class AgainstScriptedServers(unittest.TestCase):
             self.assertEqual(srv.peers, ["127.0.0.2"] * 2)
             self.assertRegex(p.stderr, r"cannot connect client 1 from 192\.0\.2\.1 to 127\.0\.0\.1:\d+: "
                                        r"bind\(\): Cannot assign requested address")
+
+    def test_reconnect_between_requests(self):
+        # Open loop, 20/s: the server closes each connection after 2 replies,
+        # when nothing is in flight; the client reopens it and goes on.
+        with ScriptedServer(correct_reply, close_after=2) as srv:
+            p = run_client(srv.port, "--clients", 1, "--requests", 10, "--rate", 20, "--mix", "echo",
+                           "--reconnect", "--json")
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            doc = json.loads(p.stdout)
+            self.assertTrue(doc["reconnect"])
+            # Closed after replies 2, 4, 6 and 8; after the 10th the client is done first.
+            self.assertEqual((doc["sent"], doc["ok"], doc["lost"]), (10, 10, 0))
+            self.assertEqual((doc["reconnects"], doc["disconnects"]), (4, 0))
+            self.assertEqual(len(srv.peers), 5)
+            self.assertEqual(len(srv.lines), 10)
+
+    def test_without_reconnect_a_closed_connection_stops_its_client(self):
+        with ScriptedServer(correct_reply, close_after=2) as srv:
+            p = run_client(srv.port, "--clients", 1, "--requests", 10, "--rate", 20, "--mix", "echo", "--json")
+            self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+            doc = json.loads(p.stdout)
+            self.assertFalse(doc["reconnect"])
+            self.assertEqual((doc["sent"], doc["ok"], doc["lost"]), (2, 2, 0))
+            self.assertEqual((doc["reconnects"], doc["disconnects"]), (0, 1))
+            self.assertEqual(len(srv.peers), 1)
+            self.assertIn("server closed the connection", p.stderr)
+
+    def test_reconnect_counts_in_flight_requests_lost(self):
+        # Closed loop with a window of 4: each close catches requests in flight.
+        with ScriptedServer(correct_reply, close_after=10) as srv:
+            p = run_client(srv.port, "--clients", 2, "--requests", 60, "--max-inflight", 4, "--mix", "echo",
+                           "--reconnect", "--json")
+            self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+            doc = json.loads(p.stdout)
+            self.assertEqual(doc["sent"], 120)
+            self.assertGreater(doc["lost"], 0)
+            self.assertEqual(doc["ok"] + doc["lost"], doc["sent"])
+            self.assertEqual(doc["ok"], doc["recv"])
+            self.assertGreaterEqual(doc["reconnects"], 4)
+            # Each connection the server opened answered 10 (the last may answer fewer).
+            self.assertEqual(len(srv.peers), doc["reconnects"] + 2)
+            self.assertLessEqual(doc["ok"], 10 * len(srv.peers))
+            # Closes are expected with --reconnect: not logged at the default level.
+            self.assertNotIn("server closed", p.stderr)
+            self.assertNotIn("Connection reset", p.stderr)
+
+    def test_reconnect_keeps_the_source(self):
+        with ScriptedServer(correct_reply, close_after=3) as srv:
+            p = run_client(srv.port, "--clients", 2, "--requests", 9, "--max-inflight", 1, "--mix", "echo",
+                           "--source", "127.0.0.2,127.0.0.3", "--reconnect", "--json")
+            doc = json.loads(p.stdout)
+            self.assertGreaterEqual(doc["reconnects"], 2)
+            self.assertEqual(set(srv.peers), {"127.0.0.2", "127.0.0.3"})
+
+    def test_reconnect_failure_is_a_disconnect(self):
+        srv = ScriptedServer(correct_reply, close_after=2)
+        port = srv.port
+        # Stop listening once the first connection is in: the reconnect is refused.
+        proc = subprocess.Popen([TPCLIENT, "--port", str(port), "--clients", "1", "--requests", "10",
+                                 "--rate", "10", "--mix", "echo", "--reconnect", "--json"],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        time.sleep(0.05)
+        srv.sock.shutdown(socket.SHUT_RDWR)  # stops listening (and wakes the accepting thread)
+        out, err = proc.communicate(timeout=30)
+        srv.close()
+        self.assertEqual(proc.returncode, 1, out + err)
+        doc = json.loads(out)
+        self.assertEqual((doc["ok"], doc["reconnects"], doc["disconnects"]), (2, 0, 1))
+        self.assertRegex(err, r"cannot reconnect client 0 to 127\.0\.0\.1:\d+: connect\(\): Connection refused")
 
     def test_wrong_replies_are_mismatches(self):
         def wrong(line):
