@@ -100,7 +100,25 @@ int tp_client_conn_new(struct tp_client_ctx *ctx, unsigned group, unsigned index
 	return 0;
 }
 
-static bool more_to_send(const struct tp_client_conn *c, int64_t *ret_start);
+int64_t tp_client_conn_due_ns(const struct tp_client_conn *c, uint64_t k)
+{
+	const struct tp_client_gctx *g = c->g;
+
+	return c->ctx->start_ns +
+	       (int64_t)(((double)c->gindex + (double)k * (double)g->group->clients) * g->tick_ns);
+}
+
+/* Is there another request to issue? *ret_start: when it counts from. */
+static bool more_to_send(const struct tp_client_conn *c, int64_t *ret_start)
+{
+	const struct tp_client_ctx *ctx = c->ctx;
+	const struct tp_client_group *group = c->g->group;
+
+	if (ctx->stopping || (group->requests && c->issued >= group->requests))
+		return false;
+	*ret_start = c->g->tick_ns > 0 ? tp_client_conn_due_ns(c, c->issued) : ctx->now_ns;
+	return !ctx->end_ns || *ret_start < ctx->end_ns;
+}
 
 /* A connection the server broke: news, unless --reconnect says it is expected (the report counts it). */
 static enum tp_log_level closed_level(const struct tp_client_conn *c)
@@ -158,27 +176,6 @@ void tp_client_conn_free(struct tp_client_conn *c)
 	free(c->ring);
 	free(c->out);
 	free(c);
-}
-
-int64_t tp_client_conn_due_ns(const struct tp_client_conn *c, uint64_t k)
-{
-	const struct tp_client_gctx *g = c->g;
-
-	return c->ctx->start_ns +
-	       (int64_t)(((double)c->gindex + (double)k * (double)g->group->clients) * g->tick_ns);
-}
-
-/* Is there another request to issue? *ret_start: when it counts from. */
-static bool more_to_send(const struct tp_client_conn *c, int64_t *ret_start)
-{
-	const struct tp_client_ctx *ctx = c->ctx;
-
-	const struct tp_client_group *group = c->g->group;
-
-	if (ctx->stopping || (group->requests && c->issued >= group->requests))
-		return false;
-	*ret_start = c->g->tick_ns > 0 ? tp_client_conn_due_ns(c, c->issued) : ctx->now_ns;
-	return !ctx->end_ns || *ret_start < ctx->end_ns;
 }
 
 static void append_request(struct tp_client_conn *c, int64_t start_ns)

@@ -5,16 +5,15 @@
  * One table holds every flag: its name, kind, field, default, range, help
  * line and the words of its error message.  The defaults, --help, getopt's
  * option list and the range checks are all read from it, so a new flag is
- * one row.  The user-facing description of every flag is docs/TPCLIENT.md.
+ * one row, and --group reads its keys from the same rows.  The user-facing
+ * description of every flag is docs/TPCLIENT.md.
  */
 #include "client_opts.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "client_values.h"
 
@@ -160,7 +159,7 @@ static const struct setting settings[] = {
         {.name = "group",
          .kind = K_GROUP,
          .arg = "SPEC",
-         .help = "a client group: name=N,clients=N,rate=R,... (repeat for more)",
+         .help = "one more client group: name=NAME,clients=N,... (see tpclient(1))",
          .expect = "KEY=VALUE,... with keys name and the group flags"},
         {.name = "seed",
          .kind = K_U64,
@@ -283,7 +282,10 @@ static void usage(FILE *f)
 			snprintf(lead, sizeof(lead), "      --%s", st->name);
 		if (st->arg)
 			snprintf(lead + strlen(lead), sizeof(lead) - strlen(lead), " %s", st->arg);
-		fprintf(f, "%-29s%s", lead, st->help);
+		if (strlen(lead) < 28)
+			fprintf(f, "%-29s%s", lead, st->help);
+		else /* a long flag: its help on a line of its own, in the same column */
+			fprintf(f, "%s\n%29s%s", lead, "", st->help);
 		if (st->def)
 			fprintf(f, " (default %s)", st->def);
 		fputc('\n', f);
@@ -342,16 +344,10 @@ static void group_keys(char *buf, size_t len)
 
 static int set_group_name(struct tp_client_opts *o, struct tp_client_group *g, const char *name)
 {
-	static const char allowed[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-";
-	size_t len = strlen(name);
-
-	if (len == 0 || len >= sizeof(g->name) || strspn(name, allowed) != len)
-		return -EINVAL;
 	for (struct tp_client_group *other = o->groups; other < g; other++)
 		if (strcmp(other->name, name) == 0)
 			return -EEXIST;
-	memcpy(g->name, name, len + 1);
-	return 0;
+	return tp_client_value_name(name, g->name, sizeof(g->name));
 }
 
 /* One KEY=VALUE of a --group spec into g; sources_given: a source= key came before. */

@@ -130,3 +130,14 @@ int tp_client_value_sources(const char *s, size_t max, struct tp_client_source *
 	*ret_n = n;
 	return 0;
 }
+
+int tp_client_value_name(const char *s, char *ret, size_t size)
+{
+	static const char allowed[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-";
+	size_t len = strlen(s);
+
+	if (len == 0 || len >= size || strspn(s, allowed) != len)
+		return -EINVAL;
+	memcpy(ret, s, len + 1);
+	return 0;
+}

@@ -54,4 +54,7 @@ int tp_client_value_span(const char *s, uint64_t min, uint64_t max, uint32_t *re
  */
 int tp_client_value_sources(const char *s, size_t max, struct tp_client_source *ret, unsigned *ret_n);
 
+/* A name for reports: 1 to size - 1 of A-Z a-z 0-9 _ . - copied with its NUL into ret. */
+int tp_client_value_name(const char *s, char *ret, size_t size);
+
 #endif

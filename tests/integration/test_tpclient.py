@@ -626,7 +626,7 @@ class CommandLine(unittest.TestCase):
         p = subprocess.run([TPCLIENT, "--help"], capture_output=True, text=True)
         self.assertEqual(p.returncode, 0)
         for flag in ("--clients", "--requests", "--mix", "--max-inflight", "--recv-timeout", "--rate",
-                     "--duration", "--json", "--seed"):
+                     "--duration", "--json", "--seed", "--source", "--group", "--reconnect"):
             self.assertIn(flag, p.stdout)
         p = subprocess.run([TPCLIENT, "--version"], capture_output=True, text=True)
         self.assertEqual(p.returncode, 0)

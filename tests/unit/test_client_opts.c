@@ -56,7 +56,7 @@ static void test_defaults(void **state)
 	assert_int_equal(o.groups[0].echo_hi, 100);
 	assert_int_equal(o.threads, 2);
 	assert_true(o.groups[0].rate == 0 && o.duration_s == 0);
-	assert_false(o.seed_given || o.json || o.quiet);
+	assert_false(o.seed_given || o.json || o.quiet || o.reconnect);
 	assert_int_equal(o.log_level, TP_LOG_NOTICE);
 }
 
@@ -100,6 +100,7 @@ static void test_new_flags(void **state)
 	assert_int_equal(o.groups[0].echo_hi, 7);
 	assert_true(o.seed == UINT64_MAX && o.seed_given);
 	assert_true(o.json && o.quiet);
+	assert_false(o.reconnect);
 	assert_int_equal(o.log_level, TP_LOG_ERROR); /* --quiet without --log-level */
 	assert_int_equal(o.threads, 3);              /* never more threads than clients */
 	assert_int_equal(o.groups[0].mix, TP_MIX_ECHO);
@@ -111,7 +112,13 @@ static void test_new_flags(void **state)
 	                 0);
 	assert_int_equal(o.groups[0].requests, 50);
 	assert_int_equal(o.log_level, TP_LOG_INFO);
+	assert_false(o.reconnect);
 	assert_int_equal(o.threads, 1);
+
+	tp_client_opts_defaults(&o);
+	assert_int_equal(PARSE(&o, err, "--reconnect"), 0);
+	assert_true(o.reconnect);
+	assert_int_equal(o.clients, 5);
 }
 
 static void test_source(void **state)
@@ -242,6 +249,7 @@ static void test_errors(void **state)
 	EXPECT_ERROR("--bogus", "--bogus");
 	EXPECT_ERROR("--clients", "--clients");
 	EXPECT_ERROR("extra", "extra");
+	EXPECT_ERROR("--reconnect=yes", "--reconnect=yes");
 	EXPECT_ERROR("--source", "--source", "127.0.0.300");
 	EXPECT_ERROR("--source", "--source", "");
 	EXPECT_ERROR("--source", "--source", "127.0.0.2,");
