@@ -5,8 +5,10 @@
  *
  * Threads: tp_client_load_new() and every other call here run on the
  * caller's (main) thread.  tp_client_load_start() spawns opts->threads
- * worker threads; client i belongs to worker i % threads, which alone
- * touches its socket, buffers, counters and histogram until it exits.  What
+ * worker threads; client i (numbered over all groups) belongs to worker
+ * i % threads, which alone touches its socket, buffers, counters and
+ * histograms until it exits, and with --reconnect dials it again itself
+ * (the resolved addresses are shared read-only, see client_dial.h).  What
  * crosses threads: the stop request (an atomic), the progress snapshot
  * (a histogram per worker, copied under that worker's mutex once a second,
  * only when progress is enabled) and a done counter (atomic).  Each worker
