@@ -7,23 +7,21 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "client_gen.h"
+#include "clock.h"
 #include "framer.h"
 #include "log.h"
 #include "verify.h"
 
-#define RBUF_SIZE (256 * 1024)
-#define OUT_CAP_MAX (64 * 1024) /* one batch; larger windows are written in several */
-#define LATE_NS 1000000LL       /* open loop: a send this far behind schedule counts as late */
-#define FAILURES_LOGGED 5       /* per worker, in detail at warning level; the rest at debug */
+#define LATE_NS 1000000LL /* open loop: a send this far behind schedule counts as late */
+#define FAILURES_LOGGED 5 /* per worker, in detail at warning level; the rest at debug */
 
 /* One outstanding request: enough to rebuild what the reply must say. */
 struct pending {
@@ -35,7 +33,11 @@ struct pending {
 
 struct tp_client_conn {
 	struct tp_client_ctx *ctx;
-	unsigned index;
+	struct tp_client_gctx *g; /* its group's share of ctx */
+	unsigned index;           /* over all groups: logs and the request generator */
+	unsigned gindex;          /* in its group: the open-loop schedule and its source address */
+	bool broken;              /* closed by the server, waiting in ctx->broken to be reopened */
+	struct tp_client_conn *next_broken;
 	int fd; /* -1 once closed */
 	bool want_out;
 	uint64_t rng;
@@ -50,97 +52,22 @@ struct tp_client_conn {
 
 enum close_why { CLOSE_DONE, CLOSE_TIMEOUT, CLOSE_BROKEN, CLOSE_ABORT };
 
-/* splitmix64: small state, fast, and good enough to pick ops, lengths and letters. */
-static uint64_t next_random(uint64_t *state)
+/* Take over the connected socket fd: non-blocking, in the epoll set. Returns 0 or -errno. */
+static int attach(struct tp_client_conn *c, int fd)
 {
-	uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+	int fl = fcntl(fd, F_GETFL);
 
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-/* byte -> alphanumeric, near-uniform (each of the 62 appears 4 or 5 times); built once. */
-static char alnum_of_byte[256];
-
-static void init_alnum(void)
-{
-	static const char alnum[62] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-
-	for (unsigned b = 0; b < 256; b++)
-		alnum_of_byte[b] = alnum[(b * 62) >> 8];
-}
-
-/* The ECHO text of a request: len alphanumerics from seed, eight per draw. */
-static void gen_text(uint64_t seed, char *dst, size_t len)
-{
-	size_t i = 0;
-
-	/* Generated twice per ECHO (to send, to check): a table lookup per byte keeps it cheap. */
-	for (; i + 8 <= len; i += 8) {
-		uint64_t r = next_random(&seed);
-		for (int b = 0; b < 8; b++, r >>= 8)
-			dst[i + (size_t)b] = alnum_of_byte[r & 0xff];
-	}
-	if (i < len) {
-		uint64_t r = next_random(&seed);
-		for (; i < len; i++, r >>= 8)
-			dst[i] = alnum_of_byte[r & 0xff];
-	}
-}
-
-int64_t tp_client_conn_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-int tp_client_conn_ctx_init(struct tp_client_ctx *ctx, const struct tp_client_opts *opts, uint64_t seed,
-                            int epfd)
-{
-	static pthread_once_t once = PTHREAD_ONCE_INIT;
-
-	pthread_once(&once, init_alnum);
-	memset(ctx, 0, sizeof(*ctx));
-	ctx->opts = opts;
-	ctx->seed = seed;
-	ctx->epfd = epfd;
-	ctx->recv_timeout_ns = (int64_t)(opts->recv_timeout_s * 1e9);
-	ctx->tick_ns = opts->rate > 0 ? 1e9 / opts->rate : 0;
-	/* Room for "ECHO " + text + "\n", and for "SLEEP 4294967295\n" with snprintf's NUL. */
-	ctx->max_request = (size_t)opts->echo_hi + 24;
-	ctx->out_cap = (size_t)opts->max_inflight * ctx->max_request;
-	if (ctx->out_cap > OUT_CAP_MAX)
-		ctx->out_cap = ctx->max_request > OUT_CAP_MAX ? ctx->max_request : OUT_CAP_MAX;
-	ctx->rbuf_size = RBUF_SIZE;
-	ctx->rbuf = malloc(ctx->rbuf_size);
-	ctx->text = malloc((size_t)opts->echo_hi + 1);
-	ctx->latency = tp_hist_new();
-	if (!ctx->rbuf || !ctx->text || !ctx->latency) {
-		tp_client_conn_ctx_release(ctx);
-		return -ENOMEM;
-	}
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
+	    epoll_ctl(c->ctx->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+		return -errno;
+	c->fd = fd;
+	c->want_out = false;
 	return 0;
 }
 
-void tp_client_conn_ctx_start(struct tp_client_ctx *ctx, int64_t start_ns)
-{
-	ctx->start_ns = start_ns;
-	ctx->end_ns = ctx->opts->duration_s > 0 ? start_ns + (int64_t)(ctx->opts->duration_s * 1e9) : 0;
-}
-
-void tp_client_conn_ctx_release(struct tp_client_ctx *ctx)
-{
-	free(ctx->rbuf);
-	free(ctx->text);
-	tp_hist_free(ctx->latency);
-	ctx->rbuf = ctx->text = NULL;
-	ctx->latency = NULL;
-}
-
-int tp_client_conn_new(struct tp_client_ctx *ctx, unsigned index, int fd, struct tp_client_conn **ret)
+int tp_client_conn_new(struct tp_client_ctx *ctx, unsigned group, unsigned index, unsigned gindex, int fd,
+                       struct tp_client_conn **ret)
 {
 	struct tp_client_conn *c = calloc(1, sizeof(*c));
 	uint64_t x = index;
@@ -148,36 +75,61 @@ int tp_client_conn_new(struct tp_client_ctx *ctx, unsigned index, int fd, struct
 	if (!c)
 		return -ENOMEM;
 	c->ctx = ctx;
+	c->g = &ctx->groups[group];
 	c->index = index;
+	c->gindex = gindex;
 	c->fd = -1;
 	/* Mixing the client number through the generator decorrelates neighbouring clients. */
-	c->rng = ctx->seed ^ next_random(&x);
-	tp_framer_init(&c->framer, ctx->max_request + 64); /* error replies are short; 64 is ample */
-	c->ring = malloc(ctx->opts->max_inflight * sizeof(*c->ring));
-	c->out = malloc(ctx->out_cap);
+	c->rng = ctx->seed ^ tp_client_gen_next(&x);
+	tp_framer_init(&c->framer, c->g->max_request + 64); /* error replies are short; 64 is ample */
+	c->ring = malloc(c->g->group->max_inflight * sizeof(*c->ring));
+	c->out = malloc(c->g->out_cap);
 	if (!c->ring || !c->out) {
 		tp_client_conn_free(c);
 		return -ENOMEM;
 	}
 	if (fd >= 0) {
-		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
-		int fl = fcntl(fd, F_GETFL);
-		if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
-		    epoll_ctl(ctx->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-			int r = -errno;
+		int r = attach(c, fd);
+		if (r < 0) {
 			tp_client_conn_free(c);
 			return r;
 		}
-		c->fd = fd;
 		ctx->open++;
 	}
 	*ret = c;
 	return 0;
 }
 
+int64_t tp_client_conn_due_ns(const struct tp_client_conn *c, uint64_t k)
+{
+	const struct tp_client_gctx *g = c->g;
+
+	return c->ctx->start_ns +
+	       (int64_t)(((double)c->gindex + (double)k * (double)g->group->clients) * g->tick_ns);
+}
+
+/* Is there another request to issue? *ret_start: when it counts from. */
+static bool more_to_send(const struct tp_client_conn *c, int64_t *ret_start)
+{
+	const struct tp_client_ctx *ctx = c->ctx;
+	const struct tp_client_group *group = c->g->group;
+
+	if (ctx->stopping || (group->requests && c->issued >= group->requests))
+		return false;
+	*ret_start = c->g->tick_ns > 0 ? tp_client_conn_due_ns(c, c->issued) : ctx->now_ns;
+	return !ctx->end_ns || *ret_start < ctx->end_ns;
+}
+
+/* A connection the server broke: news, unless --reconnect says it is expected (the report counts it). */
+static enum tp_log_level closed_level(const struct tp_client_conn *c)
+{
+	return c->ctx->opts->reconnect ? TP_LOG_INFO : TP_LOG_WARNING;
+}
+
 static void close_conn(struct tp_client_conn *c, enum close_why why)
 {
 	struct tp_client_ctx *ctx = c->ctx;
+	int64_t start;
 
 	if (c->fd < 0)
 		return;
@@ -185,14 +137,23 @@ static void close_conn(struct tp_client_conn *c, enum close_why why)
 	case CLOSE_DONE:
 		break;
 	case CLOSE_TIMEOUT:
-		ctx->counts.timeouts += c->count;
+		c->g->counts.timeouts += c->count;
 		break;
 	case CLOSE_BROKEN:
-		ctx->counts.disconnects++;
-		ctx->counts.lost += c->count;
+		c->g->counts.lost += c->count;
+		/* --reconnect: the worker reopens it (and counts a reconnect or the disconnect). */
+		if (ctx->opts->reconnect && more_to_send(c, &start)) {
+			c->broken = true;
+			c->next_broken = ctx->broken;
+			ctx->broken = c;
+			c->head = 0;
+			ctx->open++; /* still in the run, while it waits */
+			break;
+		}
+		c->g->counts.disconnects++;
 		break;
 	case CLOSE_ABORT:
-		ctx->counts.lost += c->count;
+		c->g->counts.lost += c->count;
 		break;
 	}
 	c->count = 0;
@@ -217,32 +178,14 @@ void tp_client_conn_free(struct tp_client_conn *c)
 	free(c);
 }
 
-int64_t tp_client_conn_due_ns(const struct tp_client_conn *c, uint64_t k)
-{
-	const struct tp_client_ctx *ctx = c->ctx;
-
-	return ctx->start_ns +
-	       (int64_t)(((double)c->index + (double)k * (double)ctx->opts->clients) * ctx->tick_ns);
-}
-
-/* Is there another request to issue? *ret_start: when it counts from. */
-static bool more_to_send(const struct tp_client_conn *c, int64_t *ret_start)
-{
-	const struct tp_client_ctx *ctx = c->ctx;
-
-	if (ctx->stopping || (ctx->opts->requests && c->issued >= ctx->opts->requests))
-		return false;
-	*ret_start = ctx->tick_ns > 0 ? tp_client_conn_due_ns(c, c->issued) : ctx->now_ns;
-	return !ctx->end_ns || *ret_start < ctx->end_ns;
-}
-
 static void append_request(struct tp_client_conn *c, int64_t start_ns)
 {
 	struct tp_client_ctx *ctx = c->ctx;
-	const struct tp_client_opts *o = ctx->opts;
+	struct tp_client_gctx *g = c->g;
+	const struct tp_client_group *o = g->group;
 	unsigned slot = c->head + c->count;
 	struct pending *p = &c->ring[slot >= o->max_inflight ? slot - o->max_inflight : slot];
-	uint64_t r_op = next_random(&c->rng), r_arg = next_random(&c->rng);
+	uint64_t r_op = tp_client_gen_next(&c->rng), r_arg = tp_client_gen_next(&c->rng);
 	char *dst = c->out + c->out_len;
 	bool echo = o->mix == TP_MIX_ECHO || (o->mix == TP_MIX_BALANCED && (r_op >> 63));
 
@@ -252,21 +195,21 @@ static void append_request(struct tp_client_conn *c, int64_t start_ns)
 		p->arg = o->echo_lo + (uint32_t)(r_arg % ((uint64_t)o->echo_hi - o->echo_lo + 1));
 		p->seed = r_op;
 		memcpy(dst, "ECHO ", 5);
-		gen_text(p->seed, dst + 5, p->arg);
+		tp_client_gen_text(p->seed, dst + 5, p->arg);
 		dst[5 + p->arg] = '\n';
 		c->out_len += 6 + (size_t)p->arg;
 	} else {
 		p->op = TP_OP_SLEEP;
 		p->arg = o->sleep_lo_ms + (uint32_t)(r_arg % ((uint64_t)o->sleep_hi_ms - o->sleep_lo_ms + 1));
 		/* The loop in pump() left max_request bytes free: always enough. */
-		c->out_len += (size_t)snprintf(dst, ctx->max_request, "SLEEP %u\n", p->arg);
+		c->out_len += (size_t)snprintf(dst, g->max_request, "SLEEP %u\n", p->arg);
 	}
 	if (c->count++ == 0)
 		c->last_progress_ns = ctx->now_ns; /* the receive timeout counts from here */
 	c->issued++;
-	ctx->counts.sent++;
-	if (ctx->tick_ns > 0 && ctx->now_ns - start_ns >= LATE_NS)
-		ctx->counts.late++;
+	g->counts.sent++;
+	if (g->tick_ns > 0 && ctx->now_ns - start_ns >= LATE_NS)
+		g->counts.late++;
 }
 
 static void set_want_out(struct tp_client_conn *c, bool on)
@@ -318,14 +261,14 @@ void tp_client_conn_pump(struct tp_client_conn *c)
 	}
 	before = c->out_len;
 	while ((more = more_to_send(c, &start)) && start <= ctx->now_ns &&
-	       c->count < ctx->opts->max_inflight && c->out_len + ctx->max_request <= ctx->out_cap)
+	       c->count < c->g->group->max_inflight && c->out_len + c->g->max_request <= c->g->out_cap)
 		append_request(c, start);
 
 	/* With EPOLLOUT armed the socket is full: the writable event sends the batch. */
 	if (c->out_len > before && !c->want_out) {
 		int r = flush(c);
 		if (r < 0) {
-			tp_log(TP_LOG_WARNING, "send", "client %u: send(): %s", c->index, strerror(-r));
+			tp_log(closed_level(c), "send", "client %u: send(): %s", c->index, strerror(-r));
 			close_conn(c, CLOSE_BROKEN);
 			return;
 		}
@@ -337,7 +280,7 @@ void tp_client_conn_pump(struct tp_client_conn *c)
 void tp_client_conn_begin(struct tp_client_conn *c)
 {
 	c->last_progress_ns = c->ctx->now_ns;
-	if (c->ctx->tick_ns == 0)
+	if (c->g->tick_ns == 0)
 		tp_client_conn_pump(c);
 }
 
@@ -372,18 +315,18 @@ static int on_reply(void *arg, const char *line, size_t len, bool too_long)
 {
 	struct tp_client_conn *c = arg;
 	struct tp_client_ctx *ctx = c->ctx;
-	const struct tp_client_opts *o = ctx->opts;
+	struct tp_client_counts *counts = &c->g->counts;
 	enum tp_verify_result r = TP_VERIFY_MISMATCH;
 	struct pending *p;
 
-	ctx->counts.recv++;
+	counts->recv++;
 	if (c->count == 0) {
-		ctx->counts.mismatch++;
+		counts->mismatch++;
 		log_failure(c, NULL, r, too_long ? NULL : line, len);
 		return 0;
 	}
 	p = &c->ring[c->head];
-	if (++c->head == o->max_inflight)
+	if (++c->head == c->g->group->max_inflight)
 		c->head = 0;
 	c->count--;
 
@@ -392,7 +335,7 @@ static int on_reply(void *arg, const char *line, size_t len, bool too_long)
 		if (p->op == TP_OP_SLEEP) {
 			exp.sleep_ms = p->arg;
 		} else {
-			gen_text(p->seed, ctx->text, p->arg);
+			tp_client_gen_text(p->seed, ctx->text, p->arg);
 			exp.text = ctx->text;
 			exp.text_len = p->arg;
 		}
@@ -400,18 +343,18 @@ static int on_reply(void *arg, const char *line, size_t len, bool too_long)
 	}
 	switch (r) {
 	case TP_VERIFY_OK:
-		ctx->counts.ok++;
-		tp_hist_record(ctx->latency,
+		counts->ok++;
+		tp_hist_record(c->g->latency,
 		               ctx->now_ns > p->start_ns ? (uint64_t)(ctx->now_ns - p->start_ns) : 0);
 		return 0;
 	case TP_VERIFY_BUSY:
-		ctx->counts.busy++;
+		counts->busy++;
 		break;
 	case TP_VERIFY_ERR:
-		ctx->counts.other_err++;
+		counts->other_err++;
 		break;
 	case TP_VERIFY_MISMATCH:
-		ctx->counts.mismatch++;
+		counts->mismatch++;
 		break;
 	}
 	log_failure(c, p, r, too_long ? NULL : line, len);
@@ -426,15 +369,15 @@ static void on_readable(struct tp_client_conn *c)
 	for (int i = 0; i < 4; i++) {
 		ssize_t n = read(c->fd, ctx->rbuf, ctx->rbuf_size);
 		if (n > 0) {
-			uint64_t before = ctx->counts.recv;
-			ctx->now_ns = tp_client_conn_now_ns();
+			uint64_t before = c->g->counts.recv;
+			ctx->now_ns = (int64_t)tp_clock_ns();
 			if (tp_framer_feed(&c->framer, ctx->rbuf, (size_t)n, on_reply, c) < 0) {
 				tp_log(TP_LOG_ERROR, "reply", "client %u: out of memory framing replies",
 				       c->index);
 				close_conn(c, CLOSE_BROKEN);
 				return;
 			}
-			if (ctx->counts.recv != before)
+			if (c->g->counts.recv != before)
 				c->last_progress_ns = ctx->now_ns;
 			if ((size_t)n < ctx->rbuf_size)
 				break;
@@ -445,11 +388,14 @@ static void on_readable(struct tp_client_conn *c)
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
 		if (n == 0)
-			tp_log(c->count ? TP_LOG_WARNING : TP_LOG_NOTICE, "closed",
+			tp_log(c->count               ? closed_level(c)
+			       : ctx->opts->reconnect ? TP_LOG_INFO
+			                              : TP_LOG_NOTICE,
+			       "closed",
 			       "client %u: server closed the connection with %u requests outstanding",
 			       c->index, c->count);
 		else
-			tp_log(TP_LOG_WARNING, "closed", "client %u: read(): %s", c->index, strerror(errno));
+			tp_log(closed_level(c), "closed", "client %u: read(): %s", c->index, strerror(errno));
 		close_conn(c, CLOSE_BROKEN);
 		return;
 	}
@@ -461,7 +407,7 @@ void tp_client_conn_event(struct tp_client_conn *c, uint32_t events)
 	if (c->fd >= 0 && (events & EPOLLOUT)) {
 		int r = flush(c);
 		if (r < 0) {
-			tp_log(TP_LOG_WARNING, "send", "client %u: send(): %s", c->index, strerror(-r));
+			tp_log(closed_level(c), "send", "client %u: send(): %s", c->index, strerror(-r));
 			close_conn(c, CLOSE_BROKEN);
 		}
 	}
@@ -471,27 +417,81 @@ void tp_client_conn_event(struct tp_client_conn *c, uint32_t events)
 		tp_client_conn_pump(c); /* room in the socket again: send what waited */
 }
 
-bool tp_client_conn_sweep(struct tp_client_conn *c)
+void tp_client_conn_sweep(struct tp_client_conn *c)
 {
 	struct tp_client_ctx *ctx = c->ctx;
 
 	if (c->fd < 0)
-		return false;
+		return;
 	if (c->count > 0 && ctx->now_ns - c->last_progress_ns >= ctx->recv_timeout_ns) {
 		tp_log(TP_LOG_WARNING, "timeout",
 		       "client %u: no reply for %.3f s, %u requests outstanding; closing", c->index,
 		       (double)(ctx->now_ns - c->last_progress_ns) / 1e9, c->count);
 		close_conn(c, CLOSE_TIMEOUT);
-		return false;
+		return;
 	}
-	/* An idle connection may have become due (open loop) or done (end, stop); busy ones are pumped on
-	 * reads. */
+	/* An idle connection may have become due (open loop) or done (end, stop); busy ones are
+	 * pumped on reads. */
 	if (c->count == 0)
 		tp_client_conn_pump(c);
-	return c->fd >= 0;
+}
+
+struct tp_client_conn *tp_client_conn_next_broken(struct tp_client_ctx *ctx)
+{
+	struct tp_client_conn *c = ctx->broken;
+
+	if (c) {
+		ctx->broken = c->next_broken;
+		c->next_broken = NULL;
+	}
+	return c;
+}
+
+const struct tp_client_source *tp_client_conn_source(const struct tp_client_conn *c)
+{
+	const struct tp_client_group *g = c->g->group;
+
+	return g->nsources ? &g->sources[c->gindex % g->nsources] : NULL;
+}
+
+unsigned tp_client_conn_index(const struct tp_client_conn *c)
+{
+	return c->index;
+}
+
+int tp_client_conn_reopen(struct tp_client_conn *c, int fd)
+{
+	int r;
+
+	if (!c->broken)
+		return -EINVAL;
+	tp_framer_init(&c->framer, c->g->max_request + 64);
+	r = attach(c, fd);
+	if (r < 0)
+		return r;
+	c->broken = false;
+	c->g->counts.reconnects++;
+	c->last_progress_ns = c->ctx->now_ns;
+	tp_client_conn_pump(c);
+	return 0;
+}
+
+void tp_client_conn_give_up(struct tp_client_conn *c)
+{
+	if (!c->broken)
+		return;
+	c->broken = false;
+	c->g->counts.disconnects++;
+	c->ctx->open--;
 }
 
 void tp_client_conn_abort(struct tp_client_conn *c)
 {
+	if (c->broken) {
+		/* Waiting to be reopened: what it had outstanding is already counted lost. */
+		c->broken = false;
+		c->ctx->open--;
+		return;
+	}
 	close_conn(c, CLOSE_ABORT);
 }

@@ -2,6 +2,7 @@
 /*
  * client_conn: one tpclient connection: its request sequence, its window of
  * outstanding requests, its batched output and the checking of its replies.
+ * The worker's share of the run that its connections use is client_ctx.
  *
  * Threads: a connection and the context it points to belong to one worker
  * thread of client_load; every function here runs on that thread (or, for
@@ -15,55 +16,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "client_load.h"
-#include "client_opts.h"
-#include "hist.h"
-
-/* What the connections of one worker share. */
-struct tp_client_ctx {
-	const struct tp_client_opts *opts;
-	uint64_t seed;
-	int epfd;
-	unsigned open;  /* connections of this worker still open */
-	bool stopping;  /* issue nothing more; wait for what is outstanding */
-	int64_t now_ns; /* CLOCK_MONOTONIC, refreshed by the worker and on each read */
-	int64_t start_ns;
-	int64_t end_ns; /* start + duration; 0 without --duration */
-	double tick_ns; /* open loop: time between consecutive due times over all clients */
-	int64_t recv_timeout_ns;
-	struct tp_client_counts counts;
-	struct tp_hist *latency; /* ns, OK replies only */
-	char *rbuf;              /* read buffer */
-	size_t rbuf_size;
-	char *text;         /* an ECHO text regenerated for checking */
-	size_t max_request; /* output buffer room one request needs (at most) */
-	size_t out_cap;     /* output buffer per connection */
-	unsigned failures_logged;
-};
+#include "client_ctx.h"
 
 struct tp_client_conn;
 
-/* CLOCK_MONOTONIC in nanoseconds: the one clock of every tpclient timestamp. */
-int64_t tp_client_conn_now_ns(void);
-
-/* Set up ctx for opts (which must outlive it). Returns 0 or -ENOMEM. */
-int tp_client_conn_ctx_init(struct tp_client_ctx *ctx, const struct tp_client_opts *opts, uint64_t seed,
-                            int epfd);
-
-/* Fix the run's start, and from it the end and the open-loop schedule. */
-void tp_client_conn_ctx_start(struct tp_client_ctx *ctx, int64_t start_ns);
-
-/* Release what ctx_init allocated. Safe on a zeroed or released ctx. */
-void tp_client_conn_ctx_release(struct tp_client_ctx *ctx);
-
 /*
- * A connection for client number index on the connected socket fd, which it
- * takes over (made non-blocking, added to ctx->epfd).  A negative fd makes a
+ * A connection for client number index (over all groups), number gindex
+ * of group number group, on the connected socket fd, which it takes over
+ * (made non-blocking, added to ctx->epfd).  A negative fd makes a
  * connection that is closed from the start, so client numbering stays
  * dense.  Returns 0 or -errno (-ENOMEM, epoll_ctl); fd is not closed on
  * failure.
  */
-int tp_client_conn_new(struct tp_client_ctx *ctx, unsigned index, int fd, struct tp_client_conn **ret);
+int tp_client_conn_new(struct tp_client_ctx *ctx, unsigned group, unsigned index, unsigned gindex, int fd,
+                       struct tp_client_conn **ret);
 
 /* Close and release. Accepts NULL. Outstanding requests are not counted. */
 void tp_client_conn_free(struct tp_client_conn *c);
@@ -71,7 +37,7 @@ void tp_client_conn_free(struct tp_client_conn *c);
 /* Start: arm the receive timeout and, in the closed loop, send the first window. */
 void tp_client_conn_begin(struct tp_client_conn *c);
 
-/* Open loop: the scheduled send time of this client's k-th request. */
+/* Open loop: the scheduled send time of this client's k-th request (tick_ns of its group > 0). */
 int64_t tp_client_conn_due_ns(const struct tp_client_conn *c, uint64_t k);
 
 /* Send whatever is due and fits in the window, in one write. Closes the connection when it is done. */
@@ -82,10 +48,33 @@ void tp_client_conn_event(struct tp_client_conn *c, uint32_t events);
 
 /*
  * Periodic check: counts outstanding requests as timeouts and closes the
- * connection after recv-timeout without a reply, closes it when it has
- * nothing more to do.  Returns true while it stays open.
+ * connection after recv-timeout without a reply, sends what became due to
+ * an idle one and closes it when it has nothing more to do.
  */
-bool tp_client_conn_sweep(struct tp_client_conn *c);
+void tp_client_conn_sweep(struct tp_client_conn *c);
+
+/*
+ * With --reconnect, a connection the server closes (or resets) while it
+ * still has requests to send counts what was outstanding as lost, closes
+ * its socket and waits in ctx->broken, still counted in ctx->open: its
+ * owner takes it with tp_client_conn_next_broken() (NULL when none), dials
+ * again from tp_client_conn_source() and hands over the new socket with
+ * tp_client_conn_reopen() (which counts a reconnect and sends what is
+ * due), or gives up with tp_client_conn_give_up() (a disconnect; closed
+ * for good).  Without --reconnect, or with nothing left to send, such a
+ * connection closes for good at once, as a disconnect.
+ */
+struct tp_client_conn *tp_client_conn_next_broken(struct tp_client_ctx *ctx);
+
+/* The local address this client binds to (NULL: any), and its number over all groups. */
+const struct tp_client_source *tp_client_conn_source(const struct tp_client_conn *c);
+unsigned tp_client_conn_index(const struct tp_client_conn *c);
+
+/* Take over the connected socket fd. Returns 0 or -errno (fd is not closed on failure). */
+int tp_client_conn_reopen(struct tp_client_conn *c, int fd);
+
+/* Stay closed, counted as a disconnect. */
+void tp_client_conn_give_up(struct tp_client_conn *c);
 
 /* Close now, counting outstanding requests as lost. */
 void tp_client_conn_abort(struct tp_client_conn *c);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * client_load: connections, request generation, scheduling and reply
- * checking.  See client_load.h for the threads and docs/TPCLIENT.md for the
+ * client_load: the worker threads, the connecting of every client and the
+ * open-loop schedule; client_conn.c generates the requests and checks the
+ * replies.  See client_load.h for the threads and docs/TPCLIENT.md for the
  * semantics users rely on.
  *
  * DESIGN
@@ -17,18 +18,14 @@
  *   client number), so a run's request sequences do not depend on threads
  *   or timing.
  * - Closed loop: a connection tops its window up to max-inflight after every
- *   read.  Open loop: client c's k-th request is due at
- *   start + (c + k * clients) / rate; a worker visits its clients' due times
- *   in order with a cursor, and a client whose window is full sends its
+ *   read.  Open loop: each worker pumps its clients as their requests fall
+ *   due (client_sched.h), and a client whose window is full sends its
  *   overdue requests after its next read.  Latency counts from the due time,
  *   so a stall delays the measured replies instead of the schedule.
  */
 #include "client_load.h"
 
 #include <errno.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -37,11 +34,13 @@
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "client_conn.h"
+#include "client_dial.h"
+#include "client_sched.h"
+#include "clock.h"
 #include "log.h"
 
 #define SWEEP_NS (50 * 1000000LL)     /* timeouts and finished connections are checked this often */
@@ -53,16 +52,11 @@ struct worker {
 	struct tp_client_ctx ctx; /* what the connections of this worker share */
 	pthread_t thread;
 	bool started;
-	unsigned index;
 	int epfd;
 	struct tp_client_conn **conns;
 	unsigned nconns;
 
-	/* open loop: the next (round k, local client j) due */
-	bool ticking;
-	uint64_t tick_k;
-	unsigned tick_j;
-	int64_t next_tick_ns;
+	struct tp_client_sched sched; /* open loop */
 
 	int64_t finished_ns;
 	_Atomic uint64_t recv_published;
@@ -76,9 +70,16 @@ struct tp_client_load {
 	unsigned nthreads;
 	int done_fd;
 	unsigned exited;
-	atomic_int stop; /* 0 run, 1 stop issuing, 2 abort */
-	uint64_t connect_failed;
+	struct tp_client_dial *dial;
+	atomic_int stop;                               /* 0 run, 1 stop issuing, 2 abort */
+	uint64_t connect_failed[TP_CLIENT_MAX_GROUPS]; /* per group, counted before the workers start */
+	uint64_t connect_failed_all;
 };
+
+static int64_t now_ns(void)
+{
+	return (int64_t)tp_clock_ns();
+}
 
 /* epoll_pwait2 wakes at the due time to the microsecond; epoll_wait only to the millisecond. */
 static int wait_events(int epfd, struct epoll_event *evs, int64_t timeout_ns)
@@ -97,41 +98,49 @@ static int wait_events(int epfd, struct epoll_event *evs, int64_t timeout_ns)
 	return epoll_wait(epfd, evs, MAX_EVENTS, (int)((timeout_ns + 999999) / 1000000));
 }
 
-/* Open loop: visit the due times of this worker's clients in time order. */
-static void run_ticks(struct worker *w)
-{
-	const struct tp_client_opts *o = &w->load->opts;
-
-	while (w->ticking) {
-		struct tp_client_conn *c = w->conns[w->tick_j];
-		int64_t due = tp_client_conn_due_ns(c, w->tick_k);
-
-		if (w->ctx.stopping || (o->requests && w->tick_k >= o->requests) ||
-		    (w->ctx.end_ns && due >= w->ctx.end_ns)) {
-			w->ticking = false;
-			break;
-		}
-		if (due > w->ctx.now_ns) {
-			w->next_tick_ns = due;
-			break;
-		}
-		tp_client_conn_pump(c);
-		if (++w->tick_j == w->nconns) {
-			w->tick_j = 0;
-			w->tick_k++;
-		}
-	}
-}
-
 static void publish(struct worker *w)
 {
-	atomic_store_explicit(&w->recv_published, w->ctx.counts.recv, memory_order_relaxed);
+	uint64_t recv = 0;
+
+	for (unsigned g = 0; g < w->load->opts.ngroups; g++)
+		recv += w->ctx.groups[g].counts.recv;
+	atomic_store_explicit(&w->recv_published, recv, memory_order_relaxed);
 	if (!w->snap)
 		return;
 	pthread_mutex_lock(&w->snap_lock);
 	tp_hist_reset(w->snap);
-	tp_hist_merge(w->snap, w->ctx.latency);
+	for (unsigned g = 0; g < w->load->opts.ngroups; g++)
+		tp_hist_merge(w->snap, w->ctx.groups[g].latency);
 	pthread_mutex_unlock(&w->snap_lock);
+}
+
+/* --reconnect: dial again for each connection the server closed (blocking, bounded by recv-timeout). */
+static void reopen_broken(struct worker *w)
+{
+	const struct tp_client_opts *o = &w->load->opts;
+	struct tp_client_conn *c;
+
+	while ((c = tp_client_conn_next_broken(&w->ctx))) {
+		const struct tp_client_source *src = tp_client_conn_source(c);
+		const char *call = "connect";
+		int fd, r;
+
+		if (w->ctx.stopping) {
+			tp_client_conn_abort(c);
+			continue;
+		}
+		fd = tp_client_dial_connect(w->load->dial, src, o->recv_timeout_s, &call);
+		r = fd < 0 ? fd : tp_client_conn_reopen(c, fd);
+		w->ctx.now_ns = now_ns();
+		if (r == 0)
+			continue;
+		tp_log(TP_LOG_WARNING, "reconnect", "cannot reconnect client %u%s%s to %s:%s: %s(): %s",
+		       tp_client_conn_index(c), src ? " from " : "", src ? src->text : "", o->host, o->port,
+		       fd < 0 ? call : "epoll_ctl", strerror(-r));
+		if (fd >= 0)
+			close(fd);
+		tp_client_conn_give_up(c);
+	}
 }
 
 static void sweep(struct worker *w)
@@ -149,13 +158,12 @@ static void *worker_main(void *arg)
 	int64_t next_sweep, next_publish;
 	uint64_t one = 1;
 
-	if (l->opts.rate > 0)
+	if (tp_client_sched_begin(&w->sched, &l->opts))
 		prctl(PR_SET_TIMERSLACK, 1000UL); /* wake on the schedule, not 50 us after it */
 
-	ctx->now_ns = tp_client_conn_now_ns();
+	ctx->now_ns = now_ns();
 	next_sweep = ctx->now_ns + SWEEP_NS;
 	next_publish = ctx->now_ns + PUBLISH_NS;
-	w->ticking = l->opts.rate > 0 && w->nconns > 0;
 	for (unsigned j = 0; j < w->nconns; j++)
 		tp_client_conn_begin(w->conns[j]);
 
@@ -168,11 +176,12 @@ static void *worker_main(void *arg)
 		}
 		if (stop && !ctx->stopping) {
 			ctx->stopping = true;
-			w->ticking = false;
+			w->sched.on = false;
 			next_sweep = ctx->now_ns; /* let idle connections go now */
 		}
-		if (w->ticking)
-			run_ticks(w);
+		if (w->sched.on)
+			tp_client_sched_run(&w->sched, w->conns, ctx);
+		reopen_broken(w);
 		if (ctx->now_ns >= next_publish) {
 			publish(w);
 			next_publish = ctx->now_ns + PUBLISH_NS;
@@ -184,10 +193,10 @@ static void *worker_main(void *arg)
 		}
 
 		int64_t wake = next_sweep < next_publish ? next_sweep : next_publish;
-		if (w->ticking && w->next_tick_ns < wake)
-			wake = w->next_tick_ns;
+		if (w->sched.on && w->sched.next_ns < wake)
+			wake = w->sched.next_ns;
 		int n = wait_events(w->epfd, evs, wake - ctx->now_ns);
-		ctx->now_ns = tp_client_conn_now_ns();
+		ctx->now_ns = now_ns();
 		if (n < 0 && errno != EINTR) {
 			tp_log(TP_LOG_ERROR, "epoll", "epoll_wait(): %s", strerror(errno));
 			atomic_store(&l->stop, 2);
@@ -197,7 +206,7 @@ static void *worker_main(void *arg)
 			tp_client_conn_event(evs[i].data.ptr, evs[i].events);
 	}
 	publish(w);
-	w->finished_ns = tp_client_conn_now_ns();
+	w->finished_ns = now_ns();
 	if (write(l->done_fd, &one, sizeof(one)) < 0)
 		tp_log(TP_LOG_ERROR, "eventfd", "write(eventfd): %s", strerror(errno));
 	return NULL;
@@ -217,44 +226,6 @@ static void raise_nofile(unsigned clients)
 		       (unsigned long long)rl.rlim_cur, clients);
 }
 
-/* Connect one socket, blocking, bounded by timeout_s. Returns the fd or -errno. */
-static int connect_one(const struct addrinfo *ai, double timeout_s)
-{
-	struct timeval tv = {(time_t)timeout_s, (suseconds_t)((timeout_s - (double)(time_t)timeout_s) * 1e6)};
-	int one = 1, fd, r;
-
-	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	/* SO_SNDTIMEO also bounds connect(): a full accept queue must not hang the start. */
-	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
-		r = errno == EINPROGRESS ? -ETIMEDOUT : -errno;
-		close(fd);
-		return r;
-	}
-	/* Small pipelined requests must leave now, not when Nagle decides. */
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	return fd;
-}
-
-/* Connect client number i, trying each resolved address until one works (then keep it). */
-static int connect_client(struct tp_client_load *l, struct addrinfo *res, const struct addrinfo **good)
-{
-	int fd = -ECONNREFUSED;
-
-	if (*good)
-		return connect_one(*good, l->opts.recv_timeout_s);
-	for (const struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-		fd = connect_one(ai, l->opts.recv_timeout_s);
-		if (fd >= 0) {
-			*good = ai;
-			break;
-		}
-	}
-	return fd;
-}
-
 static int setup_workers(struct tp_client_load *l, uint64_t seed, bool progress)
 {
 	const struct tp_client_opts *o = &l->opts;
@@ -270,14 +241,13 @@ static int setup_workers(struct tp_client_load *l, uint64_t seed, bool progress)
 	for (unsigned t = 0; t < l->nthreads; t++) {
 		struct worker *w = &l->workers[t];
 		w->load = l;
-		w->index = t;
 		w->nconns = o->clients / l->nthreads + (t < o->clients % l->nthreads);
 		/* An array of pointers: sizeof(*w->conns) is a pointer's size, as meant. */
 		w->conns = calloc(w->nconns, sizeof(*w->conns)); /* NOLINT(bugprone-sizeof-expression) */
 		w->epfd = epoll_create1(EPOLL_CLOEXEC);
 		if (!w->conns || w->epfd < 0)
 			return w->epfd < 0 ? -errno : -ENOMEM;
-		int r = tp_client_conn_ctx_init(&w->ctx, o, seed, w->epfd);
+		int r = tp_client_ctx_init(&w->ctx, o, seed, w->epfd);
 		if (r < 0)
 			return r;
 		if (progress && !(w->snap = tp_hist_new()))
@@ -286,13 +256,60 @@ static int setup_workers(struct tp_client_load *l, uint64_t seed, bool progress)
 	return 0;
 }
 
+/* Connect client i, number gi of group g; a failure is counted, and logged once per source. */
+static int connect_client(struct tp_client_load *l, unsigned i, unsigned g, unsigned gi, bool *logged)
+{
+	const struct tp_client_opts *o = &l->opts;
+	const struct tp_client_group *group = &o->groups[g];
+	struct worker *w = &l->workers[i % l->nthreads];
+	unsigned pos = i / l->nthreads, s = group->nsources ? gi % group->nsources : 0;
+	const struct tp_client_source *src = group->nsources ? &group->sources[s] : NULL;
+	const char *call;
+	int fd = tp_client_dial_connect(l->dial, src, o->recv_timeout_s, &call);
+
+	if (fd < 0) {
+		tp_log(logged[s] ? TP_LOG_DEBUG : TP_LOG_ERROR, "connect",
+		       "cannot connect client %u%s%s to %s:%s: %s(): %s", i, src ? " from " : "",
+		       src ? src->text : "", o->host, o->port, call, strerror(-fd));
+		logged[s] = true;
+		l->connect_failed[g]++;
+		l->connect_failed_all++;
+	}
+	tp_client_sched_add(&w->sched, g, pos);
+	int r = tp_client_conn_new(&w->ctx, g, i, gi, fd, &w->conns[pos]);
+	if (r < 0 && fd >= 0)
+		close(fd);
+	return r;
+}
+
+/*
+ * Connect every client, group after group, dealt round-robin to the
+ * workers and, in its group, to the group's source addresses.  A client
+ * that cannot connect gets a closed connection, so numbering stays dense.
+ */
+static int connect_all(struct tp_client_load *l)
+{
+	const struct tp_client_opts *o = &l->opts;
+	unsigned i = 0;
+
+	for (unsigned g = 0; g < o->ngroups; g++) {
+		bool logged[TP_CLIENT_MAX_SOURCES] = {false};
+		for (unsigned gi = 0; gi < o->groups[g].clients; gi++, i++) {
+			int r = connect_client(l, i, g, gi, logged);
+			if (r < 0)
+				return r;
+		}
+	}
+	tp_log(TP_LOG_INFO, "connected", "%llu of %u clients connected to %s:%s",
+	       (unsigned long long)(o->clients - l->connect_failed_all), o->clients, o->host, o->port);
+	return 0;
+}
+
 int tp_client_load_new(const struct tp_client_opts *opts, uint64_t seed, bool progress,
                        struct tp_client_load **ret)
 {
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG};
-	struct addrinfo *res = NULL;
-	const struct addrinfo *good = NULL;
 	struct tp_client_load *l;
+	const char *why = NULL;
 	int r;
 
 	l = calloc(1, sizeof(*l));
@@ -308,53 +325,32 @@ int tp_client_load_new(const struct tp_client_opts *opts, uint64_t seed, bool pr
 	r = setup_workers(l, seed, progress);
 	if (r < 0)
 		goto fail;
-
-	r = getaddrinfo(opts->host, opts->port, &hints, &res);
-	if (r != 0) {
-		tp_log(TP_LOG_ERROR, "resolve", "cannot resolve %s:%s: %s", opts->host, opts->port,
-		       gai_strerror(r));
-		r = -EHOSTUNREACH;
+	r = tp_client_dial_new(opts->host, opts->port, &l->dial, &why);
+	if (r < 0) {
+		if (why)
+			tp_log(TP_LOG_ERROR, "resolve", "cannot resolve %s:%s: %s", opts->host, opts->port,
+			       why);
 		goto fail;
 	}
 	raise_nofile(opts->clients);
-	for (unsigned i = 0; i < opts->clients; i++) {
-		struct worker *w = &l->workers[i % l->nthreads];
-		int fd = connect_client(l, res, &good);
-		if (fd < 0) {
-			/* The first failure says why; the rest would only repeat it. */
-			tp_log(l->connect_failed ? TP_LOG_DEBUG : TP_LOG_ERROR, "connect",
-			       "cannot connect client %u to %s:%s: connect(): %s", i, opts->host, opts->port,
-			       strerror(-fd));
-			l->connect_failed++;
-		}
-		r = tp_client_conn_new(&w->ctx, i, fd, &w->conns[i / l->nthreads]);
-		if (r < 0) {
-			if (fd >= 0)
-				close(fd);
-			goto fail;
-		}
-	}
-	tp_log(TP_LOG_INFO, "connected", "%llu of %u clients connected to %s:%s",
-	       (unsigned long long)(opts->clients - l->connect_failed), opts->clients, opts->host,
-	       opts->port);
-	freeaddrinfo(res);
+	r = connect_all(l);
+	if (r < 0)
+		goto fail;
 	*ret = l;
 	return 0;
 
 fail:
-	if (res)
-		freeaddrinfo(res);
 	tp_client_load_free(l);
 	return r;
 }
 
 int tp_client_load_start(struct tp_client_load *l)
 {
-	int64_t start = tp_client_conn_now_ns();
+	int64_t start = now_ns();
 
 	for (unsigned t = 0; t < l->nthreads; t++) {
 		struct worker *w = &l->workers[t];
-		tp_client_conn_ctx_start(&w->ctx, start);
+		tp_client_ctx_start(&w->ctx, start);
 		int r = pthread_create(&w->thread, NULL, worker_main, w);
 		if (r != 0) {
 			tp_client_load_stop(l, true);
@@ -401,22 +397,7 @@ void tp_client_load_progress(struct tp_client_load *l, uint64_t *ret_recv, struc
 	*ret_recv = recv;
 }
 
-static void add_counts(struct tp_client_counts *dst, const struct tp_client_counts *src)
-{
-	dst->sent += src->sent;
-	dst->recv += src->recv;
-	dst->ok += src->ok;
-	dst->busy += src->busy;
-	dst->other_err += src->other_err;
-	dst->mismatch += src->mismatch;
-	dst->timeouts += src->timeouts;
-	dst->lost += src->lost;
-	dst->disconnects += src->disconnects;
-	dst->connect_failed += src->connect_failed;
-	dst->late += src->late;
-}
-
-double tp_client_load_result(struct tp_client_load *l, struct tp_client_counts *ret, struct tp_hist *latency)
+double tp_client_load_result(struct tp_client_load *l, struct tp_client_counts *ret, struct tp_hist **latency)
 {
 	int64_t start = 0, end = 0;
 
@@ -429,10 +410,13 @@ double tp_client_load_result(struct tp_client_load *l, struct tp_client_counts *
 		start = w->ctx.start_ns;
 		if (w->finished_ns > end)
 			end = w->finished_ns;
-		add_counts(ret, &w->ctx.counts);
-		tp_hist_merge(latency, w->ctx.latency);
+		for (unsigned g = 0; g < l->opts.ngroups; g++) {
+			tp_client_counts_add(&ret[g], &w->ctx.groups[g].counts);
+			tp_hist_merge(latency[g], w->ctx.groups[g].latency);
+		}
 	}
-	ret->connect_failed += l->connect_failed;
+	for (unsigned g = 0; g < l->opts.ngroups; g++)
+		ret[g].connect_failed += l->connect_failed[g];
 	return end > start ? (double)(end - start) / 1e9 : 0.0;
 }
 
@@ -449,7 +433,7 @@ void tp_client_load_free(struct tp_client_load *l)
 			for (unsigned j = 0; w->conns && j < w->nconns; j++)
 				tp_client_conn_free(w->conns[j]);
 			free(w->conns);
-			tp_client_conn_ctx_release(&w->ctx);
+			tp_client_ctx_release(&w->ctx);
 			tp_hist_free(w->snap);
 			pthread_mutex_destroy(&w->snap_lock);
 			if (w->epfd >= 0)
@@ -459,5 +443,6 @@ void tp_client_load_free(struct tp_client_load *l)
 	}
 	if (l->done_fd >= 0)
 		close(l->done_fd);
+	tp_client_dial_free(l->dial);
 	free(l);
 }

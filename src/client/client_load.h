@@ -5,8 +5,10 @@
  *
  * Threads: tp_client_load_new() and every other call here run on the
  * caller's (main) thread.  tp_client_load_start() spawns opts->threads
- * worker threads; client i belongs to worker i % threads, which alone
- * touches its socket, buffers, counters and histogram until it exits.  What
+ * worker threads; client i (numbered over all groups) belongs to worker
+ * i % threads, which alone touches its socket, buffers, counters and
+ * histograms until it exits, and with --reconnect dials it again itself
+ * (the resolved addresses are shared read-only, see client_dial.h).  What
  * crosses threads: the stop request (an atomic), the progress snapshot
  * (a histogram per worker, copied under that worker's mutex once a second,
  * only when progress is enabled) and a done counter (atomic).  Each worker
@@ -23,23 +25,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "client_counts.h"
 #include "client_opts.h"
 #include "hist.h"
-
-/* Totals of a run; docs/TPCLIENT.md says what each one counts. */
-struct tp_client_counts {
-	uint64_t sent;           /* requests written */
-	uint64_t recv;           /* reply lines read */
-	uint64_t ok;             /* replies that were the right OK */
-	uint64_t busy;           /* "ERR server busy" */
-	uint64_t other_err;      /* any other ERR reply */
-	uint64_t mismatch;       /* wrong OK, garbage, over-long or unsolicited line */
-	uint64_t timeouts;       /* outstanding on a connection silent for recv-timeout */
-	uint64_t lost;           /* outstanding when the connection closed or broke */
-	uint64_t disconnects;    /* connections the server closed (or broke) before the end */
-	uint64_t connect_failed; /* clients that could not connect */
-	uint64_t late;           /* open loop: sent 1 ms or more after its scheduled time */
-};
 
 struct tp_client_load;
 
@@ -75,10 +63,12 @@ void tp_client_load_progress(struct tp_client_load *l, uint64_t *ret_recv, struc
 
 /*
  * Join the workers (after tp_client_load_finished() or a stop) and add
- * their totals to *ret, their latencies to latency.  Returns the elapsed
- * seconds from start to the last worker's exit.
+ * their totals of group g to ret[g], their latencies to latency[g], for
+ * each of opts->ngroups groups.  Returns the elapsed seconds from start
+ * to the last worker's exit.
  */
-double tp_client_load_result(struct tp_client_load *l, struct tp_client_counts *ret, struct tp_hist *latency);
+double tp_client_load_result(struct tp_client_load *l, struct tp_client_counts *ret,
+                             struct tp_hist **latency);
 
 /* Close every connection and release everything. Accepts NULL. */
 void tp_client_load_free(struct tp_client_load *l);

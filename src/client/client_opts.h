@@ -14,29 +14,43 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "client_values.h"
 #include "log.h"
 
 /* Exit status of tpclient for a bad command line. */
 #define TP_CLIENT_EXIT_USAGE 2
 
-enum tp_client_mix {
-	TP_MIX_SLEEP,
-	TP_MIX_ECHO,
-	TP_MIX_BALANCED, /* each request SLEEP or ECHO with equal odds */
+/* The most --group flags one run takes. */
+#define TP_CLIENT_MAX_GROUPS 16
+
+/*
+ * What a group of clients sends, and how: the flags that --group can set
+ * per group.  Without --group, the one group is the top-level flags.
+ */
+struct tp_client_group {
+	char name[32];     /* "" for the one implicit group */
+	unsigned clients;  /* connections of this group */
+	uint64_t requests; /* per client; 0 = no count bound (--duration only) */
+	double rate;       /* requests/s over the group's clients; 0 = closed loop */
+	unsigned max_inflight;
+	enum tp_client_mix mix;
+	uint32_t sleep_lo_ms, sleep_hi_ms;
+	uint32_t echo_lo, echo_hi;                              /* ECHO text length in bytes */
+	struct tp_client_source sources[TP_CLIENT_MAX_SOURCES]; /* client i binds to sources[i % n] */
+	unsigned nsources;                                      /* 0: the kernel picks */
 };
 
 struct tp_client_opts {
 	char host[256];
-	char port[8]; /* decimal, as getaddrinfo() wants it */
-	unsigned clients;
-	uint64_t requests; /* per client; 0 = no count bound (--duration only) */
+	char port[8];                /* decimal, as getaddrinfo() wants it */
+	struct tp_client_group base; /* the top-level flags: where every group starts from */
+	struct tp_client_group groups[TP_CLIENT_MAX_GROUPS];
+	unsigned ngroups;  /* >= 1: without --group, groups[0] is base */
+	bool grouped;      /* --group was given: the report shows each group */
+	unsigned clients;  /* of all groups */
 	double duration_s; /* 0 = count-bound */
-	double rate;       /* total requests/s over all clients; 0 = closed loop */
-	unsigned max_inflight;
 	double recv_timeout_s;
-	enum tp_client_mix mix;
-	uint32_t sleep_lo_ms, sleep_hi_ms;
-	uint32_t echo_lo, echo_hi; /* ECHO text length in bytes */
+	bool reconnect; /* reopen a connection the server closed, and go on */
 	uint64_t seed;
 	bool seed_given;  /* else main picks a random seed and reports it */
 	unsigned threads; /* 0 = min(2, clients) */
@@ -55,8 +69,5 @@ void tp_client_opts_defaults(struct tp_client_opts *o);
  * never logs.
  */
 int tp_client_opts_parse(struct tp_client_opts *o, int argc, char **argv, char *err, size_t errlen);
-
-/* The name of a mix ("balanced"). */
-const char *tp_client_opts_mix_name(enum tp_client_mix mix);
 
 #endif

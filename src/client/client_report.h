@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "client_load.h"
+#include "client_counts.h"
 #include "client_opts.h"
 #include "hist.h"
 
@@ -23,8 +23,10 @@
 struct tp_client_report {
 	const struct tp_client_opts *opts;
 	uint64_t seed;
-	const struct tp_client_counts *counts;
-	const struct tp_hist *latency; /* ns */
+	const struct tp_client_counts *counts;       /* of all groups */
+	const struct tp_hist *latency;               /* of all groups, ns */
+	const struct tp_client_counts *group_counts; /* [opts->ngroups] */
+	struct tp_hist *const *group_latency;        /* [opts->ngroups], ns */
 	double elapsed_s;
 	bool interrupted;
 };
@@ -32,10 +34,10 @@ struct tp_client_report {
 /* 0 when every request sent got its OK and nothing else went wrong, else 1. */
 int tp_client_report_exit_status(const struct tp_client_counts *counts);
 
-/* The SUMMARY line and the lines after it. */
+/* The SUMMARY line and the lines after it; with --group, a GROUP line per group at the end. */
 void tp_client_report_text(FILE *f, const struct tp_client_report *r);
 
-/* One JSON object on one line. */
+/* One JSON object on one line; with --group, a "groups" array too. */
 void tp_client_report_json(FILE *f, const struct tp_client_report *r);
 
 #endif

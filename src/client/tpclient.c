@@ -13,13 +13,12 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/signalfd.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "client_conn.h"
 #include "client_load.h"
 #include "client_opts.h"
 #include "client_report.h"
+#include "clock.h"
 #include "hist.h"
 #include "log.h"
 
@@ -29,7 +28,7 @@ static uint64_t random_seed(void)
 	uint64_t s;
 
 	if (getrandom(&s, sizeof(s), GRND_NONBLOCK) != (ssize_t)sizeof(s))
-		s = (uint64_t)tp_client_conn_now_ns() ^ ((uint64_t)getpid() << 32);
+		s = (uint64_t)(int64_t)tp_clock_ns() ^ ((uint64_t)getpid() << 32);
 	return s & ((1ULL << 53) - 1);
 }
 
@@ -65,7 +64,7 @@ static bool wait_run(struct tp_client_load *l, int sigfd, struct progress *p)
 	unsigned signals = 0;
 
 	for (;;) {
-		int64_t now = tp_client_conn_now_ns();
+		int64_t now = (int64_t)tp_clock_ns();
 		int timeout = -1;
 
 		if (p->on) {
@@ -95,17 +94,92 @@ static bool wait_run(struct tp_client_load *l, int sigfd, struct progress *p)
 	}
 }
 
+/* SIGINT and SIGTERM as a signalfd, blocked before any thread exists so every worker inherits the mask. */
+static int signal_fd(void)
+{
+	sigset_t sigs;
+
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	return signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+/* What a run measured: per group, and their sum. */
+struct results {
+	struct tp_client_counts counts[TP_CLIENT_MAX_GROUPS], total;
+	struct tp_hist *latency[TP_CLIENT_MAX_GROUPS + 1]; /* [ngroups] is the sum */
+};
+
+static void log_start(const struct tp_client_opts *o, uint64_t seed)
+{
+	tp_log(TP_LOG_INFO, "start", "%u clients in %u groups on %u threads, seed %llu", o->clients,
+	       o->ngroups, o->threads, (unsigned long long)seed);
+	for (unsigned i = 0; i < o->ngroups; i++) {
+		const struct tp_client_group *g = &o->groups[i];
+		tp_log(TP_LOG_INFO, "start", "group %s: %s loop, %u clients, mix %s, max-inflight %u",
+		       g->name[0] ? g->name : "-", g->rate > 0 ? "open" : "closed", g->clients,
+		       tp_client_mix_name(g->mix), g->max_inflight);
+	}
+}
+
+/* Connect, run until done or interrupted, print the report. Returns the exit status. */
+static int run(const struct tp_client_opts *o, uint64_t seed, int sigfd, struct progress *prog,
+               struct results *res)
+{
+	struct tp_client_load *load = NULL;
+	int r, status = TP_CLIENT_EXIT_FAILED;
+
+	r = tp_client_load_new(o, seed, prog->on, &load);
+	if (r < 0) {
+		tp_log(TP_LOG_ERROR, "connect", "cannot start the load on %s:%s: %s", o->host, o->port,
+		       strerror(-r));
+		goto out;
+	}
+	log_start(o, seed);
+	r = tp_client_load_start(load);
+	if (r < 0) {
+		tp_log(TP_LOG_ERROR, "start", "cannot start worker threads: pthread_create(): %s",
+		       strerror(-r));
+		goto out;
+	}
+	prog->last_ns = (int64_t)tp_clock_ns();
+	prog->next_ns = prog->last_ns + 1000000000LL;
+
+	struct tp_client_report rep = {.opts = o,
+	                               .seed = seed,
+	                               .counts = &res->total,
+	                               .latency = res->latency[o->ngroups],
+	                               .group_counts = res->counts,
+	                               .group_latency = res->latency};
+	rep.interrupted = wait_run(load, sigfd, prog);
+	rep.elapsed_s = tp_client_load_result(load, res->counts, res->latency);
+	for (unsigned g = 0; g < o->ngroups; g++) {
+		tp_client_counts_add(&res->total, &res->counts[g]);
+		tp_hist_merge(res->latency[o->ngroups], res->latency[g]);
+	}
+	if (prog->shown)
+		fputs("\r\033[K", stderr);
+	if (o->json)
+		tp_client_report_json(stdout, &rep);
+	else
+		tp_client_report_text(stdout, &rep);
+	fflush(stdout);
+	status = tp_client_report_exit_status(&res->total);
+out:
+	tp_client_load_free(load);
+	return status;
+}
+
 int main(int argc, char **argv)
 {
-	struct tp_client_opts opts;
-	struct tp_client_counts counts = {0};
-	struct tp_client_load *load = NULL;
-	struct tp_hist *latency = NULL;
+	static struct tp_client_opts opts; /* large (every group's sources): not on the stack */
+	struct results res = {0};
 	struct progress prog = {0};
+	bool oom = false;
 	char err[512];
-	sigset_t sigs;
-	int sigfd = -1, r, status = TP_CLIENT_EXIT_FAILED;
-	uint64_t seed;
+	int sigfd, r, status = TP_CLIENT_EXIT_FAILED;
 
 	tp_client_opts_defaults(&opts);
 	r = tp_client_opts_parse(&opts, argc, argv, err, sizeof(err));
@@ -116,64 +190,20 @@ int main(int argc, char **argv)
 		return TP_CLIENT_EXIT_USAGE;
 	}
 	tp_log_init("tpclient", opts.log_level);
-	seed = opts.seed_given ? opts.seed : random_seed();
 
-	/* Blocked before any thread exists, so every worker inherits the mask and main reads them. */
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-	sigfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
-	latency = tp_hist_new();
+	sigfd = signal_fd();
+	for (unsigned g = 0; g <= opts.ngroups; g++)
+		oom |= !(res.latency[g] = tp_hist_new());
 	prog.on = !opts.quiet && isatty(STDERR_FILENO);
 	prog.snap = prog.on ? tp_hist_new() : NULL;
-	if (sigfd < 0 || !latency || (prog.on && !prog.snap)) {
+	if (sigfd < 0 || oom || (prog.on && !prog.snap))
 		tp_log(TP_LOG_ERROR, "setup", "cannot set up: %s",
 		       sigfd < 0 ? strerror(errno) : "out of memory");
-		goto out;
-	}
-
-	r = tp_client_load_new(&opts, seed, prog.on, &load);
-	if (r < 0) {
-		tp_log(TP_LOG_ERROR, "connect", "cannot start the load on %s:%s: %s", opts.host, opts.port,
-		       strerror(-r));
-		goto out;
-	}
-	tp_log(TP_LOG_INFO, "start", "%s loop, %u clients on %u threads, mix %s, max-inflight %u, seed %llu",
-	       opts.rate > 0 ? "open" : "closed", opts.clients, opts.threads,
-	       tp_client_opts_mix_name(opts.mix), opts.max_inflight, (unsigned long long)seed);
-	r = tp_client_load_start(load);
-	if (r < 0) {
-		tp_log(TP_LOG_ERROR, "start", "cannot start worker threads: pthread_create(): %s",
-		       strerror(-r));
-		goto out;
-	}
-	prog.last_ns = tp_client_conn_now_ns();
-	prog.next_ns = prog.last_ns + 1000000000LL;
-
-	bool interrupted = wait_run(load, sigfd, &prog);
-	double elapsed = tp_client_load_result(load, &counts, latency);
-	if (prog.shown)
-		fputs("\r\033[K", stderr);
-
-	struct tp_client_report rep = {
-	        .opts = &opts,
-	        .seed = seed,
-	        .counts = &counts,
-	        .latency = latency,
-	        .elapsed_s = elapsed,
-	        .interrupted = interrupted,
-	};
-	if (opts.json)
-		tp_client_report_json(stdout, &rep);
 	else
-		tp_client_report_text(stdout, &rep);
-	fflush(stdout);
-	status = tp_client_report_exit_status(&counts);
+		status = run(&opts, opts.seed_given ? opts.seed : random_seed(), sigfd, &prog, &res);
 
-out:
-	tp_client_load_free(load);
-	tp_hist_free(latency);
+	for (unsigned g = 0; g <= opts.ngroups; g++)
+		tp_hist_free(res.latency[g]);
 	tp_hist_free(prog.snap);
 	if (sigfd >= 0)
 		close(sigfd);

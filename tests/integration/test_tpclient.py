@@ -22,9 +22,9 @@ FIELDS_RE = re.compile(r"(\w[\w.]*)=([^\s]+)")
 
 JSON_KEYS = {
     "tpclient", "host", "port", "loop", "clients", "threads", "max_inflight", "mix", "rate",
-    "requests_per_client", "duration_s", "sleep_ms", "echo_bytes", "recv_timeout_s", "seed",
+    "requests_per_client", "duration_s", "sources", "sleep_ms", "echo_bytes", "recv_timeout_s", "seed",
     "sent", "recv", "ok", "err", "busy", "other_err", "mismatch", "timeouts", "lost",
-    "disconnects", "connect_failed", "late", "elapsed_s", "ok_rps", "interrupted", "latency_ms",
+    "disconnects", "connect_failed", "reconnects", "reconnect", "late", "elapsed_s", "ok_rps", "interrupted", "latency_ms",
     "exit_status",
 }
 LATENCY_KEYS = {"count", "min", "mean", "p50", "p90", "p99", "p99_9", "max"}
@@ -33,6 +33,16 @@ LATENCY_KEYS = {"count", "min", "mean", "p50", "p90", "p99", "p99_9", "max"}
 def run_client(port, *args, timeout=120):
     cmd = [TPCLIENT, "--host", "127.0.0.1", "--port", str(port)] + [str(a) for a in args]
     return subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+
+
+def parse_groups(out):
+    """The GROUP lines of a text report, by name."""
+    groups = {}
+    for line in out.splitlines():
+        if line.startswith("GROUP "):
+            fields = dict(FIELDS_RE.findall(line[len("GROUP "):]))
+            groups[fields["name"]] = fields
+    return groups
 
 
 def parse_text(out):
@@ -53,13 +63,15 @@ class ScriptedServer:
     """A one-thread-per-connection TCP server that records request lines and
     answers each with reply(line) (None: stay silent)."""
 
-    def __init__(self, reply):
+    def __init__(self, reply, host="127.0.0.1", close_after=None):
         self.reply = reply
+        self.close_after = close_after  # replies per connection, then close it
         self.lines = []
+        self.peers = []  # the client address of each accepted connection
         self.lock = threading.Lock()
-        self.sock = socket.socket()
+        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind((host, 0))
         self.sock.listen(128)
         self.port = self.sock.getsockname()[1]
         self.conns = []
@@ -68,15 +80,18 @@ class ScriptedServer:
     def _accept(self):
         while True:
             try:
-                c, _ = self.sock.accept()
+                c, peer = self.sock.accept()
             except OSError:
                 return
+            with self.lock:
+                self.peers.append(peer[0])
             self.conns.append(c)
             threading.Thread(target=self._serve, args=(c,), daemon=True).start()
 
     def _serve(self, c):
         buf = b""
-        while True:
+        replies = 0
+        while self.close_after is None or replies < self.close_after:
             try:
                 data = c.recv(65536)
             except OSError:
@@ -85,7 +100,7 @@ class ScriptedServer:
                 return
             buf += data
             out = []
-            while b"\n" in buf:
+            while b"\n" in buf and (self.close_after is None or replies + len(out) < self.close_after):
                 line, buf = buf.split(b"\n", 1)
                 line = line.decode("latin-1")
                 with self.lock:
@@ -98,6 +113,8 @@ class ScriptedServer:
                     c.sendall("".join(out).encode("latin-1"))
                 except OSError:
                     return
+                replies += len(out)
+        c.close()
 
     def close(self):
         self.sock.close()
@@ -118,6 +135,123 @@ def correct_reply(line):
 
 
 class AgainstTpserver(unittest.TestCase):
+    def test_known_interface(self):
+        # The command line the README shows, unchanged, with short sleeps.
+        with Server("--workers", "16") as srv:
+            p = run_client(srv.port, "--clients", 5, "--requests", 200, "--mix", "balanced",
+                           "--max-inflight", 10, "--sleep-ms", "1-5")
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            rep = parse_text(p.stdout)
+            self.assertEqual((rep["SUMMARY"]["sent"], rep["SUMMARY"]["ok"]), (1000, 1000))
+            self.assertEqual([l.split(" ", 1)[0] for l in p.stdout.splitlines()],
+                             ["SUMMARY", "ERRORS", "LATENCY_MS", "RUN"])
+
+    def test_groups_are_reported_apart(self):
+        groups = ["--group", "name=echoers,clients=2,requests=30,mix=echo,max-inflight=5",
+                  "--group", "name=sleepers,clients=1,requests=4,mix=sleep,sleep-ms=20,max-inflight=1"]
+        with Server("--workers", "4") as srv:
+            p = run_client(srv.port, *groups, "--json")
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            doc = json.loads(p.stdout)
+            self.assertEqual(set(doc), JSON_KEYS | {"groups"})
+            self.assertEqual((doc["sent"], doc["ok"], doc["clients"], doc["loop"]), (64, 64, 3, "closed"))
+            self.assertEqual(doc["latency_ms"]["count"], 64)
+            echoers, sleepers = doc["groups"]
+            self.assertEqual((echoers["name"], echoers["mix"], echoers["clients"], echoers["max_inflight"]),
+                             ("echoers", "echo", 2, 5))
+            self.assertEqual((echoers["sent"], echoers["ok"], echoers["latency_ms"]["count"]), (60, 60, 60))
+            self.assertEqual((sleepers["name"], sleepers["mix"], sleepers["sleep_ms"]), ("sleepers", "sleep", [20, 20]))
+            self.assertEqual((sleepers["sent"], sleepers["ok"], sleepers["latency_ms"]["count"]), (4, 4, 4))
+            # One at a time: each SLEEP 20 took its 20 ms; the ECHOs did not wait for them.
+            self.assertGreaterEqual(sleepers["latency_ms"]["min"], 20.0)
+            self.assertLess(echoers["latency_ms"]["p50"], 20.0)
+
+            p = run_client(srv.port, *groups)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            rep = parse_text(p.stdout)
+            self.assertEqual((rep["SUMMARY"]["sent"], rep["RUN"]["groups"], rep["RUN"]["clients"]), (64, "2", "3"))
+            g = parse_groups(p.stdout)
+            self.assertEqual(sorted(g), ["echoers", "sleepers"])
+            self.assertEqual((g["echoers"]["sent"], g["echoers"]["ok"], g["echoers"]["mix"]), ("60", "60", "echo"))
+            self.assertEqual((g["sleepers"]["sent"], g["sleepers"]["err"], g["sleepers"]["max_inflight"]),
+                             ("4", "0", "1"))
+            self.assertGreaterEqual(float(g["sleepers"]["min"]), 20.0)
+
+    def test_groups_count_failures_apart(self):
+        # A queue of one, no wait: the flooder's pipelined sleeps fill it, and
+        # busy replies are counted in the group that got them.
+        with Server("--workers", "1", "--queue", "1", "--queue-timeout-ms", "0") as srv:
+            p = run_client(srv.port, "--group", "name=flooder,clients=2,requests=20,mix=sleep,sleep-ms=30,max-inflight=10",
+                           "--group", "name=quiet,clients=1,requests=5,mix=echo,max-inflight=1", "--json")
+            self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+            doc = json.loads(p.stdout)
+            flooder, quiet = doc["groups"]
+            self.assertGreater(flooder["busy"], 0)
+            self.assertEqual(doc["busy"], flooder["busy"] + quiet["busy"])
+            self.assertEqual(doc["sent"], flooder["sent"] + quiet["sent"])
+            self.assertEqual((flooder["sent"], quiet["sent"]), (40, 5))
+            self.assertEqual(flooder["ok"] + flooder["busy"], 40)
+
+    def test_group_rate_is_per_group(self):
+        with Server() as srv:
+            p = run_client(srv.port, "--duration", 1, "--group", "name=paced,clients=2,rate=300,mix=echo",
+                           "--group", "name=free,clients=1,mix=echo,max-inflight=1", "--json")
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            doc = json.loads(p.stdout)
+            paced, free = doc["groups"]
+            self.assertEqual((doc["loop"], paced["loop"], free["loop"]), ("mixed", "open", "closed"))
+            self.assertGreaterEqual(paced["sent"], 280)
+            self.assertLessEqual(paced["sent"], 300)
+            self.assertGreater(free["sent"], 300)
+            self.assertEqual(doc["rate"], 300.0)
+
+    def test_fairness_scenario_is_one_command(self):
+        # The flooder pipelines SLEEP 40s from one address, the victim sends
+        # SLEEP 10 one at a time from another: both run, each measured apart.
+        with Server("--workers", "2") as srv:
+            p = run_client(srv.port, "--duration", 1.5,
+                           "--group", "name=flooder,clients=2,max-inflight=16,mix=sleep,sleep-ms=40,source=127.0.0.2",
+                           "--group", "name=victim,clients=1,max-inflight=1,mix=sleep,sleep-ms=10,source=127.0.0.3",
+                           "--json")
+            doc = json.loads(p.stdout)
+            flooder, victim = doc["groups"]
+            self.assertEqual((flooder["sources"], victim["sources"]), (["127.0.0.2"], ["127.0.0.3"]))
+            self.assertGreater(flooder["ok"], 0)
+            self.assertGreater(victim["ok"], 0)
+            self.assertGreaterEqual(victim["latency_ms"]["min"], 10.0)
+            self.assertEqual(doc["ok"], flooder["ok"] + victim["ok"])
+
+    def test_reconnect_after_idle_timeout(self):
+        # tpserver closes connections idle for 1 s (checked about once a second);
+        # at 0.4/s in the open loop the client is idle 2.5 s between requests,
+        # so the gap costs a connection.
+        with Server("--idle-timeout-s", "1") as srv:
+            p = run_client(srv.port, "--clients", 1, "--requests", 2, "--rate", 0.4, "--mix", "echo",
+                           "--reconnect")
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            rep = parse_text(p.stdout)
+            self.assertEqual((rep["SUMMARY"]["sent"], rep["SUMMARY"]["ok"]), (2, 2))
+            self.assertEqual(rep["ERRORS"]["reconnects"], "1")
+            self.assertEqual((rep["ERRORS"]["lost"], rep["ERRORS"]["disconnects"]), ("0", "0"))
+            self.assertEqual(rep["RUN"]["reconnect"], "1")
+
+            # Without --reconnect, as before: the client stops at the first close.
+            p = run_client(srv.port, "--clients", 1, "--requests", 2, "--rate", 0.4, "--mix", "echo")
+            self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+            rep = parse_text(p.stdout)
+            self.assertEqual((rep["SUMMARY"]["sent"], rep["SUMMARY"]["ok"]), (1, 1))
+            self.assertEqual((rep["ERRORS"]["reconnects"], rep["ERRORS"]["disconnects"]), ("0", "1"))
+            self.assertNotIn("reconnect", rep["RUN"])
+
+    def test_source_against_tpserver(self):
+        with Server() as srv:
+            p = run_client(srv.port, "--clients", 4, "--requests", 20, "--mix", "echo",
+                           "--source", "127.0.0.2,127.0.0.3", "--json")
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            doc = json.loads(p.stdout)
+            self.assertEqual((doc["sent"], doc["ok"]), (80, 80))
+            self.assertEqual(doc["sources"], ["127.0.0.2", "127.0.0.3"])
+
     def test_each_mix(self):
         with Server("--workers", "8") as srv:
             for mix in ("sleep", "echo", "balanced"):
@@ -132,7 +266,7 @@ class AgainstTpserver(unittest.TestCase):
                     self.assertGreater(s["ok_rps"], 0)
                     self.assertEqual(rep["ERRORS"], {"busy": "0", "other": "0", "mismatch": "0",
                                                      "timeouts": "0", "lost": "0", "disconnects": "0",
-                                                     "connect_failed": "0"})
+                                                     "connect_failed": "0", "reconnects": "0"})
                     lat = {k: float(v) for k, v in rep["LATENCY_MS"].items()}
                     self.assertLessEqual(lat["p50"], lat["p90"])
                     self.assertLessEqual(lat["p90"], lat["p99"])
@@ -314,6 +448,129 @@ class AgainstScriptedServers(unittest.TestCase):
                            "--sleep-ms", "0-1000", "--echo-bytes", "0-50")
             self.assertNotEqual(list(srv.lines), runs[0])
 
+    def test_source_binds_each_connection_in_turn(self):
+        with ScriptedServer(correct_reply) as srv:
+            p = run_client(srv.port, "--clients", 5, "--requests", 3, "--mix", "echo",
+                           "--source", "127.0.0.2,127.0.0.3", "--threads", 1)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            self.assertEqual(sorted(srv.peers), ["127.0.0.2"] * 3 + ["127.0.0.3"] * 2)
+            self.assertEqual(parse_text(p.stdout)["RUN"]["sources"], "127.0.0.2,127.0.0.3")
+        # Without --source the kernel picks, as before: 127.0.0.1 towards 127.0.0.1.
+        with ScriptedServer(correct_reply) as srv:
+            p = run_client(srv.port, "--clients", 2, "--requests", 3, "--mix", "echo")
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            self.assertEqual(srv.peers, ["127.0.0.1"] * 2)
+            self.assertNotIn("sources", parse_text(p.stdout)["RUN"])
+
+    def test_group_sources_bind_apart(self):
+        with ScriptedServer(correct_reply) as srv:
+            p = run_client(srv.port, "--source", "127.0.0.9",
+                           "--group", "name=a,clients=3,requests=2,mix=echo,source=127.0.0.2",
+                           "--group", "name=b,clients=2,requests=2,mix=echo,source=127.0.0.3,source=127.0.0.4",
+                           "--group", "name=c,clients=1,requests=2,mix=echo")
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            # c inherits the top-level --source; a and b replace it.
+            self.assertEqual(sorted(srv.peers), ["127.0.0.2"] * 3 + ["127.0.0.3", "127.0.0.4", "127.0.0.9"])
+            g = parse_groups(p.stdout)
+            self.assertEqual((g["a"]["sources"], g["b"]["sources"], g["c"]["sources"]),
+                             ("127.0.0.2", "127.0.0.3,127.0.0.4", "127.0.0.9"))
+
+    def test_source_ipv6(self):
+        try:
+            srv = ScriptedServer(correct_reply, host="::1")
+        except OSError:
+            self.skipTest("no IPv6 loopback")
+        with srv:
+            cmd = [TPCLIENT, "--host", "::1", "--port", str(srv.port), "--clients", 2, "--requests", 2,
+                   "--mix", "echo", "--source", "::1", "--json"]
+            p = subprocess.run([str(c) for c in cmd], stdin=subprocess.DEVNULL, capture_output=True,
+                               text=True, timeout=60)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            self.assertEqual(srv.peers, ["::1"] * 2)
+            self.assertEqual(json.loads(p.stdout)["sources"], ["::1"])
+
+    def test_source_bind_failure_names_the_address(self):
+        with ScriptedServer(correct_reply) as srv:
+            # 192.0.2.0/24 is for documentation: no host has it.
+            p = run_client(srv.port, "--clients", 4, "--requests", 3, "--mix", "echo",
+                           "--source", "127.0.0.2,192.0.2.1", "--json")
+            self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+            doc = json.loads(p.stdout)
+            self.assertEqual((doc["connect_failed"], doc["ok"]), (2, 6))
+            self.assertEqual(srv.peers, ["127.0.0.2"] * 2)
+            self.assertRegex(p.stderr, r"cannot connect client 1 from 192\.0\.2\.1 to 127\.0\.0\.1:\d+: "
+                                       r"bind\(\): Cannot assign requested address")
+
+    def test_reconnect_between_requests(self):
+        # Open loop, 20/s: the server closes each connection after 2 replies,
+        # when nothing is in flight; the client reopens it and goes on.
+        with ScriptedServer(correct_reply, close_after=2) as srv:
+            p = run_client(srv.port, "--clients", 1, "--requests", 10, "--rate", 20, "--mix", "echo",
+                           "--reconnect", "--json")
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            doc = json.loads(p.stdout)
+            self.assertTrue(doc["reconnect"])
+            # Closed after replies 2, 4, 6 and 8; after the 10th the client is done first.
+            self.assertEqual((doc["sent"], doc["ok"], doc["lost"]), (10, 10, 0))
+            self.assertEqual((doc["reconnects"], doc["disconnects"]), (4, 0))
+            self.assertEqual(len(srv.peers), 5)
+            self.assertEqual(len(srv.lines), 10)
+
+    def test_without_reconnect_a_closed_connection_stops_its_client(self):
+        with ScriptedServer(correct_reply, close_after=2) as srv:
+            p = run_client(srv.port, "--clients", 1, "--requests", 10, "--rate", 20, "--mix", "echo", "--json")
+            self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+            doc = json.loads(p.stdout)
+            self.assertFalse(doc["reconnect"])
+            self.assertEqual((doc["sent"], doc["ok"], doc["lost"]), (2, 2, 0))
+            self.assertEqual((doc["reconnects"], doc["disconnects"]), (0, 1))
+            self.assertEqual(len(srv.peers), 1)
+            self.assertIn("server closed the connection", p.stderr)
+
+    def test_reconnect_counts_in_flight_requests_lost(self):
+        # Closed loop with a window of 4: each close catches requests in flight.
+        with ScriptedServer(correct_reply, close_after=10) as srv:
+            p = run_client(srv.port, "--clients", 2, "--requests", 60, "--max-inflight", 4, "--mix", "echo",
+                           "--reconnect", "--json")
+            self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+            doc = json.loads(p.stdout)
+            self.assertEqual(doc["sent"], 120)
+            self.assertGreater(doc["lost"], 0)
+            self.assertEqual(doc["ok"] + doc["lost"], doc["sent"])
+            self.assertEqual(doc["ok"], doc["recv"])
+            self.assertGreaterEqual(doc["reconnects"], 4)
+            # Each connection the server opened answered 10 (the last may answer fewer).
+            self.assertEqual(len(srv.peers), doc["reconnects"] + 2)
+            self.assertLessEqual(doc["ok"], 10 * len(srv.peers))
+            # Closes are expected with --reconnect: not logged at the default level.
+            self.assertNotIn("server closed", p.stderr)
+            self.assertNotIn("Connection reset", p.stderr)
+
+    def test_reconnect_keeps_the_source(self):
+        with ScriptedServer(correct_reply, close_after=3) as srv:
+            p = run_client(srv.port, "--clients", 2, "--requests", 9, "--max-inflight", 1, "--mix", "echo",
+                           "--source", "127.0.0.2,127.0.0.3", "--reconnect", "--json")
+            doc = json.loads(p.stdout)
+            self.assertGreaterEqual(doc["reconnects"], 2)
+            self.assertEqual(set(srv.peers), {"127.0.0.2", "127.0.0.3"})
+
+    def test_reconnect_failure_is_a_disconnect(self):
+        srv = ScriptedServer(correct_reply, close_after=2)
+        port = srv.port
+        # Stop listening once the first connection is in: the reconnect is refused.
+        proc = subprocess.Popen([TPCLIENT, "--port", str(port), "--clients", "1", "--requests", "10",
+                                 "--rate", "10", "--mix", "echo", "--reconnect", "--json"],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        time.sleep(0.05)
+        srv.sock.shutdown(socket.SHUT_RDWR)  # stops listening (and wakes the accepting thread)
+        out, err = proc.communicate(timeout=30)
+        srv.close()
+        self.assertEqual(proc.returncode, 1, out + err)
+        doc = json.loads(out)
+        self.assertEqual((doc["ok"], doc["reconnects"], doc["disconnects"]), (2, 0, 1))
+        self.assertRegex(err, r"cannot reconnect client 0 to 127\.0\.0\.1:\d+: connect\(\): Connection refused")
+
     def test_wrong_replies_are_mismatches(self):
         def wrong(line):
             op, _, arg = line.partition(" ")
@@ -353,7 +610,10 @@ class CommandLine(unittest.TestCase):
     def test_usage_errors_exit_2_naming_the_flag(self):
         for args, flag in ((["--clients", "0"], "--clients"), (["--mix", "fast"], "--mix"),
                            (["--bogus"], "--bogus"), (["--sleep-ms", "9-1"], "--sleep-ms"),
-                           (["--rate", "x"], "--rate"), (["--log-level", "loud"], "--log-level")):
+                           (["--rate", "x"], "--rate"), (["--log-level", "loud"], "--log-level"),
+                           (["--source", "127.0.0.256"], "--source"),
+                           (["--source", "127.0.0.2,nonsense"], "--source"),
+                           (["--group", "clients=0"], "--group"), (["--group", "colour=red"], "--group")):
             with self.subTest(args=args):
                 p = run_client(9, *args)
                 self.assertEqual(p.returncode, 2)
@@ -366,7 +626,7 @@ class CommandLine(unittest.TestCase):
         p = subprocess.run([TPCLIENT, "--help"], capture_output=True, text=True)
         self.assertEqual(p.returncode, 0)
         for flag in ("--clients", "--requests", "--mix", "--max-inflight", "--recv-timeout", "--rate",
-                     "--duration", "--json", "--seed"):
+                     "--duration", "--json", "--seed", "--source", "--group", "--reconnect"):
             self.assertIn(flag, p.stdout)
         p = subprocess.run([TPCLIENT, "--version"], capture_output=True, text=True)
         self.assertEqual(p.returncode, 0)

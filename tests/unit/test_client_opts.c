@@ -4,6 +4,7 @@
  * defaults, each newer flag, and the one-line error naming the flag for
  * every kind of bad input.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -45,17 +46,17 @@ static void test_defaults(void **state)
 	assert_string_equal(o.host, "127.0.0.1");
 	assert_string_equal(o.port, "9000");
 	assert_int_equal(o.clients, 5);
-	assert_int_equal(o.requests, 200);
-	assert_int_equal(o.max_inflight, 10);
+	assert_int_equal(o.groups[0].requests, 200);
+	assert_int_equal(o.groups[0].max_inflight, 10);
 	assert_true(o.recv_timeout_s == 5.0);
-	assert_int_equal(o.mix, TP_MIX_BALANCED);
-	assert_int_equal(o.sleep_lo_ms, 100);
-	assert_int_equal(o.sleep_hi_ms, 1000);
-	assert_int_equal(o.echo_lo, 1);
-	assert_int_equal(o.echo_hi, 100);
+	assert_int_equal(o.groups[0].mix, TP_MIX_BALANCED);
+	assert_int_equal(o.groups[0].sleep_lo_ms, 100);
+	assert_int_equal(o.groups[0].sleep_hi_ms, 1000);
+	assert_int_equal(o.groups[0].echo_lo, 1);
+	assert_int_equal(o.groups[0].echo_hi, 100);
 	assert_int_equal(o.threads, 2);
-	assert_true(o.rate == 0 && o.duration_s == 0);
-	assert_false(o.seed_given || o.json || o.quiet);
+	assert_true(o.groups[0].rate == 0 && o.duration_s == 0);
+	assert_false(o.seed_given || o.json || o.quiet || o.reconnect);
 	assert_int_equal(o.log_level, TP_LOG_NOTICE);
 }
 
@@ -66,15 +67,15 @@ static void test_known_interface(void **state)
 	char err[256] = "";
 
 	tp_client_opts_defaults(&o);
-	assert_int_equal(PARSE(&o, err, "--host", "127.0.0.1", "--port", "9001", "--clients", "7", "--requests",
-			       "300", "--mix", "sleep", "--max-inflight", "4", "--recv-timeout", "2.5",
-			       "--log-level", "debug"),
-			 0);
+	assert_int_equal(PARSE(&o, err, "--host", "127.0.0.1", "--port", "9001", "--clients", "7",
+	                       "--requests", "300", "--mix", "sleep", "--max-inflight", "4", "--recv-timeout",
+	                       "2.5", "--log-level", "debug"),
+	                 0);
 	assert_string_equal(o.port, "9001");
 	assert_int_equal(o.clients, 7);
-	assert_int_equal(o.requests, 300);
-	assert_int_equal(o.mix, TP_MIX_SLEEP);
-	assert_int_equal(o.max_inflight, 4);
+	assert_int_equal(o.groups[0].requests, 300);
+	assert_int_equal(o.groups[0].mix, TP_MIX_SLEEP);
+	assert_int_equal(o.groups[0].max_inflight, 4);
 	assert_true(o.recv_timeout_s == 2.5);
 	assert_int_equal(o.log_level, TP_LOG_DEBUG);
 }
@@ -87,30 +88,120 @@ static void test_new_flags(void **state)
 
 	tp_client_opts_defaults(&o);
 	assert_int_equal(PARSE(&o, err, "--duration=1.5", "--rate", "20000", "--sleep-ms", "10-30",
-			       "--echo-bytes", "7", "--seed", "18446744073709551615", "--json", "--quiet",
-			       "--threads", "8", "--clients", "3", "--mix", "ECHO"),
-			 0);
+	                       "--echo-bytes", "7", "--seed", "18446744073709551615", "--json", "--quiet",
+	                       "--threads", "8", "--clients", "3", "--mix", "ECHO"),
+	                 0);
 	assert_true(o.duration_s == 1.5);
-	assert_true(o.rate == 20000);
-	assert_int_equal(o.requests, 0); /* a time bound alone lifts the count bound */
-	assert_int_equal(o.sleep_lo_ms, 10);
-	assert_int_equal(o.sleep_hi_ms, 30);
-	assert_int_equal(o.echo_lo, 7);
-	assert_int_equal(o.echo_hi, 7);
+	assert_true(o.groups[0].rate == 20000);
+	assert_int_equal(o.groups[0].requests, 0); /* a time bound alone lifts the count bound */
+	assert_int_equal(o.groups[0].sleep_lo_ms, 10);
+	assert_int_equal(o.groups[0].sleep_hi_ms, 30);
+	assert_int_equal(o.groups[0].echo_lo, 7);
+	assert_int_equal(o.groups[0].echo_hi, 7);
 	assert_true(o.seed == UINT64_MAX && o.seed_given);
 	assert_true(o.json && o.quiet);
+	assert_false(o.reconnect);
 	assert_int_equal(o.log_level, TP_LOG_ERROR); /* --quiet without --log-level */
-	assert_int_equal(o.threads, 3);                /* never more threads than clients */
-	assert_int_equal(o.mix, TP_MIX_ECHO);
+	assert_int_equal(o.threads, 3);              /* never more threads than clients */
+	assert_int_equal(o.groups[0].mix, TP_MIX_ECHO);
 
 	/* Both bounds kept when both are given; an explicit level beats --quiet. */
 	tp_client_opts_defaults(&o);
 	assert_int_equal(PARSE(&o, err, "--requests", "50", "--duration", "2", "-q", "--log-level", "info",
-			       "--clients", "1"),
-			 0);
-	assert_int_equal(o.requests, 50);
+	                       "--clients", "1"),
+	                 0);
+	assert_int_equal(o.groups[0].requests, 50);
 	assert_int_equal(o.log_level, TP_LOG_INFO);
+	assert_false(o.reconnect);
 	assert_int_equal(o.threads, 1);
+
+	tp_client_opts_defaults(&o);
+	assert_int_equal(PARSE(&o, err, "--reconnect"), 0);
+	assert_true(o.reconnect);
+	assert_int_equal(o.clients, 5);
+}
+
+static void test_source(void **state)
+{
+	(void)state;
+	struct tp_client_opts o;
+	char err[256] = "";
+
+	tp_client_opts_defaults(&o);
+	assert_int_equal(o.groups[0].nsources, 0);
+	assert_int_equal(PARSE(&o, err, "--source", "127.0.0.2,::1,127.0.0.3"), 0);
+	assert_int_equal(o.groups[0].nsources, 3);
+	assert_string_equal(o.groups[0].sources[0].text, "127.0.0.2");
+	assert_int_equal(o.groups[0].sources[0].addr.sa.sa_family, AF_INET);
+	assert_int_equal(o.groups[0].sources[0].len, sizeof(struct sockaddr_in));
+	assert_int_equal(ntohl(o.groups[0].sources[0].addr.in.sin_addr.s_addr), 0x7f000002);
+	assert_int_equal(o.groups[0].sources[0].addr.in.sin_port, 0);
+	assert_string_equal(o.groups[0].sources[1].text, "::1");
+	assert_int_equal(o.groups[0].sources[1].addr.sa.sa_family, AF_INET6);
+	assert_int_equal(o.groups[0].sources[1].len, sizeof(struct sockaddr_in6));
+	assert_int_equal(ntohl(o.groups[0].sources[2].addr.in.sin_addr.s_addr), 0x7f000003);
+
+	/* A later --source replaces the list. */
+	assert_int_equal(PARSE(&o, err, "--source", "127.0.0.2,127.0.0.3", "--source=127.0.0.9"), 0);
+	assert_int_equal(o.groups[0].nsources, 1);
+	assert_string_equal(o.groups[0].sources[0].text, "127.0.0.9");
+}
+
+static void test_groups(void **state)
+{
+	(void)state;
+	struct tp_client_opts o;
+	char err[256] = "";
+
+	/* Without --group: one unnamed group, the top-level flags. */
+	tp_client_opts_defaults(&o);
+	assert_int_equal(PARSE(&o, err, "--clients", "3"), 0);
+	assert_false(o.grouped);
+	assert_int_equal(o.ngroups, 1);
+	assert_string_equal(o.groups[0].name, "");
+	assert_int_equal(o.clients, 3);
+
+	/* Each group starts from the top-level flags, wherever they stand, then sets its own keys. */
+	tp_client_opts_defaults(&o);
+	assert_int_equal(
+	        PARSE(&o, err, "--group", "name=flooder,clients=4,max-inflight=64,sleep-ms=40", "--group",
+	              "name=victim,clients=1,max-inflight=1,mix=sleep,sleep-ms=10,rate=50,requests=7,"
+	              "source=127.0.0.3,source=::1",
+	              "--mix", "SLEEP", "--source", "127.0.0.2", "--duration", "2"),
+	        0);
+	assert_true(o.grouped);
+	assert_int_equal(o.ngroups, 2);
+	assert_int_equal(o.clients, 5);
+	assert_int_equal(o.threads, 2);
+	const struct tp_client_group *f = &o.groups[0], *v = &o.groups[1];
+	assert_string_equal(f->name, "flooder");
+	assert_int_equal(f->clients, 4);
+	assert_int_equal(f->max_inflight, 64);
+	assert_int_equal(f->mix, TP_MIX_SLEEP);
+	assert_int_equal(f->sleep_lo_ms, 40);
+	assert_int_equal(f->sleep_hi_ms, 40);
+	assert_int_equal(f->echo_hi, 100);
+	assert_true(f->rate == 0);
+	assert_int_equal(f->requests, 0); /* --duration alone */
+	assert_int_equal(f->nsources, 1);
+	assert_string_equal(f->sources[0].text, "127.0.0.2");
+	assert_string_equal(v->name, "victim");
+	assert_int_equal(v->max_inflight, 1);
+	assert_true(v->rate == 50);
+	assert_int_equal(v->requests, 7);
+	assert_int_equal(v->sleep_lo_ms, 10);
+	assert_int_equal(v->nsources, 2);
+	assert_string_equal(v->sources[0].text, "127.0.0.3");
+	assert_int_equal(v->sources[1].addr.sa.sa_family, AF_INET6);
+
+	/* Unnamed groups are g1, g2, ... */
+	tp_client_opts_defaults(&o);
+	assert_int_equal(PARSE(&o, err, "--group", "clients=1", "--group", "clients=2,mix=echo"), 0);
+	assert_string_equal(o.groups[0].name, "g1");
+	assert_string_equal(o.groups[1].name, "g2");
+	assert_int_equal(o.groups[0].mix, TP_MIX_BALANCED);
+	assert_int_equal(o.groups[1].mix, TP_MIX_ECHO);
+	assert_int_equal(o.clients, 3);
 }
 
 /* Each bad command line fails with -EINVAL and one line that starts with the flag. */
@@ -158,15 +249,56 @@ static void test_errors(void **state)
 	EXPECT_ERROR("--bogus", "--bogus");
 	EXPECT_ERROR("--clients", "--clients");
 	EXPECT_ERROR("extra", "extra");
+	EXPECT_ERROR("--reconnect=yes", "--reconnect=yes");
+	EXPECT_ERROR("--source", "--source", "127.0.0.300");
+	EXPECT_ERROR("--source", "--source", "");
+	EXPECT_ERROR("--source", "--source", "127.0.0.2,");
+	EXPECT_ERROR("--source", "--source", ",127.0.0.2");
+	EXPECT_ERROR("--source", "--source", "localhost");
+	EXPECT_ERROR("--source", "--source", "127.0.0.2:80");
+	EXPECT_ERROR("--source", "--source", "[::1]");
+	EXPECT_ERROR("--group", "--group", "clients=0");
+	EXPECT_ERROR("--group", "--group", "clients");
+	EXPECT_ERROR("--group", "--group", "");
+	EXPECT_ERROR("--group", "--group", "clients=1,");
+	EXPECT_ERROR("--group", "--group", "colour=red");
+	EXPECT_ERROR("--group", "--group", "duration=5");
+	EXPECT_ERROR("--group", "--group", "rate=fast");
+	EXPECT_ERROR("--group", "--group", "mix=random");
+	EXPECT_ERROR("--group", "--group", "sleep-ms=9-1");
+	EXPECT_ERROR("--group", "--group", "source=127.0.0.300");
+	EXPECT_ERROR("--group", "--group", "name=");
+	EXPECT_ERROR("--group", "--group", "name=two words");
+	EXPECT_ERROR("--group", "--group", "name=a", "--group", "name=a");
+	EXPECT_ERROR("--group", "--group", "clients=60000", "--group", "clients=60000");
+	EXPECT_ERROR("--group", "--group", "clients=1", "--group", "clients=1", "--group", "clients=1",
+	             "--group", "clients=1", "--group", "clients=1", "--group", "clients=1", "--group",
+	             "clients=1", "--group", "clients=1", "--group", "clients=1", "--group", "clients=1",
+	             "--group", "clients=1", "--group", "clients=1", "--group", "clients=1", "--group",
+	             "clients=1", "--group", "clients=1", "--group", "clients=1", "--group", "clients=1");
+}
+
+/* The message docs/TPCLIENT.md quotes, word for word. */
+static void test_error_text(void **state)
+{
+	(void)state;
+	struct tp_client_opts o;
+	char err[256] = "";
+
+	tp_client_opts_defaults(&o);
+	assert_int_equal(PARSE(&o, err, "--clients", "0"), -EINVAL);
+	assert_string_equal(err, "--clients: invalid value '0' (expected an integer from 1 to 100000)");
+	assert_int_equal(PARSE(&o, err, "--clients=abc"), -EINVAL);
+	assert_string_equal(err, "--clients: invalid value 'abc' (expected an integer from 1 to 100000)");
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults),
-		cmocka_unit_test(test_known_interface),
-		cmocka_unit_test(test_new_flags),
-		cmocka_unit_test(test_errors),
+	        cmocka_unit_test(test_defaults),   cmocka_unit_test(test_known_interface),
+	        cmocka_unit_test(test_new_flags),  cmocka_unit_test(test_source),
+	        cmocka_unit_test(test_groups),     cmocka_unit_test(test_errors),
+	        cmocka_unit_test(test_error_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

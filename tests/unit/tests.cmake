@@ -16,3 +16,4 @@ target_compile_definitions(test_config_docs PRIVATE TP_SOURCE_DIR="${PROJECT_SOU
 tp_unit_test(test_dispatch tp_server unit/test_dispatch.c)
 tp_unit_test(test_conn tp_server unit/test_conn.c)
 tp_unit_test(test_config_lex tp_server unit/test_config_lex.c)
+tp_unit_test(test_client_values tp_client unit/test_client_values.c)

@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * client_values: strict readers of flag values.  See client_values.h.
+ */
+#include "client_values.h"
+
+#include <errno.h>
+#include <math.h>
+#include <netdb.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "decimal.h"
+
+const char *tp_client_mix_name(enum tp_client_mix mix)
+{
+	switch (mix) {
+	case TP_MIX_SLEEP:
+		return "sleep";
+	case TP_MIX_ECHO:
+		return "echo";
+	case TP_MIX_BALANCED:
+		return "balanced";
+	}
+	return "?";
+}
+
+int tp_client_value_mix(const char *s, enum tp_client_mix *ret)
+{
+	static const enum tp_client_mix mixes[] = {TP_MIX_SLEEP, TP_MIX_ECHO, TP_MIX_BALANCED};
+
+	for (size_t i = 0; i < sizeof(mixes) / sizeof(mixes[0]); i++) {
+		if (strcasecmp(s, tp_client_mix_name(mixes[i])) == 0) {
+			*ret = mixes[i];
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+/* Strict decimal: digits only, nothing else, within [min, max]. */
+int tp_client_value_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret)
+{
+	uint64_t v;
+
+	if (tp_decimal_parse(s, strlen(s), max, &v) < 0 || v < min)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+/* A finite decimal number > 0 and <= max, nothing after it. */
+int tp_client_value_positive(const char *s, double max, double *ret)
+{
+	char *end;
+	double v;
+
+	if (*s == '\0')
+		return -EINVAL;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno != 0 || *end != '\0' || !isfinite(v) || !(v > 0.0) || v > max)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+/* "LO-HI" or a single "N" (LO = HI = N), min <= LO <= HI <= max. */
+int tp_client_value_span(const char *s, uint64_t min, uint64_t max, uint32_t *ret_lo, uint32_t *ret_hi)
+{
+	char lo_s[16];
+	const char *dash = strchr(s, '-');
+	uint64_t lo, hi;
+
+	if (!dash) {
+		if (tp_client_value_u64(s, min, max, &lo) < 0)
+			return -EINVAL;
+		*ret_lo = *ret_hi = (uint32_t)lo;
+		return 0;
+	}
+	if ((size_t)(dash - s) >= sizeof(lo_s))
+		return -EINVAL;
+	memcpy(lo_s, s, (size_t)(dash - s));
+	lo_s[dash - s] = '\0';
+	if (tp_client_value_u64(lo_s, min, max, &lo) < 0 ||
+	    tp_client_value_u64(dash + 1, min, max, &hi) < 0 || lo > hi)
+		return -EINVAL;
+	*ret_lo = (uint32_t)lo;
+	*ret_hi = (uint32_t)hi;
+	return 0;
+}
+
+/* One numeric IPv4 or IPv6 address (an IPv6 one may carry a %scope). */
+static int parse_source(const char *s, size_t len, struct tp_client_source *ret)
+{
+	struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_PASSIVE, .ai_socktype = SOCK_STREAM};
+	struct addrinfo *res;
+
+	if (len == 0 || len >= sizeof(ret->text))
+		return -EINVAL;
+	memcpy(ret->text, s, len);
+	ret->text[len] = '\0';
+	if (getaddrinfo(ret->text, NULL, &hints, &res) != 0)
+		return -EINVAL;
+	if (res->ai_addrlen > sizeof(ret->addr)) {
+		freeaddrinfo(res);
+		return -EINVAL;
+	}
+	memcpy(&ret->addr, res->ai_addr, res->ai_addrlen);
+	ret->len = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+/* "ADDR[,ADDR...]": replaces the list. */
+int tp_client_value_sources(const char *s, size_t max, struct tp_client_source *ret, unsigned *ret_n)
+{
+	unsigned n = 0;
+
+	for (;;) {
+		size_t len = strcspn(s, ",");
+		if (n == max || parse_source(s, len, &ret[n]) < 0)
+			return -EINVAL;
+		n++;
+		if (s[len] == '\0')
+			break;
+		s += len + 1;
+	}
+	*ret_n = n;
+	return 0;
+}
+
+int tp_client_value_name(const char *s, char *ret, size_t size)
+{
+	static const char allowed[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-";
+	size_t len = strlen(s);
+
+	if (len == 0 || len >= size || strspn(s, allowed) != len)
+		return -EINVAL;
+	memcpy(ret, s, len + 1);
+	return 0;
+}

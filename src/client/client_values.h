@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * client_values: the strict readers of tpclient's flag values (numbers,
+ * ranges, local addresses), shared by the flags and the keys of --group.
+ * Each reads the whole string or fails with -EINVAL, leaving *ret alone;
+ * none logs.
+ */
+#ifndef TP_CLIENT_VALUES_H
+#define TP_CLIENT_VALUES_H
+
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* The most local addresses one --source takes. */
+#define TP_CLIENT_MAX_SOURCES 64
+
+enum tp_client_mix {
+	TP_MIX_SLEEP,
+	TP_MIX_ECHO,
+	TP_MIX_BALANCED, /* each request SLEEP or ECHO with equal odds */
+};
+
+/* The name of a mix ("balanced"). */
+const char *tp_client_mix_name(enum tp_client_mix mix);
+
+/* A mix by its name, any case. */
+int tp_client_value_mix(const char *s, enum tp_client_mix *ret);
+
+/* A local address to bind a connection to before it connects (the port is left to the kernel). */
+struct tp_client_source {
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in in;
+		struct sockaddr_in6 in6;
+	} addr;
+	socklen_t len;
+	char text[48]; /* as given, for logs and reports */
+};
+
+/* A plain decimal (digits only) within [min, max]. */
+int tp_client_value_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret);
+
+/* A finite decimal number > 0 and <= max, nothing after it. */
+int tp_client_value_positive(const char *s, double max, double *ret);
+
+/* "LO-HI" or a single "N" (LO = HI = N), min <= LO <= HI <= max. */
+int tp_client_value_span(const char *s, uint64_t min, uint64_t max, uint32_t *ret_lo, uint32_t *ret_hi);
+
+/*
+ * "ADDR[,ADDR...]": numeric IPv4 or IPv6 addresses (an IPv6 one may carry
+ * a %scope), at most max, into ret[0..*ret_n).
+ */
+int tp_client_value_sources(const char *s, size_t max, struct tp_client_source *ret, unsigned *ret_n);
+
+/* A name for reports: 1 to size - 1 of A-Z a-z 0-9 _ . - copied with its NUL into ret. */
+int tp_client_value_name(const char *s, char *ret, size_t size);
+
+#endif

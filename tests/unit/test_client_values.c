@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests of client_values.c: each reader takes the whole string or
+ * fails with -EINVAL and leaves its result alone.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "client_values.h"
+
+static void test_u64(void **state)
+{
+	(void)state;
+	uint64_t v = 7;
+
+	assert_int_equal(tp_client_value_u64("0", 0, 10, &v), 0);
+	assert_int_equal(v, 0);
+	assert_int_equal(tp_client_value_u64("18446744073709551615", 0, UINT64_MAX, &v), 0);
+	assert_true(v == UINT64_MAX);
+	v = 7;
+	static const char *const bad[] = {
+	        "", "-1", "+1", " 1", "1 ", "0x10", "11", "1e1", "18446744073709551616"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(tp_client_value_u64(bad[i], 1, 10, &v), -EINVAL);
+		assert_int_equal(v, 7);
+	}
+	assert_int_equal(tp_client_value_u64("0", 1, 10, &v), -EINVAL);
+}
+
+static void test_positive(void **state)
+{
+	(void)state;
+	double v = 3;
+
+	assert_int_equal(tp_client_value_positive("0.5", 10, &v), 0);
+	assert_true(v == 0.5);
+	assert_int_equal(tp_client_value_positive("10", 10, &v), 0);
+	static const char *const bad[] = {"", "0", "-1", "10.01", "nan", "inf", "1s", "1 "};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(tp_client_value_positive(bad[i], 10, &v), -EINVAL);
+	assert_true(v == 10);
+}
+
+static void test_span(void **state)
+{
+	(void)state;
+	uint32_t lo = 1, hi = 2;
+
+	assert_int_equal(tp_client_value_span("5", 0, 100, &lo, &hi), 0);
+	assert_true(lo == 5 && hi == 5);
+	assert_int_equal(tp_client_value_span("0-100", 0, 100, &lo, &hi), 0);
+	assert_true(lo == 0 && hi == 100);
+	static const char *const bad[] = {"",    "-",     "5-",    "-5",
+	                                  "6-5", "1-2-3", "0-101", "12345678901234567-1"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(tp_client_value_span(bad[i], 0, 100, &lo, &hi), -EINVAL);
+	assert_true(lo == 0 && hi == 100);
+}
+
+static void test_mix(void **state)
+{
+	(void)state;
+	enum tp_client_mix m = TP_MIX_SLEEP;
+
+	assert_int_equal(tp_client_value_mix("Balanced", &m), 0);
+	assert_int_equal(m, TP_MIX_BALANCED);
+	assert_string_equal(tp_client_mix_name(m), "balanced");
+	assert_int_equal(tp_client_value_mix("echo", &m), 0);
+	assert_string_equal(tp_client_mix_name(m), "echo");
+	assert_int_equal(tp_client_value_mix("sleepy", &m), -EINVAL);
+	assert_int_equal(tp_client_value_mix("", &m), -EINVAL);
+	assert_int_equal(m, TP_MIX_ECHO);
+}
+
+static void test_sources(void **state)
+{
+	(void)state;
+	struct tp_client_source src[3];
+	unsigned n = 9;
+
+	assert_int_equal(tp_client_value_sources("127.0.0.2,fe80::1%lo,::", 3, src, &n), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(src[0].addr.sa.sa_family, AF_INET);
+	assert_int_equal(ntohl(src[0].addr.in.sin_addr.s_addr), 0x7f000002);
+	assert_int_equal(src[1].addr.sa.sa_family, AF_INET6);
+	assert_int_not_equal(src[1].addr.in6.sin6_scope_id, 0); /* the loopback's index */
+	assert_string_equal(src[1].text, "fe80::1%lo");
+	assert_int_equal(src[2].len, sizeof(struct sockaddr_in6));
+
+	n = 9;
+	static const char *const bad[] = {
+	        "",          ",",           "127.0.0.2,", "1.2.3.4.5",
+	        "localhost", "127.0.0.1:9", "[::1]",      "1.2.3.4,1.2.3.5,1.2.3.6,1.2.3.7"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(tp_client_value_sources(bad[i], 3, src, &n), -EINVAL);
+	assert_int_equal(n, 9);
+}
+
+static void test_name(void **state)
+{
+	(void)state;
+	char name[8] = "x";
+
+	assert_int_equal(tp_client_value_name("a-b_c.1", name, sizeof(name)), 0);
+	assert_string_equal(name, "a-b_c.1");
+	assert_int_equal(tp_client_value_name("", name, sizeof(name)), -EINVAL);
+	assert_int_equal(tp_client_value_name("12345678", name, sizeof(name)), -EINVAL);
+	assert_int_equal(tp_client_value_name("a b", name, sizeof(name)), -EINVAL);
+	assert_int_equal(tp_client_value_name("a,b", name, sizeof(name)), -EINVAL);
+	assert_string_equal(name, "a-b_c.1");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_u64), cmocka_unit_test(test_positive), cmocka_unit_test(test_span),
+	        cmocka_unit_test(test_mix), cmocka_unit_test(test_sources),  cmocka_unit_test(test_name),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
