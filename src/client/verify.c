@@ -46,8 +46,6 @@ enum tp_verify_result tp_verify_reply(const struct tp_verify_expect *exp, const 
 		if (arg_len == exp->text_len && (arg_len == 0 || memcmp(arg, exp->text, arg_len) == 0))
 			return TP_VERIFY_OK;
 		return TP_VERIFY_MISMATCH;
-	case TP_OP_COUNT:
-		break;
 	}
 	return TP_VERIFY_MISMATCH;
 }

@@ -67,8 +67,6 @@ enum tp_proto_status tp_proto_parse(const char *line, size_t len, uint32_t max_s
 		ret->text = arg ? arg : line + len;
 		ret->text_len = arg_len;
 		break;
-	case TP_OP_COUNT:
-		return TP_PROTO_UNKNOWN_OP;
 	}
 	return TP_PROTO_OK;
 }

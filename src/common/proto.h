@@ -25,8 +25,11 @@ enum tp_op {
 #define TP_OP_ENUM(id, name) TP_OP_##id,
 	TP_PROTO_OPS(TP_OP_ENUM)
 #undef TP_OP_ENUM
-	TP_OP_COUNT
 };
+
+/* How many ops there are: outside the enum, so a switch over ops has no case to make up. */
+#define TP_OP_ONE(id, name) +1
+#define TP_OP_COUNT (0 TP_PROTO_OPS(TP_OP_ONE))
 /* clang-format on */
 
 enum tp_proto_status {

@@ -23,9 +23,5 @@ void tp_ops_run(struct tp_req *r, struct tp_pool *pool)
 		r->status = TP_PROTO_OK;
 		r->len = (uint32_t)tp_proto_format_sleep(r->sleep_ms, r->buf);
 		break;
-	case TP_OP_COUNT:
-		r->status = TP_PROTO_UNKNOWN_OP;
-		r->len = (uint32_t)tp_proto_format_error(TP_PROTO_UNKNOWN_OP, "?", 1, r->buf);
-		break;
 	}
 }
