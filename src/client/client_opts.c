@@ -48,9 +48,6 @@ enum kind {
 
 struct setting {
 	const char *name; /* the long flag without its dashes */
-	char short_name;  /* 0: none */
-	enum kind kind;
-	bool group; /* a field of struct tp_client_group, which --group can also set */
 	size_t off, off2;
 	uint64_t min, max;
 	double dmax;
@@ -58,6 +55,9 @@ struct setting {
 	const char *arg;    /* the argument's name in --help; NULL for flags */
 	const char *help;   /* --help's line; "(default DEF)" is added when def is set */
 	const char *expect; /* what a valid value is, for the error message */
+	enum kind kind;
+	char short_name; /* 0: none */
+	bool group;      /* a field of struct tp_client_group, which --group can also set */
 };
 
 #define F(field) offsetof(struct tp_client_opts, field)

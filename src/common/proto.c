@@ -21,7 +21,7 @@ static const struct {
 
 const char *tp_proto_op_name(enum tp_op op)
 {
-	return op < TP_OP_COUNT ? ops[op].name : "?";
+	return (int)op < TP_OP_COUNT ? ops[op].name : "?";
 }
 
 enum tp_proto_status tp_proto_parse(const char *line, size_t len, uint32_t max_sleep_ms,

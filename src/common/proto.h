@@ -27,9 +27,14 @@ enum tp_op {
 #undef TP_OP_ENUM
 };
 
-/* How many ops there are: outside the enum, so a switch over ops has no case to make up. */
-#define TP_OP_ONE(id, name) +1
-#define TP_OP_COUNT (0 TP_PROTO_OPS(TP_OP_ONE))
+/* How many ops there are: counted in an enum of its own, so a switch over ops has no case to make up. */
+enum {
+#define TP_OP_SLOT(id, name) TP_OP_SLOT_##id,
+	TP_PROTO_OPS(TP_OP_SLOT)
+#undef TP_OP_SLOT
+	TP_OP_SLOTS
+};
+#define TP_OP_COUNT ((int)TP_OP_SLOTS)
 /* clang-format on */
 
 enum tp_proto_status {

@@ -80,18 +80,18 @@ struct tp_setting {
 	const char *file_alias; /* older path the file still accepts, or NULL */
 	const char *flag;       /* the flag (without dashes) where the leaf name is too vague, or NULL */
 	const char *flag_alias; /* older flag (without dashes) still accepted, or NULL */
+	size_t offset;          /* offsetof(struct tp_config, field) */
+	size_t size;            /* sizeof the field */
+	int min;                /* INT: smallest value; STRING: shortest length */
+	int max;                /* INT: largest value; STRING: longest length */
 	enum tp_setting_type type;
-	size_t offset;                  /* offsetof(struct tp_config, field) */
-	size_t size;                    /* sizeof the field */
-	int min;                        /* INT: smallest value; STRING: shortest length */
-	int max;                        /* INT: largest value; STRING: longest length */
-	const int *values;              /* ENUM: the values allowed, ending with -1 */
+	bool reloadable;   /* SIGHUP applies a new value to the running server */
+	bool socket;       /* a property of the listening socket: ignored under socket activation */
+	const int *values; /* ENUM: the values allowed, ending with -1 */
 	const char *(*name)(int value); /* ENUM: a value's name */
 	const char *def;                /* the default, written as on the command line */
 	const char *arg;                /* what --help calls the value: N, ADDR, LEVEL */
 	const char *help;               /* one line for --help */
-	bool reloadable;                /* SIGHUP applies a new value to the running server */
-	bool socket; /* a property of the listening socket: ignored under socket activation */
 };
 
 /* Every setting, in the file's order; ends with an entry whose path is NULL. */
