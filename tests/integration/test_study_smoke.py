@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 import unittest
 
+import tplib
 from tplib import TPCLIENT, TPSERVER
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -142,4 +143,4 @@ class StudyQuick(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    tplib.main()

@@ -1,6 +1,8 @@
 tp_integration_test(server test_server.py)
 tp_integration_test(systemd test_systemd.py)
+tp_integration_test(socket_activation test_socket_activation.py)
 tp_integration_test(tpclient test_tpclient.py)
 tp_integration_test(units test_units.py)
 tp_integration_test(study_smoke test_study_smoke.py)
 tp_integration_test(adversarial test_adversarial.py)
+tp_integration_test(many_connections test_many_connections.py)
