@@ -7,7 +7,8 @@
 # upgrade), boots a throw-away copy of a minimal Debian 12 root file system
 # with systemd-nspawn (private network: loopback only), installs the package
 # in it and checks what a user would: socket activation, requests, status,
-# journal, reload, watchdog, restart, stop, upgrade and purge.
+# journal, reload, watchdog, restart, SIGKILL under load, stop, upgrade and
+# purge.
 #
 #   tests/e2e/run.sh [--prepare-rootfs]
 #
@@ -235,13 +236,15 @@ esac
 PASSED=0
 FAILED=0
 FAILED_NAMES=()
-OUT="$WORK/out" # what the current check saw, shown when it fails
+OUT="$WORK/out"   # what the current check saw, shown when it fails
+NOTE="$WORK/note" # what the current check wants shown also when it passes
 
 # check NAME FUNCTION: run FUNCTION, print PASS/FAIL with its duration.
 check() {
 	local name=$1 fn=$2 t0 rc
 	t0=$(date +%s.%N)
 	: >"$OUT"
+	: >"$NOTE"
 	set +e
 	("$fn") >>"$OUT" 2>&1
 	rc=$?
@@ -252,7 +255,11 @@ check() {
 		PASSED=$((PASSED + 1))
 		echo "$PASSED $FAILED" >"$WORK/counts"
 		echo "PASS $name (${dt}s)"
-		if [ -n "${TP_E2E_VERBOSE:-}" ]; then sed 's/^/    | /' "$OUT" | tail -n 40; fi
+		if [ -n "${TP_E2E_VERBOSE:-}" ]; then
+			sed 's/^/    | /' "$OUT" | tail -n 40
+		elif [ -s "$NOTE" ]; then
+			sed 's/^/    | /' "$NOTE"
+		fi
 	else
 		FAILED=$((FAILED + 1))
 		echo "$PASSED $FAILED" >"$WORK/counts"
@@ -503,6 +510,27 @@ t_restart_under_load() {
 	grep -q '^attempts=[1-9][0-9]* failures=0$' "$WORK/loop.out" || fail "client loop did not run"
 }
 
+t_kill_under_load() {
+	is_active tpserver.service || TMO=30 c systemctl start tpserver
+	local before after rc=0
+	# Earlier checks started the service too: count only this check's
+	# starts against systemd's start limit (5 in 10 s by default).
+	c systemctl reset-failed tpserver.service || true
+	before=$(prop tpserver.service NRestarts)
+	# 4 clients, each connection "SLEEP 100" and an ECHO; SIGKILL 5 times,
+	# 3 s apart (at most 4 starts in 10 s).
+	TMO=60 c python3 /srv/test/tpc.py killload --clients 4 --kills 5 --every 3 >"$WORK/kill.out" 2>&1 || rc=$?
+	cat "$WORK/kill.out"
+	grep -E '^(kill|connections=)' "$WORK/kill.out" >"$NOTE" || true
+	after=$(prop tpserver.service NRestarts)
+	echo "NRestarts $before -> $after"
+	[ $rc = 0 ] || fail "a connection was refused, a reply was wrong, or a request not in flight at a kill failed"
+	[ "$((after - before))" = 5 ] || fail "expected 5 restarts, NRestarts went from $before to $after"
+	is_active tpserver.socket || fail "tpserver.socket not active"
+	is_active tpserver.service || fail "tpserver.service not active"
+	echo_ok "after kills" || fail "not serving after the kills"
+}
+
 t_stop_inflight() {
 	is_active tpserver.service || TMO=30 c systemctl start tpserver
 	TMO=30 cbg python3 /srv/test/tpc.py req "SLEEP 2000" >"$WORK/sleep.out" 2>&1
@@ -608,6 +636,7 @@ check "reload applies pool.workers (same MainPID, more threads)" t_reload
 check "reload of a broken file refused, error names file:line, old settings kept" t_reload_broken
 check "watchdog: SIGSTOP -> killed and restarted, journal says watchdog" t_watchdog
 check "restart under a connecting client: no failed connection" t_restart_under_load
+check "SIGKILL 5 times under load: restarted, no refused connection, only requests in flight lost, cleanly" t_kill_under_load
 check "stop with SLEEP 2000 in flight: OK 2000, Result=success" t_stop_inflight
 check "socket activation: a connection starts the stopped service" t_activation
 check "invalid configuration: exit 78, not restarted" t_config_error
