@@ -18,6 +18,15 @@
       Exit 0 when every connection attempt was accepted, every reply was
       right, and every request that failed was in flight at a kill and ended
       cleanly (EOF or reset, never a wrong reply or a timeout).
+  tpc.py pipeline [--port P] [--clients N] [--batch B] [--sleep-ms MS]
+                  [--size BYTES] --stop-file PATH [--seconds S]
+      N connections, each writing batches of "SLEEP MS" followed by B-1
+      "ECHO <unique text of BYTES bytes>" in one write, then reading every
+      reply, until PATH exists (or S seconds passed).  A reply is right when
+      it is the one for its request, in order, or "ERR server busy".  A
+      connection that gets no byte for --reply-timeout seconds loses the
+      rest of its batch and is replaced.  Print the counts; exit 0 when no
+      reply was lost, wrong or out of order.
 """
 import argparse
 import os
@@ -215,6 +224,93 @@ def cmd_killload(args):
     return 0 if ok else 1
 
 
+def pipeline_client(cid, args, stop, totals, lock, problems):
+    seq = 0
+    sock = None
+    mine = {"batches": 0, "requests": 0, "ok": 0, "busy": 0, "lost": 0, "wrong": 0, "reconnects": 0}
+    while not stop():
+        if sock is None:
+            try:
+                sock = socket.create_connection(("127.0.0.1", args.port), timeout=10.0)
+            except OSError as e:
+                with lock:
+                    problems.append("client %d: connect: %s" % (cid, e))
+                time.sleep(0.5)
+                continue
+        lines = ["SLEEP %d" % args.sleep_ms]
+        expect = ["OK %d" % args.sleep_ms]
+        for _ in range(args.batch - 1):
+            seq += 1
+            text = ("%d-%d-" % (cid, seq)).ljust(args.size, "x")
+            lines.append("ECHO " + text)
+            expect.append("OK " + text)
+        mine["batches"] += 1
+        mine["requests"] += len(lines)
+        got = 0
+        buf = b""
+        try:
+            sock.sendall("".join(line + "\n" for line in lines).encode())
+            sock.settimeout(args.reply_timeout)
+            while got < len(expect):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    raise ConnectionError("closed by the server")
+                buf += chunk
+                while b"\n" in buf and got < len(expect):
+                    line, buf = buf.split(b"\n", 1)
+                    reply = line.decode(errors="replace")
+                    if reply == expect[got]:
+                        mine["ok"] += 1
+                    elif reply == "ERR server busy":
+                        mine["busy"] += 1
+                    else:
+                        mine["wrong"] += 1
+                        with lock:
+                            if len(problems) < 10:
+                                problems.append("client %d: reply %d of a batch: %r, expected %r"
+                                                % (cid, got, reply[:80], expect[got][:80]))
+                    got += 1
+        except (OSError, ConnectionError) as e:
+            mine["lost"] += len(expect) - got
+            mine["reconnects"] += 1
+            with lock:
+                if len(problems) < 10:
+                    problems.append("client %d: %d of %d replies of a batch missing after %s: %s"
+                                    % (cid, len(expect) - got, len(expect),
+                                       "%.1f s without a byte" % args.reply_timeout
+                                       if isinstance(e, socket.timeout) else "an error", e))
+            sock.close()
+            sock = None
+    if sock is not None:
+        sock.close()
+    with lock:
+        for k, v in mine.items():
+            totals[k] = totals.get(k, 0) + v
+
+
+def cmd_pipeline(args):
+    end = time.monotonic() + args.seconds
+    lock = threading.Lock()
+    totals = {}
+    problems = []
+
+    def stop():
+        return os.path.exists(args.stop_file) or time.monotonic() >= end
+
+    threads = [threading.Thread(target=pipeline_client, args=(i, args, stop, totals, lock, problems))
+               for i in range(args.clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print(" ".join("%s=%d" % (k, totals.get(k, 0)) for k in
+                   ("batches", "requests", "ok", "busy", "lost", "wrong", "reconnects")))
+    for p in problems:
+        print("problem: " + p)
+    bad = totals.get("lost", 0) + totals.get("wrong", 0) + totals.get("reconnects", 0)
+    return 0 if bad == 0 and not problems and totals.get("ok", 0) > 0 else 1
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -234,9 +330,18 @@ def main():
     kl.add_argument("--first", type=float, default=1.0)
     kl.add_argument("--pause", type=float, default=0.002)
     kl.add_argument("--sleep-ms", type=int, default=100)
+    pl = sub.add_parser("pipeline")
+    pl.add_argument("--port", type=int, default=9000)
+    pl.add_argument("--clients", type=int, default=4)
+    pl.add_argument("--batch", type=int, default=200)
+    pl.add_argument("--sleep-ms", type=int, default=100)
+    pl.add_argument("--size", type=int, default=64)
+    pl.add_argument("--reply-timeout", type=float, default=5.0)
+    pl.add_argument("--stop-file", required=True)
+    pl.add_argument("--seconds", type=float, default=120.0)
     args = p.parse_args()
     sys.stdout.reconfigure(line_buffering=True)
-    cmds = {"req": cmd_req, "loop": cmd_loop, "killload": cmd_killload}
+    cmds = {"req": cmd_req, "loop": cmd_loop, "killload": cmd_killload, "pipeline": cmd_pipeline}
     return cmds[args.cmd](args)
 
 
