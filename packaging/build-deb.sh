@@ -40,12 +40,18 @@ srcdir=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$outdir"
 outdir=$(cd "$outdir" && pwd)
 
-# Build-Depends, without version constraints; debhelper-compat is provided
-# by debhelper.  Plus what dpkg-buildpackage itself needs.
+# Build-Depends, without version constraints or architecture lists;
+# debhelper-compat is provided by debhelper.  Those marked <!nocheck> (the
+# test tools) are left out when DEB_BUILD_PROFILES has nocheck.  Plus what
+# dpkg-buildpackage itself needs.
 build_deps() {
+	local nocheck=0
+	[[ " ${DEB_BUILD_PROFILES:-} " == *" nocheck "* ]] && nocheck=1
 	sed -n '/^Build-Depends:/,/^[A-Z][A-Za-z-]*:/p' "$srcdir/debian/control" |
 		sed -e '1s/^Build-Depends://' -e '/^[A-Z][A-Za-z-]*:/d' |
-		tr ',' '\n' | sed -e 's/([^)]*)//g' -e 's/\[[^]]*\]//g' -e 's/[[:space:]]//g' |
+		tr ',' '\n' | sed -e 's/([^)]*)//g' -e 's/\[[^]]*\]//g' |
+		if [ "$nocheck" = 1 ]; then grep -v '<!nocheck>'; else cat; fi |
+		sed -e 's/<[^>]*>//g' -e 's/[[:space:]]//g' |
 		sed -e 's/^debhelper-compat$/debhelper/' | grep -v '^$'
 	echo build-essential
 	echo dpkg-dev

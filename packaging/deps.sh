@@ -2,15 +2,16 @@
 # SPDX-License-Identifier: MIT
 # Install what building and testing tpserver needs on Debian 12 (as root).
 # usage: packaging/deps.sh [build|test|all]   (default: all)
-#   build: compiler, CMake, libraries
-#   test:  build + everything the test suite uses (sanitizer runtimes,
-#          libFuzzer, static analysers, systemd tools, Debian packaging and
-#          the container tools of the end-to-end test)
+#   build: compiler, CMake, libraries: enough to build and run tpserver and
+#          tpclient (configure with -DTP_TESTS=OFF, as packaging/run.sh does)
+#   test:  build + everything the test suite uses (cmocka, Python, sanitizer
+#          runtimes, libFuzzer, static analysers, systemd tools, Debian
+#          packaging and the container tools of the end-to-end test)
 set -euo pipefail
 what=${1:-all}
 
-build_pkgs=(build-essential cmake pkg-config libsystemd-dev libconfig-dev libcmocka-dev)
-test_pkgs=(python3 systemd procps iproute2 clang libclang-rt-14-dev cppcheck clang-tidy
+build_pkgs=(build-essential cmake pkg-config libsystemd-dev libconfig-dev)
+test_pkgs=(libcmocka-dev python3 systemd procps iproute2 clang libclang-rt-14-dev cppcheck clang-tidy
 	debhelper devscripts lintian fakeroot debootstrap systemd-container gnuplot-nox)
 
 case $what in

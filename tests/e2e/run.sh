@@ -7,7 +7,8 @@
 # upgrade), boots a throw-away copy of a minimal Debian 12 root file system
 # with systemd-nspawn (private network: loopback only), installs the package
 # in it and checks what a user would: socket activation, requests, status,
-# journal, reload, watchdog, restart, stop, upgrade and purge.
+# journal, reload, watchdog, restart, SIGKILL under load, a reload storm
+# under load, stop, upgrade and purge.
 #
 #   tests/e2e/run.sh [--prepare-rootfs]
 #
@@ -25,6 +26,8 @@
 #   TP_E2E_VERBOSE=1       show what each check saw, not only for failures
 #
 # Prints one PASS or FAIL line per check and ends with "N passed, N failed".
+# A check marked as a known defect (check --known-defect) that fails prints
+# KNOWN-DEFECT instead of FAIL and does not fail the run.
 # Exit status: 0 all passed, 1 a check failed, 77 skipped (not root, or no
 # debootstrap/systemd-nspawn and no Debian archive to install them from).
 set -euo pipefail
@@ -176,7 +179,7 @@ DEB1=${debs[0]}
 DEB2=${debs[-1]}
 V1=$(dpkg-deb -f "$ART/$DEB1" Version)
 V2=$(dpkg-deb -f "$ART/$DEB2" Version)
-cp "$SRCDIR/tests/e2e/tpc.py" "$ART/tpc.py"
+cp "$SRCDIR/tests/e2e/tpc.py" "$SRCDIR/tests/e2e/reload-a.conf" "$SRCDIR/tests/e2e/reload-b.conf" "$ART/"
 chmod -R a+rX "$ART"
 
 # --- boot ------------------------------------------------------------------
@@ -235,24 +238,45 @@ esac
 PASSED=0
 FAILED=0
 FAILED_NAMES=()
-OUT="$WORK/out" # what the current check saw, shown when it fails
+KNOWN=() # checks of known defects that failed: reported, not counted
+OUT="$WORK/out"   # what the current check saw, shown when it fails
+NOTE="$WORK/note" # what the current check wants shown also when it passes
 
-# check NAME FUNCTION: run FUNCTION, print PASS/FAIL with its duration.
+# check [--known-defect WHY] NAME FUNCTION: run FUNCTION, print PASS/FAIL
+# with its duration.  With --known-defect, a failure prints KNOWN-DEFECT and
+# its output but does not fail the run (a pass says the mark can go).
 check() {
+	local known=""
+	if [ "$1" = --known-defect ]; then
+		known=$2
+		shift 2
+	fi
 	local name=$1 fn=$2 t0 rc
 	t0=$(date +%s.%N)
 	: >"$OUT"
+	: >"$NOTE"
 	set +e
 	("$fn") >>"$OUT" 2>&1
 	rc=$?
 	set -e
 	local dt
 	dt=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')
-	if [ $rc = 0 ]; then
+	if [ $rc != 0 ] && [ -n "$known" ]; then
+		KNOWN+=("$name")
+		echo "KNOWN-DEFECT $name (${dt}s): fails, reported only: $known"
+		sed 's/^/    | /' "$OUT" | tail -n 40
+	elif [ $rc = 0 ]; then
 		PASSED=$((PASSED + 1))
 		echo "$PASSED $FAILED" >"$WORK/counts"
 		echo "PASS $name (${dt}s)"
-		if [ -n "${TP_E2E_VERBOSE:-}" ]; then sed 's/^/    | /' "$OUT" | tail -n 40; fi
+		if [ -n "$known" ]; then
+			echo "    note: marked as a known defect ($known) but passed: make it an ordinary check"
+		fi
+		if [ -n "${TP_E2E_VERBOSE:-}" ]; then
+			sed 's/^/    | /' "$OUT" | tail -n 40
+		elif [ -s "$NOTE" ]; then
+			sed 's/^/    | /' "$NOTE"
+		fi
 	else
 		FAILED=$((FAILED + 1))
 		echo "$PASSED $FAILED" >"$WORK/counts"
@@ -503,6 +527,64 @@ t_restart_under_load() {
 	grep -q '^attempts=[1-9][0-9]* failures=0$' "$WORK/loop.out" || fail "client loop did not run"
 }
 
+t_kill_under_load() {
+	is_active tpserver.service || TMO=30 c systemctl start tpserver
+	local before after rc=0
+	# Earlier checks started the service too: count only this check's
+	# starts against systemd's start limit (5 in 10 s by default).
+	c systemctl reset-failed tpserver.service || true
+	before=$(prop tpserver.service NRestarts)
+	# 4 clients, each connection "SLEEP 100" and an ECHO; SIGKILL 5 times,
+	# 3 s apart (at most 4 starts in 10 s).
+	TMO=60 c python3 /srv/test/tpc.py killload --clients 4 --kills 5 --every 3 >"$WORK/kill.out" 2>&1 || rc=$?
+	cat "$WORK/kill.out"
+	grep -E '^(kill|connections=)' "$WORK/kill.out" >"$NOTE" || true
+	after=$(prop tpserver.service NRestarts)
+	echo "NRestarts $before -> $after"
+	[ $rc = 0 ] || fail "a connection was refused, a reply was wrong, or a request not in flight at a kill failed"
+	[ "$((after - before))" = 5 ] || fail "expected 5 restarts, NRestarts went from $before to $after"
+	is_active tpserver.socket || fail "tpserver.socket not active"
+	is_active tpserver.service || fail "tpserver.service not active"
+	echo_ok "after kills" || fail "not serving after the kills"
+}
+
+# 50 reloads in a row, alternating two files that differ in every setting
+# a reload applies, while pipelining clients run: no reply lost, wrong or
+# out of order; ERR server busy is allowed.
+t_reload_storm() {
+	is_active tpserver.service || TMO=30 c systemctl start tpserver
+	local pid before rc=0
+	pid=$(mainpid)
+	before=$(prop tpserver.service NRestarts)
+	c cp /etc/tpserver.conf /root/tpserver.conf.saved
+	# However this ends: stop the clients, and put back the file the
+	# upgrade check expects (with its local edit).
+	trap 'c touch /run/storm.stop; c cp /root/tpserver.conf.saved /etc/tpserver.conf;
+		TMO=30 c systemctl reload tpserver || echo "reload with the saved file failed"' EXIT
+	c cp /srv/test/reload-a.conf /etc/tpserver.conf
+	TMO=30 c systemctl reload tpserver || fail "reload with reload-a.conf failed"
+	c rm -f /run/storm.stop
+	TMO=90 cbg python3 /srv/test/tpc.py pipeline --clients 4 --stop-file /run/storm.stop >"$WORK/storm.out" 2>&1
+	local cl=$!
+	sleep 1
+	TMO=120 c bash -c 'for i in $(seq 1 50); do
+		if [ $((i % 2)) = 1 ]; then f=b; else f=a; fi
+		cp /srv/test/reload-$f.conf /etc/tpserver.conf
+		systemctl reload tpserver || { echo "reload $i ($f) failed"; exit 1; }
+	done' || rc=$?
+	sleep 1
+	c touch /run/storm.stop
+	local crc=0
+	wait "$cl" || crc=$?
+	cat "$WORK/storm.out"
+	grep '^batches=' "$WORK/storm.out" >"$NOTE" || true
+	[ $rc = 0 ] || fail "a systemctl reload failed"
+	[ "$(mainpid)" = "$pid" ] || fail "MainPID changed during the reloads"
+	[ "$(prop tpserver.service NRestarts)" = "$before" ] || fail "restarted during the reloads"
+	[ $crc = 0 ] || fail "replies lost, wrong or out of order during the reloads"
+	echo_ok "after the storm" || fail "not serving after the reloads"
+}
+
 t_stop_inflight() {
 	is_active tpserver.service || TMO=30 c systemctl start tpserver
 	TMO=30 cbg python3 /srv/test/tpc.py req "SLEEP 2000" >"$WORK/sleep.out" 2>&1
@@ -608,6 +690,9 @@ check "reload applies pool.workers (same MainPID, more threads)" t_reload
 check "reload of a broken file refused, error names file:line, old settings kept" t_reload_broken
 check "watchdog: SIGSTOP -> killed and restarted, journal says watchdog" t_watchdog
 check "restart under a connecting client: no failed connection" t_restart_under_load
+check "SIGKILL 5 times under load: restarted, no refused connection, only requests in flight lost, cleanly" t_kill_under_load
+check --known-defect "raising limits.max_unsent_kib on reload strands a paused connection (issue 11, defect 1)" \
+	"50 reloads alternating every reloadable setting under pipelining clients: no reply lost or reordered" t_reload_storm
 check "stop with SLEEP 2000 in flight: OK 2000, Result=success" t_stop_inflight
 check "socket activation: a connection starts the stopped service" t_activation
 check "invalid configuration: exit 78, not restarted" t_config_error
@@ -618,6 +703,9 @@ if [ $FAILED -gt 0 ]; then
 	echo "failed: ${FAILED_NAMES[*]}"
 	echo "--- journal of tpserver.service and tpserver.socket (last lines)"
 	c journalctl --no-pager -n 30 -u tpserver.service -u tpserver.socket 2>&1 | sed 's/^/    | /' || true
+fi
+if [ ${#KNOWN[@]} -gt 0 ]; then
+	echo "known defects reported, not counted as failures: ${KNOWN[*]}"
 fi
 echo "$PASSED passed, $FAILED failed"
 [ $FAILED = 0 ]

@@ -10,6 +10,7 @@ import threading
 import time
 import unittest
 
+import tplib
 from tplib import TPSERVER, LineReader, Server, request, wait_until
 
 
@@ -412,4 +413,4 @@ class CommandLine(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2, warnings="ignore")
+    tplib.main(verbosity=2, warnings="ignore")

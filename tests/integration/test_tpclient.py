@@ -14,6 +14,7 @@ import threading
 import time
 import unittest
 
+import tplib
 from tplib import TPCLIENT, Server
 
 SUMMARY_RE = re.compile(
@@ -648,4 +649,4 @@ class CommandLine(unittest.TestCase):
 if __name__ == "__main__":
     if not os.access(TPCLIENT, os.X_OK):
         raise SystemExit("tpclient not found at %s (set TPCLIENT or TPSERVER)" % TPCLIENT)
-    unittest.main()
+    tplib.main()

@@ -8,6 +8,7 @@ import subprocess
 import tempfile
 import unittest
 
+import tplib
 from tplib import TPSERVER
 
 UNITS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "systemd")
@@ -58,4 +59,4 @@ class Units(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2, warnings="ignore")
+    tplib.main(verbosity=2, warnings="ignore")

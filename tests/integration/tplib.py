@@ -6,8 +6,10 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
+import unittest
 import warnings
 
 # Tests close sockets by ending; the interpreter need not warn about each.
@@ -144,3 +146,40 @@ def wait_until(cond, timeout, step=0.05):
 def request(sock, reader, line, timeout=10.0):
     sock.sendall(line.encode("latin-1") + b"\n")
     return reader.line(timeout)
+
+
+# ctest's SKIP_RETURN_CODE for the integration tests (tests/CMakeLists.txt).
+SKIP_RETURN_CODE = 77
+
+
+class _Result(unittest.TextTestResult):
+    """Also counts the tests that ran to the end and passed (a class
+    skipped in setUpClass shows up as one skip, its tests not as run)."""
+
+    passed = 0
+
+    def addSuccess(self, test):
+        super().addSuccess(test)
+        self.passed += 1
+
+
+class _Runner(unittest.TextTestRunner):
+    resultclass = _Result
+
+
+def main(**kwargs):
+    """unittest.main() for a test file, with the exit status ctest reads:
+    0 when at least one test passed and none failed, 1 when one failed or
+    none ran, SKIP_RETURN_CODE when every test of the file was skipped, so
+    that ctest reports the file as skipped rather than passed.  A file whose
+    tests skip for a reason shares that reason with all of them."""
+    result = unittest.main(exit=False, testRunner=_Runner, **kwargs).result
+    if not result.wasSuccessful():
+        sys.exit(1)
+    if result.passed == 0 and result.skipped:
+        print("all tests skipped", flush=True)
+        sys.exit(SKIP_RETURN_CODE)
+    if result.passed == 0:
+        print("no test ran", flush=True)
+        sys.exit(1)
+    sys.exit(0)
