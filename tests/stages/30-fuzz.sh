@@ -1,12 +1,14 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# Stage: fuzz with libFuzzer, two targets sharing the time budget:
+# Stage: fuzz with libFuzzer, three targets sharing the time budget:
 # - fuzz_proto: the framer and the protocol parser/formatters
 #   (tests/fuzz/fuzz_proto.c, corpus tests/fuzz/corpus);
 # - fuzz_config_lex: the configuration scanner against libconfig 1.5
-#   (tests/fuzz/fuzz_config_lex.c, corpus tests/fuzz/corpus-config).
+#   (tests/fuzz/fuzz_config_lex.c, corpus tests/fuzz/corpus-config);
+# - fuzz_proxy: the PROXY protocol header parser (tests/fuzz/fuzz_proxy.c,
+#   corpus tests/fuzz/corpus-proxy).
 # Each is built with clang -fsanitize=fuzzer,address,undefined in
-# $TOP/build-fuzz and runs for half of FUZZ_SECONDS (default 60, so 30 s
+# $TOP/build-fuzz and runs for a third of FUZZ_SECONDS (default 60, so 20 s
 # each) on a fresh copy of its corpus (the committed corpus is never
 # modified).  A crash, a leak, a failed check (abort), a timeout or an
 # out-of-memory fails the stage; the reproducer is left in
@@ -18,7 +20,7 @@ set -euo pipefail
 build=${BUILD_DIR:-$TOP/build-fuzz}
 seconds=${FUZZ_SECONDS:-60}
 cc=${FUZZ_CC:-clang}
-each=$(((seconds + 1) / 2))
+each=$(((seconds + 2) / 3))
 
 build_target() { # NAME SOURCES... [-- LIBS...]
 	local name=$1
@@ -54,6 +56,7 @@ build_target fuzz_proto "$TOP/tests/fuzz/fuzz_proto.c" "$TOP/src/common/framer.c
 # shellcheck disable=SC2046 # pkg-config's flags are words
 build_target fuzz_config_lex "$TOP/tests/fuzz/fuzz_config_lex.c" "$TOP/src/server/config_lex.c" \
 	"$TOP/src/server/config_scan.c" $(pkg-config --cflags --libs libconfig)
+build_target fuzz_proxy "$TOP/tests/fuzz/fuzz_proxy.c" "$TOP/src/common/proxy_proto.c"
 
 export ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:detect_stack_use_after_return=1"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
@@ -62,6 +65,7 @@ export LSAN_OPTIONS="suppressions=$TOP/tests/fuzz/libconfig.supp"
 # -max_len: long enough for a line over the default limit (4096) split in chunks.
 run_target fuzz_proto corpus 20000
 run_target fuzz_config_lex corpus-config 4096
+run_target fuzz_proxy corpus-proxy 1100
 
 [[ $failed -eq 0 ]] || exit 1
 echo "fuzz stage: no crash, leak or failed check in ${each} s per target"
