@@ -28,6 +28,9 @@ struct tp_config {
 	char host[256];
 	int port;
 	int backlog;
+	/* listen: apply under socket activation too */
+	char proxy_trusted[512]; /* listen.proxy_trusted: prefixes that must send a PROXY header */
+	char allow[512];         /* listen.allow: prefixes that may connect, empty = anyone */
 
 	/* pool */
 	int workers;
@@ -51,23 +54,26 @@ struct tp_config {
 	bool config_explicit;   /* --config given: a missing file is an error */
 	bool check_config;      /* --check-config / -t */
 	bool quiet;             /* --quiet / -q: --check-config prints only errors */
+
+	bool proxy_protocol; /* listen.proxy_protocol: read PROXY headers from proxy_trusted */
 };
 
 /* Margin added to max_sleep_ms for the default stall threshold. */
 #define TP_STALL_MARGIN_MS 30000
 
 /*
- * How a setting's value is stored in struct tp_config and written.  BOOL and
- * ADDRESSES have no setting yet: the first row of either type implements it
- * in each switch on the type (a BOOL flag takes no argument and also exists
- * as --no-NAME; the file writes true or false).
+ * How a setting's value is stored in struct tp_config and written.  A BOOL
+ * is written true or false (in the file and after its flag).  ADDRESSES is a
+ * char[size] holding prefixes separated by ", " (cidr.h); the file writes a
+ * list of strings, ["10.0.0.0/8", "::1"], or one string; the flag one
+ * comma-separated string; empty is an empty list.
  */
 enum tp_setting_type {
 	TP_SETTING_INT,       /* int, within min..max */
-	TP_SETTING_BOOL,      /* bool; its flag also takes --no-NAME (no setting yet) */
+	TP_SETTING_BOOL,      /* bool, true or false */
 	TP_SETTING_ENUM,      /* an int holding one of values[], written by name */
 	TP_SETTING_STRING,    /* char[size], min..max bytes long */
-	TP_SETTING_ADDRESSES, /* a list of addresses (no setting yet) */
+	TP_SETTING_ADDRESSES, /* char[size]: address prefixes, at most TP_CIDR_MAX */
 };
 
 /*

@@ -13,6 +13,7 @@
  */
 #include "config_file.h"
 
+#include "cidr.h"
 #include "config_lex.h"
 
 #include <errno.h>
@@ -230,6 +231,49 @@ static int apply_text(const struct load *ld, const config_setting_t *s, const ch
 	return 0;
 }
 
+static int apply_bool(const struct load *ld, const config_setting_t *s, const char *gpath,
+                      const struct tp_setting *set)
+{
+	if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+		return fail(ld, s, gpath, "expected true or false");
+	*(bool *)((char *)ld->cfg + set->offset) = config_setting_get_bool(s) != 0;
+	return 0;
+}
+
+/* A list (or array) of strings, or one string, joined for tp_setting_parse(). */
+static int apply_addresses(const struct load *ld, const config_setting_t *s, const char *gpath,
+                           const struct tp_setting *set)
+{
+	char text[1024];
+	size_t n = 0;
+	int type = config_setting_type(s);
+
+	text[0] = '\0';
+	if (type == CONFIG_TYPE_STRING) {
+		snprintf(text, sizeof(text), "%s", config_setting_get_string(s));
+	} else if (type == CONFIG_TYPE_LIST || type == CONFIG_TYPE_ARRAY) {
+		for (int i = 0; i < config_setting_length(s); i++) {
+			const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+			if (config_setting_type(e) != CONFIG_TYPE_STRING)
+				return fail(ld, s, gpath, "expected a list of address strings");
+			const char *v = config_setting_get_string(e);
+			if (strpbrk(v, ", \t") || !*v)
+				return fail(ld, s, gpath, "invalid address prefix \"%s\"", v);
+			if (n + strlen(v) + 3 > sizeof(text))
+				return fail(ld, s, gpath, "too long a list");
+			n += (size_t)snprintf(text + n, sizeof(text) - n, "%s%s", n ? ", " : "", v);
+		}
+	} else {
+		return fail(ld, s, gpath, "expected a list of address strings");
+	}
+	if (tp_setting_parse(ld->cfg, set, text) < 0)
+		return fail(ld, s, gpath,
+		            "invalid address list \"%s\" (expected up to %d prefixes such as "
+		            "10.0.0.0/8 or 2001:db8::/32)",
+		            text, TP_CIDR_MAX);
+	return 0;
+}
+
 /* Apply setting s, which the file sets as set (by its path or its older name). */
 static int apply(struct load *ld, const config_setting_t *s, const char *gpath, const struct tp_setting *set)
 {
@@ -246,8 +290,9 @@ static int apply(struct load *ld, const config_setting_t *s, const char *gpath, 
 	case TP_SETTING_STRING:
 		return apply_text(ld, s, gpath, set);
 	case TP_SETTING_BOOL:
+		return apply_bool(ld, s, gpath, set);
 	case TP_SETTING_ADDRESSES:
-		break; /* no setting of these types yet */
+		return apply_addresses(ld, s, gpath, set);
 	}
 	return fail(ld, s, gpath, "unknown setting");
 }
@@ -343,6 +388,19 @@ static void print_quoted(FILE *f, const char *s)
 	fputc('"', f);
 }
 
+/* "A, B" as [ "A", "B" ]; */
+static void print_addresses(FILE *f, const char *list)
+{
+	fputc('[', f);
+	for (const char *p = list; *p;) {
+		size_t n = strcspn(p, ",");
+		fprintf(f, "%s\"%.*s\"", p == list ? " " : ", ", (int)n, p);
+		p += n;
+		p += strspn(p, ", ");
+	}
+	fputs(*list ? " ];" : "];", f);
+}
+
 static void print_setting(const struct tp_config *cfg, FILE *f, const struct tp_setting *s, const char *leaf,
                           const char *indent)
 {
@@ -360,8 +418,11 @@ static void print_setting(const struct tp_config *cfg, FILE *f, const struct tp_
 		fputc(';', f);
 		break;
 	case TP_SETTING_BOOL:
+		fprintf(f, "%s;", *(const bool *)((const char *)cfg + s->offset) ? "true" : "false");
+		break;
 	case TP_SETTING_ADDRESSES:
-		break; /* no setting of these types yet */
+		print_addresses(f, (const char *)cfg + s->offset);
+		break;
 	}
 	/* The effective value of an automatic setting is what one checks for. */
 	if (s->offset == offsetof(struct tp_config, stall_timeout_ms) && cfg->stall_timeout_ms == 0)

@@ -665,7 +665,8 @@ static void test_table(void **state)
 				if (&seen[j][0] != names[k] && strcmp(seen[j], names[k]) == 0)
 					fail_msg("%s: flag --%s is taken", s->path, names[k]);
 		assert_true(s->type == TP_SETTING_INT || s->type == TP_SETTING_ENUM ||
-		            s->type == TP_SETTING_STRING);
+		            s->type == TP_SETTING_STRING || s->type == TP_SETTING_BOOL ||
+		            s->type == TP_SETTING_ADDRESSES);
 		assert_non_null(s->help);
 		assert_non_null(s->arg);
 		tp_config_defaults(&cfg);
@@ -674,6 +675,40 @@ static void test_table(void **state)
 	}
 	assert_string_equal(tp_setting_flag(setting("limits.max_unsent_kib"), range, sizeof(range)),
 	                    "max-unsent-kib");
+}
+
+/* listen.proxy_protocol (a boolean) and the address lists, from the file and the flags. */
+static void test_proxy_and_allow(void **state)
+{
+	struct tp_config cfg;
+	char err[512] = "";
+	(void)state;
+
+	tp_config_defaults(&cfg);
+	assert_false(cfg.proxy_protocol);
+	assert_string_equal(cfg.proxy_trusted, "");
+	expect_ok(&cfg, "listen = { proxy_protocol = true; proxy_trusted = [\"10.0.0.0/8\", \"::1\"];\n"
+	                "  allow = \"192.168.0.0/16\"; };\n");
+	assert_true(cfg.proxy_protocol);
+	assert_string_equal(cfg.proxy_trusted, "10.0.0.0/8, ::1");
+	assert_string_equal(cfg.allow, "192.168.0.0/16");
+	expect_ok(&cfg, "listen = { proxy_trusted = []; };\n");
+	assert_string_equal(cfg.proxy_trusted, "");
+	expect_error("listen = { proxy_protocol = 1; };\n", ":1: listen.proxy_protocol: expected true or false");
+	expect_error("listen = { allow = [\"10.0.0.0/40\"]; };\n",
+	             ":1: listen.allow: invalid address list \"10.0.0.0/40\" (expected up to 32 prefixes such "
+	             "as 10.0.0.0/8 or 2001:db8::/32)");
+	expect_error("listen = { allow = [1]; };\n", ":1: listen.allow: expected a list of address strings");
+
+	tp_config_defaults(&cfg);
+	assert_int_equal(parse_args(&cfg, err, sizeof(err), "--proxy-protocol", "true", "--proxy-trusted",
+	                            "10.0.0.1,10.0.0.2", "--allow", "::/0", NULL),
+	                 0);
+	assert_true(cfg.proxy_protocol);
+	assert_string_equal(cfg.proxy_trusted, "10.0.0.1, 10.0.0.2");
+	assert_string_equal(cfg.allow, "::/0");
+	assert_int_equal(parse_args(&cfg, err, sizeof(err), "--allow", "nope", NULL), -EINVAL);
+	assert_int_equal(parse_args(&cfg, err, sizeof(err), "--proxy-protocol", "yes", NULL), -EINVAL);
 }
 
 static void test_reload_diff(void **state)
@@ -761,6 +796,7 @@ int main(void)
 		cmocka_unit_test(test_groups_and_aliases),
 		cmocka_unit_test(test_args_names),
 		cmocka_unit_test(test_table),
+		cmocka_unit_test(test_proxy_and_allow),
 		cmocka_unit_test(test_reload_diff),
 		cmocka_unit_test(test_keep_restart_settings),
 	};

@@ -43,7 +43,11 @@ static char *slurp(const char *rel)
 /* The default as a value in the file: strings and enums in double quotes. */
 static void file_default(const struct tp_setting *s, char *buf, size_t len)
 {
-	snprintf(buf, len, s->type == TP_SETTING_INT ? "%s" : "\"%s\"", s->def);
+	if (s->type == TP_SETTING_ADDRESSES)
+		snprintf(buf, len, "[%s%s%s]", *s->def ? "\"" : "", s->def, *s->def ? "\"" : "");
+	else
+		snprintf(buf, len, s->type == TP_SETTING_INT || s->type == TP_SETTING_BOOL ? "%s" : "\"%s\"",
+		         s->def);
 }
 
 static const char *leaf(const struct tp_setting *s)
@@ -149,7 +153,11 @@ static void test_conf_5(void **state)
 			snprintf(want, sizeof(want), "\n.BR %s \" (integer, default %s, %d\\(en%d)\"\n",
 			         s->path, esc, s->min, s->max);
 		else
-			snprintf(want, sizeof(want), "\n.BR %s \" (string, default %s", s->path, esc);
+			snprintf(want, sizeof(want), "\n.BR %s \" (%s, default %s", s->path,
+			         s->type == TP_SETTING_BOOL        ? "boolean"
+			         : s->type == TP_SETTING_ADDRESSES ? "address list"
+			                                           : "string",
+			         esc);
 		if (!strstr(text, want))
 			fail_msg("tpserver.conf(5) does not document %s as: %s", s->path, want + 1);
 	}

@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cidr: address prefix lists: parsing with inet_pton(), matching bit by
+ * bit over the prefix length.
+ */
+#include "cidr.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int parse_one(const char *s, size_t n, struct tp_cidr *ret)
+{
+	char text[64];
+	const char *slash;
+	long bits = -1;
+
+	if (n == 0 || n >= sizeof(text))
+		return -EINVAL;
+	memcpy(text, s, n);
+	text[n] = '\0';
+	slash = strchr(text, '/');
+	if (slash) {
+		char *end;
+		if (slash[1] < '0' || slash[1] > '9')
+			return -EINVAL;
+		bits = strtol(slash + 1, &end, 10);
+		if (*end != '\0')
+			return -EINVAL;
+		text[slash - text] = '\0';
+	}
+	memset(ret, 0, sizeof(*ret));
+	if (inet_pton(AF_INET, text, ret->addr) == 1) {
+		ret->v6 = 0;
+		if (bits > 32)
+			return -EINVAL;
+		ret->bits = (uint8_t)(bits < 0 ? 32 : bits);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, text, ret->addr) == 1) {
+		ret->v6 = 1;
+		if (bits > 128)
+			return -EINVAL;
+		ret->bits = (uint8_t)(bits < 0 ? 128 : bits);
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int tp_cidr_parse_list(const char *text, struct tp_cidr_list *ret)
+{
+	const char *sep = ", \t";
+	int r = 0;
+
+	ret->n = 0;
+	for (const char *p = text + strspn(text, sep); *p; p += strspn(p, sep)) {
+		size_t n = strcspn(p, sep);
+		if (ret->n == TP_CIDR_MAX) {
+			r = -E2BIG;
+			break;
+		}
+		r = parse_one(p, n, &ret->v[ret->n]);
+		if (r < 0)
+			break;
+		ret->n++;
+		p += n;
+	}
+	if (r < 0)
+		ret->n = 0;
+	return r;
+}
+
+static bool prefix_equal(const uint8_t *a, const uint8_t *b, unsigned bits)
+{
+	unsigned whole = bits / 8, rest = bits % 8;
+
+	if (memcmp(a, b, whole) != 0)
+		return false;
+	if (rest == 0)
+		return true;
+	uint8_t mask = (uint8_t)(0xff << (8 - rest));
+	return (a[whole] & mask) == (b[whole] & mask);
+}
+
+bool tp_cidr_match(const struct tp_cidr_list *l, const struct sockaddr_storage *ss)
+{
+	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	const uint8_t *a4 = NULL, *a6 = NULL;
+
+	if (ss->ss_family == AF_INET) {
+		a4 = (const uint8_t *)&((const struct sockaddr_in *)ss)->sin_addr;
+	} else if (ss->ss_family == AF_INET6) {
+		a6 = ((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr;
+		if (memcmp(a6, mapped, sizeof(mapped)) == 0)
+			a4 = a6 + 12;
+	} else {
+		return false;
+	}
+	for (size_t i = 0; i < l->n; i++) {
+		const struct tp_cidr *c = &l->v[i];
+		if (c->v6 ? a6 && prefix_equal(a6, c->addr, c->bits)
+		          : a4 && prefix_equal(a4, c->addr, c->bits))
+			return true;
+	}
+	return false;
+}
