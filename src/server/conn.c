@@ -41,22 +41,6 @@
 #define READ_BUDGET 16 /* reads per turn before yielding to other connections */
 #define WRITE_IOV 64   /* replies per writev */
 
-static void addr_to_text(const struct sockaddr_storage *ss, char *buf, size_t len, uint16_t *ret_port)
-{
-	if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
-		(void)inet_ntop(AF_INET6, &s6->sin6_addr, buf, (socklen_t)len);
-		*ret_port = ntohs(s6->sin6_port);
-	} else if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
-		(void)inet_ntop(AF_INET, &s4->sin_addr, buf, (socklen_t)len);
-		*ret_port = ntohs(s4->sin_port);
-	} else {
-		snprintf(buf, len, "unknown");
-		*ret_port = 0;
-	}
-}
-
 static void log_conn(const struct tp_conn *c, const char *event, const char *what)
 {
 	char port[8];
@@ -66,7 +50,7 @@ static void log_conn(const struct tp_conn *c, const char *event, const char *wha
 }
 
 struct tp_conn *tp_conn_new(struct tp_conn_env *env, struct tp_loop *loop, int fd,
-                            const struct sockaddr_storage *peer)
+                            const struct sockaddr_storage *peer, enum tp_peer_mode mode)
 {
 	struct tp_conn *c = calloc(1, sizeof(*c));
 	struct epoll_event ev;
@@ -82,7 +66,14 @@ struct tp_conn *tp_conn_new(struct tp_conn_env *env, struct tp_loop *loop, int f
 	c->env = env;
 	c->writable = true;
 	tp_framer_init(&c->framer, (size_t)env->cfg->max_line_bytes);
-	addr_to_text(peer, c->addr, sizeof(c->addr), &c->port);
+	c->peer = *peer;
+	tp_peer_addr_text(peer, c->addr, sizeof(c->addr), &c->port);
+	if (mode != TP_PEER_DIRECT && !(c->hdr = tp_peer_hdr_new(mode, env->now_ns))) {
+		close(fd);
+		free(c);
+		errno = ENOMEM;
+		return NULL;
+	}
 
 	/*
 	 * Replies are small and written as soon as they are in order: Nagle's
@@ -96,6 +87,7 @@ struct tp_conn *tp_conn_new(struct tp_conn_env *env, struct tp_loop *loop, int f
 	if (epoll_ctl(env->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 		int e = errno;
 		close(fd);
+		free(c->hdr);
 		free(c);
 		errno = e;
 		return NULL;
@@ -151,7 +143,8 @@ static bool can_read(const struct tp_conn *c)
 struct framing {
 	struct tp_conn *c;
 	unsigned ev;
-	int read_err; /* errno of a failed read */
+	int read_err;        /* errno of a failed read */
+	const char *refusal; /* why its PROXY header was refused */
 };
 
 /* Framer callback: one line (or one over-long line). Non-zero stops framing. */
@@ -211,12 +204,62 @@ static unsigned read_error(struct tp_conn *c, int err)
 	return tp_conn_close(c, why);
 }
 
+/* The first bytes are decided: frame the requests among them (from start) and forget the rest. */
+static int header_done(struct tp_conn *c, struct framing *fr, size_t start)
+{
+	struct tp_peer_hdr *h = c->hdr;
+	int r = 0;
+
+	c->hdr = NULL;
+	if (h->named) {
+		tp_peer_addr_text(&c->peer, c->addr, sizeof(c->addr), &c->port);
+		log_conn(c, "conn_proxied", "PROXY header names");
+	}
+	if (h->len > start)
+		r = tp_framer_feed(&c->framer, (const char *)h->buf + start, h->len - start, on_line, fr);
+	free(h);
+	return r < 0 ? -1 : 1;
+}
+
+/* Read and decide the first bytes.  Returns as read_once(). */
+static int read_header(struct tp_conn *c, struct framing *fr)
+{
+	enum tp_peer_refusal why = TP_PEER_BAD_HEADER;
+	size_t start = 0;
+	bool got;
+	int r = tp_peer_read(c->hdr, c->fd, &c->peer, &start, &why, &got);
+
+	if (got)
+		fr->ev |= TP_CONN_ACTIVE;
+	switch (r) {
+	case TP_PEER_READ_AGAIN:
+		c->readable = false;
+		return 0;
+	case TP_PEER_READ_DONE:
+		return header_done(c, fr, start);
+	case TP_PEER_READ_EOF:
+		c->eof = true;
+		/* An untrusted client's last bytes are requests even if they began like a signature. */
+		return c->hdr->mode == TP_PEER_REFUSE && header_done(c, fr, 0) < 0 ? -1 : 0;
+	case TP_PEER_READ_BAD:
+		atomic_fetch_add_explicit(&c->env->refused[why], 1, memory_order_relaxed);
+		fr->refusal = tp_peer_refusal_name(why);
+		return -2;
+	default:
+		fr->read_err = -r;
+		return -1;
+	}
+}
+
 /*
  * One read (or a resume of the stopped framer).  Returns 1 to go on, 0 to
- * stop, -1 on failure: a read error in fr->read_err, else out of memory.
+ * stop, -1 on failure: a read error in fr->read_err, else out of memory;
+ * -2 for a refused PROXY header (fr->refusal).
  */
 static int read_once(struct tp_conn *c, struct framing *fr)
 {
+	if (c->hdr)
+		return read_header(c, fr);
 	if (c->framer.stopped)
 		return tp_framer_resume(&c->framer, on_line, fr) < 0 ? -1 : 1;
 
@@ -249,7 +292,7 @@ static int read_once(struct tp_conn *c, struct framing *fr)
 
 unsigned tp_conn_process(struct tp_conn *c)
 {
-	struct framing fr = {c, 0, 0};
+	struct framing fr = {c, 0, 0, NULL};
 	int budget = READ_BUDGET;
 
 	if (c->bturn != c->env->turn) {
@@ -265,6 +308,8 @@ unsigned tp_conn_process(struct tp_conn *c)
 			break;
 		}
 		int r = read_once(c, &fr);
+		if (r == -2)
+			return fr.ev | tp_conn_close(c, fr.refusal);
 		if (r < 0 && fr.read_err)
 			return fr.ev | read_error(c, fr.read_err);
 		if (r < 0 || c->failed)
@@ -400,6 +445,8 @@ unsigned tp_conn_close(struct tp_conn *c, const char *reason)
 	close(c->fd); /* also removes it from epoll */
 	c->fd = -1;
 	tp_framer_release(&c->framer);
+	free(c->hdr);
+	c->hdr = NULL;
 	log_conn(c, "conn_close", reason);
 	return TP_CONN_CLOSED;
 }

@@ -29,6 +29,7 @@
 #include <sys/socket.h>
 
 #include "framer.h"
+#include "peer.h"
 #include "req.h"
 #include "source.h"
 
@@ -47,6 +48,8 @@ struct tp_conn_env {
 	struct tp_req_batch batch; /* parsed requests of this turn, pushed by the loop */
 	struct tp_req_cache reqs;
 	_Atomic uint64_t served; /* replies written (any thread may read) */
+	/* connections closed before their first request, by reason (any thread may read) */
+	_Atomic uint64_t refused[TP_PEER_REFUSAL_COUNT];
 };
 
 /* What a connection reports (bits of the unsigned its functions return). */
@@ -63,6 +66,7 @@ struct tp_conn {
 	struct tp_loop *loop; /* its owner, for the dispatcher; never used here */
 	struct tp_conn_env *env;
 	struct tp_framer framer;
+	struct tp_peer_hdr *hdr; /* its first bytes, until the PROXY header is decided */
 
 	struct tp_req *ohead, *otail; /* every live request, in arrival order */
 	uint32_t nreqs;               /* on that list */
@@ -91,17 +95,21 @@ struct tp_conn {
 	bool failed; /* out of memory while parsing: close after this turn */
 	atomic_bool gone;
 
+	/* The client: the socket's peer, or the one its proxy's PROXY header names. */
+	struct sockaddr_storage peer;
 	uint16_t port;
 	char addr[46]; /* INET6_ADDRSTRLEN */
 };
 
 /*
  * Take an accepted, non-blocking socket of loop: registers it with
- * env->epfd (edge-triggered).  Returns the connection, or NULL with errno
- * set (the fd is closed then).
+ * env->epfd (edge-triggered).  mode says whether it must, or must not,
+ * start with a PROXY header (TP_PEER_EXPECT: within
+ * TP_PEER_HEADER_TIMEOUT_MS of env->now_ns).  Returns the connection, or
+ * NULL with errno set (the fd is closed then).
  */
 struct tp_conn *tp_conn_new(struct tp_conn_env *env, struct tp_loop *loop, int fd,
-                            const struct sockaddr_storage *peer);
+                            const struct sockaddr_storage *peer, enum tp_peer_mode mode);
 
 /* epoll reported events for this connection: read on. Returns TP_CONN_* bits. */
 unsigned tp_conn_on_event(struct tp_conn *c, uint32_t events);

@@ -139,6 +139,17 @@ void tp_connset_shutdown(struct tp_connset *s, uint64_t grace_until_ns)
 		tp_connset_act(s, c, tp_conn_shutdown(c, grace_until_ns));
 }
 
+void tp_connset_header_check(struct tp_connset *s, uint64_t now_ns)
+{
+	for (struct tp_conn *c = s->lru_head, *next; c; c = next) {
+		next = c->lru_next; /* a closed connection may leave the list */
+		if (!c->hdr || c->hdr->mode != TP_PEER_EXPECT || now_ns < c->hdr->deadline_ns)
+			continue;
+		atomic_fetch_add_explicit(&c->env->refused[TP_PEER_TIMEOUT], 1, memory_order_relaxed);
+		tp_connset_act(s, c, tp_conn_close(c, tp_peer_refusal_name(TP_PEER_TIMEOUT)));
+	}
+}
+
 void tp_connset_grace_check(struct tp_connset *s, uint64_t now_ns)
 {
 	for (struct tp_conn *c = s->lru_head; c; c = c->lru_next)

@@ -46,6 +46,9 @@ void tp_connset_sweep_idle(struct tp_connset *s, uint64_t now_ns, uint64_t limit
 /* Shutdown began: tell every open connection (see tp_conn_shutdown). */
 void tp_connset_shutdown(struct tp_connset *s, uint64_t grace_until_ns);
 
+/* Close the connections whose PROXY header is overdue (counted in env->refused). */
+void tp_connset_header_check(struct tp_connset *s, uint64_t now_ns);
+
 /* Ask every open connection whether its shutdown grace ran out. */
 void tp_connset_grace_check(struct tp_connset *s, uint64_t now_ns);
 

@@ -42,12 +42,10 @@
 #include <errno.h>
 #include <sched.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -57,6 +55,7 @@
 #include "post.h"
 #include "proto.h"
 #include "queue.h"
+#include "signals.h"
 #include "tp_assert.h"
 
 #define MAX_EVENTS 256
@@ -89,6 +88,7 @@ struct tp_loop {
 	size_t cheap_inflight;  /* batchable requests of this loop in the pool */
 
 	struct tp_connset conns;
+	struct tp_peer_gate gate; /* from cfg */
 
 	uint64_t next_tick_ns;
 	bool shutdown_seen;
@@ -109,20 +109,8 @@ static int epoll_add(int epfd, int fd, struct tp_source *src)
 /* Loop 0: read the signals the server handles, and keep their default actions from running. */
 static int open_signalfd(struct tp_loop *l)
 {
-	sigset_t set;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGUSR1);
-	sigaddset(&set, SIGUSR2);
-	/* SIGUSR1/2 would otherwise kill the process; every later thread inherits the mask. */
-	(void)pthread_sigmask(SIG_BLOCK, &set, NULL);
-	l->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (l->sigfd < 0)
-		return -errno;
-	return epoll_add(l->epfd, l->sigfd, &l->sig_src);
+	l->sigfd = tp_signals_open();
+	return l->sigfd < 0 ? l->sigfd : epoll_add(l->epfd, l->sigfd, &l->sig_src);
 }
 
 struct tp_loop *tp_loop_new(const struct tp_loop_params *p)
@@ -142,6 +130,7 @@ struct tp_loop *tp_loop_new(const struct tp_loop_params *p)
 	l->sig_src.kind = TP_SOURCE_SIGNAL;
 	l->cfg_gen = atomic_load_explicit(&p->shared->cfg_gen, memory_order_acquire);
 	l->hooks.config_copy(l->hooks.ctx, &l->cfg);
+	tp_peer_gate_set(&l->gate, &l->cfg);
 	l->env = (struct tp_conn_env){.cfg = &l->cfg, .scratch = l->scratch, .scratch_len = SCRATCH_BYTES};
 	l->conns.on_free = p->hooks.conn_leave;
 	l->conns.ctx = p->hooks.ctx;
@@ -198,6 +187,8 @@ void tp_loop_counters(struct tp_loop *l, struct tp_loop_counters *ret)
 	ret->busy = atomic_load_explicit(&l->busy, memory_order_relaxed);
 	ret->connections = atomic_load_explicit(&l->conns.connections, memory_order_relaxed);
 	ret->last_turn_ns = atomic_load_explicit(&l->last_turn_ns, memory_order_relaxed);
+	for (int i = 0; i < TP_PEER_REFUSAL_COUNT; i++)
+		ret->refused[i] = atomic_load_explicit(&l->env.refused[i], memory_order_relaxed);
 }
 
 /* r of one of this loop's connections came back done. */
@@ -214,10 +205,16 @@ static void complete(struct tp_loop *l, struct tp_req *r)
 static bool take_conn(void *ctx, int fd, const struct sockaddr_storage *peer)
 {
 	struct tp_loop *l = ctx;
+	enum tp_peer_mode mode;
 
+	if (!tp_peer_gate_check(&l->gate, peer, &mode)) {
+		atomic_fetch_add_explicit(&l->env.refused[TP_PEER_NOT_ALLOWED], 1, memory_order_relaxed);
+		close(fd);
+		return true;
+	}
 	if (!l->hooks.conn_enter(l->hooks.ctx))
 		return false;
-	struct tp_conn *c = tp_conn_new(&l->env, l, fd, peer);
+	struct tp_conn *c = tp_conn_new(&l->env, l, fd, peer, mode);
 	if (!c) {
 		l->hooks.conn_leave(l->hooks.ctx);
 		tp_log(TP_LOG_WARNING, "accept_error", "cannot set up a connection: %s", strerror(errno));
@@ -252,6 +249,7 @@ static void refresh_config(struct tp_loop *l)
 	unsigned gen = atomic_load_explicit(&l->shared->cfg_gen, memory_order_acquire);
 	if (gen != l->cfg_gen) {
 		l->hooks.config_copy(l->hooks.ctx, &l->cfg);
+		tp_peer_gate_set(&l->gate, &l->cfg);
 		l->cfg_gen = gen;
 	}
 }
@@ -293,9 +291,8 @@ static int wait_events(struct tp_loop *l, struct epoll_event *events)
 
 static void on_signalfd(struct tp_loop *l)
 {
-	struct signalfd_siginfo si;
-	while (read(l->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
-		l->hooks.on_signal(l->hooks.ctx, (int)si.ssi_signo);
+	for (int signo; (signo = tp_signals_next(l->sigfd)) != 0;)
+		l->hooks.on_signal(l->hooks.ctx, signo);
 	refresh_shutting_down(l);
 }
 
@@ -412,6 +409,8 @@ static void on_tick(struct tp_loop *l)
 	else if (l->cfg.idle_timeout_s > 0)
 		tp_connset_sweep_idle(&l->conns, l->env.now_ns,
 		                      (uint64_t)l->cfg.idle_timeout_s * 1000000000ull);
+	if (l->cfg.proxy_protocol)
+		tp_connset_header_check(&l->conns, l->env.now_ns);
 }
 
 /* Shutdown, the tick, the end of an accept pause, the forced close. */

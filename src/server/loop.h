@@ -21,6 +21,7 @@
 
 #include "config.h"
 #include "listener.h"
+#include "peer.h"
 #include "req.h"
 
 struct tp_loop;
@@ -92,6 +93,7 @@ struct tp_loop_counters {
 	uint64_t busy;
 	uint64_t connections;
 	uint64_t last_turn_ns;
+	uint64_t refused[TP_PEER_REFUSAL_COUNT]; /* closed before their first request, by reason */
 };
 void tp_loop_counters(struct tp_loop *l, struct tp_loop_counters *ret);
 

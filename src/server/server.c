@@ -37,6 +37,7 @@
 #define MAX_LISTENERS 16
 #define MAX_LOOPS 64
 #define FORCE_CLOSE_GRACE_NS (1000000000ull)
+#define REFUSED_LOG_EVERY_NS (10000000000ull) /* closings before a first request: one line at most */
 
 struct tp_server {
 	pthread_mutex_t cfg_lock;
@@ -64,6 +65,8 @@ struct tp_server {
 	bool aborted;
 	uint64_t tick_ms;
 	struct tp_health health;
+	uint64_t refused_logged[TP_PEER_REFUSAL_COUNT]; /* the totals the last line counted up to */
+	uint64_t refused_log_ns;
 };
 
 static void raise_nofile(void)
@@ -360,11 +363,46 @@ static void on_signal(void *ctx, int signo)
 	}
 }
 
+/*
+ * Connections closed before their first request (listen.allow, PROXY
+ * headers) are a flood when someone misconfigures or probes: one line per
+ * REFUSED_LOG_EVERY_NS with the counts, never one per connection.
+ */
+static void log_refused(struct tp_server *srv, uint64_t now)
+{
+	uint64_t total[TP_PEER_REFUSAL_COUNT] = {0}, n = 0;
+	char text[256];
+	size_t off = 0;
+
+	if (now - srv->refused_log_ns < REFUSED_LOG_EVERY_NS)
+		return;
+	srv->refused_log_ns = now;
+	for (size_t i = 0; i < srv->nloops; i++) {
+		struct tp_loop_counters lc;
+		tp_loop_counters(srv->loops[i], &lc);
+		for (int k = 0; k < TP_PEER_REFUSAL_COUNT; k++)
+			total[k] += lc.refused[k];
+	}
+	for (int k = 0; k < TP_PEER_REFUSAL_COUNT; k++) {
+		uint64_t d = total[k] - srv->refused_logged[k];
+		if (d && off < sizeof(text))
+			off += (size_t)snprintf(text + off, sizeof(text) - off, "%s%llu %s", off ? ", " : "",
+			                        (unsigned long long)d,
+			                        tp_peer_refusal_name((enum tp_peer_refusal)k));
+		n += d;
+		srv->refused_logged[k] = total[k];
+	}
+	if (n)
+		tp_log(TP_LOG_NOTICE, "conn_refused",
+		       "closed %llu connections before their first request: %s", (unsigned long long)n, text);
+}
+
 static void on_tick(void *ctx, uint64_t now)
 {
 	struct tp_server *srv = ctx;
 
 	tp_health_tick(&srv->health, tp_config_stall_ms(&srv->cfg), now);
+	log_refused(srv, now);
 	if (!atomic_load(&srv->shared.shutting_down))
 		return;
 	if (!srv->aborted && now >= srv->shutdown_deadline_ns)

@@ -56,7 +56,7 @@ static int setup(void **state)
 	assert_true(g->env.epfd >= 0);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
 	g->peer = sv[1];
-	g->c = tp_conn_new(&g->env, NULL, sv[0], &peer);
+	g->c = tp_conn_new(&g->env, NULL, sv[0], &peer, TP_PEER_DIRECT);
 	assert_non_null(g->c);
 	*state = g;
 	return 0;

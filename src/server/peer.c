@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * peer: the PROXY header decision on a connection's first bytes.
+ */
+#include "peer.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "config.h"
+
+struct tp_peer_hdr *tp_peer_hdr_new(enum tp_peer_mode mode, uint64_t now_ns)
+{
+	struct tp_peer_hdr *h = malloc(sizeof(*h));
+
+	if (h) {
+		h->len = 0;
+		h->mode = mode;
+		h->named = false;
+		h->deadline_ns = now_ns + TP_PEER_HEADER_TIMEOUT_MS * 1000000ull;
+	}
+	return h;
+}
+
+enum tp_peer_verdict tp_peer_decide(struct tp_peer_hdr *h, struct sockaddr_storage *io_addr,
+                                    size_t *ret_start, enum tp_peer_refusal *ret_why)
+{
+	struct tp_proxy_hdr ph;
+	int r;
+
+	*ret_start = 0;
+	if (h->mode == TP_PEER_REFUSE) {
+		r = tp_proxy_detect(h->buf, h->len);
+		if (r == 0)
+			return TP_PEER_DONE; /* an ordinary client: every byte is a request byte */
+		if (r < 0 && h->len < sizeof(h->buf))
+			return TP_PEER_MORE;
+		*ret_why = TP_PEER_UNTRUSTED;
+		return TP_PEER_BAD;
+	}
+	r = tp_proxy_parse(h->buf, h->len, &ph);
+	if (r == 0)
+		return TP_PEER_MORE;
+	if (r < 0) {
+		*ret_why = TP_PEER_BAD_HEADER;
+		return TP_PEER_BAD;
+	}
+	h->named = !ph.local;
+	if (h->named)
+		*io_addr = ph.src;
+	*ret_start = ph.len;
+	return TP_PEER_DONE;
+}
+
+int tp_peer_read(struct tp_peer_hdr *h, int fd, struct sockaddr_storage *io_addr, size_t *ret_start,
+                 enum tp_peer_refusal *ret_why, bool *ret_read)
+{
+	*ret_read = false;
+	for (;;) {
+		ssize_t n = read(fd, h->buf + h->len, sizeof(h->buf) - h->len);
+		if (n == 0)
+			return TP_PEER_READ_EOF;
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == EAGAIN || errno == EWOULDBLOCK ? TP_PEER_READ_AGAIN : -errno;
+		}
+		*ret_read = true;
+		h->len += (size_t)n;
+		switch (tp_peer_decide(h, io_addr, ret_start, ret_why)) {
+		case TP_PEER_MORE:
+			break;
+		case TP_PEER_DONE:
+			return TP_PEER_READ_DONE;
+		case TP_PEER_BAD:
+			return TP_PEER_READ_BAD;
+		}
+	}
+}
+
+void tp_peer_gate_set(struct tp_peer_gate *g, const struct tp_config *cfg)
+{
+	(void)tp_cidr_parse_list(cfg->allow, &g->allow);
+	(void)tp_cidr_parse_list(cfg->proxy_trusted, &g->trusted);
+	g->proxy_protocol = cfg->proxy_protocol;
+}
+
+bool tp_peer_gate_check(const struct tp_peer_gate *g, const struct sockaddr_storage *peer,
+                        enum tp_peer_mode *ret_mode)
+{
+	if (g->allow.n > 0 && !tp_cidr_match(&g->allow, peer))
+		return false;
+	if (!g->proxy_protocol)
+		*ret_mode = TP_PEER_DIRECT;
+	else
+		*ret_mode = tp_cidr_match(&g->trusted, peer) ? TP_PEER_EXPECT : TP_PEER_REFUSE;
+	return true;
+}
+
+void tp_peer_addr_text(const struct sockaddr_storage *ss, char *buf, size_t len, uint16_t *ret_port)
+{
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+		(void)inet_ntop(AF_INET6, &s6->sin6_addr, buf, (socklen_t)len);
+		*ret_port = ntohs(s6->sin6_port);
+	} else if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+		(void)inet_ntop(AF_INET, &s4->sin_addr, buf, (socklen_t)len);
+		*ret_port = ntohs(s4->sin_port);
+	} else {
+		snprintf(buf, len, "unknown");
+		*ret_port = 0;
+	}
+}
+
+const char *tp_peer_refusal_name(enum tp_peer_refusal why)
+{
+	switch (why) {
+	case TP_PEER_BAD_HEADER:
+		return "bad PROXY header";
+	case TP_PEER_UNTRUSTED:
+		return "PROXY header from an untrusted peer";
+	case TP_PEER_TIMEOUT:
+		return "no PROXY header in time";
+	case TP_PEER_NOT_ALLOWED:
+		return "not in listen.allow";
+	case TP_PEER_REFUSAL_COUNT:
+		break;
+	}
+	return "?";
+}

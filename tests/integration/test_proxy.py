@@ -1,0 +1,191 @@
+# SPDX-License-Identifier: MIT
+"""PROXY protocol and listen.allow on the real tpserver: headers written by
+hand (v1 and v2, split across writes, followed by requests in the same
+write), the client address they name in the logs, refusals (malformed,
+untrusted, overdue) closing the connection and logged in one aggregated
+line, v2 LOCAL, listen.allow at accept, a reload of proxy_trusted, and the
+same under socket activation.  Untrusted and disallowed peers are other
+loopback addresses (127.0.0.2): the kernel routes all of 127/8 to lo."""
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+import unittest
+
+import tplib
+from tplib import LineReader, Server, request, wait_until
+
+V2SIG = b"\r\n\r\n\x00\r\nQUIT\n"
+PROXY = ("--proxy-protocol", "true", "--proxy-trusted", "127.0.0.1", "--log-level", "debug")
+
+
+def v2_ipv4(src, dst, sport, dport, tlvs=b""):
+    body = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!HH", sport, dport) + tlvs
+    return V2SIG + bytes([0x21, 0x11]) + struct.pack("!H", len(body)) + body
+
+
+def v2_ipv6(src, dst, sport, dport, tlvs=b""):
+    body = (socket.inet_pton(socket.AF_INET6, src) + socket.inet_pton(socket.AF_INET6, dst)
+            + struct.pack("!HH", sport, dport) + tlvs)
+    return V2SIG + bytes([0x21, 0x21]) + struct.pack("!H", len(body)) + body
+
+
+def connect(port, source="127.0.0.1"):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.bind((source, 0))
+    s.connect(("127.0.0.1", port))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def closed_by_server(s, timeout=10.0):
+    """True when the server closes s without a byte (EOF or reset)."""
+    s.settimeout(timeout)
+    try:
+        return s.recv(100) == b""
+    except ConnectionResetError:
+        return True
+
+
+class Proxy(unittest.TestCase):
+    def test_v1_split_then_requests(self):
+        with Server(*PROXY) as srv:
+            s = srv.connect()
+            r = LineReader(s)
+            s.sendall(b"PROXY TCP4 192.0.2.7 ")
+            time.sleep(0.05)
+            s.sendall(b"198.51.100.1 5555 9000\r\nECHO one\nECHO tw")
+            self.assertEqual(r.line(), "OK one")
+            s.sendall(b"o\n")
+            self.assertEqual(r.line(), "OK two")
+            srv.wait_log(r"PROXY header names 192\.0\.2\.7:5555")
+            s.close()
+            srv.wait_log(r"client closed 192\.0\.2\.7:5555")
+
+    def test_v2_ipv6_with_tlvs_and_v1_tcp6(self):
+        with Server(*PROXY) as srv:
+            s = srv.connect()
+            tlvs = b"\x04\x00\x02xx" + b"\x05\x00\x04abcd"
+            s.sendall(v2_ipv6("2001:db8::42", "::1", 40000, 9000, tlvs) + b"ECHO six\n")
+            self.assertEqual(LineReader(s).line(), "OK six")
+            srv.wait_log(r"PROXY header names 2001:db8::42:40000")
+            s = srv.connect()
+            s.sendall(b"PROXY TCP6 2001:db8::43 ::1 40001 9000\r\nECHO v1\n")
+            self.assertEqual(LineReader(s).line(), "OK v1")
+            srv.wait_log(r"PROXY header names 2001:db8::43:40001")
+
+    def test_v2_local_keeps_the_socket_address(self):
+        with Server(*PROXY) as srv:
+            s = srv.connect()
+            for b in V2SIG + b"\x20\x00\x00\x00":  # one byte at a time
+                s.sendall(bytes([b]))
+            self.assertEqual(request(s, LineReader(s), "ECHO health"), "OK health")
+            self.assertNotIn("PROXY header names", srv.log())
+
+    def test_refusals_close_and_are_logged_together(self):
+        with Server(*PROXY) as srv:
+            bad = [b"PROXY TCP4 1.2.3.4 5.6.7.8 1\r\n", b"PROXY TCP4 1.2.3.4 5.6.7.8 01 2\r\n",
+                   b"ECHO no header\n", V2SIG + b"\x21\x11\xff\xff", b"PROXY " + b"x" * 200,
+                   v2_ipv4("10.0.0.1", "10.0.0.2", 1, 2, b"\x04\x00\x09") + b"\n" * 10]
+            for n in range(4):
+                for b in bad:
+                    s = srv.connect()
+                    s.sendall(b)
+                    self.assertTrue(closed_by_server(s), b)
+            # An untrusted client is served directly, and its PROXY header is refused.
+            s = connect(srv.port, "127.0.0.2")
+            self.assertEqual(request(s, LineReader(s), "ECHO direct"), "OK direct")
+            for _ in range(3):
+                s = connect(srv.port, "127.0.0.2")
+                s.sendall(b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\nECHO x\n")
+                self.assertTrue(closed_by_server(s))
+            total = 4 * len(bad) + 3
+            ok = wait_until(lambda: sum(int(n) for n in __import__("re").findall(
+                r"closed (\d+) connections before their first request", srv.log())) == total, 15)
+            self.assertTrue(ok, srv.log()[-3000:])
+            lines = [l for l in srv.log().splitlines() if "before their first request" in l]
+            self.assertLessEqual(len(lines), 2, lines)  # aggregated, never a line per connection
+            self.assertIn("PROXY header from an untrusted peer", "\n".join(lines))
+            self.assertIn("bad PROXY header", "\n".join(lines))
+
+    def test_missing_header_times_out(self):
+        with Server(*PROXY) as srv:
+            s = srv.connect()
+            t0 = time.monotonic()
+            self.assertTrue(closed_by_server(s, timeout=10))
+            took = time.monotonic() - t0
+            self.assertGreaterEqual(took, 2.9)
+            self.assertLess(took, 6.0)
+            srv.wait_log(r"1 no PROXY header in time", timeout=15)
+
+    def test_allow(self):
+        with Server("--allow", "127.0.0.2/32, ::1") as srv:
+            s = connect(srv.port, "127.0.0.2")
+            self.assertEqual(request(s, LineReader(s), "ECHO in"), "OK in")
+            s = connect(srv.port, "127.0.0.1")
+            self.assertTrue(closed_by_server(s))
+            srv.wait_log(r"1 not in listen\.allow", timeout=15)
+
+    def test_reload_proxy_trusted(self):
+        with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
+            f.write('listen = { proxy_protocol = true; proxy_trusted = ["127.0.0.9"]; };\n')
+        self.addCleanup(os.unlink, f.name)
+        with Server("--config", f.name, "--log-level", "debug") as srv:
+            s = srv.connect()
+            self.assertEqual(request(s, LineReader(s), "ECHO untrusted"), "OK untrusted")
+            with open(f.name, "w") as g:
+                g.write('listen = { proxy_protocol = true; proxy_trusted = ["127.0.0.0/8"]; };\n')
+            srv.signal(signal.SIGHUP)
+            srv.wait_log(r"reload")
+            ok = False
+            for _ in range(50):
+                s = srv.connect()
+                s.sendall(b"PROXY TCP4 203.0.113.5 10.0.0.1 7 9000\r\nECHO t\n")
+                try:
+                    if LineReader(s).line(timeout=2) == "OK t":
+                        ok = True
+                        break
+                except Exception:
+                    time.sleep(0.1)
+            self.assertTrue(ok)
+            srv.wait_log(r"PROXY header names 203\.0\.113\.5:7")
+
+
+class ProxyActivated(unittest.TestCase):
+    def test_under_socket_activation(self):
+        if not shutil.which("systemd-socket-activate"):
+            self.skipTest("systemd-socket-activate not installed")
+        from test_systemd import free_port
+        port = free_port()
+        log = tempfile.TemporaryFile()
+        env = dict(os.environ)
+        env.pop("LISTEN_FDS", None)
+        env.pop("NOTIFY_SOCKET", None)
+        proc = subprocess.Popen(["systemd-socket-activate", "-l", "127.0.0.1:%d" % port, tplib.TPSERVER,
+                                 "--config", "/dev/null", *PROXY], stdout=log, stderr=subprocess.STDOUT,
+                                env=env)
+        self.addCleanup(lambda: (proc.kill(), proc.wait()))
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                s = socket.create_connection(("127.0.0.1", port), timeout=10)
+                break
+            except ConnectionRefusedError:
+                self.assertLess(time.monotonic(), deadline)
+                time.sleep(0.05)
+        s.sendall(b"PROXY TCP4 192.0.2.99 10.0.0.1 4242 9000\r\nECHO sa\n")
+        self.assertEqual(LineReader(s).line(), "OK sa")
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.sendall(b"ECHO no header\n")
+        self.assertTrue(closed_by_server(s))
+        ok = wait_until(lambda: (log.seek(0), b"PROXY header names 192.0.2.99:4242" in log.read())[1], 10)
+        self.assertTrue(ok)
+
+
+if __name__ == "__main__":
+    tplib.main()
