@@ -3,20 +3,27 @@
 #
 # End-to-end test of the Debian package under a real, booted systemd.
 #
-# Builds the package twice (the tree's version and a higher one for the
-# upgrade), boots a throw-away copy of a minimal Debian 12 root file system
-# with systemd-nspawn (private network: loopback only), installs the package
-# in it and checks what a user would: socket activation, requests, status,
-# journal, reload, watchdog, restart, SIGKILL under load, a reload storm
-# under load, stop, upgrade and purge.
+# Builds the packages of the tree (tpserver and tpclient) and the single
+# tpserver package of the last release before the split (TP_E2E_OLD_REV),
+# boots a throw-away copy of a minimal Debian 12 root file system with
+# systemd-nspawn (private network: loopback only), installs each package
+# alone in it and checks what a user would: what each package brings,
+# socket activation, requests, status, journal, reload, watchdog, restart,
+# SIGKILL under load, a reload storm under load, stop, purge, and the
+# upgrade from the single package to the two.
 #
 #   tests/e2e/run.sh [--prepare-rootfs]
 #
 # --prepare-rootfs only creates the cached root file system.
 #
 # Environment:
-#   TP_E2E_DEBS=DIR        use the tpserver_*.deb files in DIR (the lowest
-#                          and highest version) instead of building them
+#   TP_E2E_DEBS=DIR        use the .deb files in DIR instead of building
+#                          them: the highest tpserver_*.deb and the
+#                          tpclient_*.deb of that version, and the lowest
+#                          tpserver_*.deb as the single package to upgrade
+#                          from
+#   TP_E2E_OLD_REV=REV     git revision of the single package to upgrade
+#                          from (default 2fb842d, tpserver 0.1.0)
 #   TP_E2E_CACHE=DIR       root file system cache
 #                          (default /var/tmp/tpserver-e2e-rootfs)
 #   TP_E2E_MIRROR=URL      Debian mirror for debootstrap
@@ -159,26 +166,35 @@ fi
 
 # --- the packages ----------------------------------------------------------
 
-DEB1=""
-DEB2=""
+OLD_REV=${TP_E2E_OLD_REV:-2fb842d}
 if [ -n "${TP_E2E_DEBS:-}" ]; then
-	cp "$TP_E2E_DEBS"/tpserver_*.deb "$ART/"
+	cp "$TP_E2E_DEBS"/tpserver_*.deb "$TP_E2E_DEBS"/tpclient_*.deb "$ART/"
 else
-	log "building the package (0.1.0 and 0.1.1)"
+	log "building the packages of the tree and the single package of $OLD_REV"
 	t0=$SECONDS
-	"$SRCDIR/packaging/build-deb.sh" --lintian "$WORK/deb1" >/dev/null || { echo "FAIL build the package (or lintian found errors or warnings)"; echo "0 passed, 1 failed"; exit 1; }
-	"$SRCDIR/packaging/build-deb.sh" --version 0.1.1 "$WORK/deb2" >/dev/null || { echo "FAIL build the package 0.1.1"; echo "0 passed, 1 failed"; exit 1; }
-	cp "$WORK"/deb1/tpserver_*.deb "$WORK"/deb2/tpserver_*.deb "$ART/"
+	# The old package without its tests, beside the new one: it was
+	# tested when it was released.
+	DEB_BUILD_OPTIONS=nocheck "$SRCDIR/packaging/build-deb.sh" --from "$OLD_REV" "$WORK/old" \
+		>"$WORK/build-old.log" 2>&1 &
+	oldb=$!
+	"$SRCDIR/packaging/build-deb.sh" --lintian "$WORK/new" >/dev/null || { echo "FAIL build the packages (or lintian found errors or warnings)"; echo "0 passed, 1 failed"; exit 1; }
+	wait "$oldb" || { tail -n 20 "$WORK/build-old.log"; echo "FAIL build the package of $OLD_REV"; echo "0 passed, 1 failed"; exit 1; }
+	cp "$WORK"/old/tpserver_*.deb "$WORK"/new/tpserver_*.deb "$WORK"/new/tpclient_*.deb "$ART/"
 	log "built in $((SECONDS - t0)) s"
 fi
-# Oldest and newest version, by dpkg's ordering.
+# Oldest and newest tpserver, by dpkg's ordering; tpclient of the newest.
 mapfile -t debs < <(for f in "$ART"/tpserver_*.deb; do echo "$(dpkg-deb -f "$f" Version) $(basename "$f")"; done |
 	sort -V -k1,1 | awk '{print $2}')
 [ ${#debs[@]} -ge 2 ] || { echo "FAIL need two versions of tpserver_*.deb, have: ${debs[*]:-none}"; echo "0 passed, 1 failed"; exit 1; }
-DEB1=${debs[0]}
+DEB1=${debs[0]} # the single package of the release before the split
 DEB2=${debs[-1]}
 V1=$(dpkg-deb -f "$ART/$DEB1" Version)
 V2=$(dpkg-deb -f "$ART/$DEB2" Version)
+CLI=tpclient_${V2}_$(dpkg-deb -f "$ART/$DEB2" Architecture).deb
+[ -f "$ART/$CLI" ] || { echo "FAIL no $CLI beside $DEB2"; echo "0 passed, 1 failed"; exit 1; }
+dpkg-deb -c "$ART/$DEB1" >"$WORK/old.contents"
+grep -q ' \./usr/bin/tpclient$' "$WORK/old.contents" ||
+	{ echo "FAIL $DEB1 is not the single package (no /usr/bin/tpclient)"; echo "0 passed, 1 failed"; exit 1; }
 cp "$SRCDIR/tests/e2e/tpc.py" "$SRCDIR/tests/e2e/reload-a.conf" "$SRCDIR/tests/e2e/reload-b.conf" "$ART/"
 chmod -R a+rX "$ART"
 
@@ -347,20 +363,63 @@ conf_set_workers() {
 	c sed -i -E "s/^([[:space:]]*)#?[[:space:]]*workers[[:space:]]*=.*/\\1workers = $1;/" /etc/tpserver.conf
 }
 
+listening_9000() { c awk '$2 == "0100007F:2328" && $4 == "0A" {f=1} END {exit !f}' /proc/1/net/tcp; }
+
+# installed PKG: dpkg says PKG is installed.
+installed() { [ "$(c dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ]; }
+
+# The load generator alone: its program and man page, no daemon, no unit,
+# nothing listening; then removed without a trace.
+t_install_client() {
+	TMO=180 c apt-get install -y -q --no-install-recommends "/srv/test/$CLI" || fail "apt-get install $CLI failed"
+	installed tpclient || fail "tpclient not installed"
+	installed tpserver && fail "installing tpclient installed tpserver"
+	c tpclient --version || fail "tpclient --version failed"
+	c test -f /usr/share/man/man1/tpclient.1.gz || fail "tpclient(1) missing"
+	c test -f /usr/share/doc/tpclient/copyright || fail "/usr/share/doc/tpclient/copyright missing"
+	local f
+	for f in /usr/sbin/tpserver /etc/tpserver.conf /lib/systemd/system/tpserver.socket \
+		/lib/systemd/system/tpserver.service; do
+		c test ! -e "$f" || fail "tpclient brought $f"
+	done
+	[ "$(prop tpserver.socket LoadState)" = not-found ] || fail "a tpserver.socket unit is loaded"
+	listening_9000 && fail "something listens on 127.0.0.1:9000"
+	TMO=120 c apt-get purge -y -q tpclient >"$WORK/purge.out" 2>&1 || { tail "$WORK/purge.out"; fail "apt-get purge tpclient failed"; }
+	c test ! -e /usr/bin/tpclient || fail "/usr/bin/tpclient still there after purge"
+}
+
+# The daemon alone: its program, units, conffile and man pages, not the
+# load generator.
 t_install() {
-	TMO=180 c apt-get install -y -q "/srv/test/$DEB1" || fail "apt-get install failed"
+	TMO=180 c apt-get install -y -q --no-install-recommends "/srv/test/$DEB2" || fail "apt-get install failed"
 	local v
 	v=$(c dpkg-query -W -f='${Version}' tpserver)
-	[ "$v" = "$V1" ] || fail "installed version '$v', expected $V1"
+	[ "$v" = "$V2" ] || fail "installed version '$v', expected $V2"
+	installed tpclient && fail "installing tpserver installed tpclient"
 	[ "$(c systemctl is-enabled tpserver.socket)" = enabled ] || fail "tpserver.socket not enabled"
 	is_active tpserver.socket || fail "tpserver.socket not active after install"
 	c test -f /etc/tpserver.conf || fail "/etc/tpserver.conf missing"
 	c dpkg-query -W -f='${Conffiles}\n' tpserver | grep -q '/etc/tpserver.conf' ||
 		fail "/etc/tpserver.conf is not a conffile"
 	c test -x /usr/sbin/tpserver || fail "/usr/sbin/tpserver missing"
-	for m in man8/tpserver.8 man5/tpserver.conf.5 man1/tpclient.1; do
+	for m in man8/tpserver.8 man5/tpserver.conf.5; do
 		c test -f "/usr/share/man/$m.gz" || fail "/usr/share/man/$m.gz missing"
 	done
+	for f in /usr/bin/tpclient /usr/share/man/man1/tpclient.1.gz; do
+		c test ! -e "$f" || fail "tpserver brought $f"
+	done
+	c dpkg-query -W -f='${Recommends}\n' tpserver | grep -qw tpclient || fail "tpserver does not recommend tpclient"
+}
+
+# The single package of the last release, configured as an administrator
+# would (a local edit of the conffile), serving.
+t_install_old() {
+	TMO=180 c apt-get install -y -q "/srv/test/$DEB1" || fail "apt-get install $DEB1 failed"
+	[ "$(c dpkg-query -W -f='${Version}' tpserver)" = "$V1" ] || fail "installed version is not $V1"
+	c test -x /usr/bin/tpclient || fail "$DEB1 has no /usr/bin/tpclient"
+	conf_set_workers 12
+	TMO=30 c systemctl start tpserver || fail "systemctl start failed"
+	echo_ok "old" || fail "the old package does not serve"
 }
 
 t_units() {
@@ -642,14 +701,14 @@ t_upgrade() {
 	is_active tpserver.service || TMO=30 c systemctl start tpserver
 	pid=$(mainpid)
 	sock_ts=$(prop tpserver.socket ActiveEnterTimestampMonotonic)
-	c grep -q '^ *workers = 12;' /etc/tpserver.conf || fail "local edit from the reload check is missing"
+	c grep -q '^ *workers = 12;' /etc/tpserver.conf || fail "the local edit of /etc/tpserver.conf is missing"
 	TMO=40 cbg python3 /srv/test/tpc.py req --timeout 30 "SLEEP 2500" >"$WORK/upgrade-client.out" 2>&1
 	local cl=$!
 	wait_conn || fail "client did not connect"
 	TMO=180 c apt-get install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-		"/srv/test/$DEB2" >"$WORK/upgrade.out" 2>&1 || rc=$?
+		"/srv/test/$DEB2" "/srv/test/$CLI" >"$WORK/upgrade.out" 2>&1 || rc=$?
 	tail -n 5 "$WORK/upgrade.out"
-	[ $rc = 0 ] || fail "apt-get install $DEB2 failed"
+	[ $rc = 0 ] || fail "apt-get install $DEB2 $CLI failed"
 	wait "$cl" || true
 	echo "client: $(tr '\n' ' ' <"$WORK/upgrade-client.out")"
 	local v
@@ -664,10 +723,19 @@ t_upgrade() {
 	c grep -q '^ *workers = 12;' /etc/tpserver.conf || fail "local edit of /etc/tpserver.conf lost"
 	grep -qx "OK 2500" "$WORK/upgrade-client.out" || fail "request in flight during the upgrade not answered"
 	echo_ok "upgraded" || fail "not serving after upgrade"
+	# /usr/bin/tpclient moved from tpserver to tpclient.
+	local owner
+	owner=$(c dpkg-query -S /usr/bin/tpclient) || fail "no package owns /usr/bin/tpclient"
+	echo "dpkg-query -S: $owner"
+	[ "$owner" = "tpclient: /usr/bin/tpclient" ] || fail "/usr/bin/tpclient belongs to: $owner"
+	c dpkg-query -L tpserver | grep -q '^/usr/bin/tpclient$' && fail "tpserver still lists /usr/bin/tpclient"
+	c tpclient --version || fail "tpclient does not run after the upgrade"
 }
 
+# t_purge [PACKAGE...]: purge tpserver (and the packages named); nothing of
+# it is left.
 t_purge() {
-	TMO=180 c apt-get purge -y -q tpserver >"$WORK/purge.out" 2>&1 || { tail "$WORK/purge.out"; fail "apt-get purge failed"; }
+	TMO=180 c apt-get purge -y -q tpserver "$@" >"$WORK/purge.out" 2>&1 || { tail "$WORK/purge.out"; fail "apt-get purge failed"; }
 	local f
 	for f in /etc/tpserver.conf /lib/systemd/system/tpserver.service /lib/systemd/system/tpserver.socket \
 		/usr/sbin/tpserver /etc/systemd/system/sockets.target.wants/tpserver.socket; do
@@ -675,11 +743,16 @@ t_purge() {
 	done
 	[ "$(prop tpserver.socket ActiveState)" != active ] || fail "socket still active"
 	[ "$(prop tpserver.service ActiveState)" != active ] || fail "service still active"
-	c awk '$2 == "0100007F:2328" && $4 == "0A" {found=1} END {exit found}' /proc/1/net/tcp ||
-		fail "something still listens on 127.0.0.1:9000"
+	listening_9000 && fail "something still listens on 127.0.0.1:9000"
+	true
+}
+t_purge_all() {
+	t_purge tpclient
+	c test ! -e /usr/bin/tpclient || fail "/usr/bin/tpclient still there after purge"
 }
 
-check "install $DEB1 (socket enabled and started, conffile, man pages)" t_install
+check "install $CLI alone (program and man page; no daemon, unit or socket)" t_install_client
+check "install $DEB2 alone (socket enabled and started, conffile, man pages; no tpclient)" t_install
 check "systemd-analyze verify and security (exposure <= 1.0)" t_units
 check "systemctl start tpserver" t_start
 check "ECHO and SLEEP answered on 127.0.0.1:9000" t_requests
@@ -696,8 +769,10 @@ check --known-defect "raising limits.max_unsent_kib on reload strands a paused c
 check "stop with SLEEP 2000 in flight: OK 2000, Result=success" t_stop_inflight
 check "socket activation: a connection starts the stopped service" t_activation
 check "invalid configuration: exit 78, not restarted" t_config_error
-check "upgrade $V1 -> $V2 with a client connected" t_upgrade
 check "purge removes configuration and units" t_purge
+check "install $DEB1, the single package of the last release, locally edited" t_install_old
+check "upgrade $V1 -> $V2 (tpserver and tpclient) with a client connected; tpclient moves" t_upgrade
+check "purge tpserver and tpclient" t_purge_all
 
 if [ $FAILED -gt 0 ]; then
 	echo "failed: ${FAILED_NAMES[*]}"
