@@ -196,6 +196,7 @@ dpkg-deb -c "$ART/$DEB1" >"$WORK/old.contents"
 grep -q ' \./usr/bin/tpclient$' "$WORK/old.contents" ||
 	{ echo "FAIL $DEB1 is not the single package (no /usr/bin/tpclient)"; echo "0 passed, 1 failed"; exit 1; }
 cp "$SRCDIR/tests/e2e/tpc.py" "$SRCDIR/tests/e2e/reload-a.conf" "$SRCDIR/tests/e2e/reload-b.conf" "$ART/"
+cp -r "$SRCDIR/debian/tests" "$ART/autopkgtest"
 chmod -R a+rX "$ART"
 
 # --- boot ------------------------------------------------------------------
@@ -732,6 +733,23 @@ t_upgrade() {
 	c tpclient --version || fail "tpclient does not run after the upgrade"
 }
 
+# The autopkgtest tests of debian/tests/control, as autopkgtest runs them
+# (as root, AUTOPKGTEST_TMP set), against both installed packages.
+t_autopkgtest() {
+	TMO=180 c apt-get install -y -q "/srv/test/$CLI" >"$WORK/install.out" 2>&1 ||
+		{ tail "$WORK/install.out"; fail "apt-get install $CLI failed"; }
+	local tests t rc=0
+	tests=$(sed -n 's/^Tests: *//p' "$ART/autopkgtest/control" | tr ',' ' ')
+	[ -n "$tests" ] || fail "no Tests: in debian/tests/control"
+	for t in $tests; do
+		echo "--- $t"
+		TMO=120 c bash -c 'd=$(mktemp -d) && cd /root && AUTOPKGTEST_TMP=$d /srv/test/autopkgtest/'"$t" ||
+			{ echo "$t failed"; rc=1; }
+	done
+	grep '^smoke: PASS' "$OUT" >"$NOTE" || true
+	[ $rc = 0 ]
+}
+
 # t_purge [PACKAGE...]: purge tpserver (and the packages named); nothing of
 # it is left.
 t_purge() {
@@ -769,7 +787,8 @@ check --known-defect "raising limits.max_unsent_kib on reload strands a paused c
 check "stop with SLEEP 2000 in flight: OK 2000, Result=success" t_stop_inflight
 check "socket activation: a connection starts the stopped service" t_activation
 check "invalid configuration: exit 78, not restarted" t_config_error
-check "purge removes configuration and units" t_purge
+check "autopkgtest tests (debian/tests) against the installed tpserver and tpclient" t_autopkgtest
+check "purge removes configuration and units" t_purge_all
 check "install $DEB1, the single package of the last release, locally edited" t_install_old
 check "upgrade $V1 -> $V2 (tpserver and tpclient) with a client connected; tpclient moves" t_upgrade
 check "purge tpserver and tpclient" t_purge_all
