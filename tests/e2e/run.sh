@@ -491,6 +491,21 @@ assert any(x.get("TP_EVENT") == "ready" for x in mine), "no TP_EVENT=ready entry
 PY
 }
 
+# The catalog is installed, systemd's dpkg trigger compiled it (journalctl
+# --update-catalog), and journalctl -x explains the start entry.
+t_catalog() {
+	c test -f /usr/lib/systemd/catalog/tpserver.catalog || fail "/usr/lib/systemd/catalog/tpserver.catalog missing"
+	c journalctl --list-catalog >"$WORK/catalog.txt" 2>&1 || fail "journalctl --list-catalog failed"
+	grep tpserver "$WORK/catalog.txt" || fail "journalctl --list-catalog lists no tpserver entry (trigger not run?)"
+	grep -q '^98f9f5bf22e845a781568eca8f836c2f tpserver: ' "$WORK/catalog.txt" || fail "no catalog entry for the start MESSAGE_ID"
+	c journalctl --sync || true
+	c journalctl -x -u tpserver --no-pager >"$WORK/journal-x.txt" 2>&1 || true
+	grep -A 3 'tpserver is starting' "$WORK/journal-x.txt" | head -n 8
+	grep -q '^ *░░ Subject: tpserver is starting' "$WORK/journal-x.txt" ||
+		fail "journalctl -x -u tpserver does not explain the start entry"
+	grep -q '^ *░░ .*tpserver --check-config' "$WORK/journal-x.txt" || fail "the explanation is not shown whole"
+}
+
 t_reload() {
 	local pid before after want
 	pid=$(mainpid)
@@ -777,6 +792,7 @@ check "ECHO and SLEEP answered on 127.0.0.1:9000" t_requests
 check "listening socket comes from systemd (daemon in its own netns)" t_socket_from_systemd
 check "systemctl status shows STATUS=" t_status
 check "journal has TP_EVENT, CODE_FILE, MESSAGE_ID on start" t_journal_fields
+check "journalctl -x explains the entries (catalog installed, trigger ran)" t_catalog
 check "reload applies pool.workers (same MainPID, more threads)" t_reload
 check "reload of a broken file refused, error names file:line, old settings kept" t_reload_broken
 check "watchdog: SIGSTOP -> killed and restarted, journal says watchdog" t_watchdog
