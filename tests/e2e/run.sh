@@ -197,6 +197,8 @@ grep -q ' \./usr/bin/tpclient$' "$WORK/old.contents" ||
 	{ echo "FAIL $DEB1 is not the single package (no /usr/bin/tpclient)"; echo "0 passed, 1 failed"; exit 1; }
 cp "$SRCDIR/tests/e2e/tpc.py" "$SRCDIR/tests/e2e/reload-a.conf" "$SRCDIR/tests/e2e/reload-b.conf" "$ART/"
 cp -r "$SRCDIR/debian/tests" "$ART/autopkgtest"
+cp "$SRCDIR/tests/e2e/doclinks.py" "$ART/"
+ls "$SRCDIR/docs/img" >"$ART/img.list"
 chmod -R a+rX "$ART"
 
 # --- boot ------------------------------------------------------------------
@@ -489,6 +491,16 @@ for k in ("CODE_FILE", "CODE_LINE", "CODE_FUNC", "MESSAGE_ID", "PRIORITY", "MESS
 assert e["MESSAGE_ID"] == "98f9f5bf22e845a781568eca8f836c2f", e["MESSAGE_ID"]
 assert any(x.get("TP_EVENT") == "ready" for x in mine), "no TP_EVENT=ready entry"
 PY
+}
+
+# The documentation is installed whole: the study's plots too, and every
+# relative link of the installed Markdown files resolves.
+t_docs() {
+	local img
+	while read -r img; do
+		c test -f "/usr/share/doc/tpserver/docs/img/$img" || fail "/usr/share/doc/tpserver/docs/img/$img missing"
+	done <"$ART/img.list"
+	c python3 /srv/test/doclinks.py /usr/share/doc/tpserver || fail "a link in /usr/share/doc/tpserver is broken"
 }
 
 # The catalog is installed, systemd's dpkg trigger compiled it (journalctl
@@ -792,6 +804,7 @@ check "ECHO and SLEEP answered on 127.0.0.1:9000" t_requests
 check "listening socket comes from systemd (daemon in its own netns)" t_socket_from_systemd
 check "systemctl status shows STATUS=" t_status
 check "journal has TP_EVENT, CODE_FILE, MESSAGE_ID on start" t_journal_fields
+check "docs installed whole: plots shipped, every relative link resolves" t_docs
 check "journalctl -x explains the entries (catalog installed, trigger ran)" t_catalog
 check "reload applies pool.workers (same MainPID, more threads)" t_reload
 check "reload of a broken file refused, error names file:line, old settings kept" t_reload_broken
