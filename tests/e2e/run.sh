@@ -561,6 +561,27 @@ t_reload_broken() {
 	echo_ok "still here" || fail "not serving after a refused reload"
 }
 
+# A drop-in overrides the main file's pool.workers (12) on reload, -t
+# names it, and removing it restores the main file's value.
+t_dropin() {
+	local pid before want
+	pid=$(mainpid)
+	before=$(threads "$pid")
+	c mkdir -p /etc/tpserver.conf.d
+	c sh -c 'printf "# local override\npool = { workers = 10; };\n" >/etc/tpserver.conf.d/50-local.conf'
+	c tpserver --check-config >"$WORK/check.txt" 2>&1 || { cat "$WORK/check.txt"; fail "tpserver --check-config failed"; }
+	grep -E 'workers|queue_size' "$WORK/check.txt"
+	grep -qx '  workers = 10; # from /etc/tpserver.conf.d/50-local.conf:2' "$WORK/check.txt" ||
+		fail "--check-config does not name the drop-in"
+	TMO=30 c systemctl reload tpserver || fail "systemctl reload failed"
+	want=$((before - 2))
+	wait_for 10 test "$(threads "$pid")" = "$want" || fail "expected $want threads with the drop-in, have $(threads "$pid")"
+	c rm -r /etc/tpserver.conf.d
+	TMO=30 c systemctl reload tpserver || fail "systemctl reload without the drop-in failed"
+	wait_for 10 test "$(threads "$pid")" = "$before" || fail "expected $before threads again, have $(threads "$pid")"
+	[ "$(mainpid)" = "$pid" ] || fail "MainPID changed"
+}
+
 t_watchdog() {
 	local pid up new end
 	pid=$(mainpid)
@@ -808,6 +829,7 @@ check "docs installed whole: plots shipped, every relative link resolves" t_docs
 check "journalctl -x explains the entries (catalog installed, trigger ran)" t_catalog
 check "reload applies pool.workers (same MainPID, more threads)" t_reload
 check "reload of a broken file refused, error names file:line, old settings kept" t_reload_broken
+check "drop-in /etc/tpserver.conf.d/50-local.conf: named by -t, applied and undone on reload" t_dropin
 check "watchdog: SIGSTOP -> killed and restarted, journal says watchdog" t_watchdog
 check "restart under a connecting client: no failed connection" t_restart_under_load
 check "SIGKILL 5 times under load: restarted, no refused connection, only requests in flight lost, cleanly" t_kill_under_load
