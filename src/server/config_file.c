@@ -282,7 +282,28 @@ static int walk(struct load *ld, const config_setting_t *group, const char *gpat
 	return 0;
 }
 
+/* The file and line of each setting the file set. */
+static void record_origins(const struct load *ld, struct tp_config_origin *origin)
+{
+	for (size_t i = 0; i < TP_SETTINGS_MAX; i++) {
+		const config_setting_t *s = ld->seen[i];
+		const char *file;
+
+		if (!s)
+			continue;
+		file = config_setting_source_file(s) ? config_setting_source_file(s) : ld->path;
+		snprintf(origin[i].file, sizeof(origin[i].file), "%s", file);
+		origin[i].line = config_setting_source_line(s);
+	}
+}
+
 int tp_config_load_file(struct tp_config *cfg, const char *path, char *err, size_t errlen)
+{
+	return tp_config_load_file_origin(cfg, path, NULL, err, errlen);
+}
+
+int tp_config_load_file_origin(struct tp_config *cfg, const char *path, struct tp_config_origin *origin,
+                               char *err, size_t errlen)
 {
 	struct tp_config copy = *cfg;
 	struct load ld = {.cfg = &copy, .path = path, .err = err, .errlen = errlen};
@@ -320,6 +341,8 @@ int tp_config_load_file(struct tp_config *cfg, const char *path, char *err, size
 		goto out;
 	}
 	*cfg = copy;
+	if (origin)
+		record_origins(&ld, origin);
 	r = 0;
 out:
 	config_destroy(&c);
@@ -343,9 +366,12 @@ static void print_quoted(FILE *f, const char *s)
 	fputc('"', f);
 }
 
-static void print_setting(const struct tp_config *cfg, FILE *f, const struct tp_setting *s, const char *leaf,
-                          const char *indent)
+static void print_setting(const struct tp_config *cfg, const struct tp_config_origin *origin, FILE *f,
+                          const struct tp_setting *s, const char *leaf, const char *indent)
 {
+	const struct tp_config_origin *o = origin ? &origin[s - tp_settings] : NULL;
+	const char *sep = " # ";
+
 	fprintf(f, "%s%s = ", indent, leaf);
 	switch (s->type) {
 	case TP_SETTING_INT:
@@ -364,9 +390,17 @@ static void print_setting(const struct tp_config *cfg, FILE *f, const struct tp_
 		break; /* no setting of these types yet */
 	}
 	/* The effective value of an automatic setting is what one checks for. */
-	if (s->offset == offsetof(struct tp_config, stall_timeout_ms) && cfg->stall_timeout_ms == 0)
+	if (s->offset == offsetof(struct tp_config, stall_timeout_ms) && cfg->stall_timeout_ms == 0) {
 		fprintf(f, " # automatic: max_sleep_ms + %d = %d", TP_STALL_MARGIN_MS,
 		        tp_config_stall_ms(cfg));
+		sep = "; ";
+	}
+	if (o && o->file[0] && o->line)
+		fprintf(f, "%sfrom %s:%u", sep, o->file, o->line);
+	else if (o && o->file[0])
+		fprintf(f, "%sfrom %s", sep, o->file);
+	else if (o)
+		fprintf(f, "%sdefault", sep);
 	fputc('\n', f);
 }
 
@@ -384,7 +418,8 @@ static const char *leaf_in(const char *name, const char *group, size_t glen)
 }
 
 /* Print the members of one group (glen 0: the root), in the table's order. */
-static void print_members(const struct tp_config *cfg, FILE *f, const char *group, size_t glen)
+static void print_members(const struct tp_config *cfg, const struct tp_config_origin *origin, FILE *f,
+                          const char *group, size_t glen)
 {
 	const char *indent = glen ? "  " : "";
 	const char *leaf;
@@ -393,12 +428,17 @@ static void print_members(const struct tp_config *cfg, FILE *f, const char *grou
 		fprintf(f, "%.*s = {\n", (int)glen, group);
 	for (const struct tp_setting *s = tp_settings; s->path; s++)
 		if ((leaf = leaf_in(s->path, group, glen)) != NULL)
-			print_setting(cfg, f, s, leaf, indent);
+			print_setting(cfg, origin, f, s, leaf, indent);
 	if (glen)
 		fputs("};\n", f);
 }
 
 void tp_config_print(const struct tp_config *cfg, FILE *f)
+{
+	tp_config_print_origin(cfg, NULL, f);
+}
+
+void tp_config_print_origin(const struct tp_config *cfg, const struct tp_config_origin *origin, FILE *f)
 {
 	/* Groups in the order they first appear in the table. */
 	for (const struct tp_setting *s = tp_settings; s->path; s++) {
@@ -411,7 +451,7 @@ void tp_config_print(const struct tp_config *cfg, FILE *f)
 		for (const struct tp_setting *q = tp_settings; q != s && !seen; q++)
 			seen = leaf_in(q->path, s->path, glen) != NULL;
 		if (!seen)
-			print_members(cfg, f, s->path, glen);
+			print_members(cfg, origin, f, s->path, glen);
 	}
-	print_members(cfg, f, "", 0);
+	print_members(cfg, origin, f, "", 0);
 }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "config_dropin.h"
 #include "config_file.h"
 #include "log.h"
 #include "server.h"
@@ -25,13 +26,16 @@ struct args {
 
 /*
  * The effective configuration: defaults, then the file (the explicit one,
- * or the default path when it exists), then the command-line flags.
- * Returns 0, 1 (--help/--version printed), or a negative errno with err set.
+ * or the default path when it exists) and the drop-ins of its .d/
+ * directory, then the command-line flags.  origin (or NULL) gets where each
+ * setting came from.  Returns 0, 1 (--help/--version printed), or a
+ * negative errno with err set.
  */
-static int load_config(const struct args *a, struct tp_config *ret, char *err, size_t errlen)
+static int load_config(const struct args *a, struct tp_config *ret, struct tp_config_origin *origin,
+                       char *err, size_t errlen)
 {
 	struct tp_config cli, cfg;
-	const char *path = NULL;
+	const char *path;
 	int r;
 
 	tp_config_defaults(&cli);
@@ -40,19 +44,16 @@ static int load_config(const struct args *a, struct tp_config *ret, char *err, s
 		return r;
 
 	tp_config_defaults(&cfg);
-	if (cli.config_explicit)
-		path = cli.config_path;
-	else if (access(TP_DEFAULT_CONFIG_PATH, F_OK) == 0)
-		path = TP_DEFAULT_CONFIG_PATH;
-	if (path) {
-		r = tp_config_load_file(&cfg, path, err, errlen);
-		if (r < 0)
-			return r;
-	}
+	path = cli.config_explicit ? cli.config_path : TP_DEFAULT_CONFIG_PATH;
+	r = tp_config_load_dropins(&cfg, path, !cli.config_explicit, origin, err, errlen);
+	if (r < 0)
+		return r;
 	r = tp_config_parse_args(&cfg, a->argc, a->argv, err, errlen);
+	if (r == 0 && origin)
+		r = tp_config_origin_args(origin, a->argc, a->argv, err, errlen);
 	if (r != 0)
 		return r;
-	if (path && !cfg.config_explicit)
+	if (!cfg.config_explicit && access(path, F_OK) == 0)
 		snprintf(cfg.config_path, sizeof(cfg.config_path), "%s", path);
 	r = tp_config_validate(&cfg, err, errlen);
 	if (r < 0)
@@ -63,20 +64,21 @@ static int load_config(const struct args *a, struct tp_config *ret, char *err, s
 
 static int reload_config(struct tp_config *ret, char *err, size_t errlen, void *ctx)
 {
-	int r = load_config(ctx, ret, err, errlen);
+	int r = load_config(ctx, ret, NULL, err, errlen);
 	return r > 0 ? -EINVAL : r;
 }
 
 int main(int argc, char **argv)
 {
 	struct args a = {argc, argv};
+	static struct tp_config_origin origin[TP_SETTINGS_MAX];
 	struct tp_config cfg;
 	struct tp_server *srv = NULL;
 	char err[1024];
 	sigset_t set;
 	int r;
 
-	r = load_config(&a, &cfg, err, sizeof(err));
+	r = load_config(&a, &cfg, origin, err, sizeof(err));
 	if (r > 0)
 		return 0;
 	if (r < 0) {
@@ -88,7 +90,7 @@ int main(int argc, char **argv)
 			return 0;
 		printf("# configuration OK%s%s\n", cfg.config_path[0] ? ": " : " (built-in defaults)",
 		       cfg.config_path);
-		tp_config_print(&cfg, stdout);
+		tp_config_print_origin(&cfg, origin, stdout);
 		return 0;
 	}
 
