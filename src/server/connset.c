@@ -139,6 +139,12 @@ void tp_connset_shutdown(struct tp_connset *s, uint64_t grace_until_ns)
 		tp_connset_act(s, c, tp_conn_shutdown(c, grace_until_ns));
 }
 
+void tp_connset_limits_changed(struct tp_connset *s)
+{
+	for (struct tp_conn *c = s->lru_head; c; c = c->lru_next)
+		tp_connset_act(s, c, tp_conn_limits_changed(c));
+}
+
 void tp_connset_grace_check(struct tp_connset *s, uint64_t now_ns)
 {
 	for (struct tp_conn *c = s->lru_head; c; c = c->lru_next)

@@ -49,6 +49,9 @@ void tp_connset_shutdown(struct tp_connset *s, uint64_t grace_until_ns);
 /* Ask every open connection whether its shutdown grace ran out. */
 void tp_connset_grace_check(struct tp_connset *s, uint64_t now_ns);
 
+/* The settings changed: every open connection re-checks whether it may read. */
+void tp_connset_limits_changed(struct tp_connset *s);
+
 /* Close every open connection now (reason for the debug log). */
 void tp_connset_close_all(struct tp_connset *s, const char *reason);
 

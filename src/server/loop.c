@@ -253,6 +253,8 @@ static void refresh_config(struct tp_loop *l)
 	if (gen != l->cfg_gen) {
 		l->hooks.config_copy(l->hooks.ctx, &l->cfg);
 		l->cfg_gen = gen;
+		/* Any limit may have changed: look at every connection once. */
+		tp_connset_limits_changed(&l->conns);
 	}
 }
 
