@@ -85,10 +85,9 @@ static void log_busy(struct tp_health *h, uint64_t now)
  * on one request longer than the stall threshold (a SLEEP within
  * max_sleep_ms is busy, not stuck).  why gets the reason when unhealthy.
  */
-static bool healthy(struct tp_health *h, int stall_ms, uint64_t now, char *why, size_t len)
+static bool healthy(struct tp_health *h, uint64_t now, char *why, size_t len)
 {
 	struct tp_pool_stats ps;
-	uint64_t stall_ns = (uint64_t)stall_ms * 1000000ull;
 
 	for (size_t i = 1; i < h->nloops; i++) {
 		struct tp_loop_counters lc;
@@ -100,24 +99,25 @@ static bool healthy(struct tp_health *h, int stall_ms, uint64_t now, char *why, 
 		}
 	}
 	tp_pool_stats(h->pool, &ps);
-	if (ps.oldest_busy_ns && now > ps.oldest_busy_ns + stall_ns) {
+	if (ps.stall_at_ns && now > ps.stall_at_ns) {
 		snprintf(why, len,
-		         "a worker has been on one request for %.1f s (stall threshold %d ms); %zu of %zu "
-		         "workers busy",
-		         (double)(now - ps.oldest_busy_ns) / 1e9, stall_ms, ps.busy, ps.workers);
+		         "a worker has been on one request for %.1f s (stall threshold %.0f ms when it "
+		         "started); %zu of %zu workers busy",
+		         (double)(now - ps.stall_since_ns) / 1e9,
+		         (double)(ps.stall_at_ns - ps.stall_since_ns) / 1e6, ps.busy, ps.workers);
 		return false;
 	}
 	return true;
 }
 
-static void watchdog(struct tp_health *h, int stall_ms, uint64_t now)
+static void watchdog(struct tp_health *h, uint64_t now)
 {
 	char why[256];
 
 	if (!h->wd_usec || now < h->wd_next_ns)
 		return;
 	h->wd_next_ns = now + h->wd_usec * 1000 / 2;
-	if (healthy(h, stall_ms, now, why, sizeof(why))) {
+	if (healthy(h, now, why, sizeof(why))) {
 		if (!h->wd_healthy)
 			tp_log(TP_LOG_NOTICE, "stall", "healthy again: watchdog pings resume");
 		h->wd_healthy = true;
@@ -129,9 +129,9 @@ static void watchdog(struct tp_health *h, int stall_ms, uint64_t now)
 	h->wd_healthy = false;
 }
 
-void tp_health_tick(struct tp_health *h, int stall_ms, uint64_t now)
+void tp_health_tick(struct tp_health *h, uint64_t now)
 {
-	watchdog(h, stall_ms, now);
+	watchdog(h, now);
 	if (now - h->last_status_ns >= STATUS_EVERY_NS)
 		tp_health_status(h, now);
 	log_busy(h, now);

@@ -47,9 +47,10 @@ void tp_health_stats(const struct tp_health *h, struct tp_stats *ret);
 void tp_health_status(struct tp_health *h, uint64_t now_ns);
 
 /*
- * Loop 0's tick: ping the watchdog when due and healthy (no worker on one
- * request longer than stall_ms), STATUS= when due, the busy log line.
+ * Loop 0's tick: ping the watchdog when due and healthy (no worker past
+ * the stall deadline its request got when it started, see
+ * tp_pool_set_stall_ms), STATUS= when due, the busy log line.
  */
-void tp_health_tick(struct tp_health *h, int stall_ms, uint64_t now_ns);
+void tp_health_tick(struct tp_health *h, uint64_t now_ns);
 
 #endif

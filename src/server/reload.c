@@ -43,6 +43,8 @@ int tp_reload_apply(const struct tp_reload_target *t, const struct tp_config *ol
 			nc.workers = old->workers;
 		}
 	}
+	/* Requests already running keep the stall deadline they started with. */
+	tp_pool_set_stall_ms(t->pool, (uint64_t)tp_config_stall_ms(&nc));
 	if (nc.queue_size != old->queue_size)
 		tp_queue_set_capacity(t->queue, (size_t)nc.queue_size);
 	tp_log_set_level(nc.log_level);

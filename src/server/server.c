@@ -247,6 +247,7 @@ int tp_server_new(const struct tp_config *cfg, tp_reload_fn reload, void *reload
 	srv->health.queue = srv->queue;
 	srv->health.loops = srv->loops;
 	srv->health.nloops = srv->nloops;
+	tp_pool_set_stall_ms(srv->pool, (uint64_t)tp_config_stall_ms(cfg));
 	r = tp_pool_start(srv->pool, (size_t)cfg->workers);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot start %d workers: pthread_create(): %s (TasksMax too low?)",
@@ -364,7 +365,7 @@ static void on_tick(void *ctx, uint64_t now)
 {
 	struct tp_server *srv = ctx;
 
-	tp_health_tick(&srv->health, tp_config_stall_ms(&srv->cfg), now);
+	tp_health_tick(&srv->health, now);
 	if (!atomic_load(&srv->shared.shutting_down))
 		return;
 	if (!srv->aborted && now >= srv->shutdown_deadline_ns)

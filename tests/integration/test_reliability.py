@@ -46,5 +46,39 @@ class ReloadLimits(unittest.TestCase):
             self.assertEqual(srv.stop(), 0)
 
 
+class StallDeadline(unittest.TestCase):
+    def test_lowering_the_stall_threshold_spares_a_running_sleep(self):
+        # The watchdog checks each request against the threshold in force
+        # when it started, not against one a later reload lowered.
+        from test_systemd import Notify
+        notify = Notify()
+        self.addCleanup(notify.close)
+        done = threading.Event()
+        self.addCleanup(done.set)
+        conf = ConfFile(self, "limits = { max_sleep_ms = 60000; stall_timeout_ms = 4000; };\n")
+        env = {"NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "400000"}
+        with Server("--config", conf.path, "--workers", "1", env=env) as srv:
+            notify.wait_for(r"^READY=1")
+            # Keep reading: a full notification socket would block the daemon.
+            reader = threading.Thread(target=lambda: [notify.poll(0.1) for _ in iter(done.is_set, True)])
+            reader.start()
+            s = srv.connect()
+            r = LineReader(s)
+            s.sendall(b"SLEEP 2500\n")
+            time.sleep(0.2)
+            conf.write("limits = { max_sleep_ms = 3000; stall_timeout_ms = 800; };\n")
+            srv.signal(signal.SIGHUP)
+            srv.wait_log(r"configuration reloaded")
+            self.assertEqual(r.line(timeout=5), "OK 2500")
+            self.assertNotIn("unhealthy", srv.log())
+            # A request started under the new threshold is held to it.
+            s.sendall(b"SLEEP 1500\n")
+            srv.wait_log(r"unhealthy: a worker has been on one request", timeout=5)
+            self.assertEqual(r.line(timeout=5), "OK 1500")
+            self.assertEqual(srv.stop(), 0)
+            done.set()
+            reader.join()
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2, warnings="ignore")
