@@ -36,6 +36,7 @@ void tp_health_stats(const struct tp_health *h, struct tp_stats *ret)
 		tp_loop_counters(h->loops[i], &lc);
 		ret->served += lc.served;
 		ret->rejected += lc.busy;
+		ret->refused += lc.refused;
 		ret->connections += lc.connections;
 	}
 }
@@ -78,6 +79,32 @@ static void log_busy(struct tp_health *h, uint64_t now)
 		h->busy_logged = st.rejected;
 	}
 	h->last_busy_log_ns = now;
+}
+
+/* Refused connections, like busy rejections: one line per interval at most. */
+static void log_refused(struct tp_health *h, uint64_t now)
+{
+	struct tp_stats st;
+	char n_txt[24], since[32];
+
+	if (h->last_refused_log_ns && now - h->last_refused_log_ns < BUSY_LOG_EVERY_NS)
+		return;
+	tp_health_stats(h, &st);
+	if (st.refused == h->refused_logged)
+		return;
+	uint64_t n = st.refused - h->refused_logged;
+	if (h->last_refused_log_ns)
+		snprintf(since, sizeof(since), "in the last %.0f s",
+		         (double)(now - h->last_refused_log_ns) / 1e9);
+	else
+		snprintf(since, sizeof(since), "since start");
+	snprintf(n_txt, sizeof(n_txt), "%" PRIu64, n);
+	struct tp_log_field f[] = {{"TP_REFUSED", n_txt}};
+	tp_logf(TP_LOG_WARNING, "refused", f, 1,
+	        "refused %" PRIu64 " connection%s over max_connections %s (%" PRIu64 " open)", n,
+	        n == 1 ? "" : "s", since, st.connections);
+	h->refused_logged = st.refused;
+	h->last_refused_log_ns = now;
 }
 
 /*
@@ -135,4 +162,5 @@ void tp_health_tick(struct tp_health *h, uint64_t now)
 	if (now - h->last_status_ns >= STATUS_EVERY_NS)
 		tp_health_status(h, now);
 	log_busy(h, now);
+	log_refused(h, now);
 }

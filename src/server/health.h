@@ -2,7 +2,8 @@
 /*
  * health: what the server tells the outside about itself: the counters
  * (summed over the pool, the queue and the loops), the STATUS= line every
- * 2 s, the busy-rejection log line at most every 5 s, and the watchdog
+ * 2 s, the busy-rejection and refused-connection log lines at most every
+ * 5 s each, and the watchdog
  * pings, sent only while every loop turns and no worker is stuck.  Runs on
  * loop 0 (tp_health_stats on any thread).
  */
@@ -23,6 +24,7 @@ struct tp_stats {
 	uint64_t connections;
 	uint64_t served;   /* replies written */
 	uint64_t rejected; /* ERR server busy */
+	uint64_t refused;  /* connections refused over max_connections */
 };
 
 struct tp_health {
@@ -36,6 +38,7 @@ struct tp_health {
 	/* its own state (loop 0) */
 	uint64_t last_status_ns, status_served;
 	uint64_t last_busy_log_ns, busy_logged;
+	uint64_t last_refused_log_ns, refused_logged;
 	uint64_t wd_next_ns;
 	bool wd_healthy;
 };

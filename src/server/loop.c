@@ -196,6 +196,7 @@ void tp_loop_counters(struct tp_loop *l, struct tp_loop_counters *ret)
 {
 	ret->served = atomic_load_explicit(&l->env.served, memory_order_relaxed);
 	ret->busy = atomic_load_explicit(&l->busy, memory_order_relaxed);
+	ret->refused = atomic_load_explicit(&l->listen.nrefused, memory_order_relaxed);
 	ret->connections = atomic_load_explicit(&l->conns.connections, memory_order_relaxed);
 	ret->last_turn_ns = atomic_load_explicit(&l->last_turn_ns, memory_order_relaxed);
 }
@@ -233,7 +234,7 @@ static int next_timeout_ms(struct tp_loop *l)
 {
 	uint64_t next = l->next_tick_ns;
 	uint64_t d = tp_queue_next_deadline(l->queue);
-	uint64_t resume = tp_listener_paused_until(&l->listen);
+	uint64_t resume = tp_listener_next_timer(&l->listen);
 
 	if (l->conns.ready)
 		return 0;
@@ -320,6 +321,9 @@ static void handle_events(struct tp_loop *l, const struct epoll_event *events, i
 			break;
 		case TP_SOURCE_SIGNAL:
 			on_signalfd(l);
+			break;
+		case TP_SOURCE_REFUSED:
+			tp_listener_drain(&l->listen, (struct tp_refused *)src);
 			break;
 		}
 	}
@@ -416,7 +420,7 @@ static void on_tick(struct tp_loop *l)
 		                      (uint64_t)l->cfg.idle_timeout_s * 1000000000ull);
 }
 
-/* Shutdown, the tick, the end of an accept pause, the forced close. */
+/* Shutdown, the tick, the end of an accept pause or a refusal's drain, the forced close. */
 static void run_timers(struct tp_loop *l)
 {
 	refresh_shutting_down(l);
@@ -424,7 +428,7 @@ static void run_timers(struct tp_loop *l)
 		on_shutdown(l);
 	if (l->env.now_ns >= l->next_tick_ns)
 		on_tick(l);
-	tp_listener_resume(&l->listen, l->env.now_ns);
+	tp_listener_timers(&l->listen, l->env.now_ns);
 	if (l->shutdown_seen && atomic_load_explicit(&l->shared->force_close, memory_order_relaxed))
 		tp_connset_close_all(&l->conns, "shutdown timeout");
 }

@@ -3,6 +3,7 @@
 """Reliability regressions: reload of limits and files, refused clients,
 the reload helper, check-config parity with a start."""
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -78,6 +79,28 @@ class StallDeadline(unittest.TestCase):
             self.assertEqual(srv.stop(), 0)
             done.set()
             reader.join()
+
+
+class Refused(unittest.TestCase):
+    def test_a_client_that_speaks_first_reads_the_refusal(self):
+        with Server("--max-connections", "1") as srv:
+            held = srv.connect()
+            self.assertEqual(request(held, LineReader(held), "ECHO 1"), "OK 1")
+            for i in range(20):
+                s = srv.connect()
+                s.sendall(b"ECHO 2\n")
+                time.sleep(0.01)  # the request reaches the server before its refusal is read
+                r = LineReader(s)
+                self.assertEqual(r.line(), "ERR too many connections", i)
+                with self.assertRaises(EOFError):
+                    r.line()
+                s.close()
+            # Counted and logged in one line, not one per connection.
+            total = lambda: sum(int(n) for n in re.findall(r"refused (\d+) connections? over max_conn",
+                                                           srv.log()))
+            self.assertEqual(wait_until(lambda: total() == 20, 12) and total(), 20, srv.log())
+            self.assertIn("since start", srv.log())
+            self.assertEqual(request(held, LineReader(held), "ECHO 3"), "OK 3")
 
 
 if __name__ == "__main__":
