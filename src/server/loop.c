@@ -318,6 +318,8 @@ static void handle_events(struct tp_loop *l, const struct epoll_event *events, i
 			break;
 		case TP_SOURCE_WAKE:
 			tp_post_clear_wake(&l->post);
+			if (l->index == 0 && l->hooks.on_wake)
+				l->hooks.on_wake(l->hooks.ctx);
 			break;
 		case TP_SOURCE_SIGNAL:
 			on_signalfd(l);

@@ -44,6 +44,8 @@ struct tp_loop_hooks {
 	void (*config_copy)(void *ctx, struct tp_config *ret);
 	/* Loop 0: a signal of SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2 arrived. */
 	void (*on_signal)(void *ctx, int signo);
+	/* Loop 0: its eventfd was written (a post to its mailbox, tp_loop_wake()); may be NULL. */
+	void (*on_wake)(void *ctx);
 	/* Loop 0: its tick (tick_ms) came round. */
 	void (*on_tick)(void *ctx, uint64_t now_ns);
 	/* Loop 0: have every other loop's threads returned?  It stays until then. */

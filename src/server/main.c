@@ -69,13 +69,15 @@ static int reload_config(struct tp_config *ret, char *err, size_t errlen, void *
 
 int main(int argc, char **argv)
 {
-	struct args a = {argc, argv};
+	/* Static: a reload's thread may still read it while the process exits. */
+	static struct args a;
 	struct tp_config cfg;
 	struct tp_server *srv = NULL;
 	char err[1024];
 	sigset_t set;
 	int r;
 
+	a = (struct args){argc, argv};
 	r = load_config(&a, &cfg, err, sizeof(err));
 	if (r > 0)
 		return 0;

@@ -103,5 +103,31 @@ class Refused(unittest.TestCase):
             self.assertEqual(request(held, LineReader(held), "ECHO 3"), "OK 3")
 
 
+class ReloadOffLoop(unittest.TestCase):
+    def test_a_reload_blocked_on_a_fifo_blocks_no_loop(self):
+        conf = ConfFile(self, "pool = { workers = 2; };\n")
+        with Server("--config", conf.path) as srv:
+            s = srv.connect()
+            r = LineReader(s)
+            os.unlink(conf.path)
+            os.mkfifo(conf.path)
+            srv.signal(signal.SIGHUP)
+            time.sleep(0.3)
+            self.assertEqual(request(s, r, "ECHO during", timeout=2), "OK during")
+            # The reload's reader is the one extra thread while it lasts.
+            self.assertEqual(srv.threads(), 2 + 1 + 1)
+            srv.signal(signal.SIGHUP)  # coalesced: one more read once this one is done
+            with open(conf.path, "w") as f:
+                f.write("pool = { workers = 3; };\n")
+            srv.wait_log(r"configuration reloaded: 3 workers")
+            time.sleep(0.3)  # the second read now waits on the FIFO
+            self.assertEqual(request(s, r, "ECHO after", timeout=2), "OK after")
+            self.assertEqual(srv.threads(), 3 + 1 + 1)
+            self.assertEqual(len(re.findall("configuration reloaded", srv.log())), 1)
+            t0 = time.monotonic()
+            self.assertEqual(srv.stop(timeout=5), 0)
+            self.assertLess(time.monotonic() - t0, 3)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2, warnings="ignore")
