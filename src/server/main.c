@@ -4,6 +4,11 @@
  * set-up, and the server's lifetime.  Exit status: 0 after a clean
  * shutdown, 78 (EX_CONFIG) for any configuration error (file or flags),
  * 1 for anything else that stops the start.
+ *
+ * `tpserver --reload-and-wait PID` is systemd's ExecReload: it signals the
+ * daemon PID and waits for the outcome of the reload (reload_status.h):
+ * 0 when applied, 1 with the daemon's message when refused, when the
+ * daemon is gone, or after RELOAD_WAIT_MS.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -16,7 +21,10 @@
 #include "config.h"
 #include "config_file.h"
 #include "log.h"
+#include "reload_status.h"
 #include "server.h"
+
+#define RELOAD_WAIT_MS 30000
 
 struct args {
 	int argc;
@@ -67,6 +75,30 @@ static int reload_config(struct tp_config *ret, char *err, size_t errlen, void *
 	return r > 0 ? -EINVAL : r;
 }
 
+static int reload_and_wait(const char *pid_text)
+{
+	char dir[4096], msg[1024], *end;
+	long pid;
+	int r;
+
+	errno = 0;
+	pid = strtol(pid_text, &end, 10);
+	if (errno || *end || end == pid_text || pid <= 0) {
+		fprintf(stderr, "tpserver: --reload-and-wait: invalid process id \"%s\"\n", pid_text);
+		return 1;
+	}
+	if (!tp_reload_status_dir(dir, sizeof(dir))) {
+		fprintf(stderr, "tpserver: --reload-and-wait: RUNTIME_DIRECTORY is not set "
+		                "(RuntimeDirectory= in the unit)\n");
+		return 1;
+	}
+	r = tp_reload_status_wait(dir, (pid_t)pid, RELOAD_WAIT_MS, msg, sizeof(msg));
+	if (r == 0)
+		return 0;
+	fprintf(stderr, "tpserver: %s%s\n", r == 1 ? "reload refused: " : "reload: ", msg);
+	return 1;
+}
+
 int main(int argc, char **argv)
 {
 	/* Static: a reload's thread may still read it while the process exits. */
@@ -78,6 +110,8 @@ int main(int argc, char **argv)
 	int r;
 
 	a = (struct args){argc, argv};
+	if (argc == 3 && strcmp(argv[1], "--reload-and-wait") == 0)
+		return reload_and_wait(argv[2]);
 	r = load_config(&a, &cfg, err, sizeof(err));
 	if (r > 0)
 		return 0;

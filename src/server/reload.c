@@ -15,9 +15,11 @@
 #include "log.h"
 #include "pool.h"
 #include "queue.h"
+#include "reload_status.h"
 
 struct tp_reload_job {
 	pthread_t thread;
+	const struct tp_reload_outcome *outcome;
 	tp_reload_fn fn;
 	void *ctx;
 	void (*wake)(void *wake_ctx);
@@ -43,6 +45,11 @@ static void *job_main(void *arg)
 	struct tp_reload_job *job = arg;
 	bool abandoned;
 
+	const struct tp_reload_outcome *o = job->outcome;
+
+	/* Before the read: a waiter that saw no read in progress then knows it starts after it looked. */
+	if (o->dir[0])
+		(void)tp_reload_status_write(o->dir, o->gen, o->state, o->msg, true);
 	job->r = job->fn(&job->cfg, job->err, sizeof(job->err), job->ctx);
 	pthread_mutex_lock(&job->lock);
 	atomic_store_explicit(&job->done, true, memory_order_release);
@@ -55,15 +62,15 @@ static void *job_main(void *arg)
 	return NULL;
 }
 
-int tp_reload_job_start(tp_reload_fn fn, void *ctx, void (*wake)(void *wake_ctx), void *wake_ctx,
-                        struct tp_reload_job **ret)
+int tp_reload_job_start(const struct tp_reload_outcome *o, tp_reload_fn fn, void *ctx,
+                        void (*wake)(void *wake_ctx), void *wake_ctx, struct tp_reload_job **ret)
 {
 	struct tp_reload_job *job = calloc(1, sizeof(*job));
 	int r;
 
 	if (!job)
 		return -ENOMEM;
-	*job = (struct tp_reload_job){.fn = fn, .ctx = ctx, .wake = wake, .wake_ctx = wake_ctx};
+	*job = (struct tp_reload_job){.outcome = o, .fn = fn, .ctx = ctx, .wake = wake, .wake_ctx = wake_ctx};
 	pthread_mutex_init(&job->lock, NULL);
 	r = pthread_create(&job->thread, NULL, job_main, job);
 	if (r) {
@@ -109,6 +116,15 @@ void tp_reload_job_abandon(struct tp_reload_job *job)
 	} else {
 		pthread_detach(job->thread);
 	}
+}
+
+int tp_reload_outcome_set(struct tp_reload_outcome *o, const char *state, const char *msg)
+{
+	if (strcmp(state, "started") != 0)
+		o->gen++;
+	snprintf(o->state, sizeof(o->state), "%s", state);
+	snprintf(o->msg, sizeof(o->msg), "%s", msg);
+	return o->dir[0] ? tp_reload_status_write(o->dir, o->gen, o->state, o->msg, false) : 0;
 }
 
 void tp_reload_apply(const struct tp_reload_target *t, const struct tp_config *old,

@@ -24,6 +24,25 @@ struct tp_queue;
 struct tp_reload_job;
 
 /*
+ * The outcome of the last reload, for reload_status.h's file (when dir is
+ * set: $RUNTIME_DIRECTORY).  Loop 0 writes it; a job's thread only reads
+ * it, to say in the file that a read is in progress.
+ */
+struct tp_reload_outcome {
+	char dir[4096]; /* "" : no status file */
+	unsigned long gen;
+	char state[16]; /* "started", "applied", "refused" */
+	char msg[512];
+};
+
+/*
+ * Record the outcome of reload number gen + 1 (or, with state "started",
+ * of none yet) and write the status file.  Returns 0 or the -errno of the
+ * write (0 without a status directory).  Loop 0.
+ */
+int tp_reload_outcome_set(struct tp_reload_outcome *o, const char *state, const char *msg);
+
+/*
  * Re-read the configuration for a reload (file, then command-line flags).
  * Returns 0 with *ret filled, or a negative errno with a one-line message
  * naming the file, line and setting in err.  Runs on the job's thread: it
@@ -32,12 +51,13 @@ struct tp_reload_job;
 typedef int (*tp_reload_fn)(struct tp_config *ret, char *err, size_t errlen, void *ctx);
 
 /*
- * Start a job that calls fn(ctx) on a new thread, then wake(wake_ctx) from
- * that thread, unless the job was abandoned meanwhile.  Returns 0 with
- * *ret the job, or a negative errno (no thread).
+ * Start a job that, on a new thread, says in o's status file that a read
+ * is in progress, calls fn(ctx), then wake(wake_ctx), unless the job was
+ * abandoned meanwhile.  o must not change until the job is finished.
+ * Returns 0 with *ret the job, or a negative errno (no thread).
  */
-int tp_reload_job_start(tp_reload_fn fn, void *ctx, void (*wake)(void *wake_ctx), void *wake_ctx,
-                        struct tp_reload_job **ret);
+int tp_reload_job_start(const struct tp_reload_outcome *o, tp_reload_fn fn, void *ctx,
+                        void (*wake)(void *wake_ctx), void *wake_ctx, struct tp_reload_job **ret);
 
 /* Has the job's read finished (any thread)? */
 bool tp_reload_job_done(struct tp_reload_job *job);

@@ -35,6 +35,7 @@
 #include "pool.h"
 #include "queue.h"
 #include "reload.h"
+#include "reload_status.h"
 #include "sd.h"
 
 #define MAX_LISTENERS 16
@@ -68,7 +69,8 @@ struct tp_server {
 	uint64_t tick_ms;
 	struct tp_health health;
 	struct tp_reload_job *reload_job; /* the read in progress, or NULL */
-	bool reload_again;                /* SIGHUP during it: read once more after it */
+	struct tp_reload_outcome reload_outcome;
+	bool reload_again; /* SIGHUP during it: read once more after it */
 };
 
 static void raise_nofile(void)
@@ -240,6 +242,8 @@ int tp_server_new(const struct tp_config *cfg, tp_reload_fn reload, void *reload
 	for (size_t i = 0; i < MAX_LISTENERS; i++)
 		srv->listeners[i].fd = -1;
 	init_health(srv);
+	if (!tp_reload_status_dir(srv->reload_outcome.dir, sizeof(srv->reload_outcome.dir)))
+		srv->reload_outcome.dir[0] = '\0';
 
 	raise_nofile();
 	r = open_listeners(srv, err, errlen);
@@ -329,6 +333,14 @@ static void abort_work(struct tp_server *srv, uint64_t now)
 	srv->force_close_ns = now + FORCE_CLOSE_GRACE_NS;
 }
 
+static void set_outcome(struct tp_server *srv, const char *state, const char *msg)
+{
+	int r = tp_reload_outcome_set(&srv->reload_outcome, state, msg);
+	if (r < 0)
+		tp_log(TP_LOG_WARNING, "reload", "cannot write %s/reload-status: %s", srv->reload_outcome.dir,
+		       strerror(-r));
+}
+
 /* A reload job's thread: its read is done. */
 static void reload_wake(void *ctx)
 {
@@ -342,10 +354,12 @@ static void reload_start(struct tp_server *srv)
 
 	srv->reload_again = false;
 	tp_sd_notify("RELOADING=1");
-	r = tp_reload_job_start(srv->reload, srv->reload_ctx, reload_wake, srv, &srv->reload_job);
+	r = tp_reload_job_start(&srv->reload_outcome, srv->reload, srv->reload_ctx, reload_wake, srv,
+	                        &srv->reload_job);
 	if (r < 0) {
 		tp_log(TP_LOG_ERROR, "reload", "reload failed: cannot start its thread: %s", strerror(-r));
 		srv->reload_job = NULL;
+		set_outcome(srv, "refused", "cannot start the thread that reads the file");
 		tp_sd_notify("READY=1");
 	}
 }
@@ -361,12 +375,15 @@ static void reload_finish(struct tp_server *srv)
 		return;
 	int r = tp_reload_job_finish(srv->reload_job, &loaded, err, sizeof(err));
 	srv->reload_job = NULL;
-	if (atomic_load(&srv->shared.shutting_down))
+	if (atomic_load(&srv->shared.shutting_down)) {
+		set_outcome(srv, "refused", "shutting down");
 		return; /* too late to apply, and no READY=1 any more */
+	}
 	if (r < 0) {
 		struct tp_log_field f[] = {{"TP_RELOAD_ERROR", err}};
 		tp_logf(TP_LOG_ERROR, "reload", f, 1, "reload failed, keeping the running configuration: %s",
 		        err);
+		set_outcome(srv, "refused", err);
 	} else {
 		tp_reload_apply(&t, &srv->cfg, &loaded, &nc, msg, sizeof(msg));
 		pthread_mutex_lock(&srv->cfg_lock);
@@ -374,6 +391,7 @@ static void reload_finish(struct tp_server *srv)
 		pthread_mutex_unlock(&srv->cfg_lock);
 		atomic_fetch_add_explicit(&srv->shared.cfg_gen, 1, memory_order_release);
 		wake_loops(srv);
+		set_outcome(srv, "applied", msg);
 	}
 	/* Also after a rejected file: the service is up and serving the old settings. */
 	tp_sd_notify("READY=1");
@@ -461,6 +479,7 @@ int tp_server_run(struct tp_server *srv)
 		}
 	}
 	log_ready(srv);
+	set_outcome(srv, "started", "ready");
 	tp_sd_notifyf("READY=1\nMAINPID=%d", (int)getpid());
 	tp_health_status(&srv->health, tp_clock_ns());
 	if (srv->health.wd_usec)

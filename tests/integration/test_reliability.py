@@ -129,5 +129,73 @@ class ReloadOffLoop(unittest.TestCase):
             self.assertLess(time.monotonic() - t0, 3)
 
 
+class ReloadAndWait(unittest.TestCase):
+    """The ExecReload helper and the daemon, without systemd."""
+
+    def setUp(self):
+        self.rundir = tempfile.mkdtemp(prefix="tp-run-")
+        self.addCleanup(lambda: subprocess.run(["rm", "-rf", self.rundir]))
+        self.env = {"RUNTIME_DIRECTORY": self.rundir}
+
+    def helper(self, pid, timeout=40):
+        t0 = time.monotonic()
+        p = subprocess.run([TPSERVER, "--reload-and-wait", str(pid)], capture_output=True, text=True,
+                           timeout=timeout, env=dict(os.environ, **self.env))
+        return p, time.monotonic() - t0
+
+    def test_applied_refused_and_gone(self):
+        conf = ConfFile(self, "pool = { workers = 2; };\n")
+        with Server("--config", conf.path, env=self.env) as srv:
+            srv.wait_log(r"ready:")
+            conf.write("pool = { workers = 3; };\n")
+            p, _ = self.helper(srv.proc.pid)
+            self.assertEqual((p.returncode, p.stderr), (0, ""))
+            # Returned only once applied: the new pool is there.
+            self.assertIn("configuration reloaded: 3 workers", srv.log())
+            self.assertEqual(srv.threads(), 3 + 1)
+
+            conf.write("pool = {\n  workerz = 4;\n};\n")
+            p, _ = self.helper(srv.proc.pid)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("reload refused: %s:2: pool.workerz: unknown setting" % conf.path, p.stderr)
+
+            # A reload that blocks (the file is a FIFO) is waited for, then applied.
+            os.unlink(conf.path)
+            os.mkfifo(conf.path)
+            res = {}
+            t = threading.Thread(target=lambda: res.update(p=self.helper(srv.proc.pid)[0]))
+            t.start()
+            time.sleep(0.5)
+            self.assertNotIn("p", res)
+            with open(conf.path, "w") as f:
+                f.write("pool = { workers = 2; };\n")
+            t.join(10)
+            self.assertEqual(res["p"].returncode, 0, res["p"].stderr)
+            self.assertEqual(srv.threads(), 2 + 1)
+            self.assertEqual(srv.stop(), 0)
+            pid = srv.proc.pid
+        p, took = self.helper(pid)
+        self.assertEqual(p.returncode, 1)
+        self.assertLess(took, 2)
+
+    def test_daemon_gone_while_waiting(self):
+        conf = ConfFile(self, "pool = { workers = 2; };\n")
+        with Server("--config", conf.path, env=self.env) as srv:
+            srv.wait_log(r"ready:")
+            os.unlink(conf.path)
+            os.mkfifo(conf.path)  # the reload never ends
+            res = {}
+            t = threading.Thread(target=lambda: res.update(r=self.helper(srv.proc.pid)))
+            t.start()
+            time.sleep(0.5)
+            srv.proc.kill()
+            srv.proc.wait()  # reaped, as systemd would
+            t.join(10)
+            p, took = res["r"]
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("exited before the reload was done", p.stderr)
+            self.assertLess(took, 3)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2, warnings="ignore")
