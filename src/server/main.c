@@ -84,18 +84,22 @@ static int reload_and_wait(const char *pid_text)
 	errno = 0;
 	pid = strtol(pid_text, &end, 10);
 	if (errno || *end || end == pid_text || pid <= 0) {
-		fprintf(stderr, "tpserver: --reload-and-wait: invalid process id \"%s\"\n", pid_text);
+		fprintf(stderr, "%stpserver: --reload-and-wait: invalid process id \"%s\"\n",
+		        tp_log_stderr_prefix(TP_LOG_ERROR), pid_text);
 		return 1;
 	}
 	if (!tp_reload_status_dir(dir, sizeof(dir))) {
-		fprintf(stderr, "tpserver: --reload-and-wait: RUNTIME_DIRECTORY is not set "
-		                "(RuntimeDirectory= in the unit)\n");
+		fprintf(stderr,
+		        "%stpserver: --reload-and-wait: RUNTIME_DIRECTORY is not set "
+		        "(RuntimeDirectory= in the unit)\n",
+		        tp_log_stderr_prefix(TP_LOG_ERROR));
 		return 1;
 	}
 	r = tp_reload_status_wait(dir, (pid_t)pid, RELOAD_WAIT_MS, msg, sizeof(msg));
 	if (r == 0)
 		return 0;
-	fprintf(stderr, "tpserver: %s%s\n", r == 1 ? "reload refused: " : "reload: ", msg);
+	fprintf(stderr, "%stpserver: %s%s\n", tp_log_stderr_prefix(TP_LOG_ERROR),
+	        r == 1 ? "reload refused: " : "reload: ", msg);
 	return 1;
 }
 
@@ -116,7 +120,8 @@ int main(int argc, char **argv)
 	if (r > 0)
 		return 0;
 	if (r < 0) {
-		fprintf(stderr, "tpserver: %s\n", err);
+		/* Under systemd (ExecReload's check): at priority err in the journal. */
+		fprintf(stderr, "%stpserver: %s\n", tp_log_stderr_prefix(TP_LOG_ERROR), err);
 		return TP_EXIT_CONFIG;
 	}
 	if (cfg.check_config) {

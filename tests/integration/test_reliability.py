@@ -197,5 +197,30 @@ class ReloadAndWait(unittest.TestCase):
             self.assertLess(took, 3)
 
 
+class CheckConfigUnderJournal(unittest.TestCase):
+    def run_check(self, conf, journal):
+        with tempfile.TemporaryFile() as err:
+            env = dict(os.environ)
+            env.pop("JOURNAL_STREAM", None)
+            if journal:
+                st = os.fstat(err.fileno())
+                env["JOURNAL_STREAM"] = "%d:%d" % (st.st_dev, st.st_ino)
+            p = subprocess.run([TPSERVER, "--check-config", "--quiet", "--config", conf], stderr=err,
+                               env=env, timeout=10)
+            err.seek(0)
+            return p.returncode, err.read().decode()
+
+    def test_errors_reach_the_journal_at_err(self):
+        conf = ConfFile(self, "pool = { workerz = 1; };\n")
+        code, text = self.run_check(conf.path, journal=True)
+        self.assertEqual(code, 78)
+        # systemd's SyslogLevelPrefix= reads <3> as priority err.
+        self.assertTrue(text.startswith("<3>tpserver: %s:1: pool.workerz" % conf.path), text)
+        self.assertEqual(len(text.splitlines()), 1, text)
+        code, text = self.run_check(conf.path, journal=False)
+        self.assertEqual(code, 78)
+        self.assertTrue(text.startswith("tpserver: "), text)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2, warnings="ignore")
