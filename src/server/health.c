@@ -56,6 +56,15 @@ void tp_health_status(struct tp_health *h, uint64_t now)
 	h->status_served = st.served;
 }
 
+/* "in the last N s" since the previous look at a count, or "since start" before the first. */
+static void since_text(uint64_t last_ns, uint64_t now, char *buf, size_t len)
+{
+	if (last_ns)
+		snprintf(buf, len, "in the last %.0f s", (double)(now - last_ns) / 1e9);
+	else
+		snprintf(buf, len, "since start");
+}
+
 static void log_busy(struct tp_health *h, uint64_t now)
 {
 	struct tp_stats st;
@@ -66,16 +75,18 @@ static void log_busy(struct tp_health *h, uint64_t now)
 	if (st.rejected > h->busy_logged) {
 		char rej[24], depth[24], w[16];
 		uint64_t n = st.rejected - h->busy_logged;
-		double secs = h->last_busy_log_ns ? (double)(now - h->last_busy_log_ns) / 1e9 : 0;
+		char since[32];
 		snprintf(rej, sizeof(rej), "%" PRIu64, n);
 		snprintf(depth, sizeof(depth), "%zu", st.queue_depth);
 		snprintf(w, sizeof(w), "%zu", st.workers);
+		since_text(h->last_busy_log_ns, now, since, sizeof(since));
 		struct tp_log_field f[] = {
 		        {"TP_REJECTED", rej}, {"TP_QUEUE_DEPTH", depth}, {"TP_WORKERS", w}};
 		tp_logf(TP_LOG_WARNING, "busy", f, 3,
-		        "overloaded: %" PRIu64 " requests refused with ERR server busy in the last %.0f s "
-		        "(queue %zu/%zu, %zu workers)",
-		        n, secs, st.queue_depth, st.queue_capacity, st.workers);
+		        "overloaded: %" PRIu64
+		        " requests refused with ERR server busy %s (queue %zu/%zu, %zu "
+		        "workers)",
+		        n, since, st.queue_depth, st.queue_capacity, st.workers);
 		h->busy_logged = st.rejected;
 	}
 	h->last_busy_log_ns = now;
@@ -93,11 +104,7 @@ static void log_refused(struct tp_health *h, uint64_t now)
 	if (st.refused == h->refused_logged)
 		return;
 	uint64_t n = st.refused - h->refused_logged;
-	if (h->last_refused_log_ns)
-		snprintf(since, sizeof(since), "in the last %.0f s",
-		         (double)(now - h->last_refused_log_ns) / 1e9);
-	else
-		snprintf(since, sizeof(since), "since start");
+	since_text(h->last_refused_log_ns, now, since, sizeof(since));
 	snprintf(n_txt, sizeof(n_txt), "%" PRIu64, n);
 	struct tp_log_field f[] = {{"TP_REFUSED", n_txt}};
 	tp_logf(TP_LOG_WARNING, "refused", f, 1,

@@ -118,13 +118,17 @@ void tp_reload_job_abandon(struct tp_reload_job *job)
 	}
 }
 
-int tp_reload_outcome_set(struct tp_reload_outcome *o, const char *state, const char *msg)
+void tp_reload_outcome_set(struct tp_reload_outcome *o, const char *state, const char *msg)
 {
+	int r;
+
 	if (strcmp(state, "started") != 0)
 		o->gen++;
 	snprintf(o->state, sizeof(o->state), "%s", state);
 	snprintf(o->msg, sizeof(o->msg), "%s", msg);
-	return o->dir[0] ? tp_reload_status_write(o->dir, o->gen, o->state, o->msg, false) : 0;
+	r = o->dir[0] ? tp_reload_status_write(o->dir, o->gen, o->state, o->msg, false) : 0;
+	if (r < 0)
+		tp_log(TP_LOG_WARNING, "reload", "cannot write %s/reload-status: %s", o->dir, strerror(-r));
 }
 
 void tp_reload_apply(const struct tp_reload_target *t, const struct tp_config *old,

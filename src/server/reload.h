@@ -37,10 +37,10 @@ struct tp_reload_outcome {
 
 /*
  * Record the outcome of reload number gen + 1 (or, with state "started",
- * of none yet) and write the status file.  Returns 0 or the -errno of the
- * write (0 without a status directory).  Loop 0.
+ * of none yet) and write the status file, logging a failure to write it.
+ * Loop 0.
  */
-int tp_reload_outcome_set(struct tp_reload_outcome *o, const char *state, const char *msg);
+void tp_reload_outcome_set(struct tp_reload_outcome *o, const char *state, const char *msg);
 
 /*
  * Re-read the configuration for a reload (file, then command-line flags).

@@ -333,14 +333,6 @@ static void abort_work(struct tp_server *srv, uint64_t now)
 	srv->force_close_ns = now + FORCE_CLOSE_GRACE_NS;
 }
 
-static void set_outcome(struct tp_server *srv, const char *state, const char *msg)
-{
-	int r = tp_reload_outcome_set(&srv->reload_outcome, state, msg);
-	if (r < 0)
-		tp_log(TP_LOG_WARNING, "reload", "cannot write %s/reload-status: %s", srv->reload_outcome.dir,
-		       strerror(-r));
-}
-
 /* A reload job's thread: its read is done. */
 static void reload_wake(void *ctx)
 {
@@ -353,13 +345,15 @@ static void reload_start(struct tp_server *srv)
 	int r;
 
 	srv->reload_again = false;
-	tp_sd_notify("RELOADING=1");
+	tp_sd_notifyf("RELOADING=1\nMONOTONIC_USEC=%" PRIu64,
+	              tp_clock_ns() / 1000); /* newer systemd wants it */
 	r = tp_reload_job_start(&srv->reload_outcome, srv->reload, srv->reload_ctx, reload_wake, srv,
 	                        &srv->reload_job);
 	if (r < 0) {
 		tp_log(TP_LOG_ERROR, "reload", "reload failed: cannot start its thread: %s", strerror(-r));
 		srv->reload_job = NULL;
-		set_outcome(srv, "refused", "cannot start the thread that reads the file");
+		tp_reload_outcome_set(&srv->reload_outcome, "refused",
+		                      "cannot start the thread that reads the file");
 		tp_sd_notify("READY=1");
 	}
 }
@@ -376,14 +370,14 @@ static void reload_finish(struct tp_server *srv)
 	int r = tp_reload_job_finish(srv->reload_job, &loaded, err, sizeof(err));
 	srv->reload_job = NULL;
 	if (atomic_load(&srv->shared.shutting_down)) {
-		set_outcome(srv, "refused", "shutting down");
+		tp_reload_outcome_set(&srv->reload_outcome, "refused", "shutting down");
 		return; /* too late to apply, and no READY=1 any more */
 	}
 	if (r < 0) {
 		struct tp_log_field f[] = {{"TP_RELOAD_ERROR", err}};
 		tp_logf(TP_LOG_ERROR, "reload", f, 1, "reload failed, keeping the running configuration: %s",
 		        err);
-		set_outcome(srv, "refused", err);
+		tp_reload_outcome_set(&srv->reload_outcome, "refused", err);
 	} else {
 		tp_reload_apply(&t, &srv->cfg, &loaded, &nc, msg, sizeof(msg));
 		pthread_mutex_lock(&srv->cfg_lock);
@@ -391,7 +385,7 @@ static void reload_finish(struct tp_server *srv)
 		pthread_mutex_unlock(&srv->cfg_lock);
 		atomic_fetch_add_explicit(&srv->shared.cfg_gen, 1, memory_order_release);
 		wake_loops(srv);
-		set_outcome(srv, "applied", msg);
+		tp_reload_outcome_set(&srv->reload_outcome, "applied", msg);
 	}
 	/* Also after a rejected file: the service is up and serving the old settings. */
 	tp_sd_notify("READY=1");
@@ -479,7 +473,7 @@ int tp_server_run(struct tp_server *srv)
 		}
 	}
 	log_ready(srv);
-	set_outcome(srv, "started", "ready");
+	tp_reload_outcome_set(&srv->reload_outcome, "started", "ready");
 	tp_sd_notifyf("READY=1\nMAINPID=%d", (int)getpid());
 	tp_health_status(&srv->health, tp_clock_ns());
 	if (srv->health.wd_usec)

@@ -222,5 +222,32 @@ class CheckConfigUnderJournal(unittest.TestCase):
         self.assertTrue(text.startswith("tpserver: "), text)
 
 
+class Notices(unittest.TestCase):
+    def test_reloading_carries_monotonic_usec(self):
+        from test_systemd import Notify
+        notify = Notify()
+        self.addCleanup(notify.close)
+        with Server(env={"NOTIFY_SOCKET": notify.path}) as srv:
+            notify.wait_for(r"^READY=1")
+            before = time.monotonic()
+            srv.signal(signal.SIGHUP)
+            m = notify.wait_for(r"^RELOADING=1")
+            after = time.monotonic()
+            usec = re.search(r"(?m)^MONOTONIC_USEC=(\d+)$", m)
+            self.assertIsNotNone(usec, m)
+            self.assertGreaterEqual(int(usec.group(1)), int(before * 1e6) - 1000)
+            self.assertLessEqual(int(usec.group(1)), int(after * 1e6) + 1000)
+            notify.wait_for(r"^READY=1")
+
+    def test_first_busy_line_says_since_start(self):
+        with Server("--workers", "1", "--queue", "1", "--queue-timeout-ms", "100") as srv:
+            s = srv.connect()
+            s.sendall(b"SLEEP 1500\nSLEEP 1\nSLEEP 1\n")
+            r = LineReader(s)
+            self.assertEqual(r.lines(3, timeout=5), ["OK 1500", "OK 1", "ERR server busy"])
+            line = srv.wait_log(r"overloaded: .*", timeout=10)
+            self.assertIn("refused with ERR server busy since start", line)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2, warnings="ignore")
