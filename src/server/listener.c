@@ -52,6 +52,29 @@ void tp_listener_describe(int fd, char *buf, size_t len)
 	snprintf(buf, len, "%s:%u", host, port);
 }
 
+int tp_listener_check(const char *host, int port, bool resolve, char *err, size_t errlen)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+	struct addrinfo *res = NULL;
+	char portstr[8];
+	bool numeric = strchr(host, ':') || host[strspn(host, "0123456789.")] == '\0';
+	int r;
+
+	if (!numeric && !resolve)
+		return 0;
+	if (numeric)
+		hints.ai_flags |= AI_NUMERICHOST;
+	snprintf(portstr, sizeof(portstr), "%d", port);
+	r = getaddrinfo(host, portstr, &hints, &res);
+	if (r != 0) {
+		snprintf(err, errlen, "cannot resolve listen address %s: %s", host,
+		         numeric ? "not a valid IPv4 or IPv6 address" : gai_strerror(r));
+		return -EINVAL;
+	}
+	freeaddrinfo(res);
+	return 0;
+}
+
 int tp_listener_bind(const char *host, int port, int backlog, struct tp_listener *ret, char *err,
                      size_t errlen)
 {

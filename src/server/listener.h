@@ -73,6 +73,15 @@ int tp_listener_bind(const char *host, int port, int backlog, struct tp_listener
  */
 int tp_listener_adopt(int fd, struct tp_listener *ret, char *err, size_t errlen);
 
+/*
+ * What --check-config can say of host without binding: when it looks like
+ * a numeric address (only digits and dots, or a ':'), it must be one
+ * (checked without DNS); other names are resolved only when resolve is
+ * true, as tp_listener_bind() would.  Returns 0, or -EINVAL with the
+ * message a start would give in err.
+ */
+int tp_listener_check(const char *host, int port, bool resolve, char *err, size_t errlen);
+
 /* Describe a bound socket's local address as "host:port" ("[::1]:9000"). */
 void tp_listener_describe(int fd, char *buf, size_t len);
 

@@ -20,6 +20,7 @@
 
 #include "config.h"
 #include "config_file.h"
+#include "listener.h"
 #include "log.h"
 #include "reload_status.h"
 #include "server.h"
@@ -30,6 +31,24 @@ struct args {
 	int argc;
 	char **argv;
 };
+
+/*
+ * --check-config refuses what a start would refuse short of binding: an
+ * address that cannot be one.  A name is resolved only where a start
+ * would resolve it: not under socket activation, which ignores the listen
+ * settings (LISTEN_FDS, or any command systemd runs: the packaged unit is
+ * socket-activated, and its ExecReload check has no LISTEN_FDS).
+ */
+static int check_listen(const struct tp_config *cfg, char *err, size_t errlen)
+{
+	bool resolve = !getenv("LISTEN_FDS") && !getenv("INVOCATION_ID");
+	char msg[512];
+	int r = tp_listener_check(cfg->host, cfg->port, resolve, msg, sizeof(msg));
+
+	if (r < 0)
+		snprintf(err, errlen, "%s%s%s", cfg->config_path, cfg->config_path[0] ? ": " : "", msg);
+	return r;
+}
 
 /*
  * The effective configuration: defaults, then the file (the explicit one,
@@ -63,6 +82,8 @@ static int load_config(const struct args *a, struct tp_config *ret, char *err, s
 	if (path && !cfg.config_explicit)
 		snprintf(cfg.config_path, sizeof(cfg.config_path), "%s", path);
 	r = tp_config_validate(&cfg, err, errlen);
+	if (r == 0 && cfg.check_config)
+		r = check_listen(&cfg, err, errlen);
 	if (r < 0)
 		return r;
 	*ret = cfg;

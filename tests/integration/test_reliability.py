@@ -249,5 +249,40 @@ class Notices(unittest.TestCase):
             self.assertIn("refused with ERR server busy since start", line)
 
 
+class CheckConfigParity(unittest.TestCase):
+    def run_tp(self, *args, env=None):
+        e = dict(os.environ)
+        for k in ("LISTEN_FDS", "LISTEN_PID", "INVOCATION_ID", "JOURNAL_STREAM"):
+            e.pop(k, None)
+        e.update(env or {})
+        return subprocess.run([TPSERVER, *args], capture_output=True, text=True, timeout=20, env=e)
+
+    def test_check_refuses_an_address_a_start_refuses(self):
+        conf = ConfFile(self, 'listen = { host = "999.1.1.1"; port = 0; };\n')
+        start = self.run_tp("--config", conf.path)
+        self.assertEqual(start.returncode, 78, start.stderr)
+        check = self.run_tp("-t", "--config", conf.path)
+        self.assertEqual(check.returncode, 78, check.stdout)
+        self.assertIn("999.1.1.1", check.stderr)
+        # Caught without DNS, also where the listen settings are not used.
+        check = self.run_tp("-t", "--config", conf.path, env={"INVOCATION_ID": "0" * 32})
+        self.assertEqual(check.returncode, 78, check.stdout)
+        for good in ("127.0.0.1", "::1", "127.1"):
+            conf.write('listen = { host = "%s"; };\n' % good)
+            self.assertEqual(self.run_tp("-t", "-q", "--config", conf.path).returncode, 0, good)
+        # A name is resolved as a start would, except under systemd (socket activation).
+        conf.write('listen = { host = "no-such-host.invalid"; };\n')
+        self.assertEqual(self.run_tp("-t", "-q", "--config", conf.path).returncode, 78)
+        self.assertEqual(self.run_tp("-t", "-q", "--config", conf.path,
+                                     env={"INVOCATION_ID": "0" * 32}).returncode, 0)
+
+    def test_config_path_too_long_is_refused(self):
+        path = "/" + "a/" * 2100 + "tp.conf"
+        p = self.run_tp("-t", "--config", path)
+        self.assertEqual(p.returncode, 78)
+        self.assertIn("--config", p.stderr)
+        self.assertIn("4095", p.stderr)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2, warnings="ignore")
