@@ -5,6 +5,7 @@
 #include "health.h"
 
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -17,6 +18,7 @@
 #define STATUS_EVERY_NS (2 * 1000000000ull)
 #define BUSY_LOG_EVERY_NS (5 * 1000000000ull)
 #define LOOP_STALL_NS (5 * 1000000000ull)
+#define TRIM_QUIET_NS (5 * 1000000000ull)
 
 void tp_health_stats(const struct tp_health *h, struct tp_stats *ret)
 {
@@ -115,6 +117,35 @@ static void log_refused(struct tp_health *h, uint64_t now)
 }
 
 /*
+ * After a burst glibc keeps the freed memory (arenas, the heap's free
+ * pages) at its high-water mark.  Once nothing has changed for
+ * TRIM_QUIET_NS (no reply written, no connection come or gone, no
+ * rejection), give it back, once per quiet spell: off the request path,
+ * on loop 0's tick, when the loops have little to do.
+ */
+static void trim_when_quiet(struct tp_health *h, uint64_t now)
+{
+	struct tp_stats st;
+
+	tp_health_stats(h, &st);
+	if (st.served != h->quiet_served || st.connections != h->quiet_conns ||
+	    st.rejected != h->quiet_rejected || !h->quiet_since_ns) {
+		h->quiet_served = st.served;
+		h->quiet_conns = st.connections;
+		h->quiet_rejected = st.rejected;
+		h->quiet_since_ns = now;
+		h->trimmed = false;
+		return;
+	}
+	if (h->trimmed || now - h->quiet_since_ns < TRIM_QUIET_NS)
+		return;
+	h->trimmed = true;
+	(void)malloc_trim(0); /* returns whether memory was released: nothing to act on */
+	tp_log(TP_LOG_DEBUG, "memory", "quiet for %.0f s: freed memory returned to the system",
+	       (double)(now - h->quiet_since_ns) / 1e9);
+}
+
+/*
  * Healthy: every event loop went round recently, and no worker has been
  * on one request longer than the stall threshold (a SLEEP within
  * max_sleep_ms is busy, not stuck).  why gets the reason when unhealthy.
@@ -170,4 +201,5 @@ void tp_health_tick(struct tp_health *h, uint64_t now)
 		tp_health_status(h, now);
 	log_busy(h, now);
 	log_refused(h, now);
+	trim_when_quiet(h, now);
 }

@@ -3,7 +3,9 @@
  * health: what the server tells the outside about itself: the counters
  * (summed over the pool, the queue and the loops), the STATUS= line every
  * 2 s, the busy-rejection and refused-connection log lines at most every
- * 5 s each, and the watchdog
+ * 5 s each, giving freed memory back to the system once the server has
+ * been quiet for a while after activity (malloc_trim: glibc otherwise
+ * keeps a burst's memory for good), and the watchdog
  * pings, sent only while every loop turns and no worker is stuck.  Runs on
  * loop 0 (tp_health_stats on any thread).
  */
@@ -39,6 +41,8 @@ struct tp_health {
 	uint64_t last_status_ns, status_served;
 	uint64_t last_busy_log_ns, busy_logged;
 	uint64_t last_refused_log_ns, refused_logged;
+	uint64_t quiet_since_ns, quiet_served, quiet_conns, quiet_rejected;
+	bool trimmed; /* since the last activity */
 	uint64_t wd_next_ns;
 	bool wd_healthy;
 };

@@ -7,12 +7,15 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 import unittest
 
 from tplib import TPSERVER, LineReader, Server, request, wait_until
+
+BURST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench", "burst_rss.py")
 
 
 class ConfFile:
@@ -282,6 +285,25 @@ class CheckConfigParity(unittest.TestCase):
         self.assertEqual(p.returncode, 78)
         self.assertIn("--config", p.stderr)
         self.assertIn("4095", p.stderr)
+
+
+class MemoryAfterBurst(unittest.TestCase):
+    def test_memory_is_given_back_once_quiet(self):
+        with Server("--io-threads", "2") as srv:
+            with open("/proc/%d/exe" % srv.proc.pid, "rb") as f:
+                if b"__asan_init" in f.read() or srv.under_tsan():
+                    self.skipTest("a sanitizer's allocator keeps memory of its own")
+            time.sleep(0.3)
+            before = srv.rss_kib()
+            out = subprocess.run([sys.executable, BURST, str(srv.proc.pid), str(srv.port), "200", "9"],
+                                 capture_output=True, text=True, timeout=120).stdout
+            burst = int(re.search(r"rss_kib_burst=(\d+)", out).group(1))
+            after = [int(v) for v in re.findall(r"after_s=\d+ rss_kib=(\d+)", out)]
+            self.assertGreater(burst, before + 20000, out)  # the burst did cost memory
+            # Within a few seconds of quiet it is given back (glibc alone keeps most of it).
+            self.assertLess(after[-1], before + 4096, out)
+            s = srv.connect()
+            self.assertEqual(request(s, LineReader(s), "ECHO alive"), "OK alive")
 
 
 if __name__ == "__main__":
