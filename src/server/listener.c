@@ -207,8 +207,28 @@ void tp_listener_timers(struct tp_listen_set *s, uint64_t now_ns)
 	for (size_t i = 0; i < TP_LISTENER_MAX_REFUSED && s->nrefusing; i++)
 		if (s->refused[i].fd >= 0 && now_ns >= s->refused[i].until_ns)
 			refused_close(s, &s->refused[i]);
-	if (!s->accepting && !s->stopped && now_ns >= s->resume_ns && listen_ctl(s, EPOLL_CTL_ADD) == 0)
+	int r;
+
+	if (s->accepting || s->stopped || now_ns < s->resume_ns)
+		return;
+	r = listen_ctl(s, EPOLL_CTL_ADD);
+	if (r == 0) {
 		s->accepting = true;
+		return;
+	}
+	/*
+	 * One socket could not be watched again: take the others out too, so
+	 * that the next try starts from the same state instead of failing on
+	 * them with EEXIST for good, and wait before it rather than spin.
+	 */
+	if (!s->logged_ns || now_ns - s->logged_ns > EMFILE_LOG_EVERY_NS) {
+		s->logged_ns = now_ns;
+		tp_log(TP_LOG_WARNING, "accept_paused",
+		       "cannot watch the listening sockets again: %s; retrying every %d ms", strerror(-r),
+		       ACCEPT_PAUSE_MS);
+	}
+	(void)listen_ctl(s, EPOLL_CTL_DEL);
+	s->resume_ns = now_ns + ACCEPT_PAUSE_MS * 1000000ull;
 }
 
 static void pause_accept(struct tp_listen_set *s, uint64_t now_ns, int err)
