@@ -34,7 +34,8 @@
  *   microseconds; a blocked thread on an idle vCPU takes tens of
  *   microseconds to wake.  After the polling window the loop blocks as usual.
  * - Timers are the epoll_wait timeout: the earliest of the next waiter
- *   deadline, the next tick and the end of an accept pause (listener.c).
+ *   deadline, the next tick, the end of an accept pause or of a refused
+ *   client's drain (listener.c) and of the shutdown grace (connset.c).
  *   An idle loop wakes once a second and burns no CPU.
  */
 #include "loop.h"
@@ -242,6 +243,8 @@ static int next_timeout_ms(struct tp_loop *l)
 		next = d;
 	if (resume && resume < next)
 		next = resume;
+	if (l->conns.grace_until_ns && l->conns.grace_until_ns < next)
+		next = l->conns.grace_until_ns;
 	if (next <= l->env.now_ns)
 		return 0;
 	/* Round up: waking a little late is fine, waking early spins. */
@@ -415,9 +418,7 @@ static void on_tick(struct tp_loop *l)
 	l->next_tick_ns = l->env.now_ns + l->tick_ns;
 	if (l->index == 0)
 		l->hooks.on_tick(l->hooks.ctx, l->env.now_ns);
-	if (l->shutdown_seen)
-		tp_connset_grace_check(&l->conns, l->env.now_ns);
-	else if (l->cfg.idle_timeout_s > 0)
+	if (!l->shutdown_seen && l->cfg.idle_timeout_s > 0)
 		tp_connset_sweep_idle(&l->conns, l->env.now_ns,
 		                      (uint64_t)l->cfg.idle_timeout_s * 1000000000ull);
 }
@@ -430,6 +431,7 @@ static void run_timers(struct tp_loop *l)
 		on_shutdown(l);
 	if (l->env.now_ns >= l->next_tick_ns)
 		on_tick(l);
+	tp_connset_grace_check(&l->conns, l->env.now_ns);
 	tp_listener_timers(&l->listen, l->env.now_ns);
 	if (l->shutdown_seen && atomic_load_explicit(&l->shared->force_close, memory_order_relaxed))
 		tp_connset_close_all(&l->conns, "shutdown timeout");

@@ -3,6 +3,7 @@
 """Reliability regressions: reload of limits and files, refused clients,
 the reload helper, check-config parity with a start."""
 import os
+import random
 import re
 import signal
 import socket
@@ -304,6 +305,24 @@ class MemoryAfterBurst(unittest.TestCase):
             self.assertLess(after[-1], before + 4096, out)
             s = srv.connect()
             self.assertEqual(request(s, LineReader(s), "ECHO alive"), "OK alive")
+
+
+class ShutdownGrace(unittest.TestCase):
+    def test_a_silent_connection_is_closed_one_second_after_sigterm(self):
+        # The grace ends on its own timer, not at the next one-second tick.
+        for _ in range(3):
+            with Server("--io-threads", "2") as srv:
+                socks = [srv.connect() for _ in range(4)]  # on both loops
+                time.sleep(0.1 + random.random())  # anywhere in the ticks' phase
+                t0 = time.monotonic()
+                srv.signal(signal.SIGTERM)
+                for s in socks:
+                    s.settimeout(5)
+                    self.assertEqual(s.recv(16), b"")
+                took = time.monotonic() - t0
+                self.assertGreaterEqual(took, 0.95)
+                self.assertLess(took, 1.3)
+                self.assertEqual(srv.proc.wait(timeout=5), 0)
 
 
 if __name__ == "__main__":
