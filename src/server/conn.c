@@ -437,6 +437,15 @@ unsigned tp_conn_shutdown(struct tp_conn *c, uint64_t grace_until_ns)
 	return (can_read(c) ? TP_CONN_READ : 0) | TP_CONN_WRITE;
 }
 
+unsigned tp_conn_limits_changed(struct tp_conn *c)
+{
+	/*
+	 * Paused past the old max_unsent_kib, it may read under the new one; no
+	 * socket edge would say so when the client has sent everything.
+	 */
+	return can_read(c) ? TP_CONN_READ : 0;
+}
+
 unsigned tp_conn_grace_check(struct tp_conn *c, uint64_t now_ns)
 {
 	if (c->grace && now_ns >= c->grace_until_ns) {

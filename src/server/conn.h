@@ -146,6 +146,12 @@ void tp_conn_free(struct tp_conn *c);
  */
 unsigned tp_conn_shutdown(struct tp_conn *c, uint64_t grace_until_ns);
 
+/*
+ * The settings changed (a reload): a connection paused under the old limits
+ * may go on under the new ones.  Returns TP_CONN_* bits.
+ */
+unsigned tp_conn_limits_changed(struct tp_conn *c);
+
 /* The shutdown grace of a silent connection may have run out. Returns TP_CONN_* bits. */
 unsigned tp_conn_grace_check(struct tp_conn *c, uint64_t now_ns);
 

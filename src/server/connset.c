@@ -135,12 +135,22 @@ void tp_connset_sweep_idle(struct tp_connset *s, uint64_t now_ns, uint64_t limit
 
 void tp_connset_shutdown(struct tp_connset *s, uint64_t grace_until_ns)
 {
+	s->grace_until_ns = grace_until_ns;
 	for (struct tp_conn *c = s->lru_head; c; c = c->lru_next)
 		tp_connset_act(s, c, tp_conn_shutdown(c, grace_until_ns));
 }
 
+void tp_connset_limits_changed(struct tp_connset *s)
+{
+	for (struct tp_conn *c = s->lru_head; c; c = c->lru_next)
+		tp_connset_act(s, c, tp_conn_limits_changed(c));
+}
+
 void tp_connset_grace_check(struct tp_connset *s, uint64_t now_ns)
 {
+	if (!s->grace_until_ns || now_ns < s->grace_until_ns)
+		return;
+	s->grace_until_ns = 0;
 	for (struct tp_conn *c = s->lru_head; c; c = c->lru_next)
 		tp_connset_act(s, c, tp_conn_grace_check(c, now_ns));
 }
