@@ -1,13 +1,16 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 #
-# Build the tpserver Debian package from a copy of the source tree, so that
-# nothing is written into the tree or next to it.
+# Build the Debian packages (tpserver and tpclient) from a copy of the
+# source tree, so that nothing is written into the tree or next to it.
 #
-#   packaging/build-deb.sh [--version VERSION] [--lintian] OUTDIR
+#   packaging/build-deb.sh [--version VERSION] [--from REV] [--lintian] OUTDIR
 #
 # --version VERSION  build as VERSION (a changelog entry is added to the
-#                    copy), e.g. 0.1.1 for the upgrade test
+#                    copy), e.g. 0.2.1 for an upgrade test
+# --from REV         build the tree of git revision REV (git archive, with
+#                    that revision's debian/) instead of the work tree,
+#                    e.g. an earlier release for the upgrade test
 # --lintian          run lintian --pedantic on the result (fails on errors
 #                    and warnings)
 #
@@ -17,17 +20,20 @@
 set -euo pipefail
 
 usage() {
-	sed -n '4,16s/^# \{0,1\}//p' "$0" >&2
+	sed -n '4,19s/^# \{0,1\}//p' "$0" >&2
 	exit 2
 }
 
 version=""
+from=""
 lintian=0
 outdir=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--version) [ $# -ge 2 ] || usage; version="$2"; shift 2 ;;
 	--version=*) version="${1#--version=}"; shift ;;
+	--from) [ $# -ge 2 ] || usage; from="$2"; shift 2 ;;
+	--from=*) from="${1#--from=}"; shift ;;
 	--lintian) lintian=1; shift ;;
 	-h|--help) usage ;;
 	-*) echo "build-deb.sh: unknown option $1" >&2; usage ;;
@@ -84,10 +90,13 @@ copy="$work/tpserver"
 mkdir "$copy"
 
 # The files a clean checkout would have (plus files not yet committed, but
-# nothing git ignores), never build directories.
-if git -C "$srcdir" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+# nothing git ignores), never build directories; or REV's tree.
+if [ -n "$from" ]; then
+	git -C "$srcdir" archive --format=tar "$from" | tar -C "$copy" -xf - ||
+		{ echo "build-deb.sh: cannot export revision $from" >&2; exit 1; }
+elif git -C "$srcdir" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
 	(cd "$srcdir" && git ls-files -z --cached --others --exclude-standard) |
-		grep -zv -E '^(build[^/]*|obj-[^/]*|debian/tpserver|debian/\.debhelper)/' |
+		grep -zv -E '^(build[^/]*|obj-[^/]*|debian/(tpserver|tpclient|tmp|\.debhelper))/' |
 		(cd "$srcdir" && xargs -0 -r cp --parents -P -t "$copy" --) 2>/dev/null || true
 	# Files deleted in the work tree but still in the index make cp fail;
 	# what matters is that the copy has a debian/ directory.

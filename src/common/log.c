@@ -56,6 +56,15 @@ static bool journal_stream_is_stderr(void)
 	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
 }
 
+const char *tp_log_stderr_prefix(enum tp_log_level level)
+{
+	static const char *const prefix[] = {"<0>", "<1>", "<2>", "<3>", "<4>", "<5>", "<6>", "<7>"};
+
+	if ((int)level < 0 || (int)level > 7 || !journal_stream_is_stderr())
+		return "";
+	return prefix[level];
+}
+
 void tp_log_init(const char *ident, enum tp_log_level level)
 {
 	if (ident)

@@ -37,6 +37,15 @@ struct tp_log_field {
 /* Choose the sink (journal or stderr) and the level. Call once at start. */
 void tp_log_init(const char *ident, enum tp_log_level level);
 
+/*
+ * For a line a program writes to stderr itself (outside tp_log, e.g. before
+ * tp_log_init or in a mode that exits at once): "<N>" with N the syslog
+ * priority of level when stderr is the journal's stream (JOURNAL_STREAM
+ * matches it; journald reads the prefix, SyslogLevelPrefix= being on by
+ * default), else "".  Checks the environment on each call.
+ */
+const char *tp_log_stderr_prefix(enum tp_log_level level);
+
 /* Change the level (reload). */
 void tp_log_set_level(enum tp_log_level level);
 

@@ -98,6 +98,11 @@ static int apply_option(struct tp_config *cfg, int c, const char *used, char *er
 
 	switch (c) {
 	case 'c':
+		if (strlen(optarg) >= sizeof(cfg->config_path)) {
+			snprintf(err, errlen, "--config: path longer than %zu bytes",
+			         sizeof(cfg->config_path) - 1);
+			return -EINVAL;
+		}
 		snprintf(cfg->config_path, sizeof(cfg->config_path), "%s", optarg);
 		cfg->config_explicit = true;
 		return 0;

@@ -13,7 +13,7 @@
  */
 #include "config_file.h"
 
-#include "cidr.h"
+#include "config_addr.h"
 #include "config_lex.h"
 
 #include <errno.h>
@@ -240,37 +240,12 @@ static int apply_bool(const struct load *ld, const config_setting_t *s, const ch
 	return 0;
 }
 
-/* A list (or array) of strings, or one string, joined for tp_setting_parse(). */
 static int apply_addresses(const struct load *ld, const config_setting_t *s, const char *gpath,
                            const struct tp_setting *set)
 {
-	char text[1024];
-	size_t n = 0;
-	int type = config_setting_type(s);
-
-	text[0] = '\0';
-	if (type == CONFIG_TYPE_STRING) {
-		snprintf(text, sizeof(text), "%s", config_setting_get_string(s));
-	} else if (type == CONFIG_TYPE_LIST || type == CONFIG_TYPE_ARRAY) {
-		for (int i = 0; i < config_setting_length(s); i++) {
-			const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
-			if (config_setting_type(e) != CONFIG_TYPE_STRING)
-				return fail(ld, s, gpath, "expected a list of address strings");
-			const char *v = config_setting_get_string(e);
-			if (strpbrk(v, ", \t") || !*v)
-				return fail(ld, s, gpath, "invalid address prefix \"%s\"", v);
-			if (n + strlen(v) + 3 > sizeof(text))
-				return fail(ld, s, gpath, "too long a list");
-			n += (size_t)snprintf(text + n, sizeof(text) - n, "%s%s", n ? ", " : "", v);
-		}
-	} else {
-		return fail(ld, s, gpath, "expected a list of address strings");
-	}
-	if (tp_setting_parse(ld->cfg, set, text) < 0)
-		return fail(ld, s, gpath,
-		            "invalid address list \"%s\" (expected up to %d prefixes such as "
-		            "10.0.0.0/8 or 2001:db8::/32)",
-		            text, TP_CIDR_MAX);
+	char why[256];
+	if (tp_config_addr_read(ld->cfg, set, s, why, sizeof(why)) < 0)
+		return fail(ld, s, gpath, "%s", why);
 	return 0;
 }
 
@@ -327,7 +302,28 @@ static int walk(struct load *ld, const config_setting_t *group, const char *gpat
 	return 0;
 }
 
+/* The file and line of each setting the file set. */
+static void record_origins(const struct load *ld, struct tp_config_origin *origin)
+{
+	for (size_t i = 0; i < TP_SETTINGS_MAX; i++) {
+		const config_setting_t *s = ld->seen[i];
+		const char *file;
+
+		if (!s)
+			continue;
+		file = config_setting_source_file(s) ? config_setting_source_file(s) : ld->path;
+		snprintf(origin[i].file, sizeof(origin[i].file), "%s", file);
+		origin[i].line = config_setting_source_line(s);
+	}
+}
+
 int tp_config_load_file(struct tp_config *cfg, const char *path, char *err, size_t errlen)
+{
+	return tp_config_load_file_origin(cfg, path, NULL, err, errlen);
+}
+
+int tp_config_load_file_origin(struct tp_config *cfg, const char *path, struct tp_config_origin *origin,
+                               char *err, size_t errlen)
 {
 	struct tp_config copy = *cfg;
 	struct load ld = {.cfg = &copy, .path = path, .err = err, .errlen = errlen};
@@ -365,6 +361,8 @@ int tp_config_load_file(struct tp_config *cfg, const char *path, char *err, size
 		goto out;
 	}
 	*cfg = copy;
+	if (origin)
+		record_origins(&ld, origin);
 	r = 0;
 out:
 	config_destroy(&c);
@@ -388,22 +386,12 @@ static void print_quoted(FILE *f, const char *s)
 	fputc('"', f);
 }
 
-/* "A, B" as [ "A", "B" ]; */
-static void print_addresses(FILE *f, const char *list)
+static void print_setting(const struct tp_config *cfg, const struct tp_config_origin *origin, FILE *f,
+                          const struct tp_setting *s, const char *leaf, const char *indent)
 {
-	fputc('[', f);
-	for (const char *p = list; *p;) {
-		size_t n = strcspn(p, ",");
-		fprintf(f, "%s\"%.*s\"", p == list ? " " : ", ", (int)n, p);
-		p += n;
-		p += strspn(p, ", ");
-	}
-	fputs(*list ? " ];" : "];", f);
-}
+	const struct tp_config_origin *o = origin ? &origin[s - tp_settings] : NULL;
+	const char *sep = " # ";
 
-static void print_setting(const struct tp_config *cfg, FILE *f, const struct tp_setting *s, const char *leaf,
-                          const char *indent)
-{
 	fprintf(f, "%s%s = ", indent, leaf);
 	switch (s->type) {
 	case TP_SETTING_INT:
@@ -421,13 +409,21 @@ static void print_setting(const struct tp_config *cfg, FILE *f, const struct tp_
 		fprintf(f, "%s;", *(const bool *)((const char *)cfg + s->offset) ? "true" : "false");
 		break;
 	case TP_SETTING_ADDRESSES:
-		print_addresses(f, (const char *)cfg + s->offset);
+		tp_config_addr_print(f, (const char *)cfg + s->offset);
 		break;
 	}
 	/* The effective value of an automatic setting is what one checks for. */
-	if (s->offset == offsetof(struct tp_config, stall_timeout_ms) && cfg->stall_timeout_ms == 0)
+	if (s->offset == offsetof(struct tp_config, stall_timeout_ms) && cfg->stall_timeout_ms == 0) {
 		fprintf(f, " # automatic: max_sleep_ms + %d = %d", TP_STALL_MARGIN_MS,
 		        tp_config_stall_ms(cfg));
+		sep = "; ";
+	}
+	if (o && o->file[0] && o->line)
+		fprintf(f, "%sfrom %s:%u", sep, o->file, o->line);
+	else if (o && o->file[0])
+		fprintf(f, "%sfrom %s", sep, o->file);
+	else if (o)
+		fprintf(f, "%sdefault", sep);
 	fputc('\n', f);
 }
 
@@ -445,7 +441,8 @@ static const char *leaf_in(const char *name, const char *group, size_t glen)
 }
 
 /* Print the members of one group (glen 0: the root), in the table's order. */
-static void print_members(const struct tp_config *cfg, FILE *f, const char *group, size_t glen)
+static void print_members(const struct tp_config *cfg, const struct tp_config_origin *origin, FILE *f,
+                          const char *group, size_t glen)
 {
 	const char *indent = glen ? "  " : "";
 	const char *leaf;
@@ -454,12 +451,17 @@ static void print_members(const struct tp_config *cfg, FILE *f, const char *grou
 		fprintf(f, "%.*s = {\n", (int)glen, group);
 	for (const struct tp_setting *s = tp_settings; s->path; s++)
 		if ((leaf = leaf_in(s->path, group, glen)) != NULL)
-			print_setting(cfg, f, s, leaf, indent);
+			print_setting(cfg, origin, f, s, leaf, indent);
 	if (glen)
 		fputs("};\n", f);
 }
 
 void tp_config_print(const struct tp_config *cfg, FILE *f)
+{
+	tp_config_print_origin(cfg, NULL, f);
+}
+
+void tp_config_print_origin(const struct tp_config *cfg, const struct tp_config_origin *origin, FILE *f)
 {
 	/* Groups in the order they first appear in the table. */
 	for (const struct tp_setting *s = tp_settings; s->path; s++) {
@@ -472,7 +474,7 @@ void tp_config_print(const struct tp_config *cfg, FILE *f)
 		for (const struct tp_setting *q = tp_settings; q != s && !seen; q++)
 			seen = leaf_in(q->path, s->path, glen) != NULL;
 		if (!seen)
-			print_members(cfg, f, s->path, glen);
+			print_members(cfg, origin, f, s->path, glen);
 	}
-	print_members(cfg, f, "", 0);
+	print_members(cfg, origin, f, "", 0);
 }

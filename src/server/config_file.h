@@ -39,11 +39,35 @@
 int tp_config_load_file(struct tp_config *cfg, const char *path, char *err, size_t errlen);
 
 /*
+ * Where a setting got its value: file and line; file "" for its default;
+ * line 0 for a source without lines ("the command line").
+ */
+struct tp_config_origin {
+	char file[512]; /* the file as it was named (an @include'd file by its own name) */
+	unsigned line;
+};
+
+/*
+ * tp_config_load_file(), and on success, when origin is not NULL, records
+ * in origin[i] (by tp_settings[] index, TP_SETTINGS_MAX entries) the file
+ * and line of every setting the file sets; other entries are untouched.
+ */
+int tp_config_load_file_origin(struct tp_config *cfg, const char *path, struct tp_config_origin *origin,
+                               char *err, size_t errlen);
+
+/*
  * Write the file-backed settings of *cfg to f as a valid configuration file
  * that tp_config_load_file() reads back to the same values.  Command-line
  * only fields (config_path, check_config) are not written.  Ignores write
  * errors: the caller checks ferror(f) if it cares.
  */
 void tp_config_print(const struct tp_config *cfg, FILE *f);
+
+/*
+ * tp_config_print(), with a comment after each setting saying where its
+ * value came from: "# from FILE:LINE" ("# from FILE" where the line is
+ * 0), or "# default" where origin[i].file is empty.  origin NULL: no such comments.
+ */
+void tp_config_print_origin(const struct tp_config *cfg, const struct tp_config_origin *origin, FILE *f);
 
 #endif

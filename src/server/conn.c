@@ -41,14 +41,6 @@
 #define READ_BUDGET 16 /* reads per turn before yielding to other connections */
 #define WRITE_IOV 64   /* replies per writev */
 
-static void log_conn(const struct tp_conn *c, const char *event, const char *what)
-{
-	char port[8];
-	snprintf(port, sizeof(port), "%u", c->port);
-	struct tp_log_field f[] = {{"CLIENT_ADDR", c->addr}, {"CLIENT_PORT", port}};
-	tp_logf(TP_LOG_DEBUG, event, f, 2, "%s %s:%s", what, c->addr, port);
-}
-
 struct tp_conn *tp_conn_new(struct tp_conn_env *env, struct tp_loop *loop, int fd,
                             const struct sockaddr_storage *peer, enum tp_peer_mode mode)
 {
@@ -92,7 +84,7 @@ struct tp_conn *tp_conn_new(struct tp_conn_env *env, struct tp_loop *loop, int f
 		errno = e;
 		return NULL;
 	}
-	log_conn(c, "conn_open", "connection from");
+	tp_peer_log(c->addr, c->port, "conn_open", "connection from");
 	return c;
 }
 
@@ -213,7 +205,7 @@ static int header_done(struct tp_conn *c, struct framing *fr, size_t start)
 	c->hdr = NULL;
 	if (h->named) {
 		tp_peer_addr_text(&c->peer, c->addr, sizeof(c->addr), &c->port);
-		log_conn(c, "conn_proxied", "PROXY header names");
+		tp_peer_log(c->addr, c->port, "conn_proxied", "PROXY header names");
 	}
 	if (h->len > start)
 		r = tp_framer_feed(&c->framer, (const char *)h->buf + start, h->len - start, on_line, fr);
@@ -242,7 +234,7 @@ static int read_header(struct tp_conn *c, struct framing *fr)
 		/* An untrusted client's last bytes are requests even if they began like a signature. */
 		return c->hdr->mode == TP_PEER_REFUSE && header_done(c, fr, 0) < 0 ? -1 : 0;
 	case TP_PEER_READ_BAD:
-		atomic_fetch_add_explicit(&c->env->refused[why], 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&c->env->turned_away[why], 1, memory_order_relaxed);
 		fr->refusal = tp_peer_refusal_name(why);
 		return -2;
 	default:
@@ -447,7 +439,7 @@ unsigned tp_conn_close(struct tp_conn *c, const char *reason)
 	tp_framer_release(&c->framer);
 	free(c->hdr);
 	c->hdr = NULL;
-	log_conn(c, "conn_close", reason);
+	tp_peer_log(c->addr, c->port, "conn_close", reason);
 	return TP_CONN_CLOSED;
 }
 
@@ -482,6 +474,15 @@ unsigned tp_conn_shutdown(struct tp_conn *c, uint64_t grace_until_ns)
 	 */
 	c->readable = true;
 	return (can_read(c) ? TP_CONN_READ : 0) | TP_CONN_WRITE;
+}
+
+unsigned tp_conn_limits_changed(struct tp_conn *c)
+{
+	/*
+	 * Paused past the old max_unsent_kib, it may read under the new one; no
+	 * socket edge would say so when the client has sent everything.
+	 */
+	return can_read(c) ? TP_CONN_READ : 0;
 }
 
 unsigned tp_conn_grace_check(struct tp_conn *c, uint64_t now_ns)

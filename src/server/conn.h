@@ -49,7 +49,7 @@ struct tp_conn_env {
 	struct tp_req_cache reqs;
 	_Atomic uint64_t served; /* replies written (any thread may read) */
 	/* connections closed before their first request, by reason (any thread may read) */
-	_Atomic uint64_t refused[TP_PEER_REFUSAL_COUNT];
+	_Atomic uint64_t turned_away[TP_PEER_REFUSAL_COUNT];
 };
 
 /* What a connection reports (bits of the unsigned its functions return). */
@@ -153,6 +153,12 @@ void tp_conn_free(struct tp_conn *c);
  * Returns TP_CONN_* bits.
  */
 unsigned tp_conn_shutdown(struct tp_conn *c, uint64_t grace_until_ns);
+
+/*
+ * The settings changed (a reload): a connection paused under the old limits
+ * may go on under the new ones.  Returns TP_CONN_* bits.
+ */
+unsigned tp_conn_limits_changed(struct tp_conn *c);
 
 /* The shutdown grace of a silent connection may have run out. Returns TP_CONN_* bits. */
 unsigned tp_conn_grace_check(struct tp_conn *c, uint64_t now_ns);

@@ -135,6 +135,7 @@ void tp_connset_sweep_idle(struct tp_connset *s, uint64_t now_ns, uint64_t limit
 
 void tp_connset_shutdown(struct tp_connset *s, uint64_t grace_until_ns)
 {
+	s->grace_until_ns = grace_until_ns;
 	for (struct tp_conn *c = s->lru_head; c; c = c->lru_next)
 		tp_connset_act(s, c, tp_conn_shutdown(c, grace_until_ns));
 }
@@ -145,13 +146,22 @@ void tp_connset_header_check(struct tp_connset *s, uint64_t now_ns)
 		next = c->lru_next; /* a closed connection may leave the list */
 		if (!c->hdr || c->hdr->mode != TP_PEER_EXPECT || now_ns < c->hdr->deadline_ns)
 			continue;
-		atomic_fetch_add_explicit(&c->env->refused[TP_PEER_TIMEOUT], 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&c->env->turned_away[TP_PEER_TIMEOUT], 1, memory_order_relaxed);
 		tp_connset_act(s, c, tp_conn_close(c, tp_peer_refusal_name(TP_PEER_TIMEOUT)));
 	}
 }
 
+void tp_connset_limits_changed(struct tp_connset *s)
+{
+	for (struct tp_conn *c = s->lru_head; c; c = c->lru_next)
+		tp_connset_act(s, c, tp_conn_limits_changed(c));
+}
+
 void tp_connset_grace_check(struct tp_connset *s, uint64_t now_ns)
 {
+	if (!s->grace_until_ns || now_ns < s->grace_until_ns)
+		return;
+	s->grace_until_ns = 0;
 	for (struct tp_conn *c = s->lru_head; c; c = c->lru_next)
 		tp_connset_act(s, c, tp_conn_grace_check(c, now_ns));
 }

@@ -26,6 +26,7 @@ struct tp_connset {
 	_Atomic uint64_t connections; /* nconns, for other threads */
 	void (*on_free)(void *ctx);   /* a connection was freed: its place is free again */
 	void *ctx;
+	uint64_t grace_until_ns; /* shutdown: when silent connections' grace ends; 0 once checked */
 };
 
 /* A new connection, active at now_ns. */
@@ -46,11 +47,18 @@ void tp_connset_sweep_idle(struct tp_connset *s, uint64_t now_ns, uint64_t limit
 /* Shutdown began: tell every open connection (see tp_conn_shutdown). */
 void tp_connset_shutdown(struct tp_connset *s, uint64_t grace_until_ns);
 
-/* Close the connections whose PROXY header is overdue (counted in env->refused). */
+/* Close the connections whose PROXY header is overdue (counted in env->turned_away). */
 void tp_connset_header_check(struct tp_connset *s, uint64_t now_ns);
 
-/* Ask every open connection whether its shutdown grace ran out. */
+/*
+ * When grace_until_ns has come (a timer of its own: the loop's tick may
+ * come up to a second later), ask every open connection whether its
+ * shutdown grace ran out.  Cheap before then.
+ */
 void tp_connset_grace_check(struct tp_connset *s, uint64_t now_ns);
+
+/* The settings changed: every open connection re-checks whether it may read. */
+void tp_connset_limits_changed(struct tp_connset *s);
 
 /* Close every open connection now (reason for the debug log). */
 void tp_connset_close_all(struct tp_connset *s, const char *reason);

@@ -5,6 +5,7 @@
 #include "health.h"
 
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -17,6 +18,7 @@
 #define STATUS_EVERY_NS (2 * 1000000000ull)
 #define BUSY_LOG_EVERY_NS (5 * 1000000000ull)
 #define LOOP_STALL_NS (5 * 1000000000ull)
+#define TRIM_QUIET_NS (5 * 1000000000ull)
 
 void tp_health_stats(const struct tp_health *h, struct tp_stats *ret)
 {
@@ -36,6 +38,7 @@ void tp_health_stats(const struct tp_health *h, struct tp_stats *ret)
 		tp_loop_counters(h->loops[i], &lc);
 		ret->served += lc.served;
 		ret->rejected += lc.busy;
+		ret->refused += lc.refused;
 		ret->connections += lc.connections;
 	}
 }
@@ -55,6 +58,15 @@ void tp_health_status(struct tp_health *h, uint64_t now)
 	h->status_served = st.served;
 }
 
+/* "in the last N s" since the previous look at a count, or "since start" before the first. */
+static void since_text(uint64_t last_ns, uint64_t now, char *buf, size_t len)
+{
+	if (last_ns)
+		snprintf(buf, len, "in the last %.0f s", (double)(now - last_ns) / 1e9);
+	else
+		snprintf(buf, len, "since start");
+}
+
 static void log_busy(struct tp_health *h, uint64_t now)
 {
 	struct tp_stats st;
@@ -65,19 +77,72 @@ static void log_busy(struct tp_health *h, uint64_t now)
 	if (st.rejected > h->busy_logged) {
 		char rej[24], depth[24], w[16];
 		uint64_t n = st.rejected - h->busy_logged;
-		double secs = h->last_busy_log_ns ? (double)(now - h->last_busy_log_ns) / 1e9 : 0;
+		char since[32];
 		snprintf(rej, sizeof(rej), "%" PRIu64, n);
 		snprintf(depth, sizeof(depth), "%zu", st.queue_depth);
 		snprintf(w, sizeof(w), "%zu", st.workers);
+		since_text(h->last_busy_log_ns, now, since, sizeof(since));
 		struct tp_log_field f[] = {
 		        {"TP_REJECTED", rej}, {"TP_QUEUE_DEPTH", depth}, {"TP_WORKERS", w}};
 		tp_logf(TP_LOG_WARNING, "busy", f, 3,
-		        "overloaded: %" PRIu64 " requests refused with ERR server busy in the last %.0f s "
-		        "(queue %zu/%zu, %zu workers)",
-		        n, secs, st.queue_depth, st.queue_capacity, st.workers);
+		        "overloaded: %" PRIu64
+		        " requests refused with ERR server busy %s (queue %zu/%zu, %zu "
+		        "workers)",
+		        n, since, st.queue_depth, st.queue_capacity, st.workers);
 		h->busy_logged = st.rejected;
 	}
 	h->last_busy_log_ns = now;
+}
+
+/* Refused connections, like busy rejections: one line per interval at most. */
+static void log_refused(struct tp_health *h, uint64_t now)
+{
+	struct tp_stats st;
+	char n_txt[24], since[32];
+
+	if (h->last_refused_log_ns && now - h->last_refused_log_ns < BUSY_LOG_EVERY_NS)
+		return;
+	tp_health_stats(h, &st);
+	if (st.refused == h->refused_logged)
+		return;
+	uint64_t n = st.refused - h->refused_logged;
+	since_text(h->last_refused_log_ns, now, since, sizeof(since));
+	snprintf(n_txt, sizeof(n_txt), "%" PRIu64, n);
+	struct tp_log_field f[] = {{"TP_REFUSED", n_txt}};
+	tp_logf(TP_LOG_WARNING, "refused", f, 1,
+	        "refused %" PRIu64 " connection%s over max_connections %s (%" PRIu64 " open)", n,
+	        n == 1 ? "" : "s", since, st.connections);
+	h->refused_logged = st.refused;
+	h->last_refused_log_ns = now;
+}
+
+/*
+ * After a burst glibc keeps the freed memory (arenas, the heap's free
+ * pages) at its high-water mark.  Once nothing has changed for
+ * TRIM_QUIET_NS (no reply written, no connection come or gone, no
+ * rejection), give it back, once per quiet spell: off the request path,
+ * on loop 0's tick, when the loops have little to do.
+ */
+static void trim_when_quiet(struct tp_health *h, uint64_t now)
+{
+	struct tp_stats st;
+
+	tp_health_stats(h, &st);
+	if (st.served != h->quiet_served || st.connections != h->quiet_conns ||
+	    st.rejected != h->quiet_rejected || !h->quiet_since_ns) {
+		h->quiet_served = st.served;
+		h->quiet_conns = st.connections;
+		h->quiet_rejected = st.rejected;
+		h->quiet_since_ns = now;
+		h->trimmed = false;
+		return;
+	}
+	if (h->trimmed || now - h->quiet_since_ns < TRIM_QUIET_NS)
+		return;
+	h->trimmed = true;
+	(void)malloc_trim(0); /* returns whether memory was released: nothing to act on */
+	tp_log(TP_LOG_DEBUG, "memory", "quiet for %.0f s: freed memory returned to the system",
+	       (double)(now - h->quiet_since_ns) / 1e9);
 }
 
 /*
@@ -85,10 +150,9 @@ static void log_busy(struct tp_health *h, uint64_t now)
  * on one request longer than the stall threshold (a SLEEP within
  * max_sleep_ms is busy, not stuck).  why gets the reason when unhealthy.
  */
-static bool healthy(struct tp_health *h, int stall_ms, uint64_t now, char *why, size_t len)
+static bool healthy(struct tp_health *h, uint64_t now, char *why, size_t len)
 {
 	struct tp_pool_stats ps;
-	uint64_t stall_ns = (uint64_t)stall_ms * 1000000ull;
 
 	for (size_t i = 1; i < h->nloops; i++) {
 		struct tp_loop_counters lc;
@@ -100,24 +164,25 @@ static bool healthy(struct tp_health *h, int stall_ms, uint64_t now, char *why, 
 		}
 	}
 	tp_pool_stats(h->pool, &ps);
-	if (ps.oldest_busy_ns && now > ps.oldest_busy_ns + stall_ns) {
+	if (ps.stall_at_ns && now > ps.stall_at_ns) {
 		snprintf(why, len,
-		         "a worker has been on one request for %.1f s (stall threshold %d ms); %zu of %zu "
-		         "workers busy",
-		         (double)(now - ps.oldest_busy_ns) / 1e9, stall_ms, ps.busy, ps.workers);
+		         "a worker has been on one request for %.1f s (stall threshold %.0f ms when it "
+		         "started); %zu of %zu workers busy",
+		         (double)(now - ps.stall_since_ns) / 1e9,
+		         (double)(ps.stall_at_ns - ps.stall_since_ns) / 1e6, ps.busy, ps.workers);
 		return false;
 	}
 	return true;
 }
 
-static void watchdog(struct tp_health *h, int stall_ms, uint64_t now)
+static void watchdog(struct tp_health *h, uint64_t now)
 {
 	char why[256];
 
 	if (!h->wd_usec || now < h->wd_next_ns)
 		return;
 	h->wd_next_ns = now + h->wd_usec * 1000 / 2;
-	if (healthy(h, stall_ms, now, why, sizeof(why))) {
+	if (healthy(h, now, why, sizeof(why))) {
 		if (!h->wd_healthy)
 			tp_log(TP_LOG_NOTICE, "stall", "healthy again: watchdog pings resume");
 		h->wd_healthy = true;
@@ -129,10 +194,12 @@ static void watchdog(struct tp_health *h, int stall_ms, uint64_t now)
 	h->wd_healthy = false;
 }
 
-void tp_health_tick(struct tp_health *h, int stall_ms, uint64_t now)
+void tp_health_tick(struct tp_health *h, uint64_t now)
 {
-	watchdog(h, stall_ms, now);
+	watchdog(h, now);
 	if (now - h->last_status_ns >= STATUS_EVERY_NS)
 		tp_health_status(h, now);
 	log_busy(h, now);
+	log_refused(h, now);
+	trim_when_quiet(h, now);
 }

@@ -2,7 +2,10 @@
 /*
  * health: what the server tells the outside about itself: the counters
  * (summed over the pool, the queue and the loops), the STATUS= line every
- * 2 s, the busy-rejection log line at most every 5 s, and the watchdog
+ * 2 s, the busy-rejection and refused-connection log lines at most every
+ * 5 s each, giving freed memory back to the system once the server has
+ * been quiet for a while after activity (malloc_trim: glibc otherwise
+ * keeps a burst's memory for good), and the watchdog
  * pings, sent only while every loop turns and no worker is stuck.  Runs on
  * loop 0 (tp_health_stats on any thread).
  */
@@ -23,6 +26,7 @@ struct tp_stats {
 	uint64_t connections;
 	uint64_t served;   /* replies written */
 	uint64_t rejected; /* ERR server busy */
+	uint64_t refused;  /* connections refused over max_connections */
 };
 
 struct tp_health {
@@ -36,6 +40,9 @@ struct tp_health {
 	/* its own state (loop 0) */
 	uint64_t last_status_ns, status_served;
 	uint64_t last_busy_log_ns, busy_logged;
+	uint64_t last_refused_log_ns, refused_logged;
+	uint64_t quiet_since_ns, quiet_served, quiet_conns, quiet_rejected;
+	bool trimmed; /* since the last activity */
 	uint64_t wd_next_ns;
 	bool wd_healthy;
 };
@@ -47,9 +54,10 @@ void tp_health_stats(const struct tp_health *h, struct tp_stats *ret);
 void tp_health_status(struct tp_health *h, uint64_t now_ns);
 
 /*
- * Loop 0's tick: ping the watchdog when due and healthy (no worker on one
- * request longer than stall_ms), STATUS= when due, the busy log line.
+ * Loop 0's tick: ping the watchdog when due and healthy (no worker past
+ * the stall deadline its request got when it started, see
+ * tp_pool_set_stall_ms), STATUS= when due, the busy log line.
  */
-void tp_health_tick(struct tp_health *h, int stall_ms, uint64_t now_ns);
+void tp_health_tick(struct tp_health *h, uint64_t now_ns);
 
 #endif

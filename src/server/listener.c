@@ -10,6 +10,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -24,6 +25,7 @@
 #define ACCEPT_BURST 64
 #define ACCEPT_PAUSE_MS 100
 #define EMFILE_LOG_EVERY_NS 10000000000ull
+#define REFUSE_DRAIN_MS 100
 
 void tp_listener_describe(int fd, char *buf, size_t len)
 {
@@ -48,6 +50,29 @@ void tp_listener_describe(int fd, char *buf, size_t len)
 		}
 	}
 	snprintf(buf, len, "%s:%u", host, port);
+}
+
+int tp_listener_check(const char *host, int port, bool resolve, char *err, size_t errlen)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+	struct addrinfo *res = NULL;
+	char portstr[8];
+	bool numeric = strchr(host, ':') || host[strspn(host, "0123456789.")] == '\0';
+	int r;
+
+	if (!numeric && !resolve)
+		return 0;
+	if (numeric)
+		hints.ai_flags |= AI_NUMERICHOST;
+	snprintf(portstr, sizeof(portstr), "%d", port);
+	r = getaddrinfo(host, portstr, &hints, &res);
+	if (r != 0) {
+		snprintf(err, errlen, "cannot resolve listen address %s: %s", host,
+		         numeric ? "not a valid IPv4 or IPv6 address" : gai_strerror(r));
+		return -EINVAL;
+	}
+	freeaddrinfo(res);
+	return 0;
 }
 
 int tp_listener_bind(const char *host, int port, int backlog, struct tp_listener *ret, char *err,
@@ -141,24 +166,69 @@ static int listen_ctl(struct tp_listen_set *s, int op)
 int tp_listener_watch(struct tp_listen_set *s, struct tp_listener *ls, size_t n, int epfd)
 {
 	*s = (struct tp_listen_set){.ls = ls, .n = n, .epfd = epfd};
+	for (size_t i = 0; i < TP_LISTENER_MAX_REFUSED; i++)
+		s->refused[i] = (struct tp_refused){.src.kind = TP_SOURCE_REFUSED, .fd = -1};
 	int r = listen_ctl(s, EPOLL_CTL_ADD);
 	if (r == 0)
 		s->accepting = true;
 	return r;
 }
 
+static void refused_close(struct tp_listen_set *s, struct tp_refused *rf)
+{
+	close(rf->fd); /* also leaves the epoll set */
+	rf->fd = -1;
+	s->nrefusing--;
+}
+
 void tp_listener_stop(struct tp_listen_set *s)
 {
+	for (size_t i = 0; i < TP_LISTENER_MAX_REFUSED && s->nrefusing; i++)
+		if (s->refused[i].fd >= 0)
+			refused_close(s, &s->refused[i]);
 	if (s->accepting)
 		(void)listen_ctl(s, EPOLL_CTL_DEL);
 	s->accepting = false;
 	s->stopped = true;
 }
 
-void tp_listener_resume(struct tp_listen_set *s, uint64_t now_ns)
+uint64_t tp_listener_next_timer(const struct tp_listen_set *s)
 {
-	if (!s->accepting && !s->stopped && now_ns >= s->resume_ns && listen_ctl(s, EPOLL_CTL_ADD) == 0)
+	uint64_t next = s->accepting || s->stopped ? 0 : s->resume_ns;
+
+	for (size_t i = 0; i < TP_LISTENER_MAX_REFUSED && s->nrefusing; i++)
+		if (s->refused[i].fd >= 0 && (!next || s->refused[i].until_ns < next))
+			next = s->refused[i].until_ns;
+	return next;
+}
+
+void tp_listener_timers(struct tp_listen_set *s, uint64_t now_ns)
+{
+	for (size_t i = 0; i < TP_LISTENER_MAX_REFUSED && s->nrefusing; i++)
+		if (s->refused[i].fd >= 0 && now_ns >= s->refused[i].until_ns)
+			refused_close(s, &s->refused[i]);
+	int r;
+
+	if (s->accepting || s->stopped || now_ns < s->resume_ns)
+		return;
+	r = listen_ctl(s, EPOLL_CTL_ADD);
+	if (r == 0) {
 		s->accepting = true;
+		return;
+	}
+	/*
+	 * One socket could not be watched again: take the others out too, so
+	 * that the next try starts from the same state instead of failing on
+	 * them with EEXIST for good, and wait before it rather than spin.
+	 */
+	if (!s->logged_ns || now_ns - s->logged_ns > EMFILE_LOG_EVERY_NS) {
+		s->logged_ns = now_ns;
+		tp_log(TP_LOG_WARNING, "accept_paused",
+		       "cannot watch the listening sockets again: %s; retrying every %d ms", strerror(-r),
+		       ACCEPT_PAUSE_MS);
+	}
+	(void)listen_ctl(s, EPOLL_CTL_DEL);
+	s->resume_ns = now_ns + ACCEPT_PAUSE_MS * 1000000ull;
 }
 
 static void pause_accept(struct tp_listen_set *s, uint64_t now_ns, int err)
@@ -177,12 +247,46 @@ static void pause_accept(struct tp_listen_set *s, uint64_t now_ns, int err)
 	}
 }
 
-/* Refuse a client over max_connections: one line, then close. */
-static void refuse(int fd)
+void tp_listener_drain(struct tp_listen_set *s, struct tp_refused *rf)
+{
+	char buf[512];
+	ssize_t n;
+
+	while ((n = read(rf->fd, buf, sizeof(buf))) > 0)
+		;
+	if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+		refused_close(s, rf);
+}
+
+/* A free drain slot, or NULL when they are all in use. */
+static struct tp_refused *refused_slot(struct tp_listen_set *s)
+{
+	for (size_t i = 0; i < TP_LISTENER_MAX_REFUSED && s->nrefusing < TP_LISTENER_MAX_REFUSED; i++)
+		if (s->refused[i].fd < 0)
+			return &s->refused[i];
+	return NULL;
+}
+
+/* Refuse a client over max_connections: one line, then a drained close (see listener.h). */
+static void refuse(struct tp_listen_set *s, int fd, uint64_t now_ns)
 {
 	const char *msg = tp_proto_error_line(TP_PROTO_TOO_MANY);
+	struct tp_refused *rf = refused_slot(s);
 	ssize_t w = send(fd, msg, strlen(msg), MSG_NOSIGNAL | MSG_DONTWAIT);
+
 	(void)w; /* best effort: the client may already be gone */
+	atomic_fetch_add_explicit(&s->nrefused, 1, memory_order_relaxed);
+	if (rf) {
+		struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.ptr = rf};
+		(void)shutdown(fd, SHUT_WR);
+		if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) == 0) {
+			rf->fd = fd;
+			rf->until_ns = now_ns + REFUSE_DRAIN_MS * 1000000ull;
+			s->nrefusing++;
+			tp_listener_drain(s, rf); /* what it sent already */
+			return;
+		}
+	}
 	close(fd);
 }
 
@@ -207,6 +311,6 @@ void tp_listener_accept(struct tp_listen_set *s, struct tp_listener *ls, uint64_
 			return;
 		}
 		if (!take(ctx, fd, &peer))
-			refuse(fd);
+			refuse(s, fd, now_ns);
 	}
 }

@@ -6,6 +6,13 @@
  * over max_connections.  Binding and adopting never log (errors name the
  * call and the address in err); the accept path logs its failures, at most
  * one EMFILE line every 10 s.
+ *
+ * A refused client is told so, its side of the stream is shut, and its
+ * input is drained for up to REFUSE_DRAIN_MS before the close, so a client
+ * that spoke first reads the refusal instead of a reset (closing with
+ * unread input sends RST, which discards the line in flight).  At most
+ * TP_LISTENER_MAX_REFUSED drain at once per loop; beyond that a refused
+ * client is closed at once, as a flood must not cost more than that.
  */
 #ifndef TP_LISTENER_H
 #define TP_LISTENER_H
@@ -24,6 +31,15 @@ struct tp_listener {
 	char name[64]; /* "127.0.0.1:9000", for logs */
 };
 
+#define TP_LISTENER_MAX_REFUSED 8
+
+/* A refused client whose input is drained until EOF or until_ns. */
+struct tp_refused {
+	struct tp_source src; /* TP_SOURCE_REFUSED */
+	int fd;               /* -1: free */
+	uint64_t until_ns;
+};
+
 /*
  * One loop's watch over the shared listening sockets (loop thread only):
  * in its epoll set while accepting, out of it while paused for lack of fds
@@ -37,6 +53,9 @@ struct tp_listen_set {
 	bool stopped;   /* for good (shutdown) */
 	uint64_t resume_ns;
 	uint64_t logged_ns; /* last EMFILE log line */
+	struct tp_refused refused[TP_LISTENER_MAX_REFUSED];
+	size_t nrefusing;          /* slots of refused in use */
+	_Atomic uint64_t nrefused; /* clients refused over max_connections (any thread reads) */
 };
 
 /*
@@ -54,6 +73,15 @@ int tp_listener_bind(const char *host, int port, int backlog, struct tp_listener
  */
 int tp_listener_adopt(int fd, struct tp_listener *ret, char *err, size_t errlen);
 
+/*
+ * What --check-config can say of host without binding: when it looks like
+ * a numeric address (only digits and dots, or a ':'), it must be one
+ * (checked without DNS); other names are resolved only when resolve is
+ * true, as tp_listener_bind() would.  Returns 0, or -EINVAL with the
+ * message a start would give in err.
+ */
+int tp_listener_check(const char *host, int port, bool resolve, char *err, size_t errlen);
+
 /* Describe a bound socket's local address as "host:port" ("[::1]:9000"). */
 void tp_listener_describe(int fd, char *buf, size_t len);
 
@@ -63,14 +91,17 @@ int tp_listener_watch(struct tp_listen_set *s, struct tp_listener *ls, size_t n,
 /* Stop accepting for good (shutdown): the sockets leave the epoll set. */
 void tp_listener_stop(struct tp_listen_set *s);
 
-/* When a pause ends (CLOCK_MONOTONIC ns), or 0 when not paused. */
-static inline uint64_t tp_listener_paused_until(const struct tp_listen_set *s)
-{
-	return s->accepting || s->stopped ? 0 : s->resume_ns;
-}
+/*
+ * When the set's next timer is due (CLOCK_MONOTONIC ns): the end of a
+ * pause, or of a refused client's drain; 0 when none runs.
+ */
+uint64_t tp_listener_next_timer(const struct tp_listen_set *s);
 
-/* A pause that is over: watch the sockets again. */
-void tp_listener_resume(struct tp_listen_set *s, uint64_t now_ns);
+/* Timers that are due: after a pause watch the sockets again; close refused clients whose time is up. */
+void tp_listener_timers(struct tp_listen_set *s, uint64_t now_ns);
+
+/* A refused client's socket is readable: drain it; close it at EOF or on an error. */
+void tp_listener_drain(struct tp_listen_set *s, struct tp_refused *rf);
 
 /*
  * Takes an accepted non-blocking socket and the client's address.  Returns

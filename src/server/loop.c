@@ -34,7 +34,8 @@
  *   microseconds; a blocked thread on an idle vCPU takes tens of
  *   microseconds to wake.  After the polling window the loop blocks as usual.
  * - Timers are the epoll_wait timeout: the earliest of the next waiter
- *   deadline, the next tick and the end of an accept pause (listener.c).
+ *   deadline, the next tick, the end of an accept pause or of a refused
+ *   client's drain (listener.c) and of the shutdown grace (connset.c).
  *   An idle loop wakes once a second and burns no CPU.
  */
 #include "loop.h"
@@ -185,10 +186,11 @@ void tp_loop_counters(struct tp_loop *l, struct tp_loop_counters *ret)
 {
 	ret->served = atomic_load_explicit(&l->env.served, memory_order_relaxed);
 	ret->busy = atomic_load_explicit(&l->busy, memory_order_relaxed);
+	ret->refused = atomic_load_explicit(&l->listen.nrefused, memory_order_relaxed);
 	ret->connections = atomic_load_explicit(&l->conns.connections, memory_order_relaxed);
 	ret->last_turn_ns = atomic_load_explicit(&l->last_turn_ns, memory_order_relaxed);
 	for (int i = 0; i < TP_PEER_REFUSAL_COUNT; i++)
-		ret->refused[i] = atomic_load_explicit(&l->env.refused[i], memory_order_relaxed);
+		ret->turned_away[i] = atomic_load_explicit(&l->env.turned_away[i], memory_order_relaxed);
 }
 
 /* r of one of this loop's connections came back done. */
@@ -208,7 +210,7 @@ static bool take_conn(void *ctx, int fd, const struct sockaddr_storage *peer)
 	enum tp_peer_mode mode;
 
 	if (!tp_peer_gate_check(&l->gate, peer, &mode)) {
-		atomic_fetch_add_explicit(&l->env.refused[TP_PEER_NOT_ALLOWED], 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&l->env.turned_away[TP_PEER_NOT_ALLOWED], 1, memory_order_relaxed);
 		close(fd);
 		return true;
 	}
@@ -230,7 +232,7 @@ static int next_timeout_ms(struct tp_loop *l)
 {
 	uint64_t next = l->next_tick_ns;
 	uint64_t d = tp_queue_next_deadline(l->queue);
-	uint64_t resume = tp_listener_paused_until(&l->listen);
+	uint64_t resume = tp_listener_next_timer(&l->listen);
 
 	if (l->conns.ready)
 		return 0;
@@ -238,6 +240,8 @@ static int next_timeout_ms(struct tp_loop *l)
 		next = d;
 	if (resume && resume < next)
 		next = resume;
+	if (l->conns.grace_until_ns && l->conns.grace_until_ns < next)
+		next = l->conns.grace_until_ns;
 	if (next <= l->env.now_ns)
 		return 0;
 	/* Round up: waking a little late is fine, waking early spins. */
@@ -251,6 +255,8 @@ static void refresh_config(struct tp_loop *l)
 		l->hooks.config_copy(l->hooks.ctx, &l->cfg);
 		tp_peer_gate_set(&l->gate, &l->cfg);
 		l->cfg_gen = gen;
+		/* Any limit may have changed: look at every connection once. */
+		tp_connset_limits_changed(&l->conns);
 	}
 }
 
@@ -312,9 +318,14 @@ static void handle_events(struct tp_loop *l, const struct epoll_event *events, i
 			break;
 		case TP_SOURCE_WAKE:
 			tp_post_clear_wake(&l->post);
+			if (l->index == 0 && l->hooks.on_wake)
+				l->hooks.on_wake(l->hooks.ctx);
 			break;
 		case TP_SOURCE_SIGNAL:
 			on_signalfd(l);
+			break;
+		case TP_SOURCE_REFUSED:
+			tp_listener_drain(&l->listen, (struct tp_refused *)src);
 			break;
 		}
 	}
@@ -404,16 +415,14 @@ static void on_tick(struct tp_loop *l)
 	l->next_tick_ns = l->env.now_ns + l->tick_ns;
 	if (l->index == 0)
 		l->hooks.on_tick(l->hooks.ctx, l->env.now_ns);
-	if (l->shutdown_seen)
-		tp_connset_grace_check(&l->conns, l->env.now_ns);
-	else if (l->cfg.idle_timeout_s > 0)
+	if (!l->shutdown_seen && l->cfg.idle_timeout_s > 0)
 		tp_connset_sweep_idle(&l->conns, l->env.now_ns,
 		                      (uint64_t)l->cfg.idle_timeout_s * 1000000000ull);
 	if (l->cfg.proxy_protocol)
 		tp_connset_header_check(&l->conns, l->env.now_ns);
 }
 
-/* Shutdown, the tick, the end of an accept pause, the forced close. */
+/* Shutdown, the tick, the end of an accept pause or a refusal's drain, the forced close. */
 static void run_timers(struct tp_loop *l)
 {
 	refresh_shutting_down(l);
@@ -421,7 +430,8 @@ static void run_timers(struct tp_loop *l)
 		on_shutdown(l);
 	if (l->env.now_ns >= l->next_tick_ns)
 		on_tick(l);
-	tp_listener_resume(&l->listen, l->env.now_ns);
+	tp_connset_grace_check(&l->conns, l->env.now_ns);
+	tp_listener_timers(&l->listen, l->env.now_ns);
 	if (l->shutdown_seen && atomic_load_explicit(&l->shared->force_close, memory_order_relaxed))
 		tp_connset_close_all(&l->conns, "shutdown timeout");
 }

@@ -45,6 +45,8 @@ struct tp_loop_hooks {
 	void (*config_copy)(void *ctx, struct tp_config *ret);
 	/* Loop 0: a signal of SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2 arrived. */
 	void (*on_signal)(void *ctx, int signo);
+	/* Loop 0: its eventfd was written (a post to its mailbox, tp_loop_wake()); may be NULL. */
+	void (*on_wake)(void *ctx);
 	/* Loop 0: its tick (tick_ms) came round. */
 	void (*on_tick)(void *ctx, uint64_t now_ns);
 	/* Loop 0: have every other loop's threads returned?  It stays until then. */
@@ -91,9 +93,10 @@ void tp_loop_post_admit(struct tp_loop *l, struct tp_req *r);
 struct tp_loop_counters {
 	uint64_t served;
 	uint64_t busy;
+	uint64_t refused; /* clients refused over max_connections */
 	uint64_t connections;
 	uint64_t last_turn_ns;
-	uint64_t refused[TP_PEER_REFUSAL_COUNT]; /* closed before their first request, by reason */
+	uint64_t turned_away[TP_PEER_REFUSAL_COUNT]; /* closed before their first request, by reason */
 };
 void tp_loop_counters(struct tp_loop *l, struct tp_loop_counters *ret);
 

@@ -4,6 +4,11 @@
  * set-up, and the server's lifetime.  Exit status: 0 after a clean
  * shutdown, 78 (EX_CONFIG) for any configuration error (file or flags),
  * 1 for anything else that stops the start.
+ *
+ * `tpserver --reload-and-wait PID` is systemd's ExecReload: it signals the
+ * daemon PID and waits for the outcome of the reload (reload_status.h):
+ * 0 when applied, 1 with the daemon's message when refused, when the
+ * daemon is gone, or after RELOAD_WAIT_MS.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -14,9 +19,14 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "config_dropin.h"
 #include "config_file.h"
+#include "listener.h"
 #include "log.h"
+#include "reload_status.h"
 #include "server.h"
+
+#define RELOAD_WAIT_MS 30000
 
 struct args {
 	int argc;
@@ -24,14 +34,35 @@ struct args {
 };
 
 /*
- * The effective configuration: defaults, then the file (the explicit one,
- * or the default path when it exists), then the command-line flags.
- * Returns 0, 1 (--help/--version printed), or a negative errno with err set.
+ * --check-config refuses what a start would refuse short of binding: an
+ * address that cannot be one.  A name is resolved only where a start
+ * would resolve it: not under socket activation, which ignores the listen
+ * settings (LISTEN_FDS, or any command systemd runs: the packaged unit is
+ * socket-activated, and its ExecReload check has no LISTEN_FDS).
  */
-static int load_config(const struct args *a, struct tp_config *ret, char *err, size_t errlen)
+static int check_listen(const struct tp_config *cfg, char *err, size_t errlen)
+{
+	bool resolve = !getenv("LISTEN_FDS") && !getenv("INVOCATION_ID");
+	char msg[512];
+	int r = tp_listener_check(cfg->host, cfg->port, resolve, msg, sizeof(msg));
+
+	if (r < 0)
+		snprintf(err, errlen, "%s%s%s", cfg->config_path, cfg->config_path[0] ? ": " : "", msg);
+	return r;
+}
+
+/*
+ * The effective configuration: defaults, then the file (the explicit one,
+ * or the default path when it exists) and the drop-ins of its .d/
+ * directory, then the command-line flags.  origin (or NULL) gets where each
+ * setting came from.  Returns 0, 1 (--help/--version printed), or a
+ * negative errno with err set.
+ */
+static int load_config(const struct args *a, struct tp_config *ret, struct tp_config_origin *origin,
+                       char *err, size_t errlen)
 {
 	struct tp_config cli, cfg;
-	const char *path = NULL;
+	const char *path;
 	int r;
 
 	tp_config_defaults(&cli);
@@ -40,21 +71,20 @@ static int load_config(const struct args *a, struct tp_config *ret, char *err, s
 		return r;
 
 	tp_config_defaults(&cfg);
-	if (cli.config_explicit)
-		path = cli.config_path;
-	else if (access(TP_DEFAULT_CONFIG_PATH, F_OK) == 0)
-		path = TP_DEFAULT_CONFIG_PATH;
-	if (path) {
-		r = tp_config_load_file(&cfg, path, err, errlen);
-		if (r < 0)
-			return r;
-	}
+	path = cli.config_explicit ? cli.config_path : TP_DEFAULT_CONFIG_PATH;
+	r = tp_config_load_dropins(&cfg, path, !cli.config_explicit, origin, err, errlen);
+	if (r < 0)
+		return r;
 	r = tp_config_parse_args(&cfg, a->argc, a->argv, err, errlen);
+	if (r == 0 && origin)
+		r = tp_config_origin_args(origin, a->argc, a->argv, err, errlen);
 	if (r != 0)
 		return r;
-	if (path && !cfg.config_explicit)
+	if (!cfg.config_explicit && access(path, F_OK) == 0)
 		snprintf(cfg.config_path, sizeof(cfg.config_path), "%s", path);
 	r = tp_config_validate(&cfg, err, errlen);
+	if (r == 0 && cfg.check_config)
+		r = check_listen(&cfg, err, errlen);
 	if (r < 0)
 		return r;
 	*ret = cfg;
@@ -63,24 +93,58 @@ static int load_config(const struct args *a, struct tp_config *ret, char *err, s
 
 static int reload_config(struct tp_config *ret, char *err, size_t errlen, void *ctx)
 {
-	int r = load_config(ctx, ret, err, errlen);
+	int r = load_config(ctx, ret, NULL, err, errlen);
 	return r > 0 ? -EINVAL : r;
+}
+
+static int reload_and_wait(const char *pid_text)
+{
+	char dir[4096], msg[1024], *end;
+	long pid;
+	int r;
+
+	errno = 0;
+	pid = strtol(pid_text, &end, 10);
+	if (errno || *end || end == pid_text || pid <= 0) {
+		fprintf(stderr, "%stpserver: --reload-and-wait: invalid process id \"%s\"\n",
+		        tp_log_stderr_prefix(TP_LOG_ERROR), pid_text);
+		return 1;
+	}
+	if (!tp_reload_status_dir(dir, sizeof(dir))) {
+		fprintf(stderr,
+		        "%stpserver: --reload-and-wait: RUNTIME_DIRECTORY is not set "
+		        "(RuntimeDirectory= in the unit)\n",
+		        tp_log_stderr_prefix(TP_LOG_ERROR));
+		return 1;
+	}
+	r = tp_reload_status_wait(dir, (pid_t)pid, RELOAD_WAIT_MS, msg, sizeof(msg));
+	if (r == 0)
+		return 0;
+	fprintf(stderr, "%stpserver: %s%s\n", tp_log_stderr_prefix(TP_LOG_ERROR),
+	        r == 1 ? "reload refused: " : "reload: ", msg);
+	return 1;
 }
 
 int main(int argc, char **argv)
 {
-	struct args a = {argc, argv};
+	/* Static: a reload's thread may still read it while the process exits. */
+	static struct args a;
+	static struct tp_config_origin origin[TP_SETTINGS_MAX];
 	struct tp_config cfg;
 	struct tp_server *srv = NULL;
 	char err[1024];
 	sigset_t set;
 	int r;
 
-	r = load_config(&a, &cfg, err, sizeof(err));
+	a = (struct args){argc, argv};
+	if (argc == 3 && strcmp(argv[1], "--reload-and-wait") == 0)
+		return reload_and_wait(argv[2]);
+	r = load_config(&a, &cfg, origin, err, sizeof(err));
 	if (r > 0)
 		return 0;
 	if (r < 0) {
-		fprintf(stderr, "tpserver: %s\n", err);
+		/* Under systemd (ExecReload's check): at priority err in the journal. */
+		fprintf(stderr, "%stpserver: %s\n", tp_log_stderr_prefix(TP_LOG_ERROR), err);
 		return TP_EXIT_CONFIG;
 	}
 	if (cfg.check_config) {
@@ -88,7 +152,7 @@ int main(int argc, char **argv)
 			return 0;
 		printf("# configuration OK%s%s\n", cfg.config_path[0] ? ": " : " (built-in defaults)",
 		       cfg.config_path);
-		tp_config_print(&cfg, stdout);
+		tp_config_print_origin(&cfg, origin, stdout);
 		return 0;
 	}
 

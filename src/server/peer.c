@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "log.h"
 
 struct tp_peer_hdr *tp_peer_hdr_new(enum tp_peer_mode mode, uint64_t now_ns)
 {
@@ -115,6 +116,14 @@ void tp_peer_addr_text(const struct sockaddr_storage *ss, char *buf, size_t len,
 		snprintf(buf, len, "unknown");
 		*ret_port = 0;
 	}
+}
+
+void tp_peer_log(const char *addr, uint16_t port, const char *event, const char *what)
+{
+	char p[8];
+	snprintf(p, sizeof(p), "%u", port);
+	struct tp_log_field f[] = {{"CLIENT_ADDR", addr}, {"CLIENT_PORT", p}};
+	tp_logf(TP_LOG_DEBUG, event, f, 2, "%s %s:%s", what, addr, p);
 }
 
 const char *tp_peer_refusal_name(enum tp_peer_refusal why)

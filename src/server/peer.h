@@ -103,6 +103,9 @@ int tp_peer_read(struct tp_peer_hdr *h, int fd, struct sockaddr_storage *io_addr
 /* Write an address as text (inet_ntop, "unknown" for other families) and its port. */
 void tp_peer_addr_text(const struct sockaddr_storage *ss, char *buf, size_t len, uint16_t *ret_port);
 
+/* Log at debug level "WHAT ADDR:PORT" with CLIENT_ADDR and CLIENT_PORT fields, under event. */
+void tp_peer_log(const char *addr, uint16_t port, const char *event, const char *what);
+
 /* A refusal's name for logs: "malformed header", "header from an untrusted peer", ... */
 const char *tp_peer_refusal_name(enum tp_peer_refusal why);
 

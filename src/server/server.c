@@ -8,7 +8,10 @@
  *
  * Everything here that is not a constructor runs on loop 0's thread (the
  * main thread), except the loop callbacks conn_enter, conn_leave,
- * config_copy and loop_exited, which any loop calls.
+ * config_copy and loop_exited, which any loop calls, and reload_read and
+ * reload_wake, which a reload job's thread calls (reload.h): a reload
+ * reads the file there, so a FIFO or a slow file system blocks no loop,
+ * and SIGHUPs that arrive meanwhile make one more read once it is done.
  */
 #include "server.h"
 
@@ -31,13 +34,14 @@
 #include "loop.h"
 #include "pool.h"
 #include "queue.h"
+#include "turnaway.h"
 #include "reload.h"
+#include "reload_status.h"
 #include "sd.h"
 
 #define MAX_LISTENERS 16
 #define MAX_LOOPS 64
 #define FORCE_CLOSE_GRACE_NS (1000000000ull)
-#define REFUSED_LOG_EVERY_NS (10000000000ull) /* closings before a first request: one line at most */
 
 struct tp_server {
 	pthread_mutex_t cfg_lock;
@@ -65,8 +69,10 @@ struct tp_server {
 	bool aborted;
 	uint64_t tick_ms;
 	struct tp_health health;
-	uint64_t refused_logged[TP_PEER_REFUSAL_COUNT]; /* the totals the last line counted up to */
-	uint64_t refused_log_ns;
+	struct tp_turnaway_log turnaway;  /* closings before a first request, logged together */
+	struct tp_reload_job *reload_job; /* the read in progress, or NULL */
+	struct tp_reload_outcome reload_outcome;
+	bool reload_again; /* SIGHUP during it: read once more after it */
 };
 
 static void raise_nofile(void)
@@ -156,6 +162,7 @@ static void loop_exited(void *ctx)
 }
 
 static void on_signal(void *ctx, int signo);
+static void on_wake(void *ctx);
 static void on_tick(void *ctx, uint64_t now_ns);
 
 /* Workers, their queue and the dispatcher between them. */
@@ -184,6 +191,7 @@ static int new_loops(struct tp_server *srv, char *err, size_t errlen)
 	                  .config_copy = config_copy,
 	                  .on_signal = on_signal,
 	                  .on_tick = on_tick,
+	                  .on_wake = on_wake,
 	                  .others_done = others_done,
 	                  .on_exit = loop_exited},
 	        .tick_ms = srv->tick_ms,
@@ -236,6 +244,8 @@ int tp_server_new(const struct tp_config *cfg, tp_reload_fn reload, void *reload
 	for (size_t i = 0; i < MAX_LISTENERS; i++)
 		srv->listeners[i].fd = -1;
 	init_health(srv);
+	if (!tp_reload_status_dir(srv->reload_outcome.dir, sizeof(srv->reload_outcome.dir)))
+		srv->reload_outcome.dir[0] = '\0';
 
 	raise_nofile();
 	r = open_listeners(srv, err, errlen);
@@ -250,6 +260,7 @@ int tp_server_new(const struct tp_config *cfg, tp_reload_fn reload, void *reload
 	srv->health.queue = srv->queue;
 	srv->health.loops = srv->loops;
 	srv->health.nloops = srv->nloops;
+	tp_pool_set_stall_ms(srv->pool, (uint64_t)tp_config_stall_ms(cfg));
 	r = tp_pool_start(srv->pool, (size_t)cfg->workers);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot start %d workers: pthread_create(): %s (TasksMax too low?)",
@@ -267,6 +278,8 @@ void tp_server_free(struct tp_server *srv)
 {
 	if (!srv)
 		return;
+	/* A read blocked on a FIFO must not hold up the exit. */
+	tp_reload_job_abandon(srv->reload_job);
 	if (srv->pool) {
 		tp_pool_stop(srv->pool);
 		tp_pool_free(srv->pool);
@@ -322,18 +335,69 @@ static void abort_work(struct tp_server *srv, uint64_t now)
 	srv->force_close_ns = now + FORCE_CLOSE_GRACE_NS;
 }
 
-static void reload_now(struct tp_server *srv)
+/* A reload job's thread: its read is done. */
+static void reload_wake(void *ctx)
+{
+	struct tp_server *srv = ctx;
+	tp_loop_wake(srv->loops[0]);
+}
+
+static void reload_start(struct tp_server *srv)
+{
+	int r;
+
+	srv->reload_again = false;
+	tp_sd_notifyf("RELOADING=1\nMONOTONIC_USEC=%" PRIu64,
+	              tp_clock_ns() / 1000); /* newer systemd wants it */
+	r = tp_reload_job_start(&srv->reload_outcome, srv->reload, srv->reload_ctx, reload_wake, srv,
+	                        &srv->reload_job);
+	if (r < 0) {
+		tp_log(TP_LOG_ERROR, "reload", "reload failed: cannot start its thread: %s", strerror(-r));
+		srv->reload_job = NULL;
+		tp_reload_outcome_set(&srv->reload_outcome, "refused",
+		                      "cannot start the thread that reads the file");
+		tp_sd_notify("READY=1");
+	}
+}
+
+/* Loop 0, after a wake-up: apply the result of a reload whose read is done. */
+static void reload_finish(struct tp_server *srv)
 {
 	struct tp_reload_target t = {srv->pool, srv->queue, srv->activated};
-	struct tp_config nc;
+	struct tp_config loaded, nc;
+	char err[512], msg[512];
 
-	if (!srv->reload || tp_reload_apply(&t, &srv->cfg, srv->reload, srv->reload_ctx, &nc) < 0)
+	if (!srv->reload_job || !tp_reload_job_done(srv->reload_job))
 		return;
-	pthread_mutex_lock(&srv->cfg_lock);
-	srv->cfg = nc;
-	pthread_mutex_unlock(&srv->cfg_lock);
-	atomic_fetch_add_explicit(&srv->shared.cfg_gen, 1, memory_order_release);
-	wake_loops(srv);
+	int r = tp_reload_job_finish(srv->reload_job, &loaded, err, sizeof(err));
+	srv->reload_job = NULL;
+	if (atomic_load(&srv->shared.shutting_down)) {
+		tp_reload_outcome_set(&srv->reload_outcome, "refused", "shutting down");
+		return; /* too late to apply, and no READY=1 any more */
+	}
+	if (r < 0) {
+		struct tp_log_field f[] = {{"TP_RELOAD_ERROR", err}};
+		tp_logf(TP_LOG_ERROR, "reload", f, 1, "reload failed, keeping the running configuration: %s",
+		        err);
+		tp_reload_outcome_set(&srv->reload_outcome, "refused", err);
+	} else {
+		tp_reload_apply(&t, &srv->cfg, &loaded, &nc, msg, sizeof(msg));
+		pthread_mutex_lock(&srv->cfg_lock);
+		srv->cfg = nc;
+		pthread_mutex_unlock(&srv->cfg_lock);
+		atomic_fetch_add_explicit(&srv->shared.cfg_gen, 1, memory_order_release);
+		wake_loops(srv);
+		tp_reload_outcome_set(&srv->reload_outcome, "applied", msg);
+	}
+	/* Also after a rejected file: the service is up and serving the old settings. */
+	tp_sd_notify("READY=1");
+	if (srv->reload_again)
+		reload_start(srv);
+}
+
+static void on_wake(void *ctx)
+{
+	reload_finish(ctx);
 }
 
 static void on_signal(void *ctx, int signo)
@@ -346,12 +410,12 @@ static void on_signal(void *ctx, int signo)
 		begin_shutdown(srv, signo);
 		break;
 	case SIGHUP:
-		if (atomic_load(&srv->shared.shutting_down))
+		if (atomic_load(&srv->shared.shutting_down) || !srv->reload)
 			break;
-		tp_sd_notify("RELOADING=1");
-		reload_now(srv);
-		/* Also after a rejected file: the service is up and serving the old settings. */
-		tp_sd_notify("READY=1");
+		if (srv->reload_job)
+			srv->reload_again = true; /* coalesced: one more read after this one */
+		else
+			reload_start(srv);
 		break;
 	case SIGUSR1:
 	case SIGUSR2:
@@ -363,46 +427,12 @@ static void on_signal(void *ctx, int signo)
 	}
 }
 
-/*
- * Connections closed before their first request (listen.allow, PROXY
- * headers) are a flood when someone misconfigures or probes: one line per
- * REFUSED_LOG_EVERY_NS with the counts, never one per connection.
- */
-static void log_refused(struct tp_server *srv, uint64_t now)
-{
-	uint64_t total[TP_PEER_REFUSAL_COUNT] = {0}, n = 0;
-	char text[256];
-	size_t off = 0;
-
-	if (now - srv->refused_log_ns < REFUSED_LOG_EVERY_NS)
-		return;
-	srv->refused_log_ns = now;
-	for (size_t i = 0; i < srv->nloops; i++) {
-		struct tp_loop_counters lc;
-		tp_loop_counters(srv->loops[i], &lc);
-		for (int k = 0; k < TP_PEER_REFUSAL_COUNT; k++)
-			total[k] += lc.refused[k];
-	}
-	for (int k = 0; k < TP_PEER_REFUSAL_COUNT; k++) {
-		uint64_t d = total[k] - srv->refused_logged[k];
-		if (d && off < sizeof(text))
-			off += (size_t)snprintf(text + off, sizeof(text) - off, "%s%llu %s", off ? ", " : "",
-			                        (unsigned long long)d,
-			                        tp_peer_refusal_name((enum tp_peer_refusal)k));
-		n += d;
-		srv->refused_logged[k] = total[k];
-	}
-	if (n)
-		tp_log(TP_LOG_NOTICE, "conn_refused",
-		       "closed %llu connections before their first request: %s", (unsigned long long)n, text);
-}
-
 static void on_tick(void *ctx, uint64_t now)
 {
 	struct tp_server *srv = ctx;
 
-	tp_health_tick(&srv->health, tp_config_stall_ms(&srv->cfg), now);
-	log_refused(srv, now);
+	tp_health_tick(&srv->health, now);
+	tp_turnaway_log_tick(&srv->turnaway, srv->loops, srv->nloops, now);
 	if (!atomic_load(&srv->shared.shutting_down))
 		return;
 	if (!srv->aborted && now >= srv->shutdown_deadline_ns)
@@ -446,6 +476,7 @@ int tp_server_run(struct tp_server *srv)
 		}
 	}
 	log_ready(srv);
+	tp_reload_outcome_set(&srv->reload_outcome, "started", "ready");
 	tp_sd_notifyf("READY=1\nMAINPID=%d", (int)getpid());
 	tp_health_status(&srv->health, tp_clock_ns());
 	if (srv->health.wd_usec)

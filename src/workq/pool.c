@@ -13,8 +13,10 @@
  *   or in tp_pool_sleep_ms() (the pool's abort condition variable), so an
  *   idle pool uses no CPU.
  * - busy_since_ns is the watchdog's evidence: a worker is stuck when it has
- *   been inside one exec call longer than the stall threshold; a long SLEEP
- *   within limits is busy, not stuck.
+ *   been inside one exec call past its stall_at_ns, fixed when the call
+ *   began from the stall budget then in force (tp_pool_set_stall_ms), so a
+ *   budget lowered later does not turn a long SLEEP accepted under the old
+ *   one into a stall.
  * - Lock order: pool `lock`, then the queue's lock (a worker deciding to
  *   exit asks whether the queue is closed); `lock` is never held while
  *   calling exec, and `abort_lock` is a leaf.
@@ -48,6 +50,7 @@ struct slot {
 	_Atomic int state;
 	atomic_bool stop;
 	_Atomic uint64_t busy_since_ns;
+	_Atomic uint64_t stall_at_ns; /* busy past this: stuck (UINT64_MAX: never) */
 } __attribute__((aligned(64)));
 
 struct tp_pool {
@@ -63,6 +66,7 @@ struct tp_pool {
 	pthread_mutex_t abort_lock;
 	pthread_cond_t abort_cond;
 	atomic_bool aborted;
+	_Atomic uint64_t stall_ns; /* budget of one exec call, 0: none */
 
 	struct slot slots[TP_POOL_MAX_WORKERS];
 };
@@ -95,7 +99,12 @@ static void *worker_main(void *arg)
 				break;
 			continue;
 		}
-		atomic_store_explicit(&s->busy_since_ns, tp_clock_ns(), memory_order_relaxed);
+		uint64_t now = tp_clock_ns(),
+		         stall = atomic_load_explicit(&p->stall_ns, memory_order_relaxed);
+		atomic_store_explicit(&s->stall_at_ns, stall ? now + stall : UINT64_MAX,
+		                      memory_order_relaxed);
+		/* Release: a reader that sees this start also sees its deadline. */
+		atomic_store_explicit(&s->busy_since_ns, now, memory_order_release);
 		p->exec(batch, n, p->ctx);
 		atomic_store_explicit(&s->busy_since_ns, 0, memory_order_relaxed);
 	}
@@ -241,7 +250,7 @@ void tp_pool_stop(struct tp_pool *p)
 
 void tp_pool_stats(struct tp_pool *p, struct tp_pool_stats *ret)
 {
-	uint64_t oldest = 0;
+	uint64_t oldest = 0, stall_at = 0, stall_since = 0;
 	size_t running = 0, busy = 0;
 
 	for (size_t i = 0; i < TP_POOL_MAX_WORKERS; i++) {
@@ -249,11 +258,16 @@ void tp_pool_stats(struct tp_pool *p, struct tp_pool_stats *ret)
 		if (atomic_load_explicit(&s->state, memory_order_relaxed) != SLOT_RUNNING)
 			continue;
 		running++;
-		uint64_t b = atomic_load_explicit(&s->busy_since_ns, memory_order_relaxed);
+		uint64_t b = atomic_load_explicit(&s->busy_since_ns, memory_order_acquire);
 		if (b) {
+			uint64_t a = atomic_load_explicit(&s->stall_at_ns, memory_order_relaxed);
 			busy++;
 			if (!oldest || b < oldest)
 				oldest = b;
+			if (a != UINT64_MAX && (!stall_at || a < stall_at)) {
+				stall_at = a;
+				stall_since = b;
+			}
 		}
 	}
 	pthread_mutex_lock(&p->lock);
@@ -262,6 +276,13 @@ void tp_pool_stats(struct tp_pool *p, struct tp_pool_stats *ret)
 	ret->workers = running;
 	ret->busy = busy;
 	ret->oldest_busy_ns = oldest;
+	ret->stall_at_ns = stall_at;
+	ret->stall_since_ns = stall_since;
+}
+
+void tp_pool_set_stall_ms(struct tp_pool *p, uint64_t ms)
+{
+	atomic_store_explicit(&p->stall_ns, ms * 1000000ull, memory_order_relaxed);
 }
 
 void tp_pool_free(struct tp_pool *p)

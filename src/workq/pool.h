@@ -28,6 +28,8 @@ struct tp_pool_stats {
 	size_t target;           /* configured size */
 	size_t busy;             /* workers inside exec */
 	uint64_t oldest_busy_ns; /* CLOCK_MONOTONIC start of the longest-running exec, 0 if none */
+	uint64_t stall_at_ns;    /* the earliest stall deadline of a running exec, 0 if none */
+	uint64_t stall_since_ns; /* when that exec started */
 };
 
 /* A pool serving q. Starts no thread yet. NULL on ENOMEM. */
@@ -64,6 +66,14 @@ void tp_pool_abort(struct tp_pool *p);
 void tp_pool_stop(struct tp_pool *p);
 
 void tp_pool_stats(struct tp_pool *p, struct tp_pool_stats *ret);
+
+/*
+ * The stall budget of an exec call from now on (0: none, the default): a
+ * call that starts gets the deadline start + ms, which tp_pool_stats()
+ * reports; a later change does not move the deadline of a running call.
+ * Any thread.
+ */
+void tp_pool_set_stall_ms(struct tp_pool *p, uint64_t ms);
 
 /* Free a stopped pool (NULL is fine). */
 void tp_pool_free(struct tp_pool *p);

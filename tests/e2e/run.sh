@@ -3,20 +3,27 @@
 #
 # End-to-end test of the Debian package under a real, booted systemd.
 #
-# Builds the package twice (the tree's version and a higher one for the
-# upgrade), boots a throw-away copy of a minimal Debian 12 root file system
-# with systemd-nspawn (private network: loopback only), installs the package
-# in it and checks what a user would: socket activation, requests, status,
-# journal, reload, watchdog, restart, SIGKILL under load, a reload storm
-# under load, stop, upgrade and purge.
+# Builds the packages of the tree (tpserver and tpclient) and the single
+# tpserver package of the last release before the split (TP_E2E_OLD_REV),
+# boots a throw-away copy of a minimal Debian 12 root file system with
+# systemd-nspawn (private network: loopback only), installs each package
+# alone in it and checks what a user would: what each package brings,
+# socket activation, requests, status, journal, reload, watchdog, restart,
+# SIGKILL under load, a reload storm under load, stop, purge, and the
+# upgrade from the single package to the two.
 #
 #   tests/e2e/run.sh [--prepare-rootfs]
 #
 # --prepare-rootfs only creates the cached root file system.
 #
 # Environment:
-#   TP_E2E_DEBS=DIR        use the tpserver_*.deb files in DIR (the lowest
-#                          and highest version) instead of building them
+#   TP_E2E_DEBS=DIR        use the .deb files in DIR instead of building
+#                          them: the highest tpserver_*.deb and the
+#                          tpclient_*.deb of that version, and the lowest
+#                          tpserver_*.deb as the single package to upgrade
+#                          from
+#   TP_E2E_OLD_REV=REV     git revision of the single package to upgrade
+#                          from (default 2fb842d, tpserver 0.1.0)
 #   TP_E2E_CACHE=DIR       root file system cache
 #                          (default /var/tmp/tpserver-e2e-rootfs)
 #   TP_E2E_MIRROR=URL      Debian mirror for debootstrap
@@ -159,27 +166,54 @@ fi
 
 # --- the packages ----------------------------------------------------------
 
-DEB1=""
-DEB2=""
+OLD_REV=${TP_E2E_OLD_REV:-2fb842d}
 if [ -n "${TP_E2E_DEBS:-}" ]; then
-	cp "$TP_E2E_DEBS"/tpserver_*.deb "$ART/"
+	cp "$TP_E2E_DEBS"/tpserver_*.deb "$TP_E2E_DEBS"/tpclient_*.deb "$ART/"
 else
-	log "building the package (0.1.0 and 0.1.1)"
+	log "building the packages of the tree and the single package of $OLD_REV"
 	t0=$SECONDS
-	"$SRCDIR/packaging/build-deb.sh" --lintian "$WORK/deb1" >/dev/null || { echo "FAIL build the package (or lintian found errors or warnings)"; echo "0 passed, 1 failed"; exit 1; }
-	"$SRCDIR/packaging/build-deb.sh" --version 0.1.1 "$WORK/deb2" >/dev/null || { echo "FAIL build the package 0.1.1"; echo "0 passed, 1 failed"; exit 1; }
-	cp "$WORK"/deb1/tpserver_*.deb "$WORK"/deb2/tpserver_*.deb "$ART/"
+	# The old package without its tests, beside the new one: it was
+	# tested when it was released.
+	DEB_BUILD_OPTIONS=nocheck "$SRCDIR/packaging/build-deb.sh" --from "$OLD_REV" "$WORK/old" \
+		>"$WORK/build-old.log" 2>&1 &
+	oldb=$!
+	"$SRCDIR/packaging/build-deb.sh" --lintian "$WORK/new" >/dev/null || { echo "FAIL build the packages (or lintian found errors or warnings)"; echo "0 passed, 1 failed"; exit 1; }
+	wait "$oldb" || { tail -n 20 "$WORK/build-old.log"; echo "FAIL build the package of $OLD_REV"; echo "0 passed, 1 failed"; exit 1; }
+	cp "$WORK"/old/tpserver_*.deb "$WORK"/new/tpserver_*.deb "$WORK"/new/tpclient_*.deb "$ART/"
 	log "built in $((SECONDS - t0)) s"
 fi
-# Oldest and newest version, by dpkg's ordering.
+# Oldest and newest tpserver, by dpkg's ordering; tpclient of the newest.
 mapfile -t debs < <(for f in "$ART"/tpserver_*.deb; do echo "$(dpkg-deb -f "$f" Version) $(basename "$f")"; done |
 	sort -V -k1,1 | awk '{print $2}')
 [ ${#debs[@]} -ge 2 ] || { echo "FAIL need two versions of tpserver_*.deb, have: ${debs[*]:-none}"; echo "0 passed, 1 failed"; exit 1; }
-DEB1=${debs[0]}
+DEB1=${debs[0]} # the single package of the release before the split
 DEB2=${debs[-1]}
 V1=$(dpkg-deb -f "$ART/$DEB1" Version)
 V2=$(dpkg-deb -f "$ART/$DEB2" Version)
+CLI=tpclient_${V2}_$(dpkg-deb -f "$ART/$DEB2" Architecture).deb
+[ -f "$ART/$CLI" ] || { echo "FAIL no $CLI beside $DEB2"; echo "0 passed, 1 failed"; exit 1; }
+dpkg-deb -c "$ART/$DEB1" >"$WORK/old.contents"
+grep -q ' \./usr/bin/tpclient$' "$WORK/old.contents" ||
+	{ echo "FAIL $DEB1 is not the single package (no /usr/bin/tpclient)"; echo "0 passed, 1 failed"; exit 1; }
 cp "$SRCDIR/tests/e2e/tpc.py" "$SRCDIR/tests/e2e/reload-a.conf" "$SRCDIR/tests/e2e/reload-b.conf" "$ART/"
+# debian/tests alone is a tree autopkgtest takes as built: it runs the
+# tests against what is installed.
+mkdir -p "$ART/autopkgtest/debian"
+cp -r "$SRCDIR/debian/tests" "$ART/autopkgtest/debian/"
+# autopkgtest and what the root file system lacks of its dependencies, for
+# the container (it has no network); none when the archive is out of reach.
+mkdir -p "$ART/autopkgtest-debs"
+if apt-get -q -y --no-install-recommends --download-only \
+	-o Dir::State::status="$ROOTFS/var/lib/dpkg/status" -o Dir::Cache::archives="$ART/autopkgtest-debs/" \
+	install autopkgtest >"$WORK/autopkgtest-download.log" 2>&1; then
+	log "autopkgtest: $(find "$ART/autopkgtest-debs" -name '*.deb' | wc -l) packages for the container"
+else
+	rm -rf "$ART/autopkgtest-debs"
+	log "autopkgtest: cannot download it (see below); debian/tests will run without it"
+	tail -n 3 "$WORK/autopkgtest-download.log"
+fi
+cp "$SRCDIR/tests/e2e/doclinks.py" "$ART/"
+ls "$SRCDIR/docs/img" >"$ART/img.list"
 chmod -R a+rX "$ART"
 
 # --- boot ------------------------------------------------------------------
@@ -347,20 +381,63 @@ conf_set_workers() {
 	c sed -i -E "s/^([[:space:]]*)#?[[:space:]]*workers[[:space:]]*=.*/\\1workers = $1;/" /etc/tpserver.conf
 }
 
+listening_9000() { c awk '$2 == "0100007F:2328" && $4 == "0A" {f=1} END {exit !f}' /proc/1/net/tcp; }
+
+# installed PKG: dpkg says PKG is installed.
+installed() { [ "$(c dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ]; }
+
+# The load generator alone: its program and man page, no daemon, no unit,
+# nothing listening; then removed without a trace.
+t_install_client() {
+	TMO=180 c apt-get install -y -q --no-install-recommends "/srv/test/$CLI" || fail "apt-get install $CLI failed"
+	installed tpclient || fail "tpclient not installed"
+	installed tpserver && fail "installing tpclient installed tpserver"
+	c tpclient --version || fail "tpclient --version failed"
+	c test -f /usr/share/man/man1/tpclient.1.gz || fail "tpclient(1) missing"
+	c test -f /usr/share/doc/tpclient/copyright || fail "/usr/share/doc/tpclient/copyright missing"
+	local f
+	for f in /usr/sbin/tpserver /etc/tpserver.conf /lib/systemd/system/tpserver.socket \
+		/lib/systemd/system/tpserver.service; do
+		c test ! -e "$f" || fail "tpclient brought $f"
+	done
+	[ "$(prop tpserver.socket LoadState)" = not-found ] || fail "a tpserver.socket unit is loaded"
+	listening_9000 && fail "something listens on 127.0.0.1:9000"
+	TMO=120 c apt-get purge -y -q tpclient >"$WORK/purge.out" 2>&1 || { tail "$WORK/purge.out"; fail "apt-get purge tpclient failed"; }
+	c test ! -e /usr/bin/tpclient || fail "/usr/bin/tpclient still there after purge"
+}
+
+# The daemon alone: its program, units, conffile and man pages, not the
+# load generator.
 t_install() {
-	TMO=180 c apt-get install -y -q "/srv/test/$DEB1" || fail "apt-get install failed"
+	TMO=180 c apt-get install -y -q --no-install-recommends "/srv/test/$DEB2" || fail "apt-get install failed"
 	local v
 	v=$(c dpkg-query -W -f='${Version}' tpserver)
-	[ "$v" = "$V1" ] || fail "installed version '$v', expected $V1"
+	[ "$v" = "$V2" ] || fail "installed version '$v', expected $V2"
+	installed tpclient && fail "installing tpserver installed tpclient"
 	[ "$(c systemctl is-enabled tpserver.socket)" = enabled ] || fail "tpserver.socket not enabled"
 	is_active tpserver.socket || fail "tpserver.socket not active after install"
 	c test -f /etc/tpserver.conf || fail "/etc/tpserver.conf missing"
 	c dpkg-query -W -f='${Conffiles}\n' tpserver | grep -q '/etc/tpserver.conf' ||
 		fail "/etc/tpserver.conf is not a conffile"
 	c test -x /usr/sbin/tpserver || fail "/usr/sbin/tpserver missing"
-	for m in man8/tpserver.8 man5/tpserver.conf.5 man1/tpclient.1; do
+	for m in man8/tpserver.8 man5/tpserver.conf.5; do
 		c test -f "/usr/share/man/$m.gz" || fail "/usr/share/man/$m.gz missing"
 	done
+	for f in /usr/bin/tpclient /usr/share/man/man1/tpclient.1.gz; do
+		c test ! -e "$f" || fail "tpserver brought $f"
+	done
+	c dpkg-query -W -f='${Recommends}\n' tpserver | grep -qw tpclient || fail "tpserver does not recommend tpclient"
+}
+
+# The single package of the last release, configured as an administrator
+# would (a local edit of the conffile), serving.
+t_install_old() {
+	TMO=180 c apt-get install -y -q "/srv/test/$DEB1" || fail "apt-get install $DEB1 failed"
+	[ "$(c dpkg-query -W -f='${Version}' tpserver)" = "$V1" ] || fail "installed version is not $V1"
+	c test -x /usr/bin/tpclient || fail "$DEB1 has no /usr/bin/tpclient"
+	conf_set_workers 12
+	TMO=30 c systemctl start tpserver || fail "systemctl start failed"
+	echo_ok "old" || fail "the old package does not serve"
 }
 
 t_units() {
@@ -431,6 +508,31 @@ assert any(x.get("TP_EVENT") == "ready" for x in mine), "no TP_EVENT=ready entry
 PY
 }
 
+# The documentation is installed whole: the study's plots too, and every
+# relative link of the installed Markdown files resolves.
+t_docs() {
+	local img
+	while read -r img; do
+		c test -f "/usr/share/doc/tpserver/docs/img/$img" || fail "/usr/share/doc/tpserver/docs/img/$img missing"
+	done <"$ART/img.list"
+	c python3 /srv/test/doclinks.py /usr/share/doc/tpserver || fail "a link in /usr/share/doc/tpserver is broken"
+}
+
+# The catalog is installed, systemd's dpkg trigger compiled it (journalctl
+# --update-catalog), and journalctl -x explains the start entry.
+t_catalog() {
+	c test -f /usr/lib/systemd/catalog/tpserver.catalog || fail "/usr/lib/systemd/catalog/tpserver.catalog missing"
+	c journalctl --list-catalog >"$WORK/catalog.txt" 2>&1 || fail "journalctl --list-catalog failed"
+	grep tpserver "$WORK/catalog.txt" || fail "journalctl --list-catalog lists no tpserver entry (trigger not run?)"
+	grep -q '^98f9f5bf22e845a781568eca8f836c2f tpserver: ' "$WORK/catalog.txt" || fail "no catalog entry for the start MESSAGE_ID"
+	c journalctl --sync || true
+	c journalctl -x -u tpserver --no-pager >"$WORK/journal-x.txt" 2>&1 || true
+	grep -A 3 'tpserver is starting' "$WORK/journal-x.txt" | head -n 8
+	grep -q '^ *░░ Subject: tpserver is starting' "$WORK/journal-x.txt" ||
+		fail "journalctl -x -u tpserver does not explain the start entry"
+	grep -q '^ *░░ .*tpserver --check-config' "$WORK/journal-x.txt" || fail "the explanation is not shown whole"
+}
+
 t_reload() {
 	local pid before after want
 	pid=$(mainpid)
@@ -472,6 +574,27 @@ t_reload_broken() {
 	[ "$(mainpid)" = "$pid" ] || fail "MainPID changed"
 	[ "$(threads "$pid")" = "$before" ] || fail "thread count changed ($before -> $(threads "$pid"))"
 	echo_ok "still here" || fail "not serving after a refused reload"
+}
+
+# A drop-in overrides the main file's pool.workers (12) on reload, -t
+# names it, and removing it restores the main file's value.
+t_dropin() {
+	local pid before want
+	pid=$(mainpid)
+	before=$(threads "$pid")
+	c mkdir -p /etc/tpserver.conf.d
+	c sh -c 'printf "# local override\npool = { workers = 10; };\n" >/etc/tpserver.conf.d/50-local.conf'
+	c tpserver --check-config >"$WORK/check.txt" 2>&1 || { cat "$WORK/check.txt"; fail "tpserver --check-config failed"; }
+	grep -E 'workers|queue_size' "$WORK/check.txt"
+	grep -qx '  workers = 10; # from /etc/tpserver.conf.d/50-local.conf:2' "$WORK/check.txt" ||
+		fail "--check-config does not name the drop-in"
+	TMO=30 c systemctl reload tpserver || fail "systemctl reload failed"
+	want=$((before - 2))
+	wait_for 10 test "$(threads "$pid")" = "$want" || fail "expected $want threads with the drop-in, have $(threads "$pid")"
+	c rm -r /etc/tpserver.conf.d
+	TMO=30 c systemctl reload tpserver || fail "systemctl reload without the drop-in failed"
+	wait_for 10 test "$(threads "$pid")" = "$before" || fail "expected $before threads again, have $(threads "$pid")"
+	[ "$(mainpid)" = "$pid" ] || fail "MainPID changed"
 }
 
 t_watchdog() {
@@ -642,14 +765,14 @@ t_upgrade() {
 	is_active tpserver.service || TMO=30 c systemctl start tpserver
 	pid=$(mainpid)
 	sock_ts=$(prop tpserver.socket ActiveEnterTimestampMonotonic)
-	c grep -q '^ *workers = 12;' /etc/tpserver.conf || fail "local edit from the reload check is missing"
+	c grep -q '^ *workers = 12;' /etc/tpserver.conf || fail "the local edit of /etc/tpserver.conf is missing"
 	TMO=40 cbg python3 /srv/test/tpc.py req --timeout 30 "SLEEP 2500" >"$WORK/upgrade-client.out" 2>&1
 	local cl=$!
 	wait_conn || fail "client did not connect"
 	TMO=180 c apt-get install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-		"/srv/test/$DEB2" >"$WORK/upgrade.out" 2>&1 || rc=$?
+		"/srv/test/$DEB2" "/srv/test/$CLI" >"$WORK/upgrade.out" 2>&1 || rc=$?
 	tail -n 5 "$WORK/upgrade.out"
-	[ $rc = 0 ] || fail "apt-get install $DEB2 failed"
+	[ $rc = 0 ] || fail "apt-get install $DEB2 $CLI failed"
 	wait "$cl" || true
 	echo "client: $(tr '\n' ' ' <"$WORK/upgrade-client.out")"
 	local v
@@ -664,10 +787,49 @@ t_upgrade() {
 	c grep -q '^ *workers = 12;' /etc/tpserver.conf || fail "local edit of /etc/tpserver.conf lost"
 	grep -qx "OK 2500" "$WORK/upgrade-client.out" || fail "request in flight during the upgrade not answered"
 	echo_ok "upgraded" || fail "not serving after upgrade"
+	# /usr/bin/tpclient moved from tpserver to tpclient.
+	local owner
+	owner=$(c dpkg-query -S /usr/bin/tpclient) || fail "no package owns /usr/bin/tpclient"
+	echo "dpkg-query -S: $owner"
+	[ "$owner" = "tpclient: /usr/bin/tpclient" ] || fail "/usr/bin/tpclient belongs to: $owner"
+	c dpkg-query -L tpserver | grep -q '^/usr/bin/tpclient$' && fail "tpserver still lists /usr/bin/tpclient"
+	c tpclient --version || fail "tpclient does not run after the upgrade"
 }
 
+# The tests of debian/tests/control against both installed packages: with
+# autopkgtest and its null runner, or, where it could not be downloaded
+# (or with TP_E2E_REQUIRE, a failure), each test as autopkgtest runs it
+# (as root, AUTOPKGTEST_TMP set).
+t_autopkgtest() {
+	TMO=180 c apt-get install -y -q "/srv/test/$CLI" >"$WORK/install.out" 2>&1 ||
+		{ tail "$WORK/install.out"; fail "apt-get install $CLI failed"; }
+	if [ -d "$ART/autopkgtest-debs" ]; then
+		TMO=300 c sh -c 'apt-get install -y -q --no-install-recommends /srv/test/autopkgtest-debs/*.deb' \
+			>"$WORK/install.out" 2>&1 || { tail "$WORK/install.out"; fail "installing autopkgtest failed"; }
+		local rc=0
+		TMO=300 c autopkgtest --no-built-binaries /srv/test/autopkgtest/ -- null >"$WORK/autopkgtest.out" 2>&1 || rc=$?
+		sed -n '/@@@@ summary/,$p' "$WORK/autopkgtest.out" | tee "$NOTE"
+		[ $rc = 0 ] || { tail -n 30 "$WORK/autopkgtest.out"; fail "autopkgtest exited with $rc"; }
+		grep -q '^smoke  *PASS' "$WORK/autopkgtest.out" || fail "no 'smoke PASS' in autopkgtest's summary"
+		return 0
+	fi
+	[ -z "$REQUIRE" ] || fail "autopkgtest could not be downloaded (required: CI or TP_E2E_REQUIRE)"
+	echo "autopkgtest not available: running debian/tests directly" | tee "$NOTE"
+	local tests t rc=0
+	tests=$(sed -n 's/^Tests: *//p' "$ART/autopkgtest/debian/tests/control" | tr ',' ' ')
+	[ -n "$tests" ] || fail "no Tests: in debian/tests/control"
+	for t in $tests; do
+		echo "--- $t"
+		TMO=120 c bash -c 'd=$(mktemp -d) && cd /root && AUTOPKGTEST_TMP=$d /srv/test/autopkgtest/debian/tests/'"$t" ||
+			{ echo "$t failed"; rc=1; }
+	done
+	[ $rc = 0 ]
+}
+
+# t_purge [PACKAGE...]: purge tpserver (and the packages named); nothing of
+# it is left.
 t_purge() {
-	TMO=180 c apt-get purge -y -q tpserver >"$WORK/purge.out" 2>&1 || { tail "$WORK/purge.out"; fail "apt-get purge failed"; }
+	TMO=180 c apt-get purge -y -q tpserver "$@" >"$WORK/purge.out" 2>&1 || { tail "$WORK/purge.out"; fail "apt-get purge failed"; }
 	local f
 	for f in /etc/tpserver.conf /lib/systemd/system/tpserver.service /lib/systemd/system/tpserver.socket \
 		/usr/sbin/tpserver /etc/systemd/system/sockets.target.wants/tpserver.socket; do
@@ -675,19 +837,27 @@ t_purge() {
 	done
 	[ "$(prop tpserver.socket ActiveState)" != active ] || fail "socket still active"
 	[ "$(prop tpserver.service ActiveState)" != active ] || fail "service still active"
-	c awk '$2 == "0100007F:2328" && $4 == "0A" {found=1} END {exit found}' /proc/1/net/tcp ||
-		fail "something still listens on 127.0.0.1:9000"
+	listening_9000 && fail "something still listens on 127.0.0.1:9000"
+	true
+}
+t_purge_all() {
+	t_purge tpclient
+	c test ! -e /usr/bin/tpclient || fail "/usr/bin/tpclient still there after purge"
 }
 
-check "install $DEB1 (socket enabled and started, conffile, man pages)" t_install
+check "install $CLI alone (program and man page; no daemon, unit or socket)" t_install_client
+check "install $DEB2 alone (socket enabled and started, conffile, man pages; no tpclient)" t_install
 check "systemd-analyze verify and security (exposure <= 1.0)" t_units
 check "systemctl start tpserver" t_start
 check "ECHO and SLEEP answered on 127.0.0.1:9000" t_requests
 check "listening socket comes from systemd (daemon in its own netns)" t_socket_from_systemd
 check "systemctl status shows STATUS=" t_status
 check "journal has TP_EVENT, CODE_FILE, MESSAGE_ID on start" t_journal_fields
+check "docs installed whole: plots shipped, every relative link resolves" t_docs
+check "journalctl -x explains the entries (catalog installed, trigger ran)" t_catalog
 check "reload applies pool.workers (same MainPID, more threads)" t_reload
 check "reload of a broken file refused, error names file:line, old settings kept" t_reload_broken
+check "drop-in /etc/tpserver.conf.d/50-local.conf: named by -t, applied and undone on reload" t_dropin
 check "watchdog: SIGSTOP -> killed and restarted, journal says watchdog" t_watchdog
 check "restart under a connecting client: no failed connection" t_restart_under_load
 check "SIGKILL 5 times under load: restarted, no refused connection, only requests in flight lost, cleanly" t_kill_under_load
@@ -696,8 +866,11 @@ check --known-defect "raising limits.max_unsent_kib on reload strands a paused c
 check "stop with SLEEP 2000 in flight: OK 2000, Result=success" t_stop_inflight
 check "socket activation: a connection starts the stopped service" t_activation
 check "invalid configuration: exit 78, not restarted" t_config_error
-check "upgrade $V1 -> $V2 with a client connected" t_upgrade
-check "purge removes configuration and units" t_purge
+check "autopkgtest (null runner) of debian/tests against the installed tpserver and tpclient" t_autopkgtest
+check "purge removes configuration and units" t_purge_all
+check "install $DEB1, the single package of the last release, locally edited" t_install_old
+check "upgrade $V1 -> $V2 (tpserver and tpclient) with a client connected; tpclient moves" t_upgrade
+check "purge tpserver and tpclient" t_purge_all
 
 if [ $FAILED -gt 0 ]; then
 	echo "failed: ${FAILED_NAMES[*]}"

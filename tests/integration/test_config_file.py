@@ -81,7 +81,7 @@ class ConfigFile(unittest.TestCase):
         self.write("pool.conf", "workers = /* here */ 3;\n")
         p, _ = self.check(conf)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
-        self.assertRegex(p.stdout, r"(?m)^  workers = 3;$")
+        self.assertRegex(p.stdout, r"(?m)^  workers = 3; # from pool.conf:1$")
 
     def test_reload_with_a_directory_include_keeps_serving(self):
         os.mkdir(self.path("adir"))

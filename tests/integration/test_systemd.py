@@ -87,8 +87,9 @@ class Notifications(unittest.TestCase):
             srv.signal(signal.SIGHUP)
             self.notify.wait_for(r"^READY=1")
             texts = [m for _, m in self.notify.messages]
-            self.assertIn("RELOADING=1", texts)
-            self.assertLess(texts.index("RELOADING=1"),
+            reloading = [i for i, t in enumerate(texts) if t.split("\n")[0] == "RELOADING=1"]
+            self.assertTrue(reloading, texts)
+            self.assertLess(reloading[0],
                             [i for i, t in enumerate(texts) if t.startswith("READY=1")][0])
 
             srv.signal(signal.SIGTERM)

@@ -50,7 +50,9 @@ class Units(unittest.TestCase):
             socket_unit = f.read()
         reloads = re.findall(r"^ExecReload=(.*)$", service, re.M)
         self.assertEqual(reloads[0].split()[:2], ["/usr/sbin/tpserver", "--check-config"])
-        self.assertTrue(reloads[-1].startswith("/bin/kill -HUP"))
+        # The reload returns once the daemon applied or refused the file.
+        self.assertEqual(reloads[-1], "/usr/sbin/tpserver --reload-and-wait $MAINPID")
+        self.assertRegex(service, r"(?m)^RuntimeDirectory=tpserver$")
         self.assertRegex(service, r"(?m)^RestartPreventExitStatus=.*\b78\b")
         self.assertRegex(service, r"(?m)^WatchdogSec=")
         # PartOf= or ReusePort= would close or duplicate the listening socket on restarts.

@@ -510,6 +510,38 @@ static void test_busy_stats(void **state)
 	free(t);
 }
 
+/* A lowered stall budget applies to execs that start later, not to running ones. */
+static void test_stall_deadline_fixed_at_start(void **state)
+{
+	struct rig r;
+	struct task *t = tasks_new(2, 500);
+
+	(void)state;
+	rig_init(&r, 16);
+	tp_pool_set_stall_ms(r.p, 10000);
+	assert_int_equal(tp_pool_start(r.p, 2), 0);
+	assert_int_equal(push_tasks(r.q, &t[0], 1), 1);
+	wait_busy(r.p, 1);
+	struct tp_pool_stats st = stats(r.p);
+	assert_int_equal(st.stall_at_ns, st.stall_since_ns + 10000 * 1000000ull);
+	uint64_t first = st.stall_at_ns;
+
+	tp_pool_set_stall_ms(r.p, 100);
+	st = stats(r.p);
+	assert_int_equal(st.stall_at_ns, first);
+	assert_int_equal(push_tasks(r.q, &t[1], 1), 1);
+	wait_busy(r.p, 2);
+	st = stats(r.p);
+	assert_true(st.stall_at_ns < first); /* the later one, with the smaller budget */
+	assert_int_equal(st.stall_at_ns, st.stall_since_ns + 100 * 1000000ull);
+
+	assert_true(wait_done(&r.ctx, 2, 5000));
+	wait_busy(r.p, 0);
+	assert_int_equal(stats(r.p).stall_at_ns, 0);
+	rig_stop(&r);
+	free(t);
+}
+
 static void *nothing(void *arg)
 {
 	return arg;
@@ -527,6 +559,7 @@ int main(void)
 	        cmocka_unit_test(test_resize_back_while_busy),
 	        cmocka_unit_test(test_abort),
 	        cmocka_unit_test(test_busy_stats),
+	        cmocka_unit_test(test_stall_deadline_fixed_at_start),
 	};
 
 	/*

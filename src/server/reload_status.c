@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * reload_status: write the reload status file, and wait on it for the
+ * outcome of a reload (see reload_status.h).
+ */
+#include "reload_status.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define STATUS_NAME "reload-status"
+#define POLL_MS 10
+
+const char *tp_reload_status_dir(char *buf, size_t len)
+{
+	const char *e = getenv("RUNTIME_DIRECTORY");
+
+	if (!e || !*e)
+		return NULL;
+	/* systemd lists one entry per RuntimeDirectory= name, separated by ':'. */
+	snprintf(buf, len, "%.*s", (int)strcspn(e, ":"), e);
+	return buf;
+}
+
+int tp_reload_status_write(const char *dir, unsigned long gen, const char *state, const char *msg,
+                           bool reading)
+{
+	char path[4200], tmp[4200], text[1200];
+	int n, fd, r = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, STATUS_NAME);
+	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, STATUS_NAME);
+	n = snprintf(text, sizeof(text), "%lu %s %s\n", gen, state, msg);
+	if (n < 0 || (size_t)n >= sizeof(text))
+		n = (int)strlen(text);
+	if (reading)
+		n += snprintf(text + n, sizeof(text) - (size_t)n, "reading %lu\n", gen + 1);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, text, (size_t)n) != n)
+		r = errno ? -errno : -EIO;
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+	if (r == 0 && rename(tmp, path) < 0)
+		r = -errno;
+	if (r < 0)
+		(void)unlink(tmp);
+	return r;
+}
+
+struct status {
+	unsigned long gen;
+	char state[16];
+	char msg[1024];
+	bool reading;
+};
+
+/* Read the file; a missing file reads as generation 0 with nothing in progress. */
+static int status_read(const char *dir, struct status *st)
+{
+	char path[4200], line[1200];
+	FILE *f;
+	int n = 0;
+
+	memset(st, 0, sizeof(*st));
+	snprintf(path, sizeof(path), "%s/%s", dir, STATUS_NAME);
+	f = fopen(path, "re");
+	if (!f)
+		return errno == ENOENT ? 0 : -errno;
+	if (fgets(line, sizeof(line), f) && sscanf(line, "%lu %15s %n", &st->gen, st->state, &n) == 2) {
+		snprintf(st->msg, sizeof(st->msg), "%s", line + n);
+		st->msg[strcspn(st->msg, "\n")] = '\0';
+		st->reading = fgets(line, sizeof(line), f) && strncmp(line, "reading ", 8) == 0;
+	}
+	fclose(f);
+	return 0;
+}
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	(void)nanosleep(&ts, NULL);
+}
+
+int tp_reload_status_wait(const char *dir, pid_t pid, unsigned timeout_ms, char *msg, size_t msglen)
+{
+	struct status st;
+	unsigned long target;
+	int r = status_read(dir, &st);
+
+	if (r < 0) {
+		snprintf(msg, msglen, "cannot read %s/%s: %s", dir, STATUS_NAME, strerror(-r));
+		return r;
+	}
+	/* A read in progress may have begun before the file changed: wait for the one after it. */
+	target = st.gen + (st.reading ? 2 : 1);
+	if (kill(pid, SIGHUP) < 0) {
+		r = -errno;
+		snprintf(msg, msglen, "cannot signal process %d: %s", (int)pid, strerror(errno));
+		return r;
+	}
+	for (unsigned waited = 0; waited < timeout_ms; waited += POLL_MS) {
+		sleep_ms(POLL_MS);
+		r = status_read(dir, &st);
+		if (r == 0 && st.gen >= target) {
+			snprintf(msg, msglen, "%s", st.msg);
+			return strcmp(st.state, "applied") == 0 ? 0 : 1;
+		}
+		if (kill(pid, 0) < 0 && errno == ESRCH) {
+			snprintf(msg, msglen, "process %d exited before the reload was done", (int)pid);
+			return -ESRCH;
+		}
+	}
+	snprintf(msg, msglen, "no outcome of the reload from process %d within %u ms", (int)pid, timeout_ms);
+	return -ETIMEDOUT;
+}

@@ -1,0 +1,329 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Reliability regressions: reload of limits and files, refused clients,
+the reload helper, check-config parity with a start."""
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+from tplib import TPSERVER, LineReader, Server, request, wait_until
+
+BURST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench", "burst_rss.py")
+
+
+class ConfFile:
+    def __init__(self, test, text):
+        fd, self.path = tempfile.mkstemp(suffix=".conf")
+        os.close(fd)
+        test.addCleanup(lambda: os.path.exists(self.path) and os.unlink(self.path))
+        self.write(text)
+
+    def write(self, text):
+        # Replace, not rewrite: the server may be reading the old one.
+        tmp = self.path + ".new"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.rename(tmp, self.path)
+
+
+class ReloadLimits(unittest.TestCase):
+    def test_raising_max_unsent_resumes_a_paused_connection(self):
+        conf = ConfFile(self, "limits = { max_unsent_kib = 4; };\n")
+        with Server("--config", conf.path) as srv:
+            s = srv.connect()
+            r = LineReader(s)
+            s.sendall(b"SLEEP 1000\n" + b"ECHO x\n" * 199)
+            time.sleep(0.3)
+            conf.write("limits = { max_unsent_kib = 256; };\n")
+            srv.signal(signal.SIGHUP)
+            srv.wait_log(r"configuration reloaded")
+            # Every reply comes without the client sending another byte.
+            self.assertEqual(r.line(timeout=5), "OK 1000")
+            self.assertEqual(r.lines(199, timeout=5), ["OK x"] * 199)
+            self.assertEqual(srv.stop(), 0)
+
+
+class StallDeadline(unittest.TestCase):
+    def test_lowering_the_stall_threshold_spares_a_running_sleep(self):
+        # The watchdog checks each request against the threshold in force
+        # when it started, not against one a later reload lowered.
+        from test_systemd import Notify
+        notify = Notify()
+        self.addCleanup(notify.close)
+        done = threading.Event()
+        self.addCleanup(done.set)
+        conf = ConfFile(self, "limits = { max_sleep_ms = 60000; stall_timeout_ms = 4000; };\n")
+        env = {"NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "400000"}
+        with Server("--config", conf.path, "--workers", "1", env=env) as srv:
+            notify.wait_for(r"^READY=1")
+            # Keep reading: a full notification socket would block the daemon.
+            reader = threading.Thread(target=lambda: [notify.poll(0.1) for _ in iter(done.is_set, True)])
+            reader.start()
+            s = srv.connect()
+            r = LineReader(s)
+            s.sendall(b"SLEEP 2500\n")
+            time.sleep(0.2)
+            conf.write("limits = { max_sleep_ms = 3000; stall_timeout_ms = 800; };\n")
+            srv.signal(signal.SIGHUP)
+            srv.wait_log(r"configuration reloaded")
+            self.assertEqual(r.line(timeout=5), "OK 2500")
+            self.assertNotIn("unhealthy", srv.log())
+            # A request started under the new threshold is held to it.
+            s.sendall(b"SLEEP 1500\n")
+            srv.wait_log(r"unhealthy: a worker has been on one request", timeout=5)
+            self.assertEqual(r.line(timeout=5), "OK 1500")
+            self.assertEqual(srv.stop(), 0)
+            done.set()
+            reader.join()
+
+
+class Refused(unittest.TestCase):
+    def test_a_client_that_speaks_first_reads_the_refusal(self):
+        with Server("--max-connections", "1") as srv:
+            held = srv.connect()
+            self.assertEqual(request(held, LineReader(held), "ECHO 1"), "OK 1")
+            for i in range(20):
+                s = srv.connect()
+                s.sendall(b"ECHO 2\n")
+                time.sleep(0.01)  # the request reaches the server before its refusal is read
+                r = LineReader(s)
+                self.assertEqual(r.line(), "ERR too many connections", i)
+                with self.assertRaises(EOFError):
+                    r.line()
+                s.close()
+            # Counted and logged in one line, not one per connection.
+            total = lambda: sum(int(n) for n in re.findall(r"refused (\d+) connections? over max_conn",
+                                                           srv.log()))
+            self.assertEqual(wait_until(lambda: total() == 20, 12) and total(), 20, srv.log())
+            self.assertIn("since start", srv.log())
+            self.assertEqual(request(held, LineReader(held), "ECHO 3"), "OK 3")
+
+
+class ReloadOffLoop(unittest.TestCase):
+    def test_a_reload_blocked_on_a_fifo_blocks_no_loop(self):
+        conf = ConfFile(self, "pool = { workers = 2; };\n")
+        with Server("--config", conf.path) as srv:
+            s = srv.connect()
+            r = LineReader(s)
+            os.unlink(conf.path)
+            os.mkfifo(conf.path)
+            srv.signal(signal.SIGHUP)
+            time.sleep(0.3)
+            self.assertEqual(request(s, r, "ECHO during", timeout=2), "OK during")
+            # The reload's reader is the one extra thread while it lasts.
+            self.assertEqual(srv.threads(), 2 + 1 + 1)
+            srv.signal(signal.SIGHUP)  # coalesced: one more read once this one is done
+            with open(conf.path, "w") as f:
+                f.write("pool = { workers = 3; };\n")
+            srv.wait_log(r"configuration reloaded: 3 workers")
+            time.sleep(0.3)  # the second read now waits on the FIFO
+            self.assertEqual(request(s, r, "ECHO after", timeout=2), "OK after")
+            self.assertEqual(srv.threads(), 3 + 1 + 1)
+            self.assertEqual(len(re.findall("configuration reloaded", srv.log())), 1)
+            t0 = time.monotonic()
+            self.assertEqual(srv.stop(timeout=5), 0)
+            self.assertLess(time.monotonic() - t0, 3)
+
+
+class ReloadAndWait(unittest.TestCase):
+    """The ExecReload helper and the daemon, without systemd."""
+
+    def setUp(self):
+        self.rundir = tempfile.mkdtemp(prefix="tp-run-")
+        self.addCleanup(lambda: subprocess.run(["rm", "-rf", self.rundir]))
+        self.env = {"RUNTIME_DIRECTORY": self.rundir}
+
+    def helper(self, pid, timeout=40):
+        t0 = time.monotonic()
+        p = subprocess.run([TPSERVER, "--reload-and-wait", str(pid)], capture_output=True, text=True,
+                           timeout=timeout, env=dict(os.environ, **self.env))
+        return p, time.monotonic() - t0
+
+    def test_applied_refused_and_gone(self):
+        conf = ConfFile(self, "pool = { workers = 2; };\n")
+        with Server("--config", conf.path, env=self.env) as srv:
+            srv.wait_log(r"ready:")
+            conf.write("pool = { workers = 3; };\n")
+            p, _ = self.helper(srv.proc.pid)
+            self.assertEqual((p.returncode, p.stderr), (0, ""))
+            # Returned only once applied: the new pool is there.
+            self.assertIn("configuration reloaded: 3 workers", srv.log())
+            self.assertEqual(srv.threads(), 3 + 1)
+
+            conf.write("pool = {\n  workerz = 4;\n};\n")
+            p, _ = self.helper(srv.proc.pid)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("reload refused: %s:2: pool.workerz: unknown setting" % conf.path, p.stderr)
+
+            # A reload that blocks (the file is a FIFO) is waited for, then applied.
+            os.unlink(conf.path)
+            os.mkfifo(conf.path)
+            res = {}
+            t = threading.Thread(target=lambda: res.update(p=self.helper(srv.proc.pid)[0]))
+            t.start()
+            time.sleep(0.5)
+            self.assertNotIn("p", res)
+            with open(conf.path, "w") as f:
+                f.write("pool = { workers = 2; };\n")
+            t.join(10)
+            self.assertEqual(res["p"].returncode, 0, res["p"].stderr)
+            self.assertEqual(srv.threads(), 2 + 1)
+            self.assertEqual(srv.stop(), 0)
+            pid = srv.proc.pid
+        p, took = self.helper(pid)
+        self.assertEqual(p.returncode, 1)
+        self.assertLess(took, 2)
+
+    def test_daemon_gone_while_waiting(self):
+        conf = ConfFile(self, "pool = { workers = 2; };\n")
+        with Server("--config", conf.path, env=self.env) as srv:
+            srv.wait_log(r"ready:")
+            os.unlink(conf.path)
+            os.mkfifo(conf.path)  # the reload never ends
+            res = {}
+            t = threading.Thread(target=lambda: res.update(r=self.helper(srv.proc.pid)))
+            t.start()
+            time.sleep(0.5)
+            srv.proc.kill()
+            srv.proc.wait()  # reaped, as systemd would
+            t.join(10)
+            p, took = res["r"]
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("exited before the reload was done", p.stderr)
+            self.assertLess(took, 3)
+
+
+class CheckConfigUnderJournal(unittest.TestCase):
+    def run_check(self, conf, journal):
+        with tempfile.TemporaryFile() as err:
+            env = dict(os.environ)
+            env.pop("JOURNAL_STREAM", None)
+            if journal:
+                st = os.fstat(err.fileno())
+                env["JOURNAL_STREAM"] = "%d:%d" % (st.st_dev, st.st_ino)
+            p = subprocess.run([TPSERVER, "--check-config", "--quiet", "--config", conf], stderr=err,
+                               env=env, timeout=10)
+            err.seek(0)
+            return p.returncode, err.read().decode()
+
+    def test_errors_reach_the_journal_at_err(self):
+        conf = ConfFile(self, "pool = { workerz = 1; };\n")
+        code, text = self.run_check(conf.path, journal=True)
+        self.assertEqual(code, 78)
+        # systemd's SyslogLevelPrefix= reads <3> as priority err.
+        self.assertTrue(text.startswith("<3>tpserver: %s:1: pool.workerz" % conf.path), text)
+        self.assertEqual(len(text.splitlines()), 1, text)
+        code, text = self.run_check(conf.path, journal=False)
+        self.assertEqual(code, 78)
+        self.assertTrue(text.startswith("tpserver: "), text)
+
+
+class Notices(unittest.TestCase):
+    def test_reloading_carries_monotonic_usec(self):
+        from test_systemd import Notify
+        notify = Notify()
+        self.addCleanup(notify.close)
+        with Server(env={"NOTIFY_SOCKET": notify.path}) as srv:
+            notify.wait_for(r"^READY=1")
+            before = time.monotonic()
+            srv.signal(signal.SIGHUP)
+            m = notify.wait_for(r"^RELOADING=1")
+            after = time.monotonic()
+            usec = re.search(r"(?m)^MONOTONIC_USEC=(\d+)$", m)
+            self.assertIsNotNone(usec, m)
+            self.assertGreaterEqual(int(usec.group(1)), int(before * 1e6) - 1000)
+            self.assertLessEqual(int(usec.group(1)), int(after * 1e6) + 1000)
+            notify.wait_for(r"^READY=1")
+
+    def test_first_busy_line_says_since_start(self):
+        with Server("--workers", "1", "--queue", "1", "--queue-timeout-ms", "100") as srv:
+            s = srv.connect()
+            s.sendall(b"SLEEP 1500\nSLEEP 1\nSLEEP 1\n")
+            r = LineReader(s)
+            self.assertEqual(r.lines(3, timeout=5), ["OK 1500", "OK 1", "ERR server busy"])
+            line = srv.wait_log(r"overloaded: .*", timeout=10)
+            self.assertIn("refused with ERR server busy since start", line)
+
+
+class CheckConfigParity(unittest.TestCase):
+    def run_tp(self, *args, env=None):
+        e = dict(os.environ)
+        for k in ("LISTEN_FDS", "LISTEN_PID", "INVOCATION_ID", "JOURNAL_STREAM"):
+            e.pop(k, None)
+        e.update(env or {})
+        return subprocess.run([TPSERVER, *args], capture_output=True, text=True, timeout=20, env=e)
+
+    def test_check_refuses_an_address_a_start_refuses(self):
+        conf = ConfFile(self, 'listen = { host = "999.1.1.1"; port = 0; };\n')
+        start = self.run_tp("--config", conf.path)
+        self.assertEqual(start.returncode, 78, start.stderr)
+        check = self.run_tp("-t", "--config", conf.path)
+        self.assertEqual(check.returncode, 78, check.stdout)
+        self.assertIn("999.1.1.1", check.stderr)
+        # Caught without DNS, also where the listen settings are not used.
+        check = self.run_tp("-t", "--config", conf.path, env={"INVOCATION_ID": "0" * 32})
+        self.assertEqual(check.returncode, 78, check.stdout)
+        for good in ("127.0.0.1", "::1", "127.1"):
+            conf.write('listen = { host = "%s"; };\n' % good)
+            self.assertEqual(self.run_tp("-t", "-q", "--config", conf.path).returncode, 0, good)
+        # A name is resolved as a start would, except under systemd (socket activation).
+        conf.write('listen = { host = "no-such-host.invalid"; };\n')
+        self.assertEqual(self.run_tp("-t", "-q", "--config", conf.path).returncode, 78)
+        self.assertEqual(self.run_tp("-t", "-q", "--config", conf.path,
+                                     env={"INVOCATION_ID": "0" * 32}).returncode, 0)
+
+    def test_config_path_too_long_is_refused(self):
+        path = "/" + "a/" * 2100 + "tp.conf"
+        p = self.run_tp("-t", "--config", path)
+        self.assertEqual(p.returncode, 78)
+        self.assertIn("--config", p.stderr)
+        self.assertIn("4095", p.stderr)
+
+
+class MemoryAfterBurst(unittest.TestCase):
+    def test_memory_is_given_back_once_quiet(self):
+        with Server("--io-threads", "2") as srv:
+            with open("/proc/%d/exe" % srv.proc.pid, "rb") as f:
+                if b"__asan_init" in f.read() or srv.under_tsan():
+                    self.skipTest("a sanitizer's allocator keeps memory of its own")
+            time.sleep(0.3)
+            before = srv.rss_kib()
+            out = subprocess.run([sys.executable, BURST, str(srv.proc.pid), str(srv.port), "200", "9"],
+                                 capture_output=True, text=True, timeout=120).stdout
+            burst = int(re.search(r"rss_kib_burst=(\d+)", out).group(1))
+            after = [int(v) for v in re.findall(r"after_s=\d+ rss_kib=(\d+)", out)]
+            self.assertGreater(burst, before + 20000, out)  # the burst did cost memory
+            # Within a few seconds of quiet it is given back (glibc alone keeps most of it).
+            self.assertLess(after[-1], before + 4096, out)
+            s = srv.connect()
+            self.assertEqual(request(s, LineReader(s), "ECHO alive"), "OK alive")
+
+
+class ShutdownGrace(unittest.TestCase):
+    def test_a_silent_connection_is_closed_one_second_after_sigterm(self):
+        # The grace ends on its own timer, not at the next one-second tick.
+        for _ in range(3):
+            with Server("--io-threads", "2") as srv:
+                socks = [srv.connect() for _ in range(4)]  # on both loops
+                time.sleep(0.1 + random.random())  # anywhere in the ticks' phase
+                t0 = time.monotonic()
+                srv.signal(signal.SIGTERM)
+                for s in socks:
+                    s.settimeout(5)
+                    self.assertEqual(s.recv(16), b"")
+                took = time.monotonic() - t0
+                self.assertGreaterEqual(took, 0.95)
+                self.assertLess(took, 1.3)
+                self.assertEqual(srv.proc.wait(timeout=5), 0)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2, warnings="ignore")
