@@ -130,6 +130,18 @@ const struct tp_setting tp_settings[] = {
          .def = "10",
          .help = "time to finish work on SIGTERM",
          .reloadable = true},
+        {.path = "shutdown.drain_s",
+         .flag = "drain-s",
+         INT(drain_s, 0, 3600),
+         .def = "0",
+         .help = "on SIGTERM, first report drain to the agent check for N s while serving",
+         .reloadable = true},
+        {.path = "shutdown.stop_timeout_s",
+         .flag = "stop-timeout-s",
+         INT(stop_timeout_s, 1, 86400),
+         .def = "30",
+         .help = "the unit's TimeoutStopSec: drain-s + shutdown-timeout-s must stay under it",
+         .reloadable = true},
         {.path = "log.level",
          .file_alias = "log_level",
          .flag = "log-level",
@@ -141,6 +153,27 @@ const struct tp_setting tp_settings[] = {
          .arg = "LEVEL",
          .help = "least severe messages logged",
          .reloadable = true},
+        {.path = "agent.enabled",
+         .flag = "agent",
+         .type = TP_SETTING_BOOL,
+         FIELD(agent_enabled),
+         .def = "false",
+         .arg = "BOOL",
+         .help = "answer HAProxy agent checks on agent-host:agent-port"},
+        {.path = "agent.host",
+         .flag = "agent-host",
+         .type = TP_SETTING_STRING,
+         FIELD(agent_host),
+         .min = 1,
+         .max = sizeof(((struct tp_config *)NULL)->agent_host) - 1,
+         .def = "127.0.0.1",
+         .arg = "ADDR",
+         .help = "agent-check address"},
+        {.path = "agent.port",
+         .flag = "agent-port",
+         INT(agent_port, 0, 65535),
+         .def = "9102",
+         .help = "agent-check port, 0 = any free port"},
         {.path = NULL},
 };
 
@@ -342,6 +375,14 @@ int tp_config_validate(const struct tp_config *cfg, char *err, size_t errlen)
 		case TP_SETTING_ADDRESSES:
 			break; /* only ever set through tp_setting_parse() */
 		}
+	}
+	/* systemd kills a service still running TimeoutStopSec after SIGTERM: the drain must fit. */
+	if (cfg->drain_s > 0 && cfg->drain_s + cfg->shutdown_timeout_s >= cfg->stop_timeout_s) {
+		snprintf(err, errlen,
+		         "shutdown.drain_s (%d) + shutdown.timeout_s (%d) must stay under "
+		         "shutdown.stop_timeout_s (%d), the unit's TimeoutStopSec",
+		         cfg->drain_s, cfg->shutdown_timeout_s, cfg->stop_timeout_s);
+		return -EINVAL;
 	}
 	return 0;
 }

@@ -47,7 +47,13 @@ struct tp_config {
 	int stall_timeout_ms; /* 0 = max_sleep_ms + TP_STALL_MARGIN_MS */
 
 	int shutdown_timeout_s;      /* shutdown.timeout_s */
+	int drain_s;                 /* shutdown.drain_s: report drain this long first */
+	int stop_timeout_s;          /* shutdown.stop_timeout_s: the unit's TimeoutStopSec */
 	enum tp_log_level log_level; /* log.level */
+
+	/* agent: the HAProxy agent-check responder; a socket passed as "agent" wins */
+	char agent_host[256];
+	int agent_port;
 
 	/* command line only */
 	char config_path[4096]; /* empty: the default path, if it exists */
@@ -56,6 +62,7 @@ struct tp_config {
 	bool quiet;             /* --quiet / -q: --check-config prints only errors */
 
 	bool proxy_protocol; /* listen.proxy_protocol: read PROXY headers from proxy_trusted */
+	bool agent_enabled;  /* agent.enabled */
 };
 
 /* Margin added to max_sleep_ms for the default stall threshold. */

@@ -389,6 +389,11 @@ unsigned tp_conn_flush(struct tp_conn *c, bool more_input)
 	if ((c->eof || c->env->shutting_down) && c->nreqs == 0 && !c->framer.stopped && !c->grace &&
 	    !more_input)
 		return ev | tp_conn_close(c, c->eof ? "client closed" : "shutting down");
+	/* Leaving: a reply went out and nothing else is in flight or unread (a peek), so close now. */
+	char b;
+	if (c->env->draining && sent && c->nreqs == 0 && c->framer.len == 0 && !c->framer.stopped &&
+	    !more_input && recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && errno == EAGAIN)
+		return ev | tp_conn_close(c, "leaving: closed between requests");
 	/* Draining below the bound lets reading go on. */
 	if (was_over && !over_unsent(c) && can_read(c))
 		ev |= TP_CONN_READ;

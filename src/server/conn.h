@@ -42,6 +42,7 @@ struct tp_conn_env {
 	uint64_t now_ns;    /* this turn's time */
 	uint32_t turn;      /* bumped by the loop after each push of the batch */
 	bool shutting_down; /* new lines get ERR server shutting down */
+	bool draining;      /* leaving: close after a reply when nothing else is in flight */
 	int epfd;
 	char *scratch; /* reads land here; only a partial line is kept per connection */
 	size_t scratch_len;

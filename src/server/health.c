@@ -175,6 +175,12 @@ static bool healthy(struct tp_health *h, uint64_t now, char *why, size_t len)
 	return true;
 }
 
+bool tp_health_ok(struct tp_health *h, uint64_t now_ns)
+{
+	char why[256];
+	return healthy(h, now_ns, why, sizeof(why));
+}
+
 static void watchdog(struct tp_health *h, uint64_t now)
 {
 	char why[256];

@@ -53,6 +53,9 @@ void tp_health_stats(const struct tp_health *h, struct tp_stats *ret);
 /* Send STATUS= now. */
 void tp_health_status(struct tp_health *h, uint64_t now_ns);
 
+/* Is the server healthy now (what gates the watchdog): every loop turning, no worker stuck? */
+bool tp_health_ok(struct tp_health *h, uint64_t now_ns);
+
 /*
  * Loop 0's tick: ping the watchdog when due and healthy (no worker past
  * the stall deadline its request got when it started, see

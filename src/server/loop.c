@@ -107,13 +107,6 @@ static int epoll_add(int epfd, int fd, struct tp_source *src)
 	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
 
-/* Loop 0: read the signals the server handles, and keep their default actions from running. */
-static int open_signalfd(struct tp_loop *l)
-{
-	l->sigfd = tp_signals_open();
-	return l->sigfd < 0 ? l->sigfd : epoll_add(l->epfd, l->sigfd, &l->sig_src);
-}
-
 struct tp_loop *tp_loop_new(const struct tp_loop_params *p)
 {
 	struct tp_loop *l = calloc(1, sizeof(*l));
@@ -143,7 +136,9 @@ struct tp_loop *tp_loop_new(const struct tp_loop_params *p)
 	if (r == 0)
 		r = epoll_add(l->epfd, l->post.evfd, &l->wake_src);
 	if (r == 0 && p->index == 0)
-		r = open_signalfd(l);
+		r = (l->sigfd = tp_signals_open()) < 0 ? l->sigfd : epoll_add(l->epfd, l->sigfd, &l->sig_src);
+	if (r == 0 && p->index == 0 && p->agent && p->agent->fd >= 0)
+		r = epoll_add(l->epfd, p->agent->fd, &p->agent->src);
 	if (r == 0)
 		r = tp_listener_watch(&l->listen, p->listeners, p->nlisteners, l->epfd);
 	if (r < 0) {
@@ -263,6 +258,7 @@ static void refresh_config(struct tp_loop *l)
 static void refresh_shutting_down(struct tp_loop *l)
 {
 	l->env.shutting_down = atomic_load_explicit(&l->shared->shutting_down, memory_order_relaxed);
+	l->env.draining = atomic_load_explicit(&l->shared->draining, memory_order_relaxed);
 }
 
 /* Wait for events (spinning or polling first when that pays; see DESIGN). Returns n or -errno. */
@@ -295,13 +291,6 @@ static int wait_events(struct tp_loop *l, struct epoll_event *events)
 	return n < 0 ? 0 : n;
 }
 
-static void on_signalfd(struct tp_loop *l)
-{
-	for (int signo; (signo = tp_signals_next(l->sigfd)) != 0;)
-		l->hooks.on_signal(l->hooks.ctx, signo);
-	refresh_shutting_down(l);
-}
-
 static void handle_events(struct tp_loop *l, const struct epoll_event *events, int n)
 {
 	for (int i = 0; i < n; i++) {
@@ -322,7 +311,12 @@ static void handle_events(struct tp_loop *l, const struct epoll_event *events, i
 				l->hooks.on_wake(l->hooks.ctx);
 			break;
 		case TP_SOURCE_SIGNAL:
-			on_signalfd(l);
+			for (int signo; (signo = tp_signals_next(l->sigfd)) != 0;)
+				l->hooks.on_signal(l->hooks.ctx, signo);
+			refresh_shutting_down(l);
+			break;
+		case TP_SOURCE_AGENT:
+			l->hooks.on_agent(l->hooks.ctx);
 			break;
 		case TP_SOURCE_REFUSED:
 			tp_listener_drain(&l->listen, (struct tp_refused *)src);

@@ -31,6 +31,7 @@ struct tp_queue;
 struct tp_loop_shared {
 	_Atomic bool shutting_down; /* stop accepting, answer what was read, then close */
 	_Atomic bool force_close;   /* past the shutdown deadline and its grace: close all */
+	_Atomic bool draining;      /* leaving: close connections at request boundaries */
 	_Atomic unsigned cfg_gen;   /* bumped after the configuration changed (then config_copy) */
 };
 
@@ -47,6 +48,8 @@ struct tp_loop_hooks {
 	void (*on_signal)(void *ctx, int signo);
 	/* Loop 0: its eventfd was written (a post to its mailbox, tp_loop_wake()); may be NULL. */
 	void (*on_wake)(void *ctx);
+	/* Loop 0: the agent-check socket (params.agent) is readable. */
+	void (*on_agent)(void *ctx);
 	/* Loop 0: its tick (tick_ms) came round. */
 	void (*on_tick)(void *ctx, uint64_t now_ns);
 	/* Loop 0: have every other loop's threads returned?  It stays until then. */
@@ -62,7 +65,8 @@ struct tp_loop_params {
 	size_t nlisteners;
 	const struct tp_loop_shared *shared;
 	struct tp_loop_hooks hooks;
-	uint64_t tick_ms; /* loop 0's tick period; other loops tick every second */
+	uint64_t tick_ms;          /* loop 0's tick period; other loops tick every second */
+	struct tp_listener *agent; /* loop 0 watches it (fd >= 0; src.kind TP_SOURCE_AGENT) */
 };
 
 /*

@@ -6,12 +6,31 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include <systemd/sd-daemon.h>
 
+#define MAX_NAMED 32
+
+static char names[MAX_NAMED][64];
+
 int tp_sd_listen_fds(void)
 {
-	return sd_listen_fds(1);
+	char **list = NULL;
+	int n = sd_listen_fds_with_names(1, &list);
+
+	for (int i = 0; list && list[i]; i++) {
+		if (i < MAX_NAMED)
+			snprintf(names[i], sizeof(names[i]), "%s", list[i]);
+		free(list[i]);
+	}
+	free(list);
+	return n;
+}
+
+const char *tp_sd_listen_fd_name(int i)
+{
+	return i >= 0 && i < MAX_NAMED && names[i][0] ? names[i] : NULL;
 }
 
 int tp_sd_listen_fds_start(void)

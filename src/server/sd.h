@@ -19,6 +19,9 @@
  */
 int tp_sd_listen_fds(void);
 
+/* The FileDescriptorName= of passed socket i (from 0), or NULL; valid after tp_sd_listen_fds(). */
+const char *tp_sd_listen_fd_name(int i);
+
 /* First passed fd (SD_LISTEN_FDS_START). */
 int tp_sd_listen_fds_start(void);
 

@@ -29,6 +29,7 @@
 #include "clock.h"
 #include "dispatch.h"
 #include "health.h"
+#include "leave.h"
 #include "listener.h"
 #include "log.h"
 #include "loop.h"
@@ -38,8 +39,8 @@
 #include "reload.h"
 #include "reload_status.h"
 #include "sd.h"
+#include "sockets.h"
 
-#define MAX_LISTENERS 16
 #define MAX_LOOPS 64
 #define FORCE_CLOSE_GRACE_NS (1000000000ull)
 
@@ -49,9 +50,7 @@ struct tp_server {
 	tp_reload_fn reload;
 	void *reload_ctx;
 
-	struct tp_listener listeners[MAX_LISTENERS];
-	size_t nlisteners;
-	bool activated; /* sockets came from systemd */
+	struct tp_sockets socks;
 
 	struct tp_queue *queue;
 	struct tp_pool *pool;
@@ -69,7 +68,9 @@ struct tp_server {
 	bool aborted;
 	uint64_t tick_ms;
 	struct tp_health health;
-	struct tp_turnaway_log turnaway;  /* closings before a first request, logged together */
+	struct tp_turnaway_log turnaway;
+	struct tp_leave leave; /* drain, graceful leave, the agent check */ /* closings before a first
+	                                                                       request, logged together */
 	struct tp_reload_job *reload_job; /* the read in progress, or NULL */
 	struct tp_reload_outcome reload_outcome;
 	bool reload_again; /* SIGHUP during it: read once more after it */
@@ -83,38 +84,6 @@ static void raise_nofile(void)
 		rl.rlim_cur = rl.rlim_max;
 		(void)setrlimit(RLIMIT_NOFILE, &rl);
 	}
-}
-
-static int open_listeners(struct tp_server *srv, char *err, size_t errlen)
-{
-	int n = tp_sd_listen_fds();
-
-	if (n < 0) {
-		snprintf(err, errlen, "sd_listen_fds(): %s", strerror(-n));
-		return n;
-	}
-	if (n > 0) {
-		if (n > MAX_LISTENERS) {
-			snprintf(err, errlen, "%d sockets passed by systemd; at most %d are supported", n,
-			         MAX_LISTENERS);
-			return -EINVAL;
-		}
-		for (int i = 0; i < n; i++) {
-			int r = tp_listener_adopt(tp_sd_listen_fds_start() + i, &srv->listeners[i], err,
-			                          errlen);
-			if (r < 0)
-				return r;
-			srv->nlisteners++;
-		}
-		srv->activated = true;
-		return 0;
-	}
-	int r = tp_listener_bind(srv->cfg.host, srv->cfg.port, srv->cfg.backlog, &srv->listeners[0], err,
-	                         errlen);
-	if (r < 0)
-		return r;
-	srv->nlisteners = 1;
-	return 0;
 }
 
 /* --- loop callbacks (any loop's thread) --- */
@@ -164,6 +133,7 @@ static void loop_exited(void *ctx)
 static void on_signal(void *ctx, int signo);
 static void on_wake(void *ctx);
 static void on_tick(void *ctx, uint64_t now_ns);
+static void on_agent(void *ctx);
 
 /* Workers, their queue and the dispatcher between them. */
 static int start_pool(struct tp_server *srv, char *err, size_t errlen)
@@ -182,8 +152,9 @@ static int new_loops(struct tp_server *srv, char *err, size_t errlen)
 {
 	struct tp_loop_params p = {
 	        .queue = srv->queue,
-	        .listeners = srv->listeners,
-	        .nlisteners = srv->nlisteners,
+	        .listeners = srv->socks.data,
+	        .nlisteners = srv->socks.ndata,
+	        .agent = &srv->socks.agent,
 	        .shared = &srv->shared,
 	        .hooks = {.ctx = srv,
 	                  .conn_enter = conn_enter,
@@ -191,6 +162,7 @@ static int new_loops(struct tp_server *srv, char *err, size_t errlen)
 	                  .config_copy = config_copy,
 	                  .on_signal = on_signal,
 	                  .on_tick = on_tick,
+	                  .on_agent = on_agent,
 	                  .on_wake = on_wake,
 	                  .others_done = others_done,
 	                  .on_exit = loop_exited},
@@ -241,14 +213,13 @@ int tp_server_new(const struct tp_config *cfg, tp_reload_fn reload, void *reload
 	srv->cfg = *cfg;
 	srv->reload = reload;
 	srv->reload_ctx = reload_ctx;
-	for (size_t i = 0; i < MAX_LISTENERS; i++)
-		srv->listeners[i].fd = -1;
+	tp_sockets_init(&srv->socks);
 	init_health(srv);
 	if (!tp_reload_status_dir(srv->reload_outcome.dir, sizeof(srv->reload_outcome.dir)))
 		srv->reload_outcome.dir[0] = '\0';
 
 	raise_nofile();
-	r = open_listeners(srv, err, errlen);
+	r = tp_sockets_open(&srv->socks, cfg, err, errlen);
 	if (r == 0)
 		r = start_pool(srv, err, errlen);
 	/* Loop 0 blocks the signals it reads: it is created before any thread. */
@@ -287,9 +258,7 @@ void tp_server_free(struct tp_server *srv)
 	tp_queue_free(srv->queue);
 	for (size_t i = 0; i < srv->nloops; i++)
 		tp_loop_free(srv->loops[i]);
-	for (size_t i = 0; i < srv->nlisteners; i++)
-		if (srv->listeners[i].fd >= 0)
-			close(srv->listeners[i].fd);
+	tp_sockets_close(&srv->socks);
 	pthread_mutex_destroy(&srv->cfg_lock);
 	free(srv);
 }
@@ -363,7 +332,7 @@ static void reload_start(struct tp_server *srv)
 /* Loop 0, after a wake-up: apply the result of a reload whose read is done. */
 static void reload_finish(struct tp_server *srv)
 {
-	struct tp_reload_target t = {srv->pool, srv->queue, srv->activated};
+	struct tp_reload_target t = {srv->pool, srv->queue, srv->socks.activated};
 	struct tp_config loaded, nc;
 	char err[512], msg[512];
 
@@ -407,6 +376,12 @@ static void on_signal(void *ctx, int signo)
 	switch (signo) {
 	case SIGTERM:
 	case SIGINT:
+		if (!atomic_load(&srv->shared.shutting_down) &&
+		    tp_leave_begin(&srv->leave, srv->cfg.drain_s, signo, tp_clock_ns())) {
+			atomic_store(&srv->shared.draining, true);
+			wake_loops(srv);
+			break;
+		}
 		begin_shutdown(srv, signo);
 		break;
 	case SIGHUP:
@@ -419,20 +394,31 @@ static void on_signal(void *ctx, int signo)
 		break;
 	case SIGUSR1:
 	case SIGUSR2:
-		/* Not a command here: a stray kill -USR1 must not stop the service. */
-		tp_log(TP_LOG_NOTICE, "signal", "%s received: ignored", strsignal(signo));
+		tp_leave_signal(&srv->leave, signo);
 		break;
 	default:
 		break;
 	}
 }
 
-static void on_tick(void *ctx, uint64_t now)
+static void on_agent(void *ctx)
 {
 	struct tp_server *srv = ctx;
 
+	tp_leave_answer(&srv->leave, srv->socks.agent.fd, atomic_load(&srv->shared.shutting_down),
+	                tp_health_ok(&srv->health, tp_clock_ns()));
+}
+
+static void on_tick(void *ctx, uint64_t now)
+{
+	struct tp_server *srv = ctx;
+	struct tp_stats st;
+
 	tp_health_tick(&srv->health, now);
 	tp_turnaway_log_tick(&srv->turnaway, srv->loops, srv->nloops, now);
+	tp_health_stats(&srv->health, &st);
+	if (tp_leave_tick(&srv->leave, &st, now))
+		begin_shutdown(srv, SIGTERM);
 	if (!atomic_load(&srv->shared.shutting_down))
 		return;
 	if (!srv->aborted && now >= srv->shutdown_deadline_ns)
@@ -445,11 +431,14 @@ static void on_tick(void *ctx, uint64_t now)
 
 static void log_ready(struct tp_server *srv)
 {
-	for (size_t i = 0; i < srv->nlisteners; i++)
-		tp_log(TP_LOG_INFO, "start", "listening on %s%s", srv->listeners[i].name,
-		       srv->activated ? " (socket from systemd)" : "");
-	if (srv->activated)
+	for (size_t i = 0; i < srv->socks.ndata; i++)
+		tp_log(TP_LOG_INFO, "start", "listening on %s%s", srv->socks.data[i].name,
+		       srv->socks.activated ? " (socket from systemd)" : "");
+	if (srv->socks.activated)
 		tp_log(TP_LOG_INFO, "start", "socket activation: the listen settings are not used");
+	if (srv->socks.agent.fd >= 0)
+		tp_log(TP_LOG_INFO, "start", "agent check on %s%s", srv->socks.agent.name,
+		       srv->socks.agent_activated ? " (socket from systemd)" : "");
 
 	char w[16];
 	snprintf(w, sizeof(w), "%d", srv->cfg.workers);

@@ -15,6 +15,7 @@ enum tp_source_kind {
 	TP_SOURCE_LISTEN,   /* struct tp_listener (listener.h) */
 	TP_SOURCE_WAKE,     /* the loop's eventfd */
 	TP_SOURCE_SIGNAL,   /* loop 0's signalfd */
+	TP_SOURCE_AGENT,    /* loop 0's agent-check socket (struct tp_listener, agent.h) */
 	TP_SOURCE_REFUSED,  /* struct tp_refused (listener.h): a refused client draining */
 };
 

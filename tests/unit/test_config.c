@@ -72,7 +72,15 @@ static void non_defaults(struct tp_config *cfg)
 	cfg->max_unsent_kib = 55;
 	cfg->stall_timeout_ms = 5555;
 	cfg->shutdown_timeout_s = 6;
+	cfg->drain_s = 3;
+	cfg->stop_timeout_s = 40;
 	cfg->log_level = TP_LOG_WARNING;
+	cfg->proxy_protocol = true;
+	snprintf(cfg->proxy_trusted, sizeof(cfg->proxy_trusted), "%s", "10.0.0.0/8, ::1");
+	snprintf(cfg->allow, sizeof(cfg->allow), "%s", "192.0.2.0/24");
+	cfg->agent_enabled = true;
+	snprintf(cfg->agent_host, sizeof(cfg->agent_host), "%s", "10.1.2.4");
+	cfg->agent_port = 7002;
 }
 
 /* Write text to a new temporary file; its path goes to path (PATH_MAX). */
@@ -567,6 +575,7 @@ static void test_print_round_trip(void **state)
 		if (s->type != TP_SETTING_INT)
 			continue;
 		tp_config_defaults(&cfg);
+		cfg.stop_timeout_s = 86400; /* room for the largest drain_s and timeout_s */
 		*(int *)((char *)&cfg + s->offset) = s->min;
 		round_trip(&cfg);
 		*(int *)((char *)&cfg + s->offset) = s->max;
@@ -590,7 +599,8 @@ static void test_print_format(void **state)
 	assert_non_null(strstr(buf, "listen = {\n  host = \"127.0.0.1\";\n  port = 9000;\n"));
 	assert_non_null(strstr(buf, "pool = {\n  workers = 8;\n"));
 	assert_non_null(strstr(buf, "  stall_timeout_ms = 0; # automatic: max_sleep_ms + 30000 = 40000\n"));
-	assert_non_null(strstr(buf, "};\nshutdown = {\n  timeout_s = 10;\n};\nlog = {\n  level = \"info\";\n};\n"));
+	assert_non_null(strstr(buf, "};\nshutdown = {\n  timeout_s = 10;\n  drain_s = 0;\n  stop_timeout_s = 30;\n};\nlog = {\n  "
+	                              "level = \"info\";\n};\n"));
 	free(buf);
 }
 
@@ -767,6 +777,10 @@ static void test_keep_restart_settings(void **state)
 	want.port = running.port;
 	want.backlog = running.backlog;
 	want.io_threads = running.io_threads;
+	want.proxy_protocol = running.proxy_protocol;
+	want.agent_enabled = running.agent_enabled;
+	snprintf(want.agent_host, sizeof(want.agent_host), "%s", running.agent_host);
+	want.agent_port = running.agent_port;
 	tp_config_keep_restart_settings(&loaded, &running);
 	assert_config_equal(&loaded, &want);
 	assert_null(tp_config_reload_diff(&running, &loaded, NULL, NULL, 0));

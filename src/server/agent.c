@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * agent: the agent-check weight and answers.
+ */
+#include "agent.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define ACCEPT_BURST 32
+#define QUEUED_PER_WORKER_FULL 4.0 /* this many waiting per worker is full pressure */
+
+static double pressure(struct tp_agent_load *st, const struct tp_agent_sample *s)
+{
+	double workers = s->workers ? (double)s->workers : 1.0;
+	double util = (double)s->workers_busy / workers;
+	double queued = (double)(s->queue_depth + s->queue_waiting) / workers / QUEUED_PER_WORKER_FULL;
+	bool refused = s->rejected != st->rejected;
+
+	st->rejected = s->rejected;
+	if (refused)
+		return 1.0;
+	if (util > 1.0)
+		util = 1.0;
+	if (queued > 1.0)
+		queued = 1.0;
+	return 0.25 * util + 0.75 * queued;
+}
+
+unsigned tp_agent_update(struct tp_agent_load *st, const struct tp_agent_sample *s, uint64_t now_ns)
+{
+	bool first = st->weight == 0;
+	double p = pressure(st, s);
+
+	if (first) {
+		st->load = p;
+	} else {
+		double dt_ms = (double)(now_ns - st->last_ns) / 1e6;
+		st->load += (p - st->load) * (1.0 - exp(-dt_ms / TP_AGENT_TAU_MS));
+	}
+	st->last_ns = now_ns;
+	long w = lround(100.0 * (1.0 - st->load));
+	if (w < 1)
+		w = 1;
+	if (w > 100)
+		w = 100;
+	/* Small moves are noise; the ends are always reported. */
+	if (first || labs(w - (long)st->weight) >= TP_AGENT_STEP || w == 1 || w == 100)
+		st->weight = (unsigned)w;
+	return st->weight;
+}
+
+unsigned tp_agent_weight(const struct tp_agent_load *st)
+{
+	return st->weight ? st->weight : 100;
+}
+
+size_t tp_agent_format(bool drain, bool healthy, unsigned weight, char buf[TP_AGENT_LINE_MAX])
+{
+	int n;
+
+	if (drain)
+		n = snprintf(buf, TP_AGENT_LINE_MAX, "drain\n");
+	else if (!healthy)
+		n = snprintf(buf, TP_AGENT_LINE_MAX, "ready down\n");
+	else
+		n = snprintf(buf, TP_AGENT_LINE_MAX, "ready up %u%%\n",
+		             weight < 1     ? 1
+		             : weight > 100 ? 100
+		                            : weight);
+	return (size_t)n;
+}
+
+size_t tp_agent_answer(int fd, const char *line, size_t len)
+{
+	size_t n = 0;
+
+	for (int i = 0; i < ACCEPT_BURST; i++) {
+		int c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (c < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			break; /* EAGAIN, or out of fds: the next check tries again */
+		}
+		/* One short line fits any socket buffer; a peer that left is not an error. */
+		ssize_t w = send(c, line, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		(void)w;
+		close(c);
+		n++;
+	}
+	return n;
+}

@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * leave: the drain states and the agent check's answers.
+ */
+#include "leave.h"
+
+#include <signal.h>
+#include <string.h>
+
+#include "health.h"
+#include "log.h"
+
+void tp_leave_signal(struct tp_leave *lv, int signo)
+{
+	bool drain = signo == SIGUSR2;
+
+	if (drain == lv->drained)
+		return;
+	lv->drained = drain;
+	if (drain)
+		tp_log(TP_LOG_NOTICE, "drain",
+		       "SIGUSR2: drained; the agent check answers drain until SIGUSR1");
+	else
+		tp_log(TP_LOG_NOTICE, "drain", "SIGUSR1: ready again; the agent check answers ready");
+}
+
+bool tp_leave_begin(struct tp_leave *lv, int drain_s, int signo, uint64_t now_ns)
+{
+	if (drain_s <= 0 || lv->leaving)
+		return false;
+	lv->leaving = true;
+	lv->leave_at_ns = now_ns + (uint64_t)drain_s * 1000000000ull;
+	tp_log(TP_LOG_NOTICE, "stop",
+	       "%s: leaving: the agent check answers drain and connections close between requests for %d s, "
+	       "then the shutdown",
+	       strsignal(signo), drain_s);
+	return true;
+}
+
+bool tp_leave_tick(struct tp_leave *lv, const struct tp_stats *st, uint64_t now_ns)
+{
+	struct tp_agent_sample s = {
+	        .workers = st->workers,
+	        .workers_busy = st->workers_busy,
+	        .queue_depth = st->queue_depth,
+	        .queue_waiting = st->queue_waiting,
+	        .rejected = st->rejected,
+	};
+
+	(void)tp_agent_update(&lv->load, &s, now_ns);
+	if (!lv->leaving || now_ns < lv->leave_at_ns)
+		return false;
+	lv->leaving = false;
+	lv->leave_at_ns = 0;
+	return true;
+}
+
+void tp_leave_answer(struct tp_leave *lv, int fd, bool stopping, bool healthy)
+{
+	char line[TP_AGENT_LINE_MAX];
+	size_t len = tp_agent_format(lv->drained || lv->leaving || stopping, healthy,
+	                             tp_agent_weight(&lv->load), line);
+
+	lv->answered += tp_agent_answer(fd, line, len);
+}

@@ -1,0 +1,160 @@
+# SPDX-License-Identifier: MIT
+"""The HAProxy agent check and the graceful leave on the real tpserver:
+one line per connection ("ready up N%", "drain", never 0 %), SIGUSR2 and
+SIGUSR1, the weight falling under load, shutdown.drain_s (drain reported
+while serving, connections closed between requests, then the shutdown),
+the check of drain_s against the unit's stop timeout, and the agent socket
+passed by systemd under the name "agent"."""
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+import tplib
+from tplib import TPSERVER, LineReader, Server, request, wait_until
+
+
+def agent_line(port):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    data = b""
+    while True:
+        chunk = s.recv(100)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    return data.decode()
+
+
+def agent_port(srv):
+    return srv.wait_log(r"agent check on 127\.0\.0\.1:(\d+)", group=1, cast=int)
+
+
+class Agent(unittest.TestCase):
+    def test_ready_drain_ready(self):
+        with Server("--agent", "true", "--agent-port", "0") as srv:
+            port = agent_port(srv)
+            self.assertEqual(agent_line(port), "ready up 100%\n")
+            srv.signal(signal.SIGUSR2)
+            srv.wait_log("SIGUSR2: drained")
+            self.assertEqual(agent_line(port), "drain\n")
+            s = srv.connect()
+            self.assertEqual(request(s, LineReader(s), "ECHO still"), "OK still")
+            srv.signal(signal.SIGUSR1)
+            srv.wait_log("SIGUSR1: ready again")
+            self.assertTrue(agent_line(port).startswith("ready up "))
+
+    def test_weight_falls_under_load_and_never_reaches_zero(self):
+        with Server("--agent", "true", "--agent-port", "0", "--workers", "1", "--queue-size", "50",
+                    "--queue-timeout-ms", "100") as srv:
+            port = agent_port(srv)
+            stop = threading.Event()
+
+            def flood():
+                s = srv.connect()
+                r = LineReader(s)
+                while not stop.is_set():
+                    s.sendall(b"SLEEP 20\n" * 20)
+                    try:
+                        r.lines(20, timeout=10)
+                    except Exception:
+                        return
+
+            threads = [threading.Thread(target=flood) for _ in range(4)]
+            for t in threads:
+                t.start()
+            try:
+                weights = []
+                deadline = time.monotonic() + 12
+                while time.monotonic() < deadline:
+                    line = agent_line(port)
+                    m = re.fullmatch(r"ready up (\d+)%\n", line)
+                    self.assertIsNotNone(m, line)
+                    weights.append(int(m.group(1)))
+                    if weights[-1] <= 30:
+                        break
+                    time.sleep(0.5)
+                self.assertLessEqual(min(weights), 30, weights)
+                self.assertGreaterEqual(min(weights), 1, weights)
+            finally:
+                stop.set()
+                for t in threads:
+                    t.join(15)
+
+    def test_graceful_leave(self):
+        with Server("--agent", "true", "--agent-port", "0", "--drain-s", "2",
+                    "--log-level", "debug") as srv:
+            port = agent_port(srv)
+            a = srv.connect()
+            ra = LineReader(a)
+            self.assertEqual(request(a, ra, "ECHO before"), "OK before")
+            t0 = time.monotonic()
+            srv.signal(signal.SIGTERM)
+            srv.wait_log("leaving")
+            self.assertEqual(agent_line(port), "drain\n")
+            # Still serving; the connection closes right after its reply.
+            self.assertEqual(request(a, ra, "ECHO during"), "OK during")
+            a.settimeout(5)
+            self.assertEqual(a.recv(10), b"")
+            b = srv.connect()
+            self.assertEqual(request(b, LineReader(b), "ECHO new"), "OK new")
+            self.assertEqual(srv.proc.wait(15), 0)
+            took = time.monotonic() - t0
+            self.assertGreaterEqual(took, 1.9)
+            self.assertLess(took, 8)
+            self.assertIn("closed between requests", srv.log())
+
+    def test_second_sigterm_cuts_the_leave_short(self):
+        with Server("--drain-s", "20", "--stop-timeout-s", "40") as srv:
+            srv.signal(signal.SIGTERM)
+            srv.wait_log("leaving")
+            t0 = time.monotonic()
+            srv.signal(signal.SIGTERM)
+            self.assertEqual(srv.proc.wait(10), 0)
+            self.assertLess(time.monotonic() - t0, 5)
+
+    def test_drain_must_fit_the_stop_timeout(self):
+        r = subprocess.run([TPSERVER, "--config", "/dev/null", "--drain-s", "25", "-t"],
+                           capture_output=True, text=True, timeout=10)
+        self.assertEqual(r.returncode, 78, r.stdout + r.stderr)
+        self.assertIn("must stay under shutdown.stop_timeout_s (30)", r.stdout + r.stderr)
+        r = subprocess.run([TPSERVER, "--config", "/dev/null", "--drain-s", "19", "-t", "-q"],
+                           capture_output=True, text=True, timeout=10)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+    def test_agent_socket_from_systemd(self):
+        if not shutil.which("systemd-socket-activate"):
+            self.skipTest("systemd-socket-activate not installed")
+        from test_systemd import free_port
+        data, agent = free_port(), free_port()
+        log = tempfile.TemporaryFile()
+        env = dict(os.environ)
+        env.pop("LISTEN_FDS", None)
+        env.pop("NOTIFY_SOCKET", None)
+        proc = subprocess.Popen(["systemd-socket-activate", "-l", "127.0.0.1:%d" % data, "-l",
+                                 "127.0.0.1:%d" % agent, "--fdname=tpserver:agent", TPSERVER,
+                                 "--config", "/dev/null"], stdout=log, stderr=subprocess.STDOUT, env=env)
+        self.addCleanup(lambda: (proc.kill(), proc.wait()))
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                s = socket.create_connection(("127.0.0.1", data), timeout=10)
+                break
+            except ConnectionRefusedError:
+                self.assertLess(time.monotonic(), deadline)
+                time.sleep(0.05)
+        self.assertEqual(request(s, LineReader(s), "ECHO data"), "OK data")
+        self.assertEqual(agent_line(agent), "ready up 100%\n")
+        ok = wait_until(lambda: (log.seek(0), b"agent check on 127.0.0.1:%d (socket from systemd)" % agent
+                                 in log.read())[1], 10)
+        self.assertTrue(ok)
+
+
+if __name__ == "__main__":
+    tplib.main()
