@@ -121,6 +121,48 @@ static void test_new_flags(void **state)
 	assert_int_equal(o.clients, 5);
 }
 
+/* wrk's and memtier's short flags, units and suffixes: the same settings as the long flags. */
+static void test_short_aliases_and_units(void **state)
+{
+	(void)state;
+	struct tp_client_opts o;
+	char err[256] = "";
+
+	tp_client_opts_defaults(&o);
+	assert_int_equal(PARSE(&o, err, "-c", "7", "-d", "2m", "-R", "2k", "-P", "4", "-t", "3"), 0);
+	assert_int_equal(o.clients, 7);
+	assert_true(o.duration_s == 120);
+	assert_true(o.groups[0].rate == 2000);
+	assert_int_equal(o.groups[0].max_inflight, 4);
+	assert_int_equal(o.threads, 3);
+	assert_int_equal(o.groups[0].requests, 0);
+
+	tp_client_opts_defaults(&o);
+	assert_int_equal(PARSE(&o, err, "-c7", "--duration=500ms", "--pipeline", "16", "--rate=1.5k",
+	                       "--recv-timeout", "250ms"),
+	                 0);
+	assert_int_equal(o.clients, 7);
+	assert_true(o.duration_s == 0.5);
+	assert_int_equal(o.groups[0].max_inflight, 16);
+	assert_true(o.groups[0].rate == 1500);
+	assert_true(o.recv_timeout_s == 0.25);
+
+	/* A group's rate takes the suffix too. */
+	tp_client_opts_defaults(&o);
+	assert_int_equal(PARSE(&o, err, "--group", "clients=2,rate=3k"), 0);
+	assert_true(o.groups[0].rate == 3000);
+
+	/* The long flags read exactly what they read before units existed. */
+	tp_client_opts_defaults(&o);
+	assert_int_equal(PARSE(&o, err, "--duration", "1e1", "--rate", "0.8", "--recv-timeout", "2.5",
+	                       "--max-inflight", "9", "--clients", "4", "--threads", "2"),
+	                 0);
+	assert_true(o.duration_s == 10 && o.groups[0].rate == 0.8 && o.recv_timeout_s == 2.5);
+	assert_int_equal(o.groups[0].max_inflight, 9);
+	assert_int_equal(o.clients, 4);
+	assert_int_equal(o.threads, 2);
+}
+
 static void test_source(void **state)
 {
 	(void)state;
@@ -250,6 +292,15 @@ static void test_errors(void **state)
 	EXPECT_ERROR("--clients", "--clients");
 	EXPECT_ERROR("extra", "extra");
 	EXPECT_ERROR("--reconnect=yes", "--reconnect=yes");
+	EXPECT_ERROR("--clients", "-c", "0");
+	EXPECT_ERROR("-c", "-c");
+	EXPECT_ERROR("--duration", "-d", "10x");
+	EXPECT_ERROR("--duration", "--duration", "0ms");
+	EXPECT_ERROR("--rate", "-R", "2q");
+	EXPECT_ERROR("--max-inflight", "-P", "0");
+	EXPECT_ERROR("--max-inflight", "--pipeline", "0");
+	EXPECT_ERROR("--threads", "-t", "0");
+	EXPECT_ERROR("--recv-timeout", "--recv-timeout", "2d");
 	EXPECT_ERROR("--source", "--source", "127.0.0.300");
 	EXPECT_ERROR("--source", "--source", "");
 	EXPECT_ERROR("--source", "--source", "127.0.0.2,");
@@ -298,7 +349,7 @@ int main(void)
 	        cmocka_unit_test(test_defaults),   cmocka_unit_test(test_known_interface),
 	        cmocka_unit_test(test_new_flags),  cmocka_unit_test(test_source),
 	        cmocka_unit_test(test_groups),     cmocka_unit_test(test_errors),
-	        cmocka_unit_test(test_error_text),
+	        cmocka_unit_test(test_error_text), cmocka_unit_test(test_short_aliases_and_units),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
