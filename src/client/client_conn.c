@@ -126,6 +126,15 @@ static enum tp_log_level closed_level(const struct tp_client_conn *c)
 	return c->ctx->opts->reconnect ? TP_LOG_INFO : TP_LOG_WARNING;
 }
 
+/* The requests outstanding on c get no reply: timeouts (timeout) or lost. */
+static void count_unanswered(struct tp_client_conn *c, bool timeout)
+{
+	unsigned cap = c->g->group->max_inflight;
+
+	for (unsigned i = 0, slot = c->head; i < c->count; i++, slot = slot + 1 == cap ? 0 : slot + 1)
+		tp_client_stats_unanswered(&c->g->stats, (enum tp_op)c->ring[slot].op, timeout);
+}
+
 static void close_conn(struct tp_client_conn *c, enum close_why why)
 {
 	struct tp_client_ctx *ctx = c->ctx;
@@ -137,10 +146,10 @@ static void close_conn(struct tp_client_conn *c, enum close_why why)
 	case CLOSE_DONE:
 		break;
 	case CLOSE_TIMEOUT:
-		c->g->counts.timeouts += c->count;
+		count_unanswered(c, true);
 		break;
 	case CLOSE_BROKEN:
-		c->g->counts.lost += c->count;
+		count_unanswered(c, false);
 		/* --reconnect: the worker reopens it (and counts a reconnect or the disconnect). */
 		if (ctx->opts->reconnect && more_to_send(c, &start)) {
 			c->broken = true;
@@ -150,10 +159,10 @@ static void close_conn(struct tp_client_conn *c, enum close_why why)
 			ctx->open++; /* still in the run, while it waits */
 			break;
 		}
-		c->g->counts.disconnects++;
+		c->g->stats.counts.disconnects++;
 		break;
 	case CLOSE_ABORT:
-		c->g->counts.lost += c->count;
+		count_unanswered(c, false);
 		break;
 	}
 	c->count = 0;
@@ -207,9 +216,8 @@ static void append_request(struct tp_client_conn *c, int64_t start_ns)
 	if (c->count++ == 0)
 		c->last_progress_ns = ctx->now_ns; /* the receive timeout counts from here */
 	c->issued++;
-	g->counts.sent++;
-	if (g->tick_ns > 0 && ctx->now_ns - start_ns >= LATE_NS)
-		g->counts.late++;
+	tp_client_stats_sent(&g->stats, (enum tp_op)p->op,
+	                     g->tick_ns > 0 && ctx->now_ns - start_ns >= LATE_NS);
 }
 
 static void set_want_out(struct tp_client_conn *c, bool on)
@@ -315,12 +323,12 @@ static int on_reply(void *arg, const char *line, size_t len, bool too_long)
 {
 	struct tp_client_conn *c = arg;
 	struct tp_client_ctx *ctx = c->ctx;
-	struct tp_client_counts *counts = &c->g->counts;
+	struct tp_client_counts *counts = &c->g->stats.counts;
 	enum tp_verify_result r = TP_VERIFY_MISMATCH;
 	struct pending *p;
 
-	counts->recv++;
 	if (c->count == 0) {
+		counts->recv++;
 		counts->mismatch++;
 		log_failure(c, NULL, r, too_long ? NULL : line, len);
 		return 0;
@@ -341,23 +349,10 @@ static int on_reply(void *arg, const char *line, size_t len, bool too_long)
 		}
 		r = tp_verify_reply(&exp, line, len);
 	}
-	switch (r) {
-	case TP_VERIFY_OK:
-		counts->ok++;
-		tp_hist_record(c->g->latency,
-		               ctx->now_ns > p->start_ns ? (uint64_t)(ctx->now_ns - p->start_ns) : 0);
-		return 0;
-	case TP_VERIFY_BUSY:
-		counts->busy++;
-		break;
-	case TP_VERIFY_ERR:
-		counts->other_err++;
-		break;
-	case TP_VERIFY_MISMATCH:
-		counts->mismatch++;
-		break;
-	}
-	log_failure(c, p, r, too_long ? NULL : line, len);
+	tp_client_stats_reply(&c->g->stats, (enum tp_op)p->op, r,
+	                      ctx->now_ns > p->start_ns ? (uint64_t)(ctx->now_ns - p->start_ns) : 0);
+	if (r != TP_VERIFY_OK)
+		log_failure(c, p, r, too_long ? NULL : line, len);
 	return 0;
 }
 
@@ -369,7 +364,7 @@ static void on_readable(struct tp_client_conn *c)
 	for (int i = 0; i < 4; i++) {
 		ssize_t n = read(c->fd, ctx->rbuf, ctx->rbuf_size);
 		if (n > 0) {
-			uint64_t before = c->g->counts.recv;
+			uint64_t before = c->g->stats.counts.recv;
 			ctx->now_ns = (int64_t)tp_clock_ns();
 			if (tp_framer_feed(&c->framer, ctx->rbuf, (size_t)n, on_reply, c) < 0) {
 				tp_log(TP_LOG_ERROR, "reply", "client %u: out of memory framing replies",
@@ -377,7 +372,7 @@ static void on_readable(struct tp_client_conn *c)
 				close_conn(c, CLOSE_BROKEN);
 				return;
 			}
-			if (c->g->counts.recv != before)
+			if (c->g->stats.counts.recv != before)
 				c->last_progress_ns = ctx->now_ns;
 			if ((size_t)n < ctx->rbuf_size)
 				break;
@@ -470,7 +465,7 @@ int tp_client_conn_reopen(struct tp_client_conn *c, int fd)
 	if (r < 0)
 		return r;
 	c->broken = false;
-	c->g->counts.reconnects++;
+	c->g->stats.counts.reconnects++;
 	c->last_progress_ns = c->ctx->now_ns;
 	tp_client_conn_pump(c);
 	return 0;
@@ -481,7 +476,7 @@ void tp_client_conn_give_up(struct tp_client_conn *c)
 	if (!c->broken)
 		return;
 	c->broken = false;
-	c->g->counts.disconnects++;
+	c->g->stats.counts.disconnects++;
 	c->ctx->open--;
 }
 

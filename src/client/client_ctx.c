@@ -23,8 +23,10 @@ static int gctx_init(struct tp_client_gctx *g, const struct tp_client_group *gro
 	g->out_cap = (size_t)group->max_inflight * g->max_request;
 	if (g->out_cap > OUT_CAP_MAX)
 		g->out_cap = g->max_request > OUT_CAP_MAX ? g->max_request : OUT_CAP_MAX;
-	g->latency = tp_hist_new();
-	return g->latency ? 0 : -ENOMEM;
+	bool ops[TP_OP_COUNT] = {false};
+	ops[TP_OP_SLEEP] = group->mix != TP_MIX_ECHO;
+	ops[TP_OP_ECHO] = group->mix != TP_MIX_SLEEP;
+	return tp_client_stats_init(&g->stats, ops, false);
 }
 
 int tp_client_ctx_init(struct tp_client_ctx *ctx, const struct tp_client_opts *opts, uint64_t seed, int epfd)
@@ -64,8 +66,6 @@ void tp_client_ctx_release(struct tp_client_ctx *ctx)
 	free(ctx->rbuf);
 	free(ctx->text);
 	ctx->rbuf = ctx->text = NULL;
-	for (unsigned i = 0; i < TP_CLIENT_MAX_GROUPS; i++) {
-		tp_hist_free(ctx->groups[i].latency);
-		ctx->groups[i].latency = NULL;
-	}
+	for (unsigned i = 0; i < TP_CLIENT_MAX_GROUPS; i++)
+		tp_client_stats_release(&ctx->groups[i].stats);
 }

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * client_ctx: what the connections of one tpclient worker share: the run's
- * clock and bounds, the read buffer, and per group the group's settings,
- * counts and latency histogram.
+ * clock and bounds, the read buffer, and per group the group's settings
+ * and what its clients measured.
  *
  * Threads: a context belongs to one worker thread of client_load; it is set
  * up before the thread starts and read for the results after it is joined.
@@ -14,9 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "client_counts.h"
 #include "client_opts.h"
-#include "hist.h"
+#include "client_stats.h"
 
 struct tp_client_conn;
 
@@ -26,8 +25,7 @@ struct tp_client_gctx {
 	double tick_ns;     /* open loop: time between consecutive due times over the group's clients */
 	size_t max_request; /* output buffer room one request needs (at most) */
 	size_t out_cap;     /* output buffer per connection */
-	struct tp_client_counts counts;
-	struct tp_hist *latency; /* ns, OK replies only */
+	struct tp_client_stats stats; /* latency per op of the group's mix, none of all ops */
 };
 
 /* What the connections of one worker share. */

@@ -103,14 +103,16 @@ static void publish(struct worker *w)
 	uint64_t recv = 0;
 
 	for (unsigned g = 0; g < w->load->opts.ngroups; g++)
-		recv += w->ctx.groups[g].counts.recv;
+		recv += w->ctx.groups[g].stats.counts.recv;
 	atomic_store_explicit(&w->recv_published, recv, memory_order_relaxed);
 	if (!w->snap)
 		return;
 	pthread_mutex_lock(&w->snap_lock);
 	tp_hist_reset(w->snap);
 	for (unsigned g = 0; g < w->load->opts.ngroups; g++)
-		tp_hist_merge(w->snap, w->ctx.groups[g].latency);
+		for (int op = 0; op < TP_OP_COUNT; op++)
+			if (w->ctx.groups[g].stats.op_latency[op])
+				tp_hist_merge(w->snap, w->ctx.groups[g].stats.op_latency[op]);
 	pthread_mutex_unlock(&w->snap_lock);
 }
 
@@ -397,7 +399,7 @@ void tp_client_load_progress(struct tp_client_load *l, uint64_t *ret_recv, struc
 	*ret_recv = recv;
 }
 
-double tp_client_load_result(struct tp_client_load *l, struct tp_client_counts *ret, struct tp_hist **latency)
+double tp_client_load_result(struct tp_client_load *l, struct tp_client_stats *ret)
 {
 	int64_t start = 0, end = 0;
 
@@ -410,13 +412,11 @@ double tp_client_load_result(struct tp_client_load *l, struct tp_client_counts *
 		start = w->ctx.start_ns;
 		if (w->finished_ns > end)
 			end = w->finished_ns;
-		for (unsigned g = 0; g < l->opts.ngroups; g++) {
-			tp_client_counts_add(&ret[g], &w->ctx.groups[g].counts);
-			tp_hist_merge(latency[g], w->ctx.groups[g].latency);
-		}
+		for (unsigned g = 0; g < l->opts.ngroups; g++)
+			tp_client_stats_merge(&ret[g], &w->ctx.groups[g].stats);
 	}
 	for (unsigned g = 0; g < l->opts.ngroups; g++)
-		ret[g].connect_failed += l->connect_failed[g];
+		ret[g].counts.connect_failed += l->connect_failed[g];
 	return end > start ? (double)(end - start) / 1e9 : 0.0;
 }
 

@@ -25,8 +25,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "client_counts.h"
 #include "client_opts.h"
+#include "client_stats.h"
 #include "hist.h"
 
 struct tp_client_load;
@@ -63,12 +63,11 @@ void tp_client_load_progress(struct tp_client_load *l, uint64_t *ret_recv, struc
 
 /*
  * Join the workers (after tp_client_load_finished() or a stop) and add
- * their totals of group g to ret[g], their latencies to latency[g], for
+ * what they measured of group g to ret[g] (tp_client_stats_merge), for
  * each of opts->ngroups groups.  Returns the elapsed seconds from start
  * to the last worker's exit.
  */
-double tp_client_load_result(struct tp_client_load *l, struct tp_client_counts *ret,
-                             struct tp_hist **latency);
+double tp_client_load_result(struct tp_client_load *l, struct tp_client_stats *ret);
 
 /* Close every connection and release everything. Accepts NULL. */
 void tp_client_load_free(struct tp_client_load *l);

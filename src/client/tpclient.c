@@ -15,6 +15,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "client_json.h"
 #include "client_load.h"
 #include "client_opts.h"
 #include "client_report.h"
@@ -106,10 +107,9 @@ static int signal_fd(void)
 	return signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
-/* What a run measured: per group, and their sum. */
+/* What a run measured: per group, and their sum ([ngroups]); each with every histogram. */
 struct results {
-	struct tp_client_counts counts[TP_CLIENT_MAX_GROUPS], total;
-	struct tp_hist *latency[TP_CLIENT_MAX_GROUPS + 1]; /* [ngroups] is the sum */
+	struct tp_client_stats stats[TP_CLIENT_MAX_GROUPS + 1];
 };
 
 static void log_start(const struct tp_client_opts *o, uint64_t seed)
@@ -147,26 +147,20 @@ static int run(const struct tp_client_opts *o, uint64_t seed, int sigfd, struct 
 	prog->last_ns = (int64_t)tp_clock_ns();
 	prog->next_ns = prog->last_ns + 1000000000LL;
 
-	struct tp_client_report rep = {.opts = o,
-	                               .seed = seed,
-	                               .counts = &res->total,
-	                               .latency = res->latency[o->ngroups],
-	                               .group_counts = res->counts,
-	                               .group_latency = res->latency};
+	struct tp_client_report rep = {
+	        .opts = o, .seed = seed, .total = &res->stats[o->ngroups], .groups = res->stats};
 	rep.interrupted = wait_run(load, sigfd, prog);
-	rep.elapsed_s = tp_client_load_result(load, res->counts, res->latency);
-	for (unsigned g = 0; g < o->ngroups; g++) {
-		tp_client_counts_add(&res->total, &res->counts[g]);
-		tp_hist_merge(res->latency[o->ngroups], res->latency[g]);
-	}
+	rep.elapsed_s = tp_client_load_result(load, res->stats);
+	for (unsigned g = 0; g < o->ngroups; g++)
+		tp_client_stats_merge(&res->stats[o->ngroups], &res->stats[g]);
 	if (prog->shown)
 		fputs("\r\033[K", stderr);
 	if (o->json)
-		tp_client_report_json(stdout, &rep);
+		tp_client_json_report(stdout, &rep);
 	else
 		tp_client_report_text(stdout, &rep);
 	fflush(stdout);
-	status = tp_client_report_exit_status(&res->total);
+	status = tp_client_report_exit_status(&rep.total->counts);
 out:
 	tp_client_load_free(load);
 	return status;
@@ -193,7 +187,7 @@ int main(int argc, char **argv)
 
 	sigfd = signal_fd();
 	for (unsigned g = 0; g <= opts.ngroups; g++)
-		oom |= !(res.latency[g] = tp_hist_new());
+		oom |= tp_client_stats_init(&res.stats[g], (const bool[TP_OP_COUNT]){true, true}, true) < 0;
 	prog.on = !opts.quiet && isatty(STDERR_FILENO);
 	prog.snap = prog.on ? tp_hist_new() : NULL;
 	if (sigfd < 0 || oom || (prog.on && !prog.snap))
@@ -203,7 +197,7 @@ int main(int argc, char **argv)
 		status = run(&opts, opts.seed_given ? opts.seed : random_seed(), sigfd, &prog, &res);
 
 	for (unsigned g = 0; g <= opts.ngroups; g++)
-		tp_hist_free(res.latency[g]);
+		tp_client_stats_release(&res.stats[g]);
 	tp_hist_free(prog.snap);
 	if (sigfd >= 0)
 		close(sigfd);

@@ -25,8 +25,10 @@ JSON_KEYS = {
     "requests_per_client", "duration_s", "sources", "sleep_ms", "echo_bytes", "recv_timeout_s", "seed",
     "sent", "recv", "ok", "err", "busy", "other_err", "mismatch", "timeouts", "lost",
     "disconnects", "connect_failed", "reconnects", "reconnect", "late", "elapsed_s", "ok_rps", "interrupted", "latency_ms",
-    "exit_status",
+    "ops", "exit_status",
 }
+OP_KEYS = {"sent", "recv", "ok", "err", "busy", "other_err", "mismatch", "timeouts", "lost", "late", "ok_rps",
+           "latency_ms"}
 LATENCY_KEYS = {"count", "min", "mean", "p50", "p90", "p99", "p99_9", "max"}
 
 
@@ -144,7 +146,34 @@ class AgainstTpserver(unittest.TestCase):
             rep = parse_text(p.stdout)
             self.assertEqual((rep["SUMMARY"]["sent"], rep["SUMMARY"]["ok"]), (1000, 1000))
             self.assertEqual([l.split(" ", 1)[0] for l in p.stdout.splitlines()],
-                             ["SUMMARY", "ERRORS", "LATENCY_MS", "RUN"])
+                             ["SUMMARY", "ERRORS", "LATENCY_MS", "RUN", "OP", "OP", "OP"])
+
+    def test_ops_are_reported_apart(self):
+        # SLEEPs of 30 ms and ECHOs, one at a time per client: the ops' latencies differ by the sleep.
+        with Server("--workers", "8") as srv:
+            p = run_client(srv.port, "-c", 4, "--requests", 40, "--mix", "balanced", "--sleep-ms", 30,
+                           "-P", 1, "--seed", 11, "--json")
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            doc = json.loads(p.stdout)
+            sleep, echo = doc["ops"]["sleep"], doc["ops"]["echo"]
+            self.assertEqual(set(sleep), OP_KEYS)
+            self.assertEqual(set(echo), OP_KEYS)
+            for key in ("sent", "recv", "ok", "err", "busy"):
+                self.assertEqual(sleep[key] + echo[key], doc[key], key)
+            self.assertGreater(sleep["ok"], 20)
+            self.assertGreater(echo["ok"], 20)
+            self.assertEqual(sleep["latency_ms"]["count"] + echo["latency_ms"]["count"], doc["latency_ms"]["count"])
+            self.assertGreaterEqual(sleep["latency_ms"]["min"], 30.0)
+            self.assertLess(echo["latency_ms"]["p50"], 30.0)
+            self.assertEqual(doc["latency_ms"]["max"], max(sleep["latency_ms"]["max"], echo["latency_ms"]["max"]))
+
+            # The text report has the same rows: sleep, echo, total.
+            p = run_client(srv.port, "-c", 4, "--requests", 40, "--mix", "sleep", "--sleep-ms", 5)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            ops = [dict(FIELDS_RE.findall(l)) for l in p.stdout.splitlines() if l.startswith("OP ")]
+            self.assertEqual([o["op"] for o in ops], ["sleep", "echo", "total"])
+            self.assertEqual((ops[0]["ok"], ops[1]["ok"], ops[2]["ok"]), ("160", "0", "160"))
+            self.assertEqual(ops[2]["p99"], parse_text(p.stdout)["LATENCY_MS"]["p99"])
 
     def test_groups_are_reported_apart(self):
         groups = ["--group", "name=echoers,clients=2,requests=30,mix=echo,max-inflight=5",
@@ -165,6 +194,8 @@ class AgainstTpserver(unittest.TestCase):
             # One at a time: each SLEEP 20 took its 20 ms; the ECHOs did not wait for them.
             self.assertGreaterEqual(sleepers["latency_ms"]["min"], 20.0)
             self.assertLess(echoers["latency_ms"]["p50"], 20.0)
+            self.assertEqual((echoers["ops"]["echo"]["ok"], echoers["ops"]["sleep"]["ok"]), (60, 0))
+            self.assertEqual((sleepers["ops"]["sleep"]["ok"], sleepers["ops"]["echo"]["sent"]), (4, 0))
 
             p = run_client(srv.port, *groups)
             self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
@@ -176,6 +207,13 @@ class AgainstTpserver(unittest.TestCase):
             self.assertEqual((g["sleepers"]["sent"], g["sleepers"]["err"], g["sleepers"]["max_inflight"]),
                              ("4", "0", "1"))
             self.assertGreaterEqual(float(g["sleepers"]["min"]), 20.0)
+            # Each group's OP rows, after the run's own.
+            ops = [dict(FIELDS_RE.findall(l)) for l in p.stdout.splitlines() if l.startswith("OP ")]
+            self.assertEqual([(o.get("group"), o["op"]) for o in ops],
+                             [(None, "sleep"), (None, "echo"), (None, "total"), ("echoers", "sleep"),
+                              ("echoers", "echo"), ("echoers", "total"), ("sleepers", "sleep"),
+                              ("sleepers", "echo"), ("sleepers", "total")])
+            self.assertEqual((ops[4]["ok"], ops[6]["ok"], ops[3]["ok"]), ("60", "4", "0"))
 
     def test_groups_count_failures_apart(self):
         # A queue of one, no wait: the flooder's pipelined sleeps fill it, and
