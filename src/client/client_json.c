@@ -4,9 +4,15 @@
  */
 #include "client_json.h"
 
+#include <stdlib.h>
+
+#include "client_hgrm.h"
+
 #ifndef TP_VERSION
 #define TP_VERSION "0.0.0"
 #endif
+
+#define SPECTRUM_MAX 1024 /* points: enough for TP_CLIENT_HGRM_TICKS, see hist.h */
 
 /* A JSON string: quotes, backslashes and control bytes escaped. */
 static void json_string(FILE *f, const char *s)
@@ -49,15 +55,32 @@ static void json_settings(FILE *f, const struct tp_client_group *g, const char *
 	        g->echo_lo, g->echo_hi);
 }
 
-/* ",latency_ms":{...}: the latency of the OK replies. */
-static void json_latency(FILE *f, const struct tp_hist *h)
+/* ,"percentiles":[...]: the points of the .hgrm file (client_hgrm), as {"p":..,"ms":..,"count":..}. */
+static void json_spectrum(FILE *f, const struct tp_hist *h)
+{
+	struct tp_hist_point *points = malloc(SPECTRUM_MAX * sizeof(*points));
+	size_t n = points ? tp_hist_spectrum(h, TP_CLIENT_HGRM_TICKS, points, SPECTRUM_MAX) : 0;
+
+	fputs(",\"percentiles\":[", f);
+	for (size_t i = 0; i < n; i++)
+		fprintf(f, "%s{\"p\":%.6f,\"ms\":%.3f,\"count\":%llu}", i ? "," : "", points[i].percentile,
+		        (double)points[i].value / 1e6, (unsigned long long)points[i].total_count);
+	fputc(']', f);
+	free(points);
+}
+
+/* ",latency_ms":{...}: the latency of the OK replies; spectrum: with the percentile spectrum. */
+static void json_latency(FILE *f, const struct tp_hist *h, bool spectrum)
 {
 	fprintf(f,
 	        ",\"latency_ms\":{\"count\":%llu,\"min\":%.3f,\"mean\":%.3f,\"p50\":%.3f,\"p90\":%.3f"
-	        ",\"p99\":%.3f,\"p99_9\":%.3f,\"max\":%.3f}",
+	        ",\"p99\":%.3f,\"p99_9\":%.3f,\"max\":%.3f",
 	        (unsigned long long)tp_hist_count(h), (double)tp_hist_min(h) / 1e6, tp_hist_mean(h) / 1e6,
 	        tp_client_report_ms(h, 50), tp_client_report_ms(h, 90), tp_client_report_ms(h, 99),
 	        tp_client_report_ms(h, 99.9), (double)tp_hist_max(h) / 1e6);
+	if (spectrum)
+		json_spectrum(f, h);
+	fputc('}', f);
 }
 
 /* What came back: the counts, ok_rps and latency_ms fields. */
@@ -74,7 +97,7 @@ static void json_counts(FILE *f, const struct tp_client_counts *c, const struct 
 	        (unsigned long long)c->disconnects, (unsigned long long)c->connect_failed,
 	        (unsigned long long)c->reconnects, (unsigned long long)c->late,
 	        tp_client_report_ok_rps(c, elapsed_s));
-	json_latency(f, h);
+	json_latency(f, h, true);
 }
 
 /* "NAME":{...}: the counts that belong to requests of one op, and their latency. */
@@ -90,7 +113,7 @@ static void json_op(FILE *f, const char *name, const struct tp_client_counts *c,
 	        (unsigned long long)c->other_err, (unsigned long long)c->mismatch,
 	        (unsigned long long)c->timeouts, (unsigned long long)c->lost, (unsigned long long)c->late,
 	        tp_client_report_ok_rps(c, elapsed_s));
-	json_latency(f, h);
+	json_latency(f, h, false);
 	fputc('}', f);
 }
 

@@ -156,6 +156,12 @@ const struct tp_client_setting tp_client_settings[] = {
          .kind = K_FLAG,
          .off = F(json),
          .help = "print one JSON object instead of the text report"},
+        {.name = "latency-file",
+         .kind = K_PATH,
+         .off = F(latency_file),
+         .arg = "PATH",
+         .help = "write the latency distribution as HdrHistogram text (.hgrm), as wrk2 --latency",
+         .expect = "a file name"},
         {.name = "quiet",
          .short_name = 'q',
          .kind = K_FLAG,
@@ -215,6 +221,11 @@ int tp_client_setting_set(const struct tp_client_setting *st, void *base, const 
 		                               (unsigned *)(void *)((char *)base + st->off2));
 	case K_FLAG:
 		*(bool *)(void *)field = true;
+		return 0;
+	case K_PATH:
+		if (s[0] == '\0')
+			return -EINVAL;
+		*(const char **)(void *)field = s;
 		return 0;
 	case K_GROUP:
 	case K_HELP:

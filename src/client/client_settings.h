@@ -54,6 +54,7 @@ struct tp_client_opts {
 	unsigned threads; /* 0 = min(2, clients) */
 	bool json;
 	bool quiet;
+	const char *latency_file; /* --latency-file: the .hgrm of all OK replies; NULL: none */
 	enum tp_log_level log_level;
 };
 
@@ -75,6 +76,7 @@ enum tp_client_setting_kind {
 	K_LOG_LEVEL, /* enum tp_log_level by name */
 	K_SOURCES,   /* "ADDR[,ADDR...]" into sources[] and nsources */
 	K_FLAG,      /* bool set to true, no argument */
+	K_PATH,      /* const char *, not empty: points into argv */
 	K_GROUP,     /* "KEY=VALUE,...": one more group, read once all flags are */
 	K_HELP,
 	K_VERSION,

@@ -15,6 +15,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "client_hgrm.h"
 #include "client_json.h"
 #include "client_load.h"
 #include "client_opts.h"
@@ -124,6 +125,20 @@ static void log_start(const struct tp_client_opts *o, uint64_t seed)
 	}
 }
 
+/* --latency-file: the .hgrm of h. Returns 0 or TP_CLIENT_EXIT_FAILED (logged). */
+static int write_hgrm(const char *path, const struct tp_hist *h)
+{
+	FILE *f = fopen(path, "we");
+	int r = f ? tp_client_hgrm_write(f, h) : -errno;
+
+	if (f && fclose(f) != 0 && r == 0)
+		r = -errno;
+	if (r == 0)
+		return 0;
+	tp_log(TP_LOG_ERROR, "latency-file", "cannot write %s: %s", path, strerror(-r));
+	return TP_CLIENT_EXIT_FAILED;
+}
+
 /* Connect, run until done or interrupted, print the report. Returns the exit status. */
 static int run(const struct tp_client_opts *o, uint64_t seed, int sigfd, struct progress *prog,
                struct results *res)
@@ -161,6 +176,8 @@ static int run(const struct tp_client_opts *o, uint64_t seed, int sigfd, struct 
 		tp_client_report_text(stdout, &rep);
 	fflush(stdout);
 	status = tp_client_report_exit_status(&rep.total->counts);
+	if (o->latency_file)
+		status |= write_hgrm(o->latency_file, rep.total->latency);
 out:
 	tp_client_load_free(load);
 	return status;

@@ -10,6 +10,7 @@ import re
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import unittest
@@ -30,6 +31,24 @@ JSON_KEYS = {
 OP_KEYS = {"sent", "recv", "ok", "err", "busy", "other_err", "mismatch", "timeouts", "lost", "late", "ok_rps",
            "latency_ms"}
 LATENCY_KEYS = {"count", "min", "mean", "p50", "p90", "p99", "p99_9", "max"}
+HGRM_HEAD = "       Value   Percentile   TotalCount 1/(1-Percentile)"
+
+
+def parse_hgrm(text):
+    """An .hgrm file as HdrHistogram's plotter reads it: (value, percentile, total count) rows and
+    the footer's numbers; asserts its shape on the way."""
+    lines = text.splitlines()
+    assert lines[0] == HGRM_HEAD and lines[1] == "", lines[:2]
+    rows, footer = [], {}
+    for line in lines[2:]:
+        if line.startswith("#["):
+            footer.update((k.strip(), float(v)) for k, v in
+                          (kv.split("=") for kv in line[2:-1].split(",")))
+            continue
+        value, pct, count, inv = line.split()
+        rows.append((float(value), float(pct), int(count)))
+        assert inv == "inf" if float(pct) == 1.0 else abs(float(inv) - 1 / (1 - float(pct))) < 0.01 + float(inv) ** 2 * 1e-6, line
+    return rows, footer
 
 
 def run_client(port, *args, timeout=120):
@@ -147,6 +166,37 @@ class AgainstTpserver(unittest.TestCase):
             self.assertEqual((rep["SUMMARY"]["sent"], rep["SUMMARY"]["ok"]), (1000, 1000))
             self.assertEqual([l.split(" ", 1)[0] for l in p.stdout.splitlines()],
                              ["SUMMARY", "ERRORS", "LATENCY_MS", "RUN", "OP", "OP", "OP"])
+
+    def test_latency_file_and_spectrum(self):
+        with Server("--workers", "8") as srv, tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "run.hgrm")
+            p = run_client(srv.port, "-c", 4, "--requests", 300, "--sleep-ms", "1-20", "--latency-file", path,
+                           "--json")
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            doc = json.loads(p.stdout)
+            with open(path) as f:
+                rows, footer = parse_hgrm(f.read())
+            for col in range(3):
+                self.assertEqual([r[col] for r in rows], sorted(r[col] for r in rows))
+            self.assertEqual((rows[0][1], rows[-1][1]), (0.0, 1.0))
+            self.assertEqual(rows[-1][2], doc["ok"])
+            self.assertEqual(int(footer["Total count"]), doc["recv"])
+            self.assertAlmostEqual(footer["Max"], doc["latency_ms"]["max"], places=3)
+            self.assertAlmostEqual(footer["Mean"], doc["latency_ms"]["mean"], places=3)
+            self.assertEqual((footer["Buckets"], footer["SubBuckets"]), (57, 256))
+            # The JSON carries the same spectrum, and its 50% point is p50's bucket.
+            spectrum = doc["latency_ms"]["percentiles"]
+            self.assertEqual([(round(x["ms"], 3), round(x["p"] / 100, 6), x["count"]) for x in spectrum],
+                             [(v, p, c) for v, p, c in rows])
+            p50 = next(x for x in spectrum if x["p"] == 50.0)
+            self.assertLess(abs(p50["ms"] - doc["latency_ms"]["p50"]), doc["latency_ms"]["p50"] / 100)
+
+            # A file that cannot be written fails the run (after the report), naming it.
+            p = run_client(srv.port, "-c", 1, "--requests", 5, "--mix", "echo", "--latency-file",
+                           os.path.join(d, "missing", "x.hgrm"))
+            self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+            self.assertIn("SUMMARY sent=5", p.stdout)
+            self.assertIn("cannot write " + os.path.join(d, "missing", "x.hgrm"), p.stderr)
 
     def test_ops_are_reported_apart(self):
         # SLEEPs of 30 ms and ECHOs, one at a time per client: the ops' latencies differ by the sleep.
@@ -327,7 +377,7 @@ class AgainstTpserver(unittest.TestCase):
             self.assertEqual(len(p.stdout.strip().splitlines()), 1)
             doc = json.loads(p.stdout)
             self.assertEqual(set(doc), JSON_KEYS)
-            self.assertEqual(set(doc["latency_ms"]), LATENCY_KEYS)
+            self.assertEqual(set(doc["latency_ms"]), LATENCY_KEYS | {"percentiles"})
             self.assertEqual((doc["sent"], doc["recv"], doc["ok"], doc["err"]), (150, 150, 150, 0))
             self.assertEqual(doc["latency_ms"]["count"], 150)
             self.assertEqual((doc["loop"], doc["mix"], doc["seed"]), ("closed", "balanced", 7))
