@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "client_gen.h"
+#include "client_window.h"
 #include "clock.h"
 #include "framer.h"
 #include "log.h"
@@ -22,14 +23,6 @@
 
 #define LATE_NS 1000000LL /* open loop: a send this far behind schedule counts as late */
 #define FAILURES_LOGGED 5 /* per worker, in detail at warning level; the rest at debug */
-
-/* One outstanding request: enough to rebuild what the reply must say. */
-struct pending {
-	int64_t start_ns; /* send time, or scheduled time in the open loop */
-	uint64_t seed;    /* ECHO: the text's generator seed */
-	uint32_t arg;     /* SLEEP: ms; ECHO: text length */
-	uint8_t op;       /* enum tp_op */
-};
 
 struct tp_client_conn {
 	struct tp_client_ctx *ctx;
@@ -44,9 +37,8 @@ struct tp_client_conn {
 	uint64_t issued;
 	int64_t last_progress_ns; /* last reply, or when the window last left empty */
 	struct tp_framer framer;
-	struct pending *ring; /* max-inflight entries, the oldest at head */
-	unsigned head, count;
-	char *out; /* unsent requests: out[out_off..out_len) */
+	struct tp_client_window win; /* outstanding requests: max-inflight entries */
+	char *out;                   /* unsent requests: out[out_off..out_len) */
 	size_t out_off, out_len;
 };
 
@@ -82,9 +74,8 @@ int tp_client_conn_new(struct tp_client_ctx *ctx, unsigned group, unsigned index
 	/* Mixing the client number through the generator decorrelates neighbouring clients. */
 	c->rng = ctx->seed ^ tp_client_gen_next(&x);
 	tp_framer_init(&c->framer, c->g->max_request + 64); /* error replies are short; 64 is ample */
-	c->ring = malloc(c->g->group->max_inflight * sizeof(*c->ring));
 	c->out = malloc(c->g->out_cap);
-	if (!c->ring || !c->out) {
+	if (tp_client_window_init(&c->win, c->g->group->max_inflight) < 0 || !c->out) {
 		tp_client_conn_free(c);
 		return -ENOMEM;
 	}
@@ -129,10 +120,9 @@ static enum tp_log_level closed_level(const struct tp_client_conn *c)
 /* The requests outstanding on c get no reply: timeouts (timeout) or lost. */
 static void count_unanswered(struct tp_client_conn *c, bool timeout)
 {
-	unsigned cap = c->g->group->max_inflight;
-
-	for (unsigned i = 0, slot = c->head; i < c->count; i++, slot = slot + 1 == cap ? 0 : slot + 1)
-		tp_client_stats_unanswered(&c->g->stats, (enum tp_op)c->ring[slot].op, timeout);
+	for (unsigned i = 0; i < c->win.count; i++)
+		tp_client_stats_unanswered(&c->g->stats, (enum tp_op)tp_client_window_at(&c->win, i)->op,
+		                           timeout);
 }
 
 static void close_conn(struct tp_client_conn *c, enum close_why why)
@@ -155,7 +145,6 @@ static void close_conn(struct tp_client_conn *c, enum close_why why)
 			c->broken = true;
 			c->next_broken = ctx->broken;
 			ctx->broken = c;
-			c->head = 0;
 			ctx->open++; /* still in the run, while it waits */
 			break;
 		}
@@ -165,7 +154,7 @@ static void close_conn(struct tp_client_conn *c, enum close_why why)
 		count_unanswered(c, false);
 		break;
 	}
-	c->count = 0;
+	tp_client_window_clear(&c->win);
 	c->out_off = c->out_len = 0;
 	close(c->fd); /* also leaves the epoll set */
 	c->fd = -1;
@@ -182,7 +171,7 @@ void tp_client_conn_free(struct tp_client_conn *c)
 		c->ctx->open--;
 	}
 	tp_framer_release(&c->framer);
-	free(c->ring);
+	tp_client_window_release(&c->win);
 	free(c->out);
 	free(c);
 }
@@ -191,29 +180,14 @@ static void append_request(struct tp_client_conn *c, int64_t start_ns)
 {
 	struct tp_client_ctx *ctx = c->ctx;
 	struct tp_client_gctx *g = c->g;
-	const struct tp_client_group *o = g->group;
-	unsigned slot = c->head + c->count;
-	struct pending *p = &c->ring[slot >= o->max_inflight ? slot - o->max_inflight : slot];
-	uint64_t r_op = tp_client_gen_next(&c->rng), r_arg = tp_client_gen_next(&c->rng);
-	char *dst = c->out + c->out_len;
-	bool echo = o->mix == TP_MIX_ECHO || (o->mix == TP_MIX_BALANCED && (r_op >> 63));
+	bool was_empty = c->win.count == 0;
+	struct tp_client_req *p = tp_client_window_push(&c->win);
 
+	tp_client_req_draw(g->group, &c->rng, p);
 	p->start_ns = start_ns;
-	if (echo) {
-		p->op = TP_OP_ECHO;
-		p->arg = o->echo_lo + (uint32_t)(r_arg % ((uint64_t)o->echo_hi - o->echo_lo + 1));
-		p->seed = r_op;
-		memcpy(dst, "ECHO ", 5);
-		tp_client_gen_text(p->seed, dst + 5, p->arg);
-		dst[5 + p->arg] = '\n';
-		c->out_len += 6 + (size_t)p->arg;
-	} else {
-		p->op = TP_OP_SLEEP;
-		p->arg = o->sleep_lo_ms + (uint32_t)(r_arg % ((uint64_t)o->sleep_hi_ms - o->sleep_lo_ms + 1));
-		/* The loop in pump() left max_request bytes free: always enough. */
-		c->out_len += (size_t)snprintf(dst, g->max_request, "SLEEP %u\n", p->arg);
-	}
-	if (c->count++ == 0)
+	/* The loop in pump() left max_request bytes free: always enough. */
+	c->out_len += tp_client_req_write(p, c->out + c->out_len, g->max_request);
+	if (was_empty)
 		c->last_progress_ns = ctx->now_ns; /* the receive timeout counts from here */
 	c->issued++;
 	tp_client_stats_sent(&g->stats, (enum tp_op)p->op,
@@ -269,7 +243,7 @@ void tp_client_conn_pump(struct tp_client_conn *c)
 	}
 	before = c->out_len;
 	while ((more = more_to_send(c, &start)) && start <= ctx->now_ns &&
-	       c->count < c->g->group->max_inflight && c->out_len + c->g->max_request <= c->g->out_cap)
+	       c->win.count < c->g->group->max_inflight && c->out_len + c->g->max_request <= c->g->out_cap)
 		append_request(c, start);
 
 	/* With EPOLLOUT armed the socket is full: the writable event sends the batch. */
@@ -281,7 +255,7 @@ void tp_client_conn_pump(struct tp_client_conn *c)
 			return;
 		}
 	}
-	if (!more && c->count == 0 && c->out_len == 0)
+	if (!more && c->win.count == 0 && c->out_len == 0)
 		close_conn(c, CLOSE_DONE);
 }
 
@@ -292,7 +266,7 @@ void tp_client_conn_begin(struct tp_client_conn *c)
 		tp_client_conn_pump(c);
 }
 
-static void log_failure(struct tp_client_conn *c, const struct pending *p, enum tp_verify_result r,
+static void log_failure(struct tp_client_conn *c, const struct tp_client_req *p, enum tp_verify_result r,
                         const char *line, size_t len)
 {
 	struct tp_client_ctx *ctx = c->ctx;
@@ -325,34 +299,21 @@ static int on_reply(void *arg, const char *line, size_t len, bool too_long)
 	struct tp_client_ctx *ctx = c->ctx;
 	struct tp_client_counts *counts = &c->g->stats.counts;
 	enum tp_verify_result r = TP_VERIFY_MISMATCH;
-	struct pending *p;
+	struct tp_client_req req;
 
-	if (c->count == 0) {
+	if (c->win.count == 0) {
 		counts->recv++;
 		counts->mismatch++;
 		log_failure(c, NULL, r, too_long ? NULL : line, len);
 		return 0;
 	}
-	p = &c->ring[c->head];
-	if (++c->head == c->g->group->max_inflight)
-		c->head = 0;
-	c->count--;
-
-	if (!too_long) {
-		struct tp_verify_expect exp = {.op = (enum tp_op)p->op};
-		if (p->op == TP_OP_SLEEP) {
-			exp.sleep_ms = p->arg;
-		} else {
-			tp_client_gen_text(p->seed, ctx->text, p->arg);
-			exp.text = ctx->text;
-			exp.text_len = p->arg;
-		}
-		r = tp_verify_reply(&exp, line, len);
-	}
-	tp_client_stats_reply(&c->g->stats, (enum tp_op)p->op, r,
-	                      ctx->now_ns > p->start_ns ? (uint64_t)(ctx->now_ns - p->start_ns) : 0);
+	req = tp_client_window_pop(&c->win);
+	if (!too_long)
+		r = tp_client_req_check(&req, ctx->text, line, len);
+	tp_client_stats_reply(&c->g->stats, (enum tp_op)req.op, r,
+	                      ctx->now_ns > req.start_ns ? (uint64_t)(ctx->now_ns - req.start_ns) : 0);
 	if (r != TP_VERIFY_OK)
-		log_failure(c, p, r, too_long ? NULL : line, len);
+		log_failure(c, &req, r, too_long ? NULL : line, len);
 	return 0;
 }
 
@@ -383,12 +344,12 @@ static void on_readable(struct tp_client_conn *c)
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
 		if (n == 0)
-			tp_log(c->count               ? closed_level(c)
+			tp_log(c->win.count           ? closed_level(c)
 			       : ctx->opts->reconnect ? TP_LOG_INFO
 			                              : TP_LOG_NOTICE,
 			       "closed",
 			       "client %u: server closed the connection with %u requests outstanding",
-			       c->index, c->count);
+			       c->index, c->win.count);
 		else
 			tp_log(closed_level(c), "closed", "client %u: read(): %s", c->index, strerror(errno));
 		close_conn(c, CLOSE_BROKEN);
@@ -418,16 +379,16 @@ void tp_client_conn_sweep(struct tp_client_conn *c)
 
 	if (c->fd < 0)
 		return;
-	if (c->count > 0 && ctx->now_ns - c->last_progress_ns >= ctx->recv_timeout_ns) {
+	if (c->win.count > 0 && ctx->now_ns - c->last_progress_ns >= ctx->recv_timeout_ns) {
 		tp_log(TP_LOG_WARNING, "timeout",
 		       "client %u: no reply for %.3f s, %u requests outstanding; closing", c->index,
-		       (double)(ctx->now_ns - c->last_progress_ns) / 1e9, c->count);
+		       (double)(ctx->now_ns - c->last_progress_ns) / 1e9, c->win.count);
 		close_conn(c, CLOSE_TIMEOUT);
 		return;
 	}
 	/* An idle connection may have become due (open loop) or done (end, stop); busy ones are
 	 * pumped on reads. */
-	if (c->count == 0)
+	if (c->win.count == 0)
 		tp_client_conn_pump(c);
 }
 
