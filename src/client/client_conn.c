@@ -34,7 +34,9 @@ struct tp_client_conn {
 	int fd; /* -1 once closed */
 	bool want_out;
 	uint64_t rng;
-	uint64_t issued;
+	uint64_t issued;          /* requests drawn: the open-loop schedule's round */
+	uint64_t counted;         /* of those, sent after --warmup: what --requests bounds */
+	uint64_t replies;         /* lines read */
 	int64_t last_progress_ns; /* last reply, or when the window last left empty */
 	struct tp_framer framer;
 	struct tp_client_window win; /* outstanding requests: max-inflight entries */
@@ -99,13 +101,25 @@ int64_t tp_client_conn_due_ns(const struct tp_client_conn *c, uint64_t k)
 	       (int64_t)(((double)c->gindex + (double)k * (double)g->group->clients) * g->tick_ns);
 }
 
+/* Where what happens counts: the totals, or (during --warmup) apart from them. */
+static struct tp_client_stats *stats_of(struct tp_client_conn *c, bool measured)
+{
+	return measured ? &c->g->stats : &c->g->warm;
+}
+
+/* Does what happens now count in the totals (--warmup is over)? */
+static bool now_measured(const struct tp_client_ctx *ctx)
+{
+	return ctx->now_ns >= ctx->warm_end_ns;
+}
+
 /* Is there another request to issue? *ret_start: when it counts from. */
 static bool more_to_send(const struct tp_client_conn *c, int64_t *ret_start)
 {
 	const struct tp_client_ctx *ctx = c->ctx;
 	const struct tp_client_group *group = c->g->group;
 
-	if (ctx->stopping || (group->requests && c->issued >= group->requests))
+	if (ctx->stopping || (group->requests && c->counted >= group->requests))
 		return false;
 	*ret_start = c->g->tick_ns > 0 ? tp_client_conn_due_ns(c, c->issued) : ctx->now_ns;
 	return !ctx->end_ns || *ret_start < ctx->end_ns;
@@ -121,8 +135,8 @@ static enum tp_log_level closed_level(const struct tp_client_conn *c)
 static void count_unanswered(struct tp_client_conn *c, bool timeout)
 {
 	for (unsigned i = 0; i < c->win.count; i++)
-		tp_client_stats_unanswered(&c->g->stats, (enum tp_op)tp_client_window_at(&c->win, i)->op,
-		                           timeout);
+		tp_client_stats_unanswered(stats_of(c, tp_client_window_at(&c->win, i)->measured),
+		                           (enum tp_op)tp_client_window_at(&c->win, i)->op, timeout);
 }
 
 static void close_conn(struct tp_client_conn *c, enum close_why why)
@@ -148,7 +162,7 @@ static void close_conn(struct tp_client_conn *c, enum close_why why)
 			ctx->open++; /* still in the run, while it waits */
 			break;
 		}
-		c->g->stats.counts.disconnects++;
+		stats_of(c, now_measured(ctx))->counts.disconnects++;
 		break;
 	case CLOSE_ABORT:
 		count_unanswered(c, false);
@@ -185,12 +199,14 @@ static void append_request(struct tp_client_conn *c, int64_t start_ns)
 
 	tp_client_req_draw(g->group, &c->rng, p);
 	p->start_ns = start_ns;
+	p->measured = start_ns >= ctx->warm_end_ns;
 	/* The loop in pump() left max_request bytes free: always enough. */
 	c->out_len += tp_client_req_write(p, c->out + c->out_len, g->max_request);
 	if (was_empty)
 		c->last_progress_ns = ctx->now_ns; /* the receive timeout counts from here */
 	c->issued++;
-	tp_client_stats_sent(&g->stats, (enum tp_op)p->op,
+	c->counted += p->measured;
+	tp_client_stats_sent(stats_of(c, p->measured), (enum tp_op)p->op,
 	                     g->tick_ns > 0 && ctx->now_ns - start_ns >= LATE_NS);
 }
 
@@ -297,10 +313,12 @@ static int on_reply(void *arg, const char *line, size_t len, bool too_long)
 {
 	struct tp_client_conn *c = arg;
 	struct tp_client_ctx *ctx = c->ctx;
-	struct tp_client_counts *counts = &c->g->stats.counts;
+	struct tp_client_counts *counts = &stats_of(c, now_measured(ctx))->counts;
 	enum tp_verify_result r = TP_VERIFY_MISMATCH;
 	struct tp_client_req req;
+	uint64_t latency_ns;
 
+	c->replies++;
 	if (c->win.count == 0) {
 		counts->recv++;
 		counts->mismatch++;
@@ -310,8 +328,10 @@ static int on_reply(void *arg, const char *line, size_t len, bool too_long)
 	req = tp_client_window_pop(&c->win);
 	if (!too_long)
 		r = tp_client_req_check(&req, ctx->text, line, len);
-	tp_client_stats_reply(&c->g->stats, (enum tp_op)req.op, r,
-	                      ctx->now_ns > req.start_ns ? (uint64_t)(ctx->now_ns - req.start_ns) : 0);
+	latency_ns = ctx->now_ns > req.start_ns ? (uint64_t)(ctx->now_ns - req.start_ns) : 0;
+	tp_client_stats_reply(stats_of(c, req.measured), (enum tp_op)req.op, r, latency_ns);
+	if (r == TP_VERIFY_OK && ctx->recent)
+		tp_hist_record(ctx->recent, latency_ns);
 	if (r != TP_VERIFY_OK)
 		log_failure(c, &req, r, too_long ? NULL : line, len);
 	return 0;
@@ -325,7 +345,7 @@ static void on_readable(struct tp_client_conn *c)
 	for (int i = 0; i < 4; i++) {
 		ssize_t n = read(c->fd, ctx->rbuf, ctx->rbuf_size);
 		if (n > 0) {
-			uint64_t before = c->g->stats.counts.recv;
+			uint64_t before = c->replies;
 			ctx->now_ns = (int64_t)tp_clock_ns();
 			if (tp_framer_feed(&c->framer, ctx->rbuf, (size_t)n, on_reply, c) < 0) {
 				tp_log(TP_LOG_ERROR, "reply", "client %u: out of memory framing replies",
@@ -333,7 +353,7 @@ static void on_readable(struct tp_client_conn *c)
 				close_conn(c, CLOSE_BROKEN);
 				return;
 			}
-			if (c->g->stats.counts.recv != before)
+			if (c->replies != before)
 				c->last_progress_ns = ctx->now_ns;
 			if ((size_t)n < ctx->rbuf_size)
 				break;
@@ -426,7 +446,7 @@ int tp_client_conn_reopen(struct tp_client_conn *c, int fd)
 	if (r < 0)
 		return r;
 	c->broken = false;
-	c->g->stats.counts.reconnects++;
+	stats_of(c, now_measured(c->ctx))->counts.reconnects++;
 	c->last_progress_ns = c->ctx->now_ns;
 	tp_client_conn_pump(c);
 	return 0;
@@ -437,7 +457,7 @@ void tp_client_conn_give_up(struct tp_client_conn *c)
 	if (!c->broken)
 		return;
 	c->broken = false;
-	c->g->stats.counts.disconnects++;
+	stats_of(c, now_measured(c->ctx))->counts.disconnects++;
 	c->ctx->open--;
 }
 

@@ -43,4 +43,21 @@ static inline void tp_client_counts_add(struct tp_client_counts *dst, const stru
 	dst->reconnects += src->reconnects;
 }
 
+/* dst -= src, field by field (src counts no more than dst in any field). */
+static inline void tp_client_counts_sub(struct tp_client_counts *dst, const struct tp_client_counts *src)
+{
+	dst->sent -= src->sent;
+	dst->recv -= src->recv;
+	dst->ok -= src->ok;
+	dst->busy -= src->busy;
+	dst->other_err -= src->other_err;
+	dst->mismatch -= src->mismatch;
+	dst->timeouts -= src->timeouts;
+	dst->lost -= src->lost;
+	dst->disconnects -= src->disconnects;
+	dst->connect_failed -= src->connect_failed;
+	dst->late -= src->late;
+	dst->reconnects -= src->reconnects;
+}
+
 #endif

@@ -207,6 +207,8 @@ static int settle(struct tp_client_opts *o, const bool *given, char **specs, uns
 	if (o->quiet && !was_given(given, "log-level"))
 		o->log_level = TP_LOG_ERROR;
 	o->seed_given = was_given(given, "seed");
+	if (o->timeline && o->interval_s == 0)
+		o->interval_s = 1.0;
 	o->grouped = nspecs > 0;
 	o->ngroups = nspecs > 0 ? nspecs : 1;
 	o->groups[0] = o->base;

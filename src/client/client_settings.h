@@ -55,6 +55,9 @@ struct tp_client_opts {
 	bool json;
 	bool quiet;
 	const char *latency_file; /* --latency-file: the .hgrm of all OK replies; NULL: none */
+	double warmup_s;          /* run this long first, left out of the totals; 0 = none */
+	double interval_s;        /* a timeline row this often; 0 = none */
+	const char *timeline; /* --timeline: rows to this file (JSON lines, or CSV for *.csv); NULL: stderr */
 	enum tp_log_level log_level;
 };
 

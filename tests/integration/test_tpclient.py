@@ -31,6 +31,8 @@ JSON_KEYS = {
 OP_KEYS = {"sent", "recv", "ok", "err", "busy", "other_err", "mismatch", "timeouts", "lost", "late", "ok_rps",
            "latency_ms"}
 LATENCY_KEYS = {"count", "min", "mean", "p50", "p90", "p99", "p99_9", "max"}
+PROGRESS_RE = re.compile(rb"\r\[(\d+\.\d) s( warmup)?\] ok (\d+)/s  busy (\d+)/s \((\d+)%\)  errors (\d+)/s  "
+                         rb"p99 (\d+\.\d{3}) ms  replies (\d+)\x1b\[K")
 HGRM_HEAD = "       Value   Percentile   TotalCount 1/(1-Percentile)"
 
 
@@ -54,6 +56,21 @@ def parse_hgrm(text):
 def run_client(port, *args, timeout=120):
     cmd = [TPCLIENT, "--host", "127.0.0.1", "--port", str(port)] + [str(a) for a in args]
     return subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+
+
+def read_pty(master):
+    """Everything written to a pseudo-terminal until its other side closed; closes master."""
+    err = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the terminal's other side is closed
+            break
+        if not chunk:
+            break
+        err += chunk
+    os.close(master)
+    return err
 
 
 def parse_groups(out):
@@ -197,6 +214,55 @@ class AgainstTpserver(unittest.TestCase):
             self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
             self.assertIn("SUMMARY sent=5", p.stdout)
             self.assertIn("cannot write " + os.path.join(d, "missing", "x.hgrm"), p.stderr)
+
+    def test_interval_rows_and_warmup(self):
+        # 1000/s for 1 s after a warmup of 1 s: the totals are the second second only,
+        # the rows on stderr cover both, the warmup ones marked.
+        with Server() as srv:
+            p = run_client(srv.port, "-c", 2, "--mix", "echo", "-R", "1k", "-d", 1, "--warmup", 1,
+                           "--interval", "500ms", "--json")
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            doc = json.loads(p.stdout)
+            self.assertGreaterEqual(doc["sent"], 950)
+            self.assertLessEqual(doc["sent"], 1000)
+            self.assertEqual(doc["ok"], doc["sent"])
+            self.assertLess(abs(doc["elapsed_s"] - 1.0), 0.3)
+            rows = [dict(FIELDS_RE.findall(l)) for l in p.stderr.splitlines() if l.startswith("INTERVAL ")]
+            self.assertGreaterEqual(len(rows), 4, p.stderr)
+            self.assertEqual([r["warmup"] for r in rows[:3]], ["1", "1", "0"])
+            self.assertGreaterEqual(sum(int(r["ok"]) for r in rows), 1900)
+            for r in rows[:4]:
+                self.assertLess(abs(float(r["ok_rps"]) - 1000), 150, r)
+                self.assertEqual((r["busy"], r["errors"]), ("0", "0"))
+                self.assertGreater(float(r["p99"]), 0)
+            times = [float(r["t"]) for r in rows]
+            self.assertEqual(times, sorted(times))
+
+            # Closed loop: --requests counts what is sent after the warmup.
+            p = run_client(srv.port, "-c", 2, "--requests", 50, "--mix", "echo", "-P", 1, "--warmup", "300ms",
+                           "--json")
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            doc = json.loads(p.stdout)
+            self.assertEqual((doc["sent"], doc["ok"], doc["latency_ms"]["count"]), (100, 100, 100))
+
+    def test_timeline_file(self):
+        with Server() as srv, tempfile.TemporaryDirectory() as d:
+            for name in ("rows.jsonl", "rows.csv"):
+                path = os.path.join(d, name)
+                p = run_client(srv.port, "-c", 2, "--mix", "echo", "-R", 500, "-d", "2s", "--timeline", path)
+                self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+                self.assertNotIn("INTERVAL", p.stderr)
+                with open(path) as f:
+                    text = f.read()
+                if name.endswith(".csv"):
+                    lines = text.splitlines()
+                    self.assertEqual(lines[0], "t_s,dt_s,ok,busy,errors,ok_rps,busy_rps,err_rps,p50_ms,p99_ms,warmup")
+                    rows = [dict(zip(lines[0].split(","), l.split(","))) for l in lines[1:]]
+                else:
+                    rows = [json.loads(l) for l in text.splitlines()]
+                self.assertGreaterEqual(len(rows), 2, text)
+                self.assertLess(abs(float(rows[0]["t_s"]) - 1.0), 0.2)  # a row a second by default
+                self.assertEqual(sum(int(r["ok"]) for r in rows), parse_text(p.stdout)["SUMMARY"]["ok"])
 
     def test_ops_are_reported_apart(self):
         # SLEEPs of 30 ms and ECHOs, one at a time per client: the ops' latencies differ by the sleep.
@@ -458,27 +524,42 @@ class AgainstTpserver(unittest.TestCase):
                                         stderr=slave, text=True)
                 os.close(slave)
                 out, _ = proc.communicate(timeout=30)
-                err = b""
-                while True:
-                    try:
-                        chunk = os.read(master, 65536)
-                    except OSError:  # EIO: the terminal's other side is closed
-                        break
-                    if not chunk:
-                        break
-                    err += chunk
-                os.close(master)
+                err = read_pty(master)
                 self.assertEqual(proc.returncode, 0, out)
                 self.assertIn("SUMMARY", out)
-                progress = re.findall(rb"\r(\d+) done  (\d+) req/s  p99 (\d+\.\d{3}) ms", err)
+                progress = PROGRESS_RE.findall(err)
                 if quiet:
                     self.assertEqual(progress, [])
                     self.assertNotIn(b"\r", err)
                 else:
                     self.assertGreaterEqual(len(progress), 2, err)
-                    done = [int(p[0]) for p in progress]
+                    done = [int(p[-1]) for p in progress]
                     self.assertEqual(done, sorted(done))
                     self.assertGreater(done[-1], 0)
+                    # 500 OK/s on the schedule, nothing busy, and the elapsed time counting up.
+                    self.assertLess(abs(int(progress[0][2]) - 500), 100, err)
+                    self.assertEqual((progress[0][3], progress[0][4], progress[0][5]), (b"0", b"0", b"0"))
+                    self.assertEqual([p[0] for p in progress[:2]], [b"1.0", b"2.0"])
+
+    def test_progress_line_tells_busy_apart(self):
+        # One worker, a queue of one, no wait: most pipelined sleeps are refused;
+        # the progress line says so instead of counting them as done requests.
+        with Server("--workers", "1", "--queue", "1", "--queue-timeout-ms", "0") as srv:
+            master, slave = pty.openpty()
+            proc = subprocess.Popen([TPCLIENT, "--port", str(srv.port), "-c", "2", "-P", "8", "--mix", "sleep",
+                                     "--sleep-ms", "20", "-d", "2.3"],
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave, text=True)
+            os.close(slave)
+            out, _ = proc.communicate(timeout=30)
+            err = read_pty(master)
+            progress = PROGRESS_RE.findall(err)
+            self.assertGreaterEqual(len(progress), 2, err)
+            _, warm, ok_s, busy_s, busy_pct, _, _, _ = progress[-1]
+            self.assertEqual(warm, b"")
+            self.assertLess(int(ok_s), 60)  # one 20 ms sleep at a time: about 50/s
+            self.assertGreater(int(busy_s), int(ok_s))
+            self.assertGreater(int(busy_pct), 50)
+            self.assertGreater(int(parse_text(out)["ERRORS"]["busy"]), 0)
 
     def test_duration_closed_loop(self):
         with Server() as srv:

@@ -147,6 +147,15 @@ static void test_short_aliases_and_units(void **state)
 	assert_true(o.groups[0].rate == 1500);
 	assert_true(o.recv_timeout_s == 0.25);
 
+	/* --timeline alone writes a row a second; --warmup and --interval take units. */
+	tp_client_opts_defaults(&o);
+	assert_int_equal(PARSE(&o, err, "--timeline", "rows.csv", "--warmup", "2s"), 0);
+	assert_true(o.interval_s == 1.0 && o.warmup_s == 2.0);
+	assert_non_null(o.timeline); /* points into argv, which PARSE has freed */
+	tp_client_opts_defaults(&o);
+	assert_int_equal(PARSE(&o, err, "--interval", "250ms"), 0);
+	assert_true(o.interval_s == 0.25 && !o.timeline && o.warmup_s == 0);
+
 	/* A group's rate takes the suffix too. */
 	tp_client_opts_defaults(&o);
 	assert_int_equal(PARSE(&o, err, "--group", "clients=2,rate=3k"), 0);
@@ -301,6 +310,10 @@ static void test_errors(void **state)
 	EXPECT_ERROR("--max-inflight", "--pipeline", "0");
 	EXPECT_ERROR("--threads", "-t", "0");
 	EXPECT_ERROR("--recv-timeout", "--recv-timeout", "2d");
+	EXPECT_ERROR("--interval", "--interval", "0");
+	EXPECT_ERROR("--warmup", "--warmup", "-1");
+	EXPECT_ERROR("--timeline", "--timeline", "");
+	EXPECT_ERROR("--latency-file", "--latency-file", "");
 	EXPECT_ERROR("--source", "--source", "127.0.0.300");
 	EXPECT_ERROR("--source", "--source", "");
 	EXPECT_ERROR("--source", "--source", "127.0.0.2,");
