@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "client_failure.h"
 #include "client_gen.h"
 #include "client_window.h"
 #include "clock.h"
@@ -22,7 +23,6 @@
 #include "verify.h"
 
 #define LATE_NS 1000000LL /* open loop: a send this far behind schedule counts as late */
-#define FAILURES_LOGGED 5 /* per worker, in detail at warning level; the rest at debug */
 
 struct tp_client_conn {
 	struct tp_client_ctx *ctx;
@@ -39,8 +39,9 @@ struct tp_client_conn {
 	uint64_t replies;         /* lines read */
 	int64_t last_progress_ns; /* last reply, or when the window last left empty */
 	struct tp_framer framer;
-	struct tp_client_window win; /* outstanding requests: max-inflight entries */
-	char *out;                   /* unsent requests: out[out_off..out_len) */
+	struct tp_client_window win;   /* outstanding requests: max-inflight entries */
+	struct tp_client_window retry; /* --retry-busy: refused, waiting; each holds a slot of the window */
+	char *out;                     /* unsent requests: out[out_off..out_len) */
 	size_t out_off, out_len;
 };
 
@@ -77,7 +78,8 @@ int tp_client_conn_new(struct tp_client_ctx *ctx, unsigned group, unsigned index
 	c->rng = ctx->seed ^ tp_client_gen_next(&x);
 	tp_framer_init(&c->framer, c->g->max_request + 64); /* error replies are short; 64 is ample */
 	c->out = malloc(c->g->out_cap);
-	if (tp_client_window_init(&c->win, c->g->group->max_inflight) < 0 || !c->out) {
+	if (tp_client_window_init(&c->win, c->g->group->max_inflight) < 0 || !c->out ||
+	    (ctx->retry_delay_ns && tp_client_window_init(&c->retry, c->g->group->max_inflight) < 0)) {
 		tp_client_conn_free(c);
 		return -ENOMEM;
 	}
@@ -139,6 +141,15 @@ static void count_unanswered(struct tp_client_conn *c, bool timeout)
 		                           (enum tp_op)tp_client_window_at(&c->win, i)->op, timeout);
 }
 
+/* --retry-busy: the refused requests that will not be sent again, given up. */
+static void drop_retries(struct tp_client_conn *c)
+{
+	while (c->retry.count > 0) {
+		struct tp_client_req req = tp_client_window_pop(&c->retry);
+		tp_client_stats_gave_up(stats_of(c, req.measured), (enum tp_op)req.op);
+	}
+}
+
 static void close_conn(struct tp_client_conn *c, enum close_why why)
 {
 	struct tp_client_ctx *ctx = c->ctx;
@@ -169,6 +180,8 @@ static void close_conn(struct tp_client_conn *c, enum close_why why)
 		break;
 	}
 	tp_client_window_clear(&c->win);
+	if (!c->broken)
+		drop_retries(c); /* a connection to reopen sends them then */
 	c->out_off = c->out_len = 0;
 	close(c->fd); /* also leaves the epoll set */
 	c->fd = -1;
@@ -186,6 +199,7 @@ void tp_client_conn_free(struct tp_client_conn *c)
 	}
 	tp_framer_release(&c->framer);
 	tp_client_window_release(&c->win);
+	tp_client_window_release(&c->retry);
 	free(c->out);
 	free(c);
 }
@@ -243,6 +257,29 @@ static int flush(struct tp_client_conn *c)
 	return 0;
 }
 
+/* --retry-busy: send the refused requests whose delay is over, oldest first, before any new one. */
+static void append_retries(struct tp_client_conn *c)
+{
+	struct tp_client_ctx *ctx = c->ctx;
+
+	if (ctx->stopping)
+		drop_retries(c);
+	while (tp_client_window_due(&c->retry, ctx->now_ns) &&
+	       c->out_len + c->g->max_request <= c->g->out_cap) {
+		struct tp_client_req *p = tp_client_window_push(&c->win);
+		*p = tp_client_window_pop(&c->retry);
+		if (c->win.count == 1)
+			c->last_progress_ns = ctx->now_ns;
+		c->out_len += tp_client_req_write(p, c->out + c->out_len, c->g->max_request);
+		tp_client_stats_retried(stats_of(c, p->measured), (enum tp_op)p->op);
+	}
+	if (c->retry.count > 0) {
+		int64_t due = tp_client_window_at(&c->retry, 0)->due_ns;
+		if (!ctx->retry_wake_ns || due < ctx->retry_wake_ns)
+			ctx->retry_wake_ns = due;
+	}
+}
+
 void tp_client_conn_pump(struct tp_client_conn *c)
 {
 	struct tp_client_ctx *ctx = c->ctx;
@@ -258,8 +295,10 @@ void tp_client_conn_pump(struct tp_client_conn *c)
 		c->out_off = 0;
 	}
 	before = c->out_len;
+	append_retries(c);
 	while ((more = more_to_send(c, &start)) && start <= ctx->now_ns &&
-	       c->win.count < c->g->group->max_inflight && c->out_len + c->g->max_request <= c->g->out_cap)
+	       c->win.count + c->retry.count < c->g->group->max_inflight &&
+	       c->out_len + c->g->max_request <= c->g->out_cap)
 		append_request(c, start);
 
 	/* With EPOLLOUT armed the socket is full: the writable event sends the batch. */
@@ -271,7 +310,7 @@ void tp_client_conn_pump(struct tp_client_conn *c)
 			return;
 		}
 	}
-	if (!more && c->win.count == 0 && c->out_len == 0)
+	if (!more && c->win.count == 0 && c->retry.count == 0 && c->out_len == 0)
 		close_conn(c, CLOSE_DONE);
 }
 
@@ -280,32 +319,6 @@ void tp_client_conn_begin(struct tp_client_conn *c)
 	c->last_progress_ns = c->ctx->now_ns;
 	if (c->g->tick_ns == 0)
 		tp_client_conn_pump(c);
-}
-
-static void log_failure(struct tp_client_conn *c, const struct tp_client_req *p, enum tp_verify_result r,
-                        const char *line, size_t len)
-{
-	struct tp_client_ctx *ctx = c->ctx;
-	/* Busy is the expected answer of a loaded server: worth a debug line only. */
-	enum tp_log_level level =
-	        r != TP_VERIFY_BUSY && ctx->failures_logged < FAILURES_LOGGED ? TP_LOG_WARNING : TP_LOG_DEBUG;
-
-	if (!tp_log_enabled(level))
-		return;
-	if (level == TP_LOG_WARNING)
-		ctx->failures_logged++;
-	if (!line) {
-		tp_log(level, "reply", "client %u: reply too long (%s)", c->index, tp_verify_result_name(r));
-	} else if (!p) {
-		tp_log(level, "reply", "client %u: reply without a request: '%.*s'", c->index,
-		       (int)(len > 80 ? 80 : len), line);
-	} else if (p->op == TP_OP_SLEEP) {
-		tp_log(level, "reply", "client %u: %s: SLEEP %u got '%.*s'", c->index,
-		       tp_verify_result_name(r), p->arg, (int)(len > 80 ? 80 : len), line);
-	} else {
-		tp_log(level, "reply", "client %u: %s: ECHO of %u bytes got '%.*s'", c->index,
-		       tp_verify_result_name(r), p->arg, (int)(len > 80 ? 80 : len), line);
-	}
 }
 
 /* tp_framer callback: one reply line, checked against the oldest outstanding request. */
@@ -322,7 +335,7 @@ static int on_reply(void *arg, const char *line, size_t len, bool too_long)
 	if (c->win.count == 0) {
 		counts->recv++;
 		counts->mismatch++;
-		log_failure(c, NULL, r, too_long ? NULL : line, len);
+		tp_client_failure_log(&ctx->failures_logged, c->index, NULL, r, too_long ? NULL : line, len);
 		return 0;
 	}
 	req = tp_client_window_pop(&c->win);
@@ -330,10 +343,14 @@ static int on_reply(void *arg, const char *line, size_t len, bool too_long)
 		r = tp_client_req_check(&req, ctx->text, line, len);
 	latency_ns = ctx->now_ns > req.start_ns ? (uint64_t)(ctx->now_ns - req.start_ns) : 0;
 	tp_client_stats_reply(stats_of(c, req.measured), (enum tp_op)req.op, r, latency_ns);
+	if (r == TP_VERIFY_BUSY && ctx->retry_delay_ns &&
+	    (ctx->stopping || !tp_client_window_defer(&c->retry, &req, ctx->now_ns + ctx->retry_delay_ns,
+	                                              ctx->opts->retry_budget)))
+		tp_client_stats_gave_up(stats_of(c, req.measured), (enum tp_op)req.op);
 	if (r == TP_VERIFY_OK && ctx->recent)
 		tp_hist_record(ctx->recent, latency_ns);
 	if (r != TP_VERIFY_OK)
-		log_failure(c, &req, r, too_long ? NULL : line, len);
+		tp_client_failure_log(&ctx->failures_logged, c->index, &req, r, too_long ? NULL : line, len);
 	return 0;
 }
 
@@ -408,7 +425,7 @@ void tp_client_conn_sweep(struct tp_client_conn *c)
 	}
 	/* An idle connection may have become due (open loop) or done (end, stop); busy ones are
 	 * pumped on reads. */
-	if (c->win.count == 0)
+	if (c->win.count == 0 || c->retry.count > 0)
 		tp_client_conn_pump(c);
 }
 
@@ -458,6 +475,7 @@ void tp_client_conn_give_up(struct tp_client_conn *c)
 		return;
 	c->broken = false;
 	stats_of(c, now_measured(c->ctx))->counts.disconnects++;
+	drop_retries(c);
 	c->ctx->open--;
 }
 
@@ -466,6 +484,7 @@ void tp_client_conn_abort(struct tp_client_conn *c)
 	if (c->broken) {
 		/* Waiting to be reopened: what it had outstanding is already counted lost. */
 		c->broken = false;
+		drop_retries(c);
 		c->ctx->open--;
 		return;
 	}

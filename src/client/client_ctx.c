@@ -41,6 +41,7 @@ int tp_client_ctx_init(struct tp_client_ctx *ctx, const struct tp_client_opts *o
 	ctx->seed = seed;
 	ctx->epfd = epfd;
 	ctx->recv_timeout_ns = (int64_t)(opts->recv_timeout_s * 1e9);
+	ctx->retry_delay_ns = (int64_t)(opts->retry_delay_s * 1e9);
 	for (unsigned i = 0; i < opts->ngroups && r == 0; i++) {
 		r = gctx_init(&ctx->groups[i], &opts->groups[i]);
 		if (opts->groups[i].echo_hi > echo_max)

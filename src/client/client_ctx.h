@@ -41,6 +41,8 @@ struct tp_client_ctx {
 	int64_t warm_end_ns; /* start + warmup: requests due (sent) before it count apart */
 	int64_t end_ns;      /* start + warmup + duration; 0 without --duration */
 	int64_t recv_timeout_ns;
+	int64_t retry_delay_ns; /* --retry-busy; 0: busy replies are not retried */
+	int64_t retry_wake_ns;  /* the earliest retry waiting to be sent, for the worker to wake; 0: none */
 	struct tp_client_gctx groups[TP_CLIENT_MAX_GROUPS]; /* [opts->ngroups] */
 	struct tp_hist *recent; /* OK replies since the worker last published them; NULL: not kept */
 	char *rbuf;             /* read buffer */

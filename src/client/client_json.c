@@ -89,13 +89,14 @@ static void json_counts(FILE *f, const struct tp_client_counts *c, const struct 
 	fprintf(f,
 	        ",\"sent\":%llu,\"recv\":%llu,\"ok\":%llu,\"err\":%llu,\"busy\":%llu,\"other_err\":%llu"
 	        ",\"mismatch\":%llu,\"timeouts\":%llu,\"lost\":%llu,\"disconnects\":%llu,\"connect_failed\":%"
-	        "llu,\"reconnects\":%llu,\"late\":%llu,\"ok_rps\":%.1f",
+	        "llu,\"reconnects\":%llu,\"late\":%llu,\"retries\":%llu,\"gave_up\":%llu,\"ok_rps\":%.1f",
 	        (unsigned long long)c->sent, (unsigned long long)c->recv, (unsigned long long)c->ok,
 	        (unsigned long long)tp_client_report_err(c), (unsigned long long)c->busy,
 	        (unsigned long long)c->other_err, (unsigned long long)c->mismatch,
 	        (unsigned long long)c->timeouts, (unsigned long long)c->lost,
 	        (unsigned long long)c->disconnects, (unsigned long long)c->connect_failed,
 	        (unsigned long long)c->reconnects, (unsigned long long)c->late,
+	        (unsigned long long)c->retries, (unsigned long long)c->gave_up,
 	        tp_client_report_ok_rps(c, elapsed_s));
 	json_latency(f, h, true);
 }
@@ -107,11 +108,14 @@ static void json_op(FILE *f, const char *name, const struct tp_client_counts *c,
 	fprintf(f,
 	        "\"%s\":{\"sent\":%llu,\"recv\":%llu,\"ok\":%llu,\"err\":%llu,\"busy\":%llu,\"other_err\":%"
 	        "llu"
-	        ",\"mismatch\":%llu,\"timeouts\":%llu,\"lost\":%llu,\"late\":%llu,\"ok_rps\":%.1f",
+	        ",\"mismatch\":%llu,\"timeouts\":%llu,\"lost\":%llu,\"late\":%llu,\"retries\":%llu,\"gave_"
+	        "up\":%llu"
+	        ",\"ok_rps\":%.1f",
 	        name, (unsigned long long)c->sent, (unsigned long long)c->recv, (unsigned long long)c->ok,
 	        (unsigned long long)tp_client_report_err(c), (unsigned long long)c->busy,
 	        (unsigned long long)c->other_err, (unsigned long long)c->mismatch,
 	        (unsigned long long)c->timeouts, (unsigned long long)c->lost, (unsigned long long)c->late,
+	        (unsigned long long)c->retries, (unsigned long long)c->gave_up,
 	        tp_client_report_ok_rps(c, elapsed_s));
 	json_latency(f, h, false);
 	fputc('}', f);
@@ -142,8 +146,14 @@ void tp_client_json_report(FILE *f, const struct tp_client_report *r)
 		fprintf(f, ",\"duration_s\":%.3f", o->duration_s);
 	else
 		fputs(",\"duration_s\":null", f);
-	fprintf(f, ",\"recv_timeout_s\":%.3f,\"reconnect\":%s,\"seed\":%llu", o->recv_timeout_s,
-	        o->reconnect ? "true" : "false", (unsigned long long)r->seed);
+	fprintf(f, ",\"recv_timeout_s\":%.3f,\"reconnect\":%s", o->recv_timeout_s,
+	        o->reconnect ? "true" : "false");
+	if (o->retry_delay_s > 0)
+		fprintf(f, ",\"retry_busy\":{\"delay_s\":%.3f,\"budget\":%u}", o->retry_delay_s,
+		        o->retry_budget);
+	else
+		fputs(",\"retry_busy\":null", f);
+	fprintf(f, ",\"warmup_s\":%.3f,\"seed\":%llu", o->warmup_s, (unsigned long long)r->seed);
 	json_results(f, r->total, r->elapsed_s);
 	fprintf(f, ",\"elapsed_s\":%.3f,\"interrupted\":%s", r->elapsed_s, r->interrupted ? "true" : "false");
 	if (o->grouped) {

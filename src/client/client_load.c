@@ -192,6 +192,10 @@ static void *worker_main(void *arg)
 			publish(w);
 			next_publish = w->pub_latency ? ctx->now_ns + PUBLISH_NS : INT64_MAX;
 		}
+		if (ctx->retry_wake_ns && ctx->now_ns >= ctx->retry_wake_ns) {
+			ctx->retry_wake_ns = 0; /* the connections still waiting set it again */
+			next_sweep = ctx->now_ns;
+		}
 		if (ctx->now_ns >= next_sweep) {
 			sweep(w);
 			next_sweep = ctx->now_ns + SWEEP_NS;
@@ -201,6 +205,8 @@ static void *worker_main(void *arg)
 		int64_t wake = next_sweep < next_publish ? next_sweep : next_publish;
 		if (w->sched.on && w->sched.next_ns < wake)
 			wake = w->sched.next_ns;
+		if (ctx->retry_wake_ns && ctx->retry_wake_ns < wake)
+			wake = ctx->retry_wake_ns;
 		int n = wait_events(w->epfd, evs, wake - ctx->now_ns);
 		ctx->now_ns = now_ns();
 		if (n < 0 && errno != EINTR) {

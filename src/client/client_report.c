@@ -6,8 +6,10 @@
 
 int tp_client_report_exit_status(const struct tp_client_counts *c)
 {
-	bool clean = c->ok == c->sent && c->busy == 0 && c->other_err == 0 && c->mismatch == 0 &&
-	             c->timeouts == 0 && c->lost == 0 && c->disconnects == 0 && c->connect_failed == 0;
+	/* Every request got its OK in the end: each busy reply was retried (none without --retry-busy). */
+	bool clean = c->ok + c->retries == c->sent && c->busy == c->retries && c->other_err == 0 &&
+	             c->mismatch == 0 && c->timeouts == 0 && c->lost == 0 && c->disconnects == 0 &&
+	             c->connect_failed == 0;
 
 	return clean ? TP_CLIENT_EXIT_OK : TP_CLIENT_EXIT_FAILED;
 }
@@ -67,13 +69,15 @@ static void text_group(FILE *f, const struct tp_client_group *g, const struct tp
 	text_sources(f, g);
 	fprintf(f,
 	        " sent=%llu recv=%llu ok=%llu err=%llu ok_rps=%.1f busy=%llu other=%llu mismatch=%llu "
-	        "timeouts=%llu lost=%llu disconnects=%llu connect_failed=%llu reconnects=%llu late=%llu",
+	        "timeouts=%llu lost=%llu disconnects=%llu connect_failed=%llu reconnects=%llu late=%llu "
+	        "retries=%llu gave_up=%llu",
 	        (unsigned long long)c->sent, (unsigned long long)c->recv, (unsigned long long)c->ok,
 	        (unsigned long long)tp_client_report_err(c), tp_client_report_ok_rps(c, elapsed_s),
 	        (unsigned long long)c->busy, (unsigned long long)c->other_err,
 	        (unsigned long long)c->mismatch, (unsigned long long)c->timeouts, (unsigned long long)c->lost,
 	        (unsigned long long)c->disconnects, (unsigned long long)c->connect_failed,
-	        (unsigned long long)c->reconnects, (unsigned long long)c->late);
+	        (unsigned long long)c->reconnects, (unsigned long long)c->late,
+	        (unsigned long long)c->retries, (unsigned long long)c->gave_up);
 	text_latency(f, s->latency);
 }
 
@@ -86,12 +90,12 @@ static void text_op(FILE *f, const char *group, const char *op, const struct tp_
 		fprintf(f, " group=%s", group);
 	fprintf(f,
 	        " op=%s sent=%llu recv=%llu ok=%llu err=%llu ok_rps=%.1f busy=%llu other=%llu mismatch=%llu "
-	        "timeouts=%llu lost=%llu late=%llu",
+	        "timeouts=%llu lost=%llu late=%llu retries=%llu gave_up=%llu",
 	        op, (unsigned long long)c->sent, (unsigned long long)c->recv, (unsigned long long)c->ok,
 	        (unsigned long long)tp_client_report_err(c), tp_client_report_ok_rps(c, elapsed_s),
 	        (unsigned long long)c->busy, (unsigned long long)c->other_err,
 	        (unsigned long long)c->mismatch, (unsigned long long)c->timeouts, (unsigned long long)c->lost,
-	        (unsigned long long)c->late);
+	        (unsigned long long)c->late, (unsigned long long)c->retries, (unsigned long long)c->gave_up);
 	text_latency(f, h);
 }
 
@@ -117,11 +121,12 @@ void tp_client_report_text(FILE *f, const struct tp_client_report *r)
 	        tp_client_report_ok_rps(c, r->elapsed_s));
 	fprintf(f,
 	        "ERRORS busy=%llu other=%llu mismatch=%llu timeouts=%llu lost=%llu disconnects=%llu "
-	        "connect_failed=%llu reconnects=%llu\n",
+	        "connect_failed=%llu reconnects=%llu retries=%llu gave_up=%llu\n",
 	        (unsigned long long)c->busy, (unsigned long long)c->other_err,
 	        (unsigned long long)c->mismatch, (unsigned long long)c->timeouts, (unsigned long long)c->lost,
 	        (unsigned long long)c->disconnects, (unsigned long long)c->connect_failed,
-	        (unsigned long long)c->reconnects);
+	        (unsigned long long)c->reconnects, (unsigned long long)c->retries,
+	        (unsigned long long)c->gave_up);
 	fputs("LATENCY_MS", f);
 	text_latency(f, r->total->latency);
 	fprintf(f, "RUN loop=%s rate=%.1f clients=%u threads=%u max_inflight=%u mix=%s seed=%llu late=%llu",
@@ -132,6 +137,10 @@ void tp_client_report_text(FILE *f, const struct tp_client_report *r)
 		fprintf(f, " groups=%u", o->ngroups);
 	if (o->reconnect)
 		fputs(" reconnect=1", f);
+	if (o->retry_delay_s > 0)
+		fprintf(f, " retry_busy=%.3f,%u", o->retry_delay_s, o->retry_budget);
+	if (o->warmup_s > 0)
+		fprintf(f, " warmup=%.3f", o->warmup_s);
 	fputs(r->interrupted ? " interrupted=1\n" : "\n", f);
 	for (unsigned i = 0; o->grouped && i < o->ngroups; i++)
 		text_group(f, &o->groups[i], &r->groups[i], r->elapsed_s);

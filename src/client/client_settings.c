@@ -176,6 +176,15 @@ const struct tp_client_setting tp_client_settings[] = {
          .arg = "PATH",
          .help = "write the --interval rows to PATH: JSON lines, or CSV if PATH ends in .csv",
          .expect = "a file name"},
+        {.name = "retry-busy",
+         .kind = K_RETRY,
+         .off = F(retry_delay_s),
+         .off2 = F(retry_budget),
+         .dmax = 3600.0,
+         .max = 1000,
+         .arg = "DELAY[,N]",
+         .help = "send a request refused as busy again after DELAY (10ms, 0.5), at most N times (3)",
+         .expect = "DELAY[,N]: a duration > 0 (seconds, or a number with ms, s, m or h), N from 1 to 1000"},
         {.name = "latency-file",
          .kind = K_PATH,
          .off = F(latency_file),
@@ -242,6 +251,9 @@ int tp_client_setting_set(const struct tp_client_setting *st, void *base, const 
 	case K_FLAG:
 		*(bool *)(void *)field = true;
 		return 0;
+	case K_RETRY:
+		return tp_client_value_retry(s, st->dmax, st->max, (double *)(void *)field,
+		                             (unsigned *)(void *)((char *)base + st->off2));
 	case K_PATH:
 		if (s[0] == '\0')
 			return -EINVAL;

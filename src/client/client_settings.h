@@ -56,7 +56,9 @@ struct tp_client_opts {
 	bool quiet;
 	const char *latency_file; /* --latency-file: the .hgrm of all OK replies; NULL: none */
 	double warmup_s;          /* run this long first, left out of the totals; 0 = none */
-	double interval_s;        /* a timeline row this often; 0 = none */
+	double retry_delay_s; /* --retry-busy: send a busy-refused request again this much later; 0 = never */
+	unsigned retry_budget; /* --retry-busy: at most this many times per request */
+	double interval_s;     /* a timeline row this often; 0 = none */
 	const char *timeline; /* --timeline: rows to this file (JSON lines, or CSV for *.csv); NULL: stderr */
 	enum tp_log_level log_level;
 };
@@ -80,6 +82,7 @@ enum tp_client_setting_kind {
 	K_SOURCES,   /* "ADDR[,ADDR...]" into sources[] and nsources */
 	K_FLAG,      /* bool set to true, no argument */
 	K_PATH,      /* const char *, not empty: points into argv */
+	K_RETRY,     /* "DELAY[,N]": a duration into the double at off, a count into the unsigned at off2 */
 	K_GROUP,     /* "KEY=VALUE,...": one more group, read once all flags are */
 	K_HELP,
 	K_VERSION,

@@ -34,6 +34,19 @@ void tp_client_stats_sent(struct tp_client_stats *s, enum tp_op op, bool late)
 	s->op[op].late += late;
 }
 
+void tp_client_stats_retried(struct tp_client_stats *s, enum tp_op op)
+{
+	tp_client_stats_sent(s, op, false);
+	s->counts.retries++;
+	s->op[op].retries++;
+}
+
+void tp_client_stats_gave_up(struct tp_client_stats *s, enum tp_op op)
+{
+	s->counts.gave_up++;
+	s->op[op].gave_up++;
+}
+
 /* The count a reply of kind r adds to. */
 static uint64_t *reply_count(struct tp_client_counts *c, enum tp_verify_result r)
 {

@@ -22,7 +22,7 @@
 struct tp_client_stats {
 	/* Everything; what belongs to no request (disconnects, reconnects, unsolicited lines) only here. */
 	struct tp_client_counts counts;
-	/* Per op: sent, recv, ok, busy, other_err, mismatch, late, timeouts, lost. */
+	/* Per op: sent, recv, ok, busy, other_err, mismatch, late, timeouts, lost, retries, gave_up. */
 	struct tp_client_counts op[TP_OP_COUNT];
 	/* OK replies, ns, per op and of all ops; any may be NULL: not recorded. */
 	struct tp_hist *op_latency[TP_OP_COUNT];
@@ -41,6 +41,12 @@ void tp_client_stats_release(struct tp_client_stats *s);
 
 /* A request of op was written; late: open loop, 1 ms or more after its due time. */
 void tp_client_stats_sent(struct tp_client_stats *s, enum tp_op op, bool late);
+
+/* --retry-busy: a request of op refused as busy was sent again (a retry, and one more sent). */
+void tp_client_stats_retried(struct tp_client_stats *s, enum tp_op op);
+
+/* --retry-busy: a request of op refused as busy will not be sent again. */
+void tp_client_stats_gave_up(struct tp_client_stats *s, enum tp_op op);
 
 /* The reply to a request of op was checked as r; latency_ns counts when r is OK. */
 void tp_client_stats_reply(struct tp_client_stats *s, enum tp_op op, enum tp_verify_result r,

@@ -111,6 +111,26 @@ int tp_client_value_rate(const char *s, double max, double *ret)
 	return scaled(s, max, suffixes, factors, ret);
 }
 
+int tp_client_value_retry(const char *s, double max_s, uint64_t max_n, double *ret_s, unsigned *ret_n)
+{
+	char delay[64];
+	const char *comma = strchr(s, ',');
+	size_t len = comma ? (size_t)(comma - s) : strlen(s);
+	uint64_t n = 3;
+	double d;
+
+	if (len >= sizeof(delay))
+		return -EINVAL;
+	memcpy(delay, s, len);
+	delay[len] = '\0';
+	if (tp_client_value_duration(delay, max_s, &d) < 0 ||
+	    (comma && tp_client_value_u64(comma + 1, 1, max_n, &n) < 0))
+		return -EINVAL;
+	*ret_s = d;
+	*ret_n = (unsigned)n;
+	return 0;
+}
+
 /* "LO-HI" or a single "N" (LO = HI = N), min <= LO <= HI <= max. */
 int tp_client_value_span(const char *s, uint64_t min, uint64_t max, uint32_t *ret_lo, uint32_t *ret_hi)
 {

@@ -54,6 +54,12 @@ int tp_client_value_duration(const char *s, double max_s, double *ret_s);
 /* A rate > 0 and <= max: a decimal number with an optional k (or K, x1000) or M suffix ("2k"). */
 int tp_client_value_rate(const char *s, double max, double *ret);
 
+/*
+ * "DELAY[,N]": a duration as tp_client_value_duration() reads it, at most
+ * max_s, and an optional count from 1 to max_n (3 when not given).
+ */
+int tp_client_value_retry(const char *s, double max_s, uint64_t max_n, double *ret_s, unsigned *ret_n);
+
 /* "LO-HI" or a single "N" (LO = HI = N), min <= LO <= HI <= max. */
 int tp_client_value_span(const char *s, uint64_t min, uint64_t max, uint32_t *ret_lo, uint32_t *ret_hi);
 

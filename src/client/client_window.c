@@ -54,6 +54,25 @@ void tp_client_window_clear(struct tp_client_window *w)
 	w->head = w->count = 0;
 }
 
+bool tp_client_window_defer(struct tp_client_window *w, const struct tp_client_req *req, int64_t due_ns,
+                            unsigned budget)
+{
+	struct tp_client_req *p;
+
+	if (req->retries >= budget || w->count == w->cap)
+		return false;
+	p = tp_client_window_push(w);
+	*p = *req;
+	p->retries++;
+	p->due_ns = due_ns;
+	return true;
+}
+
+const struct tp_client_req *tp_client_window_due(const struct tp_client_window *w, int64_t now_ns)
+{
+	return w->count > 0 && w->ring[w->head].due_ns <= now_ns ? &w->ring[w->head] : NULL;
+}
+
 void tp_client_req_draw(const struct tp_client_group *g, uint64_t *rng, struct tp_client_req *req)
 {
 	uint64_t r_op = tp_client_gen_next(rng), r_arg = tp_client_gen_next(rng);

@@ -54,6 +54,18 @@ struct tp_client_req tp_client_window_pop(struct tp_client_window *w);
 /* Forget every entry. */
 void tp_client_window_clear(struct tp_client_window *w);
 
+/*
+ * --retry-busy, with w the queue of refused requests waiting for their
+ * retry: queue a copy of req (refused as busy) to be sent again at due_ns,
+ * if it was sent again fewer than budget times and the queue has room.
+ * Returns true if queued.
+ */
+bool tp_client_window_defer(struct tp_client_window *w, const struct tp_client_req *req, int64_t due_ns,
+                            unsigned budget);
+
+/* The oldest entry if it is due by now_ns (its due_ns), else NULL. */
+const struct tp_client_req *tp_client_window_due(const struct tp_client_window *w, int64_t now_ns);
+
 /* Draw the next request of group g from the client's generator *rng: op and argument into *req. */
 void tp_client_req_draw(const struct tp_client_group *g, uint64_t *rng, struct tp_client_req *req);
 

@@ -26,10 +26,10 @@ JSON_KEYS = {
     "requests_per_client", "duration_s", "sources", "sleep_ms", "echo_bytes", "recv_timeout_s", "seed",
     "sent", "recv", "ok", "err", "busy", "other_err", "mismatch", "timeouts", "lost",
     "disconnects", "connect_failed", "reconnects", "reconnect", "late", "elapsed_s", "ok_rps", "interrupted", "latency_ms",
-    "ops", "exit_status",
+    "ops", "exit_status", "retries", "gave_up", "retry_busy", "warmup_s",
 }
 OP_KEYS = {"sent", "recv", "ok", "err", "busy", "other_err", "mismatch", "timeouts", "lost", "late", "ok_rps",
-           "latency_ms"}
+           "latency_ms", "retries", "gave_up"}
 LATENCY_KEYS = {"count", "min", "mean", "p50", "p90", "p99", "p99_9", "max"}
 PROGRESS_RE = re.compile(rb"\r\[(\d+\.\d) s( warmup)?\] ok (\d+)/s  busy (\d+)/s \((\d+)%\)  errors (\d+)/s  "
                          rb"p99 (\d+\.\d{3}) ms  replies (\d+)\x1b\[K")
@@ -264,6 +264,46 @@ class AgainstTpserver(unittest.TestCase):
                 self.assertLess(abs(float(rows[0]["t_s"]) - 1.0), 0.2)  # a row a second by default
                 self.assertEqual(sum(int(r["ok"]) for r in rows), parse_text(p.stdout)["SUMMARY"]["ok"])
 
+    def test_retry_busy(self):
+        # One worker, a queue of one, no wait: pipelined 20 ms sleeps are mostly refused.
+        args = ["-c", 2, "-P", 8, "--mix", "sleep", "--sleep-ms", 20, "--requests", 20, "--json"]
+        with Server("--workers", "1", "--queue", "1", "--queue-timeout-ms", "0") as srv:
+            p = run_client(srv.port, *args)
+            self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+            plain = json.loads(p.stdout)
+            self.assertEqual((plain["retries"], plain["gave_up"], plain["retry_busy"]), (0, 0, None))
+            self.assertGreater(plain["busy"], 0)
+            self.assertLess(plain["ok"], 40)
+
+            # Backing off 30 ms, up to 50 times: every request gets its OK in the end.
+            p = run_client(srv.port, *args, "--retry-busy", "30ms,50")
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            doc = json.loads(p.stdout)
+            self.assertEqual(doc["retry_busy"], {"delay_s": 0.03, "budget": 50})
+            self.assertEqual((doc["ok"], doc["gave_up"]), (40, 0))
+            self.assertGreater(doc["retries"], 0)
+            self.assertEqual(doc["busy"], doc["retries"])
+            self.assertEqual(doc["sent"], doc["ok"] + doc["retries"])
+            self.assertEqual(doc["ops"]["sleep"]["retries"], doc["retries"])
+            # A retried request's latency counts from its first send, delays included.
+            self.assertGreater(doc["latency_ms"]["max"], 50.0)
+
+            # A budget of one: what is refused twice is given up, and the run fails.
+            p = run_client(srv.port, *args, "--retry-busy", "1ms,1")
+            self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+            doc = json.loads(p.stdout)
+            self.assertGreater(doc["gave_up"], 0)
+            self.assertEqual(doc["busy"], doc["retries"] + doc["gave_up"])
+            self.assertLessEqual(doc["retries"], 40)
+            self.assertEqual(doc["sent"], 40 + doc["retries"])
+
+            # The text report: the counts on ERRORS, the setting on RUN.
+            p = run_client(srv.port, *args[:-1], "--retry-busy", "30ms,50")
+            rep = parse_text(p.stdout)
+            self.assertEqual(rep["ERRORS"]["gave_up"], "0")
+            self.assertEqual(rep["ERRORS"]["retries"], rep["ERRORS"]["busy"])
+            self.assertEqual(rep["RUN"]["retry_busy"], "0.030,50")
+
     def test_ops_are_reported_apart(self):
         # SLEEPs of 30 ms and ECHOs, one at a time per client: the ops' latencies differ by the sleep.
         with Server("--workers", "8") as srv:
@@ -420,7 +460,8 @@ class AgainstTpserver(unittest.TestCase):
                     self.assertGreater(s["ok_rps"], 0)
                     self.assertEqual(rep["ERRORS"], {"busy": "0", "other": "0", "mismatch": "0",
                                                      "timeouts": "0", "lost": "0", "disconnects": "0",
-                                                     "connect_failed": "0", "reconnects": "0"})
+                                                     "connect_failed": "0", "reconnects": "0", "retries": "0",
+                                                     "gave_up": "0"})
                     lat = {k: float(v) for k, v in rep["LATENCY_MS"].items()}
                     self.assertLessEqual(lat["p50"], lat["p90"])
                     self.assertLessEqual(lat["p90"], lat["p99"])

@@ -156,6 +156,13 @@ static void test_short_aliases_and_units(void **state)
 	assert_int_equal(PARSE(&o, err, "--interval", "250ms"), 0);
 	assert_true(o.interval_s == 0.25 && !o.timeline && o.warmup_s == 0);
 
+	tp_client_opts_defaults(&o);
+	assert_int_equal(PARSE(&o, err, "--retry-busy", "20ms,5"), 0);
+	assert_true(o.retry_delay_s == 0.02 && o.retry_budget == 5);
+	tp_client_opts_defaults(&o);
+	assert_int_equal(PARSE(&o, err, "--retry-busy=0.1"), 0);
+	assert_true(o.retry_delay_s == 0.1 && o.retry_budget == 3);
+
 	/* A group's rate takes the suffix too. */
 	tp_client_opts_defaults(&o);
 	assert_int_equal(PARSE(&o, err, "--group", "clients=2,rate=3k"), 0);
@@ -311,6 +318,8 @@ static void test_errors(void **state)
 	EXPECT_ERROR("--threads", "-t", "0");
 	EXPECT_ERROR("--recv-timeout", "--recv-timeout", "2d");
 	EXPECT_ERROR("--interval", "--interval", "0");
+	EXPECT_ERROR("--retry-busy", "--retry-busy", "10ms,0");
+	EXPECT_ERROR("--retry-busy", "--retry-busy", "soon");
 	EXPECT_ERROR("--warmup", "--warmup", "-1");
 	EXPECT_ERROR("--timeline", "--timeline", "");
 	EXPECT_ERROR("--latency-file", "--latency-file", "");

@@ -94,6 +94,24 @@ static void test_rate(void **state)
 	}
 }
 
+static void test_retry(void **state)
+{
+	(void)state;
+	double d = 9;
+	unsigned n = 9;
+
+	assert_int_equal(tp_client_value_retry("10ms", 3600, 1000, &d, &n), 0);
+	assert_true(d == 0.01 && n == 3);
+	assert_int_equal(tp_client_value_retry("0.5,7", 3600, 1000, &d, &n), 0);
+	assert_true(d == 0.5 && n == 7);
+	d = 9, n = 9;
+	static const char *const bad[] = {"", ",3", "10ms,", "10ms,0", "10ms,1001", "0,3", "1x,3", "1,2,3", "2h"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(tp_client_value_retry(bad[i], 3600, 1000, &d, &n), -EINVAL);
+		assert_true(d == 9 && n == 9);
+	}
+}
+
 static void test_span(void **state)
 {
 	(void)state;
@@ -167,7 +185,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_u64),      cmocka_unit_test(test_positive),
-	        cmocka_unit_test(test_duration), cmocka_unit_test(test_rate),
+	        cmocka_unit_test(test_duration), cmocka_unit_test(test_rate), cmocka_unit_test(test_retry),
 	        cmocka_unit_test(test_span),     cmocka_unit_test(test_mix),
 	        cmocka_unit_test(test_sources),  cmocka_unit_test(test_name),
 	};

@@ -40,6 +40,30 @@ static void test_ring_order(void **state)
 	tp_client_window_release(&w);
 }
 
+static void test_defer(void **state)
+{
+	(void)state;
+	struct tp_client_window q;
+	struct tp_client_req req = {.arg = 5, .retries = 0};
+
+	assert_int_equal(tp_client_window_init(&q, 2), 0);
+	assert_null(tp_client_window_due(&q, 100));
+	assert_true(tp_client_window_defer(&q, &req, 50, 2));
+	req.arg = 6;
+	req.retries = 2; /* its budget is spent */
+	assert_false(tp_client_window_defer(&q, &req, 60, 2));
+	req.retries = 1;
+	assert_true(tp_client_window_defer(&q, &req, 60, 2));
+	assert_false(tp_client_window_defer(&q, &req, 70, 9)); /* full */
+	assert_null(tp_client_window_due(&q, 49));
+	assert_int_equal(tp_client_window_due(&q, 50)->arg, 5);
+	struct tp_client_req first = tp_client_window_pop(&q);
+	assert_true(first.retries == 1 && first.due_ns == 50);
+	assert_null(tp_client_window_due(&q, 59));
+	assert_int_equal(tp_client_window_pop(&q).retries, 2);
+	tp_client_window_release(&q);
+}
+
 static void test_draw_write_check(void **state)
 {
 	(void)state;
@@ -78,6 +102,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_ring_order),
+	        cmocka_unit_test(test_defer),
 	        cmocka_unit_test(test_draw_write_check),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
