@@ -61,13 +61,11 @@ static bool wait_run(struct tp_client_load *l, int sigfd, struct live *lv)
 	unsigned signals = 0;
 
 	for (;;) {
-		int64_t now = (int64_t)tp_clock_ns();
 		int timeout = -1;
 
 		if (lv->timeline) {
-			if (now >= tp_client_timeline_wake_ns(lv->timeline))
-				live_update(lv, l, now);
-			timeout = (int)((tp_client_timeline_wake_ns(lv->timeline) - now + 999999) / 1000000);
+			int64_t wait_ns = tp_client_timeline_wake_ns(lv->timeline) - (int64_t)tp_clock_ns();
+			timeout = wait_ns > 0 ? (int)((wait_ns + 999999) / 1000000) : 0;
 		}
 		if (poll(fds, 2, timeout) < 0 && errno != EINTR) {
 			tp_log(TP_LOG_ERROR, "poll", "poll(): %s", strerror(errno));
@@ -84,8 +82,14 @@ static bool wait_run(struct tp_client_load *l, int sigfd, struct live *lv)
 				                     "abort)");
 			}
 		}
+		/* Finished: the last of it goes into the last row (live_end), not into a row now. */
 		if ((fds[0].revents & POLLIN) && tp_client_load_finished(l))
 			return signals > 0;
+		if (lv->timeline) {
+			int64_t now = (int64_t)tp_clock_ns();
+			if (now >= tp_client_timeline_wake_ns(lv->timeline))
+				live_update(lv, l, now);
+		}
 	}
 }
 
