@@ -179,6 +179,42 @@ static void test_short_aliases_and_units(void **state)
 	assert_int_equal(o.threads, 2);
 }
 
+/* Every long flag tpclient had before the short flags and units, with a value as it took then. */
+static void test_every_old_long_flag(void **state)
+{
+	(void)state;
+	struct tp_client_opts o;
+	char err[256] = "";
+
+	tp_client_opts_defaults(&o);
+	assert_int_equal(PARSE(&o, err, "--host", "::1", "--port", "9001", "--clients", "6", "--requests", "7",
+	                       "--duration", "2.5", "--rate", "1500.5", "--max-inflight", "3", "--mix", "echo",
+	                       "--sleep-ms", "2-4", "--echo-bytes", "5", "--source", "127.0.0.2", "--seed", "9",
+	                       "--recv-timeout", "0.75", "--threads", "4", "--reconnect", "--json", "--quiet",
+	                       "--log-level", "warning"),
+	                 0);
+	assert_string_equal(o.host, "::1");
+	assert_string_equal(o.port, "9001");
+	assert_int_equal(o.clients, 6);
+	assert_int_equal(o.groups[0].requests, 7);
+	assert_true(o.duration_s == 2.5 && o.groups[0].rate == 1500.5 && o.recv_timeout_s == 0.75);
+	assert_int_equal(o.groups[0].max_inflight, 3);
+	assert_int_equal(o.groups[0].mix, TP_MIX_ECHO);
+	assert_true(o.groups[0].sleep_lo_ms == 2 && o.groups[0].sleep_hi_ms == 4 && o.groups[0].echo_hi == 5);
+	assert_int_equal(o.groups[0].nsources, 1);
+	assert_true(o.seed == 9 && o.seed_given && o.reconnect && o.json && o.quiet);
+	assert_int_equal(o.threads, 4);
+	assert_int_equal(o.log_level, TP_LOG_WARNING);
+	/* Nothing new is switched on by the old flags. */
+	assert_true(o.warmup_s == 0 && o.interval_s == 0 && o.retry_delay_s == 0);
+	assert_null(o.timeline);
+	assert_null(o.latency_file);
+
+	tp_client_opts_defaults(&o);
+	assert_int_equal(PARSE(&o, err, "--group", "name=a,clients=2,rate=10,max-inflight=2,mix=sleep"), 0);
+	assert_true(o.grouped && o.groups[0].rate == 10 && o.groups[0].max_inflight == 2);
+}
+
 static void test_source(void **state)
 {
 	(void)state;
@@ -372,6 +408,7 @@ int main(void)
 	        cmocka_unit_test(test_new_flags),  cmocka_unit_test(test_source),
 	        cmocka_unit_test(test_groups),     cmocka_unit_test(test_errors),
 	        cmocka_unit_test(test_error_text), cmocka_unit_test(test_short_aliases_and_units),
+	        cmocka_unit_test(test_every_old_long_flag),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
