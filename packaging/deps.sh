@@ -6,13 +6,14 @@
 #          tpclient (configure with -DTP_TESTS=OFF, as packaging/run.sh does)
 #   test:  build + everything the test suite uses (cmocka, Python, sanitizer
 #          runtimes, libFuzzer, static analysers, systemd tools, Debian
-#          packaging and the container tools of the end-to-end test)
+#          packaging, the container tools of the end-to-end test, and haproxy
+#          for examples/haproxy.cfg and the scale-out stage)
 set -euo pipefail
 what=${1:-all}
 
 build_pkgs=(build-essential cmake pkg-config libsystemd-dev libconfig-dev)
 test_pkgs=(libcmocka-dev python3 systemd procps iproute2 clang libclang-rt-14-dev cppcheck clang-tidy
-	debhelper devscripts lintian fakeroot debootstrap systemd-container gnuplot-nox)
+	debhelper devscripts lintian fakeroot debootstrap systemd-container gnuplot-nox haproxy)
 
 case $what in
 build) pkgs=("${build_pkgs[@]}") ;;
