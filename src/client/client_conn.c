@@ -50,7 +50,7 @@ enum close_why { CLOSE_DONE, CLOSE_TIMEOUT, CLOSE_BROKEN, CLOSE_ABORT };
 /* Take over the connected socket fd: non-blocking, in the epoll set. Returns 0 or -errno. */
 static int attach(struct tp_client_conn *c, int fd)
 {
-	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
 	int fl = fcntl(fd, F_GETFL);
 
 	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
@@ -226,7 +226,7 @@ static void append_request(struct tp_client_conn *c, int64_t start_ns)
 
 static void set_want_out(struct tp_client_conn *c, bool on)
 {
-	struct epoll_event ev = {.events = EPOLLIN | (on ? EPOLLOUT : 0), .data.ptr = c};
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | (on ? EPOLLOUT : 0), .data.ptr = c};
 
 	if (c->want_out == on)
 		return;
@@ -354,7 +354,12 @@ static int on_reply(void *arg, const char *line, size_t len, bool too_long)
 	return 0;
 }
 
-static void on_readable(struct tp_client_conn *c)
+/*
+ * peer_closed: epoll saw the server's FIN.  Then read on to the EOF before
+ * sending anything more: a server that closes right after a reply (a host
+ * leaving a balancer) must not be sent a request it will never read.
+ */
+static void on_readable(struct tp_client_conn *c, bool peer_closed)
 {
 	struct tp_client_ctx *ctx = c->ctx;
 
@@ -372,7 +377,7 @@ static void on_readable(struct tp_client_conn *c)
 			}
 			if (c->replies != before)
 				c->last_progress_ns = ctx->now_ns;
-			if ((size_t)n < ctx->rbuf_size)
+			if ((size_t)n < ctx->rbuf_size && !peer_closed)
 				break;
 			continue;
 		}
@@ -404,8 +409,8 @@ void tp_client_conn_event(struct tp_client_conn *c, uint32_t events)
 			close_conn(c, CLOSE_BROKEN);
 		}
 	}
-	if (c->fd >= 0 && (events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
-		on_readable(c);
+	if (c->fd >= 0 && (events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)))
+		on_readable(c, events & (EPOLLRDHUP | EPOLLHUP));
 	else if (c->fd >= 0 && (events & EPOLLOUT))
 		tp_client_conn_pump(c); /* room in the socket again: send what waited */
 }
