@@ -57,6 +57,7 @@
 #include "post.h"
 #include "proto.h"
 #include "queue.h"
+#include "scrape.h"
 #include "tp_assert.h"
 
 #define MAX_EVENTS 256
@@ -143,6 +144,7 @@ struct tp_loop *tp_loop_new(const struct tp_loop_params *p)
 	l->cfg_gen = atomic_load_explicit(&p->shared->cfg_gen, memory_order_acquire);
 	l->hooks.config_copy(l->hooks.ctx, &l->cfg);
 	l->env = (struct tp_conn_env){.cfg = &l->cfg, .scratch = l->scratch, .scratch_len = SCRATCH_BYTES};
+	l->env.metrics = p->metrics;
 	l->conns.on_free = p->hooks.conn_leave;
 	l->conns.ctx = p->hooks.ctx;
 	r = tp_post_init(&l->post);
@@ -156,6 +158,8 @@ struct tp_loop *tp_loop_new(const struct tp_loop_params *p)
 		r = open_signalfd(l);
 	if (r == 0)
 		r = tp_listener_watch(&l->listen, p->listeners, p->nlisteners, l->epfd);
+	if (r == 0 && p->scrape)
+		r = tp_scrape_watch(p->scrape, l->epfd);
 	if (r < 0) {
 		tp_loop_free(l);
 		errno = -r;
@@ -319,6 +323,9 @@ static void handle_events(struct tp_loop *l, const struct epoll_event *events, i
 		case TP_SOURCE_SIGNAL:
 			on_signalfd(l);
 			break;
+		case TP_SOURCE_SCRAPE:
+			tp_scrape_on_event(src, events[i].events, l->env.now_ns);
+			break;
 		}
 	}
 }
@@ -387,6 +394,8 @@ static void expire_waiters(struct tp_loop *l)
 		struct tp_qnode *nn = n->next;
 		struct tp_req *r = tp_req_of(n);
 		tp_req_fail(r, TP_PROTO_BUSY);
+		r->wait_end_us = tp_req_us(l->env.now_ns);
+		r->waited = true;
 		if (r->conn->loop == l)
 			complete(l, r);
 		else

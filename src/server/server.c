@@ -29,9 +29,12 @@
 #include "listener.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "pool.h"
 #include "queue.h"
 #include "reload.h"
+#include "report.h"
+#include "scrape.h"
 #include "sd.h"
 
 #define MAX_LISTENERS 16
@@ -54,6 +57,12 @@ struct tp_server {
 	struct tp_loop *loops[MAX_LOOPS];
 	size_t nloops;
 	struct tp_loop_shared shared;
+
+	struct tp_metrics *metrics;
+	int metrics_fd;           /* passed by systemd ("metrics"), or bound; -1: none */
+	char metrics_name[64];    /* its address, for the log */
+	struct tp_scrape *scrape; /* serves metrics_fd on loop 0 */
+	struct tp_report report;
 
 	_Atomic int64_t nconns;
 	_Atomic int loops_running; /* threads of loops 1..n-1 still in tp_loop_run */
@@ -78,21 +87,25 @@ static void raise_nofile(void)
 
 static int open_listeners(struct tp_server *srv, char *err, size_t errlen)
 {
-	int n = tp_sd_listen_fds();
+	int fds[MAX_LISTENERS];
+	int n = tp_sd_listen_fds_split(fds, MAX_LISTENERS, &srv->metrics_fd);
 
+	if (n == -E2BIG || n == -EEXIST) {
+		snprintf(err, errlen, "sockets passed by systemd: %s (at most %d, and one named \"metrics\")",
+		         n == -E2BIG ? "too many" : "two named \"metrics\"", MAX_LISTENERS);
+		return -EINVAL;
+	}
 	if (n < 0) {
-		snprintf(err, errlen, "sd_listen_fds(): %s", strerror(-n));
+		snprintf(err, errlen, "sd_listen_fds_with_names(): %s", strerror(-n));
 		return n;
 	}
+	if (n == 0 && srv->metrics_fd >= 0) {
+		snprintf(err, errlen, "systemd passed a metrics socket but no socket for requests");
+		return -EINVAL;
+	}
 	if (n > 0) {
-		if (n > MAX_LISTENERS) {
-			snprintf(err, errlen, "%d sockets passed by systemd; at most %d are supported", n,
-			         MAX_LISTENERS);
-			return -EINVAL;
-		}
 		for (int i = 0; i < n; i++) {
-			int r = tp_listener_adopt(tp_sd_listen_fds_start() + i, &srv->listeners[i], err,
-			                          errlen);
+			int r = tp_listener_adopt(fds[i], &srv->listeners[i], err, errlen);
 			if (r < 0)
 				return r;
 			srv->nlisteners++;
@@ -108,6 +121,34 @@ static int open_listeners(struct tp_server *srv, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * The metrics endpoint: the socket systemd passed, else bound from the
+ * settings when enabled, but never under socket activation (the sandbox
+ * binds nothing).
+ */
+static int open_metrics(struct tp_server *srv, char *err, size_t errlen)
+{
+	struct tp_listener ml;
+	int r;
+
+	if (srv->metrics_fd >= 0)
+		r = tp_listener_adopt(srv->metrics_fd, &ml, err, errlen);
+	else if (srv->cfg.metrics_enabled && !srv->activated)
+		r = tp_listener_bind(srv->cfg.metrics_host, srv->cfg.metrics_port, 16, &ml, err, errlen);
+	else
+		return 0;
+	if (r < 0)
+		return r;
+	snprintf(srv->metrics_name, sizeof(srv->metrics_name), "%s", ml.name);
+	srv->metrics_fd = -1; /* the endpoint owns it, even when tp_scrape_new() fails */
+	srv->scrape = tp_scrape_new(ml.fd, tp_report_render, &srv->report);
+	if (!srv->scrape) {
+		snprintf(err, errlen, "out of memory creating the metrics endpoint");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 /* --- loop callbacks (any loop's thread) --- */
 
 static bool conn_enter(void *ctx)
@@ -120,6 +161,7 @@ static bool conn_enter(void *ctx)
 	pthread_mutex_unlock(&srv->cfg_lock);
 	if (atomic_fetch_add_explicit(&srv->nconns, 1, memory_order_relaxed) >= max) {
 		atomic_fetch_sub_explicit(&srv->nconns, 1, memory_order_relaxed);
+		tp_metrics_refused(srv->metrics, TP_REFUSE_MAX_CONNECTIONS);
 		return false;
 	}
 	return true;
@@ -189,8 +231,15 @@ static int new_loops(struct tp_server *srv, char *err, size_t errlen)
 	srv->nloops = (size_t)srv->cfg.io_threads;
 	if (srv->nloops < 1 || srv->nloops > MAX_LOOPS)
 		srv->nloops = 1;
+	srv->metrics = tp_metrics_new(srv->nloops);
+	if (!srv->metrics) {
+		snprintf(err, errlen, "out of memory creating the metrics");
+		return -ENOMEM;
+	}
 	for (size_t i = 0; i < srv->nloops; i++) {
 		p.index = (unsigned)i;
+		p.metrics = tp_metrics_slot(srv->metrics, i);
+		p.scrape = i == 0 ? srv->scrape : NULL;
 		srv->loops[i] = tp_loop_new(&p);
 		if (!srv->loops[i]) {
 			int e = errno;
@@ -232,10 +281,14 @@ int tp_server_new(const struct tp_config *cfg, tp_reload_fn reload, void *reload
 	srv->reload_ctx = reload_ctx;
 	for (size_t i = 0; i < MAX_LISTENERS; i++)
 		srv->listeners[i].fd = -1;
+	srv->metrics_fd = -1;
 	init_health(srv);
+	tp_report_init(&srv->report, &srv->health);
 
 	raise_nofile();
 	r = open_listeners(srv, err, errlen);
+	if (r == 0)
+		r = open_metrics(srv, err, errlen);
 	if (r == 0)
 		r = start_pool(srv, err, errlen);
 	/* Loop 0 blocks the signals it reads: it is created before any thread. */
@@ -247,6 +300,8 @@ int tp_server_new(const struct tp_config *cfg, tp_reload_fn reload, void *reload
 	srv->health.queue = srv->queue;
 	srv->health.loops = srv->loops;
 	srv->health.nloops = srv->nloops;
+	srv->health.metrics = srv->metrics;
+	srv->report.metrics = srv->metrics;
 	r = tp_pool_start(srv->pool, (size_t)cfg->workers);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot start %d workers: pthread_create(): %s (TasksMax too low?)",
@@ -271,6 +326,10 @@ void tp_server_free(struct tp_server *srv)
 	tp_queue_free(srv->queue);
 	for (size_t i = 0; i < srv->nloops; i++)
 		tp_loop_free(srv->loops[i]);
+	tp_scrape_free(srv->scrape);
+	if (srv->metrics_fd >= 0)
+		close(srv->metrics_fd);
+	tp_metrics_free(srv->metrics);
 	for (size_t i = 0; i < srv->nlisteners; i++)
 		if (srv->listeners[i].fd >= 0)
 			close(srv->listeners[i].fd);
@@ -324,7 +383,10 @@ static void reload_now(struct tp_server *srv)
 	struct tp_reload_target t = {srv->pool, srv->queue, srv->activated};
 	struct tp_config nc;
 
-	if (!srv->reload || tp_reload_apply(&t, &srv->cfg, srv->reload, srv->reload_ctx, &nc) < 0)
+	int r = srv->reload ? tp_reload_apply(&t, &srv->cfg, srv->reload, srv->reload_ctx, &nc) : -ENOSYS;
+
+	tp_metrics_reload(srv->metrics, r == 0);
+	if (r < 0)
 		return;
 	pthread_mutex_lock(&srv->cfg_lock);
 	srv->cfg = nc;
@@ -365,6 +427,8 @@ static void on_tick(void *ctx, uint64_t now)
 	struct tp_server *srv = ctx;
 
 	tp_health_tick(&srv->health, tp_config_stall_ms(&srv->cfg), now);
+	tp_report_tick(&srv->report, now, srv->cfg.stats_interval_s);
+	tp_scrape_expire(srv->scrape, now);
 	if (!atomic_load(&srv->shared.shutting_down))
 		return;
 	if (!srv->aborted && now >= srv->shutdown_deadline_ns)
@@ -382,6 +446,13 @@ static void log_ready(struct tp_server *srv)
 		       srv->activated ? " (socket from systemd)" : "");
 	if (srv->activated)
 		tp_log(TP_LOG_INFO, "start", "socket activation: the listen settings are not used");
+	if (srv->metrics_name[0])
+		tp_log(TP_LOG_INFO, "start", "metrics on http://%s/metrics%s", srv->metrics_name,
+		       srv->activated ? " (socket from systemd)" : "");
+	else if (srv->activated && srv->cfg.metrics_enabled)
+		tp_log(TP_LOG_NOTICE, "start",
+		       "metrics.enabled is set but systemd passed no \"metrics\" socket: enable "
+		       "tpserver-metrics.socket to serve metrics");
 
 	char w[16];
 	snprintf(w, sizeof(w), "%d", srv->cfg.workers);

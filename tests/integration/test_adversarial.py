@@ -149,7 +149,7 @@ def memory_bound_per_conn(max_line, max_unsent_kib):
     framer = max(1 << max(8, (max_line + 2 - 1).bit_length()), 16384)
     pending = max_unsent_kib * 1024 + max_line + 4  # reply bytes counted before reading stops
     nreq = pending // 48 + 1                       # smallest request buffer: 48 bytes
-    reqs = pending + nreq * (88 + 8 + 15)          # + struct tp_req, malloc header, rounding
+    reqs = pending + nreq * (104 + 8 + 15)         # + struct tp_req, malloc header, rounding
     return conn + framer + reqs
 
 
