@@ -20,17 +20,8 @@ import threading
 import time
 import unittest
 
-from tplib import TPSERVER, LineReader, Server, request, wait_until
+from tplib import SANITIZED, SLACK, LineReader, Server, request, wait_until
 
-
-def _sanitized():
-    with open(TPSERVER, "rb") as f:
-        exe = f.read()
-    return b"__asan_init" in exe or b"__tsan_init" in exe
-
-
-SANITIZED = _sanitized()
-SLACK = 4.0 if SANITIZED else 1.0
 MAX_LINE = 4096  # the default --max-line-bytes
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 

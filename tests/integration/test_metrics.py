@@ -16,7 +16,7 @@ import time
 import unittest
 
 from metricslib import MetricsServer, http, parse
-from tplib import TPCLIENT, TPSERVER, LineReader, request, wait_until
+from tplib import SANITIZED, SLACK, TPCLIENT, TPSERVER, LineReader, request, wait_until
 
 HISTOGRAMS = ["tpserver_request_admission_wait_seconds", "tpserver_request_queue_wait_seconds",
               "tpserver_request_service_seconds", "tpserver_request_duration_seconds"]
@@ -223,7 +223,7 @@ class Hostile(unittest.TestCase):
                 self.assertEqual(extra.recv(100), b"")
             except ConnectionResetError:
                 pass
-            self.assertLess(self.echo_latency(srv, s, r), 0.5)
+            self.assertLess(self.echo_latency(srv, s, r), 0.5 * SLACK)
             # Each silent one is closed at its time limit (5 s).
             t0 = time.monotonic()
             for c in silent:
@@ -231,7 +231,7 @@ class Hostile(unittest.TestCase):
                     self.assertEqual(c.recv(100), b"")
                 except ConnectionResetError:
                     pass
-            self.assertLess(time.monotonic() - t0, 8)
+            self.assertLess(time.monotonic() - t0, 8 * SLACK)
 
             # 1 MiB of headers: refused after the header cap, never buffered.
             big = socket.create_connection(("127.0.0.1", mp), timeout=10)
@@ -248,7 +248,7 @@ class Hostile(unittest.TestCase):
                 pass
             if got:
                 self.assertTrue(got.startswith(b"HTTP/1.1 431 "), got)
-            self.assertLess(self.echo_latency(srv, s, r), 0.5)
+            self.assertLess(self.echo_latency(srv, s, r), 0.5 * SLACK)
 
             # 1000 connections at once, while requests go on.
             stop = threading.Event()
@@ -274,8 +274,9 @@ class Hostile(unittest.TestCase):
             worst = self.echo_latency(srv, s, r, 200)
             t.join(60)
             stop.set()
-            self.assertLess(worst, 0.5)
-            self.assertLess(srv.rss_kib() - rss0, 8 * 1024)
+            self.assertLess(worst, 0.5 * SLACK)
+            if not SANITIZED:
+                self.assertLess(srv.rss_kib() - rss0, 8 * 1024)
             # Gone: scrapes work again, and the data connection was never disturbed.
             m = parse(wait_until(lambda: self.try_scrape(srv), 10))
             self.assertEqual(m.get("tpserver_connections"), 1)
