@@ -157,7 +157,7 @@ static void reply(struct sconn *c, int code, const char *reason, const char *ext
 /* Answer the request in c->req[0..len), which ends with the blank line. */
 static void answer(struct tp_scrape *s, struct sconn *c, size_t len)
 {
-	char method[16], target[128], version[16], extra[1];
+	char method[16], target[128], version[16], extra[2];
 	size_t eol = strcspn(c->req, "\r\n");
 
 	c->req[len] = '\0';
