@@ -1,23 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * config: the settings table, and what reads it without a file: the
- * defaults, the command line and its --help, validation, and the check of
- * what a reload cannot apply.  The libconfig file reader lives in
- * config_file.c and reads the same table.
+ * config: the settings table, and what reads it without a file or a
+ * command line: the defaults, parsing and writing a value, validation, and
+ * the check of what a reload cannot apply.  The libconfig file reader lives
+ * in config_file.c, the command line and --help in config_args.c; both
+ * read the same table.
  */
 #include "config.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-#ifndef TP_VERSION
-#define TP_VERSION "0.0.0"
-#endif
 
 /* An enum setting is stored as an int. */
 _Static_assert(sizeof(enum tp_log_level) == sizeof(int), "log level stored as an int");
@@ -36,7 +32,7 @@ static const char *log_level_name(int value)
  * Later rows, by the issues that add them: listen.proxy_protocol,
  * proxy_trusted, allow; pool.fairness, max_wait_ms;
  * limits.max_connections_per_address; shutdown.drain_s, keep_connections;
- * log.stats_interval_s; metrics.* and agent.* (enabled, host, port).
+ * agent.* (enabled, host, port).
  */
 const struct tp_setting tp_settings[] = {
         {.path = "listen.host",
@@ -123,6 +119,34 @@ const struct tp_setting tp_settings[] = {
          .arg = "LEVEL",
          .help = "least severe messages logged",
          .reloadable = true},
+        {.path = "log.stats_interval_s",
+         INT(stats_interval_s, 0, 86400),
+         .def = "60",
+         .help = "log a stats line every N s, 0 = never",
+         .reloadable = true},
+        {.path = "metrics.enabled",
+         .flag = "metrics",
+         .type = TP_SETTING_BOOL,
+         FIELD(metrics_enabled),
+         .def = "false",
+         .arg = "",
+         .help = "serve GET /metrics (Prometheus) on metrics.host:metrics.port"},
+        {.path = "metrics.host",
+         .flag = "metrics-host",
+         .type = TP_SETTING_STRING,
+         FIELD(metrics_host),
+         .min = 1,
+         .max = sizeof(((struct tp_config *)NULL)->metrics_host) - 1,
+         .def = "127.0.0.1",
+         .arg = "ADDR",
+         .help = "metrics endpoint address; the flag turns the endpoint on",
+         .enables = "metrics.enabled"},
+        {.path = "metrics.port",
+         .flag = "metrics-port",
+         INT(metrics_port, 0, 65535),
+         .def = "9101",
+         .help = "metrics endpoint port, 0 = any free port; the flag turns the endpoint on",
+         .enables = "metrics.enabled"},
         {.path = NULL},
 };
 
@@ -195,8 +219,13 @@ int tp_setting_parse(struct tp_config *cfg, const struct tp_setting *s, const ch
 		memcpy(field_of(cfg, s), text, len + 1);
 		return 0;
 	case TP_SETTING_BOOL:
+		if (strcasecmp(text, "true") == 0 || strcasecmp(text, "false") == 0) {
+			*(bool *)field_of(cfg, s) = strcasecmp(text, "true") == 0;
+			return 0;
+		}
+		return -EINVAL;
 	case TP_SETTING_ADDRESSES:
-		break; /* no setting of these types yet */
+		break; /* no setting of this type yet */
 	}
 	return -EINVAL;
 }
@@ -220,6 +249,8 @@ char *tp_setting_range(const struct tp_setting *s, char *buf, size_t len)
 		snprintf(buf, len, "%d to %d bytes", s->min, s->max);
 		break;
 	case TP_SETTING_BOOL:
+		snprintf(buf, len, "true or false");
+		break;
 	case TP_SETTING_ADDRESSES:
 		break;
 	}
@@ -239,6 +270,7 @@ static const char *format_value(const struct tp_config *cfg, const struct tp_set
 	case TP_SETTING_STRING:
 		return (const char *)cfg + s->offset;
 	case TP_SETTING_BOOL:
+		return *(const bool *)((const char *)cfg + s->offset) ? "true" : "false";
 	case TP_SETTING_ADDRESSES:
 		break;
 	}
@@ -261,152 +293,7 @@ int tp_config_stall_ms(const struct tp_config *cfg)
 	return v > INT_MAX ? INT_MAX : (int)v;
 }
 
-/* One entry of --help: "      --NAME ARG", then text from column 33, wrapped before column 80. */
-static void usage_line(FILE *f, const char *flag, const char *arg, const char *text)
-{
-	const int width = 79 - 32;
-	int col = fprintf(f, "      --%s %s", flag, arg);
-
-	while (*text) {
-		int n = (int)strlen(text);
-
-		if (n > width)
-			for (n = width; n > 0 && text[n] != ' '; n--)
-				;
-		if (n == 0)
-			n = (int)strcspn(text, " "); /* one word longer than the column */
-		fprintf(f, "%*s%.*s\n", col < 32 ? 32 - col : 1, "", n, text);
-		text += n + strspn(text + n, " ");
-		col = 0;
-	}
-}
-
-static void usage(FILE *f)
-{
-	char flag[64], text[256], range[128];
-
-	fprintf(f, "Usage: tpserver [OPTIONS]\n"
-	           "Serve SLEEP and ECHO requests over TCP on a fixed pool of worker threads.\n"
-	           "\n"
-	           "  -c, --config PATH             configuration file (default " TP_DEFAULT_CONFIG_PATH
-	           " if it exists)\n"
-	           "  -t, --check-config            validate the configuration, print it, exit\n"
-	           "  -q, --quiet                   with --check-config: print only errors\n");
-	for (const struct tp_setting *s = tp_settings; s->path; s++) {
-		tp_setting_flag(s, flag, sizeof(flag));
-		if (s->type == TP_SETTING_STRING)
-			snprintf(text, sizeof(text), "%s (default %s)", s->help, s->def);
-		else
-			snprintf(text, sizeof(text), "%s (%s; default %s)", s->help,
-			         tp_setting_range(s, range, sizeof(range)), s->def);
-		usage_line(f, flag, s->arg, text);
-		if (s->flag_alias) {
-			snprintf(text, sizeof(text), "same as --%s", flag);
-			usage_line(f, s->flag_alias, s->arg, text);
-		}
-	}
-	fprintf(f, "  -h, --help                    show this help\n"
-	           "  -V, --version                 show the version\n");
-}
-
-enum { OPT_SETTING = 256 };
-
 _Static_assert(sizeof(tp_settings) / sizeof(tp_settings[0]) <= TP_SETTINGS_MAX, "raise TP_SETTINGS_MAX");
-
-/* Flag names are built here: the table holds only the paths they come from. */
-struct options {
-	char flags[TP_SETTINGS_MAX][48];
-	struct option opts[8 + 2 * TP_SETTINGS_MAX];
-};
-
-static void build_options(struct options *o)
-{
-	static const struct option fixed[] = {
-	        {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 't'},
-	        {"quiet", no_argument, NULL, 'q'},        {"help", no_argument, NULL, 'h'},
-	        {"version", no_argument, NULL, 'V'},
-	};
-	size_t n = 0, i = 0;
-
-	for (; n < sizeof(fixed) / sizeof(fixed[0]); n++)
-		o->opts[n] = fixed[n];
-	for (const struct tp_setting *s = tp_settings; s->path; s++, i++) {
-		int val = OPT_SETTING + (int)i;
-		tp_setting_flag(s, o->flags[i], sizeof(o->flags[i]));
-		o->opts[n++] = (struct option){o->flags[i], required_argument, NULL, val};
-		if (s->flag_alias)
-			o->opts[n++] = (struct option){s->flag_alias, required_argument, NULL, val};
-	}
-	o->opts[n] = (struct option){NULL, 0, NULL, 0};
-}
-
-/* Apply one option c (its argument in optarg).  Returns 0, 1 (exit 0) or -EINVAL. */
-static int apply_option(struct tp_config *cfg, int c, const char *used, char *err, size_t errlen)
-{
-	char range[128];
-
-	switch (c) {
-	case 'c':
-		if (strlen(optarg) >= sizeof(cfg->config_path)) {
-			snprintf(err, errlen, "--config: path longer than %zu bytes",
-			         sizeof(cfg->config_path) - 1);
-			return -EINVAL;
-		}
-		snprintf(cfg->config_path, sizeof(cfg->config_path), "%s", optarg);
-		cfg->config_explicit = true;
-		return 0;
-	case 't':
-		cfg->check_config = true;
-		return 0;
-	case 'q':
-		cfg->quiet = true;
-		return 0;
-	case 'h':
-		usage(stdout);
-		return 1;
-	case 'V':
-		printf("tpserver %s\n", TP_VERSION);
-		return 1;
-	default: {
-		const struct tp_setting *s = &tp_settings[c - OPT_SETTING];
-		if (tp_setting_parse(cfg, s, optarg) < 0) {
-			snprintf(err, errlen, "--%s: invalid value '%s' (expected %s%s)", used, optarg,
-			         s->type == TP_SETTING_INT ? "an integer from " : "",
-			         tp_setting_range(s, range, sizeof(range)));
-			return -EINVAL;
-		}
-		return 0;
-	}
-	}
-}
-
-int tp_config_parse_args(struct tp_config *cfg, int argc, char **argv, char *err, size_t errlen)
-{
-	struct options o;
-	int c, idx = -1, r;
-
-	build_options(&o);
-	optind = 0; /* full reset: parse_args runs twice (before and after the file) */
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":c:tqhV", o.opts, &idx)) != -1) {
-		if (c == ':') {
-			snprintf(err, errlen, "%s: missing argument", argv[optind - 1]);
-			return -EINVAL;
-		}
-		if (c == '?') {
-			snprintf(err, errlen, "%s: unknown option (see --help)", argv[optind - 1]);
-			return -EINVAL;
-		}
-		r = apply_option(cfg, c, c >= OPT_SETTING ? o.opts[idx].name : "", err, errlen);
-		if (r != 0)
-			return r;
-	}
-	if (optind < argc) {
-		snprintf(err, errlen, "%s: unexpected argument (see --help)", argv[optind]);
-		return -EINVAL;
-	}
-	return 0;
-}
 
 int tp_config_validate(const struct tp_config *cfg, char *err, size_t errlen)
 {

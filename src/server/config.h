@@ -45,6 +45,12 @@ struct tp_config {
 
 	int shutdown_timeout_s;      /* shutdown.timeout_s */
 	enum tp_log_level log_level; /* log.level */
+	int stats_interval_s;        /* log.stats_interval_s: 0 = no stats line */
+
+	/* metrics endpoint: a socket passed by systemd as "metrics" wins */
+	bool metrics_enabled;
+	char metrics_host[256];
+	int metrics_port;
 
 	/* command line only */
 	char config_path[4096]; /* empty: the default path, if it exists */
@@ -57,14 +63,14 @@ struct tp_config {
 #define TP_STALL_MARGIN_MS 30000
 
 /*
- * How a setting's value is stored in struct tp_config and written.  BOOL and
- * ADDRESSES have no setting yet: the first row of either type implements it
- * in each switch on the type (a BOOL flag takes no argument and also exists
- * as --no-NAME; the file writes true or false).
+ * How a setting's value is stored in struct tp_config and written.  A BOOL
+ * flag takes no argument and also exists as --no-NAME; the file writes true
+ * or false.  ADDRESSES has no setting yet: its first row implements it in
+ * each switch on the type.
  */
 enum tp_setting_type {
 	TP_SETTING_INT,       /* int, within min..max */
-	TP_SETTING_BOOL,      /* bool; its flag also takes --no-NAME (no setting yet) */
+	TP_SETTING_BOOL,      /* bool; its flag takes no argument, and --no-NAME sets it false */
 	TP_SETTING_ENUM,      /* an int holding one of values[], written by name */
 	TP_SETTING_STRING,    /* char[size], min..max bytes long */
 	TP_SETTING_ADDRESSES, /* a list of addresses (no setting yet) */
@@ -92,6 +98,7 @@ struct tp_setting {
 	const char *def;                /* the default, written as on the command line */
 	const char *arg;                /* what --help calls the value: N, ADDR, LEVEL */
 	const char *help;               /* one line for --help */
+	const char *enables;            /* path of a BOOL setting its flag also sets true, or NULL */
 };
 
 /* Every setting, in the file's order; ends with an entry whose path is NULL. */

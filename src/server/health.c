@@ -11,6 +11,7 @@
 
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "pool.h"
 #include "queue.h"
 #include "sd.h"
@@ -189,6 +190,8 @@ static void watchdog(struct tp_health *h, uint64_t now)
 		tp_sd_notify("WATCHDOG=1");
 		return;
 	}
+	if (h->wd_healthy && h->metrics)
+		tp_metrics_unhealthy(h->metrics);
 	if (h->wd_healthy)
 		tp_log(TP_LOG_CRIT, "stall", "unhealthy: %s; not pinging the watchdog", why);
 	h->wd_healthy = false;

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 struct tp_loop;
+struct tp_metrics;
 struct tp_pool;
 struct tp_queue;
 
@@ -35,7 +36,8 @@ struct tp_health {
 	struct tp_queue *queue;
 	struct tp_loop *const *loops;
 	size_t nloops;
-	uint64_t wd_usec; /* WATCHDOG_USEC, 0 without a watchdog */
+	uint64_t wd_usec;           /* WATCHDOG_USEC, 0 without a watchdog */
+	struct tp_metrics *metrics; /* counts unhealthy episodes, or NULL */
 
 	/* its own state (loop 0) */
 	uint64_t last_status_ns, status_served;

@@ -6,17 +6,33 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
 
 #include <systemd/sd-daemon.h>
 
-int tp_sd_listen_fds(void)
+int tp_sd_listen_fds_split(int *ret_fds, size_t max, int *ret_metrics_fd)
 {
-	return sd_listen_fds(1);
-}
+	char **names = NULL;
+	int n = sd_listen_fds_with_names(1, &names), ndata = 0;
 
-int tp_sd_listen_fds_start(void)
-{
-	return SD_LISTEN_FDS_START;
+	*ret_metrics_fd = -1;
+	for (int i = 0; i < n && ndata >= 0; i++) {
+		int fd = SD_LISTEN_FDS_START + i;
+		if (names && names[i] && strcmp(names[i], "metrics") == 0) {
+			if (*ret_metrics_fd >= 0)
+				ndata = -EEXIST;
+			*ret_metrics_fd = fd;
+		} else if ((size_t)ndata < max)
+			ret_fds[ndata++] = fd;
+		else
+			ndata = -E2BIG;
+	}
+	for (int i = 0; names && names[i]; i++)
+		free(names[i]);
+	free(names);
+	return n < 0 ? n : ndata;
 }
 
 int tp_sd_notify(const char *state)

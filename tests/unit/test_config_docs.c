@@ -43,7 +43,7 @@ static char *slurp(const char *rel)
 /* The default as a value in the file: strings and enums in double quotes. */
 static void file_default(const struct tp_setting *s, char *buf, size_t len)
 {
-	snprintf(buf, len, s->type == TP_SETTING_INT ? "%s" : "\"%s\"", s->def);
+	snprintf(buf, len, s->type == TP_SETTING_INT || s->type == TP_SETTING_BOOL ? "%s" : "\"%s\"", s->def);
 }
 
 static const char *leaf(const struct tp_setting *s)
@@ -148,6 +148,8 @@ static void test_conf_5(void **state)
 		if (s->type == TP_SETTING_INT)
 			snprintf(want, sizeof(want), "\n.BR %s \" (integer, default %s, %d\\(en%d)\"\n",
 			         s->path, esc, s->min, s->max);
+		else if (s->type == TP_SETTING_BOOL)
+			snprintf(want, sizeof(want), "\n.BR %s \" (boolean, default %s)\"\n", s->path, esc);
 		else
 			snprintf(want, sizeof(want), "\n.BR %s \" (string, default %s", s->path, esc);
 		if (!strstr(text, want))
@@ -195,12 +197,24 @@ static void test_shipped_conf(void **state)
 static void test_flags_documented(void **state)
 {
 	char *man = slurp("packaging/man/tpserver.8"), *readme = slurp("README.md");
-	char flag[64], esc[128], want[256], got[256];
+	char flag[64], esc[128], want[320], got[256];
 	const char *row;
 	(void)state;
 
 	for (const struct tp_setting *s = tp_settings; s->path; s++) {
 		const char *names[2] = {tp_setting_flag(s, flag, sizeof(flag)), s->flag_alias};
+
+		if (s->type == TP_SETTING_BOOL) {
+			/* A switch: ".BR \-\-flag ", " \-\-no\-flag", and "| `--flag`, `--no-flag` | default |". */
+			man_escape(flag, esc, sizeof(esc));
+			snprintf(want, sizeof(want), "\n.BR \\-\\-%s \", \" \\-\\-no\\-%s\n", esc, esc);
+			if (!strstr(man, want))
+				fail_msg("tpserver(8) does not list --%s (%s)", flag, want);
+			snprintf(want, sizeof(want), "\n| `--%s`, `--no-%s` | %s |", flag, flag, s->def);
+			if (!strstr(readme, want))
+				fail_msg("README.md: no row %s", want + 1);
+			continue;
+		}
 
 		for (int i = 0; i < 2 && names[i]; i++) {
 			man_escape(names[i], esc, sizeof(esc));
