@@ -50,6 +50,12 @@ struct tp_config {
 	int drain_s;                 /* shutdown.drain_s: report drain this long first */
 	int stop_timeout_s;          /* shutdown.stop_timeout_s: the unit's TimeoutStopSec */
 	enum tp_log_level log_level; /* log.level */
+	int stats_interval_s;        /* log.stats_interval_s: 0 = no stats line */
+
+	/* metrics endpoint: a socket passed by systemd as "metrics" wins */
+	bool metrics_enabled;
+	char metrics_host[256];
+	int metrics_port;
 
 	/* agent: the HAProxy agent-check responder; a socket passed as "agent" wins */
 	char agent_host[256];
@@ -70,14 +76,14 @@ struct tp_config {
 
 /*
  * How a setting's value is stored in struct tp_config and written.  A BOOL
- * is written true or false (in the file and after its flag).  ADDRESSES is a
- * char[size] holding prefixes separated by ", " (cidr.h); the file writes a
- * list of strings, ["10.0.0.0/8", "::1"], or one string; the flag one
- * comma-separated string; empty is an empty list.
+ * flag takes no argument and also exists as --no-NAME; the file writes true
+ * or false.  ADDRESSES is a char[size] holding prefixes separated by ", "
+ * (cidr.h); the file writes a list of strings, ["10.0.0.0/8", "::1"], or
+ * one string; the flag one comma-separated string; empty is an empty list.
  */
 enum tp_setting_type {
 	TP_SETTING_INT,       /* int, within min..max */
-	TP_SETTING_BOOL,      /* bool, true or false */
+	TP_SETTING_BOOL,      /* bool; its flag takes no argument, and --no-NAME sets it false */
 	TP_SETTING_ENUM,      /* an int holding one of values[], written by name */
 	TP_SETTING_STRING,    /* char[size], min..max bytes long */
 	TP_SETTING_ADDRESSES, /* char[size]: address prefixes, at most TP_CIDR_MAX */
@@ -105,6 +111,7 @@ struct tp_setting {
 	const char *def;                /* the default, written as on the command line */
 	const char *arg;                /* what --help calls the value: N, ADDR, LEVEL */
 	const char *help;               /* one line for --help */
+	const char *enables;            /* path of a BOOL setting its flag also sets true, or NULL */
 };
 
 /* Every setting, in the file's order; ends with an entry whose path is NULL. */

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * config_args: the command line: the flags built from the settings table,
- * their parsing into struct tp_config, and --help.
+ * config_args: the command line: the flags built from the settings table
+ * (a BOOL setting's flag takes no value and has a --no-NAME twin), their
+ * parsing into struct tp_config, and --help.
  */
 #include "config.h"
 
@@ -47,8 +48,17 @@ static void usage(FILE *f)
 	           "  -q, --quiet                   with --check-config: print only errors\n");
 	for (const struct tp_setting *s = tp_settings; s->path; s++) {
 		tp_setting_flag(s, flag, sizeof(flag));
-		if (s->type == TP_SETTING_STRING || s->type == TP_SETTING_ADDRESSES)
-			snprintf(text, sizeof(text), "%s (default %s)", s->help, *s->def ? s->def : "none");
+		if (s->type == TP_SETTING_BOOL) {
+			snprintf(text, sizeof(text), "%s (default %s)", s->help,
+			         strcmp(s->def, "true") == 0 ? "on" : "off");
+			usage_line(f, flag, "", text);
+			snprintf(range, sizeof(range), "no-%s", flag);
+			snprintf(text, sizeof(text), "turn --%s off", flag);
+			usage_line(f, range, "", text);
+			continue;
+		}
+		if (s->type == TP_SETTING_STRING)
+			snprintf(text, sizeof(text), "%s (default %s)", s->help, s->def);
 		else
 			snprintf(text, sizeof(text), "%s (%s; default %s)", s->help,
 			         tp_setting_range(s, range, sizeof(range)), s->def);
@@ -62,11 +72,12 @@ static void usage(FILE *f)
 	           "  -V, --version                 show the version\n");
 }
 
-enum { OPT_SETTING = 256 };
+enum { OPT_SETTING = 256, OPT_NO = 1 << 16 }; /* OPT_NO: the --no-NAME of a BOOL */
 
 /* Flag names are built here: the table holds only the paths they come from. */
 struct options {
 	char flags[TP_SETTINGS_MAX][48];
+	char noflags[TP_SETTINGS_MAX][52];
 	struct option opts[8 + 2 * TP_SETTINGS_MAX];
 };
 
@@ -84,11 +95,25 @@ static void build_options(struct options *o)
 	for (const struct tp_setting *s = tp_settings; s->path; s++, i++) {
 		int val = OPT_SETTING + (int)i;
 		tp_setting_flag(s, o->flags[i], sizeof(o->flags[i]));
+		if (s->type == TP_SETTING_BOOL) {
+			snprintf(o->noflags[i], sizeof(o->noflags[i]), "no-%s", o->flags[i]);
+			o->opts[n++] = (struct option){o->flags[i], no_argument, NULL, val};
+			o->opts[n++] = (struct option){o->noflags[i], no_argument, NULL, val | OPT_NO};
+			continue;
+		}
 		o->opts[n++] = (struct option){o->flags[i], required_argument, NULL, val};
 		if (s->flag_alias)
 			o->opts[n++] = (struct option){s->flag_alias, required_argument, NULL, val};
 	}
 	o->opts[n] = (struct option){NULL, 0, NULL, 0};
+}
+
+/* Set the BOOL setting at path true (a flag that implies it was given). */
+static void enable(struct tp_config *cfg, const char *path)
+{
+	for (const struct tp_setting *s = tp_settings; s->path; s++)
+		if (s->type == TP_SETTING_BOOL && strcmp(s->path, path) == 0)
+			(void)tp_setting_parse(cfg, s, "true");
 }
 
 /* Apply one option c (its argument in optarg).  Returns 0, 1 (exit 0) or -EINVAL. */
@@ -119,7 +144,11 @@ static int apply_option(struct tp_config *cfg, int c, const char *used, char *er
 		printf("tpserver %s\n", TP_VERSION);
 		return 1;
 	default: {
-		const struct tp_setting *s = &tp_settings[c - OPT_SETTING];
+		const struct tp_setting *s = &tp_settings[(c & ~OPT_NO) - OPT_SETTING];
+		if (s->type == TP_SETTING_BOOL)
+			return tp_setting_parse(cfg, s, c & OPT_NO ? "false" : "true");
+		if (s->enables)
+			enable(cfg, s->enables);
 		if (tp_setting_parse(cfg, s, optarg) < 0) {
 			snprintf(err, errlen, "--%s: invalid value '%s' (expected %s%s)", used, optarg,
 			         s->type == TP_SETTING_INT ? "an integer from " : "",

@@ -231,15 +231,6 @@ static int apply_text(const struct load *ld, const config_setting_t *s, const ch
 	return 0;
 }
 
-static int apply_bool(const struct load *ld, const config_setting_t *s, const char *gpath,
-                      const struct tp_setting *set)
-{
-	if (config_setting_type(s) != CONFIG_TYPE_BOOL)
-		return fail(ld, s, gpath, "expected true or false");
-	*(bool *)((char *)ld->cfg + set->offset) = config_setting_get_bool(s) != 0;
-	return 0;
-}
-
 static int apply_addresses(const struct load *ld, const config_setting_t *s, const char *gpath,
                            const struct tp_setting *set)
 {
@@ -265,7 +256,10 @@ static int apply(struct load *ld, const config_setting_t *s, const char *gpath, 
 	case TP_SETTING_STRING:
 		return apply_text(ld, s, gpath, set);
 	case TP_SETTING_BOOL:
-		return apply_bool(ld, s, gpath, set);
+		if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+			return fail(ld, s, gpath, "expected true or false");
+		*(bool *)((char *)ld->cfg + set->offset) = config_setting_get_bool(s) != 0;
+		return 0;
 	case TP_SETTING_ADDRESSES:
 		return apply_addresses(ld, s, gpath, set);
 	}

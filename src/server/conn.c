@@ -34,6 +34,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "proto.h"
 #include "tp_assert.h"
 
@@ -84,6 +85,8 @@ struct tp_conn *tp_conn_new(struct tp_conn_env *env, struct tp_loop *loop, int f
 		errno = e;
 		return NULL;
 	}
+	if (env->metrics)
+		tp_metrics_add(&env->metrics->accepted, 1);
 	tp_peer_log(c->addr, c->port, "conn_open", "connection from");
 	return c;
 }
@@ -108,11 +111,17 @@ static void req_done_with(struct tp_conn *c, struct tp_req *r)
 }
 
 /* An immediate reply (parse error, shutting down): done at once, in order. */
-static int reply_now(struct tp_conn *c, enum tp_proto_status st, const char *op, size_t op_len)
+static int reply_now(struct tp_conn *c, enum tp_proto_status st, const struct tp_proto_req *pr)
 {
 	struct tp_req *r = tp_req_new(&c->env->reqs, c, TP_PROTO_MAX_ERR);
+	const char *op = st == TP_PROTO_UNKNOWN_OP ? pr->op_name : NULL;
+	size_t op_len = st == TP_PROTO_UNKNOWN_OP ? pr->op_len : 0;
+
 	if (!r)
 		return -ENOMEM;
+	r->arrival_us = tp_req_us(c->env->now_ns);
+	/* Only an invalid argument follows a known op. */
+	r->op = (uint8_t)(st == TP_PROTO_INVALID_ARG ? pr->op : TP_METRICS_OP_NONE);
 	r->status = (uint8_t)st;
 	r->len = (uint32_t)tp_proto_format_error(st, op, op_len, r->buf);
 	r->done = true;
@@ -158,7 +167,7 @@ static int on_line(void *ctx, const char *line, size_t len, bool too_long)
 		st = tp_proto_parse(line, len, (uint32_t)env->cfg->max_sleep_ms, &pr);
 
 	if (st != TP_PROTO_OK) {
-		if (reply_now(c, st, pr.op_name, st == TP_PROTO_UNKNOWN_OP ? pr.op_len : 0) < 0) {
+		if (reply_now(c, st, &pr) < 0) {
 			c->failed = true;
 			return 1;
 		}
@@ -172,6 +181,8 @@ static int on_line(void *ctx, const char *line, size_t len, bool too_long)
 		return 1;
 	}
 	r->op = (uint8_t)pr.op;
+	r->arrival_us = tp_req_us(env->now_ns);
+	r->pushed = true;
 	/* Its wait for space in the queue ends queue_timeout_ms after its line was read. */
 	r->qnode.deadline_ns = env->now_ns + (uint64_t)env->cfg->queue_timeout_ms * 1000000ull;
 	if (pr.op == TP_OP_ECHO) {
@@ -196,51 +207,29 @@ static unsigned read_error(struct tp_conn *c, int err)
 	return tp_conn_close(c, why);
 }
 
-/* The first bytes are decided: frame the requests among them (from start) and forget the rest. */
-static int header_done(struct tp_conn *c, struct framing *fr, size_t start)
-{
-	struct tp_peer_hdr *h = c->hdr;
-	int r = 0;
-
-	c->hdr = NULL;
-	if (h->named) {
-		tp_peer_addr_text(&c->peer, c->addr, sizeof(c->addr), &c->port);
-		tp_peer_log(c->addr, c->port, "conn_proxied", "PROXY header names");
-	}
-	if (h->len > start)
-		r = tp_framer_feed(&c->framer, (const char *)h->buf + start, h->len - start, on_line, fr);
-	free(h);
-	return r < 0 ? -1 : 1;
-}
-
-/* Read and decide the first bytes.  Returns as read_once(). */
+/* Read and decide the first bytes (peer.h); frame what follows the header.  Returns as read_once(). */
 static int read_header(struct tp_conn *c, struct framing *fr)
 {
-	enum tp_peer_refusal why = TP_PEER_BAD_HEADER;
-	size_t start = 0;
-	bool got;
-	int r = tp_peer_read(c->hdr, c->fd, &c->peer, &start, &why, &got);
+	struct tp_peer_hdr *h = c->hdr;
+	struct tp_peer_outcome o;
+	int r;
 
-	if (got)
-		fr->ev |= TP_CONN_ACTIVE;
-	switch (r) {
-	case TP_PEER_READ_AGAIN:
-		c->readable = false;
+	tp_peer_read(h, c->fd, &c->peer, c->addr, sizeof(c->addr), &c->port, c->env->turned_away, &o);
+	fr->ev |= o.got ? TP_CONN_ACTIVE : 0;
+	c->eof = o.eof;
+	c->readable = o.readable;
+	fr->refusal = o.refusal;
+	fr->read_err = o.err;
+	if (o.refusal || o.err)
+		return o.refusal ? -2 : -1;
+	if (!o.done)
 		return 0;
-	case TP_PEER_READ_DONE:
-		return header_done(c, fr, start);
-	case TP_PEER_READ_EOF:
-		c->eof = true;
-		/* An untrusted client's last bytes are requests even if they began like a signature. */
-		return c->hdr->mode == TP_PEER_REFUSE && header_done(c, fr, 0) < 0 ? -1 : 0;
-	case TP_PEER_READ_BAD:
-		atomic_fetch_add_explicit(&c->env->turned_away[why], 1, memory_order_relaxed);
-		fr->refusal = tp_peer_refusal_name(why);
-		return -2;
-	default:
-		fr->read_err = -r;
-		return -1;
-	}
+	c->hdr = NULL;
+	r = h->len > o.start ? tp_framer_feed(&c->framer, (const char *)h->buf + o.start, h->len - o.start,
+	                                      on_line, fr)
+	                     : 0;
+	free(h);
+	return r < 0 ? -1 : !c->eof;
 }
 
 /*
@@ -271,6 +260,8 @@ static int read_once(struct tp_conn *c, struct framing *fr)
 		return -1;
 	}
 	fr->ev |= TP_CONN_ACTIVE;
+	if (c->env->metrics)
+		tp_metrics_add(&c->env->metrics->bytes_in, (uint64_t)n);
 	/*
 	 * A short read drained the socket: data arriving later makes a new
 	 * edge, so skip the read that would only say EAGAIN.  Not when the
@@ -343,6 +334,8 @@ static size_t written(struct tp_conn *c, size_t left)
 		if (!c->ohead)
 			c->otail = NULL;
 		sent++;
+		if (c->env->metrics)
+			tp_metrics_request(c->env->metrics, h, c->env->now_ns);
 		req_done_with(c, h);
 	}
 	if (left) {
@@ -381,6 +374,8 @@ unsigned tp_conn_flush(struct tp_conn *c, bool more_input)
 			return ev | tp_conn_close(c, why);
 		}
 		ev |= TP_CONN_ACTIVE;
+		if (c->env->metrics)
+			tp_metrics_add(&c->env->metrics->bytes_out, (uint64_t)w);
 		sent += written(c, (size_t)w);
 	}
 	if (sent)

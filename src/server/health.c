@@ -8,12 +8,16 @@
 #include <malloc.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "pool.h"
 #include "queue.h"
 #include "sd.h"
+#include "sockets.h"
+#include "turnaway.h"
 
 #define STATUS_EVERY_NS (2 * 1000000000ull)
 #define BUSY_LOG_EVERY_NS (5 * 1000000000ull)
@@ -195,6 +199,8 @@ static void watchdog(struct tp_health *h, uint64_t now)
 		tp_sd_notify("WATCHDOG=1");
 		return;
 	}
+	if (h->wd_healthy && h->metrics)
+		tp_metrics_unhealthy(h->metrics);
 	if (h->wd_healthy)
 		tp_log(TP_LOG_CRIT, "stall", "unhealthy: %s; not pinging the watchdog", why);
 	h->wd_healthy = false;
@@ -207,5 +213,48 @@ void tp_health_tick(struct tp_health *h, uint64_t now)
 		tp_health_status(h, now);
 	log_busy(h, now);
 	log_refused(h, now);
+	tp_turnaway_log_tick(&h->turnaway, h->loops, h->nloops, now);
 	trim_when_quiet(h, now);
+}
+
+uint64_t tp_health_init(struct tp_health *h)
+{
+	uint64_t tick_ms = 1000;
+
+	h->wd_usec = tp_sd_watchdog_usec();
+	h->wd_healthy = true;
+	if (h->wd_usec) {
+		uint64_t half_ms = h->wd_usec / 2000;
+		if (half_ms < tick_ms)
+			tick_ms = half_ms > 10 ? half_ms : 10;
+	}
+	return tick_ms;
+}
+
+void tp_health_log_ready(const struct tp_sockets *sock, const char *metrics_name, const struct tp_config *cfg,
+                         size_t nloops)
+{
+	for (size_t i = 0; i < sock->ndata; i++)
+		tp_log(TP_LOG_INFO, "start", "listening on %s%s", sock->data[i].name,
+		       sock->activated ? " (socket from systemd)" : "");
+	if (sock->activated)
+		tp_log(TP_LOG_INFO, "start", "socket activation: the listen settings are not used");
+	if (metrics_name[0])
+		tp_log(TP_LOG_INFO, "start", "metrics on http://%s/metrics%s", metrics_name,
+		       sock->activated ? " (socket from systemd)" : "");
+	else if (sock->activated && cfg->metrics_enabled)
+		tp_log(TP_LOG_NOTICE, "start",
+		       "metrics.enabled is set but systemd passed no \"metrics\" socket: enable "
+		       "tpserver-metrics.socket to serve metrics");
+	if (sock->agent.fd >= 0)
+		tp_log(TP_LOG_INFO, "start", "agent check on %s%s", sock->agent.name,
+		       sock->agent_activated ? " (socket from systemd)" : "");
+
+	char w[16];
+	snprintf(w, sizeof(w), "%d", cfg->workers);
+	struct tp_log_field f[] = {{"TP_WORKERS", w}};
+	tp_logf(TP_LOG_INFO, "ready", f, 1,
+	        "ready: %d workers, queue %d (wait %d ms), %zu event loop(s), max %d connections, pid %d",
+	        cfg->workers, cfg->queue_size, cfg->queue_timeout_ms, nloops, cfg->max_connections,
+	        (int)getpid());
 }

@@ -16,7 +16,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "turnaway.h"
+
+struct tp_config;
+struct tp_sockets;
+
 struct tp_loop;
+struct tp_metrics;
 struct tp_pool;
 struct tp_queue;
 
@@ -35,7 +41,8 @@ struct tp_health {
 	struct tp_queue *queue;
 	struct tp_loop *const *loops;
 	size_t nloops;
-	uint64_t wd_usec; /* WATCHDOG_USEC, 0 without a watchdog */
+	uint64_t wd_usec;           /* WATCHDOG_USEC, 0 without a watchdog */
+	struct tp_metrics *metrics; /* counts unhealthy episodes, or NULL */
 
 	/* its own state (loop 0) */
 	uint64_t last_status_ns, status_served;
@@ -45,6 +52,7 @@ struct tp_health {
 	bool trimmed; /* since the last activity */
 	uint64_t wd_next_ns;
 	bool wd_healthy;
+	struct tp_turnaway_log turnaway; /* connections closed before a first request */
 };
 
 /* Sum the counters (any thread). */
@@ -62,5 +70,12 @@ bool tp_health_ok(struct tp_health *h, uint64_t now_ns);
  * tp_pool_set_stall_ms), STATUS= when due, the busy log line.
  */
 void tp_health_tick(struct tp_health *h, uint64_t now_ns);
+
+/* Set up the watchdog from the environment.  Returns the period loop 0 must tick at (ms). */
+uint64_t tp_health_init(struct tp_health *h);
+
+/* Log the sockets served and the "ready" line (start, loop 0). */
+void tp_health_log_ready(const struct tp_sockets *sock, const char *metrics_name, const struct tp_config *cfg,
+                         size_t nloops);
 
 #endif

@@ -37,14 +37,17 @@ bool tp_leave_begin(struct tp_leave *lv, int drain_s, int signo, uint64_t now_ns
 	return true;
 }
 
-bool tp_leave_tick(struct tp_leave *lv, const struct tp_stats *st, uint64_t now_ns)
+bool tp_leave_tick(struct tp_leave *lv, const struct tp_health *h, uint64_t now_ns)
 {
+	struct tp_stats st;
+
+	tp_health_stats(h, &st);
 	struct tp_agent_sample s = {
-	        .workers = st->workers,
-	        .workers_busy = st->workers_busy,
-	        .queue_depth = st->queue_depth,
-	        .queue_waiting = st->queue_waiting,
-	        .rejected = st->rejected,
+	        .workers = st.workers,
+	        .workers_busy = st.workers_busy,
+	        .queue_depth = st.queue_depth,
+	        .queue_waiting = st.queue_waiting,
+	        .rejected = st.rejected,
 	};
 
 	(void)tp_agent_update(&lv->load, &s, now_ns);

@@ -18,7 +18,7 @@
 
 #include "agent.h"
 
-struct tp_stats;
+struct tp_health;
 
 struct tp_leave {
 	bool drained;         /* SIGUSR2, until SIGUSR1 */
@@ -38,8 +38,8 @@ void tp_leave_signal(struct tp_leave *lv, int signo);
  */
 bool tp_leave_begin(struct tp_leave *lv, int drain_s, int signo, uint64_t now_ns);
 
-/* Loop 0's tick: sample the load; returns true when a leave just ended (shut down now). */
-bool tp_leave_tick(struct tp_leave *lv, const struct tp_stats *st, uint64_t now_ns);
+/* Loop 0's tick: sample the load (h's counters); returns true when a leave just ended (shut down now). */
+bool tp_leave_tick(struct tp_leave *lv, const struct tp_health *h, uint64_t now_ns);
 
 /* The agent socket fd is readable: answer each check (stopping: the server is shutting down). */
 void tp_leave_answer(struct tp_leave *lv, int fd, bool stopping, bool healthy);

@@ -57,6 +57,7 @@
 #include "proto.h"
 #include "queue.h"
 #include "signals.h"
+#include "scrape.h"
 #include "tp_assert.h"
 
 #define MAX_EVENTS 256
@@ -126,6 +127,7 @@ struct tp_loop *tp_loop_new(const struct tp_loop_params *p)
 	l->hooks.config_copy(l->hooks.ctx, &l->cfg);
 	tp_peer_gate_set(&l->gate, &l->cfg);
 	l->env = (struct tp_conn_env){.cfg = &l->cfg, .scratch = l->scratch, .scratch_len = SCRATCH_BYTES};
+	l->env.metrics = p->metrics;
 	l->conns.on_free = p->hooks.conn_leave;
 	l->conns.ctx = p->hooks.ctx;
 	r = tp_post_init(&l->post);
@@ -141,6 +143,8 @@ struct tp_loop *tp_loop_new(const struct tp_loop_params *p)
 		r = epoll_add(l->epfd, p->agent->fd, &p->agent->src);
 	if (r == 0)
 		r = tp_listener_watch(&l->listen, p->listeners, p->nlisteners, l->epfd);
+	if (r == 0 && p->scrape)
+		r = tp_scrape_watch(p->scrape, l->epfd);
 	if (r < 0) {
 		tp_loop_free(l);
 		errno = -r;
@@ -184,8 +188,7 @@ void tp_loop_counters(struct tp_loop *l, struct tp_loop_counters *ret)
 	ret->refused = atomic_load_explicit(&l->listen.nrefused, memory_order_relaxed);
 	ret->connections = atomic_load_explicit(&l->conns.connections, memory_order_relaxed);
 	ret->last_turn_ns = atomic_load_explicit(&l->last_turn_ns, memory_order_relaxed);
-	for (int i = 0; i < TP_PEER_REFUSAL_COUNT; i++)
-		ret->turned_away[i] = atomic_load_explicit(&l->env.turned_away[i], memory_order_relaxed);
+	tp_peer_counts_load(l->env.turned_away, ret->turned_away);
 }
 
 /* r of one of this loop's connections came back done. */
@@ -204,8 +207,7 @@ static bool take_conn(void *ctx, int fd, const struct sockaddr_storage *peer)
 	struct tp_loop *l = ctx;
 	enum tp_peer_mode mode;
 
-	if (!tp_peer_gate_check(&l->gate, peer, &mode)) {
-		atomic_fetch_add_explicit(&l->env.turned_away[TP_PEER_NOT_ALLOWED], 1, memory_order_relaxed);
+	if (!tp_peer_gate_check(&l->gate, peer, l->env.turned_away, &mode)) {
 		close(fd);
 		return true;
 	}
@@ -321,6 +323,9 @@ static void handle_events(struct tp_loop *l, const struct epoll_event *events, i
 		case TP_SOURCE_REFUSED:
 			tp_listener_drain(&l->listen, (struct tp_refused *)src);
 			break;
+		case TP_SOURCE_SCRAPE:
+			tp_scrape_on_event(src, events[i].events, l->env.now_ns);
+			break;
 		}
 	}
 }
@@ -389,6 +394,8 @@ static void expire_waiters(struct tp_loop *l)
 		struct tp_qnode *nn = n->next;
 		struct tp_req *r = tp_req_of(n);
 		tp_req_fail(r, TP_PROTO_BUSY);
+		r->wait_end_us = tp_req_us(l->env.now_ns);
+		r->waited = true;
 		if (r->conn->loop == l)
 			complete(l, r);
 		else

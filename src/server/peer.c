@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -57,29 +58,37 @@ enum tp_peer_verdict tp_peer_decide(struct tp_peer_hdr *h, struct sockaddr_stora
 	return TP_PEER_DONE;
 }
 
-int tp_peer_read(struct tp_peer_hdr *h, int fd, struct sockaddr_storage *io_addr, size_t *ret_start,
-                 enum tp_peer_refusal *ret_why, bool *ret_read)
+void tp_peer_read(struct tp_peer_hdr *h, int fd, struct sockaddr_storage *io_addr, char *addr, size_t addrlen,
+                  uint16_t *io_port, _Atomic uint64_t *turned_away, struct tp_peer_outcome *ret)
 {
-	*ret_read = false;
-	for (;;) {
+	enum tp_peer_refusal why = TP_PEER_BAD_HEADER;
+	enum tp_peer_verdict v = TP_PEER_MORE;
+
+	*ret = (struct tp_peer_outcome){.readable = true};
+	while (v == TP_PEER_MORE) {
 		ssize_t n = read(fd, h->buf + h->len, sizeof(h->buf) - h->len);
-		if (n == 0)
-			return TP_PEER_READ_EOF;
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return errno == EAGAIN || errno == EWOULDBLOCK ? TP_PEER_READ_AGAIN : -errno;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			ret->eof = n == 0;
+			ret->readable = n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
+			ret->err = n < 0 && ret->readable ? errno : 0;
+			ret->done = ret->eof && h->mode == TP_PEER_REFUSE;
+			return;
 		}
-		*ret_read = true;
+		ret->got = true;
 		h->len += (size_t)n;
-		switch (tp_peer_decide(h, io_addr, ret_start, ret_why)) {
-		case TP_PEER_MORE:
-			break;
-		case TP_PEER_DONE:
-			return TP_PEER_READ_DONE;
-		case TP_PEER_BAD:
-			return TP_PEER_READ_BAD;
-		}
+		v = tp_peer_decide(h, io_addr, &ret->start, &why);
+	}
+	if (v == TP_PEER_BAD) {
+		atomic_fetch_add_explicit(&turned_away[why], 1, memory_order_relaxed);
+		ret->refusal = tp_peer_refusal_name(why);
+		return;
+	}
+	ret->done = true;
+	if (h->named) {
+		tp_peer_addr_text(io_addr, addr, addrlen, io_port);
+		tp_peer_log(addr, *io_port, "conn_proxied", "PROXY header names");
 	}
 }
 
@@ -91,15 +100,23 @@ void tp_peer_gate_set(struct tp_peer_gate *g, const struct tp_config *cfg)
 }
 
 bool tp_peer_gate_check(const struct tp_peer_gate *g, const struct sockaddr_storage *peer,
-                        enum tp_peer_mode *ret_mode)
+                        _Atomic uint64_t *turned_away, enum tp_peer_mode *ret_mode)
 {
-	if (g->allow.n > 0 && !tp_cidr_match(&g->allow, peer))
+	if (g->allow.n > 0 && !tp_cidr_match(&g->allow, peer)) {
+		atomic_fetch_add_explicit(&turned_away[TP_PEER_NOT_ALLOWED], 1, memory_order_relaxed);
 		return false;
+	}
 	if (!g->proxy_protocol)
 		*ret_mode = TP_PEER_DIRECT;
 	else
 		*ret_mode = tp_cidr_match(&g->trusted, peer) ? TP_PEER_EXPECT : TP_PEER_REFUSE;
 	return true;
+}
+
+void tp_peer_counts_load(_Atomic uint64_t *counts, uint64_t *ret)
+{
+	for (int i = 0; i < TP_PEER_REFUSAL_COUNT; i++)
+		ret[i] = atomic_load_explicit(&counts[i], memory_order_relaxed);
 }
 
 void tp_peer_addr_text(const struct sockaddr_storage *ss, char *buf, size_t len, uint16_t *ret_port)

@@ -12,6 +12,7 @@
 #ifndef TP_PEER_H
 #define TP_PEER_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -79,26 +80,34 @@ void tp_peer_gate_set(struct tp_peer_gate *g, const struct tp_config *cfg);
 
 /*
  * May the socket's peer connect, and what must it send first?  Returns
- * false (not allowed), or true with *ret_mode set.
+ * false (not allowed: counted in turned_away), or true with *ret_mode set.
  */
 bool tp_peer_gate_check(const struct tp_peer_gate *g, const struct sockaddr_storage *peer,
-                        enum tp_peer_mode *ret_mode);
+                        _Atomic uint64_t *turned_away, enum tp_peer_mode *ret_mode);
+
+/* Read the counters of closings by reason (any thread). */
+void tp_peer_counts_load(_Atomic uint64_t *counts, uint64_t *ret);
 
 /* What tp_peer_read() saw. */
-enum tp_peer_read {
-	TP_PEER_READ_AGAIN = 0, /* undecided, and nothing more to read now */
-	TP_PEER_READ_DONE,      /* decided: as tp_peer_decide()'s TP_PEER_DONE */
-	TP_PEER_READ_BAD,       /* refused: *ret_why */
-	TP_PEER_READ_EOF,       /* the client closed first (a REFUSE mode's bytes are requests) */
+struct tp_peer_outcome {
+	bool got;            /* bytes came */
+	bool readable;       /* the socket may have more (false: EAGAIN seen) */
+	bool eof;            /* the client closed */
+	bool done;           /* decided: the requests begin at start in h->buf; free h */
+	size_t start;        /* with done */
+	const char *refusal; /* refused (counted): why, for the close */
+	int err;             /* read() failed: its errno */
 };
 
 /*
  * Read the first bytes of fd into h until they are decided or the socket
- * has no more, and decide (tp_peer_decide).  Returns an enum tp_peer_read,
- * or -errno when read() failed.  *ret_read tells whether any byte came.
+ * has no more, and decide (tp_peer_decide).  When a header names the
+ * client, *io_addr, addr (its text) and *io_port take it.  A refusal is
+ * counted in turned_away[why].  An untrusted client's last bytes before
+ * its EOF are requests, decided as such.  Never fails otherwise.
  */
-int tp_peer_read(struct tp_peer_hdr *h, int fd, struct sockaddr_storage *io_addr, size_t *ret_start,
-                 enum tp_peer_refusal *ret_why, bool *ret_read);
+void tp_peer_read(struct tp_peer_hdr *h, int fd, struct sockaddr_storage *io_addr, char *addr, size_t addrlen,
+                  uint16_t *io_port, _Atomic uint64_t *turned_away, struct tp_peer_outcome *ret);
 
 /* Write an address as text (inet_ntop, "unknown" for other families) and its port. */
 void tp_peer_addr_text(const struct sockaddr_storage *ss, char *buf, size_t len, uint16_t *ret_port);

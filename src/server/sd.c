@@ -7,35 +7,37 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <errno.h>
 
 #include <systemd/sd-daemon.h>
 
-#define MAX_NAMED 32
-
-static char names[MAX_NAMED][64];
-
-int tp_sd_listen_fds(void)
+int tp_sd_listen_fds_split(int *ret_fds, size_t max, int *ret_metrics_fd, int *ret_agent_fd)
 {
-	char **list = NULL;
-	int n = sd_listen_fds_with_names(1, &list);
+	char **names = NULL;
+	int n = sd_listen_fds_with_names(1, &names), ndata = 0;
 
-	for (int i = 0; list && list[i]; i++) {
-		if (i < MAX_NAMED)
-			snprintf(names[i], sizeof(names[i]), "%s", list[i]);
-		free(list[i]);
+	*ret_metrics_fd = -1;
+	*ret_agent_fd = -1;
+	for (int i = 0; i < n && ndata >= 0; i++) {
+		int fd = SD_LISTEN_FDS_START + i;
+		const char *name = names && names[i] ? names[i] : "";
+		int *named = !strcmp(name, "metrics") ? ret_metrics_fd
+		             : !strcmp(name, "agent") ? ret_agent_fd
+		                                      : NULL;
+		if (named) {
+			if (*named >= 0)
+				ndata = -EEXIST;
+			*named = fd;
+		} else if ((size_t)ndata < max)
+			ret_fds[ndata++] = fd;
+		else
+			ndata = -E2BIG;
 	}
-	free(list);
-	return n;
-}
-
-const char *tp_sd_listen_fd_name(int i)
-{
-	return i >= 0 && i < MAX_NAMED && names[i][0] ? names[i] : NULL;
-}
-
-int tp_sd_listen_fds_start(void)
-{
-	return SD_LISTEN_FDS_START;
+	for (int i = 0; names && names[i]; i++)
+		free(names[i]);
+	free(names);
+	return n < 0 ? n : ndata;
 }
 
 int tp_sd_notify(const char *state)

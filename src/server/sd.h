@@ -13,17 +13,15 @@
 #include <stdint.h>
 
 /*
- * Number of sockets passed by socket activation (LISTEN_FDS), starting at
- * fd 3; 0 when not socket-activated; negative errno on a malformed
- * environment.  Unsets the variables so children do not inherit them.
+ * The sockets passed by socket activation, told apart by name: the one
+ * named "metrics" (FileDescriptorName=metrics) in *ret_metrics_fd, the one
+ * named "agent" (tpserver-agent.socket) in *ret_agent_fd (-1 when none),
+ * every other one, a data socket, in ret_fds.  Returns how many data
+ * sockets there are (0 when not socket-activated), -E2BIG for more than
+ * max, -EEXIST for a second "metrics" or "agent", or another negative
+ * errno.  Unsets the variables so children do not inherit them.
  */
-int tp_sd_listen_fds(void);
-
-/* The FileDescriptorName= of passed socket i (from 0), or NULL; valid after tp_sd_listen_fds(). */
-const char *tp_sd_listen_fd_name(int i);
-
-/* First passed fd (SD_LISTEN_FDS_START). */
-int tp_sd_listen_fds_start(void);
+int tp_sd_listen_fds_split(int *ret_fds, size_t max, int *ret_metrics_fd, int *ret_agent_fd);
 
 /* Send a notification (e.g. "READY=1"). Returns > 0 sent, 0 no NOTIFY_SOCKET, < 0 error. */
 int tp_sd_notify(const char *state);

@@ -23,7 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -33,11 +32,13 @@
 #include "listener.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "pool.h"
 #include "queue.h"
-#include "turnaway.h"
 #include "reload.h"
 #include "reload_status.h"
+#include "report.h"
+#include "scrape.h"
 #include "sd.h"
 #include "sockets.h"
 
@@ -50,7 +51,7 @@ struct tp_server {
 	tp_reload_fn reload;
 	void *reload_ctx;
 
-	struct tp_sockets socks;
+	struct tp_sockets sock; /* the listening sockets, from systemd or bound */
 
 	struct tp_queue *queue;
 	struct tp_pool *pool;
@@ -58,6 +59,11 @@ struct tp_server {
 	struct tp_loop *loops[MAX_LOOPS];
 	size_t nloops;
 	struct tp_loop_shared shared;
+
+	struct tp_metrics *metrics;
+	char metrics_name[64];    /* the endpoint's address, for the log */
+	struct tp_scrape *scrape; /* the metrics endpoint, on loop 0 */
+	struct tp_report report;
 
 	_Atomic int64_t nconns;
 	_Atomic int loops_running; /* threads of loops 1..n-1 still in tp_loop_run */
@@ -68,22 +74,30 @@ struct tp_server {
 	bool aborted;
 	uint64_t tick_ms;
 	struct tp_health health;
-	struct tp_turnaway_log turnaway;
-	struct tp_leave leave; /* drain, graceful leave, the agent check */ /* closings before a first
-	                                                                       request, logged together */
+	struct tp_leave leave;            /* drain, graceful leave, the agent check */
 	struct tp_reload_job *reload_job; /* the read in progress, or NULL */
 	struct tp_reload_outcome reload_outcome;
 	bool reload_again; /* SIGHUP during it: read once more after it */
 };
 
-static void raise_nofile(void)
+/*
+ * The metrics endpoint on the socket sockets.c opened, if any: it owns the
+ * fd from here on, even when tp_scrape_new() fails.
+ */
+static int open_metrics(struct tp_server *srv, char *err, size_t errlen)
 {
-	struct rlimit rl;
-	/* Connections are fds: take all the hard limit allows. */
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	struct tp_listener *ml = &srv->sock.metrics;
+
+	if (ml->fd < 0)
+		return 0;
+	snprintf(srv->metrics_name, sizeof(srv->metrics_name), "%s", ml->name);
+	srv->scrape = tp_scrape_new(ml->fd, tp_report_render, &srv->report);
+	ml->fd = -1;
+	if (!srv->scrape) {
+		snprintf(err, errlen, "out of memory creating the metrics endpoint");
+		return -ENOMEM;
 	}
+	return 0;
 }
 
 /* --- loop callbacks (any loop's thread) --- */
@@ -98,6 +112,7 @@ static bool conn_enter(void *ctx)
 	pthread_mutex_unlock(&srv->cfg_lock);
 	if (atomic_fetch_add_explicit(&srv->nconns, 1, memory_order_relaxed) >= max) {
 		atomic_fetch_sub_explicit(&srv->nconns, 1, memory_order_relaxed);
+		tp_metrics_refused(srv->metrics, TP_REFUSE_MAX_CONNECTIONS);
 		return false;
 	}
 	return true;
@@ -152,9 +167,9 @@ static int new_loops(struct tp_server *srv, char *err, size_t errlen)
 {
 	struct tp_loop_params p = {
 	        .queue = srv->queue,
-	        .listeners = srv->socks.data,
-	        .nlisteners = srv->socks.ndata,
-	        .agent = &srv->socks.agent,
+	        .listeners = srv->sock.data,
+	        .nlisteners = srv->sock.ndata,
+	        .agent = &srv->sock.agent,
 	        .shared = &srv->shared,
 	        .hooks = {.ctx = srv,
 	                  .conn_enter = conn_enter,
@@ -172,8 +187,15 @@ static int new_loops(struct tp_server *srv, char *err, size_t errlen)
 	srv->nloops = (size_t)srv->cfg.io_threads;
 	if (srv->nloops < 1 || srv->nloops > MAX_LOOPS)
 		srv->nloops = 1;
+	srv->metrics = tp_metrics_new(srv->nloops);
+	if (!srv->metrics) {
+		snprintf(err, errlen, "out of memory creating the metrics");
+		return -ENOMEM;
+	}
 	for (size_t i = 0; i < srv->nloops; i++) {
 		p.index = (unsigned)i;
+		p.metrics = tp_metrics_slot(srv->metrics, i);
+		p.scrape = i == 0 ? srv->scrape : NULL;
 		srv->loops[i] = tp_loop_new(&p);
 		if (!srv->loops[i]) {
 			int e = errno;
@@ -182,21 +204,6 @@ static int new_loops(struct tp_server *srv, char *err, size_t errlen)
 		}
 	}
 	return 0;
-}
-
-/* Loop 0 ticks at least as often as the watchdog pings (half its interval). */
-static void init_health(struct tp_server *srv)
-{
-	struct tp_health *h = &srv->health;
-
-	h->wd_usec = tp_sd_watchdog_usec();
-	h->wd_healthy = true;
-	srv->tick_ms = 1000;
-	if (h->wd_usec) {
-		uint64_t half_ms = h->wd_usec / 2000;
-		if (half_ms < srv->tick_ms)
-			srv->tick_ms = half_ms > 10 ? half_ms : 10;
-	}
 }
 
 int tp_server_new(const struct tp_config *cfg, tp_reload_fn reload, void *reload_ctx, struct tp_server **ret,
@@ -213,13 +220,14 @@ int tp_server_new(const struct tp_config *cfg, tp_reload_fn reload, void *reload
 	srv->cfg = *cfg;
 	srv->reload = reload;
 	srv->reload_ctx = reload_ctx;
-	tp_sockets_init(&srv->socks);
-	init_health(srv);
+	srv->tick_ms = tp_health_init(&srv->health);
 	if (!tp_reload_status_dir(srv->reload_outcome.dir, sizeof(srv->reload_outcome.dir)))
 		srv->reload_outcome.dir[0] = '\0';
+	tp_report_init(&srv->report, &srv->health);
 
-	raise_nofile();
-	r = tp_sockets_open(&srv->socks, cfg, err, errlen);
+	r = tp_sockets_open(&srv->sock, &srv->cfg, err, errlen);
+	if (r == 0)
+		r = open_metrics(srv, err, errlen);
 	if (r == 0)
 		r = start_pool(srv, err, errlen);
 	/* Loop 0 blocks the signals it reads: it is created before any thread. */
@@ -232,6 +240,8 @@ int tp_server_new(const struct tp_config *cfg, tp_reload_fn reload, void *reload
 	srv->health.loops = srv->loops;
 	srv->health.nloops = srv->nloops;
 	tp_pool_set_stall_ms(srv->pool, (uint64_t)tp_config_stall_ms(cfg));
+	srv->health.metrics = srv->metrics;
+	srv->report.metrics = srv->metrics;
 	r = tp_pool_start(srv->pool, (size_t)cfg->workers);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot start %d workers: pthread_create(): %s (TasksMax too low?)",
@@ -258,7 +268,9 @@ void tp_server_free(struct tp_server *srv)
 	tp_queue_free(srv->queue);
 	for (size_t i = 0; i < srv->nloops; i++)
 		tp_loop_free(srv->loops[i]);
-	tp_sockets_close(&srv->socks);
+	tp_scrape_free(srv->scrape);
+	tp_metrics_free(srv->metrics);
+	tp_sockets_close(&srv->sock);
 	pthread_mutex_destroy(&srv->cfg_lock);
 	free(srv);
 }
@@ -332,7 +344,7 @@ static void reload_start(struct tp_server *srv)
 /* Loop 0, after a wake-up: apply the result of a reload whose read is done. */
 static void reload_finish(struct tp_server *srv)
 {
-	struct tp_reload_target t = {srv->pool, srv->queue, srv->socks.activated};
+	struct tp_reload_target t = {srv->pool, srv->queue, srv->sock.activated};
 	struct tp_config loaded, nc;
 	char err[512], msg[512];
 
@@ -344,6 +356,7 @@ static void reload_finish(struct tp_server *srv)
 		tp_reload_outcome_set(&srv->reload_outcome, "refused", "shutting down");
 		return; /* too late to apply, and no READY=1 any more */
 	}
+	tp_metrics_reload(srv->metrics, r == 0);
 	if (r < 0) {
 		struct tp_log_field f[] = {{"TP_RELOAD_ERROR", err}};
 		tp_logf(TP_LOG_ERROR, "reload", f, 1, "reload failed, keeping the running configuration: %s",
@@ -405,19 +418,18 @@ static void on_agent(void *ctx)
 {
 	struct tp_server *srv = ctx;
 
-	tp_leave_answer(&srv->leave, srv->socks.agent.fd, atomic_load(&srv->shared.shutting_down),
+	tp_leave_answer(&srv->leave, srv->sock.agent.fd, atomic_load(&srv->shared.shutting_down),
 	                tp_health_ok(&srv->health, tp_clock_ns()));
 }
 
 static void on_tick(void *ctx, uint64_t now)
 {
 	struct tp_server *srv = ctx;
-	struct tp_stats st;
 
 	tp_health_tick(&srv->health, now);
-	tp_turnaway_log_tick(&srv->turnaway, srv->loops, srv->nloops, now);
-	tp_health_stats(&srv->health, &st);
-	if (tp_leave_tick(&srv->leave, &st, now))
+	tp_report_tick(&srv->report, now, srv->cfg.stats_interval_s);
+	tp_scrape_expire(srv->scrape, now);
+	if (tp_leave_tick(&srv->leave, &srv->health, now))
 		begin_shutdown(srv, SIGTERM);
 	if (!atomic_load(&srv->shared.shutting_down))
 		return;
@@ -427,26 +439,6 @@ static void on_tick(void *ctx, uint64_t now)
 		atomic_store(&srv->shared.force_close, true);
 		wake_loops(srv);
 	}
-}
-
-static void log_ready(struct tp_server *srv)
-{
-	for (size_t i = 0; i < srv->socks.ndata; i++)
-		tp_log(TP_LOG_INFO, "start", "listening on %s%s", srv->socks.data[i].name,
-		       srv->socks.activated ? " (socket from systemd)" : "");
-	if (srv->socks.activated)
-		tp_log(TP_LOG_INFO, "start", "socket activation: the listen settings are not used");
-	if (srv->socks.agent.fd >= 0)
-		tp_log(TP_LOG_INFO, "start", "agent check on %s%s", srv->socks.agent.name,
-		       srv->socks.agent_activated ? " (socket from systemd)" : "");
-
-	char w[16];
-	snprintf(w, sizeof(w), "%d", srv->cfg.workers);
-	struct tp_log_field f[] = {{"TP_WORKERS", w}};
-	tp_logf(TP_LOG_INFO, "ready", f, 1,
-	        "ready: %d workers, queue %d (wait %d ms), %zu event loop(s), max %d connections, pid %d",
-	        srv->cfg.workers, srv->cfg.queue_size, srv->cfg.queue_timeout_ms, srv->nloops,
-	        srv->cfg.max_connections, (int)getpid());
 }
 
 int tp_server_run(struct tp_server *srv)
@@ -464,7 +456,7 @@ int tp_server_run(struct tp_server *srv)
 			break;
 		}
 	}
-	log_ready(srv);
+	tp_health_log_ready(&srv->sock, srv->metrics_name, &srv->cfg, srv->nloops);
 	tp_reload_outcome_set(&srv->reload_outcome, "started", "ready");
 	tp_sd_notifyf("READY=1\nMAINPID=%d", (int)getpid());
 	tp_health_status(&srv->health, tp_clock_ns());

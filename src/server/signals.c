@@ -1,7 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/*
- * signals: blocking the server's signals and reading them from a signalfd.
- */
+/* signals: the handled set, blocked everywhere and read from a signalfd (see signals.h). */
 #include "signals.h"
 
 #include <errno.h>
@@ -10,18 +8,31 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+static void handled(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+	/* Their default action would kill the process. */
+	sigaddset(set, SIGUSR1);
+	sigaddset(set, SIGUSR2);
+}
+
+void tp_signals_block(void)
+{
+	sigset_t set;
+
+	handled(&set);
+	(void)pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
 int tp_signals_open(void)
 {
 	sigset_t set;
 	int fd;
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGUSR1);
-	sigaddset(&set, SIGUSR2);
-	/* SIGUSR1/2 would otherwise kill the process; every later thread inherits the mask. */
+	handled(&set);
 	(void)pthread_sigmask(SIG_BLOCK, &set, NULL);
 	fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	return fd < 0 ? -errno : fd;

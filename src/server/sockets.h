@@ -1,12 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * sockets: the sockets the server listens on.  Under socket activation,
- * those systemd passed, told apart by their FileDescriptorName=: "agent"
- * is the HAProxy agent-check socket (tpserver-agent.socket), any other
- * name a data socket.  Otherwise the ones the settings name: listen.host
- * and listen.port, and agent.host and agent.port when agent.enabled.  A
- * passed agent socket wins over the settings.  Never logs: errors name
- * the call and the address in err.
+ * sockets: the daemon's listening sockets at start.  Under socket
+ * activation they come from systemd, told apart by name (a socket named
+ * "metrics" serves the metrics endpoint, one named "agent" the HAProxy
+ * agent check, every other one requests); otherwise they are bound from
+ * the settings.  Runs once, on the main
+ * thread, before any loop exists; never logs (errors go to err).
  */
 #ifndef TP_SOCKETS_H
 #define TP_SOCKETS_H
@@ -14,27 +13,33 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "config.h"
 #include "listener.h"
 
 #define TP_SOCKETS_MAX 16 /* data sockets */
 
-struct tp_config;
-
 struct tp_sockets {
-	struct tp_listener data[TP_SOCKETS_MAX];
+	struct tp_listener data[TP_SOCKETS_MAX]; /* the first ndata are open */
 	size_t ndata;
-	struct tp_listener agent; /* fd -1: no agent */
-	bool activated;           /* the data sockets came from systemd */
-	bool agent_activated;     /* the agent socket came from systemd */
+	bool activated;             /* they came from systemd: the listen settings are not used */
+	struct tp_listener metrics; /* fd -1: no metrics endpoint */
+	struct tp_listener agent;   /* fd -1: no agent check; src.kind TP_SOURCE_AGENT */
+	bool agent_activated;       /* the agent socket came from systemd */
 };
 
-/* Open (or adopt) the sockets.  Returns 0 or a negative errno with a message in err. */
+/*
+ * Open every socket the settings and the environment ask for, and raise
+ * the open-file limit to its hard maximum (connections are fds).  The
+ * metrics socket is systemd's, else bound from metrics.* when enabled, but
+ * never under socket activation (the sandbox binds nothing); the agent
+ * socket likewise, from systemd or agent.*.  Returns 0, or
+ * -EINVAL for a configuration problem (a bad address, an unusable passed
+ * socket) or another negative errno, with the message in err; what was
+ * opened is then in *s for tp_sockets_close().
+ */
 int tp_sockets_open(struct tp_sockets *s, const struct tp_config *cfg, char *err, size_t errlen);
 
-/* Close every socket.  Safe on a zeroed set after tp_sockets_init(). */
+/* Close what tp_sockets_open() opened and is still held here. */
 void tp_sockets_close(struct tp_sockets *s);
-
-/* An empty set (every fd -1). */
-void tp_sockets_init(struct tp_sockets *s);
 
 #endif

@@ -460,6 +460,27 @@ t_start() {
 	echo "MainPID $pid"
 }
 
+# The package enables tpserver-metrics.socket: systemd passes it to the
+# daemon (FileDescriptorName=metrics), which serves GET /metrics from it
+# inside its sandbox (it binds nothing itself).
+t_metrics() {
+	local out
+	c systemctl is-enabled tpserver-metrics.socket || fail "tpserver-metrics.socket is not enabled"
+	c systemctl restart tpserver.service
+	echo_ok "before scrape" || fail "not serving after restart"
+	out=$(c bash -c 'exec 3<>/dev/tcp/127.0.0.1/9101 &&
+		printf "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n" >&3 &&
+		timeout 5 cat <&3') || fail "no answer on 127.0.0.1:9101"
+	head -n 3 <<<"$out"
+	grep -c '^tpserver_' <<<"$out" | sed 's/^/tpserver_ samples: /'
+	head -n 1 <<<"$out" | grep -q '^HTTP/1.1 200' || fail "GET /metrics did not answer 200"
+	grep -q '^tpserver_requests_total{op="echo",result="ok"} [1-9]' <<<"$out" ||
+		fail "no tpserver_requests_total for the ECHO just answered"
+	journal_text tpserver "$WORK/journal.txt"
+	grep -q 'metrics on http://127.0.0.1:9101/metrics (socket from systemd)' "$WORK/journal.txt" ||
+		fail "the journal does not say the metrics socket came from systemd"
+}
+
 t_requests() {
 	local out
 	out=$(req "ECHO hello world" "SLEEP 300" "echo again") || fail "request failed: $out"
@@ -857,6 +878,7 @@ check "install $DEB2 alone (socket enabled and started, conffile, man pages; no 
 check "systemd-analyze verify and security (exposure <= 1.0)" t_units
 check "systemctl start tpserver" t_start
 check "ECHO and SLEEP answered on 127.0.0.1:9000" t_requests
+check "GET /metrics on 127.0.0.1:9101 from tpserver-metrics.socket, inside the sandbox" t_metrics
 check "listening socket comes from systemd (daemon in its own netns)" t_socket_from_systemd
 check "systemctl status shows STATUS=" t_status
 check "journal has TP_EVENT, CODE_FILE, MESSAGE_ID on start" t_journal_fields

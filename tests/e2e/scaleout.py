@@ -73,8 +73,8 @@ class Backend:
         self.name = name
         self.log = os.path.join(WORK, "%s.%d.log" % (name, time.monotonic_ns()))
         args = [TPSERVER, "--config", "/dev/null", "--host", "0.0.0.0", "--port", "9000",
-                "--proxy-protocol", "true", "--proxy-trusted", LB, "--allow", "10.0.0.0/24",
-                "--agent", "true", "--agent-host", "0.0.0.0", "--agent-port", "9102",
+                "--proxy-protocol", "--proxy-trusted", LB, "--allow", "10.0.0.0/24",
+                "--agent", "--agent-host", "0.0.0.0", "--agent-port", "9102",
                 "--workers", str(workers), "--queue-size", str(queue),
                 "--queue-timeout-ms", str(queue_timeout_ms), "--drain-s", "3"] + list(extra)
         with open(self.log, "w") as f:

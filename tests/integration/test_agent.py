@@ -38,7 +38,7 @@ def agent_port(srv):
 
 class Agent(unittest.TestCase):
     def test_ready_drain_ready(self):
-        with Server("--agent", "true", "--agent-port", "0") as srv:
+        with Server("--agent", "--agent-port", "0") as srv:
             port = agent_port(srv)
             self.assertEqual(agent_line(port), "ready up 100%\n")
             srv.signal(signal.SIGUSR2)
@@ -51,7 +51,7 @@ class Agent(unittest.TestCase):
             self.assertTrue(agent_line(port).startswith("ready up "))
 
     def test_weight_falls_under_load_and_never_reaches_zero(self):
-        with Server("--agent", "true", "--agent-port", "0", "--workers", "1", "--queue-size", "50",
+        with Server("--agent", "--agent-port", "0", "--workers", "1", "--queue-size", "50",
                     "--queue-timeout-ms", "100") as srv:
             port = agent_port(srv)
             stop = threading.Event()
@@ -88,7 +88,7 @@ class Agent(unittest.TestCase):
                     t.join(15)
 
     def test_graceful_leave(self):
-        with Server("--agent", "true", "--agent-port", "0", "--drain-s", "2",
+        with Server("--agent", "--agent-port", "0", "--drain-s", "2",
                     "--log-level", "debug") as srv:
             port = agent_port(srv)
             a = srv.connect()

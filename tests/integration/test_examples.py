@@ -1,35 +1,49 @@
 # SPDX-License-Identifier: MIT
-"""The example configurations under examples/ are valid for the programs
-they are written for: examples/haproxy.cfg passes haproxy -c (skipped where
-haproxy is not installed; packaging/deps.sh test installs it), and it keeps
-what docs/SCALE-OUT.md says it has (PROXY protocol v2 on data and checks,
-the agent check, the ECHO health check)."""
+"""The shipped Prometheus examples: promtool check config on the scrape
+configuration, check rules on the alerting rules, and their unit tests
+(promtool test rules).  Exits 77 (skipped) without promtool (Debian
+package prometheus)."""
 import os
 import shutil
 import subprocess
+import sys
 import unittest
 
-import tplib
-
-TOP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
-HAPROXY_CFG = os.path.join(TOP, "examples", "haproxy.cfg")
+EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples")
 
 
-class HAProxyExample(unittest.TestCase):
-    def test_valid(self):
-        if not shutil.which("haproxy"):
-            self.skipTest("haproxy not installed")
-        p = subprocess.run(["haproxy", "-c", "-f", HAPROXY_CFG], capture_output=True, text=True, timeout=30)
+class Examples(unittest.TestCase):
+    def promtool(self, *args):
+        p = subprocess.run(["promtool", *args], capture_output=True, text=True, timeout=60, cwd=EXAMPLES)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
-        self.assertIn("Configuration file is valid", p.stdout + p.stderr)
+        return p.stdout + p.stderr
 
-    def test_says_what_the_docs_say(self):
-        with open(HAPROXY_CFG) as f:
-            text = f.read()
-        for want in ("send-proxy-v2", "check-send-proxy", "agent-check agent-port 9102",
-                     'tcp-check send "ECHO health\\n"', 'tcp-check expect string "OK health"'):
-            self.assertIn(want, text)
+    def test_check_config(self):
+        out = self.promtool("check", "config", "prometheus.yml")
+        self.assertIn("1 rule files found", out)
+
+    def test_check_rules(self):
+        out = self.promtool("check", "rules", "tpserver-alerts.yml")
+        self.assertIn("5 rules found", out)
+
+    def test_rules_unit_tests(self):
+        out = self.promtool("test", "rules", "tpserver-alerts.test.yml")
+        self.assertIn("SUCCESS", out)
+
+    def test_rules_name_real_metrics(self):
+        """Every tpserver_* name the rules use is one the server exports (METRICS.md lists them)."""
+        import re
+        with open(os.path.join(EXAMPLES, "tpserver-alerts.yml")) as f:
+            names = set(re.findall(r"\b(tpserver_[a-z_]+)", f.read()))
+        with open(os.path.join(EXAMPLES, "..", "docs", "METRICS.md")) as f:
+            doc = f.read()
+        for n in names:
+            base = re.sub(r"_(bucket|sum|count)$", "", n)
+            self.assertIn("`%s`" % base, doc, n)
 
 
 if __name__ == "__main__":
-    tplib.main()
+    if not shutil.which("promtool"):
+        print("SKIP: promtool not installed (Debian package prometheus)")
+        sys.exit(77)
+    unittest.main()

@@ -20,7 +20,7 @@ import tplib
 from tplib import LineReader, Server, request, wait_until
 
 V2SIG = b"\r\n\r\n\x00\r\nQUIT\n"
-PROXY = ("--proxy-protocol", "true", "--proxy-trusted", "127.0.0.1", "--log-level", "debug")
+PROXY = ("--proxy-protocol", "--proxy-trusted", "127.0.0.1", "--log-level", "debug")
 
 
 def v2_ipv4(src, dst, sport, dport, tlvs=b""):

@@ -583,6 +583,40 @@ static void test_print_round_trip(void **state)
 	}
 }
 
+/* metrics.*: a boolean in the file; --metrics / --no-metrics; --metrics-host or -port turn it on. */
+static void test_metrics_settings(void **state)
+{
+	struct tp_config cfg;
+	char err[256] = "";
+	(void)state;
+
+	tp_config_defaults(&cfg);
+	assert_false(cfg.metrics_enabled);
+	assert_int_equal(cfg.metrics_port, 9101);
+	assert_int_equal(cfg.stats_interval_s, 60);
+	expect_ok(&cfg, "metrics = { enabled = true; port = 0; };\nlog = { stats_interval_s = 0; };\n");
+	assert_true(cfg.metrics_enabled);
+	assert_int_equal(cfg.metrics_port, 0);
+	assert_int_equal(cfg.stats_interval_s, 0);
+	expect_error("metrics = { enabled = 1; };\n", ":1: metrics.enabled: expected true or false");
+	expect_error("metrics = { enabled = \"yes\"; };\n", ":1: metrics.enabled: expected true or false");
+
+	tp_config_defaults(&cfg);
+	assert_int_equal(parse_args(&cfg, err, sizeof(err), "--metrics-port", "0", (const char *)NULL), 0);
+	assert_true(cfg.metrics_enabled);
+	tp_config_defaults(&cfg);
+	assert_int_equal(parse_args(&cfg, err, sizeof(err), "--metrics-host", "::1", (const char *)NULL), 0);
+	assert_true(cfg.metrics_enabled);
+	assert_string_equal(cfg.metrics_host, "::1");
+	assert_int_equal(parse_args(&cfg, err, sizeof(err), "--no-metrics", (const char *)NULL), 0);
+	assert_false(cfg.metrics_enabled);
+	assert_int_equal(parse_args(&cfg, err, sizeof(err), "--metrics", (const char *)NULL), 0);
+	assert_true(cfg.metrics_enabled);
+	expect_args_error("--metrics=1: unknown option (see --help)", "--metrics=1", NULL);
+	expect_args_error("--stats-interval-s: invalid value '-1' (expected an integer from 0 to 86400)",
+	                  "--stats-interval-s", "-1");
+}
+
 static void test_print_format(void **state)
 {
 	struct tp_config cfg;
@@ -600,7 +634,8 @@ static void test_print_format(void **state)
 	assert_non_null(strstr(buf, "pool = {\n  workers = 8;\n"));
 	assert_non_null(strstr(buf, "  stall_timeout_ms = 0; # automatic: max_sleep_ms + 30000 = 40000\n"));
 	assert_non_null(strstr(buf, "};\nshutdown = {\n  timeout_s = 10;\n  drain_s = 0;\n  stop_timeout_s = 30;\n};\nlog = {\n  "
-	                              "level = \"info\";\n};\n"));
+	                              "level = \"info\";\n"));
+	assert_non_null(strstr(buf, "metrics = {\n  enabled = false;\n  host = \"127.0.0.1\";\n  port = 9101;\n};\n"));
 	free(buf);
 }
 
@@ -711,14 +746,15 @@ static void test_proxy_and_allow(void **state)
 	expect_error("listen = { allow = [1]; };\n", ":1: listen.allow: expected a list of address strings");
 
 	tp_config_defaults(&cfg);
-	assert_int_equal(parse_args(&cfg, err, sizeof(err), "--proxy-protocol", "true", "--proxy-trusted",
+	assert_int_equal(parse_args(&cfg, err, sizeof(err), "--proxy-protocol", "--proxy-trusted",
 	                            "10.0.0.1,10.0.0.2", "--allow", "::/0", NULL),
 	                 0);
 	assert_true(cfg.proxy_protocol);
 	assert_string_equal(cfg.proxy_trusted, "10.0.0.1, 10.0.0.2");
 	assert_string_equal(cfg.allow, "::/0");
 	assert_int_equal(parse_args(&cfg, err, sizeof(err), "--allow", "nope", NULL), -EINVAL);
-	assert_int_equal(parse_args(&cfg, err, sizeof(err), "--proxy-protocol", "yes", NULL), -EINVAL);
+	assert_int_equal(parse_args(&cfg, err, sizeof(err), "--no-proxy-protocol", NULL), 0);
+	assert_false(cfg.proxy_protocol);
 }
 
 static void test_reload_diff(void **state)
@@ -807,6 +843,7 @@ int main(void)
 		cmocka_unit_test(test_args_over_file),
 		cmocka_unit_test(test_print_round_trip),
 		cmocka_unit_test(test_print_format),
+		cmocka_unit_test(test_metrics_settings),
 		cmocka_unit_test(test_groups_and_aliases),
 		cmocka_unit_test(test_args_names),
 		cmocka_unit_test(test_table),

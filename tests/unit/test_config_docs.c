@@ -152,12 +152,12 @@ static void test_conf_5(void **state)
 		if (s->type == TP_SETTING_INT)
 			snprintf(want, sizeof(want), "\n.BR %s \" (integer, default %s, %d\\(en%d)\"\n",
 			         s->path, esc, s->min, s->max);
+		else if (s->type == TP_SETTING_BOOL)
+			snprintf(want, sizeof(want), "\n.BR %s \" (boolean, default %s)\"\n", s->path, esc);
+		else if (s->type == TP_SETTING_ADDRESSES)
+			snprintf(want, sizeof(want), "\n.BR %s \" (address list, default %s)\"\n", s->path, esc);
 		else
-			snprintf(want, sizeof(want), "\n.BR %s \" (%s, default %s", s->path,
-			         s->type == TP_SETTING_BOOL        ? "boolean"
-			         : s->type == TP_SETTING_ADDRESSES ? "address list"
-			                                           : "string",
-			         esc);
+			snprintf(want, sizeof(want), "\n.BR %s \" (string, default %s", s->path, esc);
 		if (!strstr(text, want))
 			fail_msg("tpserver.conf(5) does not document %s as: %s", s->path, want + 1);
 	}
@@ -203,12 +203,24 @@ static void test_shipped_conf(void **state)
 static void test_flags_documented(void **state)
 {
 	char *man = slurp("packaging/man/tpserver.8"), *readme = slurp("README.md");
-	char flag[64], esc[128], want[256], got[256];
+	char flag[64], esc[128], want[320], got[256];
 	const char *row;
 	(void)state;
 
 	for (const struct tp_setting *s = tp_settings; s->path; s++) {
 		const char *names[2] = {tp_setting_flag(s, flag, sizeof(flag)), s->flag_alias};
+
+		if (s->type == TP_SETTING_BOOL) {
+			/* A switch: ".BR \-\-flag ", " \-\-no\-flag", and "| `--flag`, `--no-flag` | default |". */
+			man_escape(flag, esc, sizeof(esc));
+			snprintf(want, sizeof(want), "\n.BR \\-\\-%s \", \" \\-\\-no\\-%s\n", esc, esc);
+			if (!strstr(man, want))
+				fail_msg("tpserver(8) does not list --%s (%s)", flag, want);
+			snprintf(want, sizeof(want), "\n| `--%s`, `--no-%s` | %s |", flag, flag, s->def);
+			if (!strstr(readme, want))
+				fail_msg("README.md: no row %s", want + 1);
+			continue;
+		}
 
 		for (int i = 0; i < 2 && names[i]; i++) {
 			man_escape(names[i], esc, sizeof(esc));
