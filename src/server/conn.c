@@ -353,9 +353,12 @@ unsigned tp_conn_flush(struct tp_conn *c, bool more_input)
 	bool was_over = over_unsent(c);
 	size_t sent = 0;
 	unsigned ev = 0;
+	int cork = c->env->draining; /* leaving: the last reply and the FIN go in one segment */
 
 	if (c->closed)
 		return 0;
+	if (cork)
+		(void)setsockopt(c->fd, IPPROTO_TCP, TCP_CORK, &cork, sizeof(cork));
 	while (c->writable && c->ohead && c->ohead->done) {
 		struct tp_req *r = c->ohead;
 		int n = 0;
@@ -389,6 +392,8 @@ unsigned tp_conn_flush(struct tp_conn *c, bool more_input)
 	if (c->env->draining && sent && c->nreqs == 0 && c->framer.len == 0 && !c->framer.stopped &&
 	    !more_input && recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && errno == EAGAIN)
 		return ev | tp_conn_close(c, "leaving: closed between requests");
+	if (cork) /* not closed: uncorking sends what waits */
+		(void)setsockopt(c->fd, IPPROTO_TCP, TCP_CORK, &(int){0}, sizeof(int));
 	/* Draining below the bound lets reading go on. */
 	if (was_over && !over_unsent(c) && can_read(c))
 		ev |= TP_CONN_READ;
