@@ -354,11 +354,7 @@ static int on_reply(void *arg, const char *line, size_t len, bool too_long)
 	return 0;
 }
 
-/*
- * peer_closed: epoll saw the server's FIN.  Then read on to the EOF before
- * sending anything more: a server that closes right after a reply (a host
- * leaving a balancer) must not be sent a request it will never read.
- */
+/* peer_closed (epoll saw the FIN): read on to the EOF before sending more, as to a host that left. */
 static void on_readable(struct tp_client_conn *c, bool peer_closed)
 {
 	struct tp_client_ctx *ctx = c->ctx;
@@ -394,6 +390,11 @@ static void on_readable(struct tp_client_conn *c, bool peer_closed)
 			       c->index, c->win.count);
 		else
 			tp_log(closed_level(c), "closed", "client %u: read(): %s", c->index, strerror(errno));
+		close_conn(c, CLOSE_BROKEN);
+		return;
+	}
+	char b; /* --reconnect: a server that closed right after its reply must not get the next request */
+	if (ctx->opts->reconnect && c->win.count == 0 && recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0) {
 		close_conn(c, CLOSE_BROKEN);
 		return;
 	}
