@@ -354,7 +354,7 @@ static int on_reply(void *arg, const char *line, size_t len, bool too_long)
 	return 0;
 }
 
-/* peer_closed (epoll saw the FIN): read on to the EOF before sending more, as to a host that left. */
+/* peer_closed (the FIN came, more to send): read on to the EOF first, as to a host that left. */
 static void on_readable(struct tp_client_conn *c, bool peer_closed)
 {
 	struct tp_client_ctx *ctx = c->ctx;
@@ -394,7 +394,9 @@ static void on_readable(struct tp_client_conn *c, bool peer_closed)
 		return;
 	}
 	char b; /* --reconnect: a server that closed right after its reply must not get the next request */
-	if (ctx->opts->reconnect && c->win.count == 0 && recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0) {
+	int64_t start;
+	if (ctx->opts->reconnect && c->win.count == 0 && more_to_send(c, &start) &&
+	    recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0) {
 		close_conn(c, CLOSE_BROKEN);
 		return;
 	}
@@ -411,7 +413,7 @@ void tp_client_conn_event(struct tp_client_conn *c, uint32_t events)
 		}
 	}
 	if (c->fd >= 0 && (events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)))
-		on_readable(c, events & (EPOLLRDHUP | EPOLLHUP));
+		on_readable(c, (events & (EPOLLRDHUP | EPOLLHUP)) && more_to_send(c, &(int64_t){0}));
 	else if (c->fd >= 0 && (events & EPOLLOUT))
 		tp_client_conn_pump(c); /* room in the socket again: send what waited */
 }
