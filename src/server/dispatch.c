@@ -4,6 +4,7 @@
  */
 #include "dispatch.h"
 
+#include "clock.h"
 #include "conn.h"
 #include "loop.h"
 #include "ops.h"
@@ -15,6 +16,9 @@ void tp_dispatch_exec(struct tp_qnode **nodes, size_t n, void *ctx)
 	struct tp_req *first = NULL, *last = NULL;
 	struct tp_loop *cur = NULL;
 	size_t cnt = 0;
+	uint64_t max_wait = atomic_load_explicit(&d->max_wait_ns, memory_order_relaxed);
+	uint64_t now = max_wait ? tp_clock_ns() : 0;
+	uint64_t too_old = now > max_wait ? now - max_wait : 0;
 
 	for (size_t i = 0; i < n; i++) {
 		struct tp_req *r = tp_req_of(nodes[i]);
@@ -24,6 +28,11 @@ void tp_dispatch_exec(struct tp_qnode **nodes, size_t n, void *ctx)
 			/* Nobody will read the reply: do not sleep for a client that left. */
 			r->status = TP_PROTO_OK;
 			r->len = 0;
+		} else if (r->arrival_ns < too_old) {
+			/* Its client has most likely given up: do not spend a worker on it. */
+			tp_req_fail(r, TP_PROTO_BUSY);
+			r->late = true;
+			atomic_fetch_add_explicit(&d->late, 1, memory_order_relaxed);
 		} else {
 			tp_ops_run(r, d->pool);
 		}

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct tp_dispatch;
 struct tp_loop;
 struct tp_pool;
 struct tp_queue;
@@ -22,20 +23,24 @@ struct tp_stats {
 	size_t queue_depth, queue_capacity, queue_waiting;
 	uint64_t connections;
 	uint64_t served;   /* replies written */
-	uint64_t rejected; /* ERR server busy */
+	uint64_t rejected; /* ERR server busy: no space before queue_timeout_ms */
+	uint64_t late;     /* ERR server busy: waited over pool.max_wait_ms */
+	size_t flows;      /* connections with admitted work (fair modes) */
+	size_t largest;    /* admitted work of the busiest client address (fair modes) */
 };
 
 struct tp_health {
 	/* what it looks at; set before the first call */
 	struct tp_pool *pool;
 	struct tp_queue *queue;
+	const struct tp_dispatch *dispatch;
 	struct tp_loop *const *loops;
 	size_t nloops;
 	uint64_t wd_usec; /* WATCHDOG_USEC, 0 without a watchdog */
 
 	/* its own state (loop 0) */
 	uint64_t last_status_ns, status_served;
-	uint64_t last_busy_log_ns, busy_logged;
+	uint64_t last_busy_log_ns, busy_logged, late_logged;
 	uint64_t wd_next_ns;
 	bool wd_healthy;
 };

@@ -30,6 +30,7 @@ struct tp_req {
 	struct tp_req *bnext;  /* the loop's unpushed batch, then the slot cache; loop only */
 	struct tp_req *onext;  /* the connection's in-order list */
 	struct tp_conn *conn;
+	uint64_t arrival_ns; /* when its line was read (pool.max_wait_ms) */
 	uint32_t sleep_ms;
 	uint32_t len;   /* ECHO: text length, then the reply length */
 	uint32_t cap;   /* size of buf */
@@ -38,6 +39,7 @@ struct tp_req {
 	uint8_t status; /* enum tp_proto_status of the outcome */
 	bool done;      /* the reply in buf is final (loop only) */
 	bool waiting;   /* parked in the queue's wait list (loop only) */
+	bool late;      /* answered ERR server busy for waiting over pool.max_wait_ms */
 	char buf[];     /* ECHO: "OK <text>\n" built in place; else the reply */
 };
 

@@ -23,6 +23,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "addrtab.h"
 #include "clock.h"
 #include "dispatch.h"
 #include "health.h"
@@ -56,6 +57,7 @@ struct tp_server {
 	struct tp_loop_shared shared;
 
 	_Atomic int64_t nconns;
+	struct tp_addrtab *addrs;  /* connections per client address, and their queue groups */
 	_Atomic int loops_running; /* threads of loops 1..n-1 still in tp_loop_run */
 
 	/* loop 0 only */
@@ -110,25 +112,38 @@ static int open_listeners(struct tp_server *srv, char *err, size_t errlen)
 
 /* --- loop callbacks (any loop's thread) --- */
 
-static bool conn_enter(void *ctx)
+static bool conn_enter(void *ctx, const struct sockaddr_storage *peer, struct tp_qgroup **ret_group)
 {
 	struct tp_server *srv = ctx;
 	int64_t max;
+	int per_addr, prefix;
 
 	pthread_mutex_lock(&srv->cfg_lock);
 	max = srv->cfg.max_connections;
+	per_addr = srv->cfg.max_connections_per_address;
+	prefix = srv->cfg.fairness_ipv6_prefix;
 	pthread_mutex_unlock(&srv->cfg_lock);
-	if (atomic_fetch_add_explicit(&srv->nconns, 1, memory_order_relaxed) >= max) {
+	if (atomic_fetch_add_explicit(&srv->nconns, 1, memory_order_relaxed) >= max ||
+	    tp_addrtab_enter(srv->addrs, peer, prefix, per_addr, ret_group) < 0) {
 		atomic_fetch_sub_explicit(&srv->nconns, 1, memory_order_relaxed);
 		return false;
 	}
 	return true;
 }
 
-static void conn_leave(void *ctx)
+static void conn_leave(void *ctx, struct tp_qgroup *group)
 {
 	struct tp_server *srv = ctx;
+	tp_addrtab_leave(srv->addrs, group);
 	atomic_fetch_sub_explicit(&srv->nconns, 1, memory_order_relaxed);
+}
+
+/* The settings the queue and the dispatcher hold a copy of (start, reload). */
+static void apply_fairness(struct tp_server *srv, const struct tp_config *cfg)
+{
+	tp_queue_set_fairness(srv->queue, (enum tp_fairness)cfg->fairness);
+	atomic_store_explicit(&srv->dispatch.max_wait_ns, (uint64_t)cfg->max_wait_ms * 1000000ull,
+	                      memory_order_relaxed);
 }
 
 static void config_copy(void *ctx, struct tp_config *ret)
@@ -158,13 +173,15 @@ static void on_tick(void *ctx, uint64_t now_ns);
 /* Workers, their queue and the dispatcher between them. */
 static int start_pool(struct tp_server *srv, char *err, size_t errlen)
 {
-	srv->queue = tp_queue_new((size_t)srv->cfg.queue_size, tp_dispatch_admit, NULL);
+	srv->addrs = tp_addrtab_new();
+	srv->queue = srv->addrs ? tp_queue_new((size_t)srv->cfg.queue_size, tp_dispatch_admit, NULL) : NULL;
 	srv->pool = srv->queue ? tp_pool_new(srv->queue, tp_dispatch_exec, &srv->dispatch) : NULL;
 	srv->dispatch.pool = srv->pool;
 	if (!srv->pool) {
 		snprintf(err, errlen, "out of memory creating the queue and pool");
 		return -ENOMEM;
 	}
+	apply_fairness(srv, &srv->cfg);
 	return 0;
 }
 
@@ -245,6 +262,7 @@ int tp_server_new(const struct tp_config *cfg, tp_reload_fn reload, void *reload
 		goto fail;
 	srv->health.pool = srv->pool;
 	srv->health.queue = srv->queue;
+	srv->health.dispatch = &srv->dispatch;
 	srv->health.loops = srv->loops;
 	srv->health.nloops = srv->nloops;
 	r = tp_pool_start(srv->pool, (size_t)cfg->workers);
@@ -271,6 +289,7 @@ void tp_server_free(struct tp_server *srv)
 	tp_queue_free(srv->queue);
 	for (size_t i = 0; i < srv->nloops; i++)
 		tp_loop_free(srv->loops[i]);
+	tp_addrtab_free(srv->addrs);
 	for (size_t i = 0; i < srv->nlisteners; i++)
 		if (srv->listeners[i].fd >= 0)
 			close(srv->listeners[i].fd);
@@ -326,6 +345,7 @@ static void reload_now(struct tp_server *srv)
 
 	if (!srv->reload || tp_reload_apply(&t, &srv->cfg, srv->reload, srv->reload_ctx, &nc) < 0)
 		return;
+	apply_fairness(srv, &nc); /* the queue keeps the work it holds, in each flow's order */
 	pthread_mutex_lock(&srv->cfg_lock);
 	srv->cfg = nc;
 	pthread_mutex_unlock(&srv->cfg_lock);

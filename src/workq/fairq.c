@@ -73,6 +73,11 @@ static struct tp_fairq_level *level_of(struct tp_fairq *fq, struct tp_qgroup *g)
 	return g ? &g->inner : &fq->top;
 }
 
+const char *tp_fairness_name(int mode)
+{
+	return mode == TP_FAIR_ADDRESS ? "address" : mode == TP_FAIR_CONNECTION ? "connection" : "none";
+}
+
 void tp_qflow_init(struct tp_qflow *f, struct tp_qgroup *group)
 {
 	memset(f, 0, sizeof(*f));

@@ -107,6 +107,9 @@ struct tp_fairq {
 	struct tp_qflow nullflow; /* the flow of nodes without one */
 };
 
+/* The mode's name: "none", "connection" or "address" (pool.fairness). */
+const char *tp_fairness_name(int mode);
+
 /* A flow in group (NULL: none; ignored in CONNECTION mode). */
 void tp_qflow_init(struct tp_qflow *f, struct tp_qgroup *group);
 void tp_qgroup_init(struct tp_qgroup *g);
