@@ -15,7 +15,9 @@
  *   charged the cost of the nodes taken.  An entry that empties leaves the
  *   lists at once, so its next node makes it new again: a client sending
  *   one request at a time goes ahead of every backlogged one, at either
- *   level.  A backlogged entry is served a quantum at a time in turn.
+ *   level.  Unless more of its work waits for a place: a flood paused by a
+ *   full queue empties often but is not sparse, so it rejoins at the tail
+ *   of `old`.  A backlogged entry is served a quantum at a time in turn.
  * - The work is O(1) per node plus one rotation per quantum of cost
  *   served: a rotation hands out QUANTUM_US of credit that the work
  *   consumes, so the rotations are amortised against the cost of the work
@@ -23,8 +25,9 @@
  * - Cost is the owner's estimate of a node's service time in µs (the
  *   server's: SLEEP's argument), at least TP_FAIRQ_MIN_COST_US; shares are
  *   shares of cost.
- * - Admission: waiting entries sit in buckets by their admitted cost (0,
- *   then powers of 4 µs), oldest first in a bucket; a place goes to the
+ * - Admission: waiting entries sit in buckets by their queued cost,
+ *   admitted and waiting (0, then powers of 4 µs), oldest first in a
+ *   bucket, so a flood's paused batch counts against it; a place goes to the
  *   lowest bucket's first group, its lowest bucket's first flow, and that
  *   flow's oldest waiter.  An entry moves bucket (O(1)) when its cost
  *   changes.  Every waiter is also on one arrival-ordered list (wprev and
@@ -131,13 +134,14 @@ static void list_unlink(struct tp_fairq_list *l, struct tp_fairq_entry *e, int w
 	k->next = k->prev = NULL;
 }
 
-static void activate(struct tp_fairq_level *lv, struct tp_fairq_entry *e)
+/* e has admitted work again: a new entry, or an old one when more of its work waits. */
+static void activate(struct tp_fairq_level *lv, struct tp_fairq_entry *e, bool backlogged)
 {
 	if (e->list != LIST_NONE)
 		return;
 	e->deficit = QUANTUM_US;
-	e->list = LIST_NEW;
-	list_append(&lv->new_list, e, 0);
+	e->list = backlogged ? LIST_OLD : LIST_NEW;
+	list_append(backlogged ? &lv->old_list : &lv->new_list, e, 0);
 }
 
 static void deactivate(struct tp_fairq_level *lv, struct tp_fairq_entry *e)
@@ -184,17 +188,17 @@ static void bucket_remove(struct tp_fairq_level *lv, struct tp_fairq_entry *e)
 
 static void bucket_insert(struct tp_fairq_level *lv, struct tp_fairq_entry *e)
 {
-	unsigned b = bucket_of(e->cost);
+	unsigned b = bucket_of(e->cost + e->wcost);
 
 	list_append(&lv->buckets[b], e, 1);
 	e->bucket = (uint8_t)(b + 1);
 	lv->mask |= 1u << b;
 }
 
-/* e's admitted cost changed: if it waits, keep it in the right bucket. */
+/* e's queued cost changed: if it waits, keep it in the right bucket. */
 static void rebucket(struct tp_fairq_level *lv, struct tp_fairq_entry *e)
 {
-	if (e->bucket && e->bucket - 1u != bucket_of(e->cost)) {
+	if (e->bucket && e->bucket - 1u != bucket_of(e->cost + e->wcost)) {
 		bucket_remove(lv, e);
 		bucket_insert(lv, e);
 	}
@@ -254,9 +258,9 @@ void tp_fairq_add_ready(struct tp_fairq *fq, struct tp_qnode *n)
 	if (f->e.nready == 0)
 		fq->nflows++;
 	account(fq, f, n, +1);
-	activate(level_of(fq, g), &f->e);
+	activate(level_of(fq, g), &f->e, f->whead != NULL);
 	if (g)
-		activate(&fq->top, &g->e);
+		activate(&fq->top, &g->e, g->nwaiting > 0);
 }
 
 /* Take f's first node, and more while they are batchable. */
@@ -315,11 +319,26 @@ size_t tp_fairq_pop(struct tp_fairq *fq, struct tp_qnode **ret, size_t max)
 
 /* --- waiting nodes --- */
 
+/* Count n's cost in or out (sign) of the waiting cost of f and its group. */
+static void account_wait(struct tp_fairq *fq, struct tp_qflow *f, const struct tp_qnode *n, int sign)
+{
+	struct tp_qgroup *g = group_of(fq, f);
+	uint64_t c = cost_of(n);
+
+	f->e.wcost = sign > 0 ? f->e.wcost + c : f->e.wcost - c;
+	rebucket(level_of(fq, g), &f->e);
+	if (g) {
+		g->e.wcost = sign > 0 ? g->e.wcost + c : g->e.wcost - c;
+		rebucket(&fq->top, &g->e);
+	}
+}
+
 void tp_fairq_add_wait(struct tp_fairq *fq, struct tp_qnode *n)
 {
 	struct tp_qflow *f = flow_of(fq, n);
 	struct tp_qgroup *g = group_of(fq, f);
 
+	account_wait(fq, f, n, +1);
 	n->next = NULL;
 	if (f->wtail) {
 		f->wtail->next = n;
@@ -346,6 +365,7 @@ void tp_fairq_remove_waiter(struct tp_fairq *fq, struct tp_qnode *n)
 	struct tp_qgroup *g = group_of(fq, f);
 
 	TP_ASSERT(f->whead == n);
+	account_wait(fq, f, n, -1);
 	f->whead = n->next;
 	if (!f->whead) {
 		f->wtail = NULL;

@@ -65,6 +65,7 @@ struct tp_fairq_entry {
 	struct tp_fairq_link wlink; /* in the level's admission bucket */
 	int64_t deficit;            /* cost it may still take this round */
 	uint64_t cost;              /* cost of its admitted nodes */
+	uint64_t wcost;             /* cost of its waiting nodes */
 	uint32_t nready;            /* its admitted nodes */
 	uint8_t list;               /* none, new or old */
 	uint8_t bucket;             /* admission bucket + 1, 0: none */
@@ -131,8 +132,8 @@ size_t tp_fairq_pop(struct tp_fairq *fq, struct tp_qnode **ret, size_t max);
 
 /*
  * The waiting node that should take a free place: of the group, then the
- * flow, holding the least admitted cost (within a power of 4; ties: the
- * longest waiting), its oldest.  Unlinks and returns it, not admitted yet;
+ * flow, holding the least queued cost, admitted and waiting (within a power
+ * of 4; ties: the longest waiting), its oldest.  Unlinks and returns it, not admitted yet;
  * NULL when nobody waits.
  */
 struct tp_qnode *tp_fairq_next_waiter(struct tp_fairq *fq);
