@@ -12,7 +12,9 @@
  *   of `old`.  If its deficit is spent, it gets one quantum more and goes
  *   to the tail of `old`, and the next head is looked at.  Otherwise it is
  *   served, at the top level by descending into it, and its deficit is
- *   charged the cost of the nodes taken.  An entry that empties leaves the
+ *   charged the cost of the nodes taken.  An expensive node is taken alone;
+ *   cheap (batchable) ones are taken as a batch, flow after flow in their
+ *   turns while the next flow's head is cheap too, each flow's in order.  An entry that empties leaves the
  *   lists at once, so its next node makes it new again: a client sending
  *   one request at a time goes ahead of every backlogged one, at either
  *   level.  Unless more of its work waits for a place: a flood paused by a
@@ -215,33 +217,18 @@ static struct tp_fairq_entry *bucket_first(const struct tp_fairq_level *lv)
 static void account(struct tp_fairq *fq, struct tp_qflow *f, const struct tp_qnode *n, int sign)
 {
 	struct tp_qgroup *g = group_of(fq, f);
-	uint64_t c = cost_of(n);
+	uint64_t c = sign > 0 ? cost_of(n) : -cost_of(n); /* modular: adds or takes away */
 
-	if (sign > 0) {
-		f->e.cost += c;
-		f->e.nready++;
-	} else {
-		f->e.cost -= c;
-		f->e.nready--;
-	}
+	f->e.cost += c;
+	f->e.nready += (uint32_t)sign;
 	rebucket(level_of(fq, g), &f->e);
 	if (g) {
-		if (sign > 0) {
-			g->e.cost += c;
-			g->e.nready++;
-		} else {
-			g->e.cost -= c;
-			g->e.nready--;
-		}
+		g->e.cost += c;
+		g->e.nready += (uint32_t)sign;
 		rebucket(&fq->top, &g->e);
 	}
-	if (sign > 0) {
-		fq->nready++;
-		fq->nexpensive += !n->batchable;
-	} else {
-		fq->nready--;
-		fq->nexpensive -= !n->batchable;
-	}
+	fq->nready += (size_t)sign;
+	fq->nexpensive += n->batchable ? 0 : (size_t)sign;
 }
 
 void tp_fairq_add_ready(struct tp_fairq *fq, struct tp_qnode *n)
@@ -286,23 +273,27 @@ static size_t take_batch(struct tp_fairq *fq, struct tp_qflow *f, struct tp_qnod
 	return n;
 }
 
-size_t tp_fairq_pop(struct tp_fairq *fq, struct tp_qnode **ret, size_t max)
+/* The flow whose turn it is, and its group in *ret_g; NULL when nothing is admitted. */
+static struct tp_qflow *next_flow(struct tp_fairq *fq, struct tp_qgroup **ret_g)
 {
 	struct tp_fairq_entry *top = pick(&fq->top);
-	struct tp_qgroup *g = NULL;
-	struct tp_qflow *f;
-	uint64_t cost;
-	size_t n;
 
+	*ret_g = NULL;
 	if (!top)
-		return 0;
-	if (top->is_group) {
-		g = group_of_entry(top);
-		f = flow_of_entry(pick(&g->inner));
-	} else {
-		f = flow_of_entry(top);
-	}
-	n = take_batch(fq, f, ret, max, &cost);
+		return NULL;
+	if (!top->is_group)
+		return flow_of_entry(top);
+	*ret_g = group_of_entry(top);
+	return flow_of_entry(pick(&(*ret_g)->inner));
+}
+
+/* Take a batch of f's (in group g) and charge its cost. Returns how many. */
+static size_t serve(struct tp_fairq *fq, struct tp_qflow *f, struct tp_qgroup *g, struct tp_qnode **ret,
+                    size_t max)
+{
+	uint64_t cost;
+	size_t n = take_batch(fq, f, ret, max, &cost);
+
 	TP_ASSERT(n > 0);
 	f->e.deficit -= (int64_t)cost;
 	if (!f->rhead) {
@@ -317,18 +308,33 @@ size_t tp_fairq_pop(struct tp_fairq *fq, struct tp_qnode **ret, size_t max)
 	return n;
 }
 
+size_t tp_fairq_pop(struct tp_fairq *fq, struct tp_qnode **ret, size_t max)
+{
+	size_t n = 0;
+
+	/* Cheap work goes on across flows, in their turns: one hand-off for ECHOs of many clients. */
+	while (n < max && (n == 0 || ret[0]->batchable)) {
+		struct tp_qgroup *g;
+		struct tp_qflow *f = next_flow(fq, &g);
+		if (!f || (n > 0 && !f->rhead->batchable))
+			break;
+		n += serve(fq, f, g, ret + n, max - n);
+	}
+	return n;
+}
+
 /* --- waiting nodes --- */
 
 /* Count n's cost in or out (sign) of the waiting cost of f and its group. */
 static void account_wait(struct tp_fairq *fq, struct tp_qflow *f, const struct tp_qnode *n, int sign)
 {
 	struct tp_qgroup *g = group_of(fq, f);
-	uint64_t c = cost_of(n);
+	uint64_t c = sign > 0 ? cost_of(n) : -cost_of(n);
 
-	f->e.wcost = sign > 0 ? f->e.wcost + c : f->e.wcost - c;
+	f->e.wcost += c;
 	rebucket(level_of(fq, g), &f->e);
 	if (g) {
-		g->e.wcost = sign > 0 ? g->e.wcost + c : g->e.wcost - c;
+		g->e.wcost += c;
 		rebucket(&fq->top, &g->e);
 	}
 }
@@ -417,17 +423,24 @@ static void chain_add(struct chain *c, struct tp_qnode *n)
 	c->tail = n;
 }
 
-/* Move every admitted node of f to out. Returns how many. */
-static size_t drain_ready(struct tp_fairq *fq, struct tp_qflow *f, struct chain *out)
+/* Move every node of f to the ends of ready and wait. Returns how many were admitted. */
+static size_t take_flow(struct tp_fairq *fq, struct tp_qflow *f, struct chain *ready, struct chain *wait)
 {
-	struct tp_qnode *batch[64];
+	struct tp_qgroup *g = group_of(fq, f);
+	struct tp_qnode *n;
 	uint64_t cost;
-	size_t n, total = 0;
+	size_t total = 0;
 
-	while ((n = take_batch(fq, f, batch, 64, &cost)) > 0) {
-		for (size_t i = 0; i < n; i++)
-			chain_add(out, batch[i]);
-		total += n;
+	if (f->rhead)
+		fq->nflows--;
+	for (; take_batch(fq, f, &n, 1, &cost) == 1; total++)
+		chain_add(ready, n);
+	deactivate(level_of(fq, g), &f->e);
+	if (g && g->e.nready == 0)
+		deactivate(&fq->top, &g->e);
+	while ((n = f->whead)) {
+		tp_fairq_remove_waiter(fq, n);
+		chain_add(wait, n);
 	}
 	return total;
 }
@@ -435,58 +448,37 @@ static size_t drain_ready(struct tp_fairq *fq, struct tp_qflow *f, struct chain 
 size_t tp_fairq_take_flow(struct tp_fairq *fq, struct tp_qflow *f, struct tp_qnode **ret_ready,
                           struct tp_qnode **ret_wait)
 {
-	struct tp_qgroup *g = group_of(fq, f);
 	struct chain ready = {0}, wait = {0};
-	size_t n;
+	size_t n = take_flow(fq, f, &ready, &wait);
 
-	if (f->rhead)
-		fq->nflows--;
-	n = drain_ready(fq, f, &ready);
-	deactivate(level_of(fq, g), &f->e);
-	if (g && g->e.nready == 0)
-		deactivate(&fq->top, &g->e);
-	while (f->whead) {
-		struct tp_qnode *w = f->whead;
-		tp_fairq_remove_waiter(fq, w);
-		chain_add(&wait, w);
-	}
 	*ret_ready = ready.head;
 	*ret_wait = wait.head;
 	return n;
 }
 
-/* Move every admitted node of the top-level entry e to out. */
-static void drain_entry(struct tp_fairq *fq, struct tp_fairq_entry *e, struct chain *out)
+/* The first entry of a level's lists, or NULL. */
+static struct tp_fairq_entry *first_active(const struct tp_fairq_level *lv)
 {
-	struct tp_qnode *r, *w;
-
-	if (!e->is_group) {
-		(void)tp_fairq_take_flow(fq, flow_of_entry(e), &r, &w);
-		TP_ASSERT(w == NULL); /* called after the waiters are out */
-		for (struct tp_qnode *next; r; r = next) {
-			next = r->next;
-			chain_add(out, r);
-		}
-		return;
-	}
-	struct tp_qgroup *g = group_of_entry(e);
-	struct tp_fairq_entry *c;
-	while ((c = g->inner.new_list.head ? g->inner.new_list.head : g->inner.old_list.head))
-		drain_entry(fq, c, out);
+	return lv->new_list.head ? lv->new_list.head : lv->old_list.head;
 }
 
 void tp_fairq_take_all(struct tp_fairq *fq, struct tp_qnode **ret_ready, struct tp_qnode **ret_wait)
 {
 	struct chain ready = {0}, wait = {0};
-	struct tp_fairq_entry *e;
+	struct tp_fairq_entry *e, *c;
+	struct tp_qnode *n;
 
-	while (fq->whead) {
-		struct tp_qnode *w = fq->whead;
-		tp_fairq_remove_waiter(fq, w);
-		chain_add(&wait, w);
+	while ((n = fq->whead)) { /* in arrival order */
+		tp_fairq_remove_waiter(fq, n);
+		chain_add(&wait, n);
 	}
-	while ((e = fq->top.new_list.head ? fq->top.new_list.head : fq->top.old_list.head))
-		drain_entry(fq, e, &ready);
+	while ((e = first_active(&fq->top))) {
+		if (!e->is_group)
+			(void)take_flow(fq, flow_of_entry(e), &ready, &wait);
+		else
+			while ((c = first_active(&group_of_entry(e)->inner)))
+				(void)take_flow(fq, flow_of_entry(c), &ready, &wait);
+	}
 	TP_ASSERT(fq->nready == 0 && fq->nwait == 0 && fq->nflows == 0);
 	*ret_ready = ready.head;
 	*ret_wait = wait.head;

@@ -125,8 +125,9 @@ void tp_fairq_add_ready(struct tp_fairq *fq, struct tp_qnode *n);
 void tp_fairq_add_wait(struct tp_fairq *fq, struct tp_qnode *n);
 
 /*
- * Take the next admitted work: up to max nodes, all of one flow, more than
- * one only while they are batchable.  Returns the number taken (0: none).
+ * Take the next admitted work: up to max nodes, more than one only while
+ * they are batchable (then from flow after flow in their turns, each
+ * flow's in order).  Returns the number taken (0: none).
  */
 size_t tp_fairq_pop(struct tp_fairq *fq, struct tp_qnode **ret, size_t max);
 

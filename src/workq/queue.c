@@ -222,17 +222,14 @@ static size_t workers_wanted(const struct tp_queue *q, const struct tp_qnode *fi
 {
 	size_t want = 0, cap = q->nidle > q->nwaking ? q->nidle - q->nwaking : 0;
 	bool in_run = false;
-	const struct tp_qflow *run_flow = NULL;
 	for (size_t i = 0; i < n && first && want < cap; i++, first = first->next) {
 		if (!first->batchable) {
 			want++;
 			in_run = false;
-		} else if (!in_run || (fair(q) && first->flow != run_flow)) {
-			/* In the fair modes a batch is of one flow. */
+		} else if (!in_run) {
 			want++;
 			in_run = true;
 		}
-		run_flow = first->flow;
 	}
 	return want;
 }
@@ -242,10 +239,9 @@ static size_t workers_wanted_all(const struct tp_queue *q)
 {
 	if (!fair(q))
 		return workers_wanted(q, q->ready.head, q->ready.len);
-	/* A batch is of one flow: one worker per expensive node, one per flow of cheap ones. */
+	/* As in FIFO order: one worker per expensive node, one for the cheap ones (a batch spans flows). */
 	size_t cap = q->nidle > q->nwaking ? q->nidle - q->nwaking : 0;
-	size_t cheap = q->fq.nready - q->fq.nexpensive;
-	size_t want = q->fq.nexpensive + (cheap < q->fq.nflows ? cheap : q->fq.nflows);
+	size_t want = q->fq.nexpensive + (q->fq.nready > q->fq.nexpensive);
 	return want < cap ? want : cap;
 }
 

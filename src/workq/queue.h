@@ -64,7 +64,7 @@ int tp_queue_push(struct tp_queue *q, struct tp_qnode *first, size_t n);
 /*
  * Worker side: block until work is available, then take up to max nodes
  * into ret[] (more than one only while they are batchable; in the fair
- * modes all of one flow).  Each node taken frees a place, which admits a
+ * modes in the flows' turns).  Each node taken frees a place, which admits a
  * waiter (see the discipline above).  Returns the number
  * taken; 0 when the queue is closed and empty, or when *stop becomes true
  * (checked on every wakeup; see tp_queue_wake_all()).
