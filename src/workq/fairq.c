@@ -12,14 +12,15 @@
  *   of `old`.  If its deficit is spent, it gets one quantum more and goes
  *   to the tail of `old`, and the next head is looked at.  Otherwise it is
  *   served, at the top level by descending into it, and its deficit is
- *   charged the cost of the nodes taken.  An expensive node is taken alone;
- *   cheap (batchable) ones are taken as a batch, flow after flow in their
- *   turns while the next flow's head is cheap too, each flow's in order.  An entry that empties leaves the
- *   lists at once, so its next node makes it new again: a client sending
- *   one request at a time goes ahead of every backlogged one, at either
- *   level.  Unless more of its work waits for a place: a flood paused by a
- *   full queue empties often but is not sparse, so it rejoins at the tail
- *   of `old`.  A backlogged entry is served a quantum at a time in turn.
+ *   charged the cost of the nodes taken.  An expensive node is taken
+ *   alone; cheap (batchable) ones as a batch, flow after flow in their
+ *   turns while the next flow's head is cheap too, each flow's in order.
+ * - An entry that empties leaves the lists at once, so its next node makes
+ *   it new again: a client sending one request at a time goes ahead of
+ *   every backlogged one, at either level.  Unless more of its work waits
+ *   for a place: a flood paused by a full queue empties often but is not
+ *   sparse, so it rejoins at the tail of `old`.  A backlogged entry is
+ *   served a quantum at a time in turn.
  * - The work is O(1) per node plus one rotation per quantum of cost
  *   served: a rotation hands out QUANTUM_US of credit that the work
  *   consumes, so the rotations are amortised against the cost of the work

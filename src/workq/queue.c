@@ -14,7 +14,8 @@
  *   someone waits.  Which waiter: the oldest in TP_FAIR_NONE (a newcomer
  *   never overtakes a waiter), the one of the least loaded group and flow
  *   in the fair modes (a newcomer of a light client overtakes the waiters
- *   of a heavy one).
+ *   of a heavy one), where a pop admits before it chooses, so that a light
+ *   waiter is taken by the very pop that made room for it.
  * - Expiry is done by the event loops (they own the timers): waiters whose
  *   deadline passed are unlinked from the head.  With one queue_timeout_ms
  *   deadlines grow along the list, so the head is always the next to expire;
@@ -122,20 +123,13 @@ static struct tp_qnode *oldest_waiter(const struct tp_queue *q)
 	return fair(q) ? tp_fairq_oldest_waiter(&q->fq) : q->wait.head;
 }
 
-static void add_ready(struct tp_queue *q, struct tp_qnode *n)
+/* Admit n (ready) or let it wait. Lock held. */
+static void add(struct tp_queue *q, struct tp_qnode *n, bool ready)
 {
 	if (fair(q))
-		tp_fairq_add_ready(&q->fq, n);
+		(ready ? tp_fairq_add_ready : tp_fairq_add_wait)(&q->fq, n);
 	else
-		list_append(&q->ready, n);
-}
-
-static void add_wait(struct tp_queue *q, struct tp_qnode *n)
-{
-	if (fair(q))
-		tp_fairq_add_wait(&q->fq, n);
-	else
-		list_append(&q->wait, n);
+		list_append(ready ? &q->ready : &q->wait, n);
 }
 
 struct tp_queue *tp_queue_new(size_t capacity, tp_queue_admit_fn admit, void *admit_ctx)
@@ -195,17 +189,21 @@ static void wake_workers(struct tp_queue *q, size_t want)
 	}
 }
 
-/* Move waiters into free places (see the DESIGN). Lock held. */
+/* Admit the waiter whose turn it is (see the DESIGN). Lock held. */
+static void admit_one(struct tp_queue *q)
+{
+	struct tp_qnode *w = fair(q) ? tp_fairq_next_waiter(&q->fq) : list_shift(&q->wait);
+	add(q, w, true);
+	if (q->admit)
+		q->admit(w, q->admit_ctx);
+}
+
+/* Move waiters into free places. Lock held. */
 static size_t admit_waiters(struct tp_queue *q)
 {
 	size_t n = 0;
-	while (nwait(q) > 0 && nready(q) < q->capacity) {
-		struct tp_qnode *w = fair(q) ? tp_fairq_next_waiter(&q->fq) : list_shift(&q->wait);
-		add_ready(q, w);
-		if (q->admit)
-			q->admit(w, q->admit_ctx);
-		n++;
-	}
+	for (; nwait(q) > 0 && nready(q) < q->capacity; n++)
+		admit_one(q);
 	if (n)
 		publish_deadline(q);
 	/* The DESIGN invariant: nobody waits while a place is free. */
@@ -262,10 +260,10 @@ int tp_queue_push(struct tp_queue *q, struct tp_qnode *first, size_t n)
 	for (size_t i = 0; i < n && node; i++) {
 		struct tp_qnode *next = node->next;
 		if (admitted < room) {
-			add_ready(q, node);
+			add(q, node, true);
 			admitted++;
 		} else {
-			add_wait(q, node);
+			add(q, node, false);
 		}
 		node = next;
 	}
@@ -276,6 +274,16 @@ int tp_queue_push(struct tp_queue *q, struct tp_qnode *first, size_t n)
 		wake_workers(q, want);
 	pthread_mutex_unlock(&q->lock);
 	return (int)admitted;
+}
+
+/* The place this pop frees goes to a waiter first, who competes for this very pop. */
+static size_t fair_pop(struct tp_queue *q, struct tp_qnode **ret, size_t max)
+{
+	if (q->fq.nready > 0 && q->fq.nwait > 0)
+		admit_one(q);
+	size_t n = tp_fairq_pop(&q->fq, ret, max);
+	TP_ASSERT(q->fq.nready <= q->capacity);
+	return n;
 }
 
 size_t tp_queue_pop(struct tp_queue *q, struct tp_qnode **ret, size_t max, const atomic_bool *stop)
@@ -316,7 +324,7 @@ size_t tp_queue_pop(struct tp_queue *q, struct tp_qnode **ret, size_t max, const
 	}
 	if (fair(q)) {
 		if (!(stop && atomic_load_explicit(stop, memory_order_acquire)))
-			n = tp_fairq_pop(&q->fq, ret, max);
+			n = fair_pop(q, ret, max);
 	} else if (!(stop && atomic_load_explicit(stop, memory_order_acquire))) {
 		while (n < max && q->ready.head) {
 			if (n > 0 && !(q->ready.head->batchable && ret[0]->batchable))
@@ -326,6 +334,7 @@ size_t tp_queue_pop(struct tp_queue *q, struct tp_qnode **ret, size_t max, const
 	}
 	if (n) {
 		admit_waiters(q);
+		publish_deadline(q); /* also after fair_pop's admission */
 		publish_ready(q);
 	}
 	/*
@@ -345,13 +354,8 @@ size_t tp_queue_expire(struct tp_queue *q, uint64_t now_ns, struct tp_qnode **re
 	struct list out = {0};
 
 	pthread_mutex_lock(&q->lock);
-	for (struct tp_qnode *w; (w = oldest_waiter(q)) && w->deadline_ns <= now_ns;) {
-		if (fair(q))
-			tp_fairq_remove_waiter(&q->fq, w);
-		else
-			list_shift(&q->wait);
-		list_append(&out, w);
-	}
+	for (struct tp_qnode *w; (w = oldest_waiter(q)) && w->deadline_ns <= now_ns; list_append(&out, w))
+		fair(q) ? tp_fairq_remove_waiter(&q->fq, w) : (void)list_shift(&q->wait);
 	*ret_next_ns = oldest_waiter(q) ? oldest_waiter(q)->deadline_ns : 0;
 	publish_deadline(q);
 	pthread_mutex_unlock(&q->lock);
@@ -402,37 +406,32 @@ static void append_chain(struct list *l, struct tp_qnode *first)
 	}
 }
 
-/* Unlink every node: admitted ones appended to r (each flow's in order), waiting ones to w. */
-static void take_lists(struct tp_queue *q, struct list *r, struct list *w)
+/* Unlink every node: admitted ones in *ret_ready (each flow's in order), waiting ones in *ret_wait. */
+static void take_chains(struct tp_queue *q, struct tp_qnode **ret_ready, struct tp_qnode **ret_wait)
 {
-	struct tp_qnode *ready = NULL, *wait = NULL;
-
 	if (fair(q)) {
-		tp_fairq_take_all(&q->fq, &ready, &wait);
-	} else {
-		ready = q->ready.head;
-		wait = q->wait.head;
-		q->ready = (struct list){0};
-		q->wait = (struct list){0};
+		tp_fairq_take_all(&q->fq, ret_ready, ret_wait);
+		return;
 	}
-	append_chain(r, ready);
-	append_chain(w, wait);
+	*ret_ready = q->ready.head;
+	*ret_wait = q->wait.head;
+	q->ready = (struct list){0};
+	q->wait = (struct list){0};
 }
 
 void tp_queue_set_fairness(struct tp_queue *q, enum tp_fairness mode)
 {
-	struct list r = {0}, w = {0};
-	struct tp_qnode *n;
+	struct tp_qnode *ready, *wait, *n;
 
 	pthread_mutex_lock(&q->lock);
 	if (mode != q->mode) {
-		take_lists(q, &r, &w);
+		take_chains(q, &ready, &wait);
 		q->mode = mode;
 		tp_fairq_init(&q->fq, mode == TP_FAIR_NONE ? TP_FAIR_CONNECTION : mode);
-		while ((n = list_shift(&r)))
-			add_ready(q, n);
-		while ((n = list_shift(&w)))
-			add_wait(q, n);
+		for (; (n = ready); add(q, n, true))
+			ready = n->next;
+		for (; (n = wait); add(q, n, false))
+			wait = n->next;
 		/* Same counts as before: the invariant holds and nothing is to admit or wake. */
 		TP_ASSERT(nwait(q) == 0 || nready(q) >= q->capacity);
 	}
@@ -447,27 +446,30 @@ size_t tp_queue_take_flow(struct tp_queue *q, struct tp_qflow *f, struct tp_qnod
 	pthread_mutex_lock(&q->lock);
 	if (fair(q)) {
 		tp_fairq_take_flow(&q->fq, f, &ready, &wait);
-		append_chain(&out, ready);
-		append_chain(&out, wait);
 		if (admit_waiters(q))
 			wake_workers(q, workers_wanted_all(q));
 		publish_deadline(q);
 		publish_ready(q);
 	}
 	pthread_mutex_unlock(&q->lock);
+	append_chain(&out, ready);
+	append_chain(&out, wait);
 	*ret_first = out.head;
 	return out.len;
 }
 
 size_t tp_queue_take_all(struct tp_queue *q, struct tp_qnode **ret_first)
 {
+	struct tp_qnode *ready, *wait;
 	struct list out = {0};
 
 	pthread_mutex_lock(&q->lock);
-	take_lists(q, &out, &out);
+	take_chains(q, &ready, &wait);
 	publish_deadline(q);
 	publish_ready(q);
 	pthread_mutex_unlock(&q->lock);
+	append_chain(&out, ready);
+	append_chain(&out, wait);
 	*ret_first = out.head;
 	return out.len;
 }
