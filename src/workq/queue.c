@@ -438,33 +438,12 @@ void tp_queue_set_fairness(struct tp_queue *q, enum tp_fairness mode)
 	pthread_mutex_unlock(&q->lock);
 }
 
-size_t tp_queue_take_flow(struct tp_queue *q, struct tp_qflow *f, struct tp_qnode **ret_first)
+/* Lock held: publish, unlock, and hand over ready then wait, joined, in *ret_first. Returns the count. */
+static size_t unlock_handing(struct tp_queue *q, struct tp_qnode *ready, struct tp_qnode *wait,
+                             struct tp_qnode **ret_first)
 {
-	struct tp_qnode *ready = NULL, *wait = NULL;
 	struct list out = {0};
 
-	pthread_mutex_lock(&q->lock);
-	if (fair(q)) {
-		tp_fairq_take_flow(&q->fq, f, &ready, &wait);
-		if (admit_waiters(q))
-			wake_workers(q, workers_wanted_all(q));
-		publish_deadline(q);
-		publish_ready(q);
-	}
-	pthread_mutex_unlock(&q->lock);
-	append_chain(&out, ready);
-	append_chain(&out, wait);
-	*ret_first = out.head;
-	return out.len;
-}
-
-size_t tp_queue_take_all(struct tp_queue *q, struct tp_qnode **ret_first)
-{
-	struct tp_qnode *ready, *wait;
-	struct list out = {0};
-
-	pthread_mutex_lock(&q->lock);
-	take_chains(q, &ready, &wait);
 	publish_deadline(q);
 	publish_ready(q);
 	pthread_mutex_unlock(&q->lock);
@@ -472,6 +451,28 @@ size_t tp_queue_take_all(struct tp_queue *q, struct tp_qnode **ret_first)
 	append_chain(&out, wait);
 	*ret_first = out.head;
 	return out.len;
+}
+
+size_t tp_queue_take_flow(struct tp_queue *q, struct tp_qflow *f, struct tp_qnode **ret_first)
+{
+	struct tp_qnode *ready = NULL, *wait = NULL;
+
+	pthread_mutex_lock(&q->lock);
+	if (fair(q)) {
+		tp_fairq_take_flow(&q->fq, f, &ready, &wait);
+		if (admit_waiters(q))
+			wake_workers(q, workers_wanted_all(q));
+	}
+	return unlock_handing(q, ready, wait, ret_first);
+}
+
+size_t tp_queue_take_all(struct tp_queue *q, struct tp_qnode **ret_first)
+{
+	struct tp_qnode *ready, *wait;
+
+	pthread_mutex_lock(&q->lock);
+	take_chains(q, &ready, &wait);
+	return unlock_handing(q, ready, wait, ret_first);
 }
 
 void tp_queue_wake_all(struct tp_queue *q)
