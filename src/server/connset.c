@@ -62,10 +62,11 @@ static void release(struct tp_connset *s, struct tp_conn *c)
 {
 	if (!tp_conn_unused(c) || c->in_ready || c->in_dirty)
 		return;
+	struct tp_qgroup *group = c->flow.group;
 	tp_conn_free(c);
 	TP_ASSERT(s->nalloc > 0);
 	s->nalloc--;
-	s->on_free(s->ctx);
+	s->on_free(s->ctx, group);
 }
 
 void tp_connset_act(struct tp_connset *s, struct tp_conn *c, unsigned ev)

@@ -24,7 +24,7 @@ struct tp_connset {
 	size_t nconns;                /* open connections */
 	size_t nalloc;                /* connections not yet freed (closed ones wait for their requests) */
 	_Atomic uint64_t connections; /* nconns, for other threads */
-	void (*on_free)(void *ctx);   /* a connection was freed: its place is free again */
+	void (*on_free)(void *ctx, struct tp_qgroup *group); /* a connection of group was freed */
 	void *ctx;
 	uint64_t grace_until_ns; /* shutdown: when silent connections' grace ends; 0 once checked */
 };

@@ -200,7 +200,7 @@ static void complete(struct tp_loop *l, struct tp_req *r)
 {
 	if (r->qnode.batchable)
 		l->cheap_inflight--;
-	if (r->status == TP_PROTO_BUSY)
+	if (r->status == TP_PROTO_BUSY && !r->late)
 		atomic_fetch_add_explicit(&l->busy, 1, memory_order_relaxed);
 	tp_connset_act(&l->conns, r->conn, tp_conn_complete(r->conn, r));
 }
@@ -209,15 +209,17 @@ static void complete(struct tp_loop *l, struct tp_req *r)
 static bool take_conn(void *ctx, int fd, const struct sockaddr_storage *peer)
 {
 	struct tp_loop *l = ctx;
+	struct tp_qgroup *group;
 
-	if (!l->hooks.conn_enter(l->hooks.ctx))
+	if (!l->hooks.conn_enter(l->hooks.ctx, peer, &group))
 		return false;
 	struct tp_conn *c = tp_conn_new(&l->env, l, fd, peer);
 	if (!c) {
-		l->hooks.conn_leave(l->hooks.ctx);
+		l->hooks.conn_leave(l->hooks.ctx, group);
 		tp_log(TP_LOG_WARNING, "accept_error", "cannot set up a connection: %s", strerror(errno));
 		return true;
 	}
+	tp_qflow_init(&c->flow, group);
 	tp_connset_add(&l->conns, c, l->env.now_ns);
 	return true;
 }

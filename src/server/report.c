@@ -95,6 +95,9 @@ static void server_state(struct tp_expo *e, const struct tp_report *r, const str
 	      st.queue_depth);
 	gauge(e, "tpserver_queue_capacity", "The queue's capacity (pool.queue_size).", st.queue_capacity);
 	gauge(e, "tpserver_queue_waiters", "Requests waiting for queue space.", st.queue_waiting);
+	gauge(e, "tpserver_queue_flows", "Connections with requests in the queue (fair modes).", st.flows);
+	gauge(e, "tpserver_queue_largest_address", "Queued requests of the client address holding the most.",
+	      st.largest);
 	gauge(e, "tpserver_workers", "Worker threads (pool.workers).", st.workers);
 	gauge(e, "tpserver_workers_busy", "Workers running a request now.", st.workers_busy);
 	gauge(e, "tpserver_connections", "Client connections open now.", st.connections);
