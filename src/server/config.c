@@ -322,11 +322,12 @@ _Static_assert(sizeof(tp_settings) / sizeof(tp_settings[0]) <= TP_SETTINGS_MAX, 
 int tp_config_validate(const struct tp_config *cfg, char *err, size_t errlen)
 {
 	for (const struct tp_setting *s = tp_settings; s->path; s++) {
-		int v = tp_setting_int(cfg, s);
 		size_t len;
+		int v;
 
 		switch (s->type) {
 		case TP_SETTING_INT:
+			v = tp_setting_int(cfg, s); /* only an INT field is an int */
 			if (v < s->min || v > s->max) {
 				snprintf(err, errlen, "%s: %d is out of range (%d to %d)", s->path, v, s->min,
 				         s->max);
