@@ -46,7 +46,8 @@ struct tp_addrtab *tp_addrtab_new(void)
 
 	if (!t)
 		return NULL;
-	t->buckets = calloc(INITIAL_BUCKETS, sizeof(*t->buckets));
+	t->buckets = calloc(INITIAL_BUCKETS,
+	                    sizeof(*t->buckets)); // NOLINT(bugprone-sizeof-expression): an array of pointers
 	if (!t->buckets) {
 		free(t);
 		return NULL;
@@ -112,7 +113,7 @@ static void maybe_grow(struct tp_addrtab *t)
 	if (t->count < t->nbuckets)
 		return;
 	size_t n = t->nbuckets * 2;
-	struct entry **b = calloc(n, sizeof(*b));
+	struct entry **b = calloc(n, sizeof(*b)); // NOLINT(bugprone-sizeof-expression): an array of pointers
 	if (!b)
 		return; /* longer chains, still correct */
 	for (size_t i = 0; i < t->nbuckets; i++) {

@@ -71,12 +71,12 @@ struct tp_server {
 	/* loop 0 only */
 	uint64_t shutdown_deadline_ns;
 	uint64_t force_close_ns;
-	bool aborted;
 	uint64_t tick_ms;
 	struct tp_health health;
 	struct tp_reload_job *reload_job; /* the read in progress, or NULL */
 	struct tp_reload_outcome reload_outcome;
 	bool reload_again; /* SIGHUP during it: read once more after it */
+	bool aborted;      /* the shutdown deadline passed: the rest was answered */
 };
 
 /*

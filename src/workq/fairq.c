@@ -181,8 +181,10 @@ static unsigned bucket_of(uint64_t cost)
 
 static void bucket_remove(struct tp_fairq_level *lv, struct tp_fairq_entry *e)
 {
-	unsigned b = e->bucket - 1u;
+	unsigned b;
 
+	TP_ASSERT(e->bucket > 0 && e->bucket <= 32);
+	b = e->bucket - 1u;
 	list_unlink(&lv->buckets[b], e, 1);
 	e->bucket = 0;
 	if (!lv->buckets[b].head)
