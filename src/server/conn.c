@@ -183,6 +183,8 @@ static int on_line(void *ctx, const char *line, size_t len, bool too_long)
 	r->op = (uint8_t)pr.op;
 	r->arrival_us = tp_req_us(env->now_ns);
 	r->pushed = true;
+	r->qnode.flow = &c->flow;
+	r->qnode.cost_us = pr.op == TP_OP_ECHO ? 0 : pr.sleep_ms * 1000u; /* the queue adds a floor */
 	/* Its wait for space in the queue ends queue_timeout_ms after its line was read. */
 	r->qnode.deadline_ns = env->now_ns + (uint64_t)env->cfg->queue_timeout_ms * 1000000ull;
 	if (pr.op == TP_OP_ECHO) {
@@ -212,7 +214,6 @@ static int read_header(struct tp_conn *c, struct framing *fr)
 {
 	struct tp_peer_hdr *h = c->hdr;
 	struct tp_peer_outcome o;
-	int r;
 
 	tp_peer_read(h, c->fd, &c->peer, c->addr, sizeof(c->addr), &c->port, c->env->turned_away, &o);
 	fr->ev |= o.got ? TP_CONN_ACTIVE : 0;
@@ -225,9 +226,9 @@ static int read_header(struct tp_conn *c, struct framing *fr)
 	if (!o.done)
 		return 0;
 	c->hdr = NULL;
-	r = h->len > o.start ? tp_framer_feed(&c->framer, (const char *)h->buf + o.start, h->len - o.start,
-	                                      on_line, fr)
-	                     : 0;
+	int r = h->len > o.start ? tp_framer_feed(&c->framer, (const char *)h->buf + o.start,
+	                                          h->len - o.start, on_line, fr)
+	                         : 0;
 	free(h);
 	return r < 0 ? -1 : !c->eof;
 }
@@ -387,8 +388,7 @@ unsigned tp_conn_flush(struct tp_conn *c, bool more_input)
 	if ((c->eof || c->env->shutting_down) && c->nreqs == 0 && !c->framer.stopped && !c->grace &&
 	    !more_input)
 		return ev | tp_conn_close(c, c->eof ? "client closed" : "shutting down");
-	/* Leaving: a reply went out and nothing else is in flight or unread (a peek), so close now. */
-	char b;
+	char b; /* leaving: a reply went out, nothing else is in flight or unread (a peek): close now */
 	if (c->env->draining && sent && c->nreqs == 0 && c->framer.len == 0 && !c->framer.stopped &&
 	    !more_input && recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && errno == EAGAIN)
 		return ev | tp_conn_close(c, "leaving: closed between requests");

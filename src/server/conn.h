@@ -70,6 +70,7 @@ struct tp_conn {
 	struct tp_conn_env *env;
 	struct tp_framer framer;
 	struct tp_peer_hdr *hdr; /* its first bytes, until the PROXY header is decided */
+	struct tp_qflow flow;    /* its requests' flow in the queue; its group is its address's */
 
 	struct tp_req *ohead, *otail; /* every live request, in arrival order */
 	uint32_t nreqs;               /* on that list */

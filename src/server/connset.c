@@ -7,6 +7,8 @@
  */
 #include "connset.h"
 
+#include "config.h"
+
 #include "tp_assert.h"
 
 static void lru_unlink(struct tp_connset *s, struct tp_conn *c)
@@ -62,10 +64,11 @@ static void release(struct tp_connset *s, struct tp_conn *c)
 {
 	if (!tp_conn_unused(c) || c->in_ready || c->in_dirty)
 		return;
+	struct tp_qgroup *group = c->flow.group;
 	tp_conn_free(c);
 	TP_ASSERT(s->nalloc > 0);
 	s->nalloc--;
-	s->on_free(s->ctx);
+	s->on_free(s->ctx, group);
 }
 
 void tp_connset_act(struct tp_connset *s, struct tp_conn *c, unsigned ev)
@@ -142,6 +145,8 @@ void tp_connset_shutdown(struct tp_connset *s, uint64_t grace_until_ns)
 
 void tp_connset_header_check(struct tp_connset *s, uint64_t now_ns)
 {
+	if (!s->lru_head || !s->lru_head->env->cfg->proxy_protocol)
+		return; /* no PROXY headers expected here */
 	for (struct tp_conn *c = s->lru_head, *next; c; c = next) {
 		next = c->lru_next; /* a closed connection may leave the list */
 		if (!c->hdr || c->hdr->mode != TP_PEER_EXPECT || now_ns < c->hdr->deadline_ns)

@@ -24,7 +24,7 @@ struct tp_connset {
 	size_t nconns;                /* open connections */
 	size_t nalloc;                /* connections not yet freed (closed ones wait for their requests) */
 	_Atomic uint64_t connections; /* nconns, for other threads */
-	void (*on_free)(void *ctx);   /* a connection was freed: its place is free again */
+	void (*on_free)(void *ctx, struct tp_qgroup *group); /* a connection of group was freed */
 	void *ctx;
 	uint64_t grace_until_ns; /* shutdown: when silent connections' grace ends; 0 once checked */
 };
@@ -47,7 +47,7 @@ void tp_connset_sweep_idle(struct tp_connset *s, uint64_t now_ns, uint64_t limit
 /* Shutdown began: tell every open connection (see tp_conn_shutdown). */
 void tp_connset_shutdown(struct tp_connset *s, uint64_t grace_until_ns);
 
-/* Close the connections whose PROXY header is overdue (counted in env->turned_away). */
+/* Close the connections whose PROXY header is overdue (counted in env->turned_away); cheap without any. */
 void tp_connset_header_check(struct tp_connset *s, uint64_t now_ns);
 
 /*

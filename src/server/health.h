@@ -21,6 +21,7 @@
 struct tp_config;
 struct tp_sockets;
 
+struct tp_dispatch;
 struct tp_loop;
 struct tp_metrics;
 struct tp_pool;
@@ -31,14 +32,18 @@ struct tp_stats {
 	size_t queue_depth, queue_capacity, queue_waiting;
 	uint64_t connections;
 	uint64_t served;   /* replies written */
-	uint64_t rejected; /* ERR server busy */
+	uint64_t rejected; /* ERR server busy: no space before queue_timeout_ms */
+	uint64_t late;     /* ERR server busy: waited over pool.max_wait_ms */
 	uint64_t refused;  /* connections refused over max_connections */
+	size_t flows;      /* connections with admitted work (fair modes) */
+	size_t largest;    /* admitted work of the busiest client address (fair modes) */
 };
 
 struct tp_health {
 	/* what it looks at; set before the first call */
 	struct tp_pool *pool;
 	struct tp_queue *queue;
+	const struct tp_dispatch *dispatch;
 	struct tp_loop *const *loops;
 	size_t nloops;
 	uint64_t wd_usec;           /* WATCHDOG_USEC, 0 without a watchdog */
@@ -46,7 +51,7 @@ struct tp_health {
 
 	/* its own state (loop 0) */
 	uint64_t last_status_ns, status_served;
-	uint64_t last_busy_log_ns, busy_logged;
+	uint64_t last_busy_log_ns, busy_logged, late_logged;
 	uint64_t last_refused_log_ns, refused_logged;
 	uint64_t quiet_since_ns, quiet_served, quiet_conns, quiet_rejected;
 	bool trimmed; /* since the last activity */
@@ -54,6 +59,12 @@ struct tp_health {
 	bool wd_healthy;
 	struct tp_turnaway_log turnaway; /* connections closed before a first request */
 };
+
+/*
+ * Read the watchdog interval into h and return how often loop 0 must
+ * tick (ms): at least as often as the pings, half the interval.
+ */
+uint64_t tp_health_init(struct tp_health *h);
 
 /* Sum the counters (any thread). */
 void tp_health_stats(const struct tp_health *h, struct tp_stats *ret);
@@ -70,9 +81,6 @@ bool tp_health_ok(struct tp_health *h, uint64_t now_ns);
  * tp_pool_set_stall_ms), STATUS= when due, the busy log line.
  */
 void tp_health_tick(struct tp_health *h, uint64_t now_ns);
-
-/* Set up the watchdog from the environment.  Returns the period loop 0 must tick at (ms). */
-uint64_t tp_health_init(struct tp_health *h);
 
 /* Log the sockets served and the "ready" line (start, loop 0). */
 void tp_health_log_ready(const struct tp_sockets *sock, const char *metrics_name, const struct tp_config *cfg,

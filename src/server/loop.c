@@ -196,7 +196,7 @@ static void complete(struct tp_loop *l, struct tp_req *r)
 {
 	if (r->qnode.batchable)
 		l->cheap_inflight--;
-	if (r->status == TP_PROTO_BUSY)
+	if (r->status == TP_PROTO_BUSY && !r->late)
 		atomic_fetch_add_explicit(&l->busy, 1, memory_order_relaxed);
 	tp_connset_act(&l->conns, r->conn, tp_conn_complete(r->conn, r));
 }
@@ -205,20 +205,20 @@ static void complete(struct tp_loop *l, struct tp_req *r)
 static bool take_conn(void *ctx, int fd, const struct sockaddr_storage *peer)
 {
 	struct tp_loop *l = ctx;
+	struct tp_qgroup *group;
 	enum tp_peer_mode mode;
 
-	if (!tp_peer_gate_check(&l->gate, peer, l->env.turned_away, &mode)) {
-		close(fd);
-		return true;
-	}
-	if (!l->hooks.conn_enter(l->hooks.ctx))
+	if (!tp_peer_gate_check(&l->gate, fd, peer, l->env.turned_away, &mode))
+		return true; /* not allowed: closed and counted */
+	if (!l->hooks.conn_enter(l->hooks.ctx, peer, &group))
 		return false;
 	struct tp_conn *c = tp_conn_new(&l->env, l, fd, peer, mode);
 	if (!c) {
-		l->hooks.conn_leave(l->hooks.ctx);
+		l->hooks.conn_leave(l->hooks.ctx, group);
 		tp_log(TP_LOG_WARNING, "accept_error", "cannot set up a connection: %s", strerror(errno));
 		return true;
 	}
+	tp_qflow_init(&c->flow, group);
 	tp_connset_add(&l->conns, c, l->env.now_ns);
 	return true;
 }
@@ -419,8 +419,7 @@ static void on_tick(struct tp_loop *l)
 	if (!l->shutdown_seen && l->cfg.idle_timeout_s > 0)
 		tp_connset_sweep_idle(&l->conns, l->env.now_ns,
 		                      (uint64_t)l->cfg.idle_timeout_s * 1000000000ull);
-	if (l->cfg.proxy_protocol)
-		tp_connset_header_check(&l->conns, l->env.now_ns);
+	tp_connset_header_check(&l->conns, l->env.now_ns);
 }
 
 /* Shutdown, the tick, the end of an accept pause or a refusal's drain, the forced close. */

@@ -99,10 +99,11 @@ void tp_peer_gate_set(struct tp_peer_gate *g, const struct tp_config *cfg)
 	g->proxy_protocol = cfg->proxy_protocol;
 }
 
-bool tp_peer_gate_check(const struct tp_peer_gate *g, const struct sockaddr_storage *peer,
+bool tp_peer_gate_check(const struct tp_peer_gate *g, int fd, const struct sockaddr_storage *peer,
                         _Atomic uint64_t *turned_away, enum tp_peer_mode *ret_mode)
 {
 	if (g->allow.n > 0 && !tp_cidr_match(&g->allow, peer)) {
+		close(fd);
 		atomic_fetch_add_explicit(&turned_away[TP_PEER_NOT_ALLOWED], 1, memory_order_relaxed);
 		return false;
 	}

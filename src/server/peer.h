@@ -79,10 +79,11 @@ struct tp_peer_gate {
 void tp_peer_gate_set(struct tp_peer_gate *g, const struct tp_config *cfg);
 
 /*
- * May the socket's peer connect, and what must it send first?  Returns
- * false (not allowed: counted in turned_away), or true with *ret_mode set.
+ * May the peer of the accepted socket fd connect, and what must it send
+ * first?  Returns false (not allowed: fd closed, counted in turned_away),
+ * or true with *ret_mode set.
  */
-bool tp_peer_gate_check(const struct tp_peer_gate *g, const struct sockaddr_storage *peer,
+bool tp_peer_gate_check(const struct tp_peer_gate *g, int fd, const struct sockaddr_storage *peer,
                         _Atomic uint64_t *turned_away, enum tp_peer_mode *ret_mode);
 
 /* Read the counters of closings by reason (any thread). */

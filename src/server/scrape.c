@@ -115,6 +115,7 @@ static struct sconn *free_slot(struct tp_scrape *s)
 static void accept_all(struct tp_scrape *s, uint64_t now_ns)
 {
 	for (;;) {
+		// cppcheck-suppress nullPointer ; s is the endpoint that owns the source, never NULL
 		int fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
