@@ -6,6 +6,9 @@
 #include <stdatomic.h>
 
 #include "addrtab.h"
+#include "config.h"
+#include "conn.h"
+#include "metrics.h"
 
 int tp_admit_init(struct tp_admit *a)
 {
@@ -35,8 +38,58 @@ int tp_admit_enter(struct tp_admit *a, int64_t max, int max_per_address, int ipv
 	return r;
 }
 
+int tp_admit_move(struct tp_admit *a, int max_per_address, int ipv6_prefix,
+                  const struct sockaddr_storage *peer, struct tp_qgroup **io_group)
+{
+	struct tp_qgroup *group;
+	int r = tp_addrtab_enter(a->addrs, peer, ipv6_prefix, max_per_address, &group);
+
+	if (r < 0)
+		return r;
+	tp_addrtab_leave(a->addrs, *io_group);
+	*io_group = group;
+	return 0;
+}
+
 void tp_admit_leave(struct tp_admit *a, struct tp_qgroup *group)
 {
 	tp_addrtab_leave(a->addrs, group);
 	atomic_fetch_sub_explicit(&a->nconns, 1, memory_order_relaxed);
+}
+
+static void caps(const struct tp_admit_caps *c, int64_t *ret_max, int *ret_per_addr, int *ret_prefix)
+{
+	pthread_mutex_lock(c->cfg_lock);
+	*ret_max = c->cfg->max_connections;
+	*ret_per_addr = c->cfg->max_connections_per_address;
+	*ret_prefix = c->cfg->fairness_ipv6_prefix;
+	pthread_mutex_unlock(c->cfg_lock);
+}
+
+bool tp_admit_conn_enter(const struct tp_admit_caps *c, const struct sockaddr_storage *peer, bool proxied,
+                         struct tp_qgroup **ret_group)
+{
+	int64_t max;
+	int per_addr, prefix, r;
+
+	caps(c, &max, &per_addr, &prefix);
+	r = tp_admit_enter(c->admit, max, proxied ? 0 : per_addr, prefix, peer, ret_group);
+	if (r < 0)
+		tp_metrics_refused(c->metrics,
+		                   r == -EMFILE ? TP_REFUSE_MAX_CONNECTIONS : TP_REFUSE_PER_ADDRESS);
+	return r == 0;
+}
+
+bool tp_admit_conn_named(const struct tp_admit_caps *c, struct tp_conn *conn)
+{
+	int64_t max;
+	int per_addr, prefix;
+
+	caps(c, &max, &per_addr, &prefix);
+	if (tp_admit_move(c->admit, per_addr, prefix, &conn->peer, &conn->flow.group) < 0) {
+		tp_metrics_refused(c->metrics, TP_REFUSE_PER_ADDRESS);
+		return false;
+	}
+	tp_qflow_init(&conn->flow, conn->flow.group); /* nothing of it is queued yet */
+	return true;
 }

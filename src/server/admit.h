@@ -9,10 +9,15 @@
 #ifndef TP_ADMIT_H
 #define TP_ADMIT_H
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
 struct tp_addrtab;
+struct tp_config;
+struct tp_metrics;
+struct tp_conn;
 struct tp_qgroup;
 
 struct tp_admit {
@@ -35,7 +40,33 @@ void tp_admit_done(struct tp_admit *a);
 int tp_admit_enter(struct tp_admit *a, int64_t max, int max_per_address, int ipv6_prefix,
                    const struct sockaddr_storage *peer, struct tp_qgroup **ret_group);
 
+/*
+ * Count a connection already in (under *io_group) under peer's address
+ * instead: a PROXY header named its client.  Returns 0 with the new group
+ * in *io_group, or -EUSERS when max_per_address (> 0) are open from peer's
+ * address (or -ENOMEM); it then stays under *io_group.  Never changes the
+ * total.
+ */
+int tp_admit_move(struct tp_admit *a, int max_per_address, int ipv6_prefix,
+                  const struct sockaddr_storage *peer, struct tp_qgroup **io_group);
+
 /* Count out a connection counted in with group. */
 void tp_admit_leave(struct tp_admit *a, struct tp_qgroup *group);
+
+/*
+ * The loop callbacks (loop.h) with the caps read under cfg_lock from cfg;
+ * refusals counted in metrics (may be NULL).  proxied: peer is a trusted
+ * proxy that names the client next, not capped per address until then.
+ */
+struct tp_admit_caps {
+	struct tp_admit *admit;
+	pthread_mutex_t *cfg_lock;
+	const struct tp_config *cfg;
+	struct tp_metrics *metrics;
+};
+bool tp_admit_conn_enter(const struct tp_admit_caps *c, const struct sockaddr_storage *peer, bool proxied,
+                         struct tp_qgroup **ret_group);
+/* A PROXY header named conn's client: count it there (tp_admit_move); false: over its cap. */
+bool tp_admit_conn_named(const struct tp_admit_caps *c, struct tp_conn *conn);
 
 #endif

@@ -216,7 +216,7 @@ static int read_header(struct tp_conn *c, struct framing *fr)
 	struct tp_peer_outcome o;
 
 	tp_peer_read(h, c->fd, &c->peer, c->addr, sizeof(c->addr), &c->port, c->env->turned_away, &o);
-	fr->ev |= o.got ? TP_CONN_ACTIVE : 0;
+	fr->ev |= (o.got ? TP_CONN_ACTIVE : 0) | (o.done && h->named ? TP_CONN_NAMED : 0);
 	c->eof = o.eof;
 	c->readable = o.readable;
 	fr->refusal = o.refusal;

@@ -61,6 +61,7 @@ enum {
 	TP_CONN_WRITE = 1u << 1,  /* replies to write or a close to decide (the dirty list) */
 	TP_CONN_ACTIVE = 1u << 2, /* bytes moved: not idle (the idle list) */
 	TP_CONN_CLOSED = 1u << 3, /* its fd was just closed: forget it */
+	TP_CONN_NAMED = 1u << 4,  /* a PROXY header named its client (peer): count it there */
 };
 
 struct tp_conn {

@@ -25,6 +25,7 @@ struct tp_connset {
 	size_t nalloc;                /* connections not yet freed (closed ones wait for their requests) */
 	_Atomic uint64_t connections; /* nconns, for other threads */
 	void (*on_free)(void *ctx, struct tp_qgroup *group); /* a connection of group was freed */
+	bool (*on_named)(void *ctx, struct tp_conn *c);      /* TP_CONN_NAMED: false closes it */
 	void *ctx;
 	uint64_t grace_until_ns; /* shutdown: when silent connections' grace ends; 0 once checked */
 };

@@ -129,6 +129,7 @@ struct tp_loop *tp_loop_new(const struct tp_loop_params *p)
 	l->env = (struct tp_conn_env){.cfg = &l->cfg, .scratch = l->scratch, .scratch_len = SCRATCH_BYTES};
 	l->env.metrics = p->metrics;
 	l->conns.on_free = p->hooks.conn_leave;
+	l->conns.on_named = p->hooks.conn_named;
 	l->conns.ctx = p->hooks.ctx;
 	r = tp_post_init(&l->post);
 	l->epfd = r < 0 ? -1 : epoll_create1(EPOLL_CLOEXEC);
@@ -210,7 +211,7 @@ static bool take_conn(void *ctx, int fd, const struct sockaddr_storage *peer)
 
 	if (!tp_peer_gate_check(&l->gate, fd, peer, l->env.turned_away, &mode))
 		return true; /* not allowed: closed and counted */
-	if (!l->hooks.conn_enter(l->hooks.ctx, peer, &group))
+	if (!l->hooks.conn_enter(l->hooks.ctx, peer, mode == TP_PEER_EXPECT, &group))
 		return false;
 	struct tp_conn *c = tp_conn_new(&l->env, l, fd, peer, mode);
 	if (!c) {

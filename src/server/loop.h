@@ -24,6 +24,7 @@
 #include "peer.h"
 #include "req.h"
 
+struct tp_conn;
 struct tp_loop;
 struct tp_metrics_slot;
 struct tp_queue;
@@ -45,9 +46,12 @@ struct tp_loop_hooks {
 	 * queue in *ret_group; false (not counted) over max_connections or
 	 * max_connections_per_address.
 	 */
-	bool (*conn_enter)(void *ctx, const struct sockaddr_storage *peer, struct tp_qgroup **ret_group);
+	bool (*conn_enter)(void *ctx, const struct sockaddr_storage *peer, bool proxied,
+	                   struct tp_qgroup **ret_group);
 	/* A connection of group was freed: its place is free again. */
 	void (*conn_leave)(void *ctx, struct tp_qgroup *group);
+	/* A PROXY header named c's client: count it under that address; false: over its cap. */
+	bool (*conn_named)(void *ctx, struct tp_conn *c);
 	/* Copy the current configuration (at creation and when cfg_gen changes). */
 	void (*config_copy)(void *ctx, struct tp_config *ret);
 	/* Loop 0: a signal of SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2 arrived. */

@@ -67,6 +67,7 @@ struct tp_server {
 	struct tp_report report;
 
 	struct tp_admit admit;     /* connections counted in, per address too */
+	struct tp_admit_caps caps; /* admit with the caps of cfg */
 	_Atomic int loops_running; /* threads of loops 1..n-1 still in tp_loop_run */
 
 	/* loop 0 only */
@@ -103,22 +104,15 @@ static int open_metrics(struct tp_server *srv, char *err, size_t errlen)
 
 /* --- loop callbacks (any loop's thread) --- */
 
-static bool conn_enter(void *ctx, const struct sockaddr_storage *peer, struct tp_qgroup **ret_group)
+static bool conn_enter(void *ctx, const struct sockaddr_storage *peer, bool proxied,
+                       struct tp_qgroup **ret_group)
 {
-	struct tp_server *srv = ctx;
-	int64_t max;
-	int per_addr, prefix, r;
+	return tp_admit_conn_enter(&((struct tp_server *)ctx)->caps, peer, proxied, ret_group);
+}
 
-	pthread_mutex_lock(&srv->cfg_lock);
-	max = srv->cfg.max_connections;
-	per_addr = srv->cfg.max_connections_per_address;
-	prefix = srv->cfg.fairness_ipv6_prefix;
-	pthread_mutex_unlock(&srv->cfg_lock);
-	r = tp_admit_enter(&srv->admit, max, per_addr, prefix, peer, ret_group);
-	if (r < 0)
-		tp_metrics_refused(srv->metrics,
-		                   r == -EMFILE ? TP_REFUSE_MAX_CONNECTIONS : TP_REFUSE_PER_ADDRESS);
-	return r == 0;
+static bool conn_named(void *ctx, struct tp_conn *c)
+{
+	return tp_admit_conn_named(&((struct tp_server *)ctx)->caps, c);
 }
 
 static void conn_leave(void *ctx, struct tp_qgroup *group)
@@ -187,6 +181,7 @@ static int new_loops(struct tp_server *srv, char *err, size_t errlen)
 	        .shared = &srv->shared,
 	        .hooks = {.ctx = srv,
 	                  .conn_enter = conn_enter,
+	                  .conn_named = conn_named,
 	                  .conn_leave = conn_leave,
 	                  .config_copy = config_copy,
 	                  .on_signal = on_signal,
@@ -202,6 +197,7 @@ static int new_loops(struct tp_server *srv, char *err, size_t errlen)
 	if (srv->nloops < 1 || srv->nloops > MAX_LOOPS)
 		srv->nloops = 1;
 	srv->metrics = tp_metrics_new(srv->nloops);
+	srv->caps = (struct tp_admit_caps){&srv->admit, &srv->cfg_lock, &srv->cfg, srv->metrics};
 	if (!srv->metrics) {
 		snprintf(err, errlen, "out of memory creating the metrics");
 		return -ENOMEM;

@@ -113,6 +113,20 @@ class Proxy(unittest.TestCase):
             self.assertIn("PROXY header from an untrusted peer", "\n".join(lines))
             self.assertIn("bad PROXY header", "\n".join(lines))
 
+    def test_the_named_address_is_counted(self):
+        # Every connection comes from the proxy (127.0.0.1): the cap per address applies to the
+        # client each header names, not to the proxy.
+        with Server(*PROXY, "--max-connections-per-address", "1") as srv:
+            a, b = srv.connect(), srv.connect()
+            a.sendall(b"PROXY TCP4 192.0.2.1 10.0.0.1 1000 9000\r\nECHO a\n")
+            b.sendall(b"PROXY TCP4 192.0.2.2 10.0.0.1 1000 9000\r\nECHO b\n")
+            self.assertEqual(LineReader(a).line(), "OK a")
+            self.assertEqual(LineReader(b).line(), "OK b")
+            c = srv.connect()
+            c.sendall(b"PROXY TCP4 192.0.2.1 10.0.0.1 1001 9000\r\nECHO c\n")
+            self.assertTrue(closed_by_server(c))
+            srv.wait_log(r"over limits\.max_connections_per_address 192\.0\.2\.1:1001")
+
     def test_missing_header_times_out(self):
         with Server(*PROXY) as srv:
             s = srv.connect()
