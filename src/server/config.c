@@ -35,7 +35,7 @@ static const char *log_level_name(int value)
 /*
  * Later rows, by the issues that add them: listen.proxy_protocol,
  * proxy_trusted, allow; pool.fairness, max_wait_ms;
- * limits.max_connections_per_address; shutdown.drain_s, keep_connections;
+ * limits.max_connections_per_address; shutdown.drain_s;
  * log.stats_interval_s; metrics.* and agent.* (enabled, host, port).
  */
 const struct tp_setting tp_settings[] = {
@@ -112,6 +112,18 @@ const struct tp_setting tp_settings[] = {
          .def = "10",
          .help = "time to finish work on SIGTERM",
          .reloadable = true},
+        {.path = "shutdown.keep_connections",
+         .type = TP_SETTING_BOOL,
+         FIELD(keep_connections),
+         .def = "false",
+         .arg = "",
+         .help = "on SIGTERM, hand open connections to systemd's fd store for the next instance",
+         .reloadable = true},
+        {.path = "shutdown.keep_connections_max",
+         INT(keep_connections_max, 0, TP_KEEP_CONNECTIONS_MAX),
+         .def = "10000",
+         .help = "most connections handed over; the others are closed",
+         .reloadable = true},
         {.path = "log.level",
          .file_alias = "log_level",
          .flag = "log-level",
@@ -146,7 +158,24 @@ char *tp_setting_flag(const struct tp_setting *s, char *buf, size_t len)
 
 int tp_setting_int(const struct tp_config *cfg, const struct tp_setting *s)
 {
+	if (s->type == TP_SETTING_BOOL)
+		return *(const bool *)((const char *)cfg + s->offset);
 	return *(const int *)((const char *)cfg + s->offset);
+}
+
+/* true, yes, on, 1 / false, no, off, 0 (any case): 1, 0, or -EINVAL. */
+static int parse_bool(const char *s)
+{
+	static const char *const yes[] = {"true", "yes", "on", "1"}, *const no[] = {"false", "no", "off",
+	                                                                            "0"};
+
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		if (strcasecmp(s, yes[i]) == 0)
+			return 1;
+		if (strcasecmp(s, no[i]) == 0)
+			return 0;
+	}
+	return -EINVAL;
 }
 
 static void *field_of(struct tp_config *cfg, const struct tp_setting *s)
@@ -195,8 +224,13 @@ int tp_setting_parse(struct tp_config *cfg, const struct tp_setting *s, const ch
 		memcpy(field_of(cfg, s), text, len + 1);
 		return 0;
 	case TP_SETTING_BOOL:
+		v = parse_bool(text);
+		if (v < 0)
+			return -EINVAL;
+		*(bool *)field_of(cfg, s) = v;
+		return 0;
 	case TP_SETTING_ADDRESSES:
-		break; /* no setting of these types yet */
+		break; /* no setting of this type yet */
 	}
 	return -EINVAL;
 }
@@ -220,6 +254,8 @@ char *tp_setting_range(const struct tp_setting *s, char *buf, size_t len)
 		snprintf(buf, len, "%d to %d bytes", s->min, s->max);
 		break;
 	case TP_SETTING_BOOL:
+		snprintf(buf, len, "true or false");
+		break;
 	case TP_SETTING_ADDRESSES:
 		break;
 	}
@@ -239,6 +275,7 @@ static const char *format_value(const struct tp_config *cfg, const struct tp_set
 	case TP_SETTING_STRING:
 		return (const char *)cfg + s->offset;
 	case TP_SETTING_BOOL:
+		return tp_setting_int(cfg, s) ? "true" : "false";
 	case TP_SETTING_ADDRESSES:
 		break;
 	}
@@ -261,62 +298,15 @@ int tp_config_stall_ms(const struct tp_config *cfg)
 	return v > INT_MAX ? INT_MAX : (int)v;
 }
 
-/* One entry of --help: "      --NAME ARG", then text from column 33, wrapped before column 80. */
-static void usage_line(FILE *f, const char *flag, const char *arg, const char *text)
-{
-	const int width = 79 - 32;
-	int col = fprintf(f, "      --%s %s", flag, arg);
-
-	while (*text) {
-		int n = (int)strlen(text);
-
-		if (n > width)
-			for (n = width; n > 0 && text[n] != ' '; n--)
-				;
-		if (n == 0)
-			n = (int)strcspn(text, " "); /* one word longer than the column */
-		fprintf(f, "%*s%.*s\n", col < 32 ? 32 - col : 1, "", n, text);
-		text += n + strspn(text + n, " ");
-		col = 0;
-	}
-}
-
-static void usage(FILE *f)
-{
-	char flag[64], text[256], range[128];
-
-	fprintf(f, "Usage: tpserver [OPTIONS]\n"
-	           "Serve SLEEP and ECHO requests over TCP on a fixed pool of worker threads.\n"
-	           "\n"
-	           "  -c, --config PATH             configuration file (default " TP_DEFAULT_CONFIG_PATH
-	           " if it exists)\n"
-	           "  -t, --check-config            validate the configuration, print it, exit\n"
-	           "  -q, --quiet                   with --check-config: print only errors\n");
-	for (const struct tp_setting *s = tp_settings; s->path; s++) {
-		tp_setting_flag(s, flag, sizeof(flag));
-		if (s->type == TP_SETTING_STRING)
-			snprintf(text, sizeof(text), "%s (default %s)", s->help, s->def);
-		else
-			snprintf(text, sizeof(text), "%s (%s; default %s)", s->help,
-			         tp_setting_range(s, range, sizeof(range)), s->def);
-		usage_line(f, flag, s->arg, text);
-		if (s->flag_alias) {
-			snprintf(text, sizeof(text), "same as --%s", flag);
-			usage_line(f, s->flag_alias, s->arg, text);
-		}
-	}
-	fprintf(f, "  -h, --help                    show this help\n"
-	           "  -V, --version                 show the version\n");
-}
-
-enum { OPT_SETTING = 256 };
+enum { OPT_SETTING = 256, OPT_NEGATED = OPT_SETTING + TP_SETTINGS_MAX };
 
 _Static_assert(sizeof(tp_settings) / sizeof(tp_settings[0]) <= TP_SETTINGS_MAX, "raise TP_SETTINGS_MAX");
 
 /* Flag names are built here: the table holds only the paths they come from. */
 struct options {
 	char flags[TP_SETTINGS_MAX][48];
-	struct option opts[8 + 2 * TP_SETTINGS_MAX];
+	char negated[TP_SETTINGS_MAX][52]; /* "no-" and the flag of a BOOL */
+	struct option opts[8 + 3 * TP_SETTINGS_MAX];
 };
 
 static void build_options(struct options *o)
@@ -332,10 +322,16 @@ static void build_options(struct options *o)
 		o->opts[n] = fixed[n];
 	for (const struct tp_setting *s = tp_settings; s->path; s++, i++) {
 		int val = OPT_SETTING + (int)i;
+		int has_arg = s->type == TP_SETTING_BOOL ? no_argument : required_argument;
 		tp_setting_flag(s, o->flags[i], sizeof(o->flags[i]));
-		o->opts[n++] = (struct option){o->flags[i], required_argument, NULL, val};
+		o->opts[n++] = (struct option){o->flags[i], has_arg, NULL, val};
 		if (s->flag_alias)
-			o->opts[n++] = (struct option){s->flag_alias, required_argument, NULL, val};
+			o->opts[n++] = (struct option){s->flag_alias, has_arg, NULL, val};
+		if (s->type == TP_SETTING_BOOL) {
+			snprintf(o->negated[i], sizeof(o->negated[i]), "no-%s", o->flags[i]);
+			o->opts[n++] =
+			        (struct option){o->negated[i], no_argument, NULL, OPT_NEGATED + (int)i};
+		}
 	}
 	o->opts[n] = (struct option){NULL, 0, NULL, 0};
 }
@@ -362,13 +358,17 @@ static int apply_option(struct tp_config *cfg, int c, const char *used, char *er
 		cfg->quiet = true;
 		return 0;
 	case 'h':
-		usage(stdout);
+		tp_config_usage(stdout);
 		return 1;
 	case 'V':
 		printf("tpserver %s\n", TP_VERSION);
 		return 1;
 	default: {
+		if (c >= OPT_NEGATED)
+			return tp_setting_parse(cfg, &tp_settings[c - OPT_NEGATED], "false");
 		const struct tp_setting *s = &tp_settings[c - OPT_SETTING];
+		if (s->type == TP_SETTING_BOOL)
+			return tp_setting_parse(cfg, s, "true");
 		if (tp_setting_parse(cfg, s, optarg) < 0) {
 			snprintf(err, errlen, "--%s: invalid value '%s' (expected %s%s)", used, optarg,
 			         s->type == TP_SETTING_INT ? "an integer from " : "",

@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "log.h"
 
@@ -44,7 +45,9 @@ struct tp_config {
 	int stall_timeout_ms; /* 0 = max_sleep_ms + TP_STALL_MARGIN_MS */
 
 	int shutdown_timeout_s;      /* shutdown.timeout_s */
+	int keep_connections_max;    /* shutdown.keep_connections_max */
 	enum tp_log_level log_level; /* log.level */
+	bool keep_connections;       /* shutdown.keep_connections: hand them to systemd on SIGTERM */
 
 	/* command line only */
 	char config_path[4096]; /* empty: the default path, if it exists */
@@ -53,18 +56,25 @@ struct tp_config {
 	bool quiet;             /* --quiet / -q: --check-config prints only errors */
 };
 
+/*
+ * Most connections shutdown.keep_connections_max allows: their names
+ * ("tpc" and a two-digit generation, 6 bytes with the ':') must fit in the
+ * one LISTEN_FDNAMES environment string of at most 128 KiB (docs/DESIGN.md).
+ */
+#define TP_KEEP_CONNECTIONS_MAX 20000
+
 /* Margin added to max_sleep_ms for the default stall threshold. */
 #define TP_STALL_MARGIN_MS 30000
 
 /*
- * How a setting's value is stored in struct tp_config and written.  BOOL and
- * ADDRESSES have no setting yet: the first row of either type implements it
- * in each switch on the type (a BOOL flag takes no argument and also exists
- * as --no-NAME; the file writes true or false).
+ * How a setting's value is stored in struct tp_config and written.  A BOOL
+ * flag takes no argument and also exists as --no-NAME; the file writes true
+ * or false.  ADDRESSES has no setting yet: its first row implements it in
+ * each switch on the type.
  */
 enum tp_setting_type {
 	TP_SETTING_INT,       /* int, within min..max */
-	TP_SETTING_BOOL,      /* bool; its flag also takes --no-NAME (no setting yet) */
+	TP_SETTING_BOOL,      /* bool; its flag takes no argument and also exists as --no-NAME */
 	TP_SETTING_ENUM,      /* an int holding one of values[], written by name */
 	TP_SETTING_STRING,    /* char[size], min..max bytes long */
 	TP_SETTING_ADDRESSES, /* a list of addresses (no setting yet) */
@@ -117,8 +127,11 @@ int tp_setting_parse(struct tp_config *cfg, const struct tp_setting *s, const ch
  */
 char *tp_setting_range(const struct tp_setting *s, char *buf, size_t len);
 
-/* The int (INT, ENUM) at s in cfg. */
+/* The int (INT, ENUM) at s in cfg; a BOOL reads as 0 or 1. */
 int tp_setting_int(const struct tp_config *cfg, const struct tp_setting *s);
+
+/* Write --help's text, one entry per flag of every setting, to f (config_help.c). */
+void tp_config_usage(FILE *f);
 
 /* Fill *cfg with the built-in defaults. Never fails. */
 void tp_config_defaults(struct tp_config *cfg);

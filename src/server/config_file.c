@@ -246,8 +246,12 @@ static int apply(struct load *ld, const config_setting_t *s, const char *gpath, 
 	case TP_SETTING_STRING:
 		return apply_text(ld, s, gpath, set);
 	case TP_SETTING_BOOL:
+		if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+			return fail(ld, s, gpath, "expected true or false");
+		*(bool *)((char *)ld->cfg + set->offset) = config_setting_get_bool(s) != 0;
+		return 0;
 	case TP_SETTING_ADDRESSES:
-		break; /* no setting of these types yet */
+		break; /* no setting of this type yet */
 	}
 	return fail(ld, s, gpath, "unknown setting");
 }
@@ -386,8 +390,10 @@ static void print_setting(const struct tp_config *cfg, const struct tp_config_or
 		fputc(';', f);
 		break;
 	case TP_SETTING_BOOL:
+		fprintf(f, "%s;", tp_setting_int(cfg, s) ? "true" : "false");
+		break;
 	case TP_SETTING_ADDRESSES:
-		break; /* no setting of these types yet */
+		break; /* no setting of this type yet */
 	}
 	/* The effective value of an automatic setting is what one checks for. */
 	if (s->offset == offsetof(struct tp_config, stall_timeout_ms) && cfg->stall_timeout_ms == 0) {

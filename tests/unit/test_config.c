@@ -287,6 +287,37 @@ static void test_wrong_type(void **state)
 	expect_error("listen = { host = 127; };\n", ":1: listen.host: expected a string");
 }
 
+/* A BOOL setting: true or false in the file, --NAME and --no-NAME on the command line. */
+static void test_bool(void **state)
+{
+	struct tp_config cfg;
+	char path[4096], err[512] = "";
+	(void)state;
+
+	tp_config_defaults(&cfg);
+	assert_false(cfg.keep_connections);
+	assert_int_equal(load_text(&cfg, "shutdown = { keep_connections = true; };\n", path, sizeof(path), err,
+				   sizeof(err)),
+			 0);
+	assert_true(cfg.keep_connections);
+	expect_error("shutdown = { keep_connections = 1; };\n", ":1: shutdown.keep_connections: expected true or false");
+	expect_error("shutdown = { keep_connections = \"yes\"; };\n",
+		     ":1: shutdown.keep_connections: expected true or false");
+
+	tp_config_defaults(&cfg);
+	assert_int_equal(parse_args(&cfg, err, sizeof(err), "--keep-connections", (const char *)NULL), 0);
+	assert_true(cfg.keep_connections);
+	assert_int_equal(parse_args(&cfg, err, sizeof(err), "--no-keep-connections", (const char *)NULL), 0);
+	assert_false(cfg.keep_connections);
+	assert_int_equal(parse_args(&cfg, err, sizeof(err), "--keep-connections=1", (const char *)NULL), -EINVAL);
+	assert_int_equal(parse_args(&cfg, err, sizeof(err), "--keep-connections-max", "20001", (const char *)NULL),
+			 -EINVAL);
+	assert_int_equal(tp_setting_parse(&cfg, setting("shutdown.keep_connections"), "on"), 0);
+	assert_true(cfg.keep_connections);
+	assert_int_equal(tp_setting_parse(&cfg, setting("shutdown.keep_connections"), "maybe"), -EINVAL);
+	assert_true(cfg.keep_connections);
+}
+
 static void test_out_of_range(void **state)
 {
 	(void)state;
@@ -590,7 +621,8 @@ static void test_print_format(void **state)
 	assert_non_null(strstr(buf, "listen = {\n  host = \"127.0.0.1\";\n  port = 9000;\n"));
 	assert_non_null(strstr(buf, "pool = {\n  workers = 8;\n"));
 	assert_non_null(strstr(buf, "  stall_timeout_ms = 0; # automatic: max_sleep_ms + 30000 = 40000\n"));
-	assert_non_null(strstr(buf, "};\nshutdown = {\n  timeout_s = 10;\n};\nlog = {\n  level = \"info\";\n};\n"));
+	assert_non_null(strstr(buf, "};\nshutdown = {\n  timeout_s = 10;\n  keep_connections = false;\n"
+	                            "  keep_connections_max = 10000;\n};\nlog = {\n  level = \"info\";\n};\n"));
 	free(buf);
 }
 
@@ -665,7 +697,7 @@ static void test_table(void **state)
 				if (&seen[j][0] != names[k] && strcmp(seen[j], names[k]) == 0)
 					fail_msg("%s: flag --%s is taken", s->path, names[k]);
 		assert_true(s->type == TP_SETTING_INT || s->type == TP_SETTING_ENUM ||
-		            s->type == TP_SETTING_STRING);
+		            s->type == TP_SETTING_STRING || s->type == TP_SETTING_BOOL);
 		assert_non_null(s->help);
 		assert_non_null(s->arg);
 		tp_config_defaults(&cfg);
@@ -754,6 +786,7 @@ int main(void)
 		cmocka_unit_test(test_nul_byte),
 		cmocka_unit_test(test_small_error_buffer),
 		cmocka_unit_test(test_args),
+		cmocka_unit_test(test_bool),
 		cmocka_unit_test(test_args_errors),
 		cmocka_unit_test(test_args_over_file),
 		cmocka_unit_test(test_print_round_trip),

@@ -10,6 +10,7 @@
 #include <ctype.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -43,7 +44,8 @@ static char *slurp(const char *rel)
 /* The default as a value in the file: strings and enums in double quotes. */
 static void file_default(const struct tp_setting *s, char *buf, size_t len)
 {
-	snprintf(buf, len, s->type == TP_SETTING_INT ? "%s" : "\"%s\"", s->def);
+	bool bare = s->type == TP_SETTING_INT || s->type == TP_SETTING_BOOL;
+	snprintf(buf, len, bare ? "%s" : "\"%s\"", s->def);
 }
 
 static const char *leaf(const struct tp_setting *s)
@@ -102,6 +104,8 @@ static void test_config_md(void **state)
 		snprintf(want, sizeof(want), "`--%s`", tp_setting_flag(s, flag, sizeof(flag)));
 		if (s->flag_alias)
 			snprintf(want + strlen(want), sizeof(want) - strlen(want), ", `--%s`", s->flag_alias);
+		if (s->type == TP_SETTING_BOOL)
+			snprintf(want + strlen(want), sizeof(want) - strlen(want), ", `--no-%s`", flag);
 		if (strcmp(got, want) != 0)
 			fail_msg("docs/CONFIG.md: %s: flags %s, want %s", s->path, got, want);
 	}
@@ -148,6 +152,8 @@ static void test_conf_5(void **state)
 		if (s->type == TP_SETTING_INT)
 			snprintf(want, sizeof(want), "\n.BR %s \" (integer, default %s, %d\\(en%d)\"\n",
 			         s->path, esc, s->min, s->max);
+		else if (s->type == TP_SETTING_BOOL)
+			snprintf(want, sizeof(want), "\n.BR %s \" (boolean, default %s", s->path, esc);
 		else
 			snprintf(want, sizeof(want), "\n.BR %s \" (string, default %s", s->path, esc);
 		if (!strstr(text, want))
@@ -205,14 +211,29 @@ static void test_flags_documented(void **state)
 		for (int i = 0; i < 2 && names[i]; i++) {
 			man_escape(names[i], esc, sizeof(esc));
 			/* ".BI \-\-flag " n\fR, " \-\-alias " n"": the flag starts the line. */
-			snprintf(want, sizeof(want), i == 0 ? "\n.BI \\-\\-%s \"" : ", \" \\-\\-%s \"", esc);
+			/* A BOOL flag takes no argument: ".BR \-\-flag ", " \-\-no\-flag". */
+			if (i != 0)
+				snprintf(want, sizeof(want), ", \" \\-\\-%s \"", esc);
+			else if (s->type == TP_SETTING_BOOL)
+				snprintf(want, sizeof(want), "\n.BR \\-\\-%s \"", esc);
+			else
+				snprintf(want, sizeof(want), "\n.BI \\-\\-%s \"", esc);
 			if (!strstr(man, want))
 				fail_msg("tpserver(8) does not list --%s (%s)", names[i], want);
-			snprintf(want, sizeof(want), "`--%s %s`", names[i], s->arg);
+			snprintf(want, sizeof(want), "`--%s%s%s`", names[i], s->arg[0] ? " " : "", s->arg);
 			if (!strstr(readme, want))
 				fail_msg("README.md does not list %s", want);
 		}
-		snprintf(want, sizeof(want), "\n| `--%s %s`", flag, s->arg);
+		if (s->type == TP_SETTING_BOOL) {
+			snprintf(want, sizeof(want), "`--no-%s`", flag);
+			if (!strstr(readme, want))
+				fail_msg("README.md does not list %s", want);
+			man_escape(flag, esc, sizeof(esc));
+			snprintf(want, sizeof(want), "\\-\\-no\\-%s", esc);
+			if (!strstr(man, want))
+				fail_msg("tpserver(8) does not list --no-%s", flag);
+		}
+		snprintf(want, sizeof(want), "\n| `--%s%s%s`", flag, s->arg[0] ? " " : "", s->arg);
 		row = strstr(readme, want);
 		if (!row)
 			fail_msg("README.md: no row starting with %s", want + 1);
