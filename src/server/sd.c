@@ -6,12 +6,26 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include <systemd/sd-daemon.h>
 
 int tp_sd_listen_fds(void)
 {
 	return sd_listen_fds(1);
+}
+
+int tp_sd_listen_fds_with_names(char ***ret_names)
+{
+	*ret_names = NULL;
+	return sd_listen_fds_with_names(1, ret_names);
+}
+
+void tp_sd_names_free(char **names)
+{
+	for (char **p = names; p && *p; p++)
+		free(*p);
+	free(names);
 }
 
 int tp_sd_listen_fds_start(void)
@@ -22,6 +36,22 @@ int tp_sd_listen_fds_start(void)
 int tp_sd_notify(const char *state)
 {
 	return sd_notify(0, state);
+}
+
+bool tp_sd_notify_socket(void)
+{
+	const char *p = getenv("NOTIFY_SOCKET");
+	return p && *p;
+}
+
+int tp_sd_notify_fds(const char *state, const int *fds, size_t n)
+{
+	return sd_pid_notify_with_fds(0, 0, state, fds, (unsigned)n);
+}
+
+int tp_sd_notify_barrier(uint64_t timeout_usec)
+{
+	return sd_notify_barrier(0, timeout_usec);
 }
 
 int tp_sd_notifyf(const char *fmt, ...)

@@ -19,11 +19,31 @@
  */
 int tp_sd_listen_fds(void);
 
+/*
+ * tp_sd_listen_fds() with each fd's name (FileDescriptorName=, FDNAME=)
+ * in *ret_names (a NULL-terminated array, free it with tp_sd_names_free();
+ * NULL when none were passed).
+ */
+int tp_sd_listen_fds_with_names(char ***ret_names);
+void tp_sd_names_free(char **names);
+
 /* First passed fd (SD_LISTEN_FDS_START). */
 int tp_sd_listen_fds_start(void);
 
 /* Send a notification (e.g. "READY=1"). Returns > 0 sent, 0 no NOTIFY_SOCKET, < 0 error. */
 int tp_sd_notify(const char *state);
+
+/* Is there a NOTIFY_SOCKET to send to? */
+bool tp_sd_notify_socket(void);
+
+/*
+ * Send state with the n fds (FDSTORE=1, at most 253: the kernel's limit
+ * per message).  Returns > 0 sent, 0 no NOTIFY_SOCKET, < 0 error.
+ */
+int tp_sd_notify_fds(const char *state, const int *fds, size_t n);
+
+/* Wait until systemd has read every message sent before (BARRIER=1). Returns 0 or < 0. */
+int tp_sd_notify_barrier(uint64_t timeout_usec);
 
 /* printf-style tp_sd_notify(). */
 int tp_sd_notifyf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
