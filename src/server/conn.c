@@ -143,7 +143,7 @@ static bool over_unsent(const struct tp_conn *c)
 
 static bool can_read(const struct tp_conn *c)
 {
-	return !c->closed && !c->eof && c->nwaiting == 0 && !over_unsent(c) &&
+	return !c->closed && !c->eof && !c->env->keeping && c->nwaiting == 0 && !over_unsent(c) &&
 	       (c->framer.stopped || c->readable);
 }
 
@@ -167,7 +167,7 @@ static int on_line(void *ctx, const char *line, size_t len, bool too_long)
 	c->spoke = true;
 	if (too_long)
 		st = TP_PROTO_TOO_LONG;
-	else if (env->shutting_down && !c->grace)
+	else if (env->shutting_down && !c->grace && !env->keeping)
 		st = TP_PROTO_SHUTDOWN;
 	else
 		st = tp_proto_parse(line, len, (uint32_t)env->cfg->max_sleep_ms, &pr);
@@ -349,6 +349,9 @@ unsigned tp_conn_flush(struct tp_conn *c, bool more_input)
 	if (sent)
 		atomic_fetch_add_explicit(&c->env->served, sent, memory_order_relaxed);
 
+	/* Handing over: what was read is answered; what was not goes with it (framer and socket). */
+	if (c->env->keeping && !c->eof && c->nreqs == 0 && !more_input)
+		return ev | TP_CONN_HANDOFF;
 	if ((c->eof || c->env->shutting_down) && c->nreqs == 0 && !c->framer.stopped && !c->grace &&
 	    !more_input)
 		return ev | tp_conn_close(c, c->eof ? "client closed" : "shutting down");
@@ -419,6 +422,8 @@ unsigned tp_conn_shutdown(struct tp_conn *c, uint64_t grace_until_ns)
 {
 	if (c->closed)
 		return 0;
+	if (c->env->keeping)
+		return TP_CONN_WRITE; /* its flush hands it over once its replies are out */
 	/*
 	 * A client whose connection was accepted just before the signal cannot
 	 * tell it from one still in the kernel's backlog, which the next

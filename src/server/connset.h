@@ -24,13 +24,26 @@ struct tp_connset {
 	size_t nconns;                /* open connections */
 	size_t nalloc;                /* connections not yet freed (closed ones wait for their requests) */
 	_Atomic uint64_t connections; /* nconns, for other threads */
+	bool (*on_enter)(void *ctx);  /* a new connection: false (not counted) over max_connections */
 	void (*on_free)(void *ctx);   /* a connection was freed: its place is free again */
 	void *ctx;
+	/* Keeping: take c's fd and record for the next instance; false (it is closed) when full. */
+	bool (*on_handoff)(void *ctx, int fd, const struct tp_handover_conn *rec);
+	void *handoff_ctx;
 	uint64_t grace_until_ns; /* shutdown: when silent connections' grace ends; 0 once checked */
 };
 
 /* A new connection, active at now_ns. */
 void tp_connset_add(struct tp_connset *s, struct tp_conn *c, uint64_t now_ns);
+
+/*
+ * A new client's socket fd, accepted (peer) or handed over by the previous
+ * instance (rec, which is then used instead of peer): set it up as a
+ * connection of loop.  Returns false, fd untouched, over max_connections;
+ * true when it took fd, even if only to close it (logged).
+ */
+bool tp_connset_take(struct tp_connset *s, struct tp_conn_env *env, struct tp_loop *loop, int fd,
+                     const struct sockaddr_storage *peer, const struct tp_handover_conn *rec);
 
 /* Act on what c reported (TP_CONN_* bits); c may be freed. */
 void tp_connset_act(struct tp_connset *s, struct tp_conn *c, unsigned ev);

@@ -70,7 +70,7 @@ size_t tp_handover_state_write(const struct tp_handover_conn *c, size_t n, uint3
 		p = put(p, c[i].flow, 8);
 		p = put(p, c[i].port, 2);
 		p = put(p, alen, 1);
-		p = put(p, 0, 1);
+		p = put(p, c[i].discarding ? 1 : 0, 1);
 		p = put(p, c[i].input_len, 4);
 		memcpy(p, c[i].addr, alen);
 		p += alen;
@@ -96,7 +96,8 @@ static int read_record(const char **p, size_t *left, struct tp_handover_conn *c)
 	c->port = (uint16_t)get(q + 24, 2);
 	alen = (size_t)get(q + 26, 1);
 	ilen = (size_t)get(q + 28, 4);
-	if (get(q + 27, 1) != 0 || alen >= sizeof(c->addr) || ilen > TP_HANDOVER_INPUT_MAX ||
+	c->discarding = get(q + 27, 1) == 1;
+	if (get(q + 27, 1) > 1 || alen >= sizeof(c->addr) || ilen > TP_HANDOVER_INPUT_MAX ||
 	    *left - RECORD_BYTES < alen + ilen)
 		return -EBADMSG;
 	q += RECORD_BYTES;

@@ -9,7 +9,8 @@
  *
  * Layout, little-endian: "TPHS", u16 version, u16 0, u32 generation, u32
  * count; per record u64 dev, u64 ino, u64 flow, u16 port, u8 address
- * length, u8 0, u32 input length, the address, the input; then a 64-bit
+ * length, u8 flags (bit 0: discarding), u32 input length, the address, the
+ * input; then a 64-bit
  * FNV-1a checksum of everything before it.  A reader never trusts a length
  * before checking it against what is left.
  *
@@ -18,6 +19,7 @@
 #ifndef TP_HANDOVER_STATE_H
 #define TP_HANDOVER_STATE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,6 +32,7 @@ struct tp_handover_conn {
 	uint64_t dev, ino; /* fstat() of the socket: the key that pairs the record with its fd */
 	uint64_t flow;     /* the flow it belongs to (0: none) */
 	uint16_t port;
+	bool discarding;                 /* the input starts inside an over-long line, already answered */
 	char addr[TP_HANDOVER_ADDR_MAX]; /* NUL-terminated text */
 	const char *input;
 	uint32_t input_len;

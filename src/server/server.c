@@ -23,11 +23,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "clock.h"
 #include "dispatch.h"
+#include "handover.h"
 #include "health.h"
 #include "listener.h"
 #include "log.h"
@@ -68,24 +68,15 @@ struct tp_server {
 	bool aborted;
 	uint64_t tick_ms;
 	struct tp_health health;
+	struct tp_handover *handover;     /* connections kept across restarts */
 	struct tp_reload_job *reload_job; /* the read in progress, or NULL */
 	struct tp_reload_outcome reload_outcome;
 	bool reload_again; /* SIGHUP during it: read once more after it */
 };
 
-static void raise_nofile(void)
-{
-	struct rlimit rl;
-	/* Connections are fds: take all the hard limit allows. */
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		(void)setrlimit(RLIMIT_NOFILE, &rl);
-	}
-}
-
 static int open_listeners(struct tp_server *srv, char *err, size_t errlen)
 {
-	int n = tp_sd_listen_fds();
+	int n = srv->handover ? tp_handover_listen_fds(srv->handover) : -ENOMEM;
 
 	if (n < 0) {
 		snprintf(err, errlen, "sd_listen_fds(): %s", strerror(-n));
@@ -191,6 +182,8 @@ static int new_loops(struct tp_server *srv, char *err, size_t errlen)
 	                  .on_tick = on_tick,
 	                  .on_wake = on_wake,
 	                  .others_done = others_done,
+	                  .hand_off = tp_handover_take,
+	                  .hand_off_ctx = srv->handover,
 	                  .on_exit = loop_exited},
 	        .tick_ms = srv->tick_ms,
 	};
@@ -245,7 +238,8 @@ int tp_server_new(const struct tp_config *cfg, tp_reload_fn reload, void *reload
 	if (!tp_reload_status_dir(srv->reload_outcome.dir, sizeof(srv->reload_outcome.dir)))
 		srv->reload_outcome.dir[0] = '\0';
 
-	raise_nofile();
+	tp_listener_raise_nofile();
+	srv->handover = tp_handover_new();
 	r = open_listeners(srv, err, errlen);
 	if (r == 0)
 		r = start_pool(srv, err, errlen);
@@ -254,6 +248,7 @@ int tp_server_new(const struct tp_config *cfg, tp_reload_fn reload, void *reload
 		r = new_loops(srv, err, errlen);
 	if (r < 0)
 		goto fail;
+	tp_handover_adopt(srv->handover, srv->loops, srv->nloops);
 	srv->health.pool = srv->pool;
 	srv->health.queue = srv->queue;
 	srv->health.loops = srv->loops;
@@ -288,6 +283,7 @@ void tp_server_free(struct tp_server *srv)
 	for (size_t i = 0; i < srv->nlisteners; i++)
 		if (srv->listeners[i].fd >= 0)
 			close(srv->listeners[i].fd);
+	tp_handover_free(srv->handover);
 	pthread_mutex_destroy(&srv->cfg_lock);
 	free(srv);
 }
@@ -316,6 +312,7 @@ static void begin_shutdown(struct tp_server *srv, int signo)
 	       strsignal(signo), st.queue_depth + st.queue_waiting, st.workers_busy,
 	       srv->cfg.shutdown_timeout_s);
 	srv->shutdown_deadline_ns = now + (uint64_t)srv->cfg.shutdown_timeout_s * 1000000000ull;
+	atomic_store(&srv->shared.keeping, tp_handover_begin(srv->handover, &srv->cfg));
 	atomic_store(&srv->shared.shutting_down, true);
 	wake_loops(srv);
 }
@@ -485,6 +482,7 @@ int tp_server_run(struct tp_server *srv)
 		tp_log(TP_LOG_ERROR, "stop", "event loop 0: epoll_wait: %s", strerror(-r));
 	for (size_t i = 1; i < srv->nloops; i++)
 		tp_loop_join(srv->loops[i]);
+	tp_handover_store(srv->handover);
 	tp_pool_stop(srv->pool);
 
 	tp_health_stats(&srv->health, &st);

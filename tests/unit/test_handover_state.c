@@ -71,6 +71,7 @@ static void test_round_trip(void **state)
 		assert_true(got[i].ino == want[i].ino);
 		assert_int_equal(got[i].flow, want[i].flow);
 		assert_int_equal(got[i].port, want[i].port);
+		assert_int_equal(got[i].discarding, want[i].discarding);
 		assert_string_equal(got[i].addr, want[i].addr);
 		assert_int_equal(got[i].input_len, want[i].input_len);
 		if (want[i].input_len)
