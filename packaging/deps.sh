@@ -12,7 +12,8 @@ what=${1:-all}
 
 build_pkgs=(build-essential cmake pkg-config libsystemd-dev libconfig-dev)
 test_pkgs=(libcmocka-dev python3 systemd procps iproute2 clang libclang-rt-14-dev cppcheck clang-tidy
-	debhelper devscripts lintian fakeroot debootstrap systemd-container gnuplot-nox)
+	debhelper devscripts lintian fakeroot debootstrap systemd-container gnuplot-nox
+	prometheus)
 
 case $what in
 build) pkgs=("${build_pkgs[@]}") ;;

@@ -14,22 +14,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "client_failure.h"
 #include "client_gen.h"
+#include "client_window.h"
 #include "clock.h"
 #include "framer.h"
 #include "log.h"
 #include "verify.h"
 
 #define LATE_NS 1000000LL /* open loop: a send this far behind schedule counts as late */
-#define FAILURES_LOGGED 5 /* per worker, in detail at warning level; the rest at debug */
-
-/* One outstanding request: enough to rebuild what the reply must say. */
-struct pending {
-	int64_t start_ns; /* send time, or scheduled time in the open loop */
-	uint64_t seed;    /* ECHO: the text's generator seed */
-	uint32_t arg;     /* SLEEP: ms; ECHO: text length */
-	uint8_t op;       /* enum tp_op */
-};
 
 struct tp_client_conn {
 	struct tp_client_ctx *ctx;
@@ -41,12 +34,14 @@ struct tp_client_conn {
 	int fd; /* -1 once closed */
 	bool want_out;
 	uint64_t rng;
-	uint64_t issued;
+	uint64_t issued;          /* requests drawn: the open-loop schedule's round */
+	uint64_t counted;         /* of those, sent after --warmup: what --requests bounds */
+	uint64_t replies;         /* lines read */
 	int64_t last_progress_ns; /* last reply, or when the window last left empty */
 	struct tp_framer framer;
-	struct pending *ring; /* max-inflight entries, the oldest at head */
-	unsigned head, count;
-	char *out; /* unsent requests: out[out_off..out_len) */
+	struct tp_client_window win;   /* outstanding requests: max-inflight entries */
+	struct tp_client_window retry; /* --retry-busy: refused, waiting; each holds a slot of the window */
+	char *out;                     /* unsent requests: out[out_off..out_len) */
 	size_t out_off, out_len;
 };
 
@@ -82,9 +77,9 @@ int tp_client_conn_new(struct tp_client_ctx *ctx, unsigned group, unsigned index
 	/* Mixing the client number through the generator decorrelates neighbouring clients. */
 	c->rng = ctx->seed ^ tp_client_gen_next(&x);
 	tp_framer_init(&c->framer, c->g->max_request + 64); /* error replies are short; 64 is ample */
-	c->ring = malloc(c->g->group->max_inflight * sizeof(*c->ring));
 	c->out = malloc(c->g->out_cap);
-	if (!c->ring || !c->out) {
+	if (tp_client_window_init(&c->win, c->g->group->max_inflight) < 0 || !c->out ||
+	    (ctx->retry_delay_ns && tp_client_window_init(&c->retry, c->g->group->max_inflight) < 0)) {
 		tp_client_conn_free(c);
 		return -ENOMEM;
 	}
@@ -108,13 +103,25 @@ int64_t tp_client_conn_due_ns(const struct tp_client_conn *c, uint64_t k)
 	       (int64_t)(((double)c->gindex + (double)k * (double)g->group->clients) * g->tick_ns);
 }
 
+/* Where what happens counts: the totals, or (during --warmup) apart from them. */
+static struct tp_client_stats *stats_of(struct tp_client_conn *c, bool measured)
+{
+	return measured ? &c->g->stats : &c->g->warm;
+}
+
+/* Does what happens now count in the totals (--warmup is over)? */
+static bool now_measured(const struct tp_client_ctx *ctx)
+{
+	return ctx->now_ns >= ctx->warm_end_ns;
+}
+
 /* Is there another request to issue? *ret_start: when it counts from. */
 static bool more_to_send(const struct tp_client_conn *c, int64_t *ret_start)
 {
 	const struct tp_client_ctx *ctx = c->ctx;
 	const struct tp_client_group *group = c->g->group;
 
-	if (ctx->stopping || (group->requests && c->issued >= group->requests))
+	if (ctx->stopping || (group->requests && c->counted >= group->requests))
 		return false;
 	*ret_start = c->g->tick_ns > 0 ? tp_client_conn_due_ns(c, c->issued) : ctx->now_ns;
 	return !ctx->end_ns || *ret_start < ctx->end_ns;
@@ -124,6 +131,23 @@ static bool more_to_send(const struct tp_client_conn *c, int64_t *ret_start)
 static enum tp_log_level closed_level(const struct tp_client_conn *c)
 {
 	return c->ctx->opts->reconnect ? TP_LOG_INFO : TP_LOG_WARNING;
+}
+
+/* The requests outstanding on c get no reply: timeouts (timeout) or lost. */
+static void count_unanswered(struct tp_client_conn *c, bool timeout)
+{
+	for (unsigned i = 0; i < c->win.count; i++)
+		tp_client_stats_unanswered(stats_of(c, tp_client_window_at(&c->win, i)->measured),
+		                           (enum tp_op)tp_client_window_at(&c->win, i)->op, timeout);
+}
+
+/* --retry-busy: the refused requests that will not be sent again, given up. */
+static void drop_retries(struct tp_client_conn *c)
+{
+	while (c->retry.count > 0) {
+		struct tp_client_req req = tp_client_window_pop(&c->retry);
+		tp_client_stats_gave_up(stats_of(c, req.measured), (enum tp_op)req.op);
+	}
 }
 
 static void close_conn(struct tp_client_conn *c, enum close_why why)
@@ -137,26 +161,27 @@ static void close_conn(struct tp_client_conn *c, enum close_why why)
 	case CLOSE_DONE:
 		break;
 	case CLOSE_TIMEOUT:
-		c->g->counts.timeouts += c->count;
+		count_unanswered(c, true);
 		break;
 	case CLOSE_BROKEN:
-		c->g->counts.lost += c->count;
+		count_unanswered(c, false);
 		/* --reconnect: the worker reopens it (and counts a reconnect or the disconnect). */
 		if (ctx->opts->reconnect && more_to_send(c, &start)) {
 			c->broken = true;
 			c->next_broken = ctx->broken;
 			ctx->broken = c;
-			c->head = 0;
 			ctx->open++; /* still in the run, while it waits */
 			break;
 		}
-		c->g->counts.disconnects++;
+		stats_of(c, now_measured(ctx))->counts.disconnects++;
 		break;
 	case CLOSE_ABORT:
-		c->g->counts.lost += c->count;
+		count_unanswered(c, false);
 		break;
 	}
-	c->count = 0;
+	tp_client_window_clear(&c->win);
+	if (!c->broken)
+		drop_retries(c); /* a connection to reopen sends them then */
 	c->out_off = c->out_len = 0;
 	close(c->fd); /* also leaves the epoll set */
 	c->fd = -1;
@@ -173,7 +198,8 @@ void tp_client_conn_free(struct tp_client_conn *c)
 		c->ctx->open--;
 	}
 	tp_framer_release(&c->framer);
-	free(c->ring);
+	tp_client_window_release(&c->win);
+	tp_client_window_release(&c->retry);
 	free(c->out);
 	free(c);
 }
@@ -182,34 +208,20 @@ static void append_request(struct tp_client_conn *c, int64_t start_ns)
 {
 	struct tp_client_ctx *ctx = c->ctx;
 	struct tp_client_gctx *g = c->g;
-	const struct tp_client_group *o = g->group;
-	unsigned slot = c->head + c->count;
-	struct pending *p = &c->ring[slot >= o->max_inflight ? slot - o->max_inflight : slot];
-	uint64_t r_op = tp_client_gen_next(&c->rng), r_arg = tp_client_gen_next(&c->rng);
-	char *dst = c->out + c->out_len;
-	bool echo = o->mix == TP_MIX_ECHO || (o->mix == TP_MIX_BALANCED && (r_op >> 63));
+	bool was_empty = c->win.count == 0;
+	struct tp_client_req *p = tp_client_window_push(&c->win);
 
+	tp_client_req_draw(g->group, &c->rng, p);
 	p->start_ns = start_ns;
-	if (echo) {
-		p->op = TP_OP_ECHO;
-		p->arg = o->echo_lo + (uint32_t)(r_arg % ((uint64_t)o->echo_hi - o->echo_lo + 1));
-		p->seed = r_op;
-		memcpy(dst, "ECHO ", 5);
-		tp_client_gen_text(p->seed, dst + 5, p->arg);
-		dst[5 + p->arg] = '\n';
-		c->out_len += 6 + (size_t)p->arg;
-	} else {
-		p->op = TP_OP_SLEEP;
-		p->arg = o->sleep_lo_ms + (uint32_t)(r_arg % ((uint64_t)o->sleep_hi_ms - o->sleep_lo_ms + 1));
-		/* The loop in pump() left max_request bytes free: always enough. */
-		c->out_len += (size_t)snprintf(dst, g->max_request, "SLEEP %u\n", p->arg);
-	}
-	if (c->count++ == 0)
+	p->measured = start_ns >= ctx->warm_end_ns;
+	/* The loop in pump() left max_request bytes free: always enough. */
+	c->out_len += tp_client_req_write(p, c->out + c->out_len, g->max_request);
+	if (was_empty)
 		c->last_progress_ns = ctx->now_ns; /* the receive timeout counts from here */
 	c->issued++;
-	g->counts.sent++;
-	if (g->tick_ns > 0 && ctx->now_ns - start_ns >= LATE_NS)
-		g->counts.late++;
+	c->counted += p->measured;
+	tp_client_stats_sent(stats_of(c, p->measured), (enum tp_op)p->op,
+	                     g->tick_ns > 0 && ctx->now_ns - start_ns >= LATE_NS);
 }
 
 static void set_want_out(struct tp_client_conn *c, bool on)
@@ -245,6 +257,29 @@ static int flush(struct tp_client_conn *c)
 	return 0;
 }
 
+/* --retry-busy: send the refused requests whose delay is over, oldest first, before any new one. */
+static void append_retries(struct tp_client_conn *c)
+{
+	struct tp_client_ctx *ctx = c->ctx;
+
+	if (ctx->stopping)
+		drop_retries(c);
+	while (tp_client_window_due(&c->retry, ctx->now_ns) &&
+	       c->out_len + c->g->max_request <= c->g->out_cap) {
+		struct tp_client_req *p = tp_client_window_push(&c->win);
+		*p = tp_client_window_pop(&c->retry);
+		if (c->win.count == 1)
+			c->last_progress_ns = ctx->now_ns;
+		c->out_len += tp_client_req_write(p, c->out + c->out_len, c->g->max_request);
+		tp_client_stats_retried(stats_of(c, p->measured), (enum tp_op)p->op);
+	}
+	if (c->retry.count > 0) {
+		int64_t due = tp_client_window_at(&c->retry, 0)->due_ns;
+		if (!ctx->retry_wake_ns || due < ctx->retry_wake_ns)
+			ctx->retry_wake_ns = due;
+	}
+}
+
 void tp_client_conn_pump(struct tp_client_conn *c)
 {
 	struct tp_client_ctx *ctx = c->ctx;
@@ -260,8 +295,10 @@ void tp_client_conn_pump(struct tp_client_conn *c)
 		c->out_off = 0;
 	}
 	before = c->out_len;
+	append_retries(c);
 	while ((more = more_to_send(c, &start)) && start <= ctx->now_ns &&
-	       c->count < c->g->group->max_inflight && c->out_len + c->g->max_request <= c->g->out_cap)
+	       c->win.count + c->retry.count < c->g->group->max_inflight &&
+	       c->out_len + c->g->max_request <= c->g->out_cap)
 		append_request(c, start);
 
 	/* With EPOLLOUT armed the socket is full: the writable event sends the batch. */
@@ -273,7 +310,7 @@ void tp_client_conn_pump(struct tp_client_conn *c)
 			return;
 		}
 	}
-	if (!more && c->count == 0 && c->out_len == 0)
+	if (!more && c->win.count == 0 && c->retry.count == 0 && c->out_len == 0)
 		close_conn(c, CLOSE_DONE);
 }
 
@@ -284,80 +321,36 @@ void tp_client_conn_begin(struct tp_client_conn *c)
 		tp_client_conn_pump(c);
 }
 
-static void log_failure(struct tp_client_conn *c, const struct pending *p, enum tp_verify_result r,
-                        const char *line, size_t len)
-{
-	struct tp_client_ctx *ctx = c->ctx;
-	/* Busy is the expected answer of a loaded server: worth a debug line only. */
-	enum tp_log_level level =
-	        r != TP_VERIFY_BUSY && ctx->failures_logged < FAILURES_LOGGED ? TP_LOG_WARNING : TP_LOG_DEBUG;
-
-	if (!tp_log_enabled(level))
-		return;
-	if (level == TP_LOG_WARNING)
-		ctx->failures_logged++;
-	if (!line) {
-		tp_log(level, "reply", "client %u: reply too long (%s)", c->index, tp_verify_result_name(r));
-	} else if (!p) {
-		tp_log(level, "reply", "client %u: reply without a request: '%.*s'", c->index,
-		       (int)(len > 80 ? 80 : len), line);
-	} else if (p->op == TP_OP_SLEEP) {
-		tp_log(level, "reply", "client %u: %s: SLEEP %u got '%.*s'", c->index,
-		       tp_verify_result_name(r), p->arg, (int)(len > 80 ? 80 : len), line);
-	} else {
-		tp_log(level, "reply", "client %u: %s: ECHO of %u bytes got '%.*s'", c->index,
-		       tp_verify_result_name(r), p->arg, (int)(len > 80 ? 80 : len), line);
-	}
-}
-
 /* tp_framer callback: one reply line, checked against the oldest outstanding request. */
 static int on_reply(void *arg, const char *line, size_t len, bool too_long)
 {
 	struct tp_client_conn *c = arg;
 	struct tp_client_ctx *ctx = c->ctx;
-	struct tp_client_counts *counts = &c->g->counts;
+	struct tp_client_counts *counts = &stats_of(c, now_measured(ctx))->counts;
 	enum tp_verify_result r = TP_VERIFY_MISMATCH;
-	struct pending *p;
+	struct tp_client_req req;
+	uint64_t latency_ns;
 
-	counts->recv++;
-	if (c->count == 0) {
+	c->replies++;
+	if (c->win.count == 0) {
+		counts->recv++;
 		counts->mismatch++;
-		log_failure(c, NULL, r, too_long ? NULL : line, len);
+		tp_client_failure_log(&ctx->failures_logged, c->index, NULL, r, too_long ? NULL : line, len);
 		return 0;
 	}
-	p = &c->ring[c->head];
-	if (++c->head == c->g->group->max_inflight)
-		c->head = 0;
-	c->count--;
-
-	if (!too_long) {
-		struct tp_verify_expect exp = {.op = (enum tp_op)p->op};
-		if (p->op == TP_OP_SLEEP) {
-			exp.sleep_ms = p->arg;
-		} else {
-			tp_client_gen_text(p->seed, ctx->text, p->arg);
-			exp.text = ctx->text;
-			exp.text_len = p->arg;
-		}
-		r = tp_verify_reply(&exp, line, len);
-	}
-	switch (r) {
-	case TP_VERIFY_OK:
-		counts->ok++;
-		tp_hist_record(c->g->latency,
-		               ctx->now_ns > p->start_ns ? (uint64_t)(ctx->now_ns - p->start_ns) : 0);
-		return 0;
-	case TP_VERIFY_BUSY:
-		counts->busy++;
-		break;
-	case TP_VERIFY_ERR:
-		counts->other_err++;
-		break;
-	case TP_VERIFY_MISMATCH:
-		counts->mismatch++;
-		break;
-	}
-	log_failure(c, p, r, too_long ? NULL : line, len);
+	req = tp_client_window_pop(&c->win);
+	if (!too_long)
+		r = tp_client_req_check(&req, ctx->text, line, len);
+	latency_ns = ctx->now_ns > req.start_ns ? (uint64_t)(ctx->now_ns - req.start_ns) : 0;
+	tp_client_stats_reply(stats_of(c, req.measured), (enum tp_op)req.op, r, latency_ns);
+	if (r == TP_VERIFY_BUSY && ctx->retry_delay_ns &&
+	    (ctx->stopping || !tp_client_window_defer(&c->retry, &req, ctx->now_ns + ctx->retry_delay_ns,
+	                                              ctx->opts->retry_budget)))
+		tp_client_stats_gave_up(stats_of(c, req.measured), (enum tp_op)req.op);
+	if (r == TP_VERIFY_OK && ctx->recent)
+		tp_hist_record(ctx->recent, latency_ns);
+	if (r != TP_VERIFY_OK)
+		tp_client_failure_log(&ctx->failures_logged, c->index, &req, r, too_long ? NULL : line, len);
 	return 0;
 }
 
@@ -369,7 +362,7 @@ static void on_readable(struct tp_client_conn *c)
 	for (int i = 0; i < 4; i++) {
 		ssize_t n = read(c->fd, ctx->rbuf, ctx->rbuf_size);
 		if (n > 0) {
-			uint64_t before = c->g->counts.recv;
+			uint64_t before = c->replies;
 			ctx->now_ns = (int64_t)tp_clock_ns();
 			if (tp_framer_feed(&c->framer, ctx->rbuf, (size_t)n, on_reply, c) < 0) {
 				tp_log(TP_LOG_ERROR, "reply", "client %u: out of memory framing replies",
@@ -377,7 +370,7 @@ static void on_readable(struct tp_client_conn *c)
 				close_conn(c, CLOSE_BROKEN);
 				return;
 			}
-			if (c->g->counts.recv != before)
+			if (c->replies != before)
 				c->last_progress_ns = ctx->now_ns;
 			if ((size_t)n < ctx->rbuf_size)
 				break;
@@ -388,12 +381,12 @@ static void on_readable(struct tp_client_conn *c)
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
 		if (n == 0)
-			tp_log(c->count               ? closed_level(c)
+			tp_log(c->win.count           ? closed_level(c)
 			       : ctx->opts->reconnect ? TP_LOG_INFO
 			                              : TP_LOG_NOTICE,
 			       "closed",
 			       "client %u: server closed the connection with %u requests outstanding",
-			       c->index, c->count);
+			       c->index, c->win.count);
 		else
 			tp_log(closed_level(c), "closed", "client %u: read(): %s", c->index, strerror(errno));
 		close_conn(c, CLOSE_BROKEN);
@@ -423,16 +416,16 @@ void tp_client_conn_sweep(struct tp_client_conn *c)
 
 	if (c->fd < 0)
 		return;
-	if (c->count > 0 && ctx->now_ns - c->last_progress_ns >= ctx->recv_timeout_ns) {
+	if (c->win.count > 0 && ctx->now_ns - c->last_progress_ns >= ctx->recv_timeout_ns) {
 		tp_log(TP_LOG_WARNING, "timeout",
 		       "client %u: no reply for %.3f s, %u requests outstanding; closing", c->index,
-		       (double)(ctx->now_ns - c->last_progress_ns) / 1e9, c->count);
+		       (double)(ctx->now_ns - c->last_progress_ns) / 1e9, c->win.count);
 		close_conn(c, CLOSE_TIMEOUT);
 		return;
 	}
 	/* An idle connection may have become due (open loop) or done (end, stop); busy ones are
 	 * pumped on reads. */
-	if (c->count == 0)
+	if (c->win.count == 0 || c->retry.count > 0)
 		tp_client_conn_pump(c);
 }
 
@@ -470,7 +463,7 @@ int tp_client_conn_reopen(struct tp_client_conn *c, int fd)
 	if (r < 0)
 		return r;
 	c->broken = false;
-	c->g->counts.reconnects++;
+	stats_of(c, now_measured(c->ctx))->counts.reconnects++;
 	c->last_progress_ns = c->ctx->now_ns;
 	tp_client_conn_pump(c);
 	return 0;
@@ -481,7 +474,8 @@ void tp_client_conn_give_up(struct tp_client_conn *c)
 	if (!c->broken)
 		return;
 	c->broken = false;
-	c->g->counts.disconnects++;
+	stats_of(c, now_measured(c->ctx))->counts.disconnects++;
+	drop_retries(c);
 	c->ctx->open--;
 }
 
@@ -490,6 +484,7 @@ void tp_client_conn_abort(struct tp_client_conn *c)
 	if (c->broken) {
 		/* Waiting to be reopened: what it had outstanding is already counted lost. */
 		c->broken = false;
+		drop_retries(c);
 		c->ctx->open--;
 		return;
 	}

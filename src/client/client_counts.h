@@ -24,6 +24,8 @@ struct tp_client_counts {
 	uint64_t connect_failed; /* clients that could not connect */
 	uint64_t late;           /* open loop: sent 1 ms or more after its scheduled time */
 	uint64_t reconnects;     /* --reconnect: connections reopened after the server closed them */
+	uint64_t retries;        /* --retry-busy: requests sent again after ERR server busy (in sent) */
+	uint64_t gave_up;        /* --retry-busy: busy replies not retried (budget spent, or the run ended) */
 };
 
 /* dst += src, field by field. */
@@ -41,6 +43,27 @@ static inline void tp_client_counts_add(struct tp_client_counts *dst, const stru
 	dst->connect_failed += src->connect_failed;
 	dst->late += src->late;
 	dst->reconnects += src->reconnects;
+	dst->retries += src->retries;
+	dst->gave_up += src->gave_up;
+}
+
+/* dst -= src, field by field (src counts no more than dst in any field). */
+static inline void tp_client_counts_sub(struct tp_client_counts *dst, const struct tp_client_counts *src)
+{
+	dst->sent -= src->sent;
+	dst->recv -= src->recv;
+	dst->ok -= src->ok;
+	dst->busy -= src->busy;
+	dst->other_err -= src->other_err;
+	dst->mismatch -= src->mismatch;
+	dst->timeouts -= src->timeouts;
+	dst->lost -= src->lost;
+	dst->disconnects -= src->disconnects;
+	dst->connect_failed -= src->connect_failed;
+	dst->late -= src->late;
+	dst->reconnects -= src->reconnects;
+	dst->retries -= src->retries;
+	dst->gave_up -= src->gave_up;
 }
 
 #endif

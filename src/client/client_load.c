@@ -43,8 +43,8 @@
 #include "clock.h"
 #include "log.h"
 
-#define SWEEP_NS (50 * 1000000LL)     /* timeouts and finished connections are checked this often */
-#define PUBLISH_NS (1000 * 1000000LL) /* progress snapshot period */
+#define SWEEP_NS (50 * 1000000LL)   /* timeouts and finished connections are checked this often */
+#define PUBLISH_NS (20 * 1000000LL) /* what the timeline sees is this fresh (when sampling) */
 #define MAX_EVENTS 256
 
 struct worker {
@@ -59,9 +59,10 @@ struct worker {
 	struct tp_client_sched sched; /* open loop */
 
 	int64_t finished_ns;
-	_Atomic uint64_t recv_published;
-	pthread_mutex_t snap_lock;
-	struct tp_hist *snap; /* NULL when progress is off */
+	struct tp_client_counts published;  /* the worker's totals when it last published */
+	pthread_mutex_t pub_lock;           /* guards the two below */
+	struct tp_client_counts pub_counts; /* published, not taken yet */
+	struct tp_hist *pub_latency;        /* published, not taken yet; NULL when not sampling */
 };
 
 struct tp_client_load {
@@ -98,20 +99,25 @@ static int wait_events(int epfd, struct epoll_event *evs, int64_t timeout_ns)
 	return epoll_wait(epfd, evs, MAX_EVENTS, (int)((timeout_ns + 999999) / 1000000));
 }
 
+/* Hand what happened since the last time (counted or in the warmup) over to tp_client_load_take(). */
 static void publish(struct worker *w)
 {
-	uint64_t recv = 0;
+	struct tp_client_counts now = {0}, delta;
 
-	for (unsigned g = 0; g < w->load->opts.ngroups; g++)
-		recv += w->ctx.groups[g].counts.recv;
-	atomic_store_explicit(&w->recv_published, recv, memory_order_relaxed);
-	if (!w->snap)
+	if (!w->pub_latency)
 		return;
-	pthread_mutex_lock(&w->snap_lock);
-	tp_hist_reset(w->snap);
-	for (unsigned g = 0; g < w->load->opts.ngroups; g++)
-		tp_hist_merge(w->snap, w->ctx.groups[g].latency);
-	pthread_mutex_unlock(&w->snap_lock);
+	for (unsigned g = 0; g < w->load->opts.ngroups; g++) {
+		tp_client_counts_add(&now, &w->ctx.groups[g].stats.counts);
+		tp_client_counts_add(&now, &w->ctx.groups[g].warm.counts);
+	}
+	delta = now;
+	tp_client_counts_sub(&delta, &w->published);
+	w->published = now;
+	pthread_mutex_lock(&w->pub_lock);
+	tp_client_counts_add(&w->pub_counts, &delta);
+	tp_hist_merge(w->pub_latency, w->ctx.recent);
+	pthread_mutex_unlock(&w->pub_lock);
+	tp_hist_reset(w->ctx.recent);
 }
 
 /* --reconnect: dial again for each connection the server closed (blocking, bounded by recv-timeout). */
@@ -163,7 +169,7 @@ static void *worker_main(void *arg)
 
 	ctx->now_ns = now_ns();
 	next_sweep = ctx->now_ns + SWEEP_NS;
-	next_publish = ctx->now_ns + PUBLISH_NS;
+	next_publish = w->pub_latency ? ctx->now_ns + PUBLISH_NS : INT64_MAX;
 	for (unsigned j = 0; j < w->nconns; j++)
 		tp_client_conn_begin(w->conns[j]);
 
@@ -184,7 +190,11 @@ static void *worker_main(void *arg)
 		reopen_broken(w);
 		if (ctx->now_ns >= next_publish) {
 			publish(w);
-			next_publish = ctx->now_ns + PUBLISH_NS;
+			next_publish = w->pub_latency ? ctx->now_ns + PUBLISH_NS : INT64_MAX;
+		}
+		if (ctx->retry_wake_ns && ctx->now_ns >= ctx->retry_wake_ns) {
+			ctx->retry_wake_ns = 0; /* the connections still waiting set it again */
+			next_sweep = ctx->now_ns;
 		}
 		if (ctx->now_ns >= next_sweep) {
 			sweep(w);
@@ -195,6 +205,8 @@ static void *worker_main(void *arg)
 		int64_t wake = next_sweep < next_publish ? next_sweep : next_publish;
 		if (w->sched.on && w->sched.next_ns < wake)
 			wake = w->sched.next_ns;
+		if (ctx->retry_wake_ns && ctx->retry_wake_ns < wake)
+			wake = ctx->retry_wake_ns;
 		int n = wait_events(w->epfd, evs, wake - ctx->now_ns);
 		ctx->now_ns = now_ns();
 		if (n < 0 && errno != EINTR) {
@@ -226,7 +238,7 @@ static void raise_nofile(unsigned clients)
 		       (unsigned long long)rl.rlim_cur, clients);
 }
 
-static int setup_workers(struct tp_client_load *l, uint64_t seed, bool progress)
+static int setup_workers(struct tp_client_load *l, uint64_t seed, bool sample)
 {
 	const struct tp_client_opts *o = &l->opts;
 
@@ -236,7 +248,7 @@ static int setup_workers(struct tp_client_load *l, uint64_t seed, bool progress)
 	/* Every worker freeable first, so a failure below can leave through tp_client_load_free(). */
 	for (unsigned t = 0; t < l->nthreads; t++) {
 		l->workers[t].epfd = -1;
-		pthread_mutex_init(&l->workers[t].snap_lock, NULL);
+		pthread_mutex_init(&l->workers[t].pub_lock, NULL);
 	}
 	for (unsigned t = 0; t < l->nthreads; t++) {
 		struct worker *w = &l->workers[t];
@@ -247,10 +259,10 @@ static int setup_workers(struct tp_client_load *l, uint64_t seed, bool progress)
 		w->epfd = epoll_create1(EPOLL_CLOEXEC);
 		if (!w->conns || w->epfd < 0)
 			return w->epfd < 0 ? -errno : -ENOMEM;
-		int r = tp_client_ctx_init(&w->ctx, o, seed, w->epfd);
+		int r = tp_client_ctx_init(&w->ctx, o, seed, w->epfd, sample);
 		if (r < 0)
 			return r;
-		if (progress && !(w->snap = tp_hist_new()))
+		if (sample && !(w->pub_latency = tp_hist_new()))
 			return -ENOMEM;
 	}
 	return 0;
@@ -305,7 +317,7 @@ static int connect_all(struct tp_client_load *l)
 	return 0;
 }
 
-int tp_client_load_new(const struct tp_client_opts *opts, uint64_t seed, bool progress,
+int tp_client_load_new(const struct tp_client_opts *opts, uint64_t seed, bool sample,
                        struct tp_client_load **ret)
 {
 	struct tp_client_load *l;
@@ -322,7 +334,7 @@ int tp_client_load_new(const struct tp_client_opts *opts, uint64_t seed, bool pr
 		r = -errno;
 		goto fail;
 	}
-	r = setup_workers(l, seed, progress);
+	r = setup_workers(l, seed, sample);
 	if (r < 0)
 		goto fail;
 	r = tp_client_dial_new(opts->host, opts->port, &l->dial, &why);
@@ -380,24 +392,22 @@ void tp_client_load_stop(struct tp_client_load *l, bool abort)
 	atomic_store(&l->stop, abort ? 2 : 1);
 }
 
-void tp_client_load_progress(struct tp_client_load *l, uint64_t *ret_recv, struct tp_hist *latency)
+void tp_client_load_take(struct tp_client_load *l, struct tp_client_counts *ret, struct tp_hist *latency)
 {
-	uint64_t recv = 0;
-
-	tp_hist_reset(latency);
 	for (unsigned t = 0; t < l->nthreads; t++) {
 		struct worker *w = &l->workers[t];
-		recv += atomic_load_explicit(&w->recv_published, memory_order_relaxed);
-		if (!w->snap)
+		if (!w->pub_latency)
 			continue;
-		pthread_mutex_lock(&w->snap_lock);
-		tp_hist_merge(latency, w->snap);
-		pthread_mutex_unlock(&w->snap_lock);
+		pthread_mutex_lock(&w->pub_lock);
+		tp_client_counts_add(ret, &w->pub_counts);
+		memset(&w->pub_counts, 0, sizeof(w->pub_counts));
+		tp_hist_merge(latency, w->pub_latency);
+		tp_hist_reset(w->pub_latency);
+		pthread_mutex_unlock(&w->pub_lock);
 	}
-	*ret_recv = recv;
 }
 
-double tp_client_load_result(struct tp_client_load *l, struct tp_client_counts *ret, struct tp_hist **latency)
+double tp_client_load_result(struct tp_client_load *l, struct tp_client_stats *ret)
 {
 	int64_t start = 0, end = 0;
 
@@ -407,16 +417,14 @@ double tp_client_load_result(struct tp_client_load *l, struct tp_client_counts *
 			continue;
 		pthread_join(w->thread, NULL);
 		w->started = false;
-		start = w->ctx.start_ns;
+		start = w->ctx.warm_end_ns; /* the totals leave the warmup out, and so does elapsed */
 		if (w->finished_ns > end)
 			end = w->finished_ns;
-		for (unsigned g = 0; g < l->opts.ngroups; g++) {
-			tp_client_counts_add(&ret[g], &w->ctx.groups[g].counts);
-			tp_hist_merge(latency[g], w->ctx.groups[g].latency);
-		}
+		for (unsigned g = 0; g < l->opts.ngroups; g++)
+			tp_client_stats_merge(&ret[g], &w->ctx.groups[g].stats);
 	}
 	for (unsigned g = 0; g < l->opts.ngroups; g++)
-		ret[g].connect_failed += l->connect_failed[g];
+		ret[g].counts.connect_failed += l->connect_failed[g];
 	return end > start ? (double)(end - start) / 1e9 : 0.0;
 }
 
@@ -434,8 +442,8 @@ void tp_client_load_free(struct tp_client_load *l)
 				tp_client_conn_free(w->conns[j]);
 			free(w->conns);
 			tp_client_ctx_release(&w->ctx);
-			tp_hist_free(w->snap);
-			pthread_mutex_destroy(&w->snap_lock);
+			tp_hist_free(w->pub_latency);
+			pthread_mutex_destroy(&w->pub_lock);
 			if (w->epfd >= 0)
 				close(w->epfd);
 		}

@@ -9,9 +9,10 @@
  * i % threads, which alone touches its socket, buffers, counters and
  * histograms until it exits, and with --reconnect dials it again itself
  * (the resolved addresses are shared read-only, see client_dial.h).  What
- * crosses threads: the stop request (an atomic), the progress snapshot
- * (a histogram per worker, copied under that worker's mutex once a second,
- * only when progress is enabled) and a done counter (atomic).  Each worker
+ * crosses threads: the stop request (an atomic), what each worker
+ * publishes for the timeline (counts and a histogram added under that
+ * worker's mutex every 20 ms, taken under it by the main thread; only
+ * when sampling) and a done counter (atomic).  Each worker
  * writes the eventfd tp_client_load_fd() once when it exits; the caller owns
  * nothing of a worker's until tp_client_load_result() has joined them all.
  *
@@ -25,8 +26,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "client_counts.h"
 #include "client_opts.h"
+#include "client_stats.h"
 #include "hist.h"
 
 struct tp_client_load;
@@ -37,9 +38,9 @@ struct tp_client_load;
  * counted in connect_failed; the run goes on without it (with none, it
  * ends at once).  Returns 0 and the load in *ret, -EHOSTUNREACH when the
  * host does not resolve, -ENOMEM, or an epoll or eventfd error.
- * progress: keep the snapshot for tp_client_load_progress().
+ * sample: publish for tp_client_load_take().
  */
-int tp_client_load_new(const struct tp_client_opts *opts, uint64_t seed, bool progress,
+int tp_client_load_new(const struct tp_client_opts *opts, uint64_t seed, bool sample,
                        struct tp_client_load **ret);
 
 /* Start the clock and the worker threads. Returns 0 or -errno (pthread_create). */
@@ -58,17 +59,21 @@ bool tp_client_load_finished(struct tp_client_load *l);
  */
 void tp_client_load_stop(struct tp_client_load *l, bool abort);
 
-/* Replies read so far and, into latency (reset first), the latest per-second snapshot. */
-void tp_client_load_progress(struct tp_client_load *l, uint64_t *ret_recv, struct tp_hist *latency);
+/*
+ * Add to *ret what the workers counted, and to latency (ns) the OK replies
+ * they saw, since the last call: every 20 ms each worker publishes what
+ * it did meanwhile, warmup included.  Nothing without sampling.
+ */
+void tp_client_load_take(struct tp_client_load *l, struct tp_client_counts *ret, struct tp_hist *latency);
 
 /*
  * Join the workers (after tp_client_load_finished() or a stop) and add
- * their totals of group g to ret[g], their latencies to latency[g], for
- * each of opts->ngroups groups.  Returns the elapsed seconds from start
- * to the last worker's exit.
+ * what they measured of group g to ret[g] (tp_client_stats_merge), for
+ * each of opts->ngroups groups (what --warmup leaves out is not in it).
+ * Returns the elapsed seconds from the end of the warmup (the start,
+ * without one) to the last worker's exit; 0 if it ended before.
  */
-double tp_client_load_result(struct tp_client_load *l, struct tp_client_counts *ret,
-                             struct tp_hist **latency);
+double tp_client_load_result(struct tp_client_load *l, struct tp_client_stats *ret);
 
 /* Close every connection and release everything. Accepts NULL. */
 void tp_client_load_free(struct tp_client_load *l);

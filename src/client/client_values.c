@@ -66,6 +66,71 @@ int tp_client_value_positive(const char *s, double max, double *ret)
 	return 0;
 }
 
+/*
+ * What tp_client_value_positive() reads (so every value that worked before
+ * units did still does), or a plain decimal > 0 followed by one of the
+ * suffixes, scaled by its factor.
+ */
+static int scaled(const char *s, double max, const char *const *suffixes, const double *factors, double *ret)
+{
+	char num[64];
+	size_t digits = strspn(s, "0123456789.");
+	double v;
+	size_t i;
+
+	if (tp_client_value_positive(s, max, ret) == 0)
+		return 0;
+	if (digits == 0 || digits >= sizeof(num))
+		return -EINVAL;
+	for (i = 0; suffixes[i] && strcmp(s + digits, suffixes[i]) != 0; i++)
+		;
+	if (!suffixes[i])
+		return -EINVAL;
+	memcpy(num, s, digits);
+	num[digits] = '\0';
+	if (tp_client_value_positive(num, INFINITY, &v) < 0 || !(v * factors[i] > 0.0) ||
+	    !(v * factors[i] <= max))
+		return -EINVAL;
+	*ret = v * factors[i];
+	return 0;
+}
+
+int tp_client_value_duration(const char *s, double max_s, double *ret_s)
+{
+	static const char *const suffixes[] = {"ms", "s", "m", "h", NULL};
+	static const double factors[] = {1e-3, 1.0, 60.0, 3600.0};
+
+	return scaled(s, max_s, suffixes, factors, ret_s);
+}
+
+int tp_client_value_rate(const char *s, double max, double *ret)
+{
+	static const char *const suffixes[] = {"k", "K", "M", NULL};
+	static const double factors[] = {1e3, 1e3, 1e6};
+
+	return scaled(s, max, suffixes, factors, ret);
+}
+
+int tp_client_value_retry(const char *s, double max_s, uint64_t max_n, double *ret_s, unsigned *ret_n)
+{
+	char delay[64];
+	const char *comma = strchr(s, ',');
+	size_t len = comma ? (size_t)(comma - s) : strlen(s);
+	uint64_t n = 3;
+	double d;
+
+	if (len >= sizeof(delay))
+		return -EINVAL;
+	memcpy(delay, s, len);
+	delay[len] = '\0';
+	if (tp_client_value_duration(delay, max_s, &d) < 0 ||
+	    (comma && tp_client_value_u64(comma + 1, 1, max_n, &n) < 0))
+		return -EINVAL;
+	*ret_s = d;
+	*ret_n = (unsigned)n;
+	return 0;
+}
+
 /* "LO-HI" or a single "N" (LO = HI = N), min <= LO <= HI <= max. */
 int tp_client_value_span(const char *s, uint64_t min, uint64_t max, uint32_t *ret_lo, uint32_t *ret_hi)
 {

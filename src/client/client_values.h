@@ -45,6 +45,21 @@ int tp_client_value_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret
 /* A finite decimal number > 0 and <= max, nothing after it. */
 int tp_client_value_positive(const char *s, double max, double *ret);
 
+/*
+ * A duration in seconds, > 0 and <= max_s: a decimal number with an
+ * optional unit, "ms", "s", "m" or "h" ("1.5", "10s", "2m", "500ms").
+ */
+int tp_client_value_duration(const char *s, double max_s, double *ret_s);
+
+/* A rate > 0 and <= max: a decimal number with an optional k (or K, x1000) or M suffix ("2k"). */
+int tp_client_value_rate(const char *s, double max, double *ret);
+
+/*
+ * "DELAY[,N]": a duration as tp_client_value_duration() reads it, at most
+ * max_s, and an optional count from 1 to max_n (3 when not given).
+ */
+int tp_client_value_retry(const char *s, double max_s, uint64_t max_n, double *ret_s, unsigned *ret_n);
+
 /* "LO-HI" or a single "N" (LO = HI = N), min <= LO <= HI <= max. */
 int tp_client_value_span(const char *s, uint64_t min, uint64_t max, uint32_t *ret_lo, uint32_t *ret_hi);
 

@@ -10,6 +10,7 @@
  */
 #include "hist.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -157,4 +158,59 @@ uint64_t tp_hist_percentile(const struct tp_hist *h, double p)
 		return v;
 	}
 	return h->max; /* not reached: the buckets sum to count */
+}
+
+double tp_hist_stddev(const struct tp_hist *h)
+{
+	double mean = tp_hist_mean(h), sq = 0;
+
+	if (h->count == 0)
+		return 0.0;
+	for (unsigned i = bucket_of(h->min), end = bucket_of(h->max); i <= end; i++) {
+		uint64_t lo, width;
+		if (!h->buckets[i])
+			continue;
+		bucket_range(i, &lo, &width);
+		double d = (double)lo + (double)(width - 1) / 2.0 - mean;
+		sq += d * d * (double)h->buckets[i];
+	}
+	return sqrt(sq / (double)h->count);
+}
+
+/* HdrHistogram's next percentile level: ticks_per_half per halving of what is left above level. */
+static double next_level(double level, unsigned ticks_per_half)
+{
+	double halvings = floor(log2(100.0 / (100.0 - level)));
+
+	return level + 100.0 / ((double)ticks_per_half * pow(2.0, halvings + 1));
+}
+
+size_t tp_hist_spectrum(const struct tp_hist *h, unsigned ticks_per_half, struct tp_hist_point *ret,
+                        size_t max)
+{
+	uint64_t cum = 0;
+	double level = 0.0;
+	size_t n = 0;
+
+	if (h->count == 0 || ticks_per_half == 0)
+		return 0;
+	for (unsigned i = bucket_of(h->min), end = bucket_of(h->max); i <= end && n < max; i++) {
+		uint64_t lo, width, v;
+		if (!h->buckets[i])
+			continue;
+		cum += h->buckets[i];
+		bucket_range(i, &lo, &width);
+		v = lo + (width - 1) > h->max ? h->max : lo + (width - 1);
+		while (n < max && level <= 100.0 * (double)cum / (double)h->count) {
+			ret[n++] = (struct tp_hist_point){v, level, cum};
+			if (cum == h->count) {
+				/* The last bucket: one point at its level, then the end at 100%. */
+				if (n < max && level < 100.0)
+					ret[n++] = (struct tp_hist_point){h->max, 100.0, cum};
+				return n;
+			}
+			level = next_level(level, ticks_per_half);
+		}
+	}
+	return n;
 }

@@ -16,6 +16,7 @@
 #ifndef TP_HIST_H
 #define TP_HIST_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct tp_hist;
@@ -55,5 +56,32 @@ double tp_hist_mean(const struct tp_hist *h);
  * Returns 0 when empty.
  */
 uint64_t tp_hist_percentile(const struct tp_hist *h, double p);
+
+/* Standard deviation of the values recorded, from the buckets (within their 0.4%); 0 when empty. */
+double tp_hist_stddev(const struct tp_hist *h);
+
+/* One line of a percentile distribution. */
+struct tp_hist_point {
+	uint64_t value;       /* the largest value of the bucket (at most max) */
+	double percentile;    /* 0 to 100 */
+	uint64_t total_count; /* samples at or below value */
+};
+
+/*
+ * The percentile distribution as HdrHistogram's percentile iterator walks
+ * it (outputPercentileDistribution, wrk2 --latency): from percentile 0,
+ * ticks_per_half steps between 0 and 50%, as many between 50% and 75%, and
+ * so on, each halving of what is left, and a last point at 100% (max).
+ * Each point is the first bucket whose cumulative count reaches its
+ * percentile, so values, percentiles and counts never decrease.  Writes
+ * at most max points to ret and returns how many (0 when empty); 1024
+ * are always enough for ticks_per_half <= 5.
+ */
+size_t tp_hist_spectrum(const struct tp_hist *h, unsigned ticks_per_half, struct tp_hist_point *ret,
+                        size_t max);
+
+/* The bucket layout in HdrHistogram's terms (for its .hgrm footer): buckets and sub-buckets. */
+#define TP_HIST_HDR_BUCKETS 57
+#define TP_HIST_HDR_SUB_BUCKETS 256
 
 #endif

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * tpclient: the load generator for tpserver.  This file is the wiring: the
- * command line, signals, the once-a-second progress line and the final
- * report.  The engine is client_load.c; what each option and output field
+ * command line, signals, what is shown while the run goes (client_timeline)
+ * and the final report.  The engine is client_load.c; what each option and output field
  * means is in docs/TPCLIENT.md.
  */
 #include <errno.h>
@@ -15,9 +15,12 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "client_hgrm.h"
+#include "client_json.h"
 #include "client_load.h"
 #include "client_opts.h"
 #include "client_report.h"
+#include "client_timeline.h"
 #include "clock.h"
 #include "hist.h"
 #include "log.h"
@@ -32,47 +35,37 @@ static uint64_t random_seed(void)
 	return s & ((1ULL << 53) - 1);
 }
 
-struct progress {
-	bool on;
-	bool shown;
-	int64_t next_ns;
-	int64_t last_ns;
-	uint64_t last_recv;
-	struct tp_hist *snap;
+/* What the run shows while it goes: the progress line and the --interval rows. */
+struct live {
+	bool progress;                       /* stderr is a terminal, and no --quiet */
+	FILE *rows;                          /* --timeline, else NULL */
+	struct tp_client_timeline *timeline; /* NULL: nothing to show */
+	struct tp_client_counts delta;
+	struct tp_hist *latency;
 };
 
-static void progress_print(struct progress *p, struct tp_client_load *l, int64_t now)
+/* Take what the workers published and show what is due. */
+static void live_update(struct live *lv, struct tp_client_load *l, int64_t now)
 {
-	uint64_t recv;
-	double dt = (double)(now - p->last_ns) / 1e9;
-
-	tp_client_load_progress(l, &recv, p->snap);
-	fprintf(stderr, "\r%llu done  %.0f req/s  p99 %.3f ms\033[K", (unsigned long long)recv,
-	        dt > 0 ? (double)(recv - p->last_recv) / dt : 0.0,
-	        (double)tp_hist_percentile(p->snap, 99) / 1e6);
-	fflush(stderr);
-	p->shown = true;
-	p->last_ns = now;
-	p->last_recv = recv;
+	memset(&lv->delta, 0, sizeof(lv->delta));
+	tp_hist_reset(lv->latency);
+	tp_client_load_take(l, &lv->delta, lv->latency);
+	tp_client_timeline_update(lv->timeline, &lv->delta, lv->latency, now);
 }
 
-/* Wait for the workers, relaying signals and drawing progress. Returns true if interrupted. */
-static bool wait_run(struct tp_client_load *l, int sigfd, struct progress *p)
+/* Wait for the workers, relaying signals and showing progress. Returns true if interrupted. */
+static bool wait_run(struct tp_client_load *l, int sigfd, struct live *lv)
 {
 	struct pollfd fds[2] = {{.fd = tp_client_load_fd(l), .events = POLLIN},
 	                        {.fd = sigfd, .events = POLLIN}};
 	unsigned signals = 0;
 
 	for (;;) {
-		int64_t now = (int64_t)tp_clock_ns();
 		int timeout = -1;
 
-		if (p->on) {
-			if (now >= p->next_ns) {
-				progress_print(p, l, now);
-				p->next_ns = now + 1000000000LL;
-			}
-			timeout = (int)((p->next_ns - now + 999999) / 1000000);
+		if (lv->timeline) {
+			int64_t wait_ns = tp_client_timeline_wake_ns(lv->timeline) - (int64_t)tp_clock_ns();
+			timeout = wait_ns > 0 ? (int)((wait_ns + 999999) / 1000000) : 0;
 		}
 		if (poll(fds, 2, timeout) < 0 && errno != EINTR) {
 			tp_log(TP_LOG_ERROR, "poll", "poll(): %s", strerror(errno));
@@ -89,8 +82,14 @@ static bool wait_run(struct tp_client_load *l, int sigfd, struct progress *p)
 				                     "abort)");
 			}
 		}
+		/* Finished: the last of it goes into the last row (live_end), not into a row now. */
 		if ((fds[0].revents & POLLIN) && tp_client_load_finished(l))
 			return signals > 0;
+		if (lv->timeline) {
+			int64_t now = (int64_t)tp_clock_ns();
+			if (now >= tp_client_timeline_wake_ns(lv->timeline))
+				live_update(lv, l, now);
+		}
 	}
 }
 
@@ -106,10 +105,9 @@ static int signal_fd(void)
 	return signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
-/* What a run measured: per group, and their sum. */
+/* What a run measured: per group, and their sum ([ngroups]); each with every histogram. */
 struct results {
-	struct tp_client_counts counts[TP_CLIENT_MAX_GROUPS], total;
-	struct tp_hist *latency[TP_CLIENT_MAX_GROUPS + 1]; /* [ngroups] is the sum */
+	struct tp_client_stats stats[TP_CLIENT_MAX_GROUPS + 1];
 };
 
 static void log_start(const struct tp_client_opts *o, uint64_t seed)
@@ -124,14 +122,67 @@ static void log_start(const struct tp_client_opts *o, uint64_t seed)
 	}
 }
 
+/* --latency-file: the .hgrm of h. Returns 0 or TP_CLIENT_EXIT_FAILED (logged). */
+static int write_hgrm(const char *path, const struct tp_hist *h)
+{
+	FILE *f = fopen(path, "we");
+	int r = f ? tp_client_hgrm_write(f, h) : -errno;
+
+	if (f && fclose(f) != 0 && r == 0)
+		r = -errno;
+	if (r == 0)
+		return 0;
+	tp_log(TP_LOG_ERROR, "latency-file", "cannot write %s: %s", path, strerror(-r));
+	return TP_CLIENT_EXIT_FAILED;
+}
+
+/* Start showing the run (if anything is to be shown), from now. Returns 0 or -ENOMEM. */
+static int live_start(struct live *lv, const struct tp_client_opts *o)
+{
+	if (!lv->progress && o->interval_s == 0)
+		return 0;
+	lv->latency = tp_hist_new();
+	if (!lv->latency)
+		return -ENOMEM;
+	return tp_client_timeline_new(o, lv->progress, lv->rows, (int64_t)tp_clock_ns(), &lv->timeline);
+}
+
+/* The run is over: the last of what the workers published, the last row. */
+static void live_end(struct live *lv, struct tp_client_load *l)
+{
+	int64_t now = (int64_t)tp_clock_ns();
+
+	if (!lv->timeline)
+		return;
+	live_update(lv, l, now);
+	tp_client_timeline_end(lv->timeline, now);
+}
+
+/* Print the report of what res measured. Returns the exit status. */
+static int report(const struct tp_client_opts *o, struct tp_client_report *rep)
+{
+	int status;
+
+	if (o->json)
+		tp_client_json_report(stdout, rep);
+	else
+		tp_client_report_text(stdout, rep);
+	fflush(stdout);
+	status = tp_client_report_exit_status(&rep->total->counts);
+	if (o->latency_file)
+		status |= write_hgrm(o->latency_file, rep->total->latency);
+	return status;
+}
+
 /* Connect, run until done or interrupted, print the report. Returns the exit status. */
-static int run(const struct tp_client_opts *o, uint64_t seed, int sigfd, struct progress *prog,
-               struct results *res)
+static int run(const struct tp_client_opts *o, uint64_t seed, int sigfd, struct live *lv, struct results *res)
 {
 	struct tp_client_load *load = NULL;
+	struct tp_client_report rep = {
+	        .opts = o, .seed = seed, .total = &res->stats[o->ngroups], .groups = res->stats};
 	int r, status = TP_CLIENT_EXIT_FAILED;
 
-	r = tp_client_load_new(o, seed, prog->on, &load);
+	r = tp_client_load_new(o, seed, lv->progress || o->interval_s > 0, &load);
 	if (r < 0) {
 		tp_log(TP_LOG_ERROR, "connect", "cannot start the load on %s:%s: %s", o->host, o->port,
 		       strerror(-r));
@@ -139,44 +190,41 @@ static int run(const struct tp_client_opts *o, uint64_t seed, int sigfd, struct 
 	}
 	log_start(o, seed);
 	r = tp_client_load_start(load);
+	if (r == 0 && live_start(lv, o) < 0)
+		r = -ENOMEM;
 	if (r < 0) {
-		tp_log(TP_LOG_ERROR, "start", "cannot start worker threads: pthread_create(): %s",
-		       strerror(-r));
+		tp_log(TP_LOG_ERROR, "start", "cannot start the run: %s", strerror(-r));
 		goto out;
 	}
-	prog->last_ns = (int64_t)tp_clock_ns();
-	prog->next_ns = prog->last_ns + 1000000000LL;
-
-	struct tp_client_report rep = {.opts = o,
-	                               .seed = seed,
-	                               .counts = &res->total,
-	                               .latency = res->latency[o->ngroups],
-	                               .group_counts = res->counts,
-	                               .group_latency = res->latency};
-	rep.interrupted = wait_run(load, sigfd, prog);
-	rep.elapsed_s = tp_client_load_result(load, res->counts, res->latency);
-	for (unsigned g = 0; g < o->ngroups; g++) {
-		tp_client_counts_add(&res->total, &res->counts[g]);
-		tp_hist_merge(res->latency[o->ngroups], res->latency[g]);
-	}
-	if (prog->shown)
-		fputs("\r\033[K", stderr);
-	if (o->json)
-		tp_client_report_json(stdout, &rep);
-	else
-		tp_client_report_text(stdout, &rep);
-	fflush(stdout);
-	status = tp_client_report_exit_status(&res->total);
+	rep.interrupted = wait_run(load, sigfd, lv);
+	rep.elapsed_s = tp_client_load_result(load, res->stats);
+	live_end(lv, load);
+	for (unsigned g = 0; g < o->ngroups; g++)
+		tp_client_stats_merge(&res->stats[o->ngroups], &res->stats[g]);
+	status = report(o, &rep);
 out:
 	tp_client_load_free(load);
 	return status;
+}
+
+/* --timeline: the file the rows go to, opened before the run so that a bad path fails at once. */
+static int open_rows(const struct tp_client_opts *o, FILE **ret)
+{
+	*ret = NULL;
+	if (!o->timeline)
+		return 0;
+	*ret = fopen(o->timeline, "we");
+	if (*ret)
+		return 0;
+	tp_log(TP_LOG_ERROR, "timeline", "cannot open %s: %s", o->timeline, strerror(errno));
+	return -errno;
 }
 
 int main(int argc, char **argv)
 {
 	static struct tp_client_opts opts; /* large (every group's sources): not on the stack */
 	struct results res = {0};
-	struct progress prog = {0};
+	struct live lv = {0};
 	bool oom = false;
 	char err[512];
 	int sigfd, r, status = TP_CLIENT_EXIT_FAILED;
@@ -190,21 +238,27 @@ int main(int argc, char **argv)
 		return TP_CLIENT_EXIT_USAGE;
 	}
 	tp_log_init("tpclient", opts.log_level);
+	if (open_rows(&opts, &lv.rows) < 0)
+		return TP_CLIENT_EXIT_FAILED;
 
 	sigfd = signal_fd();
 	for (unsigned g = 0; g <= opts.ngroups; g++)
-		oom |= !(res.latency[g] = tp_hist_new());
-	prog.on = !opts.quiet && isatty(STDERR_FILENO);
-	prog.snap = prog.on ? tp_hist_new() : NULL;
-	if (sigfd < 0 || oom || (prog.on && !prog.snap))
+		oom |= tp_client_stats_init(&res.stats[g], (const bool[TP_OP_COUNT]){true, true}, true) < 0;
+	lv.progress = !opts.quiet && isatty(STDERR_FILENO);
+	if (sigfd < 0 || oom)
 		tp_log(TP_LOG_ERROR, "setup", "cannot set up: %s",
 		       sigfd < 0 ? strerror(errno) : "out of memory");
 	else
-		status = run(&opts, opts.seed_given ? opts.seed : random_seed(), sigfd, &prog, &res);
+		status = run(&opts, opts.seed_given ? opts.seed : random_seed(), sigfd, &lv, &res);
 
 	for (unsigned g = 0; g <= opts.ngroups; g++)
-		tp_hist_free(res.latency[g]);
-	tp_hist_free(prog.snap);
+		tp_client_stats_release(&res.stats[g]);
+	tp_client_timeline_free(lv.timeline);
+	tp_hist_free(lv.latency);
+	if (lv.rows && fclose(lv.rows) != 0) {
+		tp_log(TP_LOG_ERROR, "timeline", "cannot write %s: %s", opts.timeline, strerror(errno));
+		status = TP_CLIENT_EXIT_FAILED;
+	}
 	if (sigfd >= 0)
 		close(sigfd);
 	return status;

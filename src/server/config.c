@@ -1,23 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * config: the settings table, and what reads it without a file: the
- * defaults, the command line and its --help, validation, and the check of
- * what a reload cannot apply.  The libconfig file reader lives in
- * config_file.c and reads the same table.
+ * config: the settings table, and what reads it without a file or a
+ * command line: the defaults, parsing and writing a value, validation, and
+ * the check of what a reload cannot apply.  The libconfig file reader lives
+ * in config_file.c, the command line and --help in config_args.c; both
+ * read the same table.
  */
 #include "config.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-#ifndef TP_VERSION
-#define TP_VERSION "0.0.0"
-#endif
 
 /* An enum setting is stored as an int. */
 _Static_assert(sizeof(enum tp_log_level) == sizeof(int), "log level stored as an int");
@@ -36,7 +32,7 @@ static const char *log_level_name(int value)
  * Later rows, by the issues that add them: listen.proxy_protocol,
  * proxy_trusted, allow; pool.fairness, max_wait_ms;
  * limits.max_connections_per_address; shutdown.drain_s;
- * log.stats_interval_s; metrics.* and agent.* (enabled, host, port).
+ * agent.* (enabled, host, port).
  */
 const struct tp_setting tp_settings[] = {
         {.path = "listen.host",
@@ -135,6 +131,34 @@ const struct tp_setting tp_settings[] = {
          .arg = "LEVEL",
          .help = "least severe messages logged",
          .reloadable = true},
+        {.path = "log.stats_interval_s",
+         INT(stats_interval_s, 0, 86400),
+         .def = "60",
+         .help = "log a stats line every N s, 0 = never",
+         .reloadable = true},
+        {.path = "metrics.enabled",
+         .flag = "metrics",
+         .type = TP_SETTING_BOOL,
+         FIELD(metrics_enabled),
+         .def = "false",
+         .arg = "",
+         .help = "serve GET /metrics (Prometheus) on metrics.host:metrics.port"},
+        {.path = "metrics.host",
+         .flag = "metrics-host",
+         .type = TP_SETTING_STRING,
+         FIELD(metrics_host),
+         .min = 1,
+         .max = sizeof(((struct tp_config *)NULL)->metrics_host) - 1,
+         .def = "127.0.0.1",
+         .arg = "ADDR",
+         .help = "metrics endpoint address; the flag turns the endpoint on",
+         .enables = "metrics.enabled"},
+        {.path = "metrics.port",
+         .flag = "metrics-port",
+         INT(metrics_port, 0, 65535),
+         .def = "9101",
+         .help = "metrics endpoint port, 0 = any free port; the flag turns the endpoint on",
+         .enables = "metrics.enabled"},
         {.path = NULL},
 };
 
@@ -158,24 +182,7 @@ char *tp_setting_flag(const struct tp_setting *s, char *buf, size_t len)
 
 int tp_setting_int(const struct tp_config *cfg, const struct tp_setting *s)
 {
-	if (s->type == TP_SETTING_BOOL)
-		return *(const bool *)((const char *)cfg + s->offset);
 	return *(const int *)((const char *)cfg + s->offset);
-}
-
-/* true, yes, on, 1 / false, no, off, 0 (any case): 1, 0, or -EINVAL. */
-static int parse_bool(const char *s)
-{
-	static const char *const yes[] = {"true", "yes", "on", "1"}, *const no[] = {"false", "no", "off",
-	                                                                            "0"};
-
-	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
-		if (strcasecmp(s, yes[i]) == 0)
-			return 1;
-		if (strcasecmp(s, no[i]) == 0)
-			return 0;
-	}
-	return -EINVAL;
 }
 
 static void *field_of(struct tp_config *cfg, const struct tp_setting *s)
@@ -224,11 +231,11 @@ int tp_setting_parse(struct tp_config *cfg, const struct tp_setting *s, const ch
 		memcpy(field_of(cfg, s), text, len + 1);
 		return 0;
 	case TP_SETTING_BOOL:
-		v = parse_bool(text);
-		if (v < 0)
-			return -EINVAL;
-		*(bool *)field_of(cfg, s) = v;
-		return 0;
+		if (strcasecmp(text, "true") == 0 || strcasecmp(text, "false") == 0) {
+			*(bool *)field_of(cfg, s) = strcasecmp(text, "true") == 0;
+			return 0;
+		}
+		return -EINVAL;
 	case TP_SETTING_ADDRESSES:
 		break; /* no setting of this type yet */
 	}
@@ -275,7 +282,7 @@ static const char *format_value(const struct tp_config *cfg, const struct tp_set
 	case TP_SETTING_STRING:
 		return (const char *)cfg + s->offset;
 	case TP_SETTING_BOOL:
-		return tp_setting_int(cfg, s) ? "true" : "false";
+		return *(const bool *)((const char *)cfg + s->offset) ? "true" : "false";
 	case TP_SETTING_ADDRESSES:
 		break;
 	}
@@ -298,115 +305,7 @@ int tp_config_stall_ms(const struct tp_config *cfg)
 	return v > INT_MAX ? INT_MAX : (int)v;
 }
 
-enum { OPT_SETTING = 256, OPT_NEGATED = OPT_SETTING + TP_SETTINGS_MAX };
-
 _Static_assert(sizeof(tp_settings) / sizeof(tp_settings[0]) <= TP_SETTINGS_MAX, "raise TP_SETTINGS_MAX");
-
-/* Flag names are built here: the table holds only the paths they come from. */
-struct options {
-	char flags[TP_SETTINGS_MAX][48];
-	char negated[TP_SETTINGS_MAX][52]; /* "no-" and the flag of a BOOL */
-	struct option opts[8 + 3 * TP_SETTINGS_MAX];
-};
-
-static void build_options(struct options *o)
-{
-	static const struct option fixed[] = {
-	        {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 't'},
-	        {"quiet", no_argument, NULL, 'q'},        {"help", no_argument, NULL, 'h'},
-	        {"version", no_argument, NULL, 'V'},
-	};
-	size_t n = 0, i = 0;
-
-	for (; n < sizeof(fixed) / sizeof(fixed[0]); n++)
-		o->opts[n] = fixed[n];
-	for (const struct tp_setting *s = tp_settings; s->path; s++, i++) {
-		int val = OPT_SETTING + (int)i;
-		int has_arg = s->type == TP_SETTING_BOOL ? no_argument : required_argument;
-		tp_setting_flag(s, o->flags[i], sizeof(o->flags[i]));
-		o->opts[n++] = (struct option){o->flags[i], has_arg, NULL, val};
-		if (s->flag_alias)
-			o->opts[n++] = (struct option){s->flag_alias, has_arg, NULL, val};
-		if (s->type == TP_SETTING_BOOL) {
-			snprintf(o->negated[i], sizeof(o->negated[i]), "no-%s", o->flags[i]);
-			o->opts[n++] =
-			        (struct option){o->negated[i], no_argument, NULL, OPT_NEGATED + (int)i};
-		}
-	}
-	o->opts[n] = (struct option){NULL, 0, NULL, 0};
-}
-
-/* Apply one option c (its argument in optarg).  Returns 0, 1 (exit 0) or -EINVAL. */
-static int apply_option(struct tp_config *cfg, int c, const char *used, char *err, size_t errlen)
-{
-	char range[128];
-
-	switch (c) {
-	case 'c':
-		if (strlen(optarg) >= sizeof(cfg->config_path)) {
-			snprintf(err, errlen, "--config: path longer than %zu bytes",
-			         sizeof(cfg->config_path) - 1);
-			return -EINVAL;
-		}
-		snprintf(cfg->config_path, sizeof(cfg->config_path), "%s", optarg);
-		cfg->config_explicit = true;
-		return 0;
-	case 't':
-		cfg->check_config = true;
-		return 0;
-	case 'q':
-		cfg->quiet = true;
-		return 0;
-	case 'h':
-		tp_config_usage(stdout);
-		return 1;
-	case 'V':
-		printf("tpserver %s\n", TP_VERSION);
-		return 1;
-	default: {
-		if (c >= OPT_NEGATED)
-			return tp_setting_parse(cfg, &tp_settings[c - OPT_NEGATED], "false");
-		const struct tp_setting *s = &tp_settings[c - OPT_SETTING];
-		if (s->type == TP_SETTING_BOOL)
-			return tp_setting_parse(cfg, s, "true");
-		if (tp_setting_parse(cfg, s, optarg) < 0) {
-			snprintf(err, errlen, "--%s: invalid value '%s' (expected %s%s)", used, optarg,
-			         s->type == TP_SETTING_INT ? "an integer from " : "",
-			         tp_setting_range(s, range, sizeof(range)));
-			return -EINVAL;
-		}
-		return 0;
-	}
-	}
-}
-
-int tp_config_parse_args(struct tp_config *cfg, int argc, char **argv, char *err, size_t errlen)
-{
-	struct options o;
-	int c, idx = -1, r;
-
-	build_options(&o);
-	optind = 0; /* full reset: parse_args runs twice (before and after the file) */
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":c:tqhV", o.opts, &idx)) != -1) {
-		if (c == ':') {
-			snprintf(err, errlen, "%s: missing argument", argv[optind - 1]);
-			return -EINVAL;
-		}
-		if (c == '?') {
-			snprintf(err, errlen, "%s: unknown option (see --help)", argv[optind - 1]);
-			return -EINVAL;
-		}
-		r = apply_option(cfg, c, c >= OPT_SETTING ? o.opts[idx].name : "", err, errlen);
-		if (r != 0)
-			return r;
-	}
-	if (optind < argc) {
-		snprintf(err, errlen, "%s: unexpected argument (see --help)", argv[optind]);
-		return -EINVAL;
-	}
-	return 0;
-}
 
 int tp_config_validate(const struct tp_config *cfg, char *err, size_t errlen)
 {

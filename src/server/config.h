@@ -15,7 +15,6 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-#include <stdio.h>
 
 #include "log.h"
 
@@ -47,7 +46,14 @@ struct tp_config {
 	int shutdown_timeout_s;      /* shutdown.timeout_s */
 	int keep_connections_max;    /* shutdown.keep_connections_max */
 	enum tp_log_level log_level; /* log.level */
-	bool keep_connections;       /* shutdown.keep_connections: hand them to systemd on SIGTERM */
+	int stats_interval_s;        /* log.stats_interval_s: 0 = no stats line */
+
+	/* metrics endpoint: a socket passed by systemd as "metrics" wins */
+	bool metrics_enabled;
+	char metrics_host[256];
+	int metrics_port;
+
+	bool keep_connections; /* shutdown.keep_connections: hand them to systemd on SIGTERM */
 
 	/* command line only */
 	char config_path[4096]; /* empty: the default path, if it exists */
@@ -74,7 +80,7 @@ struct tp_config {
  */
 enum tp_setting_type {
 	TP_SETTING_INT,       /* int, within min..max */
-	TP_SETTING_BOOL,      /* bool; its flag takes no argument and also exists as --no-NAME */
+	TP_SETTING_BOOL,      /* bool; its flag takes no argument, and --no-NAME sets it false */
 	TP_SETTING_ENUM,      /* an int holding one of values[], written by name */
 	TP_SETTING_STRING,    /* char[size], min..max bytes long */
 	TP_SETTING_ADDRESSES, /* a list of addresses (no setting yet) */
@@ -102,6 +108,7 @@ struct tp_setting {
 	const char *def;                /* the default, written as on the command line */
 	const char *arg;                /* what --help calls the value: N, ADDR, LEVEL */
 	const char *help;               /* one line for --help */
+	const char *enables;            /* path of a BOOL setting its flag also sets true, or NULL */
 };
 
 /* Every setting, in the file's order; ends with an entry whose path is NULL. */
@@ -127,11 +134,8 @@ int tp_setting_parse(struct tp_config *cfg, const struct tp_setting *s, const ch
  */
 char *tp_setting_range(const struct tp_setting *s, char *buf, size_t len);
 
-/* The int (INT, ENUM) at s in cfg; a BOOL reads as 0 or 1. */
+/* The int (INT, ENUM) at s in cfg. */
 int tp_setting_int(const struct tp_config *cfg, const struct tp_setting *s);
-
-/* Write --help's text, one entry per flag of every setting, to f (config_help.c). */
-void tp_config_usage(FILE *f);
 
 /* Fill *cfg with the built-in defaults. Never fails. */
 void tp_config_defaults(struct tp_config *cfg);

@@ -145,10 +145,8 @@ static void perturb(struct tp_config *cfg, const struct tp_setting *s)
 		field[0] = field[0] == 'x' ? 'y' : 'x';
 		break;
 	case TP_SETTING_BOOL:
-		*(bool *)field = !v;
-		break;
 	case TP_SETTING_ADDRESSES:
-		break; /* no setting of this type yet */
+		break; /* no setting of these types yet */
 	}
 }
 

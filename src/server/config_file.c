@@ -390,7 +390,7 @@ static void print_setting(const struct tp_config *cfg, const struct tp_config_or
 		fputc(';', f);
 		break;
 	case TP_SETTING_BOOL:
-		fprintf(f, "%s;", tp_setting_int(cfg, s) ? "true" : "false");
+		fprintf(f, "%s;", *(const bool *)((const char *)cfg + s->offset) ? "true" : "false");
 		break;
 	case TP_SETTING_ADDRESSES:
 		break; /* no setting of this type yet */

@@ -34,6 +34,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "proto.h"
 #include "tp_assert.h"
 
@@ -100,6 +101,8 @@ struct tp_conn *tp_conn_new(struct tp_conn_env *env, struct tp_loop *loop, int f
 		errno = e;
 		return NULL;
 	}
+	if (env->metrics)
+		tp_metrics_add(&env->metrics->accepted, 1);
 	log_conn(c, "conn_open", "connection from");
 	return c;
 }
@@ -124,11 +127,17 @@ static void req_done_with(struct tp_conn *c, struct tp_req *r)
 }
 
 /* An immediate reply (parse error, shutting down): done at once, in order. */
-static int reply_now(struct tp_conn *c, enum tp_proto_status st, const char *op, size_t op_len)
+static int reply_now(struct tp_conn *c, enum tp_proto_status st, const struct tp_proto_req *pr)
 {
 	struct tp_req *r = tp_req_new(&c->env->reqs, c, TP_PROTO_MAX_ERR);
+	const char *op = st == TP_PROTO_UNKNOWN_OP ? pr->op_name : NULL;
+	size_t op_len = st == TP_PROTO_UNKNOWN_OP ? pr->op_len : 0;
+
 	if (!r)
 		return -ENOMEM;
+	r->arrival_us = tp_req_us(c->env->now_ns);
+	/* Only an invalid argument follows a known op. */
+	r->op = (uint8_t)(st == TP_PROTO_INVALID_ARG ? pr->op : TP_METRICS_OP_NONE);
 	r->status = (uint8_t)st;
 	r->len = (uint32_t)tp_proto_format_error(st, op, op_len, r->buf);
 	r->done = true;
@@ -173,7 +182,7 @@ static int on_line(void *ctx, const char *line, size_t len, bool too_long)
 		st = tp_proto_parse(line, len, (uint32_t)env->cfg->max_sleep_ms, &pr);
 
 	if (st != TP_PROTO_OK) {
-		if (reply_now(c, st, pr.op_name, st == TP_PROTO_UNKNOWN_OP ? pr.op_len : 0) < 0) {
+		if (reply_now(c, st, &pr) < 0) {
 			c->failed = true;
 			return 1;
 		}
@@ -187,6 +196,8 @@ static int on_line(void *ctx, const char *line, size_t len, bool too_long)
 		return 1;
 	}
 	r->op = (uint8_t)pr.op;
+	r->arrival_us = tp_req_us(env->now_ns);
+	r->pushed = true;
 	/* Its wait for space in the queue ends queue_timeout_ms after its line was read. */
 	r->qnode.deadline_ns = env->now_ns + (uint64_t)env->cfg->queue_timeout_ms * 1000000ull;
 	if (pr.op == TP_OP_ECHO) {
@@ -236,6 +247,8 @@ static int read_once(struct tp_conn *c, struct framing *fr)
 		return -1;
 	}
 	fr->ev |= TP_CONN_ACTIVE;
+	if (c->env->metrics)
+		tp_metrics_add(&c->env->metrics->bytes_in, (uint64_t)n);
 	/*
 	 * A short read drained the socket: data arriving later makes a new
 	 * edge, so skip the read that would only say EAGAIN.  Not when the
@@ -306,6 +319,8 @@ static size_t written(struct tp_conn *c, size_t left)
 		if (!c->ohead)
 			c->otail = NULL;
 		sent++;
+		if (c->env->metrics)
+			tp_metrics_request(c->env->metrics, h, c->env->now_ns);
 		req_done_with(c, h);
 	}
 	if (left) {
@@ -344,6 +359,8 @@ unsigned tp_conn_flush(struct tp_conn *c, bool more_input)
 			return ev | tp_conn_close(c, why);
 		}
 		ev |= TP_CONN_ACTIVE;
+		if (c->env->metrics)
+			tp_metrics_add(&c->env->metrics->bytes_out, (uint64_t)w);
 		sent += written(c, (size_t)w);
 	}
 	if (sent)

@@ -35,6 +35,7 @@
 
 struct tp_config;
 struct tp_loop;
+struct tp_metrics_slot;
 
 /* What a loop shares with its connections (loop thread only, but `served`). */
 struct tp_conn_env {
@@ -48,7 +49,8 @@ struct tp_conn_env {
 	size_t scratch_len;
 	struct tp_req_batch batch; /* parsed requests of this turn, pushed by the loop */
 	struct tp_req_cache reqs;
-	_Atomic uint64_t served; /* replies written (any thread may read) */
+	_Atomic uint64_t served;         /* replies written (any thread may read) */
+	struct tp_metrics_slot *metrics; /* the loop's counters (metrics.h), or NULL */
 };
 
 /* What a connection reports (bits of the unsigned its functions return). */

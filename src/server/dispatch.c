@@ -4,10 +4,22 @@
  */
 #include "dispatch.h"
 
+#include "clock.h"
 #include "conn.h"
 #include "loop.h"
 #include "ops.h"
 #include "req.h"
+
+/* Post a run of finished requests, stamped with one end time for the metrics. */
+static uint32_t post_run(struct tp_loop *l, struct tp_req *first, struct tp_req *last, size_t n)
+{
+	uint32_t now = tp_req_us(tp_clock_ns());
+
+	for (struct tp_req *r = first; r; r = r->dnext)
+		r->end_us = now;
+	tp_loop_post_done(l, first, last, n);
+	return now;
+}
 
 void tp_dispatch_exec(struct tp_qnode **nodes, size_t n, void *ctx)
 {
@@ -15,22 +27,25 @@ void tp_dispatch_exec(struct tp_qnode **nodes, size_t n, void *ctx)
 	struct tp_req *first = NULL, *last = NULL;
 	struct tp_loop *cur = NULL;
 	size_t cnt = 0;
+	uint32_t start = tp_req_us(tp_clock_ns());
 
 	for (size_t i = 0; i < n; i++) {
 		struct tp_req *r = tp_req_of(nodes[i]);
 		struct tp_loop *l = r->conn->loop;
 
+		if (l != cur && cnt) {
+			start = post_run(cur, first, last, cnt);
+			first = NULL;
+			cnt = 0;
+		}
+		r->start_us = start;
+		r->ran = true;
 		if (tp_conn_is_gone(r->conn)) {
 			/* Nobody will read the reply: do not sleep for a client that left. */
 			r->status = TP_PROTO_OK;
 			r->len = 0;
 		} else {
 			tp_ops_run(r, d->pool);
-		}
-		if (l != cur && cnt) {
-			tp_loop_post_done(cur, first, last, cnt);
-			first = NULL;
-			cnt = 0;
 		}
 		cur = l;
 		r->dnext = NULL;
@@ -42,13 +57,15 @@ void tp_dispatch_exec(struct tp_qnode **nodes, size_t n, void *ctx)
 		cnt++;
 	}
 	if (cnt)
-		tp_loop_post_done(cur, first, last, cnt);
+		(void)post_run(cur, first, last, cnt);
 }
 
 void tp_dispatch_admit(struct tp_qnode *node, void *ctx)
 {
 	struct tp_req *r = tp_req_of(node);
 	(void)ctx;
+	r->wait_end_us = tp_req_us(tp_clock_ns());
+	r->waited = true;
 	tp_loop_post_admit(r->conn->loop, r);
 }
 

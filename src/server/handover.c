@@ -58,12 +58,21 @@ struct tp_handover {
 	uint32_t gen; /* this instance's generation */
 };
 
-struct tp_handover *tp_handover_new(void)
+static int take_passed(struct tp_handover *h);
+
+int tp_handover_open(struct tp_handover **ret, char *err, size_t errlen)
 {
 	struct tp_handover *h = calloc(1, sizeof(*h));
-	if (h)
+	int r = h ? 0 : -ENOMEM;
+
+	if (h) {
 		pthread_mutex_init(&h->lock, NULL);
-	return h;
+		r = take_passed(h);
+	}
+	if (r < 0)
+		snprintf(err, errlen, "the connections handed over by systemd: %s", strerror(-r));
+	*ret = h;
+	return r;
 }
 
 void tp_handover_free(struct tp_handover *h)
@@ -83,41 +92,24 @@ void tp_handover_free(struct tp_handover *h)
 	free(h);
 }
 
-/* "tpc07", "tps07": the prefix and exactly two digits ("tpserver.socket" is not ours). */
-static bool ours(const char *name)
-{
-	return (strncmp(name, CONN_PREFIX, 3) == 0 || strncmp(name, STATE_PREFIX, 3) == 0) &&
-	       name[3] >= '0' && name[3] <= '9' && name[4] >= '0' && name[4] <= '9' && name[5] == '\0';
-}
-
-int tp_handover_listen_fds(struct tp_handover *h)
+/* Keep the fds systemd passed under the hand-over's names. */
+static int take_passed(struct tp_handover *h)
 {
 	char **names = NULL;
-	int n = tp_sd_listen_fds_with_names(&names), first = n;
+	int n = tp_sd_listen_fds_with_names(&names), r = n < 0 ? n : 0;
 
-	for (int i = 0; i < n && names; i++) {
-		int fd = tp_sd_listen_fds_start() + i;
-		if (!ours(names[i])) {
-			if (first < n) {
-				/* systemd passes the socket units' fds first: this one is out of place. */
-				tp_log(TP_LOG_WARNING, "handover", "fd %d (%s) after the stored ones: closed",
-				       fd, names[i]);
-				close(fd);
-			}
+	for (int i = 0; i < n && names && r == 0; i++) {
+		if (!tp_sd_stored_name(names[i]))
 			continue;
-		}
-		if (first == n)
-			first = i;
-		if (!h->passed && !(h->passed = calloc((size_t)(n - i), sizeof(*h->passed)))) {
-			tp_sd_names_free(names);
-			return -ENOMEM;
-		}
-		h->passed[h->npassed].fd = fd;
-		snprintf(h->passed[h->npassed].name, sizeof(h->passed[0].name), "%s", names[i]);
-		h->npassed++;
+		if (!h->passed && !(h->passed = calloc((size_t)(n - i), sizeof(*h->passed))))
+			r = -ENOMEM;
+		else
+			h->passed[h->npassed++] = (struct passed){.fd = tp_sd_listen_fds_start() + i};
+		if (r == 0)
+			snprintf(h->passed[h->npassed - 1].name, sizeof(h->passed[0].name), "%s", names[i]);
 	}
 	tp_sd_names_free(names);
-	return first;
+	return r;
 }
 
 /* Read a memfd whole. Returns a malloc'd buffer and its length, or NULL. */

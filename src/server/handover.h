@@ -34,18 +34,15 @@
 
 struct tp_handover;
 
-/* NULL when out of memory. */
-struct tp_handover *tp_handover_new(void);
+/*
+ * At start, before the listening sockets are taken (sockets.c): a new
+ * hand-over in *ret, holding the fds systemd passed under its names for
+ * tp_handover_adopt().  Returns 0, or a negative errno with a message in err.
+ */
+int tp_handover_open(struct tp_handover **ret, char *err, size_t errlen);
 
 /* Closes any fd still held. Accepts NULL. */
 void tp_handover_free(struct tp_handover *h);
-
-/*
- * The fds systemd passed (sd_listen_fds_with_names): the hand-over's are
- * kept for tp_handover_adopt(); returns how many come before them (the
- * listening sockets, from SD_LISTEN_FDS_START), or a negative errno.
- */
-int tp_handover_listen_fds(struct tp_handover *h);
 
 /* Give each handed-over connection to a loop (round robin) and drop them from systemd's store. */
 void tp_handover_adopt(struct tp_handover *h, struct tp_loop *const *loops, size_t nloops);

@@ -11,6 +11,7 @@
 
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "pool.h"
 #include "queue.h"
 #include "sd.h"
@@ -19,6 +20,18 @@
 #define BUSY_LOG_EVERY_NS (5 * 1000000000ull)
 #define LOOP_STALL_NS (5 * 1000000000ull)
 #define TRIM_QUIET_NS (5 * 1000000000ull)
+
+uint64_t tp_health_init(struct tp_health *h)
+{
+	uint64_t tick_ms = 1000, half_ms;
+
+	h->wd_usec = tp_sd_watchdog_usec();
+	h->wd_healthy = true;
+	half_ms = h->wd_usec / 2000;
+	if (h->wd_usec && half_ms < tick_ms)
+		tick_ms = half_ms > 10 ? half_ms : 10;
+	return tick_ms;
+}
 
 void tp_health_stats(const struct tp_health *h, struct tp_stats *ret)
 {
@@ -189,6 +202,8 @@ static void watchdog(struct tp_health *h, uint64_t now)
 		tp_sd_notify("WATCHDOG=1");
 		return;
 	}
+	if (h->wd_healthy && h->metrics)
+		tp_metrics_unhealthy(h->metrics);
 	if (h->wd_healthy)
 		tp_log(TP_LOG_CRIT, "stall", "unhealthy: %s; not pinging the watchdog", why);
 	h->wd_healthy = false;

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 struct tp_loop;
+struct tp_metrics;
 struct tp_pool;
 struct tp_queue;
 
@@ -35,7 +36,8 @@ struct tp_health {
 	struct tp_queue *queue;
 	struct tp_loop *const *loops;
 	size_t nloops;
-	uint64_t wd_usec; /* WATCHDOG_USEC, 0 without a watchdog */
+	uint64_t wd_usec;           /* WATCHDOG_USEC, 0 without a watchdog */
+	struct tp_metrics *metrics; /* counts unhealthy episodes, or NULL */
 
 	/* its own state (loop 0) */
 	uint64_t last_status_ns, status_served;
@@ -46,6 +48,13 @@ struct tp_health {
 	uint64_t wd_next_ns;
 	bool wd_healthy;
 };
+
+/*
+ * Start: read the watchdog interval and begin healthy.  Returns loop 0's
+ * tick in milliseconds: 1000, or half the watchdog interval (at least 10)
+ * when that is shorter, so that a ping is never late.
+ */
+uint64_t tp_health_init(struct tp_health *h);
 
 /* Sum the counters (any thread). */
 void tp_health_stats(const struct tp_health *h, struct tp_stats *ret);

@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -74,16 +73,6 @@ int tp_listener_check(const char *host, int port, bool resolve, char *err, size_
 	}
 	freeaddrinfo(res);
 	return 0;
-}
-
-void tp_listener_raise_nofile(void)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		(void)setrlimit(RLIMIT_NOFILE, &rl);
-	}
 }
 
 int tp_listener_bind(const char *host, int port, int backlog, struct tp_listener *ret, char *err,

@@ -58,9 +58,6 @@ struct tp_listen_set {
 	_Atomic uint64_t nrefused; /* clients refused over max_connections (any thread reads) */
 };
 
-/* Raise RLIMIT_NOFILE's soft limit to the hard limit: connections are fds. */
-void tp_listener_raise_nofile(void);
-
 /*
  * Bind and listen on host:port (port 0: an ephemeral port) with SO_REUSEADDR
  * and a non-blocking, close-on-exec socket.  Fills *ret (name is the bound

@@ -43,12 +43,10 @@
 #include <errno.h>
 #include <sched.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -58,6 +56,8 @@
 #include "post.h"
 #include "proto.h"
 #include "queue.h"
+#include "signals.h"
+#include "scrape.h"
 #include "tp_assert.h"
 
 #define MAX_EVENTS 256
@@ -107,22 +107,12 @@ static int epoll_add(int epfd, int fd, struct tp_source *src)
 	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
 
-/* Loop 0: read the signals the server handles, and keep their default actions from running. */
+/* Loop 0: read the signals the server handles (signals.h). */
 static int open_signalfd(struct tp_loop *l)
 {
-	sigset_t set;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGUSR1);
-	sigaddset(&set, SIGUSR2);
-	/* SIGUSR1/2 would otherwise kill the process; every later thread inherits the mask. */
-	(void)pthread_sigmask(SIG_BLOCK, &set, NULL);
-	l->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	l->sigfd = tp_signals_open();
 	if (l->sigfd < 0)
-		return -errno;
+		return l->sigfd;
 	return epoll_add(l->epfd, l->sigfd, &l->sig_src);
 }
 
@@ -144,6 +134,7 @@ struct tp_loop *tp_loop_new(const struct tp_loop_params *p)
 	l->cfg_gen = atomic_load_explicit(&p->shared->cfg_gen, memory_order_acquire);
 	l->hooks.config_copy(l->hooks.ctx, &l->cfg);
 	l->env = (struct tp_conn_env){.cfg = &l->cfg, .scratch = l->scratch, .scratch_len = SCRATCH_BYTES};
+	l->env.metrics = p->metrics;
 	l->conns.on_enter = p->hooks.conn_enter;
 	l->conns.on_free = p->hooks.conn_leave;
 	l->conns.on_handoff = p->hooks.hand_off;
@@ -160,6 +151,8 @@ struct tp_loop *tp_loop_new(const struct tp_loop_params *p)
 		r = open_signalfd(l);
 	if (r == 0)
 		r = tp_listener_watch(&l->listen, p->listeners, p->nlisteners, l->epfd);
+	if (r == 0 && p->scrape)
+		r = tp_scrape_watch(p->scrape, l->epfd);
 	if (r < 0) {
 		tp_loop_free(l);
 		errno = -r;
@@ -299,9 +292,8 @@ static int wait_events(struct tp_loop *l, struct epoll_event *events)
 
 static void on_signalfd(struct tp_loop *l)
 {
-	struct signalfd_siginfo si;
-	while (read(l->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
-		l->hooks.on_signal(l->hooks.ctx, (int)si.ssi_signo);
+	for (int signo; (signo = tp_signals_next(l->sigfd)) > 0;)
+		l->hooks.on_signal(l->hooks.ctx, signo);
 	refresh_shutting_down(l);
 }
 
@@ -329,6 +321,9 @@ static void handle_events(struct tp_loop *l, const struct epoll_event *events, i
 			break;
 		case TP_SOURCE_REFUSED:
 			tp_listener_drain(&l->listen, (struct tp_refused *)src);
+			break;
+		case TP_SOURCE_SCRAPE:
+			tp_scrape_on_event(src, events[i].events, l->env.now_ns);
 			break;
 		}
 	}
@@ -398,6 +393,8 @@ static void expire_waiters(struct tp_loop *l)
 		struct tp_qnode *nn = n->next;
 		struct tp_req *r = tp_req_of(n);
 		tp_req_fail(r, TP_PROTO_BUSY);
+		r->wait_end_us = tp_req_us(l->env.now_ns);
+		r->waited = true;
 		if (r->conn->loop == l)
 			complete(l, r);
 		else

@@ -25,7 +25,9 @@
 #include "req.h"
 
 struct tp_loop;
+struct tp_metrics_slot;
 struct tp_queue;
+struct tp_scrape;
 
 /* What the server changes and every loop reads each turn (any thread). */
 struct tp_loop_shared {
@@ -66,7 +68,9 @@ struct tp_loop_params {
 	size_t nlisteners;
 	const struct tp_loop_shared *shared;
 	struct tp_loop_hooks hooks;
-	uint64_t tick_ms; /* loop 0's tick period; other loops tick every second */
+	uint64_t tick_ms;                /* loop 0's tick period; other loops tick every second */
+	struct tp_metrics_slot *metrics; /* this loop's counters (written on its thread only) */
+	struct tp_scrape *scrape;        /* loop 0: the metrics endpoint it watches, or NULL */
 };
 
 /*

@@ -11,7 +11,6 @@
  * daemon is gone, or after RELOAD_WAIT_MS.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +24,7 @@
 #include "log.h"
 #include "reload_status.h"
 #include "server.h"
+#include "signals.h"
 
 #define RELOAD_WAIT_MS 30000
 
@@ -133,7 +133,6 @@ int main(int argc, char **argv)
 	struct tp_config cfg;
 	struct tp_server *srv = NULL;
 	char err[1024];
-	sigset_t set;
 	int r;
 
 	a = (struct args){argc, argv};
@@ -159,11 +158,7 @@ int main(int argc, char **argv)
 	tp_log_init("tpserver", cfg.log_level);
 
 	/* Before any thread exists: every thread inherits the mask, loop 0 reads a signalfd. */
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	tp_signals_block();
 	/* A client that vanishes must cost an EPIPE, never the process. */
 	signal(SIGPIPE, SIG_IGN);
 

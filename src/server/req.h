@@ -30,6 +30,12 @@ struct tp_req {
 	struct tp_req *bnext;  /* the loop's unpushed batch, then the slot cache; loop only */
 	struct tp_req *onext;  /* the connection's in-order list */
 	struct tp_conn *conn;
+	/*
+	 * Times for the metrics, in tp_req_us() units (requests of one batch
+	 * share them): the loop turn that read its line, the end of its wait
+	 * for space (when waited), a worker's start and end (when ran).
+	 */
+	uint32_t arrival_us, wait_end_us, start_us, end_us;
 	uint32_t sleep_ms;
 	uint32_t len;   /* ECHO: text length, then the reply length */
 	uint32_t cap;   /* size of buf */
@@ -38,8 +44,20 @@ struct tp_req {
 	uint8_t status; /* enum tp_proto_status of the outcome */
 	bool done;      /* the reply in buf is final (loop only) */
 	bool waiting;   /* parked in the queue's wait list (loop only) */
+	bool pushed;    /* went to the queue (not refused at parse time) */
+	bool waited;    /* waited for space: wait_end_us is set */
+	bool ran;       /* a worker took it: start_us and end_us are set */
 	char buf[];     /* ECHO: "OK <text>\n" built in place; else the reply */
 };
+
+/*
+ * A CLOCK_MONOTONIC time in microseconds, cut to 32 bits: the difference of
+ * two, taken as uint32_t, is right up to 71 minutes.
+ */
+static inline uint32_t tp_req_us(uint64_t ns)
+{
+	return (uint32_t)(ns / 1000);
+}
 
 /* Every reply fits a buffer of at least this size, except ECHO's. */
 #define TP_REQ_MIN_CAP 48

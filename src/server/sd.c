@@ -7,18 +7,46 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <errno.h>
 
 #include <systemd/sd-daemon.h>
 
-int tp_sd_listen_fds(void)
+int tp_sd_listen_fds_split(int *ret_fds, size_t max, int *ret_metrics_fd)
 {
-	return sd_listen_fds(1);
+	char **names = NULL;
+	int n = sd_listen_fds_with_names(1, &names), ndata = 0;
+
+	*ret_metrics_fd = -1;
+	for (int i = 0; i < n && ndata >= 0; i++) {
+		int fd = SD_LISTEN_FDS_START + i;
+		if (names && names[i] && tp_sd_stored_name(names[i]))
+			continue; /* the connection hand-over's (handover.c) */
+		if (names && names[i] && strcmp(names[i], "metrics") == 0) {
+			if (*ret_metrics_fd >= 0)
+				ndata = -EEXIST;
+			*ret_metrics_fd = fd;
+		} else if ((size_t)ndata < max)
+			ret_fds[ndata++] = fd;
+		else
+			ndata = -E2BIG;
+	}
+	for (int i = 0; names && names[i]; i++)
+		free(names[i]);
+	free(names);
+	return n < 0 ? n : ndata;
+}
+
+bool tp_sd_stored_name(const char *name)
+{
+	return (strncmp(name, "tpc", 3) == 0 || strncmp(name, "tps", 3) == 0) && name[3] >= '0' &&
+	       name[3] <= '9' && name[4] >= '0' && name[4] <= '9' && name[5] == '\0';
 }
 
 int tp_sd_listen_fds_with_names(char ***ret_names)
 {
 	*ret_names = NULL;
-	return sd_listen_fds_with_names(1, ret_names);
+	return sd_listen_fds_with_names(0, ret_names);
 }
 
 void tp_sd_names_free(char **names)
@@ -31,11 +59,6 @@ void tp_sd_names_free(char **names)
 int tp_sd_listen_fds_start(void)
 {
 	return SD_LISTEN_FDS_START;
-}
-
-int tp_sd_notify(const char *state)
-{
-	return sd_notify(0, state);
 }
 
 bool tp_sd_notify_socket(void)
@@ -52,6 +75,11 @@ int tp_sd_notify_fds(const char *state, const int *fds, size_t n)
 int tp_sd_notify_barrier(uint64_t timeout_usec)
 {
 	return sd_notify_barrier(0, timeout_usec);
+}
+
+int tp_sd_notify(const char *state)
+{
+	return sd_notify(0, state);
 }
 
 int tp_sd_notifyf(const char *fmt, ...)

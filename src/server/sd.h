@@ -13,25 +13,31 @@
 #include <stdint.h>
 
 /*
- * Number of sockets passed by socket activation (LISTEN_FDS), starting at
- * fd 3; 0 when not socket-activated; negative errno on a malformed
- * environment.  Unsets the variables so children do not inherit them.
+ * The sockets passed by socket activation, told apart by name: the one
+ * named "metrics" (FileDescriptorName=metrics) in *ret_metrics_fd (-1 when
+ * none), every other one, a data socket, in ret_fds.  Returns how many data
+ * sockets there are (0 when not socket-activated), -E2BIG for more than
+ * max, -EEXIST for a second "metrics", or another negative errno.  Unsets
+ * the variables so children do not inherit them.
  */
-int tp_sd_listen_fds(void);
+int tp_sd_listen_fds_split(int *ret_fds, size_t max, int *ret_metrics_fd);
 
 /*
- * tp_sd_listen_fds() with each fd's name (FileDescriptorName=, FDNAME=)
- * in *ret_names (a NULL-terminated array, free it with tp_sd_names_free();
- * NULL when none were passed).
+ * Is name one the connection hand-over gives what it stores ("tpc" or
+ * "tps" and two digits)?  tp_sd_listen_fds_split() leaves such fds out.
+ */
+bool tp_sd_stored_name(const char *name);
+
+/*
+ * The passed fds' names (FileDescriptorName=, FDNAME=), from
+ * SD_LISTEN_FDS_START on, in *ret_names (NULL-terminated, free it with
+ * tp_sd_names_free()), without unsetting the environment that
+ * tp_sd_listen_fds_split() reads afterwards.  Returns how many, 0 when not
+ * socket-activated, or a negative errno.
  */
 int tp_sd_listen_fds_with_names(char ***ret_names);
 void tp_sd_names_free(char **names);
-
-/* First passed fd (SD_LISTEN_FDS_START). */
 int tp_sd_listen_fds_start(void);
-
-/* Send a notification (e.g. "READY=1"). Returns > 0 sent, 0 no NOTIFY_SOCKET, < 0 error. */
-int tp_sd_notify(const char *state);
 
 /* Is there a NOTIFY_SOCKET to send to? */
 bool tp_sd_notify_socket(void);
@@ -44,6 +50,9 @@ int tp_sd_notify_fds(const char *state, const int *fds, size_t n);
 
 /* Wait until systemd has read every message sent before (BARRIER=1). Returns 0 or < 0. */
 int tp_sd_notify_barrier(uint64_t timeout_usec);
+
+/* Send a notification (e.g. "READY=1"). Returns > 0 sent, 0 no NOTIFY_SOCKET, < 0 error. */
+int tp_sd_notify(const char *state);
 
 /* printf-style tp_sd_notify(). */
 int tp_sd_notifyf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -32,13 +32,16 @@
 #include "listener.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "pool.h"
 #include "queue.h"
 #include "reload.h"
 #include "reload_status.h"
+#include "report.h"
+#include "scrape.h"
 #include "sd.h"
+#include "sockets.h"
 
-#define MAX_LISTENERS 16
 #define MAX_LOOPS 64
 #define FORCE_CLOSE_GRACE_NS (1000000000ull)
 
@@ -48,9 +51,7 @@ struct tp_server {
 	tp_reload_fn reload;
 	void *reload_ctx;
 
-	struct tp_listener listeners[MAX_LISTENERS];
-	size_t nlisteners;
-	bool activated; /* sockets came from systemd */
+	struct tp_sockets sock; /* the listening sockets, from systemd or bound */
 
 	struct tp_queue *queue;
 	struct tp_pool *pool;
@@ -58,6 +59,11 @@ struct tp_server {
 	struct tp_loop *loops[MAX_LOOPS];
 	size_t nloops;
 	struct tp_loop_shared shared;
+
+	struct tp_metrics *metrics;
+	char metrics_name[64];    /* the endpoint's address, for the log */
+	struct tp_scrape *scrape; /* the metrics endpoint, on loop 0 */
+	struct tp_report report;
 
 	_Atomic int64_t nconns;
 	_Atomic int loops_running; /* threads of loops 1..n-1 still in tp_loop_run */
@@ -74,35 +80,23 @@ struct tp_server {
 	bool reload_again; /* SIGHUP during it: read once more after it */
 };
 
-static int open_listeners(struct tp_server *srv, char *err, size_t errlen)
+/*
+ * The metrics endpoint on the socket sockets.c opened, if any: it owns the
+ * fd from here on, even when tp_scrape_new() fails.
+ */
+static int open_metrics(struct tp_server *srv, char *err, size_t errlen)
 {
-	int n = srv->handover ? tp_handover_listen_fds(srv->handover) : -ENOMEM;
+	struct tp_listener *ml = &srv->sock.metrics;
 
-	if (n < 0) {
-		snprintf(err, errlen, "sd_listen_fds(): %s", strerror(-n));
-		return n;
-	}
-	if (n > 0) {
-		if (n > MAX_LISTENERS) {
-			snprintf(err, errlen, "%d sockets passed by systemd; at most %d are supported", n,
-			         MAX_LISTENERS);
-			return -EINVAL;
-		}
-		for (int i = 0; i < n; i++) {
-			int r = tp_listener_adopt(tp_sd_listen_fds_start() + i, &srv->listeners[i], err,
-			                          errlen);
-			if (r < 0)
-				return r;
-			srv->nlisteners++;
-		}
-		srv->activated = true;
+	if (ml->fd < 0)
 		return 0;
+	snprintf(srv->metrics_name, sizeof(srv->metrics_name), "%s", ml->name);
+	srv->scrape = tp_scrape_new(ml->fd, tp_report_render, &srv->report);
+	ml->fd = -1;
+	if (!srv->scrape) {
+		snprintf(err, errlen, "out of memory creating the metrics endpoint");
+		return -ENOMEM;
 	}
-	int r = tp_listener_bind(srv->cfg.host, srv->cfg.port, srv->cfg.backlog, &srv->listeners[0], err,
-	                         errlen);
-	if (r < 0)
-		return r;
-	srv->nlisteners = 1;
 	return 0;
 }
 
@@ -118,6 +112,7 @@ static bool conn_enter(void *ctx)
 	pthread_mutex_unlock(&srv->cfg_lock);
 	if (atomic_fetch_add_explicit(&srv->nconns, 1, memory_order_relaxed) >= max) {
 		atomic_fetch_sub_explicit(&srv->nconns, 1, memory_order_relaxed);
+		tp_metrics_refused(srv->metrics, TP_REFUSE_MAX_CONNECTIONS);
 		return false;
 	}
 	return true;
@@ -171,8 +166,8 @@ static int new_loops(struct tp_server *srv, char *err, size_t errlen)
 {
 	struct tp_loop_params p = {
 	        .queue = srv->queue,
-	        .listeners = srv->listeners,
-	        .nlisteners = srv->nlisteners,
+	        .listeners = srv->sock.data,
+	        .nlisteners = srv->sock.ndata,
 	        .shared = &srv->shared,
 	        .hooks = {.ctx = srv,
 	                  .conn_enter = conn_enter,
@@ -191,8 +186,15 @@ static int new_loops(struct tp_server *srv, char *err, size_t errlen)
 	srv->nloops = (size_t)srv->cfg.io_threads;
 	if (srv->nloops < 1 || srv->nloops > MAX_LOOPS)
 		srv->nloops = 1;
+	srv->metrics = tp_metrics_new(srv->nloops);
+	if (!srv->metrics) {
+		snprintf(err, errlen, "out of memory creating the metrics");
+		return -ENOMEM;
+	}
 	for (size_t i = 0; i < srv->nloops; i++) {
 		p.index = (unsigned)i;
+		p.metrics = tp_metrics_slot(srv->metrics, i);
+		p.scrape = i == 0 ? srv->scrape : NULL;
 		srv->loops[i] = tp_loop_new(&p);
 		if (!srv->loops[i]) {
 			int e = errno;
@@ -201,21 +203,6 @@ static int new_loops(struct tp_server *srv, char *err, size_t errlen)
 		}
 	}
 	return 0;
-}
-
-/* Loop 0 ticks at least as often as the watchdog pings (half its interval). */
-static void init_health(struct tp_server *srv)
-{
-	struct tp_health *h = &srv->health;
-
-	h->wd_usec = tp_sd_watchdog_usec();
-	h->wd_healthy = true;
-	srv->tick_ms = 1000;
-	if (h->wd_usec) {
-		uint64_t half_ms = h->wd_usec / 2000;
-		if (half_ms < srv->tick_ms)
-			srv->tick_ms = half_ms > 10 ? half_ms : 10;
-	}
 }
 
 int tp_server_new(const struct tp_config *cfg, tp_reload_fn reload, void *reload_ctx, struct tp_server **ret,
@@ -232,15 +219,16 @@ int tp_server_new(const struct tp_config *cfg, tp_reload_fn reload, void *reload
 	srv->cfg = *cfg;
 	srv->reload = reload;
 	srv->reload_ctx = reload_ctx;
-	for (size_t i = 0; i < MAX_LISTENERS; i++)
-		srv->listeners[i].fd = -1;
-	init_health(srv);
+	srv->tick_ms = tp_health_init(&srv->health);
 	if (!tp_reload_status_dir(srv->reload_outcome.dir, sizeof(srv->reload_outcome.dir)))
 		srv->reload_outcome.dir[0] = '\0';
+	tp_report_init(&srv->report, &srv->health);
 
-	tp_listener_raise_nofile();
-	srv->handover = tp_handover_new();
-	r = open_listeners(srv, err, errlen);
+	r = tp_handover_open(&srv->handover, err, errlen);
+	if (r == 0)
+		r = tp_sockets_open(&srv->sock, &srv->cfg, err, errlen);
+	if (r == 0)
+		r = open_metrics(srv, err, errlen);
 	if (r == 0)
 		r = start_pool(srv, err, errlen);
 	/* Loop 0 blocks the signals it reads: it is created before any thread. */
@@ -254,6 +242,8 @@ int tp_server_new(const struct tp_config *cfg, tp_reload_fn reload, void *reload
 	srv->health.loops = srv->loops;
 	srv->health.nloops = srv->nloops;
 	tp_pool_set_stall_ms(srv->pool, (uint64_t)tp_config_stall_ms(cfg));
+	srv->health.metrics = srv->metrics;
+	srv->report.metrics = srv->metrics;
 	r = tp_pool_start(srv->pool, (size_t)cfg->workers);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot start %d workers: pthread_create(): %s (TasksMax too low?)",
@@ -280,9 +270,9 @@ void tp_server_free(struct tp_server *srv)
 	tp_queue_free(srv->queue);
 	for (size_t i = 0; i < srv->nloops; i++)
 		tp_loop_free(srv->loops[i]);
-	for (size_t i = 0; i < srv->nlisteners; i++)
-		if (srv->listeners[i].fd >= 0)
-			close(srv->listeners[i].fd);
+	tp_scrape_free(srv->scrape);
+	tp_metrics_free(srv->metrics);
+	tp_sockets_close(&srv->sock);
 	tp_handover_free(srv->handover);
 	pthread_mutex_destroy(&srv->cfg_lock);
 	free(srv);
@@ -358,7 +348,7 @@ static void reload_start(struct tp_server *srv)
 /* Loop 0, after a wake-up: apply the result of a reload whose read is done. */
 static void reload_finish(struct tp_server *srv)
 {
-	struct tp_reload_target t = {srv->pool, srv->queue, srv->activated};
+	struct tp_reload_target t = {srv->pool, srv->queue, srv->sock.activated};
 	struct tp_config loaded, nc;
 	char err[512], msg[512];
 
@@ -370,6 +360,7 @@ static void reload_finish(struct tp_server *srv)
 		tp_reload_outcome_set(&srv->reload_outcome, "refused", "shutting down");
 		return; /* too late to apply, and no READY=1 any more */
 	}
+	tp_metrics_reload(srv->metrics, r == 0);
 	if (r < 0) {
 		struct tp_log_field f[] = {{"TP_RELOAD_ERROR", err}};
 		tp_logf(TP_LOG_ERROR, "reload", f, 1, "reload failed, keeping the running configuration: %s",
@@ -427,6 +418,8 @@ static void on_tick(void *ctx, uint64_t now)
 	struct tp_server *srv = ctx;
 
 	tp_health_tick(&srv->health, now);
+	tp_report_tick(&srv->report, now, srv->cfg.stats_interval_s);
+	tp_scrape_expire(srv->scrape, now);
 	if (!atomic_load(&srv->shared.shutting_down))
 		return;
 	if (!srv->aborted && now >= srv->shutdown_deadline_ns)
@@ -439,11 +432,18 @@ static void on_tick(void *ctx, uint64_t now)
 
 static void log_ready(struct tp_server *srv)
 {
-	for (size_t i = 0; i < srv->nlisteners; i++)
-		tp_log(TP_LOG_INFO, "start", "listening on %s%s", srv->listeners[i].name,
-		       srv->activated ? " (socket from systemd)" : "");
-	if (srv->activated)
+	for (size_t i = 0; i < srv->sock.ndata; i++)
+		tp_log(TP_LOG_INFO, "start", "listening on %s%s", srv->sock.data[i].name,
+		       srv->sock.activated ? " (socket from systemd)" : "");
+	if (srv->sock.activated)
 		tp_log(TP_LOG_INFO, "start", "socket activation: the listen settings are not used");
+	if (srv->metrics_name[0])
+		tp_log(TP_LOG_INFO, "start", "metrics on http://%s/metrics%s", srv->metrics_name,
+		       srv->sock.activated ? " (socket from systemd)" : "");
+	else if (srv->sock.activated && srv->cfg.metrics_enabled)
+		tp_log(TP_LOG_NOTICE, "start",
+		       "metrics.enabled is set but systemd passed no \"metrics\" socket: enable "
+		       "tpserver-metrics.socket to serve metrics");
 
 	char w[16];
 	snprintf(w, sizeof(w), "%d", srv->cfg.workers);

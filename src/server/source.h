@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * source: the first member of everything a loop registers with epoll (a
- * connection, a listening socket, the wake eventfd, the signalfd), so that
+ * connection, a listening socket, the wake eventfd, the signalfd, the
+ * metrics endpoint), so that
  * the loop tells from data.ptr alone what an event is for.  The one list of
  * source kinds.
  */
@@ -16,6 +17,7 @@ enum tp_source_kind {
 	TP_SOURCE_WAKE,     /* the loop's eventfd */
 	TP_SOURCE_SIGNAL,   /* loop 0's signalfd */
 	TP_SOURCE_REFUSED,  /* struct tp_refused (listener.h): a refused client draining */
+	TP_SOURCE_SCRAPE,   /* the metrics endpoint's socket or one of its connections (scrape.h) */
 };
 
 struct tp_source {

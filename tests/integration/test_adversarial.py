@@ -21,17 +21,8 @@ import time
 import unittest
 
 import tplib
-from tplib import TPSERVER, LineReader, Server, request, wait_until
+from tplib import SANITIZED, SLACK, TPSERVER, LineReader, Server, request, wait_until
 
-
-def _sanitized():
-    with open(TPSERVER, "rb") as f:
-        exe = f.read()
-    return b"__asan_init" in exe or b"__tsan_init" in exe
-
-
-SANITIZED = _sanitized()
-SLACK = 4.0 if SANITIZED else 1.0
 MAX_LINE = 4096  # the default --max-line-bytes
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -150,7 +141,7 @@ def memory_bound_per_conn(max_line, max_unsent_kib):
     framer = max(1 << max(8, (max_line + 2 - 1).bit_length()), 16384)
     pending = max_unsent_kib * 1024 + max_line + 4  # reply bytes counted before reading stops
     nreq = pending // 48 + 1                       # smallest request buffer: 48 bytes
-    reqs = pending + nreq * (88 + 8 + 15)          # + struct tp_req, malloc header, rounding
+    reqs = pending + nreq * (104 + 8 + 15)         # + struct tp_req, malloc header, rounding
     return conn + framer + reqs
 
 

@@ -10,6 +10,7 @@ import re
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import unittest
@@ -26,14 +27,51 @@ JSON_KEYS = {
     "requests_per_client", "duration_s", "sources", "sleep_ms", "echo_bytes", "recv_timeout_s", "seed",
     "sent", "recv", "ok", "err", "busy", "other_err", "mismatch", "timeouts", "lost",
     "disconnects", "connect_failed", "reconnects", "reconnect", "late", "elapsed_s", "ok_rps", "interrupted", "latency_ms",
-    "exit_status",
+    "ops", "exit_status", "retries", "gave_up", "retry_busy", "warmup_s",
 }
+OP_KEYS = {"sent", "recv", "ok", "err", "busy", "other_err", "mismatch", "timeouts", "lost", "late", "ok_rps",
+           "latency_ms", "retries", "gave_up"}
 LATENCY_KEYS = {"count", "min", "mean", "p50", "p90", "p99", "p99_9", "max"}
+PROGRESS_RE = re.compile(rb"\r\[(\d+\.\d) s( warmup)?\] ok (\d+)/s  busy (\d+)/s \((\d+)%\)  errors (\d+)/s  "
+                         rb"p99 (\d+\.\d{3}) ms  replies (\d+)\x1b\[K")
+HGRM_HEAD = "       Value   Percentile   TotalCount 1/(1-Percentile)"
+
+
+def parse_hgrm(text):
+    """An .hgrm file as HdrHistogram's plotter reads it: (value, percentile, total count) rows and
+    the footer's numbers; asserts its shape on the way."""
+    lines = text.splitlines()
+    assert lines[0] == HGRM_HEAD and lines[1] == "", lines[:2]
+    rows, footer = [], {}
+    for line in lines[2:]:
+        if line.startswith("#["):
+            footer.update((k.strip(), float(v)) for k, v in
+                          (kv.split("=") for kv in line[2:-1].split(",")))
+            continue
+        value, pct, count, inv = line.split()
+        rows.append((float(value), float(pct), int(count)))
+        assert inv == "inf" if float(pct) == 1.0 else abs(float(inv) - 1 / (1 - float(pct))) < 0.01 + float(inv) ** 2 * 1e-6, line
+    return rows, footer
 
 
 def run_client(port, *args, timeout=120):
     cmd = [TPCLIENT, "--host", "127.0.0.1", "--port", str(port)] + [str(a) for a in args]
     return subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+
+
+def read_pty(master):
+    """Everything written to a pseudo-terminal until its other side closed; closes master."""
+    err = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the terminal's other side is closed
+            break
+        if not chunk:
+            break
+        err += chunk
+    os.close(master)
+    return err
 
 
 def parse_groups(out):
@@ -145,7 +183,154 @@ class AgainstTpserver(unittest.TestCase):
             rep = parse_text(p.stdout)
             self.assertEqual((rep["SUMMARY"]["sent"], rep["SUMMARY"]["ok"]), (1000, 1000))
             self.assertEqual([l.split(" ", 1)[0] for l in p.stdout.splitlines()],
-                             ["SUMMARY", "ERRORS", "LATENCY_MS", "RUN"])
+                             ["SUMMARY", "ERRORS", "LATENCY_MS", "RUN", "OP", "OP", "OP"])
+
+    def test_latency_file_and_spectrum(self):
+        with Server("--workers", "8") as srv, tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "run.hgrm")
+            p = run_client(srv.port, "-c", 4, "--requests", 300, "--sleep-ms", "1-20", "--latency-file", path,
+                           "--json")
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            doc = json.loads(p.stdout)
+            with open(path) as f:
+                rows, footer = parse_hgrm(f.read())
+            for col in range(3):
+                self.assertEqual([r[col] for r in rows], sorted(r[col] for r in rows))
+            self.assertEqual((rows[0][1], rows[-1][1]), (0.0, 1.0))
+            self.assertEqual(rows[-1][2], doc["ok"])
+            self.assertEqual(int(footer["Total count"]), doc["recv"])
+            self.assertAlmostEqual(footer["Max"], doc["latency_ms"]["max"], places=3)
+            self.assertAlmostEqual(footer["Mean"], doc["latency_ms"]["mean"], places=3)
+            self.assertEqual((footer["Buckets"], footer["SubBuckets"]), (57, 256))
+            # The JSON carries the same spectrum, and its 50% point is p50's bucket.
+            spectrum = doc["latency_ms"]["percentiles"]
+            self.assertEqual([(round(x["ms"], 3), round(x["p"] / 100, 6), x["count"]) for x in spectrum],
+                             [(v, p, c) for v, p, c in rows])
+            p50 = next(x for x in spectrum if x["p"] == 50.0)
+            self.assertLess(abs(p50["ms"] - doc["latency_ms"]["p50"]), doc["latency_ms"]["p50"] / 100)
+
+            # A file that cannot be written fails the run (after the report), naming it.
+            p = run_client(srv.port, "-c", 1, "--requests", 5, "--mix", "echo", "--latency-file",
+                           os.path.join(d, "missing", "x.hgrm"))
+            self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+            self.assertIn("SUMMARY sent=5", p.stdout)
+            self.assertIn("cannot write " + os.path.join(d, "missing", "x.hgrm"), p.stderr)
+
+    def test_interval_rows_and_warmup(self):
+        # 1000/s for 1 s after a warmup of 1 s: the totals are the second second only,
+        # the rows on stderr cover both, the warmup ones marked.
+        with Server() as srv:
+            p = run_client(srv.port, "-c", 2, "--mix", "echo", "-R", "1k", "-d", 1, "--warmup", 1,
+                           "--interval", "500ms", "--json")
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            doc = json.loads(p.stdout)
+            self.assertGreaterEqual(doc["sent"], 950)
+            self.assertLessEqual(doc["sent"], 1000)
+            self.assertEqual(doc["ok"], doc["sent"])
+            self.assertLess(abs(doc["elapsed_s"] - 1.0), 0.3)
+            rows = [dict(FIELDS_RE.findall(l)) for l in p.stderr.splitlines() if l.startswith("INTERVAL ")]
+            self.assertGreaterEqual(len(rows), 4, p.stderr)
+            self.assertEqual([r["warmup"] for r in rows[:3]], ["1", "1", "0"])
+            self.assertGreaterEqual(sum(int(r["ok"]) for r in rows), 1900)
+            for r in rows[:4]:
+                self.assertLess(abs(float(r["ok_rps"]) - 1000), 150, r)
+                self.assertEqual((r["busy"], r["errors"]), ("0", "0"))
+                self.assertGreater(float(r["p99"]), 0)
+            times = [float(r["t"]) for r in rows]
+            self.assertEqual(times, sorted(times))
+
+            # Closed loop: --requests counts what is sent after the warmup.
+            p = run_client(srv.port, "-c", 2, "--requests", 50, "--mix", "echo", "-P", 1, "--warmup", "300ms",
+                           "--json")
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            doc = json.loads(p.stdout)
+            self.assertEqual((doc["sent"], doc["ok"], doc["latency_ms"]["count"]), (100, 100, 100))
+
+    def test_timeline_file(self):
+        with Server() as srv, tempfile.TemporaryDirectory() as d:
+            for name in ("rows.jsonl", "rows.csv"):
+                path = os.path.join(d, name)
+                p = run_client(srv.port, "-c", 2, "--mix", "echo", "-R", 500, "-d", "2s", "--timeline", path)
+                self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+                self.assertNotIn("INTERVAL", p.stderr)
+                with open(path) as f:
+                    text = f.read()
+                if name.endswith(".csv"):
+                    lines = text.splitlines()
+                    self.assertEqual(lines[0], "t_s,dt_s,ok,busy,errors,ok_rps,busy_rps,err_rps,p50_ms,p99_ms,warmup")
+                    rows = [dict(zip(lines[0].split(","), l.split(","))) for l in lines[1:]]
+                else:
+                    rows = [json.loads(l) for l in text.splitlines()]
+                self.assertGreaterEqual(len(rows), 2, text)
+                self.assertLess(abs(float(rows[0]["t_s"]) - 1.0), 0.2)  # a row a second by default
+                self.assertEqual(sum(int(r["ok"]) for r in rows), parse_text(p.stdout)["SUMMARY"]["ok"])
+
+    def test_retry_busy(self):
+        # One worker, a queue of one, no wait: pipelined 20 ms sleeps are mostly refused.
+        args = ["-c", 2, "-P", 8, "--mix", "sleep", "--sleep-ms", 20, "--requests", 20, "--json"]
+        with Server("--workers", "1", "--queue", "1", "--queue-timeout-ms", "0") as srv:
+            p = run_client(srv.port, *args)
+            self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+            plain = json.loads(p.stdout)
+            self.assertEqual((plain["retries"], plain["gave_up"], plain["retry_busy"]), (0, 0, None))
+            self.assertGreater(plain["busy"], 0)
+            self.assertLess(plain["ok"], 40)
+
+            # Backing off 30 ms, up to 50 times: every request gets its OK in the end.
+            p = run_client(srv.port, *args, "--retry-busy", "30ms,50")
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            doc = json.loads(p.stdout)
+            self.assertEqual(doc["retry_busy"], {"delay_s": 0.03, "budget": 50})
+            self.assertEqual((doc["ok"], doc["gave_up"]), (40, 0))
+            self.assertGreater(doc["retries"], 0)
+            self.assertEqual(doc["busy"], doc["retries"])
+            self.assertEqual(doc["sent"], doc["ok"] + doc["retries"])
+            self.assertEqual(doc["ops"]["sleep"]["retries"], doc["retries"])
+            # A retried request's latency counts from its first send, delays included.
+            self.assertGreater(doc["latency_ms"]["max"], 50.0)
+
+            # A budget of one: what is refused twice is given up, and the run fails.
+            p = run_client(srv.port, *args, "--retry-busy", "1ms,1")
+            self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+            doc = json.loads(p.stdout)
+            self.assertGreater(doc["gave_up"], 0)
+            self.assertEqual(doc["busy"], doc["retries"] + doc["gave_up"])
+            self.assertLessEqual(doc["retries"], 40)
+            self.assertEqual(doc["sent"], 40 + doc["retries"])
+
+            # The text report: the counts on ERRORS, the setting on RUN.
+            p = run_client(srv.port, *args[:-1], "--retry-busy", "30ms,50")
+            rep = parse_text(p.stdout)
+            self.assertEqual(rep["ERRORS"]["gave_up"], "0")
+            self.assertEqual(rep["ERRORS"]["retries"], rep["ERRORS"]["busy"])
+            self.assertEqual(rep["RUN"]["retry_busy"], "0.030,50")
+
+    def test_ops_are_reported_apart(self):
+        # SLEEPs of 30 ms and ECHOs, one at a time per client: the ops' latencies differ by the sleep.
+        with Server("--workers", "8") as srv:
+            p = run_client(srv.port, "-c", 4, "--requests", 40, "--mix", "balanced", "--sleep-ms", 30,
+                           "-P", 1, "--seed", 11, "--json")
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            doc = json.loads(p.stdout)
+            sleep, echo = doc["ops"]["sleep"], doc["ops"]["echo"]
+            self.assertEqual(set(sleep), OP_KEYS)
+            self.assertEqual(set(echo), OP_KEYS)
+            for key in ("sent", "recv", "ok", "err", "busy"):
+                self.assertEqual(sleep[key] + echo[key], doc[key], key)
+            self.assertGreater(sleep["ok"], 20)
+            self.assertGreater(echo["ok"], 20)
+            self.assertEqual(sleep["latency_ms"]["count"] + echo["latency_ms"]["count"], doc["latency_ms"]["count"])
+            self.assertGreaterEqual(sleep["latency_ms"]["min"], 30.0)
+            self.assertLess(echo["latency_ms"]["p50"], 30.0)
+            self.assertEqual(doc["latency_ms"]["max"], max(sleep["latency_ms"]["max"], echo["latency_ms"]["max"]))
+
+            # The text report has the same rows: sleep, echo, total.
+            p = run_client(srv.port, "-c", 4, "--requests", 40, "--mix", "sleep", "--sleep-ms", 5)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            ops = [dict(FIELDS_RE.findall(l)) for l in p.stdout.splitlines() if l.startswith("OP ")]
+            self.assertEqual([o["op"] for o in ops], ["sleep", "echo", "total"])
+            self.assertEqual((ops[0]["ok"], ops[1]["ok"], ops[2]["ok"]), ("160", "0", "160"))
+            self.assertEqual(ops[2]["p99"], parse_text(p.stdout)["LATENCY_MS"]["p99"])
 
     def test_groups_are_reported_apart(self):
         groups = ["--group", "name=echoers,clients=2,requests=30,mix=echo,max-inflight=5",
@@ -166,6 +351,8 @@ class AgainstTpserver(unittest.TestCase):
             # One at a time: each SLEEP 20 took its 20 ms; the ECHOs did not wait for them.
             self.assertGreaterEqual(sleepers["latency_ms"]["min"], 20.0)
             self.assertLess(echoers["latency_ms"]["p50"], 20.0)
+            self.assertEqual((echoers["ops"]["echo"]["ok"], echoers["ops"]["sleep"]["ok"]), (60, 0))
+            self.assertEqual((sleepers["ops"]["sleep"]["ok"], sleepers["ops"]["echo"]["sent"]), (4, 0))
 
             p = run_client(srv.port, *groups)
             self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
@@ -177,6 +364,13 @@ class AgainstTpserver(unittest.TestCase):
             self.assertEqual((g["sleepers"]["sent"], g["sleepers"]["err"], g["sleepers"]["max_inflight"]),
                              ("4", "0", "1"))
             self.assertGreaterEqual(float(g["sleepers"]["min"]), 20.0)
+            # Each group's OP rows, after the run's own.
+            ops = [dict(FIELDS_RE.findall(l)) for l in p.stdout.splitlines() if l.startswith("OP ")]
+            self.assertEqual([(o.get("group"), o["op"]) for o in ops],
+                             [(None, "sleep"), (None, "echo"), (None, "total"), ("echoers", "sleep"),
+                              ("echoers", "echo"), ("echoers", "total"), ("sleepers", "sleep"),
+                              ("sleepers", "echo"), ("sleepers", "total")])
+            self.assertEqual((ops[4]["ok"], ops[6]["ok"], ops[3]["ok"]), ("60", "4", "0"))
 
     def test_groups_count_failures_apart(self):
         # A queue of one, no wait: the flooder's pipelined sleeps fill it, and
@@ -267,7 +461,8 @@ class AgainstTpserver(unittest.TestCase):
                     self.assertGreater(s["ok_rps"], 0)
                     self.assertEqual(rep["ERRORS"], {"busy": "0", "other": "0", "mismatch": "0",
                                                      "timeouts": "0", "lost": "0", "disconnects": "0",
-                                                     "connect_failed": "0", "reconnects": "0"})
+                                                     "connect_failed": "0", "reconnects": "0", "retries": "0",
+                                                     "gave_up": "0"})
                     lat = {k: float(v) for k, v in rep["LATENCY_MS"].items()}
                     self.assertLessEqual(lat["p50"], lat["p90"])
                     self.assertLessEqual(lat["p90"], lat["p99"])
@@ -290,7 +485,7 @@ class AgainstTpserver(unittest.TestCase):
             self.assertEqual(len(p.stdout.strip().splitlines()), 1)
             doc = json.loads(p.stdout)
             self.assertEqual(set(doc), JSON_KEYS)
-            self.assertEqual(set(doc["latency_ms"]), LATENCY_KEYS)
+            self.assertEqual(set(doc["latency_ms"]), LATENCY_KEYS | {"percentiles"})
             self.assertEqual((doc["sent"], doc["recv"], doc["ok"], doc["err"]), (150, 150, 150, 0))
             self.assertEqual(doc["latency_ms"]["count"], 150)
             self.assertEqual((doc["loop"], doc["mix"], doc["seed"]), ("closed", "balanced", 7))
@@ -371,27 +566,42 @@ class AgainstTpserver(unittest.TestCase):
                                         stderr=slave, text=True)
                 os.close(slave)
                 out, _ = proc.communicate(timeout=30)
-                err = b""
-                while True:
-                    try:
-                        chunk = os.read(master, 65536)
-                    except OSError:  # EIO: the terminal's other side is closed
-                        break
-                    if not chunk:
-                        break
-                    err += chunk
-                os.close(master)
+                err = read_pty(master)
                 self.assertEqual(proc.returncode, 0, out)
                 self.assertIn("SUMMARY", out)
-                progress = re.findall(rb"\r(\d+) done  (\d+) req/s  p99 (\d+\.\d{3}) ms", err)
+                progress = PROGRESS_RE.findall(err)
                 if quiet:
                     self.assertEqual(progress, [])
                     self.assertNotIn(b"\r", err)
                 else:
                     self.assertGreaterEqual(len(progress), 2, err)
-                    done = [int(p[0]) for p in progress]
+                    done = [int(p[-1]) for p in progress]
                     self.assertEqual(done, sorted(done))
                     self.assertGreater(done[-1], 0)
+                    # 500 OK/s on the schedule, nothing busy, and the elapsed time counting up.
+                    self.assertLess(abs(int(progress[0][2]) - 500), 100, err)
+                    self.assertEqual((progress[0][3], progress[0][4], progress[0][5]), (b"0", b"0", b"0"))
+                    self.assertEqual([p[0] for p in progress[:2]], [b"1.0", b"2.0"])
+
+    def test_progress_line_tells_busy_apart(self):
+        # One worker, a queue of one, no wait: most pipelined sleeps are refused;
+        # the progress line says so instead of counting them as done requests.
+        with Server("--workers", "1", "--queue", "1", "--queue-timeout-ms", "0") as srv:
+            master, slave = pty.openpty()
+            proc = subprocess.Popen([TPCLIENT, "--port", str(srv.port), "-c", "2", "-P", "8", "--mix", "sleep",
+                                     "--sleep-ms", "20", "-d", "2.3"],
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave, text=True)
+            os.close(slave)
+            out, _ = proc.communicate(timeout=30)
+            err = read_pty(master)
+            progress = PROGRESS_RE.findall(err)
+            self.assertGreaterEqual(len(progress), 2, err)
+            _, warm, ok_s, busy_s, busy_pct, _, _, _ = progress[-1]
+            self.assertEqual(warm, b"")
+            self.assertLess(int(ok_s), 60)  # one 20 ms sleep at a time: about 50/s
+            self.assertGreater(int(busy_s), int(ok_s))
+            self.assertGreater(int(busy_pct), 50)
+            self.assertGreater(int(parse_text(out)["ERRORS"]["busy"]), 0)
 
     def test_duration_closed_loop(self):
         with Server() as srv:

@@ -22,6 +22,18 @@ TPCLIENT = os.environ.get("TPCLIENT") or os.path.join(os.path.dirname(TPSERVER),
 _TSAN_EXES = {}
 
 
+def _sanitized():
+    with open(TPSERVER, "rb") as f:
+        exe = f.read()
+    return b"__asan_init" in exe or b"__tsan_init" in exe
+
+
+# Sanitizer builds are slower and keep shadow memory: tests multiply time
+# bounds by SLACK there, and check absolute memory bounds in plain builds only.
+SANITIZED = _sanitized()
+SLACK = 4.0 if SANITIZED else 1.0
+
+
 class Server:
     """A tpserver process listening on 127.0.0.1:<ephemeral>; use as a context manager."""
 

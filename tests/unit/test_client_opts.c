@@ -121,6 +121,100 @@ static void test_new_flags(void **state)
 	assert_int_equal(o.clients, 5);
 }
 
+/* wrk's and memtier's short flags, units and suffixes: the same settings as the long flags. */
+static void test_short_aliases_and_units(void **state)
+{
+	(void)state;
+	struct tp_client_opts o;
+	char err[256] = "";
+
+	tp_client_opts_defaults(&o);
+	assert_int_equal(PARSE(&o, err, "-c", "7", "-d", "2m", "-R", "2k", "-P", "4", "-t", "3"), 0);
+	assert_int_equal(o.clients, 7);
+	assert_true(o.duration_s == 120);
+	assert_true(o.groups[0].rate == 2000);
+	assert_int_equal(o.groups[0].max_inflight, 4);
+	assert_int_equal(o.threads, 3);
+	assert_int_equal(o.groups[0].requests, 0);
+
+	tp_client_opts_defaults(&o);
+	assert_int_equal(PARSE(&o, err, "-c7", "--duration=500ms", "--pipeline", "16", "--rate=1.5k",
+	                       "--recv-timeout", "250ms"),
+	                 0);
+	assert_int_equal(o.clients, 7);
+	assert_true(o.duration_s == 0.5);
+	assert_int_equal(o.groups[0].max_inflight, 16);
+	assert_true(o.groups[0].rate == 1500);
+	assert_true(o.recv_timeout_s == 0.25);
+
+	/* --timeline alone writes a row a second; --warmup and --interval take units. */
+	tp_client_opts_defaults(&o);
+	assert_int_equal(PARSE(&o, err, "--timeline", "rows.csv", "--warmup", "2s"), 0);
+	assert_true(o.interval_s == 1.0 && o.warmup_s == 2.0);
+	assert_non_null(o.timeline); /* points into argv, which PARSE has freed */
+	tp_client_opts_defaults(&o);
+	assert_int_equal(PARSE(&o, err, "--interval", "250ms"), 0);
+	assert_true(o.interval_s == 0.25 && !o.timeline && o.warmup_s == 0);
+
+	tp_client_opts_defaults(&o);
+	assert_int_equal(PARSE(&o, err, "--retry-busy", "20ms,5"), 0);
+	assert_true(o.retry_delay_s == 0.02 && o.retry_budget == 5);
+	tp_client_opts_defaults(&o);
+	assert_int_equal(PARSE(&o, err, "--retry-busy=0.1"), 0);
+	assert_true(o.retry_delay_s == 0.1 && o.retry_budget == 3);
+
+	/* A group's rate takes the suffix too. */
+	tp_client_opts_defaults(&o);
+	assert_int_equal(PARSE(&o, err, "--group", "clients=2,rate=3k"), 0);
+	assert_true(o.groups[0].rate == 3000);
+
+	/* The long flags read exactly what they read before units existed. */
+	tp_client_opts_defaults(&o);
+	assert_int_equal(PARSE(&o, err, "--duration", "1e1", "--rate", "0.8", "--recv-timeout", "2.5",
+	                       "--max-inflight", "9", "--clients", "4", "--threads", "2"),
+	                 0);
+	assert_true(o.duration_s == 10 && o.groups[0].rate == 0.8 && o.recv_timeout_s == 2.5);
+	assert_int_equal(o.groups[0].max_inflight, 9);
+	assert_int_equal(o.clients, 4);
+	assert_int_equal(o.threads, 2);
+}
+
+/* Every long flag tpclient had before the short flags and units, with a value as it took then. */
+static void test_every_old_long_flag(void **state)
+{
+	(void)state;
+	struct tp_client_opts o;
+	char err[256] = "";
+
+	tp_client_opts_defaults(&o);
+	assert_int_equal(PARSE(&o, err, "--host", "::1", "--port", "9001", "--clients", "6", "--requests", "7",
+	                       "--duration", "2.5", "--rate", "1500.5", "--max-inflight", "3", "--mix", "echo",
+	                       "--sleep-ms", "2-4", "--echo-bytes", "5", "--source", "127.0.0.2", "--seed", "9",
+	                       "--recv-timeout", "0.75", "--threads", "4", "--reconnect", "--json", "--quiet",
+	                       "--log-level", "warning"),
+	                 0);
+	assert_string_equal(o.host, "::1");
+	assert_string_equal(o.port, "9001");
+	assert_int_equal(o.clients, 6);
+	assert_int_equal(o.groups[0].requests, 7);
+	assert_true(o.duration_s == 2.5 && o.groups[0].rate == 1500.5 && o.recv_timeout_s == 0.75);
+	assert_int_equal(o.groups[0].max_inflight, 3);
+	assert_int_equal(o.groups[0].mix, TP_MIX_ECHO);
+	assert_true(o.groups[0].sleep_lo_ms == 2 && o.groups[0].sleep_hi_ms == 4 && o.groups[0].echo_hi == 5);
+	assert_int_equal(o.groups[0].nsources, 1);
+	assert_true(o.seed == 9 && o.seed_given && o.reconnect && o.json && o.quiet);
+	assert_int_equal(o.threads, 4);
+	assert_int_equal(o.log_level, TP_LOG_WARNING);
+	/* Nothing new is switched on by the old flags. */
+	assert_true(o.warmup_s == 0 && o.interval_s == 0 && o.retry_delay_s == 0);
+	assert_null(o.timeline);
+	assert_null(o.latency_file);
+
+	tp_client_opts_defaults(&o);
+	assert_int_equal(PARSE(&o, err, "--group", "name=a,clients=2,rate=10,max-inflight=2,mix=sleep"), 0);
+	assert_true(o.grouped && o.groups[0].rate == 10 && o.groups[0].max_inflight == 2);
+}
+
 static void test_source(void **state)
 {
 	(void)state;
@@ -250,6 +344,21 @@ static void test_errors(void **state)
 	EXPECT_ERROR("--clients", "--clients");
 	EXPECT_ERROR("extra", "extra");
 	EXPECT_ERROR("--reconnect=yes", "--reconnect=yes");
+	EXPECT_ERROR("--clients", "-c", "0");
+	EXPECT_ERROR("-c", "-c");
+	EXPECT_ERROR("--duration", "-d", "10x");
+	EXPECT_ERROR("--duration", "--duration", "0ms");
+	EXPECT_ERROR("--rate", "-R", "2q");
+	EXPECT_ERROR("--max-inflight", "-P", "0");
+	EXPECT_ERROR("--max-inflight", "--pipeline", "0");
+	EXPECT_ERROR("--threads", "-t", "0");
+	EXPECT_ERROR("--recv-timeout", "--recv-timeout", "2d");
+	EXPECT_ERROR("--interval", "--interval", "0");
+	EXPECT_ERROR("--retry-busy", "--retry-busy", "10ms,0");
+	EXPECT_ERROR("--retry-busy", "--retry-busy", "soon");
+	EXPECT_ERROR("--warmup", "--warmup", "-1");
+	EXPECT_ERROR("--timeline", "--timeline", "");
+	EXPECT_ERROR("--latency-file", "--latency-file", "");
 	EXPECT_ERROR("--source", "--source", "127.0.0.300");
 	EXPECT_ERROR("--source", "--source", "");
 	EXPECT_ERROR("--source", "--source", "127.0.0.2,");
@@ -298,7 +407,8 @@ int main(void)
 	        cmocka_unit_test(test_defaults),   cmocka_unit_test(test_known_interface),
 	        cmocka_unit_test(test_new_flags),  cmocka_unit_test(test_source),
 	        cmocka_unit_test(test_groups),     cmocka_unit_test(test_errors),
-	        cmocka_unit_test(test_error_text),
+	        cmocka_unit_test(test_error_text), cmocka_unit_test(test_short_aliases_and_units),
+	        cmocka_unit_test(test_every_old_long_flag),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

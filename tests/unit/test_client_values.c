@@ -48,6 +48,70 @@ static void test_positive(void **state)
 	assert_true(v == 10);
 }
 
+static void test_duration(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *s;
+		double v;
+	} good[] = {{"10", 10},   {"1.5", 1.5}, {"10s", 10}, {"2m", 120},  {"500ms", 0.5},
+	            {"1h", 3600}, {"0.5m", 30}, {"1e1", 10}, {".25", 0.25}};
+	double v = 3;
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		assert_int_equal(tp_client_value_duration(good[i].s, 1e7, &v), 0);
+		assert_true(v > good[i].v - 1e-9 && v < good[i].v + 1e-9);
+	}
+	v = 3;
+	static const char *const bad[] = {"",    "0",   "0s",  "s",   "10x", "10 s",
+	                                  "-1s", "1sm", "nan", "2hh", "3m"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(tp_client_value_duration(bad[i], 120, &v), -EINVAL);
+		assert_true(v == 3);
+	}
+}
+
+static void test_rate(void **state)
+{
+	(void)state;
+	double v = 3;
+
+	assert_int_equal(tp_client_value_rate("2k", 1e9, &v), 0);
+	assert_true(v == 2000);
+	assert_int_equal(tp_client_value_rate("1.5K", 1e9, &v), 0);
+	assert_true(v == 1500);
+	assert_int_equal(tp_client_value_rate("1M", 1e9, &v), 0);
+	assert_true(v == 1e6);
+	assert_int_equal(tp_client_value_rate("0.8", 1e9, &v), 0);
+	assert_true(v == 0.8);
+	assert_int_equal(tp_client_value_rate("1e3", 1e9, &v), 0);
+	assert_true(v == 1000);
+	v = 3;
+	static const char *const bad[] = {"", "k", "2x", "2kk", "0k", "-2k", "inf", "2m", "2000M"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(tp_client_value_rate(bad[i], 1e9, &v), -EINVAL);
+		assert_true(v == 3);
+	}
+}
+
+static void test_retry(void **state)
+{
+	(void)state;
+	double d = 9;
+	unsigned n = 9;
+
+	assert_int_equal(tp_client_value_retry("10ms", 3600, 1000, &d, &n), 0);
+	assert_true(d == 0.01 && n == 3);
+	assert_int_equal(tp_client_value_retry("0.5,7", 3600, 1000, &d, &n), 0);
+	assert_true(d == 0.5 && n == 7);
+	d = 9, n = 9;
+	static const char *const bad[] = {"", ",3", "10ms,", "10ms,0", "10ms,1001", "0,3", "1x,3", "1,2,3", "2h"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(tp_client_value_retry(bad[i], 3600, 1000, &d, &n), -EINVAL);
+		assert_true(d == 9 && n == 9);
+	}
+}
+
 static void test_span(void **state)
 {
 	(void)state;
@@ -120,8 +184,10 @@ static void test_name(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_u64), cmocka_unit_test(test_positive), cmocka_unit_test(test_span),
-	        cmocka_unit_test(test_mix), cmocka_unit_test(test_sources),  cmocka_unit_test(test_name),
+	        cmocka_unit_test(test_u64),      cmocka_unit_test(test_positive),
+	        cmocka_unit_test(test_duration), cmocka_unit_test(test_rate), cmocka_unit_test(test_retry),
+	        cmocka_unit_test(test_span),     cmocka_unit_test(test_mix),
+	        cmocka_unit_test(test_sources),  cmocka_unit_test(test_name),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

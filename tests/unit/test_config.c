@@ -287,37 +287,6 @@ static void test_wrong_type(void **state)
 	expect_error("listen = { host = 127; };\n", ":1: listen.host: expected a string");
 }
 
-/* A BOOL setting: true or false in the file, --NAME and --no-NAME on the command line. */
-static void test_bool(void **state)
-{
-	struct tp_config cfg;
-	char path[4096], err[512] = "";
-	(void)state;
-
-	tp_config_defaults(&cfg);
-	assert_false(cfg.keep_connections);
-	assert_int_equal(load_text(&cfg, "shutdown = { keep_connections = true; };\n", path, sizeof(path), err,
-				   sizeof(err)),
-			 0);
-	assert_true(cfg.keep_connections);
-	expect_error("shutdown = { keep_connections = 1; };\n", ":1: shutdown.keep_connections: expected true or false");
-	expect_error("shutdown = { keep_connections = \"yes\"; };\n",
-		     ":1: shutdown.keep_connections: expected true or false");
-
-	tp_config_defaults(&cfg);
-	assert_int_equal(parse_args(&cfg, err, sizeof(err), "--keep-connections", (const char *)NULL), 0);
-	assert_true(cfg.keep_connections);
-	assert_int_equal(parse_args(&cfg, err, sizeof(err), "--no-keep-connections", (const char *)NULL), 0);
-	assert_false(cfg.keep_connections);
-	assert_int_equal(parse_args(&cfg, err, sizeof(err), "--keep-connections=1", (const char *)NULL), -EINVAL);
-	assert_int_equal(parse_args(&cfg, err, sizeof(err), "--keep-connections-max", "20001", (const char *)NULL),
-			 -EINVAL);
-	assert_int_equal(tp_setting_parse(&cfg, setting("shutdown.keep_connections"), "on"), 0);
-	assert_true(cfg.keep_connections);
-	assert_int_equal(tp_setting_parse(&cfg, setting("shutdown.keep_connections"), "maybe"), -EINVAL);
-	assert_true(cfg.keep_connections);
-}
-
 static void test_out_of_range(void **state)
 {
 	(void)state;
@@ -605,6 +574,40 @@ static void test_print_round_trip(void **state)
 	}
 }
 
+/* metrics.*: a boolean in the file; --metrics / --no-metrics; --metrics-host or -port turn it on. */
+static void test_metrics_settings(void **state)
+{
+	struct tp_config cfg;
+	char err[256] = "";
+	(void)state;
+
+	tp_config_defaults(&cfg);
+	assert_false(cfg.metrics_enabled);
+	assert_int_equal(cfg.metrics_port, 9101);
+	assert_int_equal(cfg.stats_interval_s, 60);
+	expect_ok(&cfg, "metrics = { enabled = true; port = 0; };\nlog = { stats_interval_s = 0; };\n");
+	assert_true(cfg.metrics_enabled);
+	assert_int_equal(cfg.metrics_port, 0);
+	assert_int_equal(cfg.stats_interval_s, 0);
+	expect_error("metrics = { enabled = 1; };\n", ":1: metrics.enabled: expected true or false");
+	expect_error("metrics = { enabled = \"yes\"; };\n", ":1: metrics.enabled: expected true or false");
+
+	tp_config_defaults(&cfg);
+	assert_int_equal(parse_args(&cfg, err, sizeof(err), "--metrics-port", "0", (const char *)NULL), 0);
+	assert_true(cfg.metrics_enabled);
+	tp_config_defaults(&cfg);
+	assert_int_equal(parse_args(&cfg, err, sizeof(err), "--metrics-host", "::1", (const char *)NULL), 0);
+	assert_true(cfg.metrics_enabled);
+	assert_string_equal(cfg.metrics_host, "::1");
+	assert_int_equal(parse_args(&cfg, err, sizeof(err), "--no-metrics", (const char *)NULL), 0);
+	assert_false(cfg.metrics_enabled);
+	assert_int_equal(parse_args(&cfg, err, sizeof(err), "--metrics", (const char *)NULL), 0);
+	assert_true(cfg.metrics_enabled);
+	expect_args_error("--metrics=1: unknown option (see --help)", "--metrics=1", NULL);
+	expect_args_error("--stats-interval-s: invalid value '-1' (expected an integer from 0 to 86400)",
+	                  "--stats-interval-s", "-1");
+}
+
 static void test_print_format(void **state)
 {
 	struct tp_config cfg;
@@ -622,7 +625,8 @@ static void test_print_format(void **state)
 	assert_non_null(strstr(buf, "pool = {\n  workers = 8;\n"));
 	assert_non_null(strstr(buf, "  stall_timeout_ms = 0; # automatic: max_sleep_ms + 30000 = 40000\n"));
 	assert_non_null(strstr(buf, "};\nshutdown = {\n  timeout_s = 10;\n  keep_connections = false;\n"
-	                            "  keep_connections_max = 10000;\n};\nlog = {\n  level = \"info\";\n};\n"));
+	                            "  keep_connections_max = 10000;\n};\nlog = {\n  level = \"info\";\n"));
+	assert_non_null(strstr(buf, "metrics = {\n  enabled = false;\n  host = \"127.0.0.1\";\n  port = 9101;\n};\n"));
 	free(buf);
 }
 
@@ -786,11 +790,11 @@ int main(void)
 		cmocka_unit_test(test_nul_byte),
 		cmocka_unit_test(test_small_error_buffer),
 		cmocka_unit_test(test_args),
-		cmocka_unit_test(test_bool),
 		cmocka_unit_test(test_args_errors),
 		cmocka_unit_test(test_args_over_file),
 		cmocka_unit_test(test_print_round_trip),
 		cmocka_unit_test(test_print_format),
+		cmocka_unit_test(test_metrics_settings),
 		cmocka_unit_test(test_groups_and_aliases),
 		cmocka_unit_test(test_args_names),
 		cmocka_unit_test(test_table),

@@ -10,7 +10,6 @@
 #include <ctype.h>
 #include <setjmp.h>
 #include <stdarg.h>
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -44,8 +43,7 @@ static char *slurp(const char *rel)
 /* The default as a value in the file: strings and enums in double quotes. */
 static void file_default(const struct tp_setting *s, char *buf, size_t len)
 {
-	bool bare = s->type == TP_SETTING_INT || s->type == TP_SETTING_BOOL;
-	snprintf(buf, len, bare ? "%s" : "\"%s\"", s->def);
+	snprintf(buf, len, s->type == TP_SETTING_INT || s->type == TP_SETTING_BOOL ? "%s" : "\"%s\"", s->def);
 }
 
 static const char *leaf(const struct tp_setting *s)
@@ -104,8 +102,6 @@ static void test_config_md(void **state)
 		snprintf(want, sizeof(want), "`--%s`", tp_setting_flag(s, flag, sizeof(flag)));
 		if (s->flag_alias)
 			snprintf(want + strlen(want), sizeof(want) - strlen(want), ", `--%s`", s->flag_alias);
-		if (s->type == TP_SETTING_BOOL)
-			snprintf(want + strlen(want), sizeof(want) - strlen(want), ", `--no-%s`", flag);
 		if (strcmp(got, want) != 0)
 			fail_msg("docs/CONFIG.md: %s: flags %s, want %s", s->path, got, want);
 	}
@@ -153,7 +149,7 @@ static void test_conf_5(void **state)
 			snprintf(want, sizeof(want), "\n.BR %s \" (integer, default %s, %d\\(en%d)\"\n",
 			         s->path, esc, s->min, s->max);
 		else if (s->type == TP_SETTING_BOOL)
-			snprintf(want, sizeof(want), "\n.BR %s \" (boolean, default %s", s->path, esc);
+			snprintf(want, sizeof(want), "\n.BR %s \" (boolean, default %s)\"\n", s->path, esc);
 		else
 			snprintf(want, sizeof(want), "\n.BR %s \" (string, default %s", s->path, esc);
 		if (!strstr(text, want))
@@ -201,39 +197,36 @@ static void test_shipped_conf(void **state)
 static void test_flags_documented(void **state)
 {
 	char *man = slurp("packaging/man/tpserver.8"), *readme = slurp("README.md");
-	char flag[64], esc[128], want[256], got[256];
+	char flag[64], esc[128], want[320], got[256];
 	const char *row;
 	(void)state;
 
 	for (const struct tp_setting *s = tp_settings; s->path; s++) {
 		const char *names[2] = {tp_setting_flag(s, flag, sizeof(flag)), s->flag_alias};
 
+		if (s->type == TP_SETTING_BOOL) {
+			/* A switch: ".BR \-\-flag ", " \-\-no\-flag", and "| `--flag`, `--no-flag` | default |". */
+			man_escape(flag, esc, sizeof(esc));
+			snprintf(want, sizeof(want), "\n.BR \\-\\-%s \", \" \\-\\-no\\-%s\n", esc, esc);
+			if (!strstr(man, want))
+				fail_msg("tpserver(8) does not list --%s (%s)", flag, want);
+			snprintf(want, sizeof(want), "\n| `--%s`, `--no-%s` | %s |", flag, flag, s->def);
+			if (!strstr(readme, want))
+				fail_msg("README.md: no row %s", want + 1);
+			continue;
+		}
+
 		for (int i = 0; i < 2 && names[i]; i++) {
 			man_escape(names[i], esc, sizeof(esc));
 			/* ".BI \-\-flag " n\fR, " \-\-alias " n"": the flag starts the line. */
-			/* A BOOL flag takes no argument: ".BR \-\-flag ", " \-\-no\-flag". */
-			if (i != 0)
-				snprintf(want, sizeof(want), ", \" \\-\\-%s \"", esc);
-			else if (s->type == TP_SETTING_BOOL)
-				snprintf(want, sizeof(want), "\n.BR \\-\\-%s \"", esc);
-			else
-				snprintf(want, sizeof(want), "\n.BI \\-\\-%s \"", esc);
+			snprintf(want, sizeof(want), i == 0 ? "\n.BI \\-\\-%s \"" : ", \" \\-\\-%s \"", esc);
 			if (!strstr(man, want))
 				fail_msg("tpserver(8) does not list --%s (%s)", names[i], want);
-			snprintf(want, sizeof(want), "`--%s%s%s`", names[i], s->arg[0] ? " " : "", s->arg);
+			snprintf(want, sizeof(want), "`--%s %s`", names[i], s->arg);
 			if (!strstr(readme, want))
 				fail_msg("README.md does not list %s", want);
 		}
-		if (s->type == TP_SETTING_BOOL) {
-			snprintf(want, sizeof(want), "`--no-%s`", flag);
-			if (!strstr(readme, want))
-				fail_msg("README.md does not list %s", want);
-			man_escape(flag, esc, sizeof(esc));
-			snprintf(want, sizeof(want), "\\-\\-no\\-%s", esc);
-			if (!strstr(man, want))
-				fail_msg("tpserver(8) does not list --no-%s", flag);
-		}
-		snprintf(want, sizeof(want), "\n| `--%s%s%s`", flag, s->arg[0] ? " " : "", s->arg);
+		snprintf(want, sizeof(want), "\n| `--%s %s`", flag, s->arg);
 		row = strstr(readme, want);
 		if (!row)
 			fail_msg("README.md: no row starting with %s", want + 1);

@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * report: what the metrics say, for the outside: the whole Prometheus
+ * exposition (the request metrics of metrics.h, the gauges and counters of
+ * health.h, the process_* metrics from /proc/self) and the periodic stats
+ * line in the log with the same key figures as structured fields.
+ *
+ * Threads: loop 0 (the scrape endpoint's render callback and the tick).
+ */
+#ifndef TP_REPORT_H
+#define TP_REPORT_H
+
+#include <stdint.h>
+
+#include "expo.h"
+#include "health.h"
+#include "metrics.h"
+
+struct tp_report {
+	/* what it reads; set before the first call */
+	const struct tp_health *health;
+	struct tp_metrics *metrics;
+	double start_time_s; /* wall clock at start: /proc/stat may be hidden (ProcSubset=pid) */
+
+	/* the stats line's state */
+	uint64_t last_log_ns;
+	struct tp_metrics_slot logged; /* the sums at the last line */
+};
+
+/* Start reporting on h (and the metrics set later); takes the start time. */
+void tp_report_init(struct tp_report *r, const struct tp_health *h);
+
+/* Scrape render callback (ctx: struct tp_report *): the whole exposition. Returns 0. */
+int tp_report_render(void *ctx, struct tp_expo *e);
+
+/* Loop 0's tick: the stats line every interval_s seconds (0: never). */
+void tp_report_tick(struct tp_report *r, uint64_t now_ns, int interval_s);
+
+#endif

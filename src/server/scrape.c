@@ -1,0 +1,279 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * scrape: a minimal HTTP/1.1 server for GET /metrics on loop 0.
+ *
+ * Each connection reads into its own fixed buffer until the blank line
+ * that ends the headers, answers once and closes: no keep-alive, no body,
+ * no chunked input.  The listening socket and the connections are
+ * edge-triggered; out of fds, accept4() stops until the next connection
+ * makes a new edge rather than spinning on a socket that stays readable.
+ */
+#include "scrape.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+/* The start of both of its epoll sources: the loop hands back only the source. */
+struct ssrc {
+	struct tp_source src; /* TP_SOURCE_SCRAPE */
+	struct tp_scrape *owner;
+};
+
+struct sconn {
+	struct ssrc src;
+	int fd; /* -1: a free slot */
+	uint64_t deadline_ns;
+	bool replying;
+	size_t rlen;
+	struct tp_expo body;
+	char head[256];
+	size_t hlen, off; /* head then body; off bytes of them written */
+	char req[TP_SCRAPE_HEADER_MAX];
+};
+
+struct tp_scrape {
+	struct ssrc src; /* the listening socket */
+	int fd;
+	int epfd;
+	tp_scrape_render_fn render;
+	void *ctx;
+	struct sconn conns[TP_SCRAPE_MAX_CONNS];
+};
+
+struct tp_scrape *tp_scrape_new(int fd, tp_scrape_render_fn render, void *ctx)
+{
+	struct tp_scrape *s = calloc(1, sizeof(*s));
+
+	if (!s) {
+		close(fd);
+		errno = ENOMEM;
+		return NULL;
+	}
+	s->src = (struct ssrc){{TP_SOURCE_SCRAPE}, s};
+	s->fd = fd;
+	s->epfd = -1;
+	s->render = render;
+	s->ctx = ctx;
+	for (size_t i = 0; i < TP_SCRAPE_MAX_CONNS; i++) {
+		s->conns[i].src = (struct ssrc){{TP_SOURCE_SCRAPE}, s};
+		s->conns[i].fd = -1;
+	}
+	return s;
+}
+
+static void conn_close(struct sconn *c)
+{
+	if (c->fd < 0)
+		return;
+	close(c->fd); /* also leaves the epoll set */
+	c->fd = -1;
+	free(c->body.buf);
+	c->body = (struct tp_expo){0};
+}
+
+void tp_scrape_free(struct tp_scrape *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < TP_SCRAPE_MAX_CONNS; i++)
+		conn_close(&s->conns[i]);
+	close(s->fd);
+	free(s);
+}
+
+int tp_scrape_watch(struct tp_scrape *s, int epfd)
+{
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.ptr = &s->src};
+
+	s->epfd = epfd;
+	return epoll_ctl(epfd, EPOLL_CTL_ADD, s->fd, &ev) < 0 ? -errno : 0;
+}
+
+size_t tp_scrape_open(const struct tp_scrape *s)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < TP_SCRAPE_MAX_CONNS; i++)
+		n += s->conns[i].fd >= 0;
+	return n;
+}
+
+static struct sconn *free_slot(struct tp_scrape *s)
+{
+	for (size_t i = 0; i < TP_SCRAPE_MAX_CONNS; i++)
+		if (s->conns[i].fd < 0)
+			return &s->conns[i];
+	return NULL;
+}
+
+static void accept_all(struct tp_scrape *s, uint64_t now_ns)
+{
+	for (;;) {
+		int fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			return; /* EAGAIN, or out of fds: the next connection brings a new edge */
+		}
+		struct sconn *c = free_slot(s);
+		struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c};
+		if (!c || epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+			close(fd); /* over the limit: a scraper retries at its next interval */
+			continue;
+		}
+		c->fd = fd;
+		c->deadline_ns = now_ns + TP_SCRAPE_TIMEOUT_MS * 1000000ull;
+		c->replying = false;
+		c->rlen = 0;
+		c->off = 0;
+	}
+}
+
+/* The reply: status line and headers in c->head, the body in c->body. */
+static void reply(struct sconn *c, int code, const char *reason, const char *extra, bool head_only)
+{
+	const char *type = code == 200 ? TP_EXPO_CONTENT_TYPE : "text/plain; charset=utf-8";
+
+	if (code != 200) {
+		c->body.len = 0;
+		tp_expo_printf(&c->body, "%s\n", reason);
+	}
+	c->hlen = (size_t)snprintf(c->head, sizeof(c->head),
+	                           "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s"
+	                           "Connection: close\r\n\r\n",
+	                           code, reason, type, c->body.failed ? 0 : c->body.len, extra);
+	if (head_only || c->body.failed)
+		c->body.len = 0;
+	c->replying = true;
+	c->off = 0;
+}
+
+/* Answer the request in c->req[0..len), which ends with the blank line. */
+static void answer(struct tp_scrape *s, struct sconn *c, size_t len)
+{
+	char method[16], target[128], version[16], extra[2];
+	size_t eol = strcspn(c->req, "\r\n");
+
+	c->req[len] = '\0';
+	c->req[eol] = '\0';
+	/* Exactly three words: anything else (or an over-long word) is malformed. */
+	if (sscanf(c->req, "%15[^ ] %127[^ ] %15[^ ]%1s", method, target, version, extra) != 3 ||
+	    strchr(c->req, '\t') || strstr(c->req, "  ") || c->req[0] == ' ' ||
+	    (strcmp(version, "HTTP/1.1") != 0 && strcmp(version, "HTTP/1.0") != 0)) {
+		reply(c, 400, "Bad Request", "", false);
+		return;
+	}
+	bool head = strcmp(method, "HEAD") == 0;
+	if (!head && strcmp(method, "GET") != 0) {
+		reply(c, 405, "Method Not Allowed", "Allow: GET, HEAD\r\n", false);
+		return;
+	}
+	target[strcspn(target, "?")] = '\0';
+	if (strcmp(target, "/metrics") != 0) {
+		reply(c, 404, "Not Found", "", head);
+		return;
+	}
+	c->body = (struct tp_expo){.max = TP_SCRAPE_REPLY_MAX};
+	if (s->render(s->ctx, &c->body) < 0 || c->body.failed) {
+		c->body.failed = false;
+		reply(c, 500, "Internal Server Error", "", head);
+		return;
+	}
+	reply(c, 200, "OK", "", head);
+}
+
+/* Read until the headers end. Returns false when c was closed. */
+static bool read_request(struct tp_scrape *s, struct sconn *c)
+{
+	while (!c->replying) {
+		size_t room = sizeof(c->req) - 1 - c->rlen;
+		if (room == 0) {
+			reply(c, 431, "Request Header Fields Too Large", "", false);
+			break;
+		}
+		ssize_t n = read(c->fd, c->req + c->rlen, room);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+			conn_close(c);
+			return false;
+		}
+		if (n < 0 && errno == EAGAIN)
+			return true;
+		if (n < 0)
+			continue;
+		const char *chunk = c->req + c->rlen;
+		size_t from = c->rlen > 3 ? c->rlen - 3 : 0;
+		c->rlen += (size_t)n;
+		c->req[c->rlen] = '\0';
+		if (memchr(chunk, '\0', (size_t)n)) {
+			reply(c, 400, "Bad Request", "", false);
+			break;
+		}
+		char *crlf = strstr(c->req + from, "\r\n\r\n");
+		char *lf = strstr(c->req + from, "\n\n");
+		if (lf && (!crlf || lf < crlf))
+			answer(s, c, (size_t)(lf - c->req));
+		else if (crlf)
+			answer(s, c, (size_t)(crlf - c->req));
+	}
+	return true;
+}
+
+/* Write what is left of the reply; close once it is out. */
+static void write_reply(struct sconn *c)
+{
+	while (c->fd >= 0) {
+		struct iovec iov[2];
+		int n = 0;
+		if (c->off < c->hlen)
+			iov[n++] = (struct iovec){c->head + c->off, c->hlen - c->off};
+		size_t boff = c->off > c->hlen ? c->off - c->hlen : 0;
+		if (boff < c->body.len)
+			iov[n++] = (struct iovec){c->body.buf + boff, c->body.len - boff};
+		if (n == 0) {
+			conn_close(c);
+			return;
+		}
+		ssize_t w = writev(c->fd, iov, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && errno == EAGAIN)
+			return; /* EPOLLOUT brings it back */
+		if (w < 0) {
+			conn_close(c);
+			return;
+		}
+		c->off += (size_t)w;
+	}
+}
+
+void tp_scrape_on_event(struct tp_source *src, uint32_t events, uint64_t now_ns)
+{
+	struct tp_scrape *s = ((struct ssrc *)src)->owner;
+	struct sconn *c = (struct sconn *)src;
+
+	if (src == &s->src.src) {
+		accept_all(s, now_ns);
+		return;
+	}
+	if (c->fd < 0)
+		return;
+	if (!c->replying && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && !read_request(s, c))
+		return;
+	if (c->replying)
+		write_reply(c);
+}
+
+void tp_scrape_expire(struct tp_scrape *s, uint64_t now_ns)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < TP_SCRAPE_MAX_CONNS; i++)
+		if (s->conns[i].fd >= 0 && now_ns >= s->conns[i].deadline_ns)
+			conn_close(&s->conns[i]);
+}
