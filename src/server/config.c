@@ -182,6 +182,8 @@ char *tp_setting_flag(const struct tp_setting *s, char *buf, size_t len)
 
 int tp_setting_int(const struct tp_config *cfg, const struct tp_setting *s)
 {
+	if (s->type == TP_SETTING_BOOL)
+		return *(const bool *)((const char *)cfg + s->offset);
 	return *(const int *)((const char *)cfg + s->offset);
 }
 

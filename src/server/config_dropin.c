@@ -145,8 +145,10 @@ static void perturb(struct tp_config *cfg, const struct tp_setting *s)
 		field[0] = field[0] == 'x' ? 'y' : 'x';
 		break;
 	case TP_SETTING_BOOL:
+		*(bool *)field = !v;
+		break;
 	case TP_SETTING_ADDRESSES:
-		break; /* no setting of these types yet */
+		break; /* no setting of this type yet */
 	}
 }
 
