@@ -195,7 +195,8 @@ CLI=tpclient_${V2}_$(dpkg-deb -f "$ART/$DEB2" Architecture).deb
 dpkg-deb -c "$ART/$DEB1" >"$WORK/old.contents"
 grep -q ' \./usr/bin/tpclient$' "$WORK/old.contents" ||
 	{ echo "FAIL $DEB1 is not the single package (no /usr/bin/tpclient)"; echo "0 passed, 1 failed"; exit 1; }
-cp "$SRCDIR/tests/e2e/tpc.py" "$SRCDIR/tests/e2e/reload-a.conf" "$SRCDIR/tests/e2e/reload-b.conf" "$ART/"
+cp "$SRCDIR/tests/e2e/tpc.py" "$SRCDIR/tests/e2e/keepconn.py" "$SRCDIR/tests/e2e/reload-a.conf" \
+	"$SRCDIR/tests/e2e/reload-b.conf" "$ART/"
 # debian/tests alone is a tree autopkgtest takes as built: it runs the
 # tests against what is installed.
 mkdir -p "$ART/autopkgtest/debian"
@@ -736,6 +737,61 @@ t_reload_storm() {
 	echo_ok "after the storm" || fail "not serving after the reloads"
 }
 
+# shutdown.keep_connections (on in the shipped file): 200 clients hold one
+# connection each and send a request every 10 ms; three restarts; every
+# client gets every reply, in order, on its original connection, no EOF.
+t_keep_connections() {
+	is_active tpserver.service || TMO=30 c systemctl start tpserver
+	c grep -q '^ *keep_connections = true;' /etc/tpserver.conf || fail "the shipped file does not keep connections"
+	c rm -f /run/keepconn.stop
+	TMO=150 cbg python3 /srv/test/keepconn.py --clients 200 --every-ms 10 --stop-file /run/keepconn.stop \
+		--seconds 100 >"$WORK/keep.out" 2>&1
+	local cl=$! pids=() rc=0 t0
+	wait_for 20 grep -q '^connected 200' "$WORK/keep.out" || fail "the 200 clients did not connect"
+	sleep 2
+	for i in 1 2 3; do
+		pids+=("$(mainpid)")
+		t0=$SECONDS
+		TMO=60 c systemctl restart tpserver || fail "restart $i failed"
+		echo "restart $i: $((SECONDS - t0)) s, stored $(prop tpserver.service NFileDescriptorStore) fds after it"
+		sleep 3
+	done
+	pids+=("$(mainpid)")
+	c touch /run/keepconn.stop
+	wait "$cl" || rc=$?
+	cat "$WORK/keep.out"
+	grep -E '^(clients=|longest)' "$WORK/keep.out" >"$NOTE" || true
+	echo "MainPIDs: ${pids[*]}"
+	journal_text tpserver.service "$WORK/keep.journal"
+	grep -E 'handed|adopted|closed' "$WORK/keep.journal" | tail -n 8
+	[ "$(printf '%s\n' "${pids[@]}" | sort -u | wc -l)" = 4 ] || fail "MainPID did not change at every restart"
+	[ "$(grep -c 'adopted 200 connections' "$WORK/keep.journal")" -ge 3 ] || fail "an instance did not adopt the 200 connections"
+	[ "$(prop tpserver.service NFileDescriptorStore)" = 0 ] || fail "fds left in the store while running"
+	[ $rc = 0 ] || fail "a client saw EOF, a wrong or missing reply"
+}
+
+# systemctl stop with keep_connections: the connections close (EOF, no ERR
+# line) and nothing stays in the store; start serves again.
+t_keep_then_stop() {
+	is_active tpserver.service || TMO=30 c systemctl start tpserver
+	TMO=60 cbg python3 /srv/test/keepconn.py --expect-eof --clients 20 --seconds 40 >"$WORK/eof.out" 2>&1
+	local cl=$! rc=0
+	wait_for 20 grep -q '^ready' "$WORK/eof.out" || fail "the clients did not connect"
+	TMO=40 c systemctl stop tpserver || fail "systemctl stop failed"
+	wait "$cl" || rc=$?
+	cat "$WORK/eof.out"
+	local n
+	n=$(prop tpserver.service NFileDescriptorStore)
+	echo "after stop: ActiveState=$(prop tpserver.service ActiveState) NFileDescriptorStore=$n"
+	[ $rc = 0 ] || fail "a connection was not closed by the stop"
+	[ "$n" = 0 ] || fail "NFileDescriptorStore=$n after stop"
+	TMO=30 c systemctl start tpserver || fail "start after stop failed"
+	echo_ok "after stop and start" || fail "not serving after stop and start"
+	journal_text tpserver.service "$WORK/stop.journal"
+	tail -n 30 "$WORK/stop.journal" | grep -q 'adopted' && fail "the start adopted connections after a stop"
+	return 0
+}
+
 t_stop_inflight() {
 	is_active tpserver.service || TMO=30 c systemctl start tpserver
 	TMO=30 cbg python3 /srv/test/tpc.py req "SLEEP 2000" >"$WORK/sleep.out" 2>&1
@@ -891,6 +947,8 @@ check "watchdog: SIGSTOP -> killed and restarted, journal says watchdog" t_watch
 check "restart under a connecting client: no failed connection" t_restart_under_load
 check "SIGKILL 5 times under load: restarted, no refused connection, only requests in flight lost, cleanly" t_kill_under_load
 check "50 reloads alternating every reloadable setting under pipelining clients: no reply lost or reordered" t_reload_storm
+check "keep_connections: 200 clients every 10 ms through 3 restarts: every reply, in order, no EOF" t_keep_connections
+check "keep_connections then systemctl stop: connections closed, store empty, start serves" t_keep_then_stop
 check "stop with SLEEP 2000 in flight: OK 2000, Result=success" t_stop_inflight
 check "socket activation: a connection starts the stopped service" t_activation
 check "invalid configuration: exit 78, not restarted" t_config_error
