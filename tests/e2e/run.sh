@@ -885,6 +885,37 @@ t_upgrade() {
 # autopkgtest and its null runner, or, where it could not be downloaded
 # (or with TP_E2E_REQUIRE, a failure), each test as autopkgtest runs it
 # (as root, AUTOPKGTEST_TMP set).
+# A package upgrade's restart (here a reinstall of the tree's package: the
+# maintainer scripts restart the service as an upgrade does) keeps the
+# connections of 200 clients.  The conffile is the locally edited one of
+# the last release, which predates keep_connections: a drop-in turns it on.
+t_keep_reinstall() {
+	is_active tpserver.service || TMO=30 c systemctl start tpserver
+	c bash -c 'mkdir -p /etc/tpserver.conf.d &&
+		printf "shutdown = {\n  keep_connections = true;\n};\n" >/etc/tpserver.conf.d/60-keep.conf'
+	trap 'c rm -f /etc/tpserver.conf.d/60-keep.conf /run/keepconn.stop' EXIT
+	TMO=30 c systemctl restart tpserver || fail "restart to read the drop-in failed"
+	c rm -f /run/keepconn.stop
+	TMO=200 cbg python3 /srv/test/keepconn.py --clients 200 --every-ms 10 --stop-file /run/keepconn.stop \
+		--seconds 150 >"$WORK/keep-up.out" 2>&1
+	local cl=$! pid rc=0 arc=0
+	wait_for 20 grep -q '^connected 200' "$WORK/keep-up.out" || fail "the 200 clients did not connect"
+	sleep 1
+	pid=$(mainpid)
+	TMO=180 c apt-get install --reinstall -y -q -o Dpkg::Options::=--force-confold "/srv/test/$DEB2" \
+		>"$WORK/reinstall.out" 2>&1 || arc=$?
+	sleep 2
+	c touch /run/keepconn.stop
+	wait "$cl" || rc=$?
+	tail -n 3 "$WORK/reinstall.out"
+	cat "$WORK/keep-up.out"
+	grep -E '^(clients=|longest)' "$WORK/keep-up.out" >"$NOTE" || true
+	echo "MainPID $pid -> $(mainpid)"
+	[ $arc = 0 ] || fail "apt-get install --reinstall failed"
+	[ "$(mainpid)" != "$pid" ] || fail "the reinstall did not restart the service"
+	[ $rc = 0 ] || fail "a client saw EOF, a wrong or missing reply across the package's restart"
+}
+
 t_autopkgtest() {
 	TMO=180 c apt-get install -y -q "/srv/test/$CLI" >"$WORK/install.out" 2>&1 ||
 		{ tail "$WORK/install.out"; fail "apt-get install $CLI failed"; }
@@ -957,6 +988,7 @@ check "autopkgtest (null runner) of debian/tests against the installed tpserver 
 check "purge removes configuration and units" t_purge_all
 check "install $DEB1, the single package of the last release, locally edited" t_install_old
 check "upgrade $V1 -> $V2 (tpserver and tpclient) with a client connected; tpclient moves" t_upgrade
+check "package restart (reinstall of $V2) under 200 clients every 10 ms: every reply, in order, no EOF" t_keep_reinstall
 check "purge tpserver and tpclient" t_purge_all
 
 if [ $FAILED -gt 0 ]; then
