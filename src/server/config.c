@@ -182,9 +182,19 @@ char *tp_setting_flag(const struct tp_setting *s, char *buf, size_t len)
 
 int tp_setting_int(const struct tp_config *cfg, const struct tp_setting *s)
 {
-	if (s->type == TP_SETTING_BOOL)
-		return *(const bool *)((const char *)cfg + s->offset);
-	return *(const int *)((const char *)cfg + s->offset);
+	const char *field = (const char *)cfg + s->offset;
+
+	switch (s->type) {
+	case TP_SETTING_INT:
+	case TP_SETTING_ENUM:
+		return *(const int *)field;
+	case TP_SETTING_BOOL:
+		return *(const bool *)field;
+	case TP_SETTING_STRING:
+	case TP_SETTING_ADDRESSES:
+		break; /* no int there (and perhaps not aligned for one) */
+	}
+	return 0;
 }
 
 static void *field_of(struct tp_config *cfg, const struct tp_setting *s)

@@ -134,7 +134,7 @@ int tp_setting_parse(struct tp_config *cfg, const struct tp_setting *s, const ch
  */
 char *tp_setting_range(const struct tp_setting *s, char *buf, size_t len);
 
-/* The int (INT, ENUM) at s in cfg; a BOOL reads as 0 or 1. */
+/* The int (INT, ENUM) at s in cfg; a BOOL reads as 0 or 1, a STRING as 0. */
 int tp_setting_int(const struct tp_config *cfg, const struct tp_setting *s);
 
 /* Fill *cfg with the built-in defaults. Never fails. */
