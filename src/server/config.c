@@ -15,8 +15,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include "fairq.h"
+
 /* An enum setting is stored as an int. */
 _Static_assert(sizeof(enum tp_log_level) == sizeof(int), "log level stored as an int");
+_Static_assert(sizeof(enum tp_fairness) == sizeof(int), "fairness stored as an int");
 
 static const int log_levels[] = {TP_LOG_DEBUG, TP_LOG_INFO, TP_LOG_NOTICE, TP_LOG_WARNING, TP_LOG_ERROR, -1};
 
@@ -25,13 +28,15 @@ static const char *log_level_name(int value)
 	return tp_log_level_name((enum tp_log_level)value);
 }
 
+static const int fairness_modes[] = {TP_FAIR_ADDRESS, TP_FAIR_CONNECTION, TP_FAIR_NONE, -1};
+
 #define FIELD(f) .offset = offsetof(struct tp_config, f), .size = sizeof(((struct tp_config *)NULL)->f)
 #define INT(f, lo, hi) .type = TP_SETTING_INT, FIELD(f), .min = (lo), .max = (hi), .arg = "N"
+#define ENUM(f, vals, nm) .type = TP_SETTING_ENUM, FIELD(f), .values = (vals), .name = (nm)
 
 /*
  * Later rows, by the issues that add them: listen.proxy_protocol,
- * proxy_trusted, allow; pool.fairness, max_wait_ms;
- * limits.max_connections_per_address; shutdown.drain_s;
+ * proxy_trusted, allow; shutdown.drain_s;
  * agent.* (enabled, host, port).
  */
 const struct tp_setting tp_settings[] = {
@@ -71,10 +76,31 @@ const struct tp_setting tp_settings[] = {
          .help = "wait for queue space before ERR server busy",
          .reloadable = true},
         {.path = "pool.io_threads", INT(io_threads, 1, 64), .def = "1", .help = "event-loop threads"},
+        {.path = "pool.fairness",
+         ENUM(fairness, fairness_modes, tp_fairness_name),
+         .def = "address",
+         .arg = "MODE",
+         .help = "share the workers by client address, then connection; by connection; or FIFO",
+         .reloadable = true},
+        {.path = "pool.fairness_ipv6_prefix",
+         INT(fairness_ipv6_prefix, 1, 128),
+         .def = "64",
+         .help = "leading bits of an IPv6 address that make one client address",
+         .reloadable = true},
+        {.path = "pool.max_wait_ms",
+         INT(max_wait_ms, 0, 3600000),
+         .def = "0",
+         .help = "ERR server busy instead of running a request that waited this long, 0 = off",
+         .reloadable = true},
         {.path = "limits.max_connections",
          INT(max_connections, 1, 1000000),
          .def = "10000",
          .help = "concurrent clients",
+         .reloadable = true},
+        {.path = "limits.max_connections_per_address",
+         INT(max_connections_per_address, 0, 1000000),
+         .def = "0",
+         .help = "concurrent clients from one address, 0 = no cap",
          .reloadable = true},
         {.path = "limits.max_line_bytes",
          INT(max_line_bytes, 16, 1048576),
@@ -123,10 +149,7 @@ const struct tp_setting tp_settings[] = {
         {.path = "log.level",
          .file_alias = "log_level",
          .flag = "log-level",
-         .type = TP_SETTING_ENUM,
-         FIELD(log_level),
-         .values = log_levels,
-         .name = log_level_name,
+         ENUM(log_level, log_levels, log_level_name),
          .def = "info",
          .arg = "LEVEL",
          .help = "least severe messages logged",
@@ -162,6 +185,7 @@ const struct tp_setting tp_settings[] = {
         {.path = NULL},
 };
 
+#undef ENUM
 #undef INT
 #undef FIELD
 
@@ -182,19 +206,7 @@ char *tp_setting_flag(const struct tp_setting *s, char *buf, size_t len)
 
 int tp_setting_int(const struct tp_config *cfg, const struct tp_setting *s)
 {
-	const char *field = (const char *)cfg + s->offset;
-
-	switch (s->type) {
-	case TP_SETTING_INT:
-	case TP_SETTING_ENUM:
-		return *(const int *)field;
-	case TP_SETTING_BOOL:
-		return *(const bool *)field;
-	case TP_SETTING_STRING:
-	case TP_SETTING_ADDRESSES:
-		break; /* no int there (and perhaps not aligned for one) */
-	}
-	return 0;
+	return *(const int *)((const char *)cfg + s->offset);
 }
 
 static void *field_of(struct tp_config *cfg, const struct tp_setting *s)
@@ -322,11 +334,12 @@ _Static_assert(sizeof(tp_settings) / sizeof(tp_settings[0]) <= TP_SETTINGS_MAX, 
 int tp_config_validate(const struct tp_config *cfg, char *err, size_t errlen)
 {
 	for (const struct tp_setting *s = tp_settings; s->path; s++) {
-		int v = tp_setting_int(cfg, s);
 		size_t len;
+		int v;
 
 		switch (s->type) {
 		case TP_SETTING_INT:
+			v = tp_setting_int(cfg, s); /* only an INT field is an int */
 			if (v < s->min || v > s->max) {
 				snprintf(err, errlen, "%s: %d is out of range (%d to %d)", s->path, v, s->min,
 				         s->max);

@@ -34,9 +34,13 @@ struct tp_config {
 	int queue_size;
 	int queue_timeout_ms;
 	int io_threads;
+	int fairness;             /* enum tp_fairness */
+	int fairness_ipv6_prefix; /* bits of an IPv6 address that make its client address */
+	int max_wait_ms;          /* 0 = no bound on a request's total wait */
 
 	/* limits */
 	int max_connections;
+	int max_connections_per_address; /* 0 = no cap */
 	int max_line_bytes;
 	int max_sleep_ms;
 	int idle_timeout_s; /* 0 = never close idle connections */

@@ -126,13 +126,15 @@ out:
 static void perturb(struct tp_config *cfg, const struct tp_setting *s)
 {
 	char *field = (char *)cfg + s->offset;
-	int v = tp_setting_int(cfg, s);
+	int v;
 
 	switch (s->type) {
 	case TP_SETTING_INT:
+		v = tp_setting_int(cfg, s);
 		*(int *)field = v < s->max ? v + 1 : v - 1;
 		break;
 	case TP_SETTING_ENUM:
+		v = tp_setting_int(cfg, s);
 		for (const int *e = s->values; *e >= 0; e++)
 			if (*e != v) {
 				*(int *)field = *e;
@@ -145,7 +147,7 @@ static void perturb(struct tp_config *cfg, const struct tp_setting *s)
 		field[0] = field[0] == 'x' ? 'y' : 'x';
 		break;
 	case TP_SETTING_BOOL:
-		*(bool *)field = !v;
+		*(bool *)field = !*(bool *)field;
 		break;
 	case TP_SETTING_ADDRESSES:
 		break; /* no setting of this type yet */
@@ -156,7 +158,7 @@ static bool same(const struct tp_config *a, const struct tp_config *b, const str
 {
 	if (s->type == TP_SETTING_STRING)
 		return strcmp((const char *)a + s->offset, (const char *)b + s->offset) == 0;
-	return tp_setting_int(a, s) == tp_setting_int(b, s);
+	return memcmp((const char *)a + s->offset, (const char *)b + s->offset, s->size) == 0;
 }
 
 int tp_config_origin_args(struct tp_config_origin *origin, int argc, char **argv, char *err, size_t errlen)

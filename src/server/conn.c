@@ -198,6 +198,8 @@ static int on_line(void *ctx, const char *line, size_t len, bool too_long)
 	r->op = (uint8_t)pr.op;
 	r->arrival_us = tp_req_us(env->now_ns);
 	r->pushed = true;
+	r->qnode.flow = &c->flow;
+	r->qnode.cost_us = pr.op == TP_OP_ECHO ? 0 : pr.sleep_ms * 1000u; /* the queue adds a floor */
 	/* Its wait for space in the queue ends queue_timeout_ms after its line was read. */
 	r->qnode.deadline_ns = env->now_ns + (uint64_t)env->cfg->queue_timeout_ms * 1000000ull;
 	if (pr.op == TP_OP_ECHO) {

@@ -68,6 +68,7 @@ struct tp_conn {
 	struct tp_loop *loop; /* its owner, for the dispatcher; never used here */
 	struct tp_conn_env *env;
 	struct tp_framer framer;
+	struct tp_qflow flow; /* its requests' flow in the queue; its group is its address's */
 
 	struct tp_req *ohead, *otail; /* every live request, in arrival order */
 	uint32_t nreqs;               /* on that list */
@@ -167,6 +168,9 @@ unsigned tp_conn_grace_check(struct tp_conn *c, uint64_t now_ns);
  * Returns c's fd, or -errno when the socket cannot be identified.
  */
 int tp_conn_handover_record(struct tp_conn *c, struct tp_handover_conn *rec);
+
+/* The client's address of rec as a socket address (AF_UNSPEC when it is none). */
+void tp_conn_handover_peer(const struct tp_handover_conn *rec, struct sockaddr_storage *ret);
 
 /* c's fd now belongs to the hand-over: forget it without closing it. Returns TP_CONN_CLOSED. */
 unsigned tp_conn_handed_off(struct tp_conn *c);

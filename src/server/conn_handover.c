@@ -53,15 +53,12 @@ unsigned tp_conn_handed_off(struct tp_conn *c)
 	return TP_CONN_CLOSED;
 }
 
-struct tp_conn *tp_conn_adopt(struct tp_conn_env *env, struct tp_loop *loop, int fd,
-                              const struct tp_handover_conn *rec)
+void tp_conn_handover_peer(const struct tp_handover_conn *rec, struct sockaddr_storage *ret)
 {
-	struct sockaddr_storage ss = {0};
-	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-	struct tp_conn *c;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ret;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ret;
 
-	/* The address as the previous instance knew it (a PROXY header's, perhaps), not the peer's. */
+	memset(ret, 0, sizeof(*ret));
 	if (inet_pton(AF_INET, rec->addr, &s4->sin_addr) == 1) {
 		s4->sin_family = AF_INET;
 		s4->sin_port = htons(rec->port);
@@ -69,6 +66,16 @@ struct tp_conn *tp_conn_adopt(struct tp_conn_env *env, struct tp_loop *loop, int
 		s6->sin6_family = AF_INET6;
 		s6->sin6_port = htons(rec->port);
 	}
+}
+
+struct tp_conn *tp_conn_adopt(struct tp_conn_env *env, struct tp_loop *loop, int fd,
+                              const struct tp_handover_conn *rec)
+{
+	struct sockaddr_storage ss;
+	struct tp_conn *c;
+
+	/* The address as the previous instance knew it (a PROXY header's, perhaps), not the peer's. */
+	tp_conn_handover_peer(rec, &ss);
 	c = tp_conn_new(env, loop, fd, &ss);
 	if (!c)
 		return NULL;

@@ -58,16 +58,22 @@ void tp_connset_add(struct tp_connset *s, struct tp_conn *c, uint64_t now_ns)
 bool tp_connset_take(struct tp_connset *s, struct tp_conn_env *env, struct tp_loop *loop, int fd,
                      const struct sockaddr_storage *peer, const struct tp_handover_conn *rec)
 {
+	struct sockaddr_storage from;
+	struct tp_qgroup *group;
 	struct tp_conn *c;
 
-	if (!s->on_enter(s->ctx))
+	/* A handed-over connection counts as its client's address, as it did before. */
+	if (rec)
+		tp_conn_handover_peer(rec, &from);
+	if (!s->on_enter(s->ctx, rec ? &from : peer, &group))
 		return false;
 	c = rec ? tp_conn_adopt(env, loop, fd, rec) : tp_conn_new(env, loop, fd, peer);
 	if (!c) {
-		s->on_free(s->ctx);
+		s->on_free(s->ctx, group);
 		tp_log(TP_LOG_WARNING, "accept_error", "cannot set up a connection: %s", strerror(errno));
 		return true;
 	}
+	tp_qflow_init(&c->flow, group);
 	tp_connset_add(s, c, env->now_ns);
 	if (rec)
 		tp_connset_act(s, c, TP_CONN_READ); /* its carried input first */
@@ -96,10 +102,11 @@ static void release(struct tp_connset *s, struct tp_conn *c)
 {
 	if (!tp_conn_unused(c) || c->in_ready || c->in_dirty)
 		return;
+	struct tp_qgroup *group = c->flow.group;
 	tp_conn_free(c);
 	TP_ASSERT(s->nalloc > 0);
 	s->nalloc--;
-	s->on_free(s->ctx);
+	s->on_free(s->ctx, group);
 }
 
 void tp_connset_act(struct tp_connset *s, struct tp_conn *c, unsigned ev)

@@ -24,8 +24,9 @@ struct tp_connset {
 	size_t nconns;                /* open connections */
 	size_t nalloc;                /* connections not yet freed (closed ones wait for their requests) */
 	_Atomic uint64_t connections; /* nconns, for other threads */
-	bool (*on_enter)(void *ctx);  /* a new connection: false (not counted) over max_connections */
-	void (*on_free)(void *ctx);   /* a connection was freed: its place is free again */
+	/* A new connection from peer: false (not counted) over the caps, else its group. */
+	bool (*on_enter)(void *ctx, const struct sockaddr_storage *peer, struct tp_qgroup **ret_group);
+	void (*on_free)(void *ctx, struct tp_qgroup *group); /* a connection of group was freed */
 	void *ctx;
 	/* Keeping: take c's fd and record for the next instance; false (it is closed) when full. */
 	bool (*on_handoff)(void *ctx, int fd, const struct tp_handover_conn *rec);

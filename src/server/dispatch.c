@@ -28,6 +28,8 @@ void tp_dispatch_exec(struct tp_qnode **nodes, size_t n, void *ctx)
 	struct tp_loop *cur = NULL;
 	size_t cnt = 0;
 	uint32_t start = tp_req_us(tp_clock_ns());
+	/* pool.max_wait_ms in the requests' microsecond stamps (it is far below their wrap). */
+	uint32_t max_wait_us = (uint32_t)(atomic_load_explicit(&d->max_wait_ns, memory_order_relaxed) / 1000);
 
 	for (size_t i = 0; i < n; i++) {
 		struct tp_req *r = tp_req_of(nodes[i]);
@@ -44,6 +46,11 @@ void tp_dispatch_exec(struct tp_qnode **nodes, size_t n, void *ctx)
 			/* Nobody will read the reply: do not sleep for a client that left. */
 			r->status = TP_PROTO_OK;
 			r->len = 0;
+		} else if (max_wait_us && (uint32_t)(start - r->arrival_us) > max_wait_us) {
+			/* Its client has most likely given up: do not spend a worker on it. */
+			tp_req_fail(r, TP_PROTO_BUSY);
+			r->late = true;
+			atomic_fetch_add_explicit(&d->late, 1, memory_order_relaxed);
 		} else {
 			tp_ops_run(r, d->pool);
 		}

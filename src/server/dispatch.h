@@ -14,7 +14,9 @@
 #ifndef TP_DISPATCH_H
 #define TP_DISPATCH_H
 
+#include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "queue.h"
 
@@ -22,14 +24,18 @@ struct tp_pool;
 
 /* The pool's exec context. */
 struct tp_dispatch {
-	struct tp_pool *pool; /* for SLEEP's interruptible wait */
+	struct tp_pool *pool;         /* for SLEEP's interruptible wait */
+	_Atomic uint64_t max_wait_ns; /* pool.max_wait_ms; 0: no bound (set by the server) */
+	_Atomic uint64_t late;        /* requests answered ERR server busy for it */
 };
 
 /*
  * Pool exec callback (ctx: struct tp_dispatch *): run each request with
  * tp_ops_run(), unless its client has gone (the reply would be thrown away:
- * it is left empty and OK, so a SLEEP of a vanished client costs nothing),
- * then post them back, one post per run of requests of the same loop.
+ * it is left empty and OK, so a SLEEP of a vanished client costs nothing)
+ * or it has waited longer than max_wait_ns since its line was read (it is
+ * answered ERR server busy and marked late, without running), then post
+ * them back, one post per run of requests of the same loop.
  */
 void tp_dispatch_exec(struct tp_qnode **nodes, size_t n, void *ctx);
 

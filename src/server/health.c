@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "dispatch.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
@@ -23,13 +24,15 @@
 
 uint64_t tp_health_init(struct tp_health *h)
 {
-	uint64_t tick_ms = 1000, half_ms;
+	uint64_t tick_ms = 1000;
 
 	h->wd_usec = tp_sd_watchdog_usec();
 	h->wd_healthy = true;
-	half_ms = h->wd_usec / 2000;
-	if (h->wd_usec && half_ms < tick_ms)
-		tick_ms = half_ms > 10 ? half_ms : 10;
+	if (h->wd_usec) {
+		uint64_t half_ms = h->wd_usec / 2000;
+		if (half_ms < tick_ms)
+			tick_ms = half_ms > 10 ? half_ms : 10;
+	}
 	return tick_ms;
 }
 
@@ -46,6 +49,9 @@ void tp_health_stats(const struct tp_health *h, struct tp_stats *ret)
 	ret->queue_depth = qs.depth;
 	ret->queue_waiting = qs.waiting;
 	ret->queue_capacity = qs.capacity;
+	ret->flows = qs.flows;
+	ret->largest = qs.largest;
+	ret->late = h->dispatch ? atomic_load_explicit(&h->dispatch->late, memory_order_relaxed) : 0;
 	for (size_t i = 0; i < h->nloops; i++) {
 		struct tp_loop_counters lc;
 		tp_loop_counters(h->loops[i], &lc);
@@ -63,10 +69,12 @@ void tp_health_status(struct tp_health *h, uint64_t now)
 
 	tp_health_stats(h, &st);
 	double rps = secs > 0 ? (double)(st.served - h->status_served) / secs : 0;
-	tp_sd_notifyf("STATUS=workers %zu/%zu busy, queue %zu/%zu (+%zu waiting), %" PRIu64
-	              " connections, %" PRIu64 " served, %" PRIu64 " busy rejections, %.0f req/s",
+	tp_sd_notifyf("STATUS=workers %zu/%zu busy, queue %zu/%zu (+%zu waiting) in %zu flows, largest "
+	              "address %.0f%%, %" PRIu64 " connections, %" PRIu64 " served, %" PRIu64
+	              " busy rejections, %" PRIu64 " over max wait, %.0f req/s",
 	              st.workers_busy, st.workers, st.queue_depth, st.queue_capacity, st.queue_waiting,
-	              st.connections, st.served, st.rejected, rps);
+	              st.flows, st.queue_depth ? 100.0 * (double)st.largest / (double)st.queue_depth : 0.0,
+	              st.connections, st.served, st.rejected, st.late, rps);
 	h->last_status_ns = now;
 	h->status_served = st.served;
 }
@@ -103,6 +111,16 @@ static void log_busy(struct tp_health *h, uint64_t now)
 		        "workers)",
 		        n, since, st.queue_depth, st.queue_capacity, st.workers);
 		h->busy_logged = st.rejected;
+	}
+	if (st.late > h->late_logged) {
+		char n[24];
+		snprintf(n, sizeof(n), "%" PRIu64, st.late - h->late_logged);
+		struct tp_log_field f[] = {{"TP_LATE", n}};
+		tp_logf(TP_LOG_WARNING, "late", f, 1,
+		        "overloaded: %s requests answered ERR server busy unrun, having waited over "
+		        "pool.max_wait_ms",
+		        n);
+		h->late_logged = st.late;
 	}
 	h->last_busy_log_ns = now;
 }

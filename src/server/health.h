@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct tp_dispatch;
 struct tp_loop;
 struct tp_metrics;
 struct tp_pool;
@@ -26,14 +27,18 @@ struct tp_stats {
 	size_t queue_depth, queue_capacity, queue_waiting;
 	uint64_t connections;
 	uint64_t served;   /* replies written */
-	uint64_t rejected; /* ERR server busy */
+	uint64_t rejected; /* ERR server busy: no space before queue_timeout_ms */
+	uint64_t late;     /* ERR server busy: waited over pool.max_wait_ms */
 	uint64_t refused;  /* connections refused over max_connections */
+	size_t flows;      /* connections with admitted work (fair modes) */
+	size_t largest;    /* admitted work of the busiest client address (fair modes) */
 };
 
 struct tp_health {
 	/* what it looks at; set before the first call */
 	struct tp_pool *pool;
 	struct tp_queue *queue;
+	const struct tp_dispatch *dispatch;
 	struct tp_loop *const *loops;
 	size_t nloops;
 	uint64_t wd_usec;           /* WATCHDOG_USEC, 0 without a watchdog */
@@ -41,7 +46,7 @@ struct tp_health {
 
 	/* its own state (loop 0) */
 	uint64_t last_status_ns, status_served;
-	uint64_t last_busy_log_ns, busy_logged;
+	uint64_t last_busy_log_ns, busy_logged, late_logged;
 	uint64_t last_refused_log_ns, refused_logged;
 	uint64_t quiet_since_ns, quiet_served, quiet_conns, quiet_rejected;
 	bool trimmed; /* since the last activity */
@@ -50,9 +55,8 @@ struct tp_health {
 };
 
 /*
- * Start: read the watchdog interval and begin healthy.  Returns loop 0's
- * tick in milliseconds: 1000, or half the watchdog interval (at least 10)
- * when that is shorter, so that a ping is never late.
+ * Read the watchdog interval into h and return how often loop 0 must
+ * tick (ms): at least as often as the pings, half the interval.
  */
 uint64_t tp_health_init(struct tp_health *h);
 

@@ -203,7 +203,7 @@ static void complete(struct tp_loop *l, struct tp_req *r)
 {
 	if (r->qnode.batchable)
 		l->cheap_inflight--;
-	if (r->status == TP_PROTO_BUSY)
+	if (r->status == TP_PROTO_BUSY && !r->late)
 		atomic_fetch_add_explicit(&l->busy, 1, memory_order_relaxed);
 	tp_connset_act(&l->conns, r->conn, tp_conn_complete(r->conn, r));
 }

@@ -40,10 +40,14 @@ struct tp_loop_shared {
 /* Callbacks into the server.  Each runs on the calling loop's thread. */
 struct tp_loop_hooks {
 	void *ctx;
-	/* Count a new connection in; false (not counted) over max_connections. */
-	bool (*conn_enter)(void *ctx);
-	/* A connection was freed: its place is free again. */
-	void (*conn_leave)(void *ctx);
+	/*
+	 * Count a new connection from peer in, with its address's group in the
+	 * queue in *ret_group; false (not counted) over max_connections or
+	 * max_connections_per_address.
+	 */
+	bool (*conn_enter)(void *ctx, const struct sockaddr_storage *peer, struct tp_qgroup **ret_group);
+	/* A connection of group was freed: its place is free again. */
+	void (*conn_leave)(void *ctx, struct tp_qgroup *group);
 	/* Copy the current configuration (at creation and when cfg_gen changes). */
 	void (*config_copy)(void *ctx, struct tp_config *ret);
 	/* Loop 0: a signal of SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2 arrived. */

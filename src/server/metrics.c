@@ -80,7 +80,9 @@ static uint64_t since(uint32_t a, uint32_t b)
 void tp_metrics_request(struct tp_metrics_slot *s, const struct tp_req *r, uint64_t now_ns)
 {
 	size_t op = r->op < TP_METRICS_OPS ? r->op : TP_METRICS_OP_NONE;
-	size_t result = r->status < TP_METRICS_RESULTS ? r->status : TP_PROTO_INVALID_ARG;
+	size_t result = r->late                          ? TP_METRICS_RESULT_BUSY_MAX_WAIT
+	                : r->status < TP_METRICS_RESULTS ? r->status
+	                                                 : TP_PROTO_INVALID_ARG;
 
 	tp_metrics_add(&s->requests[op][result], 1);
 	tp_hist_observe(&s->duration[op], since(r->arrival_us, tp_req_us(now_ns)));
@@ -156,6 +158,7 @@ const char *tp_metrics_result_name(size_t result)
 	        [TP_PROTO_BUSY] = "busy_timeout",
 	        [TP_PROTO_TOO_MANY] = "too_many_connections",
 	        [TP_PROTO_SHUTDOWN] = "shutting_down",
+	        [TP_METRICS_RESULT_BUSY_MAX_WAIT] = "busy_max_wait",
 	};
 	return result < TP_METRICS_RESULTS && names[result] ? names[result] : "other";
 }
@@ -168,6 +171,6 @@ const char *tp_metrics_admission_name(size_t a)
 
 const char *tp_metrics_refusal_name(size_t reason)
 {
-	static const char *const names[TP_REFUSE_COUNT] = {"max_connections"};
+	static const char *const names[TP_REFUSE_COUNT] = {"max_connections", "max_connections_per_address"};
 	return reason < TP_REFUSE_COUNT ? names[reason] : "other";
 }

@@ -38,8 +38,9 @@ struct tp_hist {
 /* A request's op as a label: the ops of proto.h, then "none" (no op could be read). */
 #define TP_METRICS_OP_NONE TP_OP_COUNT
 #define TP_METRICS_OPS (TP_OP_COUNT + 1)
-/* Outcomes: enum tp_proto_status. */
-#define TP_METRICS_RESULTS (TP_PROTO_SHUTDOWN + 1)
+/* Outcomes: enum tp_proto_status, then ERR server busy for waiting over pool.max_wait_ms. */
+#define TP_METRICS_RESULT_BUSY_MAX_WAIT (TP_PROTO_SHUTDOWN + 1)
+#define TP_METRICS_RESULTS (TP_METRICS_RESULT_BUSY_MAX_WAIT + 1)
 
 /* How a request's wait for queue space ended. */
 enum tp_admission {
@@ -52,6 +53,7 @@ enum tp_admission {
 /* Why a client was turned away at accept. */
 enum tp_refusal {
 	TP_REFUSE_MAX_CONNECTIONS,
+	TP_REFUSE_PER_ADDRESS, /* limits.max_connections_per_address */
 	TP_REFUSE_COUNT,
 };
 

@@ -62,6 +62,28 @@ struct status {
 	bool reading;
 };
 
+/* "GEN STATE MESSAGE": the generation and state into st, *ret_msg at the message. */
+static int parse_line(const char *line, struct status *st, int *ret_msg)
+{
+	char *end;
+	size_t len;
+
+	errno = 0;
+	st->gen = strtoul(line, &end, 10);
+	if (errno || end == line || *end != ' ')
+		return -EINVAL;
+	end++;
+	len = strcspn(end, " \n");
+	if (len == 0 || len >= sizeof(st->state))
+		return -EINVAL;
+	memcpy(st->state, end, len);
+	st->state[len] = '\0';
+	end += len;
+	end += strspn(end, " ");
+	*ret_msg = (int)(end - line);
+	return 0;
+}
+
 /* Read the file; a missing file reads as generation 0 with nothing in progress. */
 static int status_read(const char *dir, struct status *st)
 {
@@ -74,7 +96,7 @@ static int status_read(const char *dir, struct status *st)
 	f = fopen(path, "re");
 	if (!f)
 		return errno == ENOENT ? 0 : -errno;
-	if (fgets(line, sizeof(line), f) && sscanf(line, "%lu %15s %n", &st->gen, st->state, &n) == 2) {
+	if (fgets(line, sizeof(line), f) && parse_line(line, st, &n) == 0) {
 		snprintf(st->msg, sizeof(st->msg), "%s", line + n);
 		st->msg[strcspn(st->msg, "\n")] = '\0';
 		st->reading = fgets(line, sizeof(line), f) && strncmp(line, "reading ", 8) == 0;

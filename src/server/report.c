@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -95,6 +96,9 @@ static void server_state(struct tp_expo *e, const struct tp_report *r, const str
 	      st.queue_depth);
 	gauge(e, "tpserver_queue_capacity", "The queue's capacity (pool.queue_size).", st.queue_capacity);
 	gauge(e, "tpserver_queue_waiters", "Requests waiting for queue space.", st.queue_waiting);
+	gauge(e, "tpserver_queue_flows", "Connections with requests in the queue (fair modes).", st.flows);
+	gauge(e, "tpserver_queue_largest_address", "Queued requests of the client address holding the most.",
+	      st.largest);
 	gauge(e, "tpserver_workers", "Worker threads (pool.workers).", st.workers);
 	gauge(e, "tpserver_workers_busy", "Workers running a request now.", st.workers_busy);
 	gauge(e, "tpserver_connections", "Client connections open now.", st.connections);
@@ -125,6 +129,7 @@ static int open_fds(void)
 
 	if (!d)
 		return -1;
+	// cppcheck-suppress readdirCalled ; its own DIR, read on one thread: readdir_r is deprecated
 	while (readdir(d))
 		n++;
 	closedir(d);
@@ -141,8 +146,13 @@ static void process(struct tp_expo *e, const struct tp_report *r)
 	FILE *f = fopen("/proc/self/statm", "re");
 
 	if (f) {
-		if (fscanf(f, "%lu %lu", &vsz, &rss) != 2)
-			vsz = rss = 0;
+		char line[128], *end = line;
+		if (fgets(line, sizeof(line), f)) {
+			vsz = strtoul(line, &end, 10);
+			rss = strtoul(end, &end, 10);
+			if (*end != '\n' && *end != ' ')
+				vsz = rss = 0;
+		}
 		fclose(f);
 	}
 	if (getrusage(RUSAGE_SELF, &ru) == 0) {

@@ -47,6 +47,7 @@ struct tp_req {
 	bool pushed;    /* went to the queue (not refused at parse time) */
 	bool waited;    /* waited for space: wait_end_us is set */
 	bool ran;       /* a worker took it: start_us and end_us are set */
+	bool late;      /* answered ERR server busy for waiting over pool.max_wait_ms */
 	char buf[];     /* ECHO: "OK <text>\n" built in place; else the reply */
 };
 

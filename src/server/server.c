@@ -25,6 +25,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "admit.h"
 #include "clock.h"
 #include "dispatch.h"
 #include "handover.h"
@@ -61,67 +62,57 @@ struct tp_server {
 	struct tp_loop_shared shared;
 
 	struct tp_metrics *metrics;
-	char metrics_name[64];    /* the endpoint's address, for the log */
-	struct tp_scrape *scrape; /* the metrics endpoint, on loop 0 */
+	char metrics_name[64];        /* the endpoint's address, for the log */
+	struct tp_scrape *scrape;     /* the metrics endpoint, on loop 0 */
+	struct tp_handover *handover; /* connections kept across restarts */
 	struct tp_report report;
 
-	_Atomic int64_t nconns;
+	struct tp_admit admit;     /* connections counted in, per address too */
 	_Atomic int loops_running; /* threads of loops 1..n-1 still in tp_loop_run */
 
 	/* loop 0 only */
 	uint64_t shutdown_deadline_ns;
 	uint64_t force_close_ns;
-	bool aborted;
 	uint64_t tick_ms;
 	struct tp_health health;
-	struct tp_handover *handover;     /* connections kept across restarts */
 	struct tp_reload_job *reload_job; /* the read in progress, or NULL */
 	struct tp_reload_outcome reload_outcome;
 	bool reload_again; /* SIGHUP during it: read once more after it */
+	bool aborted;      /* the shutdown deadline passed: the rest was answered */
 };
-
-/*
- * The metrics endpoint on the socket sockets.c opened, if any: it owns the
- * fd from here on, even when tp_scrape_new() fails.
- */
-static int open_metrics(struct tp_server *srv, char *err, size_t errlen)
-{
-	struct tp_listener *ml = &srv->sock.metrics;
-
-	if (ml->fd < 0)
-		return 0;
-	snprintf(srv->metrics_name, sizeof(srv->metrics_name), "%s", ml->name);
-	srv->scrape = tp_scrape_new(ml->fd, tp_report_render, &srv->report);
-	ml->fd = -1;
-	if (!srv->scrape) {
-		snprintf(err, errlen, "out of memory creating the metrics endpoint");
-		return -ENOMEM;
-	}
-	return 0;
-}
 
 /* --- loop callbacks (any loop's thread) --- */
 
-static bool conn_enter(void *ctx)
+static bool conn_enter(void *ctx, const struct sockaddr_storage *peer, struct tp_qgroup **ret_group)
 {
 	struct tp_server *srv = ctx;
 	int64_t max;
+	int per_addr, prefix, r;
 
 	pthread_mutex_lock(&srv->cfg_lock);
 	max = srv->cfg.max_connections;
+	per_addr = srv->cfg.max_connections_per_address;
+	prefix = srv->cfg.fairness_ipv6_prefix;
 	pthread_mutex_unlock(&srv->cfg_lock);
-	if (atomic_fetch_add_explicit(&srv->nconns, 1, memory_order_relaxed) >= max) {
-		atomic_fetch_sub_explicit(&srv->nconns, 1, memory_order_relaxed);
-		tp_metrics_refused(srv->metrics, TP_REFUSE_MAX_CONNECTIONS);
-		return false;
-	}
-	return true;
+	r = tp_admit_enter(&srv->admit, max, per_addr, prefix, peer, ret_group);
+	if (r < 0)
+		tp_metrics_refused(srv->metrics,
+		                   r == -EMFILE ? TP_REFUSE_MAX_CONNECTIONS : TP_REFUSE_PER_ADDRESS);
+	return r == 0;
 }
 
-static void conn_leave(void *ctx)
+static void conn_leave(void *ctx, struct tp_qgroup *group)
 {
 	struct tp_server *srv = ctx;
-	atomic_fetch_sub_explicit(&srv->nconns, 1, memory_order_relaxed);
+	tp_admit_leave(&srv->admit, group);
+}
+
+/* The settings the queue and the dispatcher hold a copy of (start, reload). */
+static void apply_fairness(struct tp_server *srv, const struct tp_config *cfg)
+{
+	tp_queue_set_fairness(srv->queue, (enum tp_fairness)cfg->fairness);
+	atomic_store_explicit(&srv->dispatch.max_wait_ns, (uint64_t)cfg->max_wait_ms * 1000000ull,
+	                      memory_order_relaxed);
 }
 
 static void config_copy(void *ctx, struct tp_config *ret)
@@ -152,13 +143,16 @@ static void on_tick(void *ctx, uint64_t now_ns);
 /* Workers, their queue and the dispatcher between them. */
 static int start_pool(struct tp_server *srv, char *err, size_t errlen)
 {
-	srv->queue = tp_queue_new((size_t)srv->cfg.queue_size, tp_dispatch_admit, NULL);
+	srv->queue = tp_admit_init(&srv->admit) == 0
+	                     ? tp_queue_new((size_t)srv->cfg.queue_size, tp_dispatch_admit, NULL)
+	                     : NULL;
 	srv->pool = srv->queue ? tp_pool_new(srv->queue, tp_dispatch_exec, &srv->dispatch) : NULL;
 	srv->dispatch.pool = srv->pool;
 	if (!srv->pool) {
 		snprintf(err, errlen, "out of memory creating the queue and pool");
 		return -ENOMEM;
 	}
+	apply_fairness(srv, &srv->cfg);
 	return 0;
 }
 
@@ -228,7 +222,8 @@ int tp_server_new(const struct tp_config *cfg, tp_reload_fn reload, void *reload
 	if (r == 0)
 		r = tp_sockets_open(&srv->sock, &srv->cfg, err, errlen);
 	if (r == 0)
-		r = open_metrics(srv, err, errlen);
+		r = tp_scrape_start(&srv->sock.metrics, tp_report_render, &srv->report, srv->metrics_name,
+		                    sizeof(srv->metrics_name), &srv->scrape, err, errlen);
 	if (r == 0)
 		r = start_pool(srv, err, errlen);
 	/* Loop 0 blocks the signals it reads: it is created before any thread. */
@@ -239,6 +234,7 @@ int tp_server_new(const struct tp_config *cfg, tp_reload_fn reload, void *reload
 	tp_handover_adopt(srv->handover, srv->loops, srv->nloops);
 	srv->health.pool = srv->pool;
 	srv->health.queue = srv->queue;
+	srv->health.dispatch = &srv->dispatch;
 	srv->health.loops = srv->loops;
 	srv->health.nloops = srv->nloops;
 	tp_pool_set_stall_ms(srv->pool, (uint64_t)tp_config_stall_ms(cfg));
@@ -272,6 +268,7 @@ void tp_server_free(struct tp_server *srv)
 		tp_loop_free(srv->loops[i]);
 	tp_scrape_free(srv->scrape);
 	tp_metrics_free(srv->metrics);
+	tp_admit_done(&srv->admit);
 	tp_sockets_close(&srv->sock);
 	tp_handover_free(srv->handover);
 	pthread_mutex_destroy(&srv->cfg_lock);
@@ -368,6 +365,7 @@ static void reload_finish(struct tp_server *srv)
 		tp_reload_outcome_set(&srv->reload_outcome, "refused", err);
 	} else {
 		tp_reload_apply(&t, &srv->cfg, &loaded, &nc, msg, sizeof(msg));
+		apply_fairness(srv, &nc); /* the queue keeps the work it holds, in each flow's order */
 		pthread_mutex_lock(&srv->cfg_lock);
 		srv->cfg = nc;
 		pthread_mutex_unlock(&srv->cfg_lock);

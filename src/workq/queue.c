@@ -1,16 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * queue: bounded FIFO plus an ordered wait list.
+ * queue: the bounded queue, its wait list and its workers' wake-ups.
  *
  * DESIGN
- * - Two intrusive singly linked lists under one mutex: `ready` (admitted,
- *   at most `capacity` nodes, taken by workers) and `wait` (arrived while
- *   `ready` was full; each node carries its own deadline).
- * - Invariant: `wait` is non-empty only while `ready` is full.  So a push
- *   admits only when nobody waits (a newcomer never overtakes a waiter),
- *   and every pop that frees a place admits the oldest waiter at once, under
- *   the same lock: admission is in arrival order and no place stays free
- *   while someone waits.
+ * - Under one mutex, the admitted nodes (at most `capacity`, taken by
+ *   workers) and the waiting ones (arrived while it was full; each node
+ *   carries its own deadline).  In TP_FAIR_NONE these are two intrusive
+ *   FIFO lists, `ready` and `wait`; in the fair modes the discipline in
+ *   fairq.c holds both (`fq`), flow by flow.
+ * - Invariant: nobody waits unless the admitted part is full.  So a push
+ *   admits only when nobody waits, and every pop that frees a place admits
+ *   a waiter at once, under the same lock: no place stays free while
+ *   someone waits.  Which waiter: the oldest in TP_FAIR_NONE (a newcomer
+ *   never overtakes a waiter), the one of the least loaded group and flow
+ *   in the fair modes (a newcomer of a light client overtakes the waiters
+ *   of a heavy one), where a pop admits before it chooses, so that a light
+ *   waiter is taken by the very pop that made room for it.
  * - Expiry is done by the event loops (they own the timers): waiters whose
  *   deadline passed are unlinked from the head.  With one queue_timeout_ms
  *   deadlines grow along the list, so the head is always the next to expire;
@@ -35,12 +40,12 @@
 #include "queue.h"
 
 #include <errno.h>
-#include <sched.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <time.h>
 
 #include "clock.h"
+#include "fairq.h"
 #include "tp_assert.h"
 #include "spin.h"
 
@@ -57,8 +62,10 @@ struct list {
 struct tp_queue {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	struct list ready;
-	struct list wait;
+	struct list ready;  /* TP_FAIR_NONE */
+	struct list wait;   /* TP_FAIR_NONE */
+	struct tp_fairq fq; /* the fair modes */
+	enum tp_fairness mode;
 	size_t capacity;
 	size_t nidle;        /* workers blocked in pop */
 	size_t nwaking;      /* signals sent that no worker has consumed yet */
@@ -96,6 +103,35 @@ static struct tp_qnode *list_shift(struct list *l)
 	return n;
 }
 
+static bool fair(const struct tp_queue *q)
+{
+	return q->mode != TP_FAIR_NONE;
+}
+
+static size_t nready(const struct tp_queue *q)
+{
+	return fair(q) ? q->fq.nready : q->ready.len;
+}
+
+static size_t nwait(const struct tp_queue *q)
+{
+	return fair(q) ? q->fq.nwait : q->wait.len;
+}
+
+static struct tp_qnode *oldest_waiter(const struct tp_queue *q)
+{
+	return fair(q) ? tp_fairq_oldest_waiter(&q->fq) : q->wait.head;
+}
+
+/* Admit n (ready) or let it wait. Lock held. */
+static void add(struct tp_queue *q, struct tp_qnode *n, bool ready)
+{
+	if (fair(q))
+		(ready ? tp_fairq_add_ready : tp_fairq_add_wait)(&q->fq, n);
+	else
+		list_append(ready ? &q->ready : &q->wait, n);
+}
+
 struct tp_queue *tp_queue_new(size_t capacity, tp_queue_admit_fn admit, void *admit_ctx)
 {
 	struct tp_queue *q = calloc(1, sizeof(*q));
@@ -110,6 +146,7 @@ struct tp_queue *tp_queue_new(size_t capacity, tp_queue_admit_fn admit, void *ad
 	pthread_condattr_destroy(&ca);
 	q->capacity = capacity ? capacity : 1;
 	tp_spin_init(&q->spin);
+	tp_fairq_init(&q->fq, TP_FAIR_CONNECTION);
 	q->admit = admit;
 	q->admit_ctx = admit_ctx;
 	return q;
@@ -127,14 +164,14 @@ void tp_queue_free(struct tp_queue *q)
 /* Publish the wait list head's deadline for lock-free readers. Lock held. */
 static void publish_deadline(struct tp_queue *q)
 {
-	atomic_store_explicit(&q->next_deadline, q->wait.head ? q->wait.head->deadline_ns : 0,
-	                      memory_order_relaxed);
+	struct tp_qnode *w = oldest_waiter(q);
+	atomic_store_explicit(&q->next_deadline, w ? w->deadline_ns : 0, memory_order_relaxed);
 }
 
 /* Publish ready.len for the spinner. Lock held. */
 static void publish_ready(struct tp_queue *q)
 {
-	atomic_store_explicit(&q->nready, q->ready.len, memory_order_release);
+	atomic_store_explicit(&q->nready, nready(q), memory_order_release);
 }
 
 /*
@@ -152,21 +189,25 @@ static void wake_workers(struct tp_queue *q, size_t want)
 	}
 }
 
-/* Move waiters into free places, oldest first. Lock held. */
+/* Admit the waiter whose turn it is (see the DESIGN). Lock held. */
+static void admit_one(struct tp_queue *q)
+{
+	struct tp_qnode *w = fair(q) ? tp_fairq_next_waiter(&q->fq) : list_shift(&q->wait);
+	add(q, w, true);
+	if (q->admit)
+		q->admit(w, q->admit_ctx);
+}
+
+/* Move waiters into free places. Lock held. */
 static size_t admit_waiters(struct tp_queue *q)
 {
 	size_t n = 0;
-	while (q->wait.head && q->ready.len < q->capacity) {
-		struct tp_qnode *w = list_shift(&q->wait);
-		list_append(&q->ready, w);
-		if (q->admit)
-			q->admit(w, q->admit_ctx);
-		n++;
-	}
+	for (; nwait(q) > 0 && nready(q) < q->capacity; n++)
+		admit_one(q);
 	if (n)
 		publish_deadline(q);
 	/* The DESIGN invariant: nobody waits while a place is free. */
-	TP_ASSERT(q->wait.len == 0 || q->ready.len >= q->capacity);
+	TP_ASSERT(nwait(q) == 0 || nready(q) >= q->capacity);
 	return n;
 }
 
@@ -191,56 +232,58 @@ static size_t workers_wanted(const struct tp_queue *q, const struct tp_qnode *fi
 	return want;
 }
 
+/* Workers needed for everything admitted. Lock held. */
+static size_t workers_wanted_all(const struct tp_queue *q)
+{
+	if (!fair(q))
+		return workers_wanted(q, q->ready.head, q->ready.len);
+	/* As in FIFO order: one worker per expensive node, one for the cheap ones (a batch spans flows). */
+	size_t cap = q->nidle > q->nwaking ? q->nidle - q->nwaking : 0;
+	size_t want = q->fq.nexpensive + (q->fq.nready > q->fq.nexpensive);
+	return want < cap ? want : cap;
+}
+
 int tp_queue_push(struct tp_queue *q, struct tp_qnode *first, size_t n)
 {
-	struct tp_qnode *node = first, *admitted_first = NULL;
-	size_t admitted = 0;
+	struct tp_qnode *node = first;
+	size_t admitted = 0, room, want;
 
 	pthread_mutex_lock(&q->lock);
 	if (q->closed) {
 		pthread_mutex_unlock(&q->lock);
 		return -EPIPE;
 	}
+	/* Nobody waits while there is room (DESIGN), so the first `room` nodes are admitted. */
+	room = nwait(q) == 0 && nready(q) < q->capacity ? q->capacity - nready(q) : 0;
+	/* Counted before the nodes are linked into the queue's lists. */
+	want = workers_wanted(q, first, n < room ? n : room);
 	for (size_t i = 0; i < n && node; i++) {
 		struct tp_qnode *next = node->next;
-		if (q->wait.len == 0 && q->ready.len < q->capacity) {
-			list_append(&q->ready, node);
-			if (!admitted_first)
-				admitted_first = node;
+		if (admitted < room) {
+			add(q, node, true);
 			admitted++;
 		} else {
-			list_append(&q->wait, node);
+			add(q, node, false);
 		}
 		node = next;
 	}
 	publish_deadline(q);
 	publish_ready(q);
-	TP_ASSERT(q->wait.len == 0 || q->ready.len >= q->capacity);
+	TP_ASSERT(nwait(q) == 0 || nready(q) >= q->capacity);
 	if (admitted)
-		wake_workers(q, workers_wanted(q, admitted_first, admitted));
+		wake_workers(q, want);
 	pthread_mutex_unlock(&q->lock);
 	return (int)admitted;
 }
 
-/* Poll for work without the lock for up to spin_ns. Returns true if some appeared. */
-static bool spin_for_work(struct tp_queue *q, uint64_t spin_ns, const atomic_bool *stop)
+/* The place this pop frees goes to a waiter first, who competes for this very pop. */
+static size_t fair_pop(struct tp_queue *q, struct tp_qnode **ret, size_t max)
 {
-	uint64_t end = tp_clock_ns() + spin_ns;
-	for (unsigned i = 1;; i++) {
-		if (atomic_load_explicit(&q->nready, memory_order_acquire) > 0)
-			return true;
-		if (stop && atomic_load_explicit(stop, memory_order_relaxed))
-			return false;
-#if defined(__x86_64__) || defined(__i386__)
-		__builtin_ia32_pause();
-#endif
-		/*
-		 * Yield now and then: on a machine with more runnable threads
-		 * than cores, the thread this one waits for may need this core.
-		 */
-		if ((i & 63) == 0 && (sched_yield(), tp_clock_ns() >= end))
-			return false;
-	}
+	if (q->fq.nready > 0 && q->fq.nwait > 0)
+		admit_one(q);
+	size_t n = tp_fairq_pop(&q->fq, ret, max);
+	TP_ASSERT(q->fq.nready <= q->capacity);
+	return n;
 }
 
 size_t tp_queue_pop(struct tp_queue *q, struct tp_qnode **ret, size_t max, const atomic_bool *stop)
@@ -252,16 +295,16 @@ size_t tp_queue_pop(struct tp_queue *q, struct tp_qnode **ret, size_t max, const
 	for (;;) {
 		if (stop && atomic_load_explicit(stop, memory_order_acquire))
 			break;
-		if (q->ready.head)
+		if (nready(q) > 0)
 			break;
-		if (q->closed && !q->wait.head)
+		if (q->closed && nwait(q) == 0)
 			break;
 		if (!spun && !q->spinner && !q->closed) {
 			/* Pushes see `spinner` under the lock and leave one share of work to us. */
 			bool long_spin = tp_spin_long(&q->spin);
 			q->spinner = true;
 			pthread_mutex_unlock(&q->lock);
-			bool hit = spin_for_work(q, long_spin ? SPIN_NS : SPIN_SHORT_NS, stop);
+			bool hit = tp_spin_poll(&q->nready, long_spin ? SPIN_NS : SPIN_SHORT_NS, stop);
 			pthread_mutex_lock(&q->lock);
 			q->spinner = false;
 			if (long_spin) {
@@ -279,7 +322,10 @@ size_t tp_queue_pop(struct tp_queue *q, struct tp_qnode **ret, size_t max, const
 		if (q->nwaking)
 			q->nwaking--;
 	}
-	if (!(stop && atomic_load_explicit(stop, memory_order_acquire))) {
+	if (fair(q)) {
+		if (!(stop && atomic_load_explicit(stop, memory_order_acquire)))
+			n = fair_pop(q, ret, max);
+	} else if (!(stop && atomic_load_explicit(stop, memory_order_acquire))) {
 		while (n < max && q->ready.head) {
 			if (n > 0 && !(q->ready.head->batchable && ret[0]->batchable))
 				break;
@@ -288,6 +334,7 @@ size_t tp_queue_pop(struct tp_queue *q, struct tp_qnode **ret, size_t max, const
 	}
 	if (n) {
 		admit_waiters(q);
+		publish_deadline(q); /* also after fair_pop's admission */
 		publish_ready(q);
 	}
 	/*
@@ -295,8 +342,8 @@ size_t tp_queue_pop(struct tp_queue *q, struct tp_qnode **ret, size_t max, const
 	 * queued.  Also when leaving on *stop: this worker may have absorbed
 	 * the wake-up, or the spinner's share, meant for that work.
 	 */
-	if (q->ready.head)
-		wake_workers(q, workers_wanted(q, q->ready.head, q->ready.len));
+	if (nready(q) > 0)
+		wake_workers(q, workers_wanted_all(q));
 	pthread_mutex_unlock(&q->lock);
 	return n;
 }
@@ -307,9 +354,9 @@ size_t tp_queue_expire(struct tp_queue *q, uint64_t now_ns, struct tp_qnode **re
 	struct list out = {0};
 
 	pthread_mutex_lock(&q->lock);
-	while (q->wait.head && q->wait.head->deadline_ns <= now_ns)
-		list_append(&out, list_shift(&q->wait));
-	*ret_next_ns = q->wait.head ? q->wait.head->deadline_ns : 0;
+	for (struct tp_qnode *w; (w = oldest_waiter(q)) && w->deadline_ns <= now_ns; list_append(&out, w))
+		fair(q) ? tp_fairq_remove_waiter(&q->fq, w) : (void)list_shift(&q->wait);
+	*ret_next_ns = oldest_waiter(q) ? oldest_waiter(q)->deadline_ns : 0;
 	publish_deadline(q);
 	pthread_mutex_unlock(&q->lock);
 	*ret_first = out.head;
@@ -328,7 +375,7 @@ void tp_queue_set_capacity(struct tp_queue *q, size_t capacity)
 	size_t admitted = admit_waiters(q);
 	publish_ready(q);
 	if (admitted)
-		wake_workers(q, workers_wanted(q, q->ready.head, q->ready.len));
+		wake_workers(q, workers_wanted_all(q));
 	pthread_mutex_unlock(&q->lock);
 }
 
@@ -349,21 +396,83 @@ bool tp_queue_closed(struct tp_queue *q)
 	return c;
 }
 
-size_t tp_queue_take_all(struct tp_queue *q, struct tp_qnode **ret_first)
+/* Append the nodes linked through next from first to l. */
+static void append_chain(struct list *l, struct tp_qnode *first)
 {
-	struct list out = {0};
-	struct tp_qnode *n;
+	while (first) {
+		struct tp_qnode *next = first->next;
+		list_append(l, first);
+		first = next;
+	}
+}
+
+/* Unlink every node: admitted ones in *ret_ready (each flow's in order), waiting ones in *ret_wait. */
+static void take_chains(struct tp_queue *q, struct tp_qnode **ret_ready, struct tp_qnode **ret_wait)
+{
+	if (fair(q)) {
+		tp_fairq_take_all(&q->fq, ret_ready, ret_wait);
+		return;
+	}
+	*ret_ready = q->ready.head;
+	*ret_wait = q->wait.head;
+	q->ready = (struct list){0};
+	q->wait = (struct list){0};
+}
+
+void tp_queue_set_fairness(struct tp_queue *q, enum tp_fairness mode)
+{
+	struct tp_qnode *ready, *wait, *n;
 
 	pthread_mutex_lock(&q->lock);
-	while ((n = list_shift(&q->ready)))
-		list_append(&out, n);
-	while ((n = list_shift(&q->wait)))
-		list_append(&out, n);
+	if (mode != q->mode) {
+		take_chains(q, &ready, &wait);
+		q->mode = mode;
+		tp_fairq_init(&q->fq, mode == TP_FAIR_NONE ? TP_FAIR_CONNECTION : mode);
+		for (; (n = ready); add(q, n, true))
+			ready = n->next;
+		for (; (n = wait); add(q, n, false))
+			wait = n->next;
+		/* Same counts as before: the invariant holds and nothing is to admit or wake. */
+		TP_ASSERT(nwait(q) == 0 || nready(q) >= q->capacity);
+	}
+	pthread_mutex_unlock(&q->lock);
+}
+
+/* Lock held: publish, unlock, and hand over ready then wait, joined, in *ret_first. Returns the count. */
+static size_t unlock_handing(struct tp_queue *q, struct tp_qnode *ready, struct tp_qnode *wait,
+                             struct tp_qnode **ret_first)
+{
+	struct list out = {0};
+
 	publish_deadline(q);
 	publish_ready(q);
 	pthread_mutex_unlock(&q->lock);
+	append_chain(&out, ready);
+	append_chain(&out, wait);
 	*ret_first = out.head;
 	return out.len;
+}
+
+size_t tp_queue_take_flow(struct tp_queue *q, struct tp_qflow *f, struct tp_qnode **ret_first)
+{
+	struct tp_qnode *ready = NULL, *wait = NULL;
+
+	pthread_mutex_lock(&q->lock);
+	if (fair(q)) {
+		tp_fairq_take_flow(&q->fq, f, &ready, &wait);
+		if (admit_waiters(q))
+			wake_workers(q, workers_wanted_all(q));
+	}
+	return unlock_handing(q, ready, wait, ret_first);
+}
+
+size_t tp_queue_take_all(struct tp_queue *q, struct tp_qnode **ret_first)
+{
+	struct tp_qnode *ready, *wait;
+
+	pthread_mutex_lock(&q->lock);
+	take_chains(q, &ready, &wait);
+	return unlock_handing(q, ready, wait, ret_first);
 }
 
 void tp_queue_wake_all(struct tp_queue *q)
@@ -376,8 +485,11 @@ void tp_queue_wake_all(struct tp_queue *q)
 void tp_queue_stats(struct tp_queue *q, struct tp_queue_stats *ret)
 {
 	pthread_mutex_lock(&q->lock);
-	ret->depth = q->ready.len;
-	ret->waiting = q->wait.len;
+	ret->depth = nready(q);
+	ret->waiting = nwait(q);
+	ret->fairness = q->mode;
+	ret->flows = fair(q) ? q->fq.nflows : 0;
+	ret->largest = fair(q) ? tp_fairq_largest(&q->fq) : 0;
 	ret->capacity = q->capacity;
 	ret->idle = q->nidle;
 	ret->long_spins = q->long_spins;

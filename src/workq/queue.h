@@ -12,6 +12,12 @@
  * callback runs on the thread that freed the space (a worker, or the pusher
  * on a capacity change), *with the queue lock held*: it must not call back
  * into the queue, and any lock it takes ranks below the queue lock.
+ *
+ * Discipline (tp_queue_set_fairness): TP_FAIR_NONE is one FIFO, and a
+ * newcomer never overtakes a waiter.  The fair modes (fairq.h) serve flows
+ * in turn by cost, and give a place that frees to the waiter whose group,
+ * then flow, holds the least admitted cost.  Either way the bound, the
+ * waits with their own deadlines and each flow's FIFO order are the same.
  */
 #ifndef TP_QUEUE_H
 #define TP_QUEUE_H
@@ -21,26 +27,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct tp_qnode {
-	struct tp_qnode *next;
-	uint64_t deadline_ns; /* CLOCK_MONOTONIC; the end of its wait for space */
-	bool batchable;       /* cheap work: a worker may take a run of these at once */
-};
+#include "fairq.h"
 
 struct tp_queue;
 
-/* A waiting node was admitted (moved into the bounded part) in arrival order. */
+/* A waiting node was admitted (moved into the bounded part). */
 typedef void (*tp_queue_admit_fn)(struct tp_qnode *node, void *ctx);
 
 struct tp_queue_stats {
 	size_t depth;   /* admitted, not yet taken by a worker */
 	size_t waiting; /* in the wait list */
 	size_t capacity;
-	size_t idle;                      /* workers blocked in tp_queue_pop() */
+	size_t idle;    /* workers blocked in tp_queue_pop() */
+	size_t flows;   /* fair modes: flows with admitted nodes */
+	size_t largest; /* fair modes: most admitted nodes of one group or flow */
+	enum tp_fairness fairness;
 	uint64_t long_spins, short_spins; /* polls for work before blocking (spin.h) */
 };
 
-/* A queue holding at most capacity admitted nodes. NULL on ENOMEM. */
+/* A FIFO queue (TP_FAIR_NONE) holding at most capacity admitted nodes. NULL on ENOMEM. */
 struct tp_queue *tp_queue_new(size_t capacity, tp_queue_admit_fn admit, void *admit_ctx);
 
 /* Free the queue (NULL is fine). It must be empty of workers; nodes left are not touched. */
@@ -48,18 +53,19 @@ void tp_queue_free(struct tp_queue *q);
 
 /*
  * Push n nodes linked through next, in arrival order, each with its
- * deadline_ns set.  While there is space and no one is waiting, nodes are
- * admitted and idle workers woken; the rest join the wait list (its FIFO
- * order is the admission order).  Returns the number admitted (0..n; the
- * first ones of the list), or -EPIPE when the queue is closed, in which case
- * nothing was taken.  Never blocks beyond the queue lock.
+ * deadline_ns (and for the fair modes flow and cost_us) set.  While there
+ * is space and no one is waiting, nodes are admitted and idle workers
+ * woken; the rest join the wait list.  Returns the number admitted (0..n;
+ * the first ones of the list), or -EPIPE when the queue is closed, in which
+ * case nothing was taken.  Never blocks beyond the queue lock.
  */
 int tp_queue_push(struct tp_queue *q, struct tp_qnode *first, size_t n);
 
 /*
  * Worker side: block until work is available, then take up to max nodes
- * into ret[] (more than one only while they are batchable).  Each node
- * taken frees a place, which admits the oldest waiter.  Returns the number
+ * into ret[] (more than one only while they are batchable; in the fair
+ * modes in the flows' turns).  Each node taken frees a place, which admits a
+ * waiter (see the discipline above).  Returns the number
  * taken; 0 when the queue is closed and empty, or when *stop becomes true
  * (checked on every wakeup; see tp_queue_wake_all()).
  */
@@ -81,6 +87,20 @@ uint64_t tp_queue_next_deadline(struct tp_queue *q);
 
 /* Change the capacity (reload); growing admits waiters at once. */
 void tp_queue_set_capacity(struct tp_queue *q, size_t capacity);
+
+/*
+ * Change the discipline; work admitted and waiting is kept, each flow's in
+ * order (and the waiters' arrival order).  O(n) in the nodes queued.
+ */
+void tp_queue_set_fairness(struct tp_queue *q, enum tp_fairness mode);
+
+/*
+ * The owner of flow f has gone: remove its nodes, admitted and waiting,
+ * linked through next in *ret_first (admitted ones first), and give the
+ * places freed to waiters.  Returns the count.  Fair modes only (in
+ * TP_FAIR_NONE nothing is taken: the nodes stay queued).
+ */
+size_t tp_queue_take_flow(struct tp_queue *q, struct tp_qflow *f, struct tp_qnode **ret_first);
 
 /* Refuse further pushes; workers drain what is queued, waiters included. */
 void tp_queue_close(struct tp_queue *q);

@@ -23,7 +23,13 @@
 #ifndef TP_SPIN_H
 #define TP_SPIN_H
 
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "clock.h"
 
 #define TP_SPIN_SCALE 1024u
 #define TP_SPIN_PROBE 16u
@@ -53,6 +59,30 @@ static inline bool tp_spin_long(struct tp_spin *s)
 static inline void tp_spin_record(struct tp_spin *s, bool hit)
 {
 	s->hits = s->hits - s->hits / 8 + (hit ? TP_SPIN_SCALE / 8 : 0);
+}
+
+/*
+ * Poll *avail without a lock for up to spin_ns.  Returns true as soon as it
+ * is non-zero, false when the time is up or *stop (may be NULL) is set.
+ */
+static inline bool tp_spin_poll(const _Atomic size_t *avail, uint64_t spin_ns, const atomic_bool *stop)
+{
+	uint64_t end = tp_clock_ns() + spin_ns;
+	for (unsigned i = 1;; i++) {
+		if (atomic_load_explicit(avail, memory_order_acquire) > 0)
+			return true;
+		if (stop && atomic_load_explicit(stop, memory_order_relaxed))
+			return false;
+#if defined(__x86_64__) || defined(__i386__)
+		__builtin_ia32_pause();
+#endif
+		/*
+		 * Yield now and then: on a machine with more runnable threads
+		 * than cores, the thread this one waits for may need this core.
+		 */
+		if ((i & 63) == 0 && (sched_yield(), tp_clock_ns() >= end))
+			return false;
+	}
 }
 
 #endif

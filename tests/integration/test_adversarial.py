@@ -137,11 +137,11 @@ def flood_until_blocked(sock, payload, quiet_s=1.0, limit=256 << 20):
 
 def memory_bound_per_conn(max_line, max_unsent_kib):
     """docs/MEMORY.md: most heap one connection can hold (bytes)."""
-    conn = 240                                    # struct tp_conn (232 bytes), malloc chunk
+    conn = 336 + 432                              # struct tp_conn (336 bytes), its address entry
     framer = max(1 << max(8, (max_line + 2 - 1).bit_length()), 16384)
     pending = max_unsent_kib * 1024 + max_line + 4  # reply bytes counted before reading stops
     nreq = pending // 48 + 1                       # smallest request buffer: 48 bytes
-    reqs = pending + nreq * (104 + 8 + 15)         # + struct tp_req, malloc header, rounding
+    reqs = pending + nreq * (128 + 8 + 15)         # + struct tp_req, malloc header, rounding
     return conn + framer + reqs
 
 

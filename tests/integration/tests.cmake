@@ -25,4 +25,5 @@ tp_integration_test(prometheus test_prometheus.py)
 # heavy (a server and a TSDB): sanitizer stages leave out the label heavy.
 set_tests_properties(integration.examples integration.prometheus PROPERTIES SKIP_RETURN_CODE 77)
 set_tests_properties(integration.prometheus PROPERTIES LABELS "integration;heavy")
+tp_integration_test(fairness test_fairness.py)
 tp_integration_test(handover test_handover.py)

@@ -1,0 +1,500 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fairq: two-level deficit round robin with a new-flow list, and admission
+ * by least queued cost.
+ *
+ * DESIGN
+ * - A level (the top one, or the inside of a group) holds entries: at the
+ *   top, groups and flows without a group (CONNECTION mode: every flow);
+ *   inside a group, its flows.  An entry with admitted work is on the
+ *   level's `new` or `old` list; one without is on neither.
+ * - Dequeue (fq_codel's scheme, per level): take the head of `new`, else
+ *   of `old`.  If its deficit is spent, it gets one quantum more and goes
+ *   to the tail of `old`, and the next head is looked at.  Otherwise it is
+ *   served, at the top level by descending into it, and its deficit is
+ *   charged the cost of the nodes taken.  An expensive node is taken
+ *   alone; cheap (batchable) ones as a batch, flow after flow in their
+ *   turns while the next flow's head is cheap too, each flow's in order.
+ * - An entry that empties leaves the lists at once, so its next node makes
+ *   it new again: a client sending one request at a time goes ahead of
+ *   every backlogged one, at either level.  Unless more of its work waits
+ *   for a place: a flood paused by a full queue empties often but is not
+ *   sparse, so it rejoins at the tail of `old`.  A backlogged entry is
+ *   served a quantum at a time in turn.
+ * - The work is O(1) per node plus one rotation per quantum of cost
+ *   served: a rotation hands out QUANTUM_US of credit that the work
+ *   consumes, so the rotations are amortised against the cost of the work
+ *   itself (a SLEEP 40 pays for 40 of them, an ECHO for a fraction of one).
+ * - Cost is the owner's estimate of a node's service time in µs (the
+ *   server's: SLEEP's argument), at least TP_FAIRQ_MIN_COST_US; shares are
+ *   shares of cost.
+ * - Admission: waiting entries sit in buckets by their queued cost,
+ *   admitted and waiting (0, then powers of 4 µs), oldest first in a
+ *   bucket, so a flood's paused batch counts against it; a place goes to the
+ *   lowest bucket's first group, its lowest bucket's first flow, and that
+ *   flow's oldest waiter.  An entry moves bucket (O(1)) when its cost
+ *   changes.  Every waiter is also on one arrival-ordered list (wprev and
+ *   wnext), which expiry walks from its head: a flow's waiters are in
+ *   arrival order, so the oldest waiter of all is its flow's oldest.
+ */
+#include "fairq.h"
+
+#include <string.h>
+
+#include "tp_assert.h"
+
+/* Credit per turn of a backlogged entry, in µs of cost. */
+#define QUANTUM_US 1000
+
+enum { LIST_NONE, LIST_NEW, LIST_OLD };
+
+static struct tp_qgroup *group_of_entry(struct tp_fairq_entry *e)
+{
+	return (struct tp_qgroup *)(void *)((char *)e - offsetof(struct tp_qgroup, e));
+}
+
+static struct tp_qflow *flow_of_entry(struct tp_fairq_entry *e)
+{
+	return (struct tp_qflow *)(void *)((char *)e - offsetof(struct tp_qflow, e));
+}
+
+static uint64_t cost_of(const struct tp_qnode *n)
+{
+	return n->cost_us > TP_FAIRQ_MIN_COST_US ? n->cost_us : TP_FAIRQ_MIN_COST_US;
+}
+
+static struct tp_qflow *flow_of(struct tp_fairq *fq, const struct tp_qnode *n)
+{
+	return n->flow ? n->flow : &fq->nullflow;
+}
+
+/* The group f is scheduled in, or NULL when it sits at the top level. */
+static struct tp_qgroup *group_of(const struct tp_fairq *fq, const struct tp_qflow *f)
+{
+	return fq->mode == TP_FAIR_ADDRESS ? f->group : NULL;
+}
+
+static struct tp_fairq_level *level_of(struct tp_fairq *fq, struct tp_qgroup *g)
+{
+	return g ? &g->inner : &fq->top;
+}
+
+const char *tp_fairness_name(int mode)
+{
+	return mode == TP_FAIR_ADDRESS ? "address" : mode == TP_FAIR_CONNECTION ? "connection" : "none";
+}
+
+void tp_qflow_init(struct tp_qflow *f, struct tp_qgroup *group)
+{
+	memset(f, 0, sizeof(*f));
+	f->group = group;
+}
+
+void tp_qgroup_init(struct tp_qgroup *g)
+{
+	memset(g, 0, sizeof(*g));
+	g->e.is_group = true;
+}
+
+void tp_fairq_init(struct tp_fairq *fq, enum tp_fairness mode)
+{
+	memset(fq, 0, sizeof(*fq));
+	fq->mode = mode;
+	tp_qflow_init(&fq->nullflow, NULL);
+}
+
+/* --- the new and old lists --- */
+
+/* e's links in a new or old list (which 0) or in an admission bucket (1). */
+static struct tp_fairq_link *link_of(struct tp_fairq_entry *e, int which)
+{
+	return which ? &e->wlink : &e->link;
+}
+
+static void list_append(struct tp_fairq_list *l, struct tp_fairq_entry *e, int which)
+{
+	link_of(e, which)->next = NULL;
+	link_of(e, which)->prev = l->tail;
+	if (l->tail)
+		link_of(l->tail, which)->next = e;
+	else
+		l->head = e;
+	l->tail = e;
+}
+
+static void list_unlink(struct tp_fairq_list *l, struct tp_fairq_entry *e, int which)
+{
+	struct tp_fairq_link *k = link_of(e, which);
+
+	if (k->prev)
+		link_of(k->prev, which)->next = k->next;
+	else
+		l->head = k->next;
+	if (k->next)
+		link_of(k->next, which)->prev = k->prev;
+	else
+		l->tail = k->prev;
+	k->next = k->prev = NULL;
+}
+
+/* e has admitted work again: a new entry, or an old one when more of its work waits. */
+static void activate(struct tp_fairq_level *lv, struct tp_fairq_entry *e, bool backlogged)
+{
+	if (e->list != LIST_NONE)
+		return;
+	e->deficit = QUANTUM_US;
+	e->list = backlogged ? LIST_OLD : LIST_NEW;
+	list_append(backlogged ? &lv->old_list : &lv->new_list, e, 0);
+}
+
+static void deactivate(struct tp_fairq_level *lv, struct tp_fairq_entry *e)
+{
+	if (e->list == LIST_NONE)
+		return;
+	list_unlink(e->list == LIST_NEW ? &lv->new_list : &lv->old_list, e, 0);
+	e->list = LIST_NONE;
+}
+
+/* The entry to serve at this level: a new one, else the old one whose turn it is. */
+static struct tp_fairq_entry *pick(struct tp_fairq_level *lv)
+{
+	for (;;) {
+		struct tp_fairq_entry *e = lv->new_list.head ? lv->new_list.head : lv->old_list.head;
+		if (!e || e->deficit > 0)
+			return e;
+		deactivate(lv, e);
+		e->deficit += QUANTUM_US;
+		e->list = LIST_OLD;
+		list_append(&lv->old_list, e, 0);
+	}
+}
+
+/* --- admission buckets --- */
+
+static unsigned bucket_of(uint64_t cost)
+{
+	if (cost == 0)
+		return 0;
+	unsigned b = 1 + (unsigned)(63 - __builtin_clzll(cost)) / 2;
+	return b < TP_FAIRQ_BUCKETS ? b : TP_FAIRQ_BUCKETS - 1;
+}
+
+static void bucket_remove(struct tp_fairq_level *lv, struct tp_fairq_entry *e)
+{
+	unsigned b;
+
+	TP_ASSERT(e->bucket > 0 && e->bucket <= 32);
+	b = e->bucket - 1u;
+	list_unlink(&lv->buckets[b], e, 1);
+	e->bucket = 0;
+	if (!lv->buckets[b].head)
+		lv->mask &= ~(1u << b);
+}
+
+static void bucket_insert(struct tp_fairq_level *lv, struct tp_fairq_entry *e)
+{
+	unsigned b = bucket_of(e->cost + e->wcost);
+
+	list_append(&lv->buckets[b], e, 1);
+	e->bucket = (uint8_t)(b + 1);
+	lv->mask |= 1u << b;
+}
+
+/* e's queued cost changed: if it waits, keep it in the right bucket. */
+static void rebucket(struct tp_fairq_level *lv, struct tp_fairq_entry *e)
+{
+	if (e->bucket && e->bucket - 1u != bucket_of(e->cost + e->wcost)) {
+		bucket_remove(lv, e);
+		bucket_insert(lv, e);
+	}
+}
+
+static struct tp_fairq_entry *bucket_first(const struct tp_fairq_level *lv)
+{
+	return lv->mask ? lv->buckets[__builtin_ctz(lv->mask)].head : NULL;
+}
+
+/* --- admitted nodes --- */
+
+/* Count n's cost in or out (sign) of f and its group, keeping the buckets right. */
+static void account(struct tp_fairq *fq, struct tp_qflow *f, const struct tp_qnode *n, int sign)
+{
+	struct tp_qgroup *g = group_of(fq, f);
+	uint64_t c = sign > 0 ? cost_of(n) : -cost_of(n); /* modular: adds or takes away */
+
+	f->e.cost += c;
+	f->e.nready += (uint32_t)sign;
+	rebucket(level_of(fq, g), &f->e);
+	if (g) {
+		g->e.cost += c;
+		g->e.nready += (uint32_t)sign;
+		rebucket(&fq->top, &g->e);
+	}
+	fq->nready += (size_t)sign;
+	fq->nexpensive += n->batchable ? 0 : (size_t)sign;
+}
+
+void tp_fairq_add_ready(struct tp_fairq *fq, struct tp_qnode *n)
+{
+	struct tp_qflow *f = flow_of(fq, n);
+	struct tp_qgroup *g = group_of(fq, f);
+
+	n->next = NULL;
+	if (f->rtail)
+		f->rtail->next = n;
+	else
+		f->rhead = n;
+	f->rtail = n;
+	if (f->e.nready == 0)
+		fq->nflows++;
+	account(fq, f, n, +1);
+	activate(level_of(fq, g), &f->e, f->whead != NULL);
+	if (g)
+		activate(&fq->top, &g->e, g->nwaiting > 0);
+}
+
+/* Take f's first node, and more while they are batchable. */
+static size_t take_batch(struct tp_fairq *fq, struct tp_qflow *f, struct tp_qnode **ret, size_t max,
+                         uint64_t *ret_cost)
+{
+	size_t n = 0;
+	uint64_t cost = 0;
+
+	while (n < max && f->rhead) {
+		struct tp_qnode *h = f->rhead;
+		if (n > 0 && !(h->batchable && ret[0]->batchable))
+			break;
+		f->rhead = h->next;
+		if (!f->rhead)
+			f->rtail = NULL;
+		h->next = NULL;
+		account(fq, f, h, -1);
+		cost += cost_of(h);
+		ret[n++] = h;
+	}
+	*ret_cost = cost;
+	return n;
+}
+
+/* The flow whose turn it is, and its group in *ret_g; NULL when nothing is admitted. */
+static struct tp_qflow *next_flow(struct tp_fairq *fq, struct tp_qgroup **ret_g)
+{
+	struct tp_fairq_entry *top = pick(&fq->top);
+
+	*ret_g = NULL;
+	if (!top)
+		return NULL;
+	if (!top->is_group)
+		return flow_of_entry(top);
+	*ret_g = group_of_entry(top);
+	return flow_of_entry(pick(&(*ret_g)->inner));
+}
+
+/* Take a batch of f's (in group g) and charge its cost. Returns how many. */
+static size_t serve(struct tp_fairq *fq, struct tp_qflow *f, struct tp_qgroup *g, struct tp_qnode **ret,
+                    size_t max)
+{
+	uint64_t cost;
+	size_t n = take_batch(fq, f, ret, max, &cost);
+
+	TP_ASSERT(n > 0);
+	f->e.deficit -= (int64_t)cost;
+	if (!f->rhead) {
+		deactivate(level_of(fq, g), &f->e);
+		fq->nflows--;
+	}
+	if (g) {
+		g->e.deficit -= (int64_t)cost;
+		if (g->e.nready == 0)
+			deactivate(&fq->top, &g->e);
+	}
+	return n;
+}
+
+size_t tp_fairq_pop(struct tp_fairq *fq, struct tp_qnode **ret, size_t max)
+{
+	size_t n = 0;
+
+	/* Cheap work goes on across flows, in their turns: one hand-off for ECHOs of many clients. */
+	while (n < max && (n == 0 || ret[0]->batchable)) {
+		struct tp_qgroup *g;
+		struct tp_qflow *f = next_flow(fq, &g);
+		if (!f || (n > 0 && !f->rhead->batchable))
+			break;
+		n += serve(fq, f, g, ret + n, max - n);
+	}
+	return n;
+}
+
+/* --- waiting nodes --- */
+
+/* Count n's cost in or out (sign) of the waiting cost of f and its group. */
+static void account_wait(struct tp_fairq *fq, struct tp_qflow *f, const struct tp_qnode *n, int sign)
+{
+	struct tp_qgroup *g = group_of(fq, f);
+	uint64_t c = sign > 0 ? cost_of(n) : -cost_of(n);
+
+	f->e.wcost += c;
+	rebucket(level_of(fq, g), &f->e);
+	if (g) {
+		g->e.wcost += c;
+		rebucket(&fq->top, &g->e);
+	}
+}
+
+void tp_fairq_add_wait(struct tp_fairq *fq, struct tp_qnode *n)
+{
+	struct tp_qflow *f = flow_of(fq, n);
+	struct tp_qgroup *g = group_of(fq, f);
+
+	account_wait(fq, f, n, +1);
+	n->next = NULL;
+	if (f->wtail) {
+		f->wtail->next = n;
+	} else {
+		f->whead = n;
+		bucket_insert(level_of(fq, g), &f->e);
+		if (g && g->nwaiting++ == 0)
+			bucket_insert(&fq->top, &g->e);
+	}
+	f->wtail = n;
+	n->wnext = NULL;
+	n->wprev = fq->wtail;
+	if (fq->wtail)
+		fq->wtail->wnext = n;
+	else
+		fq->whead = n;
+	fq->wtail = n;
+	fq->nwait++;
+}
+
+void tp_fairq_remove_waiter(struct tp_fairq *fq, struct tp_qnode *n)
+{
+	struct tp_qflow *f = flow_of(fq, n);
+	struct tp_qgroup *g = group_of(fq, f);
+
+	TP_ASSERT(f->whead == n);
+	account_wait(fq, f, n, -1);
+	f->whead = n->next;
+	if (!f->whead) {
+		f->wtail = NULL;
+		bucket_remove(level_of(fq, g), &f->e);
+		if (g && --g->nwaiting == 0)
+			bucket_remove(&fq->top, &g->e);
+	}
+	n->next = NULL;
+	if (n->wprev)
+		n->wprev->wnext = n->wnext;
+	else
+		fq->whead = n->wnext;
+	if (n->wnext)
+		n->wnext->wprev = n->wprev;
+	else
+		fq->wtail = n->wprev;
+	n->wnext = n->wprev = NULL;
+	fq->nwait--;
+}
+
+struct tp_qnode *tp_fairq_next_waiter(struct tp_fairq *fq)
+{
+	struct tp_fairq_entry *e = bucket_first(&fq->top);
+	struct tp_qnode *n;
+
+	if (!e)
+		return NULL;
+	if (e->is_group)
+		e = bucket_first(&group_of_entry(e)->inner);
+	TP_ASSERT(e);
+	n = flow_of_entry(e)->whead;
+	tp_fairq_remove_waiter(fq, n);
+	return n;
+}
+
+/* --- taking out --- */
+
+struct chain {
+	struct tp_qnode *head, *tail;
+};
+
+static void chain_add(struct chain *c, struct tp_qnode *n)
+{
+	n->next = NULL;
+	if (c->tail)
+		c->tail->next = n;
+	else
+		c->head = n;
+	c->tail = n;
+}
+
+/* Move every node of f to the ends of ready and wait. Returns how many were admitted. */
+static size_t take_flow(struct tp_fairq *fq, struct tp_qflow *f, struct chain *ready, struct chain *wait)
+{
+	struct tp_qgroup *g = group_of(fq, f);
+	struct tp_qnode *n;
+	uint64_t cost;
+	size_t total = 0;
+
+	if (f->rhead)
+		fq->nflows--;
+	for (; take_batch(fq, f, &n, 1, &cost) == 1; total++)
+		chain_add(ready, n);
+	deactivate(level_of(fq, g), &f->e);
+	if (g && g->e.nready == 0)
+		deactivate(&fq->top, &g->e);
+	while ((n = f->whead)) {
+		tp_fairq_remove_waiter(fq, n);
+		chain_add(wait, n);
+	}
+	return total;
+}
+
+size_t tp_fairq_take_flow(struct tp_fairq *fq, struct tp_qflow *f, struct tp_qnode **ret_ready,
+                          struct tp_qnode **ret_wait)
+{
+	struct chain ready = {0}, wait = {0};
+	size_t n = take_flow(fq, f, &ready, &wait);
+
+	*ret_ready = ready.head;
+	*ret_wait = wait.head;
+	return n;
+}
+
+/* The first entry of a level's lists, or NULL. */
+static struct tp_fairq_entry *first_active(const struct tp_fairq_level *lv)
+{
+	return lv->new_list.head ? lv->new_list.head : lv->old_list.head;
+}
+
+void tp_fairq_take_all(struct tp_fairq *fq, struct tp_qnode **ret_ready, struct tp_qnode **ret_wait)
+{
+	struct chain ready = {0}, wait = {0};
+	struct tp_fairq_entry *e, *c;
+	struct tp_qnode *n;
+
+	while ((n = fq->whead)) { /* in arrival order */
+		tp_fairq_remove_waiter(fq, n);
+		chain_add(&wait, n);
+	}
+	while ((e = first_active(&fq->top))) {
+		if (!e->is_group)
+			(void)take_flow(fq, flow_of_entry(e), &ready, &wait);
+		else
+			while ((c = first_active(&group_of_entry(e)->inner)))
+				(void)take_flow(fq, flow_of_entry(c), &ready, &wait);
+	}
+	TP_ASSERT(fq->nready == 0 && fq->nwait == 0 && fq->nflows == 0);
+	*ret_ready = ready.head;
+	*ret_wait = wait.head;
+}
+
+size_t tp_fairq_largest(const struct tp_fairq *fq)
+{
+	const struct tp_fairq_entry *lists[2] = {fq->top.new_list.head, fq->top.old_list.head};
+	size_t most = 0;
+
+	for (size_t i = 0; i < 2; i++)
+		for (const struct tp_fairq_entry *e = lists[i]; e; e = e->link.next)
+			if (e->nready > most)
+				most = e->nready;
+	return most;
+}

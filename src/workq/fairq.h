@@ -1,0 +1,167 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fairq: the fair discipline of the queue: which admitted node a worker
+ * takes next, and which waiting node takes a place that frees.
+ *
+ * Nodes belong to flows (struct tp_qflow), and flows may be nested in
+ * groups (struct tp_qgroup).  The queue knows nothing of what a flow is;
+ * its owner decides (the server: a flow per connection, a group per client
+ * address).  Both are embedded by their owner, who initialises them with
+ * tp_qflow_init() / tp_qgroup_init() and keeps them alive while any node
+ * of theirs is in the queue; an idle flow or group is referenced by
+ * nothing in the queue, so it may then be freed without telling it.
+ *
+ * Not thread-safe: queue.c calls every function with its lock held.  No
+ * function allocates; each is O(1) per node (amortised; see fairq.c),
+ * except take_all and stats, which walk.
+ */
+#ifndef TP_FAIRQ_H
+#define TP_FAIRQ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * A unit of work, embedded by its owner (intrusive: the queue never
+ * allocates per node).  The owner sets deadline_ns, batchable and, for the
+ * fair modes, flow and cost_us; the rest is the queue's.
+ */
+struct tp_qflow;
+struct tp_qnode {
+	struct tp_qnode *next;
+	struct tp_qnode *wprev, *wnext; /* the queue's: arrival order of waiters (fair modes) */
+	struct tp_qflow *flow;          /* its flow (NULL: a flow shared by all such nodes) */
+	uint64_t deadline_ns;           /* CLOCK_MONOTONIC; the end of its wait for space */
+	uint32_t cost_us;               /* expected service time: the fair modes' measure */
+	bool batchable;                 /* cheap work: a worker may take a run of these at once */
+};
+
+/* How nodes are grouped into flows (pool.fairness). */
+enum tp_fairness {
+	TP_FAIR_NONE,       /* one FIFO: the flows are ignored */
+	TP_FAIR_CONNECTION, /* round robin across flows */
+	TP_FAIR_ADDRESS,    /* across groups, then across the flows of a group */
+};
+
+/*
+ * The least a node costs, in µs, whatever its cost_us says: about what an
+ * ECHO takes, so a flood of cheap requests is held to its share too.
+ */
+#define TP_FAIRQ_MIN_COST_US 2
+
+/* Buckets of the admission order: queued cost 0, then powers of 4 (µs). */
+#define TP_FAIRQ_BUCKETS 16
+
+struct tp_fairq_entry;
+
+struct tp_fairq_link {
+	struct tp_fairq_entry *next, *prev;
+};
+
+/* A flow's or a group's place in one level of the schedule. Private. */
+struct tp_fairq_entry {
+	struct tp_fairq_link link;  /* in the level's new or old list */
+	struct tp_fairq_link wlink; /* in the level's admission bucket */
+	int64_t deficit;            /* cost it may still take this round */
+	uint64_t cost;              /* cost of its admitted nodes */
+	uint64_t wcost;             /* cost of its waiting nodes */
+	uint32_t nready;            /* its admitted nodes */
+	uint8_t list;               /* none, new or old */
+	uint8_t bucket;             /* admission bucket + 1, 0: none */
+	bool is_group;
+};
+
+struct tp_fairq_list {
+	struct tp_fairq_entry *head, *tail;
+};
+
+/* One level of the schedule: active entries and waiting entries. Private. */
+struct tp_fairq_level {
+	struct tp_fairq_list new_list, old_list;
+	struct tp_fairq_list buckets[TP_FAIRQ_BUCKETS];
+	uint32_t mask; /* non-empty buckets */
+};
+
+/* A group of flows (a client address). Fields are the queue's. */
+struct tp_qgroup {
+	struct tp_fairq_entry e;
+	struct tp_fairq_level inner; /* its flows */
+	uint32_t nwaiting;           /* its flows with waiting nodes */
+};
+
+/* A flow (a connection).  group is the owner's; the rest is the queue's. */
+struct tp_qflow {
+	struct tp_fairq_entry e;
+	struct tp_qgroup *group;        /* NULL: none, it is scheduled at the top level */
+	struct tp_qnode *rhead, *rtail; /* admitted, in arrival order (through next) */
+	struct tp_qnode *whead, *wtail; /* waiting, in arrival order (through next) */
+};
+
+struct tp_fairq {
+	enum tp_fairness mode; /* CONNECTION or ADDRESS */
+	struct tp_fairq_level top;
+	struct tp_qnode *whead, *wtail; /* every waiting node, in arrival order (wprev/wnext) */
+	size_t nready, nwait;
+	size_t nexpensive;        /* admitted nodes that are not batchable */
+	size_t nflows;            /* flows with admitted nodes */
+	struct tp_qflow nullflow; /* the flow of nodes without one */
+};
+
+/* The mode's name: "none", "connection" or "address" (pool.fairness). */
+const char *tp_fairness_name(int mode);
+
+/* A flow in group (NULL: none; ignored in CONNECTION mode). */
+void tp_qflow_init(struct tp_qflow *f, struct tp_qgroup *group);
+void tp_qgroup_init(struct tp_qgroup *g);
+
+/* An empty discipline in mode (CONNECTION or ADDRESS). */
+void tp_fairq_init(struct tp_fairq *fq, enum tp_fairness mode);
+
+/* Admit n: its flow's FIFO; a flow that had nothing admitted goes ahead (new list). */
+void tp_fairq_add_ready(struct tp_fairq *fq, struct tp_qnode *n);
+
+/* n waits for a place (its flow's wait FIFO and the arrival order). */
+void tp_fairq_add_wait(struct tp_fairq *fq, struct tp_qnode *n);
+
+/*
+ * Take the next admitted work: up to max nodes, more than one only while
+ * they are batchable (then from flow after flow in their turns, each
+ * flow's in order).  Returns the number taken (0: none).
+ */
+size_t tp_fairq_pop(struct tp_fairq *fq, struct tp_qnode **ret, size_t max);
+
+/*
+ * The waiting node that should take a free place: of the group, then the
+ * flow, holding the least queued cost, admitted and waiting (within a power
+ * of 4; ties: the longest waiting), its oldest.  Unlinks and returns it, not admitted yet;
+ * NULL when nobody waits.
+ */
+struct tp_qnode *tp_fairq_next_waiter(struct tp_fairq *fq);
+
+/* The oldest waiting node, or NULL. */
+static inline struct tp_qnode *tp_fairq_oldest_waiter(const struct tp_fairq *fq)
+{
+	return fq->whead;
+}
+
+/* Unlink waiting node n (the oldest of its flow: expiry goes in arrival order). */
+void tp_fairq_remove_waiter(struct tp_fairq *fq, struct tp_qnode *n);
+
+/*
+ * Unlink every node of f, admitted ones to *ret_ready and waiting ones to
+ * *ret_wait, each in order through next.  Returns how many were admitted.
+ */
+size_t tp_fairq_take_flow(struct tp_fairq *fq, struct tp_qflow *f, struct tp_qnode **ret_ready,
+                          struct tp_qnode **ret_wait);
+
+/*
+ * Unlink every node: admitted ones to *ret_ready (each flow's in order),
+ * waiting ones to *ret_wait (in arrival order), linked through next.
+ */
+void tp_fairq_take_all(struct tp_fairq *fq, struct tp_qnode **ret_ready, struct tp_qnode **ret_wait);
+
+/* The most admitted nodes any one group (or flow outside a group) holds. Walks the active ones. */
+size_t tp_fairq_largest(const struct tp_fairq *fq);
+
+#endif

@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests of addrtab.c: one group per client address (IPv4 whole,
+ * IPv4-mapped IPv6 as IPv4, IPv6 by its prefix), the per-address cap, and
+ * entries that go with their last connection.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "addrtab.h"
+
+static struct sockaddr_storage addr(const char *text, uint16_t port)
+{
+	struct sockaddr_storage ss;
+	memset(&ss, 0, sizeof(ss));
+	if (strchr(text, ':')) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(port);
+		assert_int_equal(inet_pton(AF_INET6, text, &s6->sin6_addr), 1);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(port);
+		assert_int_equal(inet_pton(AF_INET, text, &s4->sin_addr), 1);
+	}
+	return ss;
+}
+
+static struct tp_qgroup *enter(struct tp_addrtab *t, const char *text, int prefix, int max, int want)
+{
+	struct sockaddr_storage ss = addr(text, 40000);
+	struct tp_qgroup *g = NULL;
+	assert_int_equal(tp_addrtab_enter(t, &ss, prefix, max, &g), want);
+	return g;
+}
+
+static void test_keys(void **state)
+{
+	struct tp_addrtab *t = tp_addrtab_new();
+	(void)state;
+
+	struct tp_qgroup *a = enter(t, "127.0.0.2", 64, 0, 0);
+	assert_non_null(a);
+	assert_ptr_equal(enter(t, "127.0.0.2", 64, 0, 0), a);        /* another port, same address */
+	assert_ptr_equal(enter(t, "::ffff:127.0.0.2", 64, 0, 0), a); /* mapped IPv4 is IPv4 */
+	assert_ptr_not_equal(enter(t, "127.0.0.3", 64, 0, 0), a);
+	struct tp_qgroup *b = enter(t, "2001:db8:1:2:aaaa::1", 64, 0, 0);
+	assert_ptr_equal(enter(t, "2001:db8:1:2:bbbb::9", 64, 0, 0), b); /* same /64 */
+	assert_ptr_not_equal(enter(t, "2001:db8:1:3::1", 64, 0, 0), b);
+	assert_ptr_equal(enter(t, "2001:db8:1:3::1", 60, 0, 0), enter(t, "2001:db8:1:2::1", 60, 0, 0));
+	assert_int_equal(tp_addrtab_count(t), 5);
+	tp_addrtab_free(t); /* frees the entries still there */
+}
+
+static void test_cap_and_leave(void **state)
+{
+	struct tp_addrtab *t = tp_addrtab_new();
+	struct tp_qgroup *g[3];
+	(void)state;
+
+	for (int i = 0; i < 3; i++)
+		g[i] = enter(t, "10.0.0.1", 64, 3, 0);
+	assert_null(enter(t, "10.0.0.1", 64, 3, -EUSERS)); /* a fourth is refused */
+	assert_non_null(enter(t, "10.0.0.2", 64, 3, 0));   /* another address is not */
+	tp_addrtab_leave(t, g[0]);
+	g[0] = enter(t, "10.0.0.1", 64, 3, 0); /* its place is free again */
+	for (int i = 0; i < 3; i++)
+		tp_addrtab_leave(t, g[i]);
+	assert_int_equal(tp_addrtab_count(t), 1); /* the entry went with its last connection */
+	tp_addrtab_leave(t, NULL);
+	/* Many addresses: the table grows and finds each again. */
+	char text[32];
+	for (int i = 0; i < 2000; i++) {
+		snprintf(text, sizeof(text), "10.1.%d.%d", i / 256, i % 256);
+		(void)enter(t, text, 64, 1, 0);
+	}
+	for (int i = 0; i < 2000; i += 97) {
+		snprintf(text, sizeof(text), "10.1.%d.%d", i / 256, i % 256);
+		(void)enter(t, text, 64, 1, -EUSERS);
+	}
+	assert_int_equal(tp_addrtab_count(t), 2001);
+	tp_addrtab_free(t);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_keys),
+	        cmocka_unit_test(test_cap_and_leave),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,536 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests of fairq.c and of the queue in its fair modes: shares of
+ * backlogged flows and groups over many rounds, weighted by cost and with
+ * the cost floor; a flow with nothing queued served next; each flow's FIFO
+ * order; the bound never exceeded; a place that frees going to the least
+ * loaded waiter, each waiter keeping its deadline; a client that leaves
+ * while queued; and a change of mode with work queued.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "fairq.h"
+#include "queue.h"
+
+struct item {
+	struct tp_qnode node;
+	int flow; /* index of its flow in the test */
+	int seq;  /* order within its flow */
+};
+
+static struct item *item_of(struct tp_qnode *n)
+{
+	return (struct item *)(void *)((char *)n - offsetof(struct item, node));
+}
+
+/* A test's flows, groups and a pool of items. */
+struct world {
+	struct tp_qflow flows[64];
+	struct tp_qgroup groups[8];
+	struct item *items;
+	size_t nitems, used;
+	int next_seq[64];
+};
+
+static void world_init(struct world *w, size_t nitems)
+{
+	memset(w, 0, sizeof(*w));
+	for (size_t i = 0; i < 8; i++)
+		tp_qgroup_init(&w->groups[i]);
+	for (size_t i = 0; i < 64; i++)
+		tp_qflow_init(&w->flows[i], NULL);
+	w->items = calloc(nitems, sizeof(*w->items));
+	assert_non_null(w->items);
+	w->nitems = nitems;
+}
+
+/* Put flow f in group g. */
+static void world_group(struct world *w, int f, int g)
+{
+	tp_qflow_init(&w->flows[f], &w->groups[g]);
+}
+
+/* Start again with the same flows and groups, nothing queued. */
+static void world_reset(struct world *w)
+{
+	for (size_t i = 0; i < 8; i++)
+		tp_qgroup_init(&w->groups[i]);
+	for (size_t i = 0; i < 64; i++) {
+		struct tp_qgroup *g = w->flows[i].group;
+		tp_qflow_init(&w->flows[i], g);
+	}
+	w->used = 0;
+	memset(w->next_seq, 0, sizeof(w->next_seq));
+}
+
+static struct item *world_item(struct world *w, int f, uint32_t cost_us, bool batchable)
+{
+	assert_true(w->used < w->nitems);
+	struct item *it = &w->items[w->used++];
+	memset(it, 0, sizeof(*it));
+	it->flow = f;
+	it->seq = w->next_seq[f]++;
+	it->node.flow = &w->flows[f];
+	it->node.cost_us = cost_us;
+	it->node.batchable = batchable;
+	it->node.deadline_ns = UINT64_MAX;
+	return it;
+}
+
+/* Admit one node of flow f to fq. */
+static void add(struct tp_fairq *fq, struct world *w, int f, uint32_t cost_us)
+{
+	tp_fairq_add_ready(fq, &world_item(w, f, cost_us, false)->node);
+}
+
+/* Pop one node and return its flow, checking its order within the flow. */
+static int pop_flow(struct tp_fairq *fq, int *last_seq)
+{
+	struct tp_qnode *n[1];
+	assert_int_equal(tp_fairq_pop(fq, n, 1), 1);
+	struct item *it = item_of(n[0]);
+	assert_true(it->seq > last_seq[it->flow]);
+	last_seq[it->flow] = it->seq;
+	return it->flow;
+}
+
+static void reset_seq(int *last_seq)
+{
+	for (int i = 0; i < 64; i++)
+		last_seq[i] = -1;
+}
+
+/*
+ * From a fresh start in mode, keep flows first..first+nflows-1 backlogged
+ * with 4 nodes of cost[f] each and pop rounds times; count[f] gets each
+ * flow's pops.
+ */
+static void run_backlogged(struct world *w, enum tp_fairness mode, int first, int nflows,
+                           const uint32_t *cost, int rounds, int *count)
+{
+	struct tp_fairq fq;
+	int last[64];
+
+	world_reset(w);
+	reset_seq(last);
+	tp_fairq_init(&fq, mode);
+	for (int f = first; f < first + nflows; f++)
+		for (int i = 0; i < 4; i++)
+			add(&fq, w, f, cost[f]);
+	for (int i = 0; i < rounds; i++) {
+		int f = pop_flow(&fq, last);
+		count[f]++;
+		add(&fq, w, f, cost[f]); /* stays backlogged */
+		if (w->used == w->nitems)
+			w->used = 0; /* the items popped long ago are free again */
+	}
+}
+
+/* ADDRESS mode: groups share equally, then flows within a group; backlogged throughout. */
+static void test_shares(void **state)
+{
+	static const uint32_t cost[4] = {500, 500, 500, 500};
+	struct world w;
+	int count[4] = {0};
+	const int rounds = 4000;
+
+	(void)state;
+	world_init(&w, 4000);
+	world_group(&w, 0, 0);
+	world_group(&w, 1, 0);
+	world_group(&w, 2, 0);
+	world_group(&w, 3, 1);
+	run_backlogged(&w, TP_FAIR_ADDRESS, 0, 4, cost, rounds, count);
+	/* Group 1 (one flow) gets half; group 0's three flows share the other half. */
+	assert_in_range(count[3], rounds / 2 - rounds / 50, rounds / 2 + rounds / 50);
+	for (int f = 0; f < 3; f++)
+		assert_in_range(count[f], rounds / 6 - rounds / 50, rounds / 6 + rounds / 50);
+	/* CONNECTION mode: the four flows share equally, groups or not. */
+	memset(count, 0, sizeof(count));
+	run_backlogged(&w, TP_FAIR_CONNECTION, 0, 4, cost, rounds, count);
+	for (int f = 0; f < 4; f++)
+		assert_in_range(count[f], rounds / 4 - rounds / 50, rounds / 4 + rounds / 50);
+	free(w.items);
+}
+
+/* Shares are of cost: SLEEP 1000s get the pool as long as SLEEP 10s do; cost 0 counts as the floor. */
+static void test_cost(void **state)
+{
+	static const uint32_t cost[4] = {1000000, 10000, 0, TP_FAIRQ_MIN_COST_US};
+	struct world w;
+	int count[4] = {0};
+
+	(void)state;
+	world_init(&w, 4000);
+	run_backlogged(&w, TP_FAIR_CONNECTION, 0, 2, cost, 20000, count);
+	/* Equal cost, so about 100 small ones per big one. */
+	assert_in_range(count[1], 95 * count[0], 105 * count[0]);
+	/* Free requests are not free: cost 0 is charged the floor, like an ECHO. */
+	run_backlogged(&w, TP_FAIR_CONNECTION, 2, 2, cost, 100000, count);
+	assert_in_range(count[2], 49000, 51000);
+	free(w.items);
+}
+
+/* A flow with nothing queued goes ahead of backlogged ones, in another group or in theirs. */
+static void test_new_flow_first(void **state)
+{
+	struct world w;
+	struct tp_fairq fq;
+	int last[64];
+
+	(void)state;
+	world_init(&w, 4000);
+	for (int f = 0; f < 51; f++)
+		world_group(&w, f, 0); /* 50 flooders and a victim (50) on one address */
+	world_group(&w, 60, 1);        /* a victim on another */
+	tp_fairq_init(&fq, TP_FAIR_ADDRESS);
+	reset_seq(last);
+	for (int i = 0; i < 20; i++)
+		for (int f = 0; f < 50; f++)
+			add(&fq, &w, f, 40000);
+	/* The flood starts as 50 new flows; once each was served, all are backlogged. */
+	for (int i = 0; i < 50; i++)
+		assert_int_equal(pop_flow(&fq, last), i);
+	for (int round = 0; round < 20; round++) {
+		/* A few flooder requests go, then each victim's one request is next. */
+		for (int i = 0; i < 7; i++)
+			assert_true(pop_flow(&fq, last) < 50);
+		add(&fq, &w, 50, 10000);
+		assert_int_equal(pop_flow(&fq, last), 50);
+		add(&fq, &w, 60, 10000);
+		assert_int_equal(pop_flow(&fq, last), 60);
+		/* Both at once: each still before any flooder. */
+		add(&fq, &w, 60, 10000);
+		add(&fq, &w, 50, 10000);
+		int a = pop_flow(&fq, last), b = pop_flow(&fq, last);
+		assert_true((a == 50 && b == 60) || (a == 60 && b == 50));
+	}
+	free(w.items);
+}
+
+/* Per-flow FIFO under any interleaving; only cheap nodes come in batches. */
+static void test_flow_fifo_and_batches(void **state)
+{
+	struct world w;
+	struct tp_fairq fq;
+	int last[64];
+	unsigned seed = 7;
+	size_t out = 0;
+	struct tp_qnode *b[16];
+
+	(void)state;
+	world_init(&w, 5000);
+	for (int f = 0; f < 16; f++)
+		world_group(&w, f, f % 3);
+	tp_fairq_init(&fq, TP_FAIR_ADDRESS);
+	reset_seq(last);
+	for (int i = 0; i < 5000; i++) {
+		seed = seed * 1103515245u + 12345u;
+		int f = (int)(seed >> 16) % 16;
+		tp_fairq_add_ready(&fq, &world_item(&w, f, (seed >> 8) % 50000, f < 8)->node);
+		if (i % 3 == 0) {
+			size_t n = tp_fairq_pop(&fq, b, 16);
+			for (size_t k = 0; k < n; k++) {
+				struct item *it = item_of(b[k]);
+				assert_true(it->seq > last[it->flow]);
+				last[it->flow] = it->seq;
+				/* Only batchable nodes (flows 0..7) come more than one at a time. */
+				assert_true(n == 1 || it->flow < 8);
+			}
+			out += n;
+		}
+	}
+	for (size_t n; (n = tp_fairq_pop(&fq, b, 16)) > 0; out += n)
+		for (size_t k = 0; k < n; k++) {
+			struct item *it = item_of(b[k]);
+			assert_true(it->seq > last[it->flow]);
+			last[it->flow] = it->seq;
+		}
+	assert_int_equal(out, 5000);
+	assert_int_equal(fq.nready, 0);
+	assert_int_equal(fq.nflows, 0);
+	free(w.items);
+}
+
+/* --- the queue in a fair mode --- */
+
+struct admits {
+	int flow[256];
+	size_t n;
+};
+
+static void on_admit(struct tp_qnode *node, void *ctx)
+{
+	struct admits *a = ctx;
+	if (a->n < 256)
+		a->flow[a->n++] = item_of(node)->flow;
+}
+
+static int qpush(struct tp_queue *q, struct world *w, int f, uint32_t cost, uint64_t deadline_ns)
+{
+	struct item *it = world_item(w, f, cost, false);
+	it->node.deadline_ns = deadline_ns;
+	it->node.next = NULL;
+	return tp_queue_push(q, &it->node, 1);
+}
+
+static struct item *qpop_item(struct tp_queue *q)
+{
+	struct tp_qnode *n[1];
+	assert_int_equal(tp_queue_pop(q, n, 1, NULL), 1);
+	return item_of(n[0]);
+}
+
+static int qpop(struct tp_queue *q)
+{
+	return qpop_item(q)->flow;
+}
+
+static void expect_depth(struct tp_queue *q, size_t depth, size_t waiting)
+{
+	struct tp_queue_stats st;
+	tp_queue_stats(q, &st);
+	assert_int_equal(st.depth, depth);
+	assert_int_equal(st.waiting, waiting);
+	assert_true(st.depth <= st.capacity);
+}
+
+/* A queue of capacity in ADDRESS mode over a world of nitems, flow f in group f / per_group. */
+static struct tp_queue *fair_queue(struct world *w, size_t nitems, size_t capacity, struct admits *a,
+                                   int nflows, int per_group)
+{
+	struct tp_queue *q = tp_queue_new(capacity, on_admit, a);
+	assert_non_null(q);
+	world_init(w, nitems);
+	for (int f = 0; f < nflows; f++)
+		world_group(w, f, f / per_group);
+	tp_queue_set_fairness(q, TP_FAIR_ADDRESS);
+	return q;
+}
+
+/* The queue must be empty: free it and the world. */
+static void fair_done(struct tp_queue *q, struct world *w)
+{
+	expect_depth(q, 0, 0);
+	tp_queue_free(q);
+	free(w->items);
+}
+
+/* A freed place goes to the least loaded group, then flow; each waiter expires at its own deadline. */
+static void test_fair_admission(void **state)
+{
+	struct world w;
+	struct admits a = {0};
+	struct tp_queue *q = fair_queue(&w, 64, 4, &a, 4, 3); /* flows 0-2 in group 0, 3 in group 1 */
+	struct tp_qnode *gone;
+	uint64_t next;
+
+	(void)state;
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(qpush(q, &w, 0, 40000, 100 + (uint64_t)i), 1);
+	/* Full: flow 0 waits (oldest), then flow 1 (its group holds all), then flow 3 (an empty group). */
+	assert_int_equal(qpush(q, &w, 0, 40000, 100), 0);
+	assert_int_equal(qpush(q, &w, 1, 40000, 200), 0);
+	assert_int_equal(qpush(q, &w, 3, 40000, 300), 0);
+	assert_int_equal(qpush(q, &w, 2, 40000, 400), 0);
+	expect_depth(q, 4, 4);
+	assert_int_equal(qpop(q), 0);
+	assert_int_equal(a.n, 1);
+	assert_int_equal(a.flow[0], 3); /* the newest waiter, of the group with nothing queued */
+	assert_int_equal(qpop(q), 3);   /* and it is served first */
+	/* Group 0 only: flows 1 and 2 hold nothing, flow 0 holds three: flow 1 (older) goes first. */
+	assert_int_equal(a.n, 2);
+	assert_int_equal(a.flow[1], 1);
+	assert_int_equal(qpop(q), 1); /* a flow that had nothing queued is served next */
+	assert_int_equal(a.n, 3);
+	assert_int_equal(a.flow[2], 2);
+	expect_depth(q, 4, 1);
+	/* Deadlines are the waiters' own: flow 0's waiter expires at 100, whatever the order. */
+	assert_int_equal(tp_queue_expire(q, 99, &gone, &next), 0);
+	assert_int_equal(next, 100);
+	assert_int_equal(tp_queue_expire(q, 100, &gone, &next), 1);
+	assert_int_equal(item_of(gone)->flow, 0);
+	assert_int_equal(next, 0);
+	expect_depth(q, 4, 0);
+	for (int i = 0; i < 4; i++)
+		(void)qpop(q);
+	fair_done(q, &w);
+}
+
+/* Many flows pushing into a small queue: never more than capacity admitted, nothing lost. */
+static void test_bound(void **state)
+{
+	struct world w;
+	struct admits a = {0};
+	struct tp_queue *q = fair_queue(&w, 2000, 10, &a, 20, 5);
+	struct tp_queue_stats st;
+	size_t popped = 0;
+
+	(void)state;
+	for (int i = 0; i < 2000; i++) {
+		(void)qpush(q, &w, i % 20, (uint32_t)(i % 7) * 1000, UINT64_MAX);
+		tp_queue_stats(q, &st);
+		assert_true(st.depth <= 10);
+		assert_true(st.waiting == 0 || st.depth == 10);
+		if (i % 2) {
+			(void)qpop(q);
+			popped++;
+		}
+	}
+	tp_queue_stats(q, &st);
+	while (st.depth > 0) {
+		(void)qpop(q);
+		popped++;
+		tp_queue_stats(q, &st);
+		assert_true(st.depth <= 10);
+	}
+	assert_int_equal(popped, 2000);
+	fair_done(q, &w);
+}
+
+/* A client that leaves: its nodes come out at once, its places go to waiters, its flow is forgotten. */
+static void test_flow_leaves(void **state)
+{
+	struct world w;
+	struct admits a = {0};
+	struct tp_queue *q = fair_queue(&w, 64, 4, &a, 2, 1);
+	struct tp_qnode *out;
+	struct tp_queue_stats st;
+
+	(void)state;
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(qpush(q, &w, 0, 40000, UINT64_MAX), 1);
+	assert_int_equal(qpush(q, &w, 1, 40000, UINT64_MAX), 1);
+	assert_int_equal(qpush(q, &w, 0, 40000, UINT64_MAX), 0);
+	assert_int_equal(qpush(q, &w, 1, 40000, UINT64_MAX), 0);
+	assert_int_equal(qpush(q, &w, 1, 40000, UINT64_MAX), 0);
+	assert_int_equal(tp_queue_take_flow(q, &w.flows[0], &out), 4);
+	for (int i = 0; i < 4; i++, out = out->next) {
+		assert_non_null(out);
+		assert_int_equal(item_of(out)->flow, 0);
+	}
+	assert_null(out);
+	assert_int_equal(a.n, 2); /* flow 1's waiters took the places */
+	expect_depth(q, 3, 0);
+	tp_queue_stats(q, &st);
+	assert_int_equal(st.flows, 1);
+	assert_int_equal(st.largest, 3);
+	/* The flow's memory may go: the queue no longer refers to it. */
+	memset(&w.flows[0], 0xa5, sizeof(w.flows[0]));
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(qpop(q), 1);
+	fair_done(q, &w);
+}
+
+/* Reload: the mode changes with work admitted and waiting; nothing is lost or reordered within a flow. */
+static void test_mode_change(void **state)
+{
+	static const enum tp_fairness modes[] = {TP_FAIR_ADDRESS, TP_FAIR_NONE, TP_FAIR_CONNECTION,
+	                                         TP_FAIR_ADDRESS};
+	struct world w;
+	struct admits a = {0};
+	struct tp_queue *q = fair_queue(&w, 64, 8, &a, 4, 2);
+	int last[64], other = 0;
+
+	(void)state;
+	tp_queue_set_fairness(q, TP_FAIR_NONE); /* the work arrives in FIFO mode */
+	reset_seq(last);
+	for (int i = 0; i < 12; i++)
+		(void)qpush(q, &w, i < 8 ? 0 : 1 + i % 3, 10000, UINT64_MAX);
+	expect_depth(q, 8, 4);
+	for (int total = 0; total < 12; total++) {
+		if (total < 4) {
+			tp_queue_set_fairness(q, modes[total]);
+			expect_depth(q, 8, 4 - (size_t)total);
+		}
+		struct item *it = qpop_item(q);
+		assert_int_equal(it->seq, last[it->flow] + 1); /* each flow's in order, none lost */
+		last[it->flow] = it->seq;
+		other += it->flow >= 2 && total >= 4 && total < 7;
+	}
+	/* In ADDRESS mode again, group 1 (flows 2, 3) is served within three pops. */
+	assert_true(other > 0);
+	assert_int_equal(a.n, 4);
+	fair_done(q, &w);
+}
+
+/* Producers and consumers on several threads in ADDRESS mode: nothing lost or duplicated. */
+struct mt {
+	struct tp_queue *q;
+	struct world *w;
+	int base;
+	_Atomic int popped;
+};
+
+static void *mt_producer(void *arg)
+{
+	struct mt *m = arg;
+	for (int i = 0; i < 2000; i++) {
+		struct item *it = &m->w->items[m->base + i];
+		it->node.next = NULL;
+		(void)tp_queue_push(m->q, &it->node, 1); /* admitted or waiting: a pop admits it */
+	}
+	return NULL;
+}
+
+static void *mt_consumer(void *arg)
+{
+	struct mt *m = arg;
+	struct tp_qnode *n[8];
+	size_t got;
+	while ((got = tp_queue_pop(m->q, n, 8, NULL)) > 0)
+		atomic_fetch_add(&m->popped, (int)got);
+	return NULL;
+}
+
+static void test_threads(void **state)
+{
+	struct world w;
+	struct tp_queue *q = tp_queue_new(16, NULL, NULL);
+	struct mt m[4];
+	pthread_t prod[4], cons[2];
+
+	(void)state;
+	world_init(&w, 8000);
+	for (int f = 0; f < 8; f++)
+		world_group(&w, f, f % 2);
+	for (size_t i = 0; i < 8000; i++)
+		(void)world_item(&w, (int)(i % 8), (uint32_t)(i % 3), i % 2 == 0);
+	tp_queue_set_fairness(q, TP_FAIR_ADDRESS);
+	for (int i = 0; i < 4; i++) {
+		m[i] = (struct mt){.q = q, .w = &w, .base = i * 2000};
+		pthread_create(&prod[i], NULL, mt_producer, &m[i]);
+	}
+	for (int i = 0; i < 2; i++)
+		pthread_create(&cons[i], NULL, mt_consumer, &m[i]);
+	for (int i = 0; i < 4; i++)
+		pthread_join(prod[i], NULL);
+	tp_queue_close(q);
+	for (int i = 0; i < 2; i++)
+		pthread_join(cons[i], NULL);
+	assert_int_equal(atomic_load(&m[0].popped) + atomic_load(&m[1].popped), 8000);
+	tp_queue_free(q);
+	free(w.items);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_shares),         cmocka_unit_test(test_cost),
+	        cmocka_unit_test(test_new_flow_first), cmocka_unit_test(test_flow_fifo_and_batches),
+	        cmocka_unit_test(test_fair_admission), cmocka_unit_test(test_bound),
+	        cmocka_unit_test(test_flow_leaves),    cmocka_unit_test(test_mode_change),
+	        cmocka_unit_test(test_threads),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
