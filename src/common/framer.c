@@ -178,6 +178,15 @@ int tp_framer_feed(struct tp_framer *f, const char *data, size_t len, tp_framer_
 	return frame(f, data + head, len - head, cb, ctx);
 }
 
+int tp_framer_preload(struct tp_framer *f, const char *data, size_t len, bool discarding)
+{
+	if (len && keep(f, data, len) < 0)
+		return -ENOMEM;
+	f->discarding = discarding;
+	f->stopped = true;
+	return 0;
+}
+
 int tp_framer_resume(struct tp_framer *f, tp_framer_cb cb, void *ctx)
 {
 	if (!f->stopped)

@@ -56,6 +56,15 @@ int tp_framer_feed(struct tp_framer *f, const char *data, size_t len, tp_framer_
  */
 int tp_framer_resume(struct tp_framer *f, tp_framer_cb cb, void *ctx);
 
+/*
+ * Load bytes carried over from another process's framer (a partial line,
+ * or lines not yet framed), as if the consumer had stopped before them:
+ * they are framed by the next tp_framer_resume().  They start at a line
+ * boundary, or, with discarding, inside an over-long line already reported.
+ * Only on a fresh framer.  Returns 0 or -ENOMEM.
+ */
+int tp_framer_preload(struct tp_framer *f, const char *data, size_t len, bool discarding);
+
 /* Change the line limit (live reload); applies from the next line. */
 void tp_framer_set_max_line(struct tp_framer *f, size_t max_line);
 

@@ -37,7 +37,7 @@ static const int fairness_modes[] = {TP_FAIR_ADDRESS, TP_FAIR_CONNECTION, TP_FAI
 #define ENUM(f, vals, nm) .type = TP_SETTING_ENUM, FIELD(f), .values = (vals), .name = (nm)
 
 /*
- * Later rows, by the issues that add them: shutdown.keep_connections.
+ * Later rows, by the issues that add them: none pending.
  */
 const struct tp_setting tp_settings[] = {
         {.path = "listen.host",
@@ -153,6 +153,18 @@ const struct tp_setting tp_settings[] = {
          INT(shutdown_timeout_s, 0, 3600),
          .def = "10",
          .help = "time to finish work on SIGTERM",
+         .reloadable = true},
+        {.path = "shutdown.keep_connections",
+         .type = TP_SETTING_BOOL,
+         FIELD(keep_connections),
+         .def = "false",
+         .arg = "",
+         .help = "on SIGTERM, hand open connections to systemd's fd store for the next instance",
+         .reloadable = true},
+        {.path = "shutdown.keep_connections_max",
+         INT(keep_connections_max, 0, TP_KEEP_CONNECTIONS_MAX),
+         .def = "10000",
+         .help = "most connections handed over; the others are closed",
          .reloadable = true},
         {.path = "shutdown.drain_s",
          .flag = "drain-s",

@@ -53,6 +53,7 @@ struct tp_config {
 	int shutdown_timeout_s;      /* shutdown.timeout_s */
 	int drain_s;                 /* shutdown.drain_s: report drain this long first */
 	int stop_timeout_s;          /* shutdown.stop_timeout_s: the unit's TimeoutStopSec */
+	int keep_connections_max;    /* shutdown.keep_connections_max */
 	enum tp_log_level log_level; /* log.level */
 	int stats_interval_s;        /* log.stats_interval_s: 0 = no stats line */
 
@@ -64,6 +65,7 @@ struct tp_config {
 	/* agent: the HAProxy agent-check responder; a socket passed as "agent" wins */
 	char agent_host[256];
 	int agent_port;
+	bool keep_connections; /* shutdown.keep_connections: hand them to systemd on SIGTERM */
 
 	/* command line only */
 	char config_path[4096]; /* empty: the default path, if it exists */
@@ -74,6 +76,13 @@ struct tp_config {
 	bool proxy_protocol; /* listen.proxy_protocol: read PROXY headers from proxy_trusted */
 	bool agent_enabled;  /* agent.enabled */
 };
+
+/*
+ * Most connections shutdown.keep_connections_max allows: their names
+ * ("tpc" and a two-digit generation, 6 bytes with the ':') must fit in the
+ * one LISTEN_FDNAMES environment string of at most 128 KiB (docs/DESIGN.md).
+ */
+#define TP_KEEP_CONNECTIONS_MAX 20000
 
 /* Margin added to max_sleep_ms for the default stall threshold. */
 #define TP_STALL_MARGIN_MS 30000
@@ -141,7 +150,7 @@ int tp_setting_parse(struct tp_config *cfg, const struct tp_setting *s, const ch
  */
 char *tp_setting_range(const struct tp_setting *s, char *buf, size_t len);
 
-/* The int (INT, ENUM) at s in cfg. */
+/* The int (INT, ENUM) at s in cfg; a BOOL reads as 0 or 1, a STRING as 0. */
 int tp_setting_int(const struct tp_config *cfg, const struct tp_setting *s);
 
 /* Fill *cfg with the built-in defaults. Never fails. */

@@ -22,7 +22,6 @@
  */
 #include "conn.h"
 
-#include <arpa/inet.h>
 #include <netinet/tcp.h>
 #include <errno.h>
 #include <stdio.h>
@@ -46,13 +45,17 @@ struct tp_conn *tp_conn_new(struct tp_conn_env *env, struct tp_loop *loop, int f
                             const struct sockaddr_storage *peer, enum tp_peer_mode mode)
 {
 	struct tp_conn *c = calloc(1, sizeof(*c));
+	struct tp_peer_hdr *h = mode != TP_PEER_DIRECT ? tp_peer_hdr_new(mode, env->now_ns) : NULL;
 	struct epoll_event ev;
 
-	if (!c) {
+	if (!c || (mode != TP_PEER_DIRECT && !h)) {
 		close(fd);
+		free(c);
+		free(h);
 		errno = ENOMEM;
 		return NULL;
 	}
+	c->hdr = h;
 	c->src.kind = TP_SOURCE_CONN;
 	c->fd = fd;
 	c->loop = loop;
@@ -61,12 +64,6 @@ struct tp_conn *tp_conn_new(struct tp_conn_env *env, struct tp_loop *loop, int f
 	tp_framer_init(&c->framer, (size_t)env->cfg->max_line_bytes);
 	c->peer = *peer;
 	tp_peer_addr_text(peer, c->addr, sizeof(c->addr), &c->port);
-	if (mode != TP_PEER_DIRECT && !(c->hdr = tp_peer_hdr_new(mode, env->now_ns))) {
-		close(fd);
-		free(c);
-		errno = ENOMEM;
-		return NULL;
-	}
 
 	/*
 	 * Replies are small and written as soon as they are in order: Nagle's
@@ -136,7 +133,7 @@ static bool over_unsent(const struct tp_conn *c)
 
 static bool can_read(const struct tp_conn *c)
 {
-	return !c->closed && !c->eof && c->nwaiting == 0 && !over_unsent(c) &&
+	return !c->closed && !c->eof && !c->env->keeping && c->nwaiting == 0 && !over_unsent(c) &&
 	       (c->framer.stopped || c->readable);
 }
 
@@ -161,7 +158,7 @@ static int on_line(void *ctx, const char *line, size_t len, bool too_long)
 	c->spoke = true;
 	if (too_long)
 		st = TP_PROTO_TOO_LONG;
-	else if (env->shutting_down && !c->grace)
+	else if (env->shutting_down && !c->grace && !env->keeping)
 		st = TP_PROTO_SHUTDOWN;
 	else
 		st = tp_proto_parse(line, len, (uint32_t)env->cfg->max_sleep_ms, &pr);
@@ -212,11 +209,10 @@ static unsigned read_error(struct tp_conn *c, int err)
 /* Read and decide the first bytes (peer.h); frame what follows the header.  Returns as read_once(). */
 static int read_header(struct tp_conn *c, struct framing *fr)
 {
-	struct tp_peer_hdr *h = c->hdr;
 	struct tp_peer_outcome o;
 
-	tp_peer_read(h, c->fd, &c->peer, c->addr, sizeof(c->addr), &c->port, c->env->turned_away, &o);
-	fr->ev |= (o.got ? TP_CONN_ACTIVE : 0) | (o.done && h->named ? TP_CONN_NAMED : 0);
+	tp_peer_read(c->hdr, c->fd, &c->peer, c->addr, sizeof(c->addr), &c->port, c->env->turned_away, &o);
+	fr->ev |= (o.got ? TP_CONN_ACTIVE : 0) | (o.done && c->hdr->named ? TP_CONN_NAMED : 0);
 	c->eof = o.eof;
 	c->readable = o.readable;
 	fr->refusal = o.refusal;
@@ -225,11 +221,10 @@ static int read_header(struct tp_conn *c, struct framing *fr)
 		return o.refusal ? -2 : -1;
 	if (!o.done)
 		return 0;
+	size_t n = c->hdr->len - o.start;
+	int r = n ? tp_framer_feed(&c->framer, (const char *)c->hdr->buf + o.start, n, on_line, fr) : 0;
+	free(c->hdr);
 	c->hdr = NULL;
-	int r = h->len > o.start ? tp_framer_feed(&c->framer, (const char *)h->buf + o.start,
-	                                          h->len - o.start, on_line, fr)
-	                         : 0;
-	free(h);
 	return r < 0 ? -1 : !c->eof;
 }
 
@@ -385,12 +380,14 @@ unsigned tp_conn_flush(struct tp_conn *c, bool more_input)
 	if (sent)
 		atomic_fetch_add_explicit(&c->env->served, sent, memory_order_relaxed);
 
+	/* Handing over: what was read is answered; what was not goes with it (framer and socket). */
+	if (c->env->keeping && !c->eof && c->nreqs == 0 && !more_input)
+		return ev | TP_CONN_HANDOFF;
 	if ((c->eof || c->env->shutting_down) && c->nreqs == 0 && !c->framer.stopped && !c->grace &&
 	    !more_input)
 		return ev | tp_conn_close(c, c->eof ? "client closed" : "shutting down");
-	char b; /* leaving: a reply went out, nothing else is in flight or unread (a peek): close now */
 	if (c->env->draining && sent && c->nreqs == 0 && c->framer.len == 0 && !c->framer.stopped &&
-	    !more_input && recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && errno == EAGAIN)
+	    !more_input && recv(c->fd, &(char){0}, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && errno == EAGAIN)
 		return ev | tp_conn_close(c, "leaving: closed between requests");
 	if (cork) /* not closed: uncorking sends what waits */
 		(void)setsockopt(c->fd, IPPROTO_TCP, TCP_CORK, &(int){0}, sizeof(int));
@@ -463,6 +460,8 @@ unsigned tp_conn_shutdown(struct tp_conn *c, uint64_t grace_until_ns)
 {
 	if (c->closed)
 		return 0;
+	if (c->env->keeping)
+		return TP_CONN_WRITE; /* its flush hands it over once its replies are out */
 	/*
 	 * A client whose connection was accepted just before the signal cannot
 	 * tell it from one still in the kernel's backlog, which the next

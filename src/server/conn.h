@@ -30,6 +30,7 @@
 
 #include "framer.h"
 #include "peer.h"
+#include "handover_state.h"
 #include "req.h"
 #include "source.h"
 
@@ -44,6 +45,7 @@ struct tp_conn_env {
 	uint32_t turn;      /* bumped by the loop after each push of the batch */
 	bool shutting_down; /* new lines get ERR server shutting down */
 	bool draining;      /* leaving: close after a reply when nothing else is in flight */
+	bool keeping;       /* shutting down, handing connections over: read nothing more, close none */
 	int epfd;
 	char *scratch; /* reads land here; only a partial line is kept per connection */
 	size_t scratch_len;
@@ -57,11 +59,12 @@ struct tp_conn_env {
 
 /* What a connection reports (bits of the unsigned its functions return). */
 enum {
-	TP_CONN_READ = 1u << 0,   /* input to go on with next turn (the loop's ready list) */
-	TP_CONN_WRITE = 1u << 1,  /* replies to write or a close to decide (the dirty list) */
-	TP_CONN_ACTIVE = 1u << 2, /* bytes moved: not idle (the idle list) */
-	TP_CONN_CLOSED = 1u << 3, /* its fd was just closed: forget it */
-	TP_CONN_NAMED = 1u << 4,  /* a PROXY header named its client (peer): count it there */
+	TP_CONN_READ = 1u << 0,    /* input to go on with next turn (the loop's ready list) */
+	TP_CONN_WRITE = 1u << 1,   /* replies to write or a close to decide (the dirty list) */
+	TP_CONN_ACTIVE = 1u << 2,  /* bytes moved: not idle (the idle list) */
+	TP_CONN_CLOSED = 1u << 3,  /* its fd was just closed: forget it */
+	TP_CONN_HANDOFF = 1u << 4, /* keeping: everything read is answered, hand it over */
+	TP_CONN_NAMED = 1u << 5,   /* a PROXY header named its client (peer): count it there */
 };
 
 struct tp_conn {
@@ -167,6 +170,28 @@ unsigned tp_conn_limits_changed(struct tp_conn *c);
 
 /* The shutdown grace of a silent connection may have run out. Returns TP_CONN_* bits. */
 unsigned tp_conn_grace_check(struct tp_conn *c, uint64_t now_ns);
+
+/*
+ * Hand-over (conn_handover.c).  The record of c for the next instance: its
+ * socket's identity, the client's address, the input read but not answered
+ * (rec->input points into c, valid until c is closed or handed off).
+ * Returns c's fd, or -errno when the socket cannot be identified.
+ */
+int tp_conn_handover_record(struct tp_conn *c, struct tp_handover_conn *rec);
+
+/* The client's address of rec as a socket address (AF_UNSPEC when it is none). */
+void tp_conn_handover_peer(const struct tp_handover_conn *rec, struct sockaddr_storage *ret);
+
+/* c's fd now belongs to the hand-over: forget it without closing it. Returns TP_CONN_CLOSED. */
+unsigned tp_conn_handed_off(struct tp_conn *c);
+
+/*
+ * A connection the previous instance handed over: fd (taken, closed on
+ * failure) with the client's address and the carried input of rec, framed
+ * on its first turn.  Returns it, or NULL with errno set.
+ */
+struct tp_conn *tp_conn_adopt(struct tp_conn_env *env, struct tp_loop *loop, int fd,
+                              const struct tp_handover_conn *rec);
 
 /* Dispatcher, any thread: has the client left (its work may be skipped)? */
 static inline bool tp_conn_is_gone(struct tp_conn *c)

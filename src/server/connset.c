@@ -7,6 +7,10 @@
  */
 #include "connset.h"
 
+#include <errno.h>
+#include <string.h>
+
+#include "log.h"
 #include "config.h"
 
 #include "tp_assert.h"
@@ -53,6 +57,43 @@ void tp_connset_add(struct tp_connset *s, struct tp_conn *c, uint64_t now_ns)
 	lru_append(s, c);
 }
 
+bool tp_connset_take(struct tp_connset *s, struct tp_conn_env *env, struct tp_loop *loop, int fd,
+                     const struct sockaddr_storage *peer, const struct tp_handover_conn *rec,
+                     enum tp_peer_mode mode)
+{
+	struct sockaddr_storage from;
+	struct tp_qgroup *group;
+	struct tp_conn *c;
+
+	/* A handed-over connection counts as its client's address, as it did before. */
+	if (rec)
+		tp_conn_handover_peer(rec, &from);
+	if (!s->on_enter(s->ctx, rec ? &from : peer, mode == TP_PEER_EXPECT, &group))
+		return false;
+	c = rec ? tp_conn_adopt(env, loop, fd, rec) : tp_conn_new(env, loop, fd, peer, mode);
+	if (!c) {
+		s->on_free(s->ctx, group);
+		tp_log(TP_LOG_WARNING, "accept_error", "cannot set up a connection: %s", strerror(errno));
+		return true;
+	}
+	tp_qflow_init(&c->flow, group);
+	tp_connset_add(s, c, env->now_ns);
+	if (rec)
+		tp_connset_act(s, c, TP_CONN_READ); /* its carried input first */
+	return true;
+}
+
+/* Keeping: c has answered all it read; hand it over, or close it when that is refused. */
+static unsigned hand_off(struct tp_connset *s, struct tp_conn *c)
+{
+	struct tp_handover_conn rec;
+	int fd = tp_conn_handover_record(c, &rec);
+
+	if (fd >= 0 && s->on_handoff && s->on_handoff(s->handoff_ctx, fd, &rec))
+		return tp_conn_handed_off(c);
+	return tp_conn_close(c, "shutting down: not handed over");
+}
+
 /*
  * Free c once nothing refers to it: closed, no request in flight, on none
  * of the lists.  Only then is its place under max_connections given back:
@@ -75,6 +116,8 @@ void tp_connset_act(struct tp_connset *s, struct tp_conn *c, unsigned ev)
 {
 	if ((ev & TP_CONN_NAMED) && !c->closed && !s->on_named(s->ctx, c))
 		ev |= tp_conn_close(c, "over limits.max_connections_per_address");
+	if ((ev & TP_CONN_HANDOFF) && !c->closed)
+		ev |= hand_off(s, c);
 	if (ev & TP_CONN_CLOSED) {
 		lru_unlink(s, c);
 		TP_ASSERT(s->nconns > 0);

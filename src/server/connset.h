@@ -24,14 +24,30 @@ struct tp_connset {
 	size_t nconns;                /* open connections */
 	size_t nalloc;                /* connections not yet freed (closed ones wait for their requests) */
 	_Atomic uint64_t connections; /* nconns, for other threads */
+	/* A new connection from peer: false (not counted) over the caps, else its group. */
+	bool (*on_enter)(void *ctx, const struct sockaddr_storage *peer, bool proxied,
+	                 struct tp_qgroup **ret_group);
 	void (*on_free)(void *ctx, struct tp_qgroup *group); /* a connection of group was freed */
 	bool (*on_named)(void *ctx, struct tp_conn *c);      /* TP_CONN_NAMED: false closes it */
 	void *ctx;
+	/* Keeping: take c's fd and record for the next instance; false (it is closed) when full. */
+	bool (*on_handoff)(void *ctx, int fd, const struct tp_handover_conn *rec);
+	void *handoff_ctx;
 	uint64_t grace_until_ns; /* shutdown: when silent connections' grace ends; 0 once checked */
 };
 
 /* A new connection, active at now_ns. */
 void tp_connset_add(struct tp_connset *s, struct tp_conn *c, uint64_t now_ns);
+
+/*
+ * A new client's socket fd, accepted (peer) or handed over by the previous
+ * instance (rec, which is then used instead of peer): set it up as a
+ * connection of loop.  Returns false, fd untouched, over max_connections;
+ * true when it took fd, even if only to close it (logged).
+ */
+bool tp_connset_take(struct tp_connset *s, struct tp_conn_env *env, struct tp_loop *loop, int fd,
+                     const struct sockaddr_storage *peer, const struct tp_handover_conn *rec,
+                     enum tp_peer_mode mode);
 
 /* Act on what c reported (TP_CONN_* bits); c may be freed. */
 void tp_connset_act(struct tp_connset *s, struct tp_conn *c, unsigned ev);

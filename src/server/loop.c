@@ -128,8 +128,11 @@ struct tp_loop *tp_loop_new(const struct tp_loop_params *p)
 	tp_peer_gate_set(&l->gate, &l->cfg);
 	l->env = (struct tp_conn_env){.cfg = &l->cfg, .scratch = l->scratch, .scratch_len = SCRATCH_BYTES};
 	l->env.metrics = p->metrics;
+	l->conns.on_enter = p->hooks.conn_enter;
 	l->conns.on_free = p->hooks.conn_leave;
 	l->conns.on_named = p->hooks.conn_named;
+	l->conns.on_handoff = p->hooks.hand_off;
+	l->conns.handoff_ctx = p->hooks.hand_off_ctx;
 	l->conns.ctx = p->hooks.ctx;
 	r = tp_post_init(&l->post);
 	l->epfd = r < 0 ? -1 : epoll_create1(EPOLL_CLOEXEC);
@@ -206,22 +209,17 @@ static void complete(struct tp_loop *l, struct tp_req *r)
 static bool take_conn(void *ctx, int fd, const struct sockaddr_storage *peer)
 {
 	struct tp_loop *l = ctx;
-	struct tp_qgroup *group;
 	enum tp_peer_mode mode;
 
 	if (!tp_peer_gate_check(&l->gate, fd, peer, l->env.turned_away, &mode))
 		return true; /* not allowed: closed and counted */
-	if (!l->hooks.conn_enter(l->hooks.ctx, peer, mode == TP_PEER_EXPECT, &group))
-		return false;
-	struct tp_conn *c = tp_conn_new(&l->env, l, fd, peer, mode);
-	if (!c) {
-		l->hooks.conn_leave(l->hooks.ctx, group);
-		tp_log(TP_LOG_WARNING, "accept_error", "cannot set up a connection: %s", strerror(errno));
-		return true;
-	}
-	tp_qflow_init(&c->flow, group);
-	tp_connset_add(&l->conns, c, l->env.now_ns);
-	return true;
+	return tp_connset_take(&l->conns, &l->env, l, fd, peer, NULL, mode);
+}
+
+bool tp_loop_adopt(struct tp_loop *l, int fd, const struct tp_handover_conn *rec)
+{
+	l->env.now_ns = tp_clock_ns(); /* it is active now, not idle since boot */
+	return tp_connset_take(&l->conns, &l->env, l, fd, NULL, rec, TP_PEER_DIRECT);
 }
 
 /* --- the phases of a turn --- */
@@ -260,7 +258,8 @@ static void refresh_config(struct tp_loop *l)
 
 static void refresh_shutting_down(struct tp_loop *l)
 {
-	l->env.shutting_down = atomic_load_explicit(&l->shared->shutting_down, memory_order_relaxed);
+	l->env.shutting_down = atomic_load_explicit(&l->shared->shutting_down, memory_order_acquire);
+	l->env.keeping = l->env.shutting_down && atomic_load(&l->shared->keeping);
 	l->env.draining = atomic_load_explicit(&l->shared->draining, memory_order_relaxed);
 }
 

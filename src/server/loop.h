@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "handover_state.h"
 #include "listener.h"
 #include "peer.h"
 #include "req.h"
@@ -33,6 +34,7 @@ struct tp_scrape;
 /* What the server changes and every loop reads each turn (any thread). */
 struct tp_loop_shared {
 	_Atomic bool shutting_down; /* stop accepting, answer what was read, then close */
+	_Atomic bool keeping;       /* set before shutting_down: hand connections over instead */
 	_Atomic bool force_close;   /* past the shutdown deadline and its grace: close all */
 	_Atomic bool draining;      /* leaving: close connections at request boundaries */
 	_Atomic unsigned cfg_gen;   /* bumped after the configuration changed (then config_copy) */
@@ -64,6 +66,9 @@ struct tp_loop_hooks {
 	void (*on_tick)(void *ctx, uint64_t now_ns);
 	/* Loop 0: have every other loop's threads returned?  It stays until then. */
 	bool (*others_done)(void *ctx);
+	/* Keeping: take a connection's fd and record (hand_off_ctx; any loop's thread). */
+	bool (*hand_off)(void *ctx, int fd, const struct tp_handover_conn *rec);
+	void *hand_off_ctx;
 	/* Other loops: this loop's thread is about to return. */
 	void (*on_exit)(void *ctx);
 };
@@ -89,6 +94,13 @@ struct tp_loop_params {
  */
 struct tp_loop *tp_loop_new(const struct tp_loop_params *p);
 void tp_loop_free(struct tp_loop *l);
+
+/*
+ * Before the loop runs (from the thread that will run it, or before its
+ * thread starts): serve fd, handed over by the previous instance with rec.
+ * Returns false over max_connections (fd untouched), else true.
+ */
+bool tp_loop_adopt(struct tp_loop *l, int fd, const struct tp_handover_conn *rec);
 
 /* Run until shutdown is over and this loop's connections are freed. Returns 0 or -errno. */
 int tp_loop_run(struct tp_loop *l);

@@ -278,3 +278,18 @@ void tp_scrape_expire(struct tp_scrape *s, uint64_t now_ns)
 		if (s->conns[i].fd >= 0 && now_ns >= s->conns[i].deadline_ns)
 			conn_close(&s->conns[i]);
 }
+
+int tp_scrape_start(struct tp_listener *ml, tp_scrape_render_fn render, void *ctx, char *name, size_t namelen,
+                    struct tp_scrape **ret, char *err, size_t errlen)
+{
+	if (ml->fd < 0)
+		return 0;
+	snprintf(name, namelen, "%s", ml->name);
+	*ret = tp_scrape_new(ml->fd, render, ctx);
+	ml->fd = -1;
+	if (!*ret) {
+		snprintf(err, errlen, "out of memory creating the metrics endpoint");
+		return -ENOMEM;
+	}
+	return 0;
+}

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "expo.h"
+#include "listener.h"
 #include "source.h"
 
 #define TP_SCRAPE_MAX_CONNS 8
@@ -38,6 +39,15 @@ struct tp_scrape;
  */
 struct tp_scrape *tp_scrape_new(int fd, tp_scrape_render_fn render, void *ctx);
 void tp_scrape_free(struct tp_scrape *s);
+
+/*
+ * The endpoint on the listening socket ml, if it is open (fd >= 0): it owns
+ * the fd from here on, even on failure (ml->fd becomes -1); its address goes
+ * to name.  *ret stays NULL without a socket.  Returns 0, or -ENOMEM with a
+ * message in err.
+ */
+int tp_scrape_start(struct tp_listener *ml, tp_scrape_render_fn render, void *ctx, char *name, size_t namelen,
+                    struct tp_scrape **ret, char *err, size_t errlen);
 
 /* Watch the listening socket with epfd (the loop's). Returns 0 or -errno. */
 int tp_scrape_watch(struct tp_scrape *s, int epfd);

@@ -21,6 +21,8 @@ int tp_sd_listen_fds_split(int *ret_fds, size_t max, int *ret_metrics_fd, int *r
 	*ret_agent_fd = -1;
 	for (int i = 0; i < n && ndata >= 0; i++) {
 		int fd = SD_LISTEN_FDS_START + i;
+		if (names && names[i] && tp_sd_stored_name(names[i]))
+			continue; /* the connection hand-over's (handover.c) */
 		const char *name = names && names[i] ? names[i] : "";
 		int *named = !strcmp(name, "metrics") ? ret_metrics_fd
 		             : !strcmp(name, "agent") ? ret_agent_fd
@@ -38,6 +40,46 @@ int tp_sd_listen_fds_split(int *ret_fds, size_t max, int *ret_metrics_fd, int *r
 		free(names[i]);
 	free(names);
 	return n < 0 ? n : ndata;
+}
+
+bool tp_sd_stored_name(const char *name)
+{
+	return (strncmp(name, "tpc", 3) == 0 || strncmp(name, "tps", 3) == 0) && name[3] >= '0' &&
+	       name[3] <= '9' && name[4] >= '0' && name[4] <= '9' && name[5] == '\0';
+}
+
+int tp_sd_listen_fds_with_names(char ***ret_names)
+{
+	*ret_names = NULL;
+	return sd_listen_fds_with_names(0, ret_names);
+}
+
+void tp_sd_names_free(char **names)
+{
+	for (char **p = names; p && *p; p++)
+		free(*p);
+	free(names);
+}
+
+int tp_sd_listen_fds_start(void)
+{
+	return SD_LISTEN_FDS_START;
+}
+
+bool tp_sd_notify_socket(void)
+{
+	const char *p = getenv("NOTIFY_SOCKET");
+	return p && *p;
+}
+
+int tp_sd_notify_fds(const char *state, const int *fds, size_t n)
+{
+	return sd_pid_notify_with_fds(0, 0, state, fds, (unsigned)n);
+}
+
+int tp_sd_notify_barrier(uint64_t timeout_usec)
+{
+	return sd_notify_barrier(0, timeout_usec);
 }
 
 int tp_sd_notify(const char *state)

@@ -23,6 +23,35 @@
  */
 int tp_sd_listen_fds_split(int *ret_fds, size_t max, int *ret_metrics_fd, int *ret_agent_fd);
 
+/*
+ * Is name one the connection hand-over gives what it stores ("tpc" or
+ * "tps" and two digits)?  tp_sd_listen_fds_split() leaves such fds out.
+ */
+bool tp_sd_stored_name(const char *name);
+
+/*
+ * The passed fds' names (FileDescriptorName=, FDNAME=), from
+ * SD_LISTEN_FDS_START on, in *ret_names (NULL-terminated, free it with
+ * tp_sd_names_free()), without unsetting the environment that
+ * tp_sd_listen_fds_split() reads afterwards.  Returns how many, 0 when not
+ * socket-activated, or a negative errno.
+ */
+int tp_sd_listen_fds_with_names(char ***ret_names);
+void tp_sd_names_free(char **names);
+int tp_sd_listen_fds_start(void);
+
+/* Is there a NOTIFY_SOCKET to send to? */
+bool tp_sd_notify_socket(void);
+
+/*
+ * Send state with the n fds (FDSTORE=1, at most 253: the kernel's limit
+ * per message).  Returns > 0 sent, 0 no NOTIFY_SOCKET, < 0 error.
+ */
+int tp_sd_notify_fds(const char *state, const int *fds, size_t n);
+
+/* Wait until systemd has read every message sent before (BARRIER=1). Returns 0 or < 0. */
+int tp_sd_notify_barrier(uint64_t timeout_usec);
+
 /* Send a notification (e.g. "READY=1"). Returns > 0 sent, 0 no NOTIFY_SOCKET, < 0 error. */
 int tp_sd_notify(const char *state);
 

@@ -28,6 +28,7 @@
 #include "admit.h"
 #include "clock.h"
 #include "dispatch.h"
+#include "handover.h"
 #include "health.h"
 #include "leave.h"
 #include "listener.h"
@@ -55,7 +56,8 @@ struct tp_server {
 	struct tp_pool *pool;
 	size_t nloops;
 	struct tp_metrics *metrics;
-	struct tp_scrape *scrape; /* the metrics endpoint, on loop 0 */
+	struct tp_scrape *scrape;     /* the metrics endpoint, on loop 0 */
+	struct tp_handover *handover; /* connections kept across restarts */
 
 	/* loop 0 only */
 	uint64_t shutdown_deadline_ns;
@@ -79,26 +81,6 @@ struct tp_server {
 	bool aborted;          /* loop 0: the shutdown deadline passed: the rest was answered */
 	char metrics_name[64]; /* the endpoint's address, for the log */
 };
-
-/*
- * The metrics endpoint on the socket sockets.c opened, if any: it owns the
- * fd from here on, even when tp_scrape_new() fails.
- */
-static int open_metrics(struct tp_server *srv, char *err, size_t errlen)
-{
-	struct tp_listener *ml = &srv->sock.metrics;
-
-	if (ml->fd < 0)
-		return 0;
-	snprintf(srv->metrics_name, sizeof(srv->metrics_name), "%s", ml->name);
-	srv->scrape = tp_scrape_new(ml->fd, tp_report_render, &srv->report);
-	ml->fd = -1;
-	if (!srv->scrape) {
-		snprintf(err, errlen, "out of memory creating the metrics endpoint");
-		return -ENOMEM;
-	}
-	return 0;
-}
 
 /* --- loop callbacks (any loop's thread) --- */
 
@@ -187,6 +169,8 @@ static int new_loops(struct tp_server *srv, char *err, size_t errlen)
 	                  .on_agent = on_agent,
 	                  .on_wake = on_wake,
 	                  .others_done = others_done,
+	                  .hand_off = tp_handover_take,
+	                  .hand_off_ctx = srv->handover,
 	                  .on_exit = loop_exited},
 	        .tick_ms = srv->tick_ms,
 	};
@@ -233,9 +217,12 @@ int tp_server_new(const struct tp_config *cfg, tp_reload_fn reload, void *reload
 		srv->reload_outcome.dir[0] = '\0';
 	tp_report_init(&srv->report, &srv->health);
 
-	r = tp_sockets_open(&srv->sock, &srv->cfg, err, errlen);
+	r = tp_handover_open(&srv->handover, err, errlen);
 	if (r == 0)
-		r = open_metrics(srv, err, errlen);
+		r = tp_sockets_open(&srv->sock, &srv->cfg, err, errlen);
+	if (r == 0)
+		r = tp_scrape_start(&srv->sock.metrics, tp_report_render, &srv->report, srv->metrics_name,
+		                    sizeof(srv->metrics_name), &srv->scrape, err, errlen);
 	if (r == 0)
 		r = start_pool(srv, err, errlen);
 	/* Loop 0 blocks the signals it reads: it is created before any thread. */
@@ -243,6 +230,7 @@ int tp_server_new(const struct tp_config *cfg, tp_reload_fn reload, void *reload
 		r = new_loops(srv, err, errlen);
 	if (r < 0)
 		goto fail;
+	tp_handover_adopt(srv->handover, srv->loops, srv->nloops);
 	srv->health.pool = srv->pool;
 	srv->health.queue = srv->queue;
 	srv->health.dispatch = &srv->dispatch;
@@ -281,6 +269,7 @@ void tp_server_free(struct tp_server *srv)
 	tp_metrics_free(srv->metrics);
 	tp_admit_done(&srv->admit);
 	tp_sockets_close(&srv->sock);
+	tp_handover_free(srv->handover);
 	pthread_mutex_destroy(&srv->cfg_lock);
 	free(srv);
 }
@@ -309,6 +298,7 @@ static void begin_shutdown(struct tp_server *srv, int signo)
 	       strsignal(signo), st.queue_depth + st.queue_waiting, st.workers_busy,
 	       srv->cfg.shutdown_timeout_s);
 	srv->shutdown_deadline_ns = now + (uint64_t)srv->cfg.shutdown_timeout_s * 1000000000ull;
+	atomic_store(&srv->shared.keeping, tp_handover_begin(srv->handover, &srv->cfg));
 	atomic_store(&srv->shared.shutting_down, true);
 	wake_loops(srv);
 }
@@ -480,6 +470,7 @@ int tp_server_run(struct tp_server *srv)
 		tp_log(TP_LOG_ERROR, "stop", "event loop 0: epoll_wait: %s", strerror(-r));
 	for (size_t i = 1; i < srv->nloops; i++)
 		tp_loop_join(srv->loops[i]);
+	tp_handover_store(srv->handover);
 	tp_pool_stop(srv->pool);
 
 	tp_health_stats(&srv->health, &st);

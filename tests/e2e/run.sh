@@ -195,7 +195,8 @@ CLI=tpclient_${V2}_$(dpkg-deb -f "$ART/$DEB2" Architecture).deb
 dpkg-deb -c "$ART/$DEB1" >"$WORK/old.contents"
 grep -q ' \./usr/bin/tpclient$' "$WORK/old.contents" ||
 	{ echo "FAIL $DEB1 is not the single package (no /usr/bin/tpclient)"; echo "0 passed, 1 failed"; exit 1; }
-cp "$SRCDIR/tests/e2e/tpc.py" "$SRCDIR/tests/e2e/reload-a.conf" "$SRCDIR/tests/e2e/reload-b.conf" "$ART/"
+cp "$SRCDIR/tests/e2e/tpc.py" "$SRCDIR/tests/e2e/keepconn.py" "$SRCDIR/tests/e2e/reload-a.conf" \
+	"$SRCDIR/tests/e2e/reload-b.conf" "$ART/"
 # debian/tests alone is a tree autopkgtest takes as built: it runs the
 # tests against what is installed.
 mkdir -p "$ART/autopkgtest/debian"
@@ -736,6 +737,62 @@ t_reload_storm() {
 	echo_ok "after the storm" || fail "not serving after the reloads"
 }
 
+# shutdown.keep_connections (on in the shipped file): 200 clients hold one
+# connection each and send a request every 10 ms; three restarts; every
+# client gets every reply, in order, on its original connection, no EOF.
+t_keep_connections() {
+	is_active tpserver.service || TMO=30 c systemctl start tpserver
+	c grep -q '^ *keep_connections = true;' /etc/tpserver.conf || fail "the shipped file does not keep connections"
+	c rm -f /run/keepconn.stop
+	TMO=150 cbg python3 /srv/test/keepconn.py --clients 200 --every-ms 10 --stop-file /run/keepconn.stop \
+		--seconds 100 >"$WORK/keep.out" 2>&1
+	local cl=$! pids=() rc=0 t0
+	wait_for 20 grep -q '^connected 200' "$WORK/keep.out" || fail "the 200 clients did not connect"
+	sleep 2
+	for i in 1 2 3; do
+		pids+=("$(mainpid)")
+		t0=$SECONDS
+		TMO=60 c systemctl restart tpserver || fail "restart $i failed"
+		echo "restart $i: $((SECONDS - t0)) s, stored $(prop tpserver.service NFileDescriptorStore) fds after it"
+		sleep 3
+	done
+	pids+=("$(mainpid)")
+	c touch /run/keepconn.stop
+	wait "$cl" || rc=$?
+	cat "$WORK/keep.out"
+	grep -E '^(clients=|longest)' "$WORK/keep.out" >"$NOTE" || true
+	echo "MainPIDs: ${pids[*]}"
+	journal_text tpserver.service "$WORK/keep.journal"
+	grep -E 'handed|adopted|closed' "$WORK/keep.journal" | tail -n 8
+	[ "$(printf '%s\n' "${pids[@]}" | sort -u | wc -l)" = 4 ] || fail "MainPID did not change at every restart"
+	[ "$(grep -c 'adopted 200 connections' "$WORK/keep.journal")" -ge 3 ] || fail "an instance did not adopt the 200 connections"
+	[ "$(prop tpserver.service NFileDescriptorStore)" = 0 ] || fail "fds left in the store while running"
+	[ $rc = 0 ] || fail "a client saw EOF, a wrong or missing reply"
+}
+
+# systemctl stop with keep_connections: the connections close (EOF, no ERR
+# line) and nothing stays in the store; start serves again.
+t_keep_then_stop() {
+	is_active tpserver.service || TMO=30 c systemctl start tpserver
+	TMO=60 cbg python3 /srv/test/keepconn.py --expect-eof --clients 20 --seconds 40 >"$WORK/eof.out" 2>&1
+	local cl=$! rc=0
+	wait_for 20 grep -q '^ready' "$WORK/eof.out" || fail "the clients did not connect"
+	TMO=40 c systemctl stop tpserver || fail "systemctl stop failed"
+	wait "$cl" || rc=$?
+	cat "$WORK/eof.out"
+	local n
+	n=$(prop tpserver.service NFileDescriptorStore)
+	echo "after stop: ActiveState=$(prop tpserver.service ActiveState) NFileDescriptorStore=$n"
+	[ $rc = 0 ] || fail "a connection was not closed by the stop"
+	[ "$n" = 0 ] || fail "NFileDescriptorStore=$n after stop"
+	TMO=30 c systemctl start tpserver || fail "start after stop failed"
+	echo_ok "after stop and start" || fail "not serving after stop and start"
+	c journalctl --sync || true
+	c journalctl --no-pager -o cat _PID="$(mainpid)" >"$WORK/stop.journal" || true
+	grep 'adopted' "$WORK/stop.journal" && fail "the start after the stop adopted connections"
+	return 0
+}
+
 t_stop_inflight() {
 	is_active tpserver.service || TMO=30 c systemctl start tpserver
 	TMO=30 cbg python3 /srv/test/tpc.py req "SLEEP 2000" >"$WORK/sleep.out" 2>&1
@@ -828,6 +885,37 @@ t_upgrade() {
 # autopkgtest and its null runner, or, where it could not be downloaded
 # (or with TP_E2E_REQUIRE, a failure), each test as autopkgtest runs it
 # (as root, AUTOPKGTEST_TMP set).
+# A package upgrade's restart (here a reinstall of the tree's package: the
+# maintainer scripts restart the service as an upgrade does) keeps the
+# connections of 200 clients.  The conffile is the locally edited one of
+# the last release, which predates keep_connections: a drop-in turns it on.
+t_keep_reinstall() {
+	is_active tpserver.service || TMO=30 c systemctl start tpserver
+	c bash -c 'mkdir -p /etc/tpserver.conf.d &&
+		printf "shutdown = {\n  keep_connections = true;\n};\n" >/etc/tpserver.conf.d/60-keep.conf'
+	trap 'c rm -f /etc/tpserver.conf.d/60-keep.conf /run/keepconn.stop' EXIT
+	TMO=30 c systemctl restart tpserver || fail "restart to read the drop-in failed"
+	c rm -f /run/keepconn.stop
+	TMO=200 cbg python3 /srv/test/keepconn.py --clients 200 --every-ms 10 --stop-file /run/keepconn.stop \
+		--seconds 150 >"$WORK/keep-up.out" 2>&1
+	local cl=$! pid rc=0 arc=0
+	wait_for 20 grep -q '^connected 200' "$WORK/keep-up.out" || fail "the 200 clients did not connect"
+	sleep 1
+	pid=$(mainpid)
+	TMO=180 c apt-get install --reinstall -y -q -o Dpkg::Options::=--force-confold "/srv/test/$DEB2" \
+		>"$WORK/reinstall.out" 2>&1 || arc=$?
+	sleep 2
+	c touch /run/keepconn.stop
+	wait "$cl" || rc=$?
+	tail -n 3 "$WORK/reinstall.out"
+	cat "$WORK/keep-up.out"
+	grep -E '^(clients=|longest)' "$WORK/keep-up.out" >"$NOTE" || true
+	echo "MainPID $pid -> $(mainpid)"
+	[ $arc = 0 ] || fail "apt-get install --reinstall failed"
+	[ "$(mainpid)" != "$pid" ] || fail "the reinstall did not restart the service"
+	[ $rc = 0 ] || fail "a client saw EOF, a wrong or missing reply across the package's restart"
+}
+
 t_autopkgtest() {
 	TMO=180 c apt-get install -y -q "/srv/test/$CLI" >"$WORK/install.out" 2>&1 ||
 		{ tail "$WORK/install.out"; fail "apt-get install $CLI failed"; }
@@ -891,6 +979,8 @@ check "watchdog: SIGSTOP -> killed and restarted, journal says watchdog" t_watch
 check "restart under a connecting client: no failed connection" t_restart_under_load
 check "SIGKILL 5 times under load: restarted, no refused connection, only requests in flight lost, cleanly" t_kill_under_load
 check "50 reloads alternating every reloadable setting under pipelining clients: no reply lost or reordered" t_reload_storm
+check "keep_connections: 200 clients every 10 ms through 3 restarts: every reply, in order, no EOF" t_keep_connections
+check "keep_connections then systemctl stop: connections closed, store empty, start serves" t_keep_then_stop
 check "stop with SLEEP 2000 in flight: OK 2000, Result=success" t_stop_inflight
 check "socket activation: a connection starts the stopped service" t_activation
 check "invalid configuration: exit 78, not restarted" t_config_error
@@ -898,6 +988,7 @@ check "autopkgtest (null runner) of debian/tests against the installed tpserver 
 check "purge removes configuration and units" t_purge_all
 check "install $DEB1, the single package of the last release, locally edited" t_install_old
 check "upgrade $V1 -> $V2 (tpserver and tpclient) with a client connected; tpclient moves" t_upgrade
+check "package restart (reinstall of $V2) under 200 clients every 10 ms: every reply, in order, no EOF" t_keep_reinstall
 check "purge tpserver and tpclient" t_purge_all
 
 if [ $FAILED -gt 0 ]; then

@@ -44,6 +44,20 @@ class Units(unittest.TestCase):
         self.assertIsNotNone(m, p.stdout + p.stderr)
         self.assertLessEqual(float(m.group(1)), 1.0)
 
+    def test_fd_store_fits_the_kept_connections(self):
+        with open(os.path.join(UNITS, "tpserver.service")) as f:
+            service = f.read()
+        store = int(re.search(r"(?m)^FileDescriptorStoreMax=(\d+)$", service).group(1))
+        nofile = int(re.search(r"(?m)^LimitNOFILE=(\d+)", service).group(1))
+        out = subprocess.run([TPSERVER, "--config", "/dev/null", "--check-config"], capture_output=True,
+                             text=True, timeout=30).stdout
+        kept = int(re.search(r"keep_connections_max = (\d+);", out).group(1))
+        conns = int(re.search(r"max_connections = (\d+);", out).group(1))
+        # Every kept connection, the state memfd and up to 16 listening sockets
+        # plus the metrics one; and a new instance must be able to receive them.
+        self.assertGreaterEqual(store, max(kept, conns) + 1 + 16 + 1)
+        self.assertGreater(nofile, store + conns)
+
     def test_reload_validates_first_and_socket_outlives_restarts(self):
         with open(os.path.join(UNITS, "tpserver.service")) as f:
             service = f.read()

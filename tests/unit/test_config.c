@@ -633,8 +633,9 @@ static void test_print_format(void **state)
 	assert_non_null(strstr(buf, "listen = {\n  host = \"127.0.0.1\";\n  port = 9000;\n"));
 	assert_non_null(strstr(buf, "pool = {\n  workers = 8;\n"));
 	assert_non_null(strstr(buf, "  stall_timeout_ms = 0; # automatic: max_sleep_ms + 30000 = 40000\n"));
-	assert_non_null(strstr(buf, "};\nshutdown = {\n  timeout_s = 10;\n  drain_s = 0;\n  stop_timeout_s = 30;\n};\nlog = {\n  "
-	                              "level = \"info\";\n"));
+	assert_non_null(strstr(buf, "};\nshutdown = {\n  timeout_s = 10;\n  keep_connections = false;\n"
+	                            "  keep_connections_max = 10000;\n  drain_s = 0;\n  stop_timeout_s = 30;\n};\nlog = {\n  "
+	                            "level = \"info\";\n"));
 	assert_non_null(strstr(buf, "metrics = {\n  enabled = false;\n  host = \"127.0.0.1\";\n  port = 9101;\n};\n"));
 	free(buf);
 }

@@ -344,6 +344,46 @@ static void test_grace_runs_out(void **state)
 	assert_false(g->c->grace);
 }
 
+/*
+ * Keeping: what was framed is answered normally, the partial line is not
+ * (nor read further); once the replies are out the connection asks to be
+ * handed over, with the partial line in its record, and its fd is kept.
+ */
+static void test_keeping_answers_what_was_read_and_carries_the_rest(void **state)
+{
+	struct rig *g = *state;
+	struct tp_handover_conn rec;
+	int fd;
+
+	send_peer(g, "ECHO one\nECHO tw");
+	(void)readable(g);
+	end_turn(g);
+	assert_int_equal(g->nbatch, 1);
+	g->env.shutting_down = g->env.keeping = true;
+	assert_int_equal(tp_conn_shutdown(g->c, 5000), TP_CONN_WRITE);
+	assert_false(g->c->grace);
+	send_peer(g, "o\nECHO three\n"); /* stays in the socket */
+	assert_false(readable(g) & TP_CONN_READ);
+	end_turn(g);
+	assert_int_equal(g->nbatch, 0);
+	assert_false(tp_conn_flush(g->c, false) & (TP_CONN_HANDOFF | TP_CONN_CLOSED)); /* ECHO one is out */
+	(void)run(g, g->c->ohead);
+	assert_true(tp_conn_flush(g->c, false) & TP_CONN_HANDOFF);
+	assert_peer_reads(g, "OK one\n");
+	fd = tp_conn_handover_record(g->c, &rec);
+	assert_int_equal(fd, g->c->fd);
+	assert_int_equal(rec.input_len, 7);
+	assert_memory_equal(rec.input, "ECHO tw", 7);
+	assert_int_equal(tp_conn_handed_off(g->c), TP_CONN_CLOSED);
+	assert_int_equal(g->c->fd, -1);
+	/* The fd is the hand-over's now: still open, with the rest unread. */
+	char buf[64];
+	ssize_t n = read(fd, buf, sizeof(buf));
+	assert_int_equal(n, 13);
+	assert_memory_equal(buf, "o\nECHO three\n", 13);
+	close(fd);
+}
+
 int main(void)
 {
 	/* A write to a client that left must be an EPIPE, as in the daemon. */
@@ -359,6 +399,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_shutdown_refuses_new_lines_but_serves_a_silent_first_one,
 	                                        setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_grace_runs_out, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_keeping_answers_what_was_read_and_carries_the_rest,
+	                                        setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

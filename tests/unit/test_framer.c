@@ -745,6 +745,47 @@ static void test_resume_when_running(void **state)
 	sink_free(&s);
 }
 
+/* Bytes carried from another framer are framed on resume, partial line and discarding included. */
+static void test_preload(void **state)
+{
+	struct tp_framer f;
+	struct sink s = {.mode = STOP_NEVER};
+
+	(void)state;
+	tp_framer_init(&f, 64);
+	assert_int_equal(tp_framer_preload(&f, "l1\nl2\npar", 9, false), 0);
+	assert_true(f.stopped);
+	assert_int_equal(s.n, 0);
+	assert_int_equal(tp_framer_resume(&f, on_line, &s), 0);
+	assert_int_equal(s.n, 2);
+	expect_line(&s, 0, "l1", 2);
+	expect_line(&s, 1, "l2", 2);
+	assert_int_equal(tp_framer_feed(&f, "tial\n", 5, on_line, &s), 0);
+	assert_int_equal(s.n, 3);
+	expect_line(&s, 2, "partial", 7);
+	tp_framer_release(&f);
+
+	/* Inside an over-long line: dropped up to its newline, not reported again. */
+	tp_framer_init(&f, 64);
+	assert_int_equal(tp_framer_preload(&f, "xxx\nok", 6, true), 0);
+	assert_int_equal(tp_framer_resume(&f, on_line, &s), 0);
+	assert_int_equal(s.n, 3);
+	assert_int_equal(tp_framer_feed(&f, "\n", 1, on_line, &s), 0);
+	assert_int_equal(s.n, 4);
+	expect_line(&s, 3, "ok", 2);
+	tp_framer_release(&f);
+
+	/* Nothing carried but the discarding. */
+	tp_framer_init(&f, 64);
+	assert_int_equal(tp_framer_preload(&f, NULL, 0, true), 0);
+	assert_int_equal(tp_framer_resume(&f, on_line, &s), 0);
+	assert_int_equal(tp_framer_feed(&f, "rest\nnext\n", 10, on_line, &s), 0);
+	assert_int_equal(s.n, 5);
+	expect_line(&s, 4, "next", 4);
+	tp_framer_release(&f);
+	sink_free(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -760,6 +801,7 @@ int main(void)
 	        cmocka_unit_test(test_buffer_released),
 	        cmocka_unit_test(test_set_max_line),
 	        cmocka_unit_test(test_resume_when_running),
+	        cmocka_unit_test(test_preload),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,381 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * handover: the systemd side of keeping connections across a restart.
+ *
+ * Why it is shaped this way (measured on systemd 252, docs/DESIGN.md):
+ * - every stored fd's name travels in the one LISTEN_FDNAMES string, at
+ *   most 128 KiB, so names are short ("tpc07") and shared by all the
+ *   connections of a generation; the records are keyed by the socket's
+ *   dev and inode, not by name;
+ * - one message carries at most 253 fds (SCM_MAX_FD): batches;
+ * - a stored fd stays in the store, open, until FDSTOREREMOVE=1 names it,
+ *   even after the new process closed its copy: the new process removes
+ *   every name it adopted at once, so its own closes reach the client;
+ * - the process cannot tell a stop from a restart at SIGTERM: it always
+ *   stores, and on stop systemd closes the store (the client sees EOF);
+ * - the records go last: a crash half-way leaves connections without
+ *   records, which the next instance closes, never records without fds.
+ */
+#include "handover.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "sd.h"
+
+#define CONN_PREFIX "tpc"
+#define STATE_PREFIX "tps"
+#define BATCH_FDS 253 /* SCM_MAX_FD */
+#define BARRIER_USEC 5000000ull
+
+struct kept {
+	int fd;
+	struct tp_handover_conn rec; /* rec.input is input */
+	char *input;                 /* a copy of the carried input, or NULL */
+};
+
+struct passed {
+	int fd;
+	char name[16];
+};
+
+struct tp_handover {
+	pthread_mutex_t lock;
+	size_t cap; /* how many tp_handover_take() accepts (0 before SIGTERM) */
+	struct kept *kept;
+	size_t nkept, kept_alloc, refused;
+	struct passed *passed; /* fds from the previous instance, until adopted */
+	size_t npassed;
+	uint32_t gen; /* this instance's generation */
+};
+
+static int take_passed(struct tp_handover *h);
+
+int tp_handover_open(struct tp_handover **ret, char *err, size_t errlen)
+{
+	struct tp_handover *h = calloc(1, sizeof(*h));
+	int r = h ? 0 : -ENOMEM;
+
+	if (h) {
+		pthread_mutex_init(&h->lock, NULL);
+		r = take_passed(h);
+	}
+	if (r < 0)
+		snprintf(err, errlen, "the connections handed over by systemd: %s", strerror(-r));
+	*ret = h;
+	return r;
+}
+
+void tp_handover_free(struct tp_handover *h)
+{
+	if (!h)
+		return;
+	for (size_t i = 0; i < h->nkept; i++) {
+		close(h->kept[i].fd);
+		free(h->kept[i].input);
+	}
+	for (size_t i = 0; i < h->npassed; i++)
+		if (h->passed[i].fd >= 0)
+			close(h->passed[i].fd);
+	free(h->kept);
+	free(h->passed);
+	pthread_mutex_destroy(&h->lock);
+	free(h);
+}
+
+/* Keep the fds systemd passed under the hand-over's names. */
+static int take_passed(struct tp_handover *h)
+{
+	char **names = NULL;
+	int n = tp_sd_listen_fds_with_names(&names), r = n < 0 ? n : 0;
+
+	for (int i = 0; i < n && names && r == 0; i++) {
+		if (!tp_sd_stored_name(names[i]))
+			continue;
+		if (!h->passed && !(h->passed = calloc((size_t)(n - i), sizeof(*h->passed))))
+			r = -ENOMEM;
+		else
+			h->passed[h->npassed++] = (struct passed){.fd = tp_sd_listen_fds_start() + i};
+		if (r == 0)
+			snprintf(h->passed[h->npassed - 1].name, sizeof(h->passed[0].name), "%s", names[i]);
+	}
+	tp_sd_names_free(names);
+	return r;
+}
+
+/* Read a memfd whole. Returns a malloc'd buffer and its length, or NULL. */
+static char *slurp(int fd, size_t *ret_len)
+{
+	struct stat st;
+	char *buf;
+	size_t off = 0;
+
+	if (fstat(fd, &st) < 0 || st.st_size <= 0 || (uint64_t)st.st_size > ((uint64_t)1 << 34))
+		return NULL;
+	buf = malloc((size_t)st.st_size);
+	while (buf && off < (size_t)st.st_size) {
+		ssize_t r = pread(fd, buf + off, (size_t)st.st_size - off, (off_t)off);
+		if (r <= 0) {
+			free(buf);
+			return NULL;
+		}
+		off += (size_t)r;
+	}
+	*ret_len = off;
+	return buf;
+}
+
+static int by_key(const void *a, const void *b)
+{
+	const struct tp_handover_conn *x = a, *y = b;
+	if (x->ino != y->ino)
+		return x->ino < y->ino ? -1 : 1;
+	return x->dev < y->dev ? -1 : x->dev > y->dev;
+}
+
+/* The records of one generation, read from its state memfd. */
+struct generation {
+	const char *suffix; /* "07" */
+	char *buf;
+	struct tp_handover_conn *recs;
+	size_t n, adopted, closed;
+	const char *problem; /* why its connections are closed, or NULL */
+};
+
+static void read_generation(struct generation *g, int fd, const char *name)
+{
+	size_t len = 0;
+	uint32_t gen = 0;
+	int r;
+
+	g->buf = slurp(fd, &len);
+	r = g->buf ? tp_handover_state_read(g->buf, len, &gen, &g->recs, &g->n) : -EBADMSG;
+	if (r == -EPROTONOSUPPORT)
+		g->problem = "its state is of another version";
+	else if (r < 0)
+		g->problem = "its state is damaged";
+	else
+		qsort(g->recs, g->n, sizeof(*g->recs), by_key);
+	if (r < 0)
+		tp_log(TP_LOG_WARNING, "handover", "handed-over state %s: %s: its connections are closed",
+		       name, g->problem);
+}
+
+/* One handed-over connection: give it to a loop, or close it. */
+static void adopt_one(struct generation *g, int fd, struct tp_loop *loop)
+{
+	struct stat st;
+	struct tp_handover_conn key = {0}, *rec = NULL;
+
+	if (!g->problem && fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode)) {
+		key.dev = (uint64_t)st.st_dev;
+		key.ino = (uint64_t)st.st_ino;
+		rec = bsearch(&key, g->recs, g->n, sizeof(*g->recs), by_key);
+	}
+	if (rec && tp_loop_adopt(loop, fd, rec)) {
+		g->adopted++;
+		return;
+	}
+	close(fd);
+	g->closed++;
+}
+
+/* Tell systemd to forget every fd named name: it stays open in the store until then. */
+static void remove_from_store(const char *name)
+{
+	char msg[64];
+	snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=%s", name);
+	(void)tp_sd_notify(msg);
+}
+
+static void adopt_generation(struct tp_handover *h, const char *suffix, struct tp_loop *const *loops,
+                             size_t nloops, size_t *next_loop)
+{
+	struct generation g = {.suffix = suffix, .problem = "no state was stored with it"};
+	char name[16];
+
+	snprintf(name, sizeof(name), STATE_PREFIX "%s", suffix);
+	for (size_t i = 0; i < h->npassed; i++) {
+		if (h->passed[i].fd >= 0 && strcmp(h->passed[i].name, name) == 0) {
+			g.problem = NULL;
+			read_generation(&g, h->passed[i].fd, name);
+			close(h->passed[i].fd);
+			h->passed[i].fd = -1;
+			break;
+		}
+	}
+	remove_from_store(name);
+	snprintf(name, sizeof(name), CONN_PREFIX "%s", suffix);
+	for (size_t i = 0; i < h->npassed; i++) {
+		if (h->passed[i].fd < 0 || strcmp(h->passed[i].name, name) != 0)
+			continue;
+		adopt_one(&g, h->passed[i].fd, loops[(*next_loop)++ % nloops]);
+		h->passed[i].fd = -1;
+	}
+	remove_from_store(name);
+	if (g.closed)
+		tp_log(TP_LOG_WARNING, "handover", "%zu handed-over connections closed: %s", g.closed,
+		       g.problem ? g.problem : "no record, gone, or over max_connections");
+	tp_log(TP_LOG_INFO, "handover", "adopted %zu connections from the previous instance (generation %s)",
+	       g.adopted, suffix);
+	h->gen = (uint32_t)strtoul(suffix, NULL, 10) + 1;
+	free(g.recs);
+	free(g.buf);
+}
+
+void tp_handover_adopt(struct tp_handover *h, struct tp_loop *const *loops, size_t nloops)
+{
+	size_t next_loop = 0;
+
+	/* A generation is named by any of its fds; take each once. */
+	for (size_t i = 0; i < h->npassed; i++)
+		if (h->passed[i].fd >= 0)
+			adopt_generation(h, h->passed[i].name + 3, loops, nloops, &next_loop);
+	free(h->passed);
+	h->passed = NULL;
+	h->npassed = 0;
+}
+
+bool tp_handover_begin(struct tp_handover *h, const struct tp_config *cfg)
+{
+	bool keep = cfg->keep_connections && tp_sd_notify_socket();
+
+	pthread_mutex_lock(&h->lock);
+	h->cap = keep ? (size_t)cfg->keep_connections_max : 0;
+	pthread_mutex_unlock(&h->lock);
+	return keep;
+}
+
+bool tp_handover_take(void *ctx, int fd, const struct tp_handover_conn *rec)
+{
+	struct tp_handover *h = ctx;
+	char *input = NULL;
+	bool taken = false;
+
+	pthread_mutex_lock(&h->lock);
+	if (h->nkept == h->kept_alloc && h->nkept < h->cap) {
+		size_t a = h->kept_alloc ? 2 * h->kept_alloc : 256;
+		struct kept *k = realloc(h->kept, a * sizeof(*k));
+		if (k) {
+			h->kept = k;
+			h->kept_alloc = a;
+		}
+	}
+	if (h->nkept < h->cap && h->nkept < h->kept_alloc &&
+	    (rec->input_len == 0 || (input = malloc(rec->input_len)))) {
+		if (rec->input_len)
+			memcpy(input, rec->input, rec->input_len);
+		h->kept[h->nkept] = (struct kept){.fd = fd, .rec = *rec, .input = input};
+		h->kept[h->nkept++].rec.input = input;
+		taken = true;
+	} else {
+		h->refused++;
+	}
+	pthread_mutex_unlock(&h->lock);
+	return taken;
+}
+
+/* The records of everything kept, in a sealed memfd. Returns it or -errno. */
+static int state_memfd(struct tp_handover *h, size_t *ret_len)
+{
+	struct tp_handover_conn *recs = calloc(h->nkept ? h->nkept : 1, sizeof(*recs));
+	size_t len = 0;
+	char *buf = NULL;
+	int fd = -1, r = -ENOMEM;
+
+	for (size_t i = 0; recs && i < h->nkept; i++)
+		recs[i] = h->kept[i].rec;
+	if (recs)
+		len = tp_handover_state_size(recs, h->nkept);
+	buf = recs ? malloc(len) : NULL;
+	if (!buf || tp_handover_state_write(recs, h->nkept, h->gen, buf, len) != len)
+		goto out;
+	fd = memfd_create("tpserver-handover", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0 || write(fd, buf, len) != (ssize_t)len) {
+		r = fd < 0 ? -errno : -EIO;
+		goto out;
+	}
+	(void)fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
+	r = fd;
+	fd = -1;
+	*ret_len = len;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	free(recs);
+	return r;
+}
+
+/* Send fds in batches under name. Returns how many were sent, or -errno with none. */
+static int store_fds(const int *fds, size_t n, const char *name)
+{
+	char msg[64];
+	size_t sent = 0;
+
+	snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=%s", name);
+	while (sent < n) {
+		size_t k = n - sent < BATCH_FDS ? n - sent : BATCH_FDS;
+		int r = tp_sd_notify_fds(msg, fds + sent, k);
+		if (r == -ETOOMANYREFS && tp_sd_notify_barrier(BARRIER_USEC) >= 0)
+			continue; /* fds in flight count against RLIMIT_NOFILE: let systemd take them first */
+		if (r <= 0)
+			return sent ? (int)sent : (r < 0 ? r : -ENOTCONN);
+		sent += k;
+	}
+	return (int)sent;
+}
+
+void tp_handover_store(struct tp_handover *h)
+{
+	char cname[16], sname[16];
+	int *fds = calloc(h->nkept ? h->nkept : 1, sizeof(int));
+	int sent = 0, state = -1;
+	size_t len = 0;
+
+	if (h->refused)
+		tp_log(TP_LOG_WARNING, "handover",
+		       "%zu connections closed, not handed over (keep_connections_max %zu)", h->refused,
+		       h->cap);
+	if (h->nkept == 0 || !fds)
+		goto out;
+	snprintf(cname, sizeof(cname), CONN_PREFIX "%02" PRIu32, h->gen % 100);
+	snprintf(sname, sizeof(sname), STATE_PREFIX "%02" PRIu32, h->gen % 100);
+	for (size_t i = 0; i < h->nkept; i++)
+		fds[i] = h->kept[i].fd;
+	state = state_memfd(h, &len);
+	if (state < 0) {
+		tp_log(TP_LOG_ERROR, "handover",
+		       "cannot write the hand-over state: %s: closing %zu connections", strerror(-state),
+		       h->nkept);
+		goto out;
+	}
+	sent = store_fds(fds, h->nkept, cname);
+	if (sent > 0 && store_fds(&state, 1, sname) == 1)
+		tp_log(TP_LOG_NOTICE, "handover",
+		       "handed %d connections to systemd's fd store as %s, state %zu bytes as %s", sent,
+		       cname, len, sname);
+	else
+		tp_log(TP_LOG_ERROR, "handover", "storing connections with systemd failed (%s): %zu closed",
+		       sent < 0 ? strerror(-sent) : "state not stored", h->nkept);
+	(void)tp_sd_notify_barrier(BARRIER_USEC);
+out:
+	if (state >= 0)
+		close(state);
+	free(fds);
+	/* Our copies: systemd holds its own now (or they close here, the client sees EOF). */
+	for (size_t i = 0; i < h->nkept; i++) {
+		close(h->kept[i].fd);
+		free(h->kept[i].input);
+	}
+	h->nkept = 0;
+}

@@ -1,0 +1,315 @@
+# SPDX-License-Identifier: MIT
+"""Keeping connections across a restart, without a booted systemd.
+
+A fake systemd stands in for PID 1: it owns the listening socket, reads the
+notification socket (with the fds of FDSTORE=1, honouring FDNAME=,
+FDSTOREREMOVE=1 and BARRIER=1 as systemd 252 does), and starts each
+instance with LISTEN_FDS / LISTEN_FDNAMES / LISTEN_PID naming the listener
+and everything in its store.  Each test SIGTERMs one instance and starts the
+next on the same store, as `systemctl restart` does."""
+import array
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+import tplib
+from tplib import TPSERVER, LineReader, request, wait_until
+
+# Puts the fds named in TP_TEST_FDS at 3, 4, ... in order, sets LISTEN_PID
+# to its own pid (the exec keeps it) and execs the daemon.
+WRAPPER = r"""
+import fcntl, os, sys
+srcs = [int(x) for x in os.environ.pop("TP_TEST_FDS").split(",")]
+n = len(srcs)
+where = {fd: i for i, fd in enumerate(srcs)}
+for i in range(n):
+    t, s = 3 + i, srcs[i]
+    if s == t:
+        continue
+    j = where.pop(t, None)
+    if j is not None and j > i:
+        moved = fcntl.fcntl(t, fcntl.F_DUPFD, 3 + n)
+        srcs[j] = moved
+        where[moved] = j
+    os.dup2(s, t)
+    os.close(s)
+    where.pop(s, None)
+os.environ["LISTEN_PID"] = str(os.getpid())
+os.execv(sys.argv[1], sys.argv[1:])
+"""
+
+SCM_MAX_FD = 253
+
+
+class FakeSystemd:
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="tp-handover-")
+        self.path = os.path.join(self.dir, "notify")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+        self.listener = socket.create_server(("127.0.0.1", 0), backlog=4096)
+        self.port = self.listener.getsockname()[1]
+        self.lock = threading.Lock()
+        self.store = []  # (name, fd), in the order stored
+        self.messages = []
+        self.proc = None
+        self.logs = []
+        self.closing = False
+        self.thread = threading.Thread(target=self._receive, daemon=True)
+        self.thread.start()
+
+    def _receive(self):
+        size = socket.CMSG_SPACE(SCM_MAX_FD * 4)
+        while not self.closing:
+            try:
+                data, anc, _, _ = self.sock.recvmsg(65536, size)
+            except OSError:
+                return
+            fds = array.array("i")
+            for level, kind, payload in anc:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    fds.frombytes(payload[:len(payload) - len(payload) % fds.itemsize])
+            fields = dict(l.split("=", 1) for l in data.decode(errors="replace").splitlines() if "=" in l)
+            with self.lock:
+                self.messages.append(fields)
+                if fields.get("FDSTORE") == "1":
+                    self.store.extend((fields.get("FDNAME", "stored"), fd) for fd in fds)
+                    fds = []
+                elif fields.get("FDSTOREREMOVE") == "1":
+                    for name, fd in [e for e in self.store if e[0] == fields.get("FDNAME")]:
+                        os.close(fd)
+                        self.store.remove((name, fd))
+            for fd in fds:  # BARRIER=1's fd: closing it is the answer
+                os.close(fd)
+
+    def names(self):
+        with self.lock:
+            return [name for name, _ in self.store]
+
+    def start(self, *args):
+        """Start an instance the way systemd does: the listener, then the store."""
+        with self.lock:
+            entries = [("tpserver.socket", self.listener.fileno())] + list(self.store)
+        fds = [fd for _, fd in entries]
+        log = tempfile.NamedTemporaryFile(prefix="tpserver-", suffix=".log", delete=False)
+        env = dict(os.environ, NOTIFY_SOCKET=self.path, LISTEN_FDS=str(len(fds)),
+                   LISTEN_FDNAMES=":".join(n for n, _ in entries), TP_TEST_FDS=",".join(map(str, fds)))
+        env.pop("JOURNAL_STREAM", None)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", WRAPPER, TPSERVER, "--config", "/dev/null", "--keep-connections",
+             "--log-level", "debug", *args],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, pass_fds=fds)
+        self.logs.append(log.name)
+        self.wait_log(r"ready:")
+        return self.proc
+
+    def log(self):
+        with open(self.logs[-1], errors="replace") as f:
+            return f.read()
+
+    def wait_log(self, pattern, timeout=20.0):
+        ok = wait_until(lambda: re.search(pattern, self.log()) or self.proc.poll() is not None, timeout)
+        m = re.search(pattern, self.log())
+        if not ok or not m:
+            raise AssertionError("no %r in the log (exit %s):\n%s" % (pattern, self.proc.poll(), self.log()[-4000:]))
+        return m
+
+    def stop(self, timeout=30.0):
+        """SIGTERM the running instance, wait for its exit, return its status."""
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def close(self):
+        self.closing = True
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.sock.close()
+        self.listener.close()
+        with self.lock:
+            for _, fd in self.store:
+                os.close(fd)
+            self.store = []
+        for path in self.logs:
+            os.unlink(path)
+
+
+def connect(port):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    return s, LineReader(s)
+
+
+class Handover(unittest.TestCase):
+    def setUp(self):
+        self.sd = FakeSystemd()
+        self.addCleanup(self.sd.close)
+
+    def restart(self, *args):
+        self.assertEqual(self.sd.stop(), 0, self.sd.log())
+        handed = self.sd.log()
+        self.sd.start(*args)
+        return handed
+
+    def test_partial_line_and_work_in_flight_cross_over(self):
+        self.sd.start()
+        a, ra = connect(self.sd.port)
+        b, rb = connect(self.sd.port)
+        quiet, _ = connect(self.sd.port)
+        self.assertEqual(request(a, ra, "ECHO one"), "OK one")
+        a.sendall(b"ECHO tw")  # a partial line, read by this instance
+        b.sendall(b"SLEEP 300\nECHO after-sleep\n")
+        self.sd.wait_log(r"connection from.*\n(.|\n)*connection from(.|\n)*connection from")
+        time.sleep(0.1)
+        self.sd.proc.send_signal(signal.SIGTERM)
+        # Work already read is answered by the old instance, in order.
+        self.assertEqual(rb.line(), "OK 300")
+        self.assertEqual(rb.line(), "OK after-sleep")
+        self.assertEqual(self.sd.proc.wait(30), 0, self.sd.log())
+        old = self.sd.log()
+        self.assertIn("handed 3 connections to systemd's fd store as tpc00", old)
+        self.assertEqual(sorted(set(self.sd.names())), ["tpc00", "tps00"])
+        # Between the instances: bytes wait in the socket.
+        a.sendall(b"o\nECHO three\n")
+        self.sd.start()
+        self.assertEqual(ra.line(), "OK two")
+        self.assertEqual(ra.line(), "OK three")
+        self.assertEqual(request(b, rb, "ECHO b-again"), "OK b-again")
+        self.assertEqual(request(quiet, LineReader(quiet), "ECHO quiet"), "OK quiet")
+        self.assertIn("adopted 3 connections", self.sd.log())
+        # Adopted fds leave the store: what this instance closes really closes.
+        self.assertTrue(wait_until(lambda: self.sd.names() == [], 5), self.sd.names())
+        # And the next generation is named apart.
+        handed = self.restart()
+        self.assertIn("as tpc01", handed)
+        self.assertEqual(request(a, ra, "ECHO gen2"), "OK gen2")
+
+    def test_client_gone_meanwhile_is_cleaned_up(self):
+        self.sd.start()
+        a, ra = connect(self.sd.port)
+        self.assertEqual(request(a, ra, "ECHO x"), "OK x")
+        b, rb = connect(self.sd.port)
+        self.assertEqual(request(b, rb, "ECHO y"), "OK y")
+        self.assertEqual(self.sd.stop(), 0)
+        a.close()
+        self.sd.start()
+        self.sd.wait_log(r"client closed")
+        self.assertEqual(request(b, rb, "ECHO still"), "OK still")
+        # Closing the adopted connection reaches the client: EOF.
+        self.assertEqual(self.sd.stop(), 0)
+        self.sd.start("--no-keep-connections")
+        self.assertEqual(request(b, rb, "ECHO third"), "OK third")
+        self.sd.proc.send_signal(signal.SIGTERM)
+        b.settimeout(10)
+        self.assertEqual(b.recv(100), b"")
+
+    def test_damaged_or_other_version_state_closes_cleanly(self):
+        for damage, reason in ((lambda buf: buf[:20] + bytes([buf[20] ^ 1]) + buf[21:], "damaged"),
+                               (lambda buf: buf[:4] + b"\x09\x00" + buf[6:], "another version")):
+            with self.subTest(reason=reason):
+                self.sd.start()
+                a, ra = connect(self.sd.port)
+                self.assertEqual(request(a, ra, "ECHO x"), "OK x")
+                self.assertEqual(self.sd.stop(), 0)
+                with self.sd.lock:
+                    i = next(k for k, (n, _) in enumerate(self.sd.store) if n.startswith("tps"))
+                    name, fd = self.sd.store[i]
+                    buf = os.pread(fd, 1 << 20, 0)
+                    os.close(fd)
+                    bad = os.memfd_create("bad")
+                    os.write(bad, damage(buf))
+                    self.sd.store[i] = (name, bad)
+                self.sd.start()
+                self.sd.wait_log(reason)
+                self.assertIn("1 handed-over connections closed", self.sd.log())
+                a.settimeout(10)
+                self.assertEqual(a.recv(100), b"")
+                self.assertTrue(wait_until(lambda: self.sd.names() == [], 5), self.sd.names())
+                self.assertEqual(self.sd.stop(), 0)
+
+    def test_over_the_cap_closed(self):
+        self.sd.start("--keep-connections-max", "1")
+        a, ra = connect(self.sd.port)
+        self.assertEqual(request(a, ra, "ECHO a"), "OK a")
+        b, rb = connect(self.sd.port)
+        self.assertEqual(request(b, rb, "ECHO b"), "OK b")
+        self.assertEqual(self.sd.stop(), 0)
+        self.assertIn("1 connections closed, not handed over", self.sd.log())
+        self.assertEqual(self.sd.names().count("tpc00"), 1)
+        self.sd.start()
+        kept = [s for s, r in ((a, ra), (b, rb)) if self._alive(s, r)]
+        self.assertEqual(len(kept), 1)
+
+    @staticmethod
+    def _alive(s, r):
+        try:
+            return request(s, r, "ECHO alive", timeout=5) == "OK alive"
+        except (OSError, AssertionError, EOFError):
+            return False
+
+
+# Holds N idle connections in its own process (the test process holds the
+# store), then, told to on stdin, sends one ECHO on each and checks the reply.
+HOLDER = r"""
+import socket, sys
+port, n = int(sys.argv[1]), int(sys.argv[2])
+conns = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(n)]
+print("connected", flush=True)
+sys.stdin.readline()
+bad = 0
+for i, s in enumerate(conns):
+    s.sendall(b"ECHO %d\n" % i)
+for i, s in enumerate(conns):
+    buf = b""
+    while not buf.endswith(b"\n"):
+        d = s.recv(64)
+        if not d:
+            break
+        buf += d
+    bad += buf != b"OK %d\n" % i
+print("bad", bad, flush=True)
+"""
+
+
+class ManyIdle(unittest.TestCase):
+    def test_ten_thousand_idle_connections(self):
+        import resource
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        # The test process holds the store (n) and the holder the clients (n).
+        n = min(10000, soft - 200)
+        sd = FakeSystemd()
+        self.addCleanup(sd.close)
+        sd.start("--max-connections", str(n + 10), "--keep-connections-max", str(n), "--log-level", "info")
+        holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(sd.port), str(n)],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.addCleanup(holder.kill)
+        self.assertEqual(holder.stdout.readline().strip(), "connected")
+        t0 = time.monotonic()
+        self.assertEqual(sd.stop(60), 0, sd.log()[-3000:])
+        stored = time.monotonic() - t0
+        self.assertIn("handed %d connections" % n, sd.log())
+        names = sd.names()
+        self.assertEqual(len(names), n + 1)
+        fdnames = len(":".join(["tpserver.socket"] + names))
+        self.assertLess(fdnames, 128 * 1024)
+        t0 = time.monotonic()
+        sd.start("--max-connections", str(n + 10), "--keep-connections-max", str(n), "--log-level", "info")
+        self.assertIn("adopted %d connections" % n, sd.log())
+        adopted = time.monotonic() - t0
+        holder.stdin.write("go\n")
+        holder.stdin.flush()
+        self.assertEqual(holder.stdout.readline().strip(), "bad 0")
+        self.assertTrue(wait_until(lambda: sd.names() == [], 10))
+        print("\n%d connections: handed over in %.2f s, adopted in %.2f s, LISTEN_FDNAMES %d bytes"
+              % (n, stored, adopted, fdnames), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    tplib.main()
