@@ -1,14 +1,17 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# Stage: fuzz with libFuzzer, three targets sharing the time budget:
+# Stage: fuzz with libFuzzer, four targets sharing the time budget:
 # - fuzz_proto: the framer and the protocol parser/formatters
 #   (tests/fuzz/fuzz_proto.c, corpus tests/fuzz/corpus);
 # - fuzz_config_lex: the configuration scanner against libconfig 1.5
 #   (tests/fuzz/fuzz_config_lex.c, corpus tests/fuzz/corpus-config);
 # - fuzz_proxy: the PROXY protocol header parser (tests/fuzz/fuzz_proxy.c,
-#   corpus tests/fuzz/corpus-proxy).
+#   corpus tests/fuzz/corpus-proxy);
+# - fuzz_handover_state: the reader of the record of connections handed to
+#   the next instance (tests/fuzz/fuzz_handover_state.c, corpus
+#   tests/fuzz/corpus-handover).
 # Each is built with clang -fsanitize=fuzzer,address,undefined in
-# $TOP/build-fuzz and runs for a third of FUZZ_SECONDS (default 60, so 20 s
+# $TOP/build-fuzz and runs for a quarter of FUZZ_SECONDS (default 60, so 15 s
 # each) on a fresh copy of its corpus (the committed corpus is never
 # modified).  A crash, a leak, a failed check (abort), a timeout or an
 # out-of-memory fails the stage; the reproducer is left in
@@ -20,7 +23,7 @@ set -euo pipefail
 build=${BUILD_DIR:-$TOP/build-fuzz}
 seconds=${FUZZ_SECONDS:-60}
 cc=${FUZZ_CC:-clang}
-each=$(((seconds + 2) / 3))
+each=$(((seconds + 3) / 4))
 
 build_target() { # NAME SOURCES... [-- LIBS...]
 	local name=$1
@@ -57,6 +60,7 @@ build_target fuzz_proto "$TOP/tests/fuzz/fuzz_proto.c" "$TOP/src/common/framer.c
 build_target fuzz_config_lex "$TOP/tests/fuzz/fuzz_config_lex.c" "$TOP/src/server/config_lex.c" \
 	"$TOP/src/server/config_scan.c" $(pkg-config --cflags --libs libconfig)
 build_target fuzz_proxy "$TOP/tests/fuzz/fuzz_proxy.c" "$TOP/src/common/proxy_proto.c"
+build_target fuzz_handover_state "$TOP/tests/fuzz/fuzz_handover_state.c" "$TOP/src/server/handover_state.c"
 
 export ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:detect_stack_use_after_return=1"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
@@ -66,6 +70,7 @@ export LSAN_OPTIONS="suppressions=$TOP/tests/fuzz/libconfig.supp"
 run_target fuzz_proto corpus 20000
 run_target fuzz_config_lex corpus-config 4096
 run_target fuzz_proxy corpus-proxy 1100
+run_target fuzz_handover_state corpus-handover 65536
 
 [[ $failed -eq 0 ]] || exit 1
 echo "fuzz stage: no crash, leak or failed check in ${each} s per target"
