@@ -7,7 +7,8 @@
 #   packaging/build-deb.sh [--version VERSION] [--from REV] [--lintian] OUTDIR
 #
 # --version VERSION  build as VERSION (a changelog entry is added to the
-#                    copy), e.g. 0.2.1 for an upgrade test
+#                    copy; a numeric X.Y.Z also becomes the programs'
+#                    own version), e.g. 0.2.1 for an upgrade test
 # --from REV         build the tree of git revision REV (git archive, with
 #                    that revision's debian/) instead of the work tree,
 #                    e.g. an earlier release for the upgrade test
@@ -20,7 +21,7 @@
 set -euo pipefail
 
 usage() {
-	sed -n '4,19s/^# \{0,1\}//p' "$0" >&2
+	sed -n '4,20s/^# \{0,1\}//p' "$0" >&2
 	exit 2
 }
 
@@ -118,6 +119,13 @@ if [ -n "$version" ]; then
 	} >"$entry"
 	cat "$entry" "$copy/debian/changelog" >"$copy/debian/changelog.new"
 	mv "$copy/debian/changelog.new" "$copy/debian/changelog"
+	# What tpserver --version, its start message and tpserver_build_info
+	# report (CMake takes numbers only).
+	if [[ "$version" =~ ^[0-9]+(\.[0-9]+){0,3}$ ]]; then
+		sed -i -E "s/^(project\(tpserver VERSION )[0-9.]+/\1$version/" "$copy/CMakeLists.txt"
+		grep -q "^project(tpserver VERSION $version " "$copy/CMakeLists.txt" ||
+			{ echo "build-deb.sh: cannot set version $version in CMakeLists.txt" >&2; exit 1; }
+	fi
 fi
 
 if [ -z "${DEB_BUILD_OPTIONS:-}" ] || ! [[ "$DEB_BUILD_OPTIONS" =~ parallel= ]]; then

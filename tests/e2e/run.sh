@@ -9,8 +9,10 @@
 # systemd-nspawn (private network: loopback only), installs each package
 # alone in it and checks what a user would: what each package brings,
 # socket activation, requests, status, journal, reload, watchdog, restart,
-# SIGKILL under load, a reload storm under load, stop, purge, and the
-# upgrade from the single package to the two.
+# SIGKILL under load, a reload storm under load, stop, purge, the
+# upgrade from the single package to the two, and an upgrade to the next
+# version (the tree built once more as that version, e.g. 0.2.0 -> 0.2.1)
+# under 200 clients that keep their connections.
 #
 #   tests/e2e/run.sh [--prepare-rootfs]
 #
@@ -21,7 +23,8 @@
 #                          them: the highest tpserver_*.deb and the
 #                          tpclient_*.deb of that version, and the lowest
 #                          tpserver_*.deb as the single package to upgrade
-#                          from
+#                          from (the next version is still built from the
+#                          tree, unless DIR/next holds its two .debs)
 #   TP_E2E_OLD_REV=REV     git revision of the single package to upgrade
 #                          from (default 2fb842d, tpserver 0.1.0)
 #   TP_E2E_CACHE=DIR       root file system cache
@@ -167,19 +170,33 @@ fi
 # --- the packages ----------------------------------------------------------
 
 OLD_REV=${TP_E2E_OLD_REV:-2fb842d}
+# next_version V: the version after V, its last number plus one (0.2.0 ->
+# 0.2.1), numbers only, so that the programs report it too.
+next_version() {
+	[[ "$1" =~ ^([0-9]+\.){1,3}[0-9]+$ ]] || { echo "e2e: no next version after '$1' (numbers only)" >&2; return 1; }
+	echo "${1%.*}.$((${1##*.} + 1))"
+}
 if [ -n "${TP_E2E_DEBS:-}" ]; then
 	cp "$TP_E2E_DEBS"/tpserver_*.deb "$TP_E2E_DEBS"/tpclient_*.deb "$ART/"
 else
-	log "building the packages of the tree and the single package of $OLD_REV"
+	V3=$(next_version "$(dpkg-parsechangelog -l "$SRCDIR/debian/changelog" -S Version)")
+	log "building the packages of the tree, the single package of $OLD_REV and the tree as $V3"
 	t0=$SECONDS
-	# The old package without its tests, beside the new one: it was
-	# tested when it was released.
+	# The old package and the next version without their tests, beside the
+	# new one: the old was tested when it was released, the next is this
+	# tree.
 	DEB_BUILD_OPTIONS=nocheck "$SRCDIR/packaging/build-deb.sh" --from "$OLD_REV" "$WORK/old" \
 		>"$WORK/build-old.log" 2>&1 &
 	oldb=$!
+	DEB_BUILD_OPTIONS=nocheck "$SRCDIR/packaging/build-deb.sh" --version "$V3" "$WORK/next" \
+		>"$WORK/build-next.log" 2>&1 &
+	nextb=$!
 	"$SRCDIR/packaging/build-deb.sh" --lintian "$WORK/new" >/dev/null || { echo "FAIL build the packages (or lintian found errors or warnings)"; echo "0 passed, 1 failed"; exit 1; }
 	wait "$oldb" || { tail -n 20 "$WORK/build-old.log"; echo "FAIL build the package of $OLD_REV"; echo "0 passed, 1 failed"; exit 1; }
+	wait "$nextb" || { tail -n 20 "$WORK/build-next.log"; echo "FAIL build the packages as $V3"; echo "0 passed, 1 failed"; exit 1; }
 	cp "$WORK"/old/tpserver_*.deb "$WORK"/new/tpserver_*.deb "$WORK"/new/tpclient_*.deb "$ART/"
+	mkdir -p "$ART/next"
+	cp "$WORK"/next/tpserver_*.deb "$WORK"/next/tpclient_*.deb "$ART/next/"
 	log "built in $((SECONDS - t0)) s"
 fi
 # Oldest and newest tpserver, by dpkg's ordering; tpclient of the newest.
@@ -192,6 +209,26 @@ V1=$(dpkg-deb -f "$ART/$DEB1" Version)
 V2=$(dpkg-deb -f "$ART/$DEB2" Version)
 CLI=tpclient_${V2}_$(dpkg-deb -f "$ART/$DEB2" Architecture).deb
 [ -f "$ART/$CLI" ] || { echo "FAIL no $CLI beside $DEB2"; echo "0 passed, 1 failed"; exit 1; }
+# The next version, to upgrade to under load: the tree once more, as the
+# version after V2.
+if [ -n "${TP_E2E_DEBS:-}" ]; then
+	mkdir -p "$ART/next"
+	if compgen -G "$TP_E2E_DEBS/next/tpserver_*.deb" >/dev/null; then
+		cp "$TP_E2E_DEBS"/next/tpserver_*.deb "$TP_E2E_DEBS"/next/tpclient_*.deb "$ART/next/"
+	else
+		V3=$(next_version "$V2")
+		log "building the tree as $V3"
+		DEB_BUILD_OPTIONS=nocheck "$SRCDIR/packaging/build-deb.sh" --version "$V3" "$WORK/next" \
+			>"$WORK/build-next.log" 2>&1 ||
+			{ tail -n 20 "$WORK/build-next.log"; echo "FAIL build the packages as $V3"; echo "0 passed, 1 failed"; exit 1; }
+		cp "$WORK"/next/tpserver_*.deb "$WORK"/next/tpclient_*.deb "$ART/next/"
+	fi
+fi
+DEB3=$(cd "$ART" && ls next/tpserver_*.deb | head -n 1)
+V3=$(dpkg-deb -f "$ART/$DEB3" Version)
+CLI3=next/tpclient_${V3}_$(dpkg-deb -f "$ART/$DEB3" Architecture).deb
+[ -f "$ART/$CLI3" ] || { echo "FAIL no $CLI3 beside $DEB3"; echo "0 passed, 1 failed"; exit 1; }
+dpkg --compare-versions "$V3" gt "$V2" || { echo "FAIL $DEB3 ($V3) is not newer than $V2"; echo "0 passed, 1 failed"; exit 1; }
 dpkg-deb -c "$ART/$DEB1" >"$WORK/old.contents"
 grep -q ' \./usr/bin/tpclient$' "$WORK/old.contents" ||
 	{ echo "FAIL $DEB1 is not the single package (no /usr/bin/tpclient)"; echo "0 passed, 1 failed"; exit 1; }
@@ -885,11 +922,12 @@ t_upgrade() {
 # autopkgtest and its null runner, or, where it could not be downloaded
 # (or with TP_E2E_REQUIRE, a failure), each test as autopkgtest runs it
 # (as root, AUTOPKGTEST_TMP set).
-# A package upgrade's restart (here a reinstall of the tree's package: the
-# maintainer scripts restart the service as an upgrade does) keeps the
-# connections of 200 clients.  The conffile is the locally edited one of
-# the last release, which predates keep_connections: a drop-in turns it on.
-t_keep_reinstall() {
+# An upgrade to the next version (tpserver and tpclient $V3, the tree built
+# as that version) under 200 clients: the maintainer scripts' restart keeps
+# every connection, and the new version serves them.  The conffile is the
+# locally edited one of the last release, which predates keep_connections:
+# a drop-in turns it on.
+t_keep_upgrade() {
 	is_active tpserver.service || TMO=30 c systemctl start tpserver
 	c bash -c 'mkdir -p /etc/tpserver.conf.d &&
 		printf "shutdown = {\n  keep_connections = true;\n};\n" >/etc/tpserver.conf.d/60-keep.conf'
@@ -902,18 +940,32 @@ t_keep_reinstall() {
 	wait_for 20 grep -q '^connected 200' "$WORK/keep-up.out" || fail "the 200 clients did not connect"
 	sleep 1
 	pid=$(mainpid)
-	TMO=180 c apt-get install --reinstall -y -q -o Dpkg::Options::=--force-confold "/srv/test/$DEB2" \
-		>"$WORK/reinstall.out" 2>&1 || arc=$?
+	[ "$(c dpkg-query -W -f='${Version}' tpserver)" = "$V2" ] || fail "installed version is not $V2"
+	local t0=$SECONDS
+	TMO=180 c apt-get install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+		"/srv/test/$DEB3" "/srv/test/$CLI3" >"$WORK/upgrade-next.out" 2>&1 || arc=$?
+	echo "apt-get install: $((SECONDS - t0)) s"
 	sleep 2
 	c touch /run/keepconn.stop
 	wait "$cl" || rc=$?
-	tail -n 3 "$WORK/reinstall.out"
+	tail -n 3 "$WORK/upgrade-next.out"
 	cat "$WORK/keep-up.out"
-	grep -E '^(clients=|longest)' "$WORK/keep-up.out" >"$NOTE" || true
-	echo "MainPID $pid -> $(mainpid)"
-	[ $arc = 0 ] || fail "apt-get install --reinstall failed"
-	[ "$(mainpid)" != "$pid" ] || fail "the reinstall did not restart the service"
-	[ $rc = 0 ] || fail "a client saw EOF, a wrong or missing reply across the package's restart"
+	local npid v
+	npid=$(mainpid)
+	v=$(c dpkg-query -W -f='${Version} ' tpserver tpclient)
+	v=${v% }
+	journal_text tpserver.service "$WORK/keep-up.journal"
+	grep -E "\[$npid\].*(starting|adopted)" "$WORK/keep-up.journal" | tail -n 2
+	{ grep -E '^(clients=|longest)' "$WORK/keep-up.out"; echo "$V2 -> $V3, MainPID $pid -> $npid"; } >"$NOTE" || true
+	echo "MainPID $pid -> $npid; installed: $v"
+	[ $arc = 0 ] || { tail -n 20 "$WORK/upgrade-next.out"; fail "apt-get install $DEB3 $CLI3 failed"; }
+	[ "$npid" != "$pid" ] || fail "the upgrade did not restart the service"
+	[ $rc = 0 ] || fail "a client saw EOF, a wrong or missing reply across the upgrade"
+	[ "$v" = "$V3 $V3" ] || fail "installed versions '$v', expected $V3 for both"
+	grep -q "\[$npid\]: .*tpserver $V3 starting" "$WORK/keep-up.journal" || fail "the running tpserver (pid $npid) is not $V3"
+	grep -q "\[$npid\]: .*adopted 200 connections" "$WORK/keep-up.journal" || fail "$V3 did not adopt the 200 connections"
+	[ "$(c readlink "/proc/$npid/exe")" = /usr/sbin/tpserver ] || fail "the running executable is not the installed one"
+	[ "$(c tpclient --version)" = "tpclient $V3" ] || fail "tpclient --version: $(c tpclient --version)"
 }
 
 t_autopkgtest() {
@@ -988,7 +1040,7 @@ check "autopkgtest (null runner) of debian/tests against the installed tpserver 
 check "purge removes configuration and units" t_purge_all
 check "install $DEB1, the single package of the last release, locally edited" t_install_old
 check "upgrade $V1 -> $V2 (tpserver and tpclient) with a client connected; tpclient moves" t_upgrade
-check "package restart (reinstall of $V2) under 200 clients every 10 ms: every reply, in order, no EOF" t_keep_reinstall
+check "upgrade $V2 -> $V3 under 200 clients every 10 ms: every reply, in order, no EOF; $V3 runs" t_keep_upgrade
 check "purge tpserver and tpclient" t_purge_all
 
 if [ $FAILED -gt 0 ]; then
