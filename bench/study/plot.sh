@@ -128,7 +128,7 @@ $common
 f = "$f"
 cap = $cap
 set output "$img/load_queue_wait.png"
-set title sprintf("Where a request's time goes in tpserver vs offered load (open loop)\n{/*0.8 %s workers, queue %s, SLEEP %s ms, capacity %g req/s, %s s per rate; server: its own histograms (GET /metrics), p99 estimated within their buckets}", "$workers", "$queue", "$sleep_ms", cap, "$dur")
+set title sprintf("Where a request's time goes in tpserver vs offered load (open loop)\n{/*0.8 %s workers, queue %s, SLEEP %s ms, capacity %g req/s, %s s per rate; server: its GET /metrics histograms, admitted requests, p99 estimated in buckets}", "$workers", "$queue", "$sleep_ms", cap, "$dur")
 set xlabel "offered load (requests per second)"
 set x2label "offered load (% of capacity)"
 set link x2 via x * 100.0 / cap inverse x * cap / 100.0
@@ -140,19 +140,20 @@ set format y "%g"
 set yrange [0.001:10000]
 set arrow from cap, graph 0 to cap, graph 1 nohead dt 3 lc rgb "black"
 set label sprintf("capacity %g req/s", cap) at cap, graph 0.04 offset -0.5,0 right font ",11"
-set key bottom right font ",11"
+set key at graph 0.99, graph 0.62 right top box opaque font ",11"
 set tmargin 6
+set label "0.001: none waited (0)" at graph 0.01, first 0.0013 left font ",10" tc rgb c_echo
 set offsets graph 0.03, graph 0.03, 0, 0
 # A time of 0 (nothing waited) has no place on a log scale: drawn at the bottom.
 lo(v) = v > 0.001 ? v : 0.001
 plot \
-  f using "offered_rps":"client_p99_ms" with linespoints dt 2 lc rgb c_other pt 1 title "client: round trip p99 (from the scheduled send time)", \
+  f using "offered_rps":"client_p99_ms" with linespoints dt 2 lc rgb c_other pt 1 title "client: round trip p99 (from scheduled send)", \
   f using "offered_rps":"client_p50_ms" with linespoints dt 3 lc rgb c_other pt 2 title "client: round trip p50", \
-  f using "offered_rps":"service_mean_ms" with linespoints lc rgb c_bal pt 5 title "server: in service (SLEEP), mean", \
+  f using "offered_rps":"service_mean_ms" with linespoints lc rgb c_bal pt 5 title "server: in service, mean", \
   f using "offered_rps":(lo(column("queue_wait_p99_ms"))) with linespoints lc rgb c_sleep pt 7 title "server: in the queue for a worker, p99", \
   f using "offered_rps":(lo(column("queue_wait_mean_ms"))) with linespoints dt 2 lc rgb c_sleep pt 6 title "server: in the queue for a worker, mean", \
-  f using "offered_rps":(lo(column("admission_wait_p99_ms"))) with linespoints lc rgb c_echo pt 9 title "server: waiting for queue space (admitted), p99", \
-  f using "offered_rps":(lo(column("admission_wait_mean_ms"))) with linespoints dt 2 lc rgb c_echo pt 8 title "server: waiting for queue space (admitted), mean"
+  f using "offered_rps":(lo(column("admission_wait_p99_ms"))) with linespoints lc rgb c_echo pt 9 title "server: waiting for queue space, p99", \
+  f using "offered_rps":(lo(column("admission_wait_mean_ms"))) with linespoints dt 2 lc rgb c_echo pt 8 title "server: waiting for queue space, mean"
 EOF
 	plotted+=(load_queue_wait.png)
 fi
