@@ -14,8 +14,14 @@ the pool's throughput whoever gets it.  Measures, does not assert.
 
 usage: bench/fairness.py [--tpserver build/tpserver] [--tpclient build/tpclient]
                          [--seconds 8] [--repeat 1] [--modes address,none] [--only NAME,...]
+                         [--json] [--csv PATH]
+
+--csv PATH also writes every run as a row of a CSV file (one header line,
+then one row per scenario, repetition and mode), which
+bench/fairness_plot.sh draws.
 """
 import argparse
+import csv
 import json
 import os
 import re
@@ -112,6 +118,10 @@ def run(args, name, flood, source, line, mode):
             "flood_busy": res["busy"]}
 
 
+CSV_FIELDS = ["scenario", "flood", "victim_source", "victim_request", "fairness", "rep", "seconds",
+              "victim_n", "p50_ms", "p99_ms", "max_ms", "flood_rps", "busy_workers", "flood_busy"]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tpserver", default="build/tpserver")
@@ -121,23 +131,38 @@ def main():
     ap.add_argument("--modes", default="address,none")
     ap.add_argument("--only", default="", help="comma-separated scenario names (default: all)")
     ap.add_argument("--json", action="store_true", help="one JSON object per run instead of the table")
+    ap.add_argument("--csv", metavar="PATH", help="also write every run as a CSV row to PATH")
     args = ap.parse_args()
     only = set(filter(None, args.only.split(",")))
+    out = None
+    if args.csv:
+        out_f = open(args.csv, "w", newline="")
+        out = csv.DictWriter(out_f, fieldnames=CSV_FIELDS, lineterminator="\n")
+        out.writeheader()
     if not args.json:
         print("%-46s %-8s %5s %9s %9s %9s %9s %6s %6s" % ("scenario", "fairness", "n", "p50_ms", "p99_ms",
                                                           "max_ms", "flood_rps", "workers", "busy"))
     for name, flood, source, line in SCENARIOS:
         if only and name not in only:
             continue
-        for _ in range(args.repeat):
+        for rep in range(args.repeat):
             for mode in args.modes.split(","):
                 r = run(args, name, flood, source, line, mode)
+                if out:
+                    out.writerow(dict(r, flood=name.split("/")[0], victim_source=source, victim_request=line,
+                                      rep=rep + 1, seconds=args.seconds, p50_ms="%.3f" % r["p50_ms"],
+                                      p99_ms="%.3f" % r["p99_ms"], max_ms="%.3f" % r["max_ms"],
+                                      flood_rps="%.1f" % r["flood_rps"],
+                                      busy_workers="%.2f" % r["busy_workers"]))
+                    out_f.flush()
                 if args.json:
                     print(json.dumps(r), flush=True)
                 else:
                     print("%-46s %-8s %5d %9.1f %9.1f %9.1f %9.0f %6.2f %6d" % (
                         name, mode, r["victim_n"], r["p50_ms"], r["p99_ms"], r["max_ms"], r["flood_rps"],
                         r["busy_workers"], r["flood_busy"]), flush=True)
+    if out:
+        out_f.close()
 
 
 if __name__ == "__main__":

@@ -6,8 +6,10 @@
 #   bench/study/plot.sh CSVDIR [IMGDIR]
 #
 #   pool_throughput.png      throughput vs workers per mix, with the ideal lines
-#   pool_latency.png         p50 and p99 latency vs workers per mix
 #   load_latency.png         latency percentiles and busy rejections vs offered rate
+#   load_queue_wait.png      where a request's time goes in the server vs offered
+#                            rate: waiting for queue space, in the queue, in service
+#                            (the server's own histograms), beside the client's latency
 #   conn_threads_memory.png  threads and memory vs idle connections, beside the
 #                            computed cost of one thread per connection
 #
@@ -68,20 +70,8 @@ plot \
   f using (is("sleep") ? column("workers") : NaN):"ok_rps":"ok_rps_min":"ok_rps_max" with yerrorlines lc rgb c_sleep pt 9 title "sleep: measured", \
   f using (is("sleep") ? column("workers") : NaN):"ideal_rps" with lines dt 2 lc rgb c_sleep title "sleep: ideal = workers x 1000 / $sleep_ms ms"
 
-set output "$img/pool_latency.png"
-set title sprintf("tpserver latency vs worker threads\n{/*0.8 same runs: closed loop with %d requests outstanding, so latency is about outstanding / throughput (Little's law)}", $clients * $inflight)
-set ylabel "latency (ms, log scale)"
-set format y "%g"
-set key top right
-plot \
-  f using (is("sleep") ? column("workers") : NaN):"p99_ms" with linespoints lc rgb c_sleep pt 9 title "sleep p99", \
-  f using (is("sleep") ? column("workers") : NaN):"p50_ms" with linespoints lc rgb c_sleep dt 2 pt 8 title "sleep p50", \
-  f using (is("balanced") ? column("workers") : NaN):"p99_ms" with linespoints lc rgb c_bal pt 5 title "balanced p99", \
-  f using (is("balanced") ? column("workers") : NaN):"p50_ms" with linespoints lc rgb c_bal dt 2 pt 4 title "balanced p50", \
-  f using (is("echo") ? column("workers") : NaN):"p99_ms" with linespoints lc rgb c_echo pt 7 title "echo p99", \
-  f using (is("echo") ? column("workers") : NaN):"p50_ms" with linespoints lc rgb c_echo dt 2 pt 6 title "echo p50"
 EOF
-	plotted+=(pool_throughput.png pool_latency.png)
+	plotted+=(pool_throughput.png)
 fi
 
 f=$csv/load_sweep.csv
@@ -124,6 +114,48 @@ plot \
   f using "offered_rps":"p50_ms" with linespoints lc rgb "#ff7f0e" pt 9 title "p50"
 EOF
 	plotted+=(load_latency.png)
+fi
+
+f=$csv/load_queue_wait.csv
+if [ -f "$f" ]; then
+	cap=$(field "$f" capacity_rps)
+	workers=$(field "$f" workers)
+	queue=$(field "$f" queue)
+	sleep_ms=$(field "$f" sleep_ms)
+	dur=$(field "$f" duration_s)
+	gnuplot <<EOF
+$common
+f = "$f"
+cap = $cap
+set output "$img/load_queue_wait.png"
+set title sprintf("Where a request's time goes in tpserver vs offered load (open loop)\n{/*0.8 %s workers, queue %s, SLEEP %s ms, capacity %g req/s, %s s per rate; server: its GET /metrics histograms, admitted requests, p99 estimated in buckets}", "$workers", "$queue", "$sleep_ms", cap, "$dur")
+set xlabel "offered load (requests per second)"
+set x2label "offered load (% of capacity)"
+set link x2 via x * 100.0 / cap inverse x * cap / 100.0
+set x2tics 20
+set xtics nomirror
+set ylabel "time (ms, log scale)"
+set logscale y 10
+set format y "%g"
+set yrange [0.001:10000]
+set arrow from cap, graph 0 to cap, graph 1 nohead dt 3 lc rgb "black"
+set label sprintf("capacity %g req/s", cap) at cap, graph 0.04 offset -0.5,0 right font ",11"
+set key at graph 0.99, graph 0.62 right top box opaque font ",11"
+set tmargin 6
+set label "0.001: none waited (0)" at graph 0.01, first 0.0013 left font ",10" tc rgb c_echo
+set offsets graph 0.03, graph 0.03, 0, 0
+# A time of 0 (nothing waited) has no place on a log scale: drawn at the bottom.
+lo(v) = v > 0.001 ? v : 0.001
+plot \
+  f using "offered_rps":"client_p99_ms" with linespoints dt 2 lc rgb c_other pt 1 title "client: round trip p99 (from scheduled send)", \
+  f using "offered_rps":"client_p50_ms" with linespoints dt 3 lc rgb c_other pt 2 title "client: round trip p50", \
+  f using "offered_rps":"service_mean_ms" with linespoints lc rgb c_bal pt 5 title "server: in service, mean", \
+  f using "offered_rps":(lo(column("queue_wait_p99_ms"))) with linespoints lc rgb c_sleep pt 7 title "server: in the queue for a worker, p99", \
+  f using "offered_rps":(lo(column("queue_wait_mean_ms"))) with linespoints dt 2 lc rgb c_sleep pt 6 title "server: in the queue for a worker, mean", \
+  f using "offered_rps":(lo(column("admission_wait_p99_ms"))) with linespoints lc rgb c_echo pt 9 title "server: waiting for queue space, p99", \
+  f using "offered_rps":(lo(column("admission_wait_mean_ms"))) with linespoints dt 2 lc rgb c_echo pt 8 title "server: waiting for queue space, mean"
+EOF
+	plotted+=(load_queue_wait.png)
 fi
 
 f=$csv/conn_sweep.csv

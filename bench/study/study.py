@@ -5,6 +5,9 @@ tpclient on loopback and writes CSV files (see docs/STUDY.md).
   pool_sweep.csv       throughput and latency vs worker count, per request mix
   pool_sweep_runs.csv  every repetition behind pool_sweep.csv
   load_sweep.csv       latency and busy rejections vs offered rate (open loop)
+  load_queue_wait.csv  the same runs seen by the server: its own histograms of
+                       the time a request waits for queue space, in the queue
+                       for a worker, and in service (GET /metrics)
   conn_sweep.csv       tpserver threads and memory vs idle connections, beside
                        the computed cost of one thread per connection
   machine.txt          the machine, the binaries and the command
@@ -23,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 # --- Study parameters (the reasons are in docs/STUDY.md) -------------------
 
@@ -80,6 +84,11 @@ RUN_FIELDS = ["mix", "workers", "rep", "ok_rps", "elapsed_s", "ok", "busy", "err
 LOAD_FIELDS = ["offered_rps", "offered_pct", "capacity_rps", "workers", "queue", "sleep_ms",
                "clients", "max_inflight", "duration_s", "sent", "ok", "ok_rps", "busy",
                "busy_pct", "errors", "late", "p50_ms", "p90_ms", "p99_ms", "p99_9_ms", "max_ms", "other_cpu"]
+QWAIT_FIELDS = ["offered_rps", "offered_pct", "capacity_rps", "workers", "queue", "sleep_ms",
+                "duration_s", "ok", "busy_pct", "client_p50_ms", "client_p99_ms",
+                "queue_wait_n", "queue_wait_mean_ms", "queue_wait_p50_ms", "queue_wait_p99_ms",
+                "admission_wait_n", "admission_wait_mean_ms", "admission_wait_p99_ms",
+                "service_mean_ms", "service_p99_ms", "duration_p50_ms", "duration_p99_ms", "other_cpu"]
 CONN_FIELDS = ["connections", "threads", "vmrss_kib", "vmrss_after_echo_kib", "vmsize_kib",
                "fds", "tpc_threads_computed", "tpc_stack_reserved_kib_computed",
                "tpc_stack_touched_kib_computed"]
@@ -102,12 +111,15 @@ class Server:
                                      stderr=subprocess.STDOUT, env=env)
         self.pid = self.proc.pid
         self.port = None
+        self.metrics_port = None
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             text = self.log()
             m = re.search(r"listening on 127\.0\.0\.1:(\d+)", text)
-            if m and "ready" in text:
+            mm = re.search(r"metrics on http://127\.0\.0\.1:(\d+)/metrics", text)
+            if m and "ready" in text and (mm or "--metrics-port" not in cmd):
                 self.port = int(m.group(1))
+                self.metrics_port = int(mm.group(1)) if mm else None
                 return
             if self.proc.poll() is not None:
                 break
@@ -118,6 +130,18 @@ class Server:
     def log(self):
         with open(self.logf.name, errors="replace") as f:
             return f.read()
+
+    def metrics(self):
+        """GET /metrics: {(name, labels): value}, labels a sorted tuple of pairs."""
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.metrics_port, timeout=10) as r:
+            text = r.read().decode()
+        out = {}
+        for line in text.splitlines():
+            m = re.match(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$", line)
+            if m:
+                labels = tuple(sorted(re.findall(r'(\w+)="([^"]*)"', m.group(2) or "")))
+                out[(m.group(1), labels)] = float(m.group(3))
+        return out
 
     def status(self):
         """Threads, VmRSS and VmSize (KiB) from /proc/PID/status, and the fd count."""
@@ -206,7 +230,9 @@ class Runner:
         self.repeated = 0
         self.disturbed = []
 
-    def measure(self, label, server_args, client_args, bound_s):
+    def measure(self, label, server_args, client_args, bound_s, after=None):
+        """after(srv), if given, runs before the server stops; its result is
+        the report's "server" entry."""
         best = None
         for attempt in range(1 + self.retries):
             if self.quiet_cores > 0:
@@ -214,6 +240,8 @@ class Runner:
             srv = Server(self.opts.tpserver, *server_args)
             try:
                 r = run_client(self.opts.tpclient, srv, client_args, bound_s)
+                if after:
+                    r["server"] = after(srv)
             finally:
                 srv.stop()
             if best is None or r["other_cpu"] < best["other_cpu"]:
@@ -247,6 +275,53 @@ def errors_of(r):
     """Every failure except busy, which is backpressure and counted apart."""
     return (r["other_err"] + r["mismatch"] + r["timeouts"] + r["lost"] + r["disconnects"]
             + r["connect_failed"])
+
+
+def histogram(metrics, name, **labels):
+    """The buckets [(le, cumulative count)], count and sum of one histogram
+    series in a /metrics scrape."""
+    want = set(labels.items())
+    buckets = []
+    for (n, lab), v in metrics.items():
+        d = dict(lab)
+        if n == name + "_bucket" and want <= set(lab):
+            buckets.append((float(d["le"]), v))
+    buckets.sort()
+    key = tuple(sorted(labels.items()))
+    return buckets, metrics.get((name + "_count", key), 0.0), metrics.get((name + "_sum", key), 0.0)
+
+
+def hist_quantile(q, buckets):
+    """Prometheus' histogram_quantile(): linear within the bucket holding
+    the rank; the last finite bound if the rank is in the +Inf bucket."""
+    if not buckets or buckets[-1][1] == 0:
+        return 0.0
+    rank = q * buckets[-1][1]
+    prev_le, prev_c = 0.0, 0.0
+    for le, c in buckets:
+        if c >= rank:
+            if le == float("inf"):
+                return prev_le
+            return prev_le + (le - prev_le) * ((rank - prev_c) / (c - prev_c) if c > prev_c else 1.0)
+        prev_le, prev_c = le, c
+    return prev_le
+
+
+def server_waits(srv):
+    """The server's own view of a run: its time histograms (seconds) in ms."""
+    m = srv.metrics()
+    out = {}
+    for key, name, labels in (("queue_wait", "tpserver_request_queue_wait_seconds", {}),
+                              ("admission_wait", "tpserver_request_admission_wait_seconds",
+                               {"result": "admitted"}),
+                              ("service", "tpserver_request_service_seconds", {"op": "sleep"}),
+                              ("duration", "tpserver_request_duration_seconds", {"op": "sleep"})):
+        buckets, count, total = histogram(m, name, **labels)
+        if total == 0:  # nothing waited: not "somewhere in the first bucket"
+            buckets = []
+        out[key] = {"n": int(count), "mean": 1e3 * total / count if count else float("nan"),
+                    "p50": 1e3 * hist_quantile(0.50, buckets), "p99": 1e3 * hist_quantile(0.99, buckets)}
+    return out
 
 
 def ms(x):
@@ -300,16 +375,18 @@ def pool_sweep(p, runner, out):
 def load_sweep(p, runner, out):
     workers, sleep_ms = p["load_workers"], p["load_sleep_ms"]
     capacity = workers * 1000.0 / sleep_ms
-    rows = []
+    rows, qrows = [], []
     for pct in p["load_pcts"]:
         rate = capacity * pct / 100.0
         # Open loop: after the schedule ends, every queued or waiting
         # request is answered or refused within a few seconds.
         bound = p["load_duration_s"] + 60
-        r = runner.measure("load %d%%" % pct, ["--workers", workers, "--queue", p["load_queue"]],
+        r = runner.measure("load %d%%" % pct, ["--workers", workers, "--queue", p["load_queue"],
+                                               "--metrics-port", 0],
                            ["--rate", "%.1f" % rate, "--clients", p["load_clients"],
                             "--max-inflight", p["load_inflight"], "--mix", "sleep",
-                            "--sleep-ms", sleep_ms, "--duration", p["load_duration_s"]], bound)
+                            "--sleep-ms", sleep_ms, "--duration", p["load_duration_s"]], bound,
+                           after=server_waits)
         lat = r["latency_ms"]
         sent = r["sent"]
         rows.append({"offered_rps": "%.1f" % rate, "offered_pct": pct, "capacity_rps": "%.1f" % capacity,
@@ -322,10 +399,27 @@ def load_sweep(p, runner, out):
                      "p50_ms": ms(lat["p50"]), "p90_ms": ms(lat["p90"]), "p99_ms": ms(lat["p99"]),
                      "p99_9_ms": ms(lat["p99_9"]), "max_ms": ms(lat["max"]),
                      "other_cpu": "%.2f" % r["other_cpu"]})
+        sv = r["server"]
+        qrows.append({"offered_rps": "%.1f" % rate, "offered_pct": pct, "capacity_rps": "%.1f" % capacity,
+                      "workers": workers, "queue": p["load_queue"], "sleep_ms": sleep_ms,
+                      "duration_s": p["load_duration_s"], "ok": r["ok"],
+                      "busy_pct": "%.2f" % (100.0 * r["busy"] / sent if sent else 0.0),
+                      "client_p50_ms": ms(lat["p50"]), "client_p99_ms": ms(lat["p99"]),
+                      "queue_wait_n": sv["queue_wait"]["n"], "queue_wait_mean_ms": ms(sv["queue_wait"]["mean"]),
+                      "queue_wait_p50_ms": ms(sv["queue_wait"]["p50"]),
+                      "queue_wait_p99_ms": ms(sv["queue_wait"]["p99"]),
+                      "admission_wait_n": sv["admission_wait"]["n"],
+                      "admission_wait_mean_ms": ms(sv["admission_wait"]["mean"]),
+                      "admission_wait_p99_ms": ms(sv["admission_wait"]["p99"]),
+                      "service_mean_ms": ms(sv["service"]["mean"]), "service_p99_ms": ms(sv["service"]["p99"]),
+                      "duration_p50_ms": ms(sv["duration"]["p50"]),
+                      "duration_p99_ms": ms(sv["duration"]["p99"]),
+                      "other_cpu": "%.2f" % r["other_cpu"]})
         log("load %3d%% (%.0f req/s): %.1f ok/s p50 %.1f p99 %.1f ms busy %d late %d errors %d other cpu %.2f"
             % (pct, rate, r["ok_rps"], lat["p50"], lat["p99"], r["busy"], r["late"], errors_of(r),
                r["other_cpu"]))
     write_csv(os.path.join(out, "load_sweep.csv"), LOAD_FIELDS, rows)
+    write_csv(os.path.join(out, "load_queue_wait.csv"), QWAIT_FIELDS, qrows)
 
 
 def wait_fds(srv, want, timeout_s):

@@ -26,11 +26,17 @@ HEADERS = {
                        "clients", "max_inflight", "duration_s", "sent", "ok", "ok_rps", "busy",
                        "busy_pct", "errors", "late", "p50_ms", "p90_ms", "p99_ms", "p99_9_ms",
                        "max_ms", "other_cpu"],
+    "load_queue_wait.csv": ["offered_rps", "offered_pct", "capacity_rps", "workers", "queue", "sleep_ms",
+                            "duration_s", "ok", "busy_pct", "client_p50_ms", "client_p99_ms",
+                            "queue_wait_n", "queue_wait_mean_ms", "queue_wait_p50_ms", "queue_wait_p99_ms",
+                            "admission_wait_n", "admission_wait_mean_ms", "admission_wait_p99_ms",
+                            "service_mean_ms", "service_p99_ms", "duration_p50_ms", "duration_p99_ms",
+                            "other_cpu"],
     "conn_sweep.csv": ["connections", "threads", "vmrss_kib", "vmrss_after_echo_kib", "vmsize_kib",
                        "fds", "tpc_threads_computed", "tpc_stack_reserved_kib_computed",
                        "tpc_stack_touched_kib_computed"],
 }
-PLOTS = ["pool_throughput.png", "pool_latency.png", "load_latency.png", "conn_threads_memory.png"]
+PLOTS = ["pool_throughput.png", "load_latency.png", "load_queue_wait.png", "conn_threads_memory.png"]
 
 
 def read_csv(path):
@@ -122,6 +128,27 @@ class StudyQuick(unittest.TestCase):
         self.assertEqual(pcts, sorted(pcts))
         self.assertLessEqual(pcts[0], 100)
         self.assertGreater(pcts[-1], 100)
+
+    def test_load_queue_wait(self):
+        """The server's histograms of the load sweep's runs, one row per rate."""
+        load = self.table("load_sweep.csv")
+        rows = self.table("load_queue_wait.csv")
+        self.assertEqual([r["offered_pct"] for r in rows], [r["offered_pct"] for r in load])
+        for r, lr in zip(rows, load):
+            self.assertEqual(r["ok"], lr["ok"], r)
+            self.assertEqual(r["client_p99_ms"], lr["p99_ms"], r)
+            # Every OK request went through the queue and was served; the
+            # histograms also count the refused ones' admission waits apart.
+            self.assertGreaterEqual(int(r["queue_wait_n"]), int(r["ok"]), r)
+            self.assertGreaterEqual(int(r["admission_wait_n"]), int(r["queue_wait_n"]), r)
+            for k in ("queue_wait", "admission_wait"):
+                self.assertGreaterEqual(float(r[k + "_mean_ms"]), 0, r)
+                self.assertGreaterEqual(float(r[k + "_p99_ms"]), 0, r)
+            self.assertLessEqual(float(r["queue_wait_p50_ms"]), float(r["queue_wait_p99_ms"]), r)
+            # A SLEEP is served in at least its time; the server sees less
+            # than the client's round trip, which starts at the scheduled send.
+            self.assertGreaterEqual(float(r["service_mean_ms"]), float(r["sleep_ms"]), r)
+            self.assertLess(float(r["queue_wait_mean_ms"]), float(r["client_p99_ms"]), r)
 
     def test_conn_sweep(self):
         rows = self.table("conn_sweep.csv")
