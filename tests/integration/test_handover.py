@@ -287,10 +287,16 @@ class ManyIdle(unittest.TestCase):
         sd = FakeSystemd()
         self.addCleanup(sd.close)
         sd.start("--max-connections", str(n + 10), "--keep-connections-max", str(n), "--log-level", "info")
+        open_fds = lambda: len(os.listdir("/proc/%d/fd" % sd.proc.pid))  # noqa: E731
+        base = open_fds()
         holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(sd.port), str(n)],
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.addCleanup(holder.kill)
         self.assertEqual(holder.stdout.readline().strip(), "connected")
+        # The kernel completed the handshakes; wait until the daemon has accepted them all
+        # (a sanitized build accepts 10000 connections in seconds, not milliseconds).
+        self.assertTrue(wait_until(lambda: open_fds() >= base + n, 60),
+                        "the daemon accepted only %d of %d connections" % (open_fds() - base, n))
         t0 = time.monotonic()
         self.assertEqual(sd.stop(60), 0, sd.log()[-3000:])
         stored = time.monotonic() - t0
