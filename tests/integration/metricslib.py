@@ -4,7 +4,7 @@ scrape it over plain HTTP, and read the Prometheus text format."""
 import re
 import socket
 
-from tplib import Server
+from tplib import Server, read_to_eof
 
 SAMPLE_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
 LABEL_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
@@ -32,13 +32,7 @@ def http(port, request, timeout=5.0):
     """Send request as is; returns (status, headers with lower-case names, body) once the server closes."""
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     s.sendall(request)
-    data = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    s.close()
+    data = read_to_eof(s)
     head, _, body = data.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split()[1])

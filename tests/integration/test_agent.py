@@ -17,19 +17,11 @@ import time
 import unittest
 
 import tplib
-from tplib import TPSERVER, LineReader, Server, request, wait_until
+from tplib import TPSERVER, LineReader, Server, read_to_eof, request, wait_until
 
 
 def agent_line(port):
-    s = socket.create_connection(("127.0.0.1", port), timeout=5)
-    data = b""
-    while True:
-        chunk = s.recv(100)
-        if not chunk:
-            break
-        data += chunk
-    s.close()
-    return data.decode()
+    return read_to_eof(socket.create_connection(("127.0.0.1", port), timeout=5)).decode()
 
 
 def agent_port(srv):

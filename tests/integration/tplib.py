@@ -145,6 +145,18 @@ class LineReader:
         return [self.line(timeout) for _ in range(n)]
 
 
+def read_to_eof(sock):
+    """Everything the peer sends until it closes; closes sock."""
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    sock.close()
+    return data
+
+
 def wait_until(cond, timeout, step=0.05):
     """Poll cond() until true or timeout; returns its last value."""
     deadline = time.monotonic() + timeout
