@@ -40,7 +40,12 @@
 #define WORKER_STACK_BYTES (256 * 1024)
 #endif
 
-#define BATCH_MAX 64
+/*
+ * Nodes one pop may take (8 KiB of the stack): more than a loop turn of
+ * pipelined cheap requests (a few hundred), so one wake-up carries a
+ * whole turn and the worker that takes it wakes nobody else for the rest.
+ */
+#define BATCH_MAX 1024
 
 enum slot_state { SLOT_FREE, SLOT_RUNNING, SLOT_EXITED };
 

@@ -306,6 +306,34 @@ static void test_sleeps_overlap(void **state)
 	free(t);
 }
 
+/*
+ * A turn's worth of cheap work pushed at once goes to one worker in one
+ * batch, in either discipline: splitting it would wake more workers for
+ * less work each.
+ */
+static void test_cheap_push_is_one_batch(void **state)
+{
+	enum { N = 600 };
+	static const enum tp_fairness modes[] = {TP_FAIR_NONE, TP_FAIR_ADDRESS};
+
+	(void)state;
+	for (size_t m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
+		struct rig r;
+		struct task *t = tasks_new(N, 0);
+
+		rig_init(&r, 1000);
+		tp_queue_set_fairness(r.q, modes[m]);
+		assert_int_equal(tp_pool_start(r.p, 4), 0);
+		for (int i = 0; i < N; i++)
+			t[i].node.batchable = true;
+		assert_int_equal(push_tasks(r.q, t, N), N);
+		assert_true(wait_done(&r.ctx, N, 10000));
+		assert_int_equal(r.ctx.max_batch, N);
+		rig_stop(&r);
+		free(t);
+	}
+}
+
 static void test_stop_drains(void **state)
 {
 	enum { N = 40 };
@@ -553,6 +581,7 @@ int main(void)
 	        cmocka_unit_test(test_new_aligned),
 	        cmocka_unit_test(test_start),
 	        cmocka_unit_test(test_sleeps_overlap),
+	        cmocka_unit_test(test_cheap_push_is_one_batch),
 	        cmocka_unit_test(test_stop_drains),
 	        cmocka_unit_test(test_resize_idle),
 	        cmocka_unit_test(test_resize_busy),
