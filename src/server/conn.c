@@ -39,7 +39,6 @@
 
 #define BATCH 64       /* lines parsed per connection per turn */
 #define READ_BUDGET 16 /* reads per turn before yielding to other connections */
-#define WRITE_IOV 64   /* replies per writev */
 
 struct tp_conn *tp_conn_new(struct tp_conn_env *env, struct tp_loop *loop, int fd,
                             const struct sockaddr_storage *peer, enum tp_peer_mode mode)
@@ -345,7 +344,6 @@ static size_t written(struct tp_conn *c, size_t left)
 
 unsigned tp_conn_flush(struct tp_conn *c, bool more_input)
 {
-	struct iovec iov[WRITE_IOV];
 	bool was_over = over_unsent(c);
 	size_t sent = 0;
 	unsigned ev = 0;
@@ -356,11 +354,7 @@ unsigned tp_conn_flush(struct tp_conn *c, bool more_input)
 	if (cork)
 		(void)setsockopt(c->fd, IPPROTO_TCP, TCP_CORK, &cork, sizeof(cork));
 	while (c->writable && c->ohead && c->ohead->done) {
-		struct tp_req *r = c->ohead;
-		int n = 0;
-		for (; r && r->done && n < WRITE_IOV; r = r->onext, n++)
-			iov[n] = (struct iovec){r->buf + r->woff, r->len - r->woff};
-		ssize_t w = writev(c->fd, iov, n);
+		ssize_t w = tp_req_write_run(c->fd, c->ohead);
 		if (w < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK) {
 				c->writable = false;

@@ -6,9 +6,15 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 /* Enough for a few turns of full batches; beyond that give memory back. */
 #define CACHE_MAX 4096
+/* Replies one write takes at most. */
+#define WRITE_RUN_MAX 64
+/* Up to this many bytes a run is copied into one buffer and written with write(). */
+#define GATHER_BYTES 4096
 
 struct tp_req *tp_req_new(struct tp_req_cache *cache, struct tp_conn *conn, size_t cap)
 {
@@ -50,4 +56,24 @@ void tp_req_cache_clear(struct tp_req_cache *cache)
 		free(r);
 	}
 	cache->n = 0;
+}
+
+ssize_t tp_req_write_run(int fd, struct tp_req *r)
+{
+	struct iovec iov[WRITE_RUN_MAX];
+	char gather[GATHER_BYTES];
+	size_t total = 0;
+	int n = 0;
+
+	for (; r && r->done && n < WRITE_RUN_MAX; r = r->onext, n++) {
+		iov[n] = (struct iovec){r->buf + r->woff, r->len - r->woff};
+		total += iov[n].iov_len;
+	}
+	if (n < 2 || total > sizeof(gather))
+		return writev(fd, iov, n);
+	/* Small replies: one copy here costs less than the kernel's walk of n segments. */
+	char *p = gather;
+	for (int i = 0; i < n; i++)
+		p = mempcpy(p, iov[i].iov_base, iov[i].iov_len);
+	return write(fd, gather, total);
 }

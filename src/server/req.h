@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "proto.h"
 #include "queue.h"
@@ -123,5 +124,13 @@ void tp_req_free(struct tp_req_cache *cache, struct tp_req *r);
 
 /* Free every cached slot. */
 void tp_req_cache_clear(struct tp_req_cache *cache);
+
+/*
+ * Write the replies of the run of done requests that starts at r (r->woff
+ * bytes of the first are gone already) with one write or writev call, and
+ * return what that call returned.  Small runs are copied into one buffer
+ * first: one contiguous write costs the kernel less than many segments.
+ */
+ssize_t tp_req_write_run(int fd, struct tp_req *r);
 
 #endif

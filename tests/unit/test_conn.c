@@ -5,6 +5,9 @@
  * and completes requests) and checks what the connection reports.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -59,6 +62,36 @@ static int setup(void **state)
 	g->c = tp_conn_new(&g->env, NULL, sv[0], &peer, TP_PEER_DIRECT);
 	assert_non_null(g->c);
 	*state = g;
+	return 0;
+}
+
+/* As setup, over TCP on loopback with small buffers: writes may be cut short. */
+static int setup_tcp(void **state)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t alen = sizeof(a);
+	int ls = socket(AF_INET, SOCK_STREAM, 0), cs = socket(AF_INET, SOCK_STREAM, 0), small = 4096;
+	struct rig *g;
+
+	assert_int_equal(setup(state), 0);
+	g = *state;
+	/* Small segments: one write of a few KiB spans several, and may stop between them. */
+	assert_int_equal(setsockopt(ls, IPPROTO_TCP, TCP_MAXSEG, &(int){536}, sizeof(int)), 0);
+	assert_int_equal(bind(ls, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(ls, 1), 0);
+	assert_int_equal(getsockname(ls, (struct sockaddr *)&a, &alen), 0);
+	assert_int_equal(setsockopt(cs, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+	assert_int_equal(connect(cs, (struct sockaddr *)&a, sizeof(a)), 0);
+	int fd = accept4(ls, NULL, NULL, SOCK_NONBLOCK);
+	assert_true(fd >= 0);
+	close(ls);
+	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+	assert_int_equal(fcntl(cs, F_SETFL, O_NONBLOCK), 0);
+	/* Swap the socketpair for the TCP pair. */
+	close(g->peer);
+	g->peer = cs;
+	assert_int_equal(dup2(fd, g->c->fd), g->c->fd);
+	close(fd);
 	return 0;
 }
 
@@ -237,6 +270,53 @@ static void test_pauses_past_the_unsent_bound(void **state)
 	assert_true(total < 10);
 }
 
+/*
+ * Replies gathered into one write survive a full socket and short writes:
+ * the client reads every byte once, in order, however the kernel cut them.
+ */
+static void test_short_writes_keep_the_reply_stream(void **state)
+{
+	struct rig *g = *state;
+	enum { N = 64 };
+	char junk[512], lines[N * 80], want[N * 80], got[256 * 1024];
+	const char *pad = "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz";
+	size_t njunk = 0, ngot = 0, nwant = 0, nlines = 0;
+
+	memset(junk, '#', sizeof(junk));
+	for (int i = 0; i < N; i++) {
+		/* About 60 bytes each: the turn's replies fill one gathered write of some 3.8 KiB. */
+		nlines += (size_t)snprintf(lines + nlines, sizeof(lines) - nlines, "ECHO r%02d-%s\n", i, pad);
+		nwant += (size_t)snprintf(want + nwant, sizeof(want) - nwant, "OK r%02d-%s\n", i, pad);
+	}
+	send_peer(g, lines);
+	(void)poll(&(struct pollfd){g->c->fd, POLLIN, 0}, 1, 200);
+	(void)readable(g);
+	end_turn(g);
+	assert_int_equal(g->nbatch, N);
+	for (size_t i = 0; i < g->nbatch; i++)
+		(void)run(g, g->batch[i]);
+	/* Fill the socket, so the replies go out as the client frees room. */
+	for (int tries = 0; tries < 50; tries++) {
+		for (ssize_t w; (w = write(g->c->fd, junk, sizeof(junk))) > 0;)
+			njunk += (size_t)w;
+		usleep(1000); /* acknowledgements free the send buffer for a while */
+	}
+	(void)tp_conn_flush(g->c, false);
+	/* The client reads a little at a time, so the kernel takes the replies in pieces. */
+	for (int round = 0; round < 10000 && (g->c->ohead || ngot < njunk + nwant); round++) {
+		ssize_t n = read(g->peer, got + ngot, 300);
+		if (n > 0)
+			ngot += (size_t)n;
+		(void)tp_conn_on_event(g->c, EPOLLOUT);
+		(void)tp_conn_flush(g->c, false);
+	}
+	assert_null(g->c->ohead);
+	assert_int_equal(ngot, njunk + nwant);
+	for (size_t i = 0; i < njunk; i++)
+		assert_int_equal(got[i], '#');
+	assert_memory_equal(got + njunk, want, nwant);
+}
+
 static void test_half_close_gets_replies_then_closed(void **state)
 {
 	struct rig *g = *state;
@@ -392,6 +472,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_lines_framed_across_reads, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_replies_leave_in_request_order, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_pauses_past_the_unsent_bound, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_short_writes_keep_the_reply_stream, setup_tcp, teardown),
 	        cmocka_unit_test_setup_teardown(test_half_close_gets_replies_then_closed, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_more_input_delays_the_close, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_close_with_work_in_flight, setup, teardown),
