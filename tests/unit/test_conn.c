@@ -201,6 +201,42 @@ static void test_replies_leave_in_request_order(void **state)
 	assert_int_equal(g->c->pending_bytes, 0);
 }
 
+/*
+ * Lines in any case, split anywhere (inside the op's name too), give the
+ * requests their upper-case spelling gives.
+ */
+static void test_any_case_and_split_parse_alike(void **state)
+{
+	struct rig *g = *state;
+	static const char *const chunks[] = {
+	        "ECHO hi\necho hi\nEcHo hi\nSLEEP 7\nsleep 7\nsLEEP 7\nSLE",
+	        "EP 7\nEC",
+	        "HO hi\nech",
+	        "o hi\nECHO",
+	        " hi\nSLEEP",
+	        " 7\n",
+	};
+
+	for (size_t i = 0; i < sizeof(chunks) / sizeof(chunks[0]); i++) {
+		send_peer(g, chunks[i]);
+		(void)readable(g);
+	}
+	end_turn(g);
+	assert_int_equal(g->nbatch, 11);
+	for (size_t i = 0; i < g->nbatch; i++) {
+		struct tp_req *r = g->batch[i];
+		bool echo = i < 3 || (i >= 7 && i < 10);
+		assert_int_equal(r->op, echo ? TP_OP_ECHO : TP_OP_SLEEP);
+		assert_int_equal(r->status, TP_PROTO_OK);
+		if (echo) {
+			assert_int_equal(r->len, 2);
+			assert_memory_equal(r->buf + 3, "hi", 2);
+		} else {
+			assert_int_equal(r->sleep_ms, 7);
+		}
+	}
+}
+
 /* Replies are counted in the loop's metrics by the time their write returns. */
 static void test_replies_counted_when_written(void **state)
 {
@@ -427,6 +463,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test_setup_teardown(test_lines_framed_across_reads, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_replies_leave_in_request_order, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_any_case_and_split_parse_alike, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_replies_counted_when_written, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_pauses_past_the_unsent_bound, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_half_close_gets_replies_then_closed, setup, teardown),
