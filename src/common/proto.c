@@ -181,8 +181,9 @@ size_t tp_proto_format_sleep(uint32_t ms, char *buf)
 
 size_t tp_proto_format_echo(const char *text, size_t text_len, char *buf)
 {
-	/* memmove: the worker formats in place, with the text already at buf + 3. */
-	memmove(buf + 3, text, text_len);
+	/* The worker formats in place, with the text already at buf + 3: nothing to move then. */
+	if (text != buf + 3)
+		memmove(buf + 3, text, text_len);
 	buf[0] = 'O';
 	buf[1] = 'K';
 	buf[2] = ' ';
