@@ -80,6 +80,16 @@ static int append(struct tp_framer *f, const char *data, size_t len)
 }
 
 /*
+ * Whether a whole line of len bytes (without its "\n") is over the limit:
+ * it may take one byte more for the "\r" of a "\r\n".  The common case, a
+ * line within max_line, costs one compare.
+ */
+static bool over_long(const struct tp_framer *f, const char *line, size_t len)
+{
+	return len > f->max_line && (len > f->max_line + 1 || line[len - 1] != '\r');
+}
+
+/*
  * Frame data[0..len) which does not include any retained partial line.
  * On stop, keep the unframed rest; at the end keep the trailing partial line.
  */
@@ -102,7 +112,7 @@ static int frame(struct tp_framer *f, const char *data, size_t len, tp_framer_cb
 		}
 		if (!nl)
 			break;
-		if ((size_t)(nl - p) > f->max_line + (nl > p && nl[-1] == '\r'))
+		if (over_long(f, p, (size_t)(nl - p)))
 			stop = cb(ctx, NULL, 0, true);
 		else
 			stop = cb(ctx, p, (size_t)(nl - p), false);
@@ -166,7 +176,7 @@ int tp_framer_feed(struct tp_framer *f, const char *data, size_t len, tp_framer_
 	/* buf now holds one whole line ending in "\n". */
 	size_t ll = f->len - 1;
 	int stop;
-	if (ll > f->max_line + (ll > 0 && f->buf[ll - 1] == '\r'))
+	if (over_long(f, f->buf, ll))
 		stop = cb(ctx, NULL, 0, true);
 	else
 		stop = cb(ctx, f->buf, ll, false);

@@ -32,7 +32,6 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "log.h"
 #include "metrics.h"
 #include "proto.h"
 #include "tp_assert.h"
@@ -317,9 +316,10 @@ unsigned tp_conn_on_event(struct tp_conn *c, uint32_t events)
 	return ev | tp_conn_process(c);
 }
 
-/* w bytes were written from the head of the list: free the replies that went out. */
+/* w bytes were written from the head of the list: count and free the replies that went out. */
 static size_t written(struct tp_conn *c, size_t left)
 {
+	struct tp_metrics_run run = {0};
 	size_t sent = 0;
 
 	while (c->ohead && c->ohead->done && left >= c->ohead->len - c->ohead->woff) {
@@ -329,10 +329,10 @@ static size_t written(struct tp_conn *c, size_t left)
 		if (!c->ohead)
 			c->otail = NULL;
 		sent++;
-		if (c->env->metrics)
-			tp_metrics_request(c->env->metrics, h, c->env->now_ns);
+		tp_metrics_run_add(c->env->metrics, &run, h, c->env->now_ns);
 		req_done_with(c, h);
 	}
+	tp_metrics_run_end(c->env->metrics, &run);
 	if (left) {
 		/* The head was written in part, so it is still on the list. */
 		TP_ASSERT(c->ohead && c->ohead->done);

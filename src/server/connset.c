@@ -114,6 +114,8 @@ static void release(struct tp_connset *s, struct tp_conn *c)
 
 void tp_connset_act(struct tp_connset *s, struct tp_conn *c, unsigned ev)
 {
+	if (!ev && !c->closed)
+		return; /* most completions: a request done behind its connection's head */
 	if ((ev & TP_CONN_NAMED) && !c->closed && !s->on_named(s->ctx, c))
 		ev |= tp_conn_close(c, "over limits.max_connections_per_address");
 	if ((ev & TP_CONN_HANDOFF) && !c->closed)

@@ -12,11 +12,32 @@
 #define MS 1000000ull
 #define S 1000000000ull
 
-const uint64_t tp_hist_bounds_ns[TP_HIST_BUCKETS] = {
-        10 * US,   25 * US, 50 * US,   100 * US, 250 * US, 500 * US, 1 * MS,
-        2500 * US, 5 * MS,  10 * MS,   25 * MS,  50 * MS,  100 * MS, 250 * MS,
-        500 * MS,  1 * S,   2500 * MS, 5 * S,    10 * S,   25 * S,   50 * S,
-};
+/* The bucket bounds, increasing; each at least twice the one before (see bucket()). */
+/* clang-format off */
+#define BOUNDS(X, arg) \
+	X(10 * US, arg)  X(25 * US, arg)   X(50 * US, arg) \
+	X(100 * US, arg) X(250 * US, arg)  X(500 * US, arg) \
+	X(1 * MS, arg)   X(2500 * US, arg) X(5 * MS, arg) \
+	X(10 * MS, arg)  X(25 * MS, arg)   X(50 * MS, arg) \
+	X(100 * MS, arg) X(250 * MS, arg)  X(500 * MS, arg) \
+	X(1 * S, arg)    X(2500 * MS, arg) X(5 * S, arg) \
+	X(10 * S, arg)   X(25 * S, arg)    X(50 * S, arg)
+/* clang-format on */
+
+#define BOUND_ROW(b, arg) b,
+const uint64_t tp_hist_bounds_ns[TP_HIST_BUCKETS] = {BOUNDS(BOUND_ROW, 0)};
+
+/* The same with a last bound nothing exceeds, so the +Inf bucket needs no test of its own. */
+static const uint64_t bound_or_max[TP_HIST_BUCKETS + 1] = {BOUNDS(BOUND_ROW, 0) UINT64_MAX};
+
+/* How many bounds lie below 2^k: the first bucket a value of k + 1 significant bits can fall in. */
+#define LESS(b, p) +((b) < (p)) /* NOLINT(bugprone-macro-parentheses): one term of the sum in BELOW() */
+#define BELOW(k) (0 BOUNDS(LESS, 1ull << (k)))
+#define BELOW8(k)                                                                                 \
+	BELOW(k), BELOW((k) + 1), BELOW((k) + 2), BELOW((k) + 3), BELOW((k) + 4), BELOW((k) + 5), \
+	        BELOW((k) + 6), BELOW((k) + 7)
+static const uint8_t first_bucket[64] = {BELOW8(0),  BELOW8(8),  BELOW8(16), BELOW8(24),
+                                         BELOW8(32), BELOW8(40), BELOW8(48), BELOW8(56)};
 
 struct tp_metrics {
 	size_t nslots;
@@ -54,20 +75,32 @@ struct tp_metrics_slot *tp_metrics_slot(struct tp_metrics *m, size_t i)
 	return i < m->nslots ? &m->slots[i] : NULL;
 }
 
+/*
+ * No search: the highest set bit of ns names its octave [2^k, 2^(k+1)), and
+ * as each bound is at least twice the one before, an octave holds at most
+ * one bound, the first at or above 2^k.  So ns is in that bound's bucket,
+ * or in the next one if it is above it.  (ns | 1: 0 and 1 share octave 0.)
+ */
+static inline size_t bucket(uint64_t ns)
+{
+	size_t i = first_bucket[63 - __builtin_clzll(ns | 1)];
+	return i + (ns > bound_or_max[i]);
+}
+
+static inline void observe_n(struct tp_hist *h, uint64_t ns, uint64_t n)
+{
+	tp_metrics_add(&h->counts[bucket(ns)], n);
+	tp_metrics_add(&h->sum_ns, ns * n);
+}
+
 size_t tp_hist_bucket(uint64_t ns)
 {
-	size_t i = 0;
-
-	/* Most requests are short: a scan from the bottom ends in a few steps. */
-	while (i < TP_HIST_BUCKETS && ns > tp_hist_bounds_ns[i])
-		i++;
-	return i;
+	return bucket(ns);
 }
 
 void tp_hist_observe(struct tp_hist *h, uint64_t ns)
 {
-	tp_metrics_add(&h->counts[tp_hist_bucket(ns)], 1);
-	tp_metrics_add(&h->sum_ns, ns);
+	observe_n(h, ns, 1);
 }
 
 /* ns from a to b (tp_req_us() stamps); 0 if b is before a (stamps of two threads' clocks reads). */
@@ -77,28 +110,57 @@ static uint64_t since(uint32_t a, uint32_t b)
 	return d > INT32_MAX ? 0 : (uint64_t)d * 1000;
 }
 
-void tp_metrics_request(struct tp_metrics_slot *s, const struct tp_req *r, uint64_t now_ns)
+void tp_metrics_run_end(struct tp_metrics_slot *s, struct tp_metrics_run *run)
 {
-	size_t op = r->op < TP_METRICS_OPS ? r->op : TP_METRICS_OP_NONE;
-	size_t result = r->late                          ? TP_METRICS_RESULT_BUSY_MAX_WAIT
-	                : r->status < TP_METRICS_RESULTS ? r->status
-	                                                 : TP_PROTO_INVALID_ARG;
+	uint64_t n = run->n;
+	size_t op = run->op < TP_METRICS_OPS ? run->op : TP_METRICS_OP_NONE;
+	size_t result = run->late                          ? TP_METRICS_RESULT_BUSY_MAX_WAIT
+	                : run->status < TP_METRICS_RESULTS ? run->status
+	                                                   : TP_PROTO_INVALID_ARG;
 
-	tp_metrics_add(&s->requests[op][result], 1);
-	tp_hist_observe(&s->duration[op], since(r->arrival_us, tp_req_us(now_ns)));
-	if (!r->pushed)
+	run->n = 0;
+	if (!n || !s)
+		return;
+	tp_metrics_add(&s->requests[op][result], n);
+	observe_n(&s->duration[op], since(run->arrival_us, run->now_us), n);
+	if (!run->pushed)
 		return; /* refused at parse time: it never asked for queue space */
 
-	/* Admitted at once: its wait for space is 0, and its queue wait starts at arrival. */
-	uint32_t wait_end = r->waited ? r->wait_end_us : r->arrival_us;
-	size_t a = r->ran                       ? TP_ADMIT_ADMITTED
-	           : r->status == TP_PROTO_BUSY ? TP_ADMIT_BUSY_TIMEOUT
-	                                        : TP_ADMIT_SHUTTING_DOWN;
-	tp_hist_observe(&s->admission[a], since(r->arrival_us, wait_end));
-	if (r->ran && op < TP_OP_COUNT) {
-		tp_hist_observe(&s->queue_wait, since(wait_end, r->start_us));
-		tp_hist_observe(&s->service[op], since(r->start_us, r->end_us));
+	size_t a = run->ran                       ? TP_ADMIT_ADMITTED
+	           : run->status == TP_PROTO_BUSY ? TP_ADMIT_BUSY_TIMEOUT
+	                                          : TP_ADMIT_SHUTTING_DOWN;
+	observe_n(&s->admission[a], since(run->arrival_us, run->wait_end_us), n);
+	if (run->ran && op < TP_OP_COUNT) {
+		observe_n(&s->queue_wait, since(run->wait_end_us, run->start_us), n);
+		observe_n(&s->service[op], since(run->start_us, run->end_us), n);
 	}
+}
+
+void tp_metrics_run_start(struct tp_metrics_slot *s, struct tp_metrics_run *run, const struct tp_req *r,
+                          uint64_t now_ns)
+{
+	tp_metrics_run_end(s, run);
+	*run = (struct tp_metrics_run){
+	        .n = 1,
+	        .arrival_us = r->arrival_us,
+	        .wait_end_us = tp_metrics_wait_end_us(r),
+	        .start_us = r->start_us,
+	        .end_us = r->end_us,
+	        .now_us = tp_req_us(now_ns),
+	        .op = r->op,
+	        .status = r->status,
+	        .late = r->late,
+	        .pushed = r->pushed,
+	        .ran = r->ran,
+	};
+}
+
+void tp_metrics_request(struct tp_metrics_slot *s, const struct tp_req *r, uint64_t now_ns)
+{
+	struct tp_metrics_run run = {0};
+
+	tp_metrics_run_start(s, &run, r, now_ns);
+	tp_metrics_run_end(s, &run);
 }
 
 static void sum_into(uint64_t *dst, const uint64_t *src, size_t n)

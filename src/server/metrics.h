@@ -99,6 +99,49 @@ static inline void tp_metrics_add(uint64_t *counter, uint64_t n)
  */
 void tp_metrics_request(struct tp_metrics_slot *s, const struct tp_req *r, uint64_t now_ns);
 
+/*
+ * The same for replies written together, which nearly always share their
+ * times and outcome (one loop turn read their lines, one worker batch ran
+ * them, one write sent them): a run gathers requests alike and counts them
+ * at once, as many tp_metrics_request() calls would.  A run starts zeroed;
+ * tp_metrics_run_add() counts r in it, or first ends it when r differs;
+ * tp_metrics_run_end() counts what it holds and empties it.  The slot's
+ * owner ends its run before it lets go of the slot (at the end of each
+ * write), so a sum lags by at most one write's replies.  With s NULL
+ * nothing is counted.
+ */
+struct tp_metrics_run {
+	uint64_t n; /* requests gathered (0: empty) */
+	uint32_t arrival_us, wait_end_us, start_us, end_us, now_us;
+	uint8_t op, status;
+	bool late, pushed, ran;
+};
+
+/* End run and start it anew with r (tp_metrics_run_add() when r differs). */
+void tp_metrics_run_start(struct tp_metrics_slot *s, struct tp_metrics_run *run, const struct tp_req *r,
+                          uint64_t now_ns);
+
+/* The end of r's wait for space: admitted at once, it waited 0 and its queue wait starts at arrival. */
+static inline uint32_t tp_metrics_wait_end_us(const struct tp_req *r)
+{
+	return r->waited ? r->wait_end_us : r->arrival_us;
+}
+
+static inline void tp_metrics_run_add(struct tp_metrics_slot *s, struct tp_metrics_run *run,
+                                      const struct tp_req *r, uint64_t now_ns)
+{
+	uint32_t wait_end_us = tp_metrics_wait_end_us(r);
+
+	if (run->n && r->arrival_us == run->arrival_us && wait_end_us == run->wait_end_us &&
+	    r->start_us == run->start_us && r->end_us == run->end_us && tp_req_us(now_ns) == run->now_us &&
+	    r->op == run->op && r->status == run->status && r->late == run->late &&
+	    r->pushed == run->pushed && r->ran == run->ran)
+		run->n++;
+	else
+		tp_metrics_run_start(s, run, r, now_ns);
+}
+void tp_metrics_run_end(struct tp_metrics_slot *s, struct tp_metrics_run *run);
+
 /* Any loop: a client was refused at accept. */
 void tp_metrics_refused(struct tp_metrics *m, enum tp_refusal reason);
 /* Loop 0: a reload was applied (ok) or rejected; an unhealthy episode began. */

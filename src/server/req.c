@@ -9,43 +9,24 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-/* Enough for a few turns of full batches; beyond that give memory back. */
-#define CACHE_MAX 4096
 /* Replies one write takes at most. */
 #define WRITE_RUN_MAX 64
 /* Up to this many bytes a run is copied into one buffer and written with write(). */
 #define GATHER_BYTES 4096
 
-struct tp_req *tp_req_new(struct tp_req_cache *cache, struct tp_conn *conn, size_t cap)
+struct tp_req *tp_req_alloc(struct tp_conn *conn, size_t cap)
 {
-	struct tp_req *r = NULL;
+	struct tp_req *r;
 
 	if (cap < TP_REQ_MIN_CAP)
 		cap = TP_REQ_MIN_CAP;
-	if (cap == TP_REQ_MIN_CAP && cache->head) {
-		r = cache->head;
-		cache->head = r->bnext;
-		cache->n--;
-	}
-	if (!r)
-		r = malloc(sizeof(*r) + cap);
+	r = malloc(sizeof(*r) + cap);
 	if (!r)
 		return NULL;
-	memset(r, 0, sizeof(*r));
+	tp_req_zero(r);
 	r->conn = conn;
 	r->cap = (uint32_t)cap;
 	return r;
-}
-
-void tp_req_free(struct tp_req_cache *cache, struct tp_req *r)
-{
-	if (r->cap != TP_REQ_MIN_CAP || cache->n >= CACHE_MAX) {
-		free(r);
-		return;
-	}
-	r->bnext = cache->head;
-	cache->head = r;
-	cache->n++;
 }
 
 void tp_req_cache_clear(struct tp_req_cache *cache)

@@ -25,6 +25,7 @@
 
 #include "config.h"
 #include "conn.h"
+#include "metrics.h"
 #include "proto.h"
 #include "req.h"
 
@@ -145,6 +146,7 @@ static unsigned run(struct rig *g, struct tp_req *r)
 	else
 		r->len = (uint32_t)tp_proto_format_sleep(r->sleep_ms, r->buf);
 	r->status = TP_PROTO_OK;
+	r->ran = true;
 	return tp_conn_complete(g->c, r);
 }
 
@@ -230,6 +232,76 @@ static void test_replies_leave_in_request_order(void **state)
 	assert_int_equal(atomic_load(&g->env.served), 4);
 	assert_int_equal(g->c->nreqs, 0);
 	assert_int_equal(g->c->pending_bytes, 0);
+}
+
+/*
+ * Lines in any case, split anywhere (inside the op's name too), give the
+ * requests their upper-case spelling gives.
+ */
+static void test_any_case_and_split_parse_alike(void **state)
+{
+	struct rig *g = *state;
+	static const char *const chunks[] = {
+	        "ECHO hi\necho hi\nEcHo hi\nSLEEP 7\nsleep 7\nsLEEP 7\nSLE",
+	        "EP 7\nEC",
+	        "HO hi\nech",
+	        "o hi\nECHO",
+	        " hi\nSLEEP",
+	        " 7\n",
+	};
+
+	for (size_t i = 0; i < sizeof(chunks) / sizeof(chunks[0]); i++) {
+		send_peer(g, chunks[i]);
+		(void)readable(g);
+	}
+	end_turn(g);
+	assert_int_equal(g->nbatch, 11);
+	for (size_t i = 0; i < g->nbatch; i++) {
+		struct tp_req *r = g->batch[i];
+		bool echo = i < 3 || (i >= 7 && i < 10);
+		assert_int_equal(r->op, echo ? TP_OP_ECHO : TP_OP_SLEEP);
+		assert_int_equal(r->status, TP_PROTO_OK);
+		if (echo) {
+			assert_int_equal(r->len, 2);
+			assert_memory_equal(r->buf + 3, "hi", 2);
+		} else {
+			assert_int_equal(r->sleep_ms, 7);
+		}
+	}
+}
+
+/* Replies are counted in the loop's metrics by the time their write returns. */
+static void test_replies_counted_when_written(void **state)
+{
+	struct rig *g = *state;
+	struct tp_metrics *m = tp_metrics_new(1);
+	struct tp_metrics_slot sum;
+
+	g->env.metrics = tp_metrics_slot(m, 0);
+	send_peer(g, "ECHO a\nECHO b\nBAD\nSLEEP 0\nECHO c\n");
+	(void)readable(g);
+	end_turn(g);
+	assert_int_equal(g->nbatch, 4);
+	for (size_t i = 0; i < 3; i++)
+		(void)run(g, g->batch[i]);
+	g->env.now_ns += 30 * 1000; /* answered 30 us after they were read */
+	(void)tp_conn_flush(g->c, false);
+	assert_peer_reads(g, "OK a\nOK b\nERR unknown op BAD\nOK 0\n");
+	tp_metrics_sum(m, &sum);
+	assert_int_equal(sum.requests[TP_OP_ECHO][TP_PROTO_OK], 2);
+	assert_int_equal(sum.requests[TP_METRICS_OP_NONE][TP_PROTO_UNKNOWN_OP], 1);
+	assert_int_equal(sum.requests[TP_OP_SLEEP][TP_PROTO_OK], 1);
+	assert_int_equal(sum.duration[TP_OP_ECHO].counts[tp_hist_bucket(30 * 1000)], 2);
+	assert_int_equal(sum.duration[TP_OP_ECHO].sum_ns, 2 * 30 * 1000);
+	assert_int_equal(sum.admission[TP_ADMIT_ADMITTED].counts[0], 3);
+
+	(void)run(g, g->batch[3]);
+	(void)tp_conn_flush(g->c, false);
+	assert_peer_reads(g, "OK c\n");
+	tp_metrics_sum(m, &sum);
+	assert_int_equal(sum.requests[TP_OP_ECHO][TP_PROTO_OK], 3);
+	g->env.metrics = NULL;
+	tp_metrics_free(m);
 }
 
 static void test_pauses_past_the_unsent_bound(void **state)
@@ -471,6 +543,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test_setup_teardown(test_lines_framed_across_reads, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_replies_leave_in_request_order, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_any_case_and_split_parse_alike, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_replies_counted_when_written, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_pauses_past_the_unsent_bound, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_short_writes_keep_the_reply_stream, setup_tcp, teardown),
 	        cmocka_unit_test_setup_teardown(test_half_close_gets_replies_then_closed, setup, teardown),

@@ -41,6 +41,51 @@ static void test_bucket_edges(void **state)
 		assert_true(tp_hist_bounds_ns[i] > tp_hist_bounds_ns[i - 1]);
 }
 
+/* The bucket of ns by definition: the first bound at or above it. */
+static size_t bucket_by_search(uint64_t ns)
+{
+	size_t i = 0;
+	while (i < TP_HIST_BUCKETS && ns > tp_hist_bounds_ns[i])
+		i++;
+	return i;
+}
+
+/* ns and its neighbours land where the search puts them. */
+static void assert_bucket_near(uint64_t ns)
+{
+	uint64_t lo = ns ? ns - 1 : 0, hi = ns < UINT64_MAX ? ns + 1 : ns;
+
+	for (uint64_t v = lo;; v++) {
+		assert_int_equal(tp_hist_bucket(v), bucket_by_search(v));
+		if (v == hi)
+			break;
+	}
+}
+
+/* tp_hist_bucket() finds its bucket without a search: it must agree with one everywhere. */
+static void test_bucket_without_search(void **state)
+{
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	(void)state;
+	/* What lets it skip the search: at most one bound between two powers of two. */
+	for (size_t i = 1; i < TP_HIST_BUCKETS; i++)
+		assert_true(tp_hist_bounds_ns[i] >= 2 * tp_hist_bounds_ns[i - 1]);
+	for (size_t i = 0; i < TP_HIST_BUCKETS; i++)
+		assert_bucket_near(tp_hist_bounds_ns[i]);
+	for (int k = 0; k < 64; k++)
+		assert_bucket_near(1ull << k);
+	assert_bucket_near(0);
+	assert_bucket_near(UINT64_MAX);
+	for (int i = 0; i < 100000; i++) {
+		/* xorshift, cut to a random number of bits: values of every magnitude. */
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		uint64_t v = x >> (x % 64);
+		assert_int_equal(tp_hist_bucket(v), bucket_by_search(v));
+	}
+}
+
 static void test_seconds_text(void **state)
 {
 	char b[32];
@@ -191,6 +236,130 @@ static void test_request_outcomes(void **state)
 	tp_metrics_free(m);
 }
 
+/* A request like every other of a write (how 0), or unlike them in one way. */
+static void request_alike_but(struct tp_req *r, uint64_t *now_ns, uint32_t t0, int how)
+{
+	memset(r, 0, sizeof(*r));
+	r->op = TP_OP_ECHO;
+	r->pushed = true;
+	r->ran = true;
+	r->arrival_us = t0;
+	r->start_us = t0 + 40;
+	r->end_us = t0 + 41;
+	*now_ns = (uint64_t)t0 * 1000 + 60 * US;
+	switch (how) {
+	case 1: /* its arrival alone */
+		r->arrival_us = t0 - 5;
+		r->waited = true;
+		r->wait_end_us = t0;
+		break;
+	case 2: /* its arrival, and so its wait for space ends earlier */
+		r->arrival_us = t0 - 5;
+		break;
+	case 3:
+		r->waited = true;
+		r->wait_end_us = t0 + 20;
+		break;
+	case 4: /* waited 0: as if admitted at once */
+		r->waited = true;
+		r->wait_end_us = t0;
+		break;
+	case 5:
+		r->start_us = t0 + 30000;
+		break;
+	case 6: /* started before it was admitted (two threads' clocks): 0, not a wrap */
+		r->start_us = t0 - 1;
+		break;
+	case 7:
+		r->end_us = t0 + 2000000;
+		break;
+	case 8:
+		*now_ns += 7 * MS;
+		break;
+	case 9:
+		r->op = TP_OP_SLEEP;
+		break;
+	case 10:
+		r->status = TP_PROTO_BUSY;
+		r->ran = false;
+		break;
+	case 11:
+		r->status = TP_PROTO_SHUTDOWN;
+		r->ran = false;
+		break;
+	case 12:
+		r->late = true;
+		r->status = TP_PROTO_BUSY;
+		break;
+	case 13:
+		r->pushed = false;
+		r->ran = false;
+		r->op = TP_METRICS_OP_NONE;
+		r->status = TP_PROTO_EMPTY;
+		break;
+	case 14:
+		r->pushed = false;
+		r->ran = false;
+		r->status = TP_PROTO_INVALID_ARG;
+		break;
+	case 15:
+		r->status = TP_PROTO_UNKNOWN_OP;
+		break;
+	case 16: /* not a known outcome: counted as invalid */
+		r->status = 200;
+		break;
+	case 17: /* as 11 but refused at parse time (the shutdown began before its line was read) */
+		r->pushed = false;
+		r->ran = false;
+		r->status = TP_PROTO_SHUTDOWN;
+		break;
+	case 18: /* as 12 but not late; as 10 but it ran */
+		r->status = TP_PROTO_BUSY;
+		break;
+	default:
+		break;
+	}
+}
+
+/*
+ * Replies counted in runs give the very sums of counting each on its own,
+ * whatever differs between neighbours: each thing that decides a counter or
+ * an observation, alone, between runs of alike requests.
+ */
+static void test_runs_count_as_singles(void **state)
+{
+	struct tp_metrics *m = tp_metrics_new(2);
+	struct tp_metrics_slot *runs = tp_metrics_slot(m, 0), *singles = tp_metrics_slot(m, 1);
+	struct tp_metrics_run run = {0};
+	struct tp_req r;
+	uint64_t now;
+	(void)state;
+
+	/* Neighbours that differ in one way each: every way at least once. */
+	static const int order[] = {0, 1,  0, 2,  0,  3,  0,  4,  0,  5,  0,  6,  0, 7,
+	                            0, 8,  0, 9,  0,  10, 0,  11, 0,  12, 0,  13, 0, 14,
+	                            0, 15, 0, 16, 11, 17, 11, 12, 18, 12, 10, 18, 10};
+	for (int i = 0; i < 4000; i++) {
+		/* Three alike, then three of the next sort. */
+		request_alike_but(&r, &now, tp_req_us(7 * S),
+		                  order[i / 3 % (sizeof(order) / sizeof(order[0]))]);
+		tp_metrics_request(singles, &r, now);
+		tp_metrics_run_add(runs, &run, &r, now);
+		if (i % 97 == 0) /* the end of a write */
+			tp_metrics_run_end(runs, &run);
+	}
+	tp_metrics_run_end(runs, &run);
+	assert_memory_equal(runs, singles, sizeof(*runs));
+	assert_true(runs->duration[TP_OP_ECHO].counts[tp_hist_bucket(60 * US)] > 1000);
+
+	/* Without a slot nothing is counted, and nothing breaks. */
+	tp_metrics_run_add(NULL, &run, &r, 8 * S);
+	tp_metrics_run_add(NULL, &run, &r, 9 * S);
+	tp_metrics_run_end(NULL, &run);
+	assert_int_equal(run.n, 0);
+	tp_metrics_free(m);
+}
+
 static void test_names(void **state)
 {
 	(void)state;
@@ -245,10 +414,16 @@ static void test_slots_summed_while_written(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_bucket_edges),   cmocka_unit_test(test_seconds_text),
-	        cmocka_unit_test(test_label_escaping), cmocka_unit_test(test_histogram_text),
-	        cmocka_unit_test(test_expo_bounded),   cmocka_unit_test(test_request_outcomes),
-	        cmocka_unit_test(test_names),          cmocka_unit_test(test_slots_summed_while_written),
+	        cmocka_unit_test(test_bucket_edges),
+	        cmocka_unit_test(test_seconds_text),
+	        cmocka_unit_test(test_label_escaping),
+	        cmocka_unit_test(test_histogram_text),
+	        cmocka_unit_test(test_bucket_without_search),
+	        cmocka_unit_test(test_expo_bounded),
+	        cmocka_unit_test(test_request_outcomes),
+	        cmocka_unit_test(test_names),
+	        cmocka_unit_test(test_runs_count_as_singles),
+	        cmocka_unit_test(test_slots_summed_while_written),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

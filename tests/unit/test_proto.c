@@ -393,6 +393,86 @@ static void test_case_insensitive(void **state)
 	expect_status("ECH\xcf x", TP_PROTO_UNKNOWN_OP);
 }
 
+/* The same outcome, read from two lines of the same length (which may spell their op differently). */
+static void assert_same_parse(const struct parsed *a, const struct parsed *b)
+{
+	if (a->st != b->st)
+		fail_msg("\"%.*s\": status %d, \"%.*s\": %d", (int)a->len, a->line, (int)a->st, (int)b->len,
+		         b->line, (int)b->st);
+	assert_int_equal(a->req.op_len, b->req.op_len);
+	assert_int_equal(a->req.op_name - a->line, b->req.op_name - b->line);
+	if (a->st != TP_PROTO_OK)
+		return;
+	assert_int_equal(a->req.op, b->req.op);
+	if (a->req.op == TP_OP_SLEEP) {
+		assert_int_equal(a->req.sleep_ms, b->req.sleep_ms);
+	} else {
+		assert_int_equal(a->req.text_len, b->req.text_len);
+		assert_int_equal(a->req.text - a->line, b->req.text - b->line);
+	}
+}
+
+/*
+ * An op spelt as in the table and followed by a space is found without the
+ * general path's search and case-insensitive compare; any other spelling
+ * takes the general path.  Both must read every line alike: each op in
+ * every mix of cases, with every kind of argument, as in upper case.
+ */
+static void test_spelt_ops_parse_as_any_case(void **state)
+{
+#define ARG(s)                   \
+	{                        \
+		s, sizeof(s) - 1 \
+	}
+	static const struct {
+		const char *s;
+		size_t len;
+	} args[] = {ARG(""),     ARG(" "),           ARG(" 5"),     ARG(" 0"),  ARG(" 10000"), ARG(" 10001"),
+	            ARG(" x"),   ARG("  5"),         ARG(" 5 "),    ARG(" -1"), ARG(" +1"),    ARG("\r"),
+	            ARG(" \r"),  ARG(" 5\r"),        ARG(" x\r\r"), ARG("X 1"), ARG("S 5"),    ARG(" \t"),
+	            ARG("\t5"),  ARG(" a b "),       ARG("  "),     ARG(" \0"), ARG("\0 5"),   ARG("5"),
+	            ARG("ECHO"), ARG(" 99999999999")};
+#undef ARG
+	static const char *const names[] = {"SLEEP", "ECHO"};
+	char up[64], mixed[64];
+	struct parsed a, b;
+	(void)state;
+
+	for (size_t o = 0; o < sizeof(names) / sizeof(names[0]); o++) {
+		size_t n = strlen(names[o]);
+		for (size_t g = 0; g < sizeof(args) / sizeof(args[0]); g++) {
+			size_t len = n + args[g].len;
+			memcpy(up, names[o], n);
+			memcpy(up + n, args[g].s, args[g].len);
+			parse_bytes(&a, up, len, MAX_MS);
+			/* Every mix of cases of the op's letters, upper case included. */
+			for (unsigned mask = 0; mask < 1u << n; mask++) {
+				memcpy(mixed, up, len);
+				for (size_t i = 0; i < n; i++)
+					if (mask >> i & 1)
+						mixed[i] = (char)(mixed[i] - 'A' + 'a');
+				parse_bytes(&b, mixed, len, MAX_MS);
+				assert_same_parse(&a, &b);
+				done(&b);
+			}
+			done(&a);
+		}
+	}
+	/* Where the two paths part: the op's name alone, a longer word, a space too early. */
+	expect_echo("ECHO", 4, "", 0);
+	expect_echo("ECHO ", 5, "", 0);
+	expect_echo("ECHO x", 6, "x", 1);
+	expect_status("SLEEP", TP_PROTO_INVALID_ARG);
+	expect_status("SLEEP ", TP_PROTO_INVALID_ARG);
+	expect_sleep("SLEEP 1", MAX_MS, 1);
+	expect_status("ECHOS x", TP_PROTO_UNKNOWN_OP);
+	expect_status("SLEEPY 5", TP_PROTO_UNKNOWN_OP);
+	expect_status("ECH O x", TP_PROTO_UNKNOWN_OP);
+	expect_status("SLEE P 5", TP_PROTO_UNKNOWN_OP);
+	expect_status("ECH", TP_PROTO_UNKNOWN_OP);
+	expect_status("SLEE", TP_PROTO_UNKNOWN_OP);
+}
+
 static void test_error_lines(void **state)
 {
 	static const struct {
@@ -637,6 +717,7 @@ int main(void)
 	        cmocka_unit_test(test_echo),
 	        cmocka_unit_test(test_crlf),
 	        cmocka_unit_test(test_case_insensitive),
+	        cmocka_unit_test(test_spelt_ops_parse_as_any_case),
 	        cmocka_unit_test(test_error_lines),
 	        cmocka_unit_test(test_format_sleep),
 	        cmocka_unit_test(test_format_echo),
