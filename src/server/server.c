@@ -245,6 +245,13 @@ int tp_server_new(const struct tp_config *cfg, tp_reload_fn reload, void *reload
 		         cfg->workers, strerror(-r));
 		goto fail;
 	}
+	r = tp_pool_set_cheap(srv->pool, (size_t)cfg->cheap_workers);
+	if (r < 0) {
+		snprintf(err, errlen,
+		         "cannot start %d cheap workers: pthread_create(): %s (TasksMax too low?)",
+		         cfg->cheap_workers, strerror(-r));
+		goto fail;
+	}
 	*ret = srv;
 	return 0;
 fail:
