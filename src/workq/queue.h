@@ -6,7 +6,8 @@
  * Nodes are intrusive (struct tp_qnode embedded in the caller's request);
  * the queue never allocates per node.  Ownership: a node pushed belongs to
  * the queue until it is popped by a worker, expired, or taken back by
- * tp_queue_take_all(); then it belongs to whoever got it.
+ * tp_queue_take_all() or tp_queue_take_flow(); then it belongs to whoever
+ * got it.
  *
  * Threads: any thread may push, expire or take; workers pop.  The admit
  * callback runs on the thread that freed the space (a worker, or the pusher

@@ -162,6 +162,24 @@ class Backpressure(unittest.TestCase):
             for h in hold:
                 h.close()
 
+    def test_reset_client_gives_its_places_back(self):
+        # A fills the queue (one SLEEP running, 10 queued, 9 waiting) and
+        # resets.  Its queued requests leave the queue at once, so B's
+        # request is admitted and runs after A's running SLEEP; were they left
+        # for the worker to skip, B would time out first behind them.
+        with Server("--workers", "1", "--queue", "10", "--queue-timeout-ms", "500") as srv:
+            a = srv.connect()
+            a.sendall(b"SLEEP 1500\n" * 20)
+            time.sleep(0.3)
+            a.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            a.close()
+            time.sleep(0.1)  # the server sees the reset
+            b = srv.connect()
+            t0 = time.monotonic()
+            self.assertEqual(request(b, LineReader(b), "SLEEP 1", timeout=5), "OK 1")
+            self.assertLess(time.monotonic() - t0, 3.0)
+            b.close()
+
     def test_waiting_connection_does_not_stall_others(self):
         with Server("--workers", "2", "--queue", "1", "--queue-timeout-ms", "2000") as srv:
             hold = self.occupy(srv, 3, 3000)   # 2 running + 1 queued
