@@ -388,8 +388,10 @@ struct tp_qflow *tp_fairq_next_waiting_flow(const struct tp_fairq *fq)
 {
 	struct tp_fairq_entry *e = bucket_first(&fq->top);
 
-	if (e && e->is_group)
+	if (e && e->is_group) {
 		e = bucket_first(&tp_fairq_group_of(e)->inner);
+		TP_ASSERT(e); /* a group waits only while one of its flows does */
+	}
 	return e ? tp_fairq_flow_of(e) : NULL;
 }
 

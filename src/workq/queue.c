@@ -34,8 +34,11 @@
  * - Cheap-only workers (tp_queue_pop_cheap) sleep on `cheap_cond`, counted
  *   apart (`ncheap_idle`, `ncheap_waking`), so they never absorb a signal
  *   meant for expensive work.  One is woken when cheap work is pushed (or
- *   left over by a pop) while no general worker is idle or spinning; they
- *   do not spin.  They take only batchable nodes, never overtaking in a
+ *   left over by a pop) while no general worker is idle or spinning and
+ *   some worker is inside expensive work (the pool counts those,
+ *   tp_queue_running_expensive): under cheap work alone the general
+ *   workers come back at once, and a wake-up would only cost.  They do
+ *   not spin.  They take only batchable nodes, never overtaking in a
  *   flow (fairq_lane.c; in TP_FAIR_NONE only a batchable FIFO head).  In
  *   a full queue they may run the cheap waiter whose turn it is to be
  *   admitted: it never takes a place, so the bound and the invariant hold.

@@ -87,6 +87,13 @@ size_t tp_queue_pop(struct tp_queue *q, struct tp_qnode **ret, size_t max, const
 size_t tp_queue_pop_cheap(struct tp_queue *q, struct tp_qnode **ret, size_t max, const atomic_bool *stop);
 
 /*
+ * A worker starts (delta +1) or ends (-1) a batch of expensive work: the
+ * cheap-only workers are woken only while some worker is inside one.  Any
+ * thread, lock-free.
+ */
+void tp_queue_running_expensive(struct tp_queue *q, int delta);
+
+/*
  * Remove the waiters at the head of the wait list whose deadline has passed
  * (deadline_ns <= now_ns) and return them linked through next, oldest
  * first, in *ret_first.  Only the head is looked at: with one timeout,

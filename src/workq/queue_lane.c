@@ -9,9 +9,20 @@
 #include "fairq.h"
 #include "queue_priv.h"
 
+void tp_queue_running_expensive(struct tp_queue *q, int delta)
+{
+	atomic_fetch_add_explicit(&q->nexpensive_running, (size_t)(ptrdiff_t)delta, memory_order_relaxed);
+}
+
 void tp_queue_wake_cheap(struct tp_queue *q)
 {
-	if (q->ncheap_idle > q->ncheap_waking && q->nidle <= q->nwaking && !q->spinner) {
+	/*
+	 * Only while some worker is inside expensive work: under cheap work
+	 * alone the general workers come back within microseconds, and waking
+	 * one more thread for it only costs a futex wake-up and a core.
+	 */
+	if (q->ncheap_idle > q->ncheap_waking && q->nidle <= q->nwaking && !q->spinner &&
+	    atomic_load_explicit(&q->nexpensive_running, memory_order_relaxed) > 0) {
 		q->ncheap_waking++;
 		pthread_cond_signal(&q->cheap_cond);
 	}

@@ -31,12 +31,13 @@ struct tp_queue {
 	struct tp_fairq fq;        /* the fair modes */
 	enum tp_fairness mode;
 	size_t capacity;
-	size_t nidle;         /* workers blocked in pop */
-	size_t nwaking;       /* signals sent that no worker has consumed yet */
-	size_t ncheap_idle;   /* cheap-only workers blocked in pop_cheap */
-	size_t ncheap_waking; /* signals on cheap_cond not consumed yet */
-	bool spinner;         /* a worker is polling `nready` instead of sleeping */
-	struct tp_spin spin;  /* whether polling pays */
+	size_t nidle;                      /* workers blocked in pop */
+	size_t nwaking;                    /* signals sent that no worker has consumed yet */
+	size_t ncheap_idle;                /* cheap-only workers blocked in pop_cheap */
+	size_t ncheap_waking;              /* signals on cheap_cond not consumed yet */
+	_Atomic size_t nexpensive_running; /* workers inside expensive work (tp_queue_running_expensive) */
+	bool spinner;                      /* a worker is polling `nready` instead of sleeping */
+	struct tp_spin spin;               /* whether polling pays */
 	uint64_t long_spins, short_spins;
 	_Atomic size_t nready; /* ready.len, readable without the lock */
 	bool closed;
@@ -69,7 +70,10 @@ static inline bool fair(const struct tp_queue *q)
  */
 void tp_queue_after_pop(struct tp_queue *q, size_t n);
 
-/* Cheap work is queued: wake a cheap-only worker if no general one is idle or spinning.  queue_lane.c. */
+/*
+ * Cheap work is queued: wake a cheap-only worker if no general one is idle
+ * or spinning while some worker is inside expensive work.  queue_lane.c.
+ */
 void tp_queue_wake_cheap(struct tp_queue *q);
 
 #endif
