@@ -34,6 +34,7 @@ struct tp_config {
 
 	/* pool */
 	int workers;
+	int cheap_workers; /* besides workers, ones that take only cheap requests */
 	int queue_size;
 	int queue_timeout_ms;
 	int io_threads;

@@ -121,6 +121,9 @@ void tp_connset_act(struct tp_connset *s, struct tp_conn *c, unsigned ev)
 	if ((ev & TP_CONN_HANDOFF) && !c->closed)
 		ev |= hand_off(s, c);
 	if (ev & TP_CONN_CLOSED) {
+		/* Its queued requests give their places back now, not when a worker reaches them. */
+		if (c->ninflight > 0 && s->on_closed)
+			s->on_closed(s->ctx, c);
 		lru_unlink(s, c);
 		TP_ASSERT(s->nconns > 0);
 		s->nconns--;

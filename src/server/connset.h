@@ -28,6 +28,7 @@ struct tp_connset {
 	bool (*on_enter)(void *ctx, const struct sockaddr_storage *peer, bool proxied,
 	                 struct tp_qgroup **ret_group);
 	void (*on_free)(void *ctx, struct tp_qgroup *group); /* a connection of group was freed */
+	void (*on_closed)(void *ctx, struct tp_conn *c);     /* c closed with requests in flight, or NULL */
 	bool (*on_named)(void *ctx, struct tp_conn *c);      /* TP_CONN_NAMED: false closes it */
 	void *ctx;
 	/* Keeping: take c's fd and record for the next instance; false (it is closed) when full. */

@@ -76,17 +76,37 @@ void tp_dispatch_admit(struct tp_qnode *node, void *ctx)
 	tp_loop_post_admit(r->conn->loop, r);
 }
 
+/*
+ * Post the requests linked through next from n back to their loops, with
+ * status.  Through the mailbox, not at once: an admission notice of one of
+ * them may still be in it, and is handled before any completion.
+ */
+static void post_unrun(struct tp_qnode *n, enum tp_proto_status status)
+{
+	while (n) {
+		struct tp_qnode *next = n->next;
+		struct tp_req *r = tp_req_of(n);
+		tp_req_fail(r, status);
+		tp_loop_post_done(r->conn->loop, r, r, 1);
+		n = next;
+	}
+}
+
+size_t tp_dispatch_cancel_flow(struct tp_queue *q, struct tp_conn *c)
+{
+	struct tp_qnode *n;
+	size_t cnt = tp_queue_take_flow(q, &c->flow, &n);
+
+	/* Never written (the connection is closed); an error status, so it counts as no success. */
+	post_unrun(n, TP_PROTO_SHUTDOWN);
+	return cnt;
+}
+
 size_t tp_dispatch_cancel_all(struct tp_queue *q)
 {
 	struct tp_qnode *n;
 	size_t cnt = tp_queue_take_all(q, &n);
 
-	while (n) {
-		struct tp_qnode *next = n->next;
-		struct tp_req *r = tp_req_of(n);
-		tp_req_fail(r, TP_PROTO_SHUTDOWN);
-		tp_loop_post_done(r->conn->loop, r, r, 1);
-		n = next;
-	}
+	post_unrun(n, TP_PROTO_SHUTDOWN);
 	return cnt;
 }

@@ -3,8 +3,9 @@
  * dispatch: the hand-off between the queue and the loops.  It runs the
  * requests a worker took (skipping those of a client that left) and hands
  * each back to the loop that owns its connection; it tells a loop when one
- * of its waiting requests was admitted; and at the shutdown deadline it
- * answers everything still queued.
+ * of its waiting requests was admitted; it takes a closed connection's
+ * requests out of the queue; and at the shutdown deadline it answers
+ * everything still queued.
  *
  * Threads: tp_dispatch_exec() runs on a worker and owns the requests for
  * the call; tp_dispatch_admit() runs on whichever thread freed a place,
@@ -20,6 +21,7 @@
 
 #include "queue.h"
 
+struct tp_conn;
 struct tp_pool;
 
 /* The pool's exec context. */
@@ -41,6 +43,16 @@ void tp_dispatch_exec(struct tp_qnode **nodes, size_t n, void *ctx);
 
 /* Queue admit callback (queue lock held): tell the request's loop. */
 void tp_dispatch_admit(struct tp_qnode *node, void *ctx);
+
+/*
+ * Connection c closed with requests in flight: take its requests still in
+ * the queue, admitted or waiting (fair modes only: tp_queue_take_flow), so
+ * that their places go to other clients at once, and post them back to
+ * c's loop as done, unanswered and never run.  A request a worker already
+ * took is not in the queue and comes back as usual.  Runs on c's loop.
+ * Returns how many were taken.
+ */
+size_t tp_dispatch_cancel_flow(struct tp_queue *q, struct tp_conn *c);
 
 /*
  * Take every request out of q (queued and waiting) and hand each back to

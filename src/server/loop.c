@@ -58,7 +58,6 @@
 #include "queue.h"
 #include "signals.h"
 #include "scrape.h"
-#include "tp_assert.h"
 
 #define MAX_EVENTS 256
 #define SCRATCH_BYTES (16 * 1024)
@@ -130,6 +129,7 @@ struct tp_loop *tp_loop_new(const struct tp_loop_params *p)
 	l->env.metrics = p->metrics;
 	l->conns.on_enter = p->hooks.conn_enter;
 	l->conns.on_free = p->hooks.conn_leave;
+	l->conns.on_closed = p->hooks.conn_closed;
 	l->conns.on_named = p->hooks.conn_named;
 	l->conns.on_handoff = p->hooks.hand_off;
 	l->conns.handoff_ctx = p->hooks.hand_off_ctx;

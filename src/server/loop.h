@@ -50,6 +50,8 @@ struct tp_loop_hooks {
 	 */
 	bool (*conn_enter)(void *ctx, const struct sockaddr_storage *peer, bool proxied,
 	                   struct tp_qgroup **ret_group);
+	/* c closed with requests in flight: take back those still queued (may be NULL). */
+	void (*conn_closed)(void *ctx, struct tp_conn *c);
 	/* A connection of group was freed: its place is free again. */
 	void (*conn_leave)(void *ctx, struct tp_qgroup *group);
 	/* A PROXY header named c's client: count it under that address; false: over its cap. */

@@ -131,12 +131,28 @@ void tp_reload_outcome_set(struct tp_reload_outcome *o, const char *state, const
 		tp_log(TP_LOG_WARNING, "reload", "cannot write %s/reload-status: %s", o->dir, strerror(-r));
 }
 
+/* A pool size changed from old to *io_n: apply it, or keep old (logged) when that fails. */
+static void resize(struct tp_pool *pool, int (*set)(struct tp_pool *, size_t), const char *what, int *io_n,
+                   int old)
+{
+	int r;
+
+	if (*io_n == old)
+		return;
+	r = set(pool, (size_t)*io_n);
+	if (r < 0) {
+		tp_log(TP_LOG_ERROR, "reload", "cannot resize the pool to %d %s: %s; keeping %d", *io_n, what,
+		       strerror(-r), old);
+		(void)set(pool, (size_t)old);
+		*io_n = old;
+	}
+}
+
 void tp_reload_apply(const struct tp_reload_target *t, const struct tp_config *old,
                      const struct tp_config *loaded, struct tp_config *ret, char *msg, size_t msglen)
 {
 	struct tp_config nc = *loaded;
 	char why[512];
-	int r;
 
 	for (const struct tp_setting *s = NULL; (s = tp_config_reload_diff(old, &nc, s, why, sizeof(why)));) {
 		if (s->socket && t->activated)
@@ -147,15 +163,8 @@ void tp_reload_apply(const struct tp_reload_target *t, const struct tp_config *o
 	/* Keep what only a restart can change, so the status stays true. */
 	tp_config_keep_restart_settings(&nc, old);
 
-	if (nc.workers != old->workers) {
-		r = tp_pool_resize(t->pool, (size_t)nc.workers);
-		if (r < 0) {
-			tp_log(TP_LOG_ERROR, "reload", "cannot resize the pool to %d workers: %s; keeping %d",
-			       nc.workers, strerror(-r), old->workers);
-			(void)tp_pool_resize(t->pool, (size_t)old->workers);
-			nc.workers = old->workers;
-		}
-	}
+	resize(t->pool, tp_pool_resize, "workers", &nc.workers, old->workers);
+	resize(t->pool, tp_pool_set_cheap, "cheap workers", &nc.cheap_workers, old->cheap_workers);
 	/* Requests already running keep the stall deadline they started with. */
 	tp_pool_set_stall_ms(t->pool, (uint64_t)tp_config_stall_ms(&nc));
 	if (nc.queue_size != old->queue_size)

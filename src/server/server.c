@@ -7,7 +7,7 @@
  * status and watchdog.
  *
  * Everything here that is not a constructor runs on loop 0's thread (the
- * main thread), except the loop callbacks conn_enter, conn_leave,
+ * main thread), except the loop callbacks conn_enter, conn_closed, conn_leave,
  * config_copy and loop_exited, which any loop calls, and reload_read and
  * reload_wake, which a reload job's thread calls (reload.h): a reload
  * reads the file there, so a FIFO or a slow file system blocks no loop,
@@ -95,6 +95,11 @@ static bool conn_named(void *ctx, struct tp_conn *c)
 	return tp_admit_conn_named(&((struct tp_server *)ctx)->caps, c);
 }
 
+static void conn_closed(void *ctx, struct tp_conn *c)
+{
+	(void)tp_dispatch_cancel_flow(((struct tp_server *)ctx)->queue, c);
+}
+
 static void conn_leave(void *ctx, struct tp_qgroup *group)
 {
 	struct tp_server *srv = ctx;
@@ -163,6 +168,7 @@ static int new_loops(struct tp_server *srv, char *err, size_t errlen)
 	                  .conn_enter = conn_enter,
 	                  .conn_named = conn_named,
 	                  .conn_leave = conn_leave,
+	                  .conn_closed = conn_closed,
 	                  .config_copy = config_copy,
 	                  .on_signal = on_signal,
 	                  .on_tick = on_tick,
@@ -243,6 +249,13 @@ int tp_server_new(const struct tp_config *cfg, tp_reload_fn reload, void *reload
 	if (r < 0) {
 		snprintf(err, errlen, "cannot start %d workers: pthread_create(): %s (TasksMax too low?)",
 		         cfg->workers, strerror(-r));
+		goto fail;
+	}
+	r = tp_pool_set_cheap(srv->pool, (size_t)cfg->cheap_workers);
+	if (r < 0) {
+		snprintf(err, errlen,
+		         "cannot start %d cheap workers: pthread_create(): %s (TasksMax too low?)",
+		         cfg->cheap_workers, strerror(-r));
 		goto fail;
 	}
 	*ret = srv;

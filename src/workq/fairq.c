@@ -48,16 +48,6 @@
 
 enum { LIST_NONE, LIST_NEW, LIST_OLD };
 
-static struct tp_qgroup *group_of_entry(struct tp_fairq_entry *e)
-{
-	return (struct tp_qgroup *)(void *)((char *)e - offsetof(struct tp_qgroup, e));
-}
-
-static struct tp_qflow *flow_of_entry(struct tp_fairq_entry *e)
-{
-	return (struct tp_qflow *)(void *)((char *)e - offsetof(struct tp_qflow, e));
-}
-
 static uint64_t cost_of(const struct tp_qnode *n)
 {
 	return n->cost_us > TP_FAIRQ_MIN_COST_US ? n->cost_us : TP_FAIRQ_MIN_COST_US;
@@ -285,14 +275,13 @@ static struct tp_qflow *next_flow(struct tp_fairq *fq, struct tp_qgroup **ret_g)
 	if (!top)
 		return NULL;
 	if (!top->is_group)
-		return flow_of_entry(top);
-	*ret_g = group_of_entry(top);
-	return flow_of_entry(pick(&(*ret_g)->inner));
+		return tp_fairq_flow_of(top);
+	*ret_g = tp_fairq_group_of(top);
+	return tp_fairq_flow_of(pick(&(*ret_g)->inner));
 }
 
-/* Take a batch of f's (in group g) and charge its cost. Returns how many. */
-static size_t serve(struct tp_fairq *fq, struct tp_qflow *f, struct tp_qgroup *g, struct tp_qnode **ret,
-                    size_t max)
+size_t tp_fairq_serve(struct tp_fairq *fq, struct tp_qflow *f, struct tp_qgroup *g, struct tp_qnode **ret,
+                      size_t max)
 {
 	uint64_t cost;
 	size_t n = take_batch(fq, f, ret, max, &cost);
@@ -321,7 +310,7 @@ size_t tp_fairq_pop(struct tp_fairq *fq, struct tp_qnode **ret, size_t max)
 		struct tp_qflow *f = next_flow(fq, &g);
 		if (!f || (n > 0 && !f->rhead->batchable))
 			break;
-		n += serve(fq, f, g, ret + n, max - n);
+		n += tp_fairq_serve(fq, f, g, ret + n, max - n);
 	}
 	return n;
 }
@@ -395,18 +384,24 @@ void tp_fairq_remove_waiter(struct tp_fairq *fq, struct tp_qnode *n)
 	fq->nwait--;
 }
 
-struct tp_qnode *tp_fairq_next_waiter(struct tp_fairq *fq)
+struct tp_qflow *tp_fairq_next_waiting_flow(const struct tp_fairq *fq)
 {
 	struct tp_fairq_entry *e = bucket_first(&fq->top);
-	struct tp_qnode *n;
 
-	if (!e)
-		return NULL;
-	if (e->is_group)
-		e = bucket_first(&group_of_entry(e)->inner);
-	TP_ASSERT(e);
-	n = flow_of_entry(e)->whead;
-	tp_fairq_remove_waiter(fq, n);
+	if (e && e->is_group) {
+		e = bucket_first(&tp_fairq_group_of(e)->inner);
+		TP_ASSERT(e); /* a group waits only while one of its flows does */
+	}
+	return e ? tp_fairq_flow_of(e) : NULL;
+}
+
+struct tp_qnode *tp_fairq_next_waiter(struct tp_fairq *fq)
+{
+	struct tp_qflow *f = tp_fairq_next_waiting_flow(fq);
+	struct tp_qnode *n = f ? f->whead : NULL;
+
+	if (n)
+		tp_fairq_remove_waiter(fq, n);
 	return n;
 }
 
@@ -477,10 +472,10 @@ void tp_fairq_take_all(struct tp_fairq *fq, struct tp_qnode **ret_ready, struct 
 	}
 	while ((e = first_active(&fq->top))) {
 		if (!e->is_group)
-			(void)take_flow(fq, flow_of_entry(e), &ready, &wait);
+			(void)take_flow(fq, tp_fairq_flow_of(e), &ready, &wait);
 		else
-			while ((c = first_active(&group_of_entry(e)->inner)))
-				(void)take_flow(fq, flow_of_entry(c), &ready, &wait);
+			while ((c = first_active(&tp_fairq_group_of(e)->inner)))
+				(void)take_flow(fq, tp_fairq_flow_of(c), &ready, &wait);
 	}
 	TP_ASSERT(fq->nready == 0 && fq->nwait == 0 && fq->nflows == 0);
 	*ret_ready = ready.head;

@@ -108,6 +108,17 @@ struct tp_fairq {
 	struct tp_qflow nullflow; /* the flow of nodes without one */
 };
 
+/* The group or flow an entry is embedded in (fairq.c and fairq_lane.c). */
+static inline struct tp_qgroup *tp_fairq_group_of(struct tp_fairq_entry *e)
+{
+	return (struct tp_qgroup *)(void *)((char *)e - offsetof(struct tp_qgroup, e));
+}
+
+static inline struct tp_qflow *tp_fairq_flow_of(struct tp_fairq_entry *e)
+{
+	return (struct tp_qflow *)(void *)((char *)e - offsetof(struct tp_qflow, e));
+}
+
 /* The mode's name: "none", "connection" or "address" (pool.fairness). */
 const char *tp_fairness_name(int mode);
 
@@ -132,12 +143,42 @@ void tp_fairq_add_wait(struct tp_fairq *fq, struct tp_qnode *n);
 size_t tp_fairq_pop(struct tp_fairq *fq, struct tp_qnode **ret, size_t max);
 
 /*
+ * Take a batch of f's admitted nodes (f in group g, NULL when it is
+ * scheduled at the top level): its head, and more while they are
+ * batchable.  Charge their cost to both deficits, and take f (and g) off
+ * the lists when they empty, as a pop does.  f must have an admitted node.
+ * Returns how many.  For the cheap lane, which serves out of turn.
+ */
+size_t tp_fairq_serve(struct tp_fairq *fq, struct tp_qflow *f, struct tp_qgroup *g, struct tp_qnode **ret,
+                      size_t max);
+
+/*
+ * The cheap lane (fairq_lane.c): take a run of batchable nodes from one
+ * flow whose head admitted node is batchable, found by a bounded search
+ * (new lists first), charged as tp_fairq_pop() charges.  Never an
+ * expensive node, never a node behind an earlier one of its flow.
+ * Returns the number taken (0: none found).
+ */
+size_t tp_fairq_pop_cheap(struct tp_fairq *fq, struct tp_qnode **ret, size_t max);
+
+/*
+ * The waiter tp_fairq_next_waiter() would return, unlinked, if it is
+ * batchable and its flow has nothing admitted (so it would be its flow's
+ * head); else NULL and nothing changes.  It is not admitted: the caller
+ * runs it at once, and it never takes a place.
+ */
+struct tp_qnode *tp_fairq_cheap_waiter(struct tp_fairq *fq);
+
+/*
  * The waiting node that should take a free place: of the group, then the
  * flow, holding the least queued cost, admitted and waiting (within a power
  * of 4; ties: the longest waiting), its oldest.  Unlinks and returns it, not admitted yet;
  * NULL when nobody waits.
  */
 struct tp_qnode *tp_fairq_next_waiter(struct tp_fairq *fq);
+
+/* The flow tp_fairq_next_waiter() would take from (its whead), or NULL. */
+struct tp_qflow *tp_fairq_next_waiting_flow(const struct tp_fairq *fq);
 
 /* The oldest waiting node, or NULL. */
 static inline struct tp_qnode *tp_fairq_oldest_waiter(const struct tp_fairq *fq)

@@ -9,6 +9,11 @@
  *   surplus worker exits after its current batch.  Exited threads are joined
  *   by the next resize or by stop, never by the event loop waiting on a
  *   worker that is still inside a long SLEEP.
+ * - Cheap-only workers (tp_pool_set_cheap) live in TP_POOL_MAX_CHEAP more
+ *   slots after the general ones, with their own target, and pop with
+ *   tp_queue_pop_cheap(): they never run expensive work, so the general
+ *   workers' share of it is unchanged.  Otherwise they are workers like the
+ *   others (stats, stall deadlines, stop).
  * - A worker blocks only in tp_queue_pop() (the queue's condition variable)
  *   or in tp_pool_sleep_ms() (the pool's abort condition variable), so an
  *   idle pool uses no CPU.
@@ -66,6 +71,7 @@ struct tp_pool {
 	pthread_mutex_t lock; /* target, nstarted, slot state changes by the pool */
 	pthread_cond_t started;
 	size_t target;
+	size_t cheap_target;
 	size_t nstarted; /* workers that reported running since the last start/resize */
 
 	pthread_mutex_t abort_lock;
@@ -73,14 +79,17 @@ struct tp_pool {
 	atomic_bool aborted;
 	_Atomic uint64_t stall_ns; /* budget of one exec call, 0: none */
 
-	struct slot slots[TP_POOL_MAX_WORKERS];
+	struct slot slots[TP_POOL_MAX_WORKERS + TP_POOL_MAX_CHEAP]; /* general, then cheap-only */
 };
+
+#define NSLOTS (TP_POOL_MAX_WORKERS + TP_POOL_MAX_CHEAP)
 
 static void *worker_main(void *arg)
 {
 	struct slot *s = arg;
 	struct tp_pool *p = s->pool;
 	struct tp_qnode *batch[BATCH_MAX];
+	bool cheap = s >= &p->slots[TP_POOL_MAX_WORKERS];
 
 	pthread_mutex_lock(&p->lock);
 	p->nstarted++;
@@ -88,7 +97,8 @@ static void *worker_main(void *arg)
 	pthread_mutex_unlock(&p->lock);
 
 	for (;;) {
-		size_t n = tp_queue_pop(p->queue, batch, BATCH_MAX, &s->stop);
+		size_t n = cheap ? tp_queue_pop_cheap(p->queue, batch, BATCH_MAX, &s->stop)
+		                 : tp_queue_pop(p->queue, batch, BATCH_MAX, &s->stop);
 		if (n == 0) {
 			/*
 			 * Closed and drained, or asked to stop.  Decide under the
@@ -110,7 +120,12 @@ static void *worker_main(void *arg)
 		                      memory_order_relaxed);
 		/* Release: a reader that sees this start also sees its deadline. */
 		atomic_store_explicit(&s->busy_since_ns, now, memory_order_release);
+		bool expensive = !batch[0]->batchable; /* a batch is cheap or one expensive node */
+		if (expensive)
+			tp_queue_running_expensive(p->queue, +1);
 		p->exec(batch, n, p->ctx);
+		if (expensive)
+			tp_queue_running_expensive(p->queue, -1);
 		atomic_store_explicit(&s->busy_since_ns, 0, memory_order_relaxed);
 	}
 	return NULL;
@@ -136,7 +151,7 @@ struct tp_pool *tp_pool_new(struct tp_queue *q, tp_pool_exec_fn exec, void *ctx)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&p->abort_cond, &ca);
 	pthread_condattr_destroy(&ca);
-	for (size_t i = 0; i < TP_POOL_MAX_WORKERS; i++)
+	for (size_t i = 0; i < NSLOTS; i++)
 		p->slots[i].pool = p;
 	return p;
 }
@@ -144,7 +159,7 @@ struct tp_pool *tp_pool_new(struct tp_queue *q, tp_pool_exec_fn exec, void *ctx)
 /* Join slots whose thread has exited. Lock held. */
 static void reap(struct tp_pool *p)
 {
-	for (size_t i = 0; i < TP_POOL_MAX_WORKERS; i++) {
+	for (size_t i = 0; i < NSLOTS; i++) {
 		struct slot *s = &p->slots[i];
 		if (atomic_load_explicit(&s->state, memory_order_acquire) == SLOT_EXITED) {
 			pthread_join(s->thread, NULL);
@@ -153,8 +168,8 @@ static void reap(struct tp_pool *p)
 	}
 }
 
-/* Make slots [0, n) run. Lock held. */
-static int grow(struct tp_pool *p, size_t n)
+/* Make slots [first, first + n) run. Lock held. */
+static int grow(struct tp_pool *p, size_t first, size_t n)
 {
 	pthread_attr_t attr;
 	size_t want = 0;
@@ -163,7 +178,7 @@ static int grow(struct tp_pool *p, size_t n)
 	pthread_attr_init(&attr);
 	(void)pthread_attr_setstacksize(&attr, WORKER_STACK_BYTES);
 	p->nstarted = 0;
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = first; i < first + n; i++) {
 		struct slot *s = &p->slots[i];
 		if (atomic_load(&s->state) == SLOT_RUNNING) {
 			/* Possibly told to stop by an earlier shrink and not gone yet: keep it. */
@@ -191,22 +206,35 @@ int tp_pool_start(struct tp_pool *p, size_t n)
 	return tp_pool_resize(p, n);
 }
 
-int tp_pool_resize(struct tp_pool *p, size_t n)
+/* Run n of the slots [first, first + max), stopping the others. */
+static int set_running(struct tp_pool *p, size_t first, size_t max, size_t n, size_t *target)
 {
 	int r;
 
-	if (n < 1 || n > TP_POOL_MAX_WORKERS)
-		return -EINVAL;
 	pthread_mutex_lock(&p->lock);
 	reap(p);
-	for (size_t i = n; i < TP_POOL_MAX_WORKERS; i++)
+	for (size_t i = first + n; i < first + max; i++)
 		atomic_store_explicit(&p->slots[i].stop, true, memory_order_release);
-	r = grow(p, n);
-	p->target = n;
+	r = grow(p, first, n);
+	*target = n;
 	pthread_mutex_unlock(&p->lock);
 	/* Surplus workers blocked in pop must wake to see their stop flag. */
 	tp_queue_wake_all(p->queue);
 	return r;
+}
+
+int tp_pool_resize(struct tp_pool *p, size_t n)
+{
+	if (n < 1 || n > TP_POOL_MAX_WORKERS)
+		return -EINVAL;
+	return set_running(p, 0, TP_POOL_MAX_WORKERS, n, &p->target);
+}
+
+int tp_pool_set_cheap(struct tp_pool *p, size_t n)
+{
+	if (n > TP_POOL_MAX_CHEAP)
+		return -EINVAL;
+	return set_running(p, TP_POOL_MAX_WORKERS, TP_POOL_MAX_CHEAP, n, &p->cheap_target);
 }
 
 int tp_pool_sleep_ms(struct tp_pool *p, uint32_t ms)
@@ -241,7 +269,7 @@ void tp_pool_stop(struct tp_pool *p)
 	 * Resizes come from the same thread as stop, so the slots cannot change
 	 * under us.
 	 */
-	for (size_t i = 0; i < TP_POOL_MAX_WORKERS; i++) {
+	for (size_t i = 0; i < NSLOTS; i++) {
 		struct slot *s = &p->slots[i];
 		if (atomic_load(&s->state) != SLOT_FREE) {
 			pthread_join(s->thread, NULL);
@@ -250,6 +278,7 @@ void tp_pool_stop(struct tp_pool *p)
 	}
 	pthread_mutex_lock(&p->lock);
 	p->target = 0;
+	p->cheap_target = 0;
 	pthread_mutex_unlock(&p->lock);
 }
 
@@ -258,7 +287,7 @@ void tp_pool_stats(struct tp_pool *p, struct tp_pool_stats *ret)
 	uint64_t oldest = 0, stall_at = 0, stall_since = 0;
 	size_t running = 0, busy = 0;
 
-	for (size_t i = 0; i < TP_POOL_MAX_WORKERS; i++) {
+	for (size_t i = 0; i < NSLOTS; i++) {
 		struct slot *s = &p->slots[i];
 		if (atomic_load_explicit(&s->state, memory_order_relaxed) != SLOT_RUNNING)
 			continue;
@@ -277,6 +306,7 @@ void tp_pool_stats(struct tp_pool *p, struct tp_pool_stats *ret)
 	}
 	pthread_mutex_lock(&p->lock);
 	ret->target = p->target;
+	ret->cheap_target = p->cheap_target;
 	pthread_mutex_unlock(&p->lock);
 	ret->workers = running;
 	ret->busy = busy;

@@ -20,13 +20,17 @@ struct tp_pool;
 /* Most workers a pool may have (config's pool.workers maximum). */
 #define TP_POOL_MAX_WORKERS 1024
 
+/* Most cheap-only workers (config's pool.cheap_workers maximum). */
+#define TP_POOL_MAX_CHEAP 16
+
 /* Runs on a worker thread with n >= 1 nodes taken from the queue. */
 typedef void (*tp_pool_exec_fn)(struct tp_qnode **nodes, size_t n, void *ctx);
 
 struct tp_pool_stats {
-	size_t workers;          /* threads running (including ones finishing after a shrink) */
-	size_t target;           /* configured size */
-	size_t busy;             /* workers inside exec */
+	size_t workers;      /* threads running, cheap-only ones too (and ones finishing after a shrink) */
+	size_t target;       /* configured size (general workers) */
+	size_t cheap_target; /* configured cheap-only workers */
+	size_t busy;         /* workers inside exec, cheap-only ones too */
 	uint64_t oldest_busy_ns; /* CLOCK_MONOTONIC start of the longest-running exec, 0 if none */
 	uint64_t stall_at_ns;    /* the earliest stall deadline of a running exec, 0 if none */
 	uint64_t stall_since_ns; /* when that exec started */
@@ -49,6 +53,15 @@ int tp_pool_start(struct tp_pool *p, size_t n);
  * batch and exit, without waiting for them.  Returns 0 or a negative errno.
  */
 int tp_pool_resize(struct tp_pool *p, size_t n);
+
+/*
+ * Run n (0..TP_POOL_MAX_CHEAP) cheap-only workers besides the general
+ * ones: they take only batchable work (tp_queue_pop_cheap), so cheap
+ * requests are served while every general worker is inside a long one.
+ * Live, like tp_pool_resize(); tp_pool_stop() ends them too.  Returns 0
+ * or a negative errno.
+ */
+int tp_pool_set_cheap(struct tp_pool *p, size_t n);
 
 /*
  * Interruptible sleep for exec callbacks: returns 0 after ms milliseconds,

@@ -31,6 +31,17 @@
  *   that worker's share of the work to it.  The spin only follows work just
  *   done, so an idle pool still sleeps: after at most SPIN_NS every worker
  *   blocks.
+ * - Cheap-only workers (tp_queue_pop_cheap) sleep on `cheap_cond`, counted
+ *   apart (`ncheap_idle`, `ncheap_waking`), so they never absorb a signal
+ *   meant for expensive work.  One is woken when cheap work is pushed (or
+ *   left over by a pop) while no general worker is idle or spinning and
+ *   some worker is inside expensive work (the pool counts those,
+ *   tp_queue_running_expensive): under cheap work alone the general
+ *   workers come back at once, and a wake-up would only cost.  They do
+ *   not spin.  They take only batchable nodes, never overtaking in a
+ *   flow (fairq_lane.c; in TP_FAIR_NONE only a batchable FIFO head).  In
+ *   a full queue they may run the cheap waiter whose turn it is to be
+ *   admitted: it never takes a place, so the bound and the invariant hold.
  * - The admit callback runs under the lock so that the notification that a
  *   waiter was admitted is published before any worker can take (and
  *   complete) that node.  Lock order: queue lock, then whatever the callback
@@ -46,6 +57,7 @@
 
 #include "clock.h"
 #include "fairq.h"
+#include "queue_priv.h"
 #include "tp_assert.h"
 #include "spin.h"
 
@@ -53,31 +65,6 @@
 #define SPIN_NS 50000
 /* A brief poll: a few dozen pauses, one yield of the core. */
 #define SPIN_SHORT_NS 0
-
-struct list {
-	struct tp_qnode *head, *tail;
-	size_t len;
-};
-
-struct tp_queue {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	struct list ready;  /* TP_FAIR_NONE */
-	struct list wait;   /* TP_FAIR_NONE */
-	struct tp_fairq fq; /* the fair modes */
-	enum tp_fairness mode;
-	size_t capacity;
-	size_t nidle;        /* workers blocked in pop */
-	size_t nwaking;      /* signals sent that no worker has consumed yet */
-	bool spinner;        /* a worker is polling `nready` instead of sleeping */
-	struct tp_spin spin; /* whether polling pays */
-	uint64_t long_spins, short_spins;
-	_Atomic size_t nready; /* ready.len, readable without the lock */
-	bool closed;
-	_Atomic uint64_t next_deadline; /* wait list head's deadline, readable without the lock */
-	tp_queue_admit_fn admit;
-	void *admit_ctx;
-};
 
 static void list_append(struct list *l, struct tp_qnode *n)
 {
@@ -88,24 +75,6 @@ static void list_append(struct list *l, struct tp_qnode *n)
 		l->head = n;
 	l->tail = n;
 	l->len++;
-}
-
-static struct tp_qnode *list_shift(struct list *l)
-{
-	struct tp_qnode *n = l->head;
-	if (!n)
-		return NULL;
-	l->head = n->next;
-	if (!l->head)
-		l->tail = NULL;
-	l->len--;
-	n->next = NULL;
-	return n;
-}
-
-static bool fair(const struct tp_queue *q)
-{
-	return q->mode != TP_FAIR_NONE;
 }
 
 static size_t nready(const struct tp_queue *q)
@@ -143,6 +112,7 @@ struct tp_queue *tp_queue_new(size_t capacity, tp_queue_admit_fn admit, void *ad
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&q->cond, &ca);
+	pthread_cond_init(&q->cheap_cond, &ca);
 	pthread_condattr_destroy(&ca);
 	q->capacity = capacity ? capacity : 1;
 	tp_spin_init(&q->spin);
@@ -157,6 +127,7 @@ void tp_queue_free(struct tp_queue *q)
 	if (!q)
 		return;
 	pthread_cond_destroy(&q->cond);
+	pthread_cond_destroy(&q->cheap_cond);
 	pthread_mutex_destroy(&q->lock);
 	free(q);
 }
@@ -247,6 +218,7 @@ int tp_queue_push(struct tp_queue *q, struct tp_qnode *first, size_t n)
 {
 	struct tp_qnode *node = first;
 	size_t admitted = 0, room, want;
+	bool cheap = false;
 
 	pthread_mutex_lock(&q->lock);
 	if (q->closed) {
@@ -259,6 +231,7 @@ int tp_queue_push(struct tp_queue *q, struct tp_qnode *first, size_t n)
 	want = workers_wanted(q, first, n < room ? n : room);
 	for (size_t i = 0; i < n && node; i++) {
 		struct tp_qnode *next = node->next;
+		cheap |= node->batchable;
 		if (admitted < room) {
 			add(q, node, true);
 			admitted++;
@@ -272,6 +245,8 @@ int tp_queue_push(struct tp_queue *q, struct tp_qnode *first, size_t n)
 	TP_ASSERT(nwait(q) == 0 || nready(q) >= q->capacity);
 	if (admitted)
 		wake_workers(q, want);
+	if (cheap) /* admitted or waiting: the lane takes a cheap waiter too */
+		tp_queue_wake_cheap(q);
 	pthread_mutex_unlock(&q->lock);
 	return (int)admitted;
 }
@@ -284,6 +259,25 @@ static size_t fair_pop(struct tp_queue *q, struct tp_qnode **ret, size_t max)
 	size_t n = tp_fairq_pop(&q->fq, ret, max);
 	TP_ASSERT(q->fq.nready <= q->capacity);
 	return n;
+}
+
+void tp_queue_after_pop(struct tp_queue *q, size_t n)
+{
+	if (n) {
+		admit_waiters(q);
+		publish_deadline(q); /* also after fair_pop's admission */
+		publish_ready(q);
+	}
+	/*
+	 * Left-over work and idle colleagues: hand it on rather than leave it
+	 * queued.  Also when leaving on *stop: this worker may have absorbed
+	 * the wake-up, or the spinner's share, meant for that work.
+	 */
+	if (nready(q) > 0) {
+		wake_workers(q, workers_wanted_all(q));
+		if (fair(q) ? q->fq.nready > q->fq.nexpensive : q->ready.head->batchable)
+			tp_queue_wake_cheap(q);
+	}
 }
 
 size_t tp_queue_pop(struct tp_queue *q, struct tp_qnode **ret, size_t max, const atomic_bool *stop)
@@ -332,18 +326,7 @@ size_t tp_queue_pop(struct tp_queue *q, struct tp_qnode **ret, size_t max, const
 			ret[n++] = list_shift(&q->ready);
 		}
 	}
-	if (n) {
-		admit_waiters(q);
-		publish_deadline(q); /* also after fair_pop's admission */
-		publish_ready(q);
-	}
-	/*
-	 * Left-over work and idle colleagues: hand it on rather than leave it
-	 * queued.  Also when leaving on *stop: this worker may have absorbed
-	 * the wake-up, or the spinner's share, meant for that work.
-	 */
-	if (nready(q) > 0)
-		wake_workers(q, workers_wanted_all(q));
+	tp_queue_after_pop(q, n);
 	pthread_mutex_unlock(&q->lock);
 	return n;
 }
@@ -384,6 +367,7 @@ void tp_queue_close(struct tp_queue *q)
 	pthread_mutex_lock(&q->lock);
 	q->closed = true;
 	pthread_cond_broadcast(&q->cond);
+	pthread_cond_broadcast(&q->cheap_cond);
 	pthread_mutex_unlock(&q->lock);
 }
 
@@ -479,6 +463,7 @@ void tp_queue_wake_all(struct tp_queue *q)
 {
 	pthread_mutex_lock(&q->lock);
 	pthread_cond_broadcast(&q->cond);
+	pthread_cond_broadcast(&q->cheap_cond);
 	pthread_mutex_unlock(&q->lock);
 }
 

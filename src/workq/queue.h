@@ -6,7 +6,8 @@
  * Nodes are intrusive (struct tp_qnode embedded in the caller's request);
  * the queue never allocates per node.  Ownership: a node pushed belongs to
  * the queue until it is popped by a worker, expired, or taken back by
- * tp_queue_take_all(); then it belongs to whoever got it.
+ * tp_queue_take_all() or tp_queue_take_flow(); then it belongs to whoever
+ * got it.
  *
  * Threads: any thread may push, expire or take; workers pop.  The admit
  * callback runs on the thread that freed the space (a worker, or the pusher
@@ -72,6 +73,27 @@ int tp_queue_push(struct tp_queue *q, struct tp_qnode *first, size_t n);
 size_t tp_queue_pop(struct tp_queue *q, struct tp_qnode **ret, size_t max, const atomic_bool *stop);
 
 /*
+ * A cheap-only worker's pop: like tp_queue_pop(), but it takes only
+ * batchable nodes, and only where they may run now: in the fair modes a
+ * run from one flow whose head is batchable (fairq.h tp_fairq_pop_cheap),
+ * or, when none is admitted, the waiter whose turn it is to be admitted if
+ * it is batchable and its flow has nothing admitted (run without taking a
+ * place: the admit callback is called for it first); in TP_FAIR_NONE a run
+ * at the FIFO head.  Never an expensive node.  Blocks apart from the
+ * general workers (woken when cheap work comes while none of them is idle)
+ * and never spins.  Returns 0 when *stop becomes true or the queue is
+ * closed (the general workers drain it).
+ */
+size_t tp_queue_pop_cheap(struct tp_queue *q, struct tp_qnode **ret, size_t max, const atomic_bool *stop);
+
+/*
+ * A worker starts (delta +1) or ends (-1) a batch of expensive work: the
+ * cheap-only workers are woken only while some worker is inside one.  Any
+ * thread, lock-free.
+ */
+void tp_queue_running_expensive(struct tp_queue *q, int delta);
+
+/*
  * Remove the waiters at the head of the wait list whose deadline has passed
  * (deadline_ns <= now_ns) and return them linked through next, oldest
  * first, in *ret_first.  Only the head is looked at: with one timeout,
@@ -111,7 +133,7 @@ bool tp_queue_closed(struct tp_queue *q);
 /* Remove every node, admitted then waiting, linked through next. Returns the count. */
 size_t tp_queue_take_all(struct tp_queue *q, struct tp_qnode **ret_first);
 
-/* Wake every worker blocked in tp_queue_pop() so it re-checks its stop flag. */
+/* Wake every worker blocked in tp_queue_pop() or tp_queue_pop_cheap() so it re-checks its stop flag. */
 void tp_queue_wake_all(struct tp_queue *q);
 
 void tp_queue_stats(struct tp_queue *q, struct tp_queue_stats *ret);

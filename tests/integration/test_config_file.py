@@ -12,7 +12,7 @@ import tempfile
 import time
 import unittest
 
-from tplib import TPSERVER, LineReader, Server, request
+from tplib import CHEAP_WORKERS, TPSERVER, LineReader, Server, request
 
 # File text, and the error expected after "FILE:" (issue 11, defect 4).
 HIDDEN_INTEGERS = [
@@ -97,7 +97,7 @@ class ConfigFile(unittest.TestCase):
             self.assertEqual(r.line(), "OK 500")
             self.assertEqual(request(s, r, "ECHO alive"), "OK alive")
             self.assertIsNone(srv.proc.poll())
-            self.assertEqual(srv.threads(), 2 + 1)
+            self.assertEqual(srv.threads(), 2 + 1 + CHEAP_WORKERS)
             self.assertEqual(srv.stop(), 0)
 
 

@@ -77,14 +77,32 @@ def queue_filled(seconds=0.3):
 
 
 class Fairness(unittest.TestCase):
-    def flooded_victim(self, fairness, flood_source, nconns, victim_source, n):
-        with Server("--workers", WORKERS, "--queue-size", QUEUE, "--fairness", fairness) as srv:
-            flood = Flood(srv, flood_source, nconns, 1500 // nconns, "SLEEP 40")
+    def flooded_victim(self, fairness, flood_source, nconns, victim_source, n, flood_line="SLEEP 40",
+                       line="SLEEP 10", cheap_workers="1"):
+        with Server("--workers", WORKERS, "--queue-size", QUEUE, "--fairness", fairness,
+                    "--cheap-workers", cheap_workers) as srv:
+            flood = Flood(srv, flood_source, nconns, 1500 // nconns, flood_line)
             try:
                 queue_filled()
-                return victim_latencies(srv, victim_source, n)
+                return victim_latencies(srv, victim_source, n, line)
             finally:
                 flood.stop()
+
+    # An ECHO victim of a SLEEP flood: every general worker is inside a
+    # SLEEP 400 (they run in lockstep), so without the cheap-only worker each
+    # ECHO waits for the next SLEEP to end, up to 400 ms; with it, at once.
+    def test_echo_victim_of_a_sleep_flood_takes_the_cheap_lane(self):
+        lat = self.flooded_victim("address", "127.0.0.2", 1, "127.0.0.3", 20, "SLEEP 400", "ECHO hi")
+        self.assertLess(max(lat), 0.15, "victim latencies %s" % lat)
+
+    def test_echo_victim_on_the_flooders_address_takes_the_cheap_lane(self):
+        lat = self.flooded_victim("address", "127.0.0.2", 50, "127.0.0.2", 20, "SLEEP 400", "ECHO hi")
+        self.assertLess(max(lat), 0.15, "victim latencies %s" % lat)
+
+    def test_echo_victim_of_a_sleep_flood_waits_without_cheap_workers(self):
+        lat = self.flooded_victim("address", "127.0.0.2", 1, "127.0.0.3", 5, "SLEEP 400", "ECHO hi",
+                                  cheap_workers="0")
+        self.assertGreater(max(lat), 0.15, "victim latencies %s" % lat)
 
     def test_victim_on_another_address_is_served_next(self):
         lat = self.flooded_victim("address", "127.0.0.2", 1, "127.0.0.3", 10)

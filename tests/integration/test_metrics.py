@@ -16,7 +16,7 @@ import time
 import unittest
 
 from metricslib import MetricsServer, http, parse
-from tplib import SANITIZED, SLACK, TPCLIENT, TPSERVER, LineReader, request, wait_until
+from tplib import CHEAP_WORKERS, SANITIZED, SLACK, TPCLIENT, TPSERVER, LineReader, request, wait_until
 
 HISTOGRAMS = ["tpserver_request_admission_wait_seconds", "tpserver_request_queue_wait_seconds",
               "tpserver_request_service_seconds", "tpserver_request_duration_seconds"]
@@ -82,7 +82,7 @@ class Counts(unittest.TestCase):
             self.assertEqual(m.get("tpserver_sent_bytes_total"), out_bytes)
             self.assertEqual(m.get("tpserver_connections"), 1)
             self.assertEqual(m.get("tpserver_connections_accepted_total"), 1)
-            self.assertEqual(m.get("tpserver_workers"), 4)
+            self.assertEqual(m.get("tpserver_workers"), 4 + CHEAP_WORKERS)
             self.assertEqual(m.get("tpserver_queue_capacity"), 1000)
             self.assertEqual(m.get("tpserver_build_info", version=m.samples["tpserver_build_info"][0][0]["version"]), 1)
             s.close()
@@ -166,7 +166,7 @@ class Counts(unittest.TestCase):
     def test_thread_count_unchanged(self):
         with MetricsServer("--workers", "3", "--io-threads", "2") as srv:
             srv.scrape()
-            self.assertEqual(srv.threads(), 5)
+            self.assertEqual(srv.threads(), 5 + CHEAP_WORKERS)
 
     def test_stats_line(self):
         with MetricsServer("--stats-interval-s", "1") as srv:

@@ -14,7 +14,7 @@ import threading
 import time
 import unittest
 
-from tplib import TPSERVER, LineReader, Server, request, wait_until
+from tplib import CHEAP_WORKERS, TPSERVER, LineReader, Server, request, wait_until
 
 BURST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench", "burst_rss.py")
 
@@ -119,14 +119,14 @@ class ReloadOffLoop(unittest.TestCase):
             time.sleep(0.3)
             self.assertEqual(request(s, r, "ECHO during", timeout=2), "OK during")
             # The reload's reader is the one extra thread while it lasts.
-            self.assertEqual(srv.threads(), 2 + 1 + 1)
+            self.assertEqual(srv.threads(), 2 + 1 + 1 + CHEAP_WORKERS)
             srv.signal(signal.SIGHUP)  # coalesced: one more read once this one is done
             with open(conf.path, "w") as f:
                 f.write("pool = { workers = 3; };\n")
             srv.wait_log(r"configuration reloaded: 3 workers")
             time.sleep(0.3)  # the second read now waits on the FIFO
             self.assertEqual(request(s, r, "ECHO after", timeout=2), "OK after")
-            self.assertEqual(srv.threads(), 3 + 1 + 1)
+            self.assertEqual(srv.threads(), 3 + 1 + 1 + CHEAP_WORKERS)
             self.assertEqual(len(re.findall("configuration reloaded", srv.log())), 1)
             t0 = time.monotonic()
             self.assertEqual(srv.stop(timeout=5), 0)
@@ -156,7 +156,7 @@ class ReloadAndWait(unittest.TestCase):
             self.assertEqual((p.returncode, p.stderr), (0, ""))
             # Returned only once applied: the new pool is there.
             self.assertIn("configuration reloaded: 3 workers", srv.log())
-            self.assertEqual(srv.threads(), 3 + 1)
+            self.assertEqual(srv.threads(), 3 + 1 + CHEAP_WORKERS)
 
             conf.write("pool = {\n  workerz = 4;\n};\n")
             p, _ = self.helper(srv.proc.pid)
@@ -175,7 +175,7 @@ class ReloadAndWait(unittest.TestCase):
                 f.write("pool = { workers = 2; };\n")
             t.join(10)
             self.assertEqual(res["p"].returncode, 0, res["p"].stderr)
-            self.assertEqual(srv.threads(), 2 + 1)
+            self.assertEqual(srv.threads(), 2 + 1 + CHEAP_WORKERS)
             self.assertEqual(srv.stop(), 0)
             pid = srv.proc.pid
         p, took = self.helper(pid)

@@ -11,7 +11,7 @@ import time
 import unittest
 
 import tplib
-from tplib import TPSERVER, LineReader, Server, request, wait_until
+from tplib import CHEAP_WORKERS, TPSERVER, LineReader, Server, request, wait_until
 
 
 class Protocol(unittest.TestCase):
@@ -106,7 +106,7 @@ class Backpressure(unittest.TestCase):
             s = srv.connect()
             r = LineReader(s)
             t0 = time.monotonic()
-            s.sendall(b"ECHO waits\n")
+            s.sendall(b"SLEEP 1\n")  # not ECHO: cheap work may skip the wait (pool.cheap_workers)
             self.assertEqual(r.line(timeout=5), "ERR server busy")
             elapsed = time.monotonic() - t0
             self.assertGreaterEqual(elapsed, 0.9)
@@ -143,11 +143,11 @@ class Backpressure(unittest.TestCase):
                 reader.line(timeout=5) and results.__setitem__(name, time.monotonic())
 
             t0 = time.monotonic()
-            c.sendall(b"ECHO c\n")
+            c.sendall(b"SLEEP 1\n")
             tc = threading.Thread(target=wait, args=("c", rc))
             tc.start()
             time.sleep(0.5)
-            d.sendall(b"ECHO d\n")
+            d.sendall(b"SLEEP 1\n")
             td = threading.Thread(target=wait, args=("d", rd))
             td.start()
             tc.join(6)
@@ -161,6 +161,24 @@ class Backpressure(unittest.TestCase):
             self.assertLess(results["d"] - results["c"], 0.8)
             for h in hold:
                 h.close()
+
+    def test_reset_client_gives_its_places_back(self):
+        # A fills the queue (one SLEEP running, 10 queued, 9 waiting) and
+        # resets.  Its queued requests leave the queue at once, so B's
+        # request is admitted and runs after A's running SLEEP; were they left
+        # for the worker to skip, B would time out first behind them.
+        with Server("--workers", "1", "--queue", "10", "--queue-timeout-ms", "500") as srv:
+            a = srv.connect()
+            a.sendall(b"SLEEP 1500\n" * 20)
+            time.sleep(0.3)
+            a.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            a.close()
+            time.sleep(0.1)  # the server sees the reset
+            b = srv.connect()
+            t0 = time.monotonic()
+            self.assertEqual(request(b, LineReader(b), "SLEEP 1", timeout=5), "OK 1")
+            self.assertLess(time.monotonic() - t0, 3.0)
+            b.close()
 
     def test_waiting_connection_does_not_stall_others(self):
         with Server("--workers", "2", "--queue", "1", "--queue-timeout-ms", "2000") as srv:
@@ -216,7 +234,7 @@ class Connections(unittest.TestCase):
             for i, s in enumerate(socks):
                 self.assertEqual(LineReader(s).line(), "OK %d" % i)
             self.assertEqual(srv.threads(), before)
-            self.assertEqual(before, 4 + 1)  # workers + one event loop
+            self.assertEqual(before, 4 + 1 + CHEAP_WORKERS)  # workers + one event loop
             for s in socks:
                 s.close()
 
@@ -225,7 +243,7 @@ class Connections(unittest.TestCase):
         # may be expired or admitted by another, and still answered in order.
         with Server("--io-threads", "3", "--workers", "2", "--queue", "2",
                     "--queue-timeout-ms", "700") as srv:
-            self.assertEqual(srv.threads(), 2 + 3)
+            self.assertEqual(srv.threads(), 2 + 3 + CHEAP_WORKERS)
             socks = [srv.connect() for _ in range(12)]
             for i, s in enumerate(socks):
                 s.sendall(b"SLEEP 1500\nECHO %d\n" % i)

@@ -13,7 +13,7 @@ import time
 import unittest
 
 import tplib
-from tplib import TPSERVER, LineReader, Server, request, wait_until
+from tplib import CHEAP_WORKERS, TPSERVER, LineReader, Server, request, wait_until
 
 TPSERVER = os.path.abspath(TPSERVER)
 
@@ -74,7 +74,7 @@ class Notifications(unittest.TestCase):
         with Server(env={"NOTIFY_SOCKET": self.notify.path}) as srv:
             self.notify.wait_for(r"^READY=1")
             status = self.notify.wait_for(r"^STATUS=", timeout=5)
-            self.assertRegex(status, r"workers 0/8 busy, queue 0/1000")
+            self.assertRegex(status, r"workers 0/%d busy, queue 0/1000" % (8 + CHEAP_WORKERS))
             s = srv.connect()
             self.assertEqual(request(s, LineReader(s), "ECHO x"), "OK x")
             # Refreshed every few seconds with live figures.
@@ -161,7 +161,7 @@ class Reload(unittest.TestCase):
         self.addCleanup(notify.close)
         with Server("--config", self.conf, env={"NOTIFY_SOCKET": notify.path}) as srv:
             notify.wait_for(r"^READY=1")
-            self.assertEqual(srv.threads(), 2 + 1)
+            self.assertEqual(srv.threads(), 2 + 1 + CHEAP_WORKERS)
             s = srv.connect()
             r = LineReader(s)
             s.sendall(b"SLEEP 700\n")  # in flight across the reload
@@ -169,7 +169,7 @@ class Reload(unittest.TestCase):
             notify.messages.clear()
             srv.signal(signal.SIGHUP)
             notify.wait_for(r"^READY=1")
-            self.assertEqual(srv.threads(), 6 + 1)
+            self.assertEqual(srv.threads(), 6 + 1 + CHEAP_WORKERS)
             self.assertEqual(r.line(), "OK 700")
             self.assertEqual(request(s, r, "ECHO same connection"), "OK same connection")
             self.assertIn("configuration reloaded: 6 workers, queue 50", srv.log())
@@ -180,8 +180,8 @@ class Reload(unittest.TestCase):
             self.write("pool = { workers = 1; };\n")
             srv.signal(signal.SIGHUP)
             self.assertEqual(r.lines(3, timeout=10), ["OK 500"] * 3)
-            wait_until(lambda: srv.threads() == 1 + 1, 5)
-            self.assertEqual(srv.threads(), 1 + 1)
+            wait_until(lambda: srv.threads() == 1 + 1 + CHEAP_WORKERS, 5)
+            self.assertEqual(srv.threads(), 1 + 1 + CHEAP_WORKERS)
             self.assertEqual(srv.stop(), 0)
 
     def test_broken_file_keeps_the_old_settings(self):
@@ -190,7 +190,7 @@ class Reload(unittest.TestCase):
         self.addCleanup(notify.close)
         with Server("--config", self.conf, env={"NOTIFY_SOCKET": notify.path}) as srv:
             notify.wait_for(r"^READY=1")
-            self.assertEqual(srv.threads(), 3 + 1)
+            self.assertEqual(srv.threads(), 3 + 1 + CHEAP_WORKERS)
             s = srv.connect()
             self.write("pool = {\n  workers = 5;\n  workerz = 6;\n};\n")
             notify.messages.clear()
@@ -198,22 +198,22 @@ class Reload(unittest.TestCase):
             notify.wait_for(r"^READY=1")  # READY=1 also after a rejected file
             log = srv.wait_log(r"reload failed.*")
             self.assertIn("%s:3: pool.workerz: unknown setting" % self.conf, log)
-            self.assertEqual(srv.threads(), 3 + 1)
+            self.assertEqual(srv.threads(), 3 + 1 + CHEAP_WORKERS)
             self.assertEqual(request(s, LineReader(s), "ECHO unharmed"), "OK unharmed")
             # Syntax errors too, with libconfig's line.
             self.write("pool = { workers = ; };\n")
             srv.signal(signal.SIGHUP)
             srv.wait_log(r"%s:1: syntax error" % re.escape(self.conf))
-            self.assertEqual(srv.threads(), 3 + 1)
+            self.assertEqual(srv.threads(), 3 + 1 + CHEAP_WORKERS)
 
     def test_flags_override_the_file_also_on_reload(self):
         self.write("pool = { workers = 2; };\n")
         with Server("--config", self.conf, "--workers", "3") as srv:
-            self.assertEqual(srv.threads(), 3 + 1)
+            self.assertEqual(srv.threads(), 3 + 1 + CHEAP_WORKERS)
             self.write("pool = { workers = 5; };\n")
             srv.signal(signal.SIGHUP)
             srv.wait_log(r"configuration reloaded")
-            self.assertEqual(srv.threads(), 3 + 1)
+            self.assertEqual(srv.threads(), 3 + 1 + CHEAP_WORKERS)
 
 
 class ConfigErrors(unittest.TestCase):

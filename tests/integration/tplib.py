@@ -15,6 +15,9 @@ import warnings
 # Tests close sockets by ending; the interpreter need not warn about each.
 warnings.simplefilter("ignore", ResourceWarning)
 
+# Threads besides pool.workers and the event loops: pool.cheap_workers at its default.
+CHEAP_WORKERS = 1
+
 TPSERVER = os.environ.get("TPSERVER") or os.path.join(os.environ.get("TP_BUILD_DIR", "build"), "tpserver")
 TPCLIENT = os.environ.get("TPCLIENT") or os.path.join(os.path.dirname(TPSERVER), "tpclient")
 

@@ -248,6 +248,45 @@ static void test_cancel_all_answers_queued_and_waiting(void **state)
 	free(b);
 }
 
+/* A closed connection's queued requests, admitted and waiting, leave; the place goes to another's waiter. */
+static void test_cancel_flow_takes_one_connection(void **state)
+{
+	struct tp_queue *q = tp_queue_new(2, NULL, NULL);
+	struct tp_conn *a = conn_of(LOOP_A), *b = conn_of(LOOP_B);
+	struct tp_req *r[4] = {sleep_req(a, 100), sleep_req(a, 100), sleep_req(a, 100), sleep_req(b, 100)};
+	struct tp_queue_stats st;
+
+	(void)state;
+	assert_non_null(q);
+	tp_queue_set_fairness(q, TP_FAIR_CONNECTION);
+	tp_qflow_init(&a->flow, NULL);
+	tp_qflow_init(&b->flow, NULL);
+	for (int i = 0; i < 4; i++) {
+		r[i]->qnode.deadline_ns = UINT64_MAX;
+		r[i]->qnode.flow = &r[i]->conn->flow;
+		r[i]->qnode.next = i < 3 ? &r[i + 1]->qnode : NULL;
+	}
+	/* Capacity 2: a's first two admitted, a's third and b's waiting. */
+	assert_int_equal(tp_queue_push(q, &r[0]->qnode, 4), 2);
+
+	assert_int_equal(tp_dispatch_cancel_flow(q, a), 3);
+	assert_int_equal(nposts, 3);
+	for (int i = 0; i < 3; i++) {
+		assert_ptr_equal(posts[i].first, r[i]);
+		assert_ptr_equal(posts[i].loop, LOOP_A);
+		assert_int_equal(r[i]->status, TP_PROTO_SHUTDOWN);
+	}
+	tp_queue_stats(q, &st);
+	assert_int_equal(st.depth, 1); /* b's, admitted into a freed place */
+	assert_int_equal(st.waiting, 0);
+	assert_int_equal(tp_dispatch_cancel_flow(q, a), 0);
+	tp_queue_free(q);
+	for (int i = 0; i < 4; i++)
+		free(r[i]);
+	free(a);
+	free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -256,6 +295,7 @@ int main(void)
 	        cmocka_unit_test_setup(test_sleep_zero_runs_without_waiting, setup),
 	        cmocka_unit_test_setup(test_admission_told_to_the_owning_loop, setup),
 	        cmocka_unit_test_setup(test_cancel_all_answers_queued_and_waiting, setup),
+	        cmocka_unit_test_setup(test_cancel_flow_takes_one_connection, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

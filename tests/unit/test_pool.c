@@ -4,7 +4,7 @@
  * the stats and as threads in /proc/self/task; sleeps on different workers
  * overlapping; stop draining queued work; resize up and down, a shrink
  * letting busy workers finish rather than cutting them off; abort cutting
- * sleeps short; and the busy statistics.  Timing checks are bounds with
+ * sleeps short; the busy statistics; and the cheap-only workers.  Timing checks are bounds with
  * wide margins, never exact times.
  */
 #include <dirent.h>
@@ -538,6 +538,56 @@ static void test_busy_stats(void **state)
 	free(t);
 }
 
+/*
+ * Every general worker inside a long job, one more long job queued: the
+ * cheap-only worker leaves that one alone, and runs a cheap job pushed
+ * then from another flow, long before any long job ends.  With no
+ * cheap-only worker the cheap job would wait for a general one.
+ */
+static void test_cheap_lane(void **state)
+{
+	struct rig r;
+	struct task *t = tasks_new(4, 3000);
+	struct tp_queue_stats qs;
+
+	struct tp_qflow victim; /* the cheap job's own flow: the long ones share the null flow */
+
+	(void)state;
+	tp_qflow_init(&victim, NULL);
+	t[3].sleep_ms = 0;
+	t[3].node.batchable = true;
+	t[3].node.flow = &victim;
+	rig_init(&r, 16);
+	tp_queue_set_fairness(r.q, TP_FAIR_CONNECTION);
+	assert_int_equal(tp_pool_start(r.p, 2), 0);
+	assert_int_equal(tp_pool_set_cheap(r.p, 1), 0);
+	assert_int_equal(stats(r.p).workers, 3);
+	assert_int_equal(stats(r.p).cheap_target, 1);
+	assert_int_equal(push_tasks(r.q, &t[0], 3), 3);
+	wait_busy(r.p, 2);
+	sleep_ms(50); /* time enough for a wrong taker of the third */
+	assert_int_equal(stats(r.p).busy, 2);
+	tp_queue_stats(r.q, &qs);
+	assert_int_equal(qs.depth, 1);
+
+	assert_int_equal(push_tasks(r.q, &t[3], 1), 1);
+	assert_true(wait_done(&r.ctx, 1, 2000));
+	assert_int_equal(atomic_load(&t[3].runs), 1);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(atomic_load(&t[i].runs), 0); /* the cheap one went first */
+
+	/* Live: the cheap-only worker goes. */
+	assert_int_equal(tp_pool_set_cheap(r.p, 0), 0);
+	assert_int_equal(tp_pool_set_cheap(r.p, TP_POOL_MAX_CHEAP + 1), -EINVAL);
+	tp_pool_abort(r.p);
+	assert_true(wait_done(&r.ctx, 4, 5000));
+	for (int i = 0; i < 200 && stats(r.p).workers != 2; i++)
+		sleep_ms(5);
+	assert_int_equal(stats(r.p).workers, 2);
+	rig_stop(&r);
+	free(t);
+}
+
 /* A lowered stall budget applies to execs that start later, not to running ones. */
 static void test_stall_deadline_fixed_at_start(void **state)
 {
@@ -589,6 +639,7 @@ int main(void)
 	        cmocka_unit_test(test_abort),
 	        cmocka_unit_test(test_busy_stats),
 	        cmocka_unit_test(test_stall_deadline_fixed_at_start),
+	        cmocka_unit_test(test_cheap_lane),
 	};
 
 	/*

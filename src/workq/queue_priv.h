@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * queue_priv: the queue's state, shared by queue.c and its cheap lane
+ * (queue_lane.c) and included by nothing else (it does not include
+ * queue.h, so that the two modules' includes point one way).  Every field is under
+ * `lock` unless it says otherwise.
+ */
+#ifndef TP_QUEUE_PRIV_H
+#define TP_QUEUE_PRIV_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fairq.h"
+#include "spin.h"
+
+struct list {
+	struct tp_qnode *head, *tail;
+	size_t len;
+};
+
+struct tp_queue {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	pthread_cond_t cheap_cond; /* cheap-only workers sleep here */
+	struct list ready;         /* TP_FAIR_NONE */
+	struct list wait;          /* TP_FAIR_NONE */
+	struct tp_fairq fq;        /* the fair modes */
+	enum tp_fairness mode;
+	size_t capacity;
+	size_t nidle;                      /* workers blocked in pop */
+	size_t nwaking;                    /* signals sent that no worker has consumed yet */
+	size_t ncheap_idle;                /* cheap-only workers blocked in pop_cheap */
+	size_t ncheap_waking;              /* signals on cheap_cond not consumed yet */
+	_Atomic size_t nexpensive_running; /* workers inside expensive work (tp_queue_running_expensive) */
+	bool spinner;                      /* a worker is polling `nready` instead of sleeping */
+	struct tp_spin spin;               /* whether polling pays */
+	uint64_t long_spins, short_spins;
+	_Atomic size_t nready; /* ready.len, readable without the lock */
+	bool closed;
+	_Atomic uint64_t next_deadline; /* wait list head's deadline, readable without the lock */
+	void (*admit)(struct tp_qnode *node, void *ctx); /* queue.h's tp_queue_admit_fn */
+	void *admit_ctx;
+};
+
+static inline struct tp_qnode *list_shift(struct list *l)
+{
+	struct tp_qnode *n = l->head;
+	if (!n)
+		return NULL;
+	l->head = n->next;
+	if (!l->head)
+		l->tail = NULL;
+	l->len--;
+	n->next = NULL;
+	return n;
+}
+
+static inline bool fair(const struct tp_queue *q)
+{
+	return q->mode != TP_FAIR_NONE;
+}
+
+/*
+ * After a pop took n nodes (0 too): admit waiters into the places freed,
+ * publish, and wake workers for what is left.  queue.c.
+ */
+void tp_queue_after_pop(struct tp_queue *q, size_t n);
+
+/*
+ * Cheap work is queued: wake a cheap-only worker if no general one is idle
+ * or spinning while some worker is inside expensive work.  queue_lane.c.
+ */
+void tp_queue_wake_cheap(struct tp_queue *q);
+
+#endif
