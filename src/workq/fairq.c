@@ -58,17 +58,6 @@ static struct tp_qflow *flow_of(struct tp_fairq *fq, const struct tp_qnode *n)
 	return n->flow ? n->flow : &fq->nullflow;
 }
 
-/* The group f is scheduled in, or NULL when it sits at the top level. */
-static struct tp_qgroup *group_of(const struct tp_fairq *fq, const struct tp_qflow *f)
-{
-	return fq->mode == TP_FAIR_ADDRESS ? f->group : NULL;
-}
-
-static struct tp_fairq_level *level_of(struct tp_fairq *fq, struct tp_qgroup *g)
-{
-	return g ? &g->inner : &fq->top;
-}
-
 const char *tp_fairness_name(int mode)
 {
 	return mode == TP_FAIR_ADDRESS ? "address" : mode == TP_FAIR_CONNECTION ? "connection" : "none";
@@ -137,7 +126,7 @@ static void activate(struct tp_fairq_level *lv, struct tp_fairq_entry *e, bool b
 	list_append(backlogged ? &lv->old_list : &lv->new_list, e, 0);
 }
 
-static void deactivate(struct tp_fairq_level *lv, struct tp_fairq_entry *e)
+void tp_fairq_deactivate(struct tp_fairq_level *lv, struct tp_fairq_entry *e)
 {
 	if (e->list == LIST_NONE)
 		return;
@@ -152,7 +141,7 @@ static struct tp_fairq_entry *pick(struct tp_fairq_level *lv)
 		struct tp_fairq_entry *e = lv->new_list.head ? lv->new_list.head : lv->old_list.head;
 		if (!e || e->deficit > 0)
 			return e;
-		deactivate(lv, e);
+		tp_fairq_deactivate(lv, e);
 		e->deficit += QUANTUM_US;
 		e->list = LIST_OLD;
 		list_append(&lv->old_list, e, 0);
@@ -206,49 +195,76 @@ static struct tp_fairq_entry *bucket_first(const struct tp_fairq_level *lv)
 
 /* --- admitted nodes --- */
 
-/* Count n's cost in or out (sign) of f and its group, keeping the buckets right. */
-static void account(struct tp_fairq *fq, struct tp_qflow *f, const struct tp_qnode *n, int sign)
+/*
+ * Count k nodes of f of total cost c, kexp of them expensive, in (k > 0) or
+ * out (k < 0, c negated: the sums are modular) of f and its group, keeping
+ * the buckets right.
+ */
+static void account(struct tp_fairq *fq, struct tp_qflow *f, uint64_t c, int k, int kexp)
 {
-	struct tp_qgroup *g = group_of(fq, f);
-	uint64_t c = sign > 0 ? cost_of(n) : -cost_of(n); /* modular: adds or takes away */
+	struct tp_qgroup *g = tp_fairq_group_for(fq, f);
 
 	f->e.cost += c;
-	f->e.nready += (uint32_t)sign;
-	rebucket(level_of(fq, g), &f->e);
+	f->e.nready += (uint32_t)k;
+	rebucket(tp_fairq_level_of(fq, g), &f->e);
 	if (g) {
 		g->e.cost += c;
-		g->e.nready += (uint32_t)sign;
+		g->e.nready += (uint32_t)k;
 		rebucket(&fq->top, &g->e);
 	}
-	fq->nready += (size_t)sign;
-	fq->nexpensive += n->batchable ? 0 : (size_t)sign;
+	fq->nready += (size_t)k;
+	fq->nexpensive += (size_t)kexp;
+}
+
+size_t tp_fairq_add_ready_chain(struct tp_fairq *fq, struct tp_qnode **pos, size_t n)
+{
+	struct tp_qnode *first = *pos;
+	size_t added = 0;
+
+	while (added < n && first) {
+		/* The run of first's flow: accounted and scheduled once. */
+		struct tp_qflow *f = flow_of(fq, first);
+		struct tp_qgroup *g = tp_fairq_group_for(fq, f);
+		struct tp_qnode *last = first;
+		uint64_t cost = cost_of(first);
+		int k = 1, kexp = !first->batchable;
+
+		for (; added + (size_t)k < n && last->next && flow_of(fq, last->next) == f; k++) {
+			last = last->next;
+			cost += cost_of(last);
+			kexp += !last->batchable;
+		}
+		struct tp_qnode *after = last->next;
+		last->next = NULL;
+		if (f->rtail)
+			f->rtail->next = first;
+		else
+			f->rhead = first;
+		f->rtail = last;
+		if (f->e.nready == 0)
+			fq->nflows++;
+		account(fq, f, cost, k, kexp);
+		activate(tp_fairq_level_of(fq, g), &f->e, f->whead != NULL);
+		if (g)
+			activate(&fq->top, &g->e, g->nwaiting > 0);
+		first = after;
+		added += (size_t)k;
+	}
+	*pos = first;
+	return added;
 }
 
 void tp_fairq_add_ready(struct tp_fairq *fq, struct tp_qnode *n)
 {
-	struct tp_qflow *f = flow_of(fq, n);
-	struct tp_qgroup *g = group_of(fq, f);
-
-	n->next = NULL;
-	if (f->rtail)
-		f->rtail->next = n;
-	else
-		f->rhead = n;
-	f->rtail = n;
-	if (f->e.nready == 0)
-		fq->nflows++;
-	account(fq, f, n, +1);
-	activate(level_of(fq, g), &f->e, f->whead != NULL);
-	if (g)
-		activate(&fq->top, &g->e, g->nwaiting > 0);
+	(void)tp_fairq_add_ready_chain(fq, &n, 1);
 }
 
-/* Take f's first node, and more while they are batchable. */
-static size_t take_batch(struct tp_fairq *fq, struct tp_qflow *f, struct tp_qnode **ret, size_t max,
-                         uint64_t *ret_cost)
+size_t tp_fairq_take_batch(struct tp_fairq *fq, struct tp_qflow *f, struct tp_qnode **ret, size_t max,
+                           uint64_t *ret_cost)
 {
 	size_t n = 0;
 	uint64_t cost = 0;
+	int kexp = 0;
 
 	while (n < max && f->rhead) {
 		struct tp_qnode *h = f->rhead;
@@ -258,10 +274,11 @@ static size_t take_batch(struct tp_fairq *fq, struct tp_qflow *f, struct tp_qnod
 		if (!f->rhead)
 			f->rtail = NULL;
 		h->next = NULL;
-		account(fq, f, h, -1);
 		cost += cost_of(h);
+		kexp += !h->batchable;
 		ret[n++] = h;
 	}
+	account(fq, f, -cost, -(int)n, -kexp);
 	*ret_cost = cost;
 	return n;
 }
@@ -284,18 +301,18 @@ size_t tp_fairq_serve(struct tp_fairq *fq, struct tp_qflow *f, struct tp_qgroup 
                       size_t max)
 {
 	uint64_t cost;
-	size_t n = take_batch(fq, f, ret, max, &cost);
+	size_t n = tp_fairq_take_batch(fq, f, ret, max, &cost);
 
 	TP_ASSERT(n > 0);
 	f->e.deficit -= (int64_t)cost;
 	if (!f->rhead) {
-		deactivate(level_of(fq, g), &f->e);
+		tp_fairq_deactivate(tp_fairq_level_of(fq, g), &f->e);
 		fq->nflows--;
 	}
 	if (g) {
 		g->e.deficit -= (int64_t)cost;
 		if (g->e.nready == 0)
-			deactivate(&fq->top, &g->e);
+			tp_fairq_deactivate(&fq->top, &g->e);
 	}
 	return n;
 }
@@ -320,11 +337,11 @@ size_t tp_fairq_pop(struct tp_fairq *fq, struct tp_qnode **ret, size_t max)
 /* Count n's cost in or out (sign) of the waiting cost of f and its group. */
 static void account_wait(struct tp_fairq *fq, struct tp_qflow *f, const struct tp_qnode *n, int sign)
 {
-	struct tp_qgroup *g = group_of(fq, f);
+	struct tp_qgroup *g = tp_fairq_group_for(fq, f);
 	uint64_t c = sign > 0 ? cost_of(n) : -cost_of(n);
 
 	f->e.wcost += c;
-	rebucket(level_of(fq, g), &f->e);
+	rebucket(tp_fairq_level_of(fq, g), &f->e);
 	if (g) {
 		g->e.wcost += c;
 		rebucket(&fq->top, &g->e);
@@ -334,7 +351,7 @@ static void account_wait(struct tp_fairq *fq, struct tp_qflow *f, const struct t
 void tp_fairq_add_wait(struct tp_fairq *fq, struct tp_qnode *n)
 {
 	struct tp_qflow *f = flow_of(fq, n);
-	struct tp_qgroup *g = group_of(fq, f);
+	struct tp_qgroup *g = tp_fairq_group_for(fq, f);
 
 	account_wait(fq, f, n, +1);
 	n->next = NULL;
@@ -342,7 +359,7 @@ void tp_fairq_add_wait(struct tp_fairq *fq, struct tp_qnode *n)
 		f->wtail->next = n;
 	} else {
 		f->whead = n;
-		bucket_insert(level_of(fq, g), &f->e);
+		bucket_insert(tp_fairq_level_of(fq, g), &f->e);
 		if (g && g->nwaiting++ == 0)
 			bucket_insert(&fq->top, &g->e);
 	}
@@ -360,14 +377,14 @@ void tp_fairq_add_wait(struct tp_fairq *fq, struct tp_qnode *n)
 void tp_fairq_remove_waiter(struct tp_fairq *fq, struct tp_qnode *n)
 {
 	struct tp_qflow *f = flow_of(fq, n);
-	struct tp_qgroup *g = group_of(fq, f);
+	struct tp_qgroup *g = tp_fairq_group_for(fq, f);
 
 	TP_ASSERT(f->whead == n);
 	account_wait(fq, f, n, -1);
 	f->whead = n->next;
 	if (!f->whead) {
 		f->wtail = NULL;
-		bucket_remove(level_of(fq, g), &f->e);
+		bucket_remove(tp_fairq_level_of(fq, g), &f->e);
 		if (g && --g->nwaiting == 0)
 			bucket_remove(&fq->top, &g->e);
 	}
@@ -403,83 +420,6 @@ struct tp_qnode *tp_fairq_next_waiter(struct tp_fairq *fq)
 	if (n)
 		tp_fairq_remove_waiter(fq, n);
 	return n;
-}
-
-/* --- taking out --- */
-
-struct chain {
-	struct tp_qnode *head, *tail;
-};
-
-static void chain_add(struct chain *c, struct tp_qnode *n)
-{
-	n->next = NULL;
-	if (c->tail)
-		c->tail->next = n;
-	else
-		c->head = n;
-	c->tail = n;
-}
-
-/* Move every node of f to the ends of ready and wait. Returns how many were admitted. */
-static size_t take_flow(struct tp_fairq *fq, struct tp_qflow *f, struct chain *ready, struct chain *wait)
-{
-	struct tp_qgroup *g = group_of(fq, f);
-	struct tp_qnode *n;
-	uint64_t cost;
-	size_t total = 0;
-
-	if (f->rhead)
-		fq->nflows--;
-	for (; take_batch(fq, f, &n, 1, &cost) == 1; total++)
-		chain_add(ready, n);
-	deactivate(level_of(fq, g), &f->e);
-	if (g && g->e.nready == 0)
-		deactivate(&fq->top, &g->e);
-	while ((n = f->whead)) {
-		tp_fairq_remove_waiter(fq, n);
-		chain_add(wait, n);
-	}
-	return total;
-}
-
-size_t tp_fairq_take_flow(struct tp_fairq *fq, struct tp_qflow *f, struct tp_qnode **ret_ready,
-                          struct tp_qnode **ret_wait)
-{
-	struct chain ready = {0}, wait = {0};
-	size_t n = take_flow(fq, f, &ready, &wait);
-
-	*ret_ready = ready.head;
-	*ret_wait = wait.head;
-	return n;
-}
-
-/* The first entry of a level's lists, or NULL. */
-static struct tp_fairq_entry *first_active(const struct tp_fairq_level *lv)
-{
-	return lv->new_list.head ? lv->new_list.head : lv->old_list.head;
-}
-
-void tp_fairq_take_all(struct tp_fairq *fq, struct tp_qnode **ret_ready, struct tp_qnode **ret_wait)
-{
-	struct chain ready = {0}, wait = {0};
-	struct tp_fairq_entry *e, *c;
-	struct tp_qnode *n;
-
-	while ((n = fq->whead)) { /* in arrival order */
-		tp_fairq_remove_waiter(fq, n);
-		chain_add(&wait, n);
-	}
-	while ((e = first_active(&fq->top))) {
-		if (!e->is_group)
-			(void)take_flow(fq, tp_fairq_flow_of(e), &ready, &wait);
-		else
-			while ((c = first_active(&tp_fairq_group_of(e)->inner)))
-				(void)take_flow(fq, tp_fairq_flow_of(c), &ready, &wait);
-	}
-	TP_ASSERT(fq->nready == 0 && fq->nwait == 0 && fq->nflows == 0);
-	*ret_ready = ready.head;
-	*ret_wait = wait.head;
 }
 
 size_t tp_fairq_largest(const struct tp_fairq *fq)

@@ -132,6 +132,14 @@ void tp_fairq_init(struct tp_fairq *fq, enum tp_fairness mode);
 /* Admit n: its flow's FIFO; a flow that had nothing admitted goes ahead (new list). */
 void tp_fairq_add_ready(struct tp_fairq *fq, struct tp_qnode *n);
 
+/*
+ * Admit up to n nodes linked through next from *pos on (fewer if the chain
+ * ends), in order, as as many tp_fairq_add_ready() calls would, each run of
+ * one flow's nodes in one step.  Leaves *pos at the node after them;
+ * returns how many were admitted.
+ */
+size_t tp_fairq_add_ready_chain(struct tp_fairq *fq, struct tp_qnode **pos, size_t n);
+
 /* n waits for a place (its flow's wait FIFO and the arrival order). */
 void tp_fairq_add_wait(struct tp_fairq *fq, struct tp_qnode *n);
 
@@ -204,5 +212,29 @@ void tp_fairq_take_all(struct tp_fairq *fq, struct tp_qnode **ret_ready, struct 
 
 /* The most admitted nodes any one group (or flow outside a group) holds. Walks the active ones. */
 size_t tp_fairq_largest(const struct tp_fairq *fq);
+
+/* --- between the files of the discipline (fairq*.c) only --- */
+
+/* The group f is scheduled in, or NULL when it sits at the top level. */
+static inline struct tp_qgroup *tp_fairq_group_for(const struct tp_fairq *fq, const struct tp_qflow *f)
+{
+	return fq->mode == TP_FAIR_ADDRESS ? f->group : NULL;
+}
+
+/* The level whose lists hold the flows of g (NULL: the top level). */
+static inline struct tp_fairq_level *tp_fairq_level_of(struct tp_fairq *fq, struct tp_qgroup *g)
+{
+	return g ? &g->inner : &fq->top;
+}
+
+/* Take e off the level's new or old list (no-op if on none). */
+void tp_fairq_deactivate(struct tp_fairq_level *lv, struct tp_fairq_entry *e);
+
+/*
+ * Take f's first admitted node, and more while they are batchable (up to
+ * max), accounted out; their total cost in *ret_cost.  Returns the count.
+ */
+size_t tp_fairq_take_batch(struct tp_fairq *fq, struct tp_qflow *f, struct tp_qnode **ret, size_t max,
+                           uint64_t *ret_cost);
 
 #endif

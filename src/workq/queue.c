@@ -217,8 +217,8 @@ static size_t workers_wanted_all(const struct tp_queue *q)
 int tp_queue_push(struct tp_queue *q, struct tp_qnode *first, size_t n)
 {
 	struct tp_qnode *node = first;
-	size_t admitted = 0, room, want;
-	bool cheap = false;
+	size_t admitted, room, want = 0, cap;
+	bool cheap = false, in_run = false;
 
 	pthread_mutex_lock(&q->lock);
 	if (q->closed) {
@@ -227,24 +227,39 @@ int tp_queue_push(struct tp_queue *q, struct tp_qnode *first, size_t n)
 	}
 	/* Nobody waits while there is room (DESIGN), so the first `room` nodes are admitted. */
 	room = nwait(q) == 0 && nready(q) < q->capacity ? q->capacity - nready(q) : 0;
-	/* Counted before the nodes are linked into the queue's lists. */
-	want = workers_wanted(q, first, n < room ? n : room);
-	for (size_t i = 0; i < n && node; i++) {
+	admitted = n < room ? n : room;
+	cap = q->nidle > q->nwaking ? q->nidle - q->nwaking : 0;
+	if (fair(q)) {
+		/* Each flow's run in one step; a worker per expensive node, one for the cheap ones. */
+		size_t nexp = q->fq.nexpensive;
+		admitted = tp_fairq_add_ready_chain(&q->fq, &node, admitted);
+		nexp = q->fq.nexpensive - nexp;
+		cheap = admitted > nexp;
+		want = nexp + cheap;
+	} else {
+		/* In FIFO order: a worker per expensive node, one per run of cheap ones. */
+		size_t i = 0;
+		for (; i < admitted && node; i++) {
+			struct tp_qnode *next = node->next;
+			want += !node->batchable || !in_run;
+			in_run = node->batchable;
+			cheap |= in_run;
+			add(q, node, true);
+			node = next;
+		}
+		admitted = i;
+	}
+	for (size_t i = admitted; i < n && node; i++) {
 		struct tp_qnode *next = node->next;
 		cheap |= node->batchable;
-		if (admitted < room) {
-			add(q, node, true);
-			admitted++;
-		} else {
-			add(q, node, false);
-		}
+		add(q, node, false);
 		node = next;
 	}
 	publish_deadline(q);
 	publish_ready(q);
 	TP_ASSERT(nwait(q) == 0 || nready(q) >= q->capacity);
 	if (admitted)
-		wake_workers(q, want);
+		wake_workers(q, want < cap ? want : cap);
 	if (cheap) /* admitted or waiting: the lane takes a cheap waiter too */
 		tp_queue_wake_cheap(q);
 	pthread_mutex_unlock(&q->lock);

@@ -523,6 +523,68 @@ static void test_threads(void **state)
 	free(w.items);
 }
 
+/*
+ * A chain admitted at once (a loop turn's push) is scheduled as the same
+ * nodes admitted one by one: same pops in the same order, same counts, in
+ * both modes; runs of one flow are split where the flow changes, and the
+ * count stops at n or at the chain's end.
+ */
+static void test_chain_is_one_by_one(void **state)
+{
+	enum { N = 300 };
+	static const enum tp_fairness modes[] = {TP_FAIR_CONNECTION, TP_FAIR_ADDRESS};
+	struct world a, b;
+
+	(void)state;
+	for (size_t m = 0; m < 2; m++) {
+		struct tp_fairq fa, fb;
+		world_init(&a, N);
+		world_init(&b, N);
+		for (int f = 0; f < 12; f++) {
+			world_group(&a, f, f % 3);
+			world_group(&b, f, f % 3);
+		}
+		tp_fairq_init(&fa, modes[m]);
+		tp_fairq_init(&fb, modes[m]);
+		/* Runs of 1 to 7 nodes of one flow, cheap and expensive mixed, some flows twice. */
+		uint32_t seed = 7;
+		for (int i = 0; i < N;) {
+			seed = seed * 1103515245u + 12345u;
+			int f = (int)(seed >> 16) % 12, run = 1 + (int)(seed >> 8) % 7;
+			for (int k = 0; k < run && i < N; k++, i++) {
+				bool cheap = (seed >> (k + 3)) & 1;
+				uint32_t cost = cheap ? 0 : 100 + (seed >> 20) % 3000;
+				tp_fairq_add_ready(&fa, &world_item(&a, f, cost, cheap)->node);
+				(void)world_item(&b, f, cost, cheap);
+			}
+		}
+		for (int i = 0; i + 1 < N; i++)
+			b.items[i].node.next = &b.items[i + 1].node;
+		/* Admitted in three chains: n stops the first two, the chain's end the last. */
+		struct tp_qnode *pos = &b.items[0].node;
+		assert_int_equal(tp_fairq_add_ready_chain(&fb, &pos, 100), 100);
+		assert_ptr_equal(pos, &b.items[100].node);
+		assert_int_equal(tp_fairq_add_ready_chain(&fb, &pos, 1), 1);
+		assert_int_equal(tp_fairq_add_ready_chain(&fb, &pos, N), N - 101);
+		assert_null(pos);
+		assert_int_equal(fb.nready, fa.nready);
+		assert_int_equal(fb.nexpensive, fa.nexpensive);
+		assert_int_equal(fb.nflows, fa.nflows);
+		for (;;) {
+			struct tp_qnode *ra[N], *rb[N];
+			size_t na = tp_fairq_pop(&fa, ra, 16), nb = tp_fairq_pop(&fb, rb, 16);
+			assert_int_equal(na, nb);
+			if (!na)
+				break;
+			for (size_t i = 0; i < na; i++)
+				assert_int_equal(item_of(ra[i]) - a.items, item_of(rb[i]) - b.items);
+			assert_int_equal(fb.nexpensive, fa.nexpensive);
+		}
+		free(a.items);
+		free(b.items);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -530,7 +592,7 @@ int main(void)
 	        cmocka_unit_test(test_new_flow_first), cmocka_unit_test(test_flow_fifo_and_batches),
 	        cmocka_unit_test(test_fair_admission), cmocka_unit_test(test_bound),
 	        cmocka_unit_test(test_flow_leaves),    cmocka_unit_test(test_mode_change),
-	        cmocka_unit_test(test_threads),
+	        cmocka_unit_test(test_threads),        cmocka_unit_test(test_chain_is_one_by_one),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
