@@ -153,6 +153,8 @@ void tp_metrics_run_start(struct tp_metrics_slot *s, struct tp_metrics_run *run,
 	        .pushed = r->pushed,
 	        .ran = r->ran,
 	};
+	memcpy(run->stamps, &r->arrival_us, sizeof(run->stamps));
+	memcpy(run->outcome, &r->op, sizeof(run->outcome));
 }
 
 void tp_metrics_request(struct tp_metrics_slot *s, const struct tp_req *r, uint64_t now_ns)
