@@ -8,9 +8,8 @@
  *   mailbox (post.h): a list under a lock and an eventfd written when the
  *   list goes from empty to non-empty, so a burst of completions costs one
  *   wakeup.  Admission notices are drained before completions: a request's
- *   admission is always posted before its completion (the queue publishes
- *   it before any worker can take the node), so a connection never sees
- *   them out of order.
+ *   admission is posted before its completion (the queue publishes it
+ *   before any worker can take the node): no connection sees them reversed.
  * - Connections are passive (conn.h): they report what happened and only
  *   the loop's bookkeeping (connset.c) moves them between its lists:
  *   `ready` (input to go on with), `dirty` (replies to write), the idle
@@ -20,9 +19,9 @@
  *   events (accept, read, parse); drain the mailbox; go on with connections
  *   left with input (fairness budget); push the turn's batch with one queue
  *   call; expire waiters past their deadline; timers (shutdown, tick,
- *   accept pause, forced close); then write every connection that has
- *   replies ready, one writev each.  Replies made in one turn leave in one
- *   write.
+ *   accept pause, forced close); take what the workers finished meanwhile;
+ *   then write every connection that has replies ready, one write each.
+ *   Replies made in one turn leave in one write.
  * - With cheap requests (ECHO) in flight and no socket ready (checked with
  *   a non-blocking epoll_wait first), the loop polls its mailbox for up to
  *   SPIN_NS before it sleeps in epoll_wait, marked `notified` so workers
@@ -460,6 +459,8 @@ int tp_loop_run(struct tp_loop *l)
 		push_batch(l);
 		expire_waiters(l);
 		run_timers(l);
+		if (atomic_load_explicit(&l->post.has_posts, memory_order_acquire))
+			drain_posted(l); /* replies done during this turn leave with it */
 		tp_connset_run_dirty(&l->conns);
 		if (finished(l))
 			return 0;
