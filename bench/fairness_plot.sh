@@ -52,7 +52,7 @@ set datafile separator "\t"
 set title "The victim's round trip while one client floods tpserver: fair scheduling by address vs none\n{/*0.8 bench/fairness.py: 8 workers, queue 1000, flood from 127.0.0.1 (tpclient), victim one request at a time, $secs s per run, $reps run(s) per mode; n: the victim's replies in a run}"
 set ylabel "victim round trip (ms, log scale)"
 set logscale y 10
-set yrange [0.1:20000]
+set yrange [0.01:20000]
 set format y "%g"
 set grid ytics lc rgb "#d0d0d0"
 set xrange [-0.6:$n - 0.4]

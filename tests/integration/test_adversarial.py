@@ -137,7 +137,7 @@ def flood_until_blocked(sock, payload, quiet_s=1.0, limit=256 << 20):
 
 def memory_bound_per_conn(max_line, max_unsent_kib):
     """docs/MEMORY.md: most heap one connection can hold (bytes)."""
-    conn = 336 + 432                              # struct tp_conn (336 bytes), its address entry
+    conn = 480 + 448                              # struct tp_conn (480-byte chunk), its address entry
     framer = max(1 << max(8, (max_line + 2 - 1).bit_length()), 16384)
     pending = max_unsent_kib * 1024 + max_line + 4  # reply bytes counted before reading stops
     nreq = pending // 48 + 1                       # smallest request buffer: 48 bytes
