@@ -182,43 +182,47 @@ static size_t admit_waiters(struct tp_queue *q)
 	return n;
 }
 
+/* Idle workers that no signal is on its way to yet: the most worth waking. Lock held. */
+static size_t idle_unwoken(const struct tp_queue *q)
+{
+	return q->nidle > q->nwaking ? q->nidle - q->nwaking : 0;
+}
+
 /*
- * Workers needed for n nodes made ready: one per expensive node, one per run
- * of cheap ones; never more than the idle workers not yet woken, so the walk
- * under the lock stays short.
+ * Workers needed for n nodes made ready in FIFO order: one per expensive
+ * node, one per run of cheap ones; never more than the idle workers not yet
+ * woken, so the walk under the lock stays short.
  */
 static size_t workers_wanted(const struct tp_queue *q, const struct tp_qnode *first, size_t n)
 {
-	size_t want = 0, cap = q->nidle > q->nwaking ? q->nidle - q->nwaking : 0;
+	size_t want = 0, cap = idle_unwoken(q);
 	bool in_run = false;
 	for (size_t i = 0; i < n && first && want < cap; i++, first = first->next) {
-		if (!first->batchable) {
-			want++;
-			in_run = false;
-		} else if (!in_run) {
-			want++;
-			in_run = true;
-		}
+		want += !first->batchable || !in_run;
+		in_run = first->batchable;
 	}
 	return want;
+}
+
+/* The fair modes: one worker per expensive node, one for the cheap ones (a batch spans flows). */
+static size_t workers_wanted_fair(const struct tp_queue *q, size_t nready, size_t nexpensive)
+{
+	size_t want = nexpensive + (nready > nexpensive), cap = idle_unwoken(q);
+	return want < cap ? want : cap;
 }
 
 /* Workers needed for everything admitted. Lock held. */
 static size_t workers_wanted_all(const struct tp_queue *q)
 {
-	if (!fair(q))
-		return workers_wanted(q, q->ready.head, q->ready.len);
-	/* As in FIFO order: one worker per expensive node, one for the cheap ones (a batch spans flows). */
-	size_t cap = q->nidle > q->nwaking ? q->nidle - q->nwaking : 0;
-	size_t want = q->fq.nexpensive + (q->fq.nready > q->fq.nexpensive);
-	return want < cap ? want : cap;
+	return fair(q) ? workers_wanted_fair(q, q->fq.nready, q->fq.nexpensive)
+	               : workers_wanted(q, q->ready.head, q->ready.len);
 }
 
 int tp_queue_push(struct tp_queue *q, struct tp_qnode *first, size_t n)
 {
 	struct tp_qnode *node = first;
-	size_t admitted, room, want = 0, cap;
-	bool cheap = false, in_run = false;
+	size_t admitted, room, want;
+	bool cheap;
 
 	pthread_mutex_lock(&q->lock);
 	if (q->closed) {
@@ -228,22 +232,20 @@ int tp_queue_push(struct tp_queue *q, struct tp_qnode *first, size_t n)
 	/* Nobody waits while there is room (DESIGN), so the first `room` nodes are admitted. */
 	room = nwait(q) == 0 && nready(q) < q->capacity ? q->capacity - nready(q) : 0;
 	admitted = n < room ? n : room;
-	cap = q->nidle > q->nwaking ? q->nidle - q->nwaking : 0;
 	if (fair(q)) {
-		/* Each flow's run in one step; a worker per expensive node, one for the cheap ones. */
+		/* Each flow's run in one step; the workers wanted follow from what it added. */
 		size_t nexp = q->fq.nexpensive;
 		admitted = tp_fairq_add_ready_chain(&q->fq, &node, admitted);
 		nexp = q->fq.nexpensive - nexp;
 		cheap = admitted > nexp;
-		want = nexp + cheap;
+		want = workers_wanted_fair(q, admitted, nexp);
 	} else {
-		/* In FIFO order: a worker per expensive node, one per run of cheap ones. */
+		/* Counted before the nodes are linked into the queue's lists. */
 		size_t i = 0;
-		for (; i < admitted && node; i++) {
+		want = workers_wanted(q, first, admitted);
+		for (cheap = false; i < admitted && node; i++) {
 			struct tp_qnode *next = node->next;
-			want += !node->batchable || !in_run;
-			in_run = node->batchable;
-			cheap |= in_run;
+			cheap |= node->batchable;
 			add(q, node, true);
 			node = next;
 		}
@@ -259,7 +261,7 @@ int tp_queue_push(struct tp_queue *q, struct tp_qnode *first, size_t n)
 	publish_ready(q);
 	TP_ASSERT(nwait(q) == 0 || nready(q) >= q->capacity);
 	if (admitted)
-		wake_workers(q, want < cap ? want : cap);
+		wake_workers(q, want);
 	if (cheap) /* admitted or waiting: the lane takes a cheap waiter too */
 		tp_queue_wake_cheap(q);
 	pthread_mutex_unlock(&q->lock);
