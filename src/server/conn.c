@@ -86,6 +86,14 @@ struct tp_conn *tp_conn_new(struct tp_conn_env *env, struct tp_loop *loop, int f
 	return c;
 }
 
+void tp_conn_env_now(struct tp_conn_env *env, uint64_t now_ns)
+{
+	env->now_ns = now_ns;
+	env->now_us = tp_req_us(now_ns);
+	env->wait_until_ns = now_ns + (uint64_t)env->cfg->queue_timeout_ms * 1000000ull;
+	env->max_unsent = (size_t)env->cfg->max_unsent_kib * 1024;
+}
+
 static void list_append(struct tp_conn *c, struct tp_req *r)
 {
 	r->onext = NULL;
@@ -114,7 +122,7 @@ static int reply_now(struct tp_conn *c, enum tp_proto_status st, const struct tp
 
 	if (!r)
 		return -ENOMEM;
-	r->arrival_us = tp_req_us(c->env->now_ns);
+	r->arrival_us = c->env->now_us;
 	/* Only an invalid argument follows a known op. */
 	r->op = (uint8_t)(st == TP_PROTO_INVALID_ARG ? pr->op : TP_METRICS_OP_NONE);
 	r->status = (uint8_t)st;
@@ -126,7 +134,7 @@ static int reply_now(struct tp_conn *c, enum tp_proto_status st, const struct tp
 
 static bool over_unsent(const struct tp_conn *c)
 {
-	return c->pending_bytes > (size_t)c->env->cfg->max_unsent_kib * 1024;
+	return c->pending_bytes > c->env->max_unsent;
 }
 
 static bool can_read(const struct tp_conn *c)
@@ -176,14 +184,14 @@ static int on_line(void *ctx, const char *line, size_t len, bool too_long)
 		return 1;
 	}
 	r->op = (uint8_t)pr.op;
-	r->arrival_us = tp_req_us(env->now_ns);
+	r->arrival_us = env->now_us;
 	r->pushed = true;
 	r->qnode.flow = &c->flow;
 	r->qnode.cost_us = pr.op == TP_OP_ECHO ? 0 : pr.sleep_ms * 1000u; /* the queue adds a floor */
 	/* Its wait for space in the queue ends queue_timeout_ms after its line was read. */
-	r->qnode.deadline_ns = env->now_ns + (uint64_t)env->cfg->queue_timeout_ms * 1000000ull;
+	r->qnode.deadline_ns = env->wait_until_ns;
 	if (pr.op == TP_OP_ECHO) {
-		memcpy(r->buf + 3, pr.text, pr.text_len);
+		tp_req_copy(r->buf + 3, pr.text, pr.text_len);
 		r->len = (uint32_t)pr.text_len;
 		r->qnode.batchable = true;
 	} else {
@@ -388,24 +396,6 @@ unsigned tp_conn_flush(struct tp_conn *c, bool more_input)
 	/* Draining below the bound lets reading go on. */
 	if (was_over && !over_unsent(c) && can_read(c))
 		ev |= TP_CONN_READ;
-	return ev;
-}
-
-unsigned tp_conn_complete(struct tp_conn *c, struct tp_req *r)
-{
-	unsigned ev;
-
-	TP_ASSERT(c->ninflight > 0);
-	/*
-	 * Admissions are handled before completions (loop.c), so a request
-	 * still waiting never ran: it expired or was cancelled.
-	 */
-	TP_ASSERT(!r->waiting || r->status != TP_PROTO_OK);
-	c->ninflight--;
-	ev = tp_conn_admitted(c, r); /* an expired waiter stops waiting as an admitted one does */
-	r->done = true;
-	if (!c->closed && r == c->ohead)
-		ev |= TP_CONN_WRITE;
 	return ev;
 }
 

@@ -33,6 +33,7 @@
 #include "handover_state.h"
 #include "req.h"
 #include "source.h"
+#include "tp_assert.h"
 
 struct tp_config;
 struct tp_loop;
@@ -41,11 +42,17 @@ struct tp_metrics_slot;
 /* What a loop shares with its connections (loop thread only, but `served`). */
 struct tp_conn_env {
 	const struct tp_config *cfg;
-	uint64_t now_ns;    /* this turn's time */
+	uint64_t now_ns;    /* this turn's time (set with tp_conn_env_now()) */
 	uint32_t turn;      /* bumped by the loop after each push of the batch */
 	bool shutting_down; /* new lines get ERR server shutting down */
 	bool draining;      /* leaving: close after a reply when nothing else is in flight */
 	bool keeping;       /* shutting down, handing connections over: read nothing more, close none */
+
+	/* Derived from now_ns and cfg once a turn, for every line of it: */
+	uint32_t now_us;        /* tp_req_us(now_ns) */
+	uint64_t wait_until_ns; /* a line read now waits for space in the queue until then */
+	size_t max_unsent;      /* limits.max_unsent_kib in bytes */
+
 	int epfd;
 	char *scratch; /* reads land here; only a partial line is kept per connection */
 	size_t scratch_len;
@@ -56,6 +63,9 @@ struct tp_conn_env {
 	/* connections closed before their first request, by reason (any thread may read) */
 	_Atomic uint64_t turned_away[TP_PEER_REFUSAL_COUNT];
 };
+
+/* The loop's time is now_ns (a new turn, or the settings changed): set it and what derives from it. */
+void tp_conn_env_now(struct tp_conn_env *env, uint64_t now_ns);
 
 /* What a connection reports (bits of the unsigned its functions return). */
 enum {
@@ -133,14 +143,36 @@ unsigned tp_conn_process(struct tp_conn *c);
  */
 unsigned tp_conn_flush(struct tp_conn *c, bool more_input);
 
-/* Request r, in flight, came back done (from the pool, or expired). Returns TP_CONN_* bits. */
-unsigned tp_conn_complete(struct tp_conn *c, struct tp_req *r);
-
 /* The queue could not admit r: it waits, and the connection reads nothing more. */
 void tp_conn_waiting(struct tp_conn *c, struct tp_req *r);
 
 /* A waiting request of this connection was admitted to the queue. Returns TP_CONN_* bits. */
 unsigned tp_conn_admitted(struct tp_conn *c, struct tp_req *r);
+
+/*
+ * Request r, in flight, came back done (from the pool, or expired). Returns
+ * TP_CONN_* bits.  Inline: the loop calls it for every request.
+ */
+static inline unsigned tp_conn_complete(struct tp_conn *c, struct tp_req *r)
+{
+	unsigned ev = 0;
+
+	TP_ASSERT(c->ninflight > 0);
+	c->ninflight--;
+	if (r->waiting) {
+		/*
+		 * Admissions are handled before completions (loop.c), so a request
+		 * still waiting never ran: it expired or was cancelled, and stops
+		 * waiting as an admitted one does.
+		 */
+		TP_ASSERT(r->status != TP_PROTO_OK);
+		ev = tp_conn_admitted(c, r);
+	}
+	r->done = true;
+	if (!c->closed && r == c->ohead)
+		ev |= TP_CONN_WRITE;
+	return ev;
+}
 
 /* Close the fd now (reason for the debug log). Returns TP_CONN_CLOSED, or 0 if it was closed. */
 unsigned tp_conn_close(struct tp_conn *c, const char *reason);

@@ -147,6 +147,24 @@ void tp_connset_act(struct tp_connset *s, struct tp_conn *c, unsigned ev)
 	}
 }
 
+struct tp_req *tp_connset_complete_run(struct tp_connset *s, struct tp_req *r, struct tp_connset_tally *tally)
+{
+	struct tp_conn *c = r->conn;
+	unsigned ev = 0;
+
+	do {
+		struct tp_req *next = r->dnext;
+		tally->cheap += r->qnode.batchable;
+		tally->busy += r->status == TP_PROTO_BUSY && !r->late;
+		ev |= tp_conn_complete(c, r);
+		r = next;
+	} while (r && r->conn == c);
+	/* Most requests are done behind their connection's head: nothing to act on. */
+	if (ev || c->closed)
+		tp_connset_act(s, c, ev);
+	return r;
+}
+
 void tp_connset_run_ready(struct tp_connset *s)
 {
 	struct tp_conn *c = s->ready;

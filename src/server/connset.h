@@ -53,6 +53,21 @@ bool tp_connset_take(struct tp_connset *s, struct tp_conn_env *env, struct tp_lo
 /* Act on what c reported (TP_CONN_* bits); c may be freed. */
 void tp_connset_act(struct tp_connset *s, struct tp_conn *c, unsigned ev);
 
+/* What came back to a loop, for its counters (tp_connset_complete_run()). */
+struct tp_connset_tally {
+	size_t cheap;  /* batchable requests */
+	uint64_t busy; /* answered ERR server busy for their wait for space */
+};
+
+/*
+ * Requests of one connection came back done (from the pool, refused or
+ * expired), from r along dnext while they are its: each is marked done,
+ * counted in *tally, and the connection is acted on once after them.
+ * Returns the first request of another connection, or NULL.
+ */
+struct tp_req *tp_connset_complete_run(struct tp_connset *s, struct tp_req *r,
+                                       struct tp_connset_tally *tally);
+
 /* Let every connection on the ready list go on reading. */
 void tp_connset_run_ready(struct tp_connset *s);
 

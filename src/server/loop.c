@@ -21,7 +21,6 @@
  *   call; expire waiters past their deadline; timers (shutdown, tick,
  *   accept pause, forced close); take what the workers finished meanwhile;
  *   then write every connection that has replies ready, one write each.
- *   Replies made in one turn leave in one write.
  * - With cheap requests (ECHO) in flight and no socket ready (checked with
  *   a non-blocking epoll_wait first), the loop polls its mailbox for up to
  *   SPIN_NS before it sleeps in epoll_wait, marked `notified` so workers
@@ -194,14 +193,16 @@ void tp_loop_counters(struct tp_loop *l, struct tp_loop_counters *ret)
 	tp_peer_counts_load(l->env.turned_away, ret->turned_away);
 }
 
-/* r of one of this loop's connections came back done. */
+/* Requests of this loop came back done, linked through dnext. */
 static void complete(struct tp_loop *l, struct tp_req *r)
 {
-	if (r->qnode.batchable)
-		l->cheap_inflight--;
-	if (r->status == TP_PROTO_BUSY && !r->late)
-		atomic_fetch_add_explicit(&l->busy, 1, memory_order_relaxed);
-	tp_connset_act(&l->conns, r->conn, tp_conn_complete(r->conn, r));
+	struct tp_connset_tally t = {0};
+
+	while (r)
+		r = tp_connset_complete_run(&l->conns, r, &t);
+	l->cheap_inflight -= t.cheap;
+	if (t.busy)
+		atomic_fetch_add_explicit(&l->busy, t.busy, memory_order_relaxed);
 }
 
 /* Listener callback: a new client. */
@@ -217,7 +218,7 @@ static bool take_conn(void *ctx, int fd, const struct sockaddr_storage *peer)
 
 bool tp_loop_adopt(struct tp_loop *l, int fd, const struct tp_handover_conn *rec)
 {
-	l->env.now_ns = tp_clock_ns(); /* it is active now, not idle since boot */
+	tp_conn_env_now(&l->env, tp_clock_ns()); /* it is active now, not idle since boot */
 	return tp_connset_take(&l->conns, &l->env, l, fd, NULL, rec, TP_PEER_DIRECT);
 }
 
@@ -250,6 +251,7 @@ static void refresh_config(struct tp_loop *l)
 		l->hooks.config_copy(l->hooks.ctx, &l->cfg);
 		tp_peer_gate_set(&l->gate, &l->cfg);
 		l->cfg_gen = gen;
+		tp_conn_env_now(&l->env, l->env.now_ns); /* what derives from the settings */
 		/* Any limit may have changed: look at every connection once. */
 		tp_connset_limits_changed(&l->conns);
 	}
@@ -285,7 +287,7 @@ static int wait_events(struct tp_loop *l, struct epoll_event *events)
 		l->last_work_ns = tp_clock_ns();
 	if (n < 0 && errno != EINTR)
 		return -errno;
-	l->env.now_ns = tp_clock_ns();
+	tp_conn_env_now(&l->env, tp_clock_ns());
 	atomic_store_explicit(&l->last_turn_ns, l->env.now_ns, memory_order_relaxed);
 	refresh_config(l);
 	refresh_shutting_down(l);
@@ -339,11 +341,7 @@ static void drain_posted(struct tp_loop *l)
 		tp_connset_act(&l->conns, admit->conn, tp_conn_admitted(admit->conn, admit));
 		admit = next;
 	}
-	while (done) {
-		struct tp_req *next = done->dnext;
-		complete(l, done);
-		done = next;
-	}
+	complete(l, done);
 }
 
 /*
@@ -371,6 +369,7 @@ static void push_batch(struct tp_loop *l)
 		if (admitted < 0) {
 			/* Closed: the server is past its shutdown deadline. */
 			tp_req_fail(r, TP_PROTO_SHUTDOWN);
+			r->dnext = NULL;
 			complete(l, r);
 		} else if (i >= (size_t)admitted) {
 			tp_conn_waiting(r->conn, r);
@@ -395,6 +394,7 @@ static void expire_waiters(struct tp_loop *l)
 		tp_req_fail(r, TP_PROTO_BUSY);
 		r->wait_end_us = tp_req_us(l->env.now_ns);
 		r->waited = true;
+		r->dnext = NULL;
 		if (r->conn->loop == l)
 			complete(l, r);
 		else
@@ -447,7 +447,7 @@ int tp_loop_run(struct tp_loop *l)
 {
 	struct epoll_event events[MAX_EVENTS];
 
-	l->env.now_ns = tp_clock_ns();
+	tp_conn_env_now(&l->env, tp_clock_ns());
 	l->next_tick_ns = l->env.now_ns + l->tick_ns;
 	for (;;) {
 		int n = wait_events(l, events);

@@ -112,7 +112,8 @@ void tp_metrics_request(struct tp_metrics_slot *s, const struct tp_req *r, uint6
  * nothing is counted.
  */
 struct tp_metrics_run {
-	uint64_t n; /* requests gathered (0: empty) */
+	uint64_t n;      /* requests gathered (0: empty) */
+	uint64_t now_ns; /* when they were written */
 	uint32_t arrival_us, wait_end_us, start_us, end_us, now_us;
 	uint8_t op, status;
 	bool late, pushed, ran;
@@ -137,20 +138,20 @@ static inline uint32_t tp_metrics_wait_end_us(const struct tp_req *r)
  * stamps are zero, so raw bytes that differ never hide equal times.)
  */
 static inline bool tp_metrics_run_matches(const struct tp_metrics_run *run, const struct tp_req *r,
-                                          uint32_t now_us)
+                                          uint64_t now_ns)
 {
 	_Static_assert(offsetof(struct tp_req, end_us) - offsetof(struct tp_req, arrival_us) == 12,
 	               "the four stamps are contiguous");
 	_Static_assert(offsetof(struct tp_req, late) - offsetof(struct tp_req, op) == 7,
 	               "op, status and the six flags are contiguous");
-	return run->n && now_us == run->now_us && memcmp(&r->arrival_us, run->stamps, 16) == 0 &&
+	return run->n && now_ns == run->now_ns && memcmp(&r->arrival_us, run->stamps, 16) == 0 &&
 	       memcmp(&r->op, run->outcome, 8) == 0;
 }
 
 static inline void tp_metrics_run_add(struct tp_metrics_slot *s, struct tp_metrics_run *run,
                                       const struct tp_req *r, uint64_t now_ns)
 {
-	if (tp_metrics_run_matches(run, r, tp_req_us(now_ns)))
+	if (tp_metrics_run_matches(run, r, now_ns))
 		run->n++;
 	else
 		tp_metrics_run_start(s, run, r, now_ns);

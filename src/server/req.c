@@ -39,22 +39,30 @@ void tp_req_cache_clear(struct tp_req_cache *cache)
 	cache->n = 0;
 }
 
-ssize_t tp_req_write_run(int fd, struct tp_req *r)
+/* The run from r as segments, for writev. */
+static ssize_t writev_run(int fd, struct tp_req *r)
 {
 	struct iovec iov[WRITE_RUN_MAX];
+	int n = 0;
+
+	for (; r && r->done && n < WRITE_RUN_MAX; r = r->onext, n++)
+		iov[n] = (struct iovec){r->buf + r->woff, r->len - r->woff};
+	return writev(fd, iov, n);
+}
+
+ssize_t tp_req_write_run(int fd, struct tp_req *r)
+{
 	char gather[GATHER_BYTES];
 	size_t total = 0;
 	int n = 0;
 
-	for (; r && r->done && n < WRITE_RUN_MAX; r = r->onext, n++) {
-		iov[n] = (struct iovec){r->buf + r->woff, r->len - r->woff};
-		total += iov[n].iov_len;
-	}
-	if (n < 2 || total > sizeof(gather))
-		return writev(fd, iov, n);
 	/* Small replies: one copy here costs less than the kernel's walk of n segments. */
-	char *p = gather;
-	for (int i = 0; i < n; i++)
-		p = mempcpy(p, iov[i].iov_base, iov[i].iov_len);
+	for (struct tp_req *s = r; s && s->done && n < WRITE_RUN_MAX; s = s->onext, n++) {
+		size_t len = s->len - s->woff;
+		if (len > sizeof(gather) - total)
+			return n == 0 ? write(fd, r->buf + r->woff, len) : writev_run(fd, r);
+		tp_req_copy(gather + total, s->buf + s->woff, len);
+		total += len;
+	}
 	return write(fd, gather, total);
 }

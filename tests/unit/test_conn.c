@@ -53,7 +53,7 @@ static int setup(void **state)
 	g->cfg.queue_timeout_ms = 1000;
 	g->cfg.max_unsent_kib = 256;
 	g->env.cfg = &g->cfg;
-	g->env.now_ns = 1000;
+	tp_conn_env_now(&g->env, 1000);
 	g->env.scratch = g->scratch;
 	g->env.scratch_len = sizeof(g->scratch);
 	g->env.epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -284,7 +284,7 @@ static void test_replies_counted_when_written(void **state)
 	assert_int_equal(g->nbatch, 4);
 	for (size_t i = 0; i < 3; i++)
 		(void)run(g, g->batch[i]);
-	g->env.now_ns += 30 * 1000; /* answered 30 us after they were read */
+	tp_conn_env_now(&g->env, g->env.now_ns + 30 * 1000); /* answered 30 us after they were read */
 	(void)tp_conn_flush(g->c, false);
 	assert_peer_reads(g, "OK a\nOK b\nERR unknown op BAD\nOK 0\n");
 	tp_metrics_sum(m, &sum);
@@ -311,6 +311,7 @@ static void test_pauses_past_the_unsent_bound(void **state)
 	size_t total = 0;
 
 	g->cfg.max_unsent_kib = 1; /* 1024 bytes of replies held at most */
+	tp_conn_env_now(&g->env, g->env.now_ns);
 	memset(text, 'x', 300);
 	text[300] = '\0';
 	snprintf(line, sizeof(line), "ECHO %s\n", text);
