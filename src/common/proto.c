@@ -179,18 +179,6 @@ size_t tp_proto_format_sleep(uint32_t ms, char *buf)
 	return len;
 }
 
-size_t tp_proto_format_echo(const char *text, size_t text_len, char *buf)
-{
-	/* The worker formats in place, with the text already at buf + 3: nothing to move then. */
-	if (text != buf + 3)
-		memmove(buf + 3, text, text_len);
-	buf[0] = 'O';
-	buf[1] = 'K';
-	buf[2] = ' ';
-	buf[3 + text_len] = '\n';
-	return text_len + 4;
-}
-
 size_t tp_proto_reply_len(const struct tp_proto_req *req)
 {
 	char tmp[16];
