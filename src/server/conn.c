@@ -382,9 +382,14 @@ unsigned tp_conn_flush(struct tp_conn *c, bool more_input)
 	if (sent)
 		atomic_fetch_add_explicit(&c->env->served, sent, memory_order_relaxed);
 
-	/* Handing over: what was read is answered; what was not goes with it (framer and socket). */
+	/*
+	 * Handing over: what was read is answered; what was not goes with it
+	 * (framer and socket).  Not first bytes still undecided (a PROXY header
+	 * in part): the next instance takes every connection as past them.
+	 */
 	if (c->env->keeping && !c->eof && c->nreqs == 0 && !more_input)
-		return ev | TP_CONN_HANDOFF;
+		return ev | (c->hdr ? tp_conn_close(c, "shutting down: PROXY header not complete")
+		                    : TP_CONN_HANDOFF);
 	if ((c->eof || c->env->shutting_down) && c->nreqs == 0 && !c->framer.stopped && !c->grace &&
 	    !more_input)
 		return ev | tp_conn_close(c, c->eof ? "client closed" : "shutting down");

@@ -537,6 +537,45 @@ static void test_keeping_answers_what_was_read_and_carries_the_rest(void **state
 	close(fd);
 }
 
+/*
+ * Keeping, a connection whose PROXY header came only in part is closed, not
+ * handed over: the next instance takes every connection as past its header
+ * and would read the rest of it as requests.  One whose header is whole is
+ * handed over.
+ */
+static void test_keeping_closes_a_connection_with_half_a_header(void **state)
+{
+	struct rig *g = *state;
+	struct sockaddr_storage peer = {0};
+	const char *sent[2] = {"PROXY TCP4 192.0.2.1 192.0", "PROXY TCP4 192.0.2.1 192.0.2.2 5000 9000\r\n"};
+	struct tp_conn *c[2];
+	int sv[2][2];
+	char b;
+
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv[i]), 0);
+		c[i] = tp_conn_new(&g->env, NULL, sv[i][0], &peer, TP_PEER_EXPECT);
+		assert_non_null(c[i]);
+		assert_int_equal(write(sv[i][1], sent[i], strlen(sent[i])), (ssize_t)strlen(sent[i]));
+		(void)tp_conn_on_event(c[i], EPOLLIN);
+		assert_false(c[i]->closed);
+	}
+	assert_non_null(c[0]->hdr); /* still waiting for the rest of its header */
+	assert_null(c[1]->hdr);
+	assert_string_equal(c[1]->addr, "192.0.2.1");
+	g->env.shutting_down = g->env.keeping = true;
+	for (int i = 0; i < 2; i++)
+		(void)tp_conn_shutdown(c[i], 5000);
+	assert_int_equal(tp_conn_flush(c[0], false) & (TP_CONN_HANDOFF | TP_CONN_CLOSED), TP_CONN_CLOSED);
+	assert_int_equal(read(sv[0][1], &b, 1), 0); /* its proxy sees the close */
+	assert_int_equal(tp_conn_flush(c[1], false) & (TP_CONN_HANDOFF | TP_CONN_CLOSED), TP_CONN_HANDOFF);
+	(void)tp_conn_close(c[1], "test over");
+	for (int i = 0; i < 2; i++) {
+		tp_conn_free(c[i]);
+		close(sv[i][1]);
+	}
+}
+
 int main(void)
 {
 	/* A write to a client that left must be an EPIPE, as in the daemon. */
@@ -557,6 +596,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_grace_runs_out, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_keeping_answers_what_was_read_and_carries_the_rest,
 	                                        setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_keeping_closes_a_connection_with_half_a_header, setup,
+	                                        teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
