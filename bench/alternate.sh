@@ -1,0 +1,72 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Server CPU per request and throughput of several servers under the same
+# client, alternated round by round so that the machine's drift hits all of
+# them alike: an old and a new tpserver binary side by side in one sitting,
+# with the bare epoll ceiling beside them.  Each run starts its server
+# afresh, warms it for a second, then measures one run of lineload
+# (../shared/bench) pipelining `ECHO hello`; server CPU from /proc.
+#
+# usage: bench/alternate.sh ROUNDS SECONDS CONNS PIPELINE SERVER...
+#   SERVER  a tpserver binary (run with --config /dev/null), or `ceiling`
+#           (limit_echo, one thread)
+#   BENCH=DIR  where lineload.c and limit_echo.c are (default: ../shared/bench
+#           beside the tree)
+# Prints a line per run, then per server the median of its rounds.
+# Not a test: prints figures, asserts nothing.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+[[ $# -ge 5 ]] || { sed -n 's/^# \{0,1\}//; 10,16p' "$0" >&2; exit 2; }
+rounds=$1 secs=$2 conns=$3 pipeline=$4
+shift 4
+bench=${BENCH:-$top/../shared/bench}
+[[ -f $bench/lineload.c ]] || { echo "alternate: $bench/lineload.c not found; skipped"; exit 0; }
+for s in "$@"; do
+	[[ $s == ceiling || -x $s ]] || { echo "alternate: no server at $s" >&2; exit 2; }
+done
+
+work=$(mktemp -d)
+srv=
+cleanup() {
+	[[ -n $srv ]] && kill "$srv" 2>/dev/null
+	rm -rf "$work"
+}
+trap cleanup EXIT
+cc -O2 -pthread -o "$work/lineload" "$bench/lineload.c"
+cc -O2 -pthread -o "$work/limit_echo" "$bench/limit_echo.c"
+hz=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+for r in $(seq "$rounds"); do
+	for s in "$@"; do
+		port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+		if [[ $s == ceiling ]]; then
+			"$work/limit_echo" "$port" 1 &
+		else
+			"$s" --config /dev/null --host 127.0.0.1 --port "$port" --log-level warning &
+		fi
+		srv=$!
+		for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
+		"$work/lineload" 127.0.0.1 "$port" "$conns" "$pipeline" 1 'ECHO hello' >/dev/null
+		before=$(cpu_ticks "$srv")
+		out=$("$work/lineload" 127.0.0.1 "$port" "$conns" "$pipeline" "$secs" 'ECHO hello')
+		after=$(cpu_ticks "$srv")
+		kill "$srv"
+		wait "$srv" 2>/dev/null || true
+		srv=
+		awk -v s="$s" -v r="$r" -v t=$((after - before)) -v hz="$hz" -v out="$out" 'BEGIN {
+			match(out, /rps=[0-9]+/); rps = substr(out, RSTART + 4, RLENGTH - 4)
+			match(out, /done=[0-9]+/); done = substr(out, RSTART + 5, RLENGTH - 5)
+			printf "round %d %-40s rps %9d  server_us/req %.3f\n", r, s, rps, t / hz * 1e6 / done
+		}' | tee -a "$work/runs"
+	done
+done
+echo "# medians of $rounds rounds of $secs s, $conns connections x pipeline $pipeline"
+for s in "$@"; do
+	awk -v s="$s" '$3 == s { rps[++n] = $5; us[n] = $7 }
+	function med(a, n,   i, j, t) {
+		for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+		return a[int((n + 1) / 2)]
+	}
+	END { printf "%-40s rps %9d  server_us/req %.3f\n", s, med(rps, n), med(us, n) }' "$work/runs"
+done
