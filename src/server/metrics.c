@@ -122,7 +122,7 @@ void tp_metrics_run_end(struct tp_metrics_slot *s, struct tp_metrics_run *run)
 	if (!n || !s)
 		return;
 	tp_metrics_add(&s->requests[op][result], n);
-	observe_n(&s->duration[op], since(run->arrival_us, run->now_us), n);
+	observe_n(&s->duration[op], since(run->arrival_us, tp_req_us(run->now_ns)), n);
 	if (!run->pushed)
 		return; /* refused at parse time: it never asked for queue space */
 
@@ -147,7 +147,6 @@ void tp_metrics_run_start(struct tp_metrics_slot *s, struct tp_metrics_run *run,
 	        .start_us = r->start_us,
 	        .end_us = r->end_us,
 	        .now_ns = now_ns,
-	        .now_us = tp_req_us(now_ns),
 	        .op = r->op,
 	        .status = r->status,
 	        .late = r->late,

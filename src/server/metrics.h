@@ -114,7 +114,7 @@ void tp_metrics_request(struct tp_metrics_slot *s, const struct tp_req *r, uint6
 struct tp_metrics_run {
 	uint64_t n;      /* requests gathered (0: empty) */
 	uint64_t now_ns; /* when they were written */
-	uint32_t arrival_us, wait_end_us, start_us, end_us, now_us;
+	uint32_t arrival_us, wait_end_us, start_us, end_us;
 	uint8_t op, status;
 	bool late, pushed, ran;
 	/* What a request must share with the run to join it, as its raw bytes (see run_matches()). */
