@@ -138,7 +138,7 @@ void tp_fairq_deactivate(struct tp_fairq_level *lv, struct tp_fairq_entry *e)
 static struct tp_fairq_entry *pick(struct tp_fairq_level *lv)
 {
 	for (;;) {
-		struct tp_fairq_entry *e = lv->new_list.head ? lv->new_list.head : lv->old_list.head;
+		struct tp_fairq_entry *e = tp_fairq_first_active(lv);
 		if (!e || e->deficit > 0)
 			return e;
 		tp_fairq_deactivate(lv, e);

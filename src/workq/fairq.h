@@ -227,6 +227,12 @@ static inline struct tp_fairq_level *tp_fairq_level_of(struct tp_fairq *fq, stru
 	return g ? &g->inner : &fq->top;
 }
 
+/* The first entry of a level's lists (new before old), or NULL. */
+static inline struct tp_fairq_entry *tp_fairq_first_active(const struct tp_fairq_level *lv)
+{
+	return lv->new_list.head ? lv->new_list.head : lv->old_list.head;
+}
+
 /* Take e off the level's new or old list (no-op if on none). */
 void tp_fairq_deactivate(struct tp_fairq_level *lv, struct tp_fairq_entry *e);
 

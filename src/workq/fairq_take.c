@@ -55,12 +55,6 @@ size_t tp_fairq_take_flow(struct tp_fairq *fq, struct tp_qflow *f, struct tp_qno
 	return n;
 }
 
-/* The first entry of a level's lists, or NULL. */
-static struct tp_fairq_entry *first_active(const struct tp_fairq_level *lv)
-{
-	return lv->new_list.head ? lv->new_list.head : lv->old_list.head;
-}
-
 void tp_fairq_take_all(struct tp_fairq *fq, struct tp_qnode **ret_ready, struct tp_qnode **ret_wait)
 {
 	struct chain ready = {0}, wait = {0};
@@ -71,11 +65,11 @@ void tp_fairq_take_all(struct tp_fairq *fq, struct tp_qnode **ret_ready, struct 
 		tp_fairq_remove_waiter(fq, n);
 		chain_add(&wait, n);
 	}
-	while ((e = first_active(&fq->top))) {
+	while ((e = tp_fairq_first_active(&fq->top))) {
 		if (!e->is_group)
 			(void)take_flow(fq, tp_fairq_flow_of(e), &ready, &wait);
 		else
-			while ((c = first_active(&tp_fairq_group_of(e)->inner)))
+			while ((c = tp_fairq_first_active(&tp_fairq_group_of(e)->inner)))
 				(void)take_flow(fq, tp_fairq_flow_of(c), &ready, &wait);
 	}
 	TP_ASSERT(fq->nready == 0 && fq->nwait == 0 && fq->nflows == 0);
