@@ -50,7 +50,8 @@ enum { LIST_NONE, LIST_NEW, LIST_OLD };
 
 static uint64_t cost_of(const struct tp_qnode *n)
 {
-	return n->cost_us > TP_FAIRQ_MIN_COST_US ? n->cost_us : TP_FAIRQ_MIN_COST_US;
+	uint64_t floor = (uint64_t)TP_FAIRQ_MIN_COST_US * tp_qnode_weight(n);
+	return n->cost_us > floor ? n->cost_us : floor;
 }
 
 static struct tp_qflow *flow_of(struct tp_fairq *fq, const struct tp_qnode *n)
@@ -196,9 +197,9 @@ static struct tp_fairq_entry *bucket_first(const struct tp_fairq_level *lv)
 /* --- admitted nodes --- */
 
 /*
- * Count k nodes of f of total cost c, kexp of them expensive, in (k > 0) or
- * out (k < 0, c negated: the sums are modular) of f and its group, keeping
- * the buckets right.
+ * Count nodes of f of total weight k and cost c, kexp of them expensive, in
+ * (k > 0) or out (k < 0, c negated: the sums are modular) of f and its
+ * group, keeping the buckets right.
  */
 static void account(struct tp_fairq *fq, struct tp_qflow *f, uint64_t c, int k, int kexp)
 {
@@ -216,21 +217,25 @@ static void account(struct tp_fairq *fq, struct tp_qflow *f, uint64_t c, int k, 
 	fq->nexpensive += (size_t)kexp;
 }
 
-size_t tp_fairq_add_ready_chain(struct tp_fairq *fq, struct tp_qnode **pos, size_t n)
+size_t tp_fairq_add_ready_chain(struct tp_fairq *fq, struct tp_qnode **pos, size_t n, size_t room)
 {
 	struct tp_qnode *first = *pos;
 	size_t added = 0;
 
-	while (added < n && first) {
+	while (added < n && room > 0 && first && tp_qnode_weight(first) <= room) {
 		/* The run of first's flow: accounted and scheduled once. */
 		struct tp_qflow *f = flow_of(fq, first);
 		struct tp_qgroup *g = tp_fairq_group_for(fq, f);
 		struct tp_qnode *last = first;
 		uint64_t cost = cost_of(first);
-		int k = 1, kexp = !first->batchable;
+		size_t w = tp_qnode_weight(first), k = 1;
+		int kexp = !first->batchable;
 
-		for (; added + (size_t)k < n && last->next && flow_of(fq, last->next) == f; k++) {
+		for (; added + k < n && w < room && last->next && flow_of(fq, last->next) == f &&
+		       w + tp_qnode_weight(last->next) <= room;
+		     k++) {
 			last = last->next;
+			w += tp_qnode_weight(last);
 			cost += cost_of(last);
 			kexp += !last->batchable;
 		}
@@ -243,12 +248,13 @@ size_t tp_fairq_add_ready_chain(struct tp_fairq *fq, struct tp_qnode **pos, size
 		f->rtail = last;
 		if (f->e.nready == 0)
 			fq->nflows++;
-		account(fq, f, cost, k, kexp);
+		account(fq, f, cost, (int)w, kexp);
 		activate(tp_fairq_level_of(fq, g), &f->e, f->whead != NULL);
 		if (g)
 			activate(&fq->top, &g->e, g->nwaiting > 0);
 		first = after;
-		added += (size_t)k;
+		added += k;
+		room -= w;
 	}
 	*pos = first;
 	return added;
@@ -256,13 +262,13 @@ size_t tp_fairq_add_ready_chain(struct tp_fairq *fq, struct tp_qnode **pos, size
 
 void tp_fairq_add_ready(struct tp_fairq *fq, struct tp_qnode *n)
 {
-	(void)tp_fairq_add_ready_chain(fq, &n, 1);
+	(void)tp_fairq_add_ready_chain(fq, &n, 1, tp_qnode_weight(n));
 }
 
 size_t tp_fairq_take_batch(struct tp_fairq *fq, struct tp_qflow *f, struct tp_qnode **ret, size_t max,
                            uint64_t *ret_cost)
 {
-	size_t n = 0;
+	size_t n = 0, w = 0;
 	uint64_t cost = 0;
 	int kexp = 0;
 
@@ -275,10 +281,11 @@ size_t tp_fairq_take_batch(struct tp_fairq *fq, struct tp_qflow *f, struct tp_qn
 			f->rtail = NULL;
 		h->next = NULL;
 		cost += cost_of(h);
+		w += tp_qnode_weight(h);
 		kexp += !h->batchable;
 		ret[n++] = h;
 	}
-	account(fq, f, -cost, -(int)n, -kexp);
+	account(fq, f, -cost, -(int)w, -kexp);
 	*ret_cost = cost;
 	return n;
 }
@@ -371,7 +378,7 @@ void tp_fairq_add_wait(struct tp_fairq *fq, struct tp_qnode *n)
 	else
 		fq->whead = n;
 	fq->wtail = n;
-	fq->nwait++;
+	fq->nwait += tp_qnode_weight(n);
 }
 
 void tp_fairq_remove_waiter(struct tp_fairq *fq, struct tp_qnode *n)
@@ -398,7 +405,7 @@ void tp_fairq_remove_waiter(struct tp_fairq *fq, struct tp_qnode *n)
 	else
 		fq->wtail = n->wprev;
 	n->wnext = n->wprev = NULL;
-	fq->nwait--;
+	fq->nwait -= tp_qnode_weight(n);
 }
 
 struct tp_qflow *tp_fairq_next_waiting_flow(const struct tp_fairq *fq)

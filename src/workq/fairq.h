@@ -24,8 +24,13 @@
 
 /*
  * A unit of work, embedded by its owner (intrusive: the queue never
- * allocates per node).  The owner sets deadline_ns, batchable and, for the
- * fair modes, flow and cost_us; the rest is the queue's.
+ * allocates per node).  The owner sets deadline_ns, batchable, more and,
+ * for the fair modes, flow and cost_us; the rest is the queue's.
+ *
+ * A node may stand for several requests of one flow (more > 0: only
+ * batchable ones): it weighs 1 + more.  The bound, the depth, the waiting
+ * count and each flow's share count weights, so the queue holds as many
+ * requests whether they come one by one or together.
  */
 struct tp_qflow;
 struct tp_qnode {
@@ -35,7 +40,17 @@ struct tp_qnode {
 	uint64_t deadline_ns;           /* CLOCK_MONOTONIC; the end of its wait for space */
 	uint32_t cost_us;               /* expected service time: the fair modes' measure */
 	bool batchable;                 /* cheap work: a worker may take a run of these at once */
+	uint16_t more;                  /* requests it stands for beyond the first (tp_qnode_weight) */
 };
+
+/* Most requests one node may stand for. */
+#define TP_QNODE_WEIGHT_MAX 64
+
+/* The requests n stands for: what it takes of the bound and counts in the depth. */
+static inline size_t tp_qnode_weight(const struct tp_qnode *n)
+{
+	return 1u + n->more;
+}
 
 /* How nodes are grouped into flows (pool.fairness). */
 enum tp_fairness {
@@ -45,8 +60,9 @@ enum tp_fairness {
 };
 
 /*
- * The least a node costs, in µs, whatever its cost_us says: about what an
- * ECHO takes, so a flood of cheap requests is held to its share too.
+ * The least a request costs, in µs, whatever its node's cost_us says (a
+ * node is charged at least this times its weight): about what an ECHO
+ * takes, so a flood of cheap requests is held to its share too.
  */
 #define TP_FAIRQ_MIN_COST_US 2
 
@@ -66,7 +82,7 @@ struct tp_fairq_entry {
 	int64_t deficit;            /* cost it may still take this round */
 	uint64_t cost;              /* cost of its admitted nodes */
 	uint64_t wcost;             /* cost of its waiting nodes */
-	uint32_t nready;            /* its admitted nodes */
+	uint32_t nready;            /* weight of its admitted nodes */
 	uint8_t list;               /* none, new or old */
 	uint8_t bucket;             /* admission bucket + 1, 0: none */
 	bool is_group;
@@ -102,10 +118,10 @@ struct tp_fairq {
 	enum tp_fairness mode; /* CONNECTION or ADDRESS */
 	struct tp_fairq_level top;
 	struct tp_qnode *whead, *wtail; /* every waiting node, in arrival order (wprev/wnext) */
-	size_t nready, nwait;
-	size_t nexpensive;        /* admitted nodes that are not batchable */
-	size_t nflows;            /* flows with admitted nodes */
-	struct tp_qflow nullflow; /* the flow of nodes without one */
+	size_t nready, nwait;           /* weights of the admitted and of the waiting nodes */
+	size_t nexpensive;              /* admitted nodes that are not batchable */
+	size_t nflows;                  /* flows with admitted nodes */
+	struct tp_qflow nullflow;       /* the flow of nodes without one */
 };
 
 /* The group or flow an entry is embedded in (fairq.c and fairq_lane.c). */
@@ -133,12 +149,13 @@ void tp_fairq_init(struct tp_fairq *fq, enum tp_fairness mode);
 void tp_fairq_add_ready(struct tp_fairq *fq, struct tp_qnode *n);
 
 /*
- * Admit up to n nodes linked through next from *pos on (fewer if the chain
- * ends), in order, as as many tp_fairq_add_ready() calls would, each run of
- * one flow's nodes in one step.  Leaves *pos at the node after them;
- * returns how many were admitted.
+ * Admit up to n nodes linked through next from *pos on while their weights
+ * add up to at most room (fewer if the chain ends), in order, as as many
+ * tp_fairq_add_ready() calls would, each run of one flow's nodes in one
+ * step.  Leaves *pos at the first node not admitted; returns how many
+ * nodes were admitted.
  */
-size_t tp_fairq_add_ready_chain(struct tp_fairq *fq, struct tp_qnode **pos, size_t n);
+size_t tp_fairq_add_ready_chain(struct tp_fairq *fq, struct tp_qnode **pos, size_t n, size_t room);
 
 /* n waits for a place (its flow's wait FIFO and the arrival order). */
 void tp_fairq_add_wait(struct tp_fairq *fq, struct tp_qnode *n);
@@ -210,7 +227,7 @@ size_t tp_fairq_take_flow(struct tp_fairq *fq, struct tp_qflow *f, struct tp_qno
  */
 void tp_fairq_take_all(struct tp_fairq *fq, struct tp_qnode **ret_ready, struct tp_qnode **ret_wait);
 
-/* The most admitted nodes any one group (or flow outside a group) holds. Walks the active ones. */
+/* The most admitted weight any one group (or flow outside a group) holds. Walks the active ones. */
 size_t tp_fairq_largest(const struct tp_fairq *fq);
 
 /* --- between the files of the discipline (fairq*.c) only --- */

@@ -3,15 +3,18 @@
  * queue: the bounded queue, its wait list and its workers' wake-ups.
  *
  * DESIGN
- * - Under one mutex, the admitted nodes (at most `capacity`, taken by
- *   workers) and the waiting ones (arrived while it was full; each node
- *   carries its own deadline).  In TP_FAIR_NONE these are two intrusive
+ * - Under one mutex, the admitted nodes (at most `capacity` requests,
+ *   taken by workers) and the waiting ones (arrived while it was full; each
+ *   node carries its own deadline).  A node may stand for several requests
+ *   (fairq.h, tp_qnode_weight): every count here is of requests, and a
+ *   node is admitted only when all of its requests fit.  In TP_FAIR_NONE these are two intrusive
  *   FIFO lists, `ready` and `wait`; in the fair modes the discipline in
  *   fairq.c holds both (`fq`), flow by flow.
- * - Invariant: nobody waits unless the admitted part is full.  So a push
- *   admits only when nobody waits, and every pop that frees a place admits
- *   a waiter at once, under the same lock: no place stays free while
- *   someone waits.  Which waiter: the oldest in TP_FAIR_NONE (a newcomer
+ * - Invariant: nobody waits unless the waiter whose turn it is does not
+ *   fit in what is free.  So a push admits only when nobody waits, and
+ *   every pop that frees a place (and every expiry, which may leave a
+ *   lighter waiter next) admits waiters at once, under the same lock: no
+ *   place the next waiter fits in stays free.  Which waiter: the oldest in TP_FAIR_NONE (a newcomer
  *   never overtakes a waiter), the one of the least loaded group and flow
  *   in the fair modes (a newcomer of a light client overtakes the waiters
  *   of a heavy one), where a pop admits before it chooses, so that a light
@@ -66,34 +69,45 @@
 /* A brief poll: a few dozen pauses, one yield of the core. */
 #define SPIN_SHORT_NS 0
 
-static void list_append(struct list *l, struct tp_qnode *n)
-{
-	n->next = NULL;
-	if (l->tail)
-		l->tail->next = n;
-	else
-		l->head = n;
-	l->tail = n;
-	l->len++;
-}
-
+/* Requests admitted: what the bound is on. */
 static size_t nready(const struct tp_queue *q)
 {
-	return fair(q) ? q->fq.nready : q->ready.len;
+	return fair(q) ? q->fq.nready : q->ready.weight;
 }
 
+/* Requests waiting. */
 static size_t nwait(const struct tp_queue *q)
 {
-	return fair(q) ? q->fq.nwait : q->wait.len;
+	return fair(q) ? q->fq.nwait : q->wait.weight;
 }
 
-static struct tp_qnode *oldest_waiter(const struct tp_queue *q)
+/* The waiter whose turn it is to be admitted, still linked, or NULL. */
+static struct tp_qnode *next_waiter(const struct tp_queue *q)
 {
-	return fair(q) ? tp_fairq_oldest_waiter(&q->fq) : q->wait.head;
+	if (!fair(q))
+		return q->wait.head;
+	struct tp_qflow *f = tp_fairq_next_waiting_flow(&q->fq);
+	return f ? f->whead : NULL;
 }
 
-/* Admit n (ready) or let it wait. Lock held. */
-static void add(struct tp_queue *q, struct tp_qnode *n, bool ready)
+/*
+ * Do all of n's requests fit in the free places?  A node heavier than the
+ * whole capacity (a reload shrank it) fits an empty queue, or it would
+ * wait forever and, in TP_FAIR_NONE, hold up everyone behind it.
+ */
+static bool fits(const struct tp_queue *q, const struct tp_qnode *n)
+{
+	return nready(q) + tp_qnode_weight(n) <= q->capacity || nready(q) == 0;
+}
+
+/* The DESIGN invariant: nobody waits unless the waiter next in turn does not fit. */
+static bool settled(const struct tp_queue *q)
+{
+	const struct tp_qnode *w = next_waiter(q);
+	return !w || !fits(q, w);
+}
+
+void tp_queue_add(struct tp_queue *q, struct tp_qnode *n, bool ready)
 {
 	if (fair(q))
 		(ready ? tp_fairq_add_ready : tp_fairq_add_wait)(&q->fq, n);
@@ -139,10 +153,16 @@ static void publish_deadline(struct tp_queue *q)
 	atomic_store_explicit(&q->next_deadline, w ? w->deadline_ns : 0, memory_order_relaxed);
 }
 
-/* Publish ready.len for the spinner. Lock held. */
+/* Publish the admitted weight for the spinner. Lock held. */
 static void publish_ready(struct tp_queue *q)
 {
 	atomic_store_explicit(&q->nready, nready(q), memory_order_release);
+}
+
+void tp_queue_publish(struct tp_queue *q)
+{
+	publish_deadline(q);
+	publish_ready(q);
 }
 
 /*
@@ -164,21 +184,20 @@ static void wake_workers(struct tp_queue *q, size_t want)
 static void admit_one(struct tp_queue *q)
 {
 	struct tp_qnode *w = fair(q) ? tp_fairq_next_waiter(&q->fq) : list_shift(&q->wait);
-	add(q, w, true);
+	tp_queue_add(q, w, true);
 	if (q->admit)
 		q->admit(w, q->admit_ctx);
 }
 
-/* Move waiters into free places. Lock held. */
+/* Move waiters into free places, in their turns, while the next one fits. Lock held. */
 static size_t admit_waiters(struct tp_queue *q)
 {
 	size_t n = 0;
-	for (; nwait(q) > 0 && nready(q) < q->capacity; n++)
+	for (struct tp_qnode *w; (w = next_waiter(q)) && fits(q, w); n++)
 		admit_one(q);
 	if (n)
 		publish_deadline(q);
-	/* The DESIGN invariant: nobody waits while a place is free. */
-	TP_ASSERT(nwait(q) == 0 || nready(q) >= q->capacity);
+	TP_ASSERT(settled(q));
 	return n;
 }
 
@@ -229,38 +248,43 @@ int tp_queue_push(struct tp_queue *q, struct tp_qnode *first, size_t n)
 		pthread_mutex_unlock(&q->lock);
 		return -EPIPE;
 	}
-	/* Nobody waits while there is room (DESIGN), so the first `room` nodes are admitted. */
+	/* Nobody waits while there is room (DESIGN): the nodes that fit, in order, are admitted. */
 	room = nwait(q) == 0 && nready(q) < q->capacity ? q->capacity - nready(q) : 0;
-	admitted = n < room ? n : room;
 	if (fair(q)) {
 		/* Each flow's run in one step; the workers wanted follow from what it added. */
 		size_t nexp = q->fq.nexpensive;
-		admitted = tp_fairq_add_ready_chain(&q->fq, &node, admitted);
+		admitted = tp_fairq_add_ready_chain(&q->fq, &node, n, room);
 		nexp = q->fq.nexpensive - nexp;
 		cheap = admitted > nexp;
 		want = workers_wanted_fair(q, admitted, nexp);
 	} else {
 		/* Counted before the nodes are linked into the queue's lists. */
-		size_t i = 0;
-		want = workers_wanted(q, first, admitted);
-		for (cheap = false; i < admitted && node; i++) {
-			struct tp_qnode *next = node->next;
+		size_t used = 0;
+		cheap = false;
+		for (admitted = 0; node && admitted < n && used + tp_qnode_weight(node) <= room; admitted++) {
+			used += tp_qnode_weight(node);
 			cheap |= node->batchable;
-			add(q, node, true);
-			node = next;
+			node = node->next;
 		}
-		admitted = i;
+		want = workers_wanted(q, first, admitted);
+		for (size_t i = 0; i < admitted; i++) {
+			struct tp_qnode *next = first->next;
+			tp_queue_add(q, first, true);
+			first = next;
+		}
 	}
 	for (size_t i = admitted; i < n && node; i++) {
 		struct tp_qnode *next = node->next;
 		cheap |= node->batchable;
-		add(q, node, false);
+		tp_queue_add(q, node, false);
 		node = next;
 	}
+	/* In the fair modes a lighter flow's waiter may fit where the first that waits did not. */
+	if (admit_waiters(q) > 0)
+		want = workers_wanted_all(q);
 	publish_deadline(q);
 	publish_ready(q);
-	TP_ASSERT(nwait(q) == 0 || nready(q) >= q->capacity);
-	if (admitted)
+	if (want)
 		wake_workers(q, want);
 	if (cheap) /* admitted or waiting: the lane takes a cheap waiter too */
 		tp_queue_wake_cheap(q);
@@ -268,14 +292,38 @@ int tp_queue_push(struct tp_queue *q, struct tp_qnode *first, size_t n)
 	return (int)admitted;
 }
 
-/* The place this pop frees goes to a waiter first, who competes for this very pop. */
+/*
+ * The place this pop frees goes to a waiter first, who competes for this
+ * very pop: when it fits once the pop has taken a request (a pop takes at
+ * least one); else it is admitted after the pop, as far as it fits then.
+ */
 static size_t fair_pop(struct tp_queue *q, struct tp_qnode **ret, size_t max)
 {
-	if (q->fq.nready > 0 && q->fq.nwait > 0)
+	size_t before = q->fq.nready; /* above the capacity only after a reload shrank it */
+	struct tp_qnode *w = before > 0 ? next_waiter(q) : NULL;
+	if (w && before + tp_qnode_weight(w) <= q->capacity + 1)
 		admit_one(q);
 	size_t n = tp_fairq_pop(&q->fq, ret, max);
-	TP_ASSERT(q->fq.nready <= q->capacity);
+	TP_ASSERT(q->fq.nready <= (before > q->capacity ? before : q->capacity));
 	return n;
+}
+
+/* Wake workers, general and cheap-only, for what is admitted. Lock held. */
+static void wake_for_ready(struct tp_queue *q)
+{
+	if (nready(q) > 0) {
+		wake_workers(q, workers_wanted_all(q));
+		if (fair(q) ? q->fq.nready > q->fq.nexpensive : q->ready.head->batchable)
+			tp_queue_wake_cheap(q);
+	}
+}
+
+void tp_queue_admit_and_wake(struct tp_queue *q)
+{
+	if (admit_waiters(q)) {
+		publish_ready(q);
+		wake_for_ready(q);
+	}
 }
 
 void tp_queue_after_pop(struct tp_queue *q, size_t n)
@@ -290,11 +338,7 @@ void tp_queue_after_pop(struct tp_queue *q, size_t n)
 	 * queued.  Also when leaving on *stop: this worker may have absorbed
 	 * the wake-up, or the spinner's share, meant for that work.
 	 */
-	if (nready(q) > 0) {
-		wake_workers(q, workers_wanted_all(q));
-		if (fair(q) ? q->fq.nready > q->fq.nexpensive : q->ready.head->batchable)
-			tp_queue_wake_cheap(q);
-	}
+	wake_for_ready(q);
 }
 
 size_t tp_queue_pop(struct tp_queue *q, struct tp_qnode **ret, size_t max, const atomic_bool *stop)
@@ -348,21 +392,6 @@ size_t tp_queue_pop(struct tp_queue *q, struct tp_qnode **ret, size_t max, const
 	return n;
 }
 
-size_t tp_queue_expire(struct tp_queue *q, uint64_t now_ns, struct tp_qnode **ret_first,
-                       uint64_t *ret_next_ns)
-{
-	struct list out = {0};
-
-	pthread_mutex_lock(&q->lock);
-	for (struct tp_qnode *w; (w = oldest_waiter(q)) && w->deadline_ns <= now_ns; list_append(&out, w))
-		fair(q) ? tp_fairq_remove_waiter(&q->fq, w) : (void)list_shift(&q->wait);
-	*ret_next_ns = oldest_waiter(q) ? oldest_waiter(q)->deadline_ns : 0;
-	publish_deadline(q);
-	pthread_mutex_unlock(&q->lock);
-	*ret_first = out.head;
-	return out.len;
-}
-
 uint64_t tp_queue_next_deadline(struct tp_queue *q)
 {
 	return atomic_load_explicit(&q->next_deadline, memory_order_relaxed);
@@ -372,10 +401,7 @@ void tp_queue_set_capacity(struct tp_queue *q, size_t capacity)
 {
 	pthread_mutex_lock(&q->lock);
 	q->capacity = capacity ? capacity : 1;
-	size_t admitted = admit_waiters(q);
-	publish_ready(q);
-	if (admitted)
-		wake_workers(q, workers_wanted_all(q));
+	tp_queue_admit_and_wake(q);
 	pthread_mutex_unlock(&q->lock);
 }
 
@@ -395,85 +421,6 @@ bool tp_queue_closed(struct tp_queue *q)
 	c = q->closed;
 	pthread_mutex_unlock(&q->lock);
 	return c;
-}
-
-/* Append the nodes linked through next from first to l. */
-static void append_chain(struct list *l, struct tp_qnode *first)
-{
-	while (first) {
-		struct tp_qnode *next = first->next;
-		list_append(l, first);
-		first = next;
-	}
-}
-
-/* Unlink every node: admitted ones in *ret_ready (each flow's in order), waiting ones in *ret_wait. */
-static void take_chains(struct tp_queue *q, struct tp_qnode **ret_ready, struct tp_qnode **ret_wait)
-{
-	if (fair(q)) {
-		tp_fairq_take_all(&q->fq, ret_ready, ret_wait);
-		return;
-	}
-	*ret_ready = q->ready.head;
-	*ret_wait = q->wait.head;
-	q->ready = (struct list){0};
-	q->wait = (struct list){0};
-}
-
-void tp_queue_set_fairness(struct tp_queue *q, enum tp_fairness mode)
-{
-	struct tp_qnode *ready, *wait, *n;
-
-	pthread_mutex_lock(&q->lock);
-	if (mode != q->mode) {
-		take_chains(q, &ready, &wait);
-		q->mode = mode;
-		tp_fairq_init(&q->fq, mode == TP_FAIR_NONE ? TP_FAIR_CONNECTION : mode);
-		for (; (n = ready); add(q, n, true))
-			ready = n->next;
-		for (; (n = wait); add(q, n, false))
-			wait = n->next;
-		/* Same counts as before: the invariant holds and nothing is to admit or wake. */
-		TP_ASSERT(nwait(q) == 0 || nready(q) >= q->capacity);
-	}
-	pthread_mutex_unlock(&q->lock);
-}
-
-/* Lock held: publish, unlock, and hand over ready then wait, joined, in *ret_first. Returns the count. */
-static size_t unlock_handing(struct tp_queue *q, struct tp_qnode *ready, struct tp_qnode *wait,
-                             struct tp_qnode **ret_first)
-{
-	struct list out = {0};
-
-	publish_deadline(q);
-	publish_ready(q);
-	pthread_mutex_unlock(&q->lock);
-	append_chain(&out, ready);
-	append_chain(&out, wait);
-	*ret_first = out.head;
-	return out.len;
-}
-
-size_t tp_queue_take_flow(struct tp_queue *q, struct tp_qflow *f, struct tp_qnode **ret_first)
-{
-	struct tp_qnode *ready = NULL, *wait = NULL;
-
-	pthread_mutex_lock(&q->lock);
-	if (fair(q)) {
-		tp_fairq_take_flow(&q->fq, f, &ready, &wait);
-		if (admit_waiters(q))
-			wake_workers(q, workers_wanted_all(q));
-	}
-	return unlock_handing(q, ready, wait, ret_first);
-}
-
-size_t tp_queue_take_all(struct tp_queue *q, struct tp_qnode **ret_first)
-{
-	struct tp_qnode *ready, *wait;
-
-	pthread_mutex_lock(&q->lock);
-	take_chains(q, &ready, &wait);
-	return unlock_handing(q, ready, wait, ret_first);
 }
 
 void tp_queue_wake_all(struct tp_queue *q)

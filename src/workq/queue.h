@@ -36,17 +36,20 @@ struct tp_queue;
 typedef void (*tp_queue_admit_fn)(struct tp_qnode *node, void *ctx);
 
 struct tp_queue_stats {
-	size_t depth;   /* admitted, not yet taken by a worker */
-	size_t waiting; /* in the wait list */
+	size_t depth;   /* requests admitted, not yet taken by a worker (nodes' weights) */
+	size_t waiting; /* requests in the wait list */
 	size_t capacity;
 	size_t idle;    /* workers blocked in tp_queue_pop() */
 	size_t flows;   /* fair modes: flows with admitted nodes */
-	size_t largest; /* fair modes: most admitted nodes of one group or flow */
+	size_t largest; /* fair modes: most admitted requests of one group or flow */
 	enum tp_fairness fairness;
 	uint64_t long_spins, short_spins; /* polls for work before blocking (spin.h) */
 };
 
-/* A FIFO queue (TP_FAIR_NONE) holding at most capacity admitted nodes. NULL on ENOMEM. */
+/*
+ * A FIFO queue (TP_FAIR_NONE) holding at most capacity admitted requests
+ * (nodes' weights, fairq.h).  NULL on ENOMEM.
+ */
 struct tp_queue *tp_queue_new(size_t capacity, tp_queue_admit_fn admit, void *admit_ctx);
 
 /* Free the queue (NULL is fine). It must be empty of workers; nodes left are not touched. */
@@ -54,11 +57,13 @@ void tp_queue_free(struct tp_queue *q);
 
 /*
  * Push n nodes linked through next, in arrival order, each with its
- * deadline_ns (and for the fair modes flow and cost_us) set.  While there
- * is space and no one is waiting, nodes are admitted and idle workers
- * woken; the rest join the wait list.  Returns the number admitted (0..n;
- * the first ones of the list), or -EPIPE when the queue is closed, in which
- * case nothing was taken.  Never blocks beyond the queue lock.
+ * deadline_ns, more (and for the fair modes flow and cost_us) set.  While
+ * no one is waiting, nodes are admitted as long as they fit, and idle
+ * workers woken; the rest join the wait list (in the fair modes, one of
+ * them whose flow's turn it is may still be admitted, through the admit
+ * callback).  Returns the number admitted (0..n; the first ones of the
+ * list), or -EPIPE when the queue is closed, in which case nothing was
+ * taken.  Never blocks beyond the queue lock.
  */
 int tp_queue_push(struct tp_queue *q, struct tp_qnode *first, size_t n);
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * queue_priv: the queue's state, shared by queue.c and its cheap lane
- * (queue_lane.c) and included by nothing else (it does not include
+ * queue_priv: the queue's state, shared by queue.c, its cheap lane
+ * (queue_lane.c) and its taking out (queue_take.c), and included by nothing else (it does not include
  * queue.h, so that the two modules' includes point one way).  Every field is under
  * `lock` unless it says otherwise.
  */
@@ -19,7 +19,8 @@
 
 struct list {
 	struct tp_qnode *head, *tail;
-	size_t len;
+	size_t len;    /* nodes */
+	size_t weight; /* the requests they stand for (tp_qnode_weight) */
 };
 
 struct tp_queue {
@@ -30,7 +31,7 @@ struct tp_queue {
 	struct list wait;          /* TP_FAIR_NONE */
 	struct tp_fairq fq;        /* the fair modes */
 	enum tp_fairness mode;
-	size_t capacity;
+	size_t capacity;                   /* in requests: nodes' weights */
 	size_t nidle;                      /* workers blocked in pop */
 	size_t nwaking;                    /* signals sent that no worker has consumed yet */
 	size_t ncheap_idle;                /* cheap-only workers blocked in pop_cheap */
@@ -39,7 +40,7 @@ struct tp_queue {
 	bool spinner;                      /* a worker is polling `nready` instead of sleeping */
 	struct tp_spin spin;               /* whether polling pays */
 	uint64_t long_spins, short_spins;
-	_Atomic size_t nready; /* ready.len, readable without the lock */
+	_Atomic size_t nready; /* admitted weight, readable without the lock */
 	bool closed;
 	_Atomic uint64_t next_deadline; /* wait list head's deadline, readable without the lock */
 	void (*admit)(struct tp_qnode *node, void *ctx); /* queue.h's tp_queue_admit_fn */
@@ -55,14 +56,45 @@ static inline struct tp_qnode *list_shift(struct list *l)
 	if (!l->head)
 		l->tail = NULL;
 	l->len--;
+	l->weight -= tp_qnode_weight(n);
 	n->next = NULL;
 	return n;
+}
+
+static inline void list_append(struct list *l, struct tp_qnode *n)
+{
+	n->next = NULL;
+	if (l->tail)
+		l->tail->next = n;
+	else
+		l->head = n;
+	l->tail = n;
+	l->len++;
+	l->weight += tp_qnode_weight(n);
 }
 
 static inline bool fair(const struct tp_queue *q)
 {
 	return q->mode != TP_FAIR_NONE;
 }
+
+static inline struct tp_qnode *oldest_waiter(const struct tp_queue *q)
+{
+	return fair(q) ? tp_fairq_oldest_waiter(&q->fq) : q->wait.head;
+}
+
+/* Admit n (ready) or let it wait, in the discipline's structures. Lock held.  queue.c. */
+void tp_queue_add(struct tp_queue *q, struct tp_qnode *n, bool ready);
+
+/* Publish the admitted weight and the wait list head's deadline for lock-free readers. Lock held. */
+void tp_queue_publish(struct tp_queue *q);
+
+/*
+ * Admit the waiters that fit now (after anything but a pop: an expiry, a
+ * flow taken out, a change of capacity or discipline), and wake workers
+ * for them.  Lock held.  queue.c.
+ */
+void tp_queue_admit_and_wake(struct tp_queue *q);
 
 /*
  * After a pop took n nodes (0 too): admit waiters into the places freed,
