@@ -114,8 +114,11 @@ static int frame(struct tp_framer *f, const char *data, size_t len, tp_framer_cb
 			break;
 		if (over_long(f, p, (size_t)(nl - p)))
 			stop = cb(ctx, NULL, 0, true);
-		else
+		else {
+			f->ahead = (size_t)(end - nl - 1);
 			stop = cb(ctx, p, (size_t)(nl - p), false);
+			f->ahead = 0;
+		}
 		p = nl + 1;
 		if (stop) {
 			f->stopped = true;

@@ -27,6 +27,7 @@ struct tp_framer {
 	size_t len;      /* bytes in buf */
 	size_t cap;      /* allocated size of buf */
 	size_t max_line; /* longest line accepted, without its "\n" */
+	size_t ahead;    /* while a callback runs: input bytes after its line's "\n" at hand (0: unknown) */
 	bool discarding; /* inside an over-long line: drop up to the next "\n" */
 	bool stopped;    /* the consumer stopped framing; buf holds unframed bytes */
 };
@@ -34,7 +35,9 @@ struct tp_framer {
 /*
  * Called for each line, in order: line/len without the "\n", or too_long set
  * (line NULL) once per over-long line.  Return 0 to go on, non-zero to stop
- * after this line.
+ * after this line.  While it runs, the framer's `ahead` says how many bytes
+ * of input follow the line's "\n" in the same buffer (line + len + 1 on):
+ * a consumer may look at what comes next (0 when none, or not known).
  */
 typedef int (*tp_framer_cb)(void *ctx, const char *line, size_t len, bool too_long);
 

@@ -786,6 +786,47 @@ static void test_preload(void **state)
 	sink_free(&s);
 }
 
+/* What the ahead callback saw: each line's `ahead`, and that the bytes it names follow the line. */
+struct ahead_sink {
+	struct tp_framer *f;
+	size_t ahead[8];
+	size_t n;
+};
+
+static int on_line_ahead(void *ctx, const char *line, size_t len, bool too_long)
+{
+	struct ahead_sink *s = ctx;
+
+	assert_false(too_long);
+	assert_true(s->n < 8);
+	s->ahead[s->n++] = s->f->ahead;
+	if (s->f->ahead)
+		assert_int_equal(line[len], '\n'); /* line + len + 1 on is the input after it */
+	return 0;
+}
+
+/* While a callback runs, `ahead` counts the input bytes after its line in the same feed. */
+static void test_ahead(void **state)
+{
+	struct tp_framer f;
+	struct ahead_sink s = {&f, {0}, 0};
+	static const char in[] = "a\nbb\nccc";
+
+	(void)state;
+	tp_framer_init(&f, 64);
+	assert_int_equal(tp_framer_feed(&f, in, sizeof(in) - 1, on_line_ahead, &s), 0);
+	assert_int_equal(s.n, 2);
+	assert_int_equal(s.ahead[0], 6); /* "bb\nccc" */
+	assert_int_equal(s.ahead[1], 3); /* "ccc", a partial line */
+	/* A retained partial line completed by the next feed: what follows is not at hand. */
+	assert_int_equal(tp_framer_feed(&f, "\nd\n", 3, on_line_ahead, &s), 0);
+	assert_int_equal(s.n, 4);
+	assert_int_equal(s.ahead[2], 0);
+	assert_int_equal(s.ahead[3], 0); /* the last line of its feed */
+	assert_int_equal(f.ahead, 0);
+	tp_framer_release(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -802,6 +843,7 @@ int main(void)
 	        cmocka_unit_test(test_set_max_line),
 	        cmocka_unit_test(test_resume_when_running),
 	        cmocka_unit_test(test_preload),
+	        cmocka_unit_test(test_ahead),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
