@@ -91,19 +91,32 @@ size_t tp_proto_reply_len(const struct tp_proto_req *req);
 size_t tp_proto_format_sleep(uint32_t ms, char *buf);
 
 /*
- * Format "OK <text>\n" into buf (>= text_len + 4 bytes); text may already
- * lie at buf + 3 (a worker formats in place: nothing to move then).
- * Returns the length.  Inline: a worker calls it for every ECHO.
+ * ECHO replies are built in two halves, in place.  The line's reader lays
+ * each one down as three reserved bytes, the text and "\n"
+ * (tp_proto_echo_place); the one that answers writes the "OK " of each
+ * (tp_proto_echo_finish), which makes buf[0, len) that many "OK <text>\n"
+ * replies back to back.  Texts never hold "\n" (it ends their line).
  */
-static inline size_t tp_proto_format_echo(const char *text, size_t text_len, char *buf)
+static inline size_t tp_proto_echo_place(const char *text, size_t text_len, char *dst)
 {
-	if (text != buf + 3)
-		memmove(buf + 3, text, text_len);
-	buf[0] = 'O';
-	buf[1] = 'K';
-	buf[2] = ' ';
-	buf[3 + text_len] = '\n';
+	memcpy(dst + 3, text, text_len);
+	dst[3 + text_len] = '\n';
 	return text_len + 4;
+}
+
+/* Finish the replies laid down back to back in buf[0, len) (len > 0). Inline: a worker's every ECHO. */
+static inline void tp_proto_echo_finish(char *buf, size_t len)
+{
+	char *p = buf, *end = buf + len;
+
+	for (;;) {
+		p[0] = 'O';
+		p[1] = 'K';
+		p[2] = ' ';
+		p = (char *)memchr(p + 3, '\n', (size_t)(end - p - 3)) + 1;
+		if (p >= end)
+			return;
+	}
 }
 
 /* The wire name of an op ("SLEEP"). */

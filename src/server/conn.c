@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -132,15 +133,35 @@ static int reply_now(struct tp_conn *c, enum tp_proto_status st, const struct tp
 	return 0;
 }
 
-static bool over_unsent(const struct tp_conn *c)
+/*
+ * Units (req.h): an ECHO line joins the connection's ECHO request at the
+ * tail of this turn's batch, when that is a unit with room for it.  The
+ * line is laid down as its reply but for the "OK " the worker writes.
+ */
+static bool join_unit(struct tp_conn *c, const struct tp_proto_req *pr)
 {
-	return c->pending_bytes > c->env->max_unsent;
+	struct tp_req *u = c->otail;
+
+	/* No heavier than the queue: a unit of more requests than its bound would never fit. */
+	if (!u || u != c->env->batch.tail || u->cap != TP_REQ_UNIT_CAP || u->op != TP_OP_ECHO ||
+	    tp_req_lines(u) >= TP_REQ_UNIT_LINES || tp_req_lines(u) >= (uint32_t)c->env->cfg->queue_size ||
+	    u->len + pr->text_len + 4 > u->cap)
+		return false;
+	u->len += (uint32_t)tp_proto_echo_place(pr->text, pr->text_len, u->buf + u->len);
+	u->qnode.more++;
+	return true;
 }
 
-static bool can_read(const struct tp_conn *c)
+/*
+ * The slot for an ECHO line that starts a request: a unit's when another
+ * ECHO line follows it in what was read (more may join it), else its own size.
+ */
+static size_t echo_cap(const struct tp_conn *c, const char *line, size_t len, const struct tp_proto_req *pr)
 {
-	return !c->closed && !c->eof && !c->env->keeping && c->nwaiting == 0 && !over_unsent(c) &&
-	       (c->framer.stopped || c->readable);
+	if (c->framer.ahead >= 5 && strncasecmp(line + len + 1, "ECHO ", 5) == 0 &&
+	    pr->text_len + 4 <= TP_REQ_UNIT_CAP / 2)
+		return TP_REQ_UNIT_CAP;
+	return pr->text_len + 4;
 }
 
 /* The framer callback's context: the connection and what happened to it. */
@@ -175,10 +196,12 @@ static int on_line(void *ctx, const char *line, size_t len, bool too_long)
 			return 1;
 		}
 		fr->ev |= TP_CONN_WRITE;
-		return over_unsent(c);
+		return tp_conn_over_unsent(c);
 	}
 
-	r = tp_req_new(&env->reqs, c, pr.op == TP_OP_ECHO ? pr.text_len + 4 : 0);
+	if (pr.op == TP_OP_ECHO && join_unit(c, &pr))
+		return ++c->bn >= BATCH || tp_conn_over_unsent(c);
+	r = tp_req_new(&env->reqs, c, pr.op == TP_OP_ECHO ? echo_cap(c, line, len, &pr) : 0);
 	if (!r) {
 		c->failed = true;
 		return 1;
@@ -191,8 +214,7 @@ static int on_line(void *ctx, const char *line, size_t len, bool too_long)
 	/* Its wait for space in the queue ends queue_timeout_ms after its line was read. */
 	r->qnode.deadline_ns = env->wait_until_ns;
 	if (pr.op == TP_OP_ECHO) {
-		tp_req_copy(r->buf + 3, pr.text, pr.text_len);
-		r->len = (uint32_t)pr.text_len;
+		r->len = (uint32_t)tp_proto_echo_place(pr.text, pr.text_len, r->buf);
 		r->qnode.batchable = true;
 	} else {
 		r->sleep_ms = pr.sleep_ms;
@@ -202,7 +224,7 @@ static int on_line(void *ctx, const char *line, size_t len, bool too_long)
 	c->bn++;
 	c->ninflight++;
 	tp_req_batch_add(&env->batch, r);
-	return c->bn >= BATCH || over_unsent(c);
+	return c->bn >= BATCH || tp_conn_over_unsent(c);
 }
 
 static unsigned read_error(struct tp_conn *c, int err)
@@ -287,7 +309,7 @@ unsigned tp_conn_process(struct tp_conn *c)
 	if (c->bn >= BATCH)
 		return TP_CONN_READ; /* its share of this turn's batch is full: go on next turn */
 	c->framer.max_line = (size_t)c->env->cfg->max_line_bytes;
-	while (can_read(c)) {
+	while (tp_conn_can_read(c)) {
 		if (budget-- == 0 || c->bn >= BATCH) {
 			fr.ev |= TP_CONN_READ;
 			break;
@@ -336,7 +358,7 @@ static size_t written(struct tp_conn *c, size_t left)
 		c->ohead = h->onext;
 		if (!c->ohead)
 			c->otail = NULL;
-		sent++;
+		sent += tp_req_lines(h);
 		tp_metrics_run_add(c->env->metrics, &run, h, c->env->now_ns);
 		req_done_with(c, h);
 	}
@@ -352,7 +374,7 @@ static size_t written(struct tp_conn *c, size_t left)
 
 unsigned tp_conn_flush(struct tp_conn *c, bool more_input)
 {
-	bool was_over = over_unsent(c);
+	bool was_over = tp_conn_over_unsent(c);
 	size_t sent = 0;
 	unsigned ev = 0;
 	int cork = c->env->draining; /* leaving: the last reply and the FIN go in one segment */
@@ -399,7 +421,7 @@ unsigned tp_conn_flush(struct tp_conn *c, bool more_input)
 	if (cork) /* not closed: uncorking sends what waits */
 		(void)setsockopt(c->fd, IPPROTO_TCP, TCP_CORK, &(int){0}, sizeof(int));
 	/* Draining below the bound lets reading go on. */
-	if (was_over && !over_unsent(c) && can_read(c))
+	if (was_over && !tp_conn_over_unsent(c) && tp_conn_can_read(c))
 		ev |= TP_CONN_READ;
 	return ev;
 }
@@ -416,57 +438,7 @@ unsigned tp_conn_admitted(struct tp_conn *c, struct tp_req *r)
 		return 0;
 	r->waiting = false;
 	TP_ASSERT(c->nwaiting > 0);
-	return --c->nwaiting == 0 && can_read(c) ? TP_CONN_READ : 0;
-}
-
-unsigned tp_conn_close(struct tp_conn *c, const char *reason)
-{
-	if (c->closed)
-		return 0;
-	atomic_store_explicit(&c->gone, true, memory_order_relaxed);
-	c->closed = true;
-	close(c->fd); /* also removes it from epoll */
-	c->fd = -1;
-	tp_framer_release(&c->framer);
-	free(c->hdr);
-	c->hdr = NULL;
-	tp_peer_log(c->addr, c->port, "conn_close", reason);
-	return TP_CONN_CLOSED;
-}
-
-void tp_conn_free(struct tp_conn *c)
-{
-	TP_ASSERT(tp_conn_unused(c));
-	/* Nothing is in flight: every request left is done or never pushed. */
-	for (struct tp_req *r = c->ohead, *next; r; r = next) {
-		next = r->onext;
-		free(r);
-	}
-	free(c);
-}
-
-unsigned tp_conn_shutdown(struct tp_conn *c, uint64_t grace_until_ns)
-{
-	if (c->closed)
-		return 0;
-	if (c->env->keeping)
-		return TP_CONN_WRITE; /* its flush hands it over once its replies are out */
-	/*
-	 * A client whose connection was accepted just before the signal cannot
-	 * tell it from one still in the kernel's backlog, which the next
-	 * instance would serve: serve its first request rather than close it
-	 * unanswered.
-	 */
-	if (!c->spoke && c->nreqs == 0) {
-		c->grace = true;
-		c->grace_until_ns = grace_until_ns;
-	}
-	/*
-	 * One last read before deciding it is idle: a line that reached the
-	 * socket before the signal is answered, not reset by the close.
-	 */
-	c->readable = true;
-	return (can_read(c) ? TP_CONN_READ : 0) | TP_CONN_WRITE;
+	return --c->nwaiting == 0 && tp_conn_can_read(c) ? TP_CONN_READ : 0;
 }
 
 unsigned tp_conn_limits_changed(struct tp_conn *c)
@@ -475,14 +447,5 @@ unsigned tp_conn_limits_changed(struct tp_conn *c)
 	 * Paused past the old max_unsent_kib, it may read under the new one; no
 	 * socket edge would say so when the client has sent everything.
 	 */
-	return can_read(c) ? TP_CONN_READ : 0;
-}
-
-unsigned tp_conn_grace_check(struct tp_conn *c, uint64_t now_ns)
-{
-	if (c->grace && now_ns >= c->grace_until_ns) {
-		c->grace = false;
-		return TP_CONN_WRITE;
-	}
-	return 0;
+	return tp_conn_can_read(c) ? TP_CONN_READ : 0;
 }

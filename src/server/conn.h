@@ -174,7 +174,20 @@ static inline unsigned tp_conn_complete(struct tp_conn *c, struct tp_req *r)
 	return ev;
 }
 
-/* Close the fd now (reason for the debug log). Returns TP_CONN_CLOSED, or 0 if it was closed. */
+/* More reply memory held than limits.max_unsent_kib allows: reading pauses. */
+static inline bool tp_conn_over_unsent(const struct tp_conn *c)
+{
+	return c->pending_bytes > c->env->max_unsent;
+}
+
+/* May it read (and frame) more input now? */
+static inline bool tp_conn_can_read(const struct tp_conn *c)
+{
+	return !c->closed && !c->eof && !c->env->keeping && c->nwaiting == 0 && !tp_conn_over_unsent(c) &&
+	       (c->framer.stopped || c->readable);
+}
+
+/* Close the fd now (reason for the debug log). Returns TP_CONN_CLOSED, or 0 if it was closed (conn_end.c). */
 unsigned tp_conn_close(struct tp_conn *c, const char *reason);
 
 /* Closed and no request in flight: only the loop's lists may still refer to it. */

@@ -155,7 +155,7 @@ struct tp_req *tp_connset_complete_run(struct tp_connset *s, struct tp_req *r, s
 	do {
 		struct tp_req *next = r->dnext;
 		tally->cheap += r->qnode.batchable;
-		tally->busy += r->status == TP_PROTO_BUSY && !r->late;
+		tally->busy += r->status == TP_PROTO_BUSY && !r->late ? tp_req_lines(r) : 0;
 		ev |= tp_conn_complete(c, r);
 		r = next;
 	} while (r && r->conn == c);

@@ -50,7 +50,7 @@ void tp_dispatch_exec(struct tp_qnode **nodes, size_t n, void *ctx)
 			/* Its client has most likely given up: do not spend a worker on it. */
 			tp_req_fail(r, TP_PROTO_BUSY);
 			r->late = true;
-			atomic_fetch_add_explicit(&d->late, 1, memory_order_relaxed);
+			atomic_fetch_add_explicit(&d->late, tp_req_lines(r), memory_order_relaxed);
 		} else {
 			tp_ops_run(r, d->pool);
 		}

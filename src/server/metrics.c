@@ -141,7 +141,7 @@ void tp_metrics_run_start(struct tp_metrics_slot *s, struct tp_metrics_run *run,
 {
 	tp_metrics_run_end(s, run);
 	*run = (struct tp_metrics_run){
-	        .n = 1,
+	        .n = tp_req_lines(r),
 	        .arrival_us = r->arrival_us,
 	        .wait_end_us = tp_metrics_wait_end_us(r),
 	        .start_us = r->start_us,

@@ -152,7 +152,7 @@ static inline void tp_metrics_run_add(struct tp_metrics_slot *s, struct tp_metri
                                       const struct tp_req *r, uint64_t now_ns)
 {
 	if (tp_metrics_run_matches(run, r, now_ns))
-		run->n++;
+		run->n += tp_req_lines(r);
 	else
 		tp_metrics_run_start(s, run, r, now_ns);
 }

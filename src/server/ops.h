@@ -24,8 +24,8 @@ void tp_ops_sleep(struct tp_req *r, struct tp_pool *pool);
 static inline void tp_ops_run(struct tp_req *r, struct tp_pool *pool)
 {
 	if (r->op == TP_OP_ECHO) {
-		/* The text was copied to buf + 3 when the line was parsed. */
-		r->len = (uint32_t)tp_proto_format_echo(r->buf + 3, r->len, r->buf);
+		/* Its lines were laid down when they were read: each one's "OK " is left. */
+		tp_proto_echo_finish(r->buf, r->len);
 		r->status = TP_PROTO_OK;
 		return;
 	}

@@ -29,14 +29,20 @@ struct tp_req *tp_req_alloc(struct tp_conn *conn, size_t cap)
 	return r;
 }
 
+static void free_list(struct tp_req *r)
+{
+	while (r) {
+		struct tp_req *next = r->bnext;
+		free(r);
+		r = next;
+	}
+}
+
 void tp_req_cache_clear(struct tp_req_cache *cache)
 {
-	while (cache->head) {
-		struct tp_req *r = cache->head;
-		cache->head = r->bnext;
-		free(r);
-	}
-	cache->n = 0;
+	free_list(cache->head);
+	free_list(cache->units);
+	*cache = (struct tp_req_cache){0};
 }
 
 /* The run from r as segments, for writev. */

@@ -23,8 +23,12 @@
 
 #include "proto.h"
 #include "queue.h"
+#include "tp_assert.h"
 
 struct tp_conn;
+
+/* Every reply fits a buffer of at least this size, except ECHO's. */
+#define TP_REQ_MIN_CAP 48
 
 struct tp_req {
 	struct tp_qnode qnode; /* queue link */
@@ -40,7 +44,7 @@ struct tp_req {
 	 */
 	uint32_t arrival_us, wait_end_us, start_us, end_us;
 	uint32_t sleep_ms;
-	uint32_t len;   /* ECHO: text length, then the reply length */
+	uint32_t len;   /* ECHO: its lines laid down (tp_proto_echo_place), then the replies' length */
 	uint32_t cap;   /* size of buf */
 	uint32_t woff;  /* bytes of the reply already written */
 	uint8_t op;     /* enum tp_op */
@@ -51,8 +55,25 @@ struct tp_req {
 	bool waited;    /* waited for space: wait_end_us is set */
 	bool ran;       /* a worker took it: start_us and end_us are set */
 	bool late;      /* answered ERR server busy for waiting over pool.max_wait_ms */
-	char buf[];     /* ECHO: "OK <text>\n" built in place; else the reply */
+	char buf[];     /* ECHO: "OK <text>\n" per line, built in place; else the reply */
 };
+
+/*
+ * An ECHO request may carry up to TP_REQ_UNIT_LINES consecutive ECHO lines
+ * of its connection, read in one turn (a unit): one slot, one trip through
+ * the queue and back, one reply buffer with a reply per line.  It stands
+ * for that many requests everywhere they are counted (qnode.more: the
+ * queue's bound, the fair share, metrics, `served`).  Its slot holds
+ * TP_REQ_MIN_CAP bytes per line, so that an error reply per line fits.
+ */
+#define TP_REQ_UNIT_LINES 16
+#define TP_REQ_UNIT_CAP (TP_REQ_UNIT_LINES * TP_REQ_MIN_CAP)
+
+/* The requests (lines) r answers. */
+static inline uint32_t tp_req_lines(const struct tp_req *r)
+{
+	return (uint32_t)tp_qnode_weight(&r->qnode);
+}
 
 /*
  * A CLOCK_MONOTONIC time in microseconds, cut to 32 bits: the difference of
@@ -86,14 +107,20 @@ static inline void tp_req_copy(char *dst, const char *src, size_t n)
 	}
 }
 
-/* Every reply fits a buffer of at least this size, except ECHO's. */
-#define TP_REQ_MIN_CAP 48
-
-/* Give r an error outcome (no worker ran it, or it was cut short). */
+/*
+ * Give r an error outcome (no worker ran it, or it was cut short): the
+ * error once per line it carries.
+ */
 static inline void tp_req_fail(struct tp_req *r, enum tp_proto_status status)
 {
+	size_t n = tp_proto_format_error(status, NULL, 0, r->buf);
+	uint32_t lines = tp_req_lines(r);
+
+	TP_ASSERT(n <= TP_REQ_MIN_CAP && (size_t)lines * TP_REQ_MIN_CAP <= r->cap);
+	for (uint32_t i = 1; i < lines; i++)
+		memcpy(r->buf + i * n, r->buf, n);
 	r->status = (uint8_t)status;
-	r->len = (uint32_t)tp_proto_format_error(status, NULL, 0, r->buf);
+	r->len = (uint32_t)(n * lines);
 }
 
 static inline struct tp_req *tp_req_of(struct tp_qnode *n)
@@ -129,16 +156,19 @@ static inline void tp_req_batch_add(struct tp_req_batch *b, struct tp_req *r)
 
 /*
  * A loop's recycled request slots of TP_REQ_MIN_CAP bytes (the common
- * ECHO/SLEEP size), so that steady traffic allocates nothing.  Loop thread
- * only.
+ * ECHO/SLEEP size) and of TP_REQ_UNIT_CAP (ECHO units), so that steady
+ * traffic allocates nothing.  Loop thread only.
  */
 struct tp_req_cache {
 	struct tp_req *head; /* linked through bnext */
 	size_t n;
+	struct tp_req *units; /* TP_REQ_UNIT_CAP slots, linked through bnext */
+	size_t nunits;
 };
 
 /* Slots kept: enough for a few turns of full batches; beyond that memory goes back. */
 #define TP_REQ_CACHE_MAX 4096
+#define TP_REQ_UNIT_CACHE_MAX (TP_REQ_CACHE_MAX / TP_REQ_UNIT_LINES)
 
 /*
  * Zero r's fields, in two parts of at most 64 bytes: a compiler stores each
@@ -157,33 +187,40 @@ struct tp_req *tp_req_alloc(struct tp_conn *conn, size_t cap);
 
 /*
  * A zeroed request of conn with room for cap bytes of reply (at least
- * TP_REQ_MIN_CAP), from the cache when it has one of that size.  NULL when
- * out of memory.  Inline: the cache's path is a few stores, one per request.
+ * TP_REQ_MIN_CAP), from the cache when it has one of that size (cap at
+ * most TP_REQ_MIN_CAP, or exactly TP_REQ_UNIT_CAP).  NULL when out of
+ * memory.  Inline: the cache's path is a few stores, one per request.
  */
 static inline struct tp_req *tp_req_new(struct tp_req_cache *cache, struct tp_conn *conn, size_t cap)
 {
-	struct tp_req *r = cache->head;
+	bool unit = cap == TP_REQ_UNIT_CAP;
+	struct tp_req **head = unit ? &cache->units : &cache->head;
+	struct tp_req *r = *head;
 
-	if (cap > TP_REQ_MIN_CAP || !r)
+	if ((cap > TP_REQ_MIN_CAP && !unit) || !r)
 		return tp_req_alloc(conn, cap);
-	cache->head = r->bnext;
-	cache->n--;
+	*head = r->bnext;
+	--*(unit ? &cache->nunits : &cache->n);
 	tp_req_zero(r);
 	r->conn = conn;
-	r->cap = TP_REQ_MIN_CAP;
+	r->cap = unit ? TP_REQ_UNIT_CAP : TP_REQ_MIN_CAP;
 	return r;
 }
 
 /* Give r back: kept in the cache (bounded) or freed. */
 static inline void tp_req_free(struct tp_req_cache *cache, struct tp_req *r)
 {
-	if (r->cap != TP_REQ_MIN_CAP || cache->n >= TP_REQ_CACHE_MAX) {
+	if (r->cap == TP_REQ_MIN_CAP && cache->n < TP_REQ_CACHE_MAX) {
+		r->bnext = cache->head;
+		cache->head = r;
+		cache->n++;
+	} else if (r->cap == TP_REQ_UNIT_CAP && cache->nunits < TP_REQ_UNIT_CACHE_MAX) {
+		r->bnext = cache->units;
+		cache->units = r;
+		cache->nunits++;
+	} else {
 		free(r);
-		return;
 	}
-	r->bnext = cache->head;
-	cache->head = r;
-	cache->n++;
 }
 
 /* Free every cached slot. */

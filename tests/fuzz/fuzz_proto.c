@@ -37,7 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 	do {                                                                                       \
 		if (!(cond)) {                                                                     \
 			fprintf(stderr, "fuzz_proto: check failed: %s (%s:%d)\n", #cond, __FILE__, \
-				__LINE__);                                                         \
+			        __LINE__);                                                         \
 			abort();                                                                   \
 		}                                                                                  \
 	} while (0)
@@ -243,7 +243,8 @@ static void check_parse(const char *line, size_t len, uint32_t max_ms)
 		CHECK(req.text >= line && req.text + req.text_len <= line + len);
 		char *buf = malloc(req.text_len + 4);
 		CHECK(buf != NULL);
-		size_t n = tp_proto_format_echo(req.text, req.text_len, buf);
+		size_t n = tp_proto_echo_place(req.text, req.text_len, buf);
+		tp_proto_echo_finish(buf, n);
 		CHECK(n == want && n == req.text_len + 4);
 		check_reply_line(buf, n, req.text_len + 4);
 		CHECK(memcmp(buf, "OK ", 3) == 0 && memcmp(buf + 3, req.text, req.text_len) == 0);

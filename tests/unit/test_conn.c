@@ -52,6 +52,7 @@ static int setup(void **state)
 	g->cfg.max_sleep_ms = 60000;
 	g->cfg.queue_timeout_ms = 1000;
 	g->cfg.max_unsent_kib = 256;
+	g->cfg.queue_size = 1000;
 	g->env.cfg = &g->cfg;
 	tp_conn_env_now(&g->env, 1000);
 	g->env.scratch = g->scratch;
@@ -142,7 +143,7 @@ static unsigned readable(struct rig *g)
 static unsigned run(struct rig *g, struct tp_req *r)
 {
 	if (r->op == TP_OP_ECHO)
-		r->len = (uint32_t)tp_proto_format_echo(r->buf + 3, r->len, r->buf);
+		tp_proto_echo_finish(r->buf, r->len);
 	else
 		r->len = (uint32_t)tp_proto_format_sleep(r->sleep_ms, r->buf);
 	r->status = TP_PROTO_OK;
@@ -184,8 +185,10 @@ static void test_lines_framed_across_reads(void **state)
 	end_turn(g);
 	assert_int_equal(g->nbatch, 2);
 	assert_int_equal(g->batch[0]->op, TP_OP_ECHO);
-	assert_int_equal(g->batch[0]->len, 1);
-	assert_memory_equal(g->batch[0]->buf + 3, "a", 1);
+	/* Laid down as its reply will be, but for the "OK " a worker writes. */
+	assert_int_equal(g->batch[0]->len, 5);
+	assert_memory_equal(g->batch[0]->buf + 3, "a\n", 2);
+	assert_int_equal(tp_req_lines(g->batch[0]), 1);
 	assert_int_equal(g->batch[1]->op, TP_OP_SLEEP);
 	assert_int_equal(g->batch[1]->sleep_ms, 5);
 	/* Deadline: arrival (this turn's time) plus queue_timeout_ms. */
@@ -199,8 +202,8 @@ static void test_lines_framed_across_reads(void **state)
 	assert_true(ev & TP_CONN_WRITE); /* the ERR reply is ready at once */
 	end_turn(g);
 	assert_int_equal(g->nbatch, 1);
-	assert_int_equal(g->batch[0]->len, 1);
-	assert_memory_equal(g->batch[0]->buf + 3, "b", 1);
+	assert_int_equal(g->batch[0]->len, 5);
+	assert_memory_equal(g->batch[0]->buf + 3, "b\n", 2);
 	assert_int_equal(g->c->nreqs, 4);
 	assert_int_equal(g->c->ninflight, 3);
 }
@@ -210,7 +213,7 @@ static void test_replies_leave_in_request_order(void **state)
 	struct rig *g = *state;
 	struct tp_req *r[3];
 
-	send_peer(g, "ECHO 1\nECHO 2\nBAD\nECHO 3\n");
+	send_peer(g, "ECHO 1\nSLEEP 0\nBAD\nECHO 3\n");
 	(void)readable(g);
 	end_turn(g);
 	assert_int_equal(g->nbatch, 3);
@@ -225,7 +228,7 @@ static void test_replies_leave_in_request_order(void **state)
 	/* The head is done: it goes, with everything done behind it, the ERR included. */
 	assert_true(run(g, r[0]) & TP_CONN_WRITE);
 	assert_int_equal(tp_conn_flush(g->c, false), TP_CONN_ACTIVE);
-	assert_peer_reads(g, "OK 1\nOK 2\nERR unknown op BAD\n");
+	assert_peer_reads(g, "OK 1\nOK 0\nERR unknown op BAD\n");
 	assert_true(run(g, r[2]) & TP_CONN_WRITE);
 	(void)tp_conn_flush(g->c, false);
 	assert_peer_reads(g, "OK 3\n");
@@ -255,15 +258,18 @@ static void test_any_case_and_split_parse_alike(void **state)
 		(void)readable(g);
 	}
 	end_turn(g);
-	assert_int_equal(g->nbatch, 11);
-	for (size_t i = 0; i < g->nbatch; i++) {
+	/* Lines 0-2 are read at once: one unit (any case is ECHO); 7-9 each end a read: alone. */
+	assert_int_equal(g->nbatch, 9);
+	for (size_t i = 0, line = 0; i < g->nbatch; line += tp_req_lines(g->batch[i]), i++) {
 		struct tp_req *r = g->batch[i];
-		bool echo = i < 3 || (i >= 7 && i < 10);
+		bool echo = line < 3 || (line >= 7 && line < 10);
 		assert_int_equal(r->op, echo ? TP_OP_ECHO : TP_OP_SLEEP);
+		assert_int_equal(tp_req_lines(r), line == 0 ? 3 : 1);
 		assert_int_equal(r->status, TP_PROTO_OK);
 		if (echo) {
-			assert_int_equal(r->len, 2);
-			assert_memory_equal(r->buf + 3, "hi", 2);
+			assert_int_equal(r->len, 6 * tp_req_lines(r));
+			for (size_t k = 0; k < tp_req_lines(r); k++)
+				assert_memory_equal(r->buf + 6 * k + 3, "hi\n", 3);
 		} else {
 			assert_int_equal(r->sleep_ms, 7);
 		}
@@ -281,8 +287,10 @@ static void test_replies_counted_when_written(void **state)
 	send_peer(g, "ECHO a\nECHO b\nBAD\nSLEEP 0\nECHO c\n");
 	(void)readable(g);
 	end_turn(g);
-	assert_int_equal(g->nbatch, 4);
-	for (size_t i = 0; i < 3; i++)
+	/* ECHO a and b: one unit, counted as the two requests it answers. */
+	assert_int_equal(g->nbatch, 3);
+	assert_int_equal(tp_req_lines(g->batch[0]), 2);
+	for (size_t i = 0; i < 2; i++)
 		(void)run(g, g->batch[i]);
 	tp_conn_env_now(&g->env, g->env.now_ns + 30 * 1000); /* answered 30 us after they were read */
 	(void)tp_conn_flush(g->c, false);
@@ -295,7 +303,7 @@ static void test_replies_counted_when_written(void **state)
 	assert_int_equal(sum.duration[TP_OP_ECHO].sum_ns, 2 * 30 * 1000);
 	assert_int_equal(sum.admission[TP_ADMIT_ADMITTED].counts[0], 3);
 
-	(void)run(g, g->batch[3]);
+	(void)run(g, g->batch[2]);
 	(void)tp_conn_flush(g->c, false);
 	assert_peer_reads(g, "OK c\n");
 	tp_metrics_sum(m, &sum);
@@ -304,24 +312,156 @@ static void test_replies_counted_when_written(void **state)
 	tp_metrics_free(m);
 }
 
+/* Append n lines "ECHO <tag><i>" to buf (want: their replies), from i = first. */
+static void echo_lines(char *buf, char *want, const char *tag, int first, int n)
+{
+	for (int i = first; i < first + n; i++) {
+		sprintf(buf + strlen(buf), "ECHO %s%d\n", tag, i);
+		sprintf(want + strlen(want), "OK %s%d\n", tag, i);
+	}
+}
+
+/*
+ * ECHO lines read together form units of up to TP_REQ_UNIT_LINES lines,
+ * broken by any other line; each unit holds one slot, stands for its
+ * lines in the queue and is answered line by line, in order.
+ */
+static void test_echo_lines_read_together_form_units(void **state)
+{
+	struct rig *g = *state;
+	char in[1024] = "", want[1024] = "";
+	static const uint32_t lines[] = {TP_REQ_UNIT_LINES, 4, 1, 2};
+
+	echo_lines(in, want, "a", 0, TP_REQ_UNIT_LINES + 4);
+	strcat(in, "SLEEP 0\n");
+	strcat(want, "OK 0\n");
+	echo_lines(in, want, "b", 0, 2);
+	send_peer(g, in);
+	(void)readable(g);
+	end_turn(g);
+	assert_int_equal(g->nbatch, 4);
+	for (size_t i = 0; i < 4; i++) {
+		assert_int_equal(tp_req_lines(g->batch[i]), lines[i]);
+		assert_int_equal(g->batch[i]->qnode.more, lines[i] - 1);
+		assert_true(g->batch[i]->qnode.batchable);
+	}
+	assert_int_equal(g->batch[2]->op, TP_OP_SLEEP);
+	/* Slots: a unit's for ECHO lines followed by another, the smallest for the SLEEP. */
+	assert_int_equal(g->c->pending_bytes, 3 * TP_REQ_UNIT_CAP + TP_REQ_MIN_CAP);
+	assert_int_equal(g->c->nreqs, 4);
+	assert_int_equal(g->c->ninflight, 4);
+	for (size_t i = 4; i-- > 0;)
+		(void)run(g, g->batch[i]);
+	(void)tp_conn_flush(g->c, false);
+	assert_peer_reads(g, want);
+	assert_int_equal(atomic_load(&g->env.served), TP_REQ_UNIT_LINES + 4 + 1 + 2);
+	assert_int_equal(g->c->pending_bytes, 0);
+}
+
+/* A unit takes lines of its own turn only: once the batch is pushed, the next line starts anew. */
+static void test_units_end_with_their_turn(void **state)
+{
+	struct rig *g = *state;
+
+	send_peer(g, "ECHO a\nECHO b\nECH");
+	(void)readable(g);
+	end_turn(g);
+	assert_int_equal(g->nbatch, 1);
+	assert_int_equal(tp_req_lines(g->batch[0]), 2);
+	struct tp_req *u = g->batch[0];
+	send_peer(g, "O c\nECHO d\n");
+	(void)readable(g);
+	end_turn(g);
+	/* c completes a partial line: nothing is known to follow it, so d cannot join it. */
+	assert_int_equal(g->nbatch, 2);
+	assert_int_equal(tp_req_lines(g->batch[0]), 1);
+	assert_int_equal(g->batch[0]->cap, TP_REQ_MIN_CAP);
+	assert_int_equal(tp_req_lines(u), 2);
+	(void)run(g, u);
+	(void)run(g, g->batch[0]);
+	(void)run(g, g->batch[1]);
+	(void)tp_conn_flush(g->c, false);
+	assert_peer_reads(g, "OK a\nOK b\nOK c\nOK d\n");
+}
+
+/* A unit that fails (expired, cancelled) answers each of its lines with the error, counted per line. */
+static void test_failed_unit_answers_every_line(void **state)
+{
+	struct rig *g = *state;
+	struct tp_metrics *m = tp_metrics_new(1);
+	struct tp_metrics_slot sum;
+
+	g->env.metrics = tp_metrics_slot(m, 0);
+	send_peer(g, "ECHO a\nECHO b\nECHO c\n");
+	(void)readable(g);
+	end_turn(g);
+	assert_int_equal(g->nbatch, 1);
+	struct tp_req *u = g->batch[0];
+	tp_conn_waiting(g->c, u);
+	tp_req_fail(u, TP_PROTO_BUSY);
+	(void)tp_conn_complete(g->c, u);
+	(void)tp_conn_flush(g->c, false);
+	assert_peer_reads(g, "ERR server busy\nERR server busy\nERR server busy\n");
+	assert_int_equal(atomic_load(&g->env.served), 3);
+	tp_metrics_sum(m, &sum);
+	assert_int_equal(sum.requests[TP_OP_ECHO][TP_PROTO_BUSY], 3);
+	g->env.metrics = NULL;
+	tp_metrics_free(m);
+}
+
+/* A unit never stands for more requests than the queue holds. */
+static void test_unit_no_heavier_than_the_queue(void **state)
+{
+	struct rig *g = *state;
+	char in[256] = "", want[256] = "";
+
+	g->cfg.queue_size = 3;
+	echo_lines(in, want, "", 0, 7);
+	send_peer(g, in);
+	(void)readable(g);
+	end_turn(g);
+	assert_int_equal(g->nbatch, 3);
+	assert_int_equal(tp_req_lines(g->batch[0]), 3);
+	assert_int_equal(tp_req_lines(g->batch[1]), 3);
+	assert_int_equal(tp_req_lines(g->batch[2]), 1);
+}
+
+/* The turn's share of a connection is counted in lines, units or not. */
+static void test_turn_share_counts_lines(void **state)
+{
+	struct rig *g = *state;
+	char in[2048] = "", want[2048] = "";
+	size_t n = 0;
+
+	echo_lines(in, want, "", 0, 70);
+	send_peer(g, in);
+	assert_true(readable(g) & TP_CONN_READ); /* its share is full: the rest next turn */
+	end_turn(g);
+	for (size_t i = 0; i < g->nbatch; i++)
+		n += tp_req_lines(g->batch[i]);
+	assert_int_equal(n, 64);
+	assert_int_equal(g->nbatch, 64 / TP_REQ_UNIT_LINES);
+}
+
 static void test_pauses_past_the_unsent_bound(void **state)
 {
 	struct rig *g = *state;
-	char line[400], text[301];
+	char line[500], text[401];
 	size_t total = 0;
 
 	g->cfg.max_unsent_kib = 1; /* 1024 bytes of replies held at most */
 	tp_conn_env_now(&g->env, g->env.now_ns);
-	memset(text, 'x', 300);
-	text[300] = '\0';
+	/* Too long to share a unit's slot: each line is a request of its own. */
+	memset(text, 'x', 400);
+	text[400] = '\0';
 	snprintf(line, sizeof(line), "ECHO %s\n", text);
 	for (int i = 0; i < 10; i++)
 		send_peer(g, line);
 
 	(void)readable(g);
 	end_turn(g);
-	/* Each holds 304 bytes: reading stops once over 1024, after the fourth. */
-	assert_int_equal(g->nbatch, 4);
+	/* Each holds 404 bytes: reading stops once over 1024, after the third. */
+	assert_int_equal(g->nbatch, 3);
 	assert_true(g->c->pending_bytes > 1024);
 	total += g->nbatch;
 	/* Paused: another turn parses nothing, whatever epoll says. */
@@ -335,10 +475,10 @@ static void test_pauses_past_the_unsent_bound(void **state)
 			(void)run(g, q);
 	assert_true(tp_conn_flush(g->c, false) & TP_CONN_READ);
 	char buf[8192];
-	assert_int_equal(peer_read(g, buf, sizeof(buf)), 4 * 304);
+	assert_int_equal(peer_read(g, buf, sizeof(buf)), 3 * 404);
 	(void)tp_conn_process(g->c);
 	end_turn(g);
-	assert_int_equal(g->nbatch, 4);
+	assert_int_equal(g->nbatch, 3);
 	total += g->nbatch;
 	assert_true(total < 10);
 }
@@ -365,9 +505,12 @@ static void test_short_writes_keep_the_reply_stream(void **state)
 	(void)poll(&(struct pollfd){g->c->fd, POLLIN, 0}, 1, 200);
 	(void)readable(g);
 	end_turn(g);
-	assert_int_equal(g->nbatch, N);
-	for (size_t i = 0; i < g->nbatch; i++)
+	size_t nlines_read = 0;
+	for (size_t i = 0; i < g->nbatch; i++) {
+		nlines_read += tp_req_lines(g->batch[i]);
 		(void)run(g, g->batch[i]);
+	}
+	assert_int_equal(nlines_read, N);
 	/* Fill the socket, so the replies go out as the client frees room. */
 	for (int tries = 0; tries < 50; tries++) {
 		for (ssize_t w; (w = write(g->c->fd, junk, sizeof(junk))) > 0;)
@@ -585,6 +728,11 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_replies_leave_in_request_order, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_any_case_and_split_parse_alike, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_replies_counted_when_written, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_echo_lines_read_together_form_units, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_units_end_with_their_turn, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_failed_unit_answers_every_line, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_turn_share_counts_lines, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_unit_no_heavier_than_the_queue, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_pauses_past_the_unsent_bound, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_short_writes_keep_the_reply_stream, setup_tcp, teardown),
 	        cmocka_unit_test_setup_teardown(test_half_close_gets_replies_then_closed, setup, teardown),

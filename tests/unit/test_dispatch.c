@@ -70,18 +70,25 @@ static struct tp_conn *conn_of(struct tp_loop *l)
 	return c;
 }
 
-static struct tp_req *echo(struct tp_conn *c, const char *text)
+/* An ECHO request of c carrying n lines (a unit when n > 1), laid down as the loop lays them. */
+static struct tp_req *echo_lines(struct tp_conn *c, const char *const *texts, size_t n)
 {
-	size_t len = strlen(text);
-	struct tp_req *r = calloc(1, sizeof(*r) + len + 4);
+	size_t cap = n > 1 ? TP_REQ_UNIT_CAP : TP_REQ_MIN_CAP;
+	struct tp_req *r = calloc(1, sizeof(*r) + cap);
 	assert_non_null(r);
 	r->conn = c;
 	r->op = TP_OP_ECHO;
-	r->cap = (uint32_t)(len + 4);
-	r->len = (uint32_t)len;
+	r->cap = (uint32_t)cap;
 	r->qnode.batchable = true;
-	memcpy(r->buf + 3, text, len);
+	r->qnode.more = (uint16_t)(n - 1);
+	for (size_t i = 0; i < n; i++)
+		r->len += (uint32_t)tp_proto_echo_place(texts[i], strlen(texts[i]), r->buf + r->len);
 	return r;
+}
+
+static struct tp_req *echo(struct tp_conn *c, const char *text)
+{
+	return echo_lines(c, &text, 1);
 }
 
 static struct tp_req *sleep_req(struct tp_conn *c, uint32_t ms)
@@ -173,6 +180,35 @@ static void test_work_of_a_client_that_left_is_skipped(void **state)
 		free(r[i]);
 	free(gone);
 	free(here);
+}
+
+/* A unit is answered line by line; past pool.max_wait_ms each of its lines is refused, and counted. */
+static void test_unit_answered_per_line(void **state)
+{
+	static const char *const texts[] = {"one", "", "three"};
+	struct tp_conn *c = conn_of(LOOP_A);
+	struct tp_req *r = echo_lines(c, texts, 3), *late = echo_lines(c, texts, 3);
+	struct tp_qnode *node = &r->qnode;
+	struct tp_dispatch d = {NULL};
+
+	(void)state;
+	tp_dispatch_exec(&node, 1, &d);
+	assert_reply(r, "OK one\nOK \nOK three\n");
+	assert_int_equal(tp_req_lines(r), 3);
+
+	/* Read 2 s ago, and only 1 s of wait allowed. */
+	atomic_store(&d.max_wait_ns, 1000000000ull);
+	late->arrival_us = tp_req_us(tp_clock_ns() - 2000000000ull);
+	node = &late->qnode;
+	tp_dispatch_exec(&node, 1, &d);
+	assert_int_equal(late->status, TP_PROTO_BUSY);
+	assert_true(late->late);
+	assert_string_equal("ERR server busy\nERR server busy\nERR server busy\n",
+	                    (late->buf[late->len] = '\0', late->buf));
+	assert_int_equal(atomic_load(&d.late), 3);
+	free(r);
+	free(late);
+	free(c);
 }
 
 static void test_sleep_zero_runs_without_waiting(void **state)
@@ -292,6 +328,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test_setup(test_batch_posted_in_runs_per_loop, setup),
 	        cmocka_unit_test_setup(test_work_of_a_client_that_left_is_skipped, setup),
+	        cmocka_unit_test_setup(test_unit_answered_per_line, setup),
 	        cmocka_unit_test_setup(test_sleep_zero_runs_without_waiting, setup),
 	        cmocka_unit_test_setup(test_admission_told_to_the_owning_loop, setup),
 	        cmocka_unit_test_setup(test_cancel_all_answers_queued_and_waiting, setup),

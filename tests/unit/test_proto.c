@@ -535,6 +535,14 @@ static void test_format_sleep(void **state)
 	assert_true(sizeof("OK 4294967295\n") - 1 <= 16);
 }
 
+/* Lay text down at buf and finish it: one "OK <text>\n" reply. */
+static size_t format_echo(const char *text, size_t len, char *buf)
+{
+	size_t n = tp_proto_echo_place(text, len, buf);
+	tp_proto_echo_finish(buf, n);
+	return n;
+}
+
 static void test_format_echo(void **state)
 {
 	static const char text[] = " a\0b \r\xff ";
@@ -543,13 +551,13 @@ static void test_format_echo(void **state)
 
 	(void)state;
 	memset(buf, 'Z', sizeof(buf));
-	n = tp_proto_format_echo("hello", 5, buf);
+	n = format_echo("hello", 5, buf);
 	assert_int_equal(n, 9);
 	assert_memory_equal(buf, "OK hello\n", 9);
 	assert_int_equal(buf[9], 'Z');
 
 	memset(buf, 'Z', sizeof(buf));
-	n = tp_proto_format_echo(text, sizeof(text) - 1, buf);
+	n = format_echo(text, sizeof(text) - 1, buf);
 	assert_int_equal(n, sizeof(text) - 1 + 4);
 	assert_memory_equal(buf, "OK ", 3);
 	assert_memory_equal(buf + 3, text, sizeof(text) - 1);
@@ -557,25 +565,29 @@ static void test_format_echo(void **state)
 	assert_int_equal(buf[n], 'Z');
 
 	memset(buf, 'Z', sizeof(buf));
-	n = tp_proto_format_echo("", 0, buf);
+	n = format_echo("", 0, buf);
 	assert_int_equal(n, 4);
 	assert_memory_equal(buf, "OK \n", 4);
 	assert_int_equal(buf[4], 'Z');
 }
 
-/* ops.c builds ECHO replies in place: the text is already at buf + 3. */
-static void test_format_echo_in_place(void **state)
+/* Lines laid down back to back are finished in one call, each with its "OK ". */
+static void test_format_echo_lines(void **state)
 {
-	char buf[32];
-	size_t n;
+	static const char want[] = "OK a\nOK \nOK bc d\nOK \rx\n";
+	char buf[64];
+	size_t n = 0;
 
 	(void)state;
 	memset(buf, 'Z', sizeof(buf));
-	memcpy(buf + 3, "in place", 8);
-	n = tp_proto_format_echo(buf + 3, 8, buf);
-	assert_int_equal(n, 12);
-	assert_memory_equal(buf, "OK in place\n", 12);
-	assert_int_equal(buf[12], 'Z');
+	n += tp_proto_echo_place("a", 1, buf + n);
+	n += tp_proto_echo_place("", 0, buf + n);
+	n += tp_proto_echo_place("bc d", 4, buf + n);
+	n += tp_proto_echo_place("\rx", 2, buf + n);
+	assert_int_equal(n, sizeof(want) - 1);
+	tp_proto_echo_finish(buf, n);
+	assert_memory_equal(buf, want, n);
+	assert_int_equal(buf[n], 'Z');
 }
 
 /* Parse line, then its OK reply must have tp_proto_reply_len() bytes and be want. */
@@ -592,7 +604,7 @@ static void expect_reply(const char *line, size_t len, const char *want, size_t 
 	if (p.req.op == TP_OP_SLEEP)
 		n = tp_proto_format_sleep(p.req.sleep_ms, buf);
 	else
-		n = tp_proto_format_echo(p.req.text, p.req.text_len, buf);
+		n = format_echo(p.req.text, p.req.text_len, buf);
 	assert_int_equal(tp_proto_reply_len(&p.req), n);
 	assert_int_equal(n, want_len);
 	assert_memory_equal(buf, want, n);
@@ -721,7 +733,7 @@ int main(void)
 	        cmocka_unit_test(test_error_lines),
 	        cmocka_unit_test(test_format_sleep),
 	        cmocka_unit_test(test_format_echo),
-	        cmocka_unit_test(test_format_echo_in_place),
+	        cmocka_unit_test(test_format_echo_lines),
 	        cmocka_unit_test(test_reply_len),
 	        cmocka_unit_test(test_op_names),
 	};

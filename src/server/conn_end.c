@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * conn_end: how a connection ends: closed (its requests may still be in
+ * flight), freed once nothing refers to it, and at shutdown answered up to
+ * its last line, with a grace for one that has not spoken yet.
+ */
+#include "conn.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "peer.h"
+#include "tp_assert.h"
+
+unsigned tp_conn_close(struct tp_conn *c, const char *reason)
+{
+	if (c->closed)
+		return 0;
+	atomic_store_explicit(&c->gone, true, memory_order_relaxed);
+	c->closed = true;
+	close(c->fd); /* also removes it from epoll */
+	c->fd = -1;
+	tp_framer_release(&c->framer);
+	free(c->hdr);
+	c->hdr = NULL;
+	tp_peer_log(c->addr, c->port, "conn_close", reason);
+	return TP_CONN_CLOSED;
+}
+
+void tp_conn_free(struct tp_conn *c)
+{
+	TP_ASSERT(tp_conn_unused(c));
+	/* Nothing is in flight: every request left is done or never pushed. */
+	for (struct tp_req *r = c->ohead, *next; r; r = next) {
+		next = r->onext;
+		free(r);
+	}
+	free(c);
+}
+
+unsigned tp_conn_shutdown(struct tp_conn *c, uint64_t grace_until_ns)
+{
+	if (c->closed)
+		return 0;
+	if (c->env->keeping)
+		return TP_CONN_WRITE; /* its flush hands it over once its replies are out */
+	/*
+	 * A client whose connection was accepted just before the signal cannot
+	 * tell it from one still in the kernel's backlog, which the next
+	 * instance would serve: serve its first request rather than close it
+	 * unanswered.
+	 */
+	if (!c->spoke && c->nreqs == 0) {
+		c->grace = true;
+		c->grace_until_ns = grace_until_ns;
+	}
+	/*
+	 * One last read before deciding it is idle: a line that reached the
+	 * socket before the signal is answered, not reset by the close.
+	 */
+	c->readable = true;
+	return (tp_conn_can_read(c) ? TP_CONN_READ : 0) | TP_CONN_WRITE;
+}
+
+unsigned tp_conn_grace_check(struct tp_conn *c, uint64_t now_ns)
+{
+	if (c->grace && now_ns >= c->grace_until_ns) {
+		c->grace = false;
+		return TP_CONN_WRITE;
+	}
+	return 0;
+}
