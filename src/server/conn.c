@@ -158,8 +158,9 @@ static bool join_unit(struct tp_conn *c, const struct tp_proto_req *pr)
  */
 static size_t echo_cap(const struct tp_conn *c, const char *line, size_t len, const struct tp_proto_req *pr)
 {
+	/* Not when nothing could join it: the turn's share ends with this line, or the queue holds one. */
 	if (c->framer.ahead >= 5 && strncasecmp(line + len + 1, "ECHO ", 5) == 0 &&
-	    pr->text_len + 4 <= TP_REQ_UNIT_CAP / 2)
+	    pr->text_len + 4 <= TP_REQ_UNIT_CAP / 2 && c->bn + 1 < BATCH && c->env->cfg->queue_size > 1)
 		return TP_REQ_UNIT_CAP;
 	return pr->text_len + 4;
 }

@@ -81,32 +81,34 @@ void tp_dispatch_admit(struct tp_qnode *node, void *ctx)
  * status.  Through the mailbox, not at once: an admission notice of one of
  * them may still be in it, and is handled before any completion.
  */
-static void post_unrun(struct tp_qnode *n, enum tp_proto_status status)
+static size_t post_unrun(struct tp_qnode *n, enum tp_proto_status status)
 {
+	size_t lines = 0;
+
 	while (n) {
 		struct tp_qnode *next = n->next;
 		struct tp_req *r = tp_req_of(n);
 		tp_req_fail(r, status);
+		lines += tp_req_lines(r);
 		tp_loop_post_done(r->conn->loop, r, r, 1);
 		n = next;
 	}
+	return lines;
 }
 
 size_t tp_dispatch_cancel_flow(struct tp_queue *q, struct tp_conn *c)
 {
 	struct tp_qnode *n;
-	size_t cnt = tp_queue_take_flow(q, &c->flow, &n);
+	(void)tp_queue_take_flow(q, &c->flow, &n);
 
 	/* Never written (the connection is closed); an error status, so it counts as no success. */
-	post_unrun(n, TP_PROTO_SHUTDOWN);
-	return cnt;
+	return post_unrun(n, TP_PROTO_SHUTDOWN);
 }
 
 size_t tp_dispatch_cancel_all(struct tp_queue *q)
 {
 	struct tp_qnode *n;
-	size_t cnt = tp_queue_take_all(q, &n);
 
-	post_unrun(n, TP_PROTO_SHUTDOWN);
-	return cnt;
+	(void)tp_queue_take_all(q, &n);
+	return post_unrun(n, TP_PROTO_SHUTDOWN);
 }

@@ -8,8 +8,9 @@
  * everything still queued.
  *
  * Threads: tp_dispatch_exec() runs on a worker and owns the requests for
- * the call; tp_dispatch_admit() runs on whichever thread freed a place,
- * with the queue lock held.  Both only post to loops (loop.h), which take
+ * the call; tp_dispatch_admit() runs on whichever thread admitted a
+ * waiter (a worker that freed places, or a loop whose push, expiry or
+ * reload let one in), with the queue lock held.  Both only post to loops (loop.h), which take
  * the requests back.
  */
 #ifndef TP_DISPATCH_H
@@ -50,13 +51,14 @@ void tp_dispatch_admit(struct tp_qnode *node, void *ctx);
  * that their places go to other clients at once, and post them back to
  * c's loop as done, unanswered and never run.  A request a worker already
  * took is not in the queue and comes back as usual.  Runs on c's loop.
- * Returns how many were taken.
+ * Returns how many requests (lines: a unit counts its own) were taken.
  */
 size_t tp_dispatch_cancel_flow(struct tp_queue *q, struct tp_conn *c);
 
 /*
  * Take every request out of q (queued and waiting) and hand each back to
- * its loop answered ERR server shutting down.  Returns how many.
+ * its loop answered ERR server shutting down.  Returns how many requests
+ * (lines: a unit counts its own).
  */
 size_t tp_dispatch_cancel_all(struct tp_queue *q);
 

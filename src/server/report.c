@@ -59,7 +59,8 @@ static void hist_family(struct tp_expo *e, const char *name, const char *help, c
 static void histograms(struct tp_expo *e, const struct tp_metrics_slot *m)
 {
 	hist_family(e, "tpserver_request_admission_wait_seconds",
-	            "Time a request waited for queue space (0 when admitted at once), by how the wait ended.",
+	            "Time a request waited for queue space (about 0 when admitted at once), by how the wait "
+	            "ended.",
 	            "result", tp_metrics_admission_name, m->admission, TP_ADMIT_COUNT);
 	hist_family(e, "tpserver_request_queue_wait_seconds",
 	            "Time from admission to the queue until a worker took the request.", NULL, NULL,

@@ -43,9 +43,6 @@ struct tp_qnode {
 	uint16_t more;                  /* requests it stands for beyond the first (tp_qnode_weight) */
 };
 
-/* Most requests one node may stand for. */
-#define TP_QNODE_WEIGHT_MAX 64
-
 /* The requests n stands for: what it takes of the bound and counts in the depth. */
 static inline size_t tp_qnode_weight(const struct tp_qnode *n)
 {

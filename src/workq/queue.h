@@ -70,9 +70,9 @@ int tp_queue_push(struct tp_queue *q, struct tp_qnode *first, size_t n);
 /*
  * Worker side: block until work is available, then take up to max nodes
  * into ret[] (more than one only while they are batchable; in the fair
- * modes in the flows' turns).  Each node taken frees a place, which admits a
- * waiter (see the discipline above).  Returns the number
- * taken; 0 when the queue is closed and empty, or when *stop becomes true
+ * modes in the flows' turns).  Each node taken frees its places (its
+ * weight), which admit the waiters that then fit (see the discipline
+ * above).  Returns the number taken; 0 when the queue is closed and empty, or when *stop becomes true
  * (checked on every wakeup; see tp_queue_wake_all()).
  */
 size_t tp_queue_pop(struct tp_queue *q, struct tp_qnode **ret, size_t max, const atomic_bool *stop);
@@ -104,7 +104,8 @@ void tp_queue_running_expensive(struct tp_queue *q, int delta);
  * first, in *ret_first.  Only the head is looked at: with one timeout,
  * deadlines grow along the list (see the DESIGN comment in queue.c).
  * Stores the head's deadline afterwards in *ret_next_ns (0: nobody waits).
- * Returns the number removed.
+ * The waiters that fit once they are gone are admitted (the admit
+ * callback runs on this thread).  Returns the number removed.
  */
 size_t tp_queue_expire(struct tp_queue *q, uint64_t now_ns, struct tp_qnode **ret_first,
                        uint64_t *ret_next_ns);
@@ -117,7 +118,9 @@ void tp_queue_set_capacity(struct tp_queue *q, size_t capacity);
 
 /*
  * Change the discipline; work admitted and waiting is kept, each flow's in
- * order (and the waiters' arrival order).  O(n) in the nodes queued.
+ * order (and the waiters' arrival order); a waiter that the new discipline
+ * puts next and that fits is admitted (the admit callback runs on this
+ * thread).  O(n) in the nodes queued.
  */
 void tp_queue_set_fairness(struct tp_queue *q, enum tp_fairness mode);
 

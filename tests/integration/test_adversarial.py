@@ -135,6 +135,20 @@ def flood_until_blocked(sock, payload, quiet_s=1.0, limit=256 << 20):
     return sent
 
 
+def open_non_readers(srv, n, payload, socks):
+    """n connections (appended to socks) that send payload over and over and
+    never read, each until the kernel's buffers (MiBs) are full and the
+    server stops reading it; returns the RSS peak meanwhile (KiB)."""
+    with RssSampler(srv) as rs:
+        for _ in range(n):
+            s = raw_socket(rcvbuf=4096)
+            s.connect(("127.0.0.1", srv.port))
+            socks.append(s)
+            flood_until_blocked(s, payload, quiet_s=0.3)
+        time.sleep(0.2)
+    return rs.peak
+
+
 def memory_bound_per_conn(max_line, max_unsent_kib):
     """docs/MEMORY.md: most heap one connection can hold (bytes)."""
     conn = 480 + 448                              # struct tp_conn (480-byte chunk), its address entry
@@ -264,15 +278,8 @@ class NonReader(unittest.TestCase):
                     socks.append(s)
                 time.sleep(0.3)
             rss1 = rs.peak
-            with RssSampler(srv) as rs:
-                for _ in range(hogs):
-                    s = raw_socket(rcvbuf=4096)
-                    s.connect(("127.0.0.1", srv.port))
-                    socks.append(s)
-                    # Until the kernel's buffers (MiBs) are full and the server stops reading.
-                    flood_until_blocked(s, b"\n" * 65536, quiet_s=0.3)
-                time.sleep(0.2)
-            partial_kib, hogs_kib = rss1 - rss0, rs.peak - rss1
+            peak = open_non_readers(srv, hogs, b"\n" * 65536, socks)
+            partial_kib, hogs_kib = rss1 - rss0, peak - rss1
             print("\nmemory: %d partial lines: +%d KiB (formula %d KiB); %d never reading: +%d KiB "
                   "(formula %d KiB); RSS %d -> %d KiB"
                   % (partial, partial_kib, partial * bound // 1024, hogs, hogs_kib, hogs * bound // 1024,
@@ -284,6 +291,31 @@ class NonReader(unittest.TestCase):
                 self.assertGreater(hogs_kib, hogs * bound * 0.7 // 1024)
             c = srv.connect()
             self.assertEqual(request(c, LineReader(c), "ECHO fine"), "OK fine")
+            for s in socks:
+                s.close()
+            self.assertEqual(srv.stop(), 0)
+
+    def test_non_readers_pipelining_short_echos_stay_under_the_memory_bound(self):
+        """Short ECHO lines read together travel as units (16 lines in one
+        768-byte slot, docs/DESIGN.md): connections that pipeline them and
+        never read stay under the same per-connection formula, and every
+        reply a reader gets is in order."""
+        unsent_kib, hogs = 64, 12
+        bound = memory_bound_per_conn(MAX_LINE, unsent_kib)
+        with Server("--max-unsent-kib", str(unsent_kib), "--idle-timeout-s", "60") as srv:
+            rss0 = srv.rss_kib()
+            socks = []
+            hogs_kib = open_non_readers(srv, hogs, b"ECHO x\n" * 8192, socks) - rss0
+            print("\nmemory: %d never reading, pipelining short ECHOs: +%d KiB (formula %d KiB)"
+                  % (hogs, hogs_kib, hogs * bound // 1024), flush=True)
+            if not SANITIZED:
+                self.assertLess(hogs_kib, hogs * bound // 1024)
+                # Not vacuous: each held at least its unsent bound's worth of slots.
+                self.assertGreater(hogs_kib, hogs * unsent_kib)
+            c = srv.connect()
+            c.sendall(b"".join(b"ECHO %d\n" % i for i in range(100)))
+            r = LineReader(c)
+            self.assertEqual([r.line() for _ in range(100)], ["OK %d" % i for i in range(100)])
             for s in socks:
                 s.close()
             self.assertEqual(srv.stop(), 0)

@@ -284,6 +284,30 @@ static void test_cancel_all_answers_queued_and_waiting(void **state)
 	free(b);
 }
 
+/* Cancelling counts requests, not nodes: a unit's lines each get the error. */
+static void test_cancel_counts_a_units_lines(void **state)
+{
+	static const char *const texts[] = {"a", "b", "c"};
+	struct tp_queue *q = tp_queue_new(100, NULL, NULL);
+	struct tp_conn *c = conn_of(LOOP_A);
+	struct tp_req *u = echo_lines(c, texts, 3), *s = sleep_req(c, 100);
+
+	(void)state;
+	u->qnode.deadline_ns = s->qnode.deadline_ns = UINT64_MAX;
+	u->qnode.next = &s->qnode;
+	assert_int_equal(tp_queue_push(q, &u->qnode, 2), 2);
+	assert_int_equal(tp_dispatch_cancel_all(q), 4);
+	assert_int_equal(nposts, 2);
+	assert_int_equal(u->status, TP_PROTO_SHUTDOWN);
+	u->buf[u->len] = '\0';
+	assert_string_equal(u->buf,
+	                    "ERR server shutting down\nERR server shutting down\nERR server shutting down\n");
+	tp_queue_free(q);
+	free(u);
+	free(s);
+	free(c);
+}
+
 /* A closed connection's queued requests, admitted and waiting, leave; the place goes to another's waiter. */
 static void test_cancel_flow_takes_one_connection(void **state)
 {
@@ -333,6 +357,7 @@ int main(void)
 	        cmocka_unit_test_setup(test_admission_told_to_the_owning_loop, setup),
 	        cmocka_unit_test_setup(test_cancel_all_answers_queued_and_waiting, setup),
 	        cmocka_unit_test_setup(test_cancel_flow_takes_one_connection, setup),
+	        cmocka_unit_test_setup(test_cancel_counts_a_units_lines, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
