@@ -69,6 +69,19 @@ class Protocol(unittest.TestCase):
             got = r.lines(n)
             self.assertEqual(got, ["OK %d" % i for i in range(n)])
 
+    def test_pipelined_echo_in_order_whatever_the_queue_size(self):
+        """ECHO lines read together travel as units of up to 16, never more
+        than the queue holds: with queues smaller than a unit, in every
+        discipline, every line is answered, in order."""
+        lines = "".join("ECHO %d\n" % i for i in range(2000)).encode()
+        for size in ("1", "2", "3", "17"):
+            for fairness in ("none", "address"):
+                with self.subTest(queue=size, fairness=fairness), \
+                        Server("--queue-size", size, "--fairness", fairness, "--workers", "1") as srv:
+                    s = srv.connect()
+                    s.sendall(lines)
+                    self.assertEqual(LineReader(s).lines(2000), ["OK %d" % i for i in range(2000)])
+
     def test_over_long_line_is_refused_and_connection_goes_on(self):
         with Server("--max-line-bytes", "100") as srv:
             s = srv.connect()
@@ -114,6 +127,25 @@ class Backpressure(unittest.TestCase):
             # Busy is not fatal: the connection remains usable.
             s.sendall(b"SLEEP 5\n")
             hold[0].close()
+
+    def test_unit_waits_for_room_for_all_its_lines(self):
+        """Three pipelined ECHOs read together are one unit of three: with two
+        places free it waits whole, and at its deadline each line is refused."""
+        with Server("--workers", "1", "--cheap-workers", "0", "--queue", "4",
+                    "--queue-timeout-ms", "500") as srv:
+            hold = self.occupy(srv, 3, 3000)  # one running, two queued: two places free
+            s = srv.connect()
+            r = LineReader(s)
+            t0 = time.monotonic()
+            s.sendall(b"ECHO a\nECHO b\nECHO c\n")
+            self.assertEqual([r.line(timeout=5) for _ in range(3)], ["ERR server busy"] * 3)
+            self.assertGreaterEqual(time.monotonic() - t0, 0.4)
+            self.assertLess(time.monotonic() - t0, 2.5)  # before the SLEEP 3000 frees the worker
+            # A single line fits in the two free places.
+            s.sendall(b"ECHO d\n")
+            self.assertEqual(r.line(timeout=10), "OK d")
+            for h in hold:
+                h.close()
 
     def test_waiter_admitted_when_space_frees_in_time(self):
         with Server("--workers", "1", "--queue", "1", "--queue-timeout-ms", "3000") as srv:
