@@ -153,16 +153,21 @@ static bool join_unit(struct tp_conn *c, const struct tp_proto_req *pr)
 }
 
 /*
- * The slot for an ECHO line that starts a request: a unit's when another
- * ECHO line follows it in what was read (more may join it), else its own size.
+ * The slot for an ECHO line that starts a request: a unit's when the next
+ * line, in what was read, is an ECHO that would join it, else its own size.
  */
 static size_t echo_cap(const struct tp_conn *c, const char *line, size_t len, const struct tp_proto_req *pr)
 {
+	const char *next = line + len + 1;
+	size_t room = TP_REQ_UNIT_CAP - (pr->text_len + 4); /* for the next line's text and 4 bytes */
+
 	/* Not when nothing could join it: the turn's share ends with this line, or the queue holds one. */
-	if (c->framer.ahead >= 5 && strncasecmp(line + len + 1, "ECHO ", 5) == 0 &&
-	    pr->text_len + 4 <= TP_REQ_UNIT_CAP / 2 && c->bn + 1 < BATCH && c->env->cfg->queue_size > 1)
-		return TP_REQ_UNIT_CAP;
-	return pr->text_len + 4;
+	if (c->framer.ahead < 6 || pr->text_len + 4 > TP_REQ_UNIT_CAP / 2 || c->bn + 1 >= BATCH ||
+	    c->env->cfg->queue_size < 2 || strncasecmp(next, "ECHO ", 5) != 0)
+		return pr->text_len + 4;
+	/* "ECHO " and a text that fits the room left, then its newline: at most room + 1 bytes on. */
+	size_t look = c->framer.ahead < room + 2 ? c->framer.ahead : room + 2;
+	return memchr(next, '\n', look) ? TP_REQ_UNIT_CAP : pr->text_len + 4;
 }
 
 /* The framer callback's context: the connection and what happened to it. */

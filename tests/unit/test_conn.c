@@ -409,6 +409,26 @@ static void test_failed_unit_answers_every_line(void **state)
 	tp_metrics_free(m);
 }
 
+/* A unit's slot is taken only when the next line would join it: not before an ECHO too long for it. */
+static void test_no_unit_slot_before_a_line_that_cannot_join(void **state)
+{
+	struct rig *g = *state;
+	char in[1024];
+
+	snprintf(in, sizeof(in), "ECHO a\nECHO %0800d\nECHO b\nECHO c\n", 7);
+	send_peer(g, in);
+	(void)readable(g);
+	end_turn(g);
+	assert_int_equal(g->nbatch, 3);
+	assert_int_equal(g->batch[0]->cap, TP_REQ_MIN_CAP);
+	assert_int_equal(g->batch[1]->cap, 804);
+	assert_int_equal(g->batch[2]->cap, TP_REQ_UNIT_CAP);
+	assert_int_equal(tp_req_lines(g->batch[0]), 1);
+	assert_int_equal(tp_req_lines(g->batch[1]), 1);
+	assert_int_equal(tp_req_lines(g->batch[2]), 2);
+	assert_int_equal(g->c->pending_bytes, TP_REQ_MIN_CAP + 804 + TP_REQ_UNIT_CAP);
+}
+
 /* A unit never stands for more requests than the queue holds. */
 static void test_unit_no_heavier_than_the_queue(void **state)
 {
@@ -733,6 +753,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_failed_unit_answers_every_line, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_turn_share_counts_lines, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_unit_no_heavier_than_the_queue, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_no_unit_slot_before_a_line_that_cannot_join, setup,
+	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_pauses_past_the_unsent_bound, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_short_writes_keep_the_reply_stream, setup_tcp, teardown),
 	        cmocka_unit_test_setup_teardown(test_half_close_gets_replies_then_closed, setup, teardown),
