@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "copy.h"
+
 /* The command table: X(enum suffix, wire name). Adding an op touches this list and ops.c. */
 #define TP_PROTO_OPS(X)   \
 	X(SLEEP, "SLEEP") \
@@ -99,7 +101,7 @@ size_t tp_proto_format_sleep(uint32_t ms, char *buf);
  */
 static inline size_t tp_proto_echo_place(const char *text, size_t text_len, char *dst)
 {
-	memcpy(dst + 3, text, text_len);
+	tp_copy_short(dst + 3, text, text_len);
 	dst[3 + text_len] = '\n';
 	return text_len + 4;
 }

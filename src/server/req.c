@@ -67,7 +67,7 @@ ssize_t tp_req_write_run(int fd, struct tp_req *r)
 		size_t len = s->len - s->woff;
 		if (len > sizeof(gather) - total)
 			return n == 0 ? write(fd, r->buf + r->woff, len) : writev_run(fd, r);
-		tp_req_copy(gather + total, s->buf + s->woff, len);
+		tp_copy_short(gather + total, s->buf + s->woff, len);
 		total += len;
 	}
 	return write(fd, gather, total);

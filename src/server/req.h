@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/types.h>
 
+#include "copy.h"
 #include "proto.h"
 #include "queue.h"
 #include "tp_assert.h"
@@ -82,29 +83,6 @@ static inline uint32_t tp_req_lines(const struct tp_req *r)
 static inline uint32_t tp_req_us(uint64_t ns)
 {
 	return (uint32_t)(ns / 1000);
-}
-
-/*
- * Copy n bytes.  A reply or an ECHO text is nearly always short: from 4 to
- * 16 bytes two overlapping loads and stores cost less than a call of memcpy.
- */
-static inline void tp_req_copy(char *dst, const char *src, size_t n)
-{
-	if (n >= 8 && n <= 16) {
-		uint64_t a, b;
-		memcpy(&a, src, 8);
-		memcpy(&b, src + n - 8, 8);
-		memcpy(dst, &a, 8);
-		memcpy(dst + n - 8, &b, 8);
-	} else if (n >= 4 && n < 8) {
-		uint32_t a, b;
-		memcpy(&a, src, 4);
-		memcpy(&b, src + n - 4, 4);
-		memcpy(dst, &a, 4);
-		memcpy(dst + n - 4, &b, 4);
-	} else {
-		memcpy(dst, src, n);
-	}
 }
 
 /*

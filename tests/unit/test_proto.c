@@ -535,6 +535,25 @@ static void test_format_sleep(void **state)
 	assert_true(sizeof("OK 4294967295\n") - 1 <= 16);
 }
 
+static void test_copy_writes_exactly_its_bytes(void **state)
+{
+	char src[64], dst[64 + 16];
+	(void)state;
+
+	for (size_t i = 0; i < sizeof(src); i++)
+		src[i] = (char)('a' + i % 26);
+	/* Every length through the 4- and 8-byte paths and past them. */
+	for (size_t n = 0; n <= 40; n++) {
+		memset(dst, '#', sizeof(dst));
+		tp_copy_short(dst + 8, src + 1, n);
+		assert_memory_equal(dst + 8, src + 1, n);
+		for (size_t i = 0; i < 8; i++)
+			assert_int_equal(dst[i], '#');
+		for (size_t i = 8 + n; i < sizeof(dst); i++)
+			assert_int_equal(dst[i], '#');
+	}
+}
+
 /* Lay text down at buf and finish it: one "OK <text>\n" reply. */
 static size_t format_echo(const char *text, size_t len, char *buf)
 {
@@ -734,6 +753,7 @@ int main(void)
 	        cmocka_unit_test(test_format_sleep),
 	        cmocka_unit_test(test_format_echo),
 	        cmocka_unit_test(test_format_echo_lines),
+	        cmocka_unit_test(test_copy_writes_exactly_its_bytes),
 	        cmocka_unit_test(test_reply_len),
 	        cmocka_unit_test(test_op_names),
 	};

@@ -108,25 +108,6 @@ static void test_cache_bounded(void **state)
 	tp_req_cache_clear(&cache);
 }
 
-static void test_copy_writes_exactly_its_bytes(void **state)
-{
-	char src[64], dst[64 + 16];
-	(void)state;
-
-	for (size_t i = 0; i < sizeof(src); i++)
-		src[i] = (char)('a' + i % 26);
-	/* Every length through the 4- and 8-byte paths and past them. */
-	for (size_t n = 0; n <= 40; n++) {
-		memset(dst, '#', sizeof(dst));
-		tp_req_copy(dst + 8, src + 1, n);
-		assert_memory_equal(dst + 8, src + 1, n);
-		for (size_t i = 0; i < 8; i++)
-			assert_int_equal(dst[i], '#');
-		for (size_t i = 8 + n; i < sizeof(dst); i++)
-			assert_int_equal(dst[i], '#');
-	}
-}
-
 /* A done request with reply text, woff bytes of it written already, linked after prev. */
 static struct tp_req *reply(struct tp_req *prev, const char *text, size_t len, uint32_t woff)
 {
@@ -220,7 +201,6 @@ int main(void)
 	        cmocka_unit_test(test_recycled_slot_is_zeroed),
 	        cmocka_unit_test(test_large_slots_are_not_kept),
 	        cmocka_unit_test(test_cache_bounded),
-	        cmocka_unit_test(test_copy_writes_exactly_its_bytes),
 	        cmocka_unit_test(test_write_run_in_order_from_first_unwritten_byte),
 	        cmocka_unit_test(test_write_run_past_the_gather_buffer),
 	};
