@@ -222,7 +222,7 @@ size_t tp_fairq_add_ready_chain(struct tp_fairq *fq, struct tp_qnode **pos, size
 	struct tp_qnode *first = *pos;
 	size_t added = 0;
 
-	while (added < n && room > 0 && first && tp_qnode_weight(first) <= room) {
+	while (added < n && first && tp_qnode_weight(first) <= room) {
 		/* The run of first's flow: accounted and scheduled once. */
 		struct tp_qflow *f = flow_of(fq, first);
 		struct tp_qgroup *g = tp_fairq_group_for(fq, f);
@@ -231,7 +231,7 @@ size_t tp_fairq_add_ready_chain(struct tp_fairq *fq, struct tp_qnode **pos, size
 		size_t w = tp_qnode_weight(first), k = 1;
 		int kexp = !first->batchable;
 
-		for (; added + k < n && w < room && last->next && flow_of(fq, last->next) == f &&
+		for (; added + k < n && last->next && flow_of(fq, last->next) == f &&
 		       w + tp_qnode_weight(last->next) <= room;
 		     k++) {
 			last = last->next;

@@ -7,18 +7,19 @@
  *   taken by workers) and the waiting ones (arrived while it was full; each
  *   node carries its own deadline).  A node may stand for several requests
  *   (fairq.h, tp_qnode_weight): every count here is of requests, and a
- *   node is admitted only when all of its requests fit.  In TP_FAIR_NONE these are two intrusive
- *   FIFO lists, `ready` and `wait`; in the fair modes the discipline in
- *   fairq.c holds both (`fq`), flow by flow.
+ *   node is admitted only when all of its requests fit.  In TP_FAIR_NONE
+ *   these are two intrusive FIFO lists, `ready` and `wait`; in the fair
+ *   modes the discipline in fairq.c holds both (`fq`), flow by flow.
  * - Invariant: nobody waits unless the waiter whose turn it is does not
  *   fit in what is free.  So a push admits only when nobody waits, and
  *   every pop that frees a place (and every expiry, which may leave a
  *   lighter waiter next) admits waiters at once, under the same lock: no
- *   place the next waiter fits in stays free.  Which waiter: the oldest in TP_FAIR_NONE (a newcomer
- *   never overtakes a waiter), the one of the least loaded group and flow
- *   in the fair modes (a newcomer of a light client overtakes the waiters
- *   of a heavy one), where a pop admits before it chooses, so that a light
- *   waiter is taken by the very pop that made room for it.
+ *   place the next waiter fits in stays free.  Which waiter: the oldest in
+ *   TP_FAIR_NONE (a newcomer never overtakes a waiter), the one of the
+ *   least loaded group and flow in the fair modes (a newcomer of a light
+ *   client overtakes the waiters of a heavy one), where a pop admits before
+ *   it chooses, so that a light waiter is taken by the very pop that made
+ *   room for it.
  * - Expiry is done by the event loops (they own the timers): waiters whose
  *   deadline passed are unlinked from the head.  With one queue_timeout_ms
  *   deadlines grow along the list, so the head is always the next to expire;
@@ -280,7 +281,7 @@ int tp_queue_push(struct tp_queue *q, struct tp_qnode *first, size_t n)
 		node = next;
 	}
 	/* In the fair modes a lighter flow's waiter may fit where the first that waits did not. */
-	if (admit_waiters(q) > 0)
+	if (nwait(q) > 0 && admit_waiters(q) > 0)
 		want = workers_wanted_all(q);
 	publish_deadline(q);
 	publish_ready(q);

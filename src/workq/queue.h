@@ -72,8 +72,9 @@ int tp_queue_push(struct tp_queue *q, struct tp_qnode *first, size_t n);
  * into ret[] (more than one only while they are batchable; in the fair
  * modes in the flows' turns).  Each node taken frees its places (its
  * weight), which admit the waiters that then fit (see the discipline
- * above).  Returns the number taken; 0 when the queue is closed and empty, or when *stop becomes true
- * (checked on every wakeup; see tp_queue_wake_all()).
+ * above).  Returns the number taken; 0 when the queue is closed and empty,
+ * or when *stop becomes true (checked on every wakeup; see
+ * tp_queue_wake_all()).
  */
 size_t tp_queue_pop(struct tp_queue *q, struct tp_qnode **ret, size_t max, const atomic_bool *stop);
 

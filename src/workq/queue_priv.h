@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * queue_priv: the queue's state, shared by queue.c, its cheap lane
- * (queue_lane.c) and its taking out (queue_take.c), and included by nothing else (it does not include
- * queue.h, so that the two modules' includes point one way).  Every field is under
- * `lock` unless it says otherwise.
+ * (queue_lane.c) and its taking out (queue_take.c), and included by
+ * nothing else (it does not include queue.h, so that the modules' includes
+ * point one way).  Every field is under `lock` unless it says otherwise.
  */
 #ifndef TP_QUEUE_PRIV_H
 #define TP_QUEUE_PRIV_H
