@@ -22,9 +22,13 @@
  *   room for it.
  * - Expiry is done by the event loops (they own the timers): waiters whose
  *   deadline passed are unlinked from the head.  With one queue_timeout_ms
- *   deadlines grow along the list, so the head is always the next to expire;
- *   after a reload shortens the timeout, newer waiters wait at most until
- *   the older ones have gone, which is bounded by the old timeout.
+ *   deadlines grow along the list, so the head is always the next to expire.
+ *   A reload that shortens the timeout caps every waiter's deadline at its
+ *   own time plus the new timeout (tp_queue_cap_deadlines), which keeps
+ *   them growing.  Two loops stamp deadlines at the start of their turns
+ *   and push at the end, so across loops a newer waiter may carry a
+ *   deadline a little earlier than an older one's: it leaves with the
+ *   older one, late by at most that turn.
  * - Workers sleep on `cond` only in tp_queue_pop().  A push signals no more
  *   workers than are idle and not already woken (`nwaking`), so a burst does
  *   not wake the whole pool for work one worker takes as a batch.

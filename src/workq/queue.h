@@ -111,6 +111,14 @@ void tp_queue_running_expensive(struct tp_queue *q, int delta);
 size_t tp_queue_expire(struct tp_queue *q, uint64_t now_ns, struct tp_qnode **ret_first,
                        uint64_t *ret_next_ns);
 
+/*
+ * The wait for space got shorter (a reload): every waiter's deadline
+ * becomes at most until_ns (the reload's time plus the new timeout), so
+ * the waiters already there leave no later than the ones that come after.
+ * Deadlines still grow along the wait list.  O(n) in the waiters.
+ */
+void tp_queue_cap_deadlines(struct tp_queue *q, uint64_t until_ns);
+
 /* The earliest deadline among waiters, 0 if none; lock-free, may be a moment stale. */
 uint64_t tp_queue_next_deadline(struct tp_queue *q);
 

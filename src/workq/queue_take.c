@@ -30,6 +30,16 @@ size_t tp_queue_expire(struct tp_queue *q, uint64_t now_ns, struct tp_qnode **re
 	return out.len;
 }
 
+void tp_queue_cap_deadlines(struct tp_queue *q, uint64_t until_ns)
+{
+	pthread_mutex_lock(&q->lock);
+	for (struct tp_qnode *w = oldest_waiter(q); w; w = fair(q) ? w->wnext : w->next)
+		if (w->deadline_ns > until_ns)
+			w->deadline_ns = until_ns;
+	tp_queue_publish(q);
+	pthread_mutex_unlock(&q->lock);
+}
+
 /* Append the nodes linked through next from first to l. */
 static void append_chain(struct list *l, struct tp_qnode *first)
 {

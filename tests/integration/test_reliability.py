@@ -50,6 +50,31 @@ class ReloadLimits(unittest.TestCase):
             self.assertEqual(r.lines(199, timeout=5), ["OK x"] * 199)
             self.assertEqual(srv.stop(), 0)
 
+    def test_shortening_the_queue_timeout_reaches_those_waiting(self):
+        # A waiter that arrived under a long timeout must not hold the
+        # newcomers of a shorter one behind it: both leave by the new timeout.
+        conf = ConfFile(self, "pool = { workers = 1; queue_size = 1; queue_timeout_ms = 20000; };\n")
+        with Server("--config", conf.path) as srv:
+            socks = [srv.connect() for _ in range(4)]
+            readers = [LineReader(s) for s in socks]
+            socks[0].sendall(b"SLEEP 5000\n")  # the worker
+            time.sleep(0.2)
+            socks[1].sendall(b"SLEEP 100\n")  # the queue's one place
+            socks[2].sendall(b"SLEEP 100\n")  # waits, under the long timeout
+            time.sleep(0.3)
+            conf.write("pool = { workers = 1; queue_size = 1; queue_timeout_ms = 300; };\n")
+            srv.signal(signal.SIGHUP)
+            srv.wait_log(r"configuration reloaded")
+            start = time.monotonic()
+            socks[3].sendall(b"SLEEP 100\n")  # waits, under the short one
+            self.assertEqual(readers[2].line(timeout=3), "ERR server busy")
+            self.assertEqual(readers[3].line(timeout=3), "ERR server busy")
+            # Both well before the running SLEEP ends and frees the place.
+            self.assertLess(time.monotonic() - start, 3.5)
+            self.assertEqual(readers[0].line(timeout=8), "OK 5000")
+            self.assertEqual(readers[1].line(timeout=3), "OK 100")
+            self.assertEqual(srv.stop(), 0)
+
 
 class StallDeadline(unittest.TestCase):
     def test_lowering_the_stall_threshold_spares_a_running_sleep(self):

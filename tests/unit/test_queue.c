@@ -316,6 +316,57 @@ static void test_expire_out_of_order(void **state)
 	free(it);
 }
 
+/*
+ * A reload shortens the timeout: the waiters already there get the new
+ * deadline (from the reload's time) unless theirs is earlier, in every
+ * discipline, and leave before the newcomers that came after the reload.
+ */
+static void test_cap_deadlines(void **state)
+{
+	static const enum tp_fairness modes[] = {TP_FAIR_NONE, TP_FAIR_CONNECTION, TP_FAIR_ADDRESS};
+	struct tp_qnode *first;
+	uint64_t next;
+
+	(void)state;
+	for (size_t m = 0; m < 3; m++) {
+		struct item *it = items_new(5);
+		struct tp_queue *q = tp_queue_new(1, NULL, NULL);
+
+		tp_queue_set_fairness(q, modes[m]);
+		tp_queue_cap_deadlines(q, 10); /* nobody waits: nothing to do */
+		assert_int_equal(tp_queue_next_deadline(q), 0);
+		assert_int_equal(push_one(q, &it[0]), 1);
+		it[1].node.deadline_ns = 150;
+		it[2].node.deadline_ns = 5000;
+		it[3].node.deadline_ns = 6000;
+		for (size_t i = 1; i <= 3; i++)
+			assert_int_equal(push_one(q, &it[i]), 0);
+		tp_queue_cap_deadlines(q, 10000); /* a longer timeout moves nobody */
+		assert_int_equal(tp_queue_expire(q, 4999, &first, &next), 1);
+		assert_int_equal(item_of(first)->id, 1);
+		assert_int_equal(next, 5000);
+
+		it[1].node.deadline_ns = 150; /* back, behind the others */
+		assert_int_equal(push_one(q, &it[1]), 0);
+		tp_queue_cap_deadlines(q, 200);
+		assert_int_equal(tp_queue_next_deadline(q), 200);
+		it[4].node.deadline_ns = 250; /* came after the reload */
+		assert_int_equal(push_one(q, &it[4]), 0);
+		assert_int_equal(tp_queue_expire(q, 199, &first, &next), 0);
+		assert_int_equal(tp_queue_expire(q, 200, &first, &next), 3);
+		assert_int_equal(item_of(first)->id, 2);
+		assert_int_equal(item_of(first->next)->id, 3);
+		assert_int_equal(item_of(first->next->next)->id, 1);
+		assert_int_equal(next, 250);
+		expect_stats(q, 1, 1, 1);
+		assert_int_equal(tp_queue_expire(q, 250, &first, &next), 1);
+		assert_int_equal(item_of(first)->id, 4);
+		expect_stats(q, 1, 0, 1);
+		tp_queue_free(q);
+		free(it);
+	}
+}
+
 /* A timed wait that times out, and one that is woken (admitted) in time, on the real clock. */
 static void test_expire_real_clock(void **state)
 {
@@ -1256,6 +1307,7 @@ int main(void)
 	        cmocka_unit_test(test_no_overtaking),
 	        cmocka_unit_test(test_expire),
 	        cmocka_unit_test(test_expire_out_of_order),
+	        cmocka_unit_test(test_cap_deadlines),
 	        cmocka_unit_test(test_expire_real_clock),
 	        cmocka_unit_test(test_close),
 	        cmocka_unit_test(test_take_all),
