@@ -142,6 +142,7 @@ static void perturb(struct tp_config *cfg, const struct tp_setting *s)
 			}
 		break;
 	case TP_SETTING_STRING:
+	case TP_SETTING_ADDRESSES: /* the text as given; never parsed here */
 		if (field[0] == '\0' && s->size > 1)
 			field[1] = '\0';
 		field[0] = field[0] == 'x' ? 'y' : 'x';
@@ -149,14 +150,12 @@ static void perturb(struct tp_config *cfg, const struct tp_setting *s)
 	case TP_SETTING_BOOL:
 		*(bool *)field = !*(bool *)field;
 		break;
-	case TP_SETTING_ADDRESSES:
-		break; /* no setting of this type yet */
 	}
 }
 
 static bool same(const struct tp_config *a, const struct tp_config *b, const struct tp_setting *s)
 {
-	if (s->type == TP_SETTING_STRING)
+	if (s->type == TP_SETTING_STRING || s->type == TP_SETTING_ADDRESSES)
 		return strcmp((const char *)a + s->offset, (const char *)b + s->offset) == 0;
 	return memcmp((const char *)a + s->offset, (const char *)b + s->offset, s->size) == 0;
 }

@@ -196,10 +196,13 @@ static void origins_name_file_and_line(void **state)
 	struct tp_config cfg;
 	char dropin[512], main_path[512];
 	char a0[] = "tpserver", a1[] = "--port", a2[] = "9100", a3[] = "--queue", a4[] = "70";
-	char *argv[] = {a0, a1, a2, a3, a4, NULL};
+	char a5[] = "--allow", a6[] = "10.0.0.0/8";
+	char *argv[] = {a0, a1, a2, a3, a4, a5, a6, NULL};
 	char err[512] = "";
 
-	put(f, "tp.conf", "pool = {\n  workers = 4;\n  queue_size = 50;\n};\n", main_path);
+	put(f, "tp.conf",
+	    "pool = {\n  workers = 4;\n  queue_size = 50;\n};\nlisten = { proxy_trusted = [\"::1\"]; };\n",
+	    main_path);
 	put(f, "tp.conf.d/10-local.conf", "\n\npool = { workers = 6; };\n", dropin);
 	memset(origin, 0, sizeof(origin));
 	tp_config_defaults(&cfg);
@@ -211,12 +214,16 @@ static void origins_name_file_and_line(void **state)
 	assert_string_equal(origin[index_of("listen.port")].file, "");
 
 	/* Flags, whatever their spelling (--queue is queue_size's older flag). */
-	assert_int_equal(tp_config_origin_args(origin, 5, argv, err, sizeof(err)), 0);
+	assert_int_equal(tp_config_origin_args(origin, 7, argv, err, sizeof(err)), 0);
 	assert_string_equal(origin[index_of("listen.port")].file, "the command line");
 	assert_int_equal(origin[index_of("listen.port")].line, 0);
 	assert_string_equal(origin[index_of("pool.queue_size")].file, "the command line");
 	assert_string_equal(origin[index_of("pool.workers")].file, dropin);
 	assert_string_equal(origin[index_of("listen.host")].file, "");
+	/* Address lists too: from the flag, from the file. */
+	assert_string_equal(origin[index_of("listen.allow")].file, "the command line");
+	assert_string_equal(origin[index_of("listen.proxy_trusted")].file, main_path);
+	assert_int_equal(origin[index_of("listen.proxy_trusted")].line, 5);
 }
 
 static void print_says_where_each_setting_came_from(void **state)
