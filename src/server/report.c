@@ -253,7 +253,10 @@ void tp_report_tick(struct tp_report *r, uint64_t now_ns, int interval_s)
 	double secs = (double)(now_ns - r->last_log_ns) / 1e9;
 	uint64_t req = sum_all(&m) - sum_all(&r->logged);
 	uint64_t ok = sum_results(&m, TP_PROTO_OK) - sum_results(&r->logged, TP_PROTO_OK);
-	uint64_t busy = sum_results(&m, TP_PROTO_BUSY) - sum_results(&r->logged, TP_PROTO_BUSY);
+	/* Both refusals read ERR server busy: for lack of space and past pool.max_wait_ms. */
+	uint64_t busy = sum_results(&m, TP_PROTO_BUSY) - sum_results(&r->logged, TP_PROTO_BUSY) +
+	                sum_results(&m, TP_METRICS_RESULT_BUSY_MAX_WAIT) -
+	                sum_results(&r->logged, TP_METRICS_RESULT_BUSY_MAX_WAIT);
 	uint64_t p99 = quantile_bound(&m.queue_wait, &r->logged.queue_wait, 0.99);
 
 	snprintf(f_req, sizeof(f_req), "%" PRIu64, req);

@@ -176,6 +176,17 @@ class Counts(unittest.TestCase):
             self.assertIn("1 ok, 0 busy", line)
             self.assertIn("queue 0/1000", line)
 
+    def test_stats_line_counts_max_wait_refusals_as_busy(self):
+        # Both refusals read "ERR server busy": the stats line counts both.
+        with MetricsServer("--stats-interval-s", "1", "--workers", "1", "--cheap-workers", "0",
+                           "--max-wait-ms", "100") as srv:
+            s = srv.connect()
+            r = LineReader(s)
+            s.sendall(b"SLEEP 400\nSLEEP 10\n")
+            self.assertEqual(r.lines(2), ["OK 400", "ERR server busy"])
+            line = srv.wait_log(r"stats: [^\n]* 1 busy[^\n]*", timeout=5)
+            self.assertIn(", 0 other errors", line)
+
 
 class Http(unittest.TestCase):
     def test_errors_and_head(self):
