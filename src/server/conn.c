@@ -165,8 +165,13 @@ static size_t echo_cap(const struct tp_conn *c, const char *line, size_t len, co
 	if (c->framer.ahead < 6 || pr->text_len + 4 > TP_REQ_UNIT_CAP / 2 || c->bn + 1 >= BATCH ||
 	    c->env->cfg->queue_size < 2 || strncasecmp(next, "ECHO ", 5) != 0)
 		return pr->text_len + 4;
-	/* "ECHO " and a text that fits the room left, then its newline: at most room + 1 bytes on. */
+	/*
+	 * "ECHO " and a text that fits the room left, then its newline: at most
+	 * room + 1 bytes on; and no further than a line may be (max_line).
+	 */
 	size_t look = c->framer.ahead < room + 2 ? c->framer.ahead : room + 2;
+	if (look > c->framer.max_line + 1)
+		look = c->framer.max_line + 1;
 	return memchr(next, '\n', look) ? TP_REQ_UNIT_CAP : pr->text_len + 4;
 }
 

@@ -429,6 +429,25 @@ static void test_no_unit_slot_before_a_line_that_cannot_join(void **state)
 	assert_int_equal(g->c->pending_bytes, TP_REQ_MIN_CAP + 804 + TP_REQ_UNIT_CAP);
 }
 
+/* Nor before a line over limits.max_line_bytes (answered too long, never joined). */
+static void test_no_unit_slot_before_a_line_over_the_limit(void **state)
+{
+	struct rig *g = *state;
+	char in[1024];
+
+	g->cfg.max_line_bytes = 16;
+	tp_framer_set_max_line(&g->c->framer, 16);
+	snprintf(in, sizeof(in), "ECHO a\nECHO %040d\nECHO b\nECHO %040d\n", 7, 8);
+	send_peer(g, in);
+	(void)readable(g);
+	end_turn(g);
+	assert_int_equal(g->nbatch, 2);
+	assert_int_equal(g->batch[0]->cap, TP_REQ_MIN_CAP);
+	assert_int_equal(g->batch[1]->cap, TP_REQ_MIN_CAP);
+	assert_int_equal(tp_req_lines(g->batch[0]), 1);
+	assert_int_equal(tp_req_lines(g->batch[1]), 1);
+}
+
 /* A unit never stands for more requests than the queue holds. */
 static void test_unit_no_heavier_than_the_queue(void **state)
 {
@@ -754,6 +773,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_turn_share_counts_lines, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_unit_no_heavier_than_the_queue, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_no_unit_slot_before_a_line_that_cannot_join, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_no_unit_slot_before_a_line_over_the_limit, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_pauses_past_the_unsent_bound, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_short_writes_keep_the_reply_stream, setup_tcp, teardown),
