@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""The systemd units: systemd-analyze verify passes on the three, and the
+"""The systemd units: systemd-analyze verify passes on the four, and the
 service's sandbox rates 1.0 or better in systemd-analyze security."""
 import os
 import re
@@ -21,7 +21,8 @@ class Units(unittest.TestCase):
         # so verify can check ExecStart= without an installed package.
         self.dir = tempfile.mkdtemp(prefix="tp-units-")
         self.addCleanup(shutil.rmtree, self.dir)
-        for name in ("tpserver.socket", "tpserver.service", "tpserver-agent.socket"):
+        for name in ("tpserver.socket", "tpserver.service", "tpserver-agent.socket",
+                     "tpserver-metrics.socket"):
             with open(os.path.join(UNITS, name)) as f:
                 text = f.read().replace("/usr/sbin/tpserver", os.path.abspath(TPSERVER))
             with open(os.path.join(self.dir, name), "w") as f:
@@ -31,7 +32,8 @@ class Units(unittest.TestCase):
         p = subprocess.run(["systemd-analyze", "verify", "--man=no",
                             os.path.join(self.dir, "tpserver.socket"),
                             os.path.join(self.dir, "tpserver.service"),
-                            os.path.join(self.dir, "tpserver-agent.socket")],
+                            os.path.join(self.dir, "tpserver-agent.socket"),
+                            os.path.join(self.dir, "tpserver-metrics.socket")],
                            capture_output=True, text=True, timeout=60, cwd=self.dir)
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(p.stderr.strip(), "")
