@@ -8,6 +8,7 @@
 #include "queue.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "fairq.h"
 #include "queue_priv.h"
@@ -23,8 +24,8 @@ size_t tp_queue_expire(struct tp_queue *q, uint64_t now_ns, struct tp_qnode **re
 	/* The waiter next in turn now may be one that fits (DESIGN). */
 	if (out.len)
 		tp_queue_admit_and_wake(q);
-	*ret_next_ns = oldest_waiter(q) ? oldest_waiter(q)->deadline_ns : 0;
 	tp_queue_publish(q);
+	*ret_next_ns = atomic_load_explicit(&q->next_deadline, memory_order_relaxed); /* as published */
 	pthread_mutex_unlock(&q->lock);
 	*ret_first = out.head;
 	return out.len;
