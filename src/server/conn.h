@@ -90,10 +90,9 @@ struct tp_conn {
 	uint32_t nreqs;               /* on that list */
 	uint32_t ninflight;           /* in the queue, on a worker, or posted back */
 	uint32_t nwaiting;            /* parked in the queue's wait list */
+	uint32_t bn;                  /* lines parsed into the batch in turn bturn (at most BATCH) */
+	uint32_t bturn;               /* env->turn when bn was counted */
 	size_t pending_bytes;         /* reply memory held: the unsent-output bound */
-
-	size_t bn;      /* lines parsed into the batch in turn bturn */
-	uint32_t bturn; /* env->turn when bn was counted */
 
 	/* The loop's lists; only the loop writes these. */
 	uint64_t last_active_ns;

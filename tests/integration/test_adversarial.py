@@ -151,7 +151,7 @@ def open_non_readers(srv, n, payload, socks):
 
 def memory_bound_per_conn(max_line, max_unsent_kib):
     """docs/MEMORY.md: most heap one connection can hold (bytes)."""
-    conn = 496 + 448                              # struct tp_conn (496-byte chunk), its address entry
+    conn = 480 + 448                              # struct tp_conn (480-byte chunk), its address entry
     framer = max(1 << max(8, (max_line + 2 - 1).bit_length()), 16384)
     pending = max_unsent_kib * 1024 + max_line + 4  # reply bytes counted before reading stops
     nreq = pending // 48 + 1                       # smallest request buffer: 48 bytes
