@@ -32,25 +32,24 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
-cc -O2 -pthread -o "$work/lineload" "$bench/lineload.c"
-cc -O2 -pthread -o "$work/limit_echo" "$bench/limit_echo.c"
+. "$top/bench/lib.sh"
+bench_build ceiling
 hz=$(getconf CLK_TCK)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 for r in $(seq "$rounds"); do
 	for s in "$@"; do
-		port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+		port=$(bench_free_port)
 		if [[ $s == ceiling ]]; then
 			"$work/limit_echo" "$port" 1 &
 		else
-			"$s" --config /dev/null --host 127.0.0.1 --port "$port" --log-level warning &
+			bench_start_tpserver "$s" "$port"
 		fi
 		srv=$!
-		for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
+		bench_wait_port "$port"
 		"$work/lineload" 127.0.0.1 "$port" "$conns" "$pipeline" 1 'ECHO hello' >/dev/null
-		before=$(cpu_ticks "$srv")
+		before=$(bench_cpu_ticks "$srv")
 		out=$("$work/lineload" 127.0.0.1 "$port" "$conns" "$pipeline" "$secs" 'ECHO hello')
-		after=$(cpu_ticks "$srv")
+		after=$(bench_cpu_ticks "$srv")
 		kill "$srv"
 		wait "$srv" 2>/dev/null || true
 		srv=

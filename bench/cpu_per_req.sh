@@ -28,18 +28,17 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
-cc -O2 -pthread -o "$work/lineload" "$bench/lineload.c"
-cc -O2 -pthread -o "$work/limit_echo" "$bench/limit_echo.c"
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+. "$top/bench/lib.sh"
+bench_build ceiling
 
 declare -A port pid req
-port[tp]=$(free_port)
-"$tp" --config /dev/null --host 127.0.0.1 --port "${port[tp]}" --log-level warning &
+port[tp]=$(bench_free_port)
+bench_start_tpserver "$tp" "${port[tp]}"
 pid[tp]=$!
-port[redis]=$(free_port)
+port[redis]=$(bench_free_port)
 redis-server --port "${port[redis]}" --bind 127.0.0.1 --save '' --appendonly no >/dev/null &
 pid[redis]=$!
-port[ceiling]=$(free_port)
+port[ceiling]=$(bench_free_port)
 "$work/limit_echo" "${port[ceiling]}" 1 &
 pid[ceiling]=$!
 pids+=("${pid[@]}")
@@ -47,22 +46,15 @@ req[tp]='ECHO hello'
 req[redis]=PING
 req[ceiling]='ECHO hello'
 for s in tp redis ceiling; do
-	for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/${port[$s]}") 2>/dev/null && break; sleep 0.1; done
+	bench_wait_port "${port[$s]}"
 done
 
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-client_cpu() { # run the client; print its output and its CPU seconds as cli=
-	python3 -c 'import resource, subprocess, sys
-out = subprocess.run(sys.argv[1:], check=True, stdout=subprocess.PIPE, text=True).stdout
-r = resource.getrusage(resource.RUSAGE_CHILDREN)
-print(out.strip(), "cli=%.6f" % (r.ru_utime + r.ru_stime))' "$@"
-}
 echo "# ${conns} connections x pipeline ${pipeline}, ${rounds} rounds of ${secs} s; server CPU from /proc, client CPU from getrusage"
 for _ in $(seq "$rounds"); do
 	for s in tp redis ceiling; do
-		before=$(ticks "${pid[$s]}")
-		out=$(client_cpu "$work/lineload" 127.0.0.1 "${port[$s]}" "$conns" "$pipeline" "$secs" "${req[$s]}")
-		after=$(ticks "${pid[$s]}")
+		before=$(bench_cpu_ticks "${pid[$s]}")
+		out=$(bench_client_cpu "$work/lineload" 127.0.0.1 "${port[$s]}" "$conns" "$pipeline" "$secs" "${req[$s]}")
+		after=$(bench_cpu_ticks "${pid[$s]}")
 		echo "$s $out srv_ticks=$((after - before))" >>"$work/rows"
 	done
 done
@@ -75,7 +67,7 @@ for line in open(sys.argv[1]):
     f = dict(re.findall(r"(\w+)=([0-9.]+)", line))
     done = int(f["done"])
     rows.setdefault(name, []).append((int(f["rps"]), int(f["srv_ticks"]) / hz * 1e6 / done,
-                                      float(f["cli"]) * 1e6 / done))
+                                      (float(f["cli_user"]) + float(f["cli_sys"])) * 1e6 / done))
 print("%-8s %9s %14s %14s" % ("server", "rps", "server_us/req", "client_us/req"))
 for name in ("tp", "redis", "ceiling"):
     r = rows[name]

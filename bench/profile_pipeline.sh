@@ -40,12 +40,13 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
-cc -O2 -pthread -o "$work/lineload" "$bench/lineload.c"
-port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-"$tp" --config /dev/null --host 127.0.0.1 --port "$port" --log-level warning &
+. "$top/bench/lib.sh"
+bench_build
+port=$(bench_free_port)
+bench_start_tpserver "$tp" "$port"
 srv=$!
 pids+=("$srv")
-for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+bench_wait_port "$port"
 
 # One line per thread: tid utime stime voluntary nonvoluntary
 snap() {
@@ -57,13 +58,7 @@ snap() {
 		echo "$tid $ut $st $vol $inv"
 	done
 }
-client() { # run the client; print its output and its CPU seconds (user, system)
-	python3 -c 'import resource, subprocess, sys
-out = subprocess.run(sys.argv[1:], check=True, stdout=subprocess.PIPE, text=True).stdout
-r = resource.getrusage(resource.RUSAGE_CHILDREN)
-print(out.strip(), "cli_user=%.6f cli_sys=%.6f" % (r.ru_utime, r.ru_stime))' "$@"
-}
-load() { client "$work/lineload" 127.0.0.1 "$port" "$conns" "$pipeline" "$secs" 'ECHO hello'; }
+load() { bench_client_cpu "$work/lineload" 127.0.0.1 "$port" "$conns" "$pipeline" "$secs" 'ECHO hello'; }
 
 echo "# $conns connections x pipeline $pipeline, $rounds rounds of $secs s; loop = thread $srv (loop 0), workers = the other threads"
 for r in $(seq "$rounds"); do
