@@ -287,8 +287,7 @@ int tp_queue_push(struct tp_queue *q, struct tp_qnode *first, size_t n)
 	/* In the fair modes a lighter flow's waiter may fit where the first that waits did not. */
 	if (nwait(q) > 0 && admit_waiters(q) > 0)
 		want = workers_wanted_all(q);
-	publish_deadline(q);
-	publish_ready(q);
+	tp_queue_publish(q);
 	if (want)
 		wake_workers(q, want);
 	if (cheap) /* admitted or waiting: the lane takes a cheap waiter too */
@@ -335,8 +334,7 @@ void tp_queue_after_pop(struct tp_queue *q, size_t n)
 {
 	if (n) {
 		admit_waiters(q);
-		publish_deadline(q); /* also after fair_pop's admission */
-		publish_ready(q);
+		tp_queue_publish(q); /* also after fair_pop's admission */
 	}
 	/*
 	 * Left-over work and idle colleagues: hand it on rather than leave it
