@@ -175,6 +175,34 @@ static size_t echo_cap(const struct tp_conn *c, const char *line, size_t len, co
 	return memchr(next, '\n', look) ? TP_REQ_UNIT_CAP : pr->text_len + 4;
 }
 
+/* A request for a parsed line, in the connection's list and the turn's batch; false on ENOMEM. */
+static bool add_request(struct tp_conn *c, const char *line, size_t len, const struct tp_proto_req *pr)
+{
+	struct tp_conn_env *env = c->env;
+	struct tp_req *r = tp_req_new(&env->reqs, c, pr->op == TP_OP_ECHO ? echo_cap(c, line, len, pr) : 0);
+
+	if (!r)
+		return false;
+	r->op = (uint8_t)pr->op;
+	r->arrival_us = env->now_us;
+	r->pushed = true;
+	r->qnode.flow = &c->flow;
+	r->qnode.cost_us = pr->op == TP_OP_ECHO ? 0 : pr->sleep_ms * 1000u; /* the queue adds a floor */
+	/* Its wait for space in the queue ends queue_timeout_ms after its line was read. */
+	r->qnode.deadline_ns = env->wait_until_ns;
+	if (pr->op == TP_OP_ECHO) {
+		r->len = (uint32_t)tp_proto_echo_place(pr->text, pr->text_len, r->buf);
+		r->qnode.batchable = true;
+	} else {
+		r->sleep_ms = pr->sleep_ms;
+		r->qnode.batchable = pr->sleep_ms == 0;
+	}
+	list_append(c, r);
+	c->ninflight++;
+	tp_req_batch_add(&env->batch, r);
+	return true;
+}
+
 /* The framer callback's context: the connection and what happened to it. */
 struct framing {
 	struct tp_conn *c;
@@ -191,7 +219,6 @@ static int on_line(void *ctx, const char *line, size_t len, bool too_long)
 	struct tp_conn_env *env = c->env;
 	struct tp_proto_req pr = {0};
 	enum tp_proto_status st;
-	struct tp_req *r;
 
 	c->spoke = true;
 	if (too_long)
@@ -210,32 +237,12 @@ static int on_line(void *ctx, const char *line, size_t len, bool too_long)
 		return tp_conn_over_unsent(c);
 	}
 
-	if (pr.op == TP_OP_ECHO && join_unit(c, &pr))
-		return ++c->bn >= BATCH || tp_conn_over_unsent(c);
-	r = tp_req_new(&env->reqs, c, pr.op == TP_OP_ECHO ? echo_cap(c, line, len, &pr) : 0);
-	if (!r) {
+	if (!(pr.op == TP_OP_ECHO && join_unit(c, &pr)) && !add_request(c, line, len, &pr)) {
 		c->failed = true;
 		return 1;
 	}
-	r->op = (uint8_t)pr.op;
-	r->arrival_us = env->now_us;
-	r->pushed = true;
-	r->qnode.flow = &c->flow;
-	r->qnode.cost_us = pr.op == TP_OP_ECHO ? 0 : pr.sleep_ms * 1000u; /* the queue adds a floor */
-	/* Its wait for space in the queue ends queue_timeout_ms after its line was read. */
-	r->qnode.deadline_ns = env->wait_until_ns;
-	if (pr.op == TP_OP_ECHO) {
-		r->len = (uint32_t)tp_proto_echo_place(pr.text, pr.text_len, r->buf);
-		r->qnode.batchable = true;
-	} else {
-		r->sleep_ms = pr.sleep_ms;
-		r->qnode.batchable = pr.sleep_ms == 0;
-	}
-	list_append(c, r);
-	c->bn++;
-	c->ninflight++;
-	tp_req_batch_add(&env->batch, r);
-	return c->bn >= BATCH || tp_conn_over_unsent(c);
+	/* One more line in this turn's batch, in a unit or a request of its own. */
+	return ++c->bn >= BATCH || tp_conn_over_unsent(c);
 }
 
 static unsigned read_error(struct tp_conn *c, int err)
