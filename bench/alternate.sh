@@ -8,21 +8,22 @@
 # (../shared/bench) pipelining `ECHO hello`; server CPU from /proc.
 #
 # usage: bench/alternate.sh ROUNDS SECONDS CONNS PIPELINE SERVER...
-#   SERVER  a tpserver binary (run with --config /dev/null), or `ceiling`
-#           (limit_echo, one thread)
+#   SERVER  a tpserver binary (run with --config /dev/null), `ceiling`
+#           (limit_echo, one thread), or `uring` (bench/uring_echo.c: the
+#           ceiling with io_uring in place of epoll; needs liburing-dev)
 #   BENCH=DIR  where lineload.c and limit_echo.c are (default: ../shared/bench
 #           beside the tree)
 # Prints a line per run, then per server the median of its rounds.
 # Not a test: prints figures, asserts nothing.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-[[ $# -ge 5 ]] || { sed -n 's/^# \{0,1\}//; 10,16p' "$0" >&2; exit 2; }
+[[ $# -ge 5 ]] || { sed -n 's/^# \{0,1\}//; 10,17p' "$0" >&2; exit 2; }
 rounds=$1 secs=$2 conns=$3 pipeline=$4
 shift 4
 bench=${BENCH:-$top/../shared/bench}
 [[ -f $bench/lineload.c ]] || { echo "alternate: $bench/lineload.c not found; skipped"; exit 0; }
 for s in "$@"; do
-	[[ $s == ceiling || -x $s ]] || { echo "alternate: no server at $s" >&2; exit 2; }
+	[[ $s == ceiling || $s == uring || -x $s ]] || { echo "alternate: no server at $s" >&2; exit 2; }
 done
 
 work=$(mktemp -d)
@@ -34,6 +35,12 @@ cleanup() {
 trap cleanup EXIT
 . "$top/bench/lib.sh"
 bench_build ceiling
+for s in "$@"; do
+	[[ $s == uring ]] || continue
+	cc -O2 -o "$work/uring_echo" "$top/bench/uring_echo.c" -luring ||
+		{ echo "alternate: uring_echo needs liburing-dev (apt-get install liburing-dev)" >&2; exit 2; }
+	break
+done
 hz=$(getconf CLK_TCK)
 
 for r in $(seq "$rounds"); do
@@ -41,6 +48,8 @@ for r in $(seq "$rounds"); do
 		port=$(bench_free_port)
 		if [[ $s == ceiling ]]; then
 			"$work/limit_echo" "$port" 1 &
+		elif [[ $s == uring ]]; then
+			"$work/uring_echo" "$port" &
 		else
 			bench_start_tpserver "$s" "$port"
 		fi
