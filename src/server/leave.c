@@ -26,7 +26,14 @@ void tp_leave_signal(struct tp_leave *lv, int signo)
 
 bool tp_leave_begin(struct tp_leave *lv, int drain_s, int signo, uint64_t now_ns)
 {
-	if (drain_s <= 0 || lv->leaving)
+	if (lv->leaving) {
+		/* A second signal ends the leave; the shutdown that follows is not cut short by its end. */
+		lv->leaving = false;
+		lv->leave_at_ns = 0;
+		tp_log(TP_LOG_NOTICE, "stop", "%s again: ending the leave now", strsignal(signo));
+		return false;
+	}
+	if (drain_s <= 0)
 		return false;
 	lv->leaving = true;
 	lv->leave_at_ns = now_ns + (uint64_t)drain_s * 1000000000ull;

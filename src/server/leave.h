@@ -33,8 +33,8 @@ void tp_leave_signal(struct tp_leave *lv, int signo);
 
 /*
  * A SIGTERM (or SIGINT) named signo: start a graceful leave of drain_s
- * seconds.  Returns true when one began; false when drain_s is 0 or a
- * leave is already running (the caller then shuts down at once).
+ * seconds.  Returns true when one began; false when drain_s is 0, or
+ * when a leave was running (it ends here): the caller then shuts down at once.
  */
 bool tp_leave_begin(struct tp_leave *lv, int drain_s, int signo, uint64_t now_ns);
 

@@ -111,6 +111,26 @@ class Agent(unittest.TestCase):
             self.assertEqual(srv.proc.wait(10), 0)
             self.assertLess(time.monotonic() - t0, 5)
 
+    def test_the_shutdown_after_a_cut_leave_still_waits_for_work(self):
+        # The second SIGTERM ends the leave; the shutdown that follows waits
+        # shutdown.timeout_s for the running and queued requests, also past
+        # the moment the leave would have ended (2 s here).
+        with Server("--drain-s", "2", "--shutdown-timeout-s", "10", "--stop-timeout-s", "40",
+                    "--workers", "1") as srv:
+            a, b = srv.connect(), srv.connect()
+            a.sendall(b"SLEEP 5000\n")
+            time.sleep(0.3)  # the one worker runs it; the next one waits in the queue
+            b.sendall(b"SLEEP 100\n")
+            time.sleep(0.1)
+            srv.signal(signal.SIGTERM)
+            srv.wait_log("leaving")
+            srv.signal(signal.SIGTERM)
+            self.assertEqual(LineReader(a).line(timeout=8), "OK 5000")
+            self.assertEqual(LineReader(b).line(timeout=8), "OK 100")
+            self.assertEqual(srv.proc.wait(10), 0)
+            self.assertIn("ending the leave now", srv.log())
+            self.assertNotIn("cutting the shutdown short", srv.log())
+
     def test_drain_must_fit_the_stop_timeout(self):
         r = subprocess.run([TPSERVER, "--config", "/dev/null", "--drain-s", "25", "-t"],
                            capture_output=True, text=True, timeout=10)
