@@ -75,10 +75,11 @@ size_t tp_agent_format(bool drain, bool healthy, unsigned weight, char buf[TP_AG
 	return (size_t)n;
 }
 
-size_t tp_agent_answer(int fd, const char *line, size_t len)
+size_t tp_agent_answer(int fd, const char *line, size_t len, int *err)
 {
 	size_t n = 0;
 
+	*err = 0;
 	for (int i = 0; i < ACCEPT_BURST; i++) {
 		struct sockaddr_storage peer;
 		socklen_t plen = sizeof(peer);
@@ -86,7 +87,9 @@ size_t tp_agent_answer(int fd, const char *line, size_t len)
 		if (c < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
-			break; /* EAGAIN, or out of fds: the next check tries again */
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+				*err = errno;
+			break;
 		}
 		/* One short line fits any socket buffer; a peer that left is not an error. */
 		ssize_t w = send(c, line, len, MSG_NOSIGNAL | MSG_DONTWAIT);

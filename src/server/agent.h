@@ -58,8 +58,11 @@ size_t tp_agent_format(bool drain, bool healthy, unsigned weight, char buf[TP_AG
 
 /*
  * The agent socket fd is readable: accept a burst of connections and give
- * each the line, then close it.  Returns how many were answered.
+ * each the line, then close it.  Returns how many were answered; *err is
+ * the errno of an accept that failed for want of resources (EMFILE,
+ * ENFILE, ENOBUFS, ENOMEM: the socket stays readable, the caller stops
+ * watching it for a while), else 0.
  */
-size_t tp_agent_answer(int fd, const char *line, size_t len);
+size_t tp_agent_answer(int fd, const char *line, size_t len, int *err);
 
 #endif

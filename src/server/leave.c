@@ -65,11 +65,13 @@ bool tp_leave_tick(struct tp_leave *lv, const struct tp_health *h, uint64_t now_
 	return true;
 }
 
-void tp_leave_answer(struct tp_leave *lv, int fd, bool stopping, bool healthy)
+int tp_leave_answer(struct tp_leave *lv, int fd, bool stopping, bool healthy)
 {
 	char line[TP_AGENT_LINE_MAX];
 	size_t len = tp_agent_format(lv->drained || lv->leaving || stopping, healthy,
 	                             tp_agent_weight(&lv->load), line);
+	int err;
 
-	lv->answered += tp_agent_answer(fd, line, len);
+	lv->answered += tp_agent_answer(fd, line, len, &err);
+	return err;
 }

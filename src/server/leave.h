@@ -41,7 +41,11 @@ bool tp_leave_begin(struct tp_leave *lv, int drain_s, int signo, uint64_t now_ns
 /* Loop 0's tick: sample the load (h's counters); returns true when a leave just ended (shut down now). */
 bool tp_leave_tick(struct tp_leave *lv, const struct tp_health *h, uint64_t now_ns);
 
-/* The agent socket fd is readable: answer each check (stopping: the server is shutting down). */
-void tp_leave_answer(struct tp_leave *lv, int fd, bool stopping, bool healthy);
+/*
+ * The agent socket fd is readable: answer each check (stopping: the server
+ * is shutting down).  Returns 0, or the errno that stopped accepting for
+ * want of resources (tp_agent_answer()).
+ */
+int tp_leave_answer(struct tp_leave *lv, int fd, bool stopping, bool healthy);
 
 #endif

@@ -62,8 +62,12 @@ struct tp_loop_hooks {
 	void (*on_signal)(void *ctx, int signo);
 	/* Loop 0: its eventfd was written (a post to its mailbox, tp_loop_wake()); may be NULL. */
 	void (*on_wake)(void *ctx);
-	/* Loop 0: the agent-check socket (params.agent) is readable. */
-	void (*on_agent)(void *ctx);
+	/*
+	 * Loop 0: the agent-check socket (params.agent) is readable.  Returns 0,
+	 * or the errno of a failed accept for want of resources: the loop then
+	 * stops watching the socket until its next tick.
+	 */
+	int (*on_agent)(void *ctx);
 	/* Loop 0: its tick (tick_ms) came round. */
 	void (*on_tick)(void *ctx, uint64_t now_ns);
 	/* Loop 0: have every other loop's threads returned?  It stays until then. */

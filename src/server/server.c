@@ -138,7 +138,7 @@ static void loop_exited(void *ctx)
 static void on_signal(void *ctx, int signo);
 static void on_wake(void *ctx);
 static void on_tick(void *ctx, uint64_t now_ns);
-static void on_agent(void *ctx);
+static int on_agent(void *ctx);
 
 /* Workers, their queue and the dispatcher between them. */
 static int start_pool(struct tp_server *srv, char *err, size_t errlen)
@@ -428,12 +428,12 @@ static void on_signal(void *ctx, int signo)
 	}
 }
 
-static void on_agent(void *ctx)
+static int on_agent(void *ctx)
 {
 	struct tp_server *srv = ctx;
 
-	tp_leave_answer(&srv->leave, srv->sock.agent.fd, atomic_load(&srv->shared.shutting_down),
-	                tp_health_ok(&srv->health, tp_clock_ns()));
+	return tp_leave_answer(&srv->leave, srv->sock.agent.fd, atomic_load(&srv->shared.shutting_down),
+	                       tp_health_ok(&srv->health, tp_clock_ns()));
 }
 
 static void on_tick(void *ctx, uint64_t now)

@@ -21,10 +21,9 @@ import time
 import unittest
 
 import tplib
-from tplib import SANITIZED, SLACK, TPSERVER, LineReader, Server, request, wait_until
+from tplib import SANITIZED, SLACK, TPSERVER, LineReader, Server, cpu_seconds, request, wait_until
 
 MAX_LINE = 4096  # the default --max-line-bytes
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def expected_reply(line, max_sleep_ms=10000):
@@ -42,13 +41,6 @@ def expected_reply(line, max_sleep_ms=10000):
             return b"ERR invalid argument"
         return b"OK %d" % int(arg)
     return b"ERR unknown op " + bytes(c if 0x20 <= c < 0x7f else 0x3f for c in op[:32])
-
-
-def cpu_seconds(pid):
-    """utime + stime of a process, in seconds."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def peak_rss_kib(pid):

@@ -7,6 +7,7 @@ the check of drain_s against the unit's stop timeout, and the agent socket
 passed by systemd under the name "agent"."""
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -17,7 +18,7 @@ import time
 import unittest
 
 import tplib
-from tplib import TPSERVER, LineReader, Server, read_to_eof, request, wait_until
+from tplib import TPSERVER, LineReader, Server, cpu_seconds, read_to_eof, request, wait_until
 
 
 def agent_line(port):
@@ -130,6 +131,30 @@ class Agent(unittest.TestCase):
             self.assertEqual(srv.proc.wait(10), 0)
             self.assertIn("ending the leave now", srv.log())
             self.assertNotIn("cutting the shutdown short", srv.log())
+
+    def test_out_of_fds_the_agent_socket_does_not_spin(self):
+        nofile = 64
+        with Server("--agent", "--agent-port", "0", "--max-connections", "1000") as srv:
+            port = agent_port(srv)
+            resource.prlimit(srv.proc.pid, resource.RLIMIT_NOFILE, (nofile, nofile))
+            # Client connections take every fd the server has left.
+            conns = [srv.connect() for _ in range(nofile + 10)]
+            for c in conns:
+                c.sendall(b"ECHO x\n")
+            self.assertTrue(wait_until(lambda: srv.fds() >= nofile, 5))
+            check = socket.create_connection(("127.0.0.1", port), timeout=10)
+            time.sleep(0.3)
+            cpu0 = cpu_seconds(srv.proc.pid)
+            time.sleep(2.0)
+            cpu = cpu_seconds(srv.proc.pid) - cpu0
+            self.assertLess(cpu, 0.5, "%.2f s of CPU in 2 s: the agent socket spins" % cpu)
+            log = srv.log()
+            self.assertEqual(log.count("agent check: accept: Too many open files"), 1, log)
+            # With fds free again, the waiting check is answered at the next tick.
+            for c in conns:
+                c.close()
+            self.assertRegex(read_to_eof(check).decode(), r"^ready up \d+%\n$")
+            self.assertRegex(agent_line(port), r"^ready up \d+%\n$")
 
     def test_drain_must_fit_the_stop_timeout(self):
         r = subprocess.run([TPSERVER, "--config", "/dev/null", "--drain-s", "25", "-t"],

@@ -11,7 +11,7 @@ import time
 import unittest
 
 import tplib
-from tplib import CHEAP_WORKERS, TPSERVER, LineReader, Server, request, wait_until
+from tplib import CHEAP_WORKERS, TPSERVER, LineReader, Server, cpu_seconds, request, wait_until
 
 
 class Protocol(unittest.TestCase):
@@ -303,14 +303,9 @@ class Connections(unittest.TestCase):
             r.lines(2000)
             time.sleep(0.5)
 
-            def cpu_seconds():
-                with open("/proc/%d/stat" % srv.proc.pid) as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-                return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-            before = cpu_seconds()
+            before = cpu_seconds(srv.proc.pid)
             time.sleep(3)
-            self.assertLess(cpu_seconds() - before, 0.1)
+            self.assertLess(cpu_seconds(srv.proc.pid) - before, 0.1)
 
     def test_max_connections(self):
         with Server("--max-connections", "5") as srv:

@@ -160,6 +160,13 @@ def read_to_eof(sock):
     return data
 
 
+def cpu_seconds(pid):
+    """utime + stime of a process, in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wait_until(cond, timeout, step=0.05):
     """Poll cond() until true or timeout; returns its last value."""
     deadline = time.monotonic() + timeout
