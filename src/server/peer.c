@@ -37,8 +37,13 @@ enum tp_peer_verdict tp_peer_decide(struct tp_peer_hdr *h, struct sockaddr_stora
 	*ret_start = 0;
 	if (h->mode == TP_PEER_REFUSE) {
 		r = tp_proxy_detect(h->buf, h->len);
-		if (r == 0)
-			return TP_PEER_DONE; /* an ordinary client: every byte is a request byte */
+		/*
+		 * An ordinary client: every byte is a request byte.  So is a whole
+		 * line that only starts like a v2 signature ("\r\n", an empty
+		 * request): its reply must not wait for bytes that may never come.
+		 */
+		if (r == 0 || (r < 0 && h->buf[h->len - 1] == '\n'))
+			return TP_PEER_DONE;
 		if (r < 0 && h->len < sizeof(h->buf))
 			return TP_PEER_MORE;
 		*ret_why = TP_PEER_UNTRUSTED;

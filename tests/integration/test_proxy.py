@@ -104,6 +104,14 @@ class Proxy(unittest.TestCase):
                 s = connect(srv.port, "127.0.0.2")
                 s.sendall(b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\nECHO x\n")
                 self.assertTrue(closed_by_server(s))
+            # An empty line only starts like a v2 signature: it is answered at once.
+            for first in (b"\r\n", b"\r\n\r\n", b"\n"):
+                s = connect(srv.port, "127.0.0.2")
+                s.sendall(first)
+                r = LineReader(s)
+                self.assertEqual(r.lines(first.count(b"\n"), timeout=1),
+                                 ["ERR empty request"] * first.count(b"\n"))
+                self.assertEqual(request(s, r, "ECHO then"), "OK then")
             total = 4 * len(bad) + 3
             ok = wait_until(lambda: sum(int(n) for n in __import__("re").findall(
                 r"closed (\d+) connections before their first request", srv.log())) == total, 15)
