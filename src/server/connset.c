@@ -9,9 +9,11 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "log.h"
 #include "config.h"
+#include "proto.h"
 
 #include "tp_assert.h"
 
@@ -112,12 +114,26 @@ static void release(struct tp_connset *s, struct tp_conn *c)
 	s->on_free(s->ctx, group);
 }
 
+/*
+ * The client a PROXY header named is over its address's cap: told so as a
+ * client refused at accept is (one line, best effort), then closed; what
+ * came with the header is not answered.
+ */
+static unsigned refuse_named(struct tp_conn *c)
+{
+	const char *msg = tp_proto_error_line(TP_PROTO_TOO_MANY);
+	ssize_t w = send(c->fd, msg, strlen(msg), MSG_NOSIGNAL | MSG_DONTWAIT);
+
+	(void)w; /* the client may already be gone */
+	return tp_conn_close(c, "over limits.max_connections_per_address");
+}
+
 void tp_connset_act(struct tp_connset *s, struct tp_conn *c, unsigned ev)
 {
 	if (!ev && !c->closed)
 		return; /* most completions: a request done behind its connection's head */
 	if ((ev & TP_CONN_NAMED) && !c->closed && !s->on_named(s->ctx, c))
-		ev |= tp_conn_close(c, "over limits.max_connections_per_address");
+		ev |= refuse_named(c);
 	if ((ev & TP_CONN_HANDOFF) && !c->closed)
 		ev |= hand_off(s, c);
 	if (ev & TP_CONN_CLOSED) {

@@ -17,7 +17,7 @@ import time
 import unittest
 
 import tplib
-from tplib import LineReader, Server, request, wait_until
+from tplib import LineReader, Server, read_to_eof, request, wait_until
 
 V2SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 PROXY = ("--proxy-protocol", "--proxy-trusted", "127.0.0.1", "--log-level", "debug")
@@ -132,7 +132,8 @@ class Proxy(unittest.TestCase):
             self.assertEqual(LineReader(b).line(), "OK b")
             c = srv.connect()
             c.sendall(b"PROXY TCP4 192.0.2.1 10.0.0.1 1001 9000\r\nECHO c\n")
-            self.assertTrue(closed_by_server(c))
+            c.settimeout(5)
+            self.assertEqual(read_to_eof(c), b"ERR too many connections\n")  # as a direct client is told
             srv.wait_log(r"over limits\.max_connections_per_address 192\.0\.2\.1:1001")
 
     def test_missing_header_times_out(self):
