@@ -88,9 +88,13 @@ bool tp_cidr_match(const struct tp_cidr_list *l, const struct sockaddr_storage *
 {
 	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 	const uint8_t *a4 = NULL, *a6 = NULL;
+	uint8_t as6[16]; /* an IPv4 address in its mapped form */
 
 	if (ss->ss_family == AF_INET) {
 		a4 = (const uint8_t *)&((const struct sockaddr_in *)ss)->sin_addr;
+		memcpy(as6, mapped, sizeof(mapped));
+		memcpy(as6 + sizeof(mapped), a4, 4);
+		a6 = as6;
 	} else if (ss->ss_family == AF_INET6) {
 		a6 = ((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr;
 		if (memcmp(a6, mapped, sizeof(mapped)) == 0)

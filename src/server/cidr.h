@@ -6,7 +6,9 @@
  *
  * An address without a prefix length is one host (/32, /128).  An IPv4
  * prefix also matches an IPv4-mapped IPv6 address (::ffff:10.1.2.3), as a
- * dual-stack socket reports IPv4 clients.
+ * dual-stack socket reports IPv4 clients; and an IPv6 prefix matches an
+ * IPv4 address in that mapped form, so that a list means the same on an
+ * IPv4 socket as on a dual-stack one (::/0 is everyone).
  */
 #ifndef TP_CIDR_H
 #define TP_CIDR_H

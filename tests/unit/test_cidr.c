@@ -79,6 +79,12 @@ static void test_match(void **state)
 	assert_true(matches("::/0", "2001:db8::1"));
 	assert_true(matches("127.0.0.1", "::ffff:127.0.0.1"));
 	assert_false(matches("::1", "127.0.0.1"));
+	/* An IPv6 prefix sees an IPv4 client as a dual-stack socket shows it. */
+	assert_true(matches("::ffff:127.0.0.1", "127.0.0.1"));
+	assert_true(matches("::ffff:0:0/96", "10.1.2.3"));
+	assert_true(matches("::/0", "10.1.2.3"));
+	assert_false(matches("::ffff:127.0.0.2", "127.0.0.1"));
+	assert_false(matches("2001:db8::/32", "127.0.0.1"));
 	assert_true(matches("2001:db8::/33", "2001:db8:7fff::1"));
 	assert_false(matches("2001:db8::/33", "2001:db8:8000::1"));
 	assert_false(matches("", "127.0.0.1"));
