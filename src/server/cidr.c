@@ -13,7 +13,7 @@
 
 static int parse_one(const char *s, size_t n, struct tp_cidr *ret)
 {
-	char text[64];
+	char text[TP_CIDR_PREFIX_TEXT_MAX + 1];
 	const char *slash;
 	long bits = -1;
 

@@ -18,7 +18,10 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define TP_CIDR_MAX 32 /* prefixes in one list */
+#define TP_CIDR_MAX 32             /* prefixes in one list */
+#define TP_CIDR_PREFIX_TEXT_MAX 63 /* characters of one prefix */
+/* Room for a whole list as text: TP_CIDR_MAX of the longest, ", " between, the NUL. */
+#define TP_CIDR_TEXT_MAX (TP_CIDR_MAX * (TP_CIDR_PREFIX_TEXT_MAX + 2))
 
 struct tp_cidr {
 	uint8_t addr[16]; /* IPv4 in the first 4 bytes */

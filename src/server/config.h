@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "cidr.h"
 #include "log.h"
 
 #define TP_DEFAULT_CONFIG_PATH "/etc/tpserver.conf"
@@ -29,8 +30,9 @@ struct tp_config {
 	int port;
 	int backlog;
 	/* listen: apply under socket activation too */
-	char proxy_trusted[512]; /* listen.proxy_trusted: prefixes that must send a PROXY header */
-	char allow[512];         /* listen.allow: prefixes that may connect, empty = anyone */
+	char proxy_trusted[TP_CIDR_TEXT_MAX]; /* listen.proxy_trusted: prefixes that must send a PROXY header
+	                                       */
+	char allow[TP_CIDR_TEXT_MAX];         /* listen.allow: prefixes that may connect, empty = anyone */
 
 	/* pool */
 	int workers;

@@ -12,7 +12,7 @@
 int tp_config_addr_read(struct tp_config *cfg, const struct tp_setting *s, const config_setting_t *v,
                         char *err, size_t errlen)
 {
-	char text[1024];
+	char text[TP_CIDR_TEXT_MAX];
 	size_t n = 0;
 	int type = config_setting_type(v);
 

@@ -758,6 +758,35 @@ static void test_proxy_and_allow(void **state)
 	assert_false(cfg.proxy_protocol);
 }
 
+/* A list holds TP_CIDR_MAX prefixes however long each is written; one more is refused. */
+static void test_address_lists_hold_their_maximum(void **state)
+{
+	static char text[8192], want[4096];
+	struct tp_config cfg;
+	size_t t = 0, w = 0;
+	(void)state;
+
+	t += (size_t)snprintf(text + t, sizeof(text) - t, "listen = { allow = [");
+	for (int i = 0; i < TP_CIDR_MAX; i++) {
+		/* 49 characters each, the longest form of an IPv6 prefix */
+		char p[64];
+		snprintf(p, sizeof(p), "ffff:ffff:ffff:ffff:ffff:ffff:255.255.%d.255/128", 100 + i);
+		t += (size_t)snprintf(text + t, sizeof(text) - t, "%s\"%s\"", i ? ", " : "", p);
+		w += (size_t)snprintf(want + w, sizeof(want) - w, "%s%s", i ? ", " : "", p);
+	}
+	tp_config_defaults(&cfg);
+	snprintf(text + t, sizeof(text) - t, "]; };\n");
+	expect_ok(&cfg, text);
+	assert_string_equal(cfg.allow, want);
+
+	snprintf(text + t, sizeof(text) - t, ", \"10.0.0.0/8\"]; };\n");
+	struct tp_config before = cfg;
+	char path[4096], err[512] = "";
+	assert_int_equal(load_text(&cfg, text, path, sizeof(path), err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, ":1: listen.allow: invalid address list"));
+	assert_config_equal(&cfg, &before);
+}
+
 static void test_reload_diff(void **state)
 {
 	const struct tp_setting *s;
@@ -849,6 +878,7 @@ int main(void)
 		cmocka_unit_test(test_args_names),
 		cmocka_unit_test(test_table),
 		cmocka_unit_test(test_proxy_and_allow),
+		cmocka_unit_test(test_address_lists_hold_their_maximum),
 		cmocka_unit_test(test_reload_diff),
 		cmocka_unit_test(test_keep_restart_settings),
 	};
