@@ -132,7 +132,8 @@ void tp_metrics_run_end(struct tp_metrics_slot *s, struct tp_metrics_run *run)
 	observe_n(&s->admission[a], since(run->arrival_us, run->wait_end_us), n);
 	if (run->ran && op < TP_OP_COUNT) {
 		observe_n(&s->queue_wait, since(run->wait_end_us, run->start_us), n);
-		observe_n(&s->service[op], since(run->start_us, run->end_us), n);
+		if (!run->late) /* answered busy unrun: no service time */
+			observe_n(&s->service[op], since(run->start_us, run->end_us), n);
 	}
 }
 

@@ -238,7 +238,9 @@ void tp_report_tick(struct tp_report *r, uint64_t now_ns, int interval_s)
 	        f_p99[24];
 
 	if (interval_s <= 0) {
+		/* Off: keep the baseline current, so a line after turning it on covers its interval only. */
 		r->last_log_ns = now_ns;
+		tp_metrics_sum(r->metrics, &r->logged);
 		return;
 	}
 	if (r->last_log_ns == 0) {

@@ -176,6 +176,38 @@ class Counts(unittest.TestCase):
             self.assertIn("1 ok, 0 busy", line)
             self.assertIn("queue 0/1000", line)
 
+    def test_service_time_counts_only_requests_that_ran(self):
+        # Refused past pool.max_wait_ms, a request did not run: no service time.
+        with MetricsServer("--workers", "1", "--cheap-workers", "0", "--max-wait-ms", "50") as srv:
+            s = srv.connect()
+            s.sendall(b"SLEEP 100\n" * 6)
+            replies = LineReader(s).lines(6)
+            ok = replies.count("OK 100")
+            self.assertEqual(ok + replies.count("ERR server busy"), 6)
+            self.assertLess(ok, 6)
+            m = srv.scrape()
+            self.assertEqual(m.get("tpserver_requests_total", op="sleep", result="busy_max_wait"), 6 - ok)
+            self.assertEqual(m.get("tpserver_request_service_seconds_count", op="sleep"), ok)
+            self.assertGreaterEqual(m.get("tpserver_request_service_seconds_sum", op="sleep"), 0.09 * ok)
+
+    def test_stats_line_turned_on_by_a_reload_counts_its_interval_only(self):
+        with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
+            f.write("log = { stats_interval_s = 0; };\n")
+        try:
+            with MetricsServer("--config", f.name) as srv:
+                s = srv.connect()
+                r = LineReader(s)
+                s.sendall(b"ECHO x\n" * 500)
+                self.assertEqual(r.lines(500), ["OK x"] * 500)
+                time.sleep(1.5)  # a tick or two with the line off
+                with open(f.name, "w") as g:
+                    g.write("log = { stats_interval_s = 1; };\n")
+                srv.signal(signal.SIGHUP)
+                line = srv.wait_log(r"stats: [^\n]*", timeout=5)
+                self.assertRegex(line, r"^stats: 0 requests in \d+ s", "the 500 before the reload counted")
+        finally:
+            os.unlink(f.name)
+
     def test_stats_line_counts_max_wait_refusals_as_busy(self):
         # Both refusals read "ERR server busy": the stats line counts both.
         with MetricsServer("--stats-interval-s", "1", "--workers", "1", "--cheap-workers", "0",
