@@ -31,11 +31,13 @@ struct sconn {
 	int fd; /* -1: a free slot */
 	uint64_t deadline_ns;
 	bool replying;
+	bool early;     /* answered before the request's end (400, 431): more may come */
+	bool lingering; /* the reply is out, the write side shut: reading what is left until EOF */
 	size_t rlen;
 	struct tp_expo body;
 	char head[256];
-	size_t hlen, off; /* head then body; off bytes of them written */
-	char req[TP_SCRAPE_HEADER_MAX];
+	size_t hlen, off;                   /* head then body; off bytes of them written */
+	char req[TP_SCRAPE_HEADER_MAX + 1]; /* the headers and a NUL */
 };
 
 struct tp_scrape {
@@ -131,6 +133,8 @@ static void accept_all(struct tp_scrape *s, uint64_t now_ns)
 		c->fd = fd;
 		c->deadline_ns = now_ns + TP_SCRAPE_TIMEOUT_MS * 1000000ull;
 		c->replying = false;
+		c->early = false;
+		c->lingering = false;
 		c->rlen = 0;
 		c->off = 0;
 	}
@@ -196,6 +200,7 @@ static bool read_request(struct tp_scrape *s, struct sconn *c)
 		size_t room = sizeof(c->req) - 1 - c->rlen;
 		if (room == 0) {
 			reply(c, 431, "Request Header Fields Too Large", "", false);
+			c->early = true;
 			break;
 		}
 		ssize_t n = read(c->fd, c->req + c->rlen, room);
@@ -213,6 +218,7 @@ static bool read_request(struct tp_scrape *s, struct sconn *c)
 		c->req[c->rlen] = '\0';
 		if (memchr(chunk, '\0', (size_t)n)) {
 			reply(c, 400, "Bad Request", "", false);
+			c->early = true;
 			break;
 		}
 		char *crlf = strstr(c->req + from, "\r\n\r\n");
@@ -225,7 +231,45 @@ static bool read_request(struct tp_scrape *s, struct sconn *c)
 	return true;
 }
 
-/* Write what is left of the reply; close once it is out. */
+/* Read and drop what the client sends; true at its EOF (or an error). */
+static bool drain(struct sconn *c, size_t *ret_dropped)
+{
+	char buf[4096];
+
+	for (;;) {
+		ssize_t n = read(c->fd, buf, sizeof(buf));
+		if (n > 0) {
+			*ret_dropped += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		return !(n < 0 && errno == EAGAIN);
+	}
+}
+
+/*
+ * The reply is out: close, unless bytes the client sent are still unread
+ * (closing then would reset the connection and could destroy the reply
+ * before the client reads it).  Then shut the write side and read until
+ * the client closes, or the connection's deadline.
+ */
+static void finish(struct sconn *c)
+{
+	size_t dropped = 0;
+	bool eof = drain(c, &dropped);
+
+	if (eof || (!c->lingering && !c->early && dropped == 0)) {
+		conn_close(c);
+		return;
+	}
+	if (!c->lingering) {
+		c->lingering = true;
+		(void)shutdown(c->fd, SHUT_WR);
+	}
+}
+
+/* Write what is left of the reply; finish() once it is out. */
 static void write_reply(struct sconn *c)
 {
 	while (c->fd >= 0) {
@@ -237,7 +281,7 @@ static void write_reply(struct sconn *c)
 		if (boff < c->body.len)
 			iov[n++] = (struct iovec){c->body.buf + boff, c->body.len - boff};
 		if (n == 0) {
-			conn_close(c);
+			finish(c);
 			return;
 		}
 		ssize_t w = writev(c->fd, iov, n);
@@ -264,6 +308,10 @@ void tp_scrape_on_event(struct tp_source *src, uint32_t events, uint64_t now_ns)
 	}
 	if (c->fd < 0)
 		return;
+	if (c->lingering) {
+		finish(c);
+		return;
+	}
 	if (!c->replying && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && !read_request(s, c))
 		return;
 	if (c->replying)

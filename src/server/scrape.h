@@ -3,7 +3,7 @@
  * scrape: the metrics endpoint, HTTP/1.1 served from loop 0.  It answers
  * `GET /metrics` (and HEAD) with what its render callback writes, 404 for
  * another path, 405 for another method, 400 for a malformed request and
- * 431 for headers over TP_SCRAPE_HEADER_MAX, then closes (Connection:
+ * 431 for a head over TP_SCRAPE_HEADER_MAX bytes, then closes (Connection:
  * close).  It cannot hurt the data path: its sockets are non-blocking, at
  * most TP_SCRAPE_MAX_CONNS connections are open (more are accepted and
  * closed at once), each is closed TP_SCRAPE_TIMEOUT_MS after it was

@@ -16,7 +16,8 @@ import time
 import unittest
 
 from metricslib import MetricsServer, http, parse
-from tplib import CHEAP_WORKERS, SANITIZED, SLACK, TPCLIENT, TPSERVER, LineReader, request, wait_until
+from tplib import (CHEAP_WORKERS, SANITIZED, SLACK, TPCLIENT, TPSERVER, LineReader, read_to_eof, request,
+                   wait_until)
 
 HISTOGRAMS = ["tpserver_request_admission_wait_seconds", "tpserver_request_queue_wait_seconds",
               "tpserver_request_service_seconds", "tpserver_request_duration_seconds"]
@@ -221,6 +222,27 @@ class Counts(unittest.TestCase):
 
 
 class Http(unittest.TestCase):
+    def test_header_limit_is_8_KiB_and_its_refusal_arrives_whole(self):
+        with MetricsServer() as srv:
+            p = srv.metrics_port
+            start = b"GET /metrics HTTP/1.1\r\nX-Pad: "
+            head = start + b"a" * (8192 - len(start) - 4) + b"\r\n\r\n"
+            self.assertEqual(len(head), 8192)
+            self.assertEqual(http(p, head)[0], 200)
+            # Over it: the client is still sending when it is refused, and reads the
+            # refusal rather than a reset (the server reads what is left before it closes).
+            for pad in (1, 3000, 200000):
+                s = socket.create_connection(("127.0.0.1", p), timeout=5)
+                s.sendall(start + b"a" * (8192 + pad) + b"\r\n\r\n")
+                s.shutdown(socket.SHUT_WR)
+                self.assertTrue(read_to_eof(s).startswith(b"HTTP/1.1 431 "), pad)
+            # A NUL in the headers: 400, also read whole while more follows.
+            s = socket.create_connection(("127.0.0.1", p), timeout=5)
+            s.sendall(b"GET /metrics HTTP/1.1\r\nX: \0\r\n" + b"X-More: b\r\n" * 3000 + b"\r\n")
+            s.shutdown(socket.SHUT_WR)
+            self.assertTrue(read_to_eof(s).startswith(b"HTTP/1.1 400 "))
+            self.assertEqual(http(p, b"GET /metrics HTTP/1.1\r\n\r\n")[0], 200)
+
     def test_errors_and_head(self):
         with MetricsServer() as srv:
             p = srv.metrics_port
