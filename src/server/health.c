@@ -39,6 +39,11 @@ uint64_t tp_health_init(struct tp_health *h)
 	return tick_ms;
 }
 
+void tp_health_turned_away(const struct tp_health *h, uint64_t ret[TP_PEER_REFUSAL_COUNT])
+{
+	tp_turnaway_totals(h->loops, h->nloops, ret);
+}
+
 void tp_health_stats(const struct tp_health *h, struct tp_stats *ret)
 {
 	struct tp_pool_stats ps;

@@ -69,6 +69,9 @@ uint64_t tp_health_init(struct tp_health *h);
 /* Sum the counters (any thread). */
 void tp_health_stats(const struct tp_health *h, struct tp_stats *ret);
 
+/* Connections closed before their first request since start, by reason (any thread). */
+void tp_health_turned_away(const struct tp_health *h, uint64_t ret[TP_PEER_REFUSAL_COUNT]);
+
 /* Send STATUS= now. */
 void tp_health_status(struct tp_health *h, uint64_t now_ns);
 

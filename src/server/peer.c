@@ -165,3 +165,20 @@ const char *tp_peer_refusal_name(enum tp_peer_refusal why)
 	}
 	return "?";
 }
+
+const char *tp_peer_refusal_label(enum tp_peer_refusal why)
+{
+	switch (why) {
+	case TP_PEER_BAD_HEADER:
+		return "proxy_bad_header";
+	case TP_PEER_UNTRUSTED:
+		return "proxy_untrusted";
+	case TP_PEER_TIMEOUT:
+		return "proxy_timeout";
+	case TP_PEER_NOT_ALLOWED:
+		return "not_allowed";
+	case TP_PEER_REFUSAL_COUNT:
+		break;
+	}
+	return "unknown";
+}

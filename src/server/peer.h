@@ -119,4 +119,7 @@ void tp_peer_log(const char *addr, uint16_t port, const char *event, const char 
 /* A refusal's name for logs: "malformed header", "header from an untrusted peer", ... */
 const char *tp_peer_refusal_name(enum tp_peer_refusal why);
 
+/* Its name as a metric's label value: "proxy_bad_header", "proxy_untrusted", ... */
+const char *tp_peer_refusal_label(enum tp_peer_refusal why);
+
 #endif

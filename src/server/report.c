@@ -89,6 +89,7 @@ static void server_state(struct tp_expo *e, const struct tp_report *r, const str
 {
 	struct tp_stats st;
 	struct tp_metrics_events ev;
+	uint64_t turned[TP_PEER_REFUSAL_COUNT];
 	char l[64];
 
 	tp_health_stats(r->health, &st);
@@ -106,10 +107,15 @@ static void server_state(struct tp_expo *e, const struct tp_report *r, const str
 	counter(e, "tpserver_connections_accepted_total", "Client connections accepted and served.",
 	        m->accepted);
 	tp_expo_family(e, "tpserver_connections_refused_total", "counter",
-	               "Client connections closed at accept, by reason.");
+	               "Client connections closed at accept or before their first request, by reason.");
 	for (size_t i = 0; i < TP_REFUSE_COUNT; i++)
 		tp_expo_u64(e, "tpserver_connections_refused_total",
 		            label1(l, sizeof(l), "reason", tp_metrics_refusal_name(i)), ev.refused[i]);
+	tp_health_turned_away(r->health, turned);
+	for (int i = 0; i < TP_PEER_REFUSAL_COUNT; i++)
+		tp_expo_u64(e, "tpserver_connections_refused_total",
+		            label1(l, sizeof(l), "reason", tp_peer_refusal_label((enum tp_peer_refusal)i)),
+		            turned[i]);
 	counter(e, "tpserver_received_bytes_total", "Bytes read from clients.", m->bytes_in);
 	counter(e, "tpserver_sent_bytes_total", "Bytes written to clients.", m->bytes_out);
 	tp_expo_family(e, "tpserver_reloads_total", "counter", "Reloads (SIGHUP), by result.");

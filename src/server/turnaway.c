@@ -10,22 +10,29 @@
 #include "log.h"
 #include "loop.h"
 
+void tp_turnaway_totals(struct tp_loop *const *loops, size_t nloops, uint64_t ret[TP_PEER_REFUSAL_COUNT])
+{
+	for (int k = 0; k < TP_PEER_REFUSAL_COUNT; k++)
+		ret[k] = 0;
+	for (size_t i = 0; i < nloops; i++) {
+		struct tp_loop_counters lc;
+		tp_loop_counters(loops[i], &lc);
+		for (int k = 0; k < TP_PEER_REFUSAL_COUNT; k++)
+			ret[k] += lc.turned_away[k];
+	}
+}
+
 void tp_turnaway_log_tick(struct tp_turnaway_log *st, struct tp_loop *const *loops, size_t nloops,
                           uint64_t now_ns)
 {
-	uint64_t total[TP_PEER_REFUSAL_COUNT] = {0}, n = 0;
+	uint64_t total[TP_PEER_REFUSAL_COUNT], n = 0;
 	char text[256];
 	size_t off = 0;
 
 	if (now_ns - st->log_ns < TP_TURNAWAY_LOG_EVERY_NS)
 		return;
 	st->log_ns = now_ns;
-	for (size_t i = 0; i < nloops; i++) {
-		struct tp_loop_counters lc;
-		tp_loop_counters(loops[i], &lc);
-		for (int k = 0; k < TP_PEER_REFUSAL_COUNT; k++)
-			total[k] += lc.turned_away[k];
-	}
+	tp_turnaway_totals(loops, nloops, total);
 	for (int k = 0; k < TP_PEER_REFUSAL_COUNT; k++) {
 		uint64_t d = total[k] - st->logged[k];
 		if (d && off < sizeof(text))

@@ -25,6 +25,9 @@ struct tp_turnaway_log {
 	uint64_t log_ns;                        /* when it last looked */
 };
 
+/* The loops' counts since start, by reason (any thread). */
+void tp_turnaway_totals(struct tp_loop *const *loops, size_t nloops, uint64_t ret[TP_PEER_REFUSAL_COUNT]);
+
 /* Loop 0's tick: sum the loops' counters and log what is new, at most once a period. */
 void tp_turnaway_log_tick(struct tp_turnaway_log *st, struct tp_loop *const *loops, size_t nloops,
                           uint64_t now_ns);

@@ -126,6 +126,34 @@ class Counts(unittest.TestCase):
             self.assertEqual(m.get("tpserver_connections_refused_total", reason="max_connections"), 1)
             self.assertEqual(m.get("tpserver_connections_accepted_total"), 2)
 
+    def test_connections_closed_before_a_request_counted(self):
+        # listen.allow and the PROXY header's refusals, by reason, as the log line counts them.
+        with MetricsServer("--allow", "127.0.0.1,127.0.0.2", "--proxy-protocol", "--proxy-trusted",
+                           "127.0.0.1") as srv:
+            def closed(src, data):
+                s = socket.socket()
+                s.settimeout(5)
+                s.bind((src, 0))
+                s.connect(("127.0.0.1", srv.port))
+                if data:
+                    s.sendall(data)
+                try:
+                    self.assertEqual(s.recv(100), b"")
+                except ConnectionResetError:
+                    pass
+                s.close()
+            for _ in range(3):
+                closed("127.0.0.3", b"")                                 # not in listen.allow
+            for _ in range(2):
+                closed("127.0.0.1", b"PROXY TCP4 1.2.3.4 5.6.7.8 1\r\n")  # a malformed header
+            closed("127.0.0.2", b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n")    # from an untrusted peer
+            want = {"not_allowed": 3, "proxy_bad_header": 2, "proxy_untrusted": 1, "proxy_timeout": 0}
+            self.assertTrue(wait_until(lambda: all(
+                srv.scrape().get("tpserver_connections_refused_total", reason=k) == v
+                for k, v in want.items()), 5), srv.scrape_text())
+            # Those outside listen.allow were never taken; the others were, until their header.
+            self.assertEqual(srv.scrape().get("tpserver_connections_accepted_total"), 3)
+
     def test_reloads_counted(self):
         with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
             f.write("pool = { workers = 3; };\n")
