@@ -174,6 +174,35 @@ int tp_listener_watch(struct tp_listen_set *s, struct tp_listener *ls, size_t n,
 	return r;
 }
 
+static int other_ctl(struct tp_listen_set *s, int op)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = s->other.ls};
+
+	return epoll_ctl(s->epfd, op, s->other.ls->fd, op == EPOLL_CTL_DEL ? NULL : &ev) < 0 ? -errno : 0;
+}
+
+int tp_listener_watch_other(struct tp_listen_set *s, struct tp_listener *ls, const char *what)
+{
+	s->other = (struct tp_listen_other){.ls = ls && ls->fd >= 0 ? ls : NULL, .what = what};
+	return s->other.ls ? other_ctl(s, EPOLL_CTL_ADD) : 0;
+}
+
+void tp_listener_pause_other(struct tp_listen_set *s, int err, uint64_t now_ns)
+{
+	struct tp_listen_other *o = &s->other;
+
+	if (!err || !o->ls || o->paused || other_ctl(s, EPOLL_CTL_DEL) < 0)
+		return;
+	o->paused = true;
+	o->resume_ns = now_ns + ACCEPT_PAUSE_MS * 1000000ull;
+	if (!o->logged_ns || now_ns - o->logged_ns > EMFILE_LOG_EVERY_NS) {
+		o->logged_ns = now_ns;
+		tp_log(TP_LOG_WARNING, "accept_paused",
+		       "%s on %s: accept: %s; not accepting for %d ms (raise LimitNOFILE?)", o->what,
+		       o->ls->name, strerror(err), ACCEPT_PAUSE_MS);
+	}
+}
+
 static void refused_close(struct tp_listen_set *s, struct tp_refused *rf)
 {
 	close(rf->fd); /* also leaves the epoll set */
@@ -196,6 +225,8 @@ uint64_t tp_listener_next_timer(const struct tp_listen_set *s)
 {
 	uint64_t next = s->accepting || s->stopped ? 0 : s->resume_ns;
 
+	if (s->other.paused && (!next || s->other.resume_ns < next))
+		next = s->other.resume_ns;
 	for (size_t i = 0; i < TP_LISTENER_MAX_REFUSED && s->nrefusing; i++)
 		if (s->refused[i].fd >= 0 && (!next || s->refused[i].until_ns < next))
 			next = s->refused[i].until_ns;
@@ -207,6 +238,8 @@ void tp_listener_timers(struct tp_listen_set *s, uint64_t now_ns)
 	for (size_t i = 0; i < TP_LISTENER_MAX_REFUSED && s->nrefusing; i++)
 		if (s->refused[i].fd >= 0 && now_ns >= s->refused[i].until_ns)
 			refused_close(s, &s->refused[i]);
+	if (s->other.paused && now_ns >= s->other.resume_ns && other_ctl(s, EPOLL_CTL_ADD) == 0)
+		s->other.paused = false;
 	int r;
 
 	if (s->accepting || s->stopped || now_ns < s->resume_ns)

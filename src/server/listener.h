@@ -41,6 +41,20 @@ struct tp_refused {
 };
 
 /*
+ * A listening socket that the set watches but its owner accepts from (loop
+ * 0's agent-check socket, src.kind TP_SOURCE_AGENT).  Out of fds it stays
+ * readable with nothing accepted, so it leaves the epoll set for a while as
+ * the set's own sockets do; a connection waits in the backlog meanwhile.
+ */
+struct tp_listen_other {
+	struct tp_listener *ls; /* NULL: none */
+	const char *what;       /* for the warning: "agent check" */
+	bool paused;
+	uint64_t resume_ns;
+	uint64_t logged_ns; /* last warning */
+};
+
+/*
  * One loop's watch over the shared listening sockets (loop thread only):
  * in its epoll set while accepting, out of it while paused for lack of fds
  * (until resume_ns) and after tp_listener_stop().
@@ -56,6 +70,7 @@ struct tp_listen_set {
 	struct tp_refused refused[TP_LISTENER_MAX_REFUSED];
 	size_t nrefusing;          /* slots of refused in use */
 	_Atomic uint64_t nrefused; /* clients refused over max_connections (any thread reads) */
+	struct tp_listen_other other;
 };
 
 /*
@@ -87,6 +102,17 @@ void tp_listener_describe(int fd, char *buf, size_t len);
 
 /* Watch the n sockets ls with epfd (EPOLLEXCLUSIVE). Returns 0 or -errno. */
 int tp_listener_watch(struct tp_listen_set *s, struct tp_listener *ls, size_t n, int epfd);
+
+/*
+ * After tp_listener_watch(): watch ls too (NULL or fd -1: nothing), which
+ * its owner accepts from (struct tp_listen_other); tp_listener_stop()
+ * does not touch it (the agent answers while the server stops).  Returns
+ * 0 or -errno.
+ */
+int tp_listener_watch_other(struct tp_listen_set *s, struct tp_listener *ls, const char *what);
+
+/* The owner's accept on the other socket failed with err for want of resources (0: it did not). */
+void tp_listener_pause_other(struct tp_listen_set *s, int err, uint64_t now_ns);
 
 /* Stop accepting for good (shutdown): the sockets leave the epoll set. */
 void tp_listener_stop(struct tp_listen_set *s);

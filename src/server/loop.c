@@ -65,7 +65,6 @@
 #define SPIN_NS 30000
 #define IDLE_POLL_NS 50000
 #define SHUTDOWN_GRACE_MS 1000 /* a silent connection's time to send its first request */
-#define AGENT_LOG_EVERY_NS 10000000000ull
 
 struct tp_loop {
 	unsigned index;
@@ -91,9 +90,6 @@ struct tp_loop {
 	struct tp_peer_gate gate; /* from cfg */
 
 	uint64_t next_tick_ns;
-	struct tp_listener *agent; /* loop 0: the agent-check socket, else NULL */
-	bool agent_paused;         /* out of fds: not watched until the next tick */
-	uint64_t agent_logged_ns;  /* the last warning of a pause */
 	bool shutdown_seen;
 	uint64_t last_work_ns; /* when epoll_wait last returned events */
 
@@ -145,12 +141,10 @@ struct tp_loop *tp_loop_new(const struct tp_loop_params *p)
 		r = epoll_add(l->epfd, l->post.evfd, &l->wake_src);
 	if (r == 0 && p->index == 0)
 		r = (l->sigfd = tp_signals_open()) < 0 ? l->sigfd : epoll_add(l->epfd, l->sigfd, &l->sig_src);
-	if (r == 0 && p->index == 0 && p->agent && p->agent->fd >= 0) {
-		l->agent = p->agent;
-		r = epoll_add(l->epfd, p->agent->fd, &p->agent->src);
-	}
 	if (r == 0)
 		r = tp_listener_watch(&l->listen, p->listeners, p->nlisteners, l->epfd);
+	if (r == 0 && p->index == 0)
+		r = tp_listener_watch_other(&l->listen, p->agent, "agent check");
 	if (r == 0 && p->scrape)
 		r = tp_scrape_watch(p->scrape, l->epfd);
 	if (r < 0) {
@@ -226,31 +220,6 @@ bool tp_loop_adopt(struct tp_loop *l, int fd, const struct tp_handover_conn *rec
 {
 	tp_conn_env_now(&l->env, tp_clock_ns()); /* it is active now, not idle since boot */
 	return tp_connset_take(&l->conns, &l->env, l, fd, NULL, rec, TP_PEER_DIRECT);
-}
-
-/*
- * Out of fds, the agent socket stays readable with nothing accepted: stop
- * watching it until the next tick rather than spin (a check waits in the
- * backlog meanwhile); at most one warning every 10 s.
- */
-static void pause_agent(struct tp_loop *l, int err)
-{
-	if (!err || epoll_ctl(l->epfd, EPOLL_CTL_DEL, l->agent->fd, NULL) < 0)
-		return;
-	l->agent_paused = true;
-	if (!l->agent_logged_ns || l->env.now_ns - l->agent_logged_ns > AGENT_LOG_EVERY_NS) {
-		l->agent_logged_ns = l->env.now_ns;
-		tp_log(TP_LOG_WARNING, "accept_paused",
-		       "agent check: accept: %s; not answering checks until the next tick (raise "
-		       "LimitNOFILE?)",
-		       strerror(err));
-	}
-}
-
-static void resume_agent(struct tp_loop *l)
-{
-	if (l->agent_paused && epoll_add(l->epfd, l->agent->fd, &l->agent->src) == 0)
-		l->agent_paused = false;
 }
 
 /* --- the phases of a turn --- */
@@ -350,7 +319,7 @@ static void handle_events(struct tp_loop *l, const struct epoll_event *events, i
 			refresh_shutting_down(l);
 			break;
 		case TP_SOURCE_AGENT:
-			pause_agent(l, l->hooks.on_agent(l->hooks.ctx));
+			tp_listener_pause_other(&l->listen, l->hooks.on_agent(l->hooks.ctx), l->env.now_ns);
 			break;
 		case TP_SOURCE_REFUSED:
 			tp_listener_drain(&l->listen, (struct tp_refused *)src);
@@ -444,7 +413,6 @@ static void on_shutdown(struct tp_loop *l)
 static void on_tick(struct tp_loop *l)
 {
 	l->next_tick_ns = l->env.now_ns + l->tick_ns;
-	resume_agent(l);
 	if (l->index == 0)
 		l->hooks.on_tick(l->hooks.ctx, l->env.now_ns);
 	if (!l->shutdown_seen && l->cfg.idle_timeout_s > 0)
