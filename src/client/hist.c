@@ -121,6 +121,16 @@ double tp_hist_mean(const struct tp_hist *h)
 	return h->count ? h->sum / (double)h->count : 0.0;
 }
 
+/* What bucket i reports: its middle (which halves the worst-case error), within min and max. */
+static uint64_t bucket_value(const struct tp_hist *h, unsigned i)
+{
+	uint64_t lo, width, v;
+
+	bucket_range(i, &lo, &width);
+	v = lo + width / 2;
+	return v < h->min ? h->min : v > h->max ? h->max : v;
+}
+
 uint64_t tp_hist_percentile(const struct tp_hist *h, double p)
 {
 	uint64_t rank, seen = 0;
@@ -146,16 +156,8 @@ uint64_t tp_hist_percentile(const struct tp_hist *h, double p)
 
 	for (unsigned i = bucket_of(h->min), end = bucket_of(h->max); i <= end; i++) {
 		seen += h->buckets[i];
-		if (seen < rank)
-			continue;
-		uint64_t lo, width, v;
-		bucket_range(i, &lo, &width);
-		v = lo + width / 2; /* the middle halves the worst-case error */
-		if (v < h->min)
-			v = h->min;
-		if (v > h->max)
-			v = h->max;
-		return v;
+		if (seen >= rank)
+			return bucket_value(h, i);
 	}
 	return h->max; /* not reached: the buckets sum to count */
 }
@@ -195,12 +197,10 @@ size_t tp_hist_spectrum(const struct tp_hist *h, unsigned ticks_per_half, struct
 	if (h->count == 0 || ticks_per_half == 0)
 		return 0;
 	for (unsigned i = bucket_of(h->min), end = bucket_of(h->max); i <= end && n < max; i++) {
-		uint64_t lo, width, v;
 		if (!h->buckets[i])
 			continue;
 		cum += h->buckets[i];
-		bucket_range(i, &lo, &width);
-		v = lo + (width - 1) > h->max ? h->max : lo + (width - 1);
+		uint64_t v = bucket_value(h, i); /* as tp_hist_percentile() reports it */
 		while (n < max && level <= 100.0 * (double)cum / (double)h->count) {
 			ret[n++] = (struct tp_hist_point){v, level, cum};
 			if (cum == h->count) {

@@ -62,7 +62,7 @@ double tp_hist_stddev(const struct tp_hist *h);
 
 /* One line of a percentile distribution. */
 struct tp_hist_point {
-	uint64_t value;       /* the largest value of the bucket (at most max) */
+	uint64_t value;       /* the bucket's value as tp_hist_percentile() gives it */
 	double percentile;    /* 0 to 100 */
 	uint64_t total_count; /* samples at or below value */
 };

@@ -141,12 +141,29 @@ static void test_spectrum_levels(void **state)
 	tp_hist_free(h);
 }
 
+/* A row and the percentile of the same level report the same value (the report's p50 is its 50% row). */
+static void test_rows_match_the_percentiles(void **state)
+{
+	(void)state;
+	struct tp_hist *h = tp_hist_new();
+	struct tp_hist_point pts[1024];
+
+	for (uint64_t i = 0; i < 10000; i++)
+		tp_hist_record(h, 1000000 + i * i * 13); /* 1 ms to 1.3 s: wide buckets */
+	size_t n = tp_hist_spectrum(h, 5, pts, 1024);
+	assert_true(n > 30);
+	for (size_t i = 1; i + 1 < n; i++)
+		assert_int_equal(pts[i].value, tp_hist_percentile(h, pts[i].percentile));
+	tp_hist_free(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_uniform),
 	        cmocka_unit_test(test_one_sample_and_empty),
 	        cmocka_unit_test(test_spectrum_levels),
+	        cmocka_unit_test(test_rows_match_the_percentiles),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
