@@ -66,14 +66,14 @@ static void caps(const struct tp_admit_caps *c, int64_t *ret_max, int *ret_per_a
 	pthread_mutex_unlock(c->cfg_lock);
 }
 
-bool tp_admit_conn_enter(const struct tp_admit_caps *c, const struct sockaddr_storage *peer, bool proxied,
+bool tp_admit_conn_enter(const struct tp_admit_caps *c, const struct sockaddr_storage *peer, bool uncapped,
                          struct tp_qgroup **ret_group)
 {
 	int64_t max;
 	int per_addr, prefix, r;
 
 	caps(c, &max, &per_addr, &prefix);
-	r = tp_admit_enter(c->admit, max, proxied ? 0 : per_addr, prefix, peer, ret_group);
+	r = tp_admit_enter(c->admit, max, uncapped ? 0 : per_addr, prefix, peer, ret_group);
 	if (r < 0)
 		tp_metrics_refused(c->metrics,
 		                   r == -EMFILE ? TP_REFUSE_MAX_CONNECTIONS : TP_REFUSE_PER_ADDRESS);

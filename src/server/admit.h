@@ -55,8 +55,9 @@ void tp_admit_leave(struct tp_admit *a, struct tp_qgroup *group);
 
 /*
  * The loop callbacks (loop.h) with the caps read under cfg_lock from cfg;
- * refusals counted in metrics (may be NULL).  proxied: peer is a trusted
- * proxy that names the client next, not capped per address until then.
+ * refusals counted in metrics (may be NULL).  uncapped: not held to the
+ * per-address cap (a trusted proxy that names the client next, capped once
+ * named; or a connection adopted from the previous instance).
  */
 struct tp_admit_caps {
 	struct tp_admit *admit;
@@ -64,7 +65,7 @@ struct tp_admit_caps {
 	const struct tp_config *cfg;
 	struct tp_metrics *metrics;
 };
-bool tp_admit_conn_enter(const struct tp_admit_caps *c, const struct sockaddr_storage *peer, bool proxied,
+bool tp_admit_conn_enter(const struct tp_admit_caps *c, const struct sockaddr_storage *peer, bool uncapped,
                          struct tp_qgroup **ret_group);
 /* A PROXY header named conn's client: count it there (tp_admit_move); false: over its cap. */
 bool tp_admit_conn_named(const struct tp_admit_caps *c, struct tp_conn *conn);

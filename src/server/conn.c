@@ -223,7 +223,7 @@ static int on_line(void *ctx, const char *line, size_t len, bool too_long)
 	c->spoke = true;
 	if (too_long)
 		st = TP_PROTO_TOO_LONG;
-	else if (env->shutting_down && !c->grace && !env->keeping)
+	else if (env->shutting_down && !c->grace && !tp_conn_kept(c))
 		st = TP_PROTO_SHUTDOWN;
 	else
 		st = tp_proto_parse(line, len, (uint32_t)env->cfg->max_sleep_ms, &pr);
@@ -427,9 +427,13 @@ unsigned tp_conn_flush(struct tp_conn *c, bool more_input)
 	 * (framer and socket).  Not first bytes still undecided (a PROXY header
 	 * in part): the next instance takes every connection as past them.
 	 */
-	if (c->env->keeping && !c->eof && c->nreqs == 0 && !more_input)
-		return ev | (c->hdr ? tp_conn_close(c, "shutting down: PROXY header not complete")
-		                    : TP_CONN_HANDOFF);
+	if (tp_conn_kept(c) && !c->eof && c->nreqs == 0 && !more_input) {
+		if (c->hdr)
+			return ev | tp_conn_close(c, "shutting down: PROXY header not complete");
+		if (cork) /* the next instance must not find it corked */
+			(void)setsockopt(c->fd, IPPROTO_TCP, TCP_CORK, &(int){0}, sizeof(int));
+		return ev | TP_CONN_HANDOFF;
+	}
 	if ((c->eof || c->env->shutting_down) && c->nreqs == 0 && !c->framer.stopped && !c->grace &&
 	    !more_input)
 		return ev | tp_conn_close(c, c->eof ? "client closed" : "shutting down");

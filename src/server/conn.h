@@ -107,6 +107,7 @@ struct tp_conn {
 	bool hup;      /* epoll reported RDHUP/HUP/ERR: read until EOF or error */
 	bool spoke;    /* at least one line was framed */
 	bool grace;    /* shutting down, silent so far: its first request is served */
+	bool unkept;   /* keeping, but this one was not handed over: it ends as without keeping */
 	uint64_t grace_until_ns;
 	bool closed; /* fd closed; waiting for in-flight requests to come back */
 	bool failed; /* out of memory while parsing: close after this turn */
@@ -179,10 +180,16 @@ static inline bool tp_conn_over_unsent(const struct tp_conn *c)
 	return c->pending_bytes > c->env->max_unsent;
 }
 
+/* Is it to be handed over to the next instance (shutting down, keeping connections)? */
+static inline bool tp_conn_kept(const struct tp_conn *c)
+{
+	return c->env->keeping && !c->unkept;
+}
+
 /* May it read (and frame) more input now? */
 static inline bool tp_conn_can_read(const struct tp_conn *c)
 {
-	return !c->closed && !c->eof && !c->env->keeping && c->nwaiting == 0 && !tp_conn_over_unsent(c) &&
+	return !c->closed && !c->eof && !tp_conn_kept(c) && c->nwaiting == 0 && !tp_conn_over_unsent(c) &&
 	       (c->framer.stopped || c->readable);
 }
 
@@ -201,8 +208,8 @@ void tp_conn_free(struct tp_conn *c);
 /*
  * Shutdown began: answer new lines with ERR server shutting down and close
  * once everything is answered.  A connection that has not spoken yet gets
- * until grace_until_ns for its first request, which is served normally.
- * Returns TP_CONN_* bits.
+ * until grace_until_ns (0: none) for its first request, which is served
+ * normally.  Returns TP_CONN_* bits.
  */
 unsigned tp_conn_shutdown(struct tp_conn *c, uint64_t grace_until_ns);
 

@@ -43,7 +43,7 @@ unsigned tp_conn_shutdown(struct tp_conn *c, uint64_t grace_until_ns)
 {
 	if (c->closed)
 		return 0;
-	if (c->env->keeping)
+	if (tp_conn_kept(c))
 		return TP_CONN_WRITE; /* its flush hands it over once its replies are out */
 	/*
 	 * A client whose connection was accepted just before the signal cannot
@@ -51,7 +51,7 @@ unsigned tp_conn_shutdown(struct tp_conn *c, uint64_t grace_until_ns)
 	 * instance would serve: serve its first request rather than close it
 	 * unanswered.
 	 */
-	if (!c->spoke && c->nreqs == 0) {
+	if (!c->spoke && c->nreqs == 0 && grace_until_ns) {
 		c->grace = true;
 		c->grace_until_ns = grace_until_ns;
 	}

@@ -67,10 +67,16 @@ bool tp_connset_take(struct tp_connset *s, struct tp_conn_env *env, struct tp_lo
 	struct tp_qgroup *group;
 	struct tp_conn *c;
 
-	/* A handed-over connection counts as its client's address, as it did before. */
+	/*
+	 * A handed-over connection counts as its client's address, as it did
+	 * before, but is not held to that address's cap again: it was admitted
+	 * once (a trusted proxy's LOCAL or UNKNOWN connections all carry the
+	 * proxy's own address, which the cap never counted).  A connection
+	 * still to send its PROXY header is capped once the header names it.
+	 */
 	if (rec)
 		tp_conn_handover_peer(rec, &from);
-	if (!s->on_enter(s->ctx, rec ? &from : peer, mode == TP_PEER_EXPECT, &group))
+	if (!s->on_enter(s->ctx, rec ? &from : peer, rec || mode == TP_PEER_EXPECT, &group))
 		return false;
 	c = rec ? tp_conn_adopt(env, loop, fd, rec) : tp_conn_new(env, loop, fd, peer, mode);
 	if (!c) {
@@ -85,7 +91,11 @@ bool tp_connset_take(struct tp_connset *s, struct tp_conn_env *env, struct tp_lo
 	return true;
 }
 
-/* Keeping: c has answered all it read; hand it over, or close it when that is refused. */
+/*
+ * Keeping: c has answered all it read; hand it over.  When that is refused
+ * (keep_connections_max), it ends as it would without keeping: a silent
+ * client's first request is still served within the grace.
+ */
 static unsigned hand_off(struct tp_connset *s, struct tp_conn *c)
 {
 	struct tp_handover_conn rec;
@@ -93,7 +103,8 @@ static unsigned hand_off(struct tp_connset *s, struct tp_conn *c)
 
 	if (fd >= 0 && s->on_handoff && s->on_handoff(s->handoff_ctx, fd, &rec))
 		return tp_conn_handed_off(c);
-	return tp_conn_close(c, "shutting down: not handed over");
+	c->unkept = true;
+	return tp_conn_shutdown(c, s->grace_until_ns);
 }
 
 /*

@@ -25,7 +25,7 @@ struct tp_connset {
 	size_t nalloc;                /* connections not yet freed (closed ones wait for their requests) */
 	_Atomic uint64_t connections; /* nconns, for other threads */
 	/* A new connection from peer: false (not counted) over the caps, else its group. */
-	bool (*on_enter)(void *ctx, const struct sockaddr_storage *peer, bool proxied,
+	bool (*on_enter)(void *ctx, const struct sockaddr_storage *peer, bool uncapped,
 	                 struct tp_qgroup **ret_group);
 	void (*on_free)(void *ctx, struct tp_qgroup *group); /* a connection of group was freed */
 	void (*on_closed)(void *ctx, struct tp_conn *c);     /* c closed with requests in flight, or NULL */

@@ -13,7 +13,7 @@
  * last, the memfd of their records (handover_state.h, named "tps" and the
  * generation), keyed by each socket's inode.
  *
- * Arriving: tp_handover_listen_fds() keeps the stored fds apart from the
+ * Arriving: tp_handover_open() keeps the stored fds apart from the
  * listening sockets; tp_handover_adopt() pairs each with its record, gives
  * it to a loop, closes (with a logged reason) those it cannot pair, and
  * tells systemd to drop them all from its store (FDSTOREREMOVE=1), so a

@@ -48,7 +48,7 @@ struct tp_loop_hooks {
 	 * queue in *ret_group; false (not counted) over max_connections or
 	 * max_connections_per_address.
 	 */
-	bool (*conn_enter)(void *ctx, const struct sockaddr_storage *peer, bool proxied,
+	bool (*conn_enter)(void *ctx, const struct sockaddr_storage *peer, bool uncapped,
 	                   struct tp_qgroup **ret_group);
 	/* c closed with requests in flight: take back those still queued (may be NULL). */
 	void (*conn_closed)(void *ctx, struct tp_conn *c);

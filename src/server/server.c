@@ -84,10 +84,10 @@ struct tp_server {
 
 /* --- loop callbacks (any loop's thread) --- */
 
-static bool conn_enter(void *ctx, const struct sockaddr_storage *peer, bool proxied,
+static bool conn_enter(void *ctx, const struct sockaddr_storage *peer, bool uncapped,
                        struct tp_qgroup **ret_group)
 {
-	return tp_admit_conn_enter(&((struct tp_server *)ctx)->caps, peer, proxied, ret_group);
+	return tp_admit_conn_enter(&((struct tp_server *)ctx)->caps, peer, uncapped, ret_group);
 }
 
 static bool conn_named(void *ctx, struct tp_conn *c)

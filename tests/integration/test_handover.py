@@ -247,6 +247,49 @@ class Handover(unittest.TestCase):
         kept = [s for s, r in ((a, ra), (b, rb)) if self._alive(s, r)]
         self.assertEqual(len(kept), 1)
 
+    def test_over_the_cap_a_silent_client_still_gets_its_grace(self):
+        # Not handed over, a connection ends as without keeping: one accepted just
+        # before SIGTERM that has not spoken has its first request served.
+        self.sd.start("--keep-connections-max", "0")
+        s, r = connect(self.sd.port)
+        time.sleep(0.1)
+        self.sd.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+        self.assertEqual(request(s, r, "ECHO first", timeout=5), "OK first")
+        self.assertEqual(self.sd.proc.wait(30), 0, self.sd.log())
+
+    def test_a_leave_before_the_hand_over_leaves_no_cork(self):
+        # The leave (drain_s) corks each reply with its FIN; a connection handed
+        # over meanwhile must reach the next instance uncorked (a corked socket
+        # holds every small reply 200 ms).
+        self.sd.start("--drain-s", "1")
+        a, ra = connect(self.sd.port)
+        self.assertEqual(request(a, ra, "ECHO before"), "OK before")
+        self.assertEqual(self.sd.stop(), 0, self.sd.log())
+        self.sd.start()
+        took = []
+        for i in range(5):
+            t0 = time.monotonic()
+            self.assertEqual(request(a, ra, "ECHO %d" % i), "OK %d" % i)
+            took.append(time.monotonic() - t0)
+        self.assertLess(min(took), 0.1, took)
+
+    def test_a_proxy_s_unnamed_connections_are_not_capped_at_adoption(self):
+        # LOCAL and UNKNOWN headers leave the proxy's own address, which the
+        # per-address cap never counted; a restart must not close them.
+        args = ("--proxy-protocol", "--proxy-trusted", "127.0.0.1", "--max-connections-per-address", "1")
+        self.sd.start(*args)
+        conns = []
+        for i in range(3):
+            s, r = connect(self.sd.port)
+            s.sendall(b"PROXY UNKNOWN\r\n")
+            self.assertEqual(request(s, r, "ECHO b%d" % i), "OK b%d" % i)
+            conns.append((s, r))
+        self.restart(*args)
+        self.assertIn("adopted 3 connections", self.sd.log())
+        for i, (s, r) in enumerate(conns):
+            self.assertEqual(request(s, r, "ECHO a%d" % i), "OK a%d" % i)
+
     @staticmethod
     def _alive(s, r):
         try:
