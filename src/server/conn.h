@@ -107,10 +107,10 @@ struct tp_conn {
 	bool hup;      /* epoll reported RDHUP/HUP/ERR: read until EOF or error */
 	bool spoke;    /* at least one line was framed */
 	bool grace;    /* shutting down, silent so far: its first request is served */
-	bool unkept;   /* keeping, but this one was not handed over: it ends as without keeping */
 	uint64_t grace_until_ns;
 	bool closed; /* fd closed; waiting for in-flight requests to come back */
 	bool failed; /* out of memory while parsing: close after this turn */
+	bool unkept; /* keeping, but this one was not handed over: it ends as without keeping */
 	atomic_bool gone;
 
 	/* The client: the socket's peer, or the one its proxy's PROXY header names. */
