@@ -758,11 +758,22 @@ static void test_keeping_closes_a_connection_with_half_a_header(void **state)
 	}
 }
 
+/*
+ * docs/MEMORY.md's bound per connection counts struct tp_conn at 472 bytes
+ * (480 with malloc's header): a field that grows it must move that bound.
+ */
+static void test_struct_within_the_memory_bound(void **state)
+{
+	(void)state;
+	assert_true(sizeof(struct tp_conn) <= 472);
+}
+
 int main(void)
 {
 	/* A write to a client that left must be an EPIPE, as in the daemon. */
 	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_struct_within_the_memory_bound),
 	        cmocka_unit_test_setup_teardown(test_lines_framed_across_reads, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_replies_leave_in_request_order, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_any_case_and_split_parse_alike, setup, teardown),
