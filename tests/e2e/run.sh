@@ -498,6 +498,13 @@ t_start() {
 	echo "MainPID $pid"
 }
 
+# GET /metrics on 127.0.0.1:9101: the whole answer on stdout.
+scrape_9101() {
+	c bash -c 'exec 3<>/dev/tcp/127.0.0.1/9101 &&
+		printf "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n" >&3 &&
+		timeout 5 cat <&3'
+}
+
 # The package enables tpserver-metrics.socket: systemd passes it to the
 # daemon (FileDescriptorName=metrics), which serves GET /metrics from it
 # inside its sandbox (it binds nothing itself).
@@ -506,9 +513,7 @@ t_metrics() {
 	c systemctl is-enabled tpserver-metrics.socket || fail "tpserver-metrics.socket is not enabled"
 	c systemctl restart tpserver.service
 	echo_ok "before scrape" || fail "not serving after restart"
-	out=$(c bash -c 'exec 3<>/dev/tcp/127.0.0.1/9101 &&
-		printf "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n" >&3 &&
-		timeout 5 cat <&3') || fail "no answer on 127.0.0.1:9101"
+	out=$(scrape_9101) || fail "no answer on 127.0.0.1:9101"
 	head -n 3 <<<"$out"
 	grep -c '^tpserver_' <<<"$out" | sed 's/^/tpserver_ samples: /'
 	head -n 1 <<<"$out" | grep -q '^HTTP/1.1 200' || fail "GET /metrics did not answer 200"
@@ -916,6 +921,10 @@ t_upgrade() {
 	[ "$owner" = "tpclient: /usr/bin/tpclient" ] || fail "/usr/bin/tpclient belongs to: $owner"
 	c dpkg-query -L tpserver | grep -q '^/usr/bin/tpclient$' && fail "tpserver still lists /usr/bin/tpclient"
 	c tpclient --version || fail "tpclient does not run after the upgrade"
+	# The metrics socket is new in this version: started before the service
+	# restarted, it was passed to the new daemon, which answers on it.
+	scrape_9101 | head -n 1 | grep -q '^HTTP/1.1 200' ||
+		fail "GET /metrics on the socket the upgrade added is not answered"
 }
 
 # The tests of debian/tests/control against both installed packages: with
@@ -932,6 +941,8 @@ t_keep_upgrade() {
 	c bash -c 'mkdir -p /etc/tpserver.conf.d &&
 		printf "shutdown = {\n  keep_connections = true;\n};\n" >/etc/tpserver.conf.d/60-keep.conf'
 	trap 'c rm -f /etc/tpserver.conf.d/60-keep.conf /run/keepconn.stop' EXIT
+	# Where the admin enabled the agent check, the upgrade leaves its socket be.
+	c systemctl enable --now tpserver-agent.socket || fail "enable tpserver-agent.socket failed"
 	TMO=30 c systemctl restart tpserver || fail "restart to read the drop-in failed"
 	c rm -f /run/keepconn.stop
 	TMO=200 cbg python3 /srv/test/keepconn.py --clients 200 --every-ms 10 --stop-file /run/keepconn.stop \
@@ -966,6 +977,11 @@ t_keep_upgrade() {
 	grep -q "\[$npid\]: .*adopted 200 connections" "$WORK/keep-up.journal" || fail "$V3 did not adopt the 200 connections"
 	[ "$(c readlink "/proc/$npid/exe")" = /usr/sbin/tpserver ] || fail "the running executable is not the installed one"
 	[ "$(c tpclient --version)" = "tpclient $V3" ] || fail "tpclient --version: $(c tpclient --version)"
+	is_active tpserver-agent.socket || fail "the upgrade stopped tpserver-agent.socket"
+	local agent
+	agent=$(c bash -c 'exec 3<>/dev/tcp/127.0.0.1/9102 && timeout 5 cat <&3') || true
+	echo "agent check: $agent"
+	grep -Eq '^(ready|drain)' <<<"$agent" || fail "the agent check is not answered after the upgrade"
 }
 
 t_autopkgtest() {
@@ -1005,6 +1021,7 @@ t_purge() {
 	done
 	[ "$(prop tpserver.socket ActiveState)" != active ] || fail "socket still active"
 	[ "$(prop tpserver.service ActiveState)" != active ] || fail "service still active"
+	[ "$(prop tpserver-agent.socket ActiveState)" != active ] || fail "tpserver-agent.socket still active"
 	listening_9000 && fail "something still listens on 127.0.0.1:9000"
 	true
 }
