@@ -98,9 +98,24 @@ int tp_client_conn_new(struct tp_client_ctx *ctx, unsigned group, unsigned index
 int64_t tp_client_conn_due_ns(const struct tp_client_conn *c, uint64_t k)
 {
 	const struct tp_client_gctx *g = c->g;
+	double due = (double)c->ctx->start_ns +
+	             ((double)c->gindex + (double)k * (double)g->group->clients) * g->tick_ns;
 
-	return c->ctx->start_ns +
-	       (int64_t)(((double)c->gindex + (double)k * (double)g->group->clients) * g->tick_ns);
+	/* A tiny --rate puts far requests past what int64_t holds: never, not overdue. */
+	return due < 0x1p62 ? (int64_t)due : INT64_MAX;
+}
+
+bool tp_client_conn_done(const struct tp_client_conn *c)
+{
+	const struct tp_client_group *group = c->g->group;
+
+	return c->fd < 0 || (group->requests && c->counted >= group->requests);
+}
+
+/* Past --duration (or stopping): nothing more is sent, retries included. */
+static bool issuing_over(const struct tp_client_ctx *ctx)
+{
+	return ctx->stopping || (ctx->end_ns && ctx->now_ns >= ctx->end_ns);
 }
 
 /* Where what happens counts: the totals, or (during --warmup) apart from them. */
@@ -262,7 +277,7 @@ static void append_retries(struct tp_client_conn *c)
 {
 	struct tp_client_ctx *ctx = c->ctx;
 
-	if (ctx->stopping)
+	if (issuing_over(ctx))
 		drop_retries(c);
 	while (tp_client_window_due(&c->retry, ctx->now_ns) &&
 	       c->out_len + c->g->max_request <= c->g->out_cap) {
@@ -344,8 +359,8 @@ static int on_reply(void *arg, const char *line, size_t len, bool too_long)
 	latency_ns = ctx->now_ns > req.start_ns ? (uint64_t)(ctx->now_ns - req.start_ns) : 0;
 	tp_client_stats_reply(stats_of(c, req.measured), (enum tp_op)req.op, r, latency_ns);
 	if (r == TP_VERIFY_BUSY && ctx->retry_delay_ns &&
-	    (ctx->stopping || !tp_client_window_defer(&c->retry, &req, ctx->now_ns + ctx->retry_delay_ns,
-	                                              ctx->opts->retry_budget)))
+	    (issuing_over(ctx) || !tp_client_window_defer(&c->retry, &req, ctx->now_ns + ctx->retry_delay_ns,
+	                                                  ctx->opts->retry_budget)))
 		tp_client_stats_gave_up(stats_of(c, req.measured), (enum tp_op)req.op);
 	if (r == TP_VERIFY_OK && ctx->recent)
 		tp_hist_record(ctx->recent, latency_ns);

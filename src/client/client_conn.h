@@ -40,6 +40,9 @@ void tp_client_conn_begin(struct tp_client_conn *c);
 /* Open loop: the scheduled send time of this client's k-th request (tick_ns of its group > 0). */
 int64_t tp_client_conn_due_ns(const struct tp_client_conn *c, uint64_t k);
 
+/* Has it sent all its --requests (those of the warm-up not counted), or is it closed? */
+bool tp_client_conn_done(const struct tp_client_conn *c);
+
 /* Send whatever is due and fits in the window, in one write. Closes the connection when it is done. */
 void tp_client_conn_pump(struct tp_client_conn *c);
 

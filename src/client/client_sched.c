@@ -21,6 +21,19 @@ bool tp_client_sched_begin(struct tp_client_sched *s, const struct tp_client_opt
 	return s->on;
 }
 
+/* Has every connection of the group sent its --requests (or closed)? */
+static bool all_done(const struct tp_client_sched_group *t, struct tp_client_conn **conns)
+{
+	for (unsigned i = 0; i < t->n; i++)
+		if (!tp_client_conn_done(conns[t->first + i]))
+			return false;
+	return true;
+}
+
+/*
+ * Rounds past --requests go on while a connection still has requests to
+ * send: those of the warm-up do not count towards it.
+ */
 static void run_group(struct tp_client_sched_group *t, const struct tp_client_group *group,
                       struct tp_client_conn **conns, const struct tp_client_ctx *ctx)
 {
@@ -28,7 +41,8 @@ static void run_group(struct tp_client_sched_group *t, const struct tp_client_gr
 		struct tp_client_conn *c = conns[t->first + t->j];
 		int64_t due = tp_client_conn_due_ns(c, t->k);
 
-		if (ctx->stopping || (group->requests && t->k >= group->requests) ||
+		if (ctx->stopping ||
+		    (group->requests && t->j == 0 && t->k >= group->requests && all_done(t, conns)) ||
 		    (ctx->end_ns && due >= ctx->end_ns)) {
 			t->on = false;
 			break;

@@ -635,6 +635,43 @@ class AgainstTpserver(unittest.TestCase):
 
 
 class AgainstScriptedServers(unittest.TestCase):
+    def test_retries_stop_with_the_duration(self):
+        # Every request refused: retries go on until --duration is over, then
+        # those waiting are given up; nothing is sent after the end.
+        with ScriptedServer(lambda line: "ERR server busy") as srv:
+            t0 = time.monotonic()
+            p = run_client(srv.port, "-c", 1, "-P", 1, "-d", 1, "--mix", "echo", "--retry-busy", "300ms,1000",
+                           "--json", timeout=30)
+            took = time.monotonic() - t0
+            self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+            doc = json.loads(p.stdout)
+            self.assertEqual(doc["gave_up"], 1)
+            self.assertEqual(doc["sent"], doc["retries"] + 1)
+            self.assertLessEqual(doc["retries"], 4)  # 1 s of 300 ms delays
+            self.assertEqual(len(srv.lines), doc["sent"])
+            self.assertLess(took, 5)
+
+    def test_a_tiny_rate_ends_with_the_duration(self):
+        # Far requests of a rate of 1e-10/s lie past what a clock holds: they are
+        # never due, not overdue.
+        with ScriptedServer(correct_reply) as srv:
+            for clients in (1, 20):
+                p = run_client(srv.port, "-c", clients, "-R", "1e-10", "-d", 1, "--mix", "echo", "--json",
+                               timeout=20)
+                self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+                self.assertEqual(json.loads(p.stdout)["ok"], 1)
+
+    def test_open_loop_requests_after_a_warmup_keep_their_schedule(self):
+        # The warm-up's requests do not count towards --requests; those that do
+        # still go out on the schedule, not late.
+        with ScriptedServer(correct_reply) as srv:
+            p = run_client(srv.port, "-c", 2, "-R", 20, "--requests", 5, "--warmup", 0.5, "--mix", "echo",
+                           "--json", timeout=30)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            doc = json.loads(p.stdout)
+            self.assertEqual(doc["ok"], 10)
+            self.assertEqual(doc["late"], 0, p.stdout)
+
     def test_seed_reproduces_the_request_sequence(self):
         runs = []
         for _ in range(2):
