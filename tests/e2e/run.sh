@@ -905,6 +905,9 @@ t_upgrade() {
 	local v
 	v=$(c dpkg-query -W -f='${Version}' tpserver)
 	[ "$v" = "$V2" ] || fail "version after upgrade '$v', expected $V2"
+	# This upgrade brings the metrics socket: the daemon is stopped to start
+	# it, and the next connection starts the daemon again.
+	echo_ok "upgraded" || fail "not serving after upgrade"
 	wait_for 20 is_active tpserver.service || fail "service not active after upgrade"
 	local npid
 	npid=$(mainpid)
@@ -913,7 +916,6 @@ t_upgrade() {
 	[ "$(prop tpserver.socket ActiveEnterTimestampMonotonic)" = "$sock_ts" ] || fail "socket unit was restarted"
 	c grep -q '^ *workers = 12;' /etc/tpserver.conf || fail "local edit of /etc/tpserver.conf lost"
 	grep -qx "OK 2500" "$WORK/upgrade-client.out" || fail "request in flight during the upgrade not answered"
-	echo_ok "upgraded" || fail "not serving after upgrade"
 	# /usr/bin/tpclient moved from tpserver to tpclient.
 	local owner
 	owner=$(c dpkg-query -S /usr/bin/tpclient) || fail "no package owns /usr/bin/tpclient"
@@ -942,8 +944,10 @@ t_keep_upgrade() {
 		printf "shutdown = {\n  keep_connections = true;\n};\n" >/etc/tpserver.conf.d/60-keep.conf'
 	trap 'c rm -f /etc/tpserver.conf.d/60-keep.conf /run/keepconn.stop' EXIT
 	# Where the admin enabled the agent check, the upgrade leaves its socket be.
-	c systemctl enable --now tpserver-agent.socket || fail "enable tpserver-agent.socket failed"
-	TMO=30 c systemctl restart tpserver || fail "restart to read the drop-in failed"
+	# (A socket cannot start while its service runs: SCALE-OUT.md's steps.)
+	c systemctl enable tpserver-agent.socket || fail "enable tpserver-agent.socket failed"
+	TMO=30 c systemctl stop tpserver.service || fail "stop before starting the agent socket failed"
+	TMO=30 c systemctl start tpserver-agent.socket tpserver.service || fail "start of the agent socket failed"
 	c rm -f /run/keepconn.stop
 	TMO=200 cbg python3 /srv/test/keepconn.py --clients 200 --every-ms 10 --stop-file /run/keepconn.stop \
 		--seconds 150 >"$WORK/keep-up.out" 2>&1
