@@ -399,6 +399,11 @@ static void test_error_text(void **state)
 	assert_string_equal(err, "--clients: invalid value '0' (expected an integer from 1 to 100000)");
 	assert_int_equal(PARSE(&o, err, "--clients=abc"), -EINVAL);
 	assert_string_equal(err, "--clients: invalid value 'abc' (expected an integer from 1 to 100000)");
+	assert_int_equal(PARSE(&o, err, "--sleep-ms", "5-1"), -EINVAL);
+	assert_string_equal(err, "--sleep-ms: invalid value '5-1' (expected LO-HI, 0 <= LO <= HI <= 3600000)");
+	assert_int_equal(PARSE(&o, err, "--echo-bytes", "0-2000000"), -EINVAL);
+	assert_string_equal(err,
+	                    "--echo-bytes: invalid value '0-2000000' (expected LO-HI, 0 <= LO <= HI <= 1048576)");
 }
 
 int main(void)
