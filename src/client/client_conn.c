@@ -4,6 +4,7 @@
  * notes for the whole engine are at the top of client_load.c.
  */
 #include "client_conn.h"
+#include "client_conn_priv.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,31 +25,7 @@
 
 #define LATE_NS 1000000LL /* open loop: a send this far behind schedule counts as late */
 
-struct tp_client_conn {
-	struct tp_client_ctx *ctx;
-	struct tp_client_gctx *g; /* its group's share of ctx */
-	unsigned index;           /* over all groups: logs and the request generator */
-	unsigned gindex;          /* in its group: the open-loop schedule and its source address */
-	bool broken;              /* closed by the server, waiting in ctx->broken to be reopened */
-	struct tp_client_conn *next_broken;
-	int fd; /* -1 once closed */
-	bool want_out;
-	uint64_t rng;
-	uint64_t issued;          /* requests drawn: the open-loop schedule's round */
-	uint64_t counted;         /* of those, sent after --warmup: what --requests bounds */
-	uint64_t replies;         /* lines read */
-	int64_t last_progress_ns; /* last reply, or when the window last left empty */
-	struct tp_framer framer;
-	struct tp_client_window win;   /* outstanding requests: max-inflight entries */
-	struct tp_client_window retry; /* --retry-busy: refused, waiting; each holds a slot of the window */
-	char *out;                     /* unsent requests: out[out_off..out_len) */
-	size_t out_off, out_len;
-};
-
-enum close_why { CLOSE_DONE, CLOSE_TIMEOUT, CLOSE_BROKEN, CLOSE_ABORT };
-
-/* Take over the connected socket fd: non-blocking, in the epoll set. Returns 0 or -errno. */
-static int attach(struct tp_client_conn *c, int fd)
+int tp_client_conn_attach(struct tp_client_conn *c, int fd)
 {
 	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
 	int fl = fcntl(fd, F_GETFL);
@@ -84,7 +61,7 @@ int tp_client_conn_new(struct tp_client_ctx *ctx, unsigned group, unsigned index
 		return -ENOMEM;
 	}
 	if (fd >= 0) {
-		int r = attach(c, fd);
+		int r = tp_client_conn_attach(c, fd);
 		if (r < 0) {
 			tp_client_conn_free(c);
 			return r;
@@ -118,18 +95,6 @@ static bool issuing_over(const struct tp_client_ctx *ctx)
 	return ctx->stopping || (ctx->end_ns && ctx->now_ns >= ctx->end_ns);
 }
 
-/* Where what happens counts: the totals, or (during --warmup) apart from them. */
-static struct tp_client_stats *stats_of(struct tp_client_conn *c, bool measured)
-{
-	return measured ? &c->g->stats : &c->g->warm;
-}
-
-/* Does what happens now count in the totals (--warmup is over)? */
-static bool now_measured(const struct tp_client_ctx *ctx)
-{
-	return ctx->now_ns >= ctx->warm_end_ns;
-}
-
 /* Is there another request to issue? *ret_start: when it counts from. */
 static bool more_to_send(const struct tp_client_conn *c, int64_t *ret_start)
 {
@@ -157,7 +122,7 @@ static void count_unanswered(struct tp_client_conn *c, bool timeout)
 }
 
 /* --retry-busy: the refused requests that will not be sent again, given up. */
-static void drop_retries(struct tp_client_conn *c)
+void tp_client_conn_drop_retries(struct tp_client_conn *c)
 {
 	while (c->retry.count > 0) {
 		struct tp_client_req req = tp_client_window_pop(&c->retry);
@@ -196,7 +161,7 @@ static void close_conn(struct tp_client_conn *c, enum close_why why)
 	}
 	tp_client_window_clear(&c->win);
 	if (!c->broken)
-		drop_retries(c); /* a connection to reopen sends them then */
+		tp_client_conn_drop_retries(c); /* a connection to reopen sends them then */
 	c->out_off = c->out_len = 0;
 	close(c->fd); /* also leaves the epoll set */
 	c->fd = -1;
@@ -278,7 +243,7 @@ static void append_retries(struct tp_client_conn *c)
 	struct tp_client_ctx *ctx = c->ctx;
 
 	if (issuing_over(ctx))
-		drop_retries(c);
+		tp_client_conn_drop_retries(c);
 	while (tp_client_window_due(&c->retry, ctx->now_ns) &&
 	       c->out_len + c->g->max_request <= c->g->out_cap) {
 		struct tp_client_req *p = tp_client_window_push(&c->win);
@@ -452,62 +417,12 @@ void tp_client_conn_sweep(struct tp_client_conn *c)
 		tp_client_conn_pump(c);
 }
 
-struct tp_client_conn *tp_client_conn_next_broken(struct tp_client_ctx *ctx)
-{
-	struct tp_client_conn *c = ctx->broken;
-
-	if (c) {
-		ctx->broken = c->next_broken;
-		c->next_broken = NULL;
-	}
-	return c;
-}
-
-const struct tp_client_source *tp_client_conn_source(const struct tp_client_conn *c)
-{
-	const struct tp_client_group *g = c->g->group;
-
-	return g->nsources ? &g->sources[c->gindex % g->nsources] : NULL;
-}
-
-unsigned tp_client_conn_index(const struct tp_client_conn *c)
-{
-	return c->index;
-}
-
-int tp_client_conn_reopen(struct tp_client_conn *c, int fd)
-{
-	int r;
-
-	if (!c->broken)
-		return -EINVAL;
-	tp_framer_init(&c->framer, c->g->max_request + 64);
-	r = attach(c, fd);
-	if (r < 0)
-		return r;
-	c->broken = false;
-	stats_of(c, now_measured(c->ctx))->counts.reconnects++;
-	c->last_progress_ns = c->ctx->now_ns;
-	tp_client_conn_pump(c);
-	return 0;
-}
-
-void tp_client_conn_give_up(struct tp_client_conn *c)
-{
-	if (!c->broken)
-		return;
-	c->broken = false;
-	stats_of(c, now_measured(c->ctx))->counts.disconnects++;
-	drop_retries(c);
-	c->ctx->open--;
-}
-
 void tp_client_conn_abort(struct tp_client_conn *c)
 {
 	if (c->broken) {
 		/* Waiting to be reopened: what it had outstanding is already counted lost. */
 		c->broken = false;
-		drop_retries(c);
+		tp_client_conn_drop_retries(c);
 		c->ctx->open--;
 		return;
 	}
