@@ -149,36 +149,22 @@ void tp_peer_log(const char *addr, uint16_t port, const char *event, const char 
 	tp_logf(TP_LOG_DEBUG, event, f, 2, "%s %s:%s", what, addr, p);
 }
 
+/* Each refusal's name in the logs and as a metric's label value. */
+static const struct {
+	const char *name, *label;
+} refusals[TP_PEER_REFUSAL_COUNT] = {
+        [TP_PEER_BAD_HEADER] = {"bad PROXY header", "proxy_bad_header"},
+        [TP_PEER_UNTRUSTED] = {"PROXY header from an untrusted peer", "proxy_untrusted"},
+        [TP_PEER_TIMEOUT] = {"no PROXY header in time", "proxy_timeout"},
+        [TP_PEER_NOT_ALLOWED] = {"not in listen.allow", "not_allowed"},
+};
+
 const char *tp_peer_refusal_name(enum tp_peer_refusal why)
 {
-	switch (why) {
-	case TP_PEER_BAD_HEADER:
-		return "bad PROXY header";
-	case TP_PEER_UNTRUSTED:
-		return "PROXY header from an untrusted peer";
-	case TP_PEER_TIMEOUT:
-		return "no PROXY header in time";
-	case TP_PEER_NOT_ALLOWED:
-		return "not in listen.allow";
-	case TP_PEER_REFUSAL_COUNT:
-		break;
-	}
-	return "?";
+	return (unsigned)why < TP_PEER_REFUSAL_COUNT ? refusals[why].name : "?";
 }
 
 const char *tp_peer_refusal_label(enum tp_peer_refusal why)
 {
-	switch (why) {
-	case TP_PEER_BAD_HEADER:
-		return "proxy_bad_header";
-	case TP_PEER_UNTRUSTED:
-		return "proxy_untrusted";
-	case TP_PEER_TIMEOUT:
-		return "proxy_timeout";
-	case TP_PEER_NOT_ALLOWED:
-		return "not_allowed";
-	case TP_PEER_REFUSAL_COUNT:
-		break;
-	}
-	return "unknown";
+	return (unsigned)why < TP_PEER_REFUSAL_COUNT ? refusals[why].label : "unknown";
 }
