@@ -30,9 +30,10 @@ struct tp_config {
 	int port;
 	int backlog;
 	/* listen: apply under socket activation too */
-	char proxy_trusted[TP_CIDR_TEXT_MAX]; /* listen.proxy_trusted: prefixes that must send a PROXY header
-	                                       */
-	char allow[TP_CIDR_TEXT_MAX];         /* listen.allow: prefixes that may connect, empty = anyone */
+	/* listen.proxy_trusted: prefixes that must send a PROXY header */
+	char proxy_trusted[TP_CIDR_TEXT_MAX];
+	/* listen.allow: prefixes that may connect, empty = anyone */
+	char allow[TP_CIDR_TEXT_MAX];
 
 	/* pool */
 	int workers;
