@@ -87,8 +87,8 @@ size_t tp_agent_answer(int fd, const char *line, size_t len, int *err)
 		if (c < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
-				*err = errno;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				*err = errno; /* out of fds, say: the caller decides */
 			break;
 		}
 		/* One short line fits any socket buffer; a peer that left is not an error. */

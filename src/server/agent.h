@@ -59,9 +59,9 @@ size_t tp_agent_format(bool drain, bool healthy, unsigned weight, char buf[TP_AG
 /*
  * The agent socket fd is readable: accept a burst of connections and give
  * each the line, then close it.  Returns how many were answered; *err is
- * the errno of an accept that failed for want of resources (EMFILE,
- * ENFILE, ENOBUFS, ENOMEM: the socket stays readable, the caller stops
- * watching it for a while), else 0.
+ * the errno of an accept that failed other than for want of a connection
+ * (out of fds, the socket stays readable: the caller stops watching it for
+ * a while), else 0.
  */
 size_t tp_agent_answer(int fd, const char *line, size_t len, int *err);
 

@@ -9,11 +9,10 @@
 
 #include <errno.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "log.h"
 #include "config.h"
-#include "proto.h"
+#include "listener.h"
 
 #include "tp_assert.h"
 
@@ -132,10 +131,7 @@ static void release(struct tp_connset *s, struct tp_conn *c)
  */
 static unsigned refuse_named(struct tp_conn *c)
 {
-	const char *msg = tp_proto_error_line(TP_PROTO_TOO_MANY);
-	ssize_t w = send(c->fd, msg, strlen(msg), MSG_NOSIGNAL | MSG_DONTWAIT);
-
-	(void)w; /* the client may already be gone */
+	tp_listener_say_too_many(c->fd);
 	return tp_conn_close(c, "over limits.max_connections_per_address");
 }
 

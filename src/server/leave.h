@@ -43,8 +43,8 @@ bool tp_leave_tick(struct tp_leave *lv, const struct tp_health *h, uint64_t now_
 
 /*
  * The agent socket fd is readable: answer each check (stopping: the server
- * is shutting down).  Returns 0, or the errno that stopped accepting for
- * want of resources (tp_agent_answer()).
+ * is shutting down).  Returns 0, or the errno of an accept that failed
+ * (tp_agent_answer()).
  */
 int tp_leave_answer(struct tp_leave *lv, int fd, bool stopping, bool healthy);
 

@@ -174,6 +174,21 @@ int tp_listener_watch(struct tp_listen_set *s, struct tp_listener *ls, size_t n,
 	return r;
 }
 
+/* An accept failed for want of fds or memory: the socket stays readable with nothing to accept. */
+static bool out_of_fds(int err)
+{
+	return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+}
+
+/* At most one warning of a kind every EMFILE_LOG_EVERY_NS: an fd flood must not become a log flood. */
+static bool log_due(uint64_t *logged_ns, uint64_t now_ns)
+{
+	if (*logged_ns && now_ns - *logged_ns <= EMFILE_LOG_EVERY_NS)
+		return false;
+	*logged_ns = now_ns;
+	return true;
+}
+
 static int other_ctl(struct tp_listen_set *s, int op)
 {
 	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = s->other.ls};
@@ -191,16 +206,14 @@ void tp_listener_pause_other(struct tp_listen_set *s, int err, uint64_t now_ns)
 {
 	struct tp_listen_other *o = &s->other;
 
-	if (!err || !o->ls || o->paused || other_ctl(s, EPOLL_CTL_DEL) < 0)
+	if (!out_of_fds(err) || !o->ls || o->paused || other_ctl(s, EPOLL_CTL_DEL) < 0)
 		return;
 	o->paused = true;
 	o->resume_ns = now_ns + ACCEPT_PAUSE_MS * 1000000ull;
-	if (!o->logged_ns || now_ns - o->logged_ns > EMFILE_LOG_EVERY_NS) {
-		o->logged_ns = now_ns;
+	if (log_due(&o->logged_ns, now_ns))
 		tp_log(TP_LOG_WARNING, "accept_paused",
 		       "%s on %s: accept: %s; not accepting for %d ms (raise LimitNOFILE?)", o->what,
 		       o->ls->name, strerror(err), ACCEPT_PAUSE_MS);
-	}
 }
 
 static void refused_close(struct tp_listen_set *s, struct tp_refused *rf)
@@ -254,12 +267,10 @@ void tp_listener_timers(struct tp_listen_set *s, uint64_t now_ns)
 	 * that the next try starts from the same state instead of failing on
 	 * them with EEXIST for good, and wait before it rather than spin.
 	 */
-	if (!s->logged_ns || now_ns - s->logged_ns > EMFILE_LOG_EVERY_NS) {
-		s->logged_ns = now_ns;
+	if (log_due(&s->logged_ns, now_ns))
 		tp_log(TP_LOG_WARNING, "accept_paused",
 		       "cannot watch the listening sockets again: %s; retrying every %d ms", strerror(-r),
 		       ACCEPT_PAUSE_MS);
-	}
 	(void)listen_ctl(s, EPOLL_CTL_DEL);
 	s->resume_ns = now_ns + ACCEPT_PAUSE_MS * 1000000ull;
 }
@@ -271,13 +282,10 @@ static void pause_accept(struct tp_listen_set *s, uint64_t now_ns, int err)
 	(void)listen_ctl(s, EPOLL_CTL_DEL);
 	s->accepting = false;
 	s->resume_ns = now_ns + ACCEPT_PAUSE_MS * 1000000ull;
-	/* At most one line every 10 s: an fd flood must not become a log flood. */
-	if (!s->logged_ns || now_ns - s->logged_ns > EMFILE_LOG_EVERY_NS) {
-		s->logged_ns = now_ns;
+	if (log_due(&s->logged_ns, now_ns))
 		tp_log(TP_LOG_WARNING, "accept_paused",
 		       "accept: %s; not accepting for %d ms (raise LimitNOFILE?)", strerror(err),
 		       ACCEPT_PAUSE_MS);
-	}
 }
 
 void tp_listener_drain(struct tp_listen_set *s, struct tp_refused *rf)
@@ -300,14 +308,20 @@ static struct tp_refused *refused_slot(struct tp_listen_set *s)
 	return NULL;
 }
 
-/* Refuse a client over max_connections: one line, then a drained close (see listener.h). */
-static void refuse(struct tp_listen_set *s, int fd, uint64_t now_ns)
+void tp_listener_say_too_many(int fd)
 {
 	const char *msg = tp_proto_error_line(TP_PROTO_TOO_MANY);
-	struct tp_refused *rf = refused_slot(s);
 	ssize_t w = send(fd, msg, strlen(msg), MSG_NOSIGNAL | MSG_DONTWAIT);
 
 	(void)w; /* best effort: the client may already be gone */
+}
+
+/* Refuse a client over max_connections: one line, then a drained close (see listener.h). */
+static void refuse(struct tp_listen_set *s, int fd, uint64_t now_ns)
+{
+	struct tp_refused *rf = refused_slot(s);
+
+	tp_listener_say_too_many(fd);
 	atomic_fetch_add_explicit(&s->nrefused, 1, memory_order_relaxed);
 	if (rf) {
 		struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.ptr = rf};
@@ -336,7 +350,7 @@ void tp_listener_accept(struct tp_listen_set *s, struct tp_listener *ls, uint64_
 				return;
 			if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
 				continue;
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+			if (out_of_fds(errno)) {
 				pause_accept(s, now_ns, errno);
 				return;
 			}

@@ -111,7 +111,10 @@ int tp_listener_watch(struct tp_listen_set *s, struct tp_listener *ls, size_t n,
  */
 int tp_listener_watch_other(struct tp_listen_set *s, struct tp_listener *ls, const char *what);
 
-/* The owner's accept on the other socket failed with err for want of resources (0: it did not). */
+/* Tell the client on fd `ERR too many connections` (one line, best effort; fd stays open). */
+void tp_listener_say_too_many(int fd);
+
+/* The owner's accept on the other socket failed with err (0: it did not): out of fds, pause it. */
 void tp_listener_pause_other(struct tp_listen_set *s, int err, uint64_t now_ns);
 
 /* Stop accepting for good (shutdown): the sockets leave the epoll set. */

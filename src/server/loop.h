@@ -64,8 +64,8 @@ struct tp_loop_hooks {
 	void (*on_wake)(void *ctx);
 	/*
 	 * Loop 0: the agent-check socket (params.agent) is readable.  Returns 0,
-	 * or the errno of a failed accept for want of resources: the loop then
-	 * stops watching the socket for a while (tp_listener_pause_other()).
+	 * or the errno of a failed accept: out of fds, the loop stops watching
+	 * the socket for a while (tp_listener_pause_other()).
 	 */
 	int (*on_agent)(void *ctx);
 	/* Loop 0: its tick (tick_ms) came round. */
