@@ -663,14 +663,15 @@ class AgainstScriptedServers(unittest.TestCase):
 
     def test_open_loop_requests_after_a_warmup_keep_their_schedule(self):
         # The warm-up's requests do not count towards --requests; those that do
-        # still go out on the schedule, not late.
+        # still go out on the schedule, not late. Without it all ten were late
+        # (by up to 50 ms); a loaded machine may delay one or two by over 1 ms.
         with ScriptedServer(correct_reply) as srv:
             p = run_client(srv.port, "-c", 2, "-R", 20, "--requests", 5, "--warmup", 0.5, "--mix", "echo",
                            "--json", timeout=30)
             self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
             doc = json.loads(p.stdout)
             self.assertEqual(doc["ok"], 10)
-            self.assertEqual(doc["late"], 0, p.stdout)
+            self.assertLessEqual(doc["late"], 2, p.stdout)
 
     def test_seed_reproduces_the_request_sequence(self):
         runs = []
