@@ -37,8 +37,10 @@ static void json_settings(FILE *f, const struct tp_client_group *g, const char *
 	if (threads)
 		fprintf(f, ",\"threads\":%u", threads);
 	fprintf(f, ",\"max_inflight\":%u,\"mix\":\"%s\"", g->max_inflight, tp_client_mix_name(g->mix));
+	char rate[32];
+
 	if (g->rate > 0)
-		fprintf(f, ",\"rate\":%.3f", g->rate);
+		fprintf(f, ",\"rate\":%s", tp_client_rate_text(g->rate, 3, rate, sizeof(rate)));
 	else
 		fputs(",\"rate\":null", f);
 	if (g->requests)

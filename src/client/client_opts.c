@@ -126,20 +126,33 @@ static int set_group_name(struct tp_client_opts *o, struct tp_client_group *g, c
 	return tp_client_value_name(name, g->name, sizeof(g->name));
 }
 
-/* One KEY=VALUE of a --group spec into g; sources_given: a source= key came before. */
-static int set_group_key(struct tp_client_opts *o, struct tp_client_group *g, char *item, bool *sources_given,
+_Static_assert(TP_CLIENT_SETTINGS_MAX < 63, "a --group key's bit in set_group_key");
+
+/* One KEY=VALUE of a --group spec into g; seen: the keys given before (bit i: setting i, the
+ * last bit: name). Only source= may repeat. */
+static int set_group_key(struct tp_client_opts *o, struct tp_client_group *g, char *item, uint64_t *seen,
                          const char *spec, char *err, size_t errlen)
 {
 	char *value = strchr(item, '=');
 	const struct tp_client_setting *st = NULL;
+	uint64_t bit = 0;
+	bool first;
 	char keys[256];
 	unsigned n;
 
 	if (value)
 		*value++ = '\0';
 	for (size_t i = 0; value && i < tp_client_nsettings && !st; i++)
-		if (tp_client_settings[i].group && strcmp(tp_client_settings[i].name, item) == 0)
+		if (tp_client_settings[i].group && strcmp(tp_client_settings[i].name, item) == 0) {
 			st = &tp_client_settings[i];
+			bit = UINT64_C(1) << i;
+		}
+	if (value && strcmp(item, "name") == 0)
+		bit = UINT64_C(1) << 63;
+	first = !(*seen & bit);
+	if (!first && !(st && st->kind == K_SOURCES))
+		FAIL("--group: key '%s' given twice in '%s'", item, spec);
+	*seen |= bit;
 	if (value && strcmp(item, "name") == 0) {
 		int r = set_group_name(o, g, value);
 		if (r == -EEXIST)
@@ -158,9 +171,8 @@ static int set_group_key(struct tp_client_opts *o, struct tp_client_group *g, ch
 	}
 	if (st->kind == K_SOURCES) {
 		/* Repeated source= keys make the group's list; the first replaces the inherited one. */
-		if (!*sources_given)
+		if (first)
 			g->nsources = 0;
-		*sources_given = true;
 		if (tp_client_value_sources(value, TP_CLIENT_MAX_SOURCES - g->nsources,
 		                            &g->sources[g->nsources], &n) < 0)
 			FAIL("--group: invalid source '%s' in '%s' (expected one address per source= key, at "
@@ -178,7 +190,7 @@ static int set_group_key(struct tp_client_opts *o, struct tp_client_group *g, ch
 static int parse_group(struct tp_client_opts *o, unsigned index, const char *spec, char *err, size_t errlen)
 {
 	struct tp_client_group *g = &o->groups[index];
-	bool sources_given = false;
+	uint64_t seen = 0;
 	char buf[1024];
 
 	if (strlen(spec) >= sizeof(buf))
@@ -190,7 +202,7 @@ static int parse_group(struct tp_client_opts *o, unsigned index, const char *spe
 		next = strchr(item, ',');
 		if (next)
 			*next++ = '\0';
-		int r = set_group_key(o, g, item, &sources_given, spec, err, errlen);
+		int r = set_group_key(o, g, item, &seen, spec, err, errlen);
 		if (r < 0)
 			return r;
 	}

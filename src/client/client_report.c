@@ -63,9 +63,11 @@ static void text_group(FILE *f, const struct tp_client_group *g, const struct tp
                        double elapsed_s)
 {
 	const struct tp_client_counts *c = &s->counts;
+	char rate[32];
 
-	fprintf(f, "GROUP name=%s clients=%u loop=%s rate=%.1f max_inflight=%u mix=%s", g->name, g->clients,
-	        g->rate > 0 ? "open" : "closed", g->rate, g->max_inflight, tp_client_mix_name(g->mix));
+	fprintf(f, "GROUP name=%s clients=%u loop=%s rate=%s max_inflight=%u mix=%s", g->name, g->clients,
+	        g->rate > 0 ? "open" : "closed", tp_client_rate_text(g->rate, 1, rate, sizeof(rate)),
+	        g->max_inflight, tp_client_mix_name(g->mix));
 	text_sources(f, g);
 	fprintf(f,
 	        " sent=%llu recv=%llu ok=%llu err=%llu ok_rps=%.1f busy=%llu other=%llu mismatch=%llu "
@@ -113,6 +115,7 @@ void tp_client_report_text(FILE *f, const struct tp_client_report *r)
 	const struct tp_client_opts *o = r->opts;
 	struct tp_client_group top;
 	const char *loop = tp_client_report_summarize(o, &top);
+	char rate[32];
 
 	/* This first line's exact shape is what existing scripts match. */
 	fprintf(f, "SUMMARY sent=%llu recv=%llu ok=%llu err=%llu elapsed=%.3f ok_rps=%.1f\n",
@@ -129,9 +132,10 @@ void tp_client_report_text(FILE *f, const struct tp_client_report *r)
 	        (unsigned long long)c->gave_up);
 	fputs("LATENCY_MS", f);
 	text_latency(f, r->total->latency);
-	fprintf(f, "RUN loop=%s rate=%.1f clients=%u threads=%u max_inflight=%u mix=%s seed=%llu late=%llu",
-	        loop, top.rate, top.clients, o->threads, top.max_inflight, tp_client_mix_name(top.mix),
-	        (unsigned long long)r->seed, (unsigned long long)c->late);
+	fprintf(f, "RUN loop=%s rate=%s clients=%u threads=%u max_inflight=%u mix=%s seed=%llu late=%llu",
+	        loop, tp_client_rate_text(top.rate, 1, rate, sizeof(rate)), top.clients, o->threads,
+	        top.max_inflight, tp_client_mix_name(top.mix), (unsigned long long)r->seed,
+	        (unsigned long long)c->late);
 	text_sources(f, &top);
 	if (o->grouped)
 		fprintf(f, " groups=%u", o->ngroups);

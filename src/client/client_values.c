@@ -7,11 +7,21 @@
 #include <errno.h>
 #include <math.h>
 #include <netdb.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "decimal.h"
+
+const char *tp_client_rate_text(double rate, int decimals, char *buf, size_t size)
+{
+	if (rate == 0 || rate >= pow(10, -decimals))
+		snprintf(buf, size, "%.*f", decimals, rate);
+	else
+		snprintf(buf, size, "%.3g", rate);
+	return buf;
+}
 
 const char *tp_client_mix_name(enum tp_client_mix mix)
 {

@@ -55,6 +55,12 @@ int tp_client_value_duration(const char *s, double max_s, double *ret_s);
 int tp_client_value_rate(const char *s, double max, double *ret);
 
 /*
+ * A rate for a report, in buf: with decimals places ("2000.0"), or, when
+ * those would show no digit of it, its first three ("0.0004", "1e-10").
+ */
+const char *tp_client_rate_text(double rate, int decimals, char *buf, size_t size);
+
+/*
  * "DELAY[,N]": a duration as tp_client_value_duration() reads it, at most
  * max_s, and an optional count from 1 to max_n (3 when not given).
  */

@@ -184,8 +184,9 @@ static int run(const struct tp_client_opts *o, uint64_t seed, int sigfd, struct 
 
 	r = tp_client_load_new(o, seed, lv->progress || o->interval_s > 0, &load);
 	if (r < 0) {
-		tp_log(TP_LOG_ERROR, "connect", "cannot start the load on %s:%s: %s", o->host, o->port,
-		       strerror(-r));
+		if (r != -EHOSTUNREACH) /* a host that does not resolve was named already */
+			tp_log(TP_LOG_ERROR, "connect", "cannot start the load on %s:%s: %s", o->host,
+			       o->port, strerror(-r));
 		goto out;
 	}
 	log_start(o, seed);

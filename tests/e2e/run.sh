@@ -433,6 +433,7 @@ t_install_client() {
 	c tpclient --version || fail "tpclient --version failed"
 	c test -f /usr/share/man/man1/tpclient.1.gz || fail "tpclient(1) missing"
 	c test -f /usr/share/doc/tpclient/copyright || fail "/usr/share/doc/tpclient/copyright missing"
+	c test -f /usr/share/doc/tpclient/TPCLIENT.md || fail "/usr/share/doc/tpclient/TPCLIENT.md missing (tpclient(1) names it)"
 	local f
 	for f in /usr/sbin/tpserver /etc/tpserver.conf /lib/systemd/system/tpserver.socket \
 		/lib/systemd/system/tpserver.service; do

@@ -893,6 +893,16 @@ class CommandLine(unittest.TestCase):
         self.assertEqual(rep["SUMMARY"]["sent"], 0)
         self.assertEqual(rep["ERRORS"]["connect_failed"], "2")
 
+    def test_a_host_that_does_not_resolve_is_one_line(self):
+        # A name with a space never reaches a resolver: it fails at once, here and anywhere.
+        p = subprocess.run([TPCLIENT, "--host", "bad host", "--port", "9", "--requests", "1"],
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 1)
+        self.assertEqual(p.stdout, "")
+        lines = p.stderr.strip().splitlines()
+        self.assertEqual(len(lines), 1, p.stderr)
+        self.assertIn("cannot resolve bad host:9", lines[0])
+
 
 if __name__ == "__main__":
     if not os.access(TPCLIENT, os.X_OK):

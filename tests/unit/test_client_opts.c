@@ -296,6 +296,14 @@ static void test_groups(void **state)
 	assert_int_equal(o.groups[0].mix, TP_MIX_BALANCED);
 	assert_int_equal(o.groups[1].mix, TP_MIX_ECHO);
 	assert_int_equal(o.clients, 3);
+
+	/* A key given twice in one group is refused, not the last one taken; source= may repeat. */
+	tp_client_opts_defaults(&o);
+	assert_int_equal(PARSE(&o, err, "--group", "clients=1,rate=5,clients=2"), -EINVAL);
+	assert_string_equal(err, "--group: key 'clients' given twice in 'clients=1,rate=5,clients=2'");
+	tp_client_opts_defaults(&o);
+	assert_int_equal(PARSE(&o, err, "--group", "name=a,name=b"), -EINVAL);
+	assert_string_equal(err, "--group: key 'name' given twice in 'name=a,name=b'");
 }
 
 /* Each bad command line fails with -EINVAL and one line that starts with the flag. */
@@ -379,6 +387,8 @@ static void test_errors(void **state)
 	EXPECT_ERROR("--group", "--group", "name=");
 	EXPECT_ERROR("--group", "--group", "name=two words");
 	EXPECT_ERROR("--group", "--group", "name=a", "--group", "name=a");
+	EXPECT_ERROR("--group", "--group", "name=a,name=b");
+	EXPECT_ERROR("--group", "--group", "clients=1,rate=5,clients=2");
 	EXPECT_ERROR("--group", "--group", "clients=60000", "--group", "clients=60000");
 	EXPECT_ERROR("--group", "--group", "clients=1", "--group", "clients=1", "--group", "clients=1",
 	             "--group", "clients=1", "--group", "clients=1", "--group", "clients=1", "--group",

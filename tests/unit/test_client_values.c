@@ -94,6 +94,21 @@ static void test_rate(void **state)
 	}
 }
 
+/* A report shows every rate it was given: 0.0004 is not 0.0. */
+static void test_rate_text(void **state)
+{
+	char buf[32];
+
+	(void)state;
+	assert_string_equal(tp_client_rate_text(0, 1, buf, sizeof(buf)), "0.0");
+	assert_string_equal(tp_client_rate_text(2000, 1, buf, sizeof(buf)), "2000.0");
+	assert_string_equal(tp_client_rate_text(0.1, 1, buf, sizeof(buf)), "0.1");
+	assert_string_equal(tp_client_rate_text(0.0004, 1, buf, sizeof(buf)), "0.0004");
+	assert_string_equal(tp_client_rate_text(0.0004, 3, buf, sizeof(buf)), "0.0004");
+	assert_string_equal(tp_client_rate_text(0.25, 3, buf, sizeof(buf)), "0.250");
+	assert_string_equal(tp_client_rate_text(1e-10, 3, buf, sizeof(buf)), "1e-10");
+}
+
 static void test_retry(void **state)
 {
 	(void)state;
@@ -185,7 +200,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_u64),      cmocka_unit_test(test_positive),
-	        cmocka_unit_test(test_duration), cmocka_unit_test(test_rate), cmocka_unit_test(test_retry),
+	        cmocka_unit_test(test_duration), cmocka_unit_test(test_rate), cmocka_unit_test(test_rate_text),
+	        cmocka_unit_test(test_retry),
 	        cmocka_unit_test(test_span),     cmocka_unit_test(test_mix),
 	        cmocka_unit_test(test_sources),  cmocka_unit_test(test_name),
 	};
