@@ -244,7 +244,12 @@ void tp_report_tick(struct tp_report *r, uint64_t now_ns, int interval_s)
 	        f_p99[24];
 
 	if (interval_s <= 0) {
-		/* Off: keep the baseline current, so a line after turning it on covers its interval only. */
+		r->off = true;
+		return;
+	}
+	if (r->off) {
+		/* Turned on by a reload: the first line covers its interval only, from this tick. */
+		r->off = false;
 		r->last_log_ns = now_ns;
 		tp_metrics_sum(r->metrics, &r->logged);
 		return;

@@ -10,6 +10,7 @@
 #ifndef TP_REPORT_H
 #define TP_REPORT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "expo.h"
@@ -25,6 +26,7 @@ struct tp_report {
 	/* the stats line's state */
 	uint64_t last_log_ns;
 	struct tp_metrics_slot logged; /* the sums at the last line */
+	bool off;                      /* the last tick found the line off */
 };
 
 /* Start reporting on h (and the metrics set later); takes the start time. */
