@@ -323,7 +323,6 @@ int tp_config_load_file_origin(struct tp_config *cfg, const char *path, struct t
 	struct load ld = {.cfg = &copy, .path = path, .err = err, .errlen = errlen};
 	struct tp_config_lex *lex = NULL;
 	char *text = NULL;
-	char msg[512];
 	config_t c;
 	int r;
 
@@ -345,15 +344,14 @@ int tp_config_load_file_origin(struct tp_config *cfg, const char *path, struct t
 		r = -EINVAL;
 		goto out;
 	}
+	/*
+	 * Each setting is checked against its range here; rules across
+	 * settings (tp_config_validate) are not: a drop-in or a flag read
+	 * later may still change the other side.
+	 */
 	r = walk(&ld, config_root_setting(&c), "");
 	if (r < 0)
 		goto out;
-	/* Cross-setting rules have no single line to blame: name the file. */
-	if (tp_config_validate(&copy, msg, sizeof(msg)) < 0) {
-		snprintf(err, errlen, "%s: %s", path, msg);
-		r = -EINVAL;
-		goto out;
-	}
 	*cfg = copy;
 	if (origin)
 		record_origins(&ld, origin);

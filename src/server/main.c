@@ -33,6 +33,14 @@ struct args {
 	char **argv;
 };
 
+/* A refusal of the whole configuration, named after its file (when there is one): err. */
+static int name_file(const struct tp_config *cfg, int r, const char *msg, char *err, size_t errlen)
+{
+	if (r < 0)
+		snprintf(err, errlen, "%s%s%s", cfg->config_path, cfg->config_path[0] ? ": " : "", msg);
+	return r;
+}
+
 /*
  * --check-config refuses what a start would refuse short of binding: an
  * address that cannot be one.  A name is resolved only where a start
@@ -44,11 +52,21 @@ static int check_listen(const struct tp_config *cfg, char *err, size_t errlen)
 {
 	bool resolve = !getenv("LISTEN_FDS") && !getenv("INVOCATION_ID");
 	char msg[512];
-	int r = tp_listener_check(cfg->host, cfg->port, resolve, msg, sizeof(msg));
 
-	if (r < 0)
-		snprintf(err, errlen, "%s%s%s", cfg->config_path, cfg->config_path[0] ? ": " : "", msg);
-	return r;
+	return name_file(cfg, tp_listener_check(cfg->host, cfg->port, resolve, msg, sizeof(msg)), msg, err,
+	                 errlen);
+}
+
+/*
+ * The rules across settings, on the result of the files, the drop-ins and
+ * the flags (a file alone may be completed by what follows it): no single
+ * line is to blame.
+ */
+static int check_result(const struct tp_config *cfg, char *err, size_t errlen)
+{
+	char msg[512];
+
+	return name_file(cfg, tp_config_validate(cfg, msg, sizeof(msg)), msg, err, errlen);
 }
 
 /*
@@ -82,7 +100,7 @@ static int load_config(const struct args *a, struct tp_config *ret, struct tp_co
 		return r;
 	if (!cfg.config_explicit && access(path, F_OK) == 0)
 		snprintf(cfg.config_path, sizeof(cfg.config_path), "%s", path);
-	r = tp_config_validate(&cfg, err, errlen);
+	r = check_result(&cfg, err, errlen);
 	if (r == 0 && cfg.check_config)
 		r = check_listen(&cfg, err, errlen);
 	if (r < 0)

@@ -54,6 +54,25 @@ class DropIns(unittest.TestCase):
         self.assertEqual(p.stderr.strip(),
                          "tpserver: %s:2: pool.workers: 0 is out of range (1 to 1024)" % bad)
 
+    def test_cross_setting_rule_is_checked_on_the_result(self):
+        # drain_s + timeout_s must stay under stop_timeout_s: a drop-in or a
+        # flag that raises stop_timeout_s makes the main file's drain_s fit.
+        self.write("tp.conf", "shutdown = {\n  drain_s = 25;\n};\n")
+        p = self.check()
+        self.assertEqual(p.returncode, 78, p.stdout + p.stderr)
+        self.assertIn("must stay under shutdown.stop_timeout_s (30)", p.stderr)
+        p = self.check("--stop-timeout-s", "60")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("  stop_timeout_s = 60; # from the command line\n", p.stdout)
+        b = self.write("tp.conf.d/10-stop.conf", "shutdown = {\n  stop_timeout_s = 60;\n};\n")
+        p = self.check()
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("  drain_s = 25; # from %s:2\n" % self.conf, p.stdout)
+        self.assertIn("  stop_timeout_s = 60; # from %s:2\n" % b, p.stdout)
+        p = self.check("--shutdown-timeout-s", "40")
+        self.assertEqual(p.returncode, 78, p.stdout + p.stderr)
+        self.assertIn("shutdown.timeout_s (40) must stay under shutdown.stop_timeout_s (60)", p.stderr)
+
     def test_missing_directory_is_fine(self):
         os.rmdir(self.conf + ".d")
         p = self.check()
