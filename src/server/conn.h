@@ -64,7 +64,11 @@ struct tp_conn_env {
 	_Atomic uint64_t turned_away[TP_PEER_REFUSAL_COUNT];
 };
 
-/* The loop's time is now_ns (a new turn, or the settings changed): set it and what derives from it. */
+/*
+ * The loop's time is now_ns (a new turn, or the settings changed): set it
+ * and what derives from it; the lines of the batch not pushed yet then wait
+ * no longer than the queue_timeout_ms in force allows from now_ns.
+ */
 void tp_conn_env_now(struct tp_conn_env *env, uint64_t now_ns);
 
 /* What a connection reports (bits of the unsigned its functions return). */

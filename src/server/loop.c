@@ -252,8 +252,7 @@ static void refresh_config(struct tp_loop *l)
 		tp_peer_gate_set(&l->gate, &l->cfg);
 		l->cfg_gen = gen;
 		tp_conn_env_now(&l->env, l->env.now_ns); /* what derives from the settings */
-		/* Any limit may have changed: look at every connection once. */
-		tp_connset_limits_changed(&l->conns);
+		tp_connset_limits_changed(&l->conns);    /* any limit may have changed: look at each once */
 	}
 }
 
@@ -360,6 +359,7 @@ static void push_batch(struct tp_loop *l)
 	l->env.turn++; /* every connection may parse a new share */
 	if (b.n == 0)
 		return;
+	refresh_config(l); /* a reload applied during this turn (loop 0's) reaches its lines too */
 	l->env.batch = (struct tp_req_batch){0};
 	l->cheap_inflight += b.ncheap;
 
