@@ -311,6 +311,27 @@ static void record_origins(const struct load *ld, struct tp_config_origin *origi
 	}
 }
 
+/* What libconfig refused, "FILE:LINE: ...", naming the setting a name written twice is. */
+static void syntax_error(const config_t *c, const struct tp_config_lex *lex, const char *path, char *err,
+                         size_t errlen)
+{
+	const char *file = config_error_file(c) ? config_error_file(c) : path;
+	const struct tp_config_lex_name *second, *first;
+	unsigned line = (unsigned)config_error_line(c);
+
+	if (strcmp(config_error_text(c), "duplicate setting name") == 0 &&
+	    tp_config_lex_repeat(lex, file, line, &second, &first)) {
+		if (strcmp(first->file, file) == 0)
+			snprintf(err, errlen, "%s:%u: %s: already set on line %u", file, line, second->path,
+			         first->line);
+		else
+			snprintf(err, errlen, "%s:%u: %s: already set in %s:%u", file, line, second->path,
+			         first->file, first->line);
+		return;
+	}
+	snprintf(err, errlen, "%s:%u: %s", file, line, config_error_text(c));
+}
+
 int tp_config_load_file(struct tp_config *cfg, const char *path, char *err, size_t errlen)
 {
 	return tp_config_load_file_origin(cfg, path, NULL, err, errlen);
@@ -339,8 +360,7 @@ int tp_config_load_file_origin(struct tp_config *cfg, const char *path, struct t
 
 	config_init(&c);
 	if (config_read_string(&c, text) != CONFIG_TRUE) {
-		const char *file = config_error_file(&c) ? config_error_file(&c) : path;
-		snprintf(err, errlen, "%s:%d: %s", file, config_error_line(&c), config_error_text(&c));
+		syntax_error(&c, lex, path, err, errlen);
 		r = -EINVAL;
 		goto out;
 	}

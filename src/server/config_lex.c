@@ -52,6 +52,12 @@ struct entry {
 	char *path, *text;
 };
 
+/* A setting's name, and the copy of its path its public view points to. */
+struct name {
+	struct tp_config_lex_name pub;
+	char *path;
+};
+
 struct tp_config_lex {
 	enum tp_config_scan_mode mode;
 	tp_config_lex_read_fn read;
@@ -70,6 +76,8 @@ struct tp_config_lex {
 
 	struct entry *ints;
 	size_t n_ints, cap_ints;
+	struct name *names;
+	size_t n_names, cap_names;
 	bool oom;
 	char problem[MAX_PATH + 64];
 };
@@ -96,20 +104,43 @@ static bool set_path(struct tp_config_lex *lx, const char *name, size_t len)
 	return n >= 0 && (size_t)n < room;
 }
 
+/* Room for one more of n items of size bytes in *items (capacity *cap); false (and oom) when none. */
+static bool grow(struct tp_config_lex *lx, void **items, size_t n, size_t *cap, size_t size)
+{
+	size_t more = *cap ? 2 * *cap : 16;
+	void *bigger;
+
+	if (n < *cap)
+		return true;
+	bigger = realloc(*items, more * size);
+	if (!bigger) {
+		lx->oom = true;
+		return false;
+	}
+	*items = bigger;
+	*cap = more;
+	return true;
+}
+
+static void add_name(struct tp_config_lex *lx, const struct tp_config_src *s, unsigned line)
+{
+	struct name *e;
+
+	if (!grow(lx, (void **)&lx->names, lx->n_names, &lx->cap_names, sizeof(*lx->names)))
+		return;
+	e = &lx->names[lx->n_names];
+	e->path = strndup(lx->path, lx->path_len);
+	e->pub = (struct tp_config_lex_name){e->path, s->file, line};
+	lx->n_names += e->path != NULL;
+	lx->oom |= e->path == NULL;
+}
+
 static void add_int(struct tp_config_lex *lx, const struct tp_config_src *s, const struct tp_config_token *t)
 {
 	struct entry *e;
 
-	if (lx->n_ints == lx->cap_ints) {
-		size_t cap = lx->cap_ints ? 2 * lx->cap_ints : 16;
-		struct entry *bigger = realloc(lx->ints, cap * sizeof(*bigger));
-		if (!bigger) {
-			lx->oom = true;
-			return;
-		}
-		lx->ints = bigger;
-		lx->cap_ints = cap;
-	}
+	if (!grow(lx, (void **)&lx->ints, lx->n_ints, &lx->cap_ints, sizeof(*lx->ints)))
+		return;
 	e = &lx->ints[lx->n_ints];
 	e->path = strndup(lx->path, lx->path_len);
 	e->text = strndup(t->start, t->len);
@@ -185,7 +216,9 @@ static void member(struct tp_config_lex *lx, const struct tp_config_src *s, cons
 	if (t->tok == TP_TOK_NAME) {
 		lx->value_line = t->line;
 		lx->expect = X_EQUALS;
-		if (!set_path(lx, t->start, t->len))
+		if (set_path(lx, t->start, t->len))
+			add_name(lx, s, t->line);
+		else
 			fail_parse(lx, s, t->line, "nested too deep to check");
 	} else if (closes(lx, t->tok)) {
 		lx->depth--;
@@ -338,10 +371,13 @@ void tp_config_lex_free(struct tp_config_lex *lx)
 		free(lx->ints[i].path);
 		free(lx->ints[i].text);
 	}
+	for (size_t i = 0; i < lx->n_names; i++)
+		free(lx->names[i].path);
 	for (size_t i = 0; i < lx->n_files; i++)
 		free(lx->files[i]);
 	free(lx->files);
 	free(lx->ints);
+	free(lx->names);
 	free(lx);
 }
 
@@ -366,6 +402,25 @@ const struct tp_config_lex_int *tp_config_lex_find(const struct tp_config_lex *l
 		if (strcmp(lx->ints[i].path, path) == 0)
 			return &lx->ints[i].pub;
 	return NULL;
+}
+
+bool tp_config_lex_repeat(const struct tp_config_lex *lx, const char *file, unsigned line,
+                          const struct tp_config_lex_name **ret_second,
+                          const struct tp_config_lex_name **ret_first)
+{
+	for (size_t i = 0; i < lx->n_names; i++) {
+		const struct tp_config_lex_name *second = &lx->names[i].pub;
+
+		if (second->line != line || strcmp(second->file, file) != 0)
+			continue;
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(lx->names[j].pub.path, second->path) == 0) {
+				*ret_second = second;
+				*ret_first = &lx->names[j].pub;
+				return true;
+			}
+	}
+	return false;
 }
 
 bool tp_config_lex_int_is(const struct tp_config_lex_int *in, long long v)

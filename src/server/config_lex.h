@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * config_lex: an independent reading of a libconfig 1.5 configuration text,
- * for the two things libconfig 1.5 cannot be trusted with.
+ * for the two things libconfig 1.5 cannot be trusted with, and one it does
+ * not say.
  *
  * - Integers: libconfig 1.5 truncates a literal that does not fit 32 bits
  *   while scanning (4294967297 reads as 1), so the only way to know what the
@@ -12,6 +13,9 @@
  *   be read (a directory), and blocks on a FIFO.  This module finds every
  *   @include line, nested, exactly where libconfig's scanner would, and asks
  *   the caller for each file's text before libconfig sees any of them.
+ * - A name written twice in a group: libconfig says "duplicate setting
+ *   name" and its line, not which; this module keeps every setting's name,
+ *   path and line, so the loader can name the setting and its first line.
  *
  * The tokens come from config_scan, which follows libconfig 1.5's scanner
  * token for token; a comment or string left open at the end of an included
@@ -45,6 +49,13 @@ struct tp_config_lex_int {
 	const char *text; /* the literal exactly as written, e.g. "-0x10" or "16L" */
 	long long value;  /* what the text says, when fits */
 	bool fits;        /* false: the text's value is outside long long */
+};
+
+/* A setting's name as written: the setting's path, and where the name stands. */
+struct tp_config_lex_name {
+	const char *path; /* "pool.workers" */
+	const char *file; /* as in struct tp_config_lex_int */
+	unsigned line;
 };
 
 /*
@@ -82,6 +93,15 @@ const struct tp_config_lex_int *tp_config_lex_get(const struct tp_config_lex *lx
 
 /* The integer whose setting path is path, or NULL when the text has none there. */
 const struct tp_config_lex_int *tp_config_lex_find(const struct tp_config_lex *lx, const char *path);
+
+/*
+ * A setting named a second time in its group on file:line, where libconfig
+ * stops with "duplicate setting name": true, with that name and the first in
+ * *ret_second and *ret_first; false when no name there was written before.
+ */
+bool tp_config_lex_repeat(const struct tp_config_lex *lx, const char *file, unsigned line,
+                          const struct tp_config_lex_name **ret_second,
+                          const struct tp_config_lex_name **ret_first);
 
 /* True when v, a value libconfig returned, is exactly what the literal says. */
 bool tp_config_lex_int_is(const struct tp_config_lex_int *in, long long v);

@@ -54,6 +54,30 @@ class ConfigFile(unittest.TestCase):
                 self.assertEqual(p.returncode, 78, p.stdout + p.stderr)
                 self.assertEqual(p.stderr.strip(), "tpserver: %s:%s" % (conf, want))
 
+    def test_a_group_written_twice_is_named_with_its_first_line(self):
+        # libconfig says "duplicate setting name"; the message names the
+        # setting and where it was set first: here a pool group added at the
+        # end of the shipped file, which has one already.
+        shipped = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "conf",
+                               "tpserver.conf")
+        with open(shipped) as f:
+            text = f.read()
+        lines = text.splitlines()
+        first = next(i for i, l in enumerate(lines, 1) if l.startswith("pool = {"))
+        conf = self.write("twice.conf", text + "pool = { workers = 32; };\n")
+        p, _ = self.check(conf)
+        self.assertEqual(p.returncode, 78, p.stdout + p.stderr)
+        self.assertEqual(p.stderr.strip(),
+                         "tpserver: %s:%d: pool: already set on line %d" % (conf, len(lines) + 1, first))
+        # A setting twice in its group; the first in an included file.
+        self.write("inc.conf", "pool = {\n  workers = 2;\n};\n")
+        conf = self.write("twice.conf", "@include \"inc.conf\"\npool = { queue_size = 5; };\n")
+        p, _ = self.check(conf)
+        self.assertEqual(p.stderr.strip(), "tpserver: %s:2: pool: already set in inc.conf:1" % conf)
+        conf = self.write("twice.conf", "pool = {\n  workers = 2;\n  workers = 3;\n};\n")
+        p, _ = self.check(conf)
+        self.assertEqual(p.stderr.strip(), "tpserver: %s:3: pool.workers: already set on line 2" % conf)
+
     def test_include_of_a_directory_is_refused(self):
         os.mkdir(self.path("adir"))
         conf = self.write("inc.conf", "pool = { workers = 2; };\n\n@include \"adir\"\n")

@@ -277,7 +277,7 @@ static void test_syntax_error(void **state)
 {
 	(void)state;
 	expect_error("pool = {\n  workers = 4;\n  queue_size = ;\n};\n", ":3: syntax error");
-	expect_error("pool = {\n  workers = 4;\n  workers = 5;\n};\n", ":3: duplicate setting name");
+	expect_error("pool = {\n  workers = 4;\n  workers = 5;\n};\n", ":3: pool.workers: already set on line 2");
 }
 
 static void test_wrong_type(void **state)

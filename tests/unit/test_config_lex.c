@@ -188,6 +188,42 @@ static void test_paths(void **state)
 	tp_config_lex_free(lx);
 }
 
+/* A name written twice in one group is found where libconfig stops, with its first place. */
+static void test_names_written_twice(void **state)
+{
+	static const char *const files[] = {"inc.conf", "log = { level = 1; };\npool = { x = 1; };\n", NULL};
+	const struct tp_config_lex_name *second, *first;
+	struct tp_config_lex *lx;
+	(void)state;
+
+	lx = scan_with("pool = {\n  workers = 2;\n};\nlog = {};\npool = { workers = 3; };\n", NULL);
+	assert_true(tp_config_lex_repeat(lx, "main.conf", 5, &second, &first));
+	assert_string_equal(second->path, "pool");
+	assert_int_equal(second->line, 5);
+	assert_string_equal(first->file, "main.conf");
+	assert_int_equal(first->line, 1);
+	/* pool.workers on line 5 is a member of another group: not a repeat of line 2's. */
+	assert_false(tp_config_lex_repeat(lx, "main.conf", 2, &second, &first));
+	assert_false(tp_config_lex_repeat(lx, "main.conf", 4, &second, &first));
+	tp_config_lex_free(lx);
+
+	/* Twice in one group, on one line; in a group in a list. */
+	lx = scan_with("a = { b = 1; c = 2; b = 3; };\nl = ( { x = 1; }, { x = 2; y = 1; y = 2; } );\n", NULL);
+	assert_true(tp_config_lex_repeat(lx, "main.conf", 1, &second, &first));
+	assert_string_equal(second->path, "a.b");
+	assert_true(tp_config_lex_repeat(lx, "main.conf", 2, &second, &first));
+	assert_string_equal(second->path, "l.[1].y");
+	tp_config_lex_free(lx);
+
+	/* Across an @include: the second in the included file, the first in the main one. */
+	lx = scan_with("pool = { workers = 2; };\n@include \"inc.conf\"\n", files);
+	assert_true(tp_config_lex_repeat(lx, "inc.conf", 2, &second, &first));
+	assert_string_equal(second->path, "pool");
+	assert_string_equal(first->file, "main.conf");
+	assert_false(tp_config_lex_repeat(lx, "inc.conf", 1, &second, &first));
+	tp_config_lex_free(lx);
+}
+
 /* Where libconfig refuses, the structure stops at the first token it cannot place. */
 static void test_syntax_problems(void **state)
 {
@@ -393,6 +429,7 @@ int main(void)
 	        cmocka_unit_test(test_comments_and_strings_are_skipped),
 	        cmocka_unit_test(test_literal_forms),
 	        cmocka_unit_test(test_paths),
+	        cmocka_unit_test(test_names_written_twice),
 	        cmocka_unit_test(test_syntax_problems),
 	        cmocka_unit_test(test_hashes_without_newline_take_linear_time),
 	        cmocka_unit_test(test_include_in_place),
