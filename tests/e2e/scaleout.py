@@ -223,11 +223,12 @@ def check_direct(three_rps):
     assert ratio > 1.5, ratio
 
 
-def watch_states(lb, name, seconds, ret):
-    """Poll HAProxy's view of one server; record each new state with its time."""
+def watch_states(lb, name, seconds, ret, until=None):
+    """Poll HAProxy's view of one server; record each new state with its time.
+    Stops early once the state is until."""
     t0 = time.monotonic()
     last = None
-    while time.monotonic() - t0 < seconds:
+    while time.monotonic() - t0 < seconds and last != until:
         st = lb.servers().get(name, ("?", 0))
         state = "DRAIN" if st[0].startswith("DRAIN") or (st[0].startswith("UP") and st[1] == 0) else \
             st[0].split()[0]
@@ -246,7 +247,10 @@ def check_drain(lb):
     t_term = time.monotonic()
     bs["tp2"].proc.send_signal(signal.SIGTERM)
     states = []
-    watch_states(lb, "tp2", 5.5, states)
+    # DRAIN within an agent interval (1 s); DOWN once tp2 has left (drain_s 3)
+    # and two health checks 1 s apart have failed: 4 to 5 s, later on a busy
+    # machine.  Watch up to 10 s, and no longer than DOWN.
+    watch_states(lb, "tp2", 10.0, states, until="DOWN")
     r = result(p)
     tp2_served, _ = bs["tp2"].stop()
     left = time.monotonic() - t_term

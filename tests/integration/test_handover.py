@@ -252,7 +252,8 @@ class Handover(unittest.TestCase):
         # before SIGTERM that has not spoken has its first request served.
         self.sd.start("--keep-connections-max", "0")
         s, r = connect(self.sd.port)
-        time.sleep(0.1)
+        # Accepted by this instance (connect() returns once the kernel has it).
+        self.sd.wait_log(r"connection from")
         self.sd.proc.send_signal(signal.SIGTERM)
         time.sleep(0.2)
         self.assertEqual(request(s, r, "ECHO first", timeout=5), "OK first")

@@ -311,8 +311,10 @@ class Hostile(unittest.TestCase):
             mp = srv.metrics_port
 
             # Silent connections fill the table; more are closed at once.
+            fds0 = srv.fds()
             silent = [socket.create_connection(("127.0.0.1", mp), timeout=10) for _ in range(8)]
-            time.sleep(0.2)
+            # The server has taken all eight (not just the kernel) before the next one comes.
+            self.assertTrue(wait_until(lambda: srv.fds() >= fds0 + 8, 10 * SLACK), srv.fds() - fds0)
             extra = socket.create_connection(("127.0.0.1", mp), timeout=5)
             extra.sendall(b"GET /metrics HTTP/1.1\r\n\r\n")
             try:

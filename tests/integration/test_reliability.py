@@ -253,15 +253,17 @@ class ReloadOffLoop(unittest.TestCase):
             os.unlink(conf.path)
             os.mkfifo(conf.path)
             srv.signal(signal.SIGHUP)
-            time.sleep(0.3)
+            # The reload's reader is the one extra thread while it lasts: once
+            # it is there, it waits on the FIFO, and the loop still answers.
+            self.assertTrue(wait_until(lambda: srv.threads() == 2 + 1 + 1 + CHEAP_WORKERS, 10), srv.threads())
             self.assertEqual(request(s, r, "ECHO during", timeout=2), "OK during")
-            # The reload's reader is the one extra thread while it lasts.
             self.assertEqual(srv.threads(), 2 + 1 + 1 + CHEAP_WORKERS)
             srv.signal(signal.SIGHUP)  # coalesced: one more read once this one is done
             with open(conf.path, "w") as f:
                 f.write("pool = { workers = 3; };\n")
             srv.wait_log(r"configuration reloaded: 3 workers")
-            time.sleep(0.3)  # the second read now waits on the FIFO
+            # The second read now waits on the FIFO, beside the grown pool.
+            self.assertTrue(wait_until(lambda: srv.threads() == 3 + 1 + 1 + CHEAP_WORKERS, 10), srv.threads())
             self.assertEqual(request(s, r, "ECHO after", timeout=2), "OK after")
             self.assertEqual(srv.threads(), 3 + 1 + 1 + CHEAP_WORKERS)
             self.assertEqual(len(re.findall("configuration reloaded", srv.log())), 1)

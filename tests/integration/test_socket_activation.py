@@ -75,9 +75,17 @@ class SocketActivation(unittest.TestCase):
             ["systemd-socket-activate", "--datagram", "-l", "127.0.0.1:%d" % port, TPSERVER,
              "--config", "/dev/null"], stdout=self.log, stderr=subprocess.STDOUT)
         self.addCleanup(self.cleanup)
-        time.sleep(0.3)
+        # The first datagram starts tpserver; one sent before
+        # systemd-socket-activate has bound the port is lost, so send again
+        # until tpserver has started and exited.
+        deadline = time.monotonic() + 10
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as d:
-            d.sendto(b"ECHO x\n", ("127.0.0.1", port))
+            while self.proc.poll() is None and time.monotonic() < deadline:
+                d.sendto(b"ECHO x\n", ("127.0.0.1", port))
+                try:
+                    self.proc.wait(0.3)
+                except subprocess.TimeoutExpired:
+                    pass
         self.assertEqual(self.proc.wait(10), 78)
         self.assertIn("not a listening TCP socket", self.output())
 
