@@ -18,15 +18,15 @@
 #include "metrics.h"
 
 struct tp_report {
+	/* the stats line's state (the sums first: they are cache-line aligned) */
+	struct tp_metrics_slot logged; /* the sums at the last line */
+	uint64_t last_log_ns;
+	bool off; /* the last tick found the line off */
+
 	/* what it reads; set before the first call */
 	const struct tp_health *health;
 	struct tp_metrics *metrics;
 	double start_time_s; /* wall clock at start: /proc/stat may be hidden (ProcSubset=pid) */
-
-	/* the stats line's state */
-	uint64_t last_log_ns;
-	struct tp_metrics_slot logged; /* the sums at the last line */
-	bool off;                      /* the last tick found the line off */
 };
 
 /* Start reporting on h (and the metrics set later); takes the start time. */
