@@ -33,12 +33,12 @@ static void json_string(FILE *f, const char *s)
 /* What a group (or the whole run) sends: the fields after "port" (or "name"). */
 static void json_settings(FILE *f, const struct tp_client_group *g, const char *loop, unsigned threads)
 {
+	char rate[32];
+
 	fprintf(f, ",\"loop\":\"%s\",\"clients\":%u", loop, g->clients);
 	if (threads)
 		fprintf(f, ",\"threads\":%u", threads);
 	fprintf(f, ",\"max_inflight\":%u,\"mix\":\"%s\"", g->max_inflight, tp_client_mix_name(g->mix));
-	char rate[32];
-
 	if (g->rate > 0)
 		fprintf(f, ",\"rate\":%s", tp_client_rate_text(g->rate, 3, rate, sizeof(rate)));
 	else

@@ -136,24 +136,25 @@ static int set_group_key(struct tp_client_opts *o, struct tp_client_group *g, ch
 	char *value = strchr(item, '=');
 	const struct tp_client_setting *st = NULL;
 	uint64_t bit = 0;
-	bool first;
+	bool is_name, first;
 	char keys[256];
 	unsigned n;
 
 	if (value)
 		*value++ = '\0';
+	is_name = value && strcmp(item, "name") == 0;
 	for (size_t i = 0; value && i < tp_client_nsettings && !st; i++)
 		if (tp_client_settings[i].group && strcmp(tp_client_settings[i].name, item) == 0) {
 			st = &tp_client_settings[i];
 			bit = UINT64_C(1) << i;
 		}
-	if (value && strcmp(item, "name") == 0)
+	if (is_name)
 		bit = UINT64_C(1) << 63;
 	first = !(*seen & bit);
 	if (!first && !(st && st->kind == K_SOURCES))
 		FAIL("--group: key '%s' given twice in '%s'", item, spec);
 	*seen |= bit;
-	if (value && strcmp(item, "name") == 0) {
+	if (is_name) {
 		int r = set_group_name(o, g, value);
 		if (r == -EEXIST)
 			FAIL("--group: name '%s' given twice", value);

@@ -51,58 +51,56 @@ class ReloadLimits(unittest.TestCase):
             self.assertEqual(r.lines(199, timeout=5), ["OK x"] * 199)
             self.assertEqual(srv.stop(), 0)
 
+    def shorten_the_queue_timeout(self, queue_after, then_from_waiter=None):
+        """One worker busy 5 s, the queue's one place taken, a waiter under a
+        20 s timeout (then_from_waiter: its connection's next line, left
+        unread while it waits); then a reload to a 300 ms timeout and
+        queue_after places, and a fourth client's SLEEP, waiting under it.
+        Returns the server, the readers of the four connections and the
+        time of that SLEEP."""
+        conf = ConfFile(self, "pool = { workers = 1; queue_size = 1; queue_timeout_ms = 20000; };\n")
+        srv = self.enterContext(Server("--config", conf.path))
+        socks = [srv.connect() for _ in range(4)]
+        readers = [LineReader(s) for s in socks]
+        socks[0].sendall(b"SLEEP 5000\n")  # the worker
+        time.sleep(0.2)
+        socks[1].sendall(b"SLEEP 100\n")  # the queue's one place
+        socks[2].sendall(b"SLEEP 100\n")  # waits, under the long timeout
+        time.sleep(0.3)
+        if then_from_waiter:
+            socks[2].sendall(then_from_waiter)
+            time.sleep(0.2)
+        conf.write("pool = { workers = 1; queue_size = %d; queue_timeout_ms = 300; };\n" % queue_after)
+        srv.signal(signal.SIGHUP)
+        srv.wait_log(r"configuration reloaded")
+        start = time.monotonic()
+        socks[3].sendall(b"SLEEP 100\n")  # waits, under the short one
+        return srv, readers, start
+
     def test_shortening_the_queue_timeout_reaches_those_waiting(self):
         # A waiter that arrived under a long timeout must not hold the
         # newcomers of a shorter one behind it: both leave by the new timeout.
-        conf = ConfFile(self, "pool = { workers = 1; queue_size = 1; queue_timeout_ms = 20000; };\n")
-        with Server("--config", conf.path) as srv:
-            socks = [srv.connect() for _ in range(4)]
-            readers = [LineReader(s) for s in socks]
-            socks[0].sendall(b"SLEEP 5000\n")  # the worker
-            time.sleep(0.2)
-            socks[1].sendall(b"SLEEP 100\n")  # the queue's one place
-            socks[2].sendall(b"SLEEP 100\n")  # waits, under the long timeout
-            time.sleep(0.3)
-            conf.write("pool = { workers = 1; queue_size = 1; queue_timeout_ms = 300; };\n")
-            srv.signal(signal.SIGHUP)
-            srv.wait_log(r"configuration reloaded")
-            start = time.monotonic()
-            socks[3].sendall(b"SLEEP 100\n")  # waits, under the short one
-            self.assertEqual(readers[2].line(timeout=3), "ERR server busy")
-            self.assertEqual(readers[3].line(timeout=3), "ERR server busy")
-            # Both well before the running SLEEP ends and frees the place.
-            self.assertLess(time.monotonic() - start, 3.5)
-            self.assertEqual(readers[0].line(timeout=8), "OK 5000")
-            self.assertEqual(readers[1].line(timeout=3), "OK 100")
-            self.assertEqual(srv.stop(), 0)
+        srv, readers, start = self.shorten_the_queue_timeout(1)
+        self.assertEqual(readers[2].line(timeout=3), "ERR server busy")
+        self.assertEqual(readers[3].line(timeout=3), "ERR server busy")
+        # Both well before the running SLEEP ends and frees the place.
+        self.assertLess(time.monotonic() - start, 3.5)
+        self.assertEqual(readers[0].line(timeout=8), "OK 5000")
+        self.assertEqual(readers[1].line(timeout=3), "OK 100")
+        self.assertEqual(srv.stop(), 0)
 
     def test_a_line_read_in_the_reloads_turn_gets_the_shorter_timeout(self):
         # The reload that shortens the timeout also grows the queue: the
         # waiter it admits lets its connection read on in the same turn of
         # the loop.  The line read then must wait under the new timeout too,
         # or, first in the wait list, it holds every later waiter past theirs.
-        conf = ConfFile(self, "pool = { workers = 1; queue_size = 1; queue_timeout_ms = 20000; };\n")
-        with Server("--config", conf.path) as srv:
-            socks = [srv.connect() for _ in range(4)]
-            readers = [LineReader(s) for s in socks]
-            socks[0].sendall(b"SLEEP 5000\n")  # the worker
-            time.sleep(0.2)
-            socks[1].sendall(b"SLEEP 100\n")  # the queue's one place
-            socks[2].sendall(b"SLEEP 100\n")  # waits, its connection paused
-            time.sleep(0.3)
-            socks[2].sendall(b"SLEEP 200\n")  # left unread until that one is admitted
-            time.sleep(0.2)
-            conf.write("pool = { workers = 1; queue_size = 2; queue_timeout_ms = 300; };\n")
-            srv.signal(signal.SIGHUP)
-            srv.wait_log(r"configuration reloaded")
-            start = time.monotonic()
-            socks[3].sendall(b"SLEEP 100\n")  # waits, under the short timeout
-            self.assertEqual(readers[3].line(timeout=3), "ERR server busy")
-            self.assertLess(time.monotonic() - start, 3.5)
-            self.assertEqual(readers[0].line(timeout=8), "OK 5000")
-            self.assertEqual(readers[1].line(timeout=3), "OK 100")
-            self.assertEqual(readers[2].lines(2, timeout=3), ["OK 100", "ERR server busy"])
-            self.assertEqual(srv.stop(), 0)
+        srv, readers, start = self.shorten_the_queue_timeout(2, b"SLEEP 200\n")
+        self.assertEqual(readers[3].line(timeout=3), "ERR server busy")
+        self.assertLess(time.monotonic() - start, 3.5)
+        self.assertEqual(readers[0].line(timeout=8), "OK 5000")
+        self.assertEqual(readers[1].line(timeout=3), "OK 100")
+        self.assertEqual(readers[2].lines(2, timeout=3), ["OK 100", "ERR server busy"])
+        self.assertEqual(srv.stop(), 0)
 
 
 class ReloadStormUnderPipelining(unittest.TestCase):
