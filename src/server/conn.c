@@ -93,14 +93,6 @@ void tp_conn_env_now(struct tp_conn_env *env, uint64_t now_ns)
 	env->now_us = tp_req_us(now_ns);
 	env->wait_until_ns = now_ns + (uint64_t)env->cfg->queue_timeout_ms * 1000000ull;
 	env->max_unsent = (size_t)env->cfg->max_unsent_kib * 1024;
-	/*
-	 * Lines of this turn not pushed yet (the settings changed mid-turn: a
-	 * reload applied on loop 0) wait no longer than the new timeout allows
-	 * from the turn's start, as those already waiting do.
-	 */
-	for (struct tp_req *r = env->batch.head; r; r = r->bnext)
-		if (r->qnode.deadline_ns > env->wait_until_ns)
-			r->qnode.deadline_ns = env->wait_until_ns;
 }
 
 static void list_append(struct tp_conn *c, struct tp_req *r)

@@ -66,8 +66,9 @@ struct tp_conn_env {
 
 /*
  * The loop's time is now_ns (a new turn, or the settings changed): set it
- * and what derives from it; the lines of the batch not pushed yet then wait
- * no longer than the queue_timeout_ms in force allows from now_ns.
+ * and what derives from it (a line's deadline in the queue, from the time
+ * it was read; one pushed after a reload that shortened the timeout is held
+ * to it by the queue, tp_queue_cap_deadlines()).
  */
 void tp_conn_env_now(struct tp_conn_env *env, uint64_t now_ns);
 

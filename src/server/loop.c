@@ -359,7 +359,6 @@ static void push_batch(struct tp_loop *l)
 	l->env.turn++; /* every connection may parse a new share */
 	if (b.n == 0)
 		return;
-	refresh_config(l); /* a reload applied during this turn (loop 0's) reaches its lines too */
 	l->env.batch = (struct tp_req_batch){0};
 	l->cheap_inflight += b.ncheap;
 

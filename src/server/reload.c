@@ -170,8 +170,8 @@ void tp_reload_apply(const struct tp_reload_target *t, const struct tp_config *o
 	tp_pool_set_stall_ms(t->pool, (uint64_t)tp_config_stall_ms(&nc));
 	if (nc.queue_size != old->queue_size)
 		tp_queue_set_capacity(t->queue, (size_t)nc.queue_size);
-	if (nc.queue_timeout_ms < old->queue_timeout_ms) /* those waiting get the new timeout from now */
-		tp_queue_cap_deadlines(t->queue, tp_clock_ns() + (uint64_t)nc.queue_timeout_ms * 1000000ull);
+	/* Those waiting, and those read before and pushed after, get a shorter timeout from now. */
+	tp_queue_cap_deadlines(t->queue, tp_clock_ns(), (uint64_t)nc.queue_timeout_ms * 1000000ull);
 	tp_log_set_level(nc.log_level);
 
 	char w[16], q[16];

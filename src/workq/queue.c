@@ -24,7 +24,9 @@
  *   deadline passed are unlinked from the head.  With one queue_timeout_ms
  *   deadlines grow along the list, so the head is always the next to expire.
  *   A reload that shortens the timeout caps every waiter's deadline at its
- *   own time plus the new timeout (tp_queue_cap_deadlines), which keeps
+ *   own time plus the new timeout (tp_queue_cap_deadlines), and that of
+ *   every node that starts to wait later at its push's time plus it (a line
+ *   read before the reload, pushed after it, on any loop), which keeps
  *   them growing.  Two loops stamp deadlines at the start of their turns
  *   and push at the end, so across loops a newer waiter may carry a
  *   deadline a little earlier than an older one's: it leaves with the
@@ -135,6 +137,7 @@ struct tp_queue *tp_queue_new(size_t capacity, tp_queue_admit_fn admit, void *ad
 	pthread_condattr_destroy(&ca);
 	q->capacity = capacity ? capacity : 1;
 	tp_spin_init(&q->spin);
+	q->wait_limit_ns = UINT64_MAX;
 	tp_fairq_init(&q->fq, TP_FAIR_CONNECTION);
 	q->admit = admit;
 	q->admit_ctx = admit_ctx;
@@ -278,9 +281,15 @@ int tp_queue_push(struct tp_queue *q, struct tp_qnode *first, size_t n)
 			first = next;
 		}
 	}
+	/* Those that wait do so under the latest timeout (tp_queue_cap_deadlines). */
+	uint64_t until_ns = admitted < n && q->wait_limit_ns != UINT64_MAX
+	                            ? tp_queue_wait_until(tp_clock_ns(), q->wait_limit_ns)
+	                            : UINT64_MAX;
 	for (size_t i = admitted; i < n && node; i++) {
 		struct tp_qnode *next = node->next;
 		cheap |= node->batchable;
+		if (node->deadline_ns > until_ns)
+			node->deadline_ns = until_ns;
 		tp_queue_add(q, node, false);
 		node = next;
 	}

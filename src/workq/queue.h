@@ -112,12 +112,15 @@ size_t tp_queue_expire(struct tp_queue *q, uint64_t now_ns, struct tp_qnode **re
                        uint64_t *ret_next_ns);
 
 /*
- * The wait for space got shorter (a reload): every waiter's deadline
- * becomes at most until_ns (the reload's time plus the new timeout), so
- * the waiters already there leave no later than the ones that come after.
- * Deadlines still grow along the wait list.  O(n) in the waiters.
+ * The wait for space is wait_ns from now on (a reload): every waiter's
+ * deadline becomes at most now_ns + wait_ns, and a node that starts to
+ * wait in a later push at most its push's time (the monotonic clock) plus
+ * wait_ns, whatever deadline it was stamped with: a line read under the
+ * old settings but pushed after this call leaves no later than one read
+ * after it.  No deadline moves later.  Deadlines still grow along the
+ * wait list.  O(n) in the waiters.
  */
-void tp_queue_cap_deadlines(struct tp_queue *q, uint64_t until_ns);
+void tp_queue_cap_deadlines(struct tp_queue *q, uint64_t now_ns, uint64_t wait_ns);
 
 /* The earliest deadline among waiters, 0 if none; lock-free, may be a moment stale. */
 uint64_t tp_queue_next_deadline(struct tp_queue *q);

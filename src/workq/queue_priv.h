@@ -40,12 +40,19 @@ struct tp_queue {
 	bool spinner;                      /* a worker is polling `nready` instead of sleeping */
 	struct tp_spin spin;               /* whether polling pays */
 	uint64_t long_spins, short_spins;
-	_Atomic size_t nready; /* admitted weight, readable without the lock */
+	uint64_t wait_limit_ns; /* the longest wait from a push (tp_queue_cap_deadlines); UINT64_MAX: none */
+	_Atomic size_t nready;  /* admitted weight, readable without the lock */
 	bool closed;
 	_Atomic uint64_t next_deadline; /* wait list head's deadline, readable without the lock */
 	void (*admit)(struct tp_qnode *node, void *ctx); /* queue.h's tp_queue_admit_fn */
 	void *admit_ctx;
 };
+
+/* now_ns + wait_ns, saturated. */
+static inline uint64_t tp_queue_wait_until(uint64_t now_ns, uint64_t wait_ns)
+{
+	return wait_ns > UINT64_MAX - now_ns ? UINT64_MAX : now_ns + wait_ns;
+}
 
 static inline struct tp_qnode *list_shift(struct list *l)
 {

@@ -31,9 +31,12 @@ size_t tp_queue_expire(struct tp_queue *q, uint64_t now_ns, struct tp_qnode **re
 	return out.len;
 }
 
-void tp_queue_cap_deadlines(struct tp_queue *q, uint64_t until_ns)
+void tp_queue_cap_deadlines(struct tp_queue *q, uint64_t now_ns, uint64_t wait_ns)
 {
+	uint64_t until_ns = tp_queue_wait_until(now_ns, wait_ns);
+
 	pthread_mutex_lock(&q->lock);
+	q->wait_limit_ns = wait_ns;
 	for (struct tp_qnode *w = oldest_waiter(q); w; w = fair(q) ? w->wnext : w->next)
 		if (w->deadline_ns > until_ns)
 			w->deadline_ns = until_ns;

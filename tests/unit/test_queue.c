@@ -333,7 +333,7 @@ static void test_cap_deadlines(void **state)
 		struct tp_queue *q = tp_queue_new(1, NULL, NULL);
 
 		tp_queue_set_fairness(q, modes[m]);
-		tp_queue_cap_deadlines(q, 10); /* nobody waits: nothing to do */
+		tp_queue_cap_deadlines(q, 0, 10); /* nobody waits: nothing to do */
 		assert_int_equal(tp_queue_next_deadline(q), 0);
 		assert_int_equal(push_one(q, &it[0]), 1);
 		it[1].node.deadline_ns = 150;
@@ -341,14 +341,14 @@ static void test_cap_deadlines(void **state)
 		it[3].node.deadline_ns = 6000;
 		for (size_t i = 1; i <= 3; i++)
 			assert_int_equal(push_one(q, &it[i]), 0);
-		tp_queue_cap_deadlines(q, 10000); /* a longer timeout moves nobody */
+		tp_queue_cap_deadlines(q, 0, 10000); /* a longer timeout moves nobody */
 		assert_int_equal(tp_queue_expire(q, 4999, &first, &next), 1);
 		assert_int_equal(item_of(first)->id, 1);
 		assert_int_equal(next, 5000);
 
 		it[1].node.deadline_ns = 150; /* back, behind the others */
 		assert_int_equal(push_one(q, &it[1]), 0);
-		tp_queue_cap_deadlines(q, 200);
+		tp_queue_cap_deadlines(q, 100, 100);
 		assert_int_equal(tp_queue_next_deadline(q), 200);
 		it[4].node.deadline_ns = 250; /* came after the reload */
 		assert_int_equal(push_one(q, &it[4]), 0);
@@ -362,6 +362,45 @@ static void test_cap_deadlines(void **state)
 		assert_int_equal(tp_queue_expire(q, 250, &first, &next), 1);
 		assert_int_equal(item_of(first)->id, 4);
 		expect_stats(q, 1, 0, 1);
+		tp_queue_free(q);
+		free(it);
+	}
+}
+
+/*
+ * A node stamped before a reload that shortened the timeout, pushed after
+ * it (another loop's line, read under the old settings): it waits no
+ * longer than the new timeout from its push, in every discipline.  Before
+ * any reload a node keeps the deadline it was stamped with.
+ */
+static void test_cap_deadlines_holds_later_pushes(void **state)
+{
+	static const enum tp_fairness modes[] = {TP_FAIR_NONE, TP_FAIR_CONNECTION, TP_FAIR_ADDRESS};
+	const uint64_t old_wait = 10000000000ull, new_wait = 1000000ull; /* 10 s, then 1 ms */
+
+	(void)state;
+	for (size_t m = 0; m < 3; m++) {
+		struct item *it = items_new(3);
+		struct tp_queue *q = tp_queue_new(1, NULL, NULL);
+		uint64_t t0 = tp_clock_ns(), t1;
+
+		tp_queue_set_fairness(q, modes[m]);
+		assert_int_equal(push_one(q, &it[0]), 1);
+		it[1].node.deadline_ns = t0 + old_wait;
+		assert_int_equal(push_one(q, &it[1]), 0);
+		assert_int_equal(tp_queue_next_deadline(q), t0 + old_wait); /* no reload yet: as stamped */
+
+		tp_queue_cap_deadlines(q, t0, new_wait);
+		assert_int_equal(tp_queue_next_deadline(q), t0 + new_wait);
+		it[2].node.deadline_ns = t0 + old_wait; /* read before the reload */
+		t1 = tp_clock_ns();
+		assert_int_equal(push_one(q, &it[2]), 0);
+		uint64_t t2 = tp_clock_ns();
+		struct tp_qnode *first;
+		uint64_t next;
+		assert_int_equal(tp_queue_expire(q, t0 + new_wait, &first, &next), 1);
+		assert_int_equal(item_of(first)->id, 1);
+		assert_in_range(next, t1 + new_wait, t2 + new_wait);
 		tp_queue_free(q);
 		free(it);
 	}
@@ -1310,6 +1349,7 @@ int main(void)
 	        cmocka_unit_test(test_expire),
 	        cmocka_unit_test(test_expire_out_of_order),
 	        cmocka_unit_test(test_cap_deadlines),
+	        cmocka_unit_test(test_cap_deadlines_holds_later_pushes),
 	        cmocka_unit_test(test_expire_real_clock),
 	        cmocka_unit_test(test_close),
 	        cmocka_unit_test(test_take_all),

@@ -328,7 +328,7 @@ static void op_timeout(struct model *m)
 		for (size_t i = m->live; i < m->nitems; i++)
 			if (m->items[i].state == WAITING && m->items[i].deadline_ns > until_ns)
 				m->items[i].deadline_ns = until_ns;
-		tp_queue_cap_deadlines(m->q, until_ns);
+		tp_queue_cap_deadlines(m->q, m->now_ns, timeout_ns);
 	}
 	m->timeout_ns = timeout_ns;
 }
