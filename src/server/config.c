@@ -36,9 +36,6 @@ static const int fairness_modes[] = {TP_FAIR_ADDRESS, TP_FAIR_CONNECTION, TP_FAI
 #define INT(f, lo, hi) .type = TP_SETTING_INT, FIELD(f), .min = (lo), .max = (hi), .arg = "N"
 #define ENUM(f, vals, nm) .type = TP_SETTING_ENUM, FIELD(f), .values = (vals), .name = (nm)
 
-/*
- * Later rows, by the issues that add them: none pending.
- */
 const struct tp_setting tp_settings[] = {
         {.path = "listen.host",
          .type = TP_SETTING_STRING,

@@ -21,6 +21,10 @@ static void usage_line(FILE *f, const char *flag, const char *arg, const char *t
 	const int width = 79 - 32;
 	int col = fprintf(f, "      --%s %s", flag, arg);
 
+	if (col > 31) { /* a flag longer than its column: the text starts below it */
+		fputc('\n', f);
+		col = 0;
+	}
 	while (*text) {
 		int n = (int)strlen(text);
 
@@ -57,18 +61,21 @@ static void usage(FILE *f)
 			usage_line(f, range, "", text);
 			continue;
 		}
+		const char *def = *s->def ? s->def : "none";
 		if (s->type == TP_SETTING_STRING)
-			snprintf(text, sizeof(text), "%s (default %s)", s->help, s->def);
+			snprintf(text, sizeof(text), "%s (default %s)", s->help, def);
 		else
 			snprintf(text, sizeof(text), "%s (%s; default %s)", s->help,
-			         tp_setting_range(s, range, sizeof(range)), s->def);
+			         tp_setting_range(s, range, sizeof(range)), def);
 		usage_line(f, flag, s->arg, text);
 		if (s->flag_alias) {
 			snprintf(text, sizeof(text), "same as --%s", flag);
 			usage_line(f, s->flag_alias, s->arg, text);
 		}
 	}
-	fprintf(f, "  -h, --help                    show this help\n"
+	fprintf(f, "      --reload-and-wait PID     (ExecReload) have the daemon PID reload its\n"
+	           "                                configuration and wait for the outcome\n"
+	           "  -h, --help                    show this help\n"
 	           "  -V, --version                 show the version\n");
 }
 
