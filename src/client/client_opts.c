@@ -16,6 +16,7 @@
 
 #include "client_settings.h"
 #include "client_values.h"
+#include "usage.h"
 
 #ifndef TP_VERSION
 #define TP_VERSION "0.0.0"
@@ -36,11 +37,11 @@ void tp_client_opts_defaults(struct tp_client_opts *o)
 static void usage(FILE *f)
 {
 	fprintf(f, "Usage: tpclient [OPTIONS]\n"
-	           "Load generator for tpserver: pipelined SLEEP/ECHO requests over many connections,\n"
-	           "every reply verified, latency percentiles reported.\n\n");
+	           "Load generator for tpserver: pipelined SLEEP/ECHO requests over many\n"
+	           "connections, every reply verified, latency percentiles reported.\n\n");
 	for (size_t i = 0; i < tp_client_nsettings; i++) {
 		const struct tp_client_setting *st = &tp_client_settings[i];
-		char lead[64];
+		char lead[64], text[256];
 
 		if (st->short_name)
 			snprintf(lead, sizeof(lead), "  -%c, --%s", st->short_name, st->name);
@@ -50,13 +51,11 @@ static void usage(FILE *f)
 			snprintf(lead + strlen(lead), sizeof(lead) - strlen(lead), ", --%s", st->alias);
 		if (st->arg)
 			snprintf(lead + strlen(lead), sizeof(lead) - strlen(lead), " %s", st->arg);
-		if (strlen(lead) < 28)
-			fprintf(f, "%-29s%s", lead, st->help);
-		else /* a long flag: its help on a line of its own, in the same column */
-			fprintf(f, "%s\n%29s%s", lead, "", st->help);
 		if (st->def)
-			fprintf(f, " (default %s)", st->def);
-		fputc('\n', f);
+			snprintf(text, sizeof(text), "%s (default %s)", st->help, st->def);
+		else
+			snprintf(text, sizeof(text), "%s", st->help);
+		tp_usage_line(f, lead, 29, text);
 	}
 	fprintf(f, "\nExit status: 0 every request got its OK, 1 any failure, 2 bad usage.\n");
 }

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "usage.h"
+
 #ifndef TP_VERSION
 #define TP_VERSION "0.0.0"
 #endif
@@ -18,25 +20,10 @@
 /* One entry of --help: "      --NAME ARG", then text from column 33, wrapped before column 80. */
 static void usage_line(FILE *f, const char *flag, const char *arg, const char *text)
 {
-	const int width = 79 - 32;
-	int col = fprintf(f, "      --%s %s", flag, arg);
+	char lead[160];
 
-	if (col > 31) { /* a flag longer than its column: the text starts below it */
-		fputc('\n', f);
-		col = 0;
-	}
-	while (*text) {
-		int n = (int)strlen(text);
-
-		if (n > width)
-			for (n = width; n > 0 && text[n] != ' '; n--)
-				;
-		if (n == 0)
-			n = (int)strcspn(text, " "); /* one word longer than the column */
-		fprintf(f, "%*s%.*s\n", col < 32 ? 32 - col : 1, "", n, text);
-		text += n + strspn(text + n, " ");
-		col = 0;
-	}
+	snprintf(lead, sizeof(lead), "      --%s %s", flag, arg);
+	tp_usage_line(f, lead, 32, text);
 }
 
 static void usage(FILE *f)
@@ -47,7 +34,7 @@ static void usage(FILE *f)
 	           "Serve SLEEP and ECHO requests over TCP on a fixed pool of worker threads.\n"
 	           "\n"
 	           "  -c, --config PATH             configuration file (default " TP_DEFAULT_CONFIG_PATH
-	           " if it exists)\n"
+	           "\n                                if it exists)\n"
 	           "  -t, --check-config            validate the configuration, print it, exit\n"
 	           "  -q, --quiet                   with --check-config: print only errors\n");
 	for (const struct tp_setting *s = tp_settings; s->path; s++) {

@@ -11,7 +11,7 @@ import time
 import unittest
 
 import tplib
-from tplib import CHEAP_WORKERS, TPSERVER, LineReader, Server, cpu_seconds, request, wait_until
+from tplib import CHEAP_WORKERS, TPSERVER, LineReader, Server, check_help_layout, cpu_seconds, request, wait_until
 
 
 class Protocol(unittest.TestCase):
@@ -444,6 +444,11 @@ class CommandLine(unittest.TestCase):
         self.assertEqual(p.returncode, 0)
         self.assertIn("--workers", p.stdout)
         self.assertIn("--queue", p.stdout)
+        self.assertIn("--reload-and-wait PID", p.stdout)
+        self.assertNotIn("default )", p.stdout)
+        check_help_layout(self, p.stdout, 32)
+        long = [l for l in p.stdout.splitlines() if l.startswith("      --max-connections-per-address")]
+        self.assertEqual(long, ["      --max-connections-per-address N"], p.stdout)
         p = self.run_tp("--version")
         self.assertEqual(p.returncode, 0)
         self.assertRegex(p.stdout, r"^tpserver \d+\.\d+\.\d+")

@@ -16,7 +16,7 @@ import time
 import unittest
 
 import tplib
-from tplib import TPCLIENT, Server
+from tplib import TPCLIENT, Server, check_help_layout
 
 SUMMARY_RE = re.compile(
     r"^SUMMARY sent=(\d+) recv=(\d+) ok=(\d+) err=(\d+) elapsed=(\d+\.\d{3}) ok_rps=(\d+\.\d)$", re.M)
@@ -894,6 +894,7 @@ class CommandLine(unittest.TestCase):
         for flag in ("--clients", "--requests", "--mix", "--max-inflight", "--recv-timeout", "--rate",
                      "--duration", "--json", "--seed", "--source", "--group", "--reconnect"):
             self.assertIn(flag, p.stdout)
+        check_help_layout(self, p.stdout, 29)
         p = subprocess.run([TPCLIENT, "--version"], capture_output=True, text=True)
         self.assertEqual(p.returncode, 0)
         self.assertRegex(p.stdout, r"^tpclient \d+\.\d+\.\d+\n$")

@@ -177,6 +177,19 @@ def wait_until(cond, timeout, step=0.05):
         time.sleep(step)
 
 
+def check_help_layout(test, text, column):
+    """--help's layout: no line past column 79; each option's text starts at
+    `column`, on the option's line or, below an option too long for it, on
+    the next."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        test.assertLessEqual(len(line), 79, line)
+        if not line.startswith(("  -", "      --")):
+            continue
+        if re.match(r"^.{%d}  \S" % (column - 2), line) is None:  # the option alone, its text below
+            test.assertRegex(lines[i + 1], r"^ {%d}\S" % column, line)
+
+
 def request(sock, reader, line, timeout=10.0):
     sock.sendall(line.encode("latin-1") + b"\n")
     return reader.line(timeout)
