@@ -8,6 +8,7 @@
 #include "conn.h"
 #include "loop.h"
 #include "ops.h"
+#include "pool.h"
 #include "req.h"
 
 /* Post a run of finished requests, stamped with one end time for the metrics. */
@@ -19,6 +20,13 @@ static uint32_t post_run(struct tp_loop *l, struct tp_req *first, struct tp_req 
 		r->end_us = now;
 	tp_loop_post_done(l, first, last, n);
 	return now;
+}
+
+/* When r's line was read, on CLOCK_MONOTONIC (its stamp is in wrapping microseconds). */
+static uint64_t accepted_ns(const struct tp_req *r)
+{
+	uint64_t now = tp_clock_ns();
+	return now - (uint64_t)(uint32_t)(tp_req_us(now) - r->arrival_us) * 1000;
 }
 
 void tp_dispatch_exec(struct tp_qnode **nodes, size_t n, void *ctx)
@@ -52,6 +60,8 @@ void tp_dispatch_exec(struct tp_qnode **nodes, size_t n, void *ctx)
 			r->late = true;
 			atomic_fetch_add_explicit(&d->late, tp_req_lines(r), memory_order_relaxed);
 		} else {
+			if (!r->qnode.batchable) /* long work: the stall budget it was accepted under */
+				tp_pool_stall_accepted_at(d->pool, accepted_ns(r));
 			tp_ops_run(r, d->pool);
 		}
 		cur = l;

@@ -32,9 +32,11 @@ uint64_t tp_health_init(struct tp_health *h)
 	h->wd_usec = tp_sd_watchdog_usec();
 	h->wd_healthy = true;
 	if (h->wd_usec) {
+		/* Half the interval in whole ticks of at most a second, so each ping falls on a tick. */
 		uint64_t half_ms = h->wd_usec / 2000;
-		if (half_ms < tick_ms)
-			tick_ms = half_ms > 10 ? half_ms : 10;
+		tick_ms = half_ms / ((half_ms + 999) / 1000 ? (half_ms + 999) / 1000 : 1);
+		tick_ms = tick_ms > 10 ? tick_ms : 10;
+		h->wd_early_ns = tick_ms * 1000000 / 2; /* a tick a little early still pings */
 	}
 	return tick_ms;
 }
@@ -185,9 +187,38 @@ static void trim_when_quiet(struct tp_health *h, uint64_t now)
 }
 
 /*
- * Healthy: every event loop went round recently, and no worker has been
- * on one request longer than the stall threshold (a SLEEP within
- * max_sleep_ms is busy, not stuck).  why gets the reason when unhealthy.
+ * Whether work has waited in the queue beside an idle worker for
+ * LOOP_STALL_NS with nothing taken meanwhile: a worker that missed its
+ * wake-up, a pool that no longer takes work.  Seen at two looks that far
+ * apart with the same count of pops.
+ */
+static bool pool_wedged(struct tp_health *h, const struct tp_pool_stats *ps, uint64_t now, char *why,
+                        size_t len)
+{
+	struct tp_queue_stats qs;
+
+	tp_queue_stats(h->queue, &qs);
+	if (qs.depth == 0 || qs.idle == 0) {
+		h->idle_since_ns = 0;
+		return false;
+	}
+	if (!h->idle_since_ns || ps->pops != h->idle_pops) {
+		h->idle_since_ns = now;
+		h->idle_pops = ps->pops;
+		return false;
+	}
+	if (now < h->idle_since_ns + LOOP_STALL_NS)
+		return false;
+	snprintf(why, len, "%zu requests queued and %zu workers idle, none taken for %.1f s", qs.depth,
+	         qs.idle, (double)(now - h->idle_since_ns) / 1e9);
+	return true;
+}
+
+/*
+ * Healthy: every event loop went round recently, no worker has been on
+ * one request longer than the stall threshold (a SLEEP within
+ * max_sleep_ms is busy, not stuck), and the workers take queued work.
+ * why gets the reason when unhealthy.
  */
 static bool healthy(struct tp_health *h, uint64_t now, char *why, size_t len)
 {
@@ -196,7 +227,7 @@ static bool healthy(struct tp_health *h, uint64_t now, char *why, size_t len)
 	for (size_t i = 1; i < h->nloops; i++) {
 		struct tp_loop_counters lc;
 		tp_loop_counters(h->loops[i], &lc);
-		if (lc.last_turn_ns && now > lc.last_turn_ns + LOOP_STALL_NS) {
+		if (now > lc.last_turn_ns + LOOP_STALL_NS) {
 			snprintf(why, len, "event loop %zu has not run for %.1f s", i,
 			         (double)(now - lc.last_turn_ns) / 1e9);
 			return false;
@@ -211,7 +242,7 @@ static bool healthy(struct tp_health *h, uint64_t now, char *why, size_t len)
 		         (double)(ps.stall_at_ns - ps.stall_since_ns) / 1e6, ps.busy, ps.workers);
 		return false;
 	}
-	return true;
+	return !pool_wedged(h, &ps, now, why, len);
 }
 
 bool tp_health_ok(struct tp_health *h, uint64_t now_ns)
@@ -224,7 +255,7 @@ static void watchdog(struct tp_health *h, uint64_t now)
 {
 	char why[256];
 
-	if (!h->wd_usec || now < h->wd_next_ns)
+	if (!h->wd_usec || now + h->wd_early_ns < h->wd_next_ns)
 		return;
 	h->wd_next_ns = now + h->wd_usec * 1000 / 2;
 	if (healthy(h, now, why, sizeof(why))) {

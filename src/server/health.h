@@ -55,14 +55,16 @@ struct tp_health {
 	uint64_t last_refused_log_ns, refused_logged;
 	uint64_t quiet_since_ns, quiet_served, quiet_conns, quiet_rejected;
 	bool trimmed; /* since the last activity */
-	uint64_t wd_next_ns;
+	uint64_t wd_next_ns, wd_early_ns;
+	uint64_t idle_pops, idle_since_ns; /* queued work and idle workers: pops then, and since when */
 	bool wd_healthy;
 	struct tp_turnaway_log turnaway; /* connections closed before a first request */
 };
 
 /*
  * Read the watchdog interval into h and return how often loop 0 must
- * tick (ms): at least as often as the pings, half the interval.
+ * tick (ms): a whole fraction of half the interval (the pings' period),
+ * at most a second.
  */
 uint64_t tp_health_init(struct tp_health *h);
 

@@ -118,6 +118,7 @@ struct tp_loop *tp_loop_new(const struct tp_loop_params *p)
 	l->hooks = p->hooks;
 	l->tick_ns = (p->index == 0 && p->tick_ms ? p->tick_ms : TICK_MS) * 1000000ull;
 	l->sigfd = -1;
+	atomic_init(&l->last_turn_ns, tp_clock_ns()); /* one that never turns is stuck too */
 	l->wake_src.kind = TP_SOURCE_WAKE;
 	l->sig_src.kind = TP_SOURCE_SIGNAL;
 	l->cfg_gen = atomic_load_explicit(&p->shared->cfg_gen, memory_order_acquire);

@@ -21,7 +21,9 @@
  *   been inside one exec call past its stall_at_ns, fixed when the call
  *   began from the stall budget then in force (tp_pool_set_stall_ms), so a
  *   budget lowered later does not turn a long SLEEP accepted under the old
- *   one into a stall.
+ *   one into a stall.  Nor does one lowered while the SLEEP waited in the
+ *   queue: the call then takes the larger budget of before the lowering
+ *   (tp_pool_stall_accepted_at; the largest of those lowered, if several).
  * - Lock order: pool `lock`, then the queue's lock (a worker deciding to
  *   exit asks whether the queue is closed); `lock` is never held while
  *   calling exec, and `abort_lock` is a leaf.
@@ -61,6 +63,7 @@ struct slot {
 	atomic_bool stop;
 	_Atomic uint64_t busy_since_ns;
 	_Atomic uint64_t stall_at_ns; /* busy past this: stuck (UINT64_MAX: never) */
+	_Atomic uint64_t pops;        /* batches taken (only this worker writes it) */
 } __attribute__((aligned(64)));
 
 struct tp_pool {
@@ -78,11 +81,21 @@ struct tp_pool {
 	pthread_cond_t abort_cond;
 	atomic_bool aborted;
 	_Atomic uint64_t stall_ns; /* budget of one exec call, 0: none */
+	/* The latest lowering of the budget, and the largest budget lowered. */
+	_Atomic uint64_t stall_lowered_at_ns, stall_before_ns;
 
 	struct slot slots[TP_POOL_MAX_WORKERS + TP_POOL_MAX_CHEAP]; /* general, then cheap-only */
 };
 
 #define NSLOTS (TP_POOL_MAX_WORKERS + TP_POOL_MAX_CHEAP)
+
+static _Thread_local struct slot *current_slot; /* the worker's own, NULL on other threads */
+
+/* A budget as a length: 0 (none) is the longest. */
+static uint64_t budget_len(uint64_t ns)
+{
+	return ns ? ns : UINT64_MAX;
+}
 
 static void *worker_main(void *arg)
 {
@@ -91,6 +104,7 @@ static void *worker_main(void *arg)
 	struct tp_qnode *batch[BATCH_MAX];
 	bool cheap = s >= &p->slots[TP_POOL_MAX_WORKERS];
 
+	current_slot = s;
 	pthread_mutex_lock(&p->lock);
 	p->nstarted++;
 	pthread_cond_broadcast(&p->started);
@@ -114,8 +128,10 @@ static void *worker_main(void *arg)
 				break;
 			continue;
 		}
+		atomic_store_explicit(&s->pops, atomic_load_explicit(&s->pops, memory_order_relaxed) + 1,
+		                      memory_order_relaxed);
 		uint64_t now = tp_clock_ns(),
-		         stall = atomic_load_explicit(&p->stall_ns, memory_order_relaxed);
+		         stall = atomic_load_explicit(&p->stall_ns, memory_order_acquire);
 		atomic_store_explicit(&s->stall_at_ns, stall ? now + stall : UINT64_MAX,
 		                      memory_order_relaxed);
 		/* Release: a reader that sees this start also sees its deadline. */
@@ -284,11 +300,12 @@ void tp_pool_stop(struct tp_pool *p)
 
 void tp_pool_stats(struct tp_pool *p, struct tp_pool_stats *ret)
 {
-	uint64_t oldest = 0, stall_at = 0, stall_since = 0;
+	uint64_t oldest = 0, stall_at = 0, stall_since = 0, pops = 0;
 	size_t running = 0, busy = 0;
 
 	for (size_t i = 0; i < NSLOTS; i++) {
 		struct slot *s = &p->slots[i];
+		pops += atomic_load_explicit(&s->pops, memory_order_relaxed);
 		if (atomic_load_explicit(&s->state, memory_order_relaxed) != SLOT_RUNNING)
 			continue;
 		running++;
@@ -313,11 +330,36 @@ void tp_pool_stats(struct tp_pool *p, struct tp_pool_stats *ret)
 	ret->oldest_busy_ns = oldest;
 	ret->stall_at_ns = stall_at;
 	ret->stall_since_ns = stall_since;
+	ret->pops = pops;
 }
 
 void tp_pool_set_stall_ms(struct tp_pool *p, uint64_t ms)
 {
-	atomic_store_explicit(&p->stall_ns, ms * 1000000ull, memory_order_relaxed);
+	uint64_t ns = ms * 1000000ull, old = atomic_load_explicit(&p->stall_ns, memory_order_relaxed);
+
+	/* From none (the first budget set) is not a lowering: nothing was accepted under none. */
+	if (old && budget_len(ns) < old) {
+		if (old > atomic_load_explicit(&p->stall_before_ns, memory_order_relaxed))
+			atomic_store_explicit(&p->stall_before_ns, old, memory_order_relaxed);
+		/* Release: a worker that sees this time (or the budget below) sees the budget before. */
+		atomic_store_explicit(&p->stall_lowered_at_ns, tp_clock_ns(), memory_order_release);
+	}
+	atomic_store_explicit(&p->stall_ns, ns, memory_order_release);
+}
+
+void tp_pool_stall_accepted_at(struct tp_pool *p, uint64_t accepted_ns)
+{
+	struct slot *s = current_slot;
+
+	if (!s || s->pool != p)
+		return;
+	uint64_t lowered = atomic_load_explicit(&p->stall_lowered_at_ns, memory_order_acquire);
+	if (!lowered || accepted_ns >= lowered)
+		return;
+	uint64_t before = atomic_load_explicit(&p->stall_before_ns, memory_order_relaxed),
+	         until = atomic_load_explicit(&s->busy_since_ns, memory_order_relaxed) + before;
+	if (until > atomic_load_explicit(&s->stall_at_ns, memory_order_relaxed))
+		atomic_store_explicit(&s->stall_at_ns, until, memory_order_relaxed);
 }
 
 void tp_pool_free(struct tp_pool *p)

@@ -34,6 +34,7 @@ struct tp_pool_stats {
 	uint64_t oldest_busy_ns; /* CLOCK_MONOTONIC start of the longest-running exec, 0 if none */
 	uint64_t stall_at_ns;    /* the earliest stall deadline of a running exec, 0 if none */
 	uint64_t stall_since_ns; /* when that exec started */
+	uint64_t pops;           /* batches taken from the queue since the start, by all workers */
 };
 
 /* A pool serving q. Starts no thread yet. NULL on ENOMEM. */
@@ -87,6 +88,16 @@ void tp_pool_stats(struct tp_pool *p, struct tp_pool_stats *ret);
  * Any thread.
  */
 void tp_pool_set_stall_ms(struct tp_pool *p, uint64_t ms);
+
+/*
+ * Inside an exec call, on its worker: the work it runs was accepted at
+ * accepted_ns (CLOCK_MONOTONIC).  If the budget was lowered since, the
+ * call's deadline is the larger one of before the lowering (the largest
+ * lowered, if several were): what was accepted keeps the terms it was
+ * accepted under, also when it started only after the change.  Does
+ * nothing on any other thread.
+ */
+void tp_pool_stall_accepted_at(struct tp_pool *p, uint64_t accepted_ns);
 
 /* Free a stopped pool (NULL is fine). */
 void tp_pool_free(struct tp_pool *p);

@@ -187,9 +187,11 @@ class ReloadStormUnderPipelining(unittest.TestCase):
             self.assertEqual(srv.stop(), 0)
 
 class StallDeadline(unittest.TestCase):
-    def test_lowering_the_stall_threshold_spares_a_running_sleep(self):
-        # The watchdog checks each request against the threshold in force
-        # when it started, not against one a later reload lowered.
+    def lower_the_stall_threshold(self, queued):
+        # SLEEP 2500 accepted under a 4 s threshold (with `queued`, behind a
+        # SLEEP 1500 on the one worker), the threshold lowered to 0.8 s while
+        # it waits or runs: the watchdog spares it; a SLEEP read after the
+        # reload is held to the new threshold.
         from test_systemd import Notify
         notify = Notify()
         self.addCleanup(notify.close)
@@ -197,11 +199,15 @@ class StallDeadline(unittest.TestCase):
         self.addCleanup(done.set)
         conf = ConfFile(self, "limits = { max_sleep_ms = 60000; stall_timeout_ms = 4000; };\n")
         env = {"NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "400000"}
-        with Server("--config", conf.path, "--workers", "1", env=env) as srv:
+        with Server("--config", conf.path, "--workers", "1", "--cheap-workers", "0", env=env) as srv:
             notify.wait_for(r"^READY=1")
             # Keep reading: a full notification socket would block the daemon.
             reader = threading.Thread(target=lambda: [notify.poll(0.1) for _ in iter(done.is_set, True)])
             reader.start()
+            if queued:
+                first = srv.connect()
+                first.sendall(b"SLEEP 1500\n")
+                time.sleep(0.1)
             s = srv.connect()
             r = LineReader(s)
             s.sendall(b"SLEEP 2500\n")
@@ -209,15 +215,27 @@ class StallDeadline(unittest.TestCase):
             conf.write("limits = { max_sleep_ms = 3000; stall_timeout_ms = 800; };\n")
             srv.signal(signal.SIGHUP)
             srv.wait_log(r"configuration reloaded")
+            if queued:
+                self.assertEqual(LineReader(first).line(timeout=5), "OK 1500")
             self.assertEqual(r.line(timeout=5), "OK 2500")
             self.assertNotIn("unhealthy", srv.log())
-            # A request started under the new threshold is held to it.
+            # A request read after the reload is held to the new threshold.
             s.sendall(b"SLEEP 1500\n")
             srv.wait_log(r"unhealthy: a worker has been on one request", timeout=5)
             self.assertEqual(r.line(timeout=5), "OK 1500")
             self.assertEqual(srv.stop(), 0)
             done.set()
             reader.join()
+
+    def test_lowering_the_stall_threshold_spares_a_running_sleep(self):
+        # The watchdog checks each request against the threshold in force
+        # when it started, not against one a later reload lowered.
+        self.lower_the_stall_threshold(queued=False)
+
+    def test_lowering_the_stall_threshold_spares_a_queued_sleep(self):
+        # Nor against one lowered while it waited in the queue: what was
+        # accepted keeps the terms it was accepted under.
+        self.lower_the_stall_threshold(queued=True)
 
 
 class Refused(unittest.TestCase):

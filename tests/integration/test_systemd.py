@@ -13,7 +13,7 @@ import time
 import unittest
 
 import tplib
-from tplib import CHEAP_WORKERS, TPSERVER, LineReader, Server, request, wait_until
+from tplib import CHEAP_WORKERS, TPSERVER, Frozen, LineReader, Server, request, threads_in, wait_until
 
 TPSERVER = os.path.abspath(TPSERVER)
 
@@ -108,6 +108,11 @@ class Watchdog(unittest.TestCase):
         self.notify = Notify()
         self.addCleanup(self.notify.close)
 
+    def wait_log(self, srv, pattern, timeout):
+        # Reading the notifications meanwhile: a full socket would block the daemon.
+        self.assertTrue(wait_until(lambda: (self.notify.poll(0.05), re.search(pattern, srv.log()))[1], timeout),
+                        "no %r in log:\n%s" % (pattern, srv.log()))
+
     def pings(self, since, until):
         return [t for t, m in self.notify.messages if m == "WATCHDOG=1" and since <= t < until]
 
@@ -137,6 +142,58 @@ class Watchdog(unittest.TestCase):
             self.notify.collect(2.0)
             self.assertGreaterEqual(len(self.pings(t2, t2 + 2.0)), 2)
             self.assertIn("healthy again", srv.log())
+
+    def test_pings_at_half_an_interval_of_seconds(self):
+        # 2.1 s: a ping every 1.05 s, not on the next whole second after it.
+        env = {"NOTIFY_SOCKET": self.notify.path, "WATCHDOG_USEC": "2100000"}
+        with Server(env=env):
+            self.notify.wait_for(r"^READY=1")
+            t0 = time.monotonic()
+            self.notify.collect(5.0)
+            pings = self.pings(t0, t0 + 5.0)
+            gaps = sorted(b - a for a, b in zip(pings, pings[1:]))
+            self.assertGreaterEqual(len(gaps), 3, pings)
+            self.assertLess(gaps[len(gaps) // 2], 1.5, gaps)  # 2.0 when pings waited for a whole second
+
+    @unittest.skipUnless(os.uname().machine == "x86_64", "system call numbers of x86_64")
+    def test_pings_stop_while_queued_work_is_not_taken(self):
+        # The only worker, idle, stops (as one that missed its wake-up would):
+        # a request waits in the queue beside it, and the pings stop.
+        env = {"NOTIFY_SOCKET": self.notify.path, "WATCHDOG_USEC": "1000000"}
+        with Server("--workers", "1", "--cheap-workers", "0", env=env) as srv:
+            self.notify.wait_for(r"^READY=1")
+            if srv.under_tsan():
+                self.skipTest("the sanitizer's own thread cannot be told from the worker")
+            self.notify.collect(0.5)  # the worker is past its start, waiting for work
+            self.assertEqual(len(threads_in(srv.proc.pid, {202})), 1)
+            s = srv.connect()
+            r = LineReader(s)
+            with Frozen(threads_in(srv.proc.pid, {202})[0]):
+                s.sendall(b"SLEEP 1\n")
+                t1 = time.monotonic()
+                self.wait_log(srv, r"critical: unhealthy: 1 requests queued and 1 workers idle, none taken",
+                              timeout=10)
+                self.assertGreaterEqual(time.monotonic() - t1, 4.5)
+                t2 = time.monotonic()
+                self.notify.collect(1.5)
+                self.assertEqual(self.pings(t2, t2 + 1.5), [])
+            self.assertEqual(r.line(timeout=5), "OK 1")
+            self.wait_log(srv, r"healthy again", timeout=5)
+
+    @unittest.skipUnless(os.uname().machine == "x86_64", "system call numbers of x86_64")
+    def test_a_loop_stopped_before_its_first_turn_is_unhealthy(self):
+        env = {"NOTIFY_SOCKET": self.notify.path, "WATCHDOG_USEC": "1000000"}
+        with Server("--io-threads", "2", env=env) as srv:
+            # Loop 1 waits in its first epoll_wait (up to its 1 s tick) when it is caught.
+            loop1 = []
+            self.assertTrue(wait_until(lambda: loop1.extend(threads_in(srv.proc.pid, {232, 281, 441}))
+                                       or loop1, 5, step=0.002))
+            with Frozen(loop1[0]):
+                self.wait_log(srv, r"critical: unhealthy: event loop 1 has not run for", timeout=10)
+                t1 = time.monotonic()
+                self.notify.collect(1.5)
+                self.assertEqual(self.pings(t1, t1 + 1.5), [])
+            self.wait_log(srv, r"healthy again", timeout=5)
 
     def test_no_pings_without_watchdog_usec(self):
         with Server(env={"NOTIFY_SOCKET": self.notify.path}):

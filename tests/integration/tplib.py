@@ -190,6 +190,47 @@ def check_help_layout(test, text, column):
             test.assertRegex(lines[i + 1], r"^ {%d}\S" % column, line)
 
 
+class Frozen:
+    """A thread of another process stopped with ptrace (PTRACE_SEIZE and
+    PTRACE_INTERRUPT stop that thread alone) until the block ends, as a
+    wedged thread would be.  Raises unittest.SkipTest where ptrace is not
+    allowed."""
+
+    SEIZE, INTERRUPT, DETACH, WALL = 0x4206, 0x4207, 17, 0x40000000
+
+    def __init__(self, tid):
+        import ctypes
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+        self.tid = tid
+        self.ctypes = ctypes
+
+    def __enter__(self):
+        if self.libc.ptrace(self.SEIZE, self.tid, None, None) != 0:
+            raise unittest.SkipTest("ptrace: %s" % os.strerror(self.ctypes.get_errno()))
+        self.libc.ptrace(self.INTERRUPT, self.tid, None, None)
+        os.waitpid(self.tid, self.WALL)
+        return self
+
+    def __exit__(self, *exc):
+        self.libc.ptrace(self.DETACH, self.tid, None, None)
+
+
+def threads_in(pid, syscalls):
+    """The threads of pid (not its main one) now blocked in one of the
+    given system calls (numbers, as /proc/PID/task/TID/syscall gives them)."""
+    found = []
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/syscall" % (pid, tid)) as f:
+                nr = f.read().split()[0]
+        except OSError:
+            continue
+        if int(tid) != pid and nr.lstrip("-").isdigit() and int(nr) in syscalls:
+            found.append(int(tid))
+    return found
+
+
 def request(sock, reader, line, timeout=10.0):
     sock.sendall(line.encode("latin-1") + b"\n")
     return reader.line(timeout)

@@ -35,6 +35,7 @@ struct task {
 	int result;        /* what tp_pool_sleep_ms() returned */
 	uint64_t start_ns; /* when exec began on it */
 	uint64_t end_ns;
+	uint64_t accepted_ns; /* when set: told to the pool (tp_pool_stall_accepted_at) */
 	_Atomic int runs;
 };
 
@@ -59,6 +60,8 @@ static void exec_tasks(struct tp_qnode **nodes, size_t n, void *arg)
 	for (size_t i = 0; i < n; i++) {
 		struct task *t = task_of(nodes[i]);
 		t->start_ns = tp_clock_ns();
+		if (t->accepted_ns)
+			tp_pool_stall_accepted_at(c->pool, t->accepted_ns);
 		t->result = t->sleep_ms ? tp_pool_sleep_ms(c->pool, t->sleep_ms) : 0;
 		t->end_ns = tp_clock_ns();
 		atomic_fetch_add(&t->runs, 1);
@@ -620,6 +623,49 @@ static void test_stall_deadline_fixed_at_start(void **state)
 	free(t);
 }
 
+/*
+ * Work accepted before the budget was lowered, started after: it keeps the
+ * larger budget (the largest lowered, after two lowerings); work accepted
+ * after the lowering gets the new one.  Off a worker's thread the call
+ * does nothing.
+ */
+static void test_stall_budget_of_when_accepted(void **state)
+{
+	struct rig r;
+	struct task *t = tasks_new(3, 300);
+	uint64_t before;
+
+	(void)state;
+	rig_init(&r, 16);
+	tp_pool_set_stall_ms(r.p, 10000);
+	before = tp_clock_ns();
+	tp_pool_set_stall_ms(r.p, 5000);
+	tp_pool_set_stall_ms(r.p, 100);
+	tp_pool_stall_accepted_at(r.p, before); /* not a worker: nothing to do, nothing breaks */
+	assert_int_equal(tp_pool_start(r.p, 1), 0);
+
+	t[0].accepted_ns = before;
+	assert_int_equal(push_tasks(r.q, &t[0], 1), 1);
+	wait_busy(r.p, 1);
+	struct tp_pool_stats st = stats(r.p);
+	assert_int_equal(st.stall_at_ns, st.stall_since_ns + 10000 * 1000000ull);
+	assert_true(wait_done(&r.ctx, 1, 5000));
+
+	t[1].accepted_ns = tp_clock_ns(); /* after the lowering */
+	assert_int_equal(push_tasks(r.q, &t[1], 1), 1);
+	wait_busy(r.p, 1);
+	st = stats(r.p);
+	assert_int_equal(st.stall_at_ns, st.stall_since_ns + 100 * 1000000ull);
+	assert_true(wait_done(&r.ctx, 2, 5000));
+
+	tp_pool_set_stall_ms(r.p, 0); /* none: nothing was lowered */
+	t[2].accepted_ns = before;
+	assert_int_equal(push_tasks(r.q, &t[2], 1), 1);
+	assert_true(wait_done(&r.ctx, 3, 5000));
+	rig_stop(&r);
+	free(t);
+}
+
 static void *nothing(void *arg)
 {
 	return arg;
@@ -639,6 +685,7 @@ int main(void)
 	        cmocka_unit_test(test_abort),
 	        cmocka_unit_test(test_busy_stats),
 	        cmocka_unit_test(test_stall_deadline_fixed_at_start),
+	        cmocka_unit_test(test_stall_budget_of_when_accepted),
 	        cmocka_unit_test(test_cheap_lane),
 	};
 
