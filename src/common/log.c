@@ -117,26 +117,20 @@ static void emit_journal(enum tp_log_level level, const char *file, int line, co
                          const char *event, const struct tp_log_field *fields, size_t nfields,
                          const char *msg)
 {
-	char bufs[MAX_FIELDS + 7][256];
 	struct iovec iov[MAX_FIELDS + 8];
-	char *message = NULL;
-	int n = 0, nb = 0;
+	int n = 0;
 	const char *id = message_id(event);
 
-	if (asprintf(&message, "MESSAGE=%s", msg) < 0)
-		return;
-	iov[n++] = (struct iovec){message, strlen(message)};
-
-#define ADD(...)                                                                                           \
-	do {                                                                                               \
-		int len_ = snprintf(bufs[nb], sizeof(bufs[nb]), __VA_ARGS__);                              \
-		if (len_ > 0) {                                                                            \
-			size_t l_ = (size_t)len_ < sizeof(bufs[nb]) ? (size_t)len_ : sizeof(bufs[nb]) - 1; \
-			iov[n++] = (struct iovec){bufs[nb], l_};                                           \
-			nb++;                                                                              \
-		}                                                                                          \
+	/* Each field whole, however long (a path in a reload error): no fixed buffer cuts it. */
+#define ADD(...)                                                     \
+	do {                                                         \
+		char *f_;                                            \
+		int len_ = asprintf(&f_, __VA_ARGS__);               \
+		if (len_ > 0)                                        \
+			iov[n++] = (struct iovec){f_, (size_t)len_}; \
 	} while (0)
 
+	ADD("MESSAGE=%s", msg);
 	ADD("PRIORITY=%d", (int)level);
 	ADD("CODE_FILE=%s", file);
 	ADD("CODE_LINE=%d", line);
@@ -151,7 +145,8 @@ static void emit_journal(enum tp_log_level level, const char *file, int line, co
 #undef ADD
 
 	(void)sd_journal_sendv(iov, n); /* a log line that cannot be logged has nowhere to go */
-	free(message);
+	for (int i = 0; i < n; i++)
+		free(iov[i].iov_base);
 }
 
 static void emit_stderr(enum tp_log_level level, const char *event, const struct tp_log_field *fields,

@@ -301,6 +301,10 @@ void tp_health_log_ready(const struct tp_sockets *sock, const char *metrics_name
 	if (sock->agent.fd >= 0)
 		tp_log(TP_LOG_INFO, "start", "agent check on %s%s", sock->agent.name,
 		       sock->agent_activated ? " (socket from systemd)" : "");
+	else if (sock->activated && cfg->agent_enabled)
+		tp_log(TP_LOG_NOTICE, "start",
+		       "agent.enabled is set but systemd passed no \"agent\" socket: enable "
+		       "tpserver-agent.socket to answer agent checks");
 
 	char w[16];
 	snprintf(w, sizeof(w), "%d", cfg->workers);

@@ -4,6 +4,7 @@
 the reload helper, check-config parity with a start."""
 import os
 import random
+import shutil
 import re
 import signal
 import socket
@@ -379,6 +380,59 @@ class CheckConfigUnderJournal(unittest.TestCase):
         code, text = self.run_check(conf.path, journal=False)
         self.assertEqual(code, 78)
         self.assertTrue(text.startswith("tpserver: "), text)
+
+
+class JournalFields(unittest.TestCase):
+    """The daemon under journald (JOURNAL_STREAM names its stderr) sends
+    native journal entries: here to a test-owned socket mounted over
+    /run/systemd/journal/socket in a mount namespace of its own."""
+
+    def test_a_long_field_reaches_the_journal_whole(self):
+        if os.geteuid() != 0 or not shutil.which("unshare"):
+            self.skipTest("needs root and unshare(1) for a private /run")
+        tmp = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, tmp, True)
+        journal = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.addCleanup(journal.close)
+        journal.bind(os.path.join(tmp, "socket"))
+        journal.settimeout(0.2)
+        deep = os.path.join(tmp, *["d" * 60] * 4)  # a path of some 280 bytes
+        os.makedirs(deep)
+        conf = os.path.join(deep, "tpserver.conf")
+        with open(conf, "w") as f:
+            f.write("pool = { workers = 2; };\n")
+        script = ("mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/journal && "
+                  "touch /run/systemd/journal/socket && "
+                  "mount --bind %s/socket /run/systemd/journal/socket && exec \"$@\"" % tmp)
+        err = tempfile.TemporaryFile()
+        self.addCleanup(err.close)
+        st = os.fstat(err.fileno())
+        env = dict(os.environ, JOURNAL_STREAM="%d:%d" % (st.st_dev, st.st_ino))
+        proc = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh",
+                                 TPSERVER, "--config", conf, "--port", "0"], stderr=err, env=env)
+        self.addCleanup(lambda: proc.poll() is None and (proc.kill(), proc.wait()))
+        entries = []
+
+        def entry_with(key):
+            try:
+                entries.append(journal.recv(65536).decode(errors="replace"))
+            except socket.timeout:
+                pass
+            return next((e for e in entries if ("\n%s=" % key) in "\n" + e), None)
+
+        if not wait_until(lambda: entry_with("TP_EVENT") or proc.poll() is not None, 10) or proc.poll():
+            err.seek(0)
+            self.skipTest("no private /run here: %s" % err.read().decode()[-300:])
+        with open(conf, "w") as f:
+            f.write("pool = { workers = -5; };\n")
+        proc.send_signal(signal.SIGHUP)
+        self.assertTrue(wait_until(lambda: entry_with("TP_RELOAD_ERROR"), 10), entries)
+        fields = dict(line.split("=", 1) for line in entry_with("TP_RELOAD_ERROR").splitlines() if "=" in line)
+        self.assertIn("%s:1: pool.workers" % conf, fields["TP_RELOAD_ERROR"])
+        self.assertIn("%s:1: pool.workers" % conf, fields["MESSAGE"])
+        self.assertEqual(fields["PRIORITY"], "3")
+        proc.terminate()
+        self.assertEqual(proc.wait(10), 0)
 
 
 class Notices(unittest.TestCase):

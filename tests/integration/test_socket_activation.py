@@ -65,6 +65,22 @@ class SocketActivation(unittest.TestCase):
         self.proc.send_signal(signal.SIGTERM)
         self.assertEqual(self.proc.wait(10), 0)
 
+    def test_endpoints_turned_on_without_their_sockets_are_named(self):
+        # metrics.enabled and agent.enabled bind nothing under socket
+        # activation (the sandbox could not): the log says which socket
+        # unit would serve them, and nothing listens on their ports.
+        port = free_port()
+        s = self.start("--metrics", "--agent", "--agent-port", str(port))
+        self.assertEqual(request(s, LineReader(s), "ECHO x"), "OK x")
+        self.notify.wait_for(r"READY=1")
+        out = self.output()
+        self.assertIn('notice: metrics.enabled is set but systemd passed no "metrics" socket: enable '
+                      'tpserver-metrics.socket', out)
+        self.assertIn('notice: agent.enabled is set but systemd passed no "agent" socket: enable '
+                      'tpserver-agent.socket', out)
+        with self.assertRaises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+
     def test_refuses_a_datagram_socket(self):
         if not shutil.which("systemd-socket-activate"):
             self.skipTest("systemd-socket-activate not installed")
