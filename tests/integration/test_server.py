@@ -453,6 +453,16 @@ class CommandLine(unittest.TestCase):
         self.assertEqual(p.returncode, 0)
         self.assertRegex(p.stdout, r"^tpserver \d+\.\d+\.\d+")
 
+    def test_a_shutdown_longer_than_the_units_stop_timeout_is_warned_of(self):
+        # Without a drain it still starts (a file that always worked), warned.
+        with Server("--shutdown-timeout-s", "30") as srv:
+            srv.wait_log(r"ready:")
+            self.assertRegex(srv.log(), r"warning: shutdown.timeout_s \(30\) is not under "
+                                        r"shutdown.stop_timeout_s \(30\), the unit's TimeoutStopSec")
+        with Server("--shutdown-timeout-s", "29") as srv:
+            srv.wait_log(r"ready:")
+            self.assertNotIn("stop_timeout_s", srv.log())
+
     def test_original_interface(self):
         # tpserver --host 127.0.0.1 --port P --workers 8 --queue 500, as users know it.
         with socket.socket() as probe:
