@@ -79,11 +79,12 @@ void tp_health_status(struct tp_health *h, uint64_t now)
 
 	tp_health_stats(h, &st);
 	double rps = secs > 0 ? (double)(st.served - h->status_served) / secs : 0;
-	tp_sd_notifyf("STATUS=workers %zu/%zu busy, queue %zu/%zu (+%zu waiting) in %zu flows, largest "
+	tp_sd_notifyf("STATUS=%s%sworkers %zu/%zu busy, queue %zu/%zu (+%zu waiting) in %zu flows, largest "
 	              "address %.0f%%, %" PRIu64 " connections, %" PRIu64 " served, %" PRIu64
 	              " busy rejections, %" PRIu64 " over max wait, %.0f req/s",
-	              st.workers_busy, st.workers, st.queue_depth, st.queue_capacity, st.queue_waiting,
-	              st.flows, st.queue_depth ? 100.0 * (double)st.largest / (double)st.queue_depth : 0.0,
+	              h->phase ? h->phase : "", h->phase ? ": " : "", st.workers_busy, st.workers,
+	              st.queue_depth, st.queue_capacity, st.queue_waiting, st.flows,
+	              st.queue_depth ? 100.0 * (double)st.largest / (double)st.queue_depth : 0.0,
 	              st.connections, st.served, st.rejected, st.late, rps);
 	h->last_status_ns = now;
 	h->status_served = st.served;

@@ -48,6 +48,7 @@ struct tp_health {
 	size_t nloops;
 	uint64_t wd_usec;           /* WATCHDOG_USEC, 0 without a watchdog */
 	struct tp_metrics *metrics; /* counts unhealthy episodes, or NULL */
+	const char *phase;          /* STATUS='s first words: "leaving", "shutting down", or NULL */
 
 	/* its own state (loop 0) */
 	uint64_t last_status_ns, status_served;

@@ -103,6 +103,23 @@ class Agent(unittest.TestCase):
             self.assertLess(took, 8)
             self.assertIn("closed between requests", srv.log())
 
+    def test_the_leave_tells_systemd_it_is_stopping(self):
+        # The leave is the shutdown's first part: STOPPING=1 and a STATUS
+        # that says so at its start, not when the drain ends.
+        from test_systemd import Notify
+        notify = Notify()
+        self.addCleanup(notify.close)
+        with Server("--drain-s", "3", env={"NOTIFY_SOCKET": notify.path}) as srv:
+            notify.wait_for(r"^READY=1")
+            t0 = time.monotonic()
+            srv.signal(signal.SIGTERM)
+            notify.wait_for(r"^STOPPING=1", timeout=5)
+            self.assertLess(time.monotonic() - t0, 1.5)
+            notify.wait_for(r"^STATUS=leaving: workers 0/", timeout=5)
+            notify.wait_for(r"^STATUS=shutting down: workers 0/", timeout=10)
+            self.assertGreaterEqual(time.monotonic() - t0, 2.5)
+            self.assertEqual(srv.proc.wait(10), 0)
+
     def test_second_sigterm_cuts_the_leave_short(self):
         with Server("--drain-s", "20", "--stop-timeout-s", "40") as srv:
             srv.signal(signal.SIGTERM)
