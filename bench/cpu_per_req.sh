@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # CPU time per request of the server and of the client, for tpserver beside
 # redis-server (inline PING) and the bare epoll ceiling, with the same client
-# (lineload from ../shared/bench), alternating the servers in rounds.
+# (lineload from $BENCH, by default ../shared/bench), alternating the servers in rounds.
 #
 # On a machine whose cores are all busy during the run (the client and the
 # server together), throughput is cores / (server + client CPU per request),
@@ -16,7 +16,7 @@ conns=${2:-50}
 pipeline=${3:-1}
 rounds=${4:-5}
 secs=${5:-4}
-bench=$top/../shared/bench
+bench=${BENCH:-$top/../shared/bench}
 [[ -x $tp ]] || { echo "cpu_per_req: no tpserver at $tp (build first)" >&2; exit 2; }
 [[ -f $bench/lineload.c ]] || { echo "cpu_per_req: $bench/lineload.c not found; skipped"; exit 0; }
 command -v redis-server >/dev/null || { echo "cpu_per_req: redis-server missing; skipped"; exit 0; }

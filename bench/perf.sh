@@ -44,11 +44,11 @@ echo "# machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo 
 echo "# date: $(date -u +%Y-%m-%dT%H:%MZ)"
 
 echo "## 1. ECHO path (compare: tpserver vs redis-server vs bare epoll)"
-compare=$top/../shared/bench/compare
+compare=${BENCH:-$top/../shared/bench}/compare
 if [[ -x $compare ]]; then
 	"$compare" "$tp" 3 3
 else
-	echo "(../shared/bench/compare not found; skipped)"
+	echo "($compare not found; skipped)"
 fi
 
 echo "## 1b. CPU per request at 50x1 (where the 50x1 ratio comes from)"
