@@ -18,7 +18,8 @@
 # pool.fairness); 6 throughput of three through HAProxy against one direct.
 #
 # Needs root (ip netns) and haproxy; where either is missing it prints a
-# SKIPPED line with the reason and exits 0.  Builds tpserver and tpclient
+# SKIPPED line with the reason and exits 77 (packaging/test.sh reports the
+# stage skipped), or fails under CI or TP_E2E_REQUIRE.  Builds tpserver and tpclient
 # in $TOP/build-scaleout (BUILD_DIR overrides).  Every namespace and process
 # it made is removed on exit, whatever happens.  About a minute.
 # Env: TOP (source dir), JOBS.
@@ -27,9 +28,14 @@ set -euo pipefail
 build=${BUILD_DIR:-$TOP/build-scaleout}
 start=$SECONDS
 
+# Under CI (or TP_E2E_REQUIRE) a missing prerequisite fails, as in tests/e2e/run.sh.
 skip() {
+	if [[ ${CI:-} == true || -n ${TP_E2E_REQUIRE:-} ]]; then
+		echo "scale-out stage: FAIL: $* (required: CI or TP_E2E_REQUIRE)"
+		exit 1
+	fi
 	echo "scale-out stage: SKIPPED ($*)"
-	exit 0
+	exit 77
 }
 command -v haproxy >/dev/null || skip "haproxy not installed (packaging/deps.sh test installs it)"
 command -v ip >/dev/null || skip "ip (iproute2) not installed"
