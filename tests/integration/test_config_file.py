@@ -12,6 +12,7 @@ import tempfile
 import time
 import unittest
 
+import tplib
 from tplib import CHEAP_WORKERS, TPSERVER, LineReader, Server, request
 
 # File text, and the error expected after "FILE:" (issue 11, defect 4).
@@ -126,4 +127,4 @@ class ConfigFile(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    tplib.main()

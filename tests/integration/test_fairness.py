@@ -13,6 +13,7 @@ import threading
 import time
 import unittest
 
+import tplib
 from tplib import LineReader, Server, request, wait_until
 
 WORKERS = "8"
@@ -216,4 +217,4 @@ class Limits(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    tplib.main()

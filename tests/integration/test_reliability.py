@@ -16,6 +16,7 @@ import threading
 import time
 import unittest
 
+import tplib
 from tplib import CHEAP_WORKERS, TPSERVER, LineReader, Server, request, wait_until
 
 BURST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench", "burst_rss.py")
@@ -519,7 +520,7 @@ class MemoryAfterBurst(unittest.TestCase):
 class ShutdownGrace(unittest.TestCase):
     def test_a_silent_connection_is_closed_one_second_after_sigterm(self):
         # The grace ends on its own timer, not at the next one-second tick.
-        for _ in range(3):
+        for _ in range(4):  # the tick's phase is random: a close at the tick passes 1.5 s half the time
             with Server("--io-threads", "2") as srv:
                 socks = [srv.connect() for _ in range(4)]  # on both loops
                 time.sleep(0.1 + random.random())  # anywhere in the ticks' phase
@@ -530,9 +531,9 @@ class ShutdownGrace(unittest.TestCase):
                     self.assertEqual(s.recv(16), b"")
                 took = time.monotonic() - t0
                 self.assertGreaterEqual(took, 0.95)
-                self.assertLess(took, 1.3)
+                self.assertLess(took, 1.5)
                 self.assertEqual(srv.proc.wait(timeout=5), 0)
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2, warnings="ignore")
+    tplib.main(verbosity=2, warnings="ignore")

@@ -20,6 +20,7 @@ import subprocess
 import tempfile
 import unittest
 
+import tplib
 from tplib import TPCLIENT, Server
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
@@ -67,6 +68,21 @@ def shapes(lines):
         if not out or out[-1] != s:
             out.append(s)
     return out
+
+
+def clean_run(lines):
+    """Whether a report (its SUMMARY and ERRORS lines) is of a run that
+    exits 0 (TPCLIENT.md, "Exit status"), None without a report."""
+    fields = {}
+    for line in lines:
+        if line.startswith(("SUMMARY ", "ERRORS ")):
+            fields.update(kv.split("=", 1) for kv in line.split()[1:])
+    if "sent" not in fields or "busy" not in fields:
+        return None
+    n = {k: int(v) for k, v in fields.items() if v.isdigit()}
+    failures = ("other", "mismatch", "timeouts", "lost", "disconnects", "connect_failed", "gave_up")
+    return (not any(n[k] for k in failures) and n["busy"] == n["retries"]
+            and n["ok"] + n["retries"] == n["sent"])
 
 
 def json_keys(value, acc):
@@ -151,6 +167,17 @@ class Documented(unittest.TestCase):
         self.assertEqual(shapes(real), shapes(documented), "%s\n--- documented:\n%s\n--- real:\n%s"
                          % (cmd, "\n".join(documented), "\n".join(real)))
 
+    def check_status(self, cmd, documented, p):
+        # The exit status follows the report (0 for a clean run, 1 with any
+        # failure in it), and an example shown clean runs clean here too.
+        real = clean_run(p.stdout.splitlines())
+        if real is not None:
+            self.assertEqual(p.returncode, 0 if real else 1, "%s\n%s%s" % (cmd, p.stdout, p.stderr))
+        else:
+            self.assertIn(p.returncode, (0, 1), p.stderr)
+        if clean_run(documented):
+            self.assertEqual(p.returncode, 0, "%s: shown clean\n%s%s" % (cmd, p.stdout, p.stderr))
+
     def test_markdown_examples(self):
         with open(DOC) as f:
             blocks = doc_blocks(f.read())
@@ -161,7 +188,7 @@ class Documented(unittest.TestCase):
                 for cmd, documented in block:
                     if cmd.startswith("tpclient "):
                         p, args = self.run_tpclient(srv.port, cmd, cwd)
-                        self.assertIn(p.returncode, (0, 1), p.stderr)
+                        self.check_status(cmd, documented, p)
                         if documented:
                             self.check_output(args, documented, p, cwd)
                         else:
@@ -177,16 +204,18 @@ class Documented(unittest.TestCase):
             cmds, sample = man_commands(f.read())
         self.assertGreaterEqual(len(cmds), 5)
         with open(DOC) as f:
-            doc_cmds = {c for b in doc_blocks(f.read()) for c, _ in b}
+            doc_outputs = {c: out for b in doc_blocks(f.read()) for c, out in b}
+        doc_cmds = set(doc_outputs)
         for i, cmd in enumerate(cmds):
             with self.subTest(cmd=cmd), tempfile.TemporaryDirectory() as cwd, Server() as srv:
                 # The examples of the man page are those of docs/TPCLIENT.md, where their output is shown.
                 self.assertIn(cmd, doc_cmds)
                 p, args = self.run_tpclient(srv.port, cmd, cwd)
                 self.assertTrue(p.stdout.startswith(("SUMMARY ", "{")), p.stdout + p.stderr)
+                self.check_status(cmd, doc_outputs[cmd], p)
                 if i == 0:
                     self.check_output(args, sample, p, cwd)
 
 
 if __name__ == "__main__":
-    unittest.main()
+    tplib.main()

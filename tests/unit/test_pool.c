@@ -658,9 +658,13 @@ static void test_stall_budget_of_when_accepted(void **state)
 	assert_int_equal(st.stall_at_ns, st.stall_since_ns + 100 * 1000000ull);
 	assert_true(wait_done(&r.ctx, 2, 5000));
 
-	tp_pool_set_stall_ms(r.p, 0); /* none: nothing was lowered */
+	tp_pool_set_stall_ms(r.p, 0); /* none: not a lowering, and no deadline an older budget shortens */
 	t[2].accepted_ns = before;
 	assert_int_equal(push_tasks(r.q, &t[2], 1), 1);
+	wait_busy(r.p, 1);
+	st = stats(r.p);
+	assert_int_equal(st.busy, 1);
+	assert_int_equal(st.stall_at_ns, 0); /* no deadline */
 	assert_true(wait_done(&r.ctx, 3, 5000));
 	rig_stop(&r);
 	free(t);
