@@ -33,9 +33,8 @@ uint64_t tp_health_init(struct tp_health *h)
 	h->wd_healthy = true;
 	if (h->wd_usec) {
 		/* Half the interval in whole ticks of at most a second, so each ping falls on a tick. */
-		uint64_t half_ms = h->wd_usec / 2000;
-		tick_ms = half_ms / ((half_ms + 999) / 1000 ? (half_ms + 999) / 1000 : 1);
-		tick_ms = tick_ms > 10 ? tick_ms : 10;
+		uint64_t half_ms = h->wd_usec / 2000, ticks = half_ms > 1000 ? (half_ms + 999) / 1000 : 1;
+		tick_ms = half_ms / ticks > 10 ? half_ms / ticks : 10;
 		h->wd_early_ns = tick_ms * 1000000 / 2; /* a tick a little early still pings */
 	}
 	return tick_ms;
@@ -88,6 +87,13 @@ void tp_health_status(struct tp_health *h, uint64_t now)
 	              st.connections, st.served, st.rejected, st.late, rps);
 	h->last_status_ns = now;
 	h->status_served = st.served;
+}
+
+void tp_health_stopping(struct tp_health *h, const char *phase, uint64_t now)
+{
+	tp_sd_notify("STOPPING=1");
+	h->phase = phase;
+	tp_health_status(h, now);
 }
 
 /* "in the last N s" since the previous look at a count, or "since start" before the first. */

@@ -304,9 +304,8 @@ static void begin_shutdown(struct tp_server *srv, int signo)
 		srv->shutdown_deadline_ns = now;
 		return;
 	}
-	tp_sd_notify("STOPPING=1"); /* again after a leave: systemd takes it once */
-	srv->health.phase = "shutting down";
-	tp_health_status(&srv->health, now);
+	tp_health_stopping(&srv->health, "shutting down",
+	                   now); /* again after a leave: systemd takes it once */
 	tp_health_stats(&srv->health, &st);
 	tp_log(TP_LOG_NOTICE, "stop",
 	       "%s: shutting down; answering %zu queued and %zu running requests, up to %d s",
@@ -408,9 +407,7 @@ static void on_signal(void *ctx, int signo)
 		if (!atomic_load(&srv->shared.shutting_down) &&
 		    tp_leave_begin(&srv->leave, srv->cfg.drain_s, signo, tp_clock_ns())) {
 			/* The leave is the shutdown's first part: the unit is deactivating from now. */
-			tp_sd_notify("STOPPING=1");
-			srv->health.phase = "leaving";
-			tp_health_status(&srv->health, tp_clock_ns());
+			tp_health_stopping(&srv->health, "leaving", tp_clock_ns());
 			atomic_store(&srv->shared.draining, true);
 			wake_loops(srv);
 			break;
