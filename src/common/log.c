@@ -131,6 +131,8 @@ static void emit_journal(enum tp_log_level level, const char *file, int line, co
 	} while (0)
 
 	ADD("MESSAGE=%s", msg);
+	if (n == 0)
+		return; /* no memory for the message: no entry without one */
 	ADD("PRIORITY=%d", (int)level);
 	ADD("CODE_FILE=%s", file);
 	ADD("CODE_LINE=%d", line);
