@@ -154,7 +154,7 @@ static void emit_journal(enum tp_log_level level, const char *file, int line, co
 static void emit_stderr(enum tp_log_level level, const char *event, const struct tp_log_field *fields,
                         size_t nfields, const char *msg)
 {
-	char line[2048];
+	char line[TP_MSG_MAX + 1024];
 	size_t len;
 	int r;
 
@@ -185,7 +185,7 @@ static void emit_stderr(enum tp_log_level level, const char *event, const struct
 void tp_log_emit(enum tp_log_level level, const char *file, int line, const char *func, const char *event,
                  const struct tp_log_field *fields, size_t nfields, const char *fmt, ...)
 {
-	char msg[1024];
+	char msg[TP_MSG_MAX];
 	va_list ap;
 
 	va_start(ap, fmt);

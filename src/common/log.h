@@ -28,6 +28,13 @@ int tp_log_level_parse(const char *s, enum tp_log_level *ret_level);
 /* The name of a log level ("info"). Never NULL. */
 const char *tp_log_level_name(enum tp_log_level level);
 
+/*
+ * The longest message an entry, a reload's outcome or a refusal carries
+ * whole: an error naming two paths of PATH_MAX (a file and a file it
+ * includes), a line and a setting, and what is wrong.
+ */
+#define TP_MSG_MAX (2 * 4096 + 1024)
+
 /* An extra structured field: KEY (uppercase, digits, '_') and its value. */
 struct tp_log_field {
 	const char *key;

@@ -15,6 +15,7 @@
 
 #include "config_addr.h"
 #include "config_lex.h"
+#include "log.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -96,7 +97,7 @@ __attribute__((format(printf, 4, 5))) static int fail(const struct load *ld, con
 {
 	/* An @include'd file names its own settings; the main file has no name. */
 	const char *file = config_setting_source_file(s) ? config_setting_source_file(s) : ld->path;
-	char msg[512];
+	char msg[TP_MSG_MAX];
 	va_list ap;
 
 	va_start(ap, fmt);

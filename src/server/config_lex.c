@@ -14,6 +14,7 @@
 #include "config_lex.h"
 
 #include "config_scan.h"
+#include "log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -276,7 +277,7 @@ static int scan_file(struct tp_config_lex *lx, const char *file, const char *tex
 static int follow(struct tp_config_lex *lx, const struct tp_config_src *s, const struct tp_config_token *t,
                   unsigned depth, char *err, size_t errlen)
 {
-	char why[256] = "", *text = NULL, *name = NULL, **files;
+	char why[TP_MSG_MAX] = "", *text = NULL, *name = NULL, **files;
 	int r = -EINVAL;
 
 	if (t->tok == TP_TOK_BAD_INCLUDE) {

@@ -51,7 +51,7 @@ static int name_file(const struct tp_config *cfg, int r, const char *msg, char *
 static int check_listen(const struct tp_config *cfg, char *err, size_t errlen)
 {
 	bool resolve = !getenv("LISTEN_FDS") && !getenv("INVOCATION_ID");
-	char msg[512];
+	char msg[TP_MSG_MAX];
 
 	return name_file(cfg, tp_listener_check(cfg->host, cfg->port, resolve, msg, sizeof(msg)), msg, err,
 	                 errlen);
@@ -64,7 +64,7 @@ static int check_listen(const struct tp_config *cfg, char *err, size_t errlen)
  */
 static int check_result(const struct tp_config *cfg, char *err, size_t errlen)
 {
-	char msg[512];
+	char msg[TP_MSG_MAX];
 
 	return name_file(cfg, tp_config_validate(cfg, msg, sizeof(msg)), msg, err, errlen);
 }
@@ -117,7 +117,7 @@ static int reload_config(struct tp_config *ret, char *err, size_t errlen, void *
 
 static int reload_and_wait(const char *pid_text)
 {
-	char dir[4096], msg[1024], *end;
+	char dir[4096], msg[TP_MSG_MAX], *end;
 	long pid;
 	int r;
 
@@ -150,7 +150,7 @@ int main(int argc, char **argv)
 	static struct tp_config_origin origin[TP_SETTINGS_MAX];
 	struct tp_config cfg;
 	struct tp_server *srv = NULL;
-	char err[1024];
+	char err[TP_MSG_MAX];
 	int r;
 
 	a = (struct args){argc, argv};

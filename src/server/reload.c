@@ -32,7 +32,7 @@ struct tp_reload_job {
 
 	int r; /* written by the thread before done */
 	struct tp_config cfg;
-	char err[512];
+	char err[TP_MSG_MAX];
 };
 
 static void job_free(struct tp_reload_job *job)

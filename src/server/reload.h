@@ -18,6 +18,7 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "log.h"
 
 struct tp_pool;
 struct tp_queue;
@@ -32,7 +33,7 @@ struct tp_reload_outcome {
 	char dir[4096]; /* "" : no status file */
 	unsigned long gen;
 	char state[16]; /* "started", "applied", "refused" */
-	char msg[512];
+	char msg[TP_MSG_MAX];
 };
 
 /*

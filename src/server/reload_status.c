@@ -5,6 +5,8 @@
  */
 #include "reload_status.h"
 
+#include "log.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -31,7 +33,7 @@ const char *tp_reload_status_dir(char *buf, size_t len)
 int tp_reload_status_write(const char *dir, unsigned long gen, const char *state, const char *msg,
                            bool reading)
 {
-	char path[4200], tmp[4200], text[1200];
+	char path[4200], tmp[4200], text[TP_MSG_MAX + 64];
 	int n, fd, r = 0;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, STATUS_NAME);
@@ -58,7 +60,7 @@ int tp_reload_status_write(const char *dir, unsigned long gen, const char *state
 struct status {
 	unsigned long gen;
 	char state[16];
-	char msg[1024];
+	char msg[TP_MSG_MAX];
 	bool reading;
 };
 
@@ -87,7 +89,7 @@ static int parse_line(const char *line, struct status *st, int *ret_msg)
 /* Read the file; a missing file reads as generation 0 with nothing in progress. */
 static int status_read(const char *dir, struct status *st)
 {
-	char path[4200], line[1200];
+	char path[4200], line[TP_MSG_MAX + 64];
 	FILE *f;
 	int n = 0;
 

@@ -360,7 +360,7 @@ static void reload_finish(struct tp_server *srv)
 {
 	struct tp_reload_target t = {srv->pool, srv->queue, srv->sock.activated};
 	struct tp_config loaded, nc;
-	char err[512], msg[512];
+	char err[TP_MSG_MAX], msg[TP_MSG_MAX];
 
 	if (!srv->reload_job || !tp_reload_job_done(srv->reload_job))
 		return;

@@ -23,9 +23,11 @@ BURST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "be
 
 
 class ConfFile:
-    def __init__(self, test, text):
-        fd, self.path = tempfile.mkstemp(suffix=".conf")
-        os.close(fd)
+    def __init__(self, test, text, path=None):
+        if path is None:
+            fd, path = tempfile.mkstemp(suffix=".conf")
+            os.close(fd)
+        self.path = path
         test.addCleanup(lambda: os.path.exists(self.path) and os.unlink(self.path))
         self.write(text)
 
@@ -339,6 +341,30 @@ class ReloadAndWait(unittest.TestCase):
         self.assertEqual(p.returncode, 1)
         self.assertLess(took, 2)
 
+    def test_a_refusal_naming_a_long_path_is_told_whole(self):
+        # A path of some 3 000 bytes (components under NAME_MAX): the start's
+        # refusal, the reload's log line and the helper's message name it whole.
+        deep = os.path.join(self.rundir, *["p" * 250] * 12)
+        os.makedirs(deep)
+        conf = ConfFile(self, "pool = {\n  workerz = 4;\n};\n", path=os.path.join(deep, "tpserver.conf"))
+        why = "%s:2: pool.workerz: unknown setting" % conf.path
+        p = subprocess.run([TPSERVER, "--config", conf.path, "--port", "0"], capture_output=True, text=True,
+                           timeout=10)
+        self.assertEqual(p.returncode, 78)
+        self.assertIn(why, p.stderr)
+        p = subprocess.run([TPSERVER, "--check-config", "--config", conf.path], capture_output=True,
+                           text=True, timeout=10)
+        self.assertEqual(p.returncode, 78)
+        self.assertIn(why, p.stderr)
+        conf.write("pool = { workers = 2; };\n")
+        with Server("--config", conf.path, env=self.env) as srv:
+            srv.wait_log(r"ready:")
+            conf.write("pool = {\n  workerz = 4;\n};\n")
+            p, _ = self.helper(srv.proc.pid)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("reload refused: " + why, p.stderr)
+            srv.wait_log(re.escape("keeping the running configuration: " + why))
+
     def test_daemon_gone_while_waiting(self):
         conf = ConfFile(self, "pool = { workers = 2; };\n")
         with Server("--config", conf.path, env=self.env) as srv:
@@ -397,7 +423,7 @@ class JournalFields(unittest.TestCase):
         self.addCleanup(journal.close)
         journal.bind(os.path.join(tmp, "socket"))
         journal.settimeout(0.2)
-        deep = os.path.join(tmp, *["d" * 60] * 4)  # a path of some 280 bytes
+        deep = os.path.join(tmp, *["d" * 250] * 8)  # a path of some 2 000 bytes
         os.makedirs(deep)
         conf = os.path.join(deep, "tpserver.conf")
         with open(conf, "w") as f:

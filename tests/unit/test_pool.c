@@ -625,6 +625,26 @@ static void test_stall_deadline_fixed_at_start(void **state)
 }
 
 /*
+ * The stats once one worker is busy with a stall deadline of its start plus
+ * budget_ms (none for 0), or after 2 s: the worker sets the deadline in
+ * exec, a moment after it is seen busy, and the last task's figures linger
+ * until then.
+ */
+static struct tp_pool_stats stall_budget_seen(struct tp_pool *p, uint64_t budget_ms)
+{
+	struct tp_pool_stats st = stats(p);
+	int i = 0;
+
+	while ((st.busy != 1 ||
+	        st.stall_at_ns != (budget_ms ? st.stall_since_ns + budget_ms * 1000000ull : 0)) &&
+	       i++ < 400) {
+		sleep_ms(5);
+		st = stats(p);
+	}
+	return st;
+}
+
+/*
  * Work accepted before the budget was lowered, started after: it keeps the
  * larger budget (the largest lowered, after two lowerings); work accepted
  * after the lowering gets the new one.  Off a worker's thread the call
@@ -647,28 +667,20 @@ static void test_stall_budget_of_when_accepted(void **state)
 
 	t[0].accepted_ns = before;
 	assert_int_equal(push_tasks(r.q, &t[0], 1), 1);
-	wait_busy(r.p, 1);
-	/* The worker raises the deadline in exec, a moment after it is busy. */
-	struct tp_pool_stats st = stats(r.p);
-	for (int i = 0; i < 400 && st.stall_at_ns != st.stall_since_ns + 10000 * 1000000ull; i++) {
-		sleep_ms(5);
-		st = stats(r.p);
-	}
+	struct tp_pool_stats st = stall_budget_seen(r.p, 10000);
 	assert_int_equal(st.stall_at_ns, st.stall_since_ns + 10000 * 1000000ull);
 	assert_true(wait_done(&r.ctx, 1, 5000));
 
 	t[1].accepted_ns = tp_clock_ns(); /* after the lowering */
 	assert_int_equal(push_tasks(r.q, &t[1], 1), 1);
-	wait_busy(r.p, 1);
-	st = stats(r.p);
+	st = stall_budget_seen(r.p, 100);
 	assert_int_equal(st.stall_at_ns, st.stall_since_ns + 100 * 1000000ull);
 	assert_true(wait_done(&r.ctx, 2, 5000));
 
 	tp_pool_set_stall_ms(r.p, 0); /* none: not a lowering, and no deadline an older budget shortens */
 	t[2].accepted_ns = before;
 	assert_int_equal(push_tasks(r.q, &t[2], 1), 1);
-	wait_busy(r.p, 1);
-	st = stats(r.p);
+	st = stall_budget_seen(r.p, 0);
 	assert_int_equal(st.busy, 1);
 	assert_int_equal(st.stall_at_ns, 0); /* no deadline */
 	assert_true(wait_done(&r.ctx, 3, 5000));
