@@ -9,21 +9,25 @@
 #
 # usage: bench/alternate.sh ROUNDS SECONDS CONNS PIPELINE SERVER...
 #   SERVER  a tpserver binary (run with --config /dev/null), `ceiling`
-#           (limit_echo, one thread), or `uring` (bench/uring_echo.c: the
-#           ceiling with io_uring in place of epoll; needs liburing-dev)
+#           (limit_echo, one thread), `uring` (bench/uring_echo.c: the
+#           ceiling with io_uring in place of epoll), or `batch`,
+#           `batch-uring-send`, `batch-uring` (bench/batch_echo.c: the
+#           ceiling reading a turn's sockets before answering any, its
+#           sends, or sends and receives, in one io_uring_enter); the
+#           last four need liburing-dev
 #   BENCH=DIR  where lineload.c and limit_echo.c are (default: ../shared/bench
 #           beside the tree)
 # Prints a line per run, then per server the median of its rounds.
 # Not a test: prints figures, asserts nothing.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-[[ $# -ge 5 ]] || { sed -n 's/^# \{0,1\}//; 10,17p' "$0" >&2; exit 2; }
+[[ $# -ge 5 ]] || { sed -n 's/^# \{0,1\}//; 10,21p' "$0" >&2; exit 2; }
 rounds=$1 secs=$2 conns=$3 pipeline=$4
 shift 4
 bench=${BENCH:-$top/../shared/bench}
 [[ -f $bench/lineload.c ]] || { echo "alternate: $bench/lineload.c not found; skipped"; exit 0; }
 for s in "$@"; do
-	[[ $s == ceiling || $s == uring || -x $s ]] || { echo "alternate: no server at $s" >&2; exit 2; }
+	[[ $s == ceiling || $s == uring || $s == batch* || -x $s ]] || { echo "alternate: no server at $s" >&2; exit 2; }
 done
 
 work=$(mktemp -d)
@@ -36,10 +40,13 @@ trap cleanup EXIT
 . "$top/bench/lib.sh"
 bench_build ceiling
 for s in "$@"; do
-	[[ $s == uring ]] || continue
-	cc -O2 -o "$work/uring_echo" "$top/bench/uring_echo.c" -luring ||
-		{ echo "alternate: uring_echo needs liburing-dev (apt-get install liburing-dev)" >&2; exit 2; }
-	break
+	case $s in
+	uring) prog=uring_echo ;;
+	batch*) prog=batch_echo ;;
+	*) continue ;;
+	esac
+	[[ -x $work/$prog ]] || cc -O2 -o "$work/$prog" "$top/bench/$prog.c" -luring ||
+		{ echo "alternate: $prog needs liburing-dev (apt-get install liburing-dev)" >&2; exit 2; }
 done
 hz=$(getconf CLK_TCK)
 
@@ -50,6 +57,9 @@ for r in $(seq "$rounds"); do
 			"$work/limit_echo" "$port" 1 &
 		elif [[ $s == uring ]]; then
 			"$work/uring_echo" "$port" &
+		elif [[ $s == batch* ]]; then
+			mode=${s#batch-}
+			"$work/batch_echo" "$port" "${mode/#batch/write}" &
 		else
 			bench_start_tpserver "$s" "$port"
 		fi
