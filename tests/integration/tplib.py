@@ -52,8 +52,13 @@ class Server:
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.logfile,
                                      stderr=subprocess.STDOUT, env=full_env)
         self.port = None
+        self.sockets = []  # from connect(), closed on exit
         if wait:
-            self.port = self.wait_log(r"listening on 127\.0\.0\.1:(\d+)", group=1, cast=int)
+            try:
+                self.port = self.wait_log(r"listening on 127\.0\.0\.1:(\d+)", group=1, cast=int)
+            except BaseException:
+                self.__exit__()
+                raise
 
     def log(self):
         with open(self.logfile.name, "r", errors="replace") as f:
@@ -74,6 +79,7 @@ class Server:
     def connect(self, timeout=10.0):
         s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sockets.append(s)
         return s
 
     def threads(self):
@@ -123,6 +129,9 @@ class Server:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        for s in self.sockets:
+            s.close()
+        self.logfile.close()
         os.unlink(self.logfile.name)
         return False
 
@@ -208,7 +217,10 @@ class Frozen:
     def __enter__(self):
         if self.libc.ptrace(self.SEIZE, self.tid, None, None) != 0:
             raise unittest.SkipTest("ptrace: %s" % os.strerror(self.ctypes.get_errno()))
-        self.libc.ptrace(self.INTERRUPT, self.tid, None, None)
+        if self.libc.ptrace(self.INTERRUPT, self.tid, None, None) != 0:
+            err = self.ctypes.get_errno()
+            self.libc.ptrace(self.DETACH, self.tid, None, None)
+            raise OSError(err, "ptrace(PTRACE_INTERRUPT, %d): %s" % (self.tid, os.strerror(err)))
         os.waitpid(self.tid, self.WALL)
         return self
 
