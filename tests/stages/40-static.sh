@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# Stage: static analysis of src/.  The layer check (layers.py), clang-tidy with the committed .clang-tidy
+# Stage: static analysis of src/.  The layer check (tests/layers_check.py), clang-tidy with the committed .clang-tidy
 # and the compile_commands.json of a configured tree ($TOP/build-static),
 # then cppcheck (warning, performance, portability), then clang-format's
 # check of the layout.  Any finding fails the stage.  False positives get a NOLINT(check) / cppcheck-suppress
@@ -39,13 +39,8 @@ clang-format --dry-run --Werror src/*/*.[ch] || { echo "clang-format: src/ is no
 # The layers: no include circles, no include up a layer (a relative
 # "../server/x.h" compiles, so the include-directory rule alone cannot catch
 # it), no file over 500 lines, no function over 80.
-layers=$TOP/../shared/tools/layers.py
-if [[ -f $layers ]]; then
-	echo "layers: $layers src"
-	python3 "$layers" src || { echo "layers: FAILED" >&2; rc=1; }
-else
-	echo "layers: SKIPPED ($layers not found)"
-fi
+echo "layers: tests/layers_check.py src"
+python3 tests/layers_check.py src || { echo "layers: FAILED" >&2; rc=1; }
 
 [[ $rc -eq 0 ]] && echo "static analysis: no finding"
 exit $rc
