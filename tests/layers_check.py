@@ -10,10 +10,11 @@ same name are one module), no include of a higher layer, no file over
 Prints one line per finding, "PATH[:LINE]: what"; exit status 1 when there
 is one, 0 when there is none, 2 on bad usage.  The layers, lowest first:
 common < workq < server, and common < client; a folder not named here is a
-finding of its own.  A quoted include resolves beside the including file,
-else to the one file of that name in the tree (the build's include
-directories are the layer folders); a system include (<...>) is not
-followed.
+finding of its own.  An include names the file beside the including one
+(quoted), else the file it names below a layer folder (the build's include
+directories are the layer folders), else (quoted) the file of its name
+anywhere; one that names no file of the tree is not the project's, one
+that names several is a finding.  Comments and #if 0 branches are not read.
 """
 import os
 import re
@@ -28,7 +29,49 @@ MAY_INCLUDE = {
 }
 MAX_FILE_LINES = 500
 MAX_FUNCTION_LINES = 80
-INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
+INCLUDE = re.compile(r'^\s*#\s*include\s*(["<])([^">]+)[">]')
+IF_ZERO = re.compile(r"^\s*#\s*if\s+0\b")
+IF_ANY = re.compile(r"^\s*#\s*if")
+ELSE_OR_END = re.compile(r"^\s*#\s*(else|elif|endif)\b")
+
+
+def code_of(lines):
+    """The lines as the compiler reads them for includes: comments blanked
+    (a line stays a line), the lines of an #if 0 branch empty."""
+    out, in_comment, skip_depth = [], False, 0
+    for line in lines:
+        text, i = [], 0
+        while i < len(line):
+            if in_comment:
+                end = line.find("*/", i)
+                if end < 0:
+                    break
+                in_comment, i = False, end + 2
+            elif line.startswith("/*", i):
+                in_comment, i = True, i + 2
+            elif line.startswith("//", i):
+                break
+            elif line[i] == '"':  # a string: copied whole, so "/*" inside it is no comment
+                end = i + 1
+                while end < len(line) and line[end] != '"':
+                    end += 2 if line[end] == "\\" else 1
+                text.append(line[i:end + 1])
+                i = end + 1
+            else:
+                text.append(line[i])
+                i += 1
+        code = "".join(text)
+        if skip_depth:
+            branch = ELSE_OR_END.match(code)
+            if IF_ANY.match(code):
+                skip_depth += 1
+            elif branch and (branch.group(1) == "endif" or skip_depth == 1):
+                skip_depth -= 1  # the end of an #if inside, or the live branch of the #if 0
+            code = ""
+        elif IF_ZERO.match(code):
+            skip_depth, code = 1, ""
+        out.append(code)
+    return out
 
 
 def read_tree(src):
@@ -45,16 +88,21 @@ def read_tree(src):
 
 
 def resolver(tree):
+    """resolve(rel, quote, inc) -> the files of the tree the include may
+    name: the one beside the including file, else those the include names
+    below a layer folder (the build's include directories), else (a quoted
+    include) those of its file name anywhere.  No file: not the project's."""
     by_name = {}
     for rel in tree:
         by_name.setdefault(os.path.basename(rel), []).append(rel)
 
-    def resolve(rel, inc):
+    def resolve(rel, quote, inc):
         beside = os.path.normpath(os.path.join(os.path.dirname(rel), inc))
-        if beside in tree:
-            return beside
-        found = by_name.get(os.path.basename(inc), [])
-        return found[0] if len(found) == 1 else None
+        if quote == '"' and beside in tree:
+            return [beside]
+        below = [os.path.normpath(os.path.join(folder, inc)) for folder in MAY_INCLUDE]
+        found = sorted({t for t in below if t in tree})
+        return found or (by_name.get(os.path.basename(inc), []) if quote == '"' else [])
 
     return resolve
 
@@ -75,11 +123,14 @@ def include_findings(tree, graph):
         if own not in MAY_INCLUDE:
             found.append("%s: in no layer (%s)" % (rel, ", ".join(sorted(MAY_INCLUDE))))
             continue
-        for n, line in enumerate(lines, 1):
+        for n, line in enumerate(code_of(lines), 1):
             m = INCLUDE.match(line)
-            target = m and resolve(rel, m.group(1))
-            if not target:
+            targets = resolve(rel, m.group(1), m.group(2)) if m else []
+            if len(targets) > 1:
+                found.append("%s:%d: includes %s, which names %s" % (rel, n, m.group(2), ", ".join(targets)))
+            if len(targets) != 1:
                 continue
+            target = targets[0]
             if layer(target) not in MAY_INCLUDE[own]:
                 found.append("%s:%d: includes %s, a layer above %s" % (rel, n, target, own))
             if module(target) != module(rel):
@@ -122,7 +173,8 @@ def circles(graph):
 def length_findings(tree):
     """Files over MAX_FILE_LINES; functions over MAX_FUNCTION_LINES.  In the
     tree's layout (.clang-format) a function body opens with a line that is
-    "{" alone and closes with the next line that is "}" alone."""
+    "{" alone and closes with the next line that starts with "}" (a comment
+    may follow it)."""
     found = []
     for rel, lines in sorted(tree.items()):
         if len(lines) > MAX_FILE_LINES:
@@ -131,7 +183,7 @@ def length_findings(tree):
         for n, line in enumerate(lines, 1):
             if line == "{":
                 start = n
-            elif line == "}" and start is not None:
+            elif line.startswith("}") and start is not None:
                 if n - start - 1 > MAX_FUNCTION_LINES:
                     found.append("%s:%d: a function of %d lines (at most %d)"  # at its name's line
                                  % (rel, max(start - 1, 1), n - start - 1, MAX_FUNCTION_LINES))

@@ -235,7 +235,7 @@ static int apply_text(const struct load *ld, const config_setting_t *s, const ch
 static int apply_addresses(const struct load *ld, const config_setting_t *s, const char *gpath,
                            const struct tp_setting *set)
 {
-	char why[256];
+	char why[TP_MSG_MAX];
 	if (tp_config_addr_read(ld->cfg, set, s, why, sizeof(why)) < 0)
 		return fail(ld, s, gpath, "%s", why);
 	return 0;

@@ -43,7 +43,7 @@ int tp_config_load_file(struct tp_config *cfg, const char *path, char *err, size
  * line 0 for a source without lines ("the command line").
  */
 struct tp_config_origin {
-	char file[512]; /* the file as it was named (an @include'd file by its own name) */
+	char file[4096]; /* the file as it was named, up to PATH_MAX (an @include'd file by its own name) */
 	unsigned line;
 };
 

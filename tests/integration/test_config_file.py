@@ -6,6 +6,7 @@ or a FIFO is refused with exit 78 and the including file's name and line,
 both by `tpserver -t` and by a running daemon on SIGHUP (which keeps
 serving, an in-flight SLEEP included)."""
 import os
+import re
 import signal
 import subprocess
 import tempfile
@@ -54,6 +55,24 @@ class ConfigFile(unittest.TestCase):
                 p, _ = self.check(conf)
                 self.assertEqual(p.returncode, 78, p.stdout + p.stderr)
                 self.assertEqual(p.stderr.strip(), "tpserver: %s:%s" % (conf, want))
+
+    def test_a_long_address_list_is_quoted_whole(self):
+        bad = "x" * 400
+        conf = self.write("allow.conf", 'listen = { allow = ["%s"]; };\n' % bad)
+        p, _ = self.check(conf)
+        self.assertEqual(p.returncode, 78, p.stdout + p.stderr)
+        self.assertIn('listen.allow: invalid address list "%s" (expected up to ' % bad, p.stderr)
+        self.assertTrue(p.stderr.rstrip().endswith("2001:db8::/32)"), p.stderr)
+
+    def test_a_long_path_is_named_whole_in_the_origins(self):
+        deep = os.path.join(self.dir.name, *["o" * 250] * 4)  # some 1 000 bytes
+        os.makedirs(deep)
+        conf = os.path.join(deep, "tpserver.conf")
+        with open(conf, "w") as f:
+            f.write("pool = { workers = 3; };\n")
+        p, _ = self.check(conf)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertRegex(p.stdout, r"(?m)^\s*workers = 3;.*from %s:1$" % re.escape(conf))
 
     def test_a_group_written_twice_is_named_with_its_first_line(self):
         # libconfig says "duplicate setting name"; the message names the

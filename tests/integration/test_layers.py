@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 """tests/layers_check.py: the tree passes it, and each kind of finding
-(an include circle, an include up a layer, a folder in no layer, a long
-file, a long function) fails it."""
+(an include circle, an include up a layer, quoted or in angle brackets, an
+include naming several files, a folder in no layer, a long file, a long
+function) fails it; what comments and #if 0 hide is not read."""
 import os
 import subprocess
 import sys
@@ -62,6 +63,27 @@ class LayersCheck(unittest.TestCase):
         self.assertEqual(found, ["client/c.c:1: includes server/s.h, a layer above client",
                                  "common/a.c:2: includes workq/q.h, a layer above common"])
 
+    def test_an_include_in_angle_brackets_or_ambiguous(self):
+        code, found = self.run_check({
+            "client/c.c": "#include <stdio.h>\n#include <../server/s.h>\n#include <s.h>\n",
+            "server/s.h": "", "server/x.h": "", "workq/x.h": "",
+            "server/t.c": '#include "x.h"\n', "common/u.c": '#include "x.h"\n'})
+        self.assertEqual(code, 1)
+        self.assertEqual(found, ["client/c.c:2: includes server/s.h, a layer above client",
+                                 "client/c.c:3: includes server/s.h, a layer above client",
+                                 "common/u.c:1: includes x.h, which names server/x.h, workq/x.h"])
+
+    def test_comments_and_if_0_are_not_read(self):
+        code, found = self.run_check({
+            "common/a.c": ('/* #include "s.h" */\n/*\n#include "s.h"\n*/\n// #include "s.h"\n'
+                           '#if 0\n#include "s.h"\n#ifdef X\n#else\n#endif\n#include "s.h"\n'
+                           '#else\nconst char *p = "/*";\n#include "t.h"\n#endif\n'),
+            "server/s.h": "", "common/t.h": ""})
+        self.assertEqual((code, found), (0, []))
+        code, found = self.run_check({"common/a.c": '#if 0\n#else\nchar *p = "/*";\n#include "s.h"\n#endif\n',
+                                      "server/s.h": ""})
+        self.assertEqual(found, ["common/a.c:4: includes server/s.h, a layer above common"])
+
     def test_a_folder_in_no_layer(self):
         code, found = self.run_check({"net/n.c": "", "top.c": ""})
         self.assertEqual(code, 1)
@@ -71,9 +93,11 @@ class LayersCheck(unittest.TestCase):
     def test_a_long_file_and_a_long_function(self):
         code, found = self.run_check({
             "common/long.c": "\n" * 501,
-            "common/f.c": "struct s {\n\tint x;\n};\n" + function("ok", 80) + function("long", 81)})
+            "common/f.c": ("struct s {\n\tint x;\n};\n" + function("ok", 80) + function("long", 81) +
+                           function("commented", 81).replace("}\n", "} /* commented */\n"))})
         self.assertEqual(code, 1)
         self.assertEqual(found, ["common/f.c:87: a function of 81 lines (at most 80)",
+                                 "common/f.c:171: a function of 81 lines (at most 80)",
                                  "common/long.c: 501 lines (at most 500)"])
 
 

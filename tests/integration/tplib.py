@@ -11,6 +11,7 @@ import tempfile
 import time
 import unittest
 import warnings
+import weakref
 
 # Tests close sockets by ending; the interpreter need not warn about each.
 warnings.simplefilter("ignore", ResourceWarning)
@@ -52,7 +53,7 @@ class Server:
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.logfile,
                                      stderr=subprocess.STDOUT, env=full_env)
         self.port = None
-        self.sockets = []  # from connect(), closed on exit
+        self.sockets = weakref.WeakSet()  # from connect(): those still open are closed on exit
         if wait:
             try:
                 self.port = self.wait_log(r"listening on 127\.0\.0\.1:(\d+)", group=1, cast=int)
@@ -79,7 +80,7 @@ class Server:
     def connect(self, timeout=10.0):
         s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sockets.append(s)
+        self.sockets.add(s)
         return s
 
     def threads(self):
@@ -129,7 +130,7 @@ class Server:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-        for s in self.sockets:
+        for s in list(self.sockets):
             s.close()
         self.logfile.close()
         os.unlink(self.logfile.name)
