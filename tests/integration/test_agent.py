@@ -185,8 +185,7 @@ class Agent(unittest.TestCase):
     def test_agent_socket_from_systemd(self):
         if not shutil.which("systemd-socket-activate"):
             self.skipTest("systemd-socket-activate not installed")
-        from test_systemd import free_port
-        data, agent = free_port(), free_port()
+        data, agent = tplib.free_ports(2)
         log = tempfile.TemporaryFile()
         env = dict(os.environ)
         env.pop("LISTEN_FDS", None)

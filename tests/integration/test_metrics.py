@@ -393,17 +393,10 @@ class Hostile(unittest.TestCase):
 
 
 class SocketActivation(unittest.TestCase):
-    def free_port(self):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
-        return port
-
     def test_metrics_socket_passed_by_name(self):
         if not shutil.which("systemd-socket-activate"):
             self.skipTest("systemd-socket-activate not installed")
-        dp, mp = self.free_port(), self.free_port()
+        dp, mp = tplib.free_ports(2)
         env = dict(os.environ)
         for k in ("LISTEN_FDS", "NOTIFY_SOCKET", "JOURNAL_STREAM"):
             env.pop(k, None)

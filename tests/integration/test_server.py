@@ -11,6 +11,7 @@ import time
 import unittest
 
 import tplib
+from metricslib import MetricsServer
 from tplib import CHEAP_WORKERS, TPSERVER, LineReader, Server, check_help_layout, cpu_seconds, request, wait_until
 
 
@@ -104,17 +105,24 @@ class Protocol(unittest.TestCase):
 
 class Backpressure(unittest.TestCase):
     def occupy(self, srv, n, ms):
-        """n connections each sending SLEEP ms; returns them (kept open)."""
+        """n connections each sending SLEEP ms, once the server (a
+        MetricsServer) runs or queues them all; returns them (kept open)."""
         socks = []
         for _ in range(n):
             s = srv.connect()
             s.sendall(b"SLEEP %d\n" % ms)
             socks.append(s)
-        time.sleep(0.2)  # let them reach the worker and the queue
+        self.assertTrue(wait_until(lambda: self.held(srv) == n, 10), self.held(srv))
         return socks
 
+    @staticmethod
+    def held(srv):
+        """Requests running or queued."""
+        m = srv.scrape()
+        return m.get("tpserver_workers_busy") + m.get("tpserver_queue_depth")
+
     def test_busy_after_queue_timeout(self):
-        with Server("--workers", "1", "--queue", "1", "--queue-timeout-ms", "1000") as srv:
+        with MetricsServer("--workers", "1", "--queue", "1", "--queue-timeout-ms", "1000") as srv:
             hold = self.occupy(srv, 2, 4000)  # one running, one queued: full
             s = srv.connect()
             r = LineReader(s)
@@ -131,8 +139,8 @@ class Backpressure(unittest.TestCase):
     def test_unit_waits_for_room_for_all_its_lines(self):
         """Three pipelined ECHOs read together are one unit of three: with two
         places free it waits whole, and at its deadline each line is refused."""
-        with Server("--workers", "1", "--cheap-workers", "0", "--queue", "4",
-                    "--queue-timeout-ms", "500") as srv:
+        with MetricsServer("--workers", "1", "--cheap-workers", "0", "--queue", "4",
+                           "--queue-timeout-ms", "500") as srv:
             hold = self.occupy(srv, 3, 3000)  # one running, two queued: two places free
             s = srv.connect()
             r = LineReader(s)
@@ -149,26 +157,24 @@ class Backpressure(unittest.TestCase):
 
     def test_waiter_admitted_when_space_frees_in_time(self):
         # No cheap lane: the waiter must wait for the place the SLEEP 600 frees.
-        with Server("--workers", "1", "--cheap-workers", "0", "--queue", "1",
-                    "--queue-timeout-ms", "3000") as srv:
-            a = srv.connect()
-            a.sendall(b"SLEEP 600\n")
-            time.sleep(0.1)
-            b = srv.connect()
-            b.sendall(b"SLEEP 1\n")
-            time.sleep(0.1)
-            c = srv.connect()
+        with MetricsServer("--workers", "1", "--cheap-workers", "0", "--queue", "1",
+                           "--queue-timeout-ms", "3000") as srv:
+            a, b, c = srv.connect(), srv.connect(), srv.connect()
             rc = LineReader(c)
             t0 = time.monotonic()
+            a.sendall(b"SLEEP 600\n")
+            self.assertTrue(wait_until(lambda: self.held(srv) == 1, 10))
+            b.sendall(b"SLEEP 1\n")
+            self.assertTrue(wait_until(lambda: self.held(srv) == 2, 10))  # the queue is full
             c.sendall(b"ECHO admitted\n")
             self.assertEqual(rc.line(timeout=5), "OK admitted")
-            self.assertGreaterEqual(time.monotonic() - t0, 0.3)  # it waited for the place
-            self.assertLess(time.monotonic() - t0, 2.9)  # and got it before its deadline
+            self.assertGreaterEqual(time.monotonic() - t0, 0.55)  # it waited for the SLEEP 600's end
+            self.assertLess(time.monotonic() - t0, 3.5)  # and got its place before its deadline
             self.assertEqual(LineReader(a).line(), "OK 600")
             self.assertEqual(LineReader(b).line(), "OK 1")
 
     def test_each_waiter_keeps_its_own_deadline(self):
-        with Server("--workers", "1", "--queue", "1", "--queue-timeout-ms", "1000") as srv:
+        with MetricsServer("--workers", "1", "--queue", "1", "--queue-timeout-ms", "1000") as srv:
             hold = self.occupy(srv, 2, 5000)
             c, d = srv.connect(), srv.connect()
             rc, rd = LineReader(c), LineReader(d)
@@ -222,8 +228,8 @@ class Backpressure(unittest.TestCase):
             b.close()
 
     def test_waiting_connection_does_not_stall_others(self):
-        with Server("--workers", "2", "--cheap-workers", "0", "--queue", "1",
-                    "--queue-timeout-ms", "2000") as srv:
+        with MetricsServer("--workers", "2", "--cheap-workers", "0", "--queue", "1",
+                           "--queue-timeout-ms", "2000") as srv:
             hold = self.occupy(srv, 3, 3000)   # 2 running + 1 queued
             w = srv.connect()
             w.sendall(b"SLEEP 1\n" * 50)  # parks, and its connection pauses

@@ -13,15 +13,13 @@ import time
 import unittest
 
 import tplib
-from tplib import CHEAP_WORKERS, TPSERVER, Frozen, LineReader, Server, request, threads_in, wait_until
+from tplib import CHEAP_WORKERS, TPSERVER, Frozen, LineReader, Server, free_ports, request, threads_in, wait_until
 
 TPSERVER = os.path.abspath(TPSERVER)
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
 
 
 class Notify:

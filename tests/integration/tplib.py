@@ -229,6 +229,19 @@ class Frozen:
         self.libc.ptrace(self.DETACH, self.tid, None, None)
 
 
+def free_ports(n):
+    """n distinct ports of 127.0.0.1 free now (each held bound until all are
+    chosen, so that no two are the same)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 def threads_in(pid, syscalls):
     """The threads of pid (not its main one) now blocked in one of the
     given system calls (numbers, as /proc/PID/task/TID/syscall gives them)."""
