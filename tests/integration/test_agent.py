@@ -18,6 +18,7 @@ import time
 import unittest
 
 import tplib
+from metricslib import MetricsServer
 from tplib import TPSERVER, LineReader, Server, cpu_seconds, read_to_eof, request, wait_until
 
 
@@ -133,13 +134,18 @@ class Agent(unittest.TestCase):
         # The second SIGTERM ends the leave; the shutdown that follows waits
         # shutdown.timeout_s for the running and queued requests, also past
         # the moment the leave would have ended (2 s here).
-        with Server("--drain-s", "2", "--shutdown-timeout-s", "10", "--stop-timeout-s", "40",
-                    "--workers", "1") as srv:
+        with MetricsServer("--drain-s", "2", "--shutdown-timeout-s", "10", "--stop-timeout-s", "40",
+                           "--workers", "1") as srv:
             a, b = srv.connect(), srv.connect()
+
+            def held(busy, depth):
+                m = srv.scrape()
+                return (m.get("tpserver_workers_busy"), m.get("tpserver_queue_depth")) == (busy, depth)
+
             a.sendall(b"SLEEP 5000\n")
-            time.sleep(0.3)  # the one worker runs it; the next one waits in the queue
+            self.assertTrue(wait_until(lambda: held(1, 0), 10))  # the one worker runs it
             b.sendall(b"SLEEP 100\n")
-            time.sleep(0.1)
+            self.assertTrue(wait_until(lambda: held(1, 1), 10))  # the next one waits in the queue
             srv.signal(signal.SIGTERM)
             srv.wait_log("leaving")
             srv.signal(signal.SIGTERM)

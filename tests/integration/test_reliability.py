@@ -64,14 +64,21 @@ class ReloadLimits(unittest.TestCase):
         Returns the server, the readers of the four connections and the
         time of that SLEEP."""
         conf = ConfFile(self, "pool = { workers = 1; queue_size = 1; queue_timeout_ms = 20000; };\n")
-        srv = self.enterContext(Server("--config", conf.path))
+        srv = self.enterContext(MetricsServer("--config", conf.path))
         socks = [srv.connect() for _ in range(4)]
         readers = [LineReader(s) for s in socks]
+
+        def held(busy, depth, waiters):
+            m = srv.scrape()
+            return (m.get("tpserver_workers_busy"), m.get("tpserver_queue_depth"),
+                    m.get("tpserver_queue_waiters")) == (busy, depth, waiters)
+
         socks[0].sendall(b"SLEEP 5000\n")  # the worker
-        time.sleep(0.2)
+        self.assertTrue(wait_until(lambda: held(1, 0, 0), 10))
         socks[1].sendall(b"SLEEP 100\n")  # the queue's one place
+        self.assertTrue(wait_until(lambda: held(1, 1, 0), 10))
         socks[2].sendall(b"SLEEP 100\n")  # waits, under the long timeout
-        time.sleep(0.3)
+        self.assertTrue(wait_until(lambda: held(1, 1, 1), 10))
         if then_from_waiter:
             socks[2].sendall(then_from_waiter)
             time.sleep(0.2)
