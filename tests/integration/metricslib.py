@@ -27,6 +27,12 @@ class MetricsServer(Server):
     def scrape(self, timeout=5.0):
         return parse(self.scrape_text(timeout))
 
+    def pool_state(self):
+        """(workers busy, requests queued, requests waiting for a place), as floats."""
+        m = self.scrape()
+        return tuple(m.get(n) for n in ("tpserver_workers_busy", "tpserver_queue_depth",
+                                        "tpserver_queue_waiters"))
+
 
 def http(port, request, timeout=5.0):
     """Send request as is; returns (status, headers with lower-case names, body) once the server closes."""

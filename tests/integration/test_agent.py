@@ -137,15 +137,10 @@ class Agent(unittest.TestCase):
         with MetricsServer("--drain-s", "2", "--shutdown-timeout-s", "10", "--stop-timeout-s", "40",
                            "--workers", "1") as srv:
             a, b = srv.connect(), srv.connect()
-
-            def held(busy, depth):
-                m = srv.scrape()
-                return (m.get("tpserver_workers_busy"), m.get("tpserver_queue_depth")) == (busy, depth)
-
             a.sendall(b"SLEEP 5000\n")
-            self.assertTrue(wait_until(lambda: held(1, 0), 10))  # the one worker runs it
+            self.assertTrue(wait_until(lambda: srv.pool_state()[:2] == (1, 0), 10))  # the one worker runs it
             b.sendall(b"SLEEP 100\n")
-            self.assertTrue(wait_until(lambda: held(1, 1), 10))  # the next one waits in the queue
+            self.assertTrue(wait_until(lambda: srv.pool_state()[:2] == (1, 1), 10))  # the next one is queued
             srv.signal(signal.SIGTERM)
             srv.wait_log("leaving")
             srv.signal(signal.SIGTERM)

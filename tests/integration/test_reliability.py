@@ -67,18 +67,12 @@ class ReloadLimits(unittest.TestCase):
         srv = self.enterContext(MetricsServer("--config", conf.path))
         socks = [srv.connect() for _ in range(4)]
         readers = [LineReader(s) for s in socks]
-
-        def held(busy, depth, waiters):
-            m = srv.scrape()
-            return (m.get("tpserver_workers_busy"), m.get("tpserver_queue_depth"),
-                    m.get("tpserver_queue_waiters")) == (busy, depth, waiters)
-
         socks[0].sendall(b"SLEEP 5000\n")  # the worker
-        self.assertTrue(wait_until(lambda: held(1, 0, 0), 10))
+        self.assertTrue(wait_until(lambda: srv.pool_state() == (1, 0, 0), 10))
         socks[1].sendall(b"SLEEP 100\n")  # the queue's one place
-        self.assertTrue(wait_until(lambda: held(1, 1, 0), 10))
+        self.assertTrue(wait_until(lambda: srv.pool_state() == (1, 1, 0), 10))
         socks[2].sendall(b"SLEEP 100\n")  # waits, under the long timeout
-        self.assertTrue(wait_until(lambda: held(1, 1, 1), 10))
+        self.assertTrue(wait_until(lambda: srv.pool_state() == (1, 1, 1), 10))
         if then_from_waiter:
             socks[2].sendall(then_from_waiter)
             time.sleep(0.2)
@@ -216,20 +210,15 @@ class StallDeadline(unittest.TestCase):
             # Keep reading: a full notification socket would block the daemon.
             reader = threading.Thread(target=lambda: [notify.poll(0.1) for _ in iter(done.is_set, True)])
             reader.start()
-
-            def running_and_queued(depth):  # the one worker busy, depth requests queued
-                m = srv.scrape()
-                return m.get("tpserver_workers_busy") == 1 and m.get("tpserver_queue_depth") == depth
-
             if queued:
                 first = srv.connect()
                 first.sendall(b"SLEEP 1500\n")
-                self.assertTrue(wait_until(lambda: running_and_queued(0), 10))
+                self.assertTrue(wait_until(lambda: srv.pool_state()[:2] == (1, 0), 10))
             s = srv.connect()
             r = LineReader(s)
             s.sendall(b"SLEEP 2500\n")
             # Read (accepted) before the reload below.
-            self.assertTrue(wait_until(lambda: running_and_queued(1 if queued else 0), 10))
+            self.assertTrue(wait_until(lambda: srv.pool_state()[:2] == (1, 1 if queued else 0), 10))
             conf.write("limits = { max_sleep_ms = 3000; stall_timeout_ms = 800; };\n")
             srv.signal(signal.SIGHUP)
             srv.wait_log(r"configuration reloaded")

@@ -118,8 +118,7 @@ class Backpressure(unittest.TestCase):
     @staticmethod
     def held(srv):
         """Requests running or queued."""
-        m = srv.scrape()
-        return m.get("tpserver_workers_busy") + m.get("tpserver_queue_depth")
+        return sum(srv.pool_state()[:2])
 
     def test_busy_after_queue_timeout(self):
         with MetricsServer("--workers", "1", "--queue", "1", "--queue-timeout-ms", "1000") as srv:
