@@ -18,6 +18,8 @@
 
 #define STATUS_NAME "reload-status"
 #define POLL_MS 10
+/* The file's text: "GEN STATE MESSAGE\n", then "reading GEN\n" while a read is in progress. */
+#define STATUS_TEXT_MAX (TP_MSG_MAX + 64)
 
 const char *tp_reload_status_dir(char *buf, size_t len)
 {
@@ -33,7 +35,7 @@ const char *tp_reload_status_dir(char *buf, size_t len)
 int tp_reload_status_write(const char *dir, unsigned long gen, const char *state, const char *msg,
                            bool reading)
 {
-	char path[4200], tmp[4200], text[TP_MSG_MAX + 64];
+	char path[4200], tmp[4200], text[STATUS_TEXT_MAX];
 	int n, fd, r = 0;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, STATUS_NAME);
@@ -89,7 +91,7 @@ static int parse_line(const char *line, struct status *st, int *ret_msg)
 /* Read the file; a missing file reads as generation 0 with nothing in progress. */
 static int status_read(const char *dir, struct status *st)
 {
-	char path[4200], line[TP_MSG_MAX + 64];
+	char path[4200], line[STATUS_TEXT_MAX];
 	FILE *f;
 	int n = 0;
 

@@ -304,8 +304,8 @@ static void begin_shutdown(struct tp_server *srv, int signo)
 		srv->shutdown_deadline_ns = now;
 		return;
 	}
-	tp_health_stopping(&srv->health, "shutting down",
-	                   now); /* again after a leave: systemd takes it once */
+	/* STOPPING=1 again after a leave: systemd takes it once. */
+	tp_health_stopping(&srv->health, "shutting down", now);
 	tp_health_stats(&srv->health, &st);
 	tp_log(TP_LOG_NOTICE, "stop",
 	       "%s: shutting down; answering %zu queued and %zu running requests, up to %d s",

@@ -3,7 +3,8 @@
 # Stage: static analysis of src/.  clang-tidy with the committed .clang-tidy
 # and the compile_commands.json of a configured tree ($TOP/build-static),
 # then cppcheck (warning, performance, portability), then clang-format's
-# check of the layout, then the layers (tests/layers_check.py).  Any finding fails the stage.  False positives get a NOLINT(check) / cppcheck-suppress
+# check of the layout, then the layers (tests/layers_check.py).  Any finding
+# fails the stage.  False positives get a NOLINT(check) / cppcheck-suppress
 # on their line with the reason beside it; exclusions of whole checks are in
 # .clang-tidy, each with its reason.
 # Env: TOP (source dir), JOBS; BUILD_DIR overrides the build tree.
