@@ -34,6 +34,13 @@
  * - Workers sleep on `cond` only in tp_queue_pop().  A push signals no more
  *   workers than are idle and not already woken (`nwaking`), so a burst does
  *   not wake the whole pool for work one worker takes as a batch.
+ * - Signals are decided under the lock (counted in `nwaking`) and sent
+ *   once it is released (tp_queue_unlock).  A worker woken while the
+ *   pusher still holds the lock would block on the lock at once, and the
+ *   pusher's release would cost a second futex wake-up (glibc's condition
+ *   variables do not move waiters onto the mutex).  A signal sent after
+ *   the release still has a waiter to wake or, if that waiter already left
+ *   by a broadcast or a spurious wake-up, it consumed the count itself.
  * - Before blocking, one worker at a time (`spinner`) polls for new work
  *   without the lock: for up to SPIN_NS while such polls keep finding work
  *   (request-reply traffic), otherwise only briefly (spin.h decides).  The
@@ -154,6 +161,18 @@ void tp_queue_free(struct tp_queue *q)
 	free(q);
 }
 
+void tp_queue_unlock(struct tp_queue *q)
+{
+	size_t n = q->signals_due, ncheap = q->cheap_signals_due;
+
+	q->signals_due = q->cheap_signals_due = 0;
+	pthread_mutex_unlock(&q->lock);
+	while (n-- > 0)
+		pthread_cond_signal(&q->cond);
+	while (ncheap-- > 0)
+		pthread_cond_signal(&q->cheap_cond);
+}
+
 /* Publish the wait list head's deadline for lock-free readers. Lock held. */
 static void publish_deadline(struct tp_queue *q)
 {
@@ -183,7 +202,7 @@ static void wake_workers(struct tp_queue *q, size_t want)
 		want--;
 	while (want > 0 && q->nidle > q->nwaking) {
 		q->nwaking++;
-		pthread_cond_signal(&q->cond);
+		q->signals_due++;
 		want--;
 	}
 }
@@ -253,7 +272,7 @@ int tp_queue_push(struct tp_queue *q, struct tp_qnode *first, size_t n)
 
 	pthread_mutex_lock(&q->lock);
 	if (q->closed) {
-		pthread_mutex_unlock(&q->lock);
+		tp_queue_unlock(q);
 		return -EPIPE;
 	}
 	/* Nobody waits while there is room (DESIGN): the nodes that fit, in order, are admitted. */
@@ -301,7 +320,7 @@ int tp_queue_push(struct tp_queue *q, struct tp_qnode *first, size_t n)
 		wake_workers(q, want);
 	if (cheap) /* admitted or waiting: the lane takes a cheap waiter too */
 		tp_queue_wake_cheap(q);
-	pthread_mutex_unlock(&q->lock);
+	tp_queue_unlock(q);
 	return (int)admitted;
 }
 
@@ -370,7 +389,7 @@ size_t tp_queue_pop(struct tp_queue *q, struct tp_qnode **ret, size_t max, const
 			/* Pushes see `spinner` under the lock and leave one share of work to us. */
 			bool long_spin = tp_spin_long(&q->spin);
 			q->spinner = true;
-			pthread_mutex_unlock(&q->lock);
+			tp_queue_unlock(q);
 			bool hit = tp_spin_poll(&q->nready, long_spin ? SPIN_NS : SPIN_SHORT_NS, stop);
 			pthread_mutex_lock(&q->lock);
 			q->spinner = false;
@@ -384,6 +403,7 @@ size_t tp_queue_pop(struct tp_queue *q, struct tp_qnode **ret, size_t max, const
 			continue;
 		}
 		q->nidle++;
+		TP_ASSERT(q->signals_due == 0 && q->cheap_signals_due == 0); /* all sent by tp_queue_unlock */
 		pthread_cond_wait(&q->cond, &q->lock);
 		q->nidle--;
 		if (q->nwaking)
@@ -400,7 +420,7 @@ size_t tp_queue_pop(struct tp_queue *q, struct tp_qnode **ret, size_t max, const
 		}
 	}
 	tp_queue_after_pop(q, n);
-	pthread_mutex_unlock(&q->lock);
+	tp_queue_unlock(q);
 	return n;
 }
 
@@ -414,7 +434,7 @@ void tp_queue_set_capacity(struct tp_queue *q, size_t capacity)
 	pthread_mutex_lock(&q->lock);
 	q->capacity = capacity ? capacity : 1;
 	tp_queue_admit_and_wake(q);
-	pthread_mutex_unlock(&q->lock);
+	tp_queue_unlock(q);
 }
 
 void tp_queue_close(struct tp_queue *q)
@@ -423,7 +443,7 @@ void tp_queue_close(struct tp_queue *q)
 	q->closed = true;
 	pthread_cond_broadcast(&q->cond);
 	pthread_cond_broadcast(&q->cheap_cond);
-	pthread_mutex_unlock(&q->lock);
+	tp_queue_unlock(q);
 }
 
 bool tp_queue_closed(struct tp_queue *q)
@@ -431,7 +451,7 @@ bool tp_queue_closed(struct tp_queue *q)
 	bool c;
 	pthread_mutex_lock(&q->lock);
 	c = q->closed;
-	pthread_mutex_unlock(&q->lock);
+	tp_queue_unlock(q);
 	return c;
 }
 
@@ -440,7 +460,7 @@ void tp_queue_wake_all(struct tp_queue *q)
 	pthread_mutex_lock(&q->lock);
 	pthread_cond_broadcast(&q->cond);
 	pthread_cond_broadcast(&q->cheap_cond);
-	pthread_mutex_unlock(&q->lock);
+	tp_queue_unlock(q);
 }
 
 void tp_queue_stats(struct tp_queue *q, struct tp_queue_stats *ret)
@@ -453,7 +473,8 @@ void tp_queue_stats(struct tp_queue *q, struct tp_queue_stats *ret)
 	ret->largest = fair(q) ? tp_fairq_largest(&q->fq) : 0;
 	ret->capacity = q->capacity;
 	ret->idle = q->nidle;
+	ret->cheap_idle = q->ncheap_idle;
 	ret->long_spins = q->long_spins;
 	ret->short_spins = q->short_spins;
-	pthread_mutex_unlock(&q->lock);
+	tp_queue_unlock(q);
 }

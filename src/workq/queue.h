@@ -39,9 +39,10 @@ struct tp_queue_stats {
 	size_t depth;   /* requests admitted, not yet taken by a worker (nodes' weights) */
 	size_t waiting; /* requests in the wait list */
 	size_t capacity;
-	size_t idle;    /* workers blocked in tp_queue_pop() */
-	size_t flows;   /* fair modes: flows with admitted nodes */
-	size_t largest; /* fair modes: most admitted requests of one group or flow */
+	size_t idle;       /* workers blocked in tp_queue_pop() */
+	size_t cheap_idle; /* cheap-only workers blocked in tp_queue_pop_cheap() */
+	size_t flows;      /* fair modes: flows with admitted nodes */
+	size_t largest;    /* fair modes: most admitted requests of one group or flow */
 	enum tp_fairness fairness;
 	uint64_t long_spins, short_spins; /* polls for work before blocking (spin.h) */
 };

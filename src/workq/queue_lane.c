@@ -8,6 +8,7 @@
 
 #include "fairq.h"
 #include "queue_priv.h"
+#include "tp_assert.h"
 
 void tp_queue_running_expensive(struct tp_queue *q, int delta)
 {
@@ -24,7 +25,7 @@ void tp_queue_wake_cheap(struct tp_queue *q)
 	if (q->ncheap_idle > q->ncheap_waking && q->nidle <= q->nwaking && !q->spinner &&
 	    atomic_load_explicit(&q->nexpensive_running, memory_order_relaxed) > 0) {
 		q->ncheap_waking++;
-		pthread_cond_signal(&q->cheap_cond);
+		q->cheap_signals_due++;
 	}
 }
 
@@ -61,11 +62,12 @@ size_t tp_queue_pop_cheap(struct tp_queue *q, struct tp_qnode **ret, size_t max,
 			break;
 		}
 		q->ncheap_idle++;
+		TP_ASSERT(q->signals_due == 0 && q->cheap_signals_due == 0); /* all sent by tp_queue_unlock */
 		pthread_cond_wait(&q->cheap_cond, &q->lock);
 		q->ncheap_idle--;
 		if (q->ncheap_waking)
 			q->ncheap_waking--;
 	}
-	pthread_mutex_unlock(&q->lock);
+	tp_queue_unlock(q);
 	return n;
 }

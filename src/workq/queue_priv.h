@@ -33,9 +33,11 @@ struct tp_queue {
 	enum tp_fairness mode;
 	size_t capacity;                   /* in requests: nodes' weights */
 	size_t nidle;                      /* workers blocked in pop */
-	size_t nwaking;                    /* signals sent that no worker has consumed yet */
+	size_t nwaking;                    /* signals sent or due that no worker has consumed yet */
 	size_t ncheap_idle;                /* cheap-only workers blocked in pop_cheap */
 	size_t ncheap_waking;              /* signals on cheap_cond not consumed yet */
+	size_t signals_due;                /* signals on cond decided, not sent yet (tp_queue_unlock) */
+	size_t cheap_signals_due;          /* the same on cheap_cond */
 	_Atomic size_t nexpensive_running; /* workers inside expensive work (tp_queue_running_expensive) */
 	bool spinner;                      /* a worker is polling `nready` instead of sleeping */
 	struct tp_spin spin;               /* whether polling pays */
@@ -114,5 +116,12 @@ void tp_queue_after_pop(struct tp_queue *q, size_t n);
  * or spinning while some worker is inside expensive work.  queue_lane.c.
  */
 void tp_queue_wake_cheap(struct tp_queue *q);
+
+/*
+ * Release the lock, then send the signals decided while it was held
+ * (`signals_due`, `cheap_signals_due`; the DESIGN in queue.c says why
+ * after).  Every release of the lock goes through here.  queue.c.
+ */
+void tp_queue_unlock(struct tp_queue *q);
 
 #endif

@@ -26,7 +26,7 @@ size_t tp_queue_expire(struct tp_queue *q, uint64_t now_ns, struct tp_qnode **re
 		tp_queue_admit_and_wake(q);
 	tp_queue_publish(q);
 	*ret_next_ns = atomic_load_explicit(&q->next_deadline, memory_order_relaxed); /* as published */
-	pthread_mutex_unlock(&q->lock);
+	tp_queue_unlock(q);
 	*ret_first = out.head;
 	return out.len;
 }
@@ -41,7 +41,7 @@ void tp_queue_cap_deadlines(struct tp_queue *q, uint64_t now_ns, uint64_t wait_n
 		if (w->deadline_ns > until_ns)
 			w->deadline_ns = until_ns;
 	tp_queue_publish(q);
-	pthread_mutex_unlock(&q->lock);
+	tp_queue_unlock(q);
 }
 
 /* Append the nodes linked through next from first to l. */
@@ -83,7 +83,7 @@ void tp_queue_set_fairness(struct tp_queue *q, enum tp_fairness mode)
 		/* Same counts, but the waiter next in turn may be another, one that fits. */
 		tp_queue_admit_and_wake(q);
 	}
-	pthread_mutex_unlock(&q->lock);
+	tp_queue_unlock(q);
 }
 
 /* Lock held: publish, unlock, and hand over ready then wait, joined, in *ret_first. Returns the count. */
@@ -93,7 +93,7 @@ static size_t unlock_handing(struct tp_queue *q, struct tp_qnode *ready, struct 
 	struct list out = {0};
 
 	tp_queue_publish(q);
-	pthread_mutex_unlock(&q->lock);
+	tp_queue_unlock(q);
 	append_chain(&out, ready);
 	append_chain(&out, wait);
 	*ret_first = out.head;
