@@ -80,7 +80,7 @@ struct tp_config_lex {
 	struct name *names;
 	size_t n_names, cap_names;
 	bool oom;
-	char problem[MAX_PATH + 64];
+	char problem[TP_MSG_MAX]; /* FILE:LINE: why, the file a path of up to PATH_MAX */
 };
 
 static void fail_parse(struct tp_config_lex *lx, const struct tp_config_src *s, unsigned line,

@@ -164,10 +164,13 @@ class Handover(unittest.TestCase):
         b, rb = connect(self.sd.port)
         quiet, _ = connect(self.sd.port)
         self.assertEqual(request(a, ra, "ECHO one"), "OK one")
-        a.sendall(b"ECHO tw")  # a partial line, read by this instance
-        b.sendall(b"SLEEP 300\nECHO after-sleep\n")
+        # One send each, one read by this instance: the first line's reply
+        # says the rest (a partial line; a SLEEP and what follows) was read too.
+        a.sendall(b"ECHO mark-a\nECHO tw")
+        b.sendall(b"ECHO mark-b\nSLEEP 300\nECHO after-sleep\n")
+        self.assertEqual(ra.line(), "OK mark-a")
+        self.assertEqual(rb.line(), "OK mark-b")
         self.sd.wait_log(r"connection from.*\n(.|\n)*connection from(.|\n)*connection from")
-        time.sleep(0.1)
         self.sd.proc.send_signal(signal.SIGTERM)
         # Work already read is answered by the old instance, in order.
         self.assertEqual(rb.line(), "OK 300")

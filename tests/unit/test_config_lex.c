@@ -208,7 +208,8 @@ static void test_names_written_twice(void **state)
 	tp_config_lex_free(lx);
 
 	/* Twice in one group, on one line; in a group in a list. */
-	lx = scan_with("a = { b = 1; c = 2; b = 3; };\nl = ( { x = 1; }, { x = 2; y = 1; y = 2; } );\n", NULL);
+	lx = scan_with("a = { b = 1; c = 2; b = 3; };\nl = ( { x = 1; }, { x = 2; y = 1; y = 2; } );\n",
+	               NULL);
 	assert_true(tp_config_lex_repeat(lx, "main.conf", 1, &second, &first));
 	assert_string_equal(second->path, "a.b");
 	assert_true(tp_config_lex_repeat(lx, "main.conf", 2, &second, &first));
@@ -271,6 +272,29 @@ static void test_hashes_without_newline_take_linear_time(void **state)
 	assert_true((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 < 2000);
 	tp_config_lex_free(lx);
 	free(text);
+}
+
+/* A syntax error in a file at a long path (an include's) names the whole path. */
+static void test_problem_names_a_long_path_whole(void **state)
+{
+	enum { LEN = 3000 };
+	char *name = malloc(LEN + 1), *main_text = malloc(LEN + 32), *want = malloc(LEN + 32);
+	(void)state;
+
+	assert_non_null(name);
+	assert_non_null(main_text);
+	assert_non_null(want);
+	memset(name, 'd', LEN);
+	name[LEN] = '\0';
+	snprintf(main_text, LEN + 32, "@include \"%s\"\n", name);
+	snprintf(want, LEN + 32, "%s:2: syntax error", name);
+	const char *const files[] = {name, "a = 1;\n}\n", NULL};
+	struct tp_config_lex *lx = scan_with(main_text, files);
+	assert_string_equal(tp_config_lex_problem(lx), want);
+	tp_config_lex_free(lx);
+	free(name);
+	free(main_text);
+	free(want);
 }
 
 static void test_include_in_place(void **state)
@@ -432,6 +456,7 @@ int main(void)
 	        cmocka_unit_test(test_names_written_twice),
 	        cmocka_unit_test(test_syntax_problems),
 	        cmocka_unit_test(test_hashes_without_newline_take_linear_time),
+	        cmocka_unit_test(test_problem_names_a_long_path_whole),
 	        cmocka_unit_test(test_include_in_place),
 	        cmocka_unit_test(test_include_only_where_libconfig_sees_one),
 	        cmocka_unit_test(test_include_errors),
