@@ -14,7 +14,8 @@ finding of its own.  An include names the file beside the including one
 (quoted), else the file it names below a layer folder (the build's include
 directories are the layer folders), else (quoted) the file of its name
 anywhere; one that names no file of the tree is not the project's, one
-that names several is a finding.  Comments and #if 0 branches are not read.
+that names several is a finding.  Comments and #if 0 branches are not read
+(strings and character constants are, whole: "/*" or '"' opens nothing).
 """
 import os
 import re
@@ -51,9 +52,9 @@ def code_of(lines):
                 in_comment, i = True, i + 2
             elif line.startswith("//", i):
                 break
-            elif line[i] == '"':  # a string: copied whole, so "/*" inside it is no comment
+            elif line[i] in "\"'":  # a string or a character: copied whole, "/*" or '"' in it is no comment
                 end = i + 1
-                while end < len(line) and line[end] != '"':
+                while end < len(line) and line[end] != line[i]:
                     end += 2 if line[end] == "\\" else 1
                 text.append(line[i:end + 1])
                 i = end + 1

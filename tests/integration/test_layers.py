@@ -83,6 +83,11 @@ class LayersCheck(unittest.TestCase):
         code, found = self.run_check({"common/a.c": '#if 0\n#else\nchar *p = "/*";\n#include "s.h"\n#endif\n',
                                       "server/s.h": ""})
         self.assertEqual(found, ["common/a.c:4: includes server/s.h, a layer above common"])
+        # A quote in a character constant opens no string: the comment after it hides the include.
+        code, found = self.run_check({"common/a.c": "char q = '\"'; /*\n#include \"s.h\"\n*/\n"
+                                                    "char b = '\\\\', e = '\\''; // '\"'\n#include \"s.h\"\n",
+                                      "server/s.h": ""})
+        self.assertEqual(found, ["common/a.c:5: includes server/s.h, a layer above common"])
 
     def test_a_folder_in_no_layer(self):
         code, found = self.run_check({"net/n.c": "", "top.c": ""})
