@@ -26,9 +26,6 @@
 
 #include <libconfig.h>
 
-/* A configuration file larger than this is a mistake, not a configuration. */
-#define MAX_FILE_BYTES (1024 * 1024)
-
 struct load {
 	struct tp_config *cfg; /* the copy being filled, never the caller's */
 	const char *path;
@@ -152,13 +149,13 @@ static int read_text(const char *path, char **ret_text, char *err, size_t errlen
 			snprintf(err, errlen, "%s: read error", path);
 			goto fail;
 		}
-		if (feof(f))
-			break;
-		if (len > MAX_FILE_BYTES) {
+		if (len > TP_CONFIG_LEX_MAX_FILE_BYTES) {
 			r = -EFBIG;
-			snprintf(err, errlen, "%s: larger than %d bytes", path, MAX_FILE_BYTES);
+			snprintf(err, errlen, "%s: larger than %d bytes", path, TP_CONFIG_LEX_MAX_FILE_BYTES);
 			goto fail;
 		}
+		if (feof(f))
+			break;
 	}
 	text[len] = '\0';
 	/* libconfig would stop at a NUL and silently ignore the rest. */

@@ -98,6 +98,26 @@ class ConfigFile(unittest.TestCase):
         p, _ = self.check(conf)
         self.assertEqual(p.stderr.strip(), "tpserver: %s:3: pool.workers: already set on line 2" % conf)
 
+    def test_every_file_is_held_to_one_mib(self):
+        # The main file, a drop-in and an include alike: 1 MiB is read, a byte more is refused.
+        def sized(n):
+            head = "pool = { workers = 3; };\n"
+            return head + "#" * (n - len(head) - 1) + "\n"
+        main = self.path("main.conf")
+        os.mkdir(main + ".d")
+        for where, name, conf in (("main", "main.conf", main), ("drop-in", "main.conf.d/10-big.conf", main),
+                                  ("include", "inc.conf", self.write("outer.conf", '@include "inc.conf"\n'))):
+            if where == "drop-in":
+                self.write("main.conf", "")
+            for n, rc in ((1 << 20, 0), ((1 << 20) + 1, 78)):
+                with self.subTest(where=where, size=n):
+                    self.write(name, sized(n))
+                    p, _ = self.check(conf)
+                    self.assertEqual(p.returncode, rc, p.stderr)
+                    if rc:
+                        self.assertIn("larger than 1048576 bytes", p.stderr)
+            os.unlink(self.path(name))
+
     def test_include_of_a_directory_is_refused(self):
         os.mkdir(self.path("adir"))
         conf = self.write("inc.conf", "pool = { workers = 2; };\n\n@include \"adir\"\n")
