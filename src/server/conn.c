@@ -227,6 +227,8 @@ static int on_line(void *ctx, const char *line, size_t len, bool too_long)
 		st = TP_PROTO_SHUTDOWN;
 	else
 		st = tp_proto_parse(line, len, (uint32_t)env->cfg->max_sleep_ms, &pr);
+	if (c->grace)
+		c->grace = false; /* its first request is in: later lines get ERR server shutting down */
 
 	if (st != TP_PROTO_OK) {
 		if (reply_now(c, st, &pr) < 0) {
@@ -342,8 +344,6 @@ unsigned tp_conn_process(struct tp_conn *c)
 		if (r == 0)
 			break;
 	}
-	if (c->grace && c->spoke)
-		c->grace = false; /* its first request is in: later lines get ERR server shutting down */
 	if (c->eof || c->env->shutting_down)
 		fr.ev |= TP_CONN_WRITE; /* the flush closes it once everything is answered */
 	return fr.ev;

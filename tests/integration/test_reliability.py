@@ -563,6 +563,21 @@ class ShutdownGrace(unittest.TestCase):
                 self.assertLess(took, 1.0 + 0.5 * SLACK)  # 1.5 s where it is not sanitized
                 self.assertEqual(srv.proc.wait(timeout=5), 0)
 
+    def test_the_grace_serves_one_request_not_one_read(self):
+        # Lines that come with the first one, in the same segment, are later lines all the same.
+        with Server() as srv:
+            s = srv.connect()
+            time.sleep(0.2)  # accepted, silent
+            srv.signal(signal.SIGTERM)
+            srv.wait_log(r"shutting down; answering")
+            s.sendall(b"ECHO first\nSLEEP 2000\nSLEEP 2000\n")
+            r = LineReader(s)
+            self.assertEqual(r.lines(3, timeout=5),
+                             ["OK first", "ERR server shutting down", "ERR server shutting down"])
+            s.settimeout(5)
+            self.assertEqual(s.recv(16), b"")
+            self.assertEqual(srv.proc.wait(timeout=5), 0)
+
 
 if __name__ == "__main__":
     tplib.main(verbosity=2, warnings="ignore")
