@@ -123,6 +123,7 @@ struct tp_setting {
 	enum tp_setting_type type;
 	bool reloadable;   /* SIGHUP applies a new value to the running server */
 	bool socket;       /* a property of the listening socket: ignored under socket activation */
+	bool bound;        /* of a socket the daemon binds itself: ignored under socket activation too */
 	const int *values; /* ENUM: the values allowed, ending with -1 */
 	const char *(*name)(int value); /* ENUM: a value's name */
 	const char *def;                /* the default, written as on the command line */

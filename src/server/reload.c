@@ -132,40 +132,70 @@ void tp_reload_outcome_set(struct tp_reload_outcome *o, const char *state, const
 		tp_log(TP_LOG_WARNING, "reload", "cannot write %s/reload-status: %s", o->dir, strerror(-r));
 }
 
-/* A pool size changed from old to *io_n: apply it, or keep old (logged) when that fails. */
-static void resize(struct tp_pool *pool, int (*set)(struct tp_pool *, size_t), const char *what, int *io_n,
-                   int old)
-{
-	int r;
+/* One of the pool's sizes a reload may change. */
+struct resize {
+	int (*set)(struct tp_pool *, size_t);
+	const char *what;
+	int want, old;
+};
 
-	if (*io_n == old)
-		return;
-	r = set(pool, (size_t)*io_n);
-	if (r < 0) {
-		tp_log(TP_LOG_ERROR, "reload", "cannot resize the pool to %d %s: %s; keeping %d", *io_n, what,
-		       strerror(-r), old);
-		(void)set(pool, (size_t)old);
-		*io_n = old;
+/*
+ * Give the pool the sizes of nc, or none of them: only a growth can fail
+ * (a thread that cannot start), and shrinking, which undoes one, cannot;
+ * so growths go first, and a failure undoes those done before it.
+ * Returns 0, or -errno with the reason in msg and the pool as it was.
+ */
+static int resize_pool(struct tp_pool *pool, const struct tp_config *old, const struct tp_config *nc,
+                       char *msg, size_t msglen)
+{
+	struct resize rs[2] = {{tp_pool_resize, "workers", nc->workers, old->workers},
+	                       {tp_pool_set_cheap, "cheap workers", nc->cheap_workers, old->cheap_workers}};
+
+	if (rs[0].want < rs[0].old && rs[1].want > rs[1].old) {
+		struct resize grow = rs[1];
+		rs[1] = rs[0];
+		rs[0] = grow;
+	}
+	for (size_t i = 0; i < 2; i++) {
+		int r = rs[i].want == rs[i].old ? 0 : rs[i].set(pool, (size_t)rs[i].want);
+		if (r == 0)
+			continue;
+		snprintf(msg, msglen, "cannot resize the pool to %d %s: %s", rs[i].want, rs[i].what,
+		         strerror(-r));
+		for (size_t j = 0; j <= i; j++)
+			(void)rs[j].set(pool, (size_t)rs[j].old);
+		return r;
+	}
+	return 0;
+}
+
+static void log_restart_settings(const struct tp_reload_target *t, const struct tp_config *old,
+                                 const struct tp_config *nc)
+{
+	char why[512];
+
+	for (const struct tp_setting *s = NULL; (s = tp_config_reload_diff(old, nc, s, why, sizeof(why)));) {
+		if (!t->activated || !(s->socket || s->bound))
+			tp_log(TP_LOG_WARNING, "reload", "%s", why);
+		else if (s->socket)
+			tp_log(TP_LOG_INFO, "reload", "listen settings are ignored under socket activation");
+		else
+			tp_log(TP_LOG_INFO, "reload", "%s is ignored under socket activation", s->path);
 	}
 }
 
-void tp_reload_apply(const struct tp_reload_target *t, const struct tp_config *old,
-                     const struct tp_config *loaded, struct tp_config *ret, char *msg, size_t msglen)
+int tp_reload_apply(const struct tp_reload_target *t, const struct tp_config *old,
+                    const struct tp_config *loaded, struct tp_config *ret, char *msg, size_t msglen)
 {
 	struct tp_config nc = *loaded;
-	char why[512];
+	int r = resize_pool(t->pool, old, &nc, msg, msglen);
 
-	for (const struct tp_setting *s = NULL; (s = tp_config_reload_diff(old, &nc, s, why, sizeof(why)));) {
-		if (s->socket && t->activated)
-			tp_log(TP_LOG_INFO, "reload", "listen settings are ignored under socket activation");
-		else
-			tp_log(TP_LOG_WARNING, "reload", "%s", why);
-	}
+	if (r < 0)
+		return r;
+	log_restart_settings(t, old, &nc);
 	/* Keep what only a restart can change, so the status stays true. */
 	tp_config_keep_restart_settings(&nc, old);
 
-	resize(t->pool, tp_pool_resize, "workers", &nc.workers, old->workers);
-	resize(t->pool, tp_pool_set_cheap, "cheap workers", &nc.cheap_workers, old->cheap_workers);
 	/* Requests already running keep the stall deadline they started with. */
 	tp_pool_set_stall_ms(t->pool, (uint64_t)tp_config_stall_ms(&nc));
 	if (nc.queue_size != old->queue_size)
@@ -182,4 +212,5 @@ void tp_reload_apply(const struct tp_reload_target *t, const struct tp_config *o
 	         nc.queue_size, nc.queue_timeout_ms);
 	tp_logf(TP_LOG_NOTICE, "reload", f, 2, "%s", msg);
 	*ret = nc;
+	return 0;
 }

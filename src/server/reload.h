@@ -87,9 +87,11 @@ struct tp_reload_target {
  * job: resize the pool, change the queue's capacity and the stall budget,
  * set the log level.  Logs the outcome, and a one-line summary goes to
  * msg.  *ret gets the configuration now in force (the caller publishes
- * it).  Runs on loop 0.
+ * it).  Returns 0, or -errno when the pool cannot take its new size (no
+ * thread: a task limit): then nothing is applied and msg says why.  Runs
+ * on loop 0.
  */
-void tp_reload_apply(const struct tp_reload_target *t, const struct tp_config *old,
-                     const struct tp_config *nc, struct tp_config *ret, char *msg, size_t msglen);
+int tp_reload_apply(const struct tp_reload_target *t, const struct tp_config *old, const struct tp_config *nc,
+                    struct tp_config *ret, char *msg, size_t msglen);
 
 #endif

@@ -370,14 +370,16 @@ static void reload_finish(struct tp_server *srv)
 		tp_reload_outcome_set(&srv->reload_outcome, "refused", "shutting down");
 		return; /* too late to apply, and no READY=1 any more */
 	}
+	/* A file that reads well may still ask for more workers than can start: refused as a whole too. */
+	if (r == 0 && (r = tp_reload_apply(&t, &srv->cfg, &loaded, &nc, msg, sizeof(msg))) != 0)
+		snprintf(err, sizeof(err), "%s", msg);
 	tp_metrics_reload(srv->metrics, r == 0);
-	if (r < 0) {
+	if (r != 0) {
 		struct tp_log_field f[] = {{"TP_RELOAD_ERROR", err}};
 		tp_logf(TP_LOG_ERROR, "reload", f, 1, "reload failed, keeping the running configuration: %s",
 		        err);
 		tp_reload_outcome_set(&srv->reload_outcome, "refused", err);
 	} else {
-		tp_reload_apply(&t, &srv->cfg, &loaded, &nc, msg, sizeof(msg));
 		apply_fairness(srv, &nc); /* the queue keeps the work it holds, in each flow's order */
 		pthread_mutex_lock(&srv->cfg_lock);
 		srv->cfg = nc;

@@ -23,6 +23,22 @@ from tplib import CHEAP_WORKERS, SLACK, TPSERVER, LineReader, Server, request, w
 BURST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench", "burst_rss.py")
 
 
+NOBODY = 65534
+
+
+def tasks_of(uid):
+    """Tasks (threads) whose real user is uid: what RLIMIT_NPROC counts."""
+    n = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/status" % pid) as f:
+                ruid = int(re.search(r"(?m)^Uid:\s+(\d+)", f.read()).group(1))
+            n += len(os.listdir("/proc/%s/task" % pid)) if ruid == uid else 0
+        except (OSError, AttributeError):
+            pass  # gone meanwhile
+    return n
+
+
 class ConfFile:
     def __init__(self, test, text, path=None):
         if path is None:
@@ -343,6 +359,48 @@ class ReloadAndWait(unittest.TestCase):
         p, took = self.helper(pid)
         self.assertEqual(p.returncode, 1)
         self.assertLess(took, 2)
+
+    def test_a_pool_that_cannot_grow_refuses_the_whole_reload(self):
+        # Workers that cannot start (a task limit: the unit's TasksMax=, RLIMIT_NPROC) refuse the
+        # reload as a whole: nothing of the file is applied, and the helper says why.
+        if os.geteuid() != 0 or not shutil.which("setpriv") or not shutil.which("prlimit"):
+            self.skipTest("needs root, setpriv and prlimit: the daemon runs as nobody under a task limit")
+        if tplib.SANITIZED:
+            self.skipTest("a sanitizer's own threads count against the task limit")
+        home = tempfile.mkdtemp(prefix="tp-nproc-")
+        self.addCleanup(shutil.rmtree, home)
+        os.chmod(home, 0o755)  # nobody reaches the binary and the file
+        os.chown(self.rundir, NOBODY, NOBODY)
+        exe = shutil.copy(TPSERVER, home)
+        conf = ConfFile(self, "pool = { workers = 2; };\nlimits = { max_sleep_ms = 100; };\n",
+                        path=os.path.join(home, "tp.conf"))
+        # Room for the threads nobody has now, the daemon's (2 workers, the cheap ones, its loop)
+        # and the reload's reading thread: no more worker can start.
+        limit = "--nproc=%d" % (tasks_of(NOBODY) + 2 + CHEAP_WORKERS + 1 + 1)
+        with open(os.path.join(home, "log"), "w+") as log:
+            proc = subprocess.Popen(["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY, "--clear-groups",
+                                     "prlimit", limit, exe, "--host", "127.0.0.1", "--port", "0", "--config",
+                                     conf.path], stdout=log, stderr=subprocess.STDOUT,
+                                    env=dict(os.environ, **self.env))
+            self.addCleanup(lambda: proc.poll() is None and (proc.kill(), proc.wait()))
+            self.assertTrue(wait_until(lambda: "ready:" in open(log.name).read(), 10 * SLACK))
+            port = int(re.search(r"listening on 127\.0\.0\.1:(\d+)", open(log.name).read()).group(1))
+            threads = len(os.listdir("/proc/%d/task" % proc.pid))
+            conf.write("pool = { workers = 40; };\nlimits = { max_sleep_ms = 5000; };\n")
+            p, _ = self.helper(proc.pid)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn("reload refused: cannot resize the pool to 40 workers", p.stderr)
+            self.assertEqual(len(os.listdir("/proc/%d/task" % proc.pid)), threads)
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                self.assertRegex(request(s, LineReader(s), "SLEEP 150"), "^ERR ")  # max_sleep_ms still 100
+            # The same settings with no more workers are applied.
+            conf.write("pool = { workers = 2; };\nlimits = { max_sleep_ms = 5000; };\n")
+            p, _ = self.helper(proc.pid)
+            self.assertEqual((p.returncode, p.stderr), (0, ""))
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                self.assertEqual(request(s, LineReader(s), "SLEEP 150"), "OK 150")
+            proc.kill()
+            proc.wait()
 
     def test_a_refusal_naming_a_long_path_is_told_whole(self):
         # A path of some 3 000 bytes (components under NAME_MAX): the start's

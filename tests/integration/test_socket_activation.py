@@ -81,6 +81,31 @@ class SocketActivation(unittest.TestCase):
         with self.assertRaises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", port), timeout=5).close()
 
+    def test_a_reload_says_the_bound_settings_are_ignored(self):
+        # Not that a restart would apply them: under activation it binds nothing itself.
+        with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
+            f.write("pool = { workers = 2; };\n")
+        self.addCleanup(os.unlink, f.name)
+        s = self.start("--config", f.name)
+        self.notify.wait_for(r"READY=1")
+        with open(f.name + ".new", "w") as new:
+            new.write("metrics = { enabled = true; port = %d; };\nagent = { port = %d; };\n"
+                      "pool = { workers = 3; };\n" % (free_port(), free_port()))
+        os.rename(f.name + ".new", f.name)
+        self.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while "configuration reloaded" not in self.output() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        out = self.output()
+        self.assertIn("configuration reloaded: 3 workers", out)
+        for said in ("metrics.enabled is ignored under socket activation",
+                     "metrics.port is ignored under socket activation",
+                     "agent.port is ignored under socket activation"):
+            self.assertIn(said, out)
+        self.assertNotIn("a restart is needed", out)
+        self.assertEqual(request(s, LineReader(s), "ECHO still"), "OK still")
+        s.close()
+
     def test_refuses_a_datagram_socket(self):
         if not shutil.which("systemd-socket-activate"):
             self.skipTest("systemd-socket-activate not installed")
