@@ -23,7 +23,8 @@ from tplib import TPSERVER, LineReader, Server, cpu_seconds, read_to_eof, reques
 
 
 def agent_line(port):
-    return read_to_eof(socket.create_connection(("127.0.0.1", port), timeout=5)).decode()
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        return read_to_eof(s).decode()
 
 
 def agent_port(srv):
@@ -161,6 +162,7 @@ class Agent(unittest.TestCase):
                 c.sendall(b"ECHO x\n")
             self.assertTrue(wait_until(lambda: srv.fds() >= nofile, 5))
             check = socket.create_connection(("127.0.0.1", port), timeout=10)
+            self.addCleanup(check.close)
             time.sleep(0.3)
             cpu0 = cpu_seconds(srv.proc.pid)
             time.sleep(2.0)
@@ -188,6 +190,7 @@ class Agent(unittest.TestCase):
             self.skipTest("systemd-socket-activate not installed")
         data, agent = tplib.free_ports(2)
         log = tempfile.TemporaryFile()
+        self.addCleanup(log.close)
         env = dict(os.environ)
         env.pop("LISTEN_FDS", None)
         env.pop("NOTIFY_SOCKET", None)
@@ -199,6 +202,7 @@ class Agent(unittest.TestCase):
         while True:
             try:
                 s = socket.create_connection(("127.0.0.1", data), timeout=10)
+                self.addCleanup(s.close)
                 break
             except ConnectionRefusedError:
                 self.assertLess(time.monotonic(), deadline)

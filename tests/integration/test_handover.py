@@ -99,14 +99,14 @@ class FakeSystemd:
         with self.lock:
             entries = [("tpserver.socket", self.listener.fileno())] + list(self.store)
         fds = [fd for _, fd in entries]
-        log = tempfile.NamedTemporaryFile(prefix="tpserver-", suffix=".log", delete=False)
         env = dict(os.environ, NOTIFY_SOCKET=self.path, LISTEN_FDS=str(len(fds)),
                    LISTEN_FDNAMES=":".join(n for n, _ in entries), TP_TEST_FDS=",".join(map(str, fds)))
         env.pop("JOURNAL_STREAM", None)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", WRAPPER, TPSERVER, "--config", "/dev/null", "--keep-connections",
-             "--log-level", "debug", *args],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, pass_fds=fds)
+        with tempfile.NamedTemporaryFile(prefix="tpserver-", suffix=".log", delete=False) as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", WRAPPER, TPSERVER, "--config", "/dev/null", "--keep-connections",
+                 "--log-level", "debug", *args],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, pass_fds=fds)
         self.logs.append(log.name)
         self.wait_log(r"ready:")
         return self.proc
@@ -142,15 +142,16 @@ class FakeSystemd:
             os.unlink(path)
 
 
-def connect(port):
-    s = socket.create_connection(("127.0.0.1", port), timeout=10)
-    return s, LineReader(s)
-
-
 class Handover(unittest.TestCase):
     def setUp(self):
         self.sd = FakeSystemd()
         self.addCleanup(self.sd.close)
+
+    def connect(self):
+        """A client of the instances, closed when the test ends."""
+        s = socket.create_connection(("127.0.0.1", self.sd.port), timeout=10)
+        self.addCleanup(s.close)
+        return s, LineReader(s)
 
     def restart(self, *args):
         self.assertEqual(self.sd.stop(), 0, self.sd.log())
@@ -160,9 +161,9 @@ class Handover(unittest.TestCase):
 
     def test_partial_line_and_work_in_flight_cross_over(self):
         self.sd.start()
-        a, ra = connect(self.sd.port)
-        b, rb = connect(self.sd.port)
-        quiet, _ = connect(self.sd.port)
+        a, ra = self.connect()
+        b, rb = self.connect()
+        quiet, _ = self.connect()
         self.assertEqual(request(a, ra, "ECHO one"), "OK one")
         # One send each, one read by this instance: the first line's reply
         # says the rest (a partial line; a SLEEP and what follows) was read too.
@@ -196,9 +197,9 @@ class Handover(unittest.TestCase):
 
     def test_client_gone_meanwhile_is_cleaned_up(self):
         self.sd.start()
-        a, ra = connect(self.sd.port)
+        a, ra = self.connect()
         self.assertEqual(request(a, ra, "ECHO x"), "OK x")
-        b, rb = connect(self.sd.port)
+        b, rb = self.connect()
         self.assertEqual(request(b, rb, "ECHO y"), "OK y")
         self.assertEqual(self.sd.stop(), 0)
         a.close()
@@ -218,7 +219,7 @@ class Handover(unittest.TestCase):
                                (lambda buf: buf[:4] + b"\x09\x00" + buf[6:], "another version")):
             with self.subTest(reason=reason):
                 self.sd.start()
-                a, ra = connect(self.sd.port)
+                a, ra = self.connect()
                 self.assertEqual(request(a, ra, "ECHO x"), "OK x")
                 self.assertEqual(self.sd.stop(), 0)
                 with self.sd.lock:
@@ -239,9 +240,9 @@ class Handover(unittest.TestCase):
 
     def test_over_the_cap_closed(self):
         self.sd.start("--keep-connections-max", "1")
-        a, ra = connect(self.sd.port)
+        a, ra = self.connect()
         self.assertEqual(request(a, ra, "ECHO a"), "OK a")
-        b, rb = connect(self.sd.port)
+        b, rb = self.connect()
         self.assertEqual(request(b, rb, "ECHO b"), "OK b")
         self.assertEqual(self.sd.stop(), 0)
         self.assertIn("1 connections closed, not handed over", self.sd.log())
@@ -254,7 +255,7 @@ class Handover(unittest.TestCase):
         # Not handed over, a connection ends as without keeping: one accepted just
         # before SIGTERM that has not spoken has its first request served.
         self.sd.start("--keep-connections-max", "0")
-        s, r = connect(self.sd.port)
+        s, r = self.connect()
         # Accepted by this instance (connect() returns once the kernel has it).
         self.sd.wait_log(r"connection from")
         self.sd.proc.send_signal(signal.SIGTERM)
@@ -267,7 +268,7 @@ class Handover(unittest.TestCase):
         # over meanwhile must reach the next instance uncorked (a corked socket
         # holds every small reply 200 ms).
         self.sd.start("--drain-s", "1")
-        a, ra = connect(self.sd.port)
+        a, ra = self.connect()
         self.assertEqual(request(a, ra, "ECHO before"), "OK before")
         self.assertEqual(self.sd.stop(), 0, self.sd.log())
         self.sd.start()
@@ -285,7 +286,7 @@ class Handover(unittest.TestCase):
         self.sd.start(*args)
         conns = []
         for i in range(3):
-            s, r = connect(self.sd.port)
+            s, r = self.connect()
             s.sendall(b"PROXY UNKNOWN\r\n")
             self.assertEqual(request(s, r, "ECHO b%d" % i), "OK b%d" % i)
             conns.append((s, r))
@@ -343,7 +344,7 @@ class ManyIdle(unittest.TestCase):
         base = open_fds()
         holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(sd.port), str(n)],
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.addCleanup(holder.kill)
+        self.addCleanup(lambda: (holder.kill(), holder.communicate()))
         self.assertEqual(holder.stdout.readline().strip(), "connected")
         # The kernel completed the handshakes; wait until the daemon has accepted them all
         # (a sanitized build accepts 10000 connections in seconds, not milliseconds).

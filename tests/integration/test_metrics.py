@@ -132,17 +132,16 @@ class Counts(unittest.TestCase):
         with MetricsServer("--allow", "127.0.0.1,127.0.0.2", "--proxy-protocol", "--proxy-trusted",
                            "127.0.0.1") as srv:
             def closed(src, data):
-                s = socket.socket()
-                s.settimeout(5)
-                s.bind((src, 0))
-                s.connect(("127.0.0.1", srv.port))
-                if data:
-                    s.sendall(data)
-                try:
-                    self.assertEqual(s.recv(100), b"")
-                except ConnectionResetError:
-                    pass
-                s.close()
+                with socket.socket() as s:
+                    s.settimeout(5)
+                    s.bind((src, 0))
+                    s.connect(("127.0.0.1", srv.port))
+                    if data:
+                        s.sendall(data)
+                    try:
+                        self.assertEqual(s.recv(100), b"")
+                    except ConnectionResetError:
+                        pass
             for _ in range(3):
                 closed("127.0.0.3", b"")                                 # not in listen.allow
             for _ in range(2):
@@ -317,36 +316,37 @@ class Hostile(unittest.TestCase):
             silent = [socket.create_connection(("127.0.0.1", mp), timeout=10) for _ in range(8)]
             # The server has taken all eight (not just the kernel) before the next one comes.
             self.assertTrue(wait_until(lambda: srv.fds() >= fds0 + 8, 10 * SLACK), srv.fds() - fds0)
-            extra = socket.create_connection(("127.0.0.1", mp), timeout=5)
-            extra.sendall(b"GET /metrics HTTP/1.1\r\n\r\n")
-            try:
-                self.assertEqual(extra.recv(100), b"")
-            except ConnectionResetError:
-                pass
+            with socket.create_connection(("127.0.0.1", mp), timeout=5) as extra:
+                extra.sendall(b"GET /metrics HTTP/1.1\r\n\r\n")
+                try:
+                    self.assertEqual(extra.recv(100), b"")
+                except ConnectionResetError:
+                    pass
             self.assertLess(self.echo_latency(srv, s, r), 0.5 * SLACK)
             # Each silent one is closed at its time limit (5 s).
             t0 = time.monotonic()
             for c in silent:
-                try:
-                    self.assertEqual(c.recv(100), b"")
-                except ConnectionResetError:
-                    pass
+                with c:
+                    try:
+                        self.assertEqual(c.recv(100), b"")
+                    except ConnectionResetError:
+                        pass
             self.assertLess(time.monotonic() - t0, 8 * SLACK)
             self.assertGreaterEqual(time.monotonic() - t_open, 4.5)  # at the limit, not at once
 
             # 1 MiB of headers: refused after the header cap, never buffered.
-            big = socket.create_connection(("127.0.0.1", mp), timeout=10)
-            big.sendall(b"GET /metrics HTTP/1.1\r\n")
-            got, reset = b"", False
-            try:
-                for _ in range(1024):
-                    big.sendall(b"X-Junk: " + b"a" * 1014 + b"\r\n")
-            except (BrokenPipeError, ConnectionResetError):
-                reset = True
-            try:
-                got = big.recv(200)
-            except ConnectionResetError:
-                reset = True
+            with socket.create_connection(("127.0.0.1", mp), timeout=10) as big:
+                big.sendall(b"GET /metrics HTTP/1.1\r\n")
+                got, reset = b"", False
+                try:
+                    for _ in range(1024):
+                        big.sendall(b"X-Junk: " + b"a" * 1014 + b"\r\n")
+                except (BrokenPipeError, ConnectionResetError):
+                    reset = True
+                try:
+                    got = big.recv(200)
+                except ConnectionResetError:
+                    reset = True
             # The 431, unless the close with our unread junk reset the connection before we read it.
             self.assertTrue(got.startswith(b"HTTP/1.1 431 ") or (reset and not got), (got, reset))
             self.assertLess(self.echo_latency(srv, s, r), 0.5 * SLACK)
@@ -401,6 +401,7 @@ class SocketActivation(unittest.TestCase):
         for k in ("LISTEN_FDS", "NOTIFY_SOCKET", "JOURNAL_STREAM"):
             env.pop(k, None)
         log = tempfile.TemporaryFile()
+        self.addCleanup(log.close)
         # --metrics-port would bind a socket of its own: under activation it must not.
         proc = subprocess.Popen(["systemd-socket-activate", "-l", "127.0.0.1:%d" % dp, "-l", "127.0.0.1:%d" % mp,
                                  "--fdname=tpserver.socket:metrics", TPSERVER, "--config", "/dev/null",
@@ -412,6 +413,7 @@ class SocketActivation(unittest.TestCase):
             while s is None and time.monotonic() < deadline:
                 try:
                     s = socket.create_connection(("127.0.0.1", dp), timeout=10)
+                    self.addCleanup(s.close)
                 except ConnectionRefusedError:
                     time.sleep(0.05)
             self.assertIsNotNone(s)

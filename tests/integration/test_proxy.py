@@ -69,11 +69,11 @@ class Proxy(unittest.TestCase):
 
     def test_v2_ipv6_with_tlvs_and_v1_tcp6(self):
         with Server(*PROXY) as srv:
-            s = srv.connect()
-            tlvs = b"\x04\x00\x02xx" + b"\x05\x00\x04abcd"
-            s.sendall(v2_ipv6("2001:db8::42", "::1", 40000, 9000, tlvs) + b"ECHO six\n")
-            self.assertEqual(LineReader(s).line(), "OK six")
-            srv.wait_log(r"PROXY header names 2001:db8::42:40000")
+            with srv.connect() as s:
+                tlvs = b"\x04\x00\x02xx" + b"\x05\x00\x04abcd"
+                s.sendall(v2_ipv6("2001:db8::42", "::1", 40000, 9000, tlvs) + b"ECHO six\n")
+                self.assertEqual(LineReader(s).line(), "OK six")
+                srv.wait_log(r"PROXY header names 2001:db8::42:40000")
             s = srv.connect()
             s.sendall(b"PROXY TCP6 2001:db8::43 ::1 40001 9000\r\nECHO v1\n")
             self.assertEqual(LineReader(s).line(), "OK v1")
@@ -94,24 +94,24 @@ class Proxy(unittest.TestCase):
                    v2_ipv4("10.0.0.1", "10.0.0.2", 1, 2, b"\x04\x00\x09") + b"\n" * 10]
             for n in range(4):
                 for b in bad:
-                    s = srv.connect()
-                    s.sendall(b)
-                    self.assertTrue(closed_by_server(s), b)
+                    with srv.connect() as s:
+                        s.sendall(b)
+                        self.assertTrue(closed_by_server(s), b)
             # An untrusted client is served directly, and its PROXY header is refused.
-            s = connect(srv.port, "127.0.0.2")
-            self.assertEqual(request(s, LineReader(s), "ECHO direct"), "OK direct")
+            with connect(srv.port, "127.0.0.2") as s:
+                self.assertEqual(request(s, LineReader(s), "ECHO direct"), "OK direct")
             for _ in range(3):
-                s = connect(srv.port, "127.0.0.2")
-                s.sendall(b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\nECHO x\n")
-                self.assertTrue(closed_by_server(s))
+                with connect(srv.port, "127.0.0.2") as s:
+                    s.sendall(b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\nECHO x\n")
+                    self.assertTrue(closed_by_server(s))
             # An empty line only starts like a v2 signature: it is answered at once.
             for first in (b"\r\n", b"\r\n\r\n", b"\n"):
-                s = connect(srv.port, "127.0.0.2")
-                s.sendall(first)
-                r = LineReader(s)
-                self.assertEqual(r.lines(first.count(b"\n"), timeout=1),
-                                 ["ERR empty request"] * first.count(b"\n"))
-                self.assertEqual(request(s, r, "ECHO then"), "OK then")
+                with connect(srv.port, "127.0.0.2") as s:
+                    s.sendall(first)
+                    r = LineReader(s)
+                    self.assertEqual(r.lines(first.count(b"\n"), timeout=1),
+                                     ["ERR empty request"] * first.count(b"\n"))
+                    self.assertEqual(request(s, r, "ECHO then"), "OK then")
             total = 4 * len(bad) + 3
             ok = wait_until(lambda: sum(int(n) for n in __import__("re").findall(
                 r"closed (\d+) connections before their first request", srv.log())) == total, 15)
@@ -148,10 +148,10 @@ class Proxy(unittest.TestCase):
 
     def test_allow(self):
         with Server("--allow", "127.0.0.2/32, ::1") as srv:
-            s = connect(srv.port, "127.0.0.2")
-            self.assertEqual(request(s, LineReader(s), "ECHO in"), "OK in")
-            s = connect(srv.port, "127.0.0.1")
-            self.assertTrue(closed_by_server(s))
+            with connect(srv.port, "127.0.0.2") as s:
+                self.assertEqual(request(s, LineReader(s), "ECHO in"), "OK in")
+            with connect(srv.port, "127.0.0.1") as s:
+                self.assertTrue(closed_by_server(s))
             srv.wait_log(r"1 not in listen\.allow", timeout=15)
 
     def test_reload_proxy_trusted(self):
@@ -167,14 +167,14 @@ class Proxy(unittest.TestCase):
             srv.wait_log(r"reload")
             ok = False
             for _ in range(50):
-                s = srv.connect()
-                s.sendall(b"PROXY TCP4 203.0.113.5 10.0.0.1 7 9000\r\nECHO t\n")
-                try:
-                    if LineReader(s).line(timeout=2) == "OK t":
-                        ok = True
-                        break
-                except Exception:
-                    time.sleep(0.1)
+                with srv.connect() as s:
+                    s.sendall(b"PROXY TCP4 203.0.113.5 10.0.0.1 7 9000\r\nECHO t\n")
+                    try:
+                        if LineReader(s).line(timeout=2) == "OK t":
+                            ok = True
+                            break
+                    except Exception:
+                        time.sleep(0.1)
             self.assertTrue(ok)
             srv.wait_log(r"PROXY header names 203\.0\.113\.5:7")
 
@@ -186,6 +186,7 @@ class ProxyActivated(unittest.TestCase):
         from test_systemd import free_port
         port = free_port()
         log = tempfile.TemporaryFile()
+        self.addCleanup(log.close)
         env = dict(os.environ)
         env.pop("LISTEN_FDS", None)
         env.pop("NOTIFY_SOCKET", None)
@@ -201,11 +202,12 @@ class ProxyActivated(unittest.TestCase):
             except ConnectionRefusedError:
                 self.assertLess(time.monotonic(), deadline)
                 time.sleep(0.05)
-        s.sendall(b"PROXY TCP4 192.0.2.99 10.0.0.1 4242 9000\r\nECHO sa\n")
-        self.assertEqual(LineReader(s).line(), "OK sa")
-        s = socket.create_connection(("127.0.0.1", port), timeout=10)
-        s.sendall(b"ECHO no header\n")
-        self.assertTrue(closed_by_server(s))
+        with s:
+            s.sendall(b"PROXY TCP4 192.0.2.99 10.0.0.1 4242 9000\r\nECHO sa\n")
+            self.assertEqual(LineReader(s).line(), "OK sa")
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"ECHO no header\n")
+            self.assertTrue(closed_by_server(s))
         ok = wait_until(lambda: (log.seek(0), b"PROXY header names 192.0.2.99:4242" in log.read())[1], 10)
         self.assertTrue(ok)
 
