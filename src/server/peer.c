@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -38,11 +39,12 @@ enum tp_peer_verdict tp_peer_decide(struct tp_peer_hdr *h, struct sockaddr_stora
 	if (h->mode == TP_PEER_REFUSE) {
 		r = tp_proxy_detect(h->buf, h->len);
 		/*
-		 * An ordinary client: every byte is a request byte.  So is a whole
-		 * line that only starts like a v2 signature ("\r\n", an empty
-		 * request): its reply must not wait for bytes that may never come.
+		 * An ordinary client: every byte is a request byte.  So are bytes
+		 * that only start like a v2 signature once they hold a whole line
+		 * ("\r\n", an empty request, then "\r"): its reply must not wait
+		 * for bytes that may never come.
 		 */
-		if (r == 0 || (r < 0 && h->buf[h->len - 1] == '\n'))
+		if (r == 0 || (r < 0 && memchr(h->buf, '\n', h->len)))
 			return TP_PEER_DONE;
 		if (r < 0 && h->len < sizeof(h->buf))
 			return TP_PEER_MORE;

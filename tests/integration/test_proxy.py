@@ -112,6 +112,13 @@ class Proxy(unittest.TestCase):
                     self.assertEqual(r.lines(first.count(b"\n"), timeout=1),
                                      ["ERR empty request"] * first.count(b"\n"))
                     self.assertEqual(request(s, r, "ECHO then"), "OK then")
+            # So is one followed by more of the signature: the whole line does not wait for the rest.
+            with connect(srv.port, "127.0.0.2") as s:
+                s.sendall(b"\r\n\r")
+                r = LineReader(s)
+                self.assertEqual(r.line(timeout=1), "ERR empty request")
+                s.sendall(b"\n")
+                self.assertEqual(r.line(timeout=1), "ERR empty request")
             total = 4 * len(bad) + 3
             ok = wait_until(lambda: sum(int(n) for n in __import__("re").findall(
                 r"closed (\d+) connections before their first request", srv.log())) == total, 15)
