@@ -159,17 +159,36 @@ static void reply(struct sconn *c, int code, const char *reason, const char *ext
 	c->off = 0;
 }
 
+/*
+ * The request line's three words (RFC 9112: method SP request-target SP
+ * HTTP-version) into words[i], each of at most caps[i] - 1 bytes: exactly
+ * two single spaces, no other blank.  Returns false when it is malformed.
+ */
+static bool request_words(const char *line, char *const words[3], const size_t caps[3])
+{
+	for (size_t i = 0; i < 3; i++) {
+		size_t n = strcspn(line, " \t");
+		if (n == 0 || n >= caps[i])
+			return false;
+		memcpy(words[i], line, n);
+		words[i][n] = '\0';
+		line += n;
+		if (i < 2 && *line++ != ' ')
+			return false;
+	}
+	return *line == '\0';
+}
+
 /* Answer the request in c->req[0..len), which ends with the blank line. */
 static void answer(struct tp_scrape *s, struct sconn *c, size_t len)
 {
-	char method[16], target[128], version[16], extra[2];
+	char method[16] = "", target[128] = "", version[16] = "";
 	size_t eol = strcspn(c->req, "\r\n");
 
 	c->req[len] = '\0';
 	c->req[eol] = '\0';
-	/* Exactly three words: anything else (or an over-long word) is malformed. */
-	if (sscanf(c->req, "%15[^ ] %127[^ ] %15[^ ]%1s", method, target, version, extra) != 3 ||
-	    strchr(c->req, '\t') || strstr(c->req, "  ") || c->req[0] == ' ' ||
+	if (!request_words(c->req, (char *const[]){method, target, version},
+	                   (const size_t[]){sizeof(method), sizeof(target), sizeof(version)}) ||
 	    (strcmp(version, "HTTP/1.1") != 0 && strcmp(version, "HTTP/1.0") != 0)) {
 		reply(c, 400, "Bad Request", "", false);
 		return;

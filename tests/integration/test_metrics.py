@@ -281,6 +281,11 @@ class Http(unittest.TestCase):
             self.assertEqual(http(p, b"GET /metrics HTTP/2.0\r\n\r\n")[0], 400)
             self.assertEqual(http(p, b"GET /metrics HTTP/1.1 more\r\n\r\n")[0], 400)
             self.assertEqual(http(p, b"GET  /metrics HTTP/1.1\r\n\r\n")[0], 400)
+            self.assertEqual(http(p, b"GET /metrics HTTP/1.1 \r\n\r\n")[0], 400)
+            self.assertEqual(http(p, b"GET /metrics\tHTTP/1.1\r\n\r\n")[0], 400)
+            # No space before the version, where the target fills its buffer to the byte.
+            self.assertEqual(http(p, b"GET /metrics?" + b"a" * 118 + b"HTTP/1.1\r\n\r\n")[0], 400)
+            self.assertEqual(http(p, b"GET /metrics?" + b"a" * 118 + b" HTTP/1.1\r\n\r\n")[0], 200)
             self.assertEqual(http(p, b"GET /" + b"m" * 200 + b" HTTP/1.1\r\n\r\n")[0], 400)
             self.assertEqual(http(p, b"GET /metrics\x00 HTTP/1.1\r\n\r\n")[0], 400)
             st, h, body = http(p, b"HEAD /metrics HTTP/1.1\r\n\r\n")
