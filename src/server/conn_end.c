@@ -43,6 +43,13 @@ unsigned tp_conn_shutdown(struct tp_conn *c, uint64_t grace_until_ns)
 {
 	if (c->closed)
 		return 0;
+	/*
+	 * Its first bytes still undecided (no PROXY header yet, or part of
+	 * one), it cannot be handed over as past them: it ends as without
+	 * keeping, its header and first request read within the grace.
+	 */
+	if (tp_conn_kept(c) && c->hdr)
+		c->unkept = true;
 	if (tp_conn_kept(c))
 		return TP_CONN_WRITE; /* its flush hands it over once its replies are out */
 	/*

@@ -263,6 +263,20 @@ class Handover(unittest.TestCase):
         self.assertEqual(request(s, r, "ECHO first", timeout=5), "OK first")
         self.assertEqual(self.sd.proc.wait(30), 0, self.sd.log())
 
+    def test_a_proxy_s_silent_connection_still_gets_its_grace(self):
+        # Its PROXY header not read yet, it cannot be handed over: it ends as without
+        # keeping, its header and first request served within the grace.
+        self.sd.start("--proxy-protocol", "--proxy-trusted", "127.0.0.1")
+        s, r = self.connect()
+        self.sd.wait_log(r"connection from")
+        self.sd.proc.send_signal(signal.SIGTERM)
+        self.sd.wait_log(r"shutting down")
+        s.sendall(b"PROXY TCP4 10.1.2.3 10.0.0.1 5555 9000\r\nECHO first\n")
+        self.assertEqual(r.line(timeout=5), "OK first")
+        s.settimeout(5)
+        self.assertEqual(s.recv(16), b"")
+        self.assertEqual(self.sd.proc.wait(10), 0)
+
     def test_a_leave_before_the_hand_over_leaves_no_cork(self):
         # The leave (drain_s) corks each reply with its FIN; a connection handed
         # over meanwhile must reach the next instance uncorked (a corked socket

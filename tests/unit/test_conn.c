@@ -720,12 +720,13 @@ static void test_keeping_answers_what_was_read_and_carries_the_rest(void **state
 }
 
 /*
- * Keeping, a connection whose PROXY header came only in part is closed, not
- * handed over: the next instance takes every connection as past its header
- * and would read the rest of it as requests.  One whose header is whole is
- * handed over.
+ * Keeping, a connection whose PROXY header came only in part is not handed
+ * over (the next instance takes every connection as past its header and
+ * would read the rest of it as requests): it ends as without keeping, its
+ * grace to finish the header and send a first request, then the close.
+ * One whose header is whole is handed over.
  */
-static void test_keeping_closes_a_connection_with_half_a_header(void **state)
+static void test_keeping_does_not_hand_over_half_a_header(void **state)
 {
 	struct rig *g = *state;
 	struct sockaddr_storage peer = {0};
@@ -746,8 +747,11 @@ static void test_keeping_closes_a_connection_with_half_a_header(void **state)
 	assert_null(c[1]->hdr);
 	assert_string_equal(c[1]->addr, "192.0.2.1");
 	g->env.shutting_down = g->env.keeping = true;
-	for (int i = 0; i < 2; i++)
-		(void)tp_conn_shutdown(c[i], 5000);
+	assert_int_equal(tp_conn_shutdown(c[0], 5000), TP_CONN_READ | TP_CONN_WRITE);
+	assert_int_equal(tp_conn_shutdown(c[1], 5000), TP_CONN_WRITE);
+	assert_true(c[0]->grace);
+	assert_int_equal(tp_conn_flush(c[0], false) & (TP_CONN_HANDOFF | TP_CONN_CLOSED), 0);
+	assert_int_equal(tp_conn_grace_check(c[0], 5000), TP_CONN_WRITE);
 	assert_int_equal(tp_conn_flush(c[0], false) & (TP_CONN_HANDOFF | TP_CONN_CLOSED), TP_CONN_CLOSED);
 	assert_int_equal(read(sv[0][1], &b, 1), 0); /* its proxy sees the close */
 	assert_int_equal(tp_conn_flush(c[1], false) & (TP_CONN_HANDOFF | TP_CONN_CLOSED), TP_CONN_HANDOFF);
@@ -798,7 +802,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_grace_runs_out, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_keeping_answers_what_was_read_and_carries_the_rest,
 	                                        setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_keeping_closes_a_connection_with_half_a_header, setup,
+	        cmocka_unit_test_setup_teardown(test_keeping_does_not_hand_over_half_a_header, setup,
 	                                        teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
