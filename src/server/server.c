@@ -236,7 +236,6 @@ int tp_server_new(const struct tp_config *cfg, tp_reload_fn reload, void *reload
 		r = new_loops(srv, err, errlen);
 	if (r < 0)
 		goto fail;
-	tp_handover_adopt(srv->handover, srv->loops, srv->nloops);
 	srv->health.pool = srv->pool;
 	srv->health.queue = srv->queue;
 	srv->health.dispatch = &srv->dispatch;
@@ -258,6 +257,8 @@ int tp_server_new(const struct tp_config *cfg, tp_reload_fn reload, void *reload
 		         cfg->cheap_workers, strerror(-r));
 		goto fail;
 	}
+	/* Last: a start that fails leaves the connections in the store for the next one. */
+	tp_handover_adopt(srv->handover, srv->loops, srv->nloops);
 	*ret = srv;
 	return 0;
 fail:

@@ -10,6 +10,7 @@ next on the same store, as `systemctl restart` does."""
 import array
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -94,8 +95,9 @@ class FakeSystemd:
         with self.lock:
             return [name for name, _ in self.store]
 
-    def start(self, *args):
-        """Start an instance the way systemd does: the listener, then the store."""
+    def start(self, *args, ready=True, limit_as=None):
+        """Start an instance the way systemd does: the listener, then the store;
+        limit_as: its address space (RLIMIT_AS), in bytes."""
         with self.lock:
             entries = [("tpserver.socket", self.listener.fileno())] + list(self.store)
         fds = [fd for _, fd in entries]
@@ -106,9 +108,11 @@ class FakeSystemd:
             self.proc = subprocess.Popen(
                 [sys.executable, "-c", WRAPPER, TPSERVER, "--config", "/dev/null", "--keep-connections",
                  "--log-level", "debug", *args],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, pass_fds=fds)
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, pass_fds=fds,
+                preexec_fn=limit_as and (lambda: resource.setrlimit(resource.RLIMIT_AS, (limit_as, limit_as))))
         self.logs.append(log.name)
-        self.wait_log(r"ready:")
+        if ready:
+            self.wait_log(r"ready:")
         return self.proc
 
     def log(self):
@@ -213,6 +217,22 @@ class Handover(unittest.TestCase):
         self.sd.proc.send_signal(signal.SIGTERM)
         b.settimeout(10)
         self.assertEqual(b.recv(100), b"")
+
+    def test_a_start_that_fails_leaves_the_connections_stored(self):
+        # An upgrade whose workers cannot start (here their stacks do not fit the address
+        # space; a TasksMax= too low does the same) exits before it adopts anything.
+        if tplib.SANITIZED:
+            self.skipTest("a sanitizer's shadow memory does not fit a limited address space")
+        self.sd.start()
+        a, ra = self.connect()
+        self.assertEqual(request(a, ra, "ECHO x"), "OK x")
+        self.assertEqual(self.sd.stop(), 0)
+        stored = self.sd.names()
+        self.assertEqual(self.sd.start("--workers", "1024", ready=False, limit_as=192 << 20).wait(30), 1)
+        self.assertIn("cannot start 1024 workers", self.sd.log())
+        self.assertEqual(self.sd.names(), stored)
+        self.sd.start()
+        self.assertEqual(request(a, ra, "ECHO y"), "OK y")
 
     def test_damaged_or_other_version_state_closes_cleanly(self):
         for damage, reason in ((lambda buf: buf[:20] + bytes([buf[20] ^ 1]) + buf[21:], "damaged"),
