@@ -32,9 +32,9 @@
  *   microseconds; a blocked thread on an idle vCPU takes tens of
  *   microseconds to wake.  After the polling window the loop blocks as usual.
  * - Timers are the epoll_wait timeout: the earliest of the next waiter
- *   deadline, the next tick, the end of an accept pause or of a refused
- *   client's drain (listener.c) and of the shutdown grace (connset.c).
- *   An idle loop wakes once a second and burns no CPU.
+ *   deadline, the next tick (loop 0's: after a signal, or at a deadline its
+ *   hook names), the end of an accept pause or of a refused client's drain
+ *   (listener.c) and of the shutdown grace (connset.c).  Idle, once a second.
  */
 #include "loop.h"
 
@@ -317,6 +317,7 @@ static void handle_events(struct tp_loop *l, const struct epoll_event *events, i
 			for (int signo; (signo = tp_signals_next(l->sigfd)) != 0;)
 				l->hooks.on_signal(l->hooks.ctx, signo);
 			refresh_shutting_down(l);
+			l->next_tick_ns = l->env.now_ns; /* the tick learns the deadline a signal set */
 			break;
 		case TP_SOURCE_AGENT:
 			tp_listener_pause_other(&l->listen, l->hooks.on_agent(l->hooks.ctx), l->env.now_ns);
@@ -412,9 +413,8 @@ static void on_shutdown(struct tp_loop *l)
 
 static void on_tick(struct tp_loop *l)
 {
-	l->next_tick_ns = l->env.now_ns + l->tick_ns;
-	if (l->index == 0)
-		l->hooks.on_tick(l->hooks.ctx, l->env.now_ns);
+	uint64_t at = l->index == 0 ? l->hooks.on_tick(l->hooks.ctx, l->env.now_ns) : 0;
+	l->next_tick_ns = at && at < l->env.now_ns + l->tick_ns ? at : l->env.now_ns + l->tick_ns;
 	if (!l->shutdown_seen && l->cfg.idle_timeout_s > 0)
 		tp_connset_sweep_idle(&l->conns, l->env.now_ns,
 		                      (uint64_t)l->cfg.idle_timeout_s * 1000000000ull);

@@ -68,8 +68,12 @@ struct tp_loop_hooks {
 	 * the socket for a while (tp_listener_pause_other()).
 	 */
 	int (*on_agent)(void *ctx);
-	/* Loop 0: its tick (tick_ms) came round. */
-	void (*on_tick)(void *ctx, uint64_t now_ns);
+	/*
+	 * Loop 0: its tick (tick_ms) came round, or a signal arrived.  Returns
+	 * a deadline sooner than the next tick at which to be called again
+	 * (the end of a leave, the shutdown's), or 0.
+	 */
+	uint64_t (*on_tick)(void *ctx, uint64_t now_ns);
 	/* Loop 0: have every other loop's threads returned?  It stays until then. */
 	bool (*others_done)(void *ctx);
 	/* Keeping: take a connection's fd and record (hand_off_ctx; any loop's thread). */

@@ -31,7 +31,6 @@
 #include "handover.h"
 #include "health.h"
 #include "leave.h"
-#include "listener.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
@@ -102,8 +101,7 @@ static void conn_closed(void *ctx, struct tp_conn *c)
 
 static void conn_leave(void *ctx, struct tp_qgroup *group)
 {
-	struct tp_server *srv = ctx;
-	tp_admit_leave(&srv->admit, group);
+	tp_admit_leave(&((struct tp_server *)ctx)->admit, group);
 }
 
 /* The settings the queue and the dispatcher hold a copy of (start, reload). */
@@ -137,7 +135,7 @@ static void loop_exited(void *ctx)
 
 static void on_signal(void *ctx, int signo);
 static void on_wake(void *ctx);
-static void on_tick(void *ctx, uint64_t now_ns);
+static uint64_t on_tick(void *ctx, uint64_t now_ns);
 static int on_agent(void *ctx);
 
 /* Workers, their queue and the dispatcher between them. */
@@ -442,7 +440,7 @@ static int on_agent(void *ctx)
 	                       tp_health_ok(&srv->health, tp_clock_ns()));
 }
 
-static void on_tick(void *ctx, uint64_t now)
+static uint64_t on_tick(void *ctx, uint64_t now)
 {
 	struct tp_server *srv = ctx;
 
@@ -452,13 +450,16 @@ static void on_tick(void *ctx, uint64_t now)
 	if (tp_leave_tick(&srv->leave, &srv->health, now))
 		begin_shutdown(srv, SIGTERM);
 	if (!atomic_load(&srv->shared.shutting_down))
-		return;
+		return srv->leave.leave_at_ns; /* 0 when not leaving */
 	if (!srv->aborted && now >= srv->shutdown_deadline_ns)
 		abort_work(srv, now);
 	if (srv->aborted && !atomic_load(&srv->shared.force_close) && now >= srv->force_close_ns) {
 		atomic_store(&srv->shared.force_close, true);
 		wake_loops(srv);
 	}
+	return !srv->aborted                           ? srv->shutdown_deadline_ns
+	       : atomic_load(&srv->shared.force_close) ? 0
+	                                               : srv->force_close_ns;
 }
 
 int tp_server_run(struct tp_server *srv)

@@ -621,6 +621,23 @@ class ShutdownGrace(unittest.TestCase):
                 self.assertLess(took, 1.0 + 0.5 * SLACK)  # 1.5 s where it is not sanitized
                 self.assertEqual(srv.proc.wait(timeout=5), 0)
 
+    def test_the_leave_and_the_deadline_end_on_time(self):
+        # Each on its own timer, not at the next one-second tick after it.
+        for _ in range(3):  # the tick's phase is random: a deadline kept at the tick is late half the time
+            with Server("--drain-s", "1", "--shutdown-timeout-s", "1") as srv:
+                s = srv.connect()
+                r = LineReader(s)
+                s.sendall(b"SLEEP 9000\n")
+                srv.wait_log(r"ready:")
+                time.sleep(0.1 + random.random())  # anywhere in the ticks' phase
+                t0 = time.monotonic()
+                srv.signal(signal.SIGTERM)
+                self.assertEqual(r.line(timeout=10), "ERR server shutting down")
+                took = time.monotonic() - t0
+                self.assertGreaterEqual(took, 1.95)  # the leave's 1 s, then the shutdown's
+                self.assertLess(took, 2.0 + 0.3 * SLACK, srv.log()[-2000:])
+                self.assertEqual(srv.proc.wait(timeout=5), 0)
+
     def test_the_grace_serves_one_request_not_one_read(self):
         # Lines that come with the first one, in the same segment, are later lines all the same.
         with Server() as srv:
