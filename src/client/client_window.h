@@ -26,7 +26,7 @@ struct tp_client_req {
 	uint64_t seed;    /* ECHO: the text's generator seed */
 	uint32_t arg;     /* SLEEP: ms; ECHO: text length */
 	uint8_t op;       /* enum tp_op */
-	uint8_t retries;  /* times it was sent again after ERR server busy */
+	uint16_t retries; /* times it was sent again after ERR server busy (--retry-busy: up to 1000) */
 	bool measured;    /* counts in the totals (not sent during --warmup) */
 };
 

@@ -64,11 +64,29 @@ static void test_defer(void **state)
 	tp_client_window_release(&q);
 }
 
+/* --retry-busy allows up to 1000 sends again: the count must not wrap on the way. */
+static void test_defer_counts_past_255(void **state)
+{
+	(void)state;
+	struct tp_client_window q;
+	struct tp_client_req req = {0};
+	unsigned sent_again = 0;
+
+	assert_int_equal(tp_client_window_init(&q, 1), 0);
+	while (sent_again <= 1000 && tp_client_window_defer(&q, &req, 0, 1000)) {
+		req = tp_client_window_pop(&q);
+		sent_again++;
+	}
+	assert_int_equal(sent_again, 1000);
+	assert_int_equal(req.retries, 1000);
+	tp_client_window_release(&q);
+}
+
 static void test_draw_write_check(void **state)
 {
 	(void)state;
-	struct tp_client_group g = {.mix = TP_MIX_BALANCED, .sleep_lo_ms = 5, .sleep_hi_ms = 9, .echo_lo = 1,
-	                            .echo_hi = 40};
+	struct tp_client_group g = {
+	        .mix = TP_MIX_BALANCED, .sleep_lo_ms = 5, .sleep_hi_ms = 9, .echo_lo = 1, .echo_hi = 40};
 	uint64_t rng = 7;
 	unsigned ops[2] = {0, 0};
 	char line[128], text[64];
@@ -89,7 +107,8 @@ static void test_draw_write_check(void **state)
 		}
 		/* The reply a correct server gives: "OK " and the argument. */
 		char reply[128];
-		int len = snprintf(reply, sizeof(reply), "OK %.*s", (int)(n - 1 - (req.op == TP_OP_SLEEP ? 6 : 5)),
+		int len = snprintf(reply, sizeof(reply), "OK %.*s",
+		                   (int)(n - 1 - (req.op == TP_OP_SLEEP ? 6 : 5)),
 		                   line + (req.op == TP_OP_SLEEP ? 6 : 5));
 		assert_int_equal(tp_client_req_check(&req, text, reply, (size_t)len), TP_VERIFY_OK);
 		assert_int_equal(tp_client_req_check(&req, text, "OK x", 4), TP_VERIFY_MISMATCH);
@@ -103,6 +122,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_ring_order),
 	        cmocka_unit_test(test_defer),
+	        cmocka_unit_test(test_defer_counts_past_255),
 	        cmocka_unit_test(test_draw_write_check),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
