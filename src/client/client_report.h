@@ -27,6 +27,7 @@ struct tp_client_report {
 	const struct tp_client_stats *groups; /* [opts->ngroups], with every histogram */
 	double elapsed_s;
 	bool interrupted;
+	int exit_status; /* what tpclient exits with: the counts', or 1 for a file it could not write */
 };
 
 /* 0 when every request sent got its OK and nothing else went wrong, else 1. */

@@ -158,20 +158,18 @@ static void live_end(struct live *lv, struct tp_client_load *l)
 	tp_client_timeline_end(lv->timeline, now);
 }
 
-/* Print the report of what res measured. Returns the exit status. */
+/* Write the latency file, then print the report of what res measured, with its exit status. */
 static int report(const struct tp_client_opts *o, struct tp_client_report *rep)
 {
-	int status;
-
+	rep->exit_status = tp_client_report_exit_status(&rep->total->counts);
+	if (o->latency_file)
+		rep->exit_status |= write_hgrm(o->latency_file, rep->total->latency);
 	if (o->json)
 		tp_client_json_report(stdout, rep);
 	else
 		tp_client_report_text(stdout, rep);
 	fflush(stdout);
-	status = tp_client_report_exit_status(&rep->total->counts);
-	if (o->latency_file)
-		status |= write_hgrm(o->latency_file, rep->total->latency);
-	return status;
+	return rep->exit_status;
 }
 
 /* Connect, run until done or interrupted, print the report. Returns the exit status. */

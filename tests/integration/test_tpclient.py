@@ -214,12 +214,16 @@ class AgainstTpserver(unittest.TestCase):
             p50 = next(x for x in spectrum if x["p"] == 50.0)
             self.assertLess(abs(p50["ms"] - doc["latency_ms"]["p50"]), doc["latency_ms"]["p50"] / 100)
 
-            # A file that cannot be written fails the run (after the report), naming it.
+            # A file that cannot be written fails the run, naming it; the report still comes,
+            # and the JSON one says the status the run exits with.
             p = run_client(srv.port, "-c", 1, "--requests", 5, "--mix", "echo", "--latency-file",
                            os.path.join(d, "missing", "x.hgrm"))
             self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
             self.assertIn("SUMMARY sent=5", p.stdout)
             self.assertIn("cannot write " + os.path.join(d, "missing", "x.hgrm"), p.stderr)
+            p = run_client(srv.port, "-c", 1, "--requests", 5, "--mix", "echo", "--json", "--latency-file",
+                           os.path.join(d, "missing", "x.hgrm"))
+            self.assertEqual((p.returncode, json.loads(p.stdout)["exit_status"]), (1, 1), p.stdout + p.stderr)
 
     def test_interval_rows_and_warmup(self):
         # 1000/s for 1 s after a warmup of 1 s: the totals are the second second only,
