@@ -4,6 +4,7 @@
  */
 #include "client_values.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
 #include <netdb.h>
@@ -166,16 +167,23 @@ int tp_client_value_span(const char *s, uint64_t min, uint64_t max, uint32_t *re
 	return 0;
 }
 
-/* One numeric IPv4 or IPv6 address (an IPv6 one may carry a %scope). */
+/*
+ * One numeric IPv4 address in dotted-quad form, or IPv6 (which may carry a
+ * %scope): not inet_aton()'s older forms, which getaddrinfo() also takes
+ * (127.0.0.010 is 127.0.0.8 there, 127.1 is 127.0.0.1).
+ */
 static int parse_source(const char *s, size_t len, struct tp_client_source *ret)
 {
 	struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_PASSIVE, .ai_socktype = SOCK_STREAM};
 	struct addrinfo *res;
+	struct in_addr v4;
 
 	if (len == 0 || len >= sizeof(ret->text))
 		return -EINVAL;
 	memcpy(ret->text, s, len);
 	ret->text[len] = '\0';
+	if (!strchr(ret->text, ':') && inet_pton(AF_INET, ret->text, &v4) != 1)
+		return -EINVAL;
 	if (getaddrinfo(ret->text, NULL, &hints, &res) != 0)
 		return -EINVAL;
 	if (res->ai_addrlen > sizeof(ret->addr)) {

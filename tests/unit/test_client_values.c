@@ -120,7 +120,8 @@ static void test_retry(void **state)
 	assert_int_equal(tp_client_value_retry("0.5,7", 3600, 1000, &d, &n), 0);
 	assert_true(d == 0.5 && n == 7);
 	d = 9, n = 9;
-	static const char *const bad[] = {"", ",3", "10ms,", "10ms,0", "10ms,1001", "0,3", "1x,3", "1,2,3", "2h"};
+	static const char *const bad[] = {"",    ",3",   "10ms,", "10ms,0", "10ms,1001",
+	                                  "0,3", "1x,3", "1,2,3", "2h"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		assert_int_equal(tp_client_value_retry(bad[i], 3600, 1000, &d, &n), -EINVAL);
 		assert_true(d == 9 && n == 9);
@@ -174,9 +175,10 @@ static void test_sources(void **state)
 	assert_int_equal(src[2].len, sizeof(struct sockaddr_in6));
 
 	n = 9;
-	static const char *const bad[] = {
-	        "",          ",",           "127.0.0.2,", "1.2.3.4.5",
-	        "localhost", "127.0.0.1:9", "[::1]",      "1.2.3.4,1.2.3.5,1.2.3.6,1.2.3.7"};
+	static const char *const bad[] = {"", ",", "127.0.0.2,", "1.2.3.4.5", "localhost", "127.0.0.1:9",
+	                                  "[::1]", "1.2.3.4,1.2.3.5,1.2.3.6,1.2.3.7",
+	                                  /* inet_aton()'s older forms: octal, hexadecimal, fewer parts */
+	                                  "127.0.0.010", "0x7f000002", "127.2", "2130706434", "127.1.010"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(tp_client_value_sources(bad[i], 3, src, &n), -EINVAL);
 	assert_int_equal(n, 9);
@@ -199,11 +201,11 @@ static void test_name(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_u64),      cmocka_unit_test(test_positive),
-	        cmocka_unit_test(test_duration), cmocka_unit_test(test_rate), cmocka_unit_test(test_rate_text),
-	        cmocka_unit_test(test_retry),
-	        cmocka_unit_test(test_span),     cmocka_unit_test(test_mix),
-	        cmocka_unit_test(test_sources),  cmocka_unit_test(test_name),
+	        cmocka_unit_test(test_u64),       cmocka_unit_test(test_positive),
+	        cmocka_unit_test(test_duration),  cmocka_unit_test(test_rate),
+	        cmocka_unit_test(test_rate_text), cmocka_unit_test(test_retry),
+	        cmocka_unit_test(test_span),      cmocka_unit_test(test_mix),
+	        cmocka_unit_test(test_sources),   cmocka_unit_test(test_name),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
