@@ -53,6 +53,9 @@ static int connect_one(const struct addrinfo *ai, const struct tp_client_source 
 	struct timeval tv = {(time_t)timeout_s, (suseconds_t)((timeout_s - (double)(time_t)timeout_s) * 1e6)};
 	int one = 1, fd, r;
 
+	if (tv.tv_sec == 0 && tv.tv_usec == 0)
+		tv.tv_usec = 1; /* below a microsecond: 0 would mean no bound at all */
+
 	*ret_call = "socket";
 	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)

@@ -883,6 +883,22 @@ class AgainstScriptedServers(unittest.TestCase):
             self.assertGreaterEqual(took, 0.5)
             self.assertLess(took, 5.0)
 
+    def test_a_timeout_below_a_microsecond_still_bounds_the_connect(self):
+        # A server whose accept queue is full drops each SYN: only the timeout ends a connect.
+        with socket.create_server(("127.0.0.1", 0), backlog=0) as lst:
+            port = lst.getsockname()[1]
+            fill = [socket.socket() for _ in range(2)]
+            for f in fill:
+                self.addCleanup(f.close)
+                f.setblocking(False)
+                f.connect_ex(("127.0.0.1", port))
+            time.sleep(0.2)
+            t0 = time.monotonic()
+            p = run_client(port, "--clients", 3, "--requests", 5, "--recv-timeout", "0.0000005", "--json",
+                           timeout=60)
+            self.assertLess(time.monotonic() - t0, 10)
+            self.assertEqual(json.loads(p.stdout)["connect_failed"], 3, p.stderr)
+
 
 class CommandLine(unittest.TestCase):
     def test_usage_errors_exit_2_naming_the_flag(self):
