@@ -6,13 +6,15 @@
 #include "client_dial.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <math.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdatomic.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 struct tp_client_dial {
@@ -46,18 +48,37 @@ void tp_client_dial_free(struct tp_client_dial *d)
 	free(d);
 }
 
-/* Connect one socket to ai from src, blocking, bounded by timeout_s. Returns the fd or -errno. */
-static int connect_one(const struct addrinfo *ai, const struct tp_client_source *src, double timeout_s,
-                       const char **ret_call)
+/*
+ * fd's connect is under way: wait for its end, for timeout_s at most (a
+ * millisecond at least), or until stop_fd (if >= 0) is readable.  Returns
+ * 0, or -1 with errno: the connect's error, ETIMEDOUT or EINTR.
+ */
+static int connected(int fd, double timeout_s, int stop_fd)
 {
-	struct timeval tv = {(time_t)timeout_s, (suseconds_t)((timeout_s - (double)(time_t)timeout_s) * 1e6)};
+	struct pollfd p[2] = {{.fd = fd, .events = POLLOUT}, {.fd = stop_fd, .events = POLLIN}};
+	double ms = ceil(timeout_s * 1000);
+	int err = 0, n = poll(p, stop_fd >= 0 ? 2 : 1, ms < 1 ? 1 : ms > INT_MAX ? INT_MAX : (int)ms);
+	socklen_t len = sizeof(err);
+
+	if (n <= 0 || (p[1].revents & POLLIN)) {
+		errno = n < 0 ? errno : n == 0 ? ETIMEDOUT : EINTR;
+		return -1;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		return -1;
+	errno = err;
+	return err ? -1 : 0;
+}
+
+/* Connect one socket to ai from src, bounded by timeout_s and stop_fd. Returns the fd (non-blocking) or
+ * -errno. */
+static int connect_one(const struct addrinfo *ai, const struct tp_client_source *src, double timeout_s,
+                       int stop_fd, const char **ret_call)
+{
 	int one = 1, fd, r;
 
-	if (tv.tv_sec == 0 && tv.tv_usec == 0)
-		tv.tv_usec = 1; /* below a microsecond: 0 would mean no bound at all */
-
 	*ret_call = "socket";
-	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
 	if (src) {
@@ -67,14 +88,11 @@ static int connect_one(const struct addrinfo *ai, const struct tp_client_source 
 		if (bind(fd, &src->addr.sa, src->len) < 0)
 			goto fail;
 	}
-	/* SO_SNDTIMEO also bounds connect(): a full accept queue must not hang the start. */
-	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	/* A full accept queue must not hang the start, nor keep a signal from stopping it. */
 	*ret_call = "connect";
-	if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
-		if (errno == EINPROGRESS)
-			errno = ETIMEDOUT;
+	if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 &&
+	    (errno != EINPROGRESS || connected(fd, timeout_s, stop_fd) < 0))
 		goto fail;
-	}
 	/* Small pipelined requests must leave now, not when Nagle decides. */
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	return fd;
@@ -86,7 +104,7 @@ fail:
 }
 
 int tp_client_dial_connect(struct tp_client_dial *d, const struct tp_client_source *src, double timeout_s,
-                           const char **ret_call)
+                           int stop_fd, const char **ret_call)
 {
 	unsigned good = atomic_load_explicit(&d->good, memory_order_relaxed), i = 0;
 	int fd = -EAFNOSUPPORT;
@@ -98,7 +116,9 @@ int tp_client_dial_connect(struct tp_client_dial *d, const struct tp_client_sour
 		for (const struct addrinfo *ai = d->res; ai; ai = ai->ai_next, i++) {
 			if ((pass == 0) != (i == good) || (src && ai->ai_family != src->addr.sa.sa_family))
 				continue;
-			fd = connect_one(ai, src, timeout_s, ret_call);
+			fd = connect_one(ai, src, timeout_s, stop_fd, ret_call);
+			if (fd == -EINTR)
+				return fd;
 			if (fd >= 0) {
 				atomic_store_explicit(&d->good, i, memory_order_relaxed);
 				return fd;

@@ -29,11 +29,13 @@ void tp_client_dial_free(struct tp_client_dial *d);
 /*
  * Open a TCP connection to the first server address of src's family (any
  * family when src is NULL) that accepts, bound to src's address (the port
- * picked by the kernel) when src is not NULL; blocking, connect bounded by
- * timeout_s; TCP_NODELAY set.  Returns the socket, or -errno with
- * *ret_call naming the call that failed ("socket", "bind" or "connect").
+ * picked by the kernel) when src is not NULL; each connect bounded by
+ * timeout_s; TCP_NODELAY set.  Gives up with -EINTR as soon as stop_fd
+ * (if >= 0: a signalfd) is readable.  Returns the socket (non-blocking),
+ * or -errno with *ret_call naming the call that failed ("socket", "bind"
+ * or "connect").
  */
 int tp_client_dial_connect(struct tp_client_dial *d, const struct tp_client_source *src, double timeout_s,
-                           const char **ret_call);
+                           int stop_fd, const char **ret_call);
 
 #endif

@@ -73,6 +73,7 @@ struct tp_client_load {
 	unsigned exited;
 	struct tp_client_dial *dial;
 	atomic_int stop;                               /* 0 run, 1 stop issuing, 2 abort */
+	int stop_fd;                                   /* readable: stop connecting (or -1) */
 	uint64_t connect_failed[TP_CLIENT_MAX_GROUPS]; /* per group, counted before the workers start */
 	uint64_t connect_failed_all;
 };
@@ -135,7 +136,7 @@ static void reopen_broken(struct worker *w)
 			tp_client_conn_abort(c);
 			continue;
 		}
-		fd = tp_client_dial_connect(w->load->dial, src, o->recv_timeout_s, &call);
+		fd = tp_client_dial_connect(w->load->dial, src, o->recv_timeout_s, -1, &call);
 		r = fd < 0 ? fd : tp_client_conn_reopen(c, fd);
 		w->ctx.now_ns = now_ns();
 		if (r == 0)
@@ -277,8 +278,10 @@ static int connect_client(struct tp_client_load *l, unsigned i, unsigned g, unsi
 	unsigned pos = i / l->nthreads, s = group->nsources ? gi % group->nsources : 0;
 	const struct tp_client_source *src = group->nsources ? &group->sources[s] : NULL;
 	const char *call;
-	int fd = tp_client_dial_connect(l->dial, src, o->recv_timeout_s, &call);
+	int fd = tp_client_dial_connect(l->dial, src, o->recv_timeout_s, l->stop_fd, &call);
 
+	if (fd == -EINTR)
+		return fd;
 	if (fd < 0) {
 		tp_log(logged[s] ? TP_LOG_DEBUG : TP_LOG_ERROR, "connect",
 		       "cannot connect client %u%s%s to %s:%s: %s(): %s", i, src ? " from " : "",
@@ -317,7 +320,7 @@ static int connect_all(struct tp_client_load *l)
 	return 0;
 }
 
-int tp_client_load_new(const struct tp_client_opts *opts, uint64_t seed, bool sample,
+int tp_client_load_new(const struct tp_client_opts *opts, uint64_t seed, bool sample, int stop_fd,
                        struct tp_client_load **ret)
 {
 	struct tp_client_load *l;
@@ -328,6 +331,7 @@ int tp_client_load_new(const struct tp_client_opts *opts, uint64_t seed, bool sa
 	if (!l)
 		return -ENOMEM;
 	l->opts = *opts;
+	l->stop_fd = stop_fd;
 	l->nthreads = opts->threads;
 	l->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (l->done_fd < 0) {

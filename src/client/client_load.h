@@ -37,10 +37,12 @@ struct tp_client_load;
  * bounded by recv-timeout).  A client that cannot connect is logged and
  * counted in connect_failed; the run goes on without it (with none, it
  * ends at once).  Returns 0 and the load in *ret, -EHOSTUNREACH when the
- * host does not resolve (logged here), -ENOMEM, or an epoll or eventfd error.
+ * host does not resolve (logged here), -ENOMEM, or an epoll or eventfd error;
+ * -EINTR as soon as stop_fd (if >= 0: the signalfd) is readable, however
+ * many clients are left to connect (it is not read).
  * sample: publish for tp_client_load_take().
  */
-int tp_client_load_new(const struct tp_client_opts *opts, uint64_t seed, bool sample,
+int tp_client_load_new(const struct tp_client_opts *opts, uint64_t seed, bool sample, int stop_fd,
                        struct tp_client_load **ret);
 
 /* Start the clock and the worker threads. Returns 0 or -errno (pthread_create). */

@@ -180,7 +180,12 @@ static int run(const struct tp_client_opts *o, uint64_t seed, int sigfd, struct 
 	        .opts = o, .seed = seed, .total = &res->stats[o->ngroups], .groups = res->stats};
 	int r, status = TP_CLIENT_EXIT_FAILED;
 
-	r = tp_client_load_new(o, seed, lv->progress || o->interval_s > 0, &load);
+	r = tp_client_load_new(o, seed, lv->progress || o->interval_s > 0, sigfd, &load);
+	if (r == -EINTR) {
+		tp_log(TP_LOG_NOTICE, "interrupted",
+		       "stopped while connecting the clients: no request was sent");
+		goto out;
+	}
 	if (r < 0) {
 		if (r != -EHOSTUNREACH) /* a host that does not resolve was named already */
 			tp_log(TP_LOG_ERROR, "connect", "cannot start the load on %s:%s: %s", o->host,

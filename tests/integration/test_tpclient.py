@@ -3,6 +3,7 @@
 tpserver (each mix, the text and JSON reports, busy rejections, open loop,
 interruption), and against small scripted servers in this file for what a
 correct server never does (wrong replies, silence) and for reproducibility."""
+import contextlib
 import json
 import os
 import pty
@@ -57,6 +58,20 @@ def parse_hgrm(text):
 def run_client(port, *args, timeout=120):
     cmd = [TPCLIENT, "--host", "127.0.0.1", "--port", str(port)] + [str(a) for a in args]
     return subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+
+
+@contextlib.contextmanager
+def full_accept_queue(test):
+    """The port of a listener whose accept queue is full: it drops every SYN."""
+    with socket.create_server(("127.0.0.1", 0), backlog=0) as lst:
+        port = lst.getsockname()[1]
+        for _ in range(2):
+            f = socket.socket()
+            test.addCleanup(f.close)
+            f.setblocking(False)
+            f.connect_ex(("127.0.0.1", port))
+        time.sleep(0.2)
+        yield port
 
 
 def read_pty(master):
@@ -885,19 +900,28 @@ class AgainstScriptedServers(unittest.TestCase):
 
     def test_a_timeout_below_a_microsecond_still_bounds_the_connect(self):
         # A server whose accept queue is full drops each SYN: only the timeout ends a connect.
-        with socket.create_server(("127.0.0.1", 0), backlog=0) as lst:
-            port = lst.getsockname()[1]
-            fill = [socket.socket() for _ in range(2)]
-            for f in fill:
-                self.addCleanup(f.close)
-                f.setblocking(False)
-                f.connect_ex(("127.0.0.1", port))
-            time.sleep(0.2)
+        with full_accept_queue(self) as port:
             t0 = time.monotonic()
             p = run_client(port, "--clients", 3, "--requests", 5, "--recv-timeout", "0.0000005", "--json",
                            timeout=60)
             self.assertLess(time.monotonic() - t0, 10)
             self.assertEqual(json.loads(p.stdout)["connect_failed"], 3, p.stderr)
+
+    def test_a_signal_stops_the_connecting(self):
+        # Eight clients against a full accept queue would take 8 x 5 s to give up.
+        with full_accept_queue(self) as port:
+            p = subprocess.Popen([TPCLIENT, "--host", "127.0.0.1", "--port", str(port), "--clients", "8",
+                                  "--requests", "5", "--recv-timeout", "5"],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            self.addCleanup(lambda: p.poll() is None and (p.kill(), p.communicate()))
+            time.sleep(0.5)
+            t0 = time.monotonic()
+            p.send_signal(signal.SIGINT)
+            out, err = p.communicate(timeout=20)
+            self.assertLess(time.monotonic() - t0, 2)
+            self.assertEqual(p.returncode, 1, err)
+            self.assertIn("stopped while connecting the clients", err)
+            self.assertEqual(out, "")
 
 
 class CommandLine(unittest.TestCase):
