@@ -222,7 +222,8 @@ static bool pool_wedged(struct tp_health *h, const struct tp_pool_stats *ps, uin
 }
 
 /*
- * Healthy: every event loop went round recently, no worker has been on
+ * Healthy: every event loop went round recently (or ended with the
+ * shutdown: the others end before loop 0), no worker has been on
  * one request longer than the stall threshold (a SLEEP within
  * max_sleep_ms is busy, not stuck), and the workers take queued work.
  * why gets the reason when unhealthy.
@@ -234,7 +235,7 @@ static bool healthy(struct tp_health *h, uint64_t now, char *why, size_t len)
 	for (size_t i = 1; i < h->nloops; i++) {
 		struct tp_loop_counters lc;
 		tp_loop_counters(h->loops[i], &lc);
-		if (now > lc.last_turn_ns + LOOP_STALL_NS) {
+		if (lc.last_turn_ns && now > lc.last_turn_ns + LOOP_STALL_NS) {
 			snprintf(why, len, "event loop %zu has not run for %.1f s", i,
 			         (double)(now - lc.last_turn_ns) / 1e9);
 			return false;

@@ -21,16 +21,14 @@
  *   call; expire waiters past their deadline; timers (shutdown, tick,
  *   accept pause, forced close); take what the workers finished meanwhile;
  *   then write every connection that has replies ready, one write each.
- * - With cheap requests (ECHO) in flight and no socket ready (checked with
- *   a non-blocking epoll_wait first), the loop polls its mailbox for up to
- *   SPIN_NS before it sleeps in epoll_wait, marked `notified` so workers
- *   skip the eventfd write: a reply then reaches its client without two
- *   wake-ups.  Long requests (SLEEP) in flight do not make it spin.
+ * - With cheap requests (ECHO) in flight and no socket ready (a non-blocking
+ *   epoll_wait first), the loop polls its mailbox for up to SPIN_NS before it
+ *   sleeps, marked `notified` so workers skip the eventfd write: a reply then
+ *   reaches its client without two wake-ups.  SLEEPs in flight do not count.
  * - For IDLE_POLL_NS after epoll_wait last returned events, the loop polls
- *   (epoll_wait with timeout 0, yielding the core in between) instead of
- *   blocking.  A request-reply client sends its next line within
- *   microseconds; a blocked thread on an idle vCPU takes tens of
- *   microseconds to wake.  After the polling window the loop blocks as usual.
+ *   (epoll_wait with timeout 0, yielding the core in between) rather than
+ *   block: a request-reply client sends its next line within microseconds,
+ *   and a blocked thread on an idle vCPU takes tens of them to wake.
  * - Timers are the epoll_wait timeout: the earliest of the next waiter
  *   deadline, the next tick (loop 0's: after a signal, or at a deadline its
  *   hook names), the end of an accept pause or of a refused client's drain
@@ -473,6 +471,8 @@ static void *loop_thread(void *arg)
 	int r = tp_loop_run(l);
 	if (r < 0)
 		tp_log(TP_LOG_ERROR, "loop_error", "event loop %u: epoll_wait: %s", l->index, strerror(-r));
+	else /* done with the shutdown, not stuck (tp_loop_counters) */
+		atomic_store_explicit(&l->last_turn_ns, 0, memory_order_relaxed);
 	l->hooks.on_exit(l->hooks.ctx);
 	return NULL;
 }

@@ -193,6 +193,24 @@ class Watchdog(unittest.TestCase):
                 self.assertEqual(self.pings(t1, t1 + 1.5), [])
             self.wait_log(srv, r"healthy again", timeout=5)
 
+    def test_loops_that_ended_with_the_shutdown_are_not_stalled(self):
+        # Loops 1 and 2 end once their connections are gone (one of them holds none),
+        # loop 0 stays for the running SLEEP.
+        env = {"NOTIFY_SOCKET": self.notify.path, "WATCHDOG_USEC": "1000000"}
+        with Server("--io-threads", "3", env=env) as srv:
+            self.notify.wait_for(r"^READY=1")
+            s = srv.connect()
+            s.sendall(b"SLEEP 7000\n")
+            time.sleep(0.3)  # on a worker
+            srv.signal(signal.SIGTERM)
+            t0 = time.monotonic()
+            self.wait_log(srv, r"stopped: 1 requests served", timeout=15)
+            self.assertEqual(LineReader(s).line(timeout=5), "OK 7000")
+            self.assertEqual(srv.proc.wait(timeout=10), 0)
+            self.assertNotIn("unhealthy", srv.log())
+            late = self.pings(t0 + 5.5, t0 + 6.5)  # past loop 1's last turn + 5 s, the SLEEP still running
+            self.assertTrue(late, [m for _, m in self.notify.messages])
+
     def test_no_pings_without_watchdog_usec(self):
         with Server(env={"NOTIFY_SOCKET": self.notify.path}):
             self.notify.wait_for(r"^READY=1")
