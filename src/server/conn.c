@@ -352,11 +352,20 @@ unsigned tp_conn_process(struct tp_conn *c)
 unsigned tp_conn_on_event(struct tp_conn *c, uint32_t events)
 {
 	unsigned ev = 0;
+	int err = 0;
 
 	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 		c->readable = true;
 	if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 		c->hup = true;
+	/*
+	 * A reset while reading is paused (requests waiting for room, unsent
+	 * replies over the bound) would wait for the next write to be seen:
+	 * meanwhile its requests hold places and workers.
+	 */
+	if ((events & EPOLLERR) && !tp_conn_can_read(c) && !c->closed &&
+	    getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &(socklen_t){sizeof(err)}) == 0 && err)
+		return read_error(c, err);
 	if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
 		c->writable = true;
 	if (c->writable && c->ohead && c->ohead->done)

@@ -654,5 +654,24 @@ class ShutdownGrace(unittest.TestCase):
             self.assertEqual(srv.proc.wait(timeout=5), 0)
 
 
+class Resets(unittest.TestCase):
+    def test_a_reset_while_waiting_for_room_is_seen_at_once(self):
+        # Its waiting requests pause its reading; the reset is not left until a reply fails.
+        with Server("--workers", "2", "--cheap-workers", "0", "--queue-size", "4", "--log-level", "debug") as srv:
+            s = socket.socket()
+            s.bind(("127.0.0.2", 0))
+            s.connect(("127.0.0.1", srv.port))
+            s.sendall(b"SLEEP 1000\n" * 20)
+            time.sleep(0.2)  # read: two running, four queued, the rest waiting for room
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()
+            srv.wait_log(r"read: Connection reset by peer 127\.0\.0\.2:", timeout=0.5 * SLACK)
+            # Its queued and waiting requests went with it: a newcomer waits for a worker, not for them.
+            with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as b:
+                t0 = time.monotonic()
+                self.assertEqual(request(b, LineReader(b), "SLEEP 10"), "OK 10")
+                self.assertLess(time.monotonic() - t0, 1.0 + 0.2 * SLACK)
+
+
 if __name__ == "__main__":
     tplib.main(verbosity=2, warnings="ignore")
