@@ -163,7 +163,8 @@ static int resize_pool(struct tp_pool *pool, const struct tp_config *old, const 
 		snprintf(msg, msglen, "cannot resize the pool to %d %s: %s", rs[i].want, rs[i].what,
 		         strerror(-r));
 		for (size_t j = 0; j <= i; j++)
-			(void)rs[j].set(pool, (size_t)rs[j].old);
+			if (rs[j].want != rs[j].old)
+				(void)rs[j].set(pool, (size_t)rs[j].old);
 		return r;
 	}
 	return 0;
