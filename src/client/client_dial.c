@@ -11,8 +11,8 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <stdatomic.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -70,8 +70,10 @@ static int connected(int fd, double timeout_s, int stop_fd)
 	return err ? -1 : 0;
 }
 
-/* Connect one socket to ai from src, bounded by timeout_s and stop_fd. Returns the fd (non-blocking) or
- * -errno. */
+/*
+ * Connect one socket to ai from src, bounded by timeout_s and stop_fd.
+ * Returns the fd (non-blocking) or -errno.
+ */
 static int connect_one(const struct addrinfo *ai, const struct tp_client_source *src, double timeout_s,
                        int stop_fd, const char **ret_call)
 {

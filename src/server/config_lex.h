@@ -35,7 +35,9 @@
 /* libconfig 1.5's own limit on nested @include (MAX_INCLUDE_DEPTH). */
 #define TP_CONFIG_LEX_MAX_INCLUDE_DEPTH 10
 
-/* Largest configuration file read (the main file, a drop-in, an include), and the total of all included text.
+/*
+ * Largest configuration file read (the main file, a drop-in, an include),
+ * and the total of all included text.
  */
 #define TP_CONFIG_LEX_MAX_FILE_BYTES (1024 * 1024)
 #define TP_CONFIG_LEX_MAX_TOTAL_BYTES (8 * 1024 * 1024)

@@ -435,6 +435,8 @@ unsigned tp_conn_flush(struct tp_conn *c, bool more_input)
 	 * Handing over: what was read is answered; what was not goes with it
 	 * (framer and socket).  Not first bytes still undecided (a PROXY header
 	 * in part): the next instance takes every connection as past them.
+	 * tp_conn_shutdown() already lets such a connection end as without
+	 * keeping; this is the last guard of that rule.
 	 */
 	if (tp_conn_kept(c) && !c->eof && c->nreqs == 0 && !more_input) {
 		if (c->hdr)
