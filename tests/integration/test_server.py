@@ -429,6 +429,27 @@ class Shutdown(unittest.TestCase):
             self.assertEqual(srv.proc.wait(10), 0)
             self.assertLess(time.monotonic() - t0, 4)
 
+    def test_a_second_sigterm_cuts_the_wait_short_at_once(self):
+        # Not at the next one-second tick: the signal brings the tick
+        # forward. Four runs at a random phase of the tick, so that a
+        # server that waited for it would be late in at least one.
+        import random
+        for run in range(4):
+            with Server("--shutdown-timeout-s", "30") as srv:
+                a = srv.connect()
+                a.sendall(b"SLEEP 10000\n")
+                time.sleep(0.1)
+                srv.signal(signal.SIGTERM)
+                srv.wait_log("shutting down")
+                time.sleep(random.uniform(0.05, 1.05))
+                t0 = time.monotonic()
+                srv.signal(signal.SIGTERM)
+                self.assertEqual(LineReader(a).line(timeout=10), "ERR server shutting down")
+                late = time.monotonic() - t0
+                self.assertLess(late, 0.3, "run %d: answered %.3f s after the second SIGTERM" % (run, late))
+                self.assertEqual(srv.proc.wait(10), 0)
+                self.assertIn("cutting the shutdown short", srv.log())
+
     def test_sigusr2_drains_and_sigusr1_undoes_without_stopping(self):
         with Server() as srv:
             a = srv.connect()
