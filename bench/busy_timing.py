@@ -3,7 +3,8 @@
 """How precisely does ERR server busy keep its deadline?
 
 Fills the pool and the queue of a running tpserver with long SLEEPs, then
-sends single ECHO requests from several connections at staggered moments
+sends single `SLEEP 1` requests (an ECHO would go to the cheap lane, which
+the long SLEEPs do not fill) from several connections at staggered moments
 (optionally while another load runs) and measures, per request, the time
 from sending it to receiving ERR server busy.  Prints p50/p99/max of
 (elapsed - queue_timeout_ms) in milliseconds.
@@ -44,7 +45,7 @@ while (nsent < samples or pending) and time.monotonic() < end:
     if nsent < samples and free and time.monotonic() - last >= 0.02:
         c = free[0]
         last = sent[c] = time.monotonic()
-        c.sendall(b"ECHO probe\n")
+        c.sendall(b"SLEEP 1\n")
         pending += 1
         nsent += 1
     for key, _ in sel.select(timeout=0.005):

@@ -142,7 +142,7 @@ const struct tp_setting tp_settings[] = {
         {.path = "limits.max_unsent_kib",
          INT(max_unsent_kib, 4, 1048576),
          .def = "256",
-         .help = "stop reading a client with this much unsent output",
+         .help = "stop reading a client whose unanswered requests hold N KiB",
          .reloadable = true},
         {.path = "limits.stall_timeout_ms",
          INT(stall_timeout_ms, 0, 86400000),
