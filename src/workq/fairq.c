@@ -25,6 +25,9 @@
  *   served: a rotation hands out QUANTUM_US of credit that the work
  *   consumes, so the rotations are amortised against the cost of the work
  *   itself (a SLEEP 40 pays for 40 of them, an ECHO for a fraction of one).
+ *   Not when the work does not run (its owner answered it unrun): past a
+ *   few turns, one pass hands out every whole round at once, so a pick is
+ *   bounded by the active entries, never by their debt.
  * - Cost is the owner's estimate of a node's service time in µs (the
  *   server's: SLEEP's argument), at least TP_FAIRQ_MIN_COST_US; shares are
  *   shares of cost.
@@ -135,13 +138,43 @@ void tp_fairq_deactivate(struct tp_fairq_level *lv, struct tp_fairq_entry *e)
 	e->list = LIST_NONE;
 }
 
+/*
+ * Give every active entry of lv, at once, the whole rounds of credit after
+ * which all of them would still be in debt: what that many turns would
+ * hand out, in one pass.  Debt can be far larger than the work it paid for
+ * (the owner may answer a costly node without running it), and it must not
+ * be paid back a quantum per turn with the queue's lock held.
+ */
+static void credit_rounds(struct tp_fairq_level *lv)
+{
+	struct tp_fairq_list *lists[2] = {&lv->new_list, &lv->old_list};
+	int64_t least = INT64_MAX; /* the smallest debt */
+
+	for (int i = 0; i < 2; i++)
+		for (struct tp_fairq_entry *e = lists[i]->head; e; e = e->link.next)
+			if (-e->deficit < least)
+				least = -e->deficit;
+	if (least < QUANTUM_US)
+		return;
+	for (int i = 0; i < 2; i++)
+		for (struct tp_fairq_entry *e = lists[i]->head; e; e = e->link.next)
+			e->deficit += least / QUANTUM_US * QUANTUM_US;
+}
+
+/* Turns of the rotation before credit_rounds() takes over. */
+#define CREDIT_TURNS 64
+
 /* The entry to serve at this level: a new one, else the old one whose turn it is. */
 static struct tp_fairq_entry *pick(struct tp_fairq_level *lv)
 {
-	for (;;) {
+	for (unsigned turns = 0;; turns++) {
 		struct tp_fairq_entry *e = tp_fairq_first_active(lv);
 		if (!e || e->deficit > 0)
 			return e;
+		if (turns == CREDIT_TURNS) {
+			credit_rounds(lv);
+			continue;
+		}
 		tp_fairq_deactivate(lv, e);
 		e->deficit += QUANTUM_US;
 		e->list = LIST_OLD;

@@ -7,7 +7,7 @@
  * loaded waiter, each waiter keeping its deadline; a client that leaves
  * while queued; and a change of mode with work queued.  Weighted nodes:
  * the bound, depth and largest in requests, the cost floor per request,
- * and add_ready_chain's room.
+ * and add_ready_chain's room.  Debt far past a quantum paid in one pass.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -180,6 +181,37 @@ static void test_cost(void **state)
 	/* Free requests are not free: cost 0 is charged the floor, like an ECHO. */
 	run_backlogged(&w, TP_FAIR_CONNECTION, 2, 2, cost, 100000, count);
 	assert_in_range(count[2], 49000, 51000);
+	free(w.items);
+}
+
+/*
+ * Debt far beyond a quantum (work charged, then answered without running)
+ * is paid back a pass at a time, not a quantum per turn: each pop below
+ * would take some four million turns per flow otherwise, and the alarm
+ * would end the test.  Turns and shares stay those of the rotation.
+ */
+static void test_debt_paid_in_one_pass(void **state)
+{
+	static uint32_t cost[64];
+	struct world w;
+	int count[64] = {0};
+
+	(void)state;
+	world_init(&w, 4000);
+	for (int f = 0; f < 64; f++) {
+		cost[f] = UINT32_MAX;
+		world_group(&w, f, f % 8); /* 64 flows on 8 addresses: both levels in debt */
+	}
+	alarm(30);
+	run_backlogged(&w, TP_FAIR_ADDRESS, 0, 64, cost, 6400, count);
+	for (int f = 0; f < 64; f++)
+		assert_in_range(count[f], 99, 101);
+	/* Shares of cost: charged a quarter as much, served four times as often. */
+	cost[1] = UINT32_MAX / 4;
+	memset(count, 0, sizeof(count));
+	run_backlogged(&w, TP_FAIR_CONNECTION, 0, 2, cost, 5000, count);
+	assert_in_range(count[1], 39 * count[0] / 10, 41 * count[0] / 10);
+	alarm(0);
 	free(w.items);
 }
 
@@ -908,6 +940,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_shares),
 	        cmocka_unit_test(test_cost),
+	        cmocka_unit_test(test_debt_paid_in_one_pass),
 	        cmocka_unit_test(test_new_flow_first),
 	        cmocka_unit_test(test_flow_fifo_and_batches),
 	        cmocka_unit_test(test_fair_admission),
