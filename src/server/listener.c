@@ -288,14 +288,30 @@ static void pause_accept(struct tp_listen_set *s, uint64_t now_ns, int err)
 		       ACCEPT_PAUSE_MS);
 }
 
+enum tp_discard tp_discard(int fd, size_t *ret_dropped)
+{
+	char buf[4096];
+
+	for (size_t got = 0; got < TP_DISCARD_MAX;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+		if (n > 0) {
+			got += (size_t)n;
+			*ret_dropped += (size_t)n;
+		} else if (n < 0 && errno == EINTR) {
+			continue;
+		} else {
+			return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? TP_DISCARD_EMPTY
+			                                                          : TP_DISCARD_END;
+		}
+	}
+	return TP_DISCARD_MORE;
+}
+
 void tp_listener_drain(struct tp_listen_set *s, struct tp_refused *rf)
 {
-	char buf[512];
-	ssize_t n;
+	size_t dropped = 0;
 
-	while ((n = read(rf->fd, buf, sizeof(buf))) > 0)
-		;
-	if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+	if (tp_discard(rf->fd, &dropped) == TP_DISCARD_END)
 		refused_close(s, rf);
 }
 

@@ -129,8 +129,27 @@ uint64_t tp_listener_next_timer(const struct tp_listen_set *s);
 /* Timers that are due: after a pause watch the sockets again; close refused clients whose time is up. */
 void tp_listener_timers(struct tp_listen_set *s, uint64_t now_ns);
 
-/* A refused client's socket is readable: drain it; close it at EOF or on an error. */
+/*
+ * A refused client's socket is readable: drain it; close it at EOF or on an
+ * error.  A client that keeps sending is read TP_DISCARD_MAX bytes a call,
+ * then closed at its deadline.
+ */
 void tp_listener_drain(struct tp_listen_set *s, struct tp_refused *rf);
+
+/* What tp_discard() reads at most in one call. */
+#define TP_DISCARD_MAX (64 * 1024)
+
+enum tp_discard { TP_DISCARD_EMPTY, TP_DISCARD_MORE, TP_DISCARD_END };
+
+/*
+ * Read and drop what the non-blocking socket fd holds, TP_DISCARD_MAX bytes
+ * at most, adding their count to *ret_dropped: a peer that keeps sending
+ * cannot hold the loop.  Returns END at EOF or an error, EMPTY when
+ * nothing more is there, MORE when it stopped with bytes perhaps left: an
+ * edge-triggered caller sees no new edge for them unless more arrive, so it
+ * needs a deadline of its own.
+ */
+enum tp_discard tp_discard(int fd, size_t *ret_dropped);
 
 /*
  * Takes an accepted non-blocking socket and the client's address.  Returns

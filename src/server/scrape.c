@@ -250,23 +250,6 @@ static bool read_request(struct tp_scrape *s, struct sconn *c)
 	return true;
 }
 
-/* Read and drop what the client sends; true at its EOF (or an error). */
-static bool drain(struct sconn *c, size_t *ret_dropped)
-{
-	char buf[4096];
-
-	for (;;) {
-		ssize_t n = read(c->fd, buf, sizeof(buf));
-		if (n > 0) {
-			*ret_dropped += (size_t)n;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		return !(n < 0 && errno == EAGAIN);
-	}
-}
-
 /*
  * The reply is out: close, unless bytes the client sent are still unread
  * (closing then would reset the connection and could destroy the reply
@@ -276,7 +259,7 @@ static bool drain(struct sconn *c, size_t *ret_dropped)
 static void finish(struct sconn *c)
 {
 	size_t dropped = 0;
-	bool eof = drain(c, &dropped);
+	bool eof = tp_discard(c->fd, &dropped) == TP_DISCARD_END;
 
 	if (eof || (!c->lingering && !c->early && dropped == 0)) {
 		conn_close(c);

@@ -21,6 +21,7 @@ import time
 import unittest
 
 import tplib
+from metricslib import MetricsServer
 from tplib import SANITIZED, SLACK, TPSERVER, LineReader, Server, cpu_seconds, request, wait_until
 
 MAX_LINE = 4096  # the default --max-line-bytes
@@ -380,6 +381,75 @@ class ManyConnections(unittest.TestCase):
                     time.sleep(0.05)
             self.assertEqual(len(again), 10)
             self.assertEqual(srv.stop(), 0)
+
+
+class KeepSending(unittest.TestCase):
+    """Peers answered for good that keep sending: a client refused over
+    max_connections, a scraper past its error reply.  Their input is read
+    and dropped until their deadline, a bounded amount at a time, never
+    until they stop: the loop they hold is everyone's."""
+
+    def flood(self, port, first, seconds):
+        """Start a thread sending first, then 1 MiB blocks for up to seconds;
+        returns a dict whose "closed" is when the server ended it, if it did."""
+        out = {}
+
+        def run():
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                out["start"] = time.monotonic()
+                block = b"x" * (1 << 20)
+                end = out["start"] + seconds
+                s.settimeout(0.5)
+                try:
+                    s.sendall(first)
+                    while time.monotonic() < end:
+                        try:
+                            s.send(block)
+                        except socket.timeout:
+                            pass
+                except OSError:
+                    out["closed"] = time.monotonic()
+
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        out["thread"] = t
+        return out
+
+    def victim_worst(self, victim, seconds):
+        r = LineReader(victim)
+        worst, end = 0.0, time.monotonic() + seconds
+        while time.monotonic() < end:
+            t0 = time.monotonic()
+            self.assertEqual(request(victim, r, "ECHO ping"), "OK ping")
+            worst = max(worst, time.monotonic() - t0)
+            time.sleep(0.05)
+        return worst
+
+    def served_while_flooded(self, srv, port, first, flood_s, closed_within_s):
+        """Three floods of port; a client of the data port sees no stall, and
+        each flood is closed within closed_within_s of its start."""
+        victim = srv.connect()
+        self.assertEqual(request(victim, LineReader(victim), "ECHO in"), "OK in")
+        floods = [self.flood(port, first, flood_s) for _ in range(3)]
+        worst = self.victim_worst(victim, 2.5)
+        for f in floods:
+            f["thread"].join(flood_s + 5)
+        self.assertLess(worst, 0.25 * SLACK, "the victim waited %.2f s" % worst)
+        for f in floods:
+            self.assertIn("closed", f, "never closed")
+            self.assertLess(f["closed"] - f["start"], closed_within_s)
+        self.assertEqual(srv.stop(), 0)
+
+    def test_a_refused_client_that_keeps_sending_is_closed_and_holds_no_loop(self):
+        # Closed after its drain (100 ms), not when it stops sending.
+        with Server("--max-connections", "1") as srv:
+            self.served_while_flooded(srv, srv.port, b"", 4, 1.5 * SLACK)
+
+    def test_a_scraper_that_keeps_sending_holds_no_loop(self):
+        # A request line, then no end of the header: 431, then read and
+        # dropped until the 5 s deadline (checked on the one-second tick).
+        with MetricsServer() as srv:
+            self.served_while_flooded(srv, srv.metrics_port, b"GET /metrics HTTP/1.1\r\n", 8, 6.5 + SLACK)
 
 
 class FdExhaustion(unittest.TestCase):
