@@ -23,6 +23,7 @@
 #include "listener.h"
 #include "log.h"
 #include "reload_status.h"
+#include "sd.h"
 #include "server.h"
 #include "signals.h"
 
@@ -185,6 +186,8 @@ int main(int argc, char **argv)
 	r = tp_server_new(&cfg, reload_config, &a, &srv, err, sizeof(err));
 	if (r < 0) {
 		tp_log(TP_LOG_ERROR, "start", "%s", err);
+		/* What `systemctl status` shows of a failed start, beside the exit code. */
+		(void)tp_sd_notifyf("STATUS=cannot start: %s\nERRNO=%d", err, -r);
 		/* -EINVAL: an unusable address or inherited socket, a configuration problem. */
 		return r == -EINVAL ? TP_EXIT_CONFIG : 1;
 	}

@@ -13,7 +13,8 @@ import time
 import unittest
 
 import tplib
-from tplib import CHEAP_WORKERS, TPSERVER, Frozen, LineReader, Server, free_ports, request, threads_in, wait_until
+from tplib import (CHEAP_WORKERS, NOBODY, TPSERVER, Frozen, LineReader, Server, free_ports, request, tasks_of,
+                   threads_in, wait_until)
 
 TPSERVER = os.path.abspath(TPSERVER)
 
@@ -99,6 +100,35 @@ class Notifications(unittest.TestCase):
             self.notify.wait_for(r"^READY=1")
             # When READY=1 is sent, every worker thread exists (64 + 1 event loop).
             self.assertGreaterEqual(srv.threads(), 65)
+
+    def test_no_ready_when_the_workers_cannot_all_start(self):
+        # Under a task limit (the unit's TasksMax=, RLIMIT_NPROC) that leaves
+        # room for a few workers only, the start fails and says why; systemd
+        # never hears READY=1, so the unit fails instead of running short.
+        if os.geteuid() != 0 or not shutil.which("setpriv") or not shutil.which("prlimit"):
+            self.skipTest("needs root, setpriv and prlimit: the daemon runs as nobody under a task limit")
+        if tplib.SANITIZED:
+            self.skipTest("a sanitizer's own threads count against the task limit")
+        os.chmod(self.notify.dir, 0o755)
+        os.chmod(self.notify.path, 0o777)  # nobody may send to it
+        home = tempfile.mkdtemp(prefix="tp-nproc-")
+        self.addCleanup(shutil.rmtree, home)
+        os.chmod(home, 0o755)
+        exe = shutil.copy(TPSERVER, home)
+        limit = "--nproc=%d" % (tasks_of(NOBODY) + 1 + 4)  # the main thread and 4 more
+        p = subprocess.run(["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY, "--clear-groups",
+                            "prlimit", limit, exe, "--config", "/dev/null", "--host", "127.0.0.1",
+                            "--port", "0", "--workers", "16"],
+                           capture_output=True, text=True, timeout=30,
+                           env=dict(os.environ, NOTIFY_SOCKET=self.notify.path))
+        self.assertNotEqual(p.returncode, 0, p.stderr)
+        self.assertIn("cannot start 16 workers", p.stderr)
+        self.notify.collect(0.2)
+        texts = [m for _, m in self.notify.messages]
+        self.assertFalse([t for t in texts if re.search(r"(?m)^READY=1", t)], texts)
+        # What `systemctl status` shows of the failure.
+        self.assertTrue([t for t in texts if re.search(r"(?m)^STATUS=cannot start: cannot start 16 workers", t)
+                         and re.search(r"(?m)^ERRNO=11$", t)], texts)
 
 
 class Watchdog(unittest.TestCase):

@@ -37,6 +37,22 @@ SANITIZED = _sanitized()
 SLACK = 4.0 if SANITIZED else 1.0
 
 
+NOBODY = 65534
+
+
+def tasks_of(uid):
+    """Tasks (threads) whose real user is uid: what RLIMIT_NPROC counts."""
+    n = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/status" % pid) as f:
+                ruid = int(re.search(r"(?m)^Uid:\s+(\d+)", f.read()).group(1))
+            n += len(os.listdir("/proc/%s/task" % pid)) if ruid == uid else 0
+        except (OSError, AttributeError):
+            pass  # gone meanwhile
+    return n
+
+
 class Server:
     """A tpserver process listening on 127.0.0.1:<ephemeral>; use as a context manager."""
 
