@@ -82,6 +82,24 @@ class Agent(unittest.TestCase):
                 for t in threads:
                     t.join(15)
 
+    def test_a_stuck_worker_makes_the_host_ready_down_until_it_ends(self):
+        # A busy host keeps its weight above 0; a worker past the stall
+        # threshold takes it out ("ready down"), and it comes back by itself.
+        with Server("--agent", "--agent-port", "0", "--workers", "1",
+                    "--stall-timeout-ms", "1000", "--max-sleep-ms", "60000") as srv:
+            port = agent_port(srv)
+            self.assertEqual(agent_line(port), "ready up 100%\n")
+            a = srv.connect()
+            ra = LineReader(a)
+            a.sendall(b"SLEEP 3500\n")
+            t0 = time.monotonic()
+            line = wait_until(lambda: agent_line(port) == "ready down\n", 10, step=0.1)
+            self.assertTrue(line, "never ready down while the worker was stuck")
+            self.assertGreaterEqual(time.monotonic() - t0, 0.9)  # not before the threshold
+            self.assertEqual(ra.line(timeout=10), "OK 3500")
+            line = wait_until(lambda: agent_line(port).startswith("ready up "), 5, step=0.1)
+            self.assertTrue(line, "still not ready up once the worker was done")
+
     def test_graceful_leave(self):
         with Server("--agent", "--agent-port", "0", "--drain-s", "2",
                     "--log-level", "debug") as srv:

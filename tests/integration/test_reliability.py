@@ -18,25 +18,9 @@ import unittest
 
 import tplib
 from metricslib import MetricsServer
-from tplib import CHEAP_WORKERS, SLACK, TPSERVER, LineReader, Server, request, wait_until
+from tplib import CHEAP_WORKERS, NOBODY, SLACK, TPSERVER, LineReader, Server, request, tasks_of, wait_until
 
 BURST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench", "burst_rss.py")
-
-
-NOBODY = 65534
-
-
-def tasks_of(uid):
-    """Tasks (threads) whose real user is uid: what RLIMIT_NPROC counts."""
-    n = 0
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open("/proc/%s/status" % pid) as f:
-                ruid = int(re.search(r"(?m)^Uid:\s+(\d+)", f.read()).group(1))
-            n += len(os.listdir("/proc/%s/task" % pid)) if ruid == uid else 0
-        except (OSError, AttributeError):
-            pass  # gone meanwhile
-    return n
 
 
 class ConfFile:
@@ -58,18 +42,48 @@ class ConfFile:
 
 class ReloadLimits(unittest.TestCase):
     def test_raising_max_unsent_resumes_a_paused_connection(self):
+        # Replies held behind a long SLEEP count against max_unsent_kib from
+        # the moment their lines are read, so the server stops reading; the
+        # client's sends stall. A reload that raises the bound makes the
+        # server read on at once, while the SLEEP still runs.
         conf = ConfFile(self, "limits = { max_unsent_kib = 4; };\n")
-        with Server("--config", conf.path) as srv:
+        with Server("--config", conf.path, "--max-sleep-ms", "60000") as srv:
             s = srv.connect()
             r = LineReader(s)
-            s.sendall(b"SLEEP 1000\n" + b"ECHO x\n" * 199)
-            time.sleep(0.3)
+            s.sendall(b"SLEEP 6000\n")
+            t0 = time.monotonic()
+            line = b"ECHO " + b"x" * 995 + b"\n"
+            stream = line * 256
+            sent = [0]
+
+            def push_until_stalled():
+                s.setblocking(False)
+                still = time.monotonic()
+                while time.monotonic() - still < 0.4:
+                    try:
+                        n = s.send(stream[sent[0] % len(line):])
+                    except BlockingIOError:
+                        time.sleep(0.02)
+                        continue
+                    sent[0] += n
+                    still = time.monotonic()
+                s.setblocking(True)
+                return sent[0]
+
+            before = push_until_stalled()
             conf.write("limits = { max_unsent_kib = 256; };\n")
             srv.signal(signal.SIGHUP)
             srv.wait_log(r"configuration reloaded")
-            # Every reply comes without the client sending another byte.
-            self.assertEqual(r.line(timeout=5), "OK 1000")
-            self.assertEqual(r.lines(199, timeout=5), ["OK x"] * 199)
+            after = push_until_stalled()
+            self.assertLess(time.monotonic() - t0, 5.5, "too slow to tell from the SLEEP's end")
+            # 256 KiB of 1 KiB replies: some 250 more lines read.
+            self.assertGreater(after - before, 100 * len(line), (before, after))
+            lines = sent[0] // len(line)
+            s.sendall(stream[sent[0] % len(line):][:len(line) - sent[0] % len(line)])
+            lines += 1 if sent[0] % len(line) else 0
+            s.settimeout(None)
+            self.assertEqual(r.line(timeout=10), "OK 6000")
+            self.assertEqual(r.lines(lines, timeout=30), ["OK " + "x" * 995] * lines)
             self.assertEqual(srv.stop(), 0)
 
     def shorten_the_queue_timeout(self, queue_after, then_from_waiter=None):
