@@ -505,7 +505,8 @@ class JournalFields(unittest.TestCase):
             f.write("pool = { workers = 2; };\n")
         script = ("mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/journal && "
                   "touch /run/systemd/journal/socket && "
-                  "mount --bind %s/socket /run/systemd/journal/socket && exec \"$@\"" % tmp)
+                  "mount --bind %s/socket /run/systemd/journal/socket && echo TP-MOUNTED >&2 && "
+                  "exec \"$@\"" % tmp)
         err = tempfile.TemporaryFile()
         self.addCleanup(err.close)
         st = os.fstat(err.fileno())
@@ -522,9 +523,15 @@ class JournalFields(unittest.TestCase):
                 pass
             return next((e for e in entries if ("\n%s=" % key) in "\n" + e), None)
 
-        if not wait_until(lambda: entry_with("TP_EVENT") or proc.poll() is not None, 10) or proc.poll():
+        def stderr():
             err.seek(0)
-            self.skipTest("no private /run here: %s" % err.read().decode()[-300:])
+            return err.read().decode(errors="replace")
+
+        started = wait_until(lambda: entry_with("TP_EVENT") or proc.poll() is not None, 10)
+        if "TP-MOUNTED" not in stderr():
+            self.skipTest("no private /run here: %s" % stderr()[-300:])
+        # The private journal socket is there: a daemon that sends it nothing fails.
+        self.assertTrue(started and proc.poll() is None, "no journal entry: %r %s" % (entries, stderr()[-300:]))
         with open(conf, "w") as f:
             f.write("pool = { workers = -5; };\n")
         proc.send_signal(signal.SIGHUP)

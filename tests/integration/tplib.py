@@ -296,6 +296,19 @@ class _Runner(unittest.TextTestRunner):
     resultclass = _Result
 
 
+def _report_skips(skipped):
+    """Name every skipped test and its reason, also when others of the file
+    passed (ctest then says Passed); append them to $TP_SKIP_LOG if set,
+    where the test stage gathers them for its summary."""
+    lines = ["SKIPPED %s: %s" % (test.id(), reason) for test, reason in skipped]
+    for line in lines:
+        print(line, flush=True)
+    log = os.environ.get("TP_SKIP_LOG")
+    if log and lines:
+        with open(log, "a") as f:
+            f.write("".join(line + "\n" for line in lines))
+
+
 def main(**kwargs):
     """unittest.main() for a test file, with the exit status ctest reads:
     0 when at least one test passed and none failed, 1 when one failed or
@@ -303,6 +316,7 @@ def main(**kwargs):
     that ctest reports the file as skipped rather than passed.  A file whose
     tests skip for a reason shares that reason with all of them."""
     result = unittest.main(exit=False, testRunner=_Runner, **kwargs).result
+    _report_skips(result.skipped)
     if not result.wasSuccessful():
         sys.exit(1)
     if result.passed == 0 and result.skipped:
