@@ -12,7 +12,31 @@ import unittest
 
 import tplib
 from metricslib import MetricsServer
-from tplib import CHEAP_WORKERS, TPSERVER, LineReader, Server, check_help_layout, cpu_seconds, request, wait_until
+from tplib import (CHEAP_WORKERS, TPSERVER, LineReader, Server, check_help_layout, cpu_seconds, read_to_eof, request,
+                   wait_until)
+
+
+def flood_until_blocked(sock, payload, quiet_s=1.0, limit=256 << 20):
+    """Send payload over and over without reading, until no byte has gone
+    out for quiet_s (the server stopped reading); returns the bytes sent."""
+    sock.setblocking(False)
+    block = payload * max(1, 65536 // len(payload))
+    sent, rest, last = 0, b"", time.monotonic()
+    while sent < limit:
+        if not rest:
+            rest = block
+        try:
+            n = sock.send(rest)
+        except BlockingIOError:
+            if time.monotonic() - last >= quiet_s:
+                break
+            time.sleep(0.01)
+            continue
+        sent += n
+        rest = rest[n:]
+        last = time.monotonic()
+    sock.setblocking(True)
+    return sent
 
 
 class Protocol(unittest.TestCase):
@@ -131,9 +155,15 @@ class Backpressure(unittest.TestCase):
             elapsed = time.monotonic() - t0
             self.assertGreaterEqual(elapsed, 0.9)
             self.assertLess(elapsed, 3.0)  # at its deadline, not when the worker frees (4 s)
-            # Busy is not fatal: the connection remains usable.
+            # Busy is not fatal: the connection remains usable.  Free the
+            # pool: the holders reset (a FIN alone would still be owed its
+            # replies), the queued SLEEP gives its place back at once and the
+            # running one ends at its time; the next request is then served.
+            for h in hold:
+                h.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                h.close()
             s.sendall(b"SLEEP 5\n")
-            hold[0].close()
+            self.assertEqual(r.line(timeout=10), "OK 5")
 
     def test_unit_waits_for_room_for_all_its_lines(self):
         """Three pipelined ECHOs read together are one unit of three: with two
@@ -366,6 +396,19 @@ class Connections(unittest.TestCase):
             self.assertIsNone(srv.proc.poll())
             self.assertEqual(srv.stop(), 0)
 
+    def test_half_close_leaves_a_trailing_partial_line_unanswered(self):
+        # PROTOCOL.md: bytes after the last line end when the client shuts
+        # down its sending side are not a request and get no reply; the
+        # replies to the lines before them are all sent first.
+        with Server() as srv:
+            s = srv.connect()
+            s.sendall(b"SLEEP 200\nECHO a\nECHO partial")
+            s.shutdown(socket.SHUT_WR)
+            r = LineReader(s)
+            self.assertEqual(r.lines(2), ["OK 200", "OK a"])
+            s.settimeout(10)
+            self.assertEqual(r.buf + read_to_eof(s), b"")  # then EOF: no reply to "ECHO partial"
+
     def test_half_close_still_gets_replies(self):
         with Server() as srv:
             s = srv.connect()
@@ -419,15 +462,42 @@ class Shutdown(unittest.TestCase):
             self.assertEqual(srv.proc.wait(10), 0)
 
     def test_shutdown_timeout_cuts_long_sleeps(self):
-        with Server("--shutdown-timeout-s", "1") as srv:
+        with MetricsServer("--shutdown-timeout-s", "1") as srv:
             a = srv.connect()
             a.sendall(b"SLEEP 10000\n")
-            time.sleep(0.2)
+            self.assertTrue(wait_until(lambda: srv.pool_state()[:2] == (1, 0), 10))  # on its worker
             t0 = time.monotonic()
             srv.signal(signal.SIGTERM)
             self.assertEqual(LineReader(a).line(timeout=10), "ERR server shutting down")
+            cut = time.monotonic() - t0
+            # It slept until the 1 s deadline, no longer than about that.
+            self.assertGreaterEqual(cut, 0.9, "cut %.3f s after SIGTERM, before the deadline" % cut)
+            self.assertLess(cut, 4)
             self.assertEqual(srv.proc.wait(10), 0)
             self.assertLess(time.monotonic() - t0, 4)
+
+    def test_a_client_that_takes_no_replies_is_closed_a_second_after_the_deadline(self):
+        # Its replies cannot go out, so its connection cannot close by itself:
+        # the shutdown deadline (1 s) passes, a second later the connection is
+        # closed anyway (the forced close), and tpserver exits 0.
+        with Server("--shutdown-timeout-s", "1", "--max-unsent-kib", "64") as srv:
+            hog = socket.socket()
+            hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            hog.connect(("127.0.0.1", srv.port))
+            srv.sockets.append(hog)
+            sent = flood_until_blocked(hog, b"ECHO " + b"h" * 995 + b"\n", limit=64 << 20)
+            self.assertLess(sent, 64 << 20, "the server kept reading a client that never reads")
+            t0 = time.monotonic()
+            srv.signal(signal.SIGTERM)
+            bound = 2.0 + 1.5 * tplib.SLACK  # deadline + forced close + margin
+            try:
+                status = srv.proc.wait(bound)
+            except subprocess.TimeoutExpired:
+                self.fail("still running %.1f s after SIGTERM:\n%s" % (bound, srv.log()))
+            took = time.monotonic() - t0
+            self.assertEqual(status, 0)
+            self.assertGreaterEqual(took, 1.9, "exited %.3f s after SIGTERM, before deadline + 1 s" % took)
+            self.assertIn("shutdown timeout reached", srv.log())
 
     def test_a_second_sigterm_cuts_the_wait_short_at_once(self):
         # Not at the next one-second tick: the signal brings the tick
