@@ -300,7 +300,8 @@ def _report_skips(skipped):
     """Name every skipped test and its reason, also when others of the file
     passed (ctest then says Passed); append them to $TP_SKIP_LOG if set,
     where the test stage gathers them for its summary."""
-    lines = ["SKIPPED %s: %s" % (test.id(), reason) for test, reason in skipped]
+    name = os.path.splitext(os.path.basename(sys.argv[0]))[0]
+    lines = ["SKIPPED %s: %s" % (test.id().replace("__main__", name, 1), reason) for test, reason in skipped]
     for line in lines:
         print(line, flush=True)
     log = os.environ.get("TP_SKIP_LOG")
