@@ -171,6 +171,10 @@ static inline unsigned tp_conn_complete(struct tp_conn *c, struct tp_req *r)
 		 * waiting as an admitted one does.
 		 */
 		TP_ASSERT(r->status != TP_PROTO_OK);
+		if (!r->waited) { /* cut by the shutdown: its wait for space ends now */
+			r->wait_end_us = tp_req_us(c->env->now_ns);
+			r->waited = true;
+		}
 		ev = tp_conn_admitted(c, r);
 	}
 	r->done = true;

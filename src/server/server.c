@@ -322,8 +322,9 @@ static void abort_work(struct tp_server *srv, uint64_t now)
 	size_t cnt;
 
 	srv->aborted = true;
-	tp_pool_abort(srv->pool);
+	/* Emptied first: a worker woken from its SLEEP would otherwise take what is queued. */
 	cnt = tp_dispatch_cancel_all(srv->queue);
+	tp_pool_abort(srv->pool);
 	tp_log(TP_LOG_WARNING, "stop",
 	       "shutdown timeout reached: %zu queued requests answered with ERR server shutting down", cnt);
 	srv->force_close_ns = now + FORCE_CLOSE_GRACE_NS;
