@@ -1,11 +1,14 @@
 # SPDX-License-Identifier: MIT
 """Integration tests of the metrics endpoint: the real tpserver with
 --metrics-port 0, scraped over HTTP after known traffic (exact counts,
-histogram counts, gauges back to zero), HTTP errors, hostile scrapers,
+histogram counts, gauges back to zero), process metrics against /proc,
+the queue's flows and largest address in each fairness mode, watchdog
+episodes, requests refused by a shutdown, HTTP errors, hostile scrapers,
 the stats line, reload counters and the metrics socket passed by
 systemd-socket-activate.  The real Prometheus runs in test_prometheus.py."""
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -28,6 +31,73 @@ def idle(srv):
     m = srv.scrape()
     return all(m.get(g) == 0 for g in ("tpserver_queue_depth", "tpserver_queue_waiters",
                                        "tpserver_workers_busy")) and m
+
+
+def statm(pid):
+    """(virtual, resident) memory of pid in bytes, from /proc/PID/statm."""
+    with open("/proc/%d/statm" % pid) as f:
+        vm, rss = f.read().split()[:2]
+    page = os.sysconf("SC_PAGE_SIZE")
+    return int(vm) * page, int(rss) * page
+
+
+def burn_cpu(srv, seconds, timeout=10.0):
+    """Echo 4 KB lines through srv, 50 at a time (their replies fit the socket
+    buffers unread), until its process has used `seconds` of CPU time, most of
+    it the system's (socket I/O).  Returns the CPU time /proc says."""
+    line = b"ECHO " + b"x" * 4000 + b"\n"
+    want = (len(line) - 2) * 50  # "OK " and the text for each "ECHO "
+    deadline = time.monotonic() + timeout
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s:
+        while tplib.cpu_seconds(srv.proc.pid) < seconds and time.monotonic() < deadline:
+            s.sendall(line * 50)
+            got = 0
+            while got < want:
+                chunk = s.recv(1 << 20)
+                if not chunk:
+                    raise EOFError("tpserver closed the connection")
+                got += len(chunk)
+    return tplib.cpu_seconds(srv.proc.pid)
+
+
+def connect_from(srv, source):
+    """A connection to srv from the loopback address source (127.0.0.0/8), closed with srv."""
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=10, source_address=(source, 0))
+    srv.sockets.append(s)
+    return s
+
+
+def replies_left_unread(srv):
+    """A connection that pipelines 16 MB of ECHOs and reads none of the
+    replies, once tpserver has stopped reading it (its replies fill the
+    socket buffers, and then limits.max_unsent_kib) with nothing of it
+    queued.  A connection whose replies cannot be written keeps a shutting
+    down server up until 1 s past the shutdown deadline (before it is
+    closed by force): time for a scrape after the deadline.  Returns the
+    thread that sends, which ends when the connection does."""
+    x = socket.socket()
+    x.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    x.settimeout(30)
+    x.connect(("127.0.0.1", srv.port))
+    srv.sockets.append(x)
+    data = (b"ECHO " + b"x" * 4000 + b"\n") * 4000
+
+    def send():
+        try:
+            x.sendall(data)
+        except OSError:
+            pass  # closed by the server (or the test) with data still to send
+    t = threading.Thread(target=send, daemon=True)
+    t.start()
+
+    def stopped_reading():
+        m0 = idle(srv)
+        time.sleep(0.2)
+        m1 = idle(srv)
+        received = m1 and m1.get("tpserver_received_bytes_total")
+        return m0 and m1 and m0.get("tpserver_received_bytes_total") == received < len(data)
+    assert wait_until(stopped_reading, 15), srv.scrape_text()
+    return t
 
 
 class Counts(unittest.TestCase):
@@ -184,13 +254,44 @@ class Counts(unittest.TestCase):
 
     def test_process_metrics(self):
         with MetricsServer() as srv:
+            pid = srv.proc.pid
+            # CPU time clearly above 0 (and above a tick or two of /proc's granularity).
+            self.assertGreaterEqual(burn_cpu(srv, 0.3), 0.3, "could not make tpserver use 0.3 s of CPU")
+            self.assertTrue(wait_until(lambda: srv.scrape().get("tpserver_connections") == 0, 5))
+            srv.scrape()  # the first one's page faults and allocations are behind
+            cpu0, (vm0, rss0) = tplib.cpu_seconds(pid), statm(pid)
             m = srv.scrape()
+            cpu1, (vm1, rss1) = tplib.cpu_seconds(pid), statm(pid)
+            # The scrape read getrusage() between the two reads of /proc/PID/stat, whose
+            # utime and stime are whole clock ticks (cut, not rounded): a few ticks either side.
+            cpu = m.get("process_cpu_seconds_total")
+            self.assertGreaterEqual(cpu, cpu0 - 0.05)
+            self.assertLessEqual(cpu, cpu1 + 0.05)
+            # /proc/self/statm as the scrape read it, in bytes (pages times the page size);
+            # what a scrape allocates (and a sanitizer's allocator) may move it a little.
+            for name, lo, hi in (("process_virtual_memory_bytes", vm0, vm1),
+                                 ("process_resident_memory_bytes", rss0, rss1)):
+                v = m.get(name)
+                slack = (1 << 20) + max(lo, hi) // 100
+                self.assertGreaterEqual(v, min(lo, hi) - slack, name)
+                self.assertLessEqual(v, max(lo, hi) + slack, name)
             self.assertAlmostEqual(m.get("process_start_time_seconds"), time.time(), delta=30)
             # The scrape's own connection was open while it counted.
             self.assertEqual(m.get("process_open_fds"), srv.fds() + 1)
-            self.assertGreater(m.get("process_resident_memory_bytes"), 1 << 20)
-            self.assertGreater(m.get("process_max_fds"), 0)
-            self.assertGreaterEqual(m.get("process_cpu_seconds_total"), 0)
+
+    def test_process_max_fds_is_the_soft_limit_at_scrape_time(self):
+        with MetricsServer() as srv:
+            pid = srv.proc.pid
+            soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+            self.assertEqual(srv.scrape().get("process_max_fds"), soft)
+            # A soft limit lowered under the running server (to a value of its own, not the
+            # hard limit the server raised it to at start) is what the next scrape says.
+            lowered = soft - 7
+            try:
+                resource.prlimit(pid, resource.RLIMIT_NOFILE, (lowered, hard))
+            except PermissionError:
+                self.skipTest("prlimit on tpserver not permitted")
+            self.assertEqual(srv.scrape().get("process_max_fds"), lowered)
 
     def test_thread_count_unchanged(self):
         with MetricsServer("--workers", "3", "--io-threads", "2") as srv:
@@ -247,6 +348,142 @@ class Counts(unittest.TestCase):
             self.assertEqual(r.lines(2), ["OK 400", "ERR server busy"])
             line = srv.wait_log(r"stats: [^\n]* 1 busy[^\n]*", timeout=5)
             self.assertIn(", 0 other errors", line)
+
+
+class QueueShape(unittest.TestCase):
+    """tpserver_queue_flows and tpserver_queue_largest_address with a known
+    backlog: the only worker busy, then 127.0.0.2 queues 3 SLEEPs on one
+    connection and 127.0.0.3 queues 2 on each of two connections."""
+
+    def backlog(self, fairness):
+        with MetricsServer("--workers", "1", "--cheap-workers", "0", "--fairness", fairness) as srv:
+            blocker = srv.connect()
+            blocker.sendall(b"SLEEP 1200\n")
+            self.assertTrue(wait_until(lambda: srv.scrape().get("tpserver_workers_busy") == 1, 5))
+            for source, n in (("127.0.0.2", 3), ("127.0.0.3", 2), ("127.0.0.3", 2)):
+                connect_from(srv, source).sendall(b"SLEEP 10\n" * n)
+            m = wait_until(lambda: (lambda m: m.get("tpserver_queue_depth") == 7 and m)(srv.scrape()), 5)
+            self.assertTrue(m, srv.scrape_text())
+            # Still the blocker's SLEEP alone on the worker: nothing of the backlog was taken.
+            self.assertEqual(m.get("tpserver_workers_busy"), 1)
+            shape = (m.get("tpserver_queue_flows"), m.get("tpserver_queue_largest_address"))
+            # Drained: both back to 0.
+            m = wait_until(lambda: idle(srv), 10)
+            self.assertTrue(m, srv.scrape_text())
+            self.assertEqual((m.get("tpserver_queue_flows"), m.get("tpserver_queue_largest_address")), (0, 0))
+            return shape
+
+    def test_by_address(self):
+        # Three connections with requests queued (the blocker's running SLEEP is not queued);
+        # 127.0.0.3 holds 4 of the 7 over its two connections.
+        self.assertEqual(self.backlog("address"), (3, 4))
+
+    def test_by_connection(self):
+        # Per connection: the largest holds 3.
+        self.assertEqual(self.backlog("connection"), (3, 3))
+
+    def test_none(self):
+        self.assertEqual(self.backlog("none"), (0, 0))
+
+
+class Watchdog(unittest.TestCase):
+    # WATCHDOG_USEC alone turns the watchdog on (without NOTIFY_SOCKET its pings go
+    # nowhere); at 1 s it looks at the server's health every 0.5 s.
+    WATCHDOG = {"WATCHDOG_USEC": "1000000"}
+
+    def test_unhealthy_episodes_counted_once_each(self):
+        with MetricsServer("--workers", "1", "--stall-timeout-ms", "300", env=self.WATCHDOG) as srv:
+            def episodes():
+                return srv.scrape().get("tpserver_watchdog_unhealthy_episodes_total")
+            self.assertEqual(episodes(), 0)
+            s = srv.connect()
+            r = LineReader(s)
+            # Stuck from 0.3 s to 2 s: unhealthy at three or four checks in a row, one episode.
+            s.sendall(b"SLEEP 2000\n")
+            self.assertTrue(wait_until(lambda: episodes() == 1, 5), srv.log())
+            self.assertEqual(r.line(), "OK 2000")
+            self.assertTrue(wait_until(lambda: "healthy again" in srv.log(), 5), srv.log())
+            self.assertEqual(episodes(), 1)
+            # Healthy again: the next stall is an episode of its own (at least one check
+            # falls within its 0.9 s).
+            self.assertEqual(request(s, r, "SLEEP 1200"), "OK 1200")
+            self.assertTrue(wait_until(lambda: srv.log().count("healthy again") == 2, 5), srv.log())
+            self.assertEqual(episodes(), 2)
+            self.assertEqual(srv.log().count("critical: unhealthy: a worker has been on one request"), 2)
+
+    def test_no_episodes_without_a_watchdog(self):
+        with MetricsServer("--workers", "1", "--stall-timeout-ms", "300") as srv:
+            s = srv.connect()
+            self.assertEqual(request(s, LineReader(s), "SLEEP 1500"), "OK 1500")
+            self.assertEqual(srv.scrape().get("tpserver_watchdog_unhealthy_episodes_total"), 0)
+            self.assertNotIn("unhealthy", srv.log())
+
+
+class Shutdown(unittest.TestCase):
+    def test_lines_after_sigterm_counted_shutting_down(self):
+        with MetricsServer("--workers", "2") as srv:
+            keep = srv.connect()
+            keep.sendall(b"SLEEP 6000\n")  # keeps the server up past the scrape
+            s = srv.connect()
+            r = LineReader(s)
+            s.sendall(b"SLEEP 1500\n")
+            self.assertTrue(wait_until(lambda: srv.scrape().get("tpserver_workers_busy") == 2, 5))
+            srv.signal(signal.SIGTERM)
+            srv.wait_log("shutting down")
+            # A connection with work in progress stays until it has its replies; the lines it
+            # sends meanwhile are refused whatever they are, as no op.
+            s.sendall(b"ECHO late\nSLEEP 5\nFROB\n")
+            self.assertEqual(r.lines(4), ["OK 1500"] + ["ERR server shutting down"] * 3)
+            with self.assertRaises(EOFError):
+                r.line()
+            m = srv.scrape()  # keep's SLEEP still running
+            self.assertEqual(m.get("tpserver_requests_total", op="none", result="shutting_down"), 3)
+            self.assertEqual(m.get("tpserver_request_duration_seconds_count", op="none"), 3)
+            self.assertEqual(m.get("tpserver_requests_total", op="sleep", result="ok"), 1)
+            self.assertEqual(m.get("tpserver_requests_total", op="echo", result="ok"), 0)
+            # Refused as they were read: they never asked for queue space.
+            self.assertEqual(m.get("tpserver_request_admission_wait_seconds_count", result="shutting_down"), 0)
+            self.assertEqual(m.get("tpserver_request_admission_wait_seconds_count", result="admitted"), 1)
+
+    def test_requests_cut_at_the_shutdown_deadline_counted(self):
+        # SLEEP 10000s on the only worker (A), queued (B) and waiting for space (C) when a
+        # 1 s shutdown timeout passes: each is answered ERR server shutting down.  The queue
+        # is emptied before the worker is woken from A, so B and C never run.
+        with MetricsServer("--workers", "1", "--cheap-workers", "0", "--queue-size", "1",
+                           "--queue-timeout-ms", "30000", "--shutdown-timeout-s", "1",
+                           "--max-unsent-kib", "4") as srv:
+            sender = replies_left_unread(srv)
+            self.addCleanup(sender.join, 10)
+            echoes = srv.scrape().get("tpserver_requests_total", op="echo", result="ok")
+            conns = []
+            for gauge in ("tpserver_workers_busy", "tpserver_queue_depth", "tpserver_queue_waiters"):
+                conns.append(srv.connect())
+                conns[-1].sendall(b"SLEEP 10000\n")
+                self.assertTrue(wait_until(lambda: srv.scrape().get(gauge) == 1, 5), gauge)
+            srv.signal(signal.SIGTERM)
+            for c in conns:
+                self.assertEqual(LineReader(c).line(), "ERR server shutting down")
+            # Still up for 1 s, for the connection whose replies are unread.
+            m = srv.scrape()
+        self.assertEqual(m.get("tpserver_requests_total", op="sleep", result="shutting_down"), 3)
+        self.assertEqual(m.get("tpserver_requests_total", op="sleep", result="ok"), 0)
+        self.assertEqual(m.get("tpserver_requests_total", op="sleep", result="busy_timeout"), 0)
+        self.assertEqual(m.get("tpserver_requests_total", op="echo", result="ok"), echoes)
+        self.assertEqual(m.get("tpserver_request_duration_seconds_count", op="sleep"), 3)
+        # A alone ran, until the deadline 1 s after the signal.
+        self.assertEqual(m.get("tpserver_request_service_seconds_count", op="sleep"), 1)
+        self.assertGreaterEqual(m.get("tpserver_request_service_seconds_sum", op="sleep"), 0.9)
+        self.assertEqual(m.get("tpserver_request_queue_wait_seconds_count"), echoes + 1)
+        # Every request that asked for space is in the admission histogram once: A (and
+        # the ECHOs) admitted; B, admitted at once, and C, cut while it waited for space,
+        # under shutting_down, C with the second and more it waited.
+        count = {res: m.get("tpserver_request_admission_wait_seconds_count", result=res)
+                 for res in ("admitted", "busy_timeout", "shutting_down")}
+        self.assertEqual(count, {"admitted": echoes + 1, "busy_timeout": 0, "shutting_down": 2})
+        self.assertGreaterEqual(m.get("tpserver_request_admission_wait_seconds_sum", result="shutting_down"), 0.9)
+        self.check_histograms(m)
+
+    check_histograms = Counts.check_histograms
 
 
 class Http(unittest.TestCase):
