@@ -322,8 +322,7 @@ static void abort_work(struct tp_server *srv, uint64_t now)
 	size_t cnt;
 
 	srv->aborted = true;
-	/* Emptied first: a worker woken from its SLEEP would otherwise take what is queued. */
-	cnt = tp_dispatch_cancel_all(srv->queue);
+	cnt = tp_dispatch_cancel_all(srv->queue); /* before a woken worker takes some */
 	tp_pool_abort(srv->pool);
 	tp_log(TP_LOG_WARNING, "stop",
 	       "shutdown timeout reached: %zu queued requests answered with ERR server shutting down", cnt);
