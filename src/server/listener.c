@@ -26,6 +26,8 @@
 #define ACCEPT_PAUSE_MS 100
 #define EMFILE_LOG_EVERY_NS 10000000000ull
 #define REFUSE_DRAIN_MS 100
+/* A refused client's events: its input and its end, edge-triggered. */
+#define REFUSED_EVENTS (EPOLLIN | EPOLLRDHUP | EPOLLET)
 
 void tp_listener_describe(int fd, char *buf, size_t len)
 {
@@ -288,7 +290,7 @@ static void pause_accept(struct tp_listen_set *s, uint64_t now_ns, int err)
 		       ACCEPT_PAUSE_MS);
 }
 
-enum tp_discard tp_discard(int fd, size_t *ret_dropped)
+enum tp_discard tp_discard(int epfd, int fd, struct epoll_event *ev, size_t *ret_dropped)
 {
 	char buf[4096];
 
@@ -304,14 +306,16 @@ enum tp_discard tp_discard(int fd, size_t *ret_dropped)
 			                                                          : TP_DISCARD_END;
 		}
 	}
+	(void)epoll_ctl(epfd, EPOLL_CTL_MOD, fd, ev); /* MOD looks at readiness again */
 	return TP_DISCARD_MORE;
 }
 
 void tp_listener_drain(struct tp_listen_set *s, struct tp_refused *rf)
 {
+	struct epoll_event ev = {.events = REFUSED_EVENTS, .data.ptr = rf};
 	size_t dropped = 0;
 
-	if (tp_discard(rf->fd, &dropped) == TP_DISCARD_END)
+	if (tp_discard(s->epfd, rf->fd, &ev, &dropped) == TP_DISCARD_END)
 		refused_close(s, rf);
 }
 
@@ -340,7 +344,7 @@ static void refuse(struct tp_listen_set *s, int fd, uint64_t now_ns)
 	tp_listener_say_too_many(fd);
 	atomic_fetch_add_explicit(&s->nrefused, 1, memory_order_relaxed);
 	if (rf) {
-		struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.ptr = rf};
+		struct epoll_event ev = {.events = REFUSED_EVENTS, .data.ptr = rf};
 		(void)shutdown(fd, SHUT_WR);
 		if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) == 0) {
 			rf->fd = fd;

@@ -141,15 +141,17 @@ void tp_listener_drain(struct tp_listen_set *s, struct tp_refused *rf);
 
 enum tp_discard { TP_DISCARD_EMPTY, TP_DISCARD_MORE, TP_DISCARD_END };
 
+struct epoll_event;
+
 /*
  * Read and drop what the non-blocking socket fd holds, TP_DISCARD_MAX bytes
  * at most, adding their count to *ret_dropped: a peer that keeps sending
  * cannot hold the loop.  Returns END at EOF or an error, EMPTY when
- * nothing more is there, MORE when it stopped with bytes perhaps left: an
- * edge-triggered caller sees no new edge for them unless more arrive, so it
- * needs a deadline of its own.
+ * nothing more is there, MORE when it stopped with bytes perhaps left; fd
+ * is then watched again in epfd with ev (its edge-triggered events as
+ * registered), which reports it at the next wait if bytes are left.
  */
-enum tp_discard tp_discard(int fd, size_t *ret_dropped);
+enum tp_discard tp_discard(int epfd, int fd, struct epoll_event *ev, size_t *ret_dropped);
 
 /*
  * Takes an accepted non-blocking socket and the client's address.  Returns

@@ -26,6 +26,9 @@ struct ssrc {
 	struct tp_scrape *owner;
 };
 
+/* A scraper's events, edge-triggered: its request, room for the reply, its end. */
+#define SCONN_EVENTS (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)
+
 struct sconn {
 	struct ssrc src;
 	int fd; /* -1: a free slot */
@@ -125,7 +128,7 @@ static void accept_all(struct tp_scrape *s, uint64_t now_ns)
 			return; /* EAGAIN, or out of fds: the next connection brings a new edge */
 		}
 		struct sconn *c = free_slot(s);
-		struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c};
+		struct epoll_event ev = {.events = SCONN_EVENTS, .data.ptr = c};
 		if (!c || epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 			close(fd); /* over the limit: a scraper retries at its next interval */
 			continue;
@@ -256,10 +259,11 @@ static bool read_request(struct tp_scrape *s, struct sconn *c)
  * before the client reads it).  Then shut the write side and read until
  * the client closes, or the connection's deadline.
  */
-static void finish(struct sconn *c)
+static void finish(struct tp_scrape *s, struct sconn *c)
 {
+	struct epoll_event ev = {.events = SCONN_EVENTS, .data.ptr = c};
 	size_t dropped = 0;
-	bool eof = tp_discard(c->fd, &dropped) == TP_DISCARD_END;
+	bool eof = tp_discard(s->epfd, c->fd, &ev, &dropped) == TP_DISCARD_END;
 
 	if (eof || (!c->lingering && !c->early && dropped == 0)) {
 		conn_close(c);
@@ -272,7 +276,7 @@ static void finish(struct sconn *c)
 }
 
 /* Write what is left of the reply; finish() once it is out. */
-static void write_reply(struct sconn *c)
+static void write_reply(struct tp_scrape *s, struct sconn *c)
 {
 	while (c->fd >= 0) {
 		struct iovec iov[2];
@@ -283,7 +287,7 @@ static void write_reply(struct sconn *c)
 		if (boff < c->body.len)
 			iov[n++] = (struct iovec){c->body.buf + boff, c->body.len - boff};
 		if (n == 0) {
-			finish(c);
+			finish(s, c);
 			return;
 		}
 		ssize_t w = writev(c->fd, iov, n);
@@ -311,13 +315,13 @@ void tp_scrape_on_event(struct tp_source *src, uint32_t events, uint64_t now_ns)
 	if (c->fd < 0)
 		return;
 	if (c->lingering) {
-		finish(c);
+		finish(s, c);
 		return;
 	}
 	if (!c->replying && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && !read_request(s, c))
 		return;
 	if (c->replying)
-		write_reply(c);
+		write_reply(s, c);
 }
 
 void tp_scrape_expire(struct tp_scrape *s, uint64_t now_ns)

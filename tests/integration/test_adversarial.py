@@ -452,6 +452,24 @@ class KeepSending(unittest.TestCase):
             self.served_while_flooded(srv, srv.metrics_port, b"GET /metrics HTTP/1.1\r\n", 8, 6.5 + SLACK)
 
 
+    def test_a_scraper_that_sent_much_and_stopped_is_closed_at_its_end(self):
+        # More than one read's bound, then the client's end: what is left is
+        # read on the following turns, and the connection closes at the
+        # client's end, not at the 5 s deadline.
+        with MetricsServer() as srv:
+            base = srv.fds()
+            for _ in range(3):
+                with socket.create_connection(("127.0.0.1", srv.metrics_port), timeout=10) as s:
+                    try:
+                        s.sendall(b"GET /metrics HTTP/1.1\r\n" + b"x" * (3 << 20))
+                    except OSError:
+                        pass  # closed by the server: what it had to say is in the buffer
+                    s.shutdown(socket.SHUT_WR)
+                    self.assertIn(b" 431 ", tplib.read_to_eof(s).split(b"\r\n", 1)[0])
+            self.assertTrue(wait_until(lambda: srv.fds() <= base, 2 * SLACK, step=0.05),
+                            "scrapers still open: %d fds, %d before" % (srv.fds(), base))
+            self.assertEqual(srv.stop(), 0)
+
 class FdExhaustion(unittest.TestCase):
     def test_emfile_does_not_spin_and_service_resumes(self):
         nofile, flood = 64, 200
