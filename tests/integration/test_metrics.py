@@ -358,7 +358,7 @@ class QueueShape(unittest.TestCase):
     def backlog(self, fairness):
         with MetricsServer("--workers", "1", "--cheap-workers", "0", "--fairness", fairness) as srv:
             blocker = srv.connect()
-            blocker.sendall(b"SLEEP 1200\n")
+            blocker.sendall(b"SLEEP %d\n" % int(1200 * SLACK))
             self.assertTrue(wait_until(lambda: srv.scrape().get("tpserver_workers_busy") == 1, 5))
             for source, n in (("127.0.0.2", 3), ("127.0.0.3", 2), ("127.0.0.3", 2)):
                 connect_from(srv, source).sendall(b"SLEEP 10\n" * n)
