@@ -72,8 +72,9 @@ struct tp_client_load {
 	int done_fd;
 	unsigned exited;
 	struct tp_client_dial *dial;
-	atomic_int stop;                               /* 0 run, 1 stop issuing, 2 abort */
-	int stop_fd;                                   /* readable: stop connecting (or -1) */
+	atomic_int stop; /* 0 run, 1 stop issuing, 2 abort */
+	int stop_fd;     /* readable: stop connecting (or -1) */
+	int stopped_fd;  /* an eventfd readable once stop is set: a reconnect gives up */
 	uint64_t connect_failed[TP_CLIENT_MAX_GROUPS]; /* per group, counted before the workers start */
 	uint64_t connect_failed_all;
 };
@@ -136,7 +137,8 @@ static void reopen_broken(struct worker *w)
 			tp_client_conn_abort(c);
 			continue;
 		}
-		fd = tp_client_dial_connect(w->load->dial, src, o->recv_timeout_s, -1, &call);
+		fd = tp_client_dial_connect(w->load->dial, src, o->recv_timeout_s, w->load->stopped_fd,
+		                            &call);
 		r = fd < 0 ? fd : tp_client_conn_reopen(c, fd);
 		w->ctx.now_ns = now_ns();
 		if (r == 0)
@@ -333,8 +335,9 @@ int tp_client_load_new(const struct tp_client_opts *opts, uint64_t seed, bool sa
 	l->opts = *opts;
 	l->stop_fd = stop_fd;
 	l->nthreads = opts->threads;
+	l->stopped_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	l->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (l->done_fd < 0) {
+	if (l->done_fd < 0 || l->stopped_fd < 0) {
 		r = -errno;
 		goto fail;
 	}
@@ -393,7 +396,11 @@ bool tp_client_load_finished(struct tp_client_load *l)
 
 void tp_client_load_stop(struct tp_client_load *l, bool abort)
 {
+	uint64_t one = 1;
+
 	atomic_store(&l->stop, abort ? 2 : 1);
+	if (write(l->stopped_fd, &one, sizeof(one)) < 0)
+		tp_log(TP_LOG_ERROR, "eventfd", "write(eventfd): %s", strerror(errno));
 }
 
 void tp_client_load_take(struct tp_client_load *l, struct tp_client_counts *ret, struct tp_hist *latency)
@@ -455,6 +462,8 @@ void tp_client_load_free(struct tp_client_load *l)
 	}
 	if (l->done_fd >= 0)
 		close(l->done_fd);
+	if (l->stopped_fd >= 0)
+		close(l->stopped_fd);
 	tp_client_dial_free(l->dial);
 	free(l);
 }
