@@ -158,17 +158,39 @@ static void live_end(struct live *lv, struct tp_client_load *l)
 	tp_client_timeline_end(lv->timeline, now);
 }
 
-/* Write the latency file, then print the report of what res measured, with its exit status. */
-static int report(const struct tp_client_opts *o, struct tp_client_report *rep)
+/* The --timeline rows are all out (a row that could not be written fails the run). */
+static int rows_written(const struct tp_client_opts *o, FILE *rows)
+{
+	if (!rows)
+		return 0;
+	if (fflush(rows) == 0 && !ferror(rows))
+		return 0;
+	tp_log(TP_LOG_ERROR, "timeline", "cannot write %s: %s", o->timeline,
+	       ferror(rows) && errno == 0 ? "a row could not be written" : strerror(errno));
+	return TP_CLIENT_EXIT_FAILED;
+}
+
+/*
+ * Write the latency file, check the timeline's rows, then print the report
+ * of what res measured, with its exit status (1 also when the report
+ * itself cannot be written).
+ */
+static int report(const struct tp_client_opts *o, struct tp_client_report *rep, FILE *rows)
 {
 	rep->exit_status = tp_client_report_exit_status(&rep->total->counts);
 	if (o->latency_file)
 		rep->exit_status |= write_hgrm(o->latency_file, rep->total->latency);
+	errno = 0;
+	rep->exit_status |= rows_written(o, rows);
 	if (o->json)
 		tp_client_json_report(stdout, rep);
 	else
 		tp_client_report_text(stdout, rep);
-	fflush(stdout);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		tp_log(TP_LOG_ERROR, "report", "cannot write the report: %s",
+		       errno ? strerror(errno) : "write error");
+		return TP_CLIENT_EXIT_FAILED;
+	}
 	return rep->exit_status;
 }
 
@@ -205,7 +227,7 @@ static int run(const struct tp_client_opts *o, uint64_t seed, int sigfd, struct 
 	live_end(lv, load);
 	for (unsigned g = 0; g < o->ngroups; g++)
 		tp_client_stats_merge(&res->stats[o->ngroups], &res->stats[g]);
-	status = report(o, &rep);
+	status = report(o, &rep, lv->rows);
 out:
 	tp_client_load_free(load);
 	return status;
