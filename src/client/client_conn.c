@@ -306,15 +306,13 @@ static int on_reply(void *arg, const char *line, size_t len, bool too_long)
 {
 	struct tp_client_conn *c = arg;
 	struct tp_client_ctx *ctx = c->ctx;
-	struct tp_client_counts *counts = &stats_of(c, now_measured(ctx))->counts;
 	enum tp_verify_result r = TP_VERIFY_MISMATCH;
 	struct tp_client_req req;
 	uint64_t latency_ns;
 
 	c->replies++;
 	if (c->win.count == 0) {
-		counts->recv++;
-		counts->mismatch++;
+		tp_client_stats_unasked(stats_of(c, now_measured(ctx)), line, len, too_long);
 		tp_client_failure_log(&ctx->failures_logged, c->index, NULL, r, too_long ? NULL : line, len);
 		return 0;
 	}

@@ -5,6 +5,7 @@
 #include "client_stats.h"
 
 #include <errno.h>
+#include <string.h>
 
 int tp_client_stats_init(struct tp_client_stats *s, const bool ops[TP_OP_COUNT], bool all)
 {
@@ -61,6 +62,14 @@ static uint64_t *reply_count(struct tp_client_counts *c, enum tp_verify_result r
 		break;
 	}
 	return &c->mismatch;
+}
+
+void tp_client_stats_unasked(struct tp_client_stats *s, const char *line, size_t len, bool too_long)
+{
+	bool err = !too_long && len >= 4 && memcmp(line, "ERR ", 4) == 0;
+
+	s->counts.recv++;
+	(*reply_count(&s->counts, err ? TP_VERIFY_ERR : TP_VERIFY_MISMATCH))++;
 }
 
 void tp_client_stats_reply(struct tp_client_stats *s, enum tp_op op, enum tp_verify_result r,

@@ -48,6 +48,13 @@ void tp_client_stats_retried(struct tp_client_stats *s, enum tp_op op);
 /* --retry-busy: a request of op refused as busy will not be sent again. */
 void tp_client_stats_gave_up(struct tp_client_stats *s, enum tp_op op);
 
+/*
+ * A line came when no request was outstanding: an ERR line (a refusal at
+ * accept, ERR too many connections) counts as an error reply, anything else
+ * as a mismatch; in the totals only, as it answers no op.
+ */
+void tp_client_stats_unasked(struct tp_client_stats *s, const char *line, size_t len, bool too_long);
+
 /* The reply to a request of op was checked as r; latency_ns counts when r is OK. */
 void tp_client_stats_reply(struct tp_client_stats *s, enum tp_op op, enum tp_verify_result r,
                            uint64_t latency_ns);
