@@ -923,6 +923,75 @@ class AgainstScriptedServers(unittest.TestCase):
             self.assertIn("stopped while connecting the clients", err)
             self.assertEqual(out, "")
 
+    def test_a_signal_stops_a_reconnect(self):
+        # The server closes the connection, then its accept queue is full: the
+        # reconnect's SYN is dropped and only --recv-timeout (5 s) would end it.
+        with socket.create_server(("127.0.0.1", 0), backlog=0) as lst:
+            port = lst.getsockname()[1]
+            p = subprocess.Popen([TPCLIENT, "--host", "127.0.0.1", "--port", str(port), "--clients", "1",
+                                  "--requests", "50", "--rate", "20", "--mix", "echo", "--reconnect",
+                                  "--recv-timeout", "5", "--json"],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            self.addCleanup(lambda: p.poll() is None and (p.kill(), p.communicate()))
+            c, _ = lst.accept()
+            with c:
+                c.settimeout(10)
+                self.assertTrue(c.recv(100).startswith(b"ECHO "))
+                for _ in range(2):
+                    f = socket.socket()
+                    self.addCleanup(f.close)
+                    f.setblocking(False)
+                    f.connect_ex(("127.0.0.1", port))
+                time.sleep(0.2)
+            time.sleep(0.5)  # the client is in its reconnect
+            t0 = time.monotonic()
+            p.send_signal(signal.SIGINT)
+            out, err = p.communicate(timeout=20)
+            self.assertLess(time.monotonic() - t0, 2, err)
+            self.assertTrue(json.loads(out)["interrupted"], out)
+
+    def test_an_unasked_refusal_is_an_error_reply_not_a_mismatch(self):
+        # A server over its connection limit says so before any request: the
+        # second client's first request is due 0.5 s in, after the refusal.
+        # Counted with the other ERR replies, in the totals.
+        def serve(lst):
+            first, _ = lst.accept()
+            second, _ = lst.accept()
+            second.sendall(b"ERR too many connections\n")
+            second.close()
+            with first:
+                first.settimeout(10)
+                line = first.recv(100).decode().strip()
+                first.sendall(("OK " + line.split(" ", 1)[1] + "\n").encode())
+                first.recv(100)
+        with socket.create_server(("127.0.0.1", 0)) as lst:
+            t = threading.Thread(target=serve, args=(lst,), daemon=True)
+            t.start()
+            p = run_client(lst.getsockname()[1], "--clients", 2, "--requests", 2, "--rate", 2, "--mix", "echo",
+                           "--json", timeout=30)
+            t.join(10)
+        doc = json.loads(p.stdout)
+        self.assertEqual((doc["ok"], doc["other_err"], doc["mismatch"]), (1, 1, 0), p.stdout + p.stderr)
+        self.assertEqual(p.returncode, 1)
+
+    def test_a_report_that_cannot_be_written_fails_the_run(self):
+        with ScriptedServer(correct_reply) as srv:
+            for extra in ([], ["--json"]):
+                with open("/dev/full", "w") as full:
+                    p = subprocess.run([TPCLIENT, "--port", str(srv.port), "--clients", "1", "--requests", "3"]
+                                       + extra, stdin=subprocess.DEVNULL, stdout=full, stderr=subprocess.PIPE,
+                                       text=True, timeout=30)
+                self.assertEqual(p.returncode, 1, extra)
+                self.assertIn("cannot write the report", p.stderr)
+
+    def test_timeline_rows_that_cannot_be_written_fail_the_run(self):
+        with ScriptedServer(correct_reply) as srv:
+            p = run_client(srv.port, "--clients", 1, "--rate", 50, "--duration", "1.2s", "--mix", "echo",
+                           "--interval", 0.5, "--timeline", "/dev/full", "--json", timeout=30)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertEqual(json.loads(p.stdout)["exit_status"], 1)
+        self.assertIn("cannot write /dev/full", p.stderr)
+
 
 class CommandLine(unittest.TestCase):
     def test_usage_errors_exit_2_naming_the_flag(self):
