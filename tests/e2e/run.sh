@@ -456,6 +456,7 @@ t_install() {
 	[ "$(c systemctl is-enabled tpserver.socket)" = enabled ] || fail "tpserver.socket not enabled"
 	is_active tpserver.socket || fail "tpserver.socket not active after install"
 	c test -f /etc/tpserver.conf || fail "/etc/tpserver.conf missing"
+	c test -d /etc/tpserver.conf.d || fail "/etc/tpserver.conf.d (for local drop-ins) missing"
 	c dpkg-query -W -f='${Conffiles}\n' tpserver | grep -q '/etc/tpserver.conf' ||
 		fail "/etc/tpserver.conf is not a conffile"
 	c test -x /usr/sbin/tpserver || fail "/usr/sbin/tpserver missing"
@@ -663,7 +664,7 @@ t_dropin() {
 	TMO=30 c systemctl reload tpserver || fail "systemctl reload failed"
 	want=$((before - 2))
 	wait_for 10 test "$(threads "$pid")" = "$want" || fail "expected $want threads with the drop-in, have $(threads "$pid")"
-	c rm -r /etc/tpserver.conf.d
+	c rm /etc/tpserver.conf.d/50-local.conf
 	TMO=30 c systemctl reload tpserver || fail "systemctl reload without the drop-in failed"
 	wait_for 10 test "$(threads "$pid")" = "$before" || fail "expected $before threads again, have $(threads "$pid")"
 	[ "$(mainpid)" = "$pid" ] || fail "MainPID changed"

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """The systemd units: systemd-analyze verify passes on the four, and the
-service's sandbox rates 1.0 or better in systemd-analyze security."""
+service's sandbox rates 1.0 or better in systemd-analyze security; and the
+package's postinst, which starts the socket an upgrade from 0.1 brings."""
 import os
 import re
 import shutil
@@ -76,6 +77,66 @@ class Units(unittest.TestCase):
         self.assertNotRegex(socket_unit, r"(?m)^(PartOf|ReusePort)=")
         self.assertNotRegex(service, r"(?m)^Also=.*tpserver\.socket")
 
+
+
+POSTINST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "debian", "tpserver.postinst")
+
+
+class Postinst(unittest.TestCase):
+    """debian/tpserver.postinst's own part (debhelper's is added at build
+    time): when it stops the daemon to start a socket.  systemctl and
+    deb-systemd-invoke are scripts that read the units' state from the
+    environment and log what they are asked; a private /run has
+    /run/systemd/system, as under a booted systemd."""
+
+    def postinst(self, args, enabled, active):
+        if os.geteuid() != 0 or not shutil.which("unshare"):
+            self.skipTest("needs root and unshare(1) for a private /run")
+        d = tempfile.mkdtemp(prefix="tp-postinst-")
+        self.addCleanup(shutil.rmtree, d)
+        log = os.path.join(d, "log")
+        open(log, "w").close()
+        fakes = {
+            "systemctl": 'case "$2" in is-enabled) l=$TP_ENABLED;; is-active) l=$TP_ACTIVE;; *) exit 1;; esac\n'
+                         'for u in $l; do [ "$u" = "$3" ] && exit 0; done\nexit 1\n',
+            "deb-systemd-invoke": 'echo "$*" >>"$TP_LOG"\n',
+        }
+        for name, body in fakes.items():
+            path = os.path.join(d, name)
+            with open(path, "w") as f:
+                f.write("#!/bin/sh\n" + body)
+            os.chmod(path, 0o755)
+        script = "mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/system && echo TP-MOUNTED >&2 && exec sh \"$@\""
+        env = dict(os.environ, PATH=d + ":" + os.environ["PATH"], TP_ENABLED=" ".join(enabled),
+                   TP_ACTIVE=" ".join(active), TP_LOG=log)
+        p = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", POSTINST]
+                           + args, env=env, capture_output=True, text=True, timeout=30)
+        if "TP-MOUNTED" not in p.stderr:
+            self.skipTest("no private /run here: %s" % p.stderr[-300:])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        with open(log) as f:
+            return f.read().splitlines()
+
+    SOCKETS = ["tpserver.socket", "tpserver-metrics.socket", "tpserver-agent.socket"]
+
+    def test_the_upgrade_that_brings_the_metrics_socket_starts_it(self):
+        self.assertEqual(self.postinst(["configure", "0.1.0"], self.SOCKETS[:2],
+                                       ["tpserver.socket", "tpserver.service"]),
+                         ["stop tpserver.service", "start tpserver-metrics.socket"])
+
+    def test_later_upgrades_leave_the_sockets_and_the_daemon_be(self):
+        # The agent socket enabled but stopped by the admin (the host taken out).
+        for old in ("0.2.0", "0.3"):
+            self.assertEqual(self.postinst(["configure", old], self.SOCKETS,
+                                           self.SOCKETS[:2] + ["tpserver.service"]), [], old)
+
+    def test_the_upgrade_from_0_1_leaves_a_stopped_agent_socket_be(self):
+        self.assertEqual(self.postinst(["configure", "0.1.0"], self.SOCKETS,
+                                       self.SOCKETS[:2] + ["tpserver.service"]), [])
+
+    def test_nothing_is_stopped_on_install_or_when_the_daemon_is_not_running(self):
+        self.assertEqual(self.postinst(["configure"], self.SOCKETS[:2], []), [])
+        self.assertEqual(self.postinst(["configure", "0.1.0"], self.SOCKETS[:2], ["tpserver.socket"]), [])
 
 if __name__ == "__main__":
     tplib.main(verbosity=2, warnings="ignore")
