@@ -7,7 +7,6 @@ usage: burst_rss.py PID PORT [N [SECONDS_AFTER]]
 Prints rss_kib_before, rss_kib_burst (all N clients stuck), and the RSS
 every second for SECONDS_AFTER seconds once they are all gone.
 """
-import os
 import resource
 import socket
 import sys

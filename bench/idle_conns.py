@@ -5,7 +5,6 @@
 usage: idle_conns.py PID PORT N
 Prints rss_kib_before, rss_kib_after, per_conn_bytes, threads_before/after.
 """
-import os
 import resource
 import socket
 import sys

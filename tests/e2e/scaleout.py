@@ -21,7 +21,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import time
 
 TPSERVER = os.environ["TPSERVER"]

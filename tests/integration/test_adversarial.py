@@ -22,7 +22,7 @@ import unittest
 
 import tplib
 from metricslib import MetricsServer
-from tplib import SANITIZED, SLACK, TPSERVER, LineReader, Server, cpu_seconds, request, wait_until
+from tplib import SANITIZED, SLACK, LineReader, Server, cpu_seconds, request, wait_until
 
 MAX_LINE = 4096  # the default --max-line-bytes
 

@@ -1,7 +1,6 @@
 # SPDX-License-Identifier: MIT
 """Integration tests of the core server: the real tpserver binary on an
 ephemeral loopback port, driven over TCP."""
-import os
 import signal
 import socket
 import struct
@@ -12,8 +11,8 @@ import unittest
 
 import tplib
 from metricslib import MetricsServer
-from tplib import (CHEAP_WORKERS, TPSERVER, LineReader, Server, check_help_layout, cpu_seconds, read_to_eof, request,
-                   wait_until)
+from tplib import (CHEAP_WORKERS, SLACK, TPSERVER, LineReader, Server, check_help_layout, cpu_seconds, read_to_eof,
+                   request, wait_until)
 
 
 def flood_until_blocked(sock, payload, quiet_s=1.0, limit=256 << 20):
