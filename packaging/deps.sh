@@ -5,7 +5,8 @@
 #   build: compiler, CMake, libraries: enough to build and run tpserver and
 #          tpclient (configure with -DTP_TESTS=OFF, as packaging/run.sh does)
 #   test:  build + everything the test suite uses (cmocka, Python, sanitizer
-#          runtimes, libFuzzer, static analysers, systemd tools, Debian
+#          runtimes, libFuzzer, static analysers (also pyflakes for the
+#          Python of the tests and benchmarks), systemd tools, Debian
 #          packaging, the container tools of the end-to-end test, and haproxy
 #          for examples/haproxy.cfg and the scale-out stage)
 set -euo pipefail
@@ -14,7 +15,7 @@ what=${1:-all}
 build_pkgs=(build-essential cmake pkg-config libsystemd-dev libconfig-dev)
 test_pkgs=(libcmocka-dev python3 systemd procps iproute2 clang libclang-rt-14-dev cppcheck clang-tidy
 	debhelper devscripts lintian fakeroot debootstrap systemd-container gnuplot-nox
-	prometheus haproxy)
+	prometheus haproxy pyflakes3)
 
 case $what in
 build) pkgs=("${build_pkgs[@]}") ;;

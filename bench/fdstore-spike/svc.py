@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 # Spike service: what systemd 252's fd store does with names, batches and connections.
-import array, os, socket, signal, sys, time
+import array, os, socket, signal
 def log(*a): print(*a, flush=True)
 def notify(msg, fds=()):
     p = os.environ["NOTIFY_SOCKET"]

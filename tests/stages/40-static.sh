@@ -3,7 +3,9 @@
 # Stage: static analysis of src/.  clang-tidy with the committed .clang-tidy
 # and the compile_commands.json of a configured tree ($TOP/build-static),
 # then cppcheck (warning, performance, portability), then clang-format's
-# check of the layout, then the layers (tests/layers_check.py).  Any finding
+# check of the layout, then the layers (tests/layers_check.py), then
+# pyflakes on the Python of tests/ and bench/ (an undefined name in a test
+# shows only when that test runs, and only as an error).  Any finding
 # fails the stage.  False positives get a NOLINT(check) / cppcheck-suppress
 # on their line with the reason beside it; exclusions of whole checks are in
 # .clang-tidy, each with its reason.
@@ -42,6 +44,9 @@ clang-format --dry-run --Werror src/*/*.[ch] || { echo "clang-format: src/ is no
 # it), no file over 500 lines, no function over 80.
 echo "layers: tests/layers_check.py src"
 python3 tests/layers_check.py src || { echo "layers: FAILED" >&2; rc=1; }
+mapfile -t python < <(find tests bench -name '*.py' -not -path '*/__pycache__/*' | sort)
+echo "pyflakes: ${#python[@]} files"
+pyflakes3 "${python[@]}" || { echo "pyflakes: FAILED" >&2; rc=1; }
 
 [[ $rc -eq 0 ]] && echo "static analysis: no finding"
 exit $rc
