@@ -279,17 +279,11 @@ class Fairness(unittest.TestCase):
         for fairness in ("address", "connection", "none"):
             with self.subTest(fairness=fairness), \
                     Server("--workers", WORKERS, "--queue-size", QUEUE, "--fairness", fairness) as srv:
-                socks = [socket.create_connection(("127.0.0.1", srv.port), timeout=30,
-                                                  source_address=("127.0.0.2", 0)) for _ in range(3)]
-                try:
-                    for k, s in enumerate(socks):
-                        s.sendall("".join(line(k, i) + "\n" for i in range(3000)).encode())
-                    for k, s in enumerate(socks):
-                        self.assertEqual(LineReader(s).lines(3000, timeout=30),
-                                         [reply(k, i) for i in range(3000)])
-                finally:
-                    for s in socks:
-                        s.close()
+                socks = [srv.connect(timeout=30, source="127.0.0.2") for _ in range(3)]
+                for k, s in enumerate(socks):
+                    s.sendall("".join(line(k, i) + "\n" for i in range(3000)).encode())
+                for k, s in enumerate(socks):
+                    self.assertEqual(LineReader(s).lines(3000, timeout=30), [reply(k, i) for i in range(3000)])
 
     def test_reload_turns_fairness_on_with_work_queued(self):
         with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
@@ -337,8 +331,7 @@ class Ipv6Prefix(unittest.TestCase):
 
     def named(self, srv, client):
         """A connection through the trusted proxy (127.0.0.1) for client, once its header is read."""
-        s = socket.create_connection(("127.0.0.1", srv.port), timeout=30, source_address=("127.0.0.1", 0))
-        self.addCleanup(s.close)
+        s = srv.connect(timeout=30, source="127.0.0.1")
         s.sendall(b"PROXY TCP6 %s 2001:db8::ffff 40000 9000\r\nECHO named\n" % client.encode())
         self.assertEqual(LineReader(s).line(timeout=30), "OK named")
         return s
@@ -346,9 +339,7 @@ class Ipv6Prefix(unittest.TestCase):
     def queued(self, srv, socks, counts):
         """Occupy the worker, have each socket queue its count of SLEEP 1;
         returns the queue's state once all are queued."""
-        plug = socket.create_connection(("127.0.0.1", srv.port), timeout=30,
-                                        source_address=("127.0.0.2", 0))  # not a proxy: served as is
-        self.addCleanup(plug.close)
+        plug = srv.connect(timeout=30, source="127.0.0.2")  # not a proxy: served as is
         plug.sendall(b"SLEEP 600000\n")
         self.assertTrue(wait_until(lambda: srv.pool_state() == (1, 0, 0), 10 * SLACK), srv.pool_state())
         total = 0

@@ -60,13 +60,6 @@ def burn_cpu(srv, seconds, timeout=10.0):
     return tplib.cpu_seconds(srv.proc.pid)
 
 
-def connect_from(srv, source):
-    """A connection to srv from the loopback address source (127.0.0.0/8), closed with srv."""
-    s = socket.create_connection(("127.0.0.1", srv.port), timeout=10, source_address=(source, 0))
-    srv.sockets.append(s)
-    return s
-
-
 def replies_left_unread(srv):
     """A connection that pipelines 16 MB of ECHOs and reads none of the
     replies, once tpserver has stopped reading it (its replies fill the
@@ -361,7 +354,7 @@ class QueueShape(unittest.TestCase):
             blocker.sendall(b"SLEEP %d\n" % int(1200 * SLACK))
             self.assertTrue(wait_until(lambda: srv.scrape().get("tpserver_workers_busy") == 1, 5))
             for source, n in (("127.0.0.2", 3), ("127.0.0.3", 2), ("127.0.0.3", 2)):
-                connect_from(srv, source).sendall(b"SLEEP 10\n" * n)
+                srv.connect(source=source).sendall(b"SLEEP 10\n" * n)
             m = wait_until(lambda: (lambda m: m.get("tpserver_queue_depth") == 7 and m)(srv.scrape()), 5)
             self.assertTrue(m, srv.scrape_text())
             # Still the blocker's SLEEP alone on the worker: nothing of the backlog was taken.

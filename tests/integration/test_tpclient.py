@@ -60,17 +60,23 @@ def run_client(port, *args, timeout=120):
     return subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
 
 
+def fill_accept_queue(test, port):
+    """Fill the accept queue of a listener on port made with backlog 0: it
+    then drops every SYN."""
+    for _ in range(2):
+        f = socket.socket()
+        test.addCleanup(f.close)
+        f.setblocking(False)
+        f.connect_ex(("127.0.0.1", port))
+    time.sleep(0.2)
+
+
 @contextlib.contextmanager
 def full_accept_queue(test):
     """The port of a listener whose accept queue is full: it drops every SYN."""
     with socket.create_server(("127.0.0.1", 0), backlog=0) as lst:
         port = lst.getsockname()[1]
-        for _ in range(2):
-            f = socket.socket()
-            test.addCleanup(f.close)
-            f.setblocking(False)
-            f.connect_ex(("127.0.0.1", port))
-        time.sleep(0.2)
+        fill_accept_queue(test, port)
         yield port
 
 
@@ -937,12 +943,7 @@ class AgainstScriptedServers(unittest.TestCase):
             with c:
                 c.settimeout(10)
                 self.assertTrue(c.recv(100).startswith(b"ECHO "))
-                for _ in range(2):
-                    f = socket.socket()
-                    self.addCleanup(f.close)
-                    f.setblocking(False)
-                    f.connect_ex(("127.0.0.1", port))
-                time.sleep(0.2)
+                fill_accept_queue(self, port)
             time.sleep(0.5)  # the client is in its reconnect
             t0 = time.monotonic()
             p.send_signal(signal.SIGINT)

@@ -92,8 +92,11 @@ class Server:
             time.sleep(0.02)
         raise AssertionError("timed out waiting for %r in log:\n%s" % (pattern, self.log()))
 
-    def connect(self, timeout=10.0):
-        s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+    def connect(self, timeout=10.0, source=None):
+        """A connection to the server, from the loopback address source if
+        given (127.0.0.0/8); closed when the server is stopped."""
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout,
+                                     source_address=(source, 0) if source else None)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sockets.append(s)
         return s
