@@ -31,9 +31,9 @@ void tp_client_dial_free(struct tp_client_dial *d);
  * family when src is NULL) that accepts, bound to src's address (the port
  * picked by the kernel) when src is not NULL; each connect bounded by
  * timeout_s; TCP_NODELAY set.  Gives up with -EINTR as soon as stop_fd
- * (if >= 0: a signalfd, or an eventfd written at a stop) is readable.  Returns the socket (non-blocking),
- * or -errno with *ret_call naming the call that failed ("socket", "bind"
- * or "connect").
+ * (if >= 0: a signalfd, or an eventfd written at a stop) is readable.
+ * Returns the socket (non-blocking), or -errno with *ret_call naming the
+ * call that failed ("socket", "bind" or "connect").
  */
 int tp_client_dial_connect(struct tp_client_dial *d, const struct tp_client_source *src, double timeout_s,
                            int stop_fd, const char **ret_call);

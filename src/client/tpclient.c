@@ -163,6 +163,7 @@ static int rows_written(const struct tp_client_opts *o, FILE *rows)
 {
 	if (!rows)
 		return 0;
+	errno = 0; /* a row's failed write leaves only the stream's error flag */
 	if (fflush(rows) == 0 && !ferror(rows))
 		return 0;
 	tp_log(TP_LOG_ERROR, "timeline", "cannot write %s: %s", o->timeline,
@@ -180,8 +181,8 @@ static int report(const struct tp_client_opts *o, struct tp_client_report *rep, 
 	rep->exit_status = tp_client_report_exit_status(&rep->total->counts);
 	if (o->latency_file)
 		rep->exit_status |= write_hgrm(o->latency_file, rep->total->latency);
-	errno = 0;
 	rep->exit_status |= rows_written(o, rows);
+	errno = 0;
 	if (o->json)
 		tp_client_json_report(stdout, rep);
 	else

@@ -149,16 +149,18 @@ static void credit_rounds(struct tp_fairq_level *lv)
 {
 	struct tp_fairq_list *lists[2] = {&lv->new_list, &lv->old_list};
 	int64_t least = INT64_MAX; /* the smallest debt */
+	int64_t credit;
 
 	for (int i = 0; i < 2; i++)
 		for (struct tp_fairq_entry *e = lists[i]->head; e; e = e->link.next)
 			if (-e->deficit < least)
 				least = -e->deficit;
-	if (least < QUANTUM_US)
+	if (least < QUANTUM_US) /* someone is paid up within a round (or has credit) */
 		return;
+	credit = least / QUANTUM_US * QUANTUM_US; /* the whole rounds */
 	for (int i = 0; i < 2; i++)
 		for (struct tp_fairq_entry *e = lists[i]->head; e; e = e->link.next)
-			e->deficit += least / QUANTUM_US * QUANTUM_US;
+			e->deficit += credit;
 }
 
 /* Turns of the rotation before credit_rounds() takes over. */
