@@ -960,9 +960,9 @@ class AgainstScriptedServers(unittest.TestCase):
             second, _ = lst.accept()
             second.sendall(b"ERR too many connections\n")
             second.close()
-            with first:
+            with first, first.makefile("rb") as lines:
                 first.settimeout(10)
-                line = first.recv(100).decode().strip()
+                line = lines.readline().decode().strip()  # up to 100 bytes of text: one recv may not hold it
                 first.sendall(("OK " + line.split(" ", 1)[1] + "\n").encode())
                 first.recv(100)
         with socket.create_server(("127.0.0.1", 0)) as lst:
