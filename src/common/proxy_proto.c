@@ -154,9 +154,11 @@ static int parse_v2_addrs(uint8_t fam, const uint8_t *p, size_t n, struct tp_pro
 	uint8_t af = fam >> 4, proto = fam & 0x0f;
 	size_t alen;
 
-	if (proto > 1 || af > 3)
-		return -EINVAL; /* DGRAM, or unknown family or protocol */
-	if (af == 0 || af == 3) {
+	if (proto > 2 || af > 3)
+		return -EINVAL; /* unassigned: the specification says reject */
+	if (proto == 2)
+		return -EINVAL; /* DGRAM: no stream this server could serve */
+	if (af == 0 || af == 3 || proto == 0) {
 		ret->local = true; /* unspecified or UNIX: no client address to use */
 		return 0;
 	}

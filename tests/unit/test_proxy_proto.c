@@ -189,6 +189,10 @@ static void test_v2_local_unix_unspec(void **state)
 	                                        "\x0a\x00\x00\x01\x0a\x00\x00\x02\x30\x39\x23\x28";
 	static const char unspec[] = V2SIG "\x21\x00\x00\x00";
 	static const char unix_[] = V2SIG "\x21\x31\x00\x04xxxx";
+	/* IPv4 with an unspecified protocol, or the other way round: addresses ignored. */
+	static const char inet_unspec[] = V2SIG "\x21\x10\x00\x0c"
+	                                        "\x0a\x00\x00\x01\x0a\x00\x00\x02\x30\x39\x23\x28";
+	static const char unspec_stream[] = V2SIG "\x21\x01\x00\x00";
 	struct tp_proxy_hdr h;
 	(void)state;
 	assert_int_equal(parse(local, sizeof(local) - 1, &h), 16);
@@ -198,6 +202,10 @@ static void test_v2_local_unix_unspec(void **state)
 	assert_int_equal(parse(unspec, sizeof(unspec) - 1, &h), 16);
 	assert_true(h.local);
 	assert_int_equal(parse(unix_, sizeof(unix_) - 1, &h), 20);
+	assert_true(h.local);
+	assert_int_equal(parse(inet_unspec, sizeof(inet_unspec) - 1, &h), 28);
+	assert_true(h.local);
+	assert_int_equal(parse(unspec_stream, sizeof(unspec_stream) - 1, &h), 16);
 	assert_true(h.local);
 	check_split(local, sizeof(local) - 1, 16);
 }
@@ -218,6 +226,7 @@ static void test_v2_malformed(void **state)
 	               "\x0a\0\0\x01\x0a\0\0\x02\0\1\0\2",
 	         28, -EINVAL},                           /* DGRAM */
 	        {V2SIG "\x21\x41\x00\x00", 16, -EINVAL}, /* family 4 */
+	        {V2SIG "\x21\x13\x00\x00", 16, -EINVAL}, /* protocol 3 */
 	        {V2SIG "\x21\x11\x00\x0e"
 	               "\x0a\0\0\x01\x0a\0\0\x02\0\1\0\2\x04\x00",
 	         30, -EINVAL}, /* TLV cut */
