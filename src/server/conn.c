@@ -81,8 +81,6 @@ struct tp_conn *tp_conn_new(struct tp_conn_env *env, struct tp_loop *loop, int f
 		errno = e;
 		return NULL;
 	}
-	if (env->metrics)
-		tp_metrics_add(&env->metrics->accepted, 1);
 	tp_peer_log(c->addr, c->port, "conn_open", "connection from");
 	return c;
 }

@@ -9,10 +9,12 @@
 
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "config.h"
 #include "listener.h"
+#include "metrics.h"
 
 #include "tp_assert.h"
 
@@ -85,6 +87,8 @@ bool tp_connset_take(struct tp_connset *s, struct tp_conn_env *env, struct tp_lo
 	}
 	tp_qflow_init(&c->flow, group);
 	tp_connset_add(s, c, env->now_ns);
+	if (env->metrics)
+		tp_metrics_add(rec ? &env->metrics->adopted : &env->metrics->accepted, 1);
 	if (rec)
 		tp_connset_act(s, c, TP_CONN_READ); /* its carried input first */
 	return true;

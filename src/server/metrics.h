@@ -66,6 +66,7 @@ struct tp_metrics_slot {
 	struct tp_hist service[TP_OP_COUNT];
 	struct tp_hist duration[TP_METRICS_OPS];
 	uint64_t accepted; /* client connections set up */
+	uint64_t adopted;  /* ... of them taken over from the previous instance */
 	uint64_t bytes_in, bytes_out;
 } __attribute__((aligned(64)));
 

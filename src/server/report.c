@@ -106,6 +106,9 @@ static void server_state(struct tp_expo *e, const struct tp_report *r, const str
 	gauge(e, "tpserver_connections", "Client connections open now.", st.connections);
 	counter(e, "tpserver_connections_accepted_total", "Client connections accepted and served.",
 	        m->accepted);
+	counter(e, "tpserver_connections_adopted_total",
+	        "Client connections taken over from the previous instance (shutdown.keep_connections).",
+	        m->adopted);
 	tp_expo_family(e, "tpserver_connections_refused_total", "counter",
 	               "Client connections closed at accept or before their first request, by reason.");
 	for (size_t i = 0; i < TP_REFUSE_COUNT; i++)

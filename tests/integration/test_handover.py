@@ -20,6 +20,7 @@ import threading
 import time
 import unittest
 
+import metricslib
 import tplib
 from tplib import TPSERVER, LineReader, request, wait_until
 
@@ -58,6 +59,7 @@ class FakeSystemd:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
         self.listener = socket.create_server(("127.0.0.1", 0), backlog=4096)
         self.port = self.listener.getsockname()[1]
+        self.sockets = [("tpserver.socket", self.listener)]  # what a socket unit passes
         self.lock = threading.Lock()
         self.store = []  # (name, fd), in the order stored
         self.messages = []
@@ -99,7 +101,7 @@ class FakeSystemd:
         """Start an instance the way systemd does: the listener, then the store;
         limit_as: its address space (RLIMIT_AS), in bytes."""
         with self.lock:
-            entries = [("tpserver.socket", self.listener.fileno())] + list(self.store)
+            entries = [(name, s.fileno()) for name, s in self.sockets] + list(self.store)
         fds = [fd for _, fd in entries]
         env = dict(os.environ, NOTIFY_SOCKET=self.path, LISTEN_FDS=str(len(fds)),
                    LISTEN_FDNAMES=":".join(n for n, _ in entries), TP_TEST_FDS=",".join(map(str, fds)))
@@ -137,7 +139,8 @@ class FakeSystemd:
             self.proc.kill()
             self.proc.wait()
         self.sock.close()
-        self.listener.close()
+        for _, s in self.sockets:
+            s.close()
         with self.lock:
             for _, fd in self.store:
                 os.close(fd)
@@ -198,6 +201,43 @@ class Handover(unittest.TestCase):
         handed = self.restart()
         self.assertIn("as tpc01", handed)
         self.assertEqual(request(a, ra, "ECHO gen2"), "OK gen2")
+
+    def test_adopted_connections_counted_apart_from_accepted(self):
+        metrics = socket.create_server(("127.0.0.1", 0))  # tpserver-metrics.socket's
+        self.sd.sockets.append(("metrics", metrics))
+
+        def counts():
+            status, _, body = metricslib.http(metrics.getsockname()[1], b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertEqual(status, 200)
+            m = metricslib.parse(body.decode())
+            return m.get("tpserver_connections_accepted_total"), m.get("tpserver_connections_adopted_total")
+        self.sd.start("--metrics")
+        clients = [self.connect() for _ in range(3)]
+        for i, (s, r) in enumerate(clients):
+            self.assertEqual(request(s, r, "ECHO %d" % i), "OK %d" % i)
+        self.assertEqual(counts(), (3, 0))
+        self.restart("--metrics")
+        for i, (s, r) in enumerate(clients):
+            self.assertEqual(request(s, r, "ECHO again %d" % i), "OK again %d" % i)
+        self.assertEqual(counts(), (0, 3))
+        self.connect()
+        self.assertTrue(wait_until(lambda: counts() == (1, 3), 5), counts())
+
+    def test_work_cut_at_the_deadline_answered_and_the_connection_kept(self):
+        # Work cannot move: a SLEEP still running at shutdown.timeout_s is
+        # answered ERR as without keeping, what follows it normally, and the
+        # connection then goes over like any other.
+        self.sd.start("--shutdown-timeout-s", "1")
+        a, ra = self.connect()
+        self.assertEqual(request(a, ra, "ECHO a"), "OK a")
+        a.sendall(b"SLEEP 5000\nECHO behind\n")
+        time.sleep(0.2)  # the SLEEP is on a worker
+        self.assertEqual(self.sd.stop(), 0, self.sd.log())
+        self.assertEqual(ra.line(), "ERR server shutting down")
+        self.assertEqual(ra.line(), "OK behind")
+        self.assertIn("handed 1 connections to systemd", self.sd.log())
+        self.sd.start()
+        self.assertEqual(request(a, ra, "ECHO still open"), "OK still open")
 
     def test_client_gone_meanwhile_is_cleaned_up(self):
         self.sd.start()
