@@ -205,6 +205,12 @@ static inline bool tp_conn_can_read(const struct tp_conn *c)
 /* Close the fd now (reason for the debug log). Returns TP_CONN_CLOSED, or 0 if it was closed (conn_end.c). */
 unsigned tp_conn_close(struct tp_conn *c, const char *reason);
 
+/*
+ * As tp_conn_close(), but the fd is not closed: it leaves c's epoll set and
+ * is returned, the caller's to close.  c must be open (conn_end.c).
+ */
+int tp_conn_let_go(struct tp_conn *c, const char *reason);
+
 /* Closed and no request in flight: only the loop's lists may still refer to it. */
 static inline bool tp_conn_unused(const struct tp_conn *c)
 {

@@ -8,24 +8,40 @@
 
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
 #include "peer.h"
 #include "tp_assert.h"
 
-unsigned tp_conn_close(struct tp_conn *c, const char *reason)
+/* c ends here; its fd, still open, is the caller's. */
+static int end(struct tp_conn *c, const char *reason)
 {
-	if (c->closed)
-		return 0;
+	int fd = c->fd;
+
 	atomic_store_explicit(&c->gone, true, memory_order_relaxed);
 	c->closed = true;
-	close(c->fd); /* also removes it from epoll */
 	c->fd = -1;
 	tp_framer_release(&c->framer);
 	free(c->hdr);
 	c->hdr = NULL;
 	tp_peer_log(c->addr, c->port, "conn_close", reason);
+	return fd;
+}
+
+unsigned tp_conn_close(struct tp_conn *c, const char *reason)
+{
+	if (c->closed)
+		return 0;
+	close(end(c, reason)); /* also removes it from epoll */
 	return TP_CONN_CLOSED;
+}
+
+int tp_conn_let_go(struct tp_conn *c, const char *reason)
+{
+	TP_ASSERT(!c->closed);
+	(void)epoll_ctl(c->env->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	return end(c, reason);
 }
 
 void tp_conn_free(struct tp_conn *c)

@@ -129,14 +129,21 @@ static void release(struct tp_connset *s, struct tp_conn *c)
 }
 
 /*
- * The client a PROXY header named is over its address's cap: told so as a
- * client refused at accept is (one line, best effort), then closed; what
- * came with the header is not answered.
+ * The client a PROXY header named is over its address's cap: refused as a
+ * client at accept is (one line, then a drained close: see listener.h);
+ * what came with the header is not answered.
  */
-static unsigned refuse_named(struct tp_conn *c)
+static unsigned refuse_named(struct tp_connset *s, struct tp_conn *c)
 {
-	tp_listener_say_too_many(c->fd);
-	return tp_conn_close(c, "over limits.max_connections_per_address");
+	int fd = tp_conn_let_go(c, "over limits.max_connections_per_address");
+
+	if (s->listen) {
+		tp_listener_refuse(s->listen, fd, c->env->now_ns);
+	} else {
+		tp_listener_say_too_many(fd);
+		close(fd);
+	}
+	return TP_CONN_CLOSED;
 }
 
 void tp_connset_act(struct tp_connset *s, struct tp_conn *c, unsigned ev)
@@ -144,7 +151,7 @@ void tp_connset_act(struct tp_connset *s, struct tp_conn *c, unsigned ev)
 	if (!ev && !c->closed)
 		return; /* most completions: a request done behind its connection's head */
 	if ((ev & TP_CONN_NAMED) && !c->closed && !s->on_named(s->ctx, c))
-		ev |= refuse_named(c);
+		ev |= refuse_named(s, c);
 	if ((ev & TP_CONN_HANDOFF) && !c->closed)
 		ev |= hand_off(s, c);
 	if (ev & TP_CONN_CLOSED) {

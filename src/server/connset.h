@@ -17,6 +17,8 @@
 
 #include "conn.h"
 
+struct tp_listen_set;
+
 struct tp_connset {
 	struct tp_conn *ready;
 	struct tp_conn *dirty;
@@ -34,7 +36,8 @@ struct tp_connset {
 	/* Keeping: take c's fd and record for the next instance; false (it is closed) when full. */
 	bool (*on_handoff)(void *ctx, int fd, const struct tp_handover_conn *rec);
 	void *handoff_ctx;
-	uint64_t grace_until_ns; /* shutdown: when silent connections' grace ends; 0 once checked */
+	uint64_t grace_until_ns;      /* shutdown: when silent connections' grace ends; 0 once checked */
+	struct tp_listen_set *listen; /* the loop's: drains a client refused at its PROXY header, or NULL */
 };
 
 /* A new connection, active at now_ns. */

@@ -66,7 +66,6 @@ void tp_health_stats(const struct tp_health *h, struct tp_stats *ret)
 		tp_loop_counters(h->loops[i], &lc);
 		ret->served += lc.served;
 		ret->rejected += lc.busy;
-		ret->refused += lc.refused;
 		ret->connections += lc.connections;
 	}
 }
@@ -143,24 +142,35 @@ static void log_busy(struct tp_health *h, uint64_t now)
 }
 
 /* Refused connections, like busy rejections: one line per interval at most. */
+/* Clients told ERR too many connections, by the limit they were over: at accept or at their PROXY header. */
 static void log_refused(struct tp_health *h, uint64_t now)
 {
+	struct tp_metrics_events ev;
 	struct tp_stats st;
-	char n_txt[24], since[32];
+	char n_txt[24], since[32], why[128];
+	uint64_t n = 0;
+	size_t len = 0;
 
-	if (h->last_refused_log_ns && now - h->last_refused_log_ns < BUSY_LOG_EVERY_NS)
+	if (!h->metrics || (h->last_refused_log_ns && now - h->last_refused_log_ns < BUSY_LOG_EVERY_NS))
+		return;
+	tp_metrics_events(h->metrics, &ev);
+	for (size_t i = 0; i < TP_REFUSE_COUNT; i++) {
+		uint64_t d = ev.refused[i] - h->refused_logged[i];
+		if (d && len < sizeof(why))
+			len += (size_t)snprintf(why + len, sizeof(why) - len, "%s%" PRIu64 " over %s",
+			                        n ? ", " : "", d, tp_metrics_refusal_name(i));
+		n += d;
+	}
+	if (!n)
 		return;
 	tp_health_stats(h, &st);
-	if (st.refused == h->refused_logged)
-		return;
-	uint64_t n = st.refused - h->refused_logged;
 	since_text(h->last_refused_log_ns, now, since, sizeof(since));
 	snprintf(n_txt, sizeof(n_txt), "%" PRIu64, n);
 	struct tp_log_field f[] = {{"TP_REFUSED", n_txt}};
 	tp_logf(TP_LOG_WARNING, "refused", f, 1,
-	        "refused %" PRIu64 " connection%s over max_connections %s (%" PRIu64 " open)", n,
-	        n == 1 ? "" : "s", since, st.connections);
-	h->refused_logged = st.refused;
+	        "refused %" PRIu64 " connection%s (%s) %s (%" PRIu64 " open)", n, n == 1 ? "" : "s", why,
+	        since, st.connections);
+	memcpy(h->refused_logged, ev.refused, sizeof(ev.refused));
 	h->last_refused_log_ns = now;
 }
 

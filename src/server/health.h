@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "metrics.h"
 #include "turnaway.h"
 
 struct tp_config;
@@ -34,7 +35,6 @@ struct tp_stats {
 	uint64_t served;   /* replies written */
 	uint64_t rejected; /* ERR server busy: no space before queue_timeout_ms */
 	uint64_t late;     /* ERR server busy: waited over pool.max_wait_ms */
-	uint64_t refused;  /* connections refused over max_connections */
 	size_t flows;      /* connections with admitted work (fair modes) */
 	size_t largest;    /* admitted work of the busiest client address (fair modes) */
 };
@@ -53,7 +53,7 @@ struct tp_health {
 	/* its own state (loop 0) */
 	uint64_t last_status_ns, status_served;
 	uint64_t last_busy_log_ns, busy_logged, late_logged;
-	uint64_t last_refused_log_ns, refused_logged;
+	uint64_t last_refused_log_ns, refused_logged[TP_REFUSE_COUNT];
 	uint64_t quiet_since_ns, quiet_served, quiet_conns, quiet_rejected;
 	bool trimmed; /* since the last activity */
 	uint64_t wd_next_ns, wd_early_ns;

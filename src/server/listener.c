@@ -336,13 +336,11 @@ void tp_listener_say_too_many(int fd)
 	(void)w; /* best effort: the client may already be gone */
 }
 
-/* Refuse a client over max_connections: one line, then a drained close (see listener.h). */
-static void refuse(struct tp_listen_set *s, int fd, uint64_t now_ns)
+void tp_listener_refuse(struct tp_listen_set *s, int fd, uint64_t now_ns)
 {
 	struct tp_refused *rf = refused_slot(s);
 
 	tp_listener_say_too_many(fd);
-	atomic_fetch_add_explicit(&s->nrefused, 1, memory_order_relaxed);
 	if (rf) {
 		struct epoll_event ev = {.events = REFUSED_EVENTS, .data.ptr = rf};
 		(void)shutdown(fd, SHUT_WR);
@@ -378,6 +376,6 @@ void tp_listener_accept(struct tp_listen_set *s, struct tp_listener *ls, uint64_
 			return;
 		}
 		if (!take(ctx, fd, &peer))
-			refuse(s, fd, now_ns);
+			tp_listener_refuse(s, fd, now_ns);
 	}
 }

@@ -68,8 +68,7 @@ struct tp_listen_set {
 	uint64_t resume_ns;
 	uint64_t logged_ns; /* last EMFILE log line */
 	struct tp_refused refused[TP_LISTENER_MAX_REFUSED];
-	size_t nrefusing;          /* slots of refused in use */
-	_Atomic uint64_t nrefused; /* clients refused over max_connections (any thread reads) */
+	size_t nrefusing; /* slots of refused in use */
 	struct tp_listen_other other;
 };
 
@@ -113,6 +112,13 @@ int tp_listener_watch_other(struct tp_listen_set *s, struct tp_listener *ls, con
 
 /* Tell the client on fd `ERR too many connections` (one line, best effort; fd stays open). */
 void tp_listener_say_too_many(int fd);
+
+/*
+ * Refuse the client on fd (not in the epoll set), over max_connections or
+ * its address's cap: tp_listener_say_too_many(), then a drained close as
+ * above.  Takes fd.
+ */
+void tp_listener_refuse(struct tp_listen_set *s, int fd, uint64_t now_ns);
 
 /* The owner's accept on the other socket failed with err (0: it did not): out of fds, pause it. */
 void tp_listener_pause_other(struct tp_listen_set *s, int err, uint64_t now_ns);

@@ -131,6 +131,7 @@ struct tp_loop *tp_loop_new(const struct tp_loop_params *p)
 	l->conns.on_handoff = p->hooks.hand_off;
 	l->conns.handoff_ctx = p->hooks.hand_off_ctx;
 	l->conns.ctx = p->hooks.ctx;
+	l->conns.listen = &l->listen;
 	r = tp_post_init(&l->post);
 	l->epfd = r < 0 ? -1 : epoll_create1(EPOLL_CLOEXEC);
 	if (r == 0 && l->epfd < 0)
@@ -186,7 +187,6 @@ void tp_loop_counters(struct tp_loop *l, struct tp_loop_counters *ret)
 {
 	ret->served = atomic_load_explicit(&l->env.served, memory_order_relaxed);
 	ret->busy = atomic_load_explicit(&l->busy, memory_order_relaxed);
-	ret->refused = atomic_load_explicit(&l->listen.nrefused, memory_order_relaxed);
 	ret->connections = atomic_load_explicit(&l->conns.connections, memory_order_relaxed);
 	ret->last_turn_ns = atomic_load_explicit(&l->last_turn_ns, memory_order_relaxed);
 	tp_peer_counts_load(l->env.turned_away, ret->turned_away);

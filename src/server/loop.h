@@ -131,7 +131,6 @@ void tp_loop_post_admit(struct tp_loop *l, struct tp_req *r);
 struct tp_loop_counters {
 	uint64_t served;
 	uint64_t busy;
-	uint64_t refused; /* clients refused over max_connections */
 	uint64_t connections;
 	uint64_t last_turn_ns;                       /* 0 once the loop has returned from its shutdown */
 	uint64_t turned_away[TP_PEER_REFUSAL_COUNT]; /* closed before their first request, by reason */

@@ -143,6 +143,22 @@ class Proxy(unittest.TestCase):
             self.assertEqual(read_to_eof(c), b"ERR too many connections\n")  # as a direct client is told
             srv.wait_log(r"over limits\.max_connections_per_address 192\.0\.2\.1:1001")
 
+    def test_refused_at_the_header_drained_and_logged_by_limit(self):
+        # A client over the cap that pipelined behind its header reads the
+        # refusal then EOF, as one refused at accept does, not a reset that
+        # may cost it the line; the log line names the limit it was over.
+        with Server(*PROXY, "--max-connections-per-address", "1") as srv:
+            a = srv.connect()
+            a.sendall(b"PROXY TCP4 192.0.2.9 10.0.0.1 1000 9000\r\nECHO a\n")
+            self.assertEqual(LineReader(a).line(), "OK a")
+            for _ in range(3):
+                with srv.connect() as c:
+                    c.sendall(b"PROXY TCP4 192.0.2.9 10.0.0.1 1001 9000\r\n" + b"ECHO b\n" * 20000)
+                    c.settimeout(5)
+                    self.assertEqual(read_to_eof(c), b"ERR too many connections\n")
+            srv.wait_log(r"refused 3 connections \(3 over max_connections_per_address\)")
+            self.assertNotRegex(srv.log(), r"over max_connections[^_]")
+
     def test_missing_header_times_out(self):
         with Server(*PROXY) as srv:
             s = srv.connect()

@@ -290,7 +290,7 @@ class Refused(unittest.TestCase):
                     r.line()
                 s.close()
             # Counted and logged in one line, not one per connection.
-            total = lambda: sum(int(n) for n in re.findall(r"refused (\d+) connections? over max_conn",
+            total = lambda: sum(int(n) for n in re.findall(r"refused \d+ connections? \((\d+) over max_connections\)",
                                                            srv.log()))
             self.assertEqual(wait_until(lambda: total() == 20, 12) and total(), 20, srv.log())
             self.assertIn("since start", srv.log())
