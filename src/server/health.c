@@ -141,8 +141,10 @@ static void log_busy(struct tp_health *h, uint64_t now)
 	h->last_busy_log_ns = now;
 }
 
-/* Refused connections, like busy rejections: one line per interval at most. */
-/* Clients told ERR too many connections, by the limit they were over: at accept or at their PROXY header. */
+/*
+ * Refused connections, like busy rejections: one line per interval at most,
+ * by the limit each was over (at accept, or at its PROXY header).
+ */
 static void log_refused(struct tp_health *h, uint64_t now)
 {
 	struct tp_metrics_events ev;
