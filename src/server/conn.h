@@ -207,9 +207,10 @@ unsigned tp_conn_close(struct tp_conn *c, const char *reason);
 
 /*
  * As tp_conn_close(), but the fd is not closed: it leaves c's epoll set and
- * is returned, the caller's to close.  c must be open (conn_end.c).
+ * is returned, the caller's; logged as event with what before the client's
+ * address.  c must be open (conn_end.c).
  */
-int tp_conn_let_go(struct tp_conn *c, const char *reason);
+int tp_conn_let_go(struct tp_conn *c, const char *event, const char *what);
 
 /* Closed and no request in flight: only the loop's lists may still refer to it. */
 static inline bool tp_conn_unused(const struct tp_conn *c)

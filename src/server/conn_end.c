@@ -14,8 +14,8 @@
 #include "peer.h"
 #include "tp_assert.h"
 
-/* c ends here; its fd, still open, is the caller's. */
-static int end(struct tp_conn *c, const char *reason)
+/* c ends here (logged as event: what); its fd, still open, is the caller's. */
+static int end(struct tp_conn *c, const char *event, const char *what)
 {
 	int fd = c->fd;
 
@@ -25,7 +25,7 @@ static int end(struct tp_conn *c, const char *reason)
 	tp_framer_release(&c->framer);
 	free(c->hdr);
 	c->hdr = NULL;
-	tp_peer_log(c->addr, c->port, "conn_close", reason);
+	tp_peer_log(c->addr, c->port, event, what);
 	return fd;
 }
 
@@ -33,15 +33,15 @@ unsigned tp_conn_close(struct tp_conn *c, const char *reason)
 {
 	if (c->closed)
 		return 0;
-	close(end(c, reason)); /* also removes it from epoll */
+	close(end(c, "conn_close", reason)); /* also removes it from epoll */
 	return TP_CONN_CLOSED;
 }
 
-int tp_conn_let_go(struct tp_conn *c, const char *reason)
+int tp_conn_let_go(struct tp_conn *c, const char *event, const char *what)
 {
 	TP_ASSERT(!c->closed);
 	(void)epoll_ctl(c->env->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-	return end(c, reason);
+	return end(c, event, what);
 }
 
 void tp_conn_free(struct tp_conn *c)

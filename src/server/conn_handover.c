@@ -17,11 +17,7 @@
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/stat.h>
-#include <unistd.h>
-
-#include "log.h"
 
 int tp_conn_handover_record(struct tp_conn *c, struct tp_handover_conn *rec)
 {
@@ -42,16 +38,7 @@ int tp_conn_handover_record(struct tp_conn *c, struct tp_handover_conn *rec)
 
 unsigned tp_conn_handed_off(struct tp_conn *c)
 {
-	char port[8];
-
-	(void)epoll_ctl(c->env->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-	atomic_store_explicit(&c->gone, true, memory_order_relaxed);
-	c->closed = true;
-	c->fd = -1;
-	tp_framer_release(&c->framer);
-	snprintf(port, sizeof(port), "%u", c->port);
-	struct tp_log_field f[] = {{"CLIENT_ADDR", c->addr}, {"CLIENT_PORT", port}};
-	tp_logf(TP_LOG_DEBUG, "conn_handover", f, 2, "handed over %s:%s", c->addr, port);
+	(void)tp_conn_let_go(c, "conn_handover", "handed over");
 	return TP_CONN_CLOSED;
 }
 

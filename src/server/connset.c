@@ -9,7 +9,6 @@
 
 #include <errno.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "log.h"
 #include "config.h"
@@ -135,14 +134,9 @@ static void release(struct tp_connset *s, struct tp_conn *c)
  */
 static unsigned refuse_named(struct tp_connset *s, struct tp_conn *c)
 {
-	int fd = tp_conn_let_go(c, "over limits.max_connections_per_address");
+	int fd = tp_conn_let_go(c, "conn_close", "over limits.max_connections_per_address");
 
-	if (s->listen) {
-		tp_listener_refuse(s->listen, fd, c->env->now_ns);
-	} else {
-		tp_listener_say_too_many(fd);
-		close(fd);
-	}
+	tp_listener_refuse(s->listen, fd, c->env->now_ns);
 	return TP_CONN_CLOSED;
 }
 

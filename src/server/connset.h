@@ -37,7 +37,7 @@ struct tp_connset {
 	bool (*on_handoff)(void *ctx, int fd, const struct tp_handover_conn *rec);
 	void *handoff_ctx;
 	uint64_t grace_until_ns;      /* shutdown: when silent connections' grace ends; 0 once checked */
-	struct tp_listen_set *listen; /* the loop's: drains a client refused at its PROXY header, or NULL */
+	struct tp_listen_set *listen; /* the loop's: drains a client refused at its PROXY header */
 };
 
 /* A new connection, active at now_ns. */
