@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -162,19 +163,29 @@ static void reply(struct sconn *c, int code, const char *reason, const char *ext
 	c->off = 0;
 }
 
+/* A word of the request: where it starts in the buffer and its length. */
+struct word {
+	const char *p;
+	size_t n;
+};
+
+static bool word_is(struct word w, const char *s)
+{
+	return w.n == strlen(s) && memcmp(w.p, s, w.n) == 0;
+}
+
 /*
  * The request line's three words (RFC 9112: method SP request-target SP
- * HTTP-version) into words[i], each of at most caps[i] - 1 bytes: exactly
- * two single spaces, no other blank.  Returns false when it is malformed.
+ * HTTP-version) into w: exactly two single spaces, no other blank.
+ * Returns false when it is malformed.
  */
-static bool request_words(const char *line, char *const words[3], const size_t caps[3])
+static bool request_words(const char *line, struct word w[3])
 {
 	for (size_t i = 0; i < 3; i++) {
 		size_t n = strcspn(line, " \t");
-		if (n == 0 || n >= caps[i])
+		if (n == 0)
 			return false;
-		memcpy(words[i], line, n);
-		words[i][n] = '\0';
+		w[i] = (struct word){line, n};
 		line += n;
 		if (i < 2 && *line++ != ' ')
 			return false;
@@ -182,27 +193,79 @@ static bool request_words(const char *line, char *const words[3], const size_t c
 	return *line == '\0';
 }
 
+/*
+ * The path of a request target in origin form ("/metrics?x") or absolute
+ * form ("http://host:9101/metrics", RFC 9112 3.2.2), without its query.
+ */
+static struct word target_path(struct word t)
+{
+	static const char *const schemes[] = {"http://", "https://"};
+
+	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
+		size_t len = strlen(schemes[i]);
+		if (t.n >= len && strncasecmp(t.p, schemes[i], len) == 0) {
+			size_t authority = len;
+			while (authority < t.n && t.p[authority] != '/' && t.p[authority] != '?')
+				authority++;
+			t = (struct word){t.p + authority, t.n - authority};
+			break;
+		}
+	}
+	const char *q = memchr(t.p, '?', t.n);
+	return (struct word){t.p, q ? (size_t)(q - t.p) : t.n};
+}
+
+/* How many header lines of head (after the request line) name Host. */
+static int host_fields(const char *head)
+{
+	int n = 0;
+
+	for (const char *l = strchr(head, '\n'); l; l = strchr(l, '\n'))
+		n += strncasecmp(++l, "Host:", 5) == 0;
+	return n;
+}
+
+/*
+ * Whether the request line (up to its LF, less one CR before it) and the
+ * headers make a request this endpoint understands: a bare CR in the line,
+ * a version other than 1.0 or 1.1, or an HTTP/1.1 request without exactly
+ * one Host field is a 400 (RFC 9112 2.2, 3.2).
+ */
+static bool well_formed(char *req, struct word w[3])
+{
+	size_t eol = strcspn(req, "\n");
+	bool http11;
+
+	if (eol > 0 && req[eol - 1] == '\r')
+		eol--;
+	if (memchr(req, '\r', eol))
+		return false;
+	char saved = req[eol];
+	req[eol] = '\0';
+	bool ok = request_words(req, w);
+	req[eol] = saved;
+	http11 = ok && word_is(w[2], "HTTP/1.1");
+	if (!ok || (!http11 && !word_is(w[2], "HTTP/1.0")))
+		return false;
+	return !http11 || host_fields(req) == 1;
+}
+
 /* Answer the request in c->req[0..len), which ends with the blank line. */
 static void answer(struct tp_scrape *s, struct sconn *c, size_t len)
 {
-	char method[16] = "", target[128] = "", version[16] = "";
-	size_t eol = strcspn(c->req, "\r\n");
+	struct word w[3];
 
 	c->req[len] = '\0';
-	c->req[eol] = '\0';
-	if (!request_words(c->req, (char *const[]){method, target, version},
-	                   (const size_t[]){sizeof(method), sizeof(target), sizeof(version)}) ||
-	    (strcmp(version, "HTTP/1.1") != 0 && strcmp(version, "HTTP/1.0") != 0)) {
+	if (!well_formed(c->req, w)) {
 		reply(c, 400, "Bad Request", "", false);
 		return;
 	}
-	bool head = strcmp(method, "HEAD") == 0;
-	if (!head && strcmp(method, "GET") != 0) {
+	bool head = word_is(w[0], "HEAD");
+	if (!head && !word_is(w[0], "GET")) {
 		reply(c, 405, "Method Not Allowed", "Allow: GET, HEAD\r\n", false);
 		return;
 	}
-	target[strcspn(target, "?")] = '\0';
-	if (strcmp(target, "/metrics") != 0) {
+	if (!word_is(target_path(w[1]), "/metrics")) {
 		reply(c, 404, "Not Found", "", head);
 		return;
 	}
@@ -213,6 +276,27 @@ static void answer(struct tp_scrape *s, struct sconn *c, size_t len)
 		return;
 	}
 	reply(c, 200, "OK", "", head);
+}
+
+/*
+ * Drop the empty lines before a request (RFC 9112 2.2: a server should
+ * ignore them), complete line ends only. Returns how many bytes went.
+ */
+static size_t skip_empty_lines(struct sconn *c)
+{
+	size_t skip = 0;
+
+	for (;;) {
+		if (c->rlen - skip >= 1 && c->req[skip] == '\n')
+			skip += 1;
+		else if (c->rlen - skip >= 2 && c->req[skip] == '\r' && c->req[skip + 1] == '\n')
+			skip += 2;
+		else
+			break;
+	}
+	memmove(c->req, c->req + skip, c->rlen - skip + 1);
+	c->rlen -= skip;
+	return skip;
 }
 
 /* Read until the headers end. Returns false when c was closed. */
@@ -243,6 +327,8 @@ static bool read_request(struct tp_scrape *s, struct sconn *c)
 			c->early = true;
 			break;
 		}
+		if (skip_empty_lines(c) > 0)
+			from = 0;
 		char *crlf = strstr(c->req + from, "\r\n\r\n");
 		char *lf = strstr(c->req + from, "\n\n");
 		if (lf && (!crlf || lf < crlf))

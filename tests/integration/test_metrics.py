@@ -483,7 +483,7 @@ class Http(unittest.TestCase):
     def test_header_limit_is_8_KiB_and_its_refusal_arrives_whole(self):
         with MetricsServer() as srv:
             p = srv.metrics_port
-            start = b"GET /metrics HTTP/1.1\r\nX-Pad: "
+            start = b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Pad: "
             head = start + b"a" * (8192 - len(start) - 4) + b"\r\n\r\n"
             self.assertEqual(len(head), 8192)
             self.assertEqual(http(p, head)[0], 200)
@@ -499,33 +499,62 @@ class Http(unittest.TestCase):
             s.sendall(b"GET /metrics HTTP/1.1\r\nX: \0\r\n" + b"X-More: b\r\n" * 3000 + b"\r\n")
             s.shutdown(socket.SHUT_WR)
             self.assertTrue(read_to_eof(s).startswith(b"HTTP/1.1 400 "))
-            self.assertEqual(http(p, b"GET /metrics HTTP/1.1\r\n\r\n")[0], 200)
+            self.assertEqual(http(p, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")[0], 200)
 
     def test_errors_and_head(self):
         with MetricsServer() as srv:
             p = srv.metrics_port
-            self.assertEqual(http(p, b"GET /nope HTTP/1.1\r\n\r\n")[0], 404)
-            st, h, body = http(p, b"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n")
+            host = b"\r\nHost: x\r\n\r\n"
+            self.assertEqual(http(p, b"GET /nope HTTP/1.1" + host)[0], 404)
+            st, h, body = http(p, b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
             self.assertEqual((st, h.get("allow")), (405, "GET, HEAD"))
             self.assertEqual(http(p, b"garbage\r\n\r\n")[0], 400)
-            self.assertEqual(http(p, b"GET /metrics HTTP/2.0\r\n\r\n")[0], 400)
-            self.assertEqual(http(p, b"GET /metrics HTTP/1.1 more\r\n\r\n")[0], 400)
-            self.assertEqual(http(p, b"GET  /metrics HTTP/1.1\r\n\r\n")[0], 400)
-            self.assertEqual(http(p, b"GET /metrics HTTP/1.1 \r\n\r\n")[0], 400)
-            self.assertEqual(http(p, b"GET /metrics\tHTTP/1.1\r\n\r\n")[0], 400)
-            # No space before the version, where the target fills its buffer to the byte.
-            self.assertEqual(http(p, b"GET /metrics?" + b"a" * 118 + b"HTTP/1.1\r\n\r\n")[0], 400)
-            self.assertEqual(http(p, b"GET /metrics?" + b"a" * 118 + b" HTTP/1.1\r\n\r\n")[0], 200)
-            self.assertEqual(http(p, b"GET /" + b"m" * 200 + b" HTTP/1.1\r\n\r\n")[0], 400)
-            self.assertEqual(http(p, b"GET /metrics\x00 HTTP/1.1\r\n\r\n")[0], 400)
-            st, h, body = http(p, b"HEAD /metrics HTTP/1.1\r\n\r\n")
+            self.assertEqual(http(p, b"GET /metrics HTTP/2.0" + host)[0], 400)
+            self.assertEqual(http(p, b"GET /metrics HTTP/1.1 more" + host)[0], 400)
+            self.assertEqual(http(p, b"GET  /metrics HTTP/1.1" + host)[0], 400)
+            self.assertEqual(http(p, b"GET /metrics HTTP/1.1 " + host)[0], 400)
+            self.assertEqual(http(p, b"GET /metrics\tHTTP/1.1" + host)[0], 400)
+            self.assertEqual(http(p, b"GET /metrics?" + b"a" * 118 + b"HTTP/1.1" + host)[0], 400)
+            # A query or a path of any length that fits the head: no limit of its own.
+            self.assertEqual(http(p, b"GET /metrics?" + b"a" * 5000 + b" HTTP/1.1" + host)[0], 200)
+            self.assertEqual(http(p, b"GET /" + b"m" * 5000 + b" HTTP/1.1" + host)[0], 404)
+            self.assertEqual(http(p, b"GET /metrics\x00 HTTP/1.1" + host)[0], 400)
+            st, h, body = http(p, b"HEAD /metrics HTTP/1.1" + host)
             self.assertEqual((st, body), (200, b""))
             self.assertGreater(int(h["content-length"]), 1000)
+            # HTTP/1.0 needs no Host.
             st, h, body = http(p, b"GET /metrics?x=1 HTTP/1.0\r\n\r\n")
             self.assertEqual(st, 200)
             self.assertIn(b"tpserver_requests_total", body)
-            # A bare LF ends the headers too.
-            self.assertEqual(http(p, b"GET /metrics HTTP/1.1\n\n")[0], 200)
+            # A bare LF ends the lines and the headers too.
+            self.assertEqual(http(p, b"GET /metrics HTTP/1.1\nHost: x\n\n")[0], 200)
+
+    def test_http_1_1_framing(self):
+        """RFC 9112: empty lines before the request are skipped, the absolute form is
+        a target like any other, a bare CR ends nothing, and HTTP/1.1 needs one Host."""
+        with MetricsServer() as srv:
+            p = srv.metrics_port
+            host = b"\r\nHost: x\r\n\r\n"
+            self.assertEqual(http(p, b"\r\nGET /metrics HTTP/1.1" + host)[0], 200)
+            self.assertEqual(http(p, b"\r\n\n\r\nGET /metrics HTTP/1.1" + host)[0], 200)
+            # Empty lines sent apart from the request, one byte at a time.
+            s = socket.create_connection(("127.0.0.1", p), timeout=5)
+            for b in b"\r\n\r\n":
+                s.sendall(bytes([b]))
+                time.sleep(0.02)
+            s.sendall(b"GET /metrics HTTP/1.1" + host)
+            self.assertTrue(read_to_eof(s).startswith(b"HTTP/1.1 200 "))
+            s.close()
+            for target in (b"http://127.0.0.1:9101/metrics", b"HTTP://x/metrics?a=b", b"https://x/metrics"):
+                self.assertEqual(http(p, b"GET " + target + b" HTTP/1.1" + host)[0], 200, target)
+            for target in (b"http://x", b"http://x/", b"http://x/metricsz", b"ftp://x/metrics"):
+                self.assertEqual(http(p, b"GET " + target + b" HTTP/1.1" + host)[0], 404, target)
+            self.assertEqual(http(p, b"GET /metrics HTTP/1.1\rX: y" + host)[0], 400)
+            self.assertEqual(http(p, b"GET /metrics\rx HTTP/1.1" + host)[0], 400)
+            self.assertEqual(http(p, b"GET /metrics HTTP/1.1\r\n\r\n")[0], 400)
+            self.assertEqual(http(p, b"GET /metrics HTTP/1.1\r\nX-Host: y\r\n\r\n")[0], 400)
+            self.assertEqual(http(p, b"GET /metrics HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n")[0], 400)
+            self.assertEqual(http(p, b"GET /metrics HTTP/1.1\r\nhOST: a\r\n\r\n")[0], 200)
 
 
 class Hostile(unittest.TestCase):
@@ -653,7 +682,7 @@ class SocketActivation(unittest.TestCase):
                     time.sleep(0.05)
             self.assertIsNotNone(s)
             self.assertEqual(request(s, LineReader(s), "ECHO sa"), "OK sa")
-            st, _, body = http(mp, b"GET /metrics HTTP/1.1\r\n\r\n")
+            st, _, body = http(mp, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
             self.assertEqual(st, 200)
             m = parse(body.decode())
             self.assertEqual(m.get("tpserver_requests_total", op="echo", result="ok"), 1)
