@@ -45,6 +45,24 @@ class Agent(unittest.TestCase):
             srv.wait_log("SIGUSR1: ready again")
             self.assertTrue(agent_line(port).startswith("ready up "))
 
+    def test_what_the_checker_sent_is_read_so_the_close_is_clean(self):
+        """HAProxy's agent-send: bytes the checker sent before the answer are read,
+        so the close is a FIN after the line rather than a reset (which over a
+        real network can destroy the line)."""
+        with Server("--agent", "--agent-port", "0") as srv:
+            port = agent_port(srv)
+            for sent in (b"hello\n", b"x" * 3000):
+                # The loop is stopped while the peer connects and sends: the bytes are
+                # in the socket before the accept, whatever the scheduling.
+                srv.signal(signal.SIGSTOP)
+                try:
+                    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+                    s.sendall(sent)
+                    time.sleep(0.1)
+                finally:
+                    srv.signal(signal.SIGCONT)
+                self.assertEqual(read_to_eof(s), b"ready up 100%\n", sent[:8])
+
     def test_weight_falls_under_load_and_never_reaches_zero(self):
         with Server("--agent", "--agent-port", "0", "--workers", "1", "--queue-size", "50",
                     "--queue-timeout-ms", "100") as srv:
