@@ -412,6 +412,12 @@ class Connections(unittest.TestCase):
         # replies to the lines before them are all sent first.
         self.half_close(b"SLEEP 200\nECHO a\nECHO partial", ["OK 200", "OK a"])
 
+    def test_half_close_after_an_over_long_partial_line_answers_it(self):
+        # The exception PROTOCOL.md names: a partial line already over
+        # max_line_bytes (4096) was refused as it passed the limit.
+        self.half_close(b"ECHO a\nECHO " + b"x" * 4092, ["OK a"])
+        self.half_close(b"ECHO a\nECHO " + b"x" * 4093, ["OK a", "ERR line too long"])
+
     def test_half_close_still_gets_replies(self):
         self.half_close(b"SLEEP 100\nECHO bye\n", ["OK 100", "OK bye"])
 
