@@ -60,6 +60,7 @@ struct tp_conn *tp_conn_new(struct tp_conn_env *env, struct tp_loop *loop, int f
 	c->loop = loop;
 	c->env = env;
 	c->writable = true;
+	c->read_us = env->now_us;
 	tp_framer_init(&c->framer, (size_t)env->cfg->max_line_bytes);
 	c->peer = *peer;
 	tp_peer_addr_text(peer, c->addr, sizeof(c->addr), &c->port);
@@ -121,7 +122,7 @@ static int reply_now(struct tp_conn *c, enum tp_proto_status st, const struct tp
 
 	if (!r)
 		return -ENOMEM;
-	r->arrival_us = c->env->now_us;
+	r->arrival_us = c->read_us;
 	/* Only an invalid argument follows a known op. */
 	r->op = (uint8_t)(st == TP_PROTO_INVALID_ARG ? pr->op : TP_METRICS_OP_NONE);
 	r->status = (uint8_t)st;
@@ -182,12 +183,15 @@ static bool add_request(struct tp_conn *c, const char *line, size_t len, const s
 	if (!r)
 		return false;
 	r->op = (uint8_t)pr->op;
-	r->arrival_us = env->now_us;
+	r->arrival_us = c->read_us;
 	r->pushed = true;
 	r->qnode.flow = &c->flow;
 	r->qnode.cost_us = pr->op == TP_OP_ECHO ? 0 : pr->sleep_ms * 1000u; /* the queue adds a floor */
-	/* Its wait for space in the queue ends queue_timeout_ms after its line was read. */
-	r->qnode.deadline_ns = env->wait_until_ns;
+	/*
+	 * Its wait for space in the queue ends queue_timeout_ms after its line
+	 * was read, also when the line waited in the framer (read_us).
+	 */
+	r->qnode.deadline_ns = env->wait_until_ns - (uint64_t)(uint32_t)(env->now_us - c->read_us) * 1000;
 	if (pr->op == TP_OP_ECHO) {
 		r->len = (uint32_t)tp_proto_echo_place(pr->text, pr->text_len, r->buf);
 		r->qnode.batchable = true;
@@ -268,6 +272,7 @@ static int read_header(struct tp_conn *c, struct framing *fr)
 	if (!o.done)
 		return 0;
 	size_t n = c->hdr->len - o.start;
+	c->read_us = c->env->now_us;
 	int r = n ? tp_framer_feed(&c->framer, (const char *)c->hdr->buf + o.start, n, on_line, fr) : 0;
 	free(c->hdr);
 	c->hdr = NULL;
@@ -302,6 +307,7 @@ static int read_once(struct tp_conn *c, struct framing *fr)
 		return -1;
 	}
 	fr->ev |= TP_CONN_ACTIVE;
+	c->read_us = c->env->now_us;
 	if (c->env->metrics)
 		tp_metrics_add(&c->env->metrics->bytes_in, (uint64_t)n);
 	/*

@@ -117,6 +117,11 @@ struct tp_conn {
 	bool failed; /* out of memory while parsing: close after this turn */
 	bool unkept; /* keeping, but this one was not handed over: it ends as without keeping */
 	atomic_bool gone;
+	/*
+	 * When the lines being framed were read (tp_req_us()): a turn's time,
+	 * or an earlier one for the rest of a read set aside while paused.
+	 */
+	uint32_t read_us;
 
 	/* The client: the socket's peer, or the one its proxy's PROXY header names. */
 	struct sockaddr_storage peer;

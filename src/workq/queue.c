@@ -30,7 +30,10 @@
  *   them growing.  Two loops stamp deadlines at the start of their turns
  *   and push at the end, so across loops a newer waiter may carry a
  *   deadline a little earlier than an older one's: it leaves with the
- *   older one, late by at most that turn.
+ *   older one, late by at most that turn.  A line a paused connection set
+ *   aside in its framer keeps its read's deadline, which may have passed
+ *   when it is pushed: it leaves with the waiters ahead of it, at once when
+ *   there are none.
  * - Workers sleep on `cond` only in tp_queue_pop().  A push signals no more
  *   workers than are idle and not already woken (`nwaking`), so a burst does
  *   not wake the whole pool for work one worker takes as a batch.

@@ -164,6 +164,28 @@ class Backpressure(unittest.TestCase):
             s.sendall(b"SLEEP 5\n")
             self.assertEqual(r.line(timeout=10), "OK 5")
 
+    def test_pipelined_lines_read_together_share_one_deadline(self):
+        """A connection frames at most 64 lines a turn, and none while one of
+        them waits for room, so the rest of a large read waits in the framer.
+        Its lines' wait still counts from the read: 1280 pipelined lines read
+        at once are all refused about queue_timeout_ms later, not one group
+        of 64 per timeout (20 s)."""
+        with MetricsServer("--workers", "1", "--cheap-workers", "0", "--queue", "2",
+                           "--queue-timeout-ms", "1000") as srv:
+            hold = self.occupy(srv, 3, 9000)  # one running, two queued: full
+            s = srv.connect()
+            r = LineReader(s)
+            t0 = time.monotonic()
+            s.sendall(b"SLEEP 1\n" * 1280)  # 10 KiB: one read
+            self.assertEqual(set(r.lines(1280, timeout=30)), {"ERR server busy"})
+            elapsed = time.monotonic() - t0
+            self.assertGreaterEqual(elapsed, 0.9)
+            self.assertLess(elapsed, 1.0 + 2.0 * SLACK)
+            self.assertEqual(srv.scrape().get("tpserver_requests_total", op="sleep", result="busy_timeout"), 1280)
+            for h in hold:
+                h.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                h.close()
+
     def test_unit_waits_for_room_for_all_its_lines(self):
         """Three pipelined ECHOs read together are one unit of three: with two
         places free it waits whole, and at its deadline each line is refused."""
