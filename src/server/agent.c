@@ -11,6 +11,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "listener.h"
+
 #define ACCEPT_BURST 32
 #define DRAIN_MAX 4096             /* what a peer may have sent that is read before the close */
 #define QUEUED_PER_WORKER_FULL 4.0 /* this many waiting per worker is full pressure */
@@ -76,22 +78,6 @@ size_t tp_agent_format(bool drain, bool healthy, unsigned weight, char buf[TP_AG
 	return (size_t)n;
 }
 
-/*
- * Read what the peer sent (HAProxy's agent-send string, say), up to
- * DRAIN_MAX: closing with bytes unread sends a reset, which over a real
- * network can destroy the answer before the peer reads it.
- */
-static void drain(int fd)
-{
-	char buf[512];
-	size_t total = 0;
-	ssize_t r;
-
-	while (total < DRAIN_MAX &&
-	       ((r = recv(fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0 || (r < 0 && errno == EINTR)))
-		total += r > 0 ? (size_t)r : 0;
-}
-
 size_t tp_agent_answer(int fd, const char *line, size_t len, int *err)
 {
 	size_t n = 0;
@@ -111,7 +97,13 @@ size_t tp_agent_answer(int fd, const char *line, size_t len, int *err)
 		/* One short line fits any socket buffer; a peer that left is not an error. */
 		ssize_t w = send(c, line, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 		(void)w;
-		drain(c);
+		/*
+		 * What it sent (HAProxy's agent-send) is read first: closing with
+		 * bytes unread sends a reset, which over a real network can
+		 * destroy the answer before the peer reads it.
+		 */
+		size_t dropped = 0;
+		(void)tp_discard(-1, c, NULL, &dropped);
 		close(c);
 		n++;
 	}

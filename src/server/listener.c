@@ -306,7 +306,8 @@ enum tp_discard tp_discard(int epfd, int fd, struct epoll_event *ev, size_t *ret
 			                                                          : TP_DISCARD_END;
 		}
 	}
-	(void)epoll_ctl(epfd, EPOLL_CTL_MOD, fd, ev); /* MOD looks at readiness again */
+	if (epfd >= 0)
+		(void)epoll_ctl(epfd, EPOLL_CTL_MOD, fd, ev); /* MOD looks at readiness again */
 	return TP_DISCARD_MORE;
 }
 
@@ -341,9 +342,9 @@ void tp_listener_refuse(struct tp_listen_set *s, int fd, uint64_t now_ns)
 	struct tp_refused *rf = refused_slot(s);
 
 	tp_listener_say_too_many(fd);
+	(void)shutdown(fd, SHUT_WR);
 	if (rf) {
 		struct epoll_event ev = {.events = REFUSED_EVENTS, .data.ptr = rf};
-		(void)shutdown(fd, SHUT_WR);
 		if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) == 0) {
 			rf->fd = fd;
 			rf->until_ns = now_ns + REFUSE_DRAIN_MS * 1000000ull;
@@ -352,6 +353,9 @@ void tp_listener_refuse(struct tp_listen_set *s, int fd, uint64_t now_ns)
 			return;
 		}
 	}
+	/* No slot: only what it sent already is read, which spares most a reset. */
+	size_t dropped = 0;
+	(void)tp_discard(-1, fd, NULL, &dropped);
 	close(fd);
 }
 

@@ -12,7 +12,8 @@
  * that spoke first reads the refusal instead of a reset (closing with
  * unread input sends RST, which discards the line in flight).  At most
  * TP_LISTENER_MAX_REFUSED drain at once per loop; beyond that a refused
- * client is closed at once, as a flood must not cost more than that.
+ * client is closed as soon as what it sent already is read, as a flood
+ * must not cost more than that.
  */
 #ifndef TP_LISTENER_H
 #define TP_LISTENER_H
@@ -31,7 +32,7 @@ struct tp_listener {
 	char name[64]; /* "127.0.0.1:9000", for logs */
 };
 
-#define TP_LISTENER_MAX_REFUSED 8
+#define TP_LISTENER_MAX_REFUSED 64
 
 /* A refused client whose input is drained until EOF or until_ns. */
 struct tp_refused {
@@ -155,7 +156,8 @@ struct epoll_event;
  * cannot hold the loop.  Returns END at EOF or an error, EMPTY when
  * nothing more is there, MORE when it stopped with bytes perhaps left; fd
  * is then watched again in epfd with ev (its edge-triggered events as
- * registered), which reports it at the next wait if bytes are left.
+ * registered), which reports it at the next wait if bytes are left.  With
+ * epfd -1 (fd in no epoll set, ev NULL), a single pass before a close.
  */
 enum tp_discard tp_discard(int epfd, int fd, struct epoll_event *ev, size_t *ret_dropped);
 

@@ -18,7 +18,7 @@ import unittest
 
 import tplib
 from metricslib import MetricsServer
-from tplib import CHEAP_WORKERS, NOBODY, SLACK, TPSERVER, LineReader, Server, request, tasks_of, wait_until
+from tplib import CHEAP_WORKERS, NOBODY, SLACK, TPSERVER, LineReader, Server, read_to_eof, request, tasks_of, wait_until
 
 BURST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench", "burst_rss.py")
 
@@ -294,6 +294,36 @@ class Refused(unittest.TestCase):
                                                            srv.log()))
             self.assertEqual(wait_until(lambda: total() == 20, 12) and total(), 20, srv.log())
             self.assertIn("since start", srv.log())
+            self.assertEqual(request(held, LineReader(held), "ECHO 3"), "OK 3")
+
+
+    def test_a_refusal_storm_reads_its_refusals(self):
+        """A reconnect storm against a full server: 150 clients that each send a
+        line at once are all refused with the line, not a reset, past the 64 that
+        drain at once. The loop is stopped meanwhile, so that every client's line
+        is in its socket before the accept."""
+        with Server("--max-connections", "1") as srv:
+            held = srv.connect()
+            self.assertEqual(request(held, LineReader(held), "ECHO 1"), "OK 1")
+            srv.signal(signal.SIGSTOP)
+            try:
+                storm = []
+                for _ in range(150):
+                    s = srv.connect()
+                    s.sendall(b"ECHO 2\n")
+                    storm.append(s)
+                time.sleep(0.2)
+            finally:
+                srv.signal(signal.SIGCONT)
+            got = {}
+            for s in storm:
+                try:
+                    s.settimeout(10)
+                    key = read_to_eof(s)
+                except ConnectionResetError:
+                    key = "reset"
+                got[key] = got.get(key, 0) + 1
+            self.assertEqual(got, {b"ERR too many connections\n": 150})
             self.assertEqual(request(held, LineReader(held), "ECHO 3"), "OK 3")
 
 
