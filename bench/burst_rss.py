@@ -3,9 +3,11 @@
 """RSS of a running tpserver before, during and after a burst of clients
 that send without reading (each fills its max_unsent_kib of replies).
 
-usage: burst_rss.py PID PORT [N [SECONDS_AFTER]]
+usage: burst_rss.py PID PORT [N [SECONDS_AFTER [TRICKLE]]]
 Prints rss_kib_before, rss_kib_burst (all N clients stuck), and the RSS
-every second for SECONDS_AFTER seconds once they are all gone.
+every second for SECONDS_AFTER seconds once they are all gone.  With
+TRICKLE, one more client sends an ECHO every TRICKLE seconds meanwhile
+(the server is then never quiet).
 """
 import resource
 import socket
@@ -15,6 +17,7 @@ import time
 pid, port = int(sys.argv[1]), int(sys.argv[2])
 n = int(sys.argv[3]) if len(sys.argv) > 3 else 200
 after = int(sys.argv[4]) if len(sys.argv) > 4 else 10
+trickle = float(sys.argv[5]) if len(sys.argv) > 5 else 0.0
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
@@ -54,7 +57,13 @@ for s in socks:
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
     s.close()
 print("clients=%d rss_kib_before=%d rss_kib_burst=%d" % (n, rss0, rss1))
+side = socket.create_connection(("127.0.0.1", port)) if trickle else None
+start = time.monotonic()
 for t in range(1, after + 1):
-    time.sleep(1.0)
+    while time.monotonic() < start + t:
+        if side:
+            side.sendall(b"ECHO t\n")
+            side.recv(16)
+        time.sleep(min(trickle or 1.0, max(0.0, start + t - time.monotonic())))
     print("after_s=%d rss_kib=%d" % (t, rss()))
 sys.stdout.flush()

@@ -24,6 +24,8 @@
 #define BUSY_LOG_EVERY_NS (5 * 1000000000ull)
 #define LOOP_STALL_NS (5 * 1000000000ull)
 #define TRIM_QUIET_NS (5 * 1000000000ull)
+#define TRIM_BUSY_EVERY_NS (10 * 1000000000ull) /* at most one trim this often while not quiet */
+#define TRIM_BUSY_FREE ((size_t)16 << 20)       /* free heap worth a trim while not quiet */
 
 uint64_t tp_health_init(struct tp_health *h)
 {
@@ -178,12 +180,13 @@ static void log_refused(struct tp_health *h, uint64_t now)
 
 /*
  * After a burst glibc keeps the freed memory (arenas, the heap's free
- * pages) at its high-water mark.  Once nothing has changed for
+ * pages) at its high-water mark.  Give it back off the request path, on
+ * loop 0's tick: once per quiet spell, when nothing has changed for
  * TRIM_QUIET_NS (no reply written, no connection come or gone, no
- * rejection), give it back, once per quiet spell: off the request path,
- * on loop 0's tick, when the loops have little to do.
+ * rejection); and while traffic goes on, which may be for ever, when the
+ * heap holds TRIM_BUSY_FREE free, at most once per TRIM_BUSY_EVERY_NS.
  */
-static void trim_when_quiet(struct tp_health *h, uint64_t now)
+static void trim_memory(struct tp_health *h, uint64_t now)
 {
 	struct tp_stats st;
 
@@ -195,6 +198,15 @@ static void trim_when_quiet(struct tp_health *h, uint64_t now)
 		h->quiet_rejected = st.rejected;
 		h->quiet_since_ns = now;
 		h->trimmed = false;
+		if (h->busy_trim_ns && now - h->busy_trim_ns < TRIM_BUSY_EVERY_NS)
+			return;
+		struct mallinfo2 mi = mallinfo2();
+		if (mi.fordblks < TRIM_BUSY_FREE)
+			return;
+		h->busy_trim_ns = now;
+		(void)malloc_trim(0);
+		tp_log(TP_LOG_DEBUG, "memory", "%zu MiB free in the heap: returned to the system",
+		       mi.fordblks >> 20);
 		return;
 	}
 	if (h->trimmed || now - h->quiet_since_ns < TRIM_QUIET_NS)
@@ -300,7 +312,7 @@ void tp_health_tick(struct tp_health *h, uint64_t now)
 	log_busy(h, now);
 	log_refused(h, now);
 	tp_turnaway_log_tick(&h->turnaway, h->loops, h->nloops, now);
-	trim_when_quiet(h, now);
+	trim_memory(h, now);
 }
 
 void tp_health_log_ready(const struct tp_sockets *sock, const char *metrics_name, const struct tp_config *cfg,

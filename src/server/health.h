@@ -55,7 +55,8 @@ struct tp_health {
 	uint64_t last_busy_log_ns, busy_logged, late_logged;
 	uint64_t last_refused_log_ns, refused_logged[TP_REFUSE_COUNT];
 	uint64_t quiet_since_ns, quiet_served, quiet_conns, quiet_rejected;
-	bool trimmed; /* since the last activity */
+	bool trimmed;          /* since the last activity */
+	uint64_t busy_trim_ns; /* the last trim while not quiet */
 	uint64_t wd_next_ns, wd_early_ns;
 	uint64_t idle_pops, idle_since_ns; /* queued work and idle workers: pops then, and since when */
 	bool wd_healthy;

@@ -638,14 +638,21 @@ class CheckConfigParity(unittest.TestCase):
 
 class MemoryAfterBurst(unittest.TestCase):
     def test_memory_is_given_back_once_quiet(self):
+        self.burst_then(9)
+
+    def test_memory_is_given_back_while_traffic_goes_on(self):
+        # One ECHO every half second: never quiet for 5 s, yet the free heap goes back.
+        self.burst_then(5, 0.5)
+
+    def burst_then(self, seconds, *trickle):
         with Server("--io-threads", "2") as srv:
             with open("/proc/%d/exe" % srv.proc.pid, "rb") as f:
                 if b"__asan_init" in f.read() or srv.under_tsan():
                     self.skipTest("a sanitizer's allocator keeps memory of its own")
             time.sleep(0.3)
             before = srv.rss_kib()
-            out = subprocess.run([sys.executable, BURST, str(srv.proc.pid), str(srv.port), "200", "9"],
-                                 capture_output=True, text=True, timeout=120).stdout
+            out = subprocess.run([sys.executable, BURST, str(srv.proc.pid), str(srv.port), "200", str(seconds)]
+                                 + [str(t) for t in trickle], capture_output=True, text=True, timeout=120).stdout
             burst = int(re.search(r"rss_kib_burst=(\d+)", out).group(1))
             after = [int(v) for v in re.findall(r"after_s=\d+ rss_kib=(\d+)", out)]
             self.assertGreater(burst, before + 20000, out)  # the burst did cost memory
