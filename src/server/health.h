@@ -57,6 +57,7 @@ struct tp_health {
 	uint64_t quiet_since_ns, quiet_served, quiet_conns, quiet_rejected;
 	bool trimmed;          /* since the last activity */
 	uint64_t busy_trim_ns; /* the last trim while not quiet */
+	size_t held_base;      /* resident free heap after the last trim (or at the first look) */
 	uint64_t wd_next_ns, wd_early_ns;
 	uint64_t idle_pops, idle_since_ns; /* queued work and idle workers: pops then, and since when */
 	bool wd_healthy;
