@@ -417,49 +417,6 @@ int tp_config_stall_ms(const struct tp_config *cfg)
 	return v > INT_MAX ? INT_MAX : (int)v;
 }
 
-int tp_config_validate(const struct tp_config *cfg, char *err, size_t errlen)
-{
-	for (const struct tp_setting *s = tp_settings; s->path; s++) {
-		size_t len;
-		int v;
-
-		switch (s->type) {
-		case TP_SETTING_INT:
-			v = tp_setting_int(cfg, s); /* only an INT field is an int */
-			if (v < s->min || v > s->max) {
-				snprintf(err, errlen, "%s: %d is out of range (%d to %d)", s->path, v, s->min,
-				         s->max);
-				return -EINVAL;
-			}
-			break;
-		case TP_SETTING_STRING:
-			len = strnlen((const char *)cfg + s->offset, s->size);
-			if (len == 0) {
-				snprintf(err, errlen, "%s: must not be empty", s->path);
-				return -EINVAL;
-			}
-			if (len > (size_t)s->max || len == s->size) {
-				snprintf(err, errlen, "%s: longer than %d bytes", s->path, s->max);
-				return -EINVAL;
-			}
-			break;
-		case TP_SETTING_ENUM:
-		case TP_SETTING_BOOL:
-		case TP_SETTING_ADDRESSES:
-			break; /* only ever set through tp_setting_parse() */
-		}
-	}
-	/* systemd kills a service still running TimeoutStopSec after SIGTERM: the drain must fit. */
-	if (cfg->drain_s > 0 && cfg->drain_s + cfg->shutdown_timeout_s >= cfg->stop_timeout_s) {
-		snprintf(err, errlen,
-		         "shutdown.drain_s (%d) + shutdown.timeout_s (%d) must stay under "
-		         "shutdown.stop_timeout_s (%d), the unit's TimeoutStopSec",
-		         cfg->drain_s, cfg->shutdown_timeout_s, cfg->stop_timeout_s);
-		return -EINVAL;
-	}
-	return 0;
-}
-
 static bool same_value(const struct tp_config *a, const struct tp_config *b, const struct tp_setting *s)
 {
 	const char *va = (const char *)a + s->offset, *vb = (const char *)b + s->offset;

@@ -176,6 +176,14 @@ int tp_config_parse_args(struct tp_config *cfg, int argc, char **argv, char *err
 int tp_config_validate(const struct tp_config *cfg, char *err, size_t errlen);
 
 /*
+ * A combination that is allowed but worth a warning: an explicit
+ * limits.stall_timeout_ms at or under limits.max_sleep_ms, which makes a
+ * SLEEP the limits allow count as a stuck worker.  True with the warning
+ * in msg.
+ */
+bool tp_config_stall_warning(const struct tp_config *cfg, char *msg, size_t len);
+
+/*
  * The next setting after `after` (NULL: from the first) that a reload
  * cannot apply (reloadable false) and whose value differs between running
  * and loaded, with the warning to log about it in msg; NULL when there is

@@ -13,12 +13,13 @@ int tp_config_addr_read(struct tp_config *cfg, const struct tp_setting *s, const
                         char *err, size_t errlen)
 {
 	char text[TP_CIDR_TEXT_MAX];
+	const char *list = text;
 	size_t n = 0;
 	int type = config_setting_type(v);
 
 	text[0] = '\0';
 	if (type == CONFIG_TYPE_STRING) {
-		snprintf(text, sizeof(text), "%s", config_setting_get_string(v));
+		list = config_setting_get_string(v); /* whole: the parser refuses one too long */
 	} else if (type == CONFIG_TYPE_LIST || type == CONFIG_TYPE_ARRAY) {
 		for (int i = 0; i < config_setting_length(v); i++) {
 			const config_setting_t *e = config_setting_get_elem(v, (unsigned)i);
@@ -39,11 +40,11 @@ int tp_config_addr_read(struct tp_config *cfg, const struct tp_setting *s, const
 		snprintf(err, errlen, "expected a list of address strings");
 		return -EINVAL;
 	}
-	if (tp_setting_parse(cfg, s, text) < 0) {
+	if (tp_setting_parse(cfg, s, list) < 0) {
 		snprintf(err, errlen,
 		         "invalid address list \"%s\" (expected up to %d prefixes such as 10.0.0.0/8 or "
 		         "2001:db8::/32)",
-		         text, TP_CIDR_MAX);
+		         list, TP_CIDR_MAX);
 		return -EINVAL;
 	}
 	return 0;

@@ -15,6 +15,7 @@
 
 #include "config_addr.h"
 #include "config_lex.h"
+#include "config_text.h"
 #include "log.h"
 
 #include <errno.h>
@@ -103,74 +104,6 @@ __attribute__((format(printf, 4, 5))) static int fail(const struct load *ld, con
 	snprintf(ld->err, ld->errlen, "%s:%u: %s%s%s: %s", file, (unsigned)config_setting_source_line(s),
 	         gpath, gpath[0] ? "." : "", config_setting_name(s), msg);
 	return -EINVAL;
-}
-
-/*
- * Read the file at path into a NUL-terminated buffer.  Returns 0, or a
- * negative errno with "PATH: problem" in err.
- */
-static int read_text(const char *path, char **ret_text, char *err, size_t errlen)
-{
-	char *text = NULL;
-	size_t len = 0, cap = 0;
-	struct stat st;
-	FILE *f;
-	int r;
-
-	f = fopen(path, "re");
-	if (!f) {
-		r = -errno;
-		/* %m rather than strerror(): this may run beside worker threads. */
-		snprintf(err, errlen, "%s: cannot open: %m", path);
-		return r;
-	}
-	/* A directory opens fine for reading and would only fail as "syntax error". */
-	if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
-		r = -EISDIR;
-		errno = EISDIR;
-		snprintf(err, errlen, "%s: cannot open: %m", path);
-		goto fail;
-	}
-	for (;;) {
-		if (cap - len < 2) {
-			char *bigger;
-			cap = cap ? 2 * cap : 4096;
-			bigger = realloc(text, cap);
-			if (!bigger) {
-				r = -ENOMEM;
-				snprintf(err, errlen, "%s: out of memory", path);
-				goto fail;
-			}
-			text = bigger;
-		}
-		len += fread(text + len, 1, cap - len - 1, f);
-		if (ferror(f)) {
-			r = -EIO;
-			snprintf(err, errlen, "%s: read error", path);
-			goto fail;
-		}
-		if (len > TP_CONFIG_LEX_MAX_FILE_BYTES) {
-			r = -EFBIG;
-			snprintf(err, errlen, "%s: larger than %d bytes", path, TP_CONFIG_LEX_MAX_FILE_BYTES);
-			goto fail;
-		}
-		if (feof(f))
-			break;
-	}
-	text[len] = '\0';
-	/* libconfig would stop at a NUL and silently ignore the rest. */
-	if (memchr(text, '\0', len)) {
-		r = -EINVAL;
-		snprintf(err, errlen, "%s: contains a NUL byte (not a text file)", path);
-		goto fail;
-	}
-	fclose(f);
-	*ret_text = text;
-	return 0;
-fail:
-	free(text);
-	fclose(f);
-	return r;
 }
 
 static int apply_int(const struct load *ld, const config_setting_t *s, const char *gpath,
@@ -345,14 +278,14 @@ int tp_config_load_file_origin(struct tp_config *cfg, const char *path, struct t
 	config_t c;
 	int r;
 
-	r = read_text(path, &text, err, errlen);
+	r = tp_config_read_text(path, &text, err, errlen);
 	if (r < 0)
-		return r;
+		return tp_config_one_line(r, err, errlen);
 	/* Before libconfig sees the text: its scanner exit()s on an @include it cannot read. */
 	r = tp_config_lex_scan(path, text, tp_config_lex_read_file, NULL, &lex, err, errlen);
 	if (r < 0) {
 		free(text);
-		return r;
+		return tp_config_one_line(r, err, errlen);
 	}
 	ld.lex = lex;
 
@@ -378,7 +311,7 @@ out:
 	config_destroy(&c);
 	tp_config_lex_free(lex);
 	free(text);
-	return r;
+	return tp_config_one_line(r, err, errlen);
 }
 
 /* Write s as a libconfig string literal that reads back byte for byte. */

@@ -379,6 +379,10 @@ void tp_health_log_ready(const struct tp_sockets *sock, const char *metrics_name
 		       "TimeoutStopSec: systemd may kill the daemon before its last requests are answered",
 		       cfg->shutdown_timeout_s, cfg->stop_timeout_s);
 
+	char stall[320];
+	if (tp_config_stall_warning(cfg, stall, sizeof(stall)))
+		tp_log(TP_LOG_WARNING, "start", "%s", stall);
+
 	char w[16];
 	snprintf(w, sizeof(w), "%d", cfg->workers);
 	struct tp_log_field f[] = {{"TP_WORKERS", w}};

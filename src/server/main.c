@@ -166,6 +166,9 @@ int main(int argc, char **argv)
 		return TP_EXIT_CONFIG;
 	}
 	if (cfg.check_config) {
+		if (tp_config_stall_warning(&cfg, err, sizeof(err)))
+			fprintf(stderr, "%stpserver: warning: %s\n", tp_log_stderr_prefix(TP_LOG_WARNING),
+			        err);
 		if (cfg.quiet)
 			return 0;
 		printf("# configuration OK%s%s\n", cfg.config_path[0] ? ": " : " (built-in defaults)",

@@ -194,6 +194,9 @@ int tp_reload_apply(const struct tp_reload_target *t, const struct tp_config *ol
 	if (r < 0)
 		return r;
 	log_restart_settings(t, old, &nc);
+	char stall[320];
+	if (tp_config_stall_warning(&nc, stall, sizeof(stall)))
+		tp_log(TP_LOG_WARNING, "reload", "%s", stall);
 	/* Keep what only a restart can change, so the status stays true. */
 	tp_config_keep_restart_settings(&nc, old);
 

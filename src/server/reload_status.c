@@ -40,9 +40,17 @@ int tp_reload_status_write(const char *dir, unsigned long gen, const char *state
 
 	snprintf(path, sizeof(path), "%s/%s", dir, STATUS_NAME);
 	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, STATUS_NAME);
-	n = snprintf(text, sizeof(text), "%lu %s %s\n", gen, state, msg);
-	if (n < 0 || (size_t)n >= sizeof(text))
-		n = (int)strlen(text);
+	n = snprintf(text, sizeof(text) - 1, "%lu %s %s", gen, state, msg); /* room for the newline */
+	if (n < 0)
+		n = 0;
+	if ((size_t)n >= sizeof(text) - 1)
+		n = (int)sizeof(text) - 2;
+	/* One line, whatever bytes the message quotes. */
+	for (char *p = text; p < text + n; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	text[n++] = '\n';
+	text[n] = '\0';
 	if (reading)
 		n += snprintf(text + n, sizeof(text) - (size_t)n, "reading %lu\n", gen + 1);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -103,7 +111,10 @@ static int status_read(const char *dir, struct status *st)
 	if (fgets(line, sizeof(line), f) && parse_line(line, st, &n) == 0) {
 		snprintf(st->msg, sizeof(st->msg), "%s", line + n);
 		st->msg[strcspn(st->msg, "\n")] = '\0';
-		st->reading = fgets(line, sizeof(line), f) && strncmp(line, "reading ", 8) == 0;
+		/* Only the line this file writes: "reading GEN\n", the next generation. */
+		char *end = line;
+		st->reading = fgets(line, sizeof(line), f) && strncmp(line, "reading ", 8) == 0 &&
+		              strtoul(line + 8, &end, 10) == st->gen + 1 && end > line + 8 && *end == '\n';
 	}
 	fclose(f);
 	return 0;

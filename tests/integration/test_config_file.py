@@ -64,6 +64,61 @@ class ConfigFile(unittest.TestCase):
         self.assertIn('listen.allow: invalid address list "%s" (expected up to ' % bad, p.stderr)
         self.assertTrue(p.stderr.rstrip().endswith("2001:db8::/32)"), p.stderr)
 
+    def test_an_address_string_is_read_whole(self):
+        # A string of 2 000 bytes and more (blanks between prefixes) is not cut:
+        # cut, "10.0.0.0/16" read as "10.0.0.0/1" let half the addresses in.
+        conf = self.write("allow.conf", 'listen = { allow = "10.0.0.1,%s10.0.0.0/16"; '
+                          'proxy_trusted = "%s10.0.0.2"; };\n' % (" " * 2060, " " * 2100))
+        p, _ = self.check(conf)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertRegex(p.stdout, r'allow = \[ "10\.0\.0\.1", "10\.0\.0\.0/16" \];')
+        self.assertRegex(p.stdout, r'proxy_trusted = \[ "10\.0\.0\.2" \];')
+        conf = self.write("allow.conf", 'listen = { allow = "%s"; };\n' % ", ".join(["10.0.0.1"] * 33))
+        p, _ = self.check(conf)
+        self.assertEqual(p.returncode, 78, p.stdout + p.stderr)
+        self.assertIn("listen.allow: invalid address list", p.stderr)
+
+    def test_an_error_is_one_line_whatever_the_value_holds(self):
+        conf = self.write("nl.conf", 'log = { level = "x\ny\x01z"; };\n')
+        p, _ = self.check(conf)
+        self.assertEqual(p.returncode, 78, p.stdout + p.stderr)
+        self.assertEqual(p.stderr, 'tpserver: %s:1: log.level: invalid value "x?y?z" (expected debug, info, '
+                         'notice, warning or error)\n' % conf)
+
+    def test_a_last_comment_without_a_line_end_and_a_byte_order_mark(self):
+        # What editors write: neither is a syntax error, and line numbers stay true.
+        for text in ("pool = { workers = 3; };\n# the end", "pool = { workers = 3; }; // the end",
+                     "\ufeffpool = { workers = 3; };\n", "\ufeff# c\npool = { workers = 3; };"):
+            conf = self.write("editor.conf", text)
+            p, _ = self.check(conf)
+            self.assertEqual(p.returncode, 0, (text, p.stderr))
+            self.assertRegex(p.stdout, r"(?m)^\s*workers = 3;.*from %s:%d$" % (re.escape(conf), 2 if "# c" in text else 1))
+        conf = self.write("editor.conf", "\ufeff# c\npool = { workerz = 3; }; # z")
+        p, _ = self.check(conf)
+        self.assertEqual(p.stderr.strip(), "tpserver: %s:2: pool.workerz: unknown setting" % conf)
+
+    def test_a_stall_timeout_not_above_max_sleep_is_warned_about(self):
+        conf = self.write("stall.conf", "limits = { max_sleep_ms = 10000; stall_timeout_ms = 10000; };\n")
+        p, _ = self.check(conf)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("warning: limits.stall_timeout_ms (10000) is not above limits.max_sleep_ms (10000)",
+                      p.stderr)
+        for text in ("limits = { max_sleep_ms = 10000; stall_timeout_ms = 10001; };\n",
+                     "limits = { max_sleep_ms = 10000; stall_timeout_ms = 0; };\n"):
+            p, _ = self.check(self.write("stall.conf", text))
+            self.assertEqual((p.returncode, p.stderr), (0, ""), text)
+        # At start and at a reload that sets it, in the log.
+        conf = self.write("stall.conf", "limits = { stall_timeout_ms = 500; };\n")
+        with Server("--config", conf) as srv:
+            srv.wait_log(r"(?m)warning: limits\.stall_timeout_ms \(500\) is not above limits\.max_sleep_ms")
+            self.write("stall.conf", "limits = { stall_timeout_ms = 0; };\n")
+            srv.signal(signal.SIGHUP)
+            srv.wait_log(r"configuration reloaded")
+            self.write("stall.conf", "limits = { stall_timeout_ms = 700; };\n")
+            srv.signal(signal.SIGHUP)
+            srv.wait_log(r"stall_timeout_ms \(700\) is not above")
+            self.assertEqual(len(re.findall(r"is not above limits\.max_sleep_ms", srv.log())), 2)
+
     def test_a_long_path_is_named_whole_in_the_origins(self):
         deep = os.path.join(self.dir.name, *["o" * 250] * 4)  # some 1 000 bytes
         os.makedirs(deep)

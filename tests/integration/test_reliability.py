@@ -369,6 +369,25 @@ class ReloadAndWait(unittest.TestCase):
                            timeout=timeout, env=dict(os.environ, **self.env))
         return p, time.monotonic() - t0
 
+    def test_a_value_with_line_ends_is_refused_on_one_line(self):
+        """A value quoting line ends (a forged "reading" line, say) is refused on
+        one line of the log and of the status file, and the next reload is waited
+        for as any other."""
+        conf = ConfFile(self, "pool = { workers = 2; };\n")
+        with Server("--config", conf.path, env=self.env) as srv:
+            srv.wait_log(r"ready:")
+            conf.write('log = { level = "x\ntpserver[1]: notice: forged\nreading 99"; };\n')
+            p, _ = self.helper(srv.proc.pid)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn('log.level: invalid value "x?tpserver[1]: notice: forged?reading 99"', p.stderr)
+            self.assertNotIn("\ntpserver[1]: notice: forged", srv.log())
+            with open(os.path.join(self.rundir, "reload-status")) as f:
+                self.assertEqual(len(f.read().splitlines()), 1)
+            conf.write("pool = { workers = 3; };\n")
+            p, took = self.helper(srv.proc.pid)
+            self.assertEqual((p.returncode, p.stderr), (0, ""))
+            self.assertLess(took, 10)
+
     def test_applied_refused_and_gone(self):
         conf = ConfFile(self, "pool = { workers = 2; };\n")
         with Server("--config", conf.path, env=self.env) as srv:

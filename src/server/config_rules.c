@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * config_rules: what is checked of the settings as a whole, once the
+ * file, the drop-ins and the flags are all read (config.h): each value in
+ * its range, the rules across settings, and what is allowed but worth a
+ * warning.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+bool tp_config_stall_warning(const struct tp_config *cfg, char *msg, size_t len)
+{
+	if (cfg->stall_timeout_ms == 0 || cfg->stall_timeout_ms > cfg->max_sleep_ms)
+		return false;
+	snprintf(msg, len,
+	         "limits.stall_timeout_ms (%d) is not above limits.max_sleep_ms (%d): a SLEEP the limits "
+	         "allow counts as a stuck worker (the agent answers ready down, the watchdog is not "
+	         "pinged); 0 means max_sleep_ms + 30000",
+	         cfg->stall_timeout_ms, cfg->max_sleep_ms);
+	return true;
+}
+
+int tp_config_validate(const struct tp_config *cfg, char *err, size_t errlen)
+{
+	for (const struct tp_setting *s = tp_settings; s->path; s++) {
+		size_t len;
+		int v;
+
+		switch (s->type) {
+		case TP_SETTING_INT:
+			v = tp_setting_int(cfg, s); /* only an INT field is an int */
+			if (v < s->min || v > s->max) {
+				snprintf(err, errlen, "%s: %d is out of range (%d to %d)", s->path, v, s->min,
+				         s->max);
+				return -EINVAL;
+			}
+			break;
+		case TP_SETTING_STRING:
+			len = strnlen((const char *)cfg + s->offset, s->size);
+			if (len == 0) {
+				snprintf(err, errlen, "%s: must not be empty", s->path);
+				return -EINVAL;
+			}
+			if (len > (size_t)s->max || len == s->size) {
+				snprintf(err, errlen, "%s: longer than %d bytes", s->path, s->max);
+				return -EINVAL;
+			}
+			break;
+		case TP_SETTING_ENUM:
+		case TP_SETTING_BOOL:
+		case TP_SETTING_ADDRESSES:
+			break; /* only ever set through tp_setting_parse() */
+		}
+	}
+	/* systemd kills a service still running TimeoutStopSec after SIGTERM: the drain must fit. */
+	if (cfg->drain_s > 0 && cfg->drain_s + cfg->shutdown_timeout_s >= cfg->stop_timeout_s) {
+		snprintf(err, errlen,
+		         "shutdown.drain_s (%d) + shutdown.timeout_s (%d) must stay under "
+		         "shutdown.stop_timeout_s (%d), the unit's TimeoutStopSec",
+		         cfg->drain_s, cfg->shutdown_timeout_s, cfg->stop_timeout_s);
+		return -EINVAL;
+	}
+	return 0;
+}

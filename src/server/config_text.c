@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * config_text: a configuration file's text as libconfig is given it, and
+ * its errors as one line (see config_text.h).
+ */
+#include "config_text.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "config_lex.h"
+
+int tp_config_read_text(const char *path, char **ret_text, char *err, size_t errlen)
+{
+	char *text = NULL;
+	size_t len = 0, cap = 0;
+	struct stat st;
+	FILE *f;
+	int r;
+
+	f = fopen(path, "re");
+	if (!f) {
+		r = -errno;
+		/* %m rather than strerror(): this may run beside worker threads. */
+		snprintf(err, errlen, "%s: cannot open: %m", path);
+		return r;
+	}
+	/* A directory opens fine for reading and would only fail as "syntax error". */
+	if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+		r = -EISDIR;
+		errno = EISDIR;
+		snprintf(err, errlen, "%s: cannot open: %m", path);
+		goto fail;
+	}
+	for (;;) {
+		if (cap - len < 3) { /* room for a line end and the NUL */
+			char *bigger;
+			cap = cap ? 2 * cap : 4096;
+			bigger = realloc(text, cap);
+			if (!bigger) {
+				r = -ENOMEM;
+				snprintf(err, errlen, "%s: out of memory", path);
+				goto fail;
+			}
+			text = bigger;
+		}
+		len += fread(text + len, 1, cap - len - 2, f);
+		if (ferror(f)) {
+			r = -EIO;
+			snprintf(err, errlen, "%s: read error", path);
+			goto fail;
+		}
+		if (len > TP_CONFIG_LEX_MAX_FILE_BYTES) {
+			r = -EFBIG;
+			snprintf(err, errlen, "%s: larger than %d bytes", path, TP_CONFIG_LEX_MAX_FILE_BYTES);
+			goto fail;
+		}
+		if (feof(f))
+			break;
+	}
+	/*
+	 * libconfig's scanner ends a comment only at a line end, so a last
+	 * line that is a comment without one would be a "syntax error": give
+	 * it one, as an editor would.  A UTF-8 byte order mark, which some
+	 * editors write, is dropped; neither moves a line number.
+	 */
+	if (len > 0 && text[len - 1] != '\n')
+		text[len++] = '\n';
+	if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0) {
+		memmove(text, text + 3, len - 3);
+		len -= 3;
+	}
+	text[len] = '\0';
+	/* libconfig would stop at a NUL and silently ignore the rest. */
+	if (memchr(text, '\0', len)) {
+		r = -EINVAL;
+		snprintf(err, errlen, "%s: contains a NUL byte (not a text file)", path);
+		goto fail;
+	}
+	fclose(f);
+	*ret_text = text;
+	return 0;
+fail:
+	free(text);
+	fclose(f);
+	return r;
+}
+
+int tp_config_one_line(int r, char *err, size_t errlen)
+{
+	for (char *p = err; r < 0 && p < err + errlen && *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	return r;
+}
