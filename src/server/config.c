@@ -438,8 +438,9 @@ const struct tp_setting *tp_config_reload_diff(const struct tp_config *running,
 			continue;
 		if (s->socket)
 			snprintf(msg, msglen,
-			         "listen settings changed (%s:%d): a restart is needed to apply them",
-			         loaded->host, loaded->port);
+			         "listen settings changed (%s%s%s:%d): a restart is needed to apply them",
+			         strchr(loaded->host, ':') ? "[" : "", loaded->host,
+			         strchr(loaded->host, ':') ? "]" : "", loaded->port);
 		else
 			snprintf(msg, msglen, "%s changed to %s: a restart is needed to apply it", s->path,
 			         format_value(loaded, s, buf, sizeof(buf)));

@@ -61,7 +61,8 @@ static void usage(FILE *f)
 		}
 	}
 	fprintf(f, "      --reload-and-wait PID     (ExecReload) have the daemon PID reload its\n"
-	           "                                configuration and wait for the outcome\n"
+	           "                                configuration and wait for the outcome; given\n"
+	           "                                alone, no other option with it\n"
 	           "  -h, --help                    show this help\n"
 	           "  -V, --version                 show the version\n");
 }
@@ -168,7 +169,14 @@ int tp_config_parse_args(struct tp_config *cfg, int argc, char **argv, char *err
 			return -EINVAL;
 		}
 		if (c == '?') {
-			snprintf(err, errlen, "%s: unknown option (see --help)", argv[optind - 1]);
+			const char *arg = argv[optind - 1], *eq = strchr(arg, '=');
+			bool valued = false; /* --flag=VALUE for a flag that takes none */
+			for (const struct option *op = o.opts; eq && arg[1] == '-' && op->name; op++)
+				valued |= op->has_arg == no_argument &&
+				          strlen(op->name) == (size_t)(eq - arg - 2) &&
+				          strncmp(op->name, arg + 2, (size_t)(eq - arg - 2)) == 0;
+			snprintf(err, errlen, "%s: %s (see --help)", arg,
+			         valued ? "takes no value" : "unknown option");
 			return -EINVAL;
 		}
 		r = apply_option(cfg, c, c >= OPT_SETTING ? o.opts[idx].name : "", err, errlen);

@@ -116,12 +116,22 @@ static int reload_config(struct tp_config *ret, char *err, size_t errlen, void *
 	return r > 0 ? -EINVAL : r;
 }
 
-static int reload_and_wait(const char *pid_text)
+/* tpserver --reload-and-wait PID (or =PID), alone: argv[1] starts with the option. */
+static int reload_and_wait(int argc, char **argv)
 {
+	bool joined = argv[1][17] == '=';
+	const char *pid_text = joined ? argv[1] + 18 : argc > 2 ? argv[2] : NULL;
 	char dir[4096], msg[TP_MSG_MAX], *end;
 	long pid;
 	int r;
 
+	if (!pid_text || argc != (joined ? 2 : 3)) {
+		fprintf(stderr,
+		        "%stpserver: --reload-and-wait takes a process id and nothing else: "
+		        "tpserver --reload-and-wait PID\n",
+		        tp_log_stderr_prefix(TP_LOG_ERROR));
+		return 1;
+	}
 	errno = 0;
 	pid = strtol(pid_text, &end, 10);
 	if (errno || *end || end == pid_text || pid <= 0) {
@@ -155,8 +165,8 @@ int main(int argc, char **argv)
 	int r;
 
 	a = (struct args){argc, argv};
-	if (argc == 3 && strcmp(argv[1], "--reload-and-wait") == 0)
-		return reload_and_wait(argv[2]);
+	if (argc >= 2 && strncmp(argv[1], "--reload-and-wait", 17) == 0 && strchr("=", argv[1][17]))
+		return reload_and_wait(argc, argv);
 	r = load_config(&a, &cfg, origin, err, sizeof(err));
 	if (r > 0)
 		return 0;

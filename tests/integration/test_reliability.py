@@ -369,6 +369,24 @@ class ReloadAndWait(unittest.TestCase):
                            timeout=timeout, env=dict(os.environ, **self.env))
         return p, time.monotonic() - t0
 
+    def test_its_forms(self):
+        """PID joined with "=" works too; without a PID, or with anything else
+        given, it says how it is used, exit 1."""
+        conf = ConfFile(self, "pool = { workers = 2; };\n")
+        with Server("--config", conf.path, env=self.env) as srv:
+            srv.wait_log(r"ready:")
+            conf.write("pool = { workers = 3; };\n")
+            p = subprocess.run([TPSERVER, "--reload-and-wait=%d" % srv.proc.pid], capture_output=True,
+                               text=True, timeout=40, env=dict(os.environ, **self.env))
+            self.assertEqual((p.returncode, p.stderr), (0, ""))
+            self.assertIn("configuration reloaded: 3 workers", srv.log())
+            for args in (["--reload-and-wait"], ["--reload-and-wait", str(srv.proc.pid), "-q"],
+                         ["--reload-and-wait=%d" % srv.proc.pid, "x"]):
+                p = subprocess.run([TPSERVER] + args, capture_output=True, text=True, timeout=10,
+                                   env=dict(os.environ, **self.env))
+                self.assertEqual(p.returncode, 1, args)
+                self.assertIn("--reload-and-wait takes a process id and nothing else", p.stderr)
+
     def test_a_value_with_line_ends_is_refused_on_one_line(self):
         """A value quoting line ends (a forged "reading" line, say) is refused on
         one line of the log and of the status file, and the next reload is waited

@@ -492,6 +492,10 @@ static void test_args_errors(void **state)
 	expect_args_error("--queue: invalid value '5x' (expected an integer from 1 to 1000000)", "--queue", "5x");
 	expect_args_error("--queue: invalid value '' (expected an integer from 1 to 1000000)", "--queue", "");
 	expect_args_error("--bogus: unknown option (see --help)", "--bogus", NULL);
+	expect_args_error("--bogus=1: unknown option (see --help)", "--bogus=1", NULL);
+	expect_args_error("--keep-connections=yes: takes no value (see --help)", "--keep-connections=yes", NULL);
+	expect_args_error("--check-config=1: takes no value (see --help)", "--check-config=1", NULL);
+	expect_args_error("--keep-connectionsx=yes: unknown option (see --help)", "--keep-connectionsx=yes", NULL);
 	expect_args_error("--workers: missing argument", "--workers", NULL);
 	expect_args_error("--config: missing argument", "--config", NULL);
 	expect_args_error("extra: unexpected argument (see --help)", "extra", NULL);
@@ -612,7 +616,7 @@ static void test_metrics_settings(void **state)
 	assert_false(cfg.metrics_enabled);
 	assert_int_equal(parse_args(&cfg, err, sizeof(err), "--metrics", (const char *)NULL), 0);
 	assert_true(cfg.metrics_enabled);
-	expect_args_error("--metrics=1: unknown option (see --help)", "--metrics=1", NULL);
+	expect_args_error("--metrics=1: takes no value (see --help)", "--metrics=1", NULL);
 	expect_args_error("--stats-interval-s: invalid value '-1' (expected an integer from 0 to 86400)",
 	                  "--stats-interval-s", "-1");
 }
@@ -817,7 +821,7 @@ static void test_reload_diff(void **state)
 	loaded.backlog = 5;
 	s = tp_config_reload_diff(&running, &loaded, NULL, msg, sizeof(msg));
 	assert_ptr_equal(s, setting("listen.host"));
-	assert_string_equal(msg, "listen settings changed (::1:9001): a restart is needed to apply them");
+	assert_string_equal(msg, "listen settings changed ([::1]:9001): a restart is needed to apply them");
 	s = tp_config_reload_diff(&running, &loaded, s, msg, sizeof(msg));
 	assert_ptr_equal(s, setting("pool.io_threads"));
 	assert_null(tp_config_reload_diff(&running, &loaded, s, msg, sizeof(msg)));
