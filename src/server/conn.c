@@ -223,6 +223,7 @@ static int on_line(void *ctx, const char *line, size_t len, bool too_long)
 	enum tp_proto_status st;
 
 	c->spoke = true;
+	fr->ev |= TP_CONN_ACTIVE; /* a line, not a byte: a line sent a byte at a time is idle */
 	if (too_long)
 		st = TP_PROTO_TOO_LONG;
 	else if (env->shutting_down && !c->grace && !tp_conn_kept(c))
@@ -306,7 +307,6 @@ static int read_once(struct tp_conn *c, struct framing *fr)
 		fr->read_err = errno;
 		return -1;
 	}
-	fr->ev |= TP_CONN_ACTIVE;
 	c->read_us = c->env->now_us;
 	if (c->env->metrics)
 		tp_metrics_add(&c->env->metrics->bytes_in, (uint64_t)n);

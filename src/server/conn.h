@@ -76,7 +76,7 @@ void tp_conn_env_now(struct tp_conn_env *env, uint64_t now_ns);
 enum {
 	TP_CONN_READ = 1u << 0,    /* input to go on with next turn (the loop's ready list) */
 	TP_CONN_WRITE = 1u << 1,   /* replies to write or a close to decide (the dirty list) */
-	TP_CONN_ACTIVE = 1u << 2,  /* bytes moved: not idle (the idle list) */
+	TP_CONN_ACTIVE = 1u << 2,  /* a line framed or a reply written: not idle (the idle list) */
 	TP_CONN_CLOSED = 1u << 3,  /* its fd was just closed: forget it */
 	TP_CONN_HANDOFF = 1u << 4, /* keeping: everything read is answered, hand it over */
 	TP_CONN_NAMED = 1u << 5,   /* a PROXY header named its client (peer): count it there */
