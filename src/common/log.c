@@ -65,6 +65,13 @@ const char *tp_log_stderr_prefix(enum tp_log_level level)
 	return prefix[level];
 }
 
+void tp_log_one_line(char *text, size_t n)
+{
+	for (char *p = text; p < text + n && *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+}
+
 void tp_log_init(const char *ident, enum tp_log_level level)
 {
 	if (ident)

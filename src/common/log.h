@@ -53,6 +53,13 @@ void tp_log_init(const char *ident, enum tp_log_level level);
  */
 const char *tp_log_stderr_prefix(enum tp_log_level level);
 
+/*
+ * Make text one line whatever bytes it quotes (a configuration value, a
+ * path): each control byte among its first n, up to its NUL, becomes '?',
+ * as it would otherwise start a forged line in a log or a status file.
+ */
+void tp_log_one_line(char *text, size_t n);
+
 /* Change the level (reload). */
 void tp_log_set_level(enum tp_log_level level);
 

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "config_lex.h"
+#include "log.h"
 
 int tp_config_read_text(const char *path, char **ret_text, char *err, size_t errlen)
 {
@@ -91,8 +92,7 @@ fail:
 
 int tp_config_one_line(int r, char *err, size_t errlen)
 {
-	for (char *p = err; r < 0 && p < err + errlen && *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = '?';
+	if (r < 0)
+		tp_log_one_line(err, errlen);
 	return r;
 }

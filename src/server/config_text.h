@@ -19,9 +19,8 @@ int tp_config_read_text(const char *path, char **ret_text, char *err, size_t err
 
 /*
  * When r < 0, make the message in err (errlen bytes, may be 0) one line,
- * whatever bytes the value or the path it quotes holds: each control byte
- * becomes '?', as it would otherwise start a forged line in a log or in
- * the reload status file.  Returns r.
+ * whatever bytes the value or the path it quotes holds (tp_log_one_line()).
+ * Returns r.
  */
 int tp_config_one_line(int r, char *err, size_t errlen);
 

@@ -45,10 +45,7 @@ int tp_reload_status_write(const char *dir, unsigned long gen, const char *state
 		n = 0;
 	if ((size_t)n >= sizeof(text) - 1)
 		n = (int)sizeof(text) - 2;
-	/* One line, whatever bytes the message quotes. */
-	for (char *p = text; p < text + n; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = '?';
+	tp_log_one_line(text, (size_t)n); /* one line, whatever bytes the message quotes */
 	text[n++] = '\n';
 	text[n] = '\0';
 	if (reading)
