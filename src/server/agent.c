@@ -14,7 +14,6 @@
 #include "listener.h"
 
 #define ACCEPT_BURST 32
-#define DRAIN_MAX 4096             /* what a peer may have sent that is read before the close */
 #define QUEUED_PER_WORKER_FULL 4.0 /* this many waiting per worker is full pressure */
 
 static double pressure(struct tp_agent_load *st, const struct tp_agent_sample *s)

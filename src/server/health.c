@@ -225,8 +225,7 @@ static void trim_memory(struct tp_health *h, uint64_t now)
 	tp_health_stats(h, &st);
 	if (st.served != h->quiet_served || st.connections != h->quiet_conns ||
 	    st.rejected != h->quiet_rejected || !h->quiet_since_ns) {
-		if (!h->quiet_since_ns)
-			h->held_base = resident_free(); /* the first look: what is free at start */
+		bool first = !h->quiet_since_ns;
 		h->quiet_served = st.served;
 		h->quiet_conns = st.connections;
 		h->quiet_rejected = st.rejected;
@@ -235,6 +234,8 @@ static void trim_memory(struct tp_health *h, uint64_t now)
 		if (h->busy_trim_ns && now - h->busy_trim_ns < TRIM_BUSY_EVERY_NS)
 			return;
 		size_t held = resident_free();
+		if (first)
+			h->held_base = held; /* the first look: what is free at start */
 		if (held < h->held_base + TRIM_BUSY_FREE)
 			return;
 		h->busy_trim_ns = now;

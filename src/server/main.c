@@ -116,11 +116,22 @@ static int reload_config(struct tp_config *ret, char *err, size_t errlen, void *
 	return r > 0 ? -EINVAL : r;
 }
 
-/* tpserver --reload-and-wait PID (or =PID), alone: argv[1] starts with the option. */
+#define RELOAD_AND_WAIT "--reload-and-wait"
+
+/* Whether argv[1] is --reload-and-wait, alone or joined to its PID with '='. */
+static bool is_reload_and_wait(int argc, char **argv)
+{
+	size_t n = strlen(RELOAD_AND_WAIT);
+
+	return argc >= 2 && strncmp(argv[1], RELOAD_AND_WAIT, n) == 0 &&
+	       (argv[1][n] == '\0' || argv[1][n] == '=');
+}
+
+/* tpserver --reload-and-wait PID (or =PID), alone. */
 static int reload_and_wait(int argc, char **argv)
 {
-	bool joined = argv[1][17] == '=';
-	const char *pid_text = joined ? argv[1] + 18 : argc > 2 ? argv[2] : NULL;
+	const char *joined = strchr(argv[1], '=');
+	const char *pid_text = joined ? joined + 1 : argc > 2 ? argv[2] : NULL;
 	char dir[4096], msg[TP_MSG_MAX], *end;
 	long pid;
 	int r;
@@ -165,7 +176,7 @@ int main(int argc, char **argv)
 	int r;
 
 	a = (struct args){argc, argv};
-	if (argc >= 2 && strncmp(argv[1], "--reload-and-wait", 17) == 0 && strchr("=", argv[1][17]))
+	if (is_reload_and_wait(argc, argv))
 		return reload_and_wait(argc, argv);
 	r = load_config(&a, &cfg, origin, err, sizeof(err));
 	if (r > 0)
