@@ -54,13 +54,9 @@ class Agent(unittest.TestCase):
             for sent in (b"hello\n", b"x" * 3000):
                 # The loop is stopped while the peer connects and sends: the bytes are
                 # in the socket before the accept, whatever the scheduling.
-                srv.signal(signal.SIGSTOP)
-                try:
+                with srv.stopped(settle=0.1):
                     s = socket.create_connection(("127.0.0.1", port), timeout=5)
                     s.sendall(sent)
-                    time.sleep(0.1)
-                finally:
-                    srv.signal(signal.SIGCONT)
                 self.assertEqual(read_to_eof(s), b"ready up 100%\n", sent[:8])
 
     def test_weight_falls_under_load_and_never_reaches_zero(self):

@@ -305,16 +305,12 @@ class Refused(unittest.TestCase):
         with Server("--max-connections", "1") as srv:
             held = srv.connect()
             self.assertEqual(request(held, LineReader(held), "ECHO 1"), "OK 1")
-            srv.signal(signal.SIGSTOP)
-            try:
-                storm = []
+            storm = []
+            with srv.stopped(settle=0.2):
                 for _ in range(150):
                     s = srv.connect()
                     s.sendall(b"ECHO 2\n")
                     storm.append(s)
-                time.sleep(0.2)
-            finally:
-                srv.signal(signal.SIGCONT)
             got = {}
             for s in storm:
                 try:

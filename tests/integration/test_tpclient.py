@@ -583,9 +583,8 @@ class AgainstTpserver(unittest.TestCase):
                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, text=True)
             time.sleep(1.0)
-            srv.signal(signal.SIGSTOP)
-            time.sleep(0.5)
-            srv.signal(signal.SIGCONT)
+            with srv.stopped():
+                time.sleep(0.5)
             out, err = proc.communicate(timeout=30)
             self.assertEqual(proc.returncode, 0, out + err)
             doc = json.loads(out)

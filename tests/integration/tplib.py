@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """Helpers for integration tests: start the real tpserver on an ephemeral
 loopback port, talk to it over TCP, and inspect the process."""
+import contextlib
 import os
 import re
 import signal
@@ -129,6 +130,18 @@ class Server:
 
     def signal(self, sig):
         self.proc.send_signal(sig)
+
+    @contextlib.contextmanager
+    def stopped(self, settle=0.0):
+        """The whole process stopped (SIGSTOP) for the block, then settle
+        seconds more, and continued even if the block fails: what clients send
+        meanwhile is in their sockets before the server reads anything."""
+        self.signal(signal.SIGSTOP)
+        try:
+            yield
+            time.sleep(settle)
+        finally:
+            self.signal(signal.SIGCONT)
 
     def stop(self, timeout=20.0):
         """SIGTERM and wait; returns the exit status."""
