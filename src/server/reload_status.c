@@ -123,8 +123,25 @@ static void sleep_ms(unsigned ms)
 	(void)nanosleep(&ts, NULL);
 }
 
+/* The command name of process pid ("" when unknown). */
+static void comm_of(pid_t pid, char *buf, size_t len)
+{
+	char path[64];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+	buf[0] = '\0';
+	f = fopen(path, "re");
+	if (f && fgets(buf, (int)len, f))
+		buf[strcspn(buf, "\n")] = '\0';
+	if (f)
+		fclose(f);
+}
+
 int tp_reload_status_wait(const char *dir, pid_t pid, unsigned timeout_ms, char *msg, size_t msglen)
 {
+	char comm[32];
+
 	struct status st;
 	unsigned long target;
 	int r = status_read(dir, &st);
@@ -135,6 +152,12 @@ int tp_reload_status_wait(const char *dir, pid_t pid, unsigned timeout_ms, char 
 	}
 	/* A read in progress may have begun before the file changed: wait for the one after it. */
 	target = st.gen + (st.reading ? 2 : 1);
+	comm_of(pid, comm, sizeof(comm));
+	if (comm[0] && strcmp(comm, "tpserver") != 0) {
+		/* SIGHUP ends most programs: a wrong PID must not. */
+		snprintf(msg, msglen, "process %d is \"%s\", not tpserver: not signalled", (int)pid, comm);
+		return -ESRCH;
+	}
 	if (kill(pid, SIGHUP) < 0) {
 		r = -errno;
 		snprintf(msg, msglen, "cannot signal process %d: %s", (int)pid, strerror(errno));

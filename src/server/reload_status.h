@@ -35,7 +35,8 @@ int tp_reload_status_write(const char *dir, unsigned long gen, const char *state
  * Signal pid with SIGHUP and wait, up to timeout_ms, for the outcome of a
  * reload whose read began after this call looked at the status.  Returns
  * 0 when it was applied, 1 when it was refused, or a negative errno: -ESRCH
- * when pid is gone (or went away meanwhile), -ETIMEDOUT.  msg gets the
+ * when pid is gone (or went away meanwhile) or is another program than
+ * tpserver (not signalled), -ETIMEDOUT.  msg gets the
  * daemon's message (or what went wrong).
  */
 int tp_reload_status_wait(const char *dir, pid_t pid, unsigned timeout_ms, char *msg, size_t msglen);

@@ -297,8 +297,7 @@ static void begin_shutdown(struct tp_server *srv, int signo)
 	struct tp_stats st;
 	uint64_t now = tp_clock_ns();
 
-	if (atomic_load(&srv->shared.shutting_down)) {
-		/* A second signal: stop waiting for work in progress. */
+	if (atomic_load(&srv->shared.shutting_down)) { /* a second signal: stop waiting for work */
 		tp_log(TP_LOG_NOTICE, "stop", "%s again: cutting the shutdown short", strsignal(signo));
 		srv->shutdown_deadline_ns = now;
 		return;
@@ -365,9 +364,10 @@ static void reload_finish(struct tp_server *srv)
 		return;
 	int r = tp_reload_job_finish(srv->reload_job, &loaded, err, sizeof(err));
 	srv->reload_job = NULL;
-	if (atomic_load(&srv->shared.shutting_down)) {
+	if (atomic_load(&srv->shared.shutting_down)) { /* too late to apply, and no READY=1 any more */
+		tp_log(TP_LOG_NOTICE, "reload", "reload not applied: shutting down");
 		tp_reload_outcome_set(&srv->reload_outcome, "refused", "shutting down");
-		return; /* too late to apply, and no READY=1 any more */
+		return;
 	}
 	/* A file that reads well may still ask for more workers than can start: refused as a whole too. */
 	if (r == 0 && (r = tp_reload_apply(&t, &srv->cfg, &loaded, &nc, msg, sizeof(msg))) != 0)

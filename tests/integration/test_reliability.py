@@ -503,6 +503,43 @@ class ReloadAndWait(unittest.TestCase):
             self.assertIn("reload refused: " + why, p.stderr)
             srv.wait_log(re.escape("keeping the running configuration: " + why))
 
+    def test_another_program_is_not_signalled(self):
+        """A PID that is not tpserver's (a typo, a stale $MAINPID) is not sent
+        the SIGHUP that would end it."""
+        other = subprocess.Popen(["sleep", "30"])
+        self.addCleanup(lambda: other.poll() is None and (other.kill(), other.wait()))
+        p, took = self.helper(other.pid)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn('process %d is "sleep", not tpserver: not signalled' % other.pid, p.stderr)
+        self.assertLess(took, 2)
+        time.sleep(0.2)
+        self.assertIsNone(other.poll())
+
+    def test_a_reload_read_when_shutdown_began_is_logged(self):
+        """A read that ends after SIGTERM is not applied: the helper and the log
+        both say so."""
+        conf = ConfFile(self, "pool = { workers = 2; };\n")
+        with Server("--config", conf.path, env=self.env) as srv:
+            srv.wait_log(r"ready:")
+            s = srv.connect()
+            s.sendall(b"SLEEP 1500\n")  # keeps the shutdown going while the read ends
+            os.unlink(conf.path)
+            os.mkfifo(conf.path)
+            res = {}
+            t = threading.Thread(target=lambda: res.update(p=self.helper(srv.proc.pid)[0]))
+            t.start()
+            self.assertTrue(wait_until(lambda: srv.threads() == 2 + 1 + 1 + CHEAP_WORKERS, 10))
+            srv.signal(signal.SIGTERM)
+            srv.wait_log(r"shutting down; answering")
+            with open(conf.path, "w") as f:
+                f.write("pool = { workers = 3; };\n")
+            t.join(10)
+            self.assertEqual(res["p"].returncode, 1)
+            self.assertIn("reload refused: shutting down", res["p"].stderr)
+            srv.wait_log(r"reload not applied: shutting down")
+            self.assertNotIn("configuration reloaded", srv.log())
+            self.assertEqual(srv.stop(timeout=10), 0)
+
     def test_daemon_gone_while_waiting(self):
         conf = ConfFile(self, "pool = { workers = 2; };\n")
         with Server("--config", conf.path, env=self.env) as srv:
