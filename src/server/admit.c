@@ -4,23 +4,30 @@
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 
 #include "addrtab.h"
 #include "config.h"
 #include "conn.h"
+#include "fairq.h"
 #include "metrics.h"
 
 int tp_admit_init(struct tp_admit *a)
 {
 	atomic_init(&a->nconns, 0);
 	a->addrs = tp_addrtab_new();
-	return a->addrs ? 0 : -ENOMEM;
+	a->unnamed = calloc(1, sizeof(*a->unnamed));
+	if (a->unnamed)
+		tp_qgroup_init(a->unnamed);
+	return a->addrs && a->unnamed ? 0 : -ENOMEM;
 }
 
 void tp_admit_done(struct tp_admit *a)
 {
 	tp_addrtab_free(a->addrs);
+	free(a->unnamed);
 	a->addrs = NULL;
+	a->unnamed = NULL;
 }
 
 int tp_admit_enter(struct tp_admit *a, int64_t max, int max_per_address, int ipv6_prefix,
@@ -32,7 +39,8 @@ int tp_admit_enter(struct tp_admit *a, int64_t max, int max_per_address, int ipv
 		atomic_fetch_sub_explicit(&a->nconns, 1, memory_order_relaxed);
 		return -EMFILE;
 	}
-	r = tp_addrtab_enter(a->addrs, peer, ipv6_prefix, max_per_address, ret_group);
+	*ret_group = a->unnamed;
+	r = peer ? tp_addrtab_enter(a->addrs, peer, ipv6_prefix, max_per_address, ret_group) : 0;
 	if (r < 0)
 		atomic_fetch_sub_explicit(&a->nconns, 1, memory_order_relaxed);
 	return r;
@@ -46,14 +54,16 @@ int tp_admit_move(struct tp_admit *a, int max_per_address, int ipv6_prefix,
 
 	if (r < 0)
 		return r;
-	tp_addrtab_leave(a->addrs, *io_group);
+	if (*io_group != a->unnamed)
+		tp_addrtab_leave(a->addrs, *io_group);
 	*io_group = group;
 	return 0;
 }
 
 void tp_admit_leave(struct tp_admit *a, struct tp_qgroup *group)
 {
-	tp_addrtab_leave(a->addrs, group);
+	if (group != a->unnamed)
+		tp_addrtab_leave(a->addrs, group);
 	atomic_fetch_sub_explicit(&a->nconns, 1, memory_order_relaxed);
 }
 

@@ -21,8 +21,9 @@ struct tp_conn;
 struct tp_qgroup;
 
 struct tp_admit {
-	_Atomic int64_t nconns;   /* connections counted in */
-	struct tp_addrtab *addrs; /* connections per client address, and their queue groups */
+	_Atomic int64_t nconns;    /* connections counted in */
+	struct tp_addrtab *addrs;  /* connections per client address, and their queue groups */
+	struct tp_qgroup *unnamed; /* one group for a trusted proxy's connections not named (yet) */
 };
 
 /* Set up *a.  Returns 0 or -ENOMEM. */
@@ -32,10 +33,12 @@ int tp_admit_init(struct tp_admit *a);
 void tp_admit_done(struct tp_admit *a);
 
 /*
- * Count in a connection from peer.  Returns 0 with its group in
- * *ret_group, -EMFILE when max connections are open already, or -EUSERS
- * when max_per_address (> 0) are open from its address (or -ENOMEM); then
- * nothing is counted.
+ * Count in a connection from peer, or with peer NULL one from a trusted
+ * proxy that names its client next: counted in max only, under the
+ * unnamed group, so that it weighs on no client address until it is
+ * named (tp_admit_move).  Returns 0 with its group in *ret_group, -EMFILE when max connections are open
+ * already, or -EUSERS when max_per_address (> 0) are open from its address (or -ENOMEM); then nothing is
+ * counted.
  */
 int tp_admit_enter(struct tp_admit *a, int64_t max, int max_per_address, int ipv6_prefix,
                    const struct sockaddr_storage *peer, struct tp_qgroup **ret_group);
@@ -55,9 +58,10 @@ void tp_admit_leave(struct tp_admit *a, struct tp_qgroup *group);
 
 /*
  * The loop callbacks (loop.h) with the caps read under cfg_lock from cfg;
- * refusals counted in metrics (may be NULL).  uncapped: not held to the
- * per-address cap (a trusted proxy that names the client next, capped once
- * named; or a connection adopted from the previous instance).
+ * refusals counted in metrics (may be NULL).  peer NULL: a trusted proxy's
+ * connection, to be named by its header (tp_admit_enter); uncapped: counted
+ * under peer's address but not held to its cap (a connection adopted from
+ * the previous instance).
  */
 struct tp_admit_caps {
 	struct tp_admit *admit;

@@ -72,11 +72,12 @@ bool tp_connset_take(struct tp_connset *s, struct tp_conn_env *env, struct tp_lo
 	 * before, but is not held to that address's cap again: it was admitted
 	 * once (a trusted proxy's LOCAL or UNKNOWN connections all carry the
 	 * proxy's own address, which the cap never counted).  A connection
-	 * still to send its PROXY header is capped once the header names it.
+	 * still to send its PROXY header counts under no address (admit.h)
+	 * until the header names it, then is capped there.
 	 */
 	if (rec)
 		tp_conn_handover_peer(rec, &from);
-	if (!s->on_enter(s->ctx, rec ? &from : peer, rec || mode == TP_PEER_EXPECT, &group))
+	if (!s->on_enter(s->ctx, rec ? &from : mode == TP_PEER_EXPECT ? NULL : peer, rec != NULL, &group))
 		return false;
 	c = rec ? tp_conn_adopt(env, loop, fd, rec) : tp_conn_new(env, loop, fd, peer, mode);
 	if (!c) {

@@ -54,7 +54,7 @@ bool tp_leave_tick(struct tp_leave *lv, const struct tp_health *h, uint64_t now_
 	        .workers_busy = st.workers_busy,
 	        .queue_depth = st.queue_depth,
 	        .queue_waiting = st.queue_waiting,
-	        .rejected = st.rejected,
+	        .rejected = st.rejected + st.late, /* both are ERR server busy */
 	};
 
 	(void)tp_agent_update(&lv->load, &s, now_ns);

@@ -48,6 +48,7 @@
 #include "clock.h"
 #include "conn.h"
 #include "connset.h"
+#include "gate.h"
 #include "log.h"
 #include "post.h"
 #include "proto.h"
@@ -59,7 +60,6 @@
 #define SCRATCH_BYTES (16 * 1024)
 #define TICK_MS 1000
 #define LOOP_STACK_BYTES (512 * 1024)
-
 #define SPIN_NS 30000
 #define IDLE_POLL_NS 50000
 #define SHUTDOWN_GRACE_MS 1000 /* a silent connection's time to send its first request */
@@ -75,7 +75,7 @@ struct tp_loop {
 	struct tp_source sig_src;
 	int sigfd; /* loop 0 only */
 	pthread_t thread;
-	bool has_thread;
+	struct tp_gate *start; /* its thread runs once the start is whole */
 
 	struct tp_post post;
 	struct tp_listen_set listen;
@@ -468,6 +468,8 @@ int tp_loop_run(struct tp_loop *l)
 static void *loop_thread(void *arg)
 {
 	struct tp_loop *l = arg;
+	if (!tp_gate_wait(l->start))
+		return NULL; /* the start failed: nothing was served */
 	int r = tp_loop_run(l);
 	if (r < 0)
 		tp_log(TP_LOG_ERROR, "loop_error", "event loop %u: epoll_wait: %s", l->index, strerror(-r));
@@ -477,24 +479,20 @@ static void *loop_thread(void *arg)
 	return NULL;
 }
 
-int tp_loop_start_thread(struct tp_loop *l)
+int tp_loop_start_thread(struct tp_loop *l, struct tp_gate *start)
 {
 	pthread_attr_t attr;
 	int r;
 
+	l->start = start; /* before the thread reads it */
 	pthread_attr_init(&attr);
 	(void)pthread_attr_setstacksize(&attr, LOOP_STACK_BYTES);
 	r = pthread_create(&l->thread, &attr, loop_thread, l);
 	pthread_attr_destroy(&attr);
-	if (r)
-		return -r;
-	l->has_thread = true;
-	return 0;
+	return -r;
 }
 
 void tp_loop_join(struct tp_loop *l)
 {
-	if (l->has_thread)
-		pthread_join(l->thread, NULL);
-	l->has_thread = false;
+	pthread_join(l->thread, NULL);
 }

@@ -46,7 +46,8 @@ struct tp_loop_hooks {
 	/*
 	 * Count a new connection from peer in, with its address's group in the
 	 * queue in *ret_group; false (not counted) over max_connections or
-	 * max_connections_per_address.
+	 * max_connections_per_address.  peer NULL and uncapped as in
+	 * tp_admit_conn_enter() (admit.h).
 	 */
 	bool (*conn_enter)(void *ctx, const struct sockaddr_storage *peer, bool uncapped,
 	                   struct tp_qgroup **ret_group);
@@ -137,9 +138,13 @@ struct tp_loop_counters {
 };
 void tp_loop_counters(struct tp_loop *l, struct tp_loop_counters *ret);
 
-/* Start the loop's thread (loops other than 0). Returns 0 or -errno. */
-int tp_loop_start_thread(struct tp_loop *l);
-/* Join the loop's thread. */
+/*
+ * Start the loop's thread (loops other than 0): it waits at start until the
+ * gate opens, and returns at once if it closes.  Returns 0 or -errno.
+ */
+struct tp_gate;
+int tp_loop_start_thread(struct tp_loop *l, struct tp_gate *start);
+/* Join the thread of a loop whose tp_loop_start_thread() returned 0. */
 void tp_loop_join(struct tp_loop *l);
 
 #endif

@@ -148,7 +148,8 @@ void tp_peer_log(const char *addr, uint16_t port, const char *event, const char 
 	char p[8];
 	snprintf(p, sizeof(p), "%u", port);
 	struct tp_log_field f[] = {{"CLIENT_ADDR", addr}, {"CLIENT_PORT", p}};
-	tp_logf(TP_LOG_DEBUG, event, f, 2, "%s %s:%s", what, addr, p);
+	bool v6 = strchr(addr, ':') != NULL; /* [2001:db8::5]:443, as the listeners are named */
+	tp_logf(TP_LOG_DEBUG, event, f, 2, "%s %s%s%s:%s", what, v6 ? "[" : "", addr, v6 ? "]" : "", p);
 }
 
 /* Each refusal's name in the logs and as a metric's label value. */

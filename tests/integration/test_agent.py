@@ -96,6 +96,39 @@ class Agent(unittest.TestCase):
                 for t in threads:
                     t.join(15)
 
+    def test_a_refusal_by_max_wait_counts_as_busy(self):
+        # pool.max_wait_ms answers ERR server busy too: it sets the pressure to 1
+        # as a refusal for want of space does, so the weight falls all the same.
+        with Server("--agent", "--agent-port", "0", "--workers", "1", "--cheap-workers", "0",
+                    "--max-wait-ms", "20") as srv:
+            port = agent_port(srv)
+            stop = threading.Event()
+            busy = []
+
+            def client():
+                s = srv.connect()
+                r = LineReader(s)
+                while not stop.is_set():
+                    s.sendall(b"SLEEP 100\nSLEEP 1\n")  # the second waits 100 ms, over 20
+                    busy.extend(l for l in r.lines(2, timeout=10) if l == "ERR server busy")
+
+            t = threading.Thread(target=client)
+            t.start()
+            try:
+                weights = []
+                deadline = time.monotonic() + 12
+                while time.monotonic() < deadline:
+                    m = re.fullmatch(r"ready up (\d+)%\n", agent_line(port))
+                    weights.append(int(m.group(1)))
+                    if weights[-1] <= 10:
+                        break
+                    time.sleep(0.5)
+                self.assertLessEqual(min(weights), 10, weights)
+                self.assertGreater(len(busy), 0)
+            finally:
+                stop.set()
+                t.join(15)
+
     def test_a_stuck_worker_makes_the_host_ready_down_until_it_ends(self):
         # A busy host keeps its weight above 0; a worker past the stall
         # threshold takes it out ("ready down"), and it comes back by itself.
@@ -216,6 +249,32 @@ class Agent(unittest.TestCase):
         r = subprocess.run([TPSERVER, "--config", "/dev/null", "--drain-s", "19", "-t", "-q"],
                            capture_output=True, text=True, timeout=10)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+    def test_the_stop_ends_within_the_stop_timeout(self):
+        # drain 2 + timeout 3 fit under a stop timeout of 6; a client that takes no
+        # replies still makes the process wait for the forced close's grace (1 s)
+        # after the deadline, which is shortened so that it is gone before systemd
+        # would kill it, 6 s after SIGTERM.
+        with Server("--drain-s", "2", "--shutdown-timeout-s", "3", "--stop-timeout-s", "6",
+                    "--max-sleep-ms", "20000") as srv:
+            sleeper = srv.connect()
+            sleeper.sendall(b"SLEEP 15000\n")
+            deaf = srv.connect()
+            deaf.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            deaf.setblocking(False)
+            end = time.monotonic() + 1.5
+            while time.monotonic() < end:  # until its replies fill every buffer, and more
+                try:
+                    deaf.send((b"ECHO " + b"x" * 1000 + b"\n") * 50)
+                except BlockingIOError:
+                    time.sleep(0.01)
+            t0 = time.monotonic()
+            srv.signal(signal.SIGTERM)
+            self.assertEqual(srv.proc.wait(15), 0)
+            took = time.monotonic() - t0
+            self.assertLess(took, 6.0)
+            self.assertGreaterEqual(took, 4.9)  # the requests' 3 s after the 2 s leave
+            self.assertEqual(LineReader(sleeper).line(timeout=5), "ERR server shutting down")
 
     def test_agent_socket_from_systemd(self):
         if not shutil.which("systemd-socket-activate"):

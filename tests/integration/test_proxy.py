@@ -7,6 +7,7 @@ line, v2 LOCAL, listen.allow at accept, a reload of proxy_trusted, and the
 same under socket activation.  Untrusted and disallowed peers are other
 loopback addresses (127.0.0.2): the kernel routes all of 127/8 to lo."""
 import os
+import re
 import shutil
 import signal
 import socket
@@ -16,6 +17,7 @@ import tempfile
 import time
 import unittest
 
+from metricslib import MetricsServer
 import tplib
 from tplib import LineReader, Server, read_to_eof, request, wait_until
 
@@ -73,11 +75,11 @@ class Proxy(unittest.TestCase):
                 tlvs = b"\x04\x00\x02xx" + b"\x05\x00\x04abcd"
                 s.sendall(v2_ipv6("2001:db8::42", "::1", 40000, 9000, tlvs) + b"ECHO six\n")
                 self.assertEqual(LineReader(s).line(), "OK six")
-                srv.wait_log(r"PROXY header names 2001:db8::42:40000")
+                srv.wait_log(r"PROXY header names \[2001:db8::42\]:40000")
             s = srv.connect()
             s.sendall(b"PROXY TCP6 2001:db8::43 ::1 40001 9000\r\nECHO v1\n")
             self.assertEqual(LineReader(s).line(), "OK v1")
-            srv.wait_log(r"PROXY header names 2001:db8::43:40001")
+            srv.wait_log(r"PROXY header names \[2001:db8::43\]:40001")
 
     def test_v2_local_keeps_the_socket_address(self):
         with Server(*PROXY) as srv:
@@ -120,7 +122,7 @@ class Proxy(unittest.TestCase):
                 s.sendall(b"\n")
                 self.assertEqual(r.line(timeout=1), "ERR empty request")
             total = 4 * len(bad) + 3
-            ok = wait_until(lambda: sum(int(n) for n in __import__("re").findall(
+            ok = wait_until(lambda: sum(int(n) for n in re.findall(
                 r"closed (\d+) connections before their first request", srv.log())) == total, 15)
             self.assertTrue(ok, srv.log()[-3000:])
             lines = [l for l in srv.log().splitlines() if "before their first request" in l]
@@ -142,6 +144,44 @@ class Proxy(unittest.TestCase):
             c.settimeout(5)
             self.assertEqual(read_to_eof(c), b"ERR too many connections\n")  # as a direct client is told
             srv.wait_log(r"over limits\.max_connections_per_address 192\.0\.2\.1:1001")
+
+    def test_the_proxys_own_address_is_a_client_as_any(self):
+        # HAProxy's check-send-proxy names the proxy itself: with a cap of 1, that
+        # connection alone is within it; and connections still to send their
+        # header weigh on no address, so they do not count against that client.
+        with Server(*PROXY, "--max-connections-per-address", "1") as srv:
+            pending = [srv.connect() for _ in range(3)]
+            a = srv.connect()
+            a.sendall(b"PROXY TCP4 127.0.0.1 127.0.0.1 40000 9000\r\nECHO a\n")
+            self.assertEqual(LineReader(a).line(), "OK a")
+            b = srv.connect()
+            b.sendall(b"PROXY TCP4 127.0.0.1 127.0.0.1 40001 9000\r\nECHO b\n")
+            b.settimeout(5)
+            self.assertEqual(read_to_eof(b), b"ERR too many connections\n")  # the cap still holds
+            a.close()
+            for i, s in enumerate(pending):  # named later, each under its own client
+                s.sendall(b"PROXY TCP4 192.0.2.%d 10.0.0.1 1000 9000\r\nECHO p\n" % (i + 1))
+                self.assertEqual(LineReader(s).line(), "OK p")
+            c = srv.connect()
+            c.sendall(b"PROXY TCP4 127.0.0.1 127.0.0.1 40002 9000\r\nECHO c\n")
+            self.assertEqual(LineReader(c).line(), "OK c")
+            # A LOCAL header (a check) keeps the proxy's address and is served.
+            with srv.connect() as d:
+                d.sendall(b"\r\n\r\n\x00\r\nQUIT\n\x20\x00\x00\x00ECHO d\n")
+                self.assertEqual(LineReader(d).line(), "OK d")
+
+    def test_the_header_and_what_came_with_it_are_counted_as_received(self):
+        # tpserver_received_bytes_total counts every byte read, the header's
+        # phase too, where requests often arrive in the header's segment.
+        with MetricsServer(*PROXY) as srv:
+            data = b"PROXY TCP6 2001:db8::5 2001:db8::1 443 9000\r\n" + b"".join(
+                b"ECHO %04d\n" % i for i in range(100))
+            with srv.connect() as s:
+                s.sendall(data)
+                self.assertEqual(LineReader(s).lines(100, timeout=5)[-1], "OK 0099")
+            self.assertEqual(srv.scrape().get("tpserver_received_bytes_total"), len(data))
+            # The log names the client as the listeners are named, an IPv6 one in brackets.
+            srv.wait_log(re.escape("PROXY header names [2001:db8::5]:443"))
 
     def test_refused_at_the_header_drained_and_logged_by_limit(self):
         # A client over the cap that pipelined behind its header reads the

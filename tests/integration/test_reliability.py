@@ -540,6 +540,31 @@ class ReloadAndWait(unittest.TestCase):
             self.assertNotIn("configuration reloaded", srv.log())
             self.assertEqual(srv.stop(timeout=10), 0)
 
+    def test_a_reload_during_the_leave_is_refused_at_once(self):
+        """The leave is the stop's first part: a SIGHUP then is refused at once,
+        with no RELOADING=1 after STOPPING=1, and the file is not applied."""
+        from test_systemd import Notify
+        notify = Notify()
+        self.addCleanup(notify.close)
+        conf = ConfFile(self, "pool = { workers = 2; };\n")
+        with Server("--config", conf.path, "--drain-s", "3",
+                    env=dict(self.env, NOTIFY_SOCKET=notify.path)) as srv:
+            notify.wait_for(r"^READY=1")
+            srv.signal(signal.SIGTERM)
+            notify.wait_for(r"^STOPPING=1", timeout=5)
+            conf.write("pool = { workers = 3; };\n")
+            p, took = self.helper(srv.proc.pid)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("reload refused: shutting down", p.stderr)
+            self.assertLess(took, 2)
+            self.assertEqual(srv.proc.wait(15), 0)
+            self.assertIn("reload not applied: shutting down", srv.log())
+            self.assertNotIn("configuration reloaded", srv.log())
+        notify.collect(0.2)
+        texts = [m for _, m in notify.messages]
+        stop = next(i for i, t in enumerate(texts) if re.search(r"(?m)^STOPPING=1", t))
+        self.assertFalse([t for t in texts[stop:] if re.search(r"(?m)^(RELOADING|READY)=1", t)], texts)
+
     def test_daemon_gone_while_waiting(self):
         conf = ConfFile(self, "pool = { workers = 2; };\n")
         with Server("--config", conf.path, env=self.env) as srv:

@@ -101,10 +101,11 @@ class Notifications(unittest.TestCase):
             # When READY=1 is sent, every worker thread exists (64 + 1 event loop).
             self.assertGreaterEqual(srv.threads(), 65)
 
-    def test_no_ready_when_the_workers_cannot_all_start(self):
-        # Under a task limit (the unit's TasksMax=, RLIMIT_NPROC) that leaves
-        # room for a few workers only, the start fails and says why; systemd
-        # never hears READY=1, so the unit fails instead of running short.
+    def start_short_of_tasks(self, threads, *args):
+        """Start the daemon as nobody under a task limit (the unit's TasksMax=,
+        RLIMIT_NPROC) with room for the main thread and `threads` more; it must
+        fail, say why, and never tell systemd READY=1 (the unit fails instead
+        of running short).  Returns (its stderr, the notifications' texts)."""
         if os.geteuid() != 0 or not shutil.which("setpriv") or not shutil.which("prlimit"):
             self.skipTest("needs root, setpriv and prlimit: the daemon runs as nobody under a task limit")
         if tplib.SANITIZED:
@@ -115,20 +116,36 @@ class Notifications(unittest.TestCase):
         self.addCleanup(shutil.rmtree, home)
         os.chmod(home, 0o755)
         exe = shutil.copy(TPSERVER, home)
-        limit = "--nproc=%d" % (tasks_of(NOBODY) + 1 + 4)  # the main thread and 4 more
+        limit = "--nproc=%d" % (tasks_of(NOBODY) + 1 + threads)
         p = subprocess.run(["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY, "--clear-groups",
                             "prlimit", limit, exe, "--config", "/dev/null", "--host", "127.0.0.1",
-                            "--port", "0", "--workers", "16"],
+                            "--port", "0"] + list(args),
                            capture_output=True, text=True, timeout=30,
                            env=dict(os.environ, NOTIFY_SOCKET=self.notify.path))
-        self.assertNotEqual(p.returncode, 0, p.stderr)
-        self.assertIn("cannot start 16 workers", p.stderr)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertNotIn("ready:", p.stderr)
         self.notify.collect(0.2)
         texts = [m for _, m in self.notify.messages]
-        self.assertFalse([t for t in texts if re.search(r"(?m)^READY=1", t)], texts)
+        self.assertFalse([t for t in texts if re.search(r"(?m)^(READY|STOPPING)=1", t)], texts)
+        return p.stderr, texts
+
+    def assert_cannot_start(self, texts, why):
         # What `systemctl status` shows of the failure.
-        self.assertTrue([t for t in texts if re.search(r"(?m)^STATUS=cannot start: cannot start 16 workers", t)
+        self.assertTrue([t for t in texts if re.search(r"(?m)^STATUS=cannot start: " + why, t)
                          and re.search(r"(?m)^ERRNO=11$", t)], texts)
+
+    def test_no_ready_when_the_workers_cannot_all_start(self):
+        err, texts = self.start_short_of_tasks(4, "--workers", "16")
+        self.assertIn("cannot start 16 workers", err)
+        self.assert_cannot_start(texts, "cannot start 16 workers")
+
+    def test_no_ready_when_an_event_loop_cannot_start(self):
+        # Room for 2 workers, 1 cheap one and loop 1's thread, none for loop 2's: the
+        # loop already started leaves at its gate, and the start fails as a whole.
+        err, texts = self.start_short_of_tasks(2 + 1 + 1, "--workers", "2", "--cheap-workers", "1",
+                                               "--io-threads", "3")
+        self.assertIn("cannot start 2 event loop threads", err)
+        self.assert_cannot_start(texts, "cannot start 2 event loop threads")
 
 
 class Watchdog(unittest.TestCase):
