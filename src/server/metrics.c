@@ -103,11 +103,17 @@ void tp_hist_observe(struct tp_hist *h, uint64_t ns)
 	observe_n(h, ns, 1);
 }
 
-/* ns from a to b (tp_req_us() stamps); 0 if b is before a (stamps of two threads' clocks reads). */
+/* Stamps of two threads may be this far out of order: b "before" a by less reads as 0. */
+#define STAMP_SKEW_US 1000000u
+
+/*
+ * ns from a to b (tp_req_us() stamps, which wrap after 71.6 minutes): any
+ * interval up to 71.5 minutes, a SLEEP of limits.max_sleep_ms's 60 included.
+ */
 static uint64_t since(uint32_t a, uint32_t b)
 {
 	uint32_t d = b - a;
-	return d > INT32_MAX ? 0 : (uint64_t)d * 1000;
+	return d > UINT32_MAX - STAMP_SKEW_US ? 0 : (uint64_t)d * 1000;
 }
 
 void tp_metrics_run_end(struct tp_metrics_slot *s, struct tp_metrics_run *run)

@@ -236,6 +236,45 @@ static void test_request_outcomes(void **state)
 	tp_metrics_free(m);
 }
 
+/*
+ * A SLEEP of limits.max_sleep_ms's hour is an hour, not 0 (the stamps are
+ * 32-bit microseconds); a start stamped by one thread a little before
+ * another thread's admission stamp reads as 0, not as 71 minutes.
+ */
+static void test_long_and_skewed_intervals(void **state)
+{
+	struct tp_metrics *m = tp_metrics_new(1);
+	struct tp_metrics_slot *s = tp_metrics_slot(m, 0), sum;
+	const uint32_t t0 = tp_req_us(1 * S);
+	(void)state;
+
+	struct tp_req *hour = req(TP_OP_SLEEP, TP_PROTO_OK, true);
+	hour->arrival_us = t0;
+	hour->ran = true;
+	hour->start_us = t0 + 10;
+	hour->end_us = t0 + 10 + 3600u * 1000000u;
+	tp_metrics_request(s, hour, 1 * S + 3600 * S + 20 * US);
+
+	struct tp_req *skewed = req(TP_OP_ECHO, TP_PROTO_OK, true);
+	skewed->arrival_us = t0;
+	skewed->waited = true;
+	skewed->wait_end_us = t0 + 100;
+	skewed->ran = true;
+	skewed->start_us = t0 + 95; /* 5 us "before" it was admitted */
+	skewed->end_us = t0 + 97;
+	tp_metrics_request(s, skewed, 1 * S + 200 * US);
+
+	tp_metrics_sum(m, &sum);
+	assert_int_equal(sum.service[TP_OP_SLEEP].sum_ns, 3600 * S);
+	assert_int_equal(sum.service[TP_OP_SLEEP].counts[TP_HIST_BUCKETS], 1); /* +Inf */
+	assert_int_equal(sum.duration[TP_OP_SLEEP].sum_ns, 3600 * S + 20 * US);
+	assert_int_equal(sum.queue_wait.sum_ns, 10 * US); /* the hour's; the skewed one's is 0 */
+	assert_int_equal(sum.duration[TP_OP_ECHO].sum_ns, 200 * US);
+	free(hour);
+	free(skewed);
+	tp_metrics_free(m);
+}
+
 /* A request like every other of a write (how 0), or unlike them in one way. */
 static void request_alike_but(struct tp_req *r, uint64_t *now_ns, uint32_t t0, int how)
 {
@@ -415,6 +454,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_bucket_edges),
+	        cmocka_unit_test(test_long_and_skewed_intervals),
 	        cmocka_unit_test(test_seconds_text),
 	        cmocka_unit_test(test_label_escaping),
 	        cmocka_unit_test(test_histogram_text),
