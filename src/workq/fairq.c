@@ -21,6 +21,10 @@
  *   for a place: a flood paused by a full queue empties often but is not
  *   sparse, so it rejoins at the tail of `old`.  A backlogged entry is
  *   served a quantum at a time in turn.
+ * - A group keeps its debt when it empties, less a µs per µs away (one
+ *   worker's time), and pays the rest in turns when back: else an address
+ *   whose connections each keep one long request running, never two
+ *   queued, would take as many workers as it has connections.
  * - The work is O(1) per node plus one rotation per quantum of cost
  *   served: a rotation hands out QUANTUM_US of credit that the work
  *   consumes, so the rotations are amortised against the cost of the work
@@ -31,9 +35,11 @@
  * - Cost is the owner's estimate of a node's service time in µs (the
  *   server's: SLEEP's argument), at least TP_FAIRQ_MIN_COST_US; shares are
  *   shares of cost.
- * - Admission: waiting entries sit in buckets by their queued cost,
- *   admitted and waiting (0, then powers of 4 µs), oldest first in a
- *   bucket, so a flood's paused batch counts against it; a place goes to the
+ * - Admission: waiting entries sit in buckets by their queued cost, the
+ *   admitted and the next waiter's (0, then powers of 4 µs), oldest first
+ *   in a bucket, so a newcomer's light request goes before a flood's
+ *   heavier next one, and two floods hold equal admitted cost whatever
+ *   their requests cost (queued_cost()); a place goes to the
  *   lowest bucket's first group, its lowest bucket's first flow, and that
  *   flow's oldest waiter.  An entry moves bucket (O(1)) when its cost
  *   changes.  Every waiter is also on one arrival-ordered list (wprev and
@@ -50,17 +56,6 @@
 #define QUANTUM_US 1000
 
 enum { LIST_NONE, LIST_NEW, LIST_OLD };
-
-static uint64_t cost_of(const struct tp_qnode *n)
-{
-	uint64_t floor = (uint64_t)TP_FAIRQ_MIN_COST_US * tp_qnode_weight(n);
-	return n->cost_us > floor ? n->cost_us : floor;
-}
-
-static struct tp_qflow *flow_of(struct tp_fairq *fq, const struct tp_qnode *n)
-{
-	return n->flow ? n->flow : &fq->nullflow;
-}
 
 const char *tp_fairness_name(int mode)
 {
@@ -94,7 +89,7 @@ static struct tp_fairq_link *link_of(struct tp_fairq_entry *e, int which)
 	return which ? &e->wlink : &e->link;
 }
 
-static void list_append(struct tp_fairq_list *l, struct tp_fairq_entry *e, int which)
+void tp_fairq_list_append(struct tp_fairq_list *l, struct tp_fairq_entry *e, int which)
 {
 	link_of(e, which)->next = NULL;
 	link_of(e, which)->prev = l->tail;
@@ -105,7 +100,7 @@ static void list_append(struct tp_fairq_list *l, struct tp_fairq_entry *e, int w
 	l->tail = e;
 }
 
-static void list_unlink(struct tp_fairq_list *l, struct tp_fairq_entry *e, int which)
+void tp_fairq_list_unlink(struct tp_fairq_list *l, struct tp_fairq_entry *e, int which)
 {
 	struct tp_fairq_link *k = link_of(e, which);
 
@@ -127,15 +122,30 @@ static void activate(struct tp_fairq_level *lv, struct tp_fairq_entry *e, bool b
 		return;
 	e->deficit = QUANTUM_US;
 	e->list = backlogged ? LIST_OLD : LIST_NEW;
-	list_append(backlogged ? &lv->old_list : &lv->new_list, e, 0);
+	tp_fairq_list_append(backlogged ? &lv->old_list : &lv->new_list, e, 0);
 }
 
-void tp_fairq_deactivate(struct tp_fairq_level *lv, struct tp_fairq_entry *e)
+/* g has admitted work again: what is left of its debt after its time away stays. */
+static void group_comes_back(struct tp_fairq *fq, struct tp_qgroup *g)
+{
+	int64_t debt = g->e.list == LIST_NONE ? g->e.deficit : 0;
+
+	if (debt < 0) {
+		uint64_t away = (fq->now_us ? fq->now_us() : 0) - g->left_us;
+		debt = away >= (uint64_t)-debt ? 0 : debt + (int64_t)away;
+	}
+	activate(&fq->top, &g->e, g->nwaiting > 0);
+	if (debt < 0)
+		g->e.deficit = debt;
+}
+
+bool tp_fairq_deactivate(struct tp_fairq_level *lv, struct tp_fairq_entry *e)
 {
 	if (e->list == LIST_NONE)
-		return;
-	list_unlink(e->list == LIST_NEW ? &lv->new_list : &lv->old_list, e, 0);
+		return false;
+	tp_fairq_list_unlink(e->list == LIST_NEW ? &lv->new_list : &lv->old_list, e, 0);
 	e->list = LIST_NONE;
+	return true;
 }
 
 /*
@@ -180,53 +190,8 @@ static struct tp_fairq_entry *pick(struct tp_fairq_level *lv)
 		tp_fairq_deactivate(lv, e);
 		e->deficit += QUANTUM_US;
 		e->list = LIST_OLD;
-		list_append(&lv->old_list, e, 0);
+		tp_fairq_list_append(&lv->old_list, e, 0);
 	}
-}
-
-/* --- admission buckets --- */
-
-static unsigned bucket_of(uint64_t cost)
-{
-	if (cost == 0)
-		return 0;
-	unsigned b = 1 + (unsigned)(63 - __builtin_clzll(cost)) / 2;
-	return b < TP_FAIRQ_BUCKETS ? b : TP_FAIRQ_BUCKETS - 1;
-}
-
-static void bucket_remove(struct tp_fairq_level *lv, struct tp_fairq_entry *e)
-{
-	unsigned b;
-
-	TP_ASSERT(e->bucket > 0 && e->bucket <= 32);
-	b = e->bucket - 1u;
-	list_unlink(&lv->buckets[b], e, 1);
-	e->bucket = 0;
-	if (!lv->buckets[b].head)
-		lv->mask &= ~(1u << b);
-}
-
-static void bucket_insert(struct tp_fairq_level *lv, struct tp_fairq_entry *e)
-{
-	unsigned b = bucket_of(e->cost + e->wcost);
-
-	list_append(&lv->buckets[b], e, 1);
-	e->bucket = (uint8_t)(b + 1);
-	lv->mask |= 1u << b;
-}
-
-/* e's queued cost changed: if it waits, keep it in the right bucket. */
-static void rebucket(struct tp_fairq_level *lv, struct tp_fairq_entry *e)
-{
-	if (e->bucket && e->bucket - 1u != bucket_of(e->cost + e->wcost)) {
-		bucket_remove(lv, e);
-		bucket_insert(lv, e);
-	}
-}
-
-static struct tp_fairq_entry *bucket_first(const struct tp_fairq_level *lv)
-{
-	return lv->mask ? lv->buckets[__builtin_ctz(lv->mask)].head : NULL;
 }
 
 /* --- admitted nodes --- */
@@ -242,11 +207,11 @@ static void account(struct tp_fairq *fq, struct tp_qflow *f, uint64_t c, int k, 
 
 	f->e.cost += c;
 	f->e.nready += (uint32_t)k;
-	rebucket(tp_fairq_level_of(fq, g), &f->e);
+	tp_fairq_rebucket(tp_fairq_level_of(fq, g), &f->e);
 	if (g) {
 		g->e.cost += c;
 		g->e.nready += (uint32_t)k;
-		rebucket(&fq->top, &g->e);
+		tp_fairq_rebucket(&fq->top, &g->e);
 	}
 	fq->nready += (size_t)k;
 	fq->nexpensive += (size_t)kexp;
@@ -259,19 +224,19 @@ size_t tp_fairq_add_ready_chain(struct tp_fairq *fq, struct tp_qnode **pos, size
 
 	while (added < n && first && tp_qnode_weight(first) <= room) {
 		/* The run of first's flow: accounted and scheduled once. */
-		struct tp_qflow *f = flow_of(fq, first);
+		struct tp_qflow *f = tp_fairq_node_flow(fq, first);
 		struct tp_qgroup *g = tp_fairq_group_for(fq, f);
 		struct tp_qnode *last = first;
-		uint64_t cost = cost_of(first);
+		uint64_t cost = tp_fairq_cost_of(first);
 		size_t w = tp_qnode_weight(first), k = 1;
 		int kexp = !first->batchable;
 
-		for (; added + k < n && last->next && flow_of(fq, last->next) == f &&
+		for (; added + k < n && last->next && tp_fairq_node_flow(fq, last->next) == f &&
 		       w + tp_qnode_weight(last->next) <= room;
 		     k++) {
 			last = last->next;
 			w += tp_qnode_weight(last);
-			cost += cost_of(last);
+			cost += tp_fairq_cost_of(last);
 			kexp += !last->batchable;
 		}
 		struct tp_qnode *after = last->next;
@@ -286,7 +251,7 @@ size_t tp_fairq_add_ready_chain(struct tp_fairq *fq, struct tp_qnode **pos, size
 		account(fq, f, cost, (int)w, kexp);
 		activate(tp_fairq_level_of(fq, g), &f->e, f->whead != NULL);
 		if (g)
-			activate(&fq->top, &g->e, g->nwaiting > 0);
+			group_comes_back(fq, g);
 		first = after;
 		added += k;
 		room -= w;
@@ -315,7 +280,7 @@ size_t tp_fairq_take_batch(struct tp_fairq *fq, struct tp_qflow *f, struct tp_qn
 		if (!f->rhead)
 			f->rtail = NULL;
 		h->next = NULL;
-		cost += cost_of(h);
+		cost += tp_fairq_cost_of(h);
 		w += tp_qnode_weight(h);
 		kexp += !h->batchable;
 		ret[n++] = h;
@@ -354,7 +319,7 @@ size_t tp_fairq_serve(struct tp_fairq *fq, struct tp_qflow *f, struct tp_qgroup 
 	if (g) {
 		g->e.deficit -= (int64_t)cost;
 		if (g->e.nready == 0)
-			tp_fairq_deactivate(&fq->top, &g->e);
+			tp_fairq_group_leaves(fq, g);
 	}
 	return n;
 }
@@ -375,94 +340,6 @@ size_t tp_fairq_pop(struct tp_fairq *fq, struct tp_qnode **ret, size_t max)
 }
 
 /* --- waiting nodes --- */
-
-/* Count n's cost in or out (sign) of the waiting cost of f and its group. */
-static void account_wait(struct tp_fairq *fq, struct tp_qflow *f, const struct tp_qnode *n, int sign)
-{
-	struct tp_qgroup *g = tp_fairq_group_for(fq, f);
-	uint64_t c = sign > 0 ? cost_of(n) : -cost_of(n);
-
-	f->e.wcost += c;
-	rebucket(tp_fairq_level_of(fq, g), &f->e);
-	if (g) {
-		g->e.wcost += c;
-		rebucket(&fq->top, &g->e);
-	}
-}
-
-void tp_fairq_add_wait(struct tp_fairq *fq, struct tp_qnode *n)
-{
-	struct tp_qflow *f = flow_of(fq, n);
-	struct tp_qgroup *g = tp_fairq_group_for(fq, f);
-
-	account_wait(fq, f, n, +1);
-	n->next = NULL;
-	if (f->wtail) {
-		f->wtail->next = n;
-	} else {
-		f->whead = n;
-		bucket_insert(tp_fairq_level_of(fq, g), &f->e);
-		if (g && g->nwaiting++ == 0)
-			bucket_insert(&fq->top, &g->e);
-	}
-	f->wtail = n;
-	n->wnext = NULL;
-	n->wprev = fq->wtail;
-	if (fq->wtail)
-		fq->wtail->wnext = n;
-	else
-		fq->whead = n;
-	fq->wtail = n;
-	fq->nwait += tp_qnode_weight(n);
-}
-
-void tp_fairq_remove_waiter(struct tp_fairq *fq, struct tp_qnode *n)
-{
-	struct tp_qflow *f = flow_of(fq, n);
-	struct tp_qgroup *g = tp_fairq_group_for(fq, f);
-
-	TP_ASSERT(f->whead == n);
-	account_wait(fq, f, n, -1);
-	f->whead = n->next;
-	if (!f->whead) {
-		f->wtail = NULL;
-		bucket_remove(tp_fairq_level_of(fq, g), &f->e);
-		if (g && --g->nwaiting == 0)
-			bucket_remove(&fq->top, &g->e);
-	}
-	n->next = NULL;
-	if (n->wprev)
-		n->wprev->wnext = n->wnext;
-	else
-		fq->whead = n->wnext;
-	if (n->wnext)
-		n->wnext->wprev = n->wprev;
-	else
-		fq->wtail = n->wprev;
-	n->wnext = n->wprev = NULL;
-	fq->nwait -= tp_qnode_weight(n);
-}
-
-struct tp_qflow *tp_fairq_next_waiting_flow(const struct tp_fairq *fq)
-{
-	struct tp_fairq_entry *e = bucket_first(&fq->top);
-
-	if (e && e->is_group) {
-		e = bucket_first(&tp_fairq_group_of(e)->inner);
-		TP_ASSERT(e); /* a group waits only while one of its flows does */
-	}
-	return e ? tp_fairq_flow_of(e) : NULL;
-}
-
-struct tp_qnode *tp_fairq_next_waiter(struct tp_fairq *fq)
-{
-	struct tp_qflow *f = tp_fairq_next_waiting_flow(fq);
-	struct tp_qnode *n = f ? f->whead : NULL;
-
-	if (n)
-		tp_fairq_remove_waiter(fq, n);
-	return n;
-}
 
 size_t tp_fairq_largest(const struct tp_fairq *fq)
 {

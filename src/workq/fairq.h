@@ -101,6 +101,8 @@ struct tp_qgroup {
 	struct tp_fairq_entry e;
 	struct tp_fairq_level inner; /* its flows */
 	uint32_t nwaiting;           /* its flows with waiting nodes */
+	uint32_t wnodes;             /* its waiting nodes */
+	uint64_t left_us;            /* when it last left the lists (its debt is kept: fairq.c) */
 };
 
 /* A flow (a connection).  group is the owner's; the rest is the queue's. */
@@ -119,7 +121,28 @@ struct tp_fairq {
 	size_t nexpensive;              /* admitted nodes that are not batchable */
 	size_t nflows;                  /* flows with admitted nodes */
 	struct tp_qflow nullflow;       /* the flow of nodes without one */
+	uint64_t (*now_us)(void);       /* a monotonic clock for groups' debts (NULL: always 0) */
 };
+
+/* The least a node is charged: its cost, at least the floor per request it stands for. */
+static inline uint64_t tp_fairq_cost_of(const struct tp_qnode *n)
+{
+	uint64_t floor = (uint64_t)TP_FAIRQ_MIN_COST_US * tp_qnode_weight(n);
+	return n->cost_us > floor ? n->cost_us : floor;
+}
+
+/* n's flow (the shared one for nodes without). */
+static inline struct tp_qflow *tp_fairq_node_flow(struct tp_fairq *fq, const struct tp_qnode *n)
+{
+	return n->flow ? n->flow : &fq->nullflow;
+}
+
+/* The level lists of fairq.c (which 0: new or old; 1: an admission bucket). */
+void tp_fairq_list_append(struct tp_fairq_list *l, struct tp_fairq_entry *e, int which);
+void tp_fairq_list_unlink(struct tp_fairq_list *l, struct tp_fairq_entry *e, int which);
+
+/* e's queued cost changed: if it waits, keep it in the right bucket (fairq_wait.c). */
+void tp_fairq_rebucket(struct tp_fairq_level *lv, struct tp_fairq_entry *e);
 
 /* The group or flow an entry is embedded in (fairq.c and fairq_lane.c). */
 static inline struct tp_qgroup *tp_fairq_group_of(struct tp_fairq_entry *e)
@@ -247,8 +270,11 @@ static inline struct tp_fairq_entry *tp_fairq_first_active(const struct tp_fairq
 	return lv->new_list.head ? lv->new_list.head : lv->old_list.head;
 }
 
-/* Take e off the level's new or old list (no-op if on none). */
-void tp_fairq_deactivate(struct tp_fairq_level *lv, struct tp_fairq_entry *e);
+/* Take e off the level's new or old list; false if it was on none. */
+bool tp_fairq_deactivate(struct tp_fairq_level *lv, struct tp_fairq_entry *e);
+
+/* g's last admitted node was taken: off the top level's lists, its debt kept (fairq.c). */
+void tp_fairq_group_leaves(struct tp_fairq *fq, struct tp_qgroup *g);
 
 /*
  * Take f's first admitted node, and more while they are batchable (up to

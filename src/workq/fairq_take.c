@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fairq_take: taking nodes out of the fair discipline other than by a
- * worker's pop: one flow's (its owner has gone) or everything (shutdown).
+ * worker's pop: one flow's (its owner has gone) or everything (shutdown),
+ * and a group leaving the lists with its debt (tp_fairq_group_leaves).
  * Not thread-safe, as fairq.c: queue.c holds its lock.
  */
 #include "fairq.h"
@@ -22,6 +23,12 @@ static void chain_add(struct chain *c, struct tp_qnode *n)
 	c->tail = n;
 }
 
+void tp_fairq_group_leaves(struct tp_fairq *fq, struct tp_qgroup *g)
+{
+	if (tp_fairq_deactivate(&fq->top, &g->e) && g->e.deficit < 0)
+		g->left_us = fq->now_us ? fq->now_us() : 0; /* its debt starts to go */
+}
+
 /* Move every node of f to the ends of ready and wait. Returns how many were admitted. */
 static size_t take_flow(struct tp_fairq *fq, struct tp_qflow *f, struct chain *ready, struct chain *wait)
 {
@@ -36,7 +43,7 @@ static size_t take_flow(struct tp_fairq *fq, struct tp_qflow *f, struct chain *r
 		chain_add(ready, n);
 	tp_fairq_deactivate(tp_fairq_level_of(fq, g), &f->e);
 	if (g && g->e.nready == 0)
-		tp_fairq_deactivate(&fq->top, &g->e);
+		tp_fairq_group_leaves(fq, g);
 	while ((n = f->whead)) {
 		tp_fairq_remove_waiter(fq, n);
 		chain_add(wait, n);

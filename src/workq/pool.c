@@ -137,10 +137,8 @@ static void *worker_main(void *arg)
 		/* Release: a reader that sees this start also sees its deadline. */
 		atomic_store_explicit(&s->busy_since_ns, now, memory_order_release);
 		bool expensive = !batch[0]->batchable; /* a batch is cheap or one expensive node */
-		if (expensive)
-			tp_queue_running_expensive(p->queue, +1);
 		p->exec(batch, n, p->ctx);
-		if (expensive)
+		if (expensive) /* the pop counted it in */
 			tp_queue_running_expensive(p->queue, -1);
 		atomic_store_explicit(&s->busy_since_ns, 0, memory_order_relaxed);
 	}

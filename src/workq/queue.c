@@ -55,8 +55,9 @@
  *   apart (`ncheap_idle`, `ncheap_waking`), so they never absorb a signal
  *   meant for expensive work.  One is woken when cheap work is pushed (or
  *   left over by a pop) while no general worker is idle or spinning and
- *   some worker is inside expensive work (the pool counts those,
- *   tp_queue_running_expensive): under cheap work alone the general
+ *   some worker is inside expensive work (counted in by the pop that takes
+ *   it, before its wake-ups, and out by the pool, tp_queue_running_expensive):
+ *   under cheap work alone the general
  *   workers come back at once, and a wake-up would only cost.  They do
  *   not spin.  They take only batchable nodes, never overtaking in a
  *   flow (fairq_lane.c; in TP_FAIR_NONE only a batchable FIFO head).  In
@@ -148,7 +149,7 @@ struct tp_queue *tp_queue_new(size_t capacity, tp_queue_admit_fn admit, void *ad
 	q->capacity = capacity ? capacity : 1;
 	tp_spin_init(&q->spin);
 	q->wait_limit_ns = UINT64_MAX;
-	tp_fairq_init(&q->fq, TP_FAIR_CONNECTION);
+	tp_queue_fairq_init(q, TP_FAIR_CONNECTION);
 	q->admit = admit;
 	q->admit_ctx = admit_ctx;
 	return q;
@@ -422,6 +423,8 @@ size_t tp_queue_pop(struct tp_queue *q, struct tp_qnode **ret, size_t max, const
 			ret[n++] = list_shift(&q->ready);
 		}
 	}
+	if (n > 0 && !ret[0]->batchable) /* before the wake-ups: the lane runs the cheap work it leaves */
+		tp_queue_running_expensive(q, +1);
 	tp_queue_after_pop(q, n);
 	tp_queue_unlock(q);
 	return n;

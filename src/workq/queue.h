@@ -75,7 +75,8 @@ int tp_queue_push(struct tp_queue *q, struct tp_qnode *first, size_t n);
  * weight), which admit the waiters that then fit (see the discipline
  * above).  Returns the number taken; 0 when the queue is closed and empty,
  * or when *stop becomes true (checked on every wakeup; see
- * tp_queue_wake_all()).
+ * tp_queue_wake_all()).  An expensive node taken counts as running
+ * expensive work until the caller's tp_queue_running_expensive(q, -1).
  */
 size_t tp_queue_pop(struct tp_queue *q, struct tp_qnode **ret, size_t max, const atomic_bool *stop);
 
@@ -94,9 +95,9 @@ size_t tp_queue_pop(struct tp_queue *q, struct tp_qnode **ret, size_t max, const
 size_t tp_queue_pop_cheap(struct tp_queue *q, struct tp_qnode **ret, size_t max, const atomic_bool *stop);
 
 /*
- * A worker starts (delta +1) or ends (-1) a batch of expensive work: the
- * cheap-only workers are woken only while some worker is inside one.  Any
- * thread, lock-free.
+ * A worker ends (delta -1) a batch of expensive work, which tp_queue_pop()
+ * counted in (+1) when it took it: the cheap-only workers are woken only
+ * while some worker is inside one.  Any thread, lock-free.
  */
 void tp_queue_running_expensive(struct tp_queue *q, int delta);
 

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "clock.h"
 #include "fairq.h"
 #include "spin.h"
 
@@ -123,5 +124,18 @@ void tp_queue_wake_cheap(struct tp_queue *q);
  * after).  Every release of the lock goes through here.  queue.c.
  */
 void tp_queue_unlock(struct tp_queue *q);
+
+/* The fair queue's clock (groups' debts); CLOCK_MONOTONIC in µs. */
+static inline uint64_t tp_queue_now_us(void)
+{
+	return tp_clock_ns() / 1000;
+}
+
+/* The fair queue, empty, in mode, with the queue's clock. */
+static inline void tp_queue_fairq_init(struct tp_queue *q, enum tp_fairness mode)
+{
+	tp_fairq_init(&q->fq, mode);
+	q->fq.now_us = tp_queue_now_us;
+}
 
 #endif

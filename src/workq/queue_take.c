@@ -75,7 +75,7 @@ void tp_queue_set_fairness(struct tp_queue *q, enum tp_fairness mode)
 	if (mode != q->mode) {
 		take_chains(q, &ready, &wait);
 		q->mode = mode;
-		tp_fairq_init(&q->fq, mode == TP_FAIR_NONE ? TP_FAIR_CONNECTION : mode);
+		tp_queue_fairq_init(q, mode == TP_FAIR_NONE ? TP_FAIR_CONNECTION : mode);
 		for (; (n = ready); tp_queue_add(q, n, true))
 			ready = n->next;
 		for (; (n = wait); tp_queue_add(q, n, false))

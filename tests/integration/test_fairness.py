@@ -170,6 +170,92 @@ class Fairness(unittest.TestCase):
         self.flooded_victim("address", "127.0.0.2", 1, "127.0.0.3", 5, "SLEEP 400", "ECHO hi",
                             cheap_workers="0", over=0.15)
 
+    def test_the_lane_serves_what_the_only_busy_workers_pop_leaves(self):
+        # One general worker: its pop of the second SLEEP makes the ECHO the
+        # queue's head while it is about to sleep again; the idle cheap worker
+        # must be woken for it then (at 0.3 s), not after that SLEEP (0.6 s).
+        for fairness in ("none", "address"):
+            with Server("--workers", "1", "--cheap-workers", "1", "--fairness", fairness) as srv:
+                a, b = srv.connect(), srv.connect()
+                t0 = time.monotonic()
+                a.sendall(b"SLEEP 300\nSLEEP 300\n")
+                time.sleep(0.05)
+                self.assertEqual(request(b, LineReader(b), "ECHO x", timeout=5), "OK x")
+                took = time.monotonic() - t0
+                self.assertLess(took, 0.5, fairness)
+
+    def test_an_address_that_never_queues_pays_its_debt(self):
+        # 7 connections from one address, each with one SLEEP 400 running at a
+        # time, spread so that none queues behind another: each used to start
+        # with a fresh quantum and the address held 7 of the 8 workers against
+        # a pipelining victim on another address (1.1 workers). Its debt now
+        # outlives its idle moments: about half the pool each.
+        with Server("--workers", WORKERS) as srv:
+            stop = threading.Event()
+            done = []
+
+            def victim():
+                s = srv.connect(source="127.0.0.2")
+                r = LineReader(s)
+                s.sendall(b"SLEEP 20\n" * 64)
+                while not stop.is_set():
+                    r.line(timeout=10)
+                    done.append(time.monotonic())
+                    s.sendall(b"SLEEP 20\n")
+
+            def attacker(i):
+                s = srv.connect(source="127.0.0.3")
+                r = LineReader(s)
+                time.sleep(0.4 / 7 * i)
+                while not stop.is_set():
+                    s.sendall(b"SLEEP 400\n")
+                    r.line(timeout=10)
+
+            threads = [threading.Thread(target=victim)] + [
+                threading.Thread(target=attacker, args=(i,)) for i in range(7)]
+            for t in threads:
+                t.start()
+            time.sleep(1.5)  # the attacker's debt builds up
+            t0, n0 = time.monotonic(), len(done)
+            time.sleep(2.0)
+            workers = (len(done) - n0) * 0.020 / (time.monotonic() - t0)
+            stop.set()
+            for t in threads:
+                t.join(15)
+        self.assertGreater(workers, 2.5, "the victim had %.1f workers of 8" % workers)
+
+    def test_two_floods_share_the_pool_whatever_their_requests_cost(self):
+        # A full queue, two addresses flooding: one with SLEEP 20s, one with
+        # SLEEP 1s.  A place that frees went to the address holding the least
+        # queued cost, waiters included, so the costlier one lost them all
+        # (0.15 of the pool, and all the refusals); counting only its next
+        # waiter, each keeps its share of admitted work, and of the pool.
+        with Server("--workers", "4", "--cheap-workers", "0", "--queue-size", "100") as srv:
+            stop = threading.Event()
+            time_used = {}
+
+            def flood(source, ms, window):
+                s = srv.connect(source=source)
+                r = LineReader(s)
+                s.sendall(b"SLEEP %d\n" % ms * window)
+                used = 0
+                while not stop.is_set():
+                    line = r.line(timeout=10)
+                    used += ms if line.startswith("OK") else 0
+                    s.sendall(b"SLEEP %d\n" % ms)
+                time_used[source] = used
+
+            threads = [threading.Thread(target=flood, args=("127.0.0.2", 20, 200)),
+                       threading.Thread(target=flood, args=("127.0.0.3", 1, 500))]
+            for t in threads:
+                t.start()
+            time.sleep(4)
+            stop.set()
+            for t in threads:
+                t.join(15)
+        share = time_used["127.0.0.2"] / (time_used["127.0.0.2"] + time_used["127.0.0.3"])
+        self.assertGreater(share, 0.35, time_used)
+
     def test_victim_on_another_address_is_served_next(self):
         self.flooded_victim("address", "127.0.0.2", 1, "127.0.0.3", 10, under=1.0)
 

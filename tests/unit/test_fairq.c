@@ -942,10 +942,58 @@ static void test_weight_flow_leaves(void **state)
 	fair_done(q, &w);
 }
 
+static uint64_t fake_now_us;
+static uint64_t fake_clock(void)
+{
+	return fake_now_us;
+}
+
+/*
+ * Group 1 runs a node of 3 000 µs on its quantum of 1 000 and empties;
+ * group 0 is backlogged with nodes of 20.  Back 100 µs later, group 1
+ * still owes 1 900 µs: group 0 is served about that much first (95 nodes,
+ * give or take a quantum).  Back after 3 ms, it owes nothing and is served
+ * next, as a new entry.
+ */
+static void test_a_group_keeps_its_debt_while_away(void **state)
+{
+	struct tp_fairq fq;
+	struct world w;
+	int last[64];
+	(void)state;
+
+	world_init(&w, 1000);
+	world_group(&w, 0, 0);
+	world_group(&w, 1, 1);
+	for (int back_us = 100; back_us <= 3000; back_us += 2900) {
+		world_reset(&w);
+		reset_seq(last);
+		tp_fairq_init(&fq, TP_FAIR_ADDRESS);
+		fq.now_us = fake_clock;
+		fake_now_us = 1000000;
+		for (int i = 0; i < 400; i++)
+			add(&fq, &w, 0, 20);
+		add(&fq, &w, 1, 3000);
+		while (pop_flow(&fq, last) != 1)
+			;
+		fake_now_us += (uint64_t)back_us;
+		add(&fq, &w, 1, 20);
+		int before = 0;
+		while (pop_flow(&fq, last) == 0)
+			before++;
+		if (back_us == 100)
+			assert_true(before >= 80 && before <= 150);
+		else
+			assert_true(before <= 1);
+	}
+	free(w.items);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_shares),
+	        cmocka_unit_test(test_a_group_keeps_its_debt_while_away),
 	        cmocka_unit_test(test_cost),
 	        cmocka_unit_test_teardown(test_debt_paid_in_one_pass, cancel_alarm),
 	        cmocka_unit_test(test_new_flow_first),
