@@ -29,6 +29,13 @@ static uint64_t accepted_ns(const struct tp_req *r)
 	return now - (uint64_t)(uint32_t)(tp_req_us(now) - r->arrival_us) * 1000;
 }
 
+/* r was popped but is answered without running: an expensive one's cost goes back to its flow. */
+static void unrun(struct tp_dispatch *d, struct tp_req *r)
+{
+	if (d->queue && !r->qnode.batchable) /* a cheap one's cost is within the floor's noise */
+		tp_queue_refund(d->queue, &r->conn->flow, &r->qnode);
+}
+
 void tp_dispatch_exec(struct tp_qnode **nodes, size_t n, void *ctx)
 {
 	struct tp_dispatch *d = ctx;
@@ -54,11 +61,13 @@ void tp_dispatch_exec(struct tp_qnode **nodes, size_t n, void *ctx)
 			/* Nobody will read the reply: do not sleep for a client that left. */
 			r->status = TP_PROTO_OK;
 			r->len = 0;
+			unrun(d, r);
 		} else if (max_wait_us && (uint32_t)(start - r->arrival_us) > max_wait_us) {
 			/* Its client has most likely given up: do not spend a worker on it. */
 			tp_req_fail(r, TP_PROTO_BUSY);
 			r->late = true;
 			atomic_fetch_add_explicit(&d->late, tp_req_lines(r), memory_order_relaxed);
+			unrun(d, r);
 		} else {
 			if (!r->qnode.batchable) /* long work: the stall budget it was accepted under */
 				tp_pool_stall_accepted_at(d->pool, accepted_ns(r));

@@ -94,6 +94,7 @@ static int start_pool(struct tp_server *srv, char *err, size_t errlen)
 	                     : NULL;
 	srv->pool = srv->queue ? tp_pool_new(srv->queue, tp_dispatch_exec, &srv->dispatch) : NULL;
 	srv->dispatch.pool = srv->pool;
+	srv->dispatch.queue = srv->queue;
 	if (!srv->pool) {
 		snprintf(err, errlen, "out of memory creating the queue and pool");
 		return -ENOMEM;

@@ -29,7 +29,8 @@
  *   served: a rotation hands out QUANTUM_US of credit that the work
  *   consumes, so the rotations are amortised against the cost of the work
  *   itself (a SLEEP 40 pays for 40 of them, an ECHO for a fraction of one).
- *   Not when the work does not run (its owner answered it unrun): past a
+ *   Debt can outgrow that (a group back with what is left of a long
+ *   request's; work answered unrun is refunded, tp_fairq_refund): past a
  *   few turns, one pass hands out every whole round at once, so a pick is
  *   bounded by the active entries, never by their debt.
  * - Cost is the owner's estimate of a node's service time in µs (the

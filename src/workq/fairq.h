@@ -273,6 +273,13 @@ static inline struct tp_fairq_entry *tp_fairq_first_active(const struct tp_fairq
 /* Take e off the level's new or old list; false if it was on none. */
 bool tp_fairq_deactivate(struct tp_fairq_level *lv, struct tp_fairq_entry *e);
 
+/*
+ * A node of f taken by a pop was answered without running (its client had
+ * gone, or it had waited too long): give f and its group back its cost, so
+ * that no debt outlives work never done (fairq_take.c).
+ */
+void tp_fairq_refund(struct tp_fairq *fq, struct tp_qflow *f, uint64_t cost);
+
 /* g's last admitted node was taken: off the top level's lists, its debt kept (fairq.c). */
 void tp_fairq_group_leaves(struct tp_fairq *fq, struct tp_qgroup *g);
 

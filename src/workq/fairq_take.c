@@ -23,6 +23,15 @@ static void chain_add(struct chain *c, struct tp_qnode *n)
 	c->tail = n;
 }
 
+void tp_fairq_refund(struct tp_fairq *fq, struct tp_qflow *f, uint64_t cost)
+{
+	struct tp_qgroup *g = tp_fairq_group_for(fq, f);
+
+	f->e.deficit += (int64_t)cost;
+	if (g)
+		g->e.deficit += (int64_t)cost;
+}
+
 void tp_fairq_group_leaves(struct tp_fairq *fq, struct tp_qgroup *g)
 {
 	if (tp_fairq_deactivate(&fq->top, &g->e) && g->e.deficit < 0)

@@ -102,6 +102,13 @@ size_t tp_queue_pop_cheap(struct tp_queue *q, struct tp_qnode **ret, size_t max,
 void tp_queue_running_expensive(struct tp_queue *q, int delta);
 
 /*
+ * An expensive node of flow f that a pop took was answered without running
+ * (tp_fairq_refund: its cost is given back in the fair modes).  Takes the
+ * lock; f must still be alive.
+ */
+void tp_queue_refund(struct tp_queue *q, struct tp_qflow *f, const struct tp_qnode *n);
+
+/*
  * Remove the waiters at the head of the wait list whose deadline has passed
  * (deadline_ns <= now_ns) and return them linked through next, oldest
  * first, in *ret_first.  Only the head is looked at: with one timeout,

@@ -3,7 +3,8 @@
  * queue_take: taking nodes out of the queue other than by a worker's pop:
  * expired waiters, one flow's nodes (its owner has gone), everything
  * (shutdown), and the change of discipline, which takes everything out and
- * puts it back.  See the DESIGN in queue.c.
+ * puts it back; the cost of a popped node that did not run given back.
+ * See the DESIGN in queue.c.
  */
 #include "queue.h"
 
@@ -45,6 +46,14 @@ void tp_queue_cap_deadlines(struct tp_queue *q, uint64_t now_ns, uint64_t wait_n
 }
 
 /* Append the nodes linked through next from first to l. */
+void tp_queue_refund(struct tp_queue *q, struct tp_qflow *f, const struct tp_qnode *n)
+{
+	pthread_mutex_lock(&q->lock);
+	if (fair(q))
+		tp_fairq_refund(&q->fq, f, tp_fairq_cost_of(n));
+	tp_queue_unlock(q);
+}
+
 static void append_chain(struct list *l, struct tp_qnode *first)
 {
 	while (first) {

@@ -256,6 +256,40 @@ class Fairness(unittest.TestCase):
         share = time_used["127.0.0.2"] / (time_used["127.0.0.2"] + time_used["127.0.0.3"])
         self.assertGreater(share, 0.35, time_used)
 
+    def test_work_answered_unrun_leaves_no_debt(self):
+        # A SLEEP 60000 refused by pool.max_wait_ms never ran: its cost goes
+        # back, else its address, which keeps its debt while away, would then
+        # wait for a minute of another address's backlogged work.
+        with Server("--workers", "1", "--cheap-workers", "0", "--max-wait-ms", "200",
+                    "--max-sleep-ms", "100000") as srv:
+            c = srv.connect(source="127.0.0.4")
+            c.sendall(b"SLEEP 300\n")  # the worker, while A's request waits past 200 ms
+            time.sleep(0.05)
+            a = srv.connect(source="127.0.0.2")
+            ra = LineReader(a)
+            self.assertEqual(request(a, ra, "SLEEP 60000", timeout=5), "ERR server busy")
+            stop = threading.Event()
+            b = srv.connect(source="127.0.0.3")
+
+            def flood():  # always some queued, none waiting past max_wait_ms
+                r = LineReader(b)
+                b.sendall(b"SLEEP 20\n" * 5)
+                while not stop.is_set():
+                    r.line(timeout=10)
+                    b.sendall(b"SLEEP 20\n")
+
+            t = threading.Thread(target=flood)
+            t.start()
+            try:
+                time.sleep(0.15)
+                for _ in range(3):
+                    t0 = time.monotonic()
+                    self.assertEqual(request(a, ra, "SLEEP 1", timeout=5), "OK 1")
+                    self.assertLess(time.monotonic() - t0, 0.5)
+            finally:
+                stop.set()
+                t.join(15)
+
     def test_victim_on_another_address_is_served_next(self):
         self.flooded_victim("address", "127.0.0.2", 1, "127.0.0.3", 10, under=1.0)
 
