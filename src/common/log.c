@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,6 +71,12 @@ void tp_log_one_line(char *text, size_t n)
 	for (char *p = text; p < text + n && *p; p++)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
 			*p = '?';
+}
+
+void tp_log_host_port(char *buf, size_t len, const char *host, unsigned port)
+{
+	bool v6 = strchr(host, ':') != NULL;
+	snprintf(buf, len, "%s%s%s:%u", v6 ? "[" : "", host, v6 ? "]" : "", port);
 }
 
 void tp_log_init(const char *ident, enum tp_log_level level)

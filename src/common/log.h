@@ -60,6 +60,9 @@ const char *tp_log_stderr_prefix(enum tp_log_level level);
  */
 void tp_log_one_line(char *text, size_t n);
 
+/* host:port for a message, an IPv6 host in brackets: [2001:db8::5]:443. */
+void tp_log_host_port(char *buf, size_t len, const char *host, unsigned port);
+
 /* Change the level (reload). */
 void tp_log_set_level(enum tp_log_level level);
 

@@ -36,9 +36,10 @@ void tp_admit_done(struct tp_admit *a);
  * Count in a connection from peer, or with peer NULL one from a trusted
  * proxy that names its client next: counted in max only, under the
  * unnamed group, so that it weighs on no client address until it is
- * named (tp_admit_move).  Returns 0 with its group in *ret_group, -EMFILE when max connections are open
- * already, or -EUSERS when max_per_address (> 0) are open from its address (or -ENOMEM); then nothing is
- * counted.
+ * named (tp_admit_move).  Returns 0 with its group in *ret_group,
+ * -EMFILE when max connections are open already, or -EUSERS when
+ * max_per_address (> 0) are open from its address (or -ENOMEM); then
+ * nothing is counted.
  */
 int tp_admit_enter(struct tp_admit *a, int64_t max, int max_per_address, int ipv6_prefix,
                    const struct sockaddr_storage *peer, struct tp_qgroup **ret_group);

@@ -18,6 +18,7 @@
 
 #include "cidr.h"
 #include "fairq.h"
+#include "log.h"
 
 /* An enum setting is stored as an int. */
 _Static_assert(sizeof(enum tp_log_level) == sizeof(int), "log level stored as an int");
@@ -436,14 +437,15 @@ const struct tp_setting *tp_config_reload_diff(const struct tp_config *running,
 	for (const struct tp_setting *s = after ? after + 1 : tp_settings; s->path; s++) {
 		if (s->reloadable || (skip_socket && s->socket) || same_value(running, loaded, s))
 			continue;
-		if (s->socket)
+		if (s->socket) {
+			char hp[sizeof(loaded->host) + 16];
+			tp_log_host_port(hp, sizeof(hp), loaded->host, (unsigned)loaded->port);
 			snprintf(msg, msglen,
-			         "listen settings changed (%s%s%s:%d): a restart is needed to apply them",
-			         strchr(loaded->host, ':') ? "[" : "", loaded->host,
-			         strchr(loaded->host, ':') ? "]" : "", loaded->port);
-		else
+			         "listen settings changed (%s): a restart is needed to apply them", hp);
+		} else {
 			snprintf(msg, msglen, "%s changed to %s: a restart is needed to apply it", s->path,
 			         format_value(loaded, s, buf, sizeof(buf)));
+		}
 		return s;
 	}
 	return NULL;

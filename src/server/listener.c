@@ -42,16 +42,13 @@ void tp_listener_describe(int fd, char *buf, size_t len)
 			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
 			(void)inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
 			port = ntohs(s6->sin6_port);
-			snprintf(buf, len, "[%s]:%u", host, port);
-			return;
-		}
-		if (ss.ss_family == AF_INET) {
+		} else if (ss.ss_family == AF_INET) {
 			struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
 			(void)inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
 			port = ntohs(s4->sin_port);
 		}
 	}
-	snprintf(buf, len, "%s:%u", host, port);
+	tp_log_host_port(buf, len, host, port);
 }
 
 int tp_listener_check(const char *host, int port, bool resolve, char *err, size_t errlen)

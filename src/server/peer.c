@@ -145,11 +145,11 @@ void tp_peer_addr_text(const struct sockaddr_storage *ss, char *buf, size_t len,
 
 void tp_peer_log(const char *addr, uint16_t port, const char *event, const char *what)
 {
-	char p[8];
+	char p[8], hp[80];
 	snprintf(p, sizeof(p), "%u", port);
+	tp_log_host_port(hp, sizeof(hp), addr, port); /* as the listeners are named */
 	struct tp_log_field f[] = {{"CLIENT_ADDR", addr}, {"CLIENT_PORT", p}};
-	bool v6 = strchr(addr, ':') != NULL; /* [2001:db8::5]:443, as the listeners are named */
-	tp_logf(TP_LOG_DEBUG, event, f, 2, "%s %s%s%s:%s", what, v6 ? "[" : "", addr, v6 ? "]" : "", p);
+	tp_logf(TP_LOG_DEBUG, event, f, 2, "%s %s", what, hp);
 }
 
 /* Each refusal's name in the logs and as a metric's label value. */

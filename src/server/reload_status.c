@@ -141,7 +141,6 @@ static void comm_of(pid_t pid, char *buf, size_t len)
 int tp_reload_status_wait(const char *dir, pid_t pid, unsigned timeout_ms, char *msg, size_t msglen)
 {
 	char comm[32];
-
 	struct status st;
 	unsigned long target;
 	int r = status_read(dir, &st);

@@ -185,17 +185,18 @@ void tp_server_on_wake(void *ctx)
 void tp_server_on_signal(void *ctx, int signo)
 {
 	struct tp_server *srv = ctx;
+	uint64_t now = tp_clock_ns();
 
 	switch (signo) {
 	case SIGTERM:
 	case SIGINT:
 		if (!srv->gone_by_ns) /* systemd's clock starts now */
-			srv->gone_by_ns = tp_clock_ns() + (uint64_t)srv->cfg.stop_timeout_s * 1000000000ull -
-			                  STOP_MARGIN_NS;
+			srv->gone_by_ns =
+			        now + (uint64_t)srv->cfg.stop_timeout_s * 1000000000ull - STOP_MARGIN_NS;
 		if (!atomic_load(&srv->shared.shutting_down) &&
-		    tp_leave_begin(&srv->leave, srv->cfg.drain_s, signo, tp_clock_ns())) {
+		    tp_leave_begin(&srv->leave, srv->cfg.drain_s, signo, now)) {
 			/* The leave is the shutdown's first part: the unit is deactivating from now. */
-			tp_health_stopping(&srv->health, "leaving", tp_clock_ns());
+			tp_health_stopping(&srv->health, "leaving", now);
 			atomic_store(&srv->shared.draining, true);
 			wake_loops(srv);
 			break;

@@ -132,7 +132,7 @@ static void group_comes_back(struct tp_fairq *fq, struct tp_qgroup *g)
 	int64_t debt = g->e.list == LIST_NONE ? g->e.deficit : 0;
 
 	if (debt < 0) {
-		uint64_t away = (fq->now_us ? fq->now_us() : 0) - g->left_us;
+		uint64_t away = tp_fairq_now_us(fq) - g->left_us;
 		debt = away >= (uint64_t)-debt ? 0 : debt + (int64_t)away;
 	}
 	activate(&fq->top, &g->e, g->nwaiting > 0);

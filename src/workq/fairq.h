@@ -131,6 +131,12 @@ static inline uint64_t tp_fairq_cost_of(const struct tp_qnode *n)
 	return n->cost_us > floor ? n->cost_us : floor;
 }
 
+/* The fair queue's clock for groups' debts, in µs (0 without one). */
+static inline uint64_t tp_fairq_now_us(const struct tp_fairq *fq)
+{
+	return fq->now_us ? fq->now_us() : 0;
+}
+
 /* n's flow (the shared one for nodes without). */
 static inline struct tp_qflow *tp_fairq_node_flow(struct tp_fairq *fq, const struct tp_qnode *n)
 {

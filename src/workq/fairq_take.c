@@ -35,7 +35,7 @@ void tp_fairq_refund(struct tp_fairq *fq, struct tp_qflow *f, uint64_t cost)
 void tp_fairq_group_leaves(struct tp_fairq *fq, struct tp_qgroup *g)
 {
 	if (tp_fairq_deactivate(&fq->top, &g->e) && g->e.deficit < 0)
-		g->left_us = fq->now_us ? fq->now_us() : 0; /* its debt starts to go */
+		g->left_us = tp_fairq_now_us(fq); /* its debt starts to go */
 }
 
 /* Move every node of f to the ends of ready and wait. Returns how many were admitted. */

@@ -57,8 +57,8 @@
  *   left over by a pop) while no general worker is idle or spinning and
  *   some worker is inside expensive work (counted in by the pop that takes
  *   it, before its wake-ups, and out by the pool, tp_queue_running_expensive):
- *   under cheap work alone the general
- *   workers come back at once, and a wake-up would only cost.  They do
+ *   under cheap work alone the general workers come back at once, and a
+ *   wake-up would only cost.  They do
  *   not spin.  They take only batchable nodes, never overtaking in a
  *   flow (fairq_lane.c; in TP_FAIR_NONE only a batchable FIFO head).  In
  *   a full queue they may run the cheap waiter whose turn it is to be

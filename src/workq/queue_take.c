@@ -45,7 +45,6 @@ void tp_queue_cap_deadlines(struct tp_queue *q, uint64_t now_ns, uint64_t wait_n
 	tp_queue_unlock(q);
 }
 
-/* Append the nodes linked through next from first to l. */
 void tp_queue_refund(struct tp_queue *q, struct tp_qflow *f, const struct tp_qnode *n)
 {
 	pthread_mutex_lock(&q->lock);
@@ -54,6 +53,7 @@ void tp_queue_refund(struct tp_queue *q, struct tp_qflow *f, const struct tp_qno
 	tp_queue_unlock(q);
 }
 
+/* Append the nodes linked through next from first to l. */
 static void append_chain(struct list *l, struct tp_qnode *first)
 {
 	while (first) {
