@@ -128,7 +128,7 @@ static int frame(struct tp_framer *f, const char *data, size_t len, tp_framer_cb
 
 	/* p..end is a partial line (or nothing). */
 	size_t rest = (size_t)(end - p);
-	if (rest > f->max_line + 1) {
+	if (over_long(f, p, rest)) {
 		/* Over-long already: report it now, discard the rest of it. */
 		f->discarding = true;
 		tp_framer_release(f);
@@ -156,10 +156,13 @@ int tp_framer_feed(struct tp_framer *f, const char *data, size_t len, tp_framer_
 	/*
 	 * The retained line plus what came cannot fit: too long.  A whole line
 	 * may take max_line + 2 bytes ("\r\n"), a partial one max_line + 1
-	 * (it may still end in "\r\n"): the same limits as frame(), so the
-	 * events do not depend on how the input was split.
+	 * only when that byte is the "\r" of a "\r\n" to come: the same
+	 * limits as frame(), so the events do not depend on how the input was
+	 * split.
 	 */
-	if (f->len + head > f->max_line + (nl ? 2 : 1)) {
+	size_t total = f->len + head;
+	if (nl ? total > f->max_line + 2
+	       : total > f->max_line && (total > f->max_line + 1 || (len && data[len - 1] != '\r'))) {
 		tp_framer_release(f);
 		if (!nl) {
 			f->discarding = true;

@@ -224,12 +224,14 @@ static int on_line(void *ctx, const char *line, size_t len, bool too_long)
 
 	c->spoke = true;
 	fr->ev |= TP_CONN_ACTIVE; /* a line, not a byte: a line sent a byte at a time is idle */
-	if (too_long)
+	if (too_long) {
 		st = TP_PROTO_TOO_LONG;
-	else if (env->shutting_down && !c->grace && !tp_conn_kept(c))
+	} else if (env->shutting_down && !c->grace && !tp_conn_kept(c)) {
 		st = TP_PROTO_SHUTDOWN;
-	else
+		c->told = true;
+	} else {
 		st = tp_proto_parse(line, len, (uint32_t)env->cfg->max_sleep_ms, &pr);
+	}
 	if (c->grace)
 		c->grace = false; /* its first request is in: later lines get ERR server shutting down */
 

@@ -97,7 +97,12 @@ struct tp_conn {
 	uint32_t nwaiting;            /* parked in the queue's wait list */
 	uint32_t bn;                  /* lines parsed into the batch in turn bturn (at most BATCH) */
 	uint32_t bturn;               /* env->turn when bn was counted */
-	size_t pending_bytes;         /* reply memory held: the unsent-output bound */
+	/*
+	 * When the lines being framed were read (tp_req_us()): a turn's time,
+	 * or an earlier one for the rest of a read set aside while paused.
+	 */
+	uint32_t read_us;
+	size_t pending_bytes; /* reply memory held: the unsent-output bound */
 
 	/* The loop's lists; only the loop writes these. */
 	uint64_t last_active_ns;
@@ -116,12 +121,8 @@ struct tp_conn {
 	bool closed; /* fd closed; waiting for in-flight requests to come back */
 	bool failed; /* out of memory while parsing: close after this turn */
 	bool unkept; /* keeping, but this one was not handed over: it ends as without keeping */
+	bool told;   /* answered ERR server shutting down: reads nothing more, closes once answered */
 	atomic_bool gone;
-	/*
-	 * When the lines being framed were read (tp_req_us()): a turn's time,
-	 * or an earlier one for the rest of a read set aside while paused.
-	 */
-	uint32_t read_us;
 
 	/* The client: the socket's peer, or the one its proxy's PROXY header names. */
 	struct sockaddr_storage peer;
@@ -200,11 +201,15 @@ static inline bool tp_conn_kept(const struct tp_conn *c)
 	return c->env->keeping && !c->unkept;
 }
 
-/* May it read (and frame) more input now? */
+/*
+ * May it read (and frame) more input now?  Once told the server is shutting
+ * down, only the lines already read are answered: a client that keeps
+ * streaming would otherwise hold the shutdown open until its deadline.
+ */
 static inline bool tp_conn_can_read(const struct tp_conn *c)
 {
 	return !c->closed && !c->eof && !tp_conn_kept(c) && c->nwaiting == 0 && !tp_conn_over_unsent(c) &&
-	       (c->framer.stopped || c->readable);
+	       (c->framer.stopped || (c->readable && !c->told));
 }
 
 /* Close the fd now (reason for the debug log). Returns TP_CONN_CLOSED, or 0 if it was closed (conn_end.c). */

@@ -98,7 +98,11 @@ static uint64_t rnd(uint64_t *s)
 	return x * 0x2545F4914F6CDD1Dull;
 }
 
-/* The plain model of framing: split on LF; the unterminated rest is reported once it cannot fit. */
+/*
+ * The plain model of framing: split on LF; the unterminated rest is reported
+ * once it cannot fit: over max_line + 1 bytes, or max_line + 1 whose last is
+ * not the CR of a CRLF to come.
+ */
 static void model(struct events *e, const char *s, size_t len, size_t max_line)
 {
 	size_t start = 0;
@@ -114,7 +118,8 @@ static void model(struct events *e, const char *s, size_t len, size_t max_line)
 			events_add(e, false, s + start, ll);
 		start = i + 1;
 	}
-	if (len - start > max_line + 1)
+	size_t rest = len - start;
+	if (rest > max_line + 1 || (rest == max_line + 1 && s[len - 1] != '\r'))
 		events_add(e, true, NULL, 0);
 }
 

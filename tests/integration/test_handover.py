@@ -311,6 +311,23 @@ class Handover(unittest.TestCase):
         kept = [s for s, r in ((a, ra), (b, rb)) if self._alive(s, r)]
         self.assertEqual(len(kept), 1)
 
+    def test_over_a_lowered_max_connections_told_as_a_new_client(self):
+        # Handed over, but the new instance allows fewer: the ones it cannot
+        # take get ERR too many connections, as a new connection over the
+        # limit does, not a bare close or a reset.
+        self.sd.start()
+        clients = [self.connect() for _ in range(3)]
+        for i, (s, r) in enumerate(clients):
+            self.assertEqual(request(s, r, "ECHO %d" % i), "OK %d" % i)
+        self.assertEqual(self.sd.stop(), 0, self.sd.log())
+        for i, (s, r) in enumerate(clients):
+            s.sendall(b"ECHO again %d\n" % i)
+        self.sd.start("--max-connections", "1")
+        replies = [r.line(timeout=5) for s, r in clients]
+        self.assertEqual(replies.count("ERR too many connections"), 2, replies)
+        self.assertEqual(len([x for x in replies if x.startswith("OK again ")]), 1, replies)
+        self.assertIn("2 handed-over connections closed", self.sd.log())
+
     def test_over_the_cap_a_silent_client_still_gets_its_grace(self):
         # Not handed over, a connection ends as without keeping: one accepted just
         # before SIGTERM that has not spoken has its first request served.

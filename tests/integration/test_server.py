@@ -5,6 +5,7 @@ import signal
 import socket
 import struct
 import subprocess
+import tempfile
 import threading
 import time
 import unittest
@@ -436,8 +437,11 @@ class Connections(unittest.TestCase):
 
     def test_half_close_after_an_over_long_partial_line_answers_it(self):
         # The exception PROTOCOL.md names: a partial line already over
-        # max_line_bytes (4096) was refused as it passed the limit.
-        self.half_close(b"ECHO a\nECHO " + b"x" * 4092, ["OK a"])
+        # max_line_bytes (4096) was refused as it passed the limit, one byte
+        # over too, unless that byte is the CR of a CRLF to come.
+        self.half_close(b"ECHO a\nECHO " + b"x" * 4091, ["OK a"])
+        self.half_close(b"ECHO a\nECHO " + b"x" * 4091 + b"\r", ["OK a"])
+        self.half_close(b"ECHO a\nECHO " + b"x" * 4092, ["OK a", "ERR line too long"])
         self.half_close(b"ECHO a\nECHO " + b"x" * 4093, ["OK a", "ERR line too long"])
 
     def test_half_close_still_gets_replies(self):
@@ -522,6 +526,52 @@ class Shutdown(unittest.TestCase):
             self.assertEqual(status, 0)
             self.assertGreaterEqual(took, 1.9, "exited %.3f s after SIGTERM, before deadline + 1 s" % took)
             self.assertIn("shutdown timeout reached", srv.log())
+
+    def test_a_client_that_keeps_streaming_does_not_hold_the_shutdown(self):
+        # It reads every reply and never stops sending: there is always more
+        # of its input to read.  Once answered ERR server shutting down,
+        # nothing more of it is read, and it is closed once answered, not held
+        # until the deadline (10 s) and the forced close.
+        with Server() as srv:
+            a = srv.connect()
+            a.settimeout(20)
+            stop = threading.Event()
+            got = {"end": None}
+
+            lines = tempfile.TemporaryFile()
+            self.addCleanup(lines.close)
+            lines.write(b"ECHO flood\n" * 200000)
+
+            def stream():  # at the kernel's pace: its input never runs dry
+                while not stop.is_set():
+                    try:
+                        lines.seek(0)
+                        a.sendfile(lines)
+                    except OSError:
+                        return
+
+            def drain():
+                try:
+                    while True:
+                        d = a.recv(1 << 16)
+                        if not d:
+                            got["end"] = "EOF"
+                            break
+                except OSError as e:
+                    got["end"] = repr(e)
+            threads = [threading.Thread(target=stream), threading.Thread(target=drain)]
+            for t in threads:
+                t.start()
+            self.addCleanup(lambda: (stop.set(), [t.join(20) for t in threads]))
+            time.sleep(1)  # streaming, replies flowing
+            t0 = time.monotonic()
+            srv.signal(signal.SIGTERM)
+            self.assertEqual(srv.proc.wait(15), 0)
+            took = time.monotonic() - t0
+            threads[1].join(10)
+            self.assertLess(took, 3, "exited %.1f s after SIGTERM" % took)
+            self.assertIsNotNone(got["end"], "the connection was not closed")
+            self.assertNotIn("shutdown timeout reached", srv.log())
 
     def test_a_second_sigterm_cuts_the_wait_short_at_once(self):
         # Not at the next one-second tick: the signal brings the tick

@@ -369,7 +369,7 @@ static void overlong_bytewise(size_t max_line, size_t line_len)
 	tp_framer_init(&f, max_line);
 	for (size_t i = 0; i < line_len; i++) {
 		feed(&f, &s, &x, 1);
-		if (i + 1 >= max_line + 3 && s.n != 1)
+		if (i + 1 >= max_line + 1 && s.n != 1)
 			fail_msg("after %zu bytes of a line over %zu: %zu events", i + 1, max_line, s.n);
 		if (s.n)
 			assert_null(f.buf);
@@ -425,6 +425,46 @@ static void test_partial_line_bound(void **state)
 	partial_bound(16, 17);
 	partial_bound(16, 1);
 	partial_bound(0, 1);
+}
+
+/*
+ * PROTOCOL.md: a line over max_line_bytes is answered as soon as it passes
+ * the limit, whether or not its line end ever comes.  A partial line of
+ * max_line + 1 bytes is already over unless its last byte is the "\r" of a
+ * "\r\n" to come: reported then, whatever the chunking; one ending in "\r"
+ * is held, and is a line when its "\n" comes.
+ */
+static void test_partial_line_one_over(void **state)
+{
+	char in[18];
+	struct tp_framer f;
+	struct sink s = {0};
+
+	(void)state;
+	memset(in, 'p', sizeof(in));
+	for (size_t split = 0; split <= 17; split++) {
+		tp_framer_init(&f, 16);
+		feed(&f, &s, in, split);
+		feed(&f, &s, in + split, 17 - split);
+		if (s.n != 1)
+			fail_msg("17 bytes split at %zu, no line end, max_line 16: %zu reports", split, s.n);
+		expect_too_long(&s, 0);
+		assert_null(f.buf);
+		tp_framer_release(&f);
+		sink_free(&s);
+	}
+	in[16] = '\r';
+	for (size_t split = 0; split <= 17; split++) {
+		tp_framer_init(&f, 16);
+		feed(&f, &s, in, split);
+		feed(&f, &s, in + split, 17 - split);
+		assert_int_equal(s.n, 0);
+		feed(&f, &s, "\n", 1);
+		assert_int_equal(s.n, 1);
+		expect_line(&s, 0, in, 17);
+		tp_framer_release(&f);
+		sink_free(&s);
+	}
 }
 
 static void test_overlong_bytewise(void **state)
@@ -834,6 +874,7 @@ int main(void)
 	        cmocka_unit_test(test_crlf_passed_through),
 	        cmocka_unit_test(test_max_line),
 	        cmocka_unit_test(test_partial_line_bound),
+	        cmocka_unit_test(test_partial_line_one_over),
 	        cmocka_unit_test(test_overlong_bytewise),
 	        cmocka_unit_test(test_10mb_line),
 	        cmocka_unit_test(test_stop_every_line),
