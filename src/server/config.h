@@ -176,12 +176,18 @@ int tp_config_parse_args(struct tp_config *cfg, int argc, char **argv, char *err
 int tp_config_validate(const struct tp_config *cfg, char *err, size_t errlen);
 
 /*
- * A combination that is allowed but worth a warning: an explicit
- * limits.stall_timeout_ms at or under limits.max_sleep_ms, which makes a
- * SLEEP the limits allow count as a stuck worker.  True with the warning
- * in msg.
+ * The combinations that are allowed but worth a warning, each a function
+ * that returns true with its warning in msg; NULL ends the list.  What a
+ * start, a reload and --check-config print alike:
+ * - an explicit limits.stall_timeout_ms at or under limits.max_sleep_ms,
+ *   which makes a SLEEP the limits allow count as a stuck worker;
+ * - without a drain, a shutdown.timeout_s not under
+ *   shutdown.stop_timeout_s: the daemon cuts the requests it still runs
+ *   short a second before stop_timeout_s, to be gone half a second before
+ *   it (with a drain this is refused by tp_config_validate).
  */
-bool tp_config_stall_warning(const struct tp_config *cfg, char *msg, size_t len);
+typedef bool (*tp_config_warning_fn)(const struct tp_config *cfg, char *msg, size_t len);
+extern const tp_config_warning_fn tp_config_warnings[];
 
 /*
  * The next setting after `after` (NULL: from the first) that a reload

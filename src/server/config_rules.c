@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
-bool tp_config_stall_warning(const struct tp_config *cfg, char *msg, size_t len)
+static bool stall_warning(const struct tp_config *cfg, char *msg, size_t len)
 {
 	if (cfg->stall_timeout_ms == 0 || cfg->stall_timeout_ms > cfg->max_sleep_ms)
 		return false;
@@ -23,6 +23,22 @@ bool tp_config_stall_warning(const struct tp_config *cfg, char *msg, size_t len)
 	         cfg->stall_timeout_ms, cfg->max_sleep_ms);
 	return true;
 }
+
+static bool stop_warning(const struct tp_config *cfg, char *msg, size_t len)
+{
+	/* With a drain the rule is enforced (tp_config_validate); without, a file that has always worked
+	 * still starts. */
+	if (cfg->drain_s > 0 || cfg->shutdown_timeout_s < cfg->stop_timeout_s)
+		return false;
+	snprintf(msg, len,
+	         "shutdown.timeout_s (%d) is not under shutdown.stop_timeout_s (%d), the unit's "
+	         "TimeoutStopSec: a stop answers what still runs with ERR server shutting down a second "
+	         "before stop_timeout_s; raise the two and TimeoutStopSec= together",
+	         cfg->shutdown_timeout_s, cfg->stop_timeout_s);
+	return true;
+}
+
+const tp_config_warning_fn tp_config_warnings[] = {stall_warning, stop_warning, NULL};
 
 int tp_config_validate(const struct tp_config *cfg, char *err, size_t errlen)
 {

@@ -372,17 +372,10 @@ void tp_health_log_ready(const struct tp_sockets *sock, const char *metrics_name
 		tp_log(TP_LOG_NOTICE, "start",
 		       "agent.enabled is set but systemd passed no \"agent\" socket: enable "
 		       "tpserver-agent.socket to answer agent checks");
-	/* With a drain the rule is enforced (tp_config_validate); without, a file that has always worked
-	 * still starts. */
-	if (cfg->drain_s == 0 && cfg->shutdown_timeout_s >= cfg->stop_timeout_s)
-		tp_log(TP_LOG_WARNING, "start",
-		       "shutdown.timeout_s (%d) is not under shutdown.stop_timeout_s (%d), the unit's "
-		       "TimeoutStopSec: systemd may kill the daemon before its last requests are answered",
-		       cfg->shutdown_timeout_s, cfg->stop_timeout_s);
-
-	char stall[320];
-	if (tp_config_stall_warning(cfg, stall, sizeof(stall)))
-		tp_log(TP_LOG_WARNING, "start", "%s", stall);
+	char warning[TP_MSG_MAX];
+	for (const tp_config_warning_fn *w = tp_config_warnings; *w; w++)
+		if ((*w)(cfg, warning, sizeof(warning)))
+			tp_log(TP_LOG_WARNING, "start", "%s", warning);
 
 	char w[16];
 	snprintf(w, sizeof(w), "%d", cfg->workers);

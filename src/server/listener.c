@@ -51,7 +51,7 @@ void tp_listener_describe(int fd, char *buf, size_t len)
 	tp_log_host_port(buf, len, host, port);
 }
 
-int tp_listener_check(const char *host, int port, bool resolve, char *err, size_t errlen)
+int tp_listener_check(const char *what, const char *host, int port, bool resolve, char *err, size_t errlen)
 {
 	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
 	struct addrinfo *res = NULL;
@@ -66,7 +66,7 @@ int tp_listener_check(const char *host, int port, bool resolve, char *err, size_
 	snprintf(portstr, sizeof(portstr), "%d", port);
 	r = getaddrinfo(host, portstr, &hints, &res);
 	if (r != 0) {
-		snprintf(err, errlen, "cannot resolve listen address %s: %s", host,
+		snprintf(err, errlen, "cannot resolve %s address %s: %s", what, host,
 		         numeric ? "not a valid IPv4 or IPv6 address" : gai_strerror(r));
 		return -EINVAL;
 	}
@@ -74,8 +74,8 @@ int tp_listener_check(const char *host, int port, bool resolve, char *err, size_
 	return 0;
 }
 
-int tp_listener_bind(const char *host, int port, int backlog, struct tp_listener *ret, char *err,
-                     size_t errlen)
+int tp_listener_bind(const char *what, const char *host, int port, int backlog, struct tp_listener *ret,
+                     char *err, size_t errlen)
 {
 	struct addrinfo hints = {
 	        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
@@ -86,7 +86,7 @@ int tp_listener_bind(const char *host, int port, int backlog, struct tp_listener
 	snprintf(portstr, sizeof(portstr), "%d", port);
 	r = getaddrinfo(host, portstr, &hints, &res);
 	if (r != 0) {
-		snprintf(err, errlen, "cannot resolve listen address %s: %s", host, gai_strerror(r));
+		snprintf(err, errlen, "cannot resolve %s address %s: %s", what, host, gai_strerror(r));
 		return -EINVAL;
 	}
 	for (ai = res; ai; ai = ai->ai_next) {

@@ -76,10 +76,11 @@ struct tp_listen_set {
 /*
  * Bind and listen on host:port (port 0: an ephemeral port) with SO_REUSEADDR
  * and a non-blocking, close-on-exec socket.  Fills *ret (name is the bound
- * address, e.g. "127.0.0.1:9000").  Returns 0 or a negative errno.
+ * address, e.g. "127.0.0.1:9000").  Returns 0 or a negative errno.  what
+ * ("listen", "metrics", "agent") names the address in the error.
  */
-int tp_listener_bind(const char *host, int port, int backlog, struct tp_listener *ret, char *err,
-                     size_t errlen);
+int tp_listener_bind(const char *what, const char *host, int port, int backlog, struct tp_listener *ret,
+                     char *err, size_t errlen);
 
 /*
  * Adopt an inherited socket (socket activation): it must be a listening
@@ -95,7 +96,7 @@ int tp_listener_adopt(int fd, struct tp_listener *ret, char *err, size_t errlen)
  * true, as tp_listener_bind() would.  Returns 0, or -EINVAL with the
  * message a start would give in err.
  */
-int tp_listener_check(const char *host, int port, bool resolve, char *err, size_t errlen);
+int tp_listener_check(const char *what, const char *host, int port, bool resolve, char *err, size_t errlen);
 
 /* Describe a bound socket's local address as "host:port" ("[::1]:9000"). */
 void tp_listener_describe(int fd, char *buf, size_t len);

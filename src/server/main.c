@@ -11,10 +11,13 @@
  * daemon is gone, or after RELOAD_WAIT_MS.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -28,6 +31,7 @@
 #include "signals.h"
 
 #define RELOAD_WAIT_MS 30000
+#define NOBODY_ID 65534 /* nobody and nogroup */
 
 struct args {
 	int argc;
@@ -42,20 +46,57 @@ static int name_file(const struct tp_config *cfg, int r, const char *msg, char *
 	return r;
 }
 
+/* Where setting `path` was set, as an error's prefix: "FILE:LINE: path", or the file alone. */
+static void name_setting(const struct tp_config *cfg, const struct tp_config_origin *origin, const char *path,
+                         char *buf, size_t len)
+{
+	const struct tp_config_origin *o = NULL;
+
+	for (size_t i = 0; origin && tp_settings[i].path; i++)
+		if (strcmp(tp_settings[i].path, path) == 0)
+			o = &origin[i];
+	if (o && o->file[0] && o->line)
+		snprintf(buf, len, "%s:%u: %s", o->file, o->line, path);
+	else if (o && o->file[0])
+		snprintf(buf, len, "%s: %s", o->file, path);
+	else
+		snprintf(buf, len, "%s%s%s", cfg->config_path, cfg->config_path[0] ? ": " : "", path);
+}
+
 /*
  * --check-config refuses what a start would refuse short of binding: an
- * address that cannot be one.  A name is resolved only where a start
- * would resolve it: not under socket activation, which ignores the listen
- * settings (LISTEN_FDS, or any command systemd runs: the packaged unit is
- * socket-activated, and its ExecReload check has no LISTEN_FDS).
+ * address that cannot be one, of the listening socket and of the metrics
+ * and agent ones when enabled, named after the line that set it.  A name
+ * is resolved only where a start would resolve it: not under socket
+ * activation, which ignores these settings (LISTEN_FDS, or any command
+ * systemd runs: the packaged unit is socket-activated).
  */
-static int check_listen(const struct tp_config *cfg, char *err, size_t errlen)
+static int check_listen(const struct tp_config *cfg, const struct tp_config_origin *origin, char *err,
+                        size_t errlen)
 {
+	const struct {
+		const char *what, *path, *host;
+		int port;
+		bool used;
+	} addrs[] = {
+	        {"listen", "listen.host", cfg->host, cfg->port, true},
+	        {"metrics", "metrics.host", cfg->metrics_host, cfg->metrics_port, cfg->metrics_enabled},
+	        {"agent", "agent.host", cfg->agent_host, cfg->agent_port, cfg->agent_enabled},
+	};
 	bool resolve = !getenv("LISTEN_FDS") && !getenv("INVOCATION_ID");
-	char msg[TP_MSG_MAX];
+	char msg[TP_MSG_MAX], where[4200];
 
-	return name_file(cfg, tp_listener_check(cfg->host, cfg->port, resolve, msg, sizeof(msg)), msg, err,
-	                 errlen);
+	for (size_t i = 0; i < sizeof(addrs) / sizeof(addrs[0]); i++) {
+		int r = addrs[i].used ? tp_listener_check(addrs[i].what, addrs[i].host, addrs[i].port,
+		                                          resolve, msg, sizeof(msg))
+		                      : 0;
+		if (r < 0) {
+			name_setting(cfg, origin, addrs[i].path, where, sizeof(where));
+			snprintf(err, errlen, "%s: %s", where, msg);
+			return r;
+		}
+	}
+	return 0;
 }
 
 /*
@@ -103,11 +144,49 @@ static int load_config(const struct args *a, struct tp_config *ret, struct tp_co
 		snprintf(cfg.config_path, sizeof(cfg.config_path), "%s", path);
 	r = check_result(&cfg, err, errlen);
 	if (r == 0 && cfg.check_config)
-		r = check_listen(&cfg, err, errlen);
+		r = check_listen(&cfg, origin, err, errlen);
 	if (r < 0)
 		return r;
 	*ret = cfg;
 	return 0;
+}
+
+/*
+ * --check-config run by root reads any file, while the packaged service
+ * runs as a dynamic user, which reads only what others may: read the
+ * configuration again in a child that is nobody, and warn of what it could
+ * not (a file or directory mode, an @include).
+ */
+static void check_unprivileged(const struct args *a)
+{
+	char msg[TP_MSG_MAX];
+	size_t len = 0;
+	int fds[2];
+	pid_t pid;
+
+	if (geteuid() != 0 || pipe2(fds, O_CLOEXEC) < 0)
+		return;
+	pid = fork();
+	if (pid == 0) {
+		struct tp_config cfg;
+		close(fds[0]);
+		if (setgroups(0, NULL) == 0 && setgid(NOBODY_ID) == 0 && setuid(NOBODY_ID) == 0 &&
+		    load_config(a, &cfg, NULL, msg, sizeof(msg)) < 0)
+			(void)!write(fds[1], msg, strlen(msg));
+		_exit(0);
+	}
+	close(fds[1]);
+	for (ssize_t n = 1; pid > 0 && n > 0 && len<sizeof(msg) - 1; len += n> 0 ? (size_t)n : 0)
+		n = read(fds[0], msg + len, sizeof(msg) - 1 - len);
+	close(fds[0]);
+	if (pid > 0)
+		(void)waitpid(pid, NULL, 0);
+	msg[len] = '\0';
+	if (len)
+		fprintf(stderr,
+		        "%stpserver: warning: as an unprivileged user (the packaged service runs as one): "
+		        "%s\n",
+		        tp_log_stderr_prefix(TP_LOG_WARNING), msg);
 }
 
 static int reload_config(struct tp_config *ret, char *err, size_t errlen, void *ctx)
@@ -187,9 +266,11 @@ int main(int argc, char **argv)
 		return TP_EXIT_CONFIG;
 	}
 	if (cfg.check_config) {
-		if (tp_config_stall_warning(&cfg, err, sizeof(err)))
-			fprintf(stderr, "%stpserver: warning: %s\n", tp_log_stderr_prefix(TP_LOG_WARNING),
-			        err);
+		check_unprivileged(&a);
+		for (const tp_config_warning_fn *w = tp_config_warnings; *w; w++)
+			if ((*w)(&cfg, err, sizeof(err)))
+				fprintf(stderr, "%stpserver: warning: %s\n",
+				        tp_log_stderr_prefix(TP_LOG_WARNING), err);
 		if (cfg.quiet)
 			return 0;
 		printf("# configuration OK%s%s\n", cfg.config_path[0] ? ": " : " (built-in defaults)",

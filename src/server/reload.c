@@ -194,9 +194,10 @@ int tp_reload_apply(const struct tp_reload_target *t, const struct tp_config *ol
 	if (r < 0)
 		return r;
 	log_restart_settings(t, old, &nc);
-	char stall[320];
-	if (tp_config_stall_warning(&nc, stall, sizeof(stall)))
-		tp_log(TP_LOG_WARNING, "reload", "%s", stall);
+	char warning[TP_MSG_MAX];
+	for (const tp_config_warning_fn *w = tp_config_warnings; *w; w++)
+		if ((*w)(&nc, warning, sizeof(warning)))
+			tp_log(TP_LOG_WARNING, "reload", "%s", warning);
 	/* Keep what only a restart can change, so the status stays true. */
 	tp_config_keep_restart_settings(&nc, old);
 

@@ -73,12 +73,13 @@ static void begin_shutdown(struct tp_server *srv, int signo)
 	/* STOPPING=1 again after a leave: systemd takes it once. */
 	tp_health_stopping(&srv->health, "shutting down", now);
 	tp_health_stats(&srv->health, &st);
+	uint64_t want = now + (uint64_t)srv->cfg.shutdown_timeout_s * 1000000000ull;
+	srv->shutdown_deadline_ns = within_stop(srv, now, want, MIN_GRACE_NS);
 	tp_log(TP_LOG_NOTICE, "stop",
-	       "%s: shutting down; answering %zu queued and %zu running requests, up to %d s",
+	       "%s: shutting down; answering %zu queued and %zu running requests, up to %.1f s%s",
 	       strsignal(signo), st.queue_depth + st.queue_waiting, st.workers_busy,
-	       srv->cfg.shutdown_timeout_s);
-	srv->shutdown_deadline_ns = within_stop(
-	        srv, now, now + (uint64_t)srv->cfg.shutdown_timeout_s * 1000000000ull, MIN_GRACE_NS);
+	       (double)(srv->shutdown_deadline_ns - now) / 1e9,
+	       srv->shutdown_deadline_ns < want ? " (shortened to end before shutdown.stop_timeout_s)" : "");
 	atomic_store(&srv->shared.keeping, tp_handover_begin(srv->handover, &srv->cfg));
 	atomic_store(&srv->shared.shutting_down, true);
 	wake_loops(srv);

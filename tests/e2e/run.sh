@@ -889,6 +889,31 @@ t_config_error() {
 	echo_ok "back" || fail "not serving with the good file"
 }
 
+# After exit 78, a client that keeps connecting makes systemd start the
+# service again and again until it gives up on the service and on every
+# socket that starts it; the recovery tpserver(8) and the catalog give
+# brings all of them back.
+t_config_error_recovery() {
+	local st i
+	c cp /etc/tpserver.conf /root/tpserver.conf.good
+	c sed -i -E 's/^( *)workers = 12;/\1workers = 0;/' /etc/tpserver.conf
+	TMO=40 c systemctl restart tpserver && { c cp /root/tpserver.conf.good /etc/tpserver.conf; fail "restart with an invalid file succeeded"; }
+	for i in $(seq 20); do
+		c bash -c 'exec 3<>/dev/tcp/127.0.0.1/9000 && timeout 0.3 cat <&3' >/dev/null 2>&1 || true
+		[ "$(prop tpserver.socket ActiveState)" = failed ] && break
+	done
+	st="tpserver.socket $(prop tpserver.socket ActiveState) ($(prop tpserver.socket Result)), tpserver-metrics.socket $(prop tpserver-metrics.socket ActiveState) ($(prop tpserver-metrics.socket Result))"
+	echo "after $i connection(s): $st" | tee "$NOTE"
+	c cp /root/tpserver.conf.good /etc/tpserver.conf
+	c tpserver --check-config --quiet || fail "the good file does not check"
+	[ "$(prop tpserver.socket ActiveState)" = failed ] || fail "systemd did not give up on tpserver.socket"
+	c systemctl reset-failed 'tpserver*' || fail "systemctl reset-failed 'tpserver*' failed"
+	TMO=40 c systemctl start tpserver.socket tpserver-metrics.socket tpserver || fail "the documented start failed"
+	echo_ok "recovered" || fail "not serving after the recovery"
+	scrape_9101 | head -n 1 | grep -q '^HTTP/1.1 200' || fail "no metrics after the recovery"
+	is_active tpserver-metrics.socket || fail "tpserver-metrics.socket not active after the recovery"
+}
+
 t_upgrade() {
 	local pid sock_ts out rc=0
 	is_active tpserver.service || TMO=30 c systemctl start tpserver
@@ -1059,6 +1084,7 @@ check "keep_connections then systemctl stop: connections closed, store empty, st
 check "stop with SLEEP 2000 in flight: OK 2000, Result=success" t_stop_inflight
 check "socket activation: a connection starts the stopped service" t_activation
 check "invalid configuration: exit 78, not restarted" t_config_error
+check "invalid configuration under a connecting client: sockets given up, the documented recovery brings them back" t_config_error_recovery
 check "autopkgtest (null runner) of debian/tests against the installed tpserver and tpclient" t_autopkgtest
 check "purge removes configuration and units" t_purge_all
 check "install $DEB1, the single package of the last release, locally edited" t_install_old

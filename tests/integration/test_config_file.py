@@ -31,6 +31,7 @@ class ConfigFile(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.TemporaryDirectory(prefix="tpserver-conf-")
         self.addCleanup(self.dir.cleanup)
+        os.chmod(self.dir.name, 0o755)  # as /etc: -t run by root warns of what others cannot read
 
     def path(self, name):
         return os.path.join(self.dir.name, name)
@@ -118,6 +119,67 @@ class ConfigFile(unittest.TestCase):
             srv.signal(signal.SIGHUP)
             srv.wait_log(r"stall_timeout_ms \(700\) is not above")
             self.assertEqual(len(re.findall(r"is not above limits\.max_sleep_ms", srv.log())), 2)
+
+    def test_a_shutdown_timeout_not_under_the_stop_timeout_is_warned_about(self):
+        # -t says what a start says, and the stop's log line gives the deadline it keeps.
+        conf = self.write("stop.conf", "shutdown = { timeout_s = 20; stop_timeout_s = 3; };\n")
+        p, _ = self.check(conf)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("warning: shutdown.timeout_s (20) is not under shutdown.stop_timeout_s (3)", p.stderr)
+        p, _ = self.check(self.write("stop.conf", "shutdown = { timeout_s = 2; stop_timeout_s = 3; };\n"))
+        self.assertEqual((p.returncode, p.stderr), (0, ""))
+        conf = self.write("stop.conf", "shutdown = { timeout_s = 20; stop_timeout_s = 3; };\n")
+        with Server("--config", conf) as srv:
+            srv.wait_log(r"warning: shutdown\.timeout_s \(20\) is not under shutdown\.stop_timeout_s \(3\)")
+            sleeper = srv.connect()
+            sleeper.sendall(b"SLEEP 8000\n")
+            time.sleep(0.3)  # the SLEEP runs
+            t0 = time.monotonic()
+            srv.signal(signal.SIGTERM)
+            line = srv.wait_log(r"shutting down; answering 0 queued and 1 running requests, up to ([0-9.]+) s"
+                                r" \(shortened to end before shutdown\.stop_timeout_s\)", group=1, cast=float)
+            self.assertAlmostEqual(line, 2.0, delta=0.15)  # and the process gone by 2.5
+            self.assertEqual(LineReader(sleeper).line(timeout=5), "ERR server shutting down")
+            self.assertLess(time.monotonic() - t0, 3.0)
+
+    def test_a_file_only_root_can_read_is_warned_about(self):
+        # The packaged service runs as a dynamic user: -t by root says what it could not read.
+        if os.geteuid() != 0:
+            self.skipTest("needs root: -t reads the files again as nobody only when run by root")
+        conf = self.write("main.conf", "")
+        os.mkdir(self.path("main.conf.d"))
+        dropin = self.write("main.conf.d/10-local.conf", "pool = { workers = 5; };\n")
+        os.chmod(dropin, 0o600)
+        p, _ = self.check(conf)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("workers = 5;", p.stdout)
+        self.assertEqual(p.stderr.strip(), "tpserver: warning: as an unprivileged user (the packaged service "
+                         "runs as one): %s: cannot open: Permission denied" % dropin)
+        os.chmod(dropin, 0o644)
+        p, _ = self.check(conf)
+        self.assertEqual((p.returncode, p.stderr), (0, ""))
+
+    def test_every_address_in_use_is_checked_and_named_by_its_line(self):
+        conf = self.write("addr.conf", 'metrics = { enabled = true; host = "999.1.1.1"; };\n')
+        p, _ = self.check(conf)
+        self.assertEqual(p.returncode, 78, p.stdout + p.stderr)
+        self.assertEqual(p.stderr.strip(), "tpserver: %s:1: metrics.host: cannot resolve metrics address "
+                         "999.1.1.1: not a valid IPv4 or IPv6 address" % conf)
+        # Not in use: not checked.
+        p, _ = self.check(self.write("addr.conf", 'metrics = { enabled = false; host = "999.1.1.1"; };\n'))
+        self.assertEqual(p.returncode, 0, p.stderr)
+        conf = self.write("addr.conf", "# agent\nagent = {\n enabled = true;\n host = \"1.2.3.4.5\";\n};\n")
+        p, _ = self.check(conf)
+        self.assertEqual(p.stderr.strip(), "tpserver: %s:4: agent.host: cannot resolve agent address "
+                         "1.2.3.4.5: not a valid IPv4 or IPv6 address" % conf)
+        # A drop-in's value is named after the drop-in's line.
+        conf = self.write("main.conf", "")
+        os.mkdir(self.path("main.conf.d"))
+        dropin = self.write("main.conf.d/50-net.conf", '\nlisten = { host = "10.0.0.300"; };\n')
+        p, _ = self.check(conf)
+        self.assertEqual(p.returncode, 78, p.stdout + p.stderr)
+        self.assertEqual(p.stderr.strip(), "tpserver: %s:2: listen.host: cannot resolve listen address "
+                         "10.0.0.300: not a valid IPv4 or IPv6 address" % dropin)
 
     def test_a_long_path_is_named_whole_in_the_origins(self):
         deep = os.path.join(self.dir.name, *["o" * 250] * 4)  # some 1 000 bytes

@@ -76,7 +76,7 @@ static void test_resume_after_a_failed_re_add(void **state)
 
 	(void)state;
 	for (int i = 0; i < 2; i++)
-		assert_int_equal(tp_listener_bind("127.0.0.1", 0, 16, &ls[i], err, sizeof(err)), 0);
+		assert_int_equal(tp_listener_bind("listen", "127.0.0.1", 0, 16, &ls[i], err, sizeof(err)), 0);
 	assert_int_equal(tp_listener_watch(&s, ls, 2, epfd), 0);
 
 	/* Out of fds: the set pauses. */
