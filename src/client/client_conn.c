@@ -95,8 +95,7 @@ static bool issuing_over(const struct tp_client_ctx *ctx)
 	return ctx->stopping || (ctx->end_ns && ctx->now_ns >= ctx->end_ns);
 }
 
-/* Is there another request to issue? *ret_start: when it counts from. */
-static bool more_to_send(const struct tp_client_conn *c, int64_t *ret_start)
+bool tp_client_conn_more_to_send(const struct tp_client_conn *c, int64_t *ret_start)
 {
 	const struct tp_client_ctx *ctx = c->ctx;
 	const struct tp_client_group *group = c->g->group;
@@ -113,12 +112,18 @@ static enum tp_log_level closed_level(const struct tp_client_conn *c)
 	return c->ctx->opts->reconnect ? TP_LOG_INFO : TP_LOG_WARNING;
 }
 
-/* The requests outstanding on c get no reply: timeouts (timeout) or lost. */
-static void count_unanswered(struct tp_client_conn *c, bool timeout)
+/* The requests outstanding on c get no reply: timeouts (timeout) or lost. Returns how many count in
+ * the totals (not in the --warmup). */
+static unsigned count_unanswered(struct tp_client_conn *c, bool timeout)
 {
-	for (unsigned i = 0; i < c->win.count; i++)
-		tp_client_stats_unanswered(stats_of(c, tp_client_window_at(&c->win, i)->measured),
-		                           (enum tp_op)tp_client_window_at(&c->win, i)->op, timeout);
+	unsigned measured = 0;
+
+	for (unsigned i = 0; i < c->win.count; i++) {
+		const struct tp_client_req *p = tp_client_window_at(&c->win, i);
+		tp_client_stats_unanswered(stats_of(c, p->measured), (enum tp_op)p->op, timeout);
+		measured += p->measured;
+	}
+	return measured;
 }
 
 /* --retry-busy: the refused requests that will not be sent again, given up. */
@@ -141,19 +146,20 @@ static void close_conn(struct tp_client_conn *c, enum close_why why)
 	case CLOSE_DONE:
 		break;
 	case CLOSE_TIMEOUT:
-		count_unanswered(c, true);
+		/* Its client stops: when only --warmup requests timed out, the totals count it a
+		 * disconnect, so a run whose clients all ended in the warmup does not pass. */
+		if (count_unanswered(c, true) == 0)
+			c->g->stats.counts.disconnects++;
 		break;
 	case CLOSE_BROKEN:
 		count_unanswered(c, false);
 		/* --reconnect: the worker reopens it (and counts a reconnect or the disconnect). */
-		if (ctx->opts->reconnect && more_to_send(c, &start)) {
-			c->broken = true;
-			c->next_broken = ctx->broken;
-			ctx->broken = c;
+		if (ctx->opts->reconnect && tp_client_conn_more_to_send(c, &start)) {
+			tp_client_conn_wait(c, start);
 			ctx->open++; /* still in the run, while it waits */
 			break;
 		}
-		stats_of(c, now_measured(ctx))->counts.disconnects++;
+		c->g->stats.counts.disconnects++; /* in the totals even during --warmup, as above */
 		break;
 	case CLOSE_ABORT:
 		count_unanswered(c, false);
@@ -276,7 +282,7 @@ void tp_client_conn_pump(struct tp_client_conn *c)
 	}
 	before = c->out_len;
 	append_retries(c);
-	while ((more = more_to_send(c, &start)) && start <= ctx->now_ns &&
+	while ((more = tp_client_conn_more_to_send(c, &start)) && start <= ctx->now_ns &&
 	       c->win.count + c->retry.count < c->g->group->max_inflight &&
 	       c->out_len + c->g->max_request <= c->g->out_cap)
 		append_request(c, start);
@@ -325,6 +331,7 @@ static int on_reply(void *arg, const char *line, size_t len, bool too_long)
 	    (issuing_over(ctx) || !tp_client_window_defer(&c->retry, &req, ctx->now_ns + ctx->retry_delay_ns,
 	                                                  ctx->opts->retry_budget)))
 		tp_client_stats_gave_up(stats_of(c, req.measured), (enum tp_op)req.op);
+	c->answered |= r == TP_VERIFY_OK;
 	if (r == TP_VERIFY_OK && ctx->recent)
 		tp_hist_record(ctx->recent, latency_ns);
 	if (r != TP_VERIFY_OK)
@@ -373,7 +380,7 @@ static void on_readable(struct tp_client_conn *c, bool peer_closed)
 	}
 	char b; /* --reconnect: a server that closed right after its reply must not get the next request */
 	int64_t start;
-	if (ctx->opts->reconnect && c->win.count == 0 && more_to_send(c, &start) &&
+	if (ctx->opts->reconnect && c->win.count == 0 && tp_client_conn_more_to_send(c, &start) &&
 	    recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0) {
 		close_conn(c, CLOSE_BROKEN);
 		return;
@@ -391,7 +398,8 @@ void tp_client_conn_event(struct tp_client_conn *c, uint32_t events)
 		}
 	}
 	if (c->fd >= 0 && (events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)))
-		on_readable(c, (events & (EPOLLRDHUP | EPOLLHUP)) && more_to_send(c, &(int64_t){0}));
+		on_readable(c, (events & (EPOLLRDHUP | EPOLLHUP)) &&
+		                       tp_client_conn_more_to_send(c, &(int64_t){0}));
 	else if (c->fd >= 0 && (events & EPOLLOUT))
 		tp_client_conn_pump(c); /* room in the socket again: send what waited */
 }

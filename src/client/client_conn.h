@@ -59,13 +59,17 @@ void tp_client_conn_sweep(struct tp_client_conn *c);
 /*
  * With --reconnect, a connection the server closes (or resets) while it
  * still has requests to send counts what was outstanding as lost, closes
- * its socket and waits in ctx->broken, still counted in ctx->open: its
- * owner takes it with tp_client_conn_next_broken() (NULL when none), dials
- * again from tp_client_conn_source() and hands over the new socket with
- * tp_client_conn_reopen() (which counts a reconnect and sends what is
+ * its socket and waits in ctx->broken, still counted in ctx->open, until
+ * its redial time (at once after an OK reply; else after a backoff of
+ * 10 ms doubling to 1 s; in the open loop not before its next request is
+ * due; ctx->redial_wake_ns is the earliest).  Its owner takes each one
+ * whose time has come with tp_client_conn_next_broken() (NULL when none),
+ * dials again from tp_client_conn_source() and hands over the new socket
+ * with tp_client_conn_reopen() (which counts a reconnect and sends what is
  * due), or gives up with tp_client_conn_give_up() (a disconnect; closed
- * for good).  Without --reconnect, or with nothing left to send, such a
- * connection closes for good at once, as a disconnect.
+ * for good).  One that the run's end or a stop leaves nothing to send is
+ * released there, uncounted.  Without --reconnect, or with nothing left to
+ * send, such a connection closes for good at once, as a disconnect.
  */
 struct tp_client_conn *tp_client_conn_next_broken(struct tp_client_ctx *ctx);
 

@@ -20,7 +20,10 @@ struct tp_client_conn {
 	unsigned gindex;          /* in its group: the open-loop schedule and its source address */
 	bool broken;              /* closed by the server, waiting in ctx->broken to be reopened */
 	struct tp_client_conn *next_broken;
-	int fd; /* -1 once closed */
+	bool answered;      /* an OK reply came since it was last (re)opened */
+	int64_t backoff_ns; /* --reconnect: the last wait before a redial (0: none since an OK) */
+	int64_t redial_ns;  /* --reconnect: while broken, when to dial again */
+	int fd;             /* -1 once closed */
 	bool want_out;
 	uint64_t rng;
 	uint64_t issued;          /* requests drawn: the open-loop schedule's round */
@@ -47,6 +50,18 @@ static inline bool now_measured(const struct tp_client_ctx *ctx)
 {
 	return ctx->now_ns >= ctx->warm_end_ns;
 }
+
+/* Is there another request to issue? *ret_start: when it counts from. */
+bool tp_client_conn_more_to_send(const struct tp_client_conn *c, int64_t *ret_start);
+
+/*
+ * --reconnect: c, closed by the server with requests still to send (the
+ * next one counting from next_ns), waits in ctx->broken until its redial
+ * time: at once after an OK reply, else after a backoff that doubles from
+ * one break to the next, and in the open loop not before next_ns; never
+ * past the run's end.
+ */
+void tp_client_conn_wait(struct tp_client_conn *c, int64_t next_ns);
 
 /* Take over the connected socket fd: non-blocking, in the epoll set. Returns 0 or -errno. */
 int tp_client_conn_attach(struct tp_client_conn *c, int fd);

@@ -49,6 +49,8 @@ struct tp_client_ctx {
 	size_t rbuf_size;
 	char *text;                    /* an ECHO text regenerated for checking */
 	struct tp_client_conn *broken; /* --reconnect: closed by the server, to be reopened (client_conn) */
+	struct tp_client_conn *redialing; /* taken from broken, being looked at (client_conn) */
+	int64_t redial_wake_ns; /* the earliest redial waiting in broken, for the worker to wake; 0: none */
 	unsigned failures_logged;
 };
 

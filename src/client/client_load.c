@@ -46,6 +46,7 @@
 #define SWEEP_NS (50 * 1000000LL)   /* timeouts and finished connections are checked this often */
 #define PUBLISH_NS (20 * 1000000LL) /* what the timeline sees is this fresh (when sampling) */
 #define MAX_EVENTS 256
+#define SERVER_TEXT_MAX (sizeof(((struct tp_client_opts *)NULL)->host) + 16) /* "[host]:port" */
 
 struct worker {
 	struct tp_client_load *load;
@@ -122,30 +123,35 @@ static void publish(struct worker *w)
 	tp_hist_reset(w->ctx.recent);
 }
 
-/* --reconnect: dial again for each connection the server closed (blocking, bounded by recv-timeout). */
+/* "host:port" of the server for a message, an IPv6 address in brackets. */
+static const char *server_text(const struct tp_client_opts *o, char *buf, size_t len)
+{
+	tp_log_host_port(buf, len, o->host, (unsigned)strtoul(o->port, NULL, 10));
+	return buf;
+}
+
+/* --reconnect: dial again for each connection the server closed whose redial time has come (blocking,
+ * bounded by recv-timeout). */
 static void reopen_broken(struct worker *w)
 {
 	const struct tp_client_opts *o = &w->load->opts;
 	struct tp_client_conn *c;
+	char server[SERVER_TEXT_MAX];
 
 	while ((c = tp_client_conn_next_broken(&w->ctx))) {
 		const struct tp_client_source *src = tp_client_conn_source(c);
 		const char *call = "connect";
 		int fd, r;
 
-		if (w->ctx.stopping) {
-			tp_client_conn_abort(c);
-			continue;
-		}
 		fd = tp_client_dial_connect(w->load->dial, src, o->recv_timeout_s, w->load->stopped_fd,
 		                            &call);
 		r = fd < 0 ? fd : tp_client_conn_reopen(c, fd);
 		w->ctx.now_ns = now_ns();
 		if (r == 0)
 			continue;
-		tp_log(TP_LOG_WARNING, "reconnect", "cannot reconnect client %u%s%s to %s:%s: %s(): %s",
-		       tp_client_conn_index(c), src ? " from " : "", src ? src->text : "", o->host, o->port,
-		       fd < 0 ? call : "epoll_ctl", strerror(-r));
+		tp_log(TP_LOG_WARNING, "reconnect", "cannot reconnect client %u%s%s to %s: %s(): %s",
+		       tp_client_conn_index(c), src ? " from " : "", src ? src->text : "",
+		       server_text(o, server, sizeof(server)), fd < 0 ? call : "epoll_ctl", strerror(-r));
 		if (fd >= 0)
 			close(fd);
 		tp_client_conn_give_up(c);
@@ -210,6 +216,8 @@ static void *worker_main(void *arg)
 			wake = w->sched.next_ns;
 		if (ctx->retry_wake_ns && ctx->retry_wake_ns < wake)
 			wake = ctx->retry_wake_ns;
+		if (ctx->redial_wake_ns && ctx->redial_wake_ns < wake)
+			wake = ctx->redial_wake_ns;
 		int n = wait_events(w->epfd, evs, wake - ctx->now_ns);
 		ctx->now_ns = now_ns();
 		if (n < 0 && errno != EINTR) {
@@ -280,14 +288,15 @@ static int connect_client(struct tp_client_load *l, unsigned i, unsigned g, unsi
 	unsigned pos = i / l->nthreads, s = group->nsources ? gi % group->nsources : 0;
 	const struct tp_client_source *src = group->nsources ? &group->sources[s] : NULL;
 	const char *call;
+	char server[SERVER_TEXT_MAX];
 	int fd = tp_client_dial_connect(l->dial, src, o->recv_timeout_s, l->stop_fd, &call);
 
 	if (fd == -EINTR)
 		return fd;
 	if (fd < 0) {
 		tp_log(logged[s] ? TP_LOG_DEBUG : TP_LOG_ERROR, "connect",
-		       "cannot connect client %u%s%s to %s:%s: %s(): %s", i, src ? " from " : "",
-		       src ? src->text : "", o->host, o->port, call, strerror(-fd));
+		       "cannot connect client %u%s%s to %s: %s(): %s", i, src ? " from " : "",
+		       src ? src->text : "", server_text(o, server, sizeof(server)), call, strerror(-fd));
 		logged[s] = true;
 		l->connect_failed[g]++;
 		l->connect_failed_all++;
@@ -307,6 +316,7 @@ static int connect_client(struct tp_client_load *l, unsigned i, unsigned g, unsi
 static int connect_all(struct tp_client_load *l)
 {
 	const struct tp_client_opts *o = &l->opts;
+	char server[SERVER_TEXT_MAX];
 	unsigned i = 0;
 
 	for (unsigned g = 0; g < o->ngroups; g++) {
@@ -317,8 +327,9 @@ static int connect_all(struct tp_client_load *l)
 				return r;
 		}
 	}
-	tp_log(TP_LOG_INFO, "connected", "%llu of %u clients connected to %s:%s",
-	       (unsigned long long)(o->clients - l->connect_failed_all), o->clients, o->host, o->port);
+	tp_log(TP_LOG_INFO, "connected", "%llu of %u clients connected to %s",
+	       (unsigned long long)(o->clients - l->connect_failed_all), o->clients,
+	       server_text(o, server, sizeof(server)));
 	return 0;
 }
 
@@ -327,6 +338,7 @@ int tp_client_load_new(const struct tp_client_opts *opts, uint64_t seed, bool sa
 {
 	struct tp_client_load *l;
 	const char *why = NULL;
+	char server[SERVER_TEXT_MAX];
 	int r;
 
 	l = calloc(1, sizeof(*l));
@@ -347,8 +359,8 @@ int tp_client_load_new(const struct tp_client_opts *opts, uint64_t seed, bool sa
 	r = tp_client_dial_new(opts->host, opts->port, &l->dial, &why);
 	if (r < 0) {
 		if (why)
-			tp_log(TP_LOG_ERROR, "resolve", "cannot resolve %s:%s: %s", opts->host, opts->port,
-			       why);
+			tp_log(TP_LOG_ERROR, "resolve", "cannot resolve %s: %s",
+			       server_text(opts, server, sizeof(server)), why);
 		goto fail;
 	}
 	raise_nofile(opts->clients);

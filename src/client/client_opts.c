@@ -117,12 +117,39 @@ static void group_keys(char *buf, size_t len)
 			n += (size_t)snprintf(buf + n, len - n, ", %s", tp_client_settings[i].name);
 }
 
+/* Is name that of a group before g (one named so far)? */
+static bool name_taken(const struct tp_client_opts *o, const struct tp_client_group *g, const char *name)
+{
+	for (const struct tp_client_group *other = o->groups; other < g; other++)
+		if (strcmp(other->name, name) == 0)
+			return true;
+	return false;
+}
+
 static int set_group_name(struct tp_client_opts *o, struct tp_client_group *g, const char *name)
 {
-	for (struct tp_client_group *other = o->groups; other < g; other++)
-		if (strcmp(other->name, name) == 0)
-			return -EEXIST;
+	if (name_taken(o, g, name))
+		return -EEXIST;
 	return tp_client_value_name(name, g->name, sizeof(g->name));
+}
+
+/* Once every name given is known: gN for group N that has none, or the next gN no group has. */
+static void name_the_rest(struct tp_client_opts *o)
+{
+	const struct tp_client_group *end = o->groups + o->ngroups;
+
+	for (unsigned i = 0; i < o->ngroups; i++) {
+		struct tp_client_group *g = &o->groups[i];
+		char name[sizeof(g->name)];
+		if (g->name[0])
+			continue;
+		for (unsigned n = i + 1;; n++) {
+			snprintf(name, sizeof(name), "g%u", n);
+			if (!name_taken(o, end, name))
+				break;
+		}
+		memcpy(g->name, name, sizeof(name));
+	}
 }
 
 _Static_assert(TP_CLIENT_SETTINGS_MAX < 63, "a --group key's bit in set_group_key");
@@ -156,7 +183,7 @@ static int set_group_key(struct tp_client_opts *o, struct tp_client_group *g, ch
 	if (is_name) {
 		int r = set_group_name(o, g, value);
 		if (r == -EEXIST)
-			FAIL("--group: name '%s' given twice", value);
+			FAIL("--group: two groups named '%s'", value);
 		if (r < 0)
 			FAIL("--group: invalid name '%s' in '%s' (expected 1 to %zu of A-Z a-z 0-9 _ . -)",
 			     value, spec, sizeof(g->name) - 1);
@@ -186,17 +213,25 @@ static int set_group_key(struct tp_client_opts *o, struct tp_client_group *g, ch
 	return 0;
 }
 
-/* "KEY=VALUE,...": group number index, starting from the top-level flags. */
+/*
+ * The longest --group spec: every source as its own source= key, the
+ * longest address each, and ample room for the other keys.
+ */
+#define SPEC_MAX                                                                              \
+	(TP_CLIENT_MAX_SOURCES *                                                              \
+	         (sizeof(",source=") - 1 + sizeof(((struct tp_client_source *)NULL)->text)) + \
+	 1024)
+
+/* "KEY=VALUE,...": group number index, starting from the top-level flags (unnamed for now). */
 static int parse_group(struct tp_client_opts *o, unsigned index, const char *spec, char *err, size_t errlen)
 {
 	struct tp_client_group *g = &o->groups[index];
 	uint64_t seen = 0;
-	char buf[1024];
+	char buf[SPEC_MAX];
 
 	if (strlen(spec) >= sizeof(buf))
 		FAIL("--group: '%.40s...' is too long (at most %zu bytes)", spec, sizeof(buf) - 1);
 	*g = o->base;
-	snprintf(g->name, sizeof(g->name), "g%u", index + 1);
 	memcpy(buf, spec, strlen(spec) + 1);
 	for (char *item = buf, *next; item; item = next) {
 		next = strchr(item, ',');
@@ -229,6 +264,8 @@ static int settle(struct tp_client_opts *o, const bool *given, char **specs, uns
 		if (r < 0)
 			return r;
 	}
+	if (o->grouped)
+		name_the_rest(o);
 	o->clients = 0;
 	for (unsigned i = 0; i < o->ngroups; i++)
 		o->clients += o->groups[i].clients;

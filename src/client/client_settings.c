@@ -74,7 +74,7 @@ const struct tp_client_setting tp_client_settings[] = {
          .dmax = 1e9,
          .arg = "R",
          .help = "open loop: R requests/s in total on a fixed schedule (2k = 2000)",
-         .expect = "requests per second > 0, with an optional k or M suffix"},
+         .expect = "requests per second, at least 1e-10, with an optional k or M suffix"},
         {.name = "max-inflight",
          .alias = "pipeline",
          .short_name = 'P',

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
+
 #define PROGRESS_NS 1000000000LL
 
 enum format { TEXT, JSONL, CSV };
@@ -106,8 +108,10 @@ int64_t tp_client_timeline_wake_ns(const struct tp_client_timeline *t)
 
 static void erase_progress(struct tp_client_timeline *t)
 {
-	if (t->shown)
+	if (t->shown) {
 		fputs("\r\033[K", stderr);
+		tp_log_set_stderr_lead(NULL);
+	}
 	t->shown = false;
 }
 
@@ -117,6 +121,8 @@ static void draw_progress(struct tp_client_timeline *t, int64_t now_ns)
 	const struct tp_client_counts *c = &t->second.counts;
 	int64_t dt = now_ns - t->second.start_ns;
 
+	/* A log line from any thread erases the progress line first instead of running on from it. */
+	tp_log_set_stderr_lead("\r\033[K");
 	fprintf(stderr,
 	        "\r[%.1f s%s] ok %.0f/s  busy %.0f/s (%.0f%%)  errors %.0f/s  p99 %.3f ms  replies "
 	        "%llu\033[K",

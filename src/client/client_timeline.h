@@ -5,6 +5,8 @@
  * one row per interval: OK, busy and other failures per second and the
  * p50 and p99 of the interval's OK replies, as INTERVAL lines on stderr
  * or, with --timeline PATH, as JSON lines (or CSV when PATH ends in .csv).
+ * While the progress line is shown, a log line from any thread erases it
+ * first (tp_log_set_stderr_lead()).
  *
  * Passive: its owner takes what the workers published (client_load) and
  * hands it over with tp_client_timeline_update(), at the times

@@ -61,36 +61,51 @@ int tp_client_value_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret
 	return 0;
 }
 
-/* A finite decimal number > 0 and <= max, nothing after it. */
+/*
+ * The length of the plain decimal number s starts with: digits with at
+ * most one '.' among them, then an optional exponent (e, an optional sign,
+ * digits); 0 when it starts with none.  No sign, space, hex, inf or nan.
+ */
+static size_t decimal_len(const char *s)
+{
+	size_t n = strspn(s, "0123456789"), frac = 0, exp;
+
+	if (s[n] == '.')
+		frac = 1 + strspn(s + n + 1, "0123456789");
+	if (n + (frac ? frac - 1 : 0) == 0)
+		return 0; /* no digit */
+	n += frac;
+	if (s[n] != 'e' && s[n] != 'E')
+		return n;
+	exp = 1 + (s[n + 1] == '+' || s[n + 1] == '-');
+	return strspn(s + n + exp, "0123456789") ? n + exp + strspn(s + n + exp, "0123456789") : n;
+}
+
+/* A plain decimal number (decimal_len) > 0 and <= max, nothing after it. */
 int tp_client_value_positive(const char *s, double max, double *ret)
 {
-	char *end;
 	double v;
 
-	if (*s == '\0')
+	if (decimal_len(s) != strlen(s) || *s == '\0')
 		return -EINVAL;
 	errno = 0;
-	v = strtod(s, &end);
-	if (errno != 0 || *end != '\0' || !isfinite(v) || !(v > 0.0) || v > max)
+	v = strtod(s, NULL);
+	if (errno != 0 || !isfinite(v) || !(v > 0.0) || v > max)
 		return -EINVAL;
 	*ret = v;
 	return 0;
 }
 
-/*
- * What tp_client_value_positive() reads (so every value that worked before
- * units did still does), or a plain decimal > 0 followed by one of the
- * suffixes, scaled by its factor.
- */
+/* A plain decimal number > 0, with or without one of the suffixes, scaled by its factor, <= max. */
 static int scaled(const char *s, double max, const char *const *suffixes, const double *factors, double *ret)
 {
 	char num[64];
-	size_t digits = strspn(s, "0123456789.");
+	size_t digits = decimal_len(s);
 	double v;
 	size_t i;
 
-	if (tp_client_value_positive(s, max, ret) == 0)
-		return 0;
+	if (s[digits] == '\0')
+		return tp_client_value_positive(s, max, ret);
 	if (digits == 0 || digits >= sizeof(num))
 		return -EINVAL;
 	for (i = 0; suffixes[i] && strcmp(s + digits, suffixes[i]) != 0; i++)
@@ -118,8 +133,12 @@ int tp_client_value_rate(const char *s, double max, double *ret)
 {
 	static const char *const suffixes[] = {"k", "K", "M", NULL};
 	static const double factors[] = {1e3, 1e3, 1e6};
+	double v;
 
-	return scaled(s, max, suffixes, factors, ret);
+	if (scaled(s, max, suffixes, factors, &v) < 0 || v < TP_CLIENT_MIN_RATE)
+		return -EINVAL;
+	*ret = v;
+	return 0;
 }
 
 int tp_client_value_retry(const char *s, double max_s, uint64_t max_n, double *ret_s, unsigned *ret_n)

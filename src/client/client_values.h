@@ -42,16 +42,31 @@ struct tp_client_source {
 /* A plain decimal (digits only) within [min, max]. */
 int tp_client_value_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret);
 
-/* A finite decimal number > 0 and <= max, nothing after it. */
+/*
+ * A plain decimal number > 0 and <= max, nothing after it: digits with at
+ * most one '.', then an optional exponent ("0.5", ".25", "1e3", "2.5E-3");
+ * no sign, space, hex, inf or nan.
+ */
 int tp_client_value_positive(const char *s, double max, double *ret);
 
 /*
- * A duration in seconds, > 0 and <= max_s: a decimal number with an
- * optional unit, "ms", "s", "m" or "h" ("1.5", "10s", "2m", "500ms").
+ * A duration in seconds, > 0 and <= max_s: a decimal number as
+ * tp_client_value_positive() reads it, with an optional unit, "ms", "s",
+ * "m" or "h" ("1.5", "10s", "2m", "500ms").
  */
 int tp_client_value_duration(const char *s, double max_s, double *ret_s);
 
-/* A rate > 0 and <= max: a decimal number with an optional k (or K, x1000) or M suffix ("2k"). */
+/*
+ * The smallest rate (requests per second): one request in about 317 years.
+ * The time between two requests stays a finite number of nanoseconds.
+ */
+#define TP_CLIENT_MIN_RATE 1e-10
+
+/*
+ * A rate >= TP_CLIENT_MIN_RATE and <= max: a decimal number as
+ * tp_client_value_positive() reads it, with an optional k (or K, x1000)
+ * or M suffix ("2k").
+ */
 int tp_client_value_rate(const char *s, double max, double *ret);
 
 /*

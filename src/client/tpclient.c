@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/signalfd.h>
@@ -210,9 +211,11 @@ static int run(const struct tp_client_opts *o, uint64_t seed, int sigfd, struct 
 		goto out;
 	}
 	if (r < 0) {
+		char server[sizeof(o->host) + 16]; /* "[host]:port" */
+		tp_log_host_port(server, sizeof(server), o->host, (unsigned)strtoul(o->port, NULL, 10));
 		if (r != -EHOSTUNREACH) /* a host that does not resolve was named already */
-			tp_log(TP_LOG_ERROR, "connect", "cannot start the load on %s:%s: %s", o->host,
-			       o->port, strerror(-r));
+			tp_log(TP_LOG_ERROR, "connect", "cannot start the load on %s: %s", server,
+			       strerror(-r));
 		goto out;
 	}
 	log_start(o, seed);

@@ -28,6 +28,7 @@
 
 static _Atomic int log_level = TP_LOG_INFO;
 static bool to_journal;
+static _Atomic(const char *) stderr_lead;
 static const char *log_ident = "tpserver";
 
 /* Events that operators look up by MESSAGE_ID; generated once, never change. */
@@ -85,6 +86,11 @@ void tp_log_init(const char *ident, enum tp_log_level level)
 		log_ident = ident;
 	atomic_store(&log_level, (int)level);
 	to_journal = journal_stream_is_stderr();
+}
+
+void tp_log_set_stderr_lead(const char *lead)
+{
+	atomic_store(&stderr_lead, lead);
 }
 
 void tp_log_set_level(enum tp_log_level level)
@@ -169,10 +175,12 @@ static void emit_stderr(enum tp_log_level level, const char *event, const struct
                         size_t nfields, const char *msg)
 {
 	char line[TP_MSG_MAX + 1024];
+	const char *lead = atomic_load(&stderr_lead);
 	size_t len;
 	int r;
 
-	r = snprintf(line, sizeof(line), "%s[%d]: %s: %s", log_ident, (int)getpid(), level_word(level), msg);
+	r = snprintf(line, sizeof(line), "%s%s[%d]: %s: %s", lead ? lead : "", log_ident, (int)getpid(),
+	             level_word(level), msg);
 	len = r < 0 ? 0 : ((size_t)r < sizeof(line) ? (size_t)r : sizeof(line) - 1);
 	if (tp_log_enabled(TP_LOG_DEBUG)) {
 		/* At debug level show the structured side too; it helps reading tests. */

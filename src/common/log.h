@@ -63,6 +63,14 @@ void tp_log_one_line(char *text, size_t n);
 /* host:port for a message, an IPv6 host in brackets: [2001:db8::5]:443. */
 void tp_log_host_port(char *buf, size_t len, const char *host, unsigned port);
 
+/*
+ * Text each line written to stderr starts with, in the same write (not
+ * entries sent to the journal): "\r\033[K" erases a status line that a
+ * terminal shows, so the entry does not run on from it.  lead must stay
+ * valid while set (a string literal); NULL: none, the default.  Any thread.
+ */
+void tp_log_set_stderr_lead(const char *lead);
+
 /* Change the level (reload). */
 void tp_log_set_level(enum tp_log_level level);
 

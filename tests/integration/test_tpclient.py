@@ -471,6 +471,42 @@ class AgainstTpserver(unittest.TestCase):
             self.assertEqual((rep["ERRORS"]["reconnects"], rep["ERRORS"]["disconnects"]), ("0", "1"))
             self.assertNotIn("reconnect", rep["RUN"])
 
+    def test_a_server_lost_in_the_warmup_fails_the_run(self):
+        # The server dies 0.7 s into a 2 s warmup: every client ends there,
+        # nothing is measured, and the run must not pass.
+        srv = Server()
+        with srv:
+            proc = subprocess.Popen([TPCLIENT, "--port", str(srv.port), "-c", "4", "-d", "5", "--warmup", "2",
+                                     "--mix", "sleep", "--sleep-ms", "50", "--json"],
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True)
+            self.addCleanup(lambda: proc.poll() is None and (proc.kill(), proc.communicate()))
+            time.sleep(0.7)
+            srv.proc.kill()
+            out, err = proc.communicate(timeout=30)
+        self.assertEqual(proc.returncode, 1, out + err)
+        doc = json.loads(out)
+        self.assertEqual((doc["sent"], doc["disconnects"], doc["exit_status"]), (0, 4, 1), out)
+
+    def test_reconnect_backs_off_from_a_refusing_server(self):
+        # One connection at a time: the second client is refused at accept
+        # (ERR too many connections, then the close) each time it dials.  It
+        # redials after 10 ms, then 20, 40, ... up to 1 s, not as fast as the
+        # refusals come, while the first client goes on.
+        with Server("--max-connections", "1") as srv:
+            for loop in (["-P", "4"], ["-R", "200"]):
+                with self.subTest(loop=loop):
+                    t0 = time.monotonic()
+                    p = run_client(srv.port, "-c", 2, "-d", 2, "--mix", "echo", "--reconnect", "--json", *loop,
+                                   timeout=30)
+                    took = time.monotonic() - t0
+                    self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+                    doc = json.loads(p.stdout)
+                    self.assertGreaterEqual(doc["reconnects"], 3, p.stdout)
+                    self.assertLessEqual(doc["reconnects"], 20, p.stdout)
+                    self.assertGreater(doc["ok"], 100, p.stdout)
+                    self.assertLess(took, 6 * SLACK)
+
     def test_source_against_tpserver(self):
         with Server() as srv:
             p = run_client(srv.port, "--clients", 4, "--requests", 20, "--mix", "echo",
@@ -645,6 +681,24 @@ class AgainstTpserver(unittest.TestCase):
             self.assertGreater(int(busy_s), int(ok_s))
             self.assertGreater(int(busy_pct), 50)
             self.assertGreater(int(parse_text(out)["ERRORS"]["busy"]), 0)
+
+    def test_a_log_line_erases_the_progress_line(self):
+        # The server closes the connection 1.5 s in, while the progress line
+        # is shown: the log line starts on a clean line, not glued to it.
+        with ScriptedServer(correct_reply, close_after=15) as srv:
+            master, slave = pty.openpty()
+            proc = subprocess.Popen([TPCLIENT, "--port", str(srv.port), "-c", "1", "-R", "10", "-d", "3",
+                                     "--mix", "echo"],
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave, text=True)
+            os.close(slave)
+            out, _ = proc.communicate(timeout=30)
+            err = read_pty(master)
+        self.assertEqual(proc.returncode, 1, out)
+        self.assertGreaterEqual(len(PROGRESS_RE.findall(err)), 1, err)
+        self.assertIn(b"server closed the connection", err)
+        for m in re.finditer(rb"tpclient\[\d+\]: ", err):
+            self.assertTrue(err[:m.start()].endswith(b"\r\x1b[K") or err[:m.start()].endswith(b"\n")
+                            or m.start() == 0, err)
 
     def test_duration_closed_loop(self):
         with Server() as srv:
@@ -869,6 +923,51 @@ class AgainstScriptedServers(unittest.TestCase):
         self.assertEqual((doc["ok"], doc["reconnects"], doc["disconnects"]), (2, 0, 1))
         self.assertRegex(err, r"cannot reconnect client 0 to 127\.0\.0\.1:\d+: connect\(\): Connection refused")
 
+    def test_clients_that_end_in_the_warmup_fail_the_run(self):
+        # A silent server: the timeouts close every connection, in the warmup
+        # (recv-timeout 0.5 s) or just after it on requests of the warmup
+        # (1.5 s).  The requests are left out of the totals; the clients that
+        # ended are not: a disconnect each, and exit status 1.
+        with ScriptedServer(lambda line: None) as srv:
+            for timeout in ("0.5", "1.5"):
+                with self.subTest(recv_timeout=timeout):
+                    p = run_client(srv.port, "-c", 3, "-P", 2, "--recv-timeout", timeout, "--warmup", 1, "-d", 2,
+                                   "--mix", "echo", "--json", timeout=30)
+                    self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+                    doc = json.loads(p.stdout)
+                    self.assertEqual((doc["sent"], doc["timeouts"], doc["disconnects"], doc["exit_status"]),
+                                     (0, 0, 3, 1), p.stdout)
+        # A reconnect that fails in the warmup ends its client too.
+        srv = ScriptedServer(correct_reply, close_after=2, accepts=1)
+        with srv:
+            p = run_client(srv.port, "-c", 1, "-R", 10, "--warmup", 1, "-d", 1, "--mix", "echo", "--reconnect",
+                           "--json", timeout=30)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertEqual(json.loads(p.stdout)["disconnects"], 1, p.stdout)
+
+    def test_reply_text_reaches_the_log_as_one_line(self):
+        # Control bytes of a wrong reply must not reach the terminal.
+        with ScriptedServer(lambda line: "OK \x1b[31mred\x07\rtpclient[1]: error: forged") as srv:
+            p = run_client(srv.port, "-c", 1, "--requests", 1, "--mix", "echo", timeout=30)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("got 'OK ?[31mred??tpclient[1]: error: forged'", p.stderr)
+        self.assertNotIn("\x1b", p.stderr)
+        self.assertNotIn("\r", p.stderr)
+
+    def test_an_ipv6_server_is_bracketed_in_messages(self):
+        try:
+            with socket.socket(socket.AF_INET6) as s:
+                s.bind(("::1", 0))  # not listening: a connect is refused
+                port = s.getsockname()[1]
+        except OSError:
+            self.skipTest("no IPv6 loopback")
+        p = subprocess.run([TPCLIENT, "--host", "::1", "--port", str(port), "-c", "1", "--requests", "1",
+                            "--log-level", "info"], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           timeout=30)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("cannot connect client 0 to [::1]:%d: connect(): Connection refused" % port, p.stderr)
+        self.assertIn("0 of 1 clients connected to [::1]:%d" % port, p.stderr)
+
     def test_wrong_replies_are_mismatches(self):
         def wrong(line):
             op, _, arg = line.partition(" ")
@@ -998,6 +1097,8 @@ class CommandLine(unittest.TestCase):
         for args, flag in ((["--clients", "0"], "--clients"), (["--mix", "fast"], "--mix"),
                            (["--bogus"], "--bogus"), (["--sleep-ms", "9-1"], "--sleep-ms"),
                            (["--rate", "x"], "--rate"), (["--log-level", "loud"], "--log-level"),
+                           (["--duration", "0x10"], "--duration"), (["--duration", "+0.5"], "--duration"),
+                           (["--duration", " 0.5"], "--duration"), (["--rate", "1e-300"], "--rate"),
                            (["--source", "127.0.0.256"], "--source"),
                            (["--source", "127.0.0.2,nonsense"], "--source"),
                            (["--group", "clients=0"], "--group"), (["--group", "colour=red"], "--group")):

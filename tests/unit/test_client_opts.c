@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -187,11 +188,11 @@ static void test_every_old_long_flag(void **state)
 	char err[256] = "";
 
 	tp_client_opts_defaults(&o);
-	assert_int_equal(PARSE(&o, err, "--host", "::1", "--port", "9001", "--clients", "6", "--requests", "7",
-	                       "--duration", "2.5", "--rate", "1500.5", "--max-inflight", "3", "--mix", "echo",
-	                       "--sleep-ms", "2-4", "--echo-bytes", "5", "--source", "127.0.0.2", "--seed", "9",
-	                       "--recv-timeout", "0.75", "--threads", "4", "--reconnect", "--json", "--quiet",
-	                       "--log-level", "warning"),
+	assert_int_equal(PARSE(&o, err, "--host", "::1", "--port", "9001", "--clients", "6", "--requests",
+	                       "7", "--duration", "2.5", "--rate", "1500.5", "--max-inflight", "3", "--mix",
+	                       "echo", "--sleep-ms", "2-4", "--echo-bytes", "5", "--source", "127.0.0.2",
+	                       "--seed", "9", "--recv-timeout", "0.75", "--threads", "4", "--reconnect",
+	                       "--json", "--quiet", "--log-level", "warning"),
 	                 0);
 	assert_string_equal(o.host, "::1");
 	assert_string_equal(o.port, "9001");
@@ -239,6 +240,48 @@ static void test_source(void **state)
 	assert_int_equal(PARSE(&o, err, "--source", "127.0.0.2,127.0.0.3", "--source=127.0.0.9"), 0);
 	assert_int_equal(o.groups[0].nsources, 1);
 	assert_string_equal(o.groups[0].sources[0].text, "127.0.0.9");
+}
+
+/* A group holds as many sources as --source, each as long as an address can be. */
+static void test_group_of_64_sources(void **state)
+{
+	static const char longest[] = "fe80:ffff:ffff:ffff:ffff:ffff:255.255.255.255%1"; /* 47 bytes */
+	static char spec[8192];
+	struct tp_client_opts o;
+	char err[256] = "";
+	size_t n;
+
+	(void)state;
+	n = (size_t)snprintf(
+	        spec, sizeof(spec),
+	        "name=a_name_of_thirty_one_bytes_long,clients=100000,requests=18446744073709551615,"
+	        "rate=1000000000,max-inflight=65536,mix=balanced,sleep-ms=3600000-3600000,"
+	        "echo-bytes=1048576-1048576");
+	for (int i = 0; i < 64; i++)
+		n += (size_t)snprintf(spec + n, sizeof(spec) - n, ",source=%s", longest);
+	assert_true(n > 3500 && n < sizeof(spec));
+	tp_client_opts_defaults(&o);
+	assert_int_equal(PARSE(&o, err, "--group", spec), 0);
+	assert_int_equal(o.groups[0].nsources, 64);
+	assert_string_equal(o.groups[0].sources[63].text, longest);
+	assert_string_equal(o.groups[0].name, "a_name_of_thirty_one_bytes_long");
+
+	/* 57 IPv4 sources, the case that was refused. */
+	n = (size_t)snprintf(spec, sizeof(spec), "clients=1");
+	for (int i = 0; i < 57; i++)
+		n += (size_t)snprintf(spec + n, sizeof(spec) - n, ",source=127.0.%d.%d", 100 + i,
+		                      200 + i % 50);
+	tp_client_opts_defaults(&o);
+	assert_int_equal(PARSE(&o, err, "--group", spec), 0);
+	assert_int_equal(o.groups[0].nsources, 57);
+
+	/* A 65th source is one too many, as for --source. */
+	n = (size_t)snprintf(spec, sizeof(spec), "clients=1");
+	for (int i = 0; i < 65; i++)
+		n += (size_t)snprintf(spec + n, sizeof(spec) - n, ",source=127.0.0.%d", i + 1);
+	tp_client_opts_defaults(&o);
+	assert_int_equal(PARSE(&o, err, "--group", spec), -EINVAL);
+	assert_non_null(strstr(err, "--group: invalid source '127.0.0.65'"));
 }
 
 static void test_groups(void **state)
@@ -296,6 +339,32 @@ static void test_groups(void **state)
 	assert_int_equal(o.groups[0].mix, TP_MIX_BALANCED);
 	assert_int_equal(o.groups[1].mix, TP_MIX_ECHO);
 	assert_int_equal(o.clients, 3);
+
+	/* Unnamed groups get theirs once all are read, skipping those taken: g1, g3 here. */
+	tp_client_opts_defaults(&o);
+	assert_int_equal(PARSE(&o, err, "--group", "clients=1", "--group", "name=g2,clients=1", "--group",
+	                       "clients=1,mix=sleep"),
+	                 0);
+	assert_string_equal(o.groups[0].name, "g1");
+	assert_string_equal(o.groups[1].name, "g2");
+	assert_string_equal(o.groups[2].name, "g3");
+	tp_client_opts_defaults(&o);
+	assert_int_equal(PARSE(&o, err, "--group", "name=g2,clients=1", "--group", "clients=1,mix=sleep"), 0);
+	assert_string_equal(o.groups[0].name, "g2");
+	assert_string_equal(o.groups[1].name, "g3");
+	tp_client_opts_defaults(&o);
+	assert_int_equal(PARSE(&o, err, "--group", "clients=1", "--group", "name=g1,clients=1"), 0);
+	assert_string_equal(o.groups[0].name, "g2");
+	assert_string_equal(o.groups[1].name, "g1");
+	tp_client_opts_defaults(&o);
+	assert_int_equal(PARSE(&o, err, "--group", "clients=1", "--group", "name=g2", "--group", "name=g1"),
+	                 0);
+	assert_string_equal(o.groups[0].name, "g3");
+	/* Two names given alike are refused. */
+	tp_client_opts_defaults(&o);
+	assert_int_equal(PARSE(&o, err, "--group", "name=a", "--group", "clients=2", "--group", "name=a"),
+	                 -EINVAL);
+	assert_string_equal(err, "--group: two groups named 'a'");
 
 	/* A key given twice in one group is refused, not the last one taken; source= may repeat. */
 	tp_client_opts_defaults(&o);
@@ -410,20 +479,26 @@ static void test_error_text(void **state)
 	assert_int_equal(PARSE(&o, err, "--clients=abc"), -EINVAL);
 	assert_string_equal(err, "--clients: invalid value 'abc' (expected an integer from 1 to 100000)");
 	assert_int_equal(PARSE(&o, err, "--sleep-ms", "5-1"), -EINVAL);
-	assert_string_equal(err, "--sleep-ms: invalid value '5-1' (expected LO-HI, 0 <= LO <= HI <= 3600000)");
-	assert_int_equal(PARSE(&o, err, "--echo-bytes", "0-2000000"), -EINVAL);
 	assert_string_equal(err,
-	                    "--echo-bytes: invalid value '0-2000000' (expected LO-HI, 0 <= LO <= HI <= 1048576)");
+	                    "--sleep-ms: invalid value '5-1' (expected LO-HI, 0 <= LO <= HI <= 3600000)");
+	assert_int_equal(PARSE(&o, err, "--echo-bytes", "0-2000000"), -EINVAL);
+	assert_string_equal(
+	        err, "--echo-bytes: invalid value '0-2000000' (expected LO-HI, 0 <= LO <= HI <= 1048576)");
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_defaults),   cmocka_unit_test(test_known_interface),
-	        cmocka_unit_test(test_new_flags),  cmocka_unit_test(test_source),
-	        cmocka_unit_test(test_groups),     cmocka_unit_test(test_errors),
-	        cmocka_unit_test(test_error_text), cmocka_unit_test(test_short_aliases_and_units),
+	        cmocka_unit_test(test_defaults),
+	        cmocka_unit_test(test_known_interface),
+	        cmocka_unit_test(test_new_flags),
+	        cmocka_unit_test(test_source),
+	        cmocka_unit_test(test_groups),
+	        cmocka_unit_test(test_errors),
+	        cmocka_unit_test(test_error_text),
+	        cmocka_unit_test(test_short_aliases_and_units),
 	        cmocka_unit_test(test_every_old_long_flag),
+	        cmocka_unit_test(test_group_of_64_sources),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -42,9 +42,22 @@ static void test_positive(void **state)
 	assert_int_equal(tp_client_value_positive("0.5", 10, &v), 0);
 	assert_true(v == 0.5);
 	assert_int_equal(tp_client_value_positive("10", 10, &v), 0);
-	static const char *const bad[] = {"", "0", "-1", "10.01", "nan", "inf", "1s", "1 "};
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		assert_int_equal(tp_client_value_positive(bad[i], 10, &v), -EINVAL);
+	assert_int_equal(tp_client_value_positive(".25", 10, &v), 0);
+	assert_true(v == 0.25);
+	assert_int_equal(tp_client_value_positive("2.5E-1", 10, &v), 0);
+	assert_true(v == 0.25);
+	assert_int_equal(tp_client_value_positive("5.", 10, &v), 0);
+	assert_true(v == 5);
+	/* Plain decimals only: strtod() alone would take signs, spaces, hex, inf and nan. */
+	static const char *const bad[] = {"",       "0",     "-1",   "10.01", "nan",      "inf",
+	                                  "1s",     "1 ",    "+0.5", " 0.5",  "0x10",     "0x1p3",
+	                                  ".",      "1.2.3", "1e",   "1e+",   "e1",       "1e400",
+	                                  "1e-400", "-0",    "\t1",  "1,5",   "infinity", "1_0"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		v = 10;
+		if (tp_client_value_positive(bad[i], 10, &v) != -EINVAL)
+			fail_msg("'%s' was read as %g", bad[i], v);
+	}
 	assert_true(v == 10);
 }
 
@@ -63,8 +76,9 @@ static void test_duration(void **state)
 		assert_true(v > good[i].v - 1e-9 && v < good[i].v + 1e-9);
 	}
 	v = 3;
-	static const char *const bad[] = {"",    "0",   "0s",  "s",   "10x", "10 s",
-	                                  "-1s", "1sm", "nan", "2hh", "3m"};
+	static const char *const bad[] = {"",    "0",      "0s",   "s",     "10x",  "10 s", "-1s",
+	                                  "1sm", "nan",    "2hh",  "3m",    "0x10", "+0.5", " 0.5",
+	                                  "+1s", " 500ms", "0x1s", "inf s", ".s",   "1e",   "1e+m"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		assert_int_equal(tp_client_value_duration(bad[i], 120, &v), -EINVAL);
 		assert_true(v == 3);
@@ -86,8 +100,15 @@ static void test_rate(void **state)
 	assert_true(v == 0.8);
 	assert_int_equal(tp_client_value_rate("1e3", 1e9, &v), 0);
 	assert_true(v == 1000);
+	assert_int_equal(tp_client_value_rate("1e-10", 1e9, &v), 0); /* TP_CLIENT_MIN_RATE */
+	assert_true(v == 1e-10);
+	assert_int_equal(tp_client_value_rate("1.5e1k", 1e9, &v), 0);
+	assert_true(v == 15000);
 	v = 3;
-	static const char *const bad[] = {"", "k", "2x", "2kk", "0k", "-2k", "inf", "2m", "2000M"};
+	/* Below the minimum, 1e9 / rate is no time a clock holds (1e-300: infinite). */
+	static const char *const bad[] = {"",      "k",      "2x",     "2kk",   "0k",  "-2k",
+	                                  "inf",   "2m",     "2000M",  "0x10",  "+5",  " 5",
+	                                  "1e-11", "1e-300", "1e-20k", "0x1p3", "+2k", "5 k"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		assert_int_equal(tp_client_value_rate(bad[i], 1e9, &v), -EINVAL);
 		assert_true(v == 3);
