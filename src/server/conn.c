@@ -228,7 +228,7 @@ static int on_line(void *ctx, const char *line, size_t len, bool too_long)
 		st = TP_PROTO_TOO_LONG;
 	} else if (env->shutting_down && !c->grace && !tp_conn_kept(c)) {
 		st = TP_PROTO_SHUTDOWN;
-		c->told = true;
+		c->told = c->told ? c->told : 1; /* counting from here */
 	} else {
 		st = tp_proto_parse(line, len, (uint32_t)env->cfg->max_sleep_ms, &pr);
 	}
@@ -298,6 +298,8 @@ static int read_once(struct tp_conn *c, struct framing *fr)
 		return tp_framer_resume(&c->framer, on_line, fr) < 0 ? -1 : 1;
 
 	ssize_t n = read(c->fd, c->env->scratch, c->env->scratch_len);
+	if (c->told && c->told <= TP_CONN_TOLD_READS)
+		c->told++; /* the reads once told are counted */
 	if (n == 0) {
 		c->eof = true;
 		return 0;
@@ -455,8 +457,13 @@ unsigned tp_conn_flush(struct tp_conn *c, bool more_input)
 		return ev | TP_CONN_HANDOFF;
 	}
 	if ((c->eof || c->env->shutting_down) && c->nreqs == 0 && !c->framer.stopped && !c->grace &&
-	    !more_input)
-		return ev | tp_conn_close(c, c->eof ? "client closed" : "shutting down");
+	    !more_input) {
+		if (c->eof || c->told > TP_CONN_TOLD_READS ||
+		    recv(c->fd, &(char){0}, 1, MSG_PEEK | MSG_DONTWAIT) <= 0)
+			return ev | tp_conn_close(c, c->eof ? "client closed" : "shutting down");
+		c->readable = true; /* input came after the last read: read it, a close would reset */
+		return ev | TP_CONN_READ;
+	}
 	if (c->env->draining && sent && c->nreqs == 0 && c->framer.len == 0 && !c->framer.stopped &&
 	    !more_input && recv(c->fd, &(char){0}, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && errno == EAGAIN)
 		return ev | tp_conn_close(c, "leaving: closed between requests");

@@ -118,10 +118,10 @@ struct tp_conn {
 	bool spoke;    /* at least one line was framed */
 	bool grace;    /* shutting down, silent so far: its first request is served */
 	uint64_t grace_until_ns;
-	bool closed; /* fd closed; waiting for in-flight requests to come back */
-	bool failed; /* out of memory while parsing: close after this turn */
-	bool unkept; /* keeping, but this one was not handed over: it ends as without keeping */
-	bool told;   /* answered ERR server shutting down: reads nothing more, closes once answered */
+	bool closed;  /* fd closed; waiting for in-flight requests to come back */
+	bool failed;  /* out of memory while parsing: close after this turn */
+	bool unkept;  /* keeping, but this one was not handed over: it ends as without keeping */
+	uint8_t told; /* reads since answered ERR server shutting down, plus one (TP_CONN_TOLD_READS) */
 	atomic_bool gone;
 
 	/* The client: the socket's peer, or the one its proxy's PROXY header names. */
@@ -202,14 +202,18 @@ static inline bool tp_conn_kept(const struct tp_conn *c)
 }
 
 /*
- * May it read (and frame) more input now?  Once told the server is shutting
- * down, only the lines already read are answered: a client that keeps
- * streaming would otherwise hold the shutdown open until its deadline.
+ * Reads of up to 16 KiB a connection still gets once answered ERR server
+ * shutting down: a client that pipelines a burst is read to its end, its
+ * replies then close with a FIN; one that keeps streaming would hold the
+ * shutdown until its deadline, and is closed once that much is answered.
  */
+#define TP_CONN_TOLD_READS 64
+
+/* May it read (and frame) more input now? */
 static inline bool tp_conn_can_read(const struct tp_conn *c)
 {
 	return !c->closed && !c->eof && !tp_conn_kept(c) && c->nwaiting == 0 && !tp_conn_over_unsent(c) &&
-	       (c->framer.stopped || (c->readable && !c->told));
+	       (c->framer.stopped || (c->readable && c->told <= TP_CONN_TOLD_READS));
 }
 
 /* Close the fd now (reason for the debug log). Returns TP_CONN_CLOSED, or 0 if it was closed (conn_end.c). */

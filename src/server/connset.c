@@ -77,8 +77,11 @@ bool tp_connset_take(struct tp_connset *s, struct tp_conn_env *env, struct tp_lo
 	 */
 	if (rec)
 		tp_conn_handover_peer(rec, &from);
-	if (!s->on_enter(s->ctx, rec ? &from : mode == TP_PEER_EXPECT ? NULL : peer, rec != NULL, &group))
+	if (!s->on_enter(s->ctx, rec ? &from : mode == TP_PEER_EXPECT ? NULL : peer, rec != NULL, &group)) {
+		if (rec) /* over a limit lowered across the restart: refused as a new client over it */
+			tp_listener_refuse(s->listen, fd, env->now_ns);
 		return false;
+	}
 	c = rec ? tp_conn_adopt(env, loop, fd, rec) : tp_conn_new(env, loop, fd, peer, mode);
 	if (!c) {
 		s->on_free(s->ctx, group);

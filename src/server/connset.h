@@ -36,8 +36,9 @@ struct tp_connset {
 	/* Keeping: take c's fd and record for the next instance; false (it is closed) when full. */
 	bool (*on_handoff)(void *ctx, int fd, const struct tp_handover_conn *rec);
 	void *handoff_ctx;
-	uint64_t grace_until_ns;      /* shutdown: when silent connections' grace ends; 0 once checked */
-	struct tp_listen_set *listen; /* the loop's: drains a client refused at its PROXY header */
+	uint64_t grace_until_ns; /* shutdown: when silent connections' grace ends; 0 once checked */
+	struct tp_listen_set
+	        *listen; /* the loop's: drains a client refused at its PROXY header or adoption */
 };
 
 /* A new connection, active at now_ns. */
@@ -46,8 +47,9 @@ void tp_connset_add(struct tp_connset *s, struct tp_conn *c, uint64_t now_ns);
 /*
  * A new client's socket fd, accepted (peer) or handed over by the previous
  * instance (rec, which is then used instead of peer): set it up as a
- * connection of loop.  Returns false, fd untouched, over max_connections;
- * true when it took fd, even if only to close it (logged).
+ * connection of loop.  Returns false over max_connections (or an address's
+ * cap): fd untouched when accepted, refused in a drained close (listener.h)
+ * when handed over; true when it took fd, even if only to close it (logged).
  */
 bool tp_connset_take(struct tp_connset *s, struct tp_conn_env *env, struct tp_loop *loop, int fd,
                      const struct sockaddr_storage *peer, const struct tp_handover_conn *rec,

@@ -26,12 +26,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
-#include "proto.h"
 #include "sd.h"
 
 #define CONN_PREFIX "tpc"
@@ -187,11 +185,8 @@ static void adopt_one(struct generation *g, int fd, struct tp_loop *loop)
 		g->adopted++;
 		return;
 	}
-	if (rec) { /* over a limit lowered across the restart: told as a new connection over it is */
-		const char *line = tp_proto_error_line(TP_PROTO_TOO_MANY);
-		(void)!send(fd, line, strlen(line), MSG_DONTWAIT | MSG_NOSIGNAL);
-	}
-	close(fd);
+	if (!rec) /* else over a limit lowered across the restart: the loop refused it as a new client */
+		close(fd);
 	g->closed++;
 }
 

@@ -109,7 +109,10 @@ void tp_loop_free(struct tp_loop *l);
 /*
  * Before the loop runs (from the thread that will run it, or before its
  * thread starts): serve fd, handed over by the previous instance with rec.
- * Returns false over max_connections (fd untouched), else true.
+ * Returns true, or false over a connection limit (lowered across the
+ * restart): fd is then refused as a new client over it is, told ERR too
+ * many connections in a drained close (listener.h).  Either way fd is the
+ * loop's.  Adopting runs before the loop does: its set is this thread's.
  */
 bool tp_loop_adopt(struct tp_loop *l, int fd, const struct tp_handover_conn *rec);
 

@@ -69,21 +69,23 @@ static void name_setting(const struct tp_config *cfg, const struct tp_config_ori
  * and agent ones when enabled, named after the line that set it.  A name
  * is resolved only where a start would resolve it: not under socket
  * activation, which ignores these settings (LISTEN_FDS, or any command
- * systemd runs: the packaged unit is socket-activated).
+ * systemd runs: the packaged unit is socket-activated); the metrics and
+ * agent addresses are then not looked at at all, as a start binds neither.
  */
 static int check_listen(const struct tp_config *cfg, const struct tp_config_origin *origin, char *err,
                         size_t errlen)
 {
+	bool resolve = !getenv("LISTEN_FDS") && !getenv("INVOCATION_ID");
 	const struct {
 		const char *what, *path, *host;
 		int port;
 		bool used;
 	} addrs[] = {
 	        {"listen", "listen.host", cfg->host, cfg->port, true},
-	        {"metrics", "metrics.host", cfg->metrics_host, cfg->metrics_port, cfg->metrics_enabled},
-	        {"agent", "agent.host", cfg->agent_host, cfg->agent_port, cfg->agent_enabled},
+	        {"metrics", "metrics.host", cfg->metrics_host, cfg->metrics_port,
+	         cfg->metrics_enabled && resolve},
+	        {"agent", "agent.host", cfg->agent_host, cfg->agent_port, cfg->agent_enabled && resolve},
 	};
-	bool resolve = !getenv("LISTEN_FDS") && !getenv("INVOCATION_ID");
 	char msg[TP_MSG_MAX], where[4200];
 
 	for (size_t i = 0; i < sizeof(addrs) / sizeof(addrs[0]); i++) {
@@ -154,24 +156,26 @@ static int load_config(const struct args *a, struct tp_config *ret, struct tp_co
 /*
  * --check-config run by root reads any file, while the packaged service
  * runs as a dynamic user, which reads only what others may: read the
- * configuration again in a child that is nobody, and warn of what it could
- * not (a file or directory mode, an @include).
+ * configuration again in a child that is nobody, from / as the service
+ * does (an @include is opened relative to the working directory), and
+ * warn of what it could not (a file or directory mode, an @include).  Only
+ * for a file named by an absolute path, as the service's is.
  */
-static void check_unprivileged(const struct args *a)
+static void check_unprivileged(const struct args *a, const struct tp_config *cfg)
 {
 	char msg[TP_MSG_MAX];
 	size_t len = 0;
 	int fds[2];
 	pid_t pid;
 
-	if (geteuid() != 0 || pipe2(fds, O_CLOEXEC) < 0)
+	if (geteuid() != 0 || cfg->config_path[0] != '/' || pipe2(fds, O_CLOEXEC) < 0)
 		return;
 	pid = fork();
 	if (pid == 0) {
-		struct tp_config cfg;
+		struct tp_config again;
 		close(fds[0]);
-		if (setgroups(0, NULL) == 0 && setgid(NOBODY_ID) == 0 && setuid(NOBODY_ID) == 0 &&
-		    load_config(a, &cfg, NULL, msg, sizeof(msg)) < 0)
+		if (chdir("/") == 0 && setgroups(0, NULL) == 0 && setgid(NOBODY_ID) == 0 &&
+		    setuid(NOBODY_ID) == 0 && load_config(a, &again, NULL, msg, sizeof(msg)) < 0)
 			(void)!write(fds[1], msg, strlen(msg));
 		_exit(0);
 	}
@@ -266,7 +270,7 @@ int main(int argc, char **argv)
 		return TP_EXIT_CONFIG;
 	}
 	if (cfg.check_config) {
-		check_unprivileged(&a);
+		check_unprivileged(&a, &cfg);
 		for (const tp_config_warning_fn *w = tp_config_warnings; *w; w++)
 			if ((*w)(&cfg, err, sizeof(err)))
 				fprintf(stderr, "%stpserver: warning: %s\n",

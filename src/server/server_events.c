@@ -79,7 +79,10 @@ static void begin_shutdown(struct tp_server *srv, int signo)
 	       "%s: shutting down; answering %zu queued and %zu running requests, up to %.1f s%s",
 	       strsignal(signo), st.queue_depth + st.queue_waiting, st.workers_busy,
 	       (double)(srv->shutdown_deadline_ns - now) / 1e9,
-	       srv->shutdown_deadline_ns < want ? " (shortened to end before shutdown.stop_timeout_s)" : "");
+	       /* Not for the microseconds between the signal's clock read and this one. */
+	       srv->shutdown_deadline_ns + 1000000 < want
+	               ? " (shortened to end before shutdown.stop_timeout_s)"
+	               : "");
 	atomic_store(&srv->shared.keeping, tp_handover_begin(srv->handover, &srv->cfg));
 	atomic_store(&srv->shared.shutting_down, true);
 	wake_loops(srv);

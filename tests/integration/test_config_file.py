@@ -141,6 +141,11 @@ class ConfigFile(unittest.TestCase):
             self.assertAlmostEqual(line, 2.0, delta=0.15)  # and the process gone by 2.5
             self.assertEqual(LineReader(sleeper).line(timeout=5), "ERR server shutting down")
             self.assertLess(time.monotonic() - t0, 3.0)
+        # A deadline that fits is said as it is.
+        with Server("--shutdown-timeout-s", "29") as srv:
+            srv.signal(signal.SIGTERM)
+            self.assertEqual(srv.proc.wait(10), 0)
+            self.assertRegex(srv.log(), r"running requests, up to 29\.0 s\n")
 
     def test_a_file_only_root_can_read_is_warned_about(self):
         # The packaged service runs as a dynamic user: -t by root says what it could not read.
@@ -157,6 +162,13 @@ class ConfigFile(unittest.TestCase):
                          "runs as one): %s: cannot open: Permission denied" % dropin)
         os.chmod(dropin, 0o644)
         p, _ = self.check(conf)
+        self.assertEqual((p.returncode, p.stderr), (0, ""))
+        # Read again from / as the service is: a working directory only root
+        # may enter is no reason to warn.
+        private = tempfile.mkdtemp(prefix="tpserver-private-")
+        self.addCleanup(os.rmdir, private)
+        p = subprocess.run([TPSERVER, "-t", "-q", "-c", conf], cwd=private, capture_output=True, text=True,
+                           timeout=20)
         self.assertEqual((p.returncode, p.stderr), (0, ""))
 
     def test_every_address_in_use_is_checked_and_named_by_its_line(self):

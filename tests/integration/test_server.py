@@ -527,6 +527,40 @@ class Shutdown(unittest.TestCase):
             self.assertGreaterEqual(took, 1.9, "exited %.3f s after SIGTERM, before deadline + 1 s" % took)
             self.assertIn("shutdown timeout reached", srv.log())
 
+    def test_a_pipelined_burst_after_sigterm_gets_every_reply_then_eof(self):
+        # Told ERR server shutting down, a client that pipelined a burst is
+        # still read to its end: every line gets its reply, in order, and the
+        # connection ends with a FIN.  A close with its input unread would
+        # send a reset, which drops the replies still queued.
+        with Server("--shutdown-timeout-s", "5") as srv:
+            a = srv.connect()
+            first = [b"SLEEP 1000"] + [b"ECHO %05d" % i + b"y" * 1000 for i in range(300)]
+            a.sendall(b"\n".join(first) + b"\n")
+            time.sleep(0.3)
+            srv.signal(signal.SIGTERM)
+            srv.wait_log("shutting down")
+            a.sendall(b"ECHO late\n" * 3000)
+            time.sleep(1.5)  # replies queue up unread meanwhile
+            a.settimeout(10)
+            data, end = b"", None
+            try:
+                while True:
+                    d = a.recv(1 << 20)
+                    if not d:
+                        end = "EOF"
+                        break
+                    data += d
+            except OSError as e:
+                end = repr(e)
+            lines = data.split(b"\n")[:-1]
+            self.assertEqual(end, "EOF", "%d replies, then %s" % (len(lines), end))
+            self.assertEqual(len(lines), len(first) + 3000)
+            self.assertEqual(lines[0], b"OK 1000")
+            ok = [l for l in lines if l.startswith(b"OK ")]
+            self.assertEqual(ok, [b"OK 1000"] + [b"OK " + l[5:] for l in first[1:len(ok)]])
+            self.assertEqual(lines[len(ok):], [b"ERR server shutting down"] * (len(lines) - len(ok)))
+            self.assertEqual(srv.proc.wait(10), 0)
+
     def test_a_client_that_keeps_streaming_does_not_hold_the_shutdown(self):
         # It reads every reply and never stops sending: there is always more
         # of its input to read.  Once answered ERR server shutting down,
