@@ -80,13 +80,21 @@ static int append(struct tp_framer *f, const char *data, size_t len)
 }
 
 /*
- * Whether a whole line of len bytes (without its "\n") is over the limit:
- * it may take one byte more for the "\r" of a "\r\n".  The common case, a
- * line within max_line, costs one compare.
+ * Whether a line of len bytes whose last is *last (without its "\n"; a
+ * partial one alike, as it can only grow) is over the limit: it may take
+ * one byte more for the "\r" of a "\r\n".  last is read only past
+ * max_line bytes.  The common case, a line within max_line, costs one
+ * compare.
  */
+static bool over_limit(const struct tp_framer *f, size_t len, const char *last)
+{
+	return len > f->max_line && (len > f->max_line + 1 || *last != '\r');
+}
+
+/* over_limit() of line[0..len). */
 static bool over_long(const struct tp_framer *f, const char *line, size_t len)
 {
-	return len > f->max_line && (len > f->max_line + 1 || line[len - 1] != '\r');
+	return over_limit(f, len, line + len - 1);
 }
 
 /*
@@ -161,8 +169,7 @@ int tp_framer_feed(struct tp_framer *f, const char *data, size_t len, tp_framer_
 	 * split.
 	 */
 	size_t total = f->len + head;
-	if (nl ? total > f->max_line + 2
-	       : total > f->max_line && (total > f->max_line + 1 || (len && data[len - 1] != '\r'))) {
+	if (nl ? total > f->max_line + 2 : over_limit(f, total, len ? data + len - 1 : f->buf + f->len - 1)) {
 		tp_framer_release(f);
 		if (!nl) {
 			f->discarding = true;

@@ -180,8 +180,12 @@ static void check_unprivileged(const struct args *a, const struct tp_config *cfg
 		_exit(0);
 	}
 	close(fds[1]);
-	for (ssize_t n = 1; pid > 0 && n > 0 && len<sizeof(msg) - 1; len += n> 0 ? (size_t)n : 0)
-		n = read(fds[0], msg + len, sizeof(msg) - 1 - len);
+	while (pid > 0 && len < sizeof(msg) - 1) {
+		ssize_t n = read(fds[0], msg + len, sizeof(msg) - 1 - len);
+		if (n <= 0)
+			break; /* the child's end: it wrote all it had, or nothing */
+		len += (size_t)n;
+	}
 	close(fds[0]);
 	if (pid > 0)
 		(void)waitpid(pid, NULL, 0);

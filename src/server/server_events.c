@@ -60,10 +60,10 @@ static uint64_t within_stop(const struct tp_server *srv, uint64_t now, uint64_t 
 	return srv->gone_by_ns && t > last ? last : t;
 }
 
-static void begin_shutdown(struct tp_server *srv, int signo)
+/* now: the signal's (or the leave's end's) clock read, the one gone_by_ns counts from. */
+static void begin_shutdown(struct tp_server *srv, int signo, uint64_t now)
 {
 	struct tp_stats st;
-	uint64_t now = tp_clock_ns();
 
 	if (atomic_load(&srv->shared.shutting_down)) { /* a second signal: stop waiting for work */
 		tp_log(TP_LOG_NOTICE, "stop", "%s again: cutting the shutdown short", strsignal(signo));
@@ -79,10 +79,7 @@ static void begin_shutdown(struct tp_server *srv, int signo)
 	       "%s: shutting down; answering %zu queued and %zu running requests, up to %.1f s%s",
 	       strsignal(signo), st.queue_depth + st.queue_waiting, st.workers_busy,
 	       (double)(srv->shutdown_deadline_ns - now) / 1e9,
-	       /* Not for the microseconds between the signal's clock read and this one. */
-	       srv->shutdown_deadline_ns + 1000000 < want
-	               ? " (shortened to end before shutdown.stop_timeout_s)"
-	               : "");
+	       srv->shutdown_deadline_ns < want ? " (shortened to end before shutdown.stop_timeout_s)" : "");
 	atomic_store(&srv->shared.keeping, tp_handover_begin(srv->handover, &srv->cfg));
 	atomic_store(&srv->shared.shutting_down, true);
 	wake_loops(srv);
@@ -205,7 +202,7 @@ void tp_server_on_signal(void *ctx, int signo)
 			wake_loops(srv);
 			break;
 		}
-		begin_shutdown(srv, signo);
+		begin_shutdown(srv, signo, now);
 		break;
 	case SIGHUP:
 		if (!srv->reload)
@@ -242,7 +239,7 @@ uint64_t tp_server_on_tick(void *ctx, uint64_t now)
 	tp_report_tick(&srv->report, now, srv->cfg.stats_interval_s);
 	tp_scrape_expire(srv->scrape, now);
 	if (tp_leave_tick(&srv->leave, &srv->health, now))
-		begin_shutdown(srv, SIGTERM);
+		begin_shutdown(srv, SIGTERM, now);
 	if (!atomic_load(&srv->shared.shutting_down))
 		return srv->leave.leave_at_ns; /* 0 when not leaving */
 	if (!srv->aborted && now >= srv->shutdown_deadline_ns)
