@@ -169,11 +169,16 @@ void tp_config_defaults(struct tp_config *cfg);
  */
 int tp_config_parse_args(struct tp_config *cfg, int argc, char **argv, char *err, size_t errlen);
 
+/* The most settings one rule of tp_config_validate() is about. */
+#define TP_RULE_PATHS_MAX 3
+
 /*
- * Check cross-setting constraints (e.g. nothing is out of range).  Returns 0
- * or -EINVAL with a message in err.
+ * Check the settings as a whole: each value in its range, and the rules
+ * across settings.  Returns 0, or -EINVAL with a message in err and, in
+ * ret_paths (room for TP_RULE_PATHS_MAX + 1), the settings the refused rule
+ * is about, NULL-terminated: the caller says where each was set.
  */
-int tp_config_validate(const struct tp_config *cfg, char *err, size_t errlen);
+int tp_config_validate(const struct tp_config *cfg, const char **ret_paths, char *err, size_t errlen);
 
 /*
  * The combinations that are allowed but worth a warning, each a function

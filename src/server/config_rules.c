@@ -40,8 +40,22 @@ static bool stop_warning(const struct tp_config *cfg, char *msg, size_t len)
 
 const tp_config_warning_fn tp_config_warnings[] = {stall_warning, stop_warning, NULL};
 
-int tp_config_validate(const struct tp_config *cfg, char *err, size_t errlen)
+/* -EINVAL, with the settings a refused rule is about in ret_paths. */
+static int refuse(const char **ret_paths, const char *a, const char *b, const char *c)
 {
+	const char *paths[TP_RULE_PATHS_MAX] = {a, b, c};
+	size_t n = 0;
+
+	for (size_t i = 0; i < TP_RULE_PATHS_MAX; i++)
+		if (paths[i])
+			ret_paths[n++] = paths[i];
+	ret_paths[n] = NULL;
+	return -EINVAL;
+}
+
+int tp_config_validate(const struct tp_config *cfg, const char **ret_paths, char *err, size_t errlen)
+{
+	ret_paths[0] = NULL;
 	for (const struct tp_setting *s = tp_settings; s->path; s++) {
 		size_t len;
 		int v;
@@ -52,18 +66,18 @@ int tp_config_validate(const struct tp_config *cfg, char *err, size_t errlen)
 			if (v < s->min || v > s->max) {
 				snprintf(err, errlen, "%s: %d is out of range (%d to %d)", s->path, v, s->min,
 				         s->max);
-				return -EINVAL;
+				return refuse(ret_paths, s->path, NULL, NULL);
 			}
 			break;
 		case TP_SETTING_STRING:
 			len = strnlen((const char *)cfg + s->offset, s->size);
 			if (len == 0) {
 				snprintf(err, errlen, "%s: must not be empty", s->path);
-				return -EINVAL;
+				return refuse(ret_paths, s->path, NULL, NULL);
 			}
 			if (len > (size_t)s->max || len == s->size) {
 				snprintf(err, errlen, "%s: longer than %d bytes", s->path, s->max);
-				return -EINVAL;
+				return refuse(ret_paths, s->path, NULL, NULL);
 			}
 			break;
 		case TP_SETTING_ENUM:
@@ -78,7 +92,7 @@ int tp_config_validate(const struct tp_config *cfg, char *err, size_t errlen)
 		         "shutdown.drain_s (%d) + shutdown.timeout_s (%d) must stay under "
 		         "shutdown.stop_timeout_s (%d), the unit's TimeoutStopSec",
 		         cfg->drain_s, cfg->shutdown_timeout_s, cfg->stop_timeout_s);
-		return -EINVAL;
+		return refuse(ret_paths, "shutdown.drain_s", "shutdown.timeout_s", "shutdown.stop_timeout_s");
 	}
 	return 0;
 }

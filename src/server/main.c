@@ -46,15 +46,21 @@ static int name_file(const struct tp_config *cfg, int r, const char *msg, char *
 	return r;
 }
 
+/* Where setting `path` was set (an entry with no file: by default), or NULL without origins. */
+static const struct tp_config_origin *origin_of(const struct tp_config_origin *origin, const char *path)
+{
+	for (size_t i = 0; origin && tp_settings[i].path; i++)
+		if (strcmp(tp_settings[i].path, path) == 0)
+			return &origin[i];
+	return NULL;
+}
+
 /* Where setting `path` was set, as an error's prefix: "FILE:LINE: path", or the file alone. */
 static void name_setting(const struct tp_config *cfg, const struct tp_config_origin *origin, const char *path,
                          char *buf, size_t len)
 {
-	const struct tp_config_origin *o = NULL;
+	const struct tp_config_origin *o = origin_of(origin, path);
 
-	for (size_t i = 0; origin && tp_settings[i].path; i++)
-		if (strcmp(tp_settings[i].path, path) == 0)
-			o = &origin[i];
 	if (o && o->file[0] && o->line)
 		snprintf(buf, len, "%s:%u: %s", o->file, o->line, path);
 	else if (o && o->file[0])
@@ -104,13 +110,35 @@ static int check_listen(const struct tp_config *cfg, const struct tp_config_orig
 /*
  * The rules across settings, on the result of the files, the drop-ins and
  * the flags (a file alone may be completed by what follows it): no single
- * line is to blame.
+ * line is to blame, so the refusal says where each of the rule's settings
+ * was set ("shutdown.drain_s at FILE:LINE; shutdown.timeout_s by default").
+ * Without origins, named after the main file.
  */
-static int check_result(const struct tp_config *cfg, char *err, size_t errlen)
+static int check_result(const struct tp_config *cfg, const struct tp_config_origin *origin, char *err,
+                        size_t errlen)
 {
+	const char *paths[TP_RULE_PATHS_MAX + 1];
 	char msg[TP_MSG_MAX];
+	int r = tp_config_validate(cfg, paths, msg, sizeof(msg));
+	size_t at;
 
-	return name_file(cfg, tp_config_validate(cfg, msg, sizeof(msg)), msg, err, errlen);
+	if (r == 0 || !origin || !paths[0])
+		return name_file(cfg, r, msg, err, errlen);
+	at = (size_t)snprintf(err, errlen, "%s (", msg);
+	for (size_t i = 0; paths[i] && at < errlen; i++) {
+		const struct tp_config_origin *o = origin_of(origin, paths[i]);
+		const char *sep = i ? "; " : "";
+		if (o && o->file[0] && o->line)
+			at += (size_t)snprintf(err + at, errlen - at, "%s%s at %s:%u", sep, paths[i], o->file,
+			                       o->line);
+		else if (o && o->file[0])
+			at += (size_t)snprintf(err + at, errlen - at, "%s%s from %s", sep, paths[i], o->file);
+		else
+			at += (size_t)snprintf(err + at, errlen - at, "%s%s by default", sep, paths[i]);
+	}
+	if (at < errlen)
+		snprintf(err + at, errlen - at, ")");
+	return r;
 }
 
 /*
@@ -144,7 +172,7 @@ static int load_config(const struct args *a, struct tp_config *ret, struct tp_co
 		return r;
 	if (!cfg.config_explicit && access(path, F_OK) == 0)
 		snprintf(cfg.config_path, sizeof(cfg.config_path), "%s", path);
-	r = check_result(&cfg, err, errlen);
+	r = check_result(&cfg, origin, err, errlen);
 	if (r == 0 && cfg.check_config)
 		r = check_listen(&cfg, origin, err, errlen);
 	if (r < 0)
@@ -199,7 +227,11 @@ static void check_unprivileged(const struct args *a, const struct tp_config *cfg
 
 static int reload_config(struct tp_config *ret, char *err, size_t errlen, void *ctx)
 {
-	int r = load_config(ctx, ret, NULL, err, errlen);
+	/* Origins only to name a refusal; without memory for them it is named after the file. */
+	struct tp_config_origin *origin = calloc(TP_SETTINGS_MAX, sizeof(*origin));
+	int r = load_config(ctx, ret, origin, err, errlen);
+
+	free(origin);
 	return r > 0 ? -EINVAL : r;
 }
 

@@ -61,6 +61,9 @@ class DropIns(unittest.TestCase):
         p = self.check()
         self.assertEqual(p.returncode, 78, p.stdout + p.stderr)
         self.assertIn("must stay under shutdown.stop_timeout_s (30)", p.stderr)
+        # No line alone is to blame: the refusal says where each value came from.
+        self.assertIn("(shutdown.drain_s at %s:2; shutdown.timeout_s by default; "
+                      "shutdown.stop_timeout_s by default)" % self.conf, p.stderr)
         p = self.check("--stop-timeout-s", "60")
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         self.assertIn("  stop_timeout_s = 60; # from the command line\n", p.stdout)
@@ -72,6 +75,8 @@ class DropIns(unittest.TestCase):
         p = self.check("--shutdown-timeout-s", "40")
         self.assertEqual(p.returncode, 78, p.stdout + p.stderr)
         self.assertIn("shutdown.timeout_s (40) must stay under shutdown.stop_timeout_s (60)", p.stderr)
+        self.assertIn("(shutdown.drain_s at %s:2; shutdown.timeout_s from the command line; "
+                      "shutdown.stop_timeout_s at %s:2)" % (self.conf, b), p.stderr)
 
     def test_missing_directory_is_fine(self):
         os.rmdir(self.conf + ".d")
@@ -94,6 +99,16 @@ class DropIns(unittest.TestCase):
             self.assertEqual(r.line(), "OK 300")
             self.assertEqual(request(s, r, "ECHO alive"), "OK alive")
             self.assertIsNone(srv.proc.poll())
+
+    def test_a_reload_refused_by_a_rule_says_where_each_value_came_from(self):
+        with Server("--config", self.conf) as srv:
+            drain = self.write("tp.conf.d/30-drain.conf", "shutdown = {\n  drain_s = 25;\n};\n")
+            srv.signal(signal.SIGHUP)
+            log = srv.wait_log(r"reload failed.*")
+            self.assertIn("(shutdown.drain_s at %s:2; shutdown.timeout_s by default; "
+                          "shutdown.stop_timeout_s by default)" % drain, log)
+            s = srv.connect()
+            self.assertEqual(request(s, LineReader(s), "ECHO alive"), "OK alive")
 
 
 if __name__ == "__main__":

@@ -168,6 +168,7 @@ static void expect_args_error(const char *want, const char *a1, const char *a2)
 static void test_defaults(void **state)
 {
 	struct tp_config cfg;
+	const char *paths[TP_RULE_PATHS_MAX + 1];
 	char err[256] = "";
 	(void)state;
 
@@ -190,7 +191,7 @@ static void test_defaults(void **state)
 	assert_string_equal(cfg.config_path, "");
 	assert_false(cfg.config_explicit);
 	assert_false(cfg.check_config);
-	assert_int_equal(tp_config_validate(&cfg, err, sizeof(err)), 0);
+	assert_int_equal(tp_config_validate(&cfg, paths, err, sizeof(err)), 0);
 	assert_int_equal(tp_config_stall_ms(&cfg), 10000 + TP_STALL_MARGIN_MS);
 }
 
@@ -587,6 +588,30 @@ static void test_print_round_trip(void **state)
 	}
 }
 
+/* A refusal of tp_config_validate() names the settings its rule is about, for the caller to place. */
+static void test_validate_names_the_rules_settings(void **state)
+{
+	struct tp_config cfg;
+	const char *paths[TP_RULE_PATHS_MAX + 1];
+	char err[256] = "";
+	(void)state;
+
+	tp_config_defaults(&cfg);
+	cfg.drain_s = 25;
+	assert_int_equal(tp_config_validate(&cfg, paths, err, sizeof(err)), -EINVAL);
+	assert_string_equal(paths[0], "shutdown.drain_s");
+	assert_string_equal(paths[1], "shutdown.timeout_s");
+	assert_string_equal(paths[2], "shutdown.stop_timeout_s");
+	assert_null(paths[3]);
+
+	tp_config_defaults(&cfg);
+	cfg.workers = 0;
+	assert_int_equal(tp_config_validate(&cfg, paths, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "pool.workers: 0 is out of range (1 to 1024)");
+	assert_string_equal(paths[0], "pool.workers");
+	assert_null(paths[1]);
+}
+
 /* metrics.*: a boolean in the file; --metrics / --no-metrics; --metrics-host or -port turn it on. */
 static void test_metrics_settings(void **state)
 {
@@ -860,6 +885,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_validate_names_the_rules_settings),
 		cmocka_unit_test(test_full_file),
 		cmocka_unit_test(test_partial_file),
 		cmocka_unit_test(test_shipped_file),
