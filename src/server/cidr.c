@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -82,6 +83,37 @@ static bool prefix_equal(const uint8_t *a, const uint8_t *b, unsigned bits)
 		return true;
 	uint8_t mask = (uint8_t)(0xff << (8 - rest));
 	return (a[whole] & mask) == (b[whole] & mask);
+}
+
+/* Clear the address bits of addr (len bytes) past the first bits. */
+static void clear_past(uint8_t *addr, size_t len, unsigned bits)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned keep = bits > 8 * i ? bits - 8 * (unsigned)i : 0;
+		if (keep < 8)
+			addr[i] &= (uint8_t)(0xff00u >> keep);
+	}
+}
+
+bool tp_cidr_host_bits(const struct tp_cidr *c)
+{
+	uint8_t net[16];
+
+	memcpy(net, c->addr, sizeof(net));
+	clear_past(net, c->v6 ? 16 : 4, c->bits);
+	return memcmp(net, c->addr, c->v6 ? 16 : 4) != 0;
+}
+
+void tp_cidr_format(const struct tp_cidr *c, bool network, char *buf, size_t len)
+{
+	uint8_t addr[16];
+	char text[INET6_ADDRSTRLEN] = "";
+
+	memcpy(addr, c->addr, sizeof(addr));
+	if (network)
+		clear_past(addr, c->v6 ? 16 : 4, c->bits);
+	(void)inet_ntop(c->v6 ? AF_INET6 : AF_INET, addr, text, sizeof(text));
+	snprintf(buf, len, "%s/%u", text, c->bits);
 }
 
 bool tp_cidr_match(const struct tp_cidr_list *l, const struct sockaddr_storage *ss)

@@ -41,6 +41,12 @@ struct tp_cidr_list {
  */
 int tp_cidr_parse_list(const char *text, struct tp_cidr_list *ret);
 
+/* Has c address bits set past its prefix length (10.0.0.1/8)?  It matches its whole network all the same. */
+bool tp_cidr_host_bits(const struct tp_cidr *c);
+
+/* c as text, "10.0.0.1/8", or with network, its address bits past the prefix cleared ("10.0.0.0/8"). */
+void tp_cidr_format(const struct tp_cidr *c, bool network, char *buf, size_t len);
+
 /* Does the AF_INET or AF_INET6 address ss fall in one of l's prefixes?  False for other families. */
 bool tp_cidr_match(const struct tp_cidr_list *l, const struct sockaddr_storage *ss);
 

@@ -189,7 +189,9 @@ int tp_config_validate(const struct tp_config *cfg, const char **ret_paths, char
  * - without a drain, a shutdown.timeout_s not under
  *   shutdown.stop_timeout_s: the daemon cuts the requests it still runs
  *   short a second before stop_timeout_s, to be gone half a second before
- *   it (with a drain this is refused by tp_config_validate).
+ *   it (with a drain this is refused by tp_config_validate);
+ * - a prefix of listen.allow or listen.proxy_trusted with address bits set
+ *   past its length (10.0.0.1/8): it matches its whole network.
  */
 typedef bool (*tp_config_warning_fn)(const struct tp_config *cfg, char *msg, size_t len);
 extern const tp_config_warning_fn tp_config_warnings[];

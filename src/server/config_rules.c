@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cidr.h"
+
 static bool stall_warning(const struct tp_config *cfg, char *msg, size_t len)
 {
 	if (cfg->stall_timeout_ms == 0 || cfg->stall_timeout_ms > cfg->max_sleep_ms)
@@ -38,7 +40,34 @@ static bool stop_warning(const struct tp_config *cfg, char *msg, size_t len)
 	return true;
 }
 
-const tp_config_warning_fn tp_config_warnings[] = {stall_warning, stop_warning, NULL};
+/* A prefix with address bits past its length set matches its whole network: say which network. */
+static bool prefix_warning(const struct tp_config *cfg, char *msg, size_t len)
+{
+	const struct {
+		const char *path, *text;
+	} lists[] = {{"listen.allow", cfg->allow}, {"listen.proxy_trusted", cfg->proxy_trusted}};
+	struct tp_cidr_list l;
+
+	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+		if (tp_cidr_parse_list(lists[i].text, &l) < 0)
+			continue; /* refused where it was set */
+		for (size_t k = 0; k < l.n; k++) {
+			char given[TP_CIDR_PREFIX_TEXT_MAX + 1], net[TP_CIDR_PREFIX_TEXT_MAX + 1];
+			if (!tp_cidr_host_bits(&l.v[k]))
+				continue;
+			tp_cidr_format(&l.v[k], false, given, sizeof(given));
+			tp_cidr_format(&l.v[k], true, net, sizeof(net));
+			snprintf(msg, len,
+			         "%s: %s has address bits set past its prefix length: it stands for %s, "
+			         "every address of that network",
+			         lists[i].path, given, net);
+			return true;
+		}
+	}
+	return false;
+}
+
+const tp_config_warning_fn tp_config_warnings[] = {stall_warning, stop_warning, prefix_warning, NULL};
 
 /* -EINVAL, with the settings a refused rule is about in ret_paths. */
 static int refuse(const char **ret_paths, const char *a, const char *b, const char *c)

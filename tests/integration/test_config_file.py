@@ -120,6 +120,24 @@ class ConfigFile(unittest.TestCase):
             srv.wait_log(r"stall_timeout_ms \(700\) is not above")
             self.assertEqual(len(re.findall(r"is not above limits\.max_sleep_ms", srv.log())), 2)
 
+    def test_a_prefix_with_host_bits_is_warned_about(self):
+        # It matches its whole network, which may not be what was meant: -t, a start and a reload say so.
+        conf = self.write("allow.conf", 'listen = { allow = "127.0.0.0/8, 10.1.2.3/16"; };\n')
+        p, _ = self.check(conf)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("warning: listen.allow: 10.1.2.3/16 has address bits set past its prefix length: "
+                      "it stands for 10.1.0.0/16, every address of that network", p.stderr)
+        p, _ = self.check(self.write("allow.conf", 'listen = { allow = "127.0.0.0/8, 10.1.0.0/16"; };\n'))
+        self.assertEqual((p.returncode, p.stderr), (0, ""))
+        conf = self.write("allow.conf", 'listen = { proxy_trusted = "127.0.0.1/8"; };\n')
+        with Server("--config", conf) as srv:
+            srv.wait_log(r"warning: listen\.proxy_trusted: 127\.0\.0\.1/8 has address bits set .* 127\.0\.0\.0/8")
+            s = srv.connect()  # a warning only: serving as usual
+            self.assertEqual(request(s, LineReader(s), "ECHO x"), "OK x")
+            self.write("allow.conf", 'listen = { allow = "127.0.0.1/24"; };\n')
+            srv.signal(signal.SIGHUP)
+            srv.wait_log(r"warning: listen\.allow: 127\.0\.0\.1/24 .* 127\.0\.0\.0/24")
+
     def test_a_shutdown_timeout_not_under_the_stop_timeout_is_warned_about(self):
         # -t says what a start says, and the stop's log line gives the deadline it keeps.
         conf = self.write("stop.conf", "shutdown = { timeout_s = 20; stop_timeout_s = 3; };\n")

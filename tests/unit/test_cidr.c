@@ -90,11 +90,44 @@ static void test_match(void **state)
 	assert_false(matches("", "127.0.0.1"));
 }
 
+/* Address bits past the prefix length: found at any length, and cleared in the network's form. */
+static void test_host_bits(void **state)
+{
+	static const struct {
+		const char *text, *given, *network;
+		bool host_bits;
+	} cases[] = {
+	        {"10.0.0.1/8", "10.0.0.1/8", "10.0.0.0/8", true},
+	        {"10.0.0.0/8", "10.0.0.0/8", "10.0.0.0/8", false},
+	        {"192.168.1.130/25", "192.168.1.130/25", "192.168.1.128/25", true},
+	        {"192.168.1.128/25", "192.168.1.128/25", "192.168.1.128/25", false},
+	        {"10.1.2.3", "10.1.2.3/32", "10.1.2.3/32", false},
+	        {"1.2.3.4/0", "1.2.3.4/0", "0.0.0.0/0", true},
+	        {"2001:db8::1/32", "2001:db8::1/32", "2001:db8::/32", true},
+	        {"2001:db8:8000::/33", "2001:db8:8000::/33", "2001:db8:8000::/33", false},
+	        {"2001:db8:c000::/33", "2001:db8:c000::/33", "2001:db8:8000::/33", true},
+	        {"::1", "::1/128", "::1/128", false},
+	};
+	(void)state;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct tp_cidr_list l;
+		char buf[TP_CIDR_PREFIX_TEXT_MAX + 1];
+		assert_int_equal(tp_cidr_parse_list(cases[i].text, &l), 0);
+		assert_int_equal(tp_cidr_host_bits(&l.v[0]), cases[i].host_bits);
+		tp_cidr_format(&l.v[0], false, buf, sizeof(buf));
+		assert_string_equal(buf, cases[i].given);
+		tp_cidr_format(&l.v[0], true, buf, sizeof(buf));
+		assert_string_equal(buf, cases[i].network);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_parse),
 	        cmocka_unit_test(test_match),
+	        cmocka_unit_test(test_host_bits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
