@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define SEPARATORS ", \t" /* between the prefixes of a list */
+
 static int parse_one(const char *s, size_t n, struct tp_cidr *ret)
 {
 	char text[TP_CIDR_PREFIX_TEXT_MAX + 1];
@@ -52,12 +54,11 @@ static int parse_one(const char *s, size_t n, struct tp_cidr *ret)
 
 int tp_cidr_parse_list(const char *text, struct tp_cidr_list *ret)
 {
-	const char *sep = ", \t";
 	int r = 0;
 
 	ret->n = 0;
-	for (const char *p = text + strspn(text, sep); *p; p += strspn(p, sep)) {
-		size_t n = strcspn(p, sep);
+	for (const char *p = text + strspn(text, SEPARATORS); *p; p += strspn(p, SEPARATORS)) {
+		size_t n = strcspn(p, SEPARATORS);
 		if (ret->n == TP_CIDR_MAX) {
 			r = -E2BIG;
 			break;
@@ -95,25 +96,47 @@ static void clear_past(uint8_t *addr, size_t len, unsigned bits)
 	}
 }
 
-bool tp_cidr_host_bits(const struct tp_cidr *c)
-{
-	uint8_t net[16];
-
-	memcpy(net, c->addr, sizeof(net));
-	clear_past(net, c->v6 ? 16 : 4, c->bits);
-	return memcmp(net, c->addr, c->v6 ? 16 : 4) != 0;
-}
-
-void tp_cidr_format(const struct tp_cidr *c, bool network, char *buf, size_t len)
+/* c's network as text: its address bits past the prefix cleared ("10.0.0.0/8"). */
+static void format_network(const struct tp_cidr *c, char *buf, size_t len)
 {
 	uint8_t addr[16];
 	char text[INET6_ADDRSTRLEN] = "";
 
 	memcpy(addr, c->addr, sizeof(addr));
-	if (network)
-		clear_past(addr, c->v6 ? 16 : 4, c->bits);
+	clear_past(addr, c->v6 ? 16 : 4, c->bits);
 	(void)inet_ntop(c->v6 ? AF_INET6 : AF_INET, addr, text, sizeof(text));
 	snprintf(buf, len, "%s/%u", text, c->bits);
+}
+
+size_t tp_cidr_host_bits(const char *text, char *buf, size_t len)
+{
+	struct tp_cidr_list l;
+	size_t found = 0, at = 0;
+
+	if (len)
+		buf[0] = '\0';
+	if (tp_cidr_parse_list(text, &l) < 0)
+		return 0;
+	for (const char *p = text + strspn(text, SEPARATORS); *p; p += strspn(p, SEPARATORS)) {
+		size_t n = strcspn(p, SEPARATORS);
+		struct tp_cidr c, net;
+		char net_text[TP_CIDR_PREFIX_TEXT_MAX + 1];
+		(void)parse_one(p, n, &c); /* parsed above */
+		net = c;
+		clear_past(net.addr, c.v6 ? 16 : 4, c.bits);
+		if (memcmp(net.addr, c.addr, sizeof(c.addr)) != 0) {
+			format_network(&c, net_text, sizeof(net_text));
+			if (at < len)
+				at += (size_t)snprintf(buf + at, len - at, "%s%.*s is %s%s",
+				                       found ? ", " : "", (int)n, p, net_text,
+				                       c.bits ? ""
+				                       : c.v6 ? " (every address)"
+				                              : " (every IPv4 address)");
+			found++;
+		}
+		p += n;
+	}
+	return found;
 }
 
 bool tp_cidr_match(const struct tp_cidr_list *l, const struct sockaddr_storage *ss)

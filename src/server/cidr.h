@@ -41,11 +41,16 @@ struct tp_cidr_list {
  */
 int tp_cidr_parse_list(const char *text, struct tp_cidr_list *ret);
 
-/* Has c address bits set past its prefix length (10.0.0.1/8)?  It matches its whole network all the same. */
-bool tp_cidr_host_bits(const struct tp_cidr *c);
+/* Room for what tp_cidr_host_bits() writes of a list of TP_CIDR_MAX prefixes. */
+#define TP_CIDR_HOST_BITS_TEXT_MAX (TP_CIDR_MAX * (2 * TP_CIDR_PREFIX_TEXT_MAX + 32))
 
-/* c as text, "10.0.0.1/8", or with network, its address bits past the prefix cleared ("10.0.0.0/8"). */
-void tp_cidr_format(const struct tp_cidr *c, bool network, char *buf, size_t len);
+/*
+ * The prefixes of list text with address bits set past their length, which
+ * match their whole network all the same, each as written and as that
+ * network, into buf: "10.0.0.1/8 is 10.0.0.0/8, 10.1.2.3/0 is 0.0.0.0/0
+ * (every address)".  Returns how many; 0 for a list that does not parse.
+ */
+size_t tp_cidr_host_bits(const char *text, char *buf, size_t len);
 
 /* Does the AF_INET or AF_INET6 address ss fall in one of l's prefixes?  False for other families. */
 bool tp_cidr_match(const struct tp_cidr_list *l, const struct sockaddr_storage *ss);

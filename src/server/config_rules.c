@@ -40,31 +40,28 @@ static bool stop_warning(const struct tp_config *cfg, char *msg, size_t len)
 	return true;
 }
 
-/* A prefix with address bits past its length set matches its whole network: say which network. */
+/* Prefixes with address bits past their length match their whole network: say which, every one. */
 static bool prefix_warning(const struct tp_config *cfg, char *msg, size_t len)
 {
 	const struct {
 		const char *path, *text;
 	} lists[] = {{"listen.allow", cfg->allow}, {"listen.proxy_trusted", cfg->proxy_trusted}};
-	struct tp_cidr_list l;
+	size_t at = 0;
 
 	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
-		if (tp_cidr_parse_list(lists[i].text, &l) < 0)
-			continue; /* refused where it was set */
-		for (size_t k = 0; k < l.n; k++) {
-			char given[TP_CIDR_PREFIX_TEXT_MAX + 1], net[TP_CIDR_PREFIX_TEXT_MAX + 1];
-			if (!tp_cidr_host_bits(&l.v[k]))
-				continue;
-			tp_cidr_format(&l.v[k], false, given, sizeof(given));
-			tp_cidr_format(&l.v[k], true, net, sizeof(net));
-			snprintf(msg, len,
-			         "%s: %s has address bits set past its prefix length: it stands for %s, "
-			         "every address of that network",
-			         lists[i].path, given, net);
-			return true;
-		}
+		char found[TP_CIDR_HOST_BITS_TEXT_MAX];
+		if (tp_cidr_host_bits(lists[i].text, found, sizeof(found)) == 0)
+			continue;
+		if (at < len)
+			at += (size_t)snprintf(msg + at, len - at, "%s%s: %s", at ? "; " : "", lists[i].path,
+			                       found);
 	}
-	return false;
+	if (at == 0)
+		return false;
+	if (at < len)
+		snprintf(msg + at, len - at,
+		         " (address bits set past a prefix's length: it matches its whole network)");
+	return true;
 }
 
 const tp_config_warning_fn tp_config_warnings[] = {stall_warning, stop_warning, prefix_warning, NULL};

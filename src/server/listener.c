@@ -51,12 +51,33 @@ void tp_listener_describe(int fd, char *buf, size_t len)
 	tp_log_host_port(buf, len, host, port);
 }
 
+/* Whether addr is one this host can listen on: a bind to any port there, at once closed. */
+static bool local_address(const struct addrinfo *ai)
+{
+	struct sockaddr_storage ss;
+	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), r;
+
+	if (fd < 0 || ai->ai_addrlen > sizeof(ss)) {
+		if (fd >= 0)
+			close(fd);
+		return true; /* nothing to learn here: the start says what it finds */
+	}
+	memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+	if (ss.ss_family == AF_INET)
+		((struct sockaddr_in *)&ss)->sin_port = 0;
+	else if (ss.ss_family == AF_INET6)
+		((struct sockaddr_in6 *)&ss)->sin6_port = 0;
+	r = bind(fd, (struct sockaddr *)&ss, ai->ai_addrlen) < 0 ? errno : 0;
+	close(fd);
+	return r != EADDRNOTAVAIL;
+}
+
 int tp_listener_check(const char *what, const char *host, int port, bool resolve, char *err, size_t errlen)
 {
 	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
 	struct addrinfo *res = NULL;
 	char portstr[8];
-	bool numeric = strchr(host, ':') || host[strspn(host, "0123456789.")] == '\0';
+	bool numeric = strchr(host, ':') || host[strspn(host, "0123456789.")] == '\0', local = false;
 	int r;
 
 	if (!numeric && !resolve)
@@ -70,7 +91,13 @@ int tp_listener_check(const char *what, const char *host, int port, bool resolve
 		         numeric ? "not a valid IPv4 or IPv6 address" : gai_strerror(r));
 		return -EINVAL;
 	}
+	for (const struct addrinfo *ai = res; ai && !local; ai = ai->ai_next)
+		local = !resolve || local_address(ai);
 	freeaddrinfo(res);
+	if (!local) {
+		snprintf(err, errlen, "%s address %s is not one of this host's addresses", what, host);
+		return -EINVAL;
+	}
 	return 0;
 }
 
@@ -118,8 +145,8 @@ int tp_listener_bind(const char *what, const char *host, int port, int backlog, 
 		break;
 	}
 	freeaddrinfo(res);
-	if (fd < 0)
-		return -(saved ? saved : EADDRNOTAVAIL);
+	if (fd < 0) /* an address not of this host is the configuration's fault */
+		return saved == EADDRNOTAVAIL || !saved ? -EINVAL : -saved;
 	ret->src.kind = TP_SOURCE_LISTEN;
 	ret->fd = fd;
 	tp_listener_describe(fd, ret->name, sizeof(ret->name));

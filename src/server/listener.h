@@ -90,11 +90,12 @@ int tp_listener_bind(const char *what, const char *host, int port, int backlog, 
 int tp_listener_adopt(int fd, struct tp_listener *ret, char *err, size_t errlen);
 
 /*
- * What --check-config can say of host without binding: when it looks like
- * a numeric address (only digits and dots, or a ':'), it must be one
+ * What can be said of host before binding its port: when it looks like a
+ * numeric address (only digits and dots, or a ':'), it must be one
  * (checked without DNS); other names are resolved only when resolve is
- * true, as tp_listener_bind() would.  Returns 0, or -EINVAL with the
- * message a start would give in err.
+ * true, as tp_listener_bind() would, and then the address must be one of
+ * this host's (a bind to port 0 there).  Returns 0, or -EINVAL with the
+ * message in err.
  */
 int tp_listener_check(const char *what, const char *host, int port, bool resolve, char *err, size_t errlen);
 

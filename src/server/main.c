@@ -70,24 +70,27 @@ static void name_setting(const struct tp_config *cfg, const struct tp_config_ori
 }
 
 /*
- * --check-config refuses what a start would refuse short of binding: an
- * address that cannot be one, of the listening socket and of the metrics
- * and agent ones when enabled, named after the line that set it.  A name
- * is resolved only where a start would resolve it: not under socket
- * activation, which ignores these settings (LISTEN_FDS, or any command
- * systemd runs: the packaged unit is socket-activated); the metrics and
- * agent addresses are then not looked at at all, as a start binds neither.
+ * The addresses a start binds, checked before anything is bound so that a
+ * refusal names the line that set the address (exit 78, as any other
+ * error of the configuration): one that cannot be an address, a name that
+ * does not resolve, an address not of this host.  A start binds the
+ * listening socket, and the metrics and agent ones when enabled, unless
+ * systemd passed sockets (LISTEN_FDS), and then none of them.
+ * --check-config (start false) says the same, except where systemd runs it
+ * (INVOCATION_ID: the packaged unit is socket-activated): there only a
+ * listen.host that looks numeric is checked, without DNS.
  */
-static int check_listen(const struct tp_config *cfg, const struct tp_config_origin *origin, char *err,
-                        size_t errlen)
+static int check_listen(const struct tp_config *cfg, const struct tp_config_origin *origin, bool start,
+                        char *err, size_t errlen)
 {
-	bool resolve = !getenv("LISTEN_FDS") && !getenv("INVOCATION_ID");
+	bool activated = getenv("LISTEN_FDS") != NULL;
+	bool resolve = !activated && (start || !getenv("INVOCATION_ID"));
 	const struct {
 		const char *what, *path, *host;
 		int port;
 		bool used;
 	} addrs[] = {
-	        {"listen", "listen.host", cfg->host, cfg->port, true},
+	        {"listen", "listen.host", cfg->host, cfg->port, !start || !activated},
 	        {"metrics", "metrics.host", cfg->metrics_host, cfg->metrics_port,
 	         cfg->metrics_enabled && resolve},
 	        {"agent", "agent.host", cfg->agent_host, cfg->agent_port, cfg->agent_enabled && resolve},
@@ -136,8 +139,10 @@ static int check_result(const struct tp_config *cfg, const struct tp_config_orig
 		else
 			at += (size_t)snprintf(err + at, errlen - at, "%s%s by default", sep, paths[i]);
 	}
-	if (at < errlen)
+	if (at + 1 < errlen)
 		snprintf(err + at, errlen - at, ")");
+	else if (errlen > 4) /* cut short (paths of thousands of bytes): say so */
+		memcpy(err + errlen - 5, "...)", 5);
 	return r;
 }
 
@@ -174,7 +179,7 @@ static int load_config(const struct args *a, struct tp_config *ret, struct tp_co
 		snprintf(cfg.config_path, sizeof(cfg.config_path), "%s", path);
 	r = check_result(&cfg, origin, err, errlen);
 	if (r == 0 && cfg.check_config)
-		r = check_listen(&cfg, origin, err, errlen);
+		r = check_listen(&cfg, origin, false, err, errlen);
 	if (r < 0)
 		return r;
 	*ret = cfg;
@@ -328,7 +333,9 @@ int main(int argc, char **argv)
 
 	tp_log(TP_LOG_INFO, "start", "tpserver %s starting (configuration: %s)", TP_VERSION,
 	       cfg.config_path[0] ? cfg.config_path : "built-in defaults");
-	r = tp_server_new(&cfg, reload_config, &a, &srv, err, sizeof(err));
+	r = check_listen(&cfg, origin, true, err, sizeof(err));
+	if (r == 0)
+		r = tp_server_new(&cfg, reload_config, &a, &srv, err, sizeof(err));
 	if (r < 0) {
 		tp_log(TP_LOG_ERROR, "start", "%s", err);
 		/* What `systemctl status` shows of a failed start, beside the exit code. */

@@ -121,22 +121,28 @@ class ConfigFile(unittest.TestCase):
             self.assertEqual(len(re.findall(r"is not above limits\.max_sleep_ms", srv.log())), 2)
 
     def test_a_prefix_with_host_bits_is_warned_about(self):
-        # It matches its whole network, which may not be what was meant: -t, a start and a reload say so.
-        conf = self.write("allow.conf", 'listen = { allow = "127.0.0.0/8, 10.1.2.3/16"; };\n')
+        # It matches its whole network, which may not be what was meant: -t, a start and a reload say
+        # so of every such prefix, as written.
+        conf = self.write("allow.conf", 'listen = {\n  allow = ["127.0.0.0/8", "10.1.2.3/16", "192.168.1.7/24"];\n'
+                                        '  proxy_trusted = ["2001:DB8:0:0::1/32", "10.1.2.3/0"];\n};\n')
         p, _ = self.check(conf)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
-        self.assertIn("warning: listen.allow: 10.1.2.3/16 has address bits set past its prefix length: "
-                      "it stands for 10.1.0.0/16, every address of that network", p.stderr)
+        self.assertIn("warning: listen.allow: 10.1.2.3/16 is 10.1.0.0/16, 192.168.1.7/24 is 192.168.1.0/24; "
+                      "listen.proxy_trusted: 2001:DB8:0:0::1/32 is 2001:db8::/32, 10.1.2.3/0 is 0.0.0.0/0 "
+                      "(every IPv4 address) (address bits set past a prefix's length: it matches its whole "
+                      "network)", p.stderr)
         p, _ = self.check(self.write("allow.conf", 'listen = { allow = "127.0.0.0/8, 10.1.0.0/16"; };\n'))
         self.assertEqual((p.returncode, p.stderr), (0, ""))
         conf = self.write("allow.conf", 'listen = { proxy_trusted = "127.0.0.1/8"; };\n')
-        with Server("--config", conf) as srv:
-            srv.wait_log(r"warning: listen\.proxy_trusted: 127\.0\.0\.1/8 has address bits set .* 127\.0\.0\.0/8")
+        with Server("--config", conf, "--allow", "127.0.0.9/8") as srv:
+            srv.wait_log(r"warning: listen\.allow: 127\.0\.0\.9/8 is 127\.0\.0\.0/8; "
+                         r"listen\.proxy_trusted: 127\.0\.0\.1/8 is 127\.0\.0\.0/8 \(address bits")
             s = srv.connect()  # a warning only: serving as usual
             self.assertEqual(request(s, LineReader(s), "ECHO x"), "OK x")
-            self.write("allow.conf", 'listen = { allow = "127.0.0.1/24"; };\n')
+            self.write("allow.conf", 'listen = { proxy_trusted = "127.0.0.1/24"; };\n')
             srv.signal(signal.SIGHUP)
-            srv.wait_log(r"warning: listen\.allow: 127\.0\.0\.1/24 .* 127\.0\.0\.0/24")
+            srv.wait_log(r"warning: listen\.allow: 127\.0\.0\.9/8 is 127\.0\.0\.0/8; "
+                         r"listen\.proxy_trusted: 127\.0\.0\.1/24 is 127\.0\.0\.0/24")
 
     def test_a_shutdown_timeout_not_under_the_stop_timeout_is_warned_about(self):
         # -t says what a start says, and the stop's log line gives the deadline it keeps.
@@ -211,6 +217,30 @@ class ConfigFile(unittest.TestCase):
         self.assertEqual(p.stderr.strip(), "tpserver: %s:2: listen.host: cannot resolve listen address "
                          "10.0.0.300: not a valid IPv4 or IPv6 address" % dropin)
 
+    def test_a_start_refuses_an_address_as_check_config_does(self):
+        # Named by its line, with the same reason, exit 78; and an address not of this host is refused by
+        # both before anything is bound (192.0.2.0/24 is for documentation, no host has it).
+        for text, line, why in (
+                ('\nlisten = {\n  host = "999.1.1.1";\n};\n', 3,
+                 "listen.host: cannot resolve listen address 999.1.1.1: not a valid IPv4 or IPv6 address"),
+                ('listen = { host = "192.0.2.1"; };\n', 1,
+                 "listen.host: listen address 192.0.2.1 is not one of this host's addresses"),
+                ('metrics = {\n  enabled = true;\n  host = "192.0.2.7";\n};\n', 3,
+                 "metrics.host: metrics address 192.0.2.7 is not one of this host's addresses")):
+            conf = self.write("addr.conf", text)
+            want = "%s:%d: %s" % (conf, line, why)
+            p, _ = self.check(conf)
+            self.assertEqual((p.returncode, p.stderr.strip()), (78, "tpserver: " + want))
+            p = subprocess.run([TPSERVER, "--config", conf, "--port", "0", "--metrics-port", "0"],
+                               capture_output=True, text=True, timeout=10)
+            self.assertEqual(p.returncode, 78, p.stderr)
+            self.assertIn("error: " + want, p.stderr)
+        p = subprocess.run([TPSERVER, "--config", "/dev/null", "--host", "192.0.2.1"], capture_output=True,
+                           text=True, timeout=10)
+        self.assertEqual(p.returncode, 78, p.stderr)
+        self.assertIn("error: the command line: listen.host: listen address 192.0.2.1 is not one of this "
+                      "host's addresses", p.stderr)
+
     def test_a_long_path_is_named_whole_in_the_origins(self):
         deep = os.path.join(self.dir.name, *["o" * 250] * 4)  # some 1 000 bytes
         os.makedirs(deep)
@@ -220,6 +250,22 @@ class ConfigFile(unittest.TestCase):
         p, _ = self.check(conf)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         self.assertRegex(p.stdout, r"(?m)^\s*workers = 3;.*from %s:1$" % re.escape(conf))
+
+    def test_a_refusal_too_long_to_print_whole_says_it_is_cut(self):
+        # Three origins of some 3 400 bytes each do not fit a message: it ends in "...)", not mid-name.
+        deep = os.path.join(self.dir.name, *["o" * 250] * 13)
+        os.makedirs(os.path.join(deep, "m.conf.d"))
+        conf = os.path.join(deep, "m.conf")
+        for path, text in ((conf, "shutdown = { timeout_s = 10; };\n"),
+                           (os.path.join(deep, "m.conf.d", "1" + "a" * 200 + ".conf"), "shutdown = { drain_s = 25; };\n"),
+                           (os.path.join(deep, "m.conf.d", "2" + "b" * 200 + ".conf"),
+                            "shutdown = { stop_timeout_s = 30; };\n")):
+            with open(path, "w") as f:
+                f.write(text)
+        p, _ = self.check(conf)
+        self.assertEqual(p.returncode, 78, p.stdout + p.stderr)
+        self.assertIn("must stay under shutdown.stop_timeout_s (30)", p.stderr)
+        self.assertTrue(p.stderr.endswith("...)\n"), p.stderr[-200:])
 
     def test_a_group_written_twice_is_named_with_its_first_line(self):
         # libconfig says "duplicate setting name"; the message names the
