@@ -96,7 +96,7 @@ int tp_listener_check(const char *what, const char *host, int port, bool resolve
 	freeaddrinfo(res);
 	if (!local) {
 		snprintf(err, errlen, "%s address %s is not one of this host's addresses", what, host);
-		return -EINVAL;
+		return -EADDRNOTAVAIL;
 	}
 	return 0;
 }
@@ -145,8 +145,8 @@ int tp_listener_bind(const char *what, const char *host, int port, int backlog, 
 		break;
 	}
 	freeaddrinfo(res);
-	if (fd < 0) /* an address not of this host is the configuration's fault */
-		return saved == EADDRNOTAVAIL || !saved ? -EINVAL : -saved;
+	if (fd < 0)
+		return -(saved ? saved : EADDRNOTAVAIL);
 	ret->src.kind = TP_SOURCE_LISTEN;
 	ret->fd = fd;
 	tp_listener_describe(fd, ret->name, sizeof(ret->name));

@@ -72,14 +72,16 @@ static void name_setting(const struct tp_config *cfg, const struct tp_config_ori
 
 /*
  * The addresses a start binds, checked before anything is bound so that a
- * refusal names the line that set the address (exit 78, as any other
- * error of the configuration): one that cannot be an address, a name that
- * does not resolve, an address not of this host.  A start binds the
- * listening socket, and the metrics and agent ones when enabled, unless
- * systemd passed sockets (LISTEN_FDS), and then none of them.
+ * refusal names the line that set the address: one that cannot be an
+ * address or a name that does not resolve (-EINVAL, exit 78), and an
+ * address not of this host (-EADDRNOTAVAIL: exit 1, which systemd's
+ * Restart= retries, as the address may be one still to come up).  A start
+ * binds the listening socket, and the metrics and agent ones when enabled,
+ * unless systemd passed sockets (LISTEN_FDS), and then none of them.
  * --check-config (start false) says the same, except where systemd runs it
  * (INVOCATION_ID: the packaged unit is socket-activated): there only a
- * listen.host that looks numeric is checked, without DNS.
+ * listen.host that looks numeric is checked, without DNS.  An -EINVAL
+ * comes first; of addresses not of this host, the first.
  */
 static int check_listen(const struct tp_config *cfg, const struct tp_config_origin *origin, bool start,
                         char *err, size_t errlen)
@@ -96,19 +98,22 @@ static int check_listen(const struct tp_config *cfg, const struct tp_config_orig
 	         cfg->metrics_enabled && resolve},
 	        {"agent", "agent.host", cfg->agent_host, cfg->agent_port, cfg->agent_enabled && resolve},
 	};
-	char msg[TP_MSG_MAX], where[4200];
+	char msg[1024], where[4200]; /* a host is at most 255 bytes; a path 4095 */
+	int ret = 0;
 
 	for (size_t i = 0; i < sizeof(addrs) / sizeof(addrs[0]); i++) {
 		int r = addrs[i].used ? tp_listener_check(addrs[i].what, addrs[i].host, addrs[i].port,
 		                                          resolve, msg, sizeof(msg))
 		                      : 0;
-		if (r < 0) {
+		if (r < 0 && (ret == 0 || r == -EINVAL)) {
 			name_setting(cfg, origin, addrs[i].path, where, sizeof(where));
 			snprintf(err, errlen, "%s: %s", where, msg);
-			return r;
+			ret = r;
 		}
+		if (r == -EINVAL)
+			break;
 	}
-	return 0;
+	return ret;
 }
 
 /*
@@ -179,8 +184,6 @@ static int load_config(const struct args *a, struct tp_config *ret, struct tp_co
 	if (!cfg.config_explicit && access(path, F_OK) == 0)
 		snprintf(cfg.config_path, sizeof(cfg.config_path), "%s", path);
 	r = check_result(&cfg, origin, err, errlen);
-	if (r == 0 && cfg.check_config)
-		r = check_listen(&cfg, origin, false, err, errlen);
 	if (r < 0)
 		return r;
 	*ret = cfg;
@@ -319,6 +322,14 @@ int main(int argc, char **argv)
 		return TP_EXIT_CONFIG;
 	}
 	if (cfg.check_config) {
+		r = check_listen(&cfg, origin, false, err, sizeof(err));
+		if (r == -EINVAL) {
+			fprintf(stderr, "%stpserver: %s\n", tp_log_stderr_prefix(TP_LOG_ERROR), err);
+			return TP_EXIT_CONFIG;
+		}
+		if (r < 0)
+			fprintf(stderr, "%stpserver: warning: %s: a start fails (exit 1) until it is\n",
+			        tp_log_stderr_prefix(TP_LOG_WARNING), err);
 		check_unprivileged(&a, &cfg);
 		for (const tp_config_warning_fn *w = tp_config_warnings; *w; w++)
 			if ((*w)(&cfg, err, sizeof(err)))

@@ -218,26 +218,29 @@ class ConfigFile(unittest.TestCase):
                          "10.0.0.300: not a valid IPv4 or IPv6 address" % dropin)
 
     def test_a_start_refuses_an_address_as_check_config_does(self):
-        # Named by its line, with the same reason, exit 78; and an address not of this host is refused by
-        # both before anything is bound (192.0.2.0/24 is for documentation, no host has it).
-        for text, line, why in (
+        # Named by its line, with the same reason, before anything is bound. Not an address: exit 78.
+        # Not one of this host's (192.0.2.0/24 is for documentation, no host has it): perhaps not yet
+        # (a virtual address still to come up), so -t only warns and a start exits 1, which Restart= retries.
+        env = {k: v for k, v in os.environ.items() if k not in ("LISTEN_FDS", "LISTEN_PID", "INVOCATION_ID")}
+        for text, line, why, check_rc, start_rc in (
                 ('\nlisten = {\n  host = "999.1.1.1";\n};\n', 3,
-                 "listen.host: cannot resolve listen address 999.1.1.1: not a valid IPv4 or IPv6 address"),
+                 "listen.host: cannot resolve listen address 999.1.1.1: not a valid IPv4 or IPv6 address", 78, 78),
                 ('listen = { host = "192.0.2.1"; };\n', 1,
-                 "listen.host: listen address 192.0.2.1 is not one of this host's addresses"),
+                 "listen.host: listen address 192.0.2.1 is not one of this host's addresses", 0, 1),
                 ('metrics = {\n  enabled = true;\n  host = "192.0.2.7";\n};\n', 3,
-                 "metrics.host: metrics address 192.0.2.7 is not one of this host's addresses")):
+                 "metrics.host: metrics address 192.0.2.7 is not one of this host's addresses", 0, 1)):
             conf = self.write("addr.conf", text)
             want = "%s:%d: %s" % (conf, line, why)
             p, _ = self.check(conf)
-            self.assertEqual((p.returncode, p.stderr.strip()), (78, "tpserver: " + want))
+            self.assertEqual(p.returncode, check_rc, p.stderr)
+            self.assertIn(("tpserver: " if check_rc else "tpserver: warning: ") + want, p.stderr)
             p = subprocess.run([TPSERVER, "--config", conf, "--port", "0", "--metrics-port", "0"],
-                               capture_output=True, text=True, timeout=10)
-            self.assertEqual(p.returncode, 78, p.stderr)
+                               capture_output=True, text=True, timeout=10, env=env)
+            self.assertEqual(p.returncode, start_rc, p.stderr)
             self.assertIn("error: " + want, p.stderr)
         p = subprocess.run([TPSERVER, "--config", "/dev/null", "--host", "192.0.2.1"], capture_output=True,
-                           text=True, timeout=10)
-        self.assertEqual(p.returncode, 78, p.stderr)
+                           text=True, timeout=10, env=env)
+        self.assertEqual(p.returncode, 1, p.stderr)
         self.assertIn("error: the command line: listen.host: listen address 192.0.2.1 is not one of this "
                       "host's addresses", p.stderr)
 
