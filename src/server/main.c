@@ -74,10 +74,10 @@ static void name_setting(const struct tp_config *cfg, const struct tp_config_ori
  * The addresses a start binds, checked before anything is bound so that a
  * refusal names the line that set the address: one that cannot be an
  * address or a name that does not resolve (-EINVAL, exit 78), and an
- * address not of this host (-EADDRNOTAVAIL: exit 1, which systemd's
- * Restart= retries, as the address may be one still to come up).  A start
- * binds the listening socket, and the metrics and agent ones when enabled,
- * unless systemd passed sockets (LISTEN_FDS), and then none of them.
+ * address not of this host (-EADDRNOTAVAIL: exit 1, as a failed bind,
+ * which systemd's Restart= retries within its start limit).  A start binds
+ * the listening socket unless systemd passed one for requests, and then
+ * also the metrics and agent ones when enabled and not passed (sockets.h).
  * --check-config (start false) says the same, except where systemd runs it
  * (INVOCATION_ID: the packaged unit is socket-activated): there only a
  * listen.host that looks numeric is checked, without DNS.  An -EINVAL
@@ -86,17 +86,19 @@ static void name_setting(const struct tp_config *cfg, const struct tp_config_ori
 static int check_listen(const struct tp_config *cfg, const struct tp_config_origin *origin, bool start,
                         char *err, size_t errlen)
 {
-	bool activated = getenv("LISTEN_FDS") != NULL;
-	bool resolve = !activated && (start || !getenv("INVOCATION_ID"));
+	bool data, metrics, agent;
+	tp_sd_passed(&data, &metrics, &agent);
+	bool resolve = !data && (start || !getenv("INVOCATION_ID"));
 	const struct {
 		const char *what, *path, *host;
 		int port;
 		bool used;
 	} addrs[] = {
-	        {"listen", "listen.host", cfg->host, cfg->port, !start || !activated},
+	        {"listen", "listen.host", cfg->host, cfg->port, !start || !data},
 	        {"metrics", "metrics.host", cfg->metrics_host, cfg->metrics_port,
-	         cfg->metrics_enabled && resolve},
-	        {"agent", "agent.host", cfg->agent_host, cfg->agent_port, cfg->agent_enabled && resolve},
+	         cfg->metrics_enabled && resolve && !metrics},
+	        {"agent", "agent.host", cfg->agent_host, cfg->agent_port,
+	         cfg->agent_enabled && resolve && !agent},
 	};
 	char msg[1024], where[4200]; /* a host is at most 255 bytes; a path 4095 */
 	int ret = 0;
@@ -137,18 +139,24 @@ static int check_result(const struct tp_config *cfg, const struct tp_config_orig
 	for (size_t i = 0; paths[i] && at < errlen; i++) {
 		const struct tp_config_origin *o = origin_of(origin, paths[i]);
 		const char *sep = i ? "; " : "";
+		char entry[sizeof(o->file) + 128];
 		if (o && o->file[0] && o->line)
-			at += (size_t)snprintf(err + at, errlen - at, "%s%s at %s:%u", sep, paths[i], o->file,
-			                       o->line);
+			snprintf(entry, sizeof(entry), "%s%s at %s:%u", sep, paths[i], o->file, o->line);
 		else if (o && o->file[0])
-			at += (size_t)snprintf(err + at, errlen - at, "%s%s from %s", sep, paths[i], o->file);
+			snprintf(entry, sizeof(entry), "%s%s from %s", sep, paths[i], o->file);
 		else
-			at += (size_t)snprintf(err + at, errlen - at, "%s%s by default", sep, paths[i]);
+			snprintf(entry, sizeof(entry), "%s%s by default", sep, paths[i]);
+		size_t n = strlen(entry);
+		if (at + n + sizeof("; ...)") >
+		    errlen) { /* paths of thousands of bytes: whole entries or none */
+			snprintf(err + at, errlen - at, "%s...)", sep);
+			return r;
+		}
+		memcpy(err + at, entry, n + 1);
+		at += n;
 	}
-	if (at + 1 < errlen)
+	if (at < errlen)
 		snprintf(err + at, errlen - at, ")");
-	else if (errlen > 4) /* cut short (paths of thousands of bytes): say so */
-		memcpy(err + errlen - 5, "...)", 5);
 	return r;
 }
 

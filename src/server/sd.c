@@ -42,6 +42,23 @@ int tp_sd_listen_fds_split(int *ret_fds, size_t max, int *ret_metrics_fd, int *r
 	return n < 0 ? n : ndata;
 }
 
+void tp_sd_passed(bool *ret_data, bool *ret_metrics, bool *ret_agent)
+{
+	char **names = NULL;
+	int n = sd_listen_fds_with_names(0, &names);
+
+	*ret_data = *ret_metrics = *ret_agent = false;
+	for (int i = 0; i < n; i++) {
+		const char *name = names && names[i] ? names[i] : "";
+		if (tp_sd_stored_name(name))
+			continue;
+		*(!strcmp(name, "metrics") ? ret_metrics
+		  : !strcmp(name, "agent") ? ret_agent
+		                           : ret_data) = true;
+	}
+	tp_sd_names_free(names);
+}
+
 bool tp_sd_stored_name(const char *name)
 {
 	return (strncmp(name, "tpc", 3) == 0 || strncmp(name, "tps", 3) == 0) && name[3] >= '0' &&

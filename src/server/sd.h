@@ -24,6 +24,12 @@
 int tp_sd_listen_fds_split(int *ret_fds, size_t max, int *ret_metrics_fd, int *ret_agent_fd);
 
 /*
+ * What tp_sd_listen_fds_split() will find, without taking it: whether
+ * systemd passed a data socket, one named "metrics", one named "agent".
+ */
+void tp_sd_passed(bool *ret_data, bool *ret_metrics, bool *ret_agent);
+
+/*
  * Is name one the connection hand-over gives what it stores ("tpc" or
  * "tps" and two digits)?  tp_sd_listen_fds_split() leaves such fds out.
  */

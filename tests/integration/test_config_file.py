@@ -7,7 +7,9 @@ both by `tpserver -t` and by a running daemon on SIGHUP (which keeps
 serving, an in-flight SLEEP included)."""
 import os
 import re
+import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -45,8 +47,9 @@ class ConfigFile(unittest.TestCase):
         """tpserver -t -c conf, run in the directory of the files (libconfig
         opens an @include relative to the working directory)."""
         start = time.monotonic()
+        env = {k: v for k, v in os.environ.items() if k not in ("LISTEN_FDS", "LISTEN_PID", "INVOCATION_ID")}
         p = subprocess.run([TPSERVER, "-t", "-c", conf], cwd=self.dir.name, stdin=subprocess.DEVNULL,
-                           capture_output=True, text=True, timeout=20)
+                           capture_output=True, text=True, timeout=20, env=env)
         return p, time.monotonic() - start
 
     def test_integer_behind_a_comment_is_refused(self):
@@ -244,6 +247,31 @@ class ConfigFile(unittest.TestCase):
         self.assertIn("error: the command line: listen.host: listen address 192.0.2.1 is not one of this "
                       "host's addresses", p.stderr)
 
+    def test_a_start_passed_only_stored_fds_checks_what_it_binds(self):
+        # A restart handing connections over passes stored fds (tpsNN) but no socket for requests: the
+        # start binds its own, so it checks the address first, named by its line.
+        if not shutil.which("systemd-socket-activate"):
+            self.skipTest("systemd-socket-activate not installed")
+        conf = self.write("addr.conf", 'listen = { host = "192.0.2.1"; };\n')
+        port = tplib.free_ports(1)[0]
+        env = {k: v for k, v in os.environ.items() if k not in ("LISTEN_FDS", "NOTIFY_SOCKET", "INVOCATION_ID")}
+        proc = subprocess.Popen(["systemd-socket-activate", "-l", "127.0.0.1:%d" % port, "--fdname=tps00",
+                                 TPSERVER, "--config", conf], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                env=env)
+        self.addCleanup(lambda: (proc.kill(), proc.wait()))
+        deadline = time.monotonic() + 10
+        while True:  # the program starts on the first connection
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=10).close()
+                break
+            except ConnectionRefusedError:
+                self.assertLess(time.monotonic(), deadline)
+                time.sleep(0.05)
+        out = proc.communicate(timeout=10)[0].decode()
+        self.assertEqual(proc.returncode, 1, out)
+        self.assertIn("error: %s:1: listen.host: listen address 192.0.2.1 is not one of this host's addresses"
+                      % conf, out)
+
     def test_a_long_path_is_named_whole_in_the_origins(self):
         deep = os.path.join(self.dir.name, *["o" * 250] * 4)  # some 1 000 bytes
         os.makedirs(deep)
@@ -255,7 +283,8 @@ class ConfigFile(unittest.TestCase):
         self.assertRegex(p.stdout, r"(?m)^\s*workers = 3;.*from %s:1$" % re.escape(conf))
 
     def test_a_refusal_too_long_to_print_whole_says_it_is_cut(self):
-        # Three origins of some 3 400 bytes each do not fit a message: it ends in "...)", not mid-name.
+        # Three origins of some 3 400 bytes each do not fit a message: it ends after the whole entries that
+        # fit, with "...)", not in the middle of a name.
         deep = os.path.join(self.dir.name, *["o" * 250] * 13)
         os.makedirs(os.path.join(deep, "m.conf.d"))
         conf = os.path.join(deep, "m.conf")
@@ -268,7 +297,8 @@ class ConfigFile(unittest.TestCase):
         p, _ = self.check(conf)
         self.assertEqual(p.returncode, 78, p.stdout + p.stderr)
         self.assertIn("must stay under shutdown.stop_timeout_s (30)", p.stderr)
-        self.assertTrue(p.stderr.endswith("...)\n"), p.stderr[-200:])
+        self.assertTrue(p.stderr.endswith("; ...)\n"), p.stderr[-200:])
+        self.assertRegex(p.stderr, r"shutdown\.drain_s at [^;]*/1a+\.conf:1; ")
 
     def test_a_group_written_twice_is_named_with_its_first_line(self):
         # libconfig says "duplicate setting name"; the message names the

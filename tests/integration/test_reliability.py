@@ -873,7 +873,7 @@ class OneHeap(unittest.TestCase):
             b = self.open_on(srv, loop_b, n, other=busy)
             self.fill(b)
             second = srv.rss_kib() - rss0
-            # Separate heaps: about twice the first (the first loop's freed memory stays for its trim).
+            # Per-thread arenas: 1.6 times the first (the first loop's freed memory stays until its trim).
             self.assertLess(second, first * 1.4, (first, second))
             self.assertEqual(request(probe, LineReader(probe), "ECHO alive"), "OK alive")
 
