@@ -89,7 +89,8 @@ int tp_listener_check(const char *what, const char *host, int port, bool resolve
 	if (r != 0) {
 		snprintf(err, errlen, "cannot resolve %s address %s: %s", what, host,
 		         numeric ? "not a valid IPv4 or IPv6 address" : gai_strerror(r));
-		return -EINVAL;
+		return r == EAI_AGAIN ? -EAGAIN
+		                      : -EINVAL; /* no DNS yet (at boot, say): not the file's fault */
 	}
 	for (const struct addrinfo *ai = res; ai && !local; ai = ai->ai_next)
 		local = !resolve || local_address(ai);
@@ -114,7 +115,7 @@ int tp_listener_bind(const char *what, const char *host, int port, int backlog, 
 	r = getaddrinfo(host, portstr, &hints, &res);
 	if (r != 0) {
 		snprintf(err, errlen, "cannot resolve %s address %s: %s", what, host, gai_strerror(r));
-		return -EINVAL;
+		return r == EAI_AGAIN ? -EAGAIN : -EINVAL;
 	}
 	for (ai = res; ai; ai = ai->ai_next) {
 		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);

@@ -95,9 +95,10 @@ int tp_listener_adopt(int fd, struct tp_listener *ret, char *err, size_t errlen)
  * (checked without DNS); other names are resolved only when resolve is
  * true, as tp_listener_bind() would, and then the address must be one of
  * this host's (a bind to port 0 there).  Returns 0, -EINVAL (not an
- * address, or a name that does not resolve) or -EADDRNOTAVAIL (not one of
+ * address, or a name that does not resolve), -EADDRNOTAVAIL (not one of
  * this host's addresses, perhaps not yet: a virtual address still to come
- * up), with the message in err.
+ * up) or -EAGAIN (no answer from DNS, perhaps not yet), with the message
+ * in err.
  */
 int tp_listener_check(const char *what, const char *host, int port, bool resolve, char *err, size_t errlen);
 

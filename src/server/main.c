@@ -74,8 +74,9 @@ static void name_setting(const struct tp_config *cfg, const struct tp_config_ori
  * The addresses a start binds, checked before anything is bound so that a
  * refusal names the line that set the address: one that cannot be an
  * address or a name that does not resolve (-EINVAL, exit 78), and an
- * address not of this host (-EADDRNOTAVAIL: exit 1, as a failed bind,
- * which systemd's Restart= retries within its start limit).  A start binds
+ * address not of this host or a name DNS did not answer for (-EADDRNOTAVAIL,
+ * -EAGAIN: perhaps not yet; exit 1, as a failed bind, which systemd's
+ * Restart= retries within its start limit).  A start binds
  * the listening socket unless systemd passed one for requests, and then
  * also the metrics and agent ones when enabled and not passed (sockets.h).
  * --check-config (start false) says the same, except where systemd runs it
@@ -336,7 +337,7 @@ int main(int argc, char **argv)
 			return TP_EXIT_CONFIG;
 		}
 		if (r < 0)
-			fprintf(stderr, "%stpserver: warning: %s: a start fails (exit 1) until it is\n",
+			fprintf(stderr, "%stpserver: warning: %s: a start fails (exit 1) while it is so\n",
 			        tp_log_stderr_prefix(TP_LOG_WARNING), err);
 		check_unprivileged(&a, &cfg);
 		for (const tp_config_warning_fn *w = tp_config_warnings; *w; w++)

@@ -272,6 +272,27 @@ class ConfigFile(unittest.TestCase):
         self.assertIn("error: %s:1: listen.host: listen address 192.0.2.1 is not one of this host's addresses"
                       % conf, out)
 
+    def test_a_name_dns_gives_no_answer_for_yet_is_retried(self):
+        # DNS not up yet (at boot, say): the resolver answers "try again" (EAI_AGAIN). Not the file's
+        # fault: -t warns, a start exits 1, which Restart= retries, where 78 would stop it for good. The
+        # resolver is the real one, pointed (in a mount namespace of its own) at a port with no server.
+        if os.geteuid() != 0 or not shutil.which("unshare"):
+            self.skipTest("needs root and unshare for a resolv.conf of its own")
+        rc = self.write("resolv.conf", "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
+        conf = self.write("dns.conf", 'listen = { host = "dns-not-up.example"; };\n')
+        env = {k: v for k, v in os.environ.items() if k not in ("LISTEN_FDS", "LISTEN_PID", "INVOCATION_ID")}
+        want = ("%s:1: listen.host: cannot resolve listen address dns-not-up.example: Temporary failure in "
+                "name resolution" % conf)
+        ns = ["unshare", "-m", "sh", "-c", 'mount --bind "$0" /etc/resolv.conf && exec "$@"', rc]
+        probe = subprocess.run(ns + ["true"], capture_output=True, text=True, timeout=20)
+        if probe.returncode != 0:
+            self.skipTest("no mount namespace here: %s" % probe.stderr.strip())
+        for args, rc_want, said in ((["-t", "-q"], 0, "warning: " + want), (["--port", "0"], 1, "error: " + want)):
+            p = subprocess.run(ns + [TPSERVER, "--config", conf, *args], capture_output=True, text=True, timeout=20,
+                               env=env)
+            self.assertEqual(p.returncode, rc_want, p.stderr)
+            self.assertIn(said, p.stderr)
+
     def test_a_long_path_is_named_whole_in_the_origins(self):
         deep = os.path.join(self.dir.name, *["o" * 250] * 4)  # some 1 000 bytes
         os.makedirs(deep)
