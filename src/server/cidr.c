@@ -66,6 +66,8 @@ int tp_cidr_parse_list(const char *text, struct tp_cidr_list *ret)
 		r = parse_one(p, n, &ret->v[ret->n]);
 		if (r < 0)
 			break;
+		ret->v[ret->n].text_at = (uint16_t)(p - text); /* within TP_CIDR_TEXT_MAX */
+		ret->v[ret->n].text_len = (uint8_t)n;          /* at most TP_CIDR_PREFIX_TEXT_MAX */
 		ret->n++;
 		p += n;
 	}
@@ -96,18 +98,6 @@ static void clear_past(uint8_t *addr, size_t len, unsigned bits)
 	}
 }
 
-/* c's network as text: its address bits past the prefix cleared ("10.0.0.0/8"). */
-static void format_network(const struct tp_cidr *c, char *buf, size_t len)
-{
-	uint8_t addr[16];
-	char text[INET6_ADDRSTRLEN] = "";
-
-	memcpy(addr, c->addr, sizeof(addr));
-	clear_past(addr, c->v6 ? 16 : 4, c->bits);
-	(void)inet_ntop(c->v6 ? AF_INET6 : AF_INET, addr, text, sizeof(text));
-	snprintf(buf, len, "%s/%u", text, c->bits);
-}
-
 size_t tp_cidr_host_bits(const char *text, char *buf, size_t len)
 {
 	struct tp_cidr_list l;
@@ -117,24 +107,22 @@ size_t tp_cidr_host_bits(const char *text, char *buf, size_t len)
 		buf[0] = '\0';
 	if (tp_cidr_parse_list(text, &l) < 0)
 		return 0;
-	for (const char *p = text + strspn(text, SEPARATORS); *p; p += strspn(p, SEPARATORS)) {
-		size_t n = strcspn(p, SEPARATORS);
-		struct tp_cidr c, net;
-		char net_text[TP_CIDR_PREFIX_TEXT_MAX + 1];
-		(void)parse_one(p, n, &c); /* parsed above */
-		net = c;
-		clear_past(net.addr, c.v6 ? 16 : 4, c.bits);
-		if (memcmp(net.addr, c.addr, sizeof(c.addr)) != 0) {
-			format_network(&c, net_text, sizeof(net_text));
-			if (at < len)
-				at += (size_t)snprintf(buf + at, len - at, "%s%.*s is %s%s",
-				                       found ? ", " : "", (int)n, p, net_text,
-				                       c.bits ? ""
-				                       : c.v6 ? " (every address)"
-				                              : " (every IPv4 address)");
-			found++;
-		}
-		p += n;
+	for (size_t i = 0; i < l.n; i++) {
+		const struct tp_cidr *c = &l.v[i];
+		uint8_t net[16];
+		char net_text[INET6_ADDRSTRLEN] = "";
+		memcpy(net, c->addr, sizeof(net));
+		clear_past(net, c->v6 ? 16 : 4, c->bits);
+		if (memcmp(net, c->addr, sizeof(net)) == 0)
+			continue;
+		(void)inet_ntop(c->v6 ? AF_INET6 : AF_INET, net, net_text, sizeof(net_text));
+		if (at < len)
+			at += (size_t)snprintf(buf + at, len - at, "%s%.*s is %s/%u%s", found ? ", " : "",
+			                       (int)c->text_len, text + c->text_at, net_text, c->bits,
+			                       c->bits ? ""
+			                       : c->v6 ? " (every address)"
+			                               : " (every IPv4 address)");
+		found++;
 	}
 	return found;
 }

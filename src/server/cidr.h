@@ -27,6 +27,8 @@ struct tp_cidr {
 	uint8_t addr[16]; /* IPv4 in the first 4 bytes */
 	uint8_t bits;     /* prefix length */
 	uint8_t v6;       /* 1: IPv6, 0: IPv4 */
+	uint8_t text_len; /* as written: text_len bytes at text_at of the list's text */
+	uint16_t text_at;
 };
 
 struct tp_cidr_list {

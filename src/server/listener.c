@@ -89,8 +89,8 @@ int tp_listener_check(const char *what, const char *host, int port, bool resolve
 	if (r != 0) {
 		snprintf(err, errlen, "cannot resolve %s address %s: %s", what, host,
 		         numeric ? "not a valid IPv4 or IPv6 address" : gai_strerror(r));
-		return r == EAI_AGAIN ? -EAGAIN
-		                      : -EINVAL; /* no DNS yet (at boot, say): not the file's fault */
+		/* EAI_AGAIN: no DNS yet (at boot, say), not the file's fault */
+		return r == EAI_AGAIN ? -EAGAIN : -EINVAL;
 	}
 	for (const struct addrinfo *ai = res; ai && !local; ai = ai->ai_next)
 		local = !resolve || local_address(ai);

@@ -148,8 +148,8 @@ static int check_result(const struct tp_config *cfg, const struct tp_config_orig
 		else
 			snprintf(entry, sizeof(entry), "%s%s by default", sep, paths[i]);
 		size_t n = strlen(entry);
-		if (at + n + sizeof("; ...)") >
-		    errlen) { /* paths of thousands of bytes: whole entries or none */
+		/* Paths of thousands of bytes may not all fit: whole entries or none. */
+		if (at + n + sizeof("; ...)") > errlen) {
 			snprintf(err + at, errlen - at, "%s...)", sep);
 			return r;
 		}

@@ -12,6 +12,20 @@
 
 #include <systemd/sd-daemon.h>
 
+/* What a passed fd named name (NULL: unnamed) is for. */
+enum passed_kind { PASSED_STORED, PASSED_METRICS, PASSED_AGENT, PASSED_DATA };
+
+static enum passed_kind passed_kind(const char *name)
+{
+	if (name && tp_sd_stored_name(name))
+		return PASSED_STORED; /* the connection hand-over's (handover.c) */
+	if (name && !strcmp(name, "metrics"))
+		return PASSED_METRICS;
+	if (name && !strcmp(name, "agent"))
+		return PASSED_AGENT;
+	return PASSED_DATA;
+}
+
 int tp_sd_listen_fds_split(int *ret_fds, size_t max, int *ret_metrics_fd, int *ret_agent_fd)
 {
 	char **names = NULL;
@@ -21,12 +35,10 @@ int tp_sd_listen_fds_split(int *ret_fds, size_t max, int *ret_metrics_fd, int *r
 	*ret_agent_fd = -1;
 	for (int i = 0; i < n && ndata >= 0; i++) {
 		int fd = SD_LISTEN_FDS_START + i;
-		if (names && names[i] && tp_sd_stored_name(names[i]))
-			continue; /* the connection hand-over's (handover.c) */
-		const char *name = names && names[i] ? names[i] : "";
-		int *named = !strcmp(name, "metrics") ? ret_metrics_fd
-		             : !strcmp(name, "agent") ? ret_agent_fd
-		                                      : NULL;
+		enum passed_kind k = passed_kind(names ? names[i] : NULL);
+		int *named = k == PASSED_METRICS ? ret_metrics_fd : k == PASSED_AGENT ? ret_agent_fd : NULL;
+		if (k == PASSED_STORED)
+			continue;
 		if (named) {
 			if (*named >= 0)
 				ndata = -EEXIST;
@@ -36,9 +48,7 @@ int tp_sd_listen_fds_split(int *ret_fds, size_t max, int *ret_metrics_fd, int *r
 		else
 			ndata = -E2BIG;
 	}
-	for (int i = 0; names && names[i]; i++)
-		free(names[i]);
-	free(names);
+	tp_sd_names_free(names);
 	return n < 0 ? n : ndata;
 }
 
@@ -49,12 +59,11 @@ void tp_sd_passed(bool *ret_data, bool *ret_metrics, bool *ret_agent)
 
 	*ret_data = *ret_metrics = *ret_agent = false;
 	for (int i = 0; i < n; i++) {
-		const char *name = names && names[i] ? names[i] : "";
-		if (tp_sd_stored_name(name))
-			continue;
-		*(!strcmp(name, "metrics") ? ret_metrics
-		  : !strcmp(name, "agent") ? ret_agent
-		                           : ret_data) = true;
+		enum passed_kind k = passed_kind(names ? names[i] : NULL);
+		if (k != PASSED_STORED)
+			*(k == PASSED_METRICS ? ret_metrics
+			  : k == PASSED_AGENT ? ret_agent
+			                      : ret_data) = true;
 	}
 	tp_sd_names_free(names);
 }
