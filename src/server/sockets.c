@@ -74,15 +74,16 @@ int tp_sockets_open(struct tp_sockets *s, const struct tp_config *cfg, char *err
 		r = tp_listener_adopt(metrics_fd, &s->metrics, err, errlen);
 		metrics_fd = r < 0 ? metrics_fd : -1;
 	} else if (r == 0 && cfg->metrics_enabled && !s->activated) {
-		r = tp_listener_bind("metrics", cfg->metrics_host, cfg->metrics_port, 16, &s->metrics, err,
-		                     errlen);
+		r = tp_listener_bind("metrics", cfg->metrics_host, cfg->metrics_port, cfg->backlog,
+		                     &s->metrics, err, errlen);
 	}
 	if (r == 0 && agent_fd >= 0) {
 		r = tp_listener_adopt(agent_fd, &s->agent, err, errlen);
 		s->agent_activated = r == 0;
 		agent_fd = r < 0 ? agent_fd : -1;
 	} else if (r == 0 && cfg->agent_enabled && !s->activated) {
-		r = tp_listener_bind("agent", cfg->agent_host, cfg->agent_port, 64, &s->agent, err, errlen);
+		r = tp_listener_bind("agent", cfg->agent_host, cfg->agent_port, cfg->backlog, &s->agent, err,
+		                     errlen);
 	}
 	s->agent.src.kind = TP_SOURCE_AGENT;
 	if (metrics_fd >= 0)

@@ -45,6 +45,18 @@ class Agent(unittest.TestCase):
             srv.wait_log("SIGUSR1: ready again")
             self.assertTrue(agent_line(port).startswith("ready up "))
 
+    def test_every_socket_it_binds_listens_with_listen_backlog(self):
+        """HAProxy's checks of many load balancers, and scrapes, arrive in bursts as
+        connections do: the agent and metrics sockets get listen.backlog too (a
+        listening socket's Send-Q in ss is its backlog)."""
+        with MetricsServer("--agent", "--agent-port", "0", "--backlog", "300") as srv:
+            ports = {"listen": srv.port, "agent": agent_port(srv), "metrics": srv.metrics_port}
+            out = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True, check=True).stdout
+            for name, port in ports.items():
+                rows = [r.split() for r in out.splitlines() if r.split()[3].endswith(":%d" % port)]
+                self.assertEqual(len(rows), 1, (name, out))
+                self.assertEqual(rows[0][2], "300", (name, rows[0]))
+
     def test_what_the_checker_sent_is_read_so_the_close_is_clean(self):
         """HAProxy's agent-send: bytes the checker sent before the answer are read,
         so the close is a FIN after the line rather than a reset (which over a
