@@ -81,13 +81,16 @@ void tp_peer_read(struct tp_peer_hdr *h, int fd, struct sockaddr_storage *io_add
 			ret->readable = n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
 			ret->err = n < 0 && ret->readable ? errno : 0;
 			ret->done = ret->eof && h->mode == TP_PEER_REFUSE;
-			return;
+			if (!ret->eof || h->mode != TP_PEER_EXPECT || h->len == 0)
+				return; /* nothing yet, an error, or a bare connect and close (a check) */
+			why = TP_PEER_BAD_HEADER; /* a header cut short by the close */
+			break;
 		}
 		ret->got = true;
 		h->len += (size_t)n;
 		v = tp_peer_decide(h, io_addr, &ret->start, &why);
 	}
-	if (v == TP_PEER_BAD) {
+	if (v != TP_PEER_DONE) {
 		atomic_fetch_add_explicit(&turned_away[why], 1, memory_order_relaxed);
 		ret->refusal = tp_peer_refusal_name(why);
 		return;

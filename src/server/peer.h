@@ -105,7 +105,9 @@ struct tp_peer_outcome {
  * has no more, and decide (tp_peer_decide).  When a header names the
  * client, *io_addr, addr (its text) and *io_port take it.  A refusal is
  * counted in turned_away[why].  An untrusted client's last bytes before
- * its EOF are requests, decided as such.  Never fails otherwise.
+ * its EOF are requests, decided as such; a trusted proxy's are a header
+ * cut short, refused as malformed (a connect and close with no byte is a
+ * health check, not counted).  Never fails otherwise.
  */
 void tp_peer_read(struct tp_peer_hdr *h, int fd, struct sockaddr_storage *io_addr, char *addr, size_t addrlen,
                   uint16_t *io_port, _Atomic uint64_t *turned_away, struct tp_peer_outcome *ret);

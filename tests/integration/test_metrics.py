@@ -217,6 +217,23 @@ class Counts(unittest.TestCase):
             # Those outside listen.allow were never taken; the others were, until their header.
             self.assertEqual(srv.scrape().get("tpserver_connections_accepted_total"), 3)
 
+    def test_a_header_cut_short_by_a_close_is_counted_as_malformed(self):
+        # A trusted proxy that closes halfway through its header sent a malformed one;
+        # one that connects and closes having sent nothing is a TCP check, not counted.
+        with MetricsServer("--proxy-protocol", "--proxy-trusted", "127.0.0.1") as srv:
+            for data in (b"PROXY TCP4 1.2", b"\r\n\r\n\0\r\nQUIT\n", b""):
+                with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as s:
+                    if data:
+                        s.sendall(data)
+            self.assertTrue(wait_until(lambda: srv.scrape().get(
+                "tpserver_connections_refused_total", reason="proxy_bad_header") == 2, 5),
+                srv.scrape_text())
+            time.sleep(0.2)
+            m = srv.scrape()
+            self.assertEqual(m.get("tpserver_connections_refused_total", reason="proxy_bad_header"), 2)
+            self.assertEqual(m.get("tpserver_connections_refused_total", reason="proxy_timeout"), 0)
+            self.assertEqual(m.get("tpserver_connections_accepted_total"), 3)
+
     def test_reloads_counted(self):
         with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
             f.write("pool = { workers = 3; };\n")
