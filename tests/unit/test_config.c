@@ -22,6 +22,7 @@
 
 #include "config.h"
 #include "config_file.h"
+#include "fairq.h"
 
 #ifndef TP_SOURCE_DIR
 #error "TP_SOURCE_DIR must name the source tree (for conf/tpserver.conf)"
@@ -250,6 +251,15 @@ static void test_partial_file(void **state)
 	assert_config_equal(&cfg, &want);
 
 	expect_ok(&cfg, "");
+	assert_config_equal(&cfg, &want);
+
+	/* Words chosen among, and booleans, in any case (CONFIG.md). */
+	assert_int_not_equal(want.fairness, TP_FAIR_CONNECTION);
+	want.fairness = TP_FAIR_CONNECTION;
+	want.log_level = TP_LOG_NOTICE;
+	want.agent_enabled = false;
+	expect_ok(&cfg, "pool = { fairness = \"Connection\"; };\nlog = { level = \"NOTICE\"; };\n"
+	                "agent = { enabled = FALSE; };\n");
 	assert_config_equal(&cfg, &want);
 }
 
