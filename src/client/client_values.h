@@ -8,6 +8,7 @@
 #ifndef TP_CLIENT_VALUES_H
 #define TP_CLIENT_VALUES_H
 
+#include <net/if.h>
 #include <netinet/in.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -36,7 +37,8 @@ struct tp_client_source {
 		struct sockaddr_in6 in6;
 	} addr;
 	socklen_t len;
-	char text[48]; /* as given, for logs and reports */
+	/* As given, for logs and reports: the longest IPv6 text, '%' and an interface name. */
+	char text[INET6_ADDRSTRLEN + IF_NAMESIZE];
 };
 
 /* A plain decimal (digits only) within [min, max]. */

@@ -195,6 +195,13 @@ static void test_sources(void **state)
 	assert_string_equal(src[1].text, "fe80::1%lo");
 	assert_int_equal(src[2].len, sizeof(struct sockaddr_in6));
 
+	/* The longest IPv6 text (45 bytes) with a scope. */
+	static const char longest[] = "fe80:ffff:ffff:ffff:ffff:ffff:255.255.255.255%lo";
+	assert_int_equal(tp_client_value_sources(longest, 3, src, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(src[0].text, longest);
+	assert_int_not_equal(src[0].addr.in6.sin6_scope_id, 0);
+
 	n = 9;
 	static const char *const bad[] = {"", ",", "127.0.0.2,", "1.2.3.4.5", "localhost", "127.0.0.1:9",
 	                                  "[::1]", "1.2.3.4,1.2.3.5,1.2.3.6,1.2.3.7",
