@@ -36,7 +36,8 @@ static void usage(FILE *f)
 	           "  -c, --config PATH             configuration file (default " TP_DEFAULT_CONFIG_PATH
 	           "\n                                if it exists)\n"
 	           "  -t, --check-config            validate the configuration, print it, exit\n"
-	           "  -q, --quiet                   with --check-config: print only errors\n");
+	           "  -q, --quiet                   with --check-config: print only warnings and\n"
+	           "                                errors\n");
 	for (const struct tp_setting *s = tp_settings; s->path; s++) {
 		tp_setting_flag(s, flag, sizeof(flag));
 		if (s->type == TP_SETTING_BOOL) {
