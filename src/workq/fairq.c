@@ -37,8 +37,9 @@
  *   server's: SLEEP's argument), at least TP_FAIRQ_MIN_COST_US; shares are
  *   shares of cost.
  * - Admission: waiting entries sit in buckets by their queued cost, the
- *   admitted and the next waiter's (0, then powers of 4 µs), oldest first
- *   in a bucket, so a newcomer's light request goes before a flood's
+ *   admitted and the next waiter's (0, then powers of 4 µs), in turns
+ *   within a bucket (an entry whose waiter leaves goes behind the others
+ *   of its bucket), so a newcomer's light request goes before a flood's
  *   heavier next one, and two floods hold equal admitted cost whatever
  *   their requests cost (queued_cost()); a place goes to the
  *   lowest bucket's first group, its lowest bucket's first flow, and that

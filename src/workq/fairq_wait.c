@@ -53,6 +53,13 @@ static void bucket_insert(struct tp_fairq_level *lv, struct tp_fairq_entry *e)
 	lv->mask |= 1u << b;
 }
 
+/* Move waiting e to the back of the bucket its queued cost puts it in. */
+static void bucket_requeue(struct tp_fairq_level *lv, struct tp_fairq_entry *e)
+{
+	bucket_remove(lv, e);
+	bucket_insert(lv, e);
+}
+
 /* e's queued cost changed: if it waits, keep it in the right bucket. */
 void tp_fairq_rebucket(struct tp_fairq_level *lv, struct tp_fairq_entry *e)
 {
@@ -116,14 +123,22 @@ void tp_fairq_remove_waiter(struct tp_fairq *fq, struct tp_qnode *n)
 	TP_ASSERT(f->whead == n);
 	account_wait(fq, f, n, -1);
 	f->whead = n->next;
+	/*
+	 * An entry whose waiter leaves goes behind the others of its bucket
+	 * (by its new next waiter): a flood that stays in one bucket would
+	 * otherwise stay first in it, and a lighter client that shares the
+	 * bucket would never be admitted.
+	 */
 	if (!f->whead) {
 		f->wtail = NULL;
 		bucket_remove(tp_fairq_level_of(fq, g), &f->e);
-		if (g && --g->nwaiting == 0)
-			bucket_remove(&fq->top, &g->e);
 	} else {
-		tp_fairq_rebucket(tp_fairq_level_of(fq, g), &f->e); /* by its new next waiter */
+		bucket_requeue(tp_fairq_level_of(fq, g), &f->e);
 	}
+	if (g && (f->whead || --g->nwaiting > 0))
+		bucket_requeue(&fq->top, &g->e);
+	else if (g)
+		bucket_remove(&fq->top, &g->e);
 	n->next = NULL;
 	if (n->wprev)
 		n->wprev->wnext = n->wnext;

@@ -290,6 +290,26 @@ class Fairness(unittest.TestCase):
                 stop.set()
                 t.join(15)
 
+    def test_a_lighter_address_in_the_floods_bucket_is_served(self):
+        """A flood of SLEEP 1 over 20 connections from 127.0.0.2 holds the
+        queue (400 ms of queued work); the victim, one SLEEP 300 at a time,
+        holds less but within the same power of 4 ([262, 1049) ms).  Each
+        of its requests is admitted (an entry whose waiter was admitted
+        goes behind the others of its bucket); while the flood stayed first
+        in the bucket, the victim's first was refused ERR server busy."""
+        with MetricsServer("--workers", WORKERS, "--queue-size", QUEUE) as srv:
+            flood = Flood(srv, "127.0.0.2", 20, 1500, "SLEEP 1")
+            try:
+                queue_filled(srv)
+                lat = victim_latencies(srv, "127.0.0.3", 3, "SLEEP 300", busy=True)
+                after = queue_state(srv)
+            finally:
+                flood.stop()
+            flood.check(self)
+        self.assertNotIn(float("inf"), lat, "victim latencies %s (inf: ERR server busy)" % lat)
+        self.assertTrue(is_full(after), "the flood no longer held the queue when the victim was done: %s"
+                        % after)
+
     def test_victim_on_another_address_is_served_next(self):
         self.flooded_victim("address", "127.0.0.2", 1, "127.0.0.3", 10, under=1.0)
 

@@ -408,6 +408,40 @@ static void test_fair_admission(void **state)
 	fair_done(q, &w);
 }
 
+/*
+ * Two addresses that hold about as much (one power of 4 of queued cost)
+ * take the places in turns: the one whose waiter was admitted goes behind
+ * the other, though its cost keeps it in the same bucket.  (It stayed first,
+ * and a lighter address sharing its bucket got no place at all.)
+ */
+static void test_admission_in_turns_within_a_bucket(void **state)
+{
+	struct world w;
+	struct admits a = {0};
+	struct tp_queue *q = fair_queue(&w, 64, 4, &a, 4, 3); /* flows 0-2 in group 0, 3 in group 1 */
+
+	(void)state;
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(qpush(q, &w, 0, 1000, 1000), 1);
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(qpush(q, &w, 0, 1000, 1000), 0);
+	/* 4 000 µs admitted and a waiter of 1 000, against one waiter of 4 600: [4 096, 16 384) both. */
+	assert_int_equal(qpush(q, &w, 3, 4600, 1000), 0);
+	assert_int_equal(qpop(q), 0);
+	assert_int_equal(a.n, 1);
+	assert_int_equal(a.flow[0], 0); /* group 0 waited first */
+	(void)qpop(q);
+	assert_int_equal(a.n, 2);
+	assert_int_equal(a.flow[1], 3); /* then group 1's turn */
+	for (int i = 0; i < 4; i++)
+		(void)qpop(q);
+	assert_int_equal(a.n, 6);
+	expect_depth(q, 4, 1);
+	for (int i = 0; i < 5; i++)
+		(void)qpop(q);
+	fair_done(q, &w);
+}
+
 /* Many flows pushing into a small queue: never more than capacity admitted, nothing lost. */
 static void test_bound(void **state)
 {
@@ -999,6 +1033,7 @@ int main(void)
 	        cmocka_unit_test(test_new_flow_first),
 	        cmocka_unit_test(test_flow_fifo_and_batches),
 	        cmocka_unit_test(test_fair_admission),
+	        cmocka_unit_test(test_admission_in_turns_within_a_bucket),
 	        cmocka_unit_test(test_bound),
 	        cmocka_unit_test(test_flow_leaves),
 	        cmocka_unit_test(test_mode_change),
