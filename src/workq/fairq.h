@@ -186,6 +186,21 @@ size_t tp_fairq_add_ready_chain(struct tp_fairq *fq, struct tp_qnode **pos, size
 /* n waits for a place (its flow's wait FIFO and the arrival order). */
 void tp_fairq_add_wait(struct tp_fairq *fq, struct tp_qnode *n);
 
+/* Where one push's waiters go in the expiry order (tp_fairq_add_pushed_wait). */
+struct tp_fairq_push_pos {
+	const struct tp_qnode *head; /* the first waiter before the push (fq->whead then) */
+	struct tp_qnode *early;      /* the last of the push's waiters put before it */
+};
+
+/*
+ * n, of a push, waits for a place, as tp_fairq_add_wait(), but one with a
+ * deadline earlier than pos->head's (a line set aside since its read) goes
+ * before it in the expiry order, after pos->early, so that it leaves at its
+ * deadline however many younger waiters there are; not when a waiter of its
+ * flow would then be behind it (expiry takes a flow's waiters in order).
+ */
+void tp_fairq_add_pushed_wait(struct tp_fairq *fq, struct tp_qnode *n, struct tp_fairq_push_pos *pos);
+
 /*
  * Take the next admitted work: up to max nodes, more than one only while
  * they are batchable (then from flow after flow in their turns, each

@@ -89,7 +89,8 @@ static void account_wait(struct tp_fairq *fq, struct tp_qflow *f, const struct t
 	}
 }
 
-void tp_fairq_add_wait(struct tp_fairq *fq, struct tp_qnode *n)
+/* n waits: its flow's FIFO, then after prev in the expiry order (NULL: first). */
+static void add_wait_after(struct tp_fairq *fq, struct tp_qnode *n, struct tp_qnode *prev)
 {
 	struct tp_qflow *f = tp_fairq_node_flow(fq, n);
 	struct tp_qgroup *g = tp_fairq_group_for(fq, f);
@@ -105,14 +106,34 @@ void tp_fairq_add_wait(struct tp_fairq *fq, struct tp_qnode *n)
 			bucket_insert(&fq->top, &g->e);
 	}
 	f->wtail = n;
-	n->wnext = NULL;
-	n->wprev = fq->wtail;
-	if (fq->wtail)
-		fq->wtail->wnext = n;
+	n->wprev = prev;
+	n->wnext = prev ? prev->wnext : fq->whead;
+	if (prev)
+		prev->wnext = n;
 	else
 		fq->whead = n;
-	fq->wtail = n;
+	if (n->wnext)
+		n->wnext->wprev = n;
+	else
+		fq->wtail = n;
 	fq->nwait += tp_qnode_weight(n);
+}
+
+void tp_fairq_add_wait(struct tp_fairq *fq, struct tp_qnode *n)
+{
+	add_wait_after(fq, n, fq->wtail);
+}
+
+void tp_fairq_add_pushed_wait(struct tp_fairq *fq, struct tp_qnode *n, struct tp_fairq_push_pos *pos)
+{
+	const struct tp_qflow *f = tp_fairq_node_flow(fq, n);
+
+	if (!pos->head || n->deadline_ns >= pos->head->deadline_ns || (f->whead && f->wtail != pos->early)) {
+		add_wait_after(fq, n, fq->wtail);
+		return;
+	}
+	add_wait_after(fq, n, pos->early);
+	pos->early = n;
 }
 
 void tp_fairq_remove_waiter(struct tp_fairq *fq, struct tp_qnode *n)

@@ -32,8 +32,13 @@
  *   deadline a little earlier than an older one's: it leaves with the
  *   older one, late by at most that turn.  A line a paused connection set
  *   aside in its framer keeps its read's deadline, which may have passed
- *   when it is pushed: it leaves with the waiters ahead of it, at once when
- *   there are none.
+ *   when it is pushed.  In the fair modes, when its deadline is earlier
+ *   than the first waiter's and no waiter of its flow would be behind it,
+ *   it goes before that one in the expiry order (which is not the order of
+ *   admission there), so that it leaves at its own deadline however many
+ *   younger waiters other clients have.  Otherwise (and in TP_FAIR_NONE,
+ *   where the wait list is the order of admission) it leaves with the
+ *   waiters ahead of it.
  * - Workers sleep on `cond` only in tp_queue_pop().  A push signals no more
  *   workers than are idle and not already woken (`nwaking`), so a burst does
  *   not wake the whole pool for work one worker takes as a batch.
@@ -308,12 +313,13 @@ int tp_queue_push(struct tp_queue *q, struct tp_qnode *first, size_t n)
 	uint64_t until_ns = admitted < n && q->wait_limit_ns != UINT64_MAX
 	                            ? tp_queue_wait_until(tp_clock_ns(), q->wait_limit_ns)
 	                            : UINT64_MAX;
+	struct tp_fairq_push_pos pos = {q->fq.whead, NULL}; /* in the expiry order (DESIGN) */
 	for (size_t i = admitted; i < n && node; i++) {
 		struct tp_qnode *next = node->next;
 		cheap |= node->batchable;
 		if (node->deadline_ns > until_ns)
 			node->deadline_ns = until_ns;
-		tp_queue_add(q, node, false);
+		fair(q) ? tp_fairq_add_pushed_wait(&q->fq, node, &pos) : list_append(&q->wait, node);
 		node = next;
 	}
 	/* In the fair modes a lighter flow's waiter may fit where the first that waits did not. */

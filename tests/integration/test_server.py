@@ -187,6 +187,43 @@ class Backpressure(unittest.TestCase):
                 h.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 h.close()
 
+    def test_set_aside_lines_leave_on_time_while_others_wait(self):
+        """As above, while other clients' requests keep coming and waiting:
+        the lines set aside, pushed behind those newer waiters, still leave at
+        their own deadline (they were refused 64 at a time, the last 2.6 s
+        late, as each group waited for the newer waiters ahead of it)."""
+        with MetricsServer("--workers", "1", "--cheap-workers", "0", "--queue", "5",
+                           "--queue-timeout-ms", "1000") as srv:
+            hold = self.occupy(srv, 6, 9000)  # one running, five queued: full
+            others, stop = [], threading.Event()
+
+            def trickle():  # a new client's SLEEP 1 every 0.3 s, each waiting for a place
+                for i in range(40):
+                    if stop.wait(0.3):
+                        return
+                    o = socket.create_connection(("127.0.0.1", srv.port), timeout=5,
+                                                 source_address=("127.0.1.%d" % (i + 1), 0))
+                    o.sendall(b"SLEEP 1\n")
+                    others.append(o)
+            t = threading.Thread(target=trickle, daemon=True)
+            t.start()
+            try:
+                time.sleep(0.45)
+                s = srv.connect()
+                r = LineReader(s)
+                t0 = time.monotonic()
+                s.sendall(b"SLEEP 1\n" * 200)  # 1 600 bytes: one read
+                self.assertEqual(set(r.lines(200, timeout=30)), {"ERR server busy"})
+                elapsed = time.monotonic() - t0
+            finally:
+                stop.set()
+                t.join(10)
+                for o in others + hold:
+                    o.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    o.close()
+            self.assertGreaterEqual(elapsed, 0.9)
+            self.assertLess(elapsed, 1.0 + 0.8 * SLACK)
+
     def test_unit_waits_for_room_for_all_its_lines(self):
         """Three pipelined ECHOs read together are one unit of three: with two
         places free it waits whole, and at its deadline each line is refused."""

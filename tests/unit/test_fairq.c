@@ -442,6 +442,47 @@ static void test_admission_in_turns_within_a_bucket(void **state)
 	fair_done(q, &w);
 }
 
+/*
+ * A waiter whose deadline is earlier than the first waiter's (a line set
+ * aside since its read) leaves at its deadline, not with the younger
+ * waiters ahead of it; but never before a waiter of its own flow.
+ */
+static void test_an_earlier_deadline_expires_first(void **state)
+{
+	struct world w;
+	struct admits a = {0};
+	struct tp_queue *q = fair_queue(&w, 64, 1, &a, 4, 1);
+	struct tp_qnode *gone;
+	uint64_t next;
+
+	(void)state;
+	assert_int_equal(qpush(q, &w, 0, 1000, UINT64_MAX), 1);
+	assert_int_equal(qpush(q, &w, 1, 1000, 5000), 0);
+	assert_int_equal(qpush(q, &w, 2, 1000, 6000), 0);
+	/* One push of a flow's two lines read long ago: both before the waiters there. */
+	struct item *x = world_item(&w, 3, 1000, false), *y = world_item(&w, 3, 1000, false);
+	x->node.deadline_ns = 150;
+	y->node.deadline_ns = 160;
+	x->node.next = &y->node;
+	y->node.next = NULL;
+	assert_int_equal(tp_queue_push(q, &x->node, 2), 0);
+	assert_int_equal(qpush(q, &w, 1, 1000, 100), 0); /* behind its flow's 5000 */
+	assert_int_equal(tp_queue_next_deadline(q), 150);
+	assert_int_equal(tp_queue_expire(q, 160, &gone, &next), 2);
+	assert_int_equal(item_of(gone)->flow, 3);
+	assert_int_equal(item_of(gone->next)->flow, 3);
+	assert_int_equal(next, 5000);
+	assert_int_equal(tp_queue_expire(q, 5000, &gone, &next), 1);
+	assert_int_equal(item_of(gone)->flow, 1);
+	assert_int_equal(next, 6000);
+	/* Flow 1's second left with the waiter ahead of it. */
+	assert_int_equal(tp_queue_expire(q, 6000, &gone, &next), 2);
+	assert_int_equal(item_of(gone)->flow, 2);
+	assert_int_equal(item_of(gone->next)->flow, 1);
+	assert_int_equal(qpop(q), 0);
+	fair_done(q, &w);
+}
+
 /* Many flows pushing into a small queue: never more than capacity admitted, nothing lost. */
 static void test_bound(void **state)
 {
@@ -1034,6 +1075,7 @@ int main(void)
 	        cmocka_unit_test(test_flow_fifo_and_batches),
 	        cmocka_unit_test(test_fair_admission),
 	        cmocka_unit_test(test_admission_in_turns_within_a_bucket),
+	        cmocka_unit_test(test_an_earlier_deadline_expires_first),
 	        cmocka_unit_test(test_bound),
 	        cmocka_unit_test(test_flow_leaves),
 	        cmocka_unit_test(test_mode_change),
