@@ -133,21 +133,21 @@ static int reply_now(struct tp_conn *c, enum tp_proto_status st, const struct tp
 }
 
 /*
- * Units (req.h): an ECHO line joins the connection's ECHO request at the
- * tail of this turn's batch, when that is a unit with room for it.  The
- * line is laid down as its reply but for the "OK " the worker writes.
+ * Units (req.h): an ECHO line joins its connection's unit at the tail of
+ * this turn's batch while the turn's lines fit the queue's room (a waiting
+ * unit holds up the waiters after it), laid down as its reply but the "OK ".
  */
 static bool join_unit(struct tp_conn *c, const struct tp_proto_req *pr)
 {
 	struct tp_req *u = c->otail;
 
-	/* No heavier than the queue: a unit of more requests than its bound would never fit. */
 	if (!u || u != c->env->batch.tail || u->cap != TP_REQ_UNIT_CAP || u->op != TP_OP_ECHO ||
-	    tp_req_lines(u) >= TP_REQ_UNIT_LINES || tp_req_lines(u) >= (uint32_t)c->env->cfg->queue_size ||
+	    tp_req_lines(u) >= TP_REQ_UNIT_LINES || c->env->batch.lines >= c->env->unit_room ||
 	    u->len + pr->text_len + 4 > u->cap)
 		return false;
 	u->len += (uint32_t)tp_proto_echo_place(pr->text, pr->text_len, u->buf + u->len);
 	u->qnode.more++;
+	c->env->batch.lines++;
 	return true;
 }
 
@@ -160,9 +160,9 @@ static size_t echo_cap(const struct tp_conn *c, const char *line, size_t len, co
 	const char *next = line + len + 1;
 	size_t room = TP_REQ_UNIT_CAP - (pr->text_len + 4); /* for the next line's text and 4 bytes */
 
-	/* Not when nothing could join it: the turn's share ends with this line, or the queue holds one. */
+	/* Not when nothing could join it: the turn's share ends with this line, or the room does. */
 	if (c->framer.ahead < 6 || pr->text_len + 4 > TP_REQ_UNIT_CAP / 2 || c->bn + 1 >= BATCH ||
-	    c->env->cfg->queue_size < 2 || strncasecmp(next, "ECHO ", 5) != 0)
+	    c->env->batch.lines + 2 > c->env->unit_room || strncasecmp(next, "ECHO ", 5) != 0)
 		return pr->text_len + 4;
 	/*
 	 * "ECHO " and a text that fits the room left, then its newline: at most

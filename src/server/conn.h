@@ -52,6 +52,7 @@ struct tp_conn_env {
 	uint32_t now_us;        /* tp_req_us(now_ns) */
 	uint64_t wait_until_ns; /* a line read now waits for space in the queue until then */
 	size_t max_unsent;      /* limits.max_unsent_kib in bytes */
+	size_t unit_room;       /* places free in the queue at the turn's start, 0 while any waits */
 
 	int epfd;
 	char *scratch; /* reads land here; only a partial line is kept per connection */

@@ -289,6 +289,8 @@ static int wait_events(struct tp_loop *l, struct epoll_event *events)
 	atomic_store_explicit(&l->last_turn_ns, l->env.now_ns, memory_order_relaxed);
 	refresh_config(l);
 	refresh_shutting_down(l);
+	size_t used = tp_queue_admitted(l->queue), cap = (size_t)l->cfg.queue_size; /* conn.h */
+	l->env.unit_room = tp_queue_next_deadline(l->queue) || used >= cap ? 0 : cap - used;
 	return n < 0 ? 0 : n;
 }
 

@@ -115,6 +115,7 @@ struct tp_req_batch {
 	struct tp_req *head, *tail;
 	size_t n;
 	size_t ncheap; /* batchable ones */
+	size_t lines;  /* requests they stand for (a unit's lines each) */
 };
 
 static inline void tp_req_batch_add(struct tp_req_batch *b, struct tp_req *r)
@@ -130,6 +131,7 @@ static inline void tp_req_batch_add(struct tp_req_batch *b, struct tp_req *r)
 	b->tail = r;
 	b->n++;
 	b->ncheap += r->qnode.batchable;
+	b->lines++;
 }
 
 /*

@@ -441,6 +441,11 @@ uint64_t tp_queue_next_deadline(struct tp_queue *q)
 	return atomic_load_explicit(&q->next_deadline, memory_order_relaxed);
 }
 
+size_t tp_queue_admitted(struct tp_queue *q)
+{
+	return atomic_load_explicit(&q->nready, memory_order_relaxed);
+}
+
 void tp_queue_set_capacity(struct tp_queue *q, size_t capacity)
 {
 	pthread_mutex_lock(&q->lock);

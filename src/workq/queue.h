@@ -134,6 +134,9 @@ void tp_queue_cap_deadlines(struct tp_queue *q, uint64_t now_ns, uint64_t wait_n
 /* The earliest deadline among waiters, 0 if none; lock-free, may be a moment stale. */
 uint64_t tp_queue_next_deadline(struct tp_queue *q);
 
+/* The requests admitted (tp_qnode_weight); lock-free, may be a moment stale. */
+size_t tp_queue_admitted(struct tp_queue *q);
+
 /* Change the capacity (reload); growing admits waiters at once. */
 void tp_queue_set_capacity(struct tp_queue *q, size_t capacity);
 

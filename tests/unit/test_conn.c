@@ -54,6 +54,7 @@ static int setup(void **state)
 	g->cfg.max_unsent_kib = 256;
 	g->cfg.queue_size = 1000;
 	g->env.cfg = &g->cfg;
+	g->env.unit_room = g->cfg.queue_size; /* an empty queue */
 	tp_conn_env_now(&g->env, 1000);
 	g->env.scratch = g->scratch;
 	g->env.scratch_len = sizeof(g->scratch);
@@ -448,21 +449,33 @@ static void test_no_unit_slot_before_a_line_over_the_limit(void **state)
 	assert_int_equal(tp_req_lines(g->batch[1]), 1);
 }
 
-/* A unit never stands for more requests than the queue holds. */
-static void test_unit_no_heavier_than_the_queue(void **state)
+/*
+ * A turn's units stay within the places the queue had free (unit_room):
+ * past them each line is a request of its own, and while requests wait
+ * (room 0) no unit forms at all.
+ */
+static void test_units_stay_within_the_room(void **state)
 {
 	struct rig *g = *state;
 	char in[256] = "", want[256] = "";
+	static const uint32_t room3[] = {3, 1, 1, 1, 1};
 
-	g->cfg.queue_size = 3;
+	g->env.unit_room = 3;
 	echo_lines(in, want, "", 0, 7);
 	send_peer(g, in);
 	(void)readable(g);
 	end_turn(g);
-	assert_int_equal(g->nbatch, 3);
-	assert_int_equal(tp_req_lines(g->batch[0]), 3);
-	assert_int_equal(tp_req_lines(g->batch[1]), 3);
-	assert_int_equal(tp_req_lines(g->batch[2]), 1);
+	assert_int_equal(g->nbatch, 5);
+	for (size_t i = 0; i < 5; i++)
+		assert_int_equal(tp_req_lines(g->batch[i]), room3[i]);
+
+	g->env.unit_room = 0;
+	send_peer(g, in);
+	(void)readable(g);
+	end_turn(g);
+	assert_int_equal(g->nbatch, 7);
+	for (size_t i = 0; i < 7; i++)
+		assert_int_equal(tp_req_lines(g->batch[i]), 1);
 }
 
 /* The turn's share of a connection is counted in lines, units or not. */
@@ -786,7 +799,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_units_end_with_their_turn, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_failed_unit_answers_every_line, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_turn_share_counts_lines, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_unit_no_heavier_than_the_queue, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_units_stay_within_the_room, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_no_unit_slot_before_a_line_that_cannot_join, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_no_unit_slot_before_a_line_over_the_limit, setup,
