@@ -187,7 +187,8 @@ struct tp_req *tp_connset_complete_run(struct tp_connset *s, struct tp_req *r, s
 	do {
 		struct tp_req *next = r->dnext;
 		tally->cheap += r->qnode.batchable;
-		tally->busy += r->status == TP_PROTO_BUSY && !r->late ? tp_req_lines(r) : 0;
+		/* As the metrics count it: a reply written, so not to a client that left. */
+		tally->busy += r->status == TP_PROTO_BUSY && !r->late && !c->closed ? tp_req_lines(r) : 0;
 		ev |= tp_conn_complete(c, r);
 		r = next;
 	} while (r && r->conn == c);

@@ -696,6 +696,31 @@ class Notices(unittest.TestCase):
             self.assertIn("refused with ERR server busy since start", line)
 
 
+    def test_busy_line_counts_only_refusals_written(self):
+        """The overloaded line counts ERR server busy replies as the metrics
+        and the stats line do: not those of clients that left while their
+        requests waited (it counted 6 here, the metrics 1)."""
+        with MetricsServer("--workers", "1", "--cheap-workers", "0", "--queue", "1",
+                           "--fairness", "none", "--queue-timeout-ms", "500") as srv:
+            hold = srv.connect()
+            hold.sendall(b"SLEEP 3000\nSLEEP 3000\n")  # one running, one queued: full
+            self.assertTrue(wait_until(lambda: srv.scrape().get("tpserver_queue_depth") == 1, 5))
+            gone = [srv.connect() for _ in range(5)]
+            live = srv.connect()
+            for g in gone:
+                g.sendall(b"SLEEP 1\n")
+            live.sendall(b"SLEEP 1\n")
+            self.assertTrue(wait_until(lambda: srv.scrape().get("tpserver_queue_waiters") == 6, 5))
+            for g in gone:  # with fairness none their requests stay queued until they expire
+                g.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                g.close()
+            self.assertEqual(LineReader(live).line(timeout=5), "ERR server busy")
+            line = srv.wait_log(r"overloaded: .*", timeout=10)
+            self.assertIn("overloaded: 1 requests refused", line)
+            self.assertEqual(srv.scrape().get("tpserver_requests_total", op="sleep", result="busy_timeout"), 1)
+            hold.close()
+            live.close()
+
 class CheckConfigParity(unittest.TestCase):
     def run_tp(self, *args, env=None):
         e = dict(os.environ)
