@@ -61,16 +61,17 @@ unsigned tp_agent_weight(const struct tp_agent_load *st)
 	return st->weight ? st->weight : 100;
 }
 
-size_t tp_agent_format(bool drain, bool healthy, unsigned weight, char buf[TP_AGENT_LINE_MAX])
+size_t tp_agent_format(bool drain, bool healthy, bool ready, unsigned weight, char buf[TP_AGENT_LINE_MAX])
 {
+	const char *r = ready ? "ready " : "";
 	int n;
 
 	if (drain)
 		n = snprintf(buf, TP_AGENT_LINE_MAX, "drain\n");
 	else if (!healthy)
-		n = snprintf(buf, TP_AGENT_LINE_MAX, "ready down\n");
+		n = snprintf(buf, TP_AGENT_LINE_MAX, "%sdown\n", r);
 	else
-		n = snprintf(buf, TP_AGENT_LINE_MAX, "ready up %u%%\n",
+		n = snprintf(buf, TP_AGENT_LINE_MAX, "%sup %u%%\n", r,
 		             weight < 1     ? 1
 		             : weight > 100 ? 100
 		                            : weight);

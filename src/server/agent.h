@@ -53,8 +53,12 @@ unsigned tp_agent_update(struct tp_agent_load *st, const struct tp_agent_sample 
 /* The weight to report now (100 before the first sample). */
 unsigned tp_agent_weight(const struct tp_agent_load *st);
 
-/* The line for the state; returns its length (< TP_AGENT_LINE_MAX). */
-size_t tp_agent_format(bool drain, bool healthy, unsigned weight, char buf[TP_AGENT_LINE_MAX]);
+/*
+ * The line for the state; returns its length (< TP_AGENT_LINE_MAX).  With
+ * ready, "up" and "down" carry HAProxy's "ready", which ends a DRAIN or
+ * MAINT state of the server, an operator's on the runtime API too.
+ */
+size_t tp_agent_format(bool drain, bool healthy, bool ready, unsigned weight, char buf[TP_AGENT_LINE_MAX]);
 
 /*
  * The agent socket fd is readable: accept a burst of connections and give

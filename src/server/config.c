@@ -246,6 +246,12 @@ const struct tp_setting tp_settings[] = {
          .help = "agent-check port, 0 = any free port; the flag turns the agent check on",
          .enables = "agent.enabled",
          .bound = true},
+        {.path = "agent.ready_s",
+         .flag = "agent-ready-s",
+         INT(agent_ready_s, 0, 3600),
+         .def = "30",
+         .help = "for N s after the start and after SIGUSR1 the agent answers ready, which clears a "
+                 "drain or maintenance set in HAProxy"},
         {.path = NULL},
 };
 

@@ -69,6 +69,7 @@ struct tp_config {
 	/* agent: the HAProxy agent-check responder; a socket passed as "agent" wins */
 	char agent_host[256];
 	int agent_port;
+	int agent_ready_s;     /* answers carry "ready" this long after the start and SIGUSR1 */
 	bool keep_connections; /* shutdown.keep_connections: hand them to systemd on SIGTERM */
 
 	/* command line only */

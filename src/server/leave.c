@@ -7,8 +7,15 @@
 #include <signal.h>
 #include <string.h>
 
+#include "clock.h"
 #include "health.h"
 #include "log.h"
+
+void tp_leave_start(struct tp_leave *lv, int ready_s, uint64_t now_ns)
+{
+	lv->ready_ns = (uint64_t)ready_s * 1000000000ull;
+	lv->ready_until_ns = now_ns + lv->ready_ns;
+}
 
 void tp_leave_signal(struct tp_leave *lv, int signo)
 {
@@ -17,6 +24,8 @@ void tp_leave_signal(struct tp_leave *lv, int signo)
 	if (drain == lv->drained)
 		return;
 	lv->drained = drain;
+	if (!drain)
+		lv->ready_until_ns = tp_clock_ns() + lv->ready_ns;
 	if (drain)
 		tp_log(TP_LOG_NOTICE, "drain",
 		       "SIGUSR2: drained; the agent check answers drain until SIGUSR1");
@@ -69,7 +78,7 @@ int tp_leave_answer(struct tp_leave *lv, int fd, bool stopping, bool healthy)
 {
 	char line[TP_AGENT_LINE_MAX];
 	size_t len = tp_agent_format(lv->drained || lv->leaving || stopping, healthy,
-	                             tp_agent_weight(&lv->load), line);
+	                             tp_clock_ns() < lv->ready_until_ns, tp_agent_weight(&lv->load), line);
 	int err;
 
 	lv->answered += tp_agent_answer(fd, line, len, &err);

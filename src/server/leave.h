@@ -21,14 +21,24 @@
 struct tp_health;
 
 struct tp_leave {
-	bool drained;         /* SIGUSR2, until SIGUSR1 */
-	bool leaving;         /* a graceful leave runs until leave_at_ns */
-	uint64_t leave_at_ns; /* when it ends */
+	uint64_t ready_ns;       /* agent.ready_s */
+	uint64_t ready_until_ns; /* the answers carry "ready" until then */
+	bool drained;            /* SIGUSR2, until SIGUSR1 */
+	bool leaving;            /* a graceful leave runs until leave_at_ns */
+	uint64_t leave_at_ns;    /* when it ends */
 	struct tp_agent_load load;
 	uint64_t answered; /* agent checks answered */
 };
 
-/* SIGUSR1 (ready again) or SIGUSR2 (drain). */
+/*
+ * The server starts at now_ns: for ready_s seconds the agent's answers
+ * carry "ready", which ends a drain this host's agent left in HAProxy
+ * (a graceful leave before a restart) but also one an operator set there;
+ * after it they do not, so that an operator's drain holds.
+ */
+void tp_leave_start(struct tp_leave *lv, int ready_s, uint64_t now_ns);
+
+/* SIGUSR1 (ready again: "ready" for ready_s more) or SIGUSR2 (drain). */
 void tp_leave_signal(struct tp_leave *lv, int signo);
 
 /*

@@ -191,6 +191,7 @@ int tp_server_new(const struct tp_config *cfg, tp_reload_fn reload, void *reload
 	srv->reload = reload;
 	srv->reload_ctx = reload_ctx;
 	srv->tick_ms = tp_health_init(&srv->health);
+	tp_leave_start(&srv->leave, cfg->agent_ready_s, tp_clock_ns());
 	if (!tp_reload_status_dir(srv->reload_outcome.dir, sizeof(srv->reload_outcome.dir)))
 		srv->reload_outcome.dir[0] = '\0';
 	tp_report_init(&srv->report, &srv->health);

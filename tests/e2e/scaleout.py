@@ -332,12 +332,18 @@ def check_fairness(lb):
         print("check 5: SKIPPED: this tpserver has no fairness by client address (pool.fairness); "
               "the check runs once it does", flush=True)
         return
-    # Every connection to tp1: drain the others in HAProxy's runtime API.
-    bs = start_backends(workers=2, queue=1000, queue_timeout_ms=5000, extra=("--fairness", "address"))
+    # Every connection to tp1: drain the others in HAProxy's runtime API, once
+    # their agents no longer answer "ready" (agent.ready_s after the start),
+    # which would end that drain.
+    bs = start_backends(workers=2, queue=1000, queue_timeout_ms=5000,
+                        extra=("--fairness", "address", "--agent-ready-s", "2"))
     lb.wait_all_up()
+    time.sleep(2.5)
     for other in ("tp2", "tp3"):
         lb.command("set server tp_hosts/%s state drain" % other)
     time.sleep(1.5)
+    st = lb.servers()
+    assert all(st[o][0].startswith("DRAIN") or st[o][1] == 0 for o in ("tp2", "tp3")), st
     flood = in_ns("cl", TPCLIENT, "--host", LB, "--port", "9000", "--json", "-c", "20", "-P", "8",
                   "--mix", "sleep", "--sleep-ms", "50-50", "-d", "4s", "--source", CLIENTS[0])
     pf = subprocess.Popen(flood, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -45,6 +45,24 @@ class Agent(unittest.TestCase):
             srv.wait_log("SIGUSR1: ready again")
             self.assertTrue(agent_line(port).startswith("ready up "))
 
+    def test_ready_only_for_agent_ready_s(self):
+        """"ready" ends a DRAIN or MAINT state in HAProxy, an operator's on the
+        runtime API too: it is said for agent.ready_s after the start (to end a
+        drain this host's agent left before a restart) and after SIGUSR1, then
+        the answers carry the state and weight alone, so an operator's drain
+        holds (it was undone within a second by every answer's ready)."""
+        with Server("--agent", "--agent-port", "0", "--agent-ready-s", "1") as srv:
+            port = agent_port(srv)
+            self.assertEqual(agent_line(port), "ready up 100%\n")
+            self.assertTrue(wait_until(lambda: agent_line(port) == "up 100%\n", 5, step=0.1))
+            srv.signal(signal.SIGUSR2)
+            srv.wait_log("SIGUSR2: drained")
+            self.assertEqual(agent_line(port), "drain\n")
+            srv.signal(signal.SIGUSR1)
+            srv.wait_log("SIGUSR1: ready again")
+            self.assertEqual(agent_line(port), "ready up 100%\n")
+            self.assertTrue(wait_until(lambda: agent_line(port) == "up 100%\n", 5, step=0.1))
+
     def test_every_socket_it_binds_listens_with_listen_backlog(self):
         """HAProxy's checks of many load balancers, and scrapes, arrive in bursts as
         connections do: the agent and metrics sockets get listen.backlog too (a

@@ -21,18 +21,23 @@ static void test_format(void **state)
 {
 	char line[TP_AGENT_LINE_MAX];
 	(void)state;
-	assert_int_equal(tp_agent_format(false, true, 80, line), strlen("ready up 80%\n"));
+	assert_int_equal(tp_agent_format(false, true, true, 80, line), strlen("ready up 80%\n"));
 	assert_string_equal(line, "ready up 80%\n");
-	tp_agent_format(true, true, 80, line);
+	tp_agent_format(true, true, true, 80, line);
 	assert_string_equal(line, "drain\n");
-	tp_agent_format(true, false, 80, line);
+	tp_agent_format(true, false, false, 80, line);
 	assert_string_equal(line, "drain\n");
-	tp_agent_format(false, false, 80, line);
+	tp_agent_format(false, false, true, 80, line);
 	assert_string_equal(line, "ready down\n");
-	tp_agent_format(false, true, 0, line);
+	tp_agent_format(false, true, true, 0, line);
 	assert_string_equal(line, "ready up 1%\n");
-	tp_agent_format(false, true, 1000, line);
+	tp_agent_format(false, true, true, 1000, line);
 	assert_string_equal(line, "ready up 100%\n");
+	/* Past agent.ready_s: no "ready", so a drain set on HAProxy's runtime API holds. */
+	assert_int_equal(tp_agent_format(false, true, false, 80, line), strlen("up 80%\n"));
+	assert_string_equal(line, "up 80%\n");
+	tp_agent_format(false, false, false, 80, line);
+	assert_string_equal(line, "down\n");
 }
 
 static void test_weight(void **state)
