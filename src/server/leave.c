@@ -21,11 +21,15 @@ void tp_leave_signal(struct tp_leave *lv, int signo)
 {
 	bool drain = signo == SIGUSR2;
 
-	if (drain == lv->drained)
-		return;
-	lv->drained = drain;
-	if (!drain)
+	if (!drain) /* also when not drained: a load balancer that missed the window still holds a drain */
 		lv->ready_until_ns = tp_clock_ns() + lv->ready_ns;
+	if (drain == lv->drained) {
+		if (!drain)
+			tp_log(TP_LOG_NOTICE, "drain",
+			       "SIGUSR1: not drained; the agent check answers ready again");
+		return;
+	}
+	lv->drained = drain;
 	if (drain)
 		tp_log(TP_LOG_NOTICE, "drain",
 		       "SIGUSR2: drained; the agent check answers drain until SIGUSR1");

@@ -191,7 +191,6 @@ int tp_server_new(const struct tp_config *cfg, tp_reload_fn reload, void *reload
 	srv->reload = reload;
 	srv->reload_ctx = reload_ctx;
 	srv->tick_ms = tp_health_init(&srv->health);
-	tp_leave_start(&srv->leave, cfg->agent_ready_s, tp_clock_ns());
 	if (!tp_reload_status_dir(srv->reload_outcome.dir, sizeof(srv->reload_outcome.dir)))
 		srv->reload_outcome.dir[0] = '\0';
 	tp_report_init(&srv->report, &srv->health);
@@ -263,6 +262,8 @@ int tp_server_run(struct tp_server *srv)
 	int r;
 
 	atomic_store(&srv->loops_running, (int)srv->nloops - 1);
+	tp_leave_start(&srv->leave, srv->cfg.agent_ready_s,
+	               tp_clock_ns()); /* from being ready, however long the start */
 	tp_gate_open(&srv->start);
 	tp_health_log_ready(&srv->sock, srv->metrics_name, &srv->cfg, srv->nloops);
 	tp_reload_outcome_set(&srv->reload_outcome, "started", "ready");

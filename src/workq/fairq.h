@@ -238,7 +238,8 @@ struct tp_qnode *tp_fairq_cheap_waiter(struct tp_fairq *fq);
 /*
  * The waiting node that should take a free place: of the group, then the
  * flow, holding the least queued cost, admitted and waiting (within a power
- * of 4; ties: the longest waiting), its oldest.  Unlinks and returns it, not admitted yet;
+ * of 4; within one, in turns: an entry whose waiter left goes behind the
+ * others), its oldest.  Unlinks and returns it, not admitted yet;
  * NULL when nobody waits.
  */
 struct tp_qnode *tp_fairq_next_waiter(struct tp_fairq *fq);

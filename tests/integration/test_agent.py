@@ -62,6 +62,10 @@ class Agent(unittest.TestCase):
             srv.wait_log("SIGUSR1: ready again")
             self.assertEqual(agent_line(port), "ready up 100%\n")
             self.assertTrue(wait_until(lambda: agent_line(port) == "up 100%\n", 5, step=0.1))
+            # Not drained: SIGUSR1 still says ready again, for a balancer that missed the window.
+            srv.signal(signal.SIGUSR1)
+            srv.wait_log("SIGUSR1: not drained")
+            self.assertEqual(agent_line(port), "ready up 100%\n")
 
     def test_every_socket_it_binds_listens_with_listen_backlog(self):
         """HAProxy's checks of many load balancers, and scrapes, arrive in bursts as
