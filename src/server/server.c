@@ -262,8 +262,8 @@ int tp_server_run(struct tp_server *srv)
 	int r;
 
 	atomic_store(&srv->loops_running, (int)srv->nloops - 1);
-	tp_leave_start(&srv->leave, srv->cfg.agent_ready_s,
-	               tp_clock_ns()); /* from being ready, however long the start */
+	/* The agent's ready window runs from being ready, however long the start took. */
+	tp_leave_start(&srv->leave, srv->cfg.agent_ready_s, tp_clock_ns());
 	tp_gate_open(&srv->start);
 	tp_health_log_ready(&srv->sock, srv->metrics_name, &srv->cfg, srv->nloops);
 	tp_reload_outcome_set(&srv->reload_outcome, "started", "ready");

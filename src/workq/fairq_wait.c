@@ -156,7 +156,9 @@ void tp_fairq_remove_waiter(struct tp_fairq *fq, struct tp_qnode *n)
 	} else {
 		bucket_requeue(tp_fairq_level_of(fq, g), &f->e);
 	}
-	if (g && (f->whead || --g->nwaiting > 0))
+	if (g && !f->whead)
+		g->nwaiting--; /* its flow no longer waits */
+	if (g && g->nwaiting > 0)
 		bucket_requeue(&fq->top, &g->e);
 	else if (g)
 		bucket_remove(&fq->top, &g->e);
