@@ -159,6 +159,7 @@ void tp_connset_act(struct tp_connset *s, struct tp_conn *c, unsigned ev)
 		lru_unlink(s, c);
 		TP_ASSERT(s->nconns > 0);
 		s->nconns--;
+		s->closes++;
 		atomic_store_explicit(&s->connections, s->nconns, memory_order_relaxed);
 	}
 	if (c->closed) {
@@ -187,8 +188,6 @@ struct tp_req *tp_connset_complete_run(struct tp_connset *s, struct tp_req *r, s
 	do {
 		struct tp_req *next = r->dnext;
 		tally->cheap += r->qnode.batchable;
-		/* As the metrics count it: a reply written, so not to a client that left. */
-		tally->busy += r->status == TP_PROTO_BUSY && !r->late && !c->closed ? tp_req_lines(r) : 0;
 		ev |= tp_conn_complete(c, r);
 		r = next;
 	} while (r && r->conn == c);
@@ -196,6 +195,31 @@ struct tp_req *tp_connset_complete_run(struct tp_connset *s, struct tp_req *r, s
 	if (ev || c->closed)
 		tp_connset_act(s, c, ev);
 	return r;
+}
+
+struct tp_req *tp_connset_drop_closed(struct tp_connset *s, struct tp_req_batch *b)
+{
+	struct tp_req *r = b->head, *dropped = NULL, **dtail = &dropped;
+	struct tp_req_batch kept = {0};
+
+	if (s->closes == s->closes_seen)
+		return NULL;
+	s->closes_seen = s->closes;
+	while (r) {
+		struct tp_req *next = r->bnext;
+		if (r->conn->closed) {
+			tp_req_fail(r, TP_PROTO_SHUTDOWN); /* never written: the client is gone */
+			r->dnext = NULL;
+			*dtail = r;
+			dtail = &r->dnext;
+		} else {
+			tp_req_batch_add(&kept, r);
+			kept.lines += tp_req_lines(r) - 1; /* a unit's other lines */
+		}
+		r = next;
+	}
+	*b = kept;
+	return dropped;
 }
 
 void tp_connset_run_ready(struct tp_connset *s)

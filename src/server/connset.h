@@ -25,6 +25,7 @@ struct tp_connset {
 	struct tp_conn *lru_head, *lru_tail;
 	size_t nconns;                /* open connections */
 	size_t nalloc;                /* connections not yet freed (closed ones wait for their requests) */
+	uint64_t closes, closes_seen; /* connections closed; of them, when the last batch was pushed */
 	_Atomic uint64_t connections; /* nconns, for other threads */
 	/* A new connection from peer: false (not counted) over the caps, else its group. */
 	bool (*on_enter)(void *ctx, const struct sockaddr_storage *peer, bool uncapped,
@@ -60,8 +61,7 @@ void tp_connset_act(struct tp_connset *s, struct tp_conn *c, unsigned ev);
 
 /* What came back to a loop, for its counters (tp_connset_complete_run()). */
 struct tp_connset_tally {
-	size_t cheap;  /* batchable requests */
-	uint64_t busy; /* answered ERR server busy for their wait for space */
+	size_t cheap; /* batchable requests */
 };
 
 /*
@@ -72,6 +72,15 @@ struct tp_connset_tally {
  */
 struct tp_req *tp_connset_complete_run(struct tp_connset *s, struct tp_req *r,
                                        struct tp_connset_tally *tally);
+
+/*
+ * Take the requests of connections closed since they were parsed (a reset
+ * read with them, a PROXY client refused over its cap) out of the turn's
+ * batch b, so they hold no place in the queue: returned failed, linked
+ * through dnext, for the loop to complete.  Cheap when none closed since
+ * the last call.
+ */
+struct tp_req *tp_connset_drop_closed(struct tp_connset *s, struct tp_req_batch *b);
 
 /* Let every connection on the ready list go on reading. */
 void tp_connset_run_ready(struct tp_connset *s);

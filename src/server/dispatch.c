@@ -65,8 +65,7 @@ void tp_dispatch_exec(struct tp_qnode **nodes, size_t n, void *ctx)
 		} else if (max_wait_us && (uint32_t)(start - r->arrival_us) > max_wait_us) {
 			/* Its client has most likely given up: do not spend a worker on it. */
 			tp_req_fail(r, TP_PROTO_BUSY);
-			r->late = true;
-			atomic_fetch_add_explicit(&d->late, tp_req_lines(r), memory_order_relaxed);
+			r->late = true; /* counted as the reply is written (metrics.h) */
 			unrun(d, r);
 		} else {
 			if (!r->qnode.batchable) /* long work: the stall budget it was accepted under */

@@ -30,7 +30,6 @@ struct tp_dispatch {
 	struct tp_pool *pool;         /* for SLEEP's interruptible wait */
 	struct tp_queue *queue;       /* the cost of work popped but not run goes back (NULL: not) */
 	_Atomic uint64_t max_wait_ns; /* pool.max_wait_ms; 0: no bound (set by the server) */
-	_Atomic uint64_t late;        /* requests answered ERR server busy for it */
 };
 
 /*

@@ -12,7 +12,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "dispatch.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
@@ -64,12 +63,12 @@ void tp_health_stats(const struct tp_health *h, struct tp_stats *ret)
 	ret->queue_capacity = qs.capacity;
 	ret->flows = qs.flows;
 	ret->largest = qs.largest;
-	ret->late = h->dispatch ? atomic_load_explicit(&h->dispatch->late, memory_order_relaxed) : 0;
+	if (h->metrics) /* as they count them: replies written, not those to clients that left */
+		tp_metrics_busy(h->metrics, &ret->rejected, &ret->late);
 	for (size_t i = 0; i < h->nloops; i++) {
 		struct tp_loop_counters lc;
 		tp_loop_counters(h->loops[i], &lc);
 		ret->served += lc.served;
-		ret->rejected += lc.busy;
 		ret->connections += lc.connections;
 	}
 }

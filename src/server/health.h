@@ -22,7 +22,6 @@
 struct tp_config;
 struct tp_sockets;
 
-struct tp_dispatch;
 struct tp_loop;
 struct tp_metrics;
 struct tp_pool;
@@ -43,11 +42,10 @@ struct tp_health {
 	/* what it looks at; set before the first call */
 	struct tp_pool *pool;
 	struct tp_queue *queue;
-	const struct tp_dispatch *dispatch;
 	struct tp_loop *const *loops;
 	size_t nloops;
 	uint64_t wd_usec;           /* WATCHDOG_USEC, 0 without a watchdog */
-	struct tp_metrics *metrics; /* counts unhealthy episodes, or NULL */
+	struct tp_metrics *metrics; /* unhealthy episodes go in, busy counts come out; or NULL */
 	const char *phase;          /* STATUS='s first words: "leaving", "shutting down", or NULL */
 
 	/* its own state (loop 0) */

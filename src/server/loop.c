@@ -91,7 +91,6 @@ struct tp_loop {
 	bool shutdown_seen;
 	uint64_t last_work_ns; /* when epoll_wait last returned events */
 
-	_Atomic uint64_t busy;
 	_Atomic uint64_t last_turn_ns;
 
 	char scratch[SCRATCH_BYTES];
@@ -186,7 +185,6 @@ void tp_loop_post_admit(struct tp_loop *l, struct tp_req *r)
 void tp_loop_counters(struct tp_loop *l, struct tp_loop_counters *ret)
 {
 	ret->served = atomic_load_explicit(&l->env.served, memory_order_relaxed);
-	ret->busy = atomic_load_explicit(&l->busy, memory_order_relaxed);
 	ret->connections = atomic_load_explicit(&l->conns.connections, memory_order_relaxed);
 	ret->last_turn_ns = atomic_load_explicit(&l->last_turn_ns, memory_order_relaxed);
 	tp_peer_counts_load(l->env.turned_away, ret->turned_away);
@@ -200,8 +198,6 @@ static void complete(struct tp_loop *l, struct tp_req *r)
 	while (r)
 		r = tp_connset_complete_run(&l->conns, r, &t);
 	l->cheap_inflight -= t.cheap;
-	if (t.busy)
-		atomic_fetch_add_explicit(&l->busy, t.busy, memory_order_relaxed);
 }
 
 /* Listener callback: a new client. */
@@ -355,7 +351,7 @@ static void drain_posted(struct tp_loop *l)
 static void push_batch(struct tp_loop *l)
 {
 	struct tp_req_batch b = l->env.batch;
-	struct tp_req *r = b.head;
+	struct tp_req *r;
 	int admitted;
 
 	l->env.turn++; /* every connection may parse a new share */
@@ -363,7 +359,9 @@ static void push_batch(struct tp_loop *l)
 		return;
 	l->env.batch = (struct tp_req_batch){0};
 	l->cheap_inflight += b.ncheap;
-
+	complete(l, tp_connset_drop_closed(&l->conns, &b)); /* closed in the turn that read them */
+	if (!(r = b.head))
+		return;
 	admitted = tp_queue_push(l->queue, &r->qnode, b.n);
 	for (size_t i = 0; r; i++) {
 		struct tp_req *next = r->bnext;

@@ -134,7 +134,6 @@ void tp_loop_post_admit(struct tp_loop *l, struct tp_req *r);
 /* Any thread: the loop's counters, and when it last went round (CLOCK_MONOTONIC ns). */
 struct tp_loop_counters {
 	uint64_t served;
-	uint64_t busy;
 	uint64_t connections;
 	uint64_t last_turn_ns;                       /* 0 once the loop has returned from its shutdown */
 	uint64_t turned_away[TP_PEER_REFUSAL_COUNT]; /* closed before their first request, by reason */

@@ -187,6 +187,19 @@ void tp_metrics_sum(const struct tp_metrics *m, struct tp_metrics_slot *ret)
 		sum_into((uint64_t *)ret, (const uint64_t *)&m->slots[i], sizeof(*ret) / sizeof(uint64_t));
 }
 
+void tp_metrics_busy(const struct tp_metrics *m, uint64_t *ret_timeout, uint64_t *ret_max_wait)
+{
+	*ret_timeout = *ret_max_wait = 0;
+	for (size_t i = 0; i < m->nslots; i++) {
+		for (size_t op = 0; op < TP_METRICS_OPS; op++) {
+			const uint64_t *n = m->slots[i].requests[op];
+			*ret_timeout += __atomic_load_n(&n[TP_PROTO_BUSY], __ATOMIC_RELAXED);
+			*ret_max_wait +=
+			        __atomic_load_n(&n[TP_METRICS_RESULT_BUSY_MAX_WAIT], __ATOMIC_RELAXED);
+		}
+	}
+}
+
 void tp_metrics_refused(struct tp_metrics *m, enum tp_refusal reason)
 {
 	__atomic_fetch_add(&m->refused[reason], 1, __ATOMIC_RELAXED);

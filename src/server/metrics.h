@@ -82,6 +82,9 @@ struct tp_metrics_slot *tp_metrics_slot(struct tp_metrics *m, size_t i);
 /* Sum every slot into *ret (any thread). */
 void tp_metrics_sum(const struct tp_metrics *m, struct tp_metrics_slot *ret);
 
+/* ERR server busy replies written so far: at the queue's timeout, and past pool.max_wait_ms. */
+void tp_metrics_busy(const struct tp_metrics *m, uint64_t *ret_timeout, uint64_t *ret_max_wait);
+
 /* The index of the bucket that holds ns. */
 size_t tp_hist_bucket(uint64_t ns);
 

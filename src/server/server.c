@@ -210,7 +210,6 @@ int tp_server_new(const struct tp_config *cfg, tp_reload_fn reload, void *reload
 		goto fail;
 	srv->health.pool = srv->pool;
 	srv->health.queue = srv->queue;
-	srv->health.dispatch = &srv->dispatch;
 	srv->health.loops = srv->loops;
 	srv->health.nloops = srv->nloops;
 	tp_pool_set_stall_ms(srv->pool, (uint64_t)tp_config_stall_ms(cfg));

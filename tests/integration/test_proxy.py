@@ -199,6 +199,26 @@ class Proxy(unittest.TestCase):
             srv.wait_log(r"refused 3 connections \(3 over max_connections_per_address\)")
             self.assertNotRegex(srv.log(), r"over max_connections[^_]")
 
+    def test_what_came_with_a_refused_header_takes_no_place(self):
+        # The lines behind the header of a client refused over its cap are
+        # not answered, nor queued: they held both places of the queue and
+        # a waiter, and the next client was refused busy after 1 s.
+        with MetricsServer(*PROXY, "--max-connections-per-address", "1", "--workers", "1",
+                           "--cheap-workers", "0", "--queue", "2", "--queue-timeout-ms", "1000") as srv:
+            hold = srv.connect()
+            hold.sendall(b"PROXY TCP4 192.0.2.7 10.0.0.1 1000 9000\r\nSLEEP 2000\n")
+            self.assertTrue(wait_until(lambda: srv.scrape().get("tpserver_workers_busy") == 1, 5))
+            a = srv.connect()
+            a.sendall(b"PROXY TCP4 192.0.2.8 10.0.0.1 1000 9000\r\n")
+            b = srv.connect()
+            b.sendall(b"PROXY TCP4 192.0.2.8 10.0.0.1 1001 9000\r\n" + b"SLEEP 1000\n" * 3)
+            b.settimeout(5)
+            self.assertEqual(read_to_eof(b), b"ERR too many connections\n")
+            m = srv.scrape()
+            self.assertEqual((m.get("tpserver_queue_depth"), m.get("tpserver_queue_waiters")), (0, 0))
+            self.assertEqual(request(a, LineReader(a), "SLEEP 1"), "OK 1")
+            self.assertEqual(LineReader(hold).line(), "OK 2000")
+
     def test_missing_header_times_out(self):
         with Server(*PROXY) as srv:
             s = srv.connect()

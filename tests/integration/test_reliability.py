@@ -689,9 +689,10 @@ class Notices(unittest.TestCase):
     def test_first_busy_line_says_since_start(self):
         with Server("--workers", "1", "--queue", "1", "--queue-timeout-ms", "100") as srv:
             s = srv.connect()
-            s.sendall(b"SLEEP 1500\nSLEEP 1\nSLEEP 1\n")
+            # Written (and so counted) before the first look, a second after the start.
+            s.sendall(b"SLEEP 300\nSLEEP 1\nSLEEP 1\n")
             r = LineReader(s)
-            self.assertEqual(r.lines(3, timeout=5), ["OK 1500", "OK 1", "ERR server busy"])
+            self.assertEqual(r.lines(3, timeout=5), ["OK 300", "OK 1", "ERR server busy"])
             line = srv.wait_log(r"overloaded: .*", timeout=10)
             self.assertIn("refused with ERR server busy since start", line)
 
@@ -720,6 +721,46 @@ class Notices(unittest.TestCase):
             self.assertEqual(srv.scrape().get("tpserver_requests_total", op="sleep", result="busy_timeout"), 1)
             hold.close()
             live.close()
+
+    def unwritten_status(self, args, client):
+        """The counts STATUS= gives after client(srv) ran and 2.5 s more."""
+        from test_systemd import Notify
+        notify = Notify()
+        self.addCleanup(notify.close)
+        with Server(*args, env={"NOTIFY_SOCKET": notify.path}) as srv:
+            notify.wait_for(r"^READY=1")
+            client(srv)
+            start = time.monotonic()
+            notify.collect(2.5)
+        status = [m for t, m in notify.messages if t > start and m.startswith("STATUS=")]
+        self.assertTrue(status, notify.messages)
+        return re.search(r"(\d+) busy rejections, (\d+) over max wait", status[-1]).groups()
+
+    def test_busy_and_late_replies_never_written_are_not_counted(self):
+        """STATUS=, the overloaded lines and the agent's weight count ERR
+        server busy replies as the metrics do, when written: not those
+        behind a request still running when their client left (here 1 and
+        1 were counted, the metrics 0)."""
+        def behind(hold_ms, lines, leave_after):
+            """A client that leaves with ERR server busy done, not written, behind its first line."""
+            def client(srv):
+                hold = srv.connect()
+                hold.sendall(b"SLEEP %d\n" % hold_ms)
+                time.sleep(0.1)
+                gone = srv.connect()
+                gone.sendall(lines)
+                time.sleep(leave_after)
+                gone.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                gone.close()
+                self.assertEqual(LineReader(hold).line(), "OK %d" % hold_ms)
+            return client
+
+        # The second line refused at 200 ms behind the first, queued; popped at 300 ms, over 100 ms.
+        busy, late = behind(1500, b"SLEEP 1\nSLEEP 1\n", 0.5), behind(300, b"SLEEP 1000\nSLEEP 1\n", 0.6)
+        self.assertEqual(self.unwritten_status(("--workers", "1", "--cheap-workers", "0", "--queue", "1",
+                                                "--queue-timeout-ms", "200"), busy), ("0", "0"))
+        self.assertEqual(self.unwritten_status(("--workers", "2", "--cheap-workers", "0",
+                                                "--max-wait-ms", "100"), late), ("0", "0"))
 
 class CheckConfigParity(unittest.TestCase):
     def run_tp(self, *args, env=None):
@@ -970,6 +1011,29 @@ class Resets(unittest.TestCase):
                 t0 = time.monotonic()
                 self.assertEqual(request(b, LineReader(b), "SLEEP 10"), "OK 10")
                 self.assertLess(time.monotonic() - t0, 1.0 + 0.2 * SLACK)
+
+    def test_lines_read_with_their_reset_take_no_place(self):
+        """Lines that arrive with the client's reset are read in the turn that
+        closes the connection: they are not pushed after the close took its
+        requests out (two held the queue and one waited; the newcomer was
+        refused busy after 1 s)."""
+        with MetricsServer("--workers", "1", "--cheap-workers", "0", "--queue", "2",
+                           "--queue-timeout-ms", "1000") as srv:
+            hold = srv.connect()
+            hold.sendall(b"SLEEP 2000\n")
+            self.assertTrue(wait_until(lambda: srv.scrape().get("tpserver_workers_busy") == 1, 5))
+            gone = srv.connect()
+            gone.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.assertTrue(wait_until(lambda: srv.scrape().get("tpserver_connections") == 2, 5))
+            with srv.stopped():  # the lines and the reset reach the server in one turn
+                gone.sendall(b"SLEEP 1000\nSLEEP 1000\nSLEEP 1000\n")
+                gone.close()
+            self.assertTrue(wait_until(lambda: srv.scrape().get("tpserver_connections") == 1, 5))
+            m = srv.scrape()
+            self.assertEqual((m.get("tpserver_queue_depth"), m.get("tpserver_queue_waiters")), (0, 0))
+            live = srv.connect()
+            self.assertEqual(request(live, LineReader(live), "SLEEP 1"), "OK 1")
+            self.assertEqual(LineReader(hold).line(), "OK 2000")
 
 
 if __name__ == "__main__":
