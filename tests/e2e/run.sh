@@ -1015,6 +1015,36 @@ t_keep_upgrade() {
 	grep -Eq '^(ready|drain)' <<<"$agent" || fail "the agent check is not answered after the upgrade"
 }
 
+# An upgrade leaves each socket as the admin set it: stopped to take the host
+# out for good (SCALE-OUT.md), they stay stopped.  A removal stops them all
+# and a reinstallation starts those it stopped, the agent's too.
+t_sockets_as_set() {
+	local unit out
+	TMO=30 c systemctl stop tpserver.socket tpserver-metrics.socket tpserver.service ||
+		fail "stopping the sockets and the service failed"
+	TMO=180 c apt-get install -y -q --reinstall "/srv/test/$DEB3" >"$WORK/reinstall.out" 2>&1 ||
+		{ tail "$WORK/reinstall.out"; fail "apt-get install --reinstall $DEB3 failed"; }
+	for unit in tpserver.socket tpserver-metrics.socket; do
+		! is_active "$unit" || fail "the upgrade started $unit, which the admin had stopped"
+	done
+	! listening_9000 || fail "127.0.0.1:9000 listens again after the upgrade"
+	! grep -q "Could not execute systemctl" "$WORK/reinstall.out" || fail "the upgrade could not run systemctl"
+	TMO=30 c systemctl start tpserver.socket tpserver-metrics.socket || fail "starting the sockets again failed"
+	is_active tpserver-agent.socket || fail "tpserver-agent.socket is not active before the removal"
+	TMO=180 c apt-get remove -y -q tpserver >"$WORK/remove.out" 2>&1 || { tail "$WORK/remove.out"; fail "apt-get remove failed"; }
+	for unit in tpserver.socket tpserver-metrics.socket tpserver-agent.socket; do
+		! is_active "$unit" || fail "the removal left $unit active"
+	done
+	TMO=180 c apt-get install -y -q "/srv/test/$DEB3" >"$WORK/reinstall.out" 2>&1 ||
+		{ tail "$WORK/reinstall.out"; fail "apt-get install $DEB3 after the removal failed"; }
+	for unit in tpserver.socket tpserver-metrics.socket tpserver-agent.socket; do
+		is_active "$unit" || fail "the reinstallation did not start $unit again"
+	done
+	out=$(c bash -c 'exec 3<>/dev/tcp/127.0.0.1/9000 && printf "ECHO back\n" >&3 && timeout 5 head -n 1 <&3') || true
+	[ "$out" = "OK back" ] || fail "ECHO after the reinstallation: '$out'"
+	c test ! -e /var/lib/tpserver/sockets-stopped-by-removal || fail "the removal's record is left behind"
+}
+
 t_autopkgtest() {
 	TMO=180 c apt-get install -y -q "/srv/test/$CLI" >"$WORK/install.out" 2>&1 ||
 		{ tail "$WORK/install.out"; fail "apt-get install $CLI failed"; }
@@ -1090,6 +1120,7 @@ check "purge removes configuration and units" t_purge_all
 check "install $DEB1, the single package of the last release, locally edited" t_install_old
 check "upgrade $V1 -> $V2 (tpserver and tpclient) with a client connected; tpclient moves" t_upgrade
 check "upgrade $V2 -> $V3 under 200 clients every 10 ms: every reply, in order, no EOF; $V3 runs" t_keep_upgrade
+check "an upgrade leaves stopped sockets stopped; remove and install start again those the removal stopped" t_sockets_as_set
 check "purge tpserver and tpclient" t_purge_all
 
 if [ $FAILED -gt 0 ]; then

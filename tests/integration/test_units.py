@@ -81,17 +81,23 @@ class Units(unittest.TestCase):
 
 
 
-POSTINST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "debian", "tpserver.postinst")
+DEBIAN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "debian")
+POSTINST = os.path.join(DEBIAN, "tpserver.postinst")
+PRERM = os.path.join(DEBIAN, "tpserver.prerm")
+RECORD = "/var/lib/tpserver/sockets-stopped-by-removal"
 
 
 class Postinst(unittest.TestCase):
-    """debian/tpserver.postinst's own part (debhelper's is added at build
-    time): when it stops the daemon to start a socket.  systemctl and
+    """debian/tpserver.postinst's and prerm's own parts (debhelper's are
+    added at build time): which sockets they start and stop, and when the
+    postinst stops the daemon to start a socket.  systemctl and
     deb-systemd-invoke are scripts that read the units' state from the
     environment and log what they are asked; a private /run has
-    /run/systemd/system, as under a booted systemd."""
+    /run/systemd/system, as under a booted systemd, and a private /var/lib
+    holds the removal's record."""
 
-    def postinst(self, args, enabled, active):
+    def run_script(self, script_path, args, enabled, active, record=None):
+        """(what deb-systemd-invoke was asked, the removal's record after or None)."""
         if os.geteuid() != 0 or not shutil.which("unshare"):
             self.skipTest("needs root and unshare(1) for a private /run")
         d = tempfile.mkdtemp(prefix="tp-postinst-")
@@ -108,16 +114,30 @@ class Postinst(unittest.TestCase):
             with open(path, "w") as f:
                 f.write("#!/bin/sh\n" + body)
             os.chmod(path, 0o755)
-        script = "mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/system && echo TP-MOUNTED >&2 && exec sh \"$@\""
+        script = ("mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/system && "
+                  "mount -t tmpfs tmpfs /var/lib && echo TP-MOUNTED >&2 && "
+                  "if [ -n \"$TP_RECORD\" ]; then mkdir -p /var/lib/tpserver && "
+                  "echo \"$TP_RECORD\" >%s; fi && "
+                  "sh \"$@\" && if [ -e %s ]; then cp %s \"$TP_LOG.record\"; fi" % (RECORD, RECORD, RECORD))
         env = dict(os.environ, PATH=d + ":" + os.environ["PATH"], TP_ENABLED=" ".join(enabled),
-                   TP_ACTIVE=" ".join(active), TP_LOG=log)
-        p = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", POSTINST]
+                   TP_ACTIVE=" ".join(active), TP_LOG=log, TP_RECORD=record or "")
+        p = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", script_path]
                            + args, env=env, capture_output=True, text=True, timeout=30)
         if "TP-MOUNTED" not in p.stderr:
             self.skipTest("no private /run here: %s" % p.stderr[-300:])
         self.assertEqual(p.returncode, 0, p.stderr)
         with open(log) as f:
-            return f.read().splitlines()
+            asked = f.read().splitlines()
+        after = None
+        if os.path.exists(log + ".record"):
+            with open(log + ".record") as f:
+                after = f.read().split()
+        return asked, after
+
+    def postinst(self, args, enabled, active, record=None):
+        asked, after = self.run_script(POSTINST, args, enabled, active, record)
+        self.assertIsNone(after, "the postinst left the removal's record")
+        return asked
 
     SOCKETS = ["tpserver.socket", "tpserver-metrics.socket", "tpserver-agent.socket"]
 
@@ -131,14 +151,30 @@ class Postinst(unittest.TestCase):
         for old in ("0.2.0", "0.3"):
             self.assertEqual(self.postinst(["configure", old], self.SOCKETS,
                                            self.SOCKETS[:2] + ["tpserver.service"]), [], old)
+        # Every socket stopped (the host taken out for good): none is started (they were).
+        self.assertEqual(self.postinst(["configure", "0.2.0"], self.SOCKETS, []), [])
 
     def test_the_upgrade_from_0_1_leaves_a_stopped_agent_socket_be(self):
         self.assertEqual(self.postinst(["configure", "0.1.0"], self.SOCKETS,
                                        self.SOCKETS[:2] + ["tpserver.service"]), [])
 
-    def test_nothing_is_stopped_on_install_or_when_the_daemon_is_not_running(self):
-        self.assertEqual(self.postinst(["configure"], self.SOCKETS[:2], []), [])
+    def test_a_fresh_install_starts_the_data_and_metrics_sockets(self):
+        self.assertEqual(self.postinst(["configure"], self.SOCKETS[:2], []),
+                         ["start tpserver.socket tpserver-metrics.socket"])
         self.assertEqual(self.postinst(["configure", "0.1.0"], self.SOCKETS[:2], ["tpserver.socket"]), [])
+
+    def test_an_install_after_a_removal_starts_what_it_stopped(self):
+        for args in (["configure", "0.2.0"], ["abort-remove"]):
+            self.assertEqual(self.postinst(args, self.SOCKETS, [], " tpserver.socket tpserver-agent.socket"),
+                             ["start tpserver.socket tpserver-agent.socket"], args)
+
+    def test_a_removal_records_and_stops_the_sockets(self):
+        asked, after = self.run_script(PRERM, ["remove"], self.SOCKETS, ["tpserver.socket", "tpserver-agent.socket"])
+        self.assertEqual(asked, ["stop tpserver-agent.socket tpserver-metrics.socket tpserver.socket"])
+        self.assertEqual(after, ["tpserver.socket", "tpserver-agent.socket"])
+        asked, after = self.run_script(PRERM, ["upgrade", "0.2.1"], self.SOCKETS, self.SOCKETS)
+        self.assertEqual((asked, after), ([], None))
+
 
 if __name__ == "__main__":
     tplib.main(verbosity=2, warnings="ignore")
