@@ -40,8 +40,11 @@ static int by_name(const struct dirent **a, const struct dirent **b)
 }
 
 /*
- * Apply the regular file dir/name; anything else (a directory, a dangling
- * link) is skipped.  Returns 0 or a negative errno with err set.
+ * Apply the regular file dir/name; anything else (a directory, a fifo) is
+ * skipped.  A name that cannot be followed (a dangling link, a target the
+ * service's sandbox hides) is an error: skipped, it would leave the daemon
+ * without settings that `--check-config`, run by root, shows applied.
+ * Returns 0 or a negative errno with err set.
  */
 static int load_one(struct tp_config *cfg, const char *dir, const char *name, struct tp_config_origin *origin,
                     char *err, size_t errlen)
@@ -55,7 +58,12 @@ static int load_one(struct tp_config *cfg, const char *dir, const char *name, st
 		snprintf(err, errlen, "%s/%s: path too long", dir, name);
 		return -ENAMETOOLONG;
 	}
-	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+	if (stat(path, &st) < 0) {
+		int r = -errno;
+		snprintf(err, errlen, "%s: cannot open: %m", path); /* as the file's own open says */
+		return r;
+	}
+	if (!S_ISREG(st.st_mode))
 		return 0;
 	return tp_config_load_file_origin(cfg, path, origin, err, errlen);
 }

@@ -137,6 +137,25 @@ static void what_is_not_a_dropin_is_skipped(void **state)
 	assert_int_equal(cfg.workers, 4);
 }
 
+/* A link that cannot be followed (dangling here; a sandbox hides targets too) is not skipped unnoticed. */
+static void a_dangling_link_is_an_error_naming_it(void **state)
+{
+	struct fixture *f = *state;
+	struct tp_config cfg;
+	char link[512], want[700], err[512] = "";
+
+	put(f, "tp.conf", "pool = { workers = 4; };\n", NULL);
+	put(f, "tp.conf.d/10-a.conf", "pool = { workers = 6; };\n", NULL);
+	snprintf(link, sizeof(link), "%.400s/50-site.conf", f->dropins);
+	assert_int_equal(symlink("/nonexistent/site.conf", link), 0);
+	strcpy(f->paths[f->npaths++], link);
+	tp_config_defaults(&cfg);
+	assert_int_equal(tp_config_load_dropins(&cfg, f->main, false, NULL, err, sizeof(err)), -ENOENT);
+	snprintf(want, sizeof(want), "%s: cannot open: No such file or directory", link);
+	assert_string_equal(err, want);
+	assert_int_equal(cfg.workers, 8); /* nothing applied */
+}
+
 static void missing_directory_and_optional_main_file(void **state)
 {
 	struct fixture *f = *state;
@@ -259,6 +278,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test_setup_teardown(later_files_win_setting_by_setting, setup, teardown),
 	        cmocka_unit_test_setup_teardown(what_is_not_a_dropin_is_skipped, setup, teardown),
+	        cmocka_unit_test_setup_teardown(a_dangling_link_is_an_error_naming_it, setup, teardown),
 	        cmocka_unit_test_setup_teardown(missing_directory_and_optional_main_file, setup, teardown),
 	        cmocka_unit_test_setup_teardown(an_error_names_the_dropin_and_changes_nothing, setup,
 	                                        teardown),
