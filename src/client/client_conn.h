@@ -66,8 +66,11 @@ void tp_client_conn_sweep(struct tp_client_conn *c);
  * whose time has come with tp_client_conn_next_broken() (NULL when none),
  * dials again from tp_client_conn_source() and hands over the new socket
  * with tp_client_conn_reopen() (which counts a reconnect and sends what is
- * due), or gives up with tp_client_conn_give_up() (a disconnect; closed
- * for good).  One that the run's end or a stop leaves nothing to send is
+ * due).  When the dial fails (a server restarting refuses it),
+ * tp_client_conn_redial_failed() puts it back to wait, with the backoff,
+ * while less than the receive timeout has passed since the close;
+ * otherwise its owner gives up with tp_client_conn_give_up() (a
+ * disconnect; closed for good).  One that the run's end or a stop leaves nothing to send is
  * released there, uncounted.  Without --reconnect, or with nothing left to
  * send, such a connection closes for good at once, as a disconnect.
  */
@@ -79,6 +82,9 @@ unsigned tp_client_conn_index(const struct tp_client_conn *c);
 
 /* Take over the connected socket fd. Returns 0 or -errno (fd is not closed on failure). */
 int tp_client_conn_reopen(struct tp_client_conn *c, int fd);
+
+/* The dial for c failed: true when it waits to dial again, false when it is time to give up. */
+bool tp_client_conn_redial_failed(struct tp_client_conn *c);
 
 /* Stay closed, counted as a disconnect. */
 void tp_client_conn_give_up(struct tp_client_conn *c);

@@ -23,6 +23,7 @@ struct tp_client_conn {
 	bool answered;      /* an OK reply came since it was last (re)opened */
 	int64_t backoff_ns; /* --reconnect: the last wait before a redial (0: none since an OK) */
 	int64_t redial_ns;  /* --reconnect: while broken, when to dial again */
+	int64_t broke_ns;   /* --reconnect: when the server closed it (redials that fail keep it) */
 	int fd;             /* -1 once closed */
 	bool want_out;
 	uint64_t rng;

@@ -38,6 +38,8 @@ void tp_client_conn_wait(struct tp_client_conn *c, int64_t next_ns)
 		c->backoff_ns = !c->backoff_ns                        ? BACKOFF_MIN_NS
 		                : c->backoff_ns >= BACKOFF_MAX_NS / 2 ? BACKOFF_MAX_NS
 		                                                      : 2 * c->backoff_ns;
+	if (!c->broken)
+		c->broke_ns = at;
 	at += c->backoff_ns;
 	if (c->retry.count > 0 && tp_client_window_at(&c->retry, 0)->due_ns < next_ns)
 		next_ns = tp_client_window_at(&c->retry, 0)->due_ns;
@@ -112,6 +114,19 @@ int tp_client_conn_reopen(struct tp_client_conn *c, int fd)
 	c->last_progress_ns = c->ctx->now_ns;
 	tp_client_conn_pump(c);
 	return 0;
+}
+
+bool tp_client_conn_redial_failed(struct tp_client_conn *c)
+{
+	struct tp_client_ctx *ctx = c->ctx;
+	int64_t start;
+
+	if (!c->broken || ctx->now_ns - c->broke_ns >= ctx->recv_timeout_ns ||
+	    !tp_client_conn_more_to_send(c, &start))
+		return false;
+	c->answered = false; /* the backoff grows, as after a close with no OK reply */
+	tp_client_conn_wait(c, start);
+	return true;
 }
 
 void tp_client_conn_give_up(struct tp_client_conn *c)

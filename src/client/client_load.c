@@ -149,9 +149,14 @@ static void reopen_broken(struct worker *w)
 		w->ctx.now_ns = now_ns();
 		if (r == 0)
 			continue;
-		tp_log(TP_LOG_WARNING, "reconnect", "cannot reconnect client %u%s%s to %s: %s(): %s",
-		       tp_client_conn_index(c), src ? " from " : "", src ? src->text : "",
-		       server_text(o, server, sizeof(server)), fd < 0 ? call : "epoll_ctl", strerror(-r));
+		/* A server restarting refuses for a while: dial again, within the receive timeout. */
+		bool again = fd < 0 && fd != -EINTR && tp_client_conn_redial_failed(c);
+		tp_log(again ? TP_LOG_INFO : TP_LOG_WARNING, "reconnect",
+		       "cannot reconnect client %u%s%s to %s: %s(): %s%s", tp_client_conn_index(c),
+		       src ? " from " : "", src ? src->text : "", server_text(o, server, sizeof(server)),
+		       fd < 0 ? call : "epoll_ctl", strerror(-r), again ? "; trying again" : "");
+		if (again)
+			continue;
 		if (fd >= 0)
 			close(fd);
 		tp_client_conn_give_up(c);

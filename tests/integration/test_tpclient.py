@@ -488,6 +488,29 @@ class AgainstTpserver(unittest.TestCase):
         doc = json.loads(out)
         self.assertEqual((doc["sent"], doc["disconnects"], doc["exit_status"]), (0, 4, 1), out)
 
+    def test_reconnect_rides_through_a_server_restart(self):
+        # The server is killed 1 s into the run and back 0.3 s later on the
+        # same port: the redials it refuses meanwhile are tried again (not the
+        # client's end, as they were), and the open loop's requests that fell
+        # due in the gap are sent late, timed from their due time.
+        first = Server()
+        port = first.port
+        with first:
+            proc = subprocess.Popen([TPCLIENT, "--port", str(port), "-c", "2", "-R", "100", "-d", "3",
+                                     "--mix", "echo", "--reconnect", "--json"],
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True)
+            self.addCleanup(lambda: proc.poll() is None and (proc.kill(), proc.communicate()))
+            time.sleep(1)
+            first.proc.kill()
+        time.sleep(0.3)
+        with Server("--port", str(port)):
+            out, err = proc.communicate(timeout=30)
+        doc = json.loads(out)
+        self.assertEqual((doc["disconnects"], doc["reconnects"], doc["sent"]), (0, 2, 300), out + err)
+        self.assertEqual(doc["ok"] + doc["lost"], 300, out)
+        self.assertGreater(doc["latency_ms"]["max"], 250, out)  # the gap shows
+
     def test_reconnect_backs_off_from_a_refusing_server(self):
         # One connection at a time: the second client is refused at accept
         # (ERR too many connections, then the close) each time it dials.  It
