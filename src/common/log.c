@@ -58,6 +58,11 @@ static bool journal_stream_is_stderr(void)
 	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
 }
 
+bool tp_log_under_journal(void)
+{
+	return journal_stream_is_stderr();
+}
+
 const char *tp_log_stderr_prefix(enum tp_log_level level)
 {
 	static const char *const prefix[] = {"<0>", "<1>", "<2>", "<3>", "<4>", "<5>", "<6>", "<7>"};

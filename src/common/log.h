@@ -53,6 +53,9 @@ void tp_log_init(const char *ident, enum tp_log_level level);
  */
 const char *tp_log_stderr_prefix(enum tp_log_level level);
 
+/* Is stderr the journal (systemd's JOURNAL_STREAM names it)?  Then tp_log() sends native entries. */
+bool tp_log_under_journal(void);
+
 /*
  * Make text one line whatever bytes it quotes (a configuration value, a
  * path): each control byte among its first n, up to its NUL, becomes '?',

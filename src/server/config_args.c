@@ -188,5 +188,10 @@ int tp_config_parse_args(struct tp_config *cfg, int argc, char **argv, char *err
 		snprintf(err, errlen, "%s: unexpected argument (see --help)", argv[optind]);
 		return -EINVAL;
 	}
+	if (cfg->quiet && !cfg->check_config) {
+		/* Not a daemon that logs less: that is --log-level. */
+		snprintf(err, errlen, "-q/--quiet goes with -t/--check-config (see --help)");
+		return -EINVAL;
+	}
 	return 0;
 }

@@ -177,6 +177,7 @@ static int load_config(const struct args *a, struct tp_config *ret, struct tp_co
 
 	tp_config_defaults(&cli);
 	r = tp_config_parse_args(&cli, a->argc, a->argv, err, errlen);
+	*ret = cli; /* what the flags asked (a check?), also when the files fail */
 	if (r != 0)
 		return r;
 
@@ -302,6 +303,14 @@ static int reload_and_wait(int argc, char **argv)
 	return 1;
 }
 
+/* A start that fails with err (-errno r): its start event, and what `systemctl status` shows. */
+static int start_failed(const char *err, int r, int exit_status)
+{
+	tp_log(TP_LOG_ERROR, "start", "%s", err);
+	(void)tp_sd_notifyf("STATUS=cannot start: %s\nERRNO=%d", err, -r);
+	return exit_status;
+}
+
 int main(int argc, char **argv)
 {
 	/* Static: a reload's thread may still read it while the process exits. */
@@ -325,8 +334,13 @@ int main(int argc, char **argv)
 	r = load_config(&a, &cfg, origin, err, sizeof(err));
 	if (r > 0)
 		return 0;
+	if (r < 0 && !cfg.check_config && tp_log_under_journal()) {
+		/* A start under systemd: its start event, which the catalog explains. */
+		tp_log_init("tpserver", TP_LOG_INFO);
+		return start_failed(err, r, TP_EXIT_CONFIG);
+	}
 	if (r < 0) {
-		/* Under systemd (ExecReload's check): at priority err in the journal. */
+		/* Under systemd (a check): at priority err in the journal. */
 		fprintf(stderr, "%stpserver: %s\n", tp_log_stderr_prefix(TP_LOG_ERROR), err);
 		return TP_EXIT_CONFIG;
 	}
@@ -364,13 +378,8 @@ int main(int argc, char **argv)
 	r = check_listen(&cfg, origin, true, err, sizeof(err));
 	if (r == 0)
 		r = tp_server_new(&cfg, reload_config, &a, &srv, err, sizeof(err));
-	if (r < 0) {
-		tp_log(TP_LOG_ERROR, "start", "%s", err);
-		/* What `systemctl status` shows of a failed start, beside the exit code. */
-		(void)tp_sd_notifyf("STATUS=cannot start: %s\nERRNO=%d", err, -r);
-		/* -EINVAL: an unusable address or inherited socket, a configuration problem. */
-		return r == -EINVAL ? TP_EXIT_CONFIG : 1;
-	}
+	if (r < 0) /* -EINVAL: an unusable address or inherited socket, a configuration problem */
+		return start_failed(err, r, r == -EINVAL ? TP_EXIT_CONFIG : 1);
 	r = tp_server_run(srv);
 	tp_server_free(srv);
 	return r;

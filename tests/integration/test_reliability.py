@@ -614,7 +614,9 @@ class JournalFields(unittest.TestCase):
     native journal entries: here to a test-owned socket mounted over
     /run/systemd/journal/socket in a mount namespace of its own."""
 
-    def test_a_long_field_reaches_the_journal_whole(self):
+    def start_under_journal(self, conf):
+        """tpserver --config conf with its stderr the journal's stream and a
+        test-owned journal socket: (process, entry_with(KEY), stderr())."""
         if os.geteuid() != 0 or not shutil.which("unshare"):
             self.skipTest("needs root and unshare(1) for a private /run")
         tmp = tempfile.mkdtemp()
@@ -623,11 +625,6 @@ class JournalFields(unittest.TestCase):
         self.addCleanup(journal.close)
         journal.bind(os.path.join(tmp, "socket"))
         journal.settimeout(0.2)
-        deep = os.path.join(tmp, *["d" * 250] * 8)  # a path of some 2 000 bytes
-        os.makedirs(deep)
-        conf = os.path.join(deep, "tpserver.conf")
-        with open(conf, "w") as f:
-            f.write("pool = { workers = 2; };\n")
         script = ("mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/journal && "
                   "touch /run/systemd/journal/socket && "
                   "mount --bind %s/socket /run/systemd/journal/socket && echo TP-MOUNTED >&2 && "
@@ -656,17 +653,39 @@ class JournalFields(unittest.TestCase):
         if "TP-MOUNTED" not in stderr():
             self.skipTest("no private /run here: %s" % stderr()[-300:])
         # The private journal socket is there: a daemon that sends it nothing fails.
-        self.assertTrue(started and proc.poll() is None, "no journal entry: %r %s" % (entries, stderr()[-300:]))
+        self.assertTrue(started, "no journal entry: %r %s" % (entries, stderr()[-300:]))
+        return proc, entry_with, stderr
+
+    def test_a_long_field_reaches_the_journal_whole(self):
+        tmp = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, tmp, True)
+        deep = os.path.join(tmp, *["d" * 250] * 8)  # a path of some 2 000 bytes
+        os.makedirs(deep)
+        conf = os.path.join(deep, "tpserver.conf")
+        with open(conf, "w") as f:
+            f.write("pool = { workers = 2; };\n")
+        proc, entry_with, stderr = self.start_under_journal(conf)
+        self.assertIsNone(proc.poll(), stderr()[-300:])
         with open(conf, "w") as f:
             f.write("pool = { workers = -5; };\n")
         proc.send_signal(signal.SIGHUP)
-        self.assertTrue(wait_until(lambda: entry_with("TP_RELOAD_ERROR"), 10), entries)
+        self.assertTrue(wait_until(lambda: entry_with("TP_RELOAD_ERROR"), 10))
         fields = dict(line.split("=", 1) for line in entry_with("TP_RELOAD_ERROR").splitlines() if "=" in line)
         self.assertIn("%s:1: pool.workers" % conf, fields["TP_RELOAD_ERROR"])
         self.assertIn("%s:1: pool.workers" % conf, fields["MESSAGE"])
         self.assertEqual(fields["PRIORITY"], "3")
         proc.terminate()
         self.assertEqual(proc.wait(10), 0)
+
+    def test_a_configuration_error_at_start_is_its_start_event(self):
+        # The start event's catalog entry explains exit 78: the failure is that event (it was plain stderr).
+        conf = ConfFile(self, "pool = { workers = 0; };\n")
+        proc, entry_with, stderr = self.start_under_journal(conf.path)
+        self.assertEqual(proc.wait(10), 78)
+        fields = dict(line.split("=", 1) for line in entry_with("TP_EVENT").splitlines() if "=" in line)
+        self.assertEqual((fields["TP_EVENT"], fields["PRIORITY"]), ("start", "3"))
+        self.assertIn("MESSAGE_ID", fields)
+        self.assertIn("%s:1: pool.workers" % conf.path, fields["MESSAGE"])
 
 
 class Notices(unittest.TestCase):
@@ -817,8 +836,10 @@ class MemoryAfterBurst(unittest.TestCase):
             burst = int(re.search(r"rss_kib_burst=(\d+)", out).group(1))
             after = [int(v) for v in re.findall(r"after_s=\d+ rss_kib=(\d+)", out)]
             self.assertGreater(burst, before + 20000, out)  # the burst did cost memory
-            # Within a few seconds of quiet it is given back (glibc alone keeps most of it).
-            self.assertLess(after[-1], before + 4096, out)
+            # Within a few seconds of quiet it is given back (glibc alone keeps most of it).  Under
+            # traffic the heap may keep up to TRIM_BUSY_FREE (4 MiB, health.c) freed after its
+            # last trim: whether the burst's last frees come before or after that trim is a race.
+            self.assertLess(after[-1], before + (8192 if trickle else 4096), out)
             s = srv.connect()
             self.assertEqual(request(s, LineReader(s), "ECHO alive"), "OK alive")
 

@@ -350,6 +350,13 @@ class ConfigErrors(unittest.TestCase):
         self.assertEqual(p.returncode, 78)
         self.assertIn("/nonexistent/tp.conf", p.stderr)
 
+    def test_quiet_goes_with_check_config(self):
+        # Alone it would have started a daemon at full verbosity, ignored.
+        p = subprocess.run([TPSERVER, "-q", "--config", "/dev/null", "--port", "0"], capture_output=True, text=True,
+                           timeout=10)
+        self.assertEqual(p.returncode, 78)
+        self.assertIn("-q/--quiet goes with -t/--check-config", p.stderr)
+
     def test_check_config(self):
         fd, conf = tempfile.mkstemp(suffix=".conf")
         os.write(fd, b"pool = { workers = 12; };\nlog_level = \"debug\";\n")
