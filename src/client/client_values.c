@@ -125,8 +125,13 @@ int tp_client_value_duration(const char *s, double max_s, double *ret_s)
 {
 	static const char *const suffixes[] = {"ms", "s", "m", "h", NULL};
 	static const double factors[] = {1e-3, 1.0, 60.0, 3600.0};
+	double v;
 
-	return scaled(s, max_s, suffixes, factors, ret_s);
+	/* Below 1 ms a value reads as 0 in the reports, and as "off" for --retry-busy's delay. */
+	if (scaled(s, max_s, suffixes, factors, &v) < 0 || v < TP_CLIENT_MIN_DURATION_S)
+		return -EINVAL;
+	*ret_s = v;
+	return 0;
 }
 
 int tp_client_value_rate(const char *s, double max, double *ret)

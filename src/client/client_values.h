@@ -51,10 +51,13 @@ int tp_client_value_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret
  */
 int tp_client_value_positive(const char *s, double max, double *ret);
 
+/* The shortest duration: the reports' resolution (they print seconds with three decimals). */
+#define TP_CLIENT_MIN_DURATION_S 1e-3
+
 /*
- * A duration in seconds, > 0 and <= max_s: a decimal number as
- * tp_client_value_positive() reads it, with an optional unit, "ms", "s",
- * "m" or "h" ("1.5", "10s", "2m", "500ms").
+ * A duration in seconds, >= TP_CLIENT_MIN_DURATION_S and <= max_s: a
+ * decimal number as tp_client_value_positive() reads it, with an optional
+ * unit, "ms", "s", "m" or "h" ("1.5", "10s", "2m", "500ms").
  */
 int tp_client_value_duration(const char *s, double max_s, double *ret_s);
 

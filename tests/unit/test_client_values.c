@@ -67,8 +67,8 @@ static void test_duration(void **state)
 	static const struct {
 		const char *s;
 		double v;
-	} good[] = {{"10", 10},   {"1.5", 1.5}, {"10s", 10}, {"2m", 120},  {"500ms", 0.5},
-	            {"1h", 3600}, {"0.5m", 30}, {"1e1", 10}, {".25", 0.25}};
+	} good[] = {{"10", 10},   {"1.5", 1.5}, {"10s", 10},   {"2m", 120},    {"500ms", 0.5},  {"1h", 3600},
+	            {"0.5m", 30}, {"1e1", 10},  {".25", 0.25}, {"1ms", 0.001}, {"0.001", 0.001}};
 	double v = 3;
 
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
@@ -76,9 +76,10 @@ static void test_duration(void **state)
 		assert_true(v > good[i].v - 1e-9 && v < good[i].v + 1e-9);
 	}
 	v = 3;
-	static const char *const bad[] = {"",    "0",      "0s",   "s",     "10x",  "10 s", "-1s",
-	                                  "1sm", "nan",    "2hh",  "3m",    "0x10", "+0.5", " 0.5",
-	                                  "+1s", " 500ms", "0x1s", "inf s", ".s",   "1e",   "1e+m"};
+	static const char *const bad[] = {"",       "0",      "0s",   "s",     "10x",  "10 s", "-1s",
+	                                  "1sm",    "nan",    "2hh",  "3m",    "0x10", "+0.5", " 0.5",
+	                                  "+1s",    " 500ms", "0x1s", "inf s", ".s",   "1e",   "1e+m",
+	                                  "0.0009", "1e-10",  "0.5ms"}; /* under 1 ms: 0 in a report */
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		assert_int_equal(tp_client_value_duration(bad[i], 120, &v), -EINVAL);
 		assert_true(v == 3);
