@@ -1017,7 +1017,7 @@ t_keep_upgrade() {
 
 # An upgrade leaves each socket as the admin set it: stopped to take the host
 # out for good (SCALE-OUT.md), they stay stopped.  A removal stops them all
-# and a reinstallation starts those it stopped, the agent's too.
+# and an installation after it starts the enabled ones, the agent's too.
 t_sockets_as_set() {
 	local unit out
 	TMO=30 c systemctl stop tpserver.socket tpserver-metrics.socket tpserver.service ||
@@ -1042,7 +1042,7 @@ t_sockets_as_set() {
 	done
 	out=$(c bash -c 'exec 3<>/dev/tcp/127.0.0.1/9000 && printf "ECHO back\n" >&3 && timeout 5 head -n 1 <&3') || true
 	[ "$out" = "OK back" ] || fail "ECHO after the reinstallation: '$out'"
-	c test ! -e /var/lib/tpserver/sockets-stopped-by-removal || fail "the removal's record is left behind"
+	c test ! -e /var/lib/tpserver/start-sockets || fail "the preinst's request is left behind"
 }
 
 t_autopkgtest() {
@@ -1120,7 +1120,7 @@ check "purge removes configuration and units" t_purge_all
 check "install $DEB1, the single package of the last release, locally edited" t_install_old
 check "upgrade $V1 -> $V2 (tpserver and tpclient) with a client connected; tpclient moves" t_upgrade
 check "upgrade $V2 -> $V3 under 200 clients every 10 ms: every reply, in order, no EOF; $V3 runs" t_keep_upgrade
-check "an upgrade leaves stopped sockets stopped; remove and install start again those the removal stopped" t_sockets_as_set
+check "an upgrade leaves stopped sockets stopped; remove and install start the enabled ones again" t_sockets_as_set
 check "purge tpserver and tpclient" t_purge_all
 
 if [ $FAILED -gt 0 ]; then

@@ -82,22 +82,25 @@ class Units(unittest.TestCase):
 
 
 DEBIAN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "debian")
+PREINST = os.path.join(DEBIAN, "tpserver.preinst")
 POSTINST = os.path.join(DEBIAN, "tpserver.postinst")
 PRERM = os.path.join(DEBIAN, "tpserver.prerm")
-RECORD = "/var/lib/tpserver/sockets-stopped-by-removal"
+START = "/var/lib/tpserver/start-sockets"
 
 
 class Postinst(unittest.TestCase):
-    """debian/tpserver.postinst's and prerm's own parts (debhelper's are
-    added at build time): which sockets they start and stop, and when the
+    """debian/tpserver's own maintainer script parts (debhelper's are added
+    at build time): which sockets they start and stop, and when the
     postinst stops the daemon to start a socket.  systemctl and
     deb-systemd-invoke are scripts that read the units' state from the
     environment and log what they are asked; a private /run has
     /run/systemd/system, as under a booted systemd, and a private /var/lib
-    holds the removal's record."""
+    what the preinst leaves for the postinst."""
 
-    def run_script(self, script_path, args, enabled, active, record=None):
-        """(what deb-systemd-invoke was asked, the removal's record after or None)."""
+    def run_scripts(self, calls, enabled, active):
+        """Run each (script, args) of calls in turn, as dpkg would: what
+        deb-systemd-invoke was asked, and whether the preinst's request is
+        left at the end."""
         if os.geteuid() != 0 or not shutil.which("unshare"):
             self.skipTest("needs root and unshare(1) for a private /run")
         d = tempfile.mkdtemp(prefix="tp-postinst-")
@@ -114,66 +117,63 @@ class Postinst(unittest.TestCase):
             with open(path, "w") as f:
                 f.write("#!/bin/sh\n" + body)
             os.chmod(path, 0o755)
+        runs = " && ".join("sh %s %s" % (script, " ".join(args)) for script, args in calls)
         script = ("mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/system && "
-                  "mount -t tmpfs tmpfs /var/lib && echo TP-MOUNTED >&2 && "
-                  "if [ -n \"$TP_RECORD\" ]; then mkdir -p /var/lib/tpserver && "
-                  "echo \"$TP_RECORD\" >%s; fi && "
-                  "sh \"$@\" && if [ -e %s ]; then cp %s \"$TP_LOG.record\"; fi" % (RECORD, RECORD, RECORD))
+                  "mount -t tmpfs tmpfs /var/lib && echo TP-MOUNTED >&2 && %s && "
+                  "if [ -e %s ]; then touch \"$TP_LOG.left\"; fi" % (runs, START))
         env = dict(os.environ, PATH=d + ":" + os.environ["PATH"], TP_ENABLED=" ".join(enabled),
-                   TP_ACTIVE=" ".join(active), TP_LOG=log, TP_RECORD=record or "")
-        p = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", script_path]
-                           + args, env=env, capture_output=True, text=True, timeout=30)
+                   TP_ACTIVE=" ".join(active), TP_LOG=log)
+        p = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+                           env=env, capture_output=True, text=True, timeout=30)
         if "TP-MOUNTED" not in p.stderr:
             self.skipTest("no private /run here: %s" % p.stderr[-300:])
         self.assertEqual(p.returncode, 0, p.stderr)
         with open(log) as f:
-            asked = f.read().splitlines()
-        after = None
-        if os.path.exists(log + ".record"):
-            with open(log + ".record") as f:
-                after = f.read().split()
-        return asked, after
+            return f.read().splitlines(), os.path.exists(log + ".left")
 
-    def postinst(self, args, enabled, active, record=None):
-        asked, after = self.run_script(POSTINST, args, enabled, active, record)
-        self.assertIsNone(after, "the postinst left the removal's record")
+    def postinst(self, args, enabled, active, preinst=None):
+        """What the postinst (after the preinst with preinst's args, if any) asks."""
+        calls = ([(PREINST, preinst)] if preinst else []) + [(POSTINST, args)]
+        asked, left = self.run_scripts(calls, enabled, active)
+        self.assertFalse(left, "the preinst's request is left behind")
         return asked
 
     SOCKETS = ["tpserver.socket", "tpserver-metrics.socket", "tpserver-agent.socket"]
+    ALL = "start " + " ".join(SOCKETS)
 
     def test_the_upgrade_that_brings_the_metrics_socket_starts_it(self):
         self.assertEqual(self.postinst(["configure", "0.1.0"], self.SOCKETS[:2],
                                        ["tpserver.socket", "tpserver.service"]),
                          ["stop tpserver.service", "start tpserver-metrics.socket"])
+        # The daemon idle: nothing to stop, the socket started all the same.
+        self.assertEqual(self.postinst(["configure", "0.1.0"], self.SOCKETS[:2], ["tpserver.socket"]),
+                         ["start tpserver-metrics.socket"])
 
     def test_later_upgrades_leave_the_sockets_and_the_daemon_be(self):
         # The agent socket enabled but stopped by the admin (the host taken out).
         for old in ("0.2.0", "0.3"):
             self.assertEqual(self.postinst(["configure", old], self.SOCKETS,
-                                           self.SOCKETS[:2] + ["tpserver.service"]), [], old)
+                                           self.SOCKETS[:2] + ["tpserver.service"],
+                                           preinst=["upgrade", old]), [], old)
         # Every socket stopped (the host taken out for good): none is started (they were).
-        self.assertEqual(self.postinst(["configure", "0.2.0"], self.SOCKETS, []), [])
+        self.assertEqual(self.postinst(["configure", "0.2.0"], self.SOCKETS, [], preinst=["upgrade", "0.2.0"]), [])
 
     def test_the_upgrade_from_0_1_leaves_a_stopped_agent_socket_be(self):
         self.assertEqual(self.postinst(["configure", "0.1.0"], self.SOCKETS,
                                        self.SOCKETS[:2] + ["tpserver.service"]), [])
 
-    def test_a_fresh_install_starts_the_data_and_metrics_sockets(self):
-        self.assertEqual(self.postinst(["configure"], self.SOCKETS[:2], []),
-                         ["start tpserver.socket tpserver-metrics.socket"])
-        self.assertEqual(self.postinst(["configure", "0.1.0"], self.SOCKETS[:2], ["tpserver.socket"]), [])
+    def test_an_installation_starts_the_enabled_sockets(self):
+        # The first (configure names no version), and one after a removal (it names the old one).
+        self.assertEqual(self.postinst(["configure"], self.SOCKETS[:2], [], preinst=["install"]), [self.ALL])
+        self.assertEqual(self.postinst(["configure", "0.2.0"], self.SOCKETS, [], preinst=["install", "0.2.0"]),
+                         [self.ALL])
+        # A removal that failed after the prerm stopped them.
+        self.assertEqual(self.postinst(["abort-remove"], self.SOCKETS, []), [self.ALL])
 
-    def test_an_install_after_a_removal_starts_what_it_stopped(self):
-        for args in (["configure", "0.2.0"], ["abort-remove"]):
-            self.assertEqual(self.postinst(args, self.SOCKETS, [], " tpserver.socket tpserver-agent.socket"),
-                             ["start tpserver.socket tpserver-agent.socket"], args)
-
-    def test_a_removal_records_and_stops_the_sockets(self):
-        asked, after = self.run_script(PRERM, ["remove"], self.SOCKETS, ["tpserver.socket", "tpserver-agent.socket"])
-        self.assertEqual(asked, ["stop tpserver-agent.socket tpserver-metrics.socket tpserver.socket"])
-        self.assertEqual(after, ["tpserver.socket", "tpserver-agent.socket"])
-        asked, after = self.run_script(PRERM, ["upgrade", "0.2.1"], self.SOCKETS, self.SOCKETS)
-        self.assertEqual((asked, after), ([], None))
+    def test_a_removal_stops_the_sockets(self):
+        self.assertEqual(self.run_scripts([(PRERM, ["remove"])], self.SOCKETS, self.SOCKETS),
+                         (["stop tpserver-agent.socket tpserver-metrics.socket tpserver.socket"], False))
+        self.assertEqual(self.run_scripts([(PRERM, ["upgrade", "0.2.1"])], self.SOCKETS, self.SOCKETS), ([], False))
 
 
 if __name__ == "__main__":
