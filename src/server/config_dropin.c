@@ -68,7 +68,7 @@ static int load_one(struct tp_config *cfg, const char *dir, const char *name, st
 	return tp_config_load_file_origin(cfg, path, origin, err, errlen);
 }
 
-/* Apply the drop-ins of dir in name order; a missing dir has none. */
+/* Apply the drop-ins of dir in name order; a missing dir has none (a dangling link to one is an error). */
 static int load_dir(struct tp_config *cfg, const char *dir, struct tp_config_origin *origin, char *err,
                     size_t errlen)
 {
@@ -77,9 +77,12 @@ static int load_dir(struct tp_config *cfg, const char *dir, struct tp_config_ori
 
 	n = scandir(dir, &names, dropin_filter, by_name);
 	if (n < 0) {
-		if (errno == ENOENT)
-			return 0;
-		r = -errno;
+		int e = errno;
+		struct stat st;
+		if (e == ENOENT && lstat(dir, &st) < 0)
+			return 0; /* no directory: no drop-ins */
+		r = -e;
+		errno = e;
 		/* %m rather than strerror(): this may run beside worker threads. */
 		snprintf(err, errlen, "%s: cannot read the drop-in directory: %m", dir);
 		return r;

@@ -111,6 +111,8 @@ static int check_listen(const struct tp_config *cfg, const struct tp_config_orig
 		if (r < 0 && (ret == 0 || r == -EINVAL)) {
 			name_setting(cfg, origin, addrs[i].path, where, sizeof(where));
 			snprintf(err, errlen, "%s: %s", where, msg);
+			/* A host may hold any byte: the message stays one line. */
+			tp_log_one_line(err, errlen);
 			ret = r;
 		}
 		if (r == -EINVAL)
@@ -250,6 +252,9 @@ static int reload_config(struct tp_config *ret, char *err, size_t errlen, void *
 	struct tp_config_origin *origin = calloc(TP_SETTINGS_MAX, sizeof(*origin));
 	int r = load_config(ctx, ret, origin, err, errlen);
 
+	/* An address -t and a start refuse is refused here too: else the next restart fails. */
+	if (r == 0 && check_listen(ret, origin, false, err, errlen) == -EINVAL)
+		r = -EINVAL;
 	free(origin);
 	return r > 0 ? -EINVAL : r;
 }

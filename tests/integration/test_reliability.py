@@ -417,6 +417,13 @@ class ReloadAndWait(unittest.TestCase):
             p, _ = self.helper(srv.proc.pid)
             self.assertEqual(p.returncode, 1)
             self.assertIn("reload refused: %s:2: pool.workerz: unknown setting" % conf.path, p.stderr)
+            # An address -t and a start refuse: it was applied with a "restart is needed"
+            # warning, and the next restart exited 78.
+            conf.write("pool = { workers = 2; };\nmetrics = { enabled = true; host = \"999.1.1.1\"; };\n")
+            p, _ = self.helper(srv.proc.pid)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("reload refused: %s:2: metrics.host" % conf.path, p.stderr)
+            self.assertEqual(srv.threads(), 3 + 1 + CHEAP_WORKERS)  # nothing of it applied
 
             # A reload that blocks (the file is a FIFO) is waited for, then applied.
             os.unlink(conf.path)
@@ -807,6 +814,11 @@ class CheckConfigParity(unittest.TestCase):
         self.assertEqual(self.run_tp("-t", "-q", "--config", conf.path).returncode, 78)
         self.assertEqual(self.run_tp("-t", "-q", "--config", conf.path,
                                      env={"INVOCATION_ID": "0" * 32}).returncode, 0)
+        # A host holding a line end is named on one line, as every error is (it was two).
+        conf.write('agent = { enabled = true; host = "127.0.0.1\\n<3>x"; };\n')
+        check = self.run_tp("-t", "-q", "--config", conf.path)
+        self.assertEqual(check.returncode, 78)
+        self.assertEqual(len(check.stderr.splitlines()), 1, check.stderr)
 
     def test_config_path_too_long_is_refused(self):
         path = "/" + "a/" * 2100 + "tp.conf"

@@ -156,6 +156,23 @@ static void a_dangling_link_is_an_error_naming_it(void **state)
 	assert_int_equal(cfg.workers, 8); /* nothing applied */
 }
 
+/* A drop-in directory that is a dangling link is not "no directory": its files would go unread. */
+static void a_dangling_directory_link_is_an_error(void **state)
+{
+	struct fixture *f = *state;
+	struct tp_config cfg;
+	char want[700], err[512] = "";
+
+	put(f, "tp.conf", "pool = { workers = 4; };\n", NULL);
+	assert_int_equal(symlink("/nonexistent/tp.conf.d", f->dropins), 0);
+	strcpy(f->paths[f->npaths++], f->dropins);
+	tp_config_defaults(&cfg);
+	assert_int_equal(tp_config_load_dropins(&cfg, f->main, false, NULL, err, sizeof(err)), -ENOENT);
+	snprintf(want, sizeof(want), "%s: cannot read the drop-in directory: No such file or directory",
+	         f->dropins);
+	assert_string_equal(err, want);
+}
+
 static void missing_directory_and_optional_main_file(void **state)
 {
 	struct fixture *f = *state;
@@ -279,6 +296,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(later_files_win_setting_by_setting, setup, teardown),
 	        cmocka_unit_test_setup_teardown(what_is_not_a_dropin_is_skipped, setup, teardown),
 	        cmocka_unit_test_setup_teardown(a_dangling_link_is_an_error_naming_it, setup, teardown),
+	        cmocka_unit_test_setup_teardown(a_dangling_directory_link_is_an_error, setup, teardown),
 	        cmocka_unit_test_setup_teardown(missing_directory_and_optional_main_file, setup, teardown),
 	        cmocka_unit_test_setup_teardown(an_error_names_the_dropin_and_changes_nothing, setup,
 	                                        teardown),
