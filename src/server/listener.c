@@ -20,6 +20,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "proto.h"
 
 #define ACCEPT_BURST 64
@@ -192,7 +193,7 @@ static int listen_ctl(struct tp_listen_set *s, int op)
 
 int tp_listener_watch(struct tp_listen_set *s, struct tp_listener *ls, size_t n, int epfd)
 {
-	*s = (struct tp_listen_set){.ls = ls, .n = n, .epfd = epfd};
+	*s = (struct tp_listen_set){.ls = ls, .n = n, .epfd = epfd, .metrics = s->metrics /* the owner's */};
 	for (size_t i = 0; i < TP_LISTENER_MAX_REFUSED; i++)
 		s->refused[i] = (struct tp_refused){.src.kind = TP_SOURCE_REFUSED, .fd = -1};
 	int r = listen_ctl(s, EPOLL_CTL_ADD);
@@ -354,19 +355,22 @@ static struct tp_refused *refused_slot(struct tp_listen_set *s)
 	return NULL;
 }
 
-void tp_listener_say_too_many(int fd)
+size_t tp_listener_say_too_many(int fd)
 {
 	const char *msg = tp_proto_error_line(TP_PROTO_TOO_MANY);
 	ssize_t w = send(fd, msg, strlen(msg), MSG_NOSIGNAL | MSG_DONTWAIT);
 
-	(void)w; /* best effort: the client may already be gone */
+	return w > 0 ? (size_t)w : 0; /* best effort: the client may already be gone */
 }
 
 void tp_listener_refuse(struct tp_listen_set *s, int fd, uint64_t now_ns)
 {
 	struct tp_refused *rf = refused_slot(s);
 
-	tp_listener_say_too_many(fd);
+	size_t said = tp_listener_say_too_many(fd);
+
+	if (s->metrics)
+		tp_metrics_add(&s->metrics->bytes_out, said);
 	(void)shutdown(fd, SHUT_WR);
 	if (rf) {
 		struct epoll_event ev = {.events = REFUSED_EVENTS, .data.ptr = rf};

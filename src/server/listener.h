@@ -25,6 +25,8 @@
 
 #include "source.h"
 
+struct tp_metrics_slot;
+
 /* A listening socket as an epoll source. */
 struct tp_listener {
 	struct tp_source src; /* TP_SOURCE_LISTEN */
@@ -71,6 +73,8 @@ struct tp_listen_set {
 	struct tp_refused refused[TP_LISTENER_MAX_REFUSED];
 	size_t nrefusing; /* slots of refused in use */
 	struct tp_listen_other other;
+	struct tp_metrics_slot *
+	        metrics; /* set by the owner (kept by watch): a refusal's line counts in bytes_out; or NULL */
 };
 
 /*
@@ -116,8 +120,8 @@ int tp_listener_watch(struct tp_listen_set *s, struct tp_listener *ls, size_t n,
  */
 int tp_listener_watch_other(struct tp_listen_set *s, struct tp_listener *ls, const char *what);
 
-/* Tell the client on fd `ERR too many connections` (one line, best effort; fd stays open). */
-void tp_listener_say_too_many(int fd);
+/* Tell the client on fd `ERR too many connections` (one line, best effort; fd stays open); bytes sent. */
+size_t tp_listener_say_too_many(int fd);
 
 /*
  * Refuse the client on fd (not in the epoll set), over max_connections or

@@ -131,6 +131,7 @@ struct tp_loop *tp_loop_new(const struct tp_loop_params *p)
 	l->conns.handoff_ctx = p->hooks.hand_off_ctx;
 	l->conns.ctx = p->hooks.ctx;
 	l->conns.listen = &l->listen;
+	l->listen.metrics = p->metrics;
 	r = tp_post_init(&l->post);
 	l->epfd = r < 0 ? -1 : epoll_create1(EPOLL_CLOEXEC);
 	if (r == 0 && l->epfd < 0)

@@ -329,12 +329,17 @@ static bool read_request(struct tp_scrape *s, struct sconn *c)
 		}
 		if (skip_empty_lines(c) > 0)
 			from = 0;
-		char *crlf = strstr(c->req + from, "\r\n\r\n");
-		char *lf = strstr(c->req + from, "\n\n");
-		if (lf && (!crlf || lf < crlf))
-			answer(s, c, (size_t)(lf - c->req));
-		else if (crlf)
-			answer(s, c, (size_t)(crlf - c->req));
+		/* Lines may end in CRLF or a lone LF (RFC 9112, 2.2): the head ends at the first empty one.
+		 */
+		static const char *const head_ends[] = {"\r\n\r\n", "\n\n", "\n\r\n"};
+		char *end = NULL;
+		for (size_t i = 0; i < sizeof(head_ends) / sizeof(head_ends[0]); i++) {
+			char *at = strstr(c->req + from, head_ends[i]);
+			if (at && (!end || at < end))
+				end = at;
+		}
+		if (end)
+			answer(s, c, (size_t)(end - c->req));
 	}
 	return true;
 }

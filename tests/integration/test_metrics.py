@@ -189,6 +189,8 @@ class Counts(unittest.TestCase):
             m = srv.scrape()
             self.assertEqual(m.get("tpserver_connections_refused_total", reason="max_connections"), 1)
             self.assertEqual(m.get("tpserver_connections_accepted_total"), 2)
+            # The refusal's line is bytes written to a client too (it was left out).
+            self.assertEqual(m.get("tpserver_sent_bytes_total"), 2 * len("OK x\n") + len("ERR too many connections\n"))
 
     def test_connections_closed_before_a_request_counted(self):
         # listen.allow and the PROXY header's refusals, by reason, as the log line counts them.
@@ -543,8 +545,11 @@ class Http(unittest.TestCase):
             st, h, body = http(p, b"GET /metrics?x=1 HTTP/1.0\r\n\r\n")
             self.assertEqual(st, 200)
             self.assertIn(b"tpserver_requests_total", body)
-            # A bare LF ends the lines and the headers too.
+            # A bare LF ends the lines and the headers too, whatever ends the empty line after
+            # it (a CRLF there left the head open until the 5 s deadline, with no answer).
             self.assertEqual(http(p, b"GET /metrics HTTP/1.1\nHost: x\n\n")[0], 200)
+            self.assertEqual(http(p, b"GET /metrics HTTP/1.1\r\nHost: x\n\r\n")[0], 200)
+            self.assertEqual(http(p, b"GET /metrics HTTP/1.0\n\r\n")[0], 200)
 
     def test_http_1_1_framing(self):
         """RFC 9112: empty lines before the request are skipped, the absolute form is
