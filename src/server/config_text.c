@@ -6,13 +6,28 @@
 #include "config_text.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 
 #include "config_lex.h"
 #include "log.h"
+
+/*
+ * A pipe, as a shell's <(...) gives, is read once: a reload would find it
+ * empty and apply the defaults.  (A named FIFO is a file a writer may fill
+ * again: it only delays the reload, see CONFIG.md.)
+ */
+static bool is_pipe(const char *path)
+{
+	struct statfs fs;
+
+	return statfs(path, &fs) == 0 && fs.f_type == PIPEFS_MAGIC;
+}
 
 int tp_config_read_text(const char *path, char **ret_text, char *err, size_t errlen)
 {
@@ -22,6 +37,10 @@ int tp_config_read_text(const char *path, char **ret_text, char *err, size_t err
 	FILE *f;
 	int r;
 
+	if (is_pipe(path)) {
+		snprintf(err, errlen, "%s: a pipe, read once: a reload could not read it again", path);
+		return -EINVAL;
+	}
 	f = fopen(path, "re");
 	if (!f) {
 		r = -errno;

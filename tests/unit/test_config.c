@@ -99,7 +99,8 @@ static void write_temp(const char *text, char *path, size_t pathlen)
 }
 
 /* Load text as a file over *cfg; the file's path is left in path. */
-static int load_text(struct tp_config *cfg, const char *text, char *path, size_t pathlen, char *err, size_t errlen)
+static int load_text(struct tp_config *cfg, const char *text, char *path, size_t pathlen, char *err,
+                     size_t errlen)
 {
 	int r;
 
@@ -203,23 +204,23 @@ static void test_full_file(void **state)
 
 	tp_config_defaults(&cfg);
 	expect_ok(&cfg, "# every setting\n"
-			"listen = { host = \"::1\"; port = 8080; backlog = 128; };\n"
-			"pool = {\n"
-			"  workers = 16L;  // int64 literals are fine when they fit\n"
-			"  queue_size = 0x20;\n"
-			"  queue_timeout_ms = 0;\n"
-			"  io_threads = 4;\n"
-			"};\n"
-			"limits = {\n"
-			"  max_connections = 1000000;\n"
-			"  max_line_bytes = 16;\n"
-			"  max_sleep_ms = 3600000;\n"
-			"  idle_timeout_s = 0;\n"
-			"  max_unsent_kib = 4;\n"
-			"  stall_timeout_ms = 86400000;\n"
-			"};\n"
-			"shutdown_timeout_s = 3600;\n"
-			"log_level = \"Debug\";\n");
+	                "listen = { host = \"::1\"; port = 8080; backlog = 128; };\n"
+	                "pool = {\n"
+	                "  workers = 16L;  // int64 literals are fine when they fit\n"
+	                "  queue_size = 0x20;\n"
+	                "  queue_timeout_ms = 0;\n"
+	                "  io_threads = 4;\n"
+	                "};\n"
+	                "limits = {\n"
+	                "  max_connections = 1000000;\n"
+	                "  max_line_bytes = 16;\n"
+	                "  max_sleep_ms = 3600000;\n"
+	                "  idle_timeout_s = 0;\n"
+	                "  max_unsent_kib = 4;\n"
+	                "  stall_timeout_ms = 86400000;\n"
+	                "};\n"
+	                "shutdown_timeout_s = 3600;\n"
+	                "log_level = \"Debug\";\n");
 	assert_string_equal(cfg.host, "::1");
 	assert_int_equal(cfg.port, 8080);
 	assert_int_equal(cfg.backlog, 128);
@@ -288,7 +289,8 @@ static void test_syntax_error(void **state)
 {
 	(void)state;
 	expect_error("pool = {\n  workers = 4;\n  queue_size = ;\n};\n", ":3: syntax error");
-	expect_error("pool = {\n  workers = 4;\n  workers = 5;\n};\n", ":3: pool.workers: already set on line 2");
+	expect_error("pool = {\n  workers = 4;\n  workers = 5;\n};\n",
+	             ":3: pool.workers: already set on line 2");
 }
 
 static void test_wrong_type(void **state)
@@ -310,45 +312,47 @@ static void test_out_of_range(void **state)
 {
 	(void)state;
 	expect_error("# comment\n\npool = {\n  io_threads = 2;\n\n  # workers = 2;\n  workers = 0;\n};\n",
-		     ":7: pool.workers: 0 is out of range (1 to 1024)");
+	             ":7: pool.workers: 0 is out of range (1 to 1024)");
 	expect_error("pool = { workers = 1025; };\n", ":1: pool.workers: 1025 is out of range (1 to 1024)");
 	expect_error("listen = { port = 70000; };\n", ":1: listen.port: 70000 is out of range (0 to 65535)");
 	expect_error("limits = { idle_timeout_s = -1; };\n",
-		     ":1: limits.idle_timeout_s: -1 is out of range (0 to 86400)");
+	             ":1: limits.idle_timeout_s: -1 is out of range (0 to 86400)");
 	expect_error("limits = { max_line_bytes = 15; };\n",
-		     ":1: limits.max_line_bytes: 15 is out of range (16 to 1048576)");
-	expect_error("shutdown_timeout_s = 3601;\n", ":1: shutdown_timeout_s: 3601 is out of range (0 to 3600)");
+	             ":1: limits.max_line_bytes: 15 is out of range (16 to 1048576)");
+	expect_error("shutdown_timeout_s = 3601;\n",
+	             ":1: shutdown_timeout_s: 3601 is out of range (0 to 3600)");
 	/* int64 literals that do not fit an int. */
 	expect_error("pool = { workers = 99999999999L; };\n",
-		     ":1: pool.workers: 99999999999 is out of range (1 to 1024)");
+	             ":1: pool.workers: 99999999999 is out of range (1 to 1024)");
 	/* Too big for an int without the L suffix: libconfig 1.5 would truncate 4294967297 to 1. */
 	expect_error("pool = { workers = 4294967297; };\n",
-		     ":1: pool.workers: 4294967297 is out of range (1 to 1024)");
+	             ":1: pool.workers: 4294967297 is out of range (1 to 1024)");
 	expect_error("pool = {\n  workers\n    = 4294967297;\n};\n",
-		     ":2: pool.workers: 4294967297 is out of range (1 to 1024)");
+	             ":2: pool.workers: 4294967297 is out of range (1 to 1024)");
 	expect_error("pool = { workers = 0xFFFFFFFF; };\n",
-		     ":1: pool.workers: 0xFFFFFFFF is out of range (1 to 1024)");
+	             ":1: pool.workers: 0xFFFFFFFF is out of range (1 to 1024)");
 	expect_error("listen = { host = \"port = 1\"; port = -4294967296; };\n",
-		     ":1: listen.port: -4294967296 is out of range (0 to 65535)");
+	             ":1: listen.port: -4294967296 is out of range (0 to 65535)");
 	/* A comment after the name or '=' does not hide the literal (issue 11). */
 	expect_error("listen = { port = /**/ 4294976296; };\n",
-		     ":1: listen.port: 4294976296 is out of range (0 to 65535)");
+	             ":1: listen.port: 4294976296 is out of range (0 to 65535)");
 	expect_error("pool = { workers /* */ = 4294967297; };\n",
-		     ":1: pool.workers: 4294967297 is out of range (1 to 1024)");
+	             ":1: pool.workers: 4294967297 is out of range (1 to 1024)");
 	expect_error("pool = {\n  workers = # c\n4294967297;\n};\n",
-		     ":2: pool.workers: 4294967297 is out of range (1 to 1024)");
+	             ":2: pool.workers: 4294967297 is out of range (1 to 1024)");
 	/* The older top-level names are checked against their text too. */
 	expect_error("shutdown_timeout_s = /* x */ 4294967297;\n",
-		     ":1: shutdown_timeout_s: 4294967297 is out of range (0 to 3600)");
+	             ":1: shutdown_timeout_s: 4294967297 is out of range (0 to 3600)");
 }
 
 static void test_unknown_setting(void **state)
 {
 	(void)state;
 	expect_error("pool = { workers = 4; };\nworker = 4;\n", ":2: worker: unknown setting");
-	expect_error("pool = {\n  workers = 2;\n  queue_size = 10;\n  queue_timeout_ms = 5;\n  io_threads = 1;\n"
-		     "\n\n\n  workerz = 4;\n};\n",
-		     ":9: pool.workerz: unknown setting");
+	expect_error(
+	        "pool = {\n  workers = 2;\n  queue_size = 10;\n  queue_timeout_ms = 5;\n  io_threads = 1;\n"
+	        "\n\n\n  workerz = 4;\n};\n",
+	        ":9: pool.workerz: unknown setting");
 	expect_error("pol = { workers = 4; };\n", ":1: pol: unknown setting");
 	expect_error("pool = {\n  extra = { workers = 4; };\n};\n", ":2: pool.extra: unknown setting");
 	/* A real name in the wrong place is as wrong as a typo. */
@@ -362,10 +366,11 @@ static void test_bad_strings(void **state)
 	char text[600], host[300];
 	(void)state;
 
-	expect_error("\nlog_level = \"loud\";\n",
-		     ":2: log_level: invalid value \"loud\" (expected debug, info, notice, warning or error)");
+	expect_error(
+	        "\nlog_level = \"loud\";\n",
+	        ":2: log_level: invalid value \"loud\" (expected debug, info, notice, warning or error)");
 	expect_error("log_level = \"\";\n",
-		     ":1: log_level: invalid value \"\" (expected debug, info, notice, warning or error)");
+	             ":1: log_level: invalid value \"\" (expected debug, info, notice, warning or error)");
 	expect_error("listen = { host = \"\"; };\n", ":1: listen.host: must not be empty");
 	memset(host, 'a', 256);
 	host[256] = '\0';
@@ -379,8 +384,8 @@ static void test_log_levels(void **state)
 		const char *name;
 		enum tp_log_level level;
 	} levels[] = {
-		{"debug", TP_LOG_DEBUG},     {"info", TP_LOG_INFO},   {"notice", TP_LOG_NOTICE},
-		{"warning", TP_LOG_WARNING}, {"error", TP_LOG_ERROR}, {"WARNING", TP_LOG_WARNING},
+	        {"debug", TP_LOG_DEBUG},     {"info", TP_LOG_INFO},   {"notice", TP_LOG_NOTICE},
+	        {"warning", TP_LOG_WARNING}, {"error", TP_LOG_ERROR}, {"WARNING", TP_LOG_WARNING},
 	};
 	(void)state;
 
@@ -413,6 +418,18 @@ static void test_missing_file(void **state)
 	assert_int_equal(tp_config_load_file(&cfg, "/", err, sizeof(err)), -EISDIR);
 	assert_string_equal(err, "/: cannot open: Is a directory");
 	assert_config_equal(&cfg, &before);
+
+	/* A pipe (a shell's <(...)): read once, a reload would read it empty and apply the defaults. */
+	int fds[2];
+	assert_int_equal(pipe(fds), 0);
+	assert_true(write(fds[1], "pool = { workers = 3; };\n", 25) == 25);
+	close(fds[1]); /* read to its end, as a shell's pipe would be, never waited on */
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fds[0]);
+	assert_int_equal(tp_config_load_file(&cfg, path, err, sizeof(err)), -EINVAL);
+	snprintf(want, sizeof(want), "%s: a pipe, read once: a reload could not read it again", path);
+	assert_string_equal(err, want);
+	assert_config_equal(&cfg, &before);
+	close(fds[0]);
 }
 
 static void test_nul_byte(void **state)
@@ -448,7 +465,8 @@ static void test_small_error_buffer(void **state)
 	(void)state;
 
 	tp_config_defaults(&cfg);
-	assert_int_equal(load_text(&cfg, "pool = { workers = 0; };\n", path, sizeof(path), err, sizeof(err)), -EINVAL);
+	assert_int_equal(load_text(&cfg, "pool = { workers = 0; };\n", path, sizeof(path), err, sizeof(err)),
+	                 -EINVAL);
 	assert_int_equal(strlen(err), sizeof(err) - 1);
 	assert_int_equal(load_text(&cfg, "pool = { workers = 0; };\n", path, sizeof(path), NULL, 0), -EINVAL);
 	assert_int_equal(cfg.workers, 8);
@@ -463,18 +481,19 @@ static void test_args(void **state)
 	tp_config_defaults(&cfg);
 	want = cfg;
 	want.queue_size = 500;
-	assert_int_equal(parse_args(&cfg, err, sizeof(err), "--host", "127.0.0.1", "--port", "9000", "--workers", "8",
-				    "--queue", "500", (const char *)NULL),
-			 0);
+	assert_int_equal(parse_args(&cfg, err, sizeof(err), "--host", "127.0.0.1", "--port", "9000",
+	                            "--workers", "8", "--queue", "500", (const char *)NULL),
+	                 0);
 	assert_config_equal(&cfg, &want);
 
 	tp_config_defaults(&cfg);
 	assert_int_equal(parse_args(&cfg, err, sizeof(err), "--host", "::", "--port=0", "--backlog", "5",
-				    "--queue-timeout-ms", "0", "--io-threads", "3", "--max-connections", "9",
-				    "--max-line-bytes", "99", "--max-sleep-ms", "999", "--idle-timeout-s", "0",
-				    "--max-unsent-kib", "8", "--stall-timeout-ms", "1", "--shutdown-timeout-s", "0",
-				    "--log-level", "notice", "-c", "/x.conf", "-t", (const char *)NULL),
-			 0);
+	                            "--queue-timeout-ms", "0", "--io-threads", "3", "--max-connections", "9",
+	                            "--max-line-bytes", "99", "--max-sleep-ms", "999", "--idle-timeout-s",
+	                            "0", "--max-unsent-kib", "8", "--stall-timeout-ms", "1",
+	                            "--shutdown-timeout-s", "0", "--log-level", "notice", "-c", "/x.conf",
+	                            "-t", (const char *)NULL),
+	                 0);
 	assert_string_equal(cfg.host, "::");
 	assert_int_equal(cfg.port, 0);
 	assert_int_equal(cfg.backlog, 5);
@@ -497,26 +516,34 @@ static void test_args(void **state)
 static void test_args_errors(void **state)
 {
 	(void)state;
-	expect_args_error("--workers: invalid value '0' (expected an integer from 1 to 1024)", "--workers", "0");
-	expect_args_error("--port: invalid value '70000' (expected an integer from 0 to 65535)", "--port", "70000");
-	expect_args_error("--queue: invalid value 'abc' (expected an integer from 1 to 1000000)", "--queue", "abc");
-	expect_args_error("--queue: invalid value '5x' (expected an integer from 1 to 1000000)", "--queue", "5x");
+	expect_args_error("--workers: invalid value '0' (expected an integer from 1 to 1024)", "--workers",
+	                  "0");
+	expect_args_error("--port: invalid value '70000' (expected an integer from 0 to 65535)", "--port",
+	                  "70000");
+	expect_args_error("--queue: invalid value 'abc' (expected an integer from 1 to 1000000)", "--queue",
+	                  "abc");
+	expect_args_error("--queue: invalid value '5x' (expected an integer from 1 to 1000000)", "--queue",
+	                  "5x");
 	expect_args_error("--queue: invalid value '' (expected an integer from 1 to 1000000)", "--queue", "");
 	expect_args_error("--bogus: unknown option (see --help)", "--bogus", NULL);
 	expect_args_error("--bogus=1: unknown option (see --help)", "--bogus=1", NULL);
-	expect_args_error("--keep-connections=yes: takes no value (see --help)", "--keep-connections=yes", NULL);
+	expect_args_error("--keep-connections=yes: takes no value (see --help)", "--keep-connections=yes",
+	                  NULL);
 	expect_args_error("--check-config=1: takes no value (see --help)", "--check-config=1", NULL);
-	expect_args_error("--keep-connectionsx=yes: unknown option (see --help)", "--keep-connectionsx=yes", NULL);
+	expect_args_error("--keep-connectionsx=yes: unknown option (see --help)", "--keep-connectionsx=yes",
+	                  NULL);
 	expect_args_error("--workers: missing argument", "--workers", NULL);
 	expect_args_error("--config: missing argument", "--config", NULL);
 	expect_args_error("extra: unexpected argument (see --help)", "extra", NULL);
-	expect_args_error("--log-level: invalid value 'loud' (expected debug, info, notice, warning or error)",
-			  "--log-level", "loud");
+	expect_args_error(
+	        "--log-level: invalid value 'loud' (expected debug, info, notice, warning or error)",
+	        "--log-level", "loud");
 	expect_args_error("--host: invalid value '' (expected 1 to 255 bytes)", "--host", "");
 	expect_args_error("--queue-size: invalid value '0' (expected an integer from 1 to 1000000)",
-			  "--queue-size", "0");
-	expect_args_error("--log-level: invalid value 'loud' (expected debug, info, notice, warning or error)",
-			  "--log-level", "loud");
+	                  "--queue-size", "0");
+	expect_args_error(
+	        "--log-level: invalid value 'loud' (expected debug, info, notice, warning or error)",
+	        "--log-level", "loud");
 }
 
 /* Precedence: built-in defaults < file < command-line flags. */
@@ -527,10 +554,11 @@ static void test_args_over_file(void **state)
 	(void)state;
 
 	tp_config_defaults(&cfg);
-	expect_ok(&cfg, "listen = { port = 1234; };\npool = { workers = 4; queue_size = 40; };\nlog_level = \"debug\";\n");
+	expect_ok(&cfg, "listen = { port = 1234; };\npool = { workers = 4; queue_size = 40; };\nlog_level = "
+	                "\"debug\";\n");
 	assert_int_equal(parse_args(&cfg, err, sizeof(err), "--workers", "16", "--log-level", "error",
-				    (const char *)NULL),
-			 0);
+	                            (const char *)NULL),
+	                 0);
 	assert_int_equal(cfg.workers, 16);
 	assert_int_equal(cfg.log_level, TP_LOG_ERROR);
 	assert_int_equal(cfg.port, 1234);
@@ -672,10 +700,13 @@ static void test_print_format(void **state)
 	assert_non_null(strstr(buf, "listen = {\n  host = \"127.0.0.1\";\n  port = 9000;\n"));
 	assert_non_null(strstr(buf, "pool = {\n  workers = 8;\n"));
 	assert_non_null(strstr(buf, "  stall_timeout_ms = 0; # automatic: max_sleep_ms + 30000 = 40000\n"));
-	assert_non_null(strstr(buf, "};\nshutdown = {\n  timeout_s = 10;\n  keep_connections = false;\n"
-	                            "  keep_connections_max = 10000;\n  drain_s = 0;\n  stop_timeout_s = 30;\n};\nlog = {\n  "
-	                            "level = \"info\";\n"));
-	assert_non_null(strstr(buf, "metrics = {\n  enabled = false;\n  host = \"127.0.0.1\";\n  port = 9101;\n};\n"));
+	assert_non_null(strstr(
+	        buf,
+	        "};\nshutdown = {\n  timeout_s = 10;\n  keep_connections = false;\n"
+	        "  keep_connections_max = 10000;\n  drain_s = 0;\n  stop_timeout_s = 30;\n};\nlog = {\n  "
+	        "level = \"info\";\n"));
+	assert_non_null(strstr(
+	        buf, "metrics = {\n  enabled = false;\n  host = \"127.0.0.1\";\n  port = 9101;\n};\n"));
 	free(buf);
 }
 
@@ -779,10 +810,12 @@ static void test_proxy_and_allow(void **state)
 	assert_string_equal(cfg.allow, "192.168.0.0/16");
 	expect_ok(&cfg, "listen = { proxy_trusted = []; };\n");
 	assert_string_equal(cfg.proxy_trusted, "");
-	expect_error("listen = { proxy_protocol = 1; };\n", ":1: listen.proxy_protocol: expected true or false");
-	expect_error("listen = { allow = [\"10.0.0.0/40\"]; };\n",
-	             ":1: listen.allow: invalid address list \"10.0.0.0/40\" (expected up to 32 prefixes such "
-	             "as 10.0.0.0/8 or 2001:db8::/32)");
+	expect_error("listen = { proxy_protocol = 1; };\n",
+	             ":1: listen.proxy_protocol: expected true or false");
+	expect_error(
+	        "listen = { allow = [\"10.0.0.0/40\"]; };\n",
+	        ":1: listen.allow: invalid address list \"10.0.0.0/40\" (expected up to 32 prefixes such "
+	        "as 10.0.0.0/8 or 2001:db8::/32)");
 	expect_error("listen = { allow = [1]; };\n", ":1: listen.allow: expected a list of address strings");
 
 	tp_config_defaults(&cfg);
@@ -894,33 +927,33 @@ static void test_keep_restart_settings(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults),
-		cmocka_unit_test(test_validate_names_the_rules_settings),
-		cmocka_unit_test(test_full_file),
-		cmocka_unit_test(test_partial_file),
-		cmocka_unit_test(test_shipped_file),
-		cmocka_unit_test(test_syntax_error),
-		cmocka_unit_test(test_wrong_type),
-		cmocka_unit_test(test_out_of_range),
-		cmocka_unit_test(test_unknown_setting),
-		cmocka_unit_test(test_bad_strings),
-		cmocka_unit_test(test_log_levels),
-		cmocka_unit_test(test_missing_file),
-		cmocka_unit_test(test_nul_byte),
-		cmocka_unit_test(test_small_error_buffer),
-		cmocka_unit_test(test_args),
-		cmocka_unit_test(test_args_errors),
-		cmocka_unit_test(test_args_over_file),
-		cmocka_unit_test(test_print_round_trip),
-		cmocka_unit_test(test_print_format),
-		cmocka_unit_test(test_metrics_settings),
-		cmocka_unit_test(test_groups_and_aliases),
-		cmocka_unit_test(test_args_names),
-		cmocka_unit_test(test_table),
-		cmocka_unit_test(test_proxy_and_allow),
-		cmocka_unit_test(test_address_lists_hold_their_maximum),
-		cmocka_unit_test(test_reload_diff),
-		cmocka_unit_test(test_keep_restart_settings),
+	        cmocka_unit_test(test_defaults),
+	        cmocka_unit_test(test_validate_names_the_rules_settings),
+	        cmocka_unit_test(test_full_file),
+	        cmocka_unit_test(test_partial_file),
+	        cmocka_unit_test(test_shipped_file),
+	        cmocka_unit_test(test_syntax_error),
+	        cmocka_unit_test(test_wrong_type),
+	        cmocka_unit_test(test_out_of_range),
+	        cmocka_unit_test(test_unknown_setting),
+	        cmocka_unit_test(test_bad_strings),
+	        cmocka_unit_test(test_log_levels),
+	        cmocka_unit_test(test_missing_file),
+	        cmocka_unit_test(test_nul_byte),
+	        cmocka_unit_test(test_small_error_buffer),
+	        cmocka_unit_test(test_args),
+	        cmocka_unit_test(test_args_errors),
+	        cmocka_unit_test(test_args_over_file),
+	        cmocka_unit_test(test_print_round_trip),
+	        cmocka_unit_test(test_print_format),
+	        cmocka_unit_test(test_metrics_settings),
+	        cmocka_unit_test(test_groups_and_aliases),
+	        cmocka_unit_test(test_args_names),
+	        cmocka_unit_test(test_table),
+	        cmocka_unit_test(test_proxy_and_allow),
+	        cmocka_unit_test(test_address_lists_hold_their_maximum),
+	        cmocka_unit_test(test_reload_diff),
+	        cmocka_unit_test(test_keep_restart_settings),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
