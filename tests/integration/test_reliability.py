@@ -515,6 +515,11 @@ class ReloadAndWait(unittest.TestCase):
         the SIGHUP that would end it."""
         other = subprocess.Popen(["sleep", "30"])
         self.addCleanup(lambda: other.poll() is None and (other.kill(), other.wait()))
+
+        def comm():
+            with open("/proc/%d/comm" % other.pid) as f:
+                return f.read().strip()
+        self.assertTrue(wait_until(lambda: comm() == "sleep", 5))  # until its exec, it is python3
         p, took = self.helper(other.pid)
         self.assertEqual(p.returncode, 1)
         self.assertIn('process %d is "sleep", not tpserver: not signalled' % other.pid, p.stderr)
