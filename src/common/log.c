@@ -41,7 +41,7 @@ static const struct {
         {"stop", "037132f6ca094b12abe51304f002ee91"},   {"stall", "7b99725e9675418589fbe151effdbdab"},
 };
 
-static bool journal_stream_is_stderr(void)
+bool tp_log_under_journal(void)
 {
 	const char *e = getenv("JOURNAL_STREAM");
 	unsigned long long dev, ino;
@@ -58,16 +58,11 @@ static bool journal_stream_is_stderr(void)
 	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
 }
 
-bool tp_log_under_journal(void)
-{
-	return journal_stream_is_stderr();
-}
-
 const char *tp_log_stderr_prefix(enum tp_log_level level)
 {
 	static const char *const prefix[] = {"<0>", "<1>", "<2>", "<3>", "<4>", "<5>", "<6>", "<7>"};
 
-	if ((int)level < 0 || (int)level > 7 || !journal_stream_is_stderr())
+	if ((int)level < 0 || (int)level > 7 || !tp_log_under_journal())
 		return "";
 	return prefix[level];
 }
@@ -90,7 +85,7 @@ void tp_log_init(const char *ident, enum tp_log_level level)
 	if (ident)
 		log_ident = ident;
 	atomic_store(&log_level, (int)level);
-	to_journal = journal_stream_is_stderr();
+	to_journal = tp_log_under_journal();
 }
 
 void tp_log_set_stderr_lead(const char *lead)

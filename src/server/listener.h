@@ -73,8 +73,8 @@ struct tp_listen_set {
 	struct tp_refused refused[TP_LISTENER_MAX_REFUSED];
 	size_t nrefusing; /* slots of refused in use */
 	struct tp_listen_other other;
-	struct tp_metrics_slot *
-	        metrics; /* set by the owner (kept by watch): a refusal's line counts in bytes_out; or NULL */
+	/* Set by the owner (watch keeps it): a refusal's line counts in its bytes_out; or NULL. */
+	struct tp_metrics_slot *metrics;
 };
 
 /*

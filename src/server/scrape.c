@@ -329,8 +329,7 @@ static bool read_request(struct tp_scrape *s, struct sconn *c)
 		}
 		if (skip_empty_lines(c) > 0)
 			from = 0;
-		/* Lines may end in CRLF or a lone LF (RFC 9112, 2.2): the head ends at the first empty one.
-		 */
+		/* Lines end in CRLF or a lone LF (RFC 9112, 2.2): the head ends at the first empty one. */
 		static const char *const head_ends[] = {"\r\n\r\n", "\n\n", "\n\r\n"};
 		char *end = NULL;
 		for (size_t i = 0; i < sizeof(head_ends) / sizeof(head_ends[0]); i++) {
