@@ -19,7 +19,7 @@ secs=${5:-4}
 bench=${BENCH:-$top/../shared/bench}
 [[ -x $tp ]] || { echo "cpu_per_req: no tpserver at $tp (build first)" >&2; exit 2; }
 [[ -f $bench/lineload.c ]] || { echo "cpu_per_req: $bench/lineload.c not found; skipped"; exit 0; }
-command -v redis-server >/dev/null || { echo "cpu_per_req: redis-server missing; skipped"; exit 0; }
+command -v redis-server >/dev/null || { echo "cpu_per_req: redis-server missing (packaging/deps.sh bench); skipped"; exit 0; }
 
 work=$(mktemp -d)
 pids=()

@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 # Install what building and testing tpserver needs on Debian 12 (as root).
-# usage: packaging/deps.sh [build|test|all]   (default: all)
+# usage: packaging/deps.sh [build|test|bench|all]   (default: all)
 #   build: compiler, CMake, libraries: enough to build and run tpserver and
 #          tpclient (configure with -DTP_TESTS=OFF, as packaging/run.sh does)
 #   test:  build + everything the test suite uses (cmocka, Python, sanitizer
@@ -9,6 +9,11 @@
 #          Python of the tests and benchmarks), systemd tools, Debian
 #          packaging, the container tools of the end-to-end test, and haproxy
 #          for examples/haproxy.cfg and the scale-out stage)
+#   bench: test + what bench/ compares with and profiles by: redis-server
+#          (the Redis comparison of bench/perf.sh and cpu_per_req.sh) and
+#          perf (bench/profile_pipeline.sh SYSCALLS=1 or PERF=1), liburing
+#          (bench/alternate.sh's io_uring servers)
+#   all:   the same as test
 set -euo pipefail
 what=${1:-all}
 
@@ -16,11 +21,13 @@ build_pkgs=(build-essential cmake pkg-config libsystemd-dev libconfig-dev)
 test_pkgs=(libcmocka-dev python3 systemd procps iproute2 clang libclang-rt-14-dev cppcheck clang-tidy
 	debhelper devscripts lintian fakeroot debootstrap systemd-container gnuplot-nox
 	prometheus haproxy pyflakes3)
+bench_pkgs=(redis-server linux-perf liburing-dev)
 
 case $what in
 build) pkgs=("${build_pkgs[@]}") ;;
 test | all) pkgs=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
-*) echo "usage: $0 [build|test|all]" >&2; exit 2 ;;
+bench) pkgs=("${build_pkgs[@]}" "${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
+*) echo "usage: $0 [build|test|bench|all]" >&2; exit 2 ;;
 esac
 
 missing=()
