@@ -18,7 +18,7 @@ set -euo pipefail
 what=${1:-all}
 
 build_pkgs=(build-essential cmake pkg-config libsystemd-dev libconfig-dev)
-test_pkgs=(libcmocka-dev python3 systemd procps iproute2 clang libclang-rt-14-dev cppcheck clang-tidy
+test_pkgs=(libcmocka-dev python3 git systemd procps iproute2 clang libclang-rt-14-dev cppcheck clang-tidy clang-format
 	debhelper devscripts lintian fakeroot debootstrap systemd-container gnuplot-nox
 	prometheus haproxy pyflakes3)
 bench_pkgs=(redis-server linux-perf liburing-dev)

@@ -16,6 +16,11 @@ JOBS=${JOBS:-$(nproc)}
 build=${BUILD_DIR:-$TOP/build-static}
 rc=0
 
+# A tool that is not there fails the stage under its own name, not as a finding.
+for tool in clang-tidy cppcheck clang-format pyflakes3; do
+	command -v "$tool" >/dev/null || { echo "static: $tool is not installed (packaging/deps.sh test installs it)" >&2; exit 1; }
+done
+
 # Configuring is enough: clang-tidy needs the compile commands, not objects.
 cmake -S "$TOP" -B "$build" -DCMAKE_EXPORT_COMPILE_COMMANDS=ON -DTP_TESTS=OFF >/dev/null
 cd "$TOP"
