@@ -284,14 +284,14 @@ static int reload_and_wait(int argc, char **argv)
 		        "%stpserver: --reload-and-wait takes a process id and nothing else: "
 		        "tpserver --reload-and-wait PID\n",
 		        tp_log_stderr_prefix(TP_LOG_ERROR));
-		return 1;
+		return TP_EXIT_CONFIG;
 	}
 	errno = 0;
 	pid = strtol(pid_text, &end, 10);
 	if (errno || *end || end == pid_text || pid <= 0) {
 		fprintf(stderr, "%stpserver: --reload-and-wait: invalid process id \"%s\"\n",
 		        tp_log_stderr_prefix(TP_LOG_ERROR), pid_text);
-		return 1;
+		return TP_EXIT_CONFIG;
 	}
 	if (!tp_reload_status_dir(dir, sizeof(dir))) {
 		fprintf(stderr,

@@ -367,7 +367,7 @@ class ReloadAndWait(unittest.TestCase):
 
     def test_its_forms(self):
         """PID joined with "=" works too; without a PID, or with anything else
-        given, it says how it is used, exit 1."""
+        given, or a PID that is no number, it says how it is used, exit 78."""
         conf = ConfFile(self, "pool = { workers = 2; };\n")
         with Server("--config", conf.path, env=self.env) as srv:
             srv.wait_log(r"ready:")
@@ -380,8 +380,12 @@ class ReloadAndWait(unittest.TestCase):
                          ["--reload-and-wait=%d" % srv.proc.pid, "x"]):
                 p = subprocess.run([TPSERVER] + args, capture_output=True, text=True, timeout=10,
                                    env=dict(os.environ, **self.env))
-                self.assertEqual(p.returncode, 1, args)
+                self.assertEqual(p.returncode, 78, args)
                 self.assertIn("--reload-and-wait takes a process id and nothing else", p.stderr)
+            p = subprocess.run([TPSERVER, "--reload-and-wait", "abc"], capture_output=True, text=True, timeout=10,
+                               env=dict(os.environ, **self.env))
+            self.assertEqual(p.returncode, 78)
+            self.assertIn('invalid process id "abc"', p.stderr)
 
     def test_a_value_with_line_ends_is_refused_on_one_line(self):
         """A value quoting line ends (a forged "reading" line, say) is refused on
