@@ -242,9 +242,27 @@ static void record_origins(const struct load *ld, struct tp_config_origin *origi
 	}
 }
 
-/* What libconfig refused, "FILE:LINE: ...", naming the setting a name written twice is. */
-static void syntax_error(const config_t *c, const struct tp_config_lex *lex, const char *path, char *err,
-                         size_t errlen)
+/* The line of text's last byte other than white space (0 when there is none). */
+static unsigned last_line(const char *text)
+{
+	unsigned line = 1, last = 0;
+
+	for (const char *p = text; *p; p++) {
+		if (*p == '\n')
+			line++;
+		else if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\f')
+			last = line;
+	}
+	return last;
+}
+
+/*
+ * What libconfig refused, "FILE:LINE: ...", naming the setting a name
+ * written twice is.  libconfig puts an error at the end of the text on the
+ * line after the last (or further): that is the last line with anything on it.
+ */
+static void syntax_error(const config_t *c, const struct tp_config_lex *lex, const char *path,
+                         const char *text, char *err, size_t errlen)
 {
 	const char *file = config_error_file(c) ? config_error_file(c) : path;
 	const struct tp_config_lex_name *second, *first;
@@ -258,6 +276,11 @@ static void syntax_error(const config_t *c, const struct tp_config_lex *lex, con
 		else
 			snprintf(err, errlen, "%s:%u: %s: already set in %s:%u", file, line, second->path,
 			         first->file, first->line);
+		return;
+	}
+	if (strcmp(file, path) == 0 && line > last_line(text) && last_line(text) > 0) {
+		snprintf(err, errlen, "%s:%u: %s at the end of the file", file, last_line(text),
+		         config_error_text(c));
 		return;
 	}
 	snprintf(err, errlen, "%s:%u: %s", file, line, config_error_text(c));
@@ -282,7 +305,7 @@ int tp_config_load_file_origin(struct tp_config *cfg, const char *path, struct t
 	if (r < 0)
 		return tp_config_one_line(r, err, errlen);
 	/* Before libconfig sees the text: its scanner exit()s on an @include it cannot read. */
-	r = tp_config_lex_scan(path, text, tp_config_lex_read_file, NULL, &lex, err, errlen);
+	r = tp_config_lex_scan(path, text, tp_config_read_include, NULL, &lex, err, errlen);
 	if (r < 0) {
 		free(text);
 		return tp_config_one_line(r, err, errlen);
@@ -291,7 +314,7 @@ int tp_config_load_file_origin(struct tp_config *cfg, const char *path, struct t
 
 	config_init(&c);
 	if (config_read_string(&c, text) != CONFIG_TRUE) {
-		syntax_error(&c, lex, path, err, errlen);
+		syntax_error(&c, lex, path, text, err, errlen);
 		r = -EINVAL;
 		goto out;
 	}

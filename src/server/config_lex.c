@@ -17,12 +17,9 @@
 #include "log.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 enum expect {
 	X_NAME,
@@ -60,7 +57,7 @@ struct name {
 };
 
 struct tp_config_lex {
-	enum tp_config_scan_mode mode;
+	struct tp_config_scan_state scan;
 	tp_config_lex_read_fn read;
 	void *ctx;
 	size_t total;
@@ -315,13 +312,21 @@ out:
 static int scan_file(struct tp_config_lex *lx, const char *file, const char *text, unsigned depth, char *err,
                      size_t errlen)
 {
-	struct tp_config_src s = {.file = file, .base = text, .p = text, .line = 1, .mode = &lx->mode};
+	struct tp_config_src s = {.file = file, .base = text, .p = text, .line = 1, .state = &lx->scan};
 	struct tp_config_token t;
 
 	for (;;) {
 		tp_config_scan_next(&s, &t);
 		if (t.tok == TP_TOK_EOF) {
 			/* Only the main file's end is the end: an included one's goes on in its includer. */
+			if (depth == 0 && lx->scan.mode == TP_SCAN_COMMENT) {
+				/* libconfig would take the file as it is, without the rest. */
+				snprintf(err, errlen,
+				         "%s:%u: a comment opened with /* is not closed: nothing after it "
+				         "would be read",
+				         lx->scan.file, lx->scan.line);
+				return -EINVAL;
+			}
 			if (depth == 0)
 				feed(lx, &s, &t);
 			return 0;
@@ -427,74 +432,4 @@ bool tp_config_lex_repeat(const struct tp_config_lex *lx, const char *file, unsi
 bool tp_config_lex_int_is(const struct tp_config_lex_int *in, long long v)
 {
 	return in->fits && in->value == v;
-}
-
-int tp_config_lex_read_file(void *ctx, const char *name, char **ret_text, char *err, size_t errlen)
-{
-	size_t len = 0, cap;
-	char *text = NULL;
-	struct stat st;
-	int fd, r;
-
-	(void)ctx;
-	fd = open(name, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0) {
-		r = -errno;
-		snprintf(err, errlen, "cannot open: %m");
-		return r;
-	}
-	r = fstat(fd, &st) < 0 ? -errno : S_ISDIR(st.st_mode) ? -EISDIR : !S_ISREG(st.st_mode) ? -EINVAL : 0;
-	if (r == 0 && st.st_size > TP_CONFIG_LEX_MAX_FILE_BYTES)
-		r = -EFBIG;
-	cap = r == 0 ? (size_t)st.st_size + 2 : 0;
-	if (r == 0 && !(text = malloc(cap)))
-		r = -ENOMEM;
-	/* Read one byte more than fstat said: a file that grew is read to its end, up to the bound. */
-	while (r == 0) {
-		ssize_t n = read(fd, text + len, cap - 1 - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			r = n < 0 ? -EIO : 0; /* not -errno: EINVAL means something else here */
-			break;
-		}
-		len += (size_t)n;
-		if (len > TP_CONFIG_LEX_MAX_FILE_BYTES) {
-			r = -EFBIG;
-		} else if (len == cap - 1) {
-			char *bigger = realloc(text, cap *= 2);
-			r = bigger ? 0 : -ENOMEM;
-			text = bigger ? bigger : text;
-		}
-	}
-	if (r == 0 && memchr(text, '\0', len))
-		r = -EBADMSG;
-	switch (r) {
-	case 0:
-		text[len] = '\0';
-		*ret_text = text;
-		text = NULL;
-		break;
-	case -EISDIR:
-		snprintf(err, errlen, "is a directory");
-		break;
-	case -EINVAL:
-		snprintf(err, errlen, "not a regular file");
-		break;
-	case -EFBIG:
-		snprintf(err, errlen, "larger than %d bytes", TP_CONFIG_LEX_MAX_FILE_BYTES);
-		break;
-	case -EBADMSG:
-		snprintf(err, errlen, "contains a NUL byte (not a text file)");
-		break;
-	case -ENOMEM:
-		snprintf(err, errlen, "out of memory");
-		break;
-	default:
-		errno = -r;
-		snprintf(err, errlen, "cannot read: %m");
-	}
-	free(text);
-	close(fd);
-	return r;
 }

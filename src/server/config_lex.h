@@ -21,7 +21,7 @@
  * token for token; a comment or string left open at the end of an included
  * file goes on in the including one, as in libconfig.  Scanning does no
  * I/O: included text comes from the caller's reader, and
- * tp_config_lex_read_file() is the one the loader passes in.  An included
+ config_text's tp_config_read_include() is the one the loader passes in.  An included
  * file may still change between this check and libconfig's own open; the
  * check is for mistakes, not for an attacker who can write the files.
  * Nothing here logs.
@@ -108,15 +108,5 @@ bool tp_config_lex_repeat(const struct tp_config_lex *lx, const char *file, unsi
 
 /* True when v, a value libconfig returned, is exactly what the literal says. */
 bool tp_config_lex_int_is(const struct tp_config_lex_int *in, long long v);
-
-/*
- * A tp_config_lex_read_fn that reads name only if it is safe to hand to
- * libconfig: opened with O_NONBLOCK (a FIFO never blocks), a regular file
- * by fstat(), readable, at most TP_CONFIG_LEX_MAX_FILE_BYTES, no NUL byte.
- * ctx is unused.  Reasons in err: "cannot open: <strerror>", "is a
- * directory", "not a regular file", "larger than N bytes", "read error",
- * "contains a NUL byte".
- */
-int tp_config_lex_read_file(void *ctx, const char *name, char **ret_text, char *err, size_t errlen);
 
 #endif

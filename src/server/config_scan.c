@@ -145,7 +145,7 @@ static bool finish_mode(struct tp_config_src *s)
 	const char *p = s->p, *end = p;
 	bool done;
 
-	if (*s->mode == TP_SCAN_COMMENT) {
+	if (s->state->mode == TP_SCAN_COMMENT) {
 		end = strstr(p, "*/");
 		done = end != NULL;
 		end = done ? end + 2 : p + strlen(p);
@@ -208,13 +208,13 @@ void tp_config_scan_next(struct tp_config_src *s, struct tp_config_token *t)
 	for (;;) {
 		const char *p = s->p;
 
-		if (*s->mode != TP_SCAN_INITIAL) {
-			bool was_string = *s->mode == TP_SCAN_STRING, done = finish_mode(s);
+		if (s->state->mode != TP_SCAN_INITIAL) {
+			bool was_string = s->state->mode == TP_SCAN_STRING, done = finish_mode(s);
 			t->line = s->line;
 			t->tok = TP_TOK_EOF;
 			if (!done)
 				return;
-			*s->mode = TP_SCAN_INITIAL;
+			s->state->mode = TP_SCAN_INITIAL;
 			if (was_string) {
 				t->tok = TP_TOK_STRING;
 				return;
@@ -233,7 +233,10 @@ void tp_config_scan_next(struct tp_config_src *s, struct tp_config_token *t)
 			s->line += *p == '\n';
 			s->p++;
 		} else if (*p == '"' || (p[0] == '/' && p[1] == '*')) {
-			*s->mode = *p == '"' ? TP_SCAN_STRING : TP_SCAN_COMMENT;
+			*s->state = (struct tp_config_scan_state){.mode = *p == '"' ? TP_SCAN_STRING
+			                                                            : TP_SCAN_COMMENT,
+			                                          .file = s->file,
+			                                          .line = s->line};
 			s->p += *p == '"' ? 1 : 2;
 		} else if ((*p == '#' || (p[0] == '/' && p[1] == '/')) && line_end(s)) {
 			/* {comment} (#|\/\/).*$ needs the newline: at the very end it is garbage. */

@@ -42,6 +42,13 @@ enum tp_config_tok {
 
 enum tp_config_scan_mode { TP_SCAN_INITIAL, TP_SCAN_COMMENT, TP_SCAN_STRING };
 
+/* The mode of one scan, shared by every file of it, and where it was entered. */
+struct tp_config_scan_state {
+	enum tp_config_scan_mode mode;
+	const char *file; /* the file and line of the opening " or slash-star */
+	unsigned line;
+};
+
 struct tp_config_token {
 	enum tp_config_tok tok;
 	const char *start; /* NAME, INT, FLOAT, BOOL, GARBAGE: the bytes in the text */
@@ -49,14 +56,14 @@ struct tp_config_token {
 	unsigned line; /* 1-based, where the token starts (a STRING: where it ends) */
 };
 
-/* One file's text being scanned; set file, base = p = the text, line = 1, mode. */
+/* One file's text being scanned; set file, base = p = the text, line = 1, state. */
 struct tp_config_src {
 	const char *file;
 	const char *base, *p; /* the NUL-terminated text, and where the scan is */
 	unsigned line;
-	enum tp_config_scan_mode *mode; /* shared by every file of one scan */
-	bool no_newline;                /* no newline after p: a # comment here is garbage */
-	char include[4096];             /* the name of the last TP_TOK_INCLUDE, unescaped */
+	struct tp_config_scan_state *state; /* shared by every file of one scan */
+	bool no_newline;                    /* no newline after p: a # comment here is garbage */
+	char include[4096];                 /* the name of the last TP_TOK_INCLUDE, unescaped */
 };
 
 /* The next token of s into *t; TP_TOK_EOF at the end of s (again on every call). */

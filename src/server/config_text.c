@@ -6,6 +6,7 @@
 #include "config_text.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include <linux/magic.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <unistd.h>
 
 #include "config_lex.h"
 #include "log.h"
@@ -106,6 +108,76 @@ int tp_config_read_text(const char *path, char **ret_text, char *err, size_t err
 fail:
 	free(text);
 	fclose(f);
+	return r;
+}
+
+int tp_config_read_include(void *ctx, const char *name, char **ret_text, char *err, size_t errlen)
+{
+	size_t len = 0, cap;
+	char *text = NULL;
+	struct stat st;
+	int fd, r;
+
+	(void)ctx;
+	fd = open(name, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "cannot open: %m");
+		return r;
+	}
+	r = fstat(fd, &st) < 0 ? -errno : S_ISDIR(st.st_mode) ? -EISDIR : !S_ISREG(st.st_mode) ? -EINVAL : 0;
+	if (r == 0 && st.st_size > TP_CONFIG_LEX_MAX_FILE_BYTES)
+		r = -EFBIG;
+	cap = r == 0 ? (size_t)st.st_size + 2 : 0;
+	if (r == 0 && !(text = malloc(cap)))
+		r = -ENOMEM;
+	/* Read one byte more than fstat said: a file that grew is read to its end, up to the bound. */
+	while (r == 0) {
+		ssize_t n = read(fd, text + len, cap - 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			r = n < 0 ? -EIO : 0; /* not -errno: EINVAL means something else here */
+			break;
+		}
+		len += (size_t)n;
+		if (len > TP_CONFIG_LEX_MAX_FILE_BYTES) {
+			r = -EFBIG;
+		} else if (len == cap - 1) {
+			char *bigger = realloc(text, cap *= 2);
+			r = bigger ? 0 : -ENOMEM;
+			text = bigger ? bigger : text;
+		}
+	}
+	if (r == 0 && memchr(text, '\0', len))
+		r = -EBADMSG;
+	switch (r) {
+	case 0:
+		text[len] = '\0';
+		*ret_text = text;
+		text = NULL;
+		break;
+	case -EISDIR:
+		snprintf(err, errlen, "is a directory");
+		break;
+	case -EINVAL:
+		snprintf(err, errlen, "not a regular file");
+		break;
+	case -EFBIG:
+		snprintf(err, errlen, "larger than %d bytes", TP_CONFIG_LEX_MAX_FILE_BYTES);
+		break;
+	case -EBADMSG:
+		snprintf(err, errlen, "contains a NUL byte (not a text file)");
+		break;
+	case -ENOMEM:
+		snprintf(err, errlen, "out of memory");
+		break;
+	default:
+		errno = -r;
+		snprintf(err, errlen, "cannot read: %m");
+	}
+	free(text);
+	close(fd);
 	return r;
 }
 

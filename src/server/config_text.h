@@ -18,6 +18,16 @@
 int tp_config_read_text(const char *path, char **ret_text, char *err, size_t errlen);
 
 /*
+ * A tp_config_lex_read_fn that reads name only if it is safe to hand to
+ * libconfig: opened with O_NONBLOCK (a FIFO never blocks), a regular file
+ * by fstat(), readable, at most TP_CONFIG_LEX_MAX_FILE_BYTES, no NUL byte.
+ * ctx is unused.  Reasons in err: "cannot open: <strerror>", "is a
+ * directory", "not a regular file", "larger than N bytes", "read error",
+ * "contains a NUL byte".
+ */
+int tp_config_read_include(void *ctx, const char *name, char **ret_text, char *err, size_t errlen);
+
+/*
  * When r < 0, make the message in err (errlen bytes, may be 0) one line,
  * whatever bytes the value or the path it quotes holds (tp_log_one_line()).
  * Returns r.

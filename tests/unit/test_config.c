@@ -293,6 +293,35 @@ static void test_syntax_error(void **state)
 	             ":3: pool.workers: already set on line 2");
 }
 
+/* An error libconfig finds at the end of the text names the last line with anything on it. */
+static void test_syntax_error_at_the_end(void **state)
+{
+	(void)state;
+	expect_error("garbage", ":1: syntax error at the end of the file");
+	expect_error("garbage\n", ":1: syntax error at the end of the file");
+	expect_error("pool = {\n  workers = 4;\n\n  # more to come\n\n\n",
+	             ":4: syntax error at the end of the file");
+	expect_error("log = { level = \"info;\n};\n", ":2: syntax error at the end of the file");
+	/* Not at the end: the line libconfig names, as it is. */
+	expect_error("pool = { workers = ; };\n\n", ":1: syntax error");
+}
+
+/* A block comment left open would hide the rest of the file: refused, naming where it opens. */
+static void test_unclosed_block_comment(void **state)
+{
+	struct tp_config cfg;
+	(void)state;
+	expect_error("pool = { workers = 3; };\n/* off for now\nlimits = { max_sleep_ms = 5; };\n",
+	             ":2: a comment opened with /* is not closed: nothing after it would be read");
+	expect_error("/*", ":1: a comment opened with /* is not closed: nothing after it would be read");
+	/* Closed, or only inside a string or a line comment: read as before. */
+	non_defaults(&cfg);
+	expect_ok(&cfg, "/* a\n comment */ pool = { workers = 3; };\n# not /* a block\n"
+	                "log = { level = \"debug\"; }; // nor /* this\n");
+	assert_int_equal(cfg.workers, 3);
+	assert_int_equal(cfg.log_level, TP_LOG_DEBUG);
+}
+
 static void test_wrong_type(void **state)
 {
 	(void)state;
@@ -933,6 +962,8 @@ int main(void)
 	        cmocka_unit_test(test_partial_file),
 	        cmocka_unit_test(test_shipped_file),
 	        cmocka_unit_test(test_syntax_error),
+	        cmocka_unit_test(test_syntax_error_at_the_end),
+	        cmocka_unit_test(test_unclosed_block_comment),
 	        cmocka_unit_test(test_wrong_type),
 	        cmocka_unit_test(test_out_of_range),
 	        cmocka_unit_test(test_unknown_setting),

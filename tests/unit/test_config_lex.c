@@ -5,7 +5,7 @@
  * surround it (the reproductions of issue 11, defect 4, among them); the
  * @include lines it follows, from an in-memory set of files, exactly where
  * libconfig 1.5 would (nested, in place, bounded depth, never in a comment);
- * and tp_config_lex_read_file() on a directory, a FIFO (without blocking),
+ * and tp_config_read_include() on a directory, a FIFO (without blocking),
  * a missing, large or binary file (defect 3).
  */
 #include <errno.h>
@@ -24,6 +24,7 @@
 #include <cmocka.h>
 
 #include "config_lex.h"
+#include "config_text.h"
 
 /* In-memory files for @include: name, text pairs, NULL-terminated. */
 struct files {
@@ -394,7 +395,7 @@ static int read_file(const char *name, char **text, char *err, size_t errlen)
 {
 	*text = NULL;
 	err[0] = '\0';
-	return tp_config_lex_read_file(NULL, name, text, err, errlen);
+	return tp_config_read_include(NULL, name, text, err, errlen);
 }
 
 /* Issue 11, defect 3: what libconfig must never be given to open. */
