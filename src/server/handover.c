@@ -7,6 +7,13 @@
  *   most 128 KiB, so names are short ("tpc07") and shared by all the
  *   connections of a generation; the records are keyed by the socket's
  *   dev and inode, not by name;
+ * - systemd compares each fd it is given with every one already stored
+ *   (same_fd() in service_add_fd_store()): storing N connections one by one
+ *   costs PID 1 N^2/2 comparisons, a minute for 10 000 on systemd 252, with
+ *   PID 1 answering nobody meanwhile.  So the connections travel in flight
+ *   instead: sent (SCM_RIGHTS) into one end of a socket pair, whose other
+ *   end is the one fd stored (FDPOLL=0: its peer is closed when this
+ *   process exits), and the next instance receives them from it;
  * - one message carries at most 253 fds (SCM_MAX_FD): batches;
  * - a stored fd stays in the store, open, until FDSTOREREMOVE=1 names it,
  *   even after the new process closed its copy: the new process removes
@@ -26,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -190,6 +198,46 @@ static void adopt_one(struct generation *g, int fd, struct tp_loop *loop)
 	g->closed++;
 }
 
+/* Is fd a carrier (a unix socket the connections came in), not a connection? */
+static bool is_carrier(int fd)
+{
+	int domain = 0;
+	socklen_t len = sizeof(domain);
+
+	return getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 && domain == AF_UNIX;
+}
+
+/* Every connection in flight in carrier, each given to a loop or closed; then the carrier closed. */
+static void adopt_carried(struct generation *g, int carrier, struct tp_loop *const *loops, size_t nloops,
+                          size_t *next_loop)
+{
+	for (;;) {
+		union {
+			char buf[CMSG_SPACE(BATCH_FDS * sizeof(int))];
+			struct cmsghdr align;
+		} u;
+		char byte;
+		struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+		struct msghdr m = {.msg_iov = &iov,
+		                   .msg_iovlen = 1,
+		                   .msg_control = u.buf,
+		                   .msg_controllen = sizeof(u.buf)};
+
+		if (recvmsg(carrier, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) <= 0)
+			break;
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+			if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+				continue;
+			for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
+				int fd;
+				memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(fd));
+				adopt_one(g, fd, loops[(*next_loop)++ % nloops]);
+			}
+		}
+	}
+	close(carrier);
+}
+
 /* Tell systemd to forget every fd named name: it stays open in the store until then. */
 static void remove_from_store(const char *name)
 {
@@ -219,7 +267,10 @@ static void adopt_generation(struct tp_handover *h, const char *suffix, struct t
 	for (size_t i = 0; i < h->npassed; i++) {
 		if (h->passed[i].fd < 0 || strcmp(h->passed[i].name, name) != 0)
 			continue;
-		adopt_one(&g, h->passed[i].fd, loops[(*next_loop)++ % nloops]);
+		if (is_carrier(h->passed[i].fd))
+			adopt_carried(&g, h->passed[i].fd, loops, nloops, next_loop);
+		else
+			adopt_one(&g, h->passed[i].fd, loops[(*next_loop)++ % nloops]);
 		h->passed[i].fd = -1;
 	}
 	remove_from_store(name);
@@ -317,6 +368,47 @@ out:
 	return r;
 }
 
+/*
+ * Put fds in flight, 253 a message, into a socket pair whose receiving end
+ * is returned (or -errno), with how many it holds in *ret_n.
+ */
+static int carry(const int *fds, size_t n, size_t *ret_n)
+{
+	int sv[2];
+	size_t sent = 0;
+
+	*ret_n = 0;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return -errno;
+	while (sent < n) {
+		size_t k = n - sent < BATCH_FDS ? n - sent : BATCH_FDS;
+		union {
+			char buf[CMSG_SPACE(BATCH_FDS * sizeof(int))];
+			struct cmsghdr align;
+		} u;
+		char byte = 0;
+		struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+		struct msghdr m = {.msg_iov = &iov,
+		                   .msg_iovlen = 1,
+		                   .msg_control = u.buf,
+		                   .msg_controllen = CMSG_SPACE(k * sizeof(int))};
+		struct cmsghdr *c;
+
+		memset(&u, 0, sizeof(u));
+		c = CMSG_FIRSTHDR(&m);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(k * sizeof(int));
+		memcpy(CMSG_DATA(c), fds + sent, k * sizeof(int));
+		if (sendmsg(sv[0], &m, MSG_DONTWAIT | MSG_NOSIGNAL) != 1)
+			break; /* the in-flight limit or the queue's: the rest go to the store one by one */
+		sent += k;
+	}
+	close(sv[0]);
+	*ret_n = sent;
+	return sv[1];
+}
+
 /* Send fds in batches under name. Returns how many were sent, or -errno with none. */
 static int store_fds(const int *fds, size_t n, const char *name)
 {
@@ -334,6 +426,27 @@ static int store_fds(const int *fds, size_t n, const char *name)
 		sent += k;
 	}
 	return (int)sent;
+}
+
+/*
+ * The connections under name: in flight in one stored socket, and any the
+ * socket could not take one by one.  Returns how many were stored, or -errno.
+ */
+static int store_conns(const int *fds, size_t n, const char *name)
+{
+	char msg[64];
+	size_t carried = 0;
+	int carrier = carry(fds, n, &carried), rest;
+
+	snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=%s\nFDPOLL=0", name);
+	if (carrier >= 0 && carried > 0 && tp_sd_notify_fds(msg, &carrier, 1) <= 0)
+		carried = 0; /* not stored: they close with it */
+	if (carrier >= 0)
+		close(carrier);
+	if (carried == n)
+		return (int)carried;
+	rest = store_fds(fds + carried, n - carried, name);
+	return rest < 0 ? (carried ? (int)carried : rest) : (int)carried + rest;
 }
 
 void tp_handover_store(struct tp_handover *h)
@@ -360,7 +473,7 @@ void tp_handover_store(struct tp_handover *h)
 		       h->nkept);
 		goto out;
 	}
-	sent = store_fds(fds, h->nkept, cname);
+	sent = store_conns(fds, h->nkept, cname);
 	if (sent > 0 && store_fds(&state, 1, sname) == 1)
 		tp_log(TP_LOG_NOTICE, "handover",
 		       "handed %d connections to systemd's fd store as %s, state %zu bytes as %s", sent,
@@ -368,7 +481,9 @@ void tp_handover_store(struct tp_handover *h)
 	else
 		tp_log(TP_LOG_ERROR, "handover", "storing connections with systemd failed (%s): %zu closed",
 		       sent < 0 ? strerror(-sent) : "state not stored", h->nkept);
-	(void)tp_sd_notify_barrier(BARRIER_USEC);
+	if (tp_sd_notify_barrier(BARRIER_USEC) < 0 && sent > 0)
+		tp_log(TP_LOG_WARNING, "handover", "systemd did not confirm the fd store within %llu s",
+		       BARRIER_USEC / 1000000);
 out:
 	if (state >= 0)
 		close(state);
