@@ -20,7 +20,8 @@
 
 struct tp_reload_job {
 	pthread_t thread;
-	const struct tp_reload_outcome *outcome;
+	/* A copy: an abandoned job's thread may run after the caller's memory is gone. */
+	struct tp_reload_outcome outcome;
 	tp_reload_fn fn;
 	void *ctx;
 	void (*wake)(void *wake_ctx);
@@ -46,7 +47,7 @@ static void *job_main(void *arg)
 	struct tp_reload_job *job = arg;
 	bool abandoned;
 
-	const struct tp_reload_outcome *o = job->outcome;
+	const struct tp_reload_outcome *o = &job->outcome;
 
 	/* Before the read: a waiter that saw no read in progress then knows it starts after it looked. */
 	if (o->dir[0])
@@ -71,7 +72,11 @@ int tp_reload_job_start(const struct tp_reload_outcome *o, tp_reload_fn fn, void
 
 	if (!job)
 		return -ENOMEM;
-	*job = (struct tp_reload_job){.outcome = o, .fn = fn, .ctx = ctx, .wake = wake, .wake_ctx = wake_ctx};
+	job->outcome = *o;
+	job->fn = fn;
+	job->ctx = ctx;
+	job->wake = wake;
+	job->wake_ctx = wake_ctx;
 	pthread_mutex_init(&job->lock, NULL);
 	r = pthread_create(&job->thread, NULL, job_main, job);
 	if (r) {

@@ -27,7 +27,7 @@ struct tp_reload_job;
 /*
  * The outcome of the last reload, for reload_status.h's file (when dir is
  * set: $RUNTIME_DIRECTORY).  Loop 0 writes it; a job's thread only reads
- * it, to say in the file that a read is in progress.
+ * a copy of it, to say in the file that a read is in progress.
  */
 struct tp_reload_outcome {
 	char dir[4096]; /* "" : no status file */
@@ -54,7 +54,8 @@ typedef int (*tp_reload_fn)(struct tp_config *ret, char *err, size_t errlen, voi
 /*
  * Start a job that, on a new thread, says in o's status file that a read
  * is in progress, calls fn(ctx), then wake(wake_ctx), unless the job was
- * abandoned meanwhile.  o must not change until the job is finished.
+ * abandoned meanwhile.  o is copied: the caller may change or free it
+ * at once (the thread of a job abandoned at exit may run after that).
  * Returns 0 with *ret the job, or a negative errno (no thread).
  */
 int tp_reload_job_start(const struct tp_reload_outcome *o, tp_reload_fn fn, void *ctx,
