@@ -59,9 +59,9 @@ void tp_connset_add(struct tp_connset *s, struct tp_conn *c, uint64_t now_ns)
 	lru_append(s, c);
 }
 
-bool tp_connset_take(struct tp_connset *s, struct tp_conn_env *env, struct tp_loop *loop, int fd,
-                     const struct sockaddr_storage *peer, const struct tp_handover_conn *rec,
-                     enum tp_peer_mode mode)
+int tp_connset_take(struct tp_connset *s, struct tp_conn_env *env, struct tp_loop *loop, int fd,
+                    const struct sockaddr_storage *peer, const struct tp_handover_conn *rec,
+                    enum tp_peer_mode mode)
 {
 	struct sockaddr_storage from;
 	struct tp_qgroup *group;
@@ -80,13 +80,14 @@ bool tp_connset_take(struct tp_connset *s, struct tp_conn_env *env, struct tp_lo
 	if (!s->on_enter(s->ctx, rec ? &from : mode == TP_PEER_EXPECT ? NULL : peer, rec != NULL, &group)) {
 		if (rec) /* over a limit lowered across the restart: refused as a new client over it */
 			tp_listener_refuse(s->listen, fd, env->now_ns);
-		return false;
+		return 0;
 	}
 	c = rec ? tp_conn_adopt(env, loop, fd, rec) : tp_conn_new(env, loop, fd, peer, mode);
 	if (!c) {
+		int r = errno ? -errno : -ENOMEM;
 		s->on_free(s->ctx, group);
-		tp_log(TP_LOG_WARNING, "accept_error", "cannot set up a connection: %s", strerror(errno));
-		return true;
+		tp_log(TP_LOG_WARNING, "accept_error", "cannot set up a connection: %s", strerror(-r));
+		return r;
 	}
 	tp_qflow_init(&c->flow, group);
 	tp_connset_add(s, c, env->now_ns);
@@ -94,7 +95,7 @@ bool tp_connset_take(struct tp_connset *s, struct tp_conn_env *env, struct tp_lo
 		tp_metrics_add(rec ? &env->metrics->adopted : &env->metrics->accepted, 1);
 	if (rec)
 		tp_connset_act(s, c, TP_CONN_READ); /* its carried input first */
-	return true;
+	return 1;
 }
 
 /*

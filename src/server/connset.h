@@ -48,13 +48,14 @@ void tp_connset_add(struct tp_connset *s, struct tp_conn *c, uint64_t now_ns);
 /*
  * A new client's socket fd, accepted (peer) or handed over by the previous
  * instance (rec, which is then used instead of peer): set it up as a
- * connection of loop.  Returns false over max_connections (or an address's
- * cap): fd untouched when accepted, refused in a drained close (listener.h)
- * when handed over; true when it took fd, even if only to close it (logged).
+ * connection of loop.  Returns 1 when it took fd; 0 over max_connections
+ * (or an address's cap): fd untouched when accepted, refused in a drained
+ * close (listener.h) when handed over; a negative errno when fd could not
+ * be set up (out of memory, epoll): fd closed, and logged.
  */
-bool tp_connset_take(struct tp_connset *s, struct tp_conn_env *env, struct tp_loop *loop, int fd,
-                     const struct sockaddr_storage *peer, const struct tp_handover_conn *rec,
-                     enum tp_peer_mode mode);
+int tp_connset_take(struct tp_connset *s, struct tp_conn_env *env, struct tp_loop *loop, int fd,
+                    const struct sockaddr_storage *peer, const struct tp_handover_conn *rec,
+                    enum tp_peer_mode mode);
 
 /* Act on what c reported (TP_CONN_* bits); c may be freed. */
 void tp_connset_act(struct tp_connset *s, struct tp_conn *c, unsigned ev);

@@ -189,11 +189,11 @@ static void adopt_one(struct generation *g, int fd, struct tp_loop *loop)
 		key.ino = (uint64_t)st.st_ino;
 		rec = bsearch(&key, g->recs, g->n, sizeof(*g->recs), by_key);
 	}
-	if (rec && tp_loop_adopt(loop, fd, rec)) {
+	if (rec && tp_loop_adopt(loop, fd, rec) > 0) {
 		g->adopted++;
 		return;
 	}
-	if (!rec) /* else over a limit lowered across the restart: the loop refused it as a new client */
+	if (!rec) /* else the loop refused it (a limit lowered across the restart) or could not set it up */
 		close(fd);
 	g->closed++;
 }

@@ -209,10 +209,10 @@ static bool take_conn(void *ctx, int fd, const struct sockaddr_storage *peer)
 
 	if (!tp_peer_gate_check(&l->gate, fd, peer, l->env.turned_away, &mode))
 		return true; /* not allowed: closed and counted */
-	return tp_connset_take(&l->conns, &l->env, l, fd, peer, NULL, mode);
+	return tp_connset_take(&l->conns, &l->env, l, fd, peer, NULL, mode) != 0; /* < 0: closed */
 }
 
-bool tp_loop_adopt(struct tp_loop *l, int fd, const struct tp_handover_conn *rec)
+int tp_loop_adopt(struct tp_loop *l, int fd, const struct tp_handover_conn *rec)
 {
 	tp_conn_env_now(&l->env, tp_clock_ns()); /* it is active now, not idle since boot */
 	return tp_connset_take(&l->conns, &l->env, l, fd, NULL, rec, TP_PEER_DIRECT);

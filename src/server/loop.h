@@ -109,12 +109,14 @@ void tp_loop_free(struct tp_loop *l);
 /*
  * Before the loop runs (from the thread that will run it, or before its
  * thread starts): serve fd, handed over by the previous instance with rec.
- * Returns true, or false over a connection limit (lowered across the
+ * Returns 1 when served; 0 over a connection limit (lowered across the
  * restart): fd is then refused as a new client over it is, told ERR too
- * many connections in a drained close (listener.h).  Either way fd is the
- * loop's.  Adopting runs before the loop does: its set is this thread's.
+ * many connections in a drained close (listener.h); a negative errno when
+ * it could not be set up: fd closed (logged).  Whatever the return, fd
+ * is the loop's.  Adopting runs before the loop does: its set is this
+ * thread's.
  */
-bool tp_loop_adopt(struct tp_loop *l, int fd, const struct tp_handover_conn *rec);
+int tp_loop_adopt(struct tp_loop *l, int fd, const struct tp_handover_conn *rec);
 
 /* Run until shutdown is over and this loop's connections are freed. Returns 0 or -errno. */
 int tp_loop_run(struct tp_loop *l);
