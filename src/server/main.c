@@ -8,7 +8,10 @@
  * `tpserver --reload-and-wait PID` is systemd's ExecReload: it signals the
  * daemon PID and waits for the outcome of the reload (reload_status.h):
  * 0 when applied, 1 with the daemon's message when refused, when the
- * daemon is gone, or after RELOAD_WAIT_MS.
+ * daemon is gone, or after RELOAD_WAIT_MS; 0, saying so, when SIGTERM
+ * (a stop or restart of the service, which systemd sends its control
+ * process too) or SIGINT ends the wait: a helper killed by it would fail
+ * the unit.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -270,15 +273,37 @@ static bool is_reload_and_wait(int argc, char **argv)
 	       (argv[1][n] == '\0' || argv[1][n] == '=');
 }
 
+/* --reload-and-wait: the signal that ended the wait, or 0. */
+static volatile sig_atomic_t wait_ended_by;
+
+static void end_wait(int signo)
+{
+	wait_ended_by = signo;
+}
+
+/* The wait ended by a signal: what is left to know, at notice (exit 0). */
+static int wait_ended(void)
+{
+	fprintf(stderr, "%stpserver: reload: stopped waiting (%s): %s\n", tp_log_stderr_prefix(TP_LOG_NOTICE),
+	        strsignal(wait_ended_by),
+	        wait_ended_by == SIGTERM ? "the service is stopping, so the reload's outcome is moot"
+	                                 : "the daemon's log says whether the file was applied");
+	return 0;
+}
+
 /* tpserver --reload-and-wait PID (or =PID), alone. */
 static int reload_and_wait(int argc, char **argv)
 {
 	const char *joined = strchr(argv[1], '=');
 	const char *pid_text = joined ? joined + 1 : argc > 2 ? argv[2] : NULL;
+	struct sigaction sa = {.sa_handler = end_wait}; /* no SA_RESTART: the poll's sleep ends at once */
 	char dir[4096], msg[TP_MSG_MAX], *end;
 	long pid;
 	int r;
 
+	sigemptyset(&sa.sa_mask);
+	(void)sigaction(SIGTERM, &sa, NULL);
+	(void)sigaction(SIGINT, &sa, NULL);
 	if (!pid_text || argc != (joined ? 2 : 3)) {
 		fprintf(stderr,
 		        "%stpserver: --reload-and-wait takes a process id and nothing else: "
@@ -300,9 +325,11 @@ static int reload_and_wait(int argc, char **argv)
 		        tp_log_stderr_prefix(TP_LOG_ERROR));
 		return 1;
 	}
-	r = tp_reload_status_wait(dir, (pid_t)pid, RELOAD_WAIT_MS, msg, sizeof(msg));
+	r = tp_reload_status_wait(dir, (pid_t)pid, RELOAD_WAIT_MS, &wait_ended_by, msg, sizeof(msg));
 	if (r == 0)
 		return 0;
+	if (r == -EINTR)
+		return wait_ended();
 	fprintf(stderr, "%stpserver: %s%s\n", tp_log_stderr_prefix(TP_LOG_ERROR),
 	        r == 1 ? "reload refused: " : "reload: ", msg);
 	return 1;

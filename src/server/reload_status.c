@@ -138,7 +138,8 @@ static void comm_of(pid_t pid, char *buf, size_t len)
 		fclose(f);
 }
 
-int tp_reload_status_wait(const char *dir, pid_t pid, unsigned timeout_ms, char *msg, size_t msglen)
+int tp_reload_status_wait(const char *dir, pid_t pid, unsigned timeout_ms, const volatile sig_atomic_t *stop,
+                          char *msg, size_t msglen)
 {
 	char comm[32];
 	struct status st;
@@ -157,6 +158,8 @@ int tp_reload_status_wait(const char *dir, pid_t pid, unsigned timeout_ms, char 
 		snprintf(msg, msglen, "process %d is \"%s\", not tpserver: not signalled", (int)pid, comm);
 		return -ESRCH;
 	}
+	if (*stop)
+		return -EINTR; /* the reload is moot: pid is not sent it */
 	if (kill(pid, SIGHUP) < 0) {
 		r = -errno;
 		snprintf(msg, msglen, "cannot signal process %d: %s", (int)pid, strerror(errno));
@@ -164,6 +167,8 @@ int tp_reload_status_wait(const char *dir, pid_t pid, unsigned timeout_ms, char 
 	}
 	for (unsigned waited = 0; waited < timeout_ms; waited += POLL_MS) {
 		sleep_ms(POLL_MS);
+		if (*stop) /* before the outcome: one of a stop that began meanwhile is moot too */
+			return -EINTR;
 		r = status_read(dir, &st);
 		if (r == 0 && st.gen >= target) {
 			snprintf(msg, msglen, "%s", st.msg);

@@ -17,6 +17,7 @@
 #ifndef TP_RELOAD_STATUS_H
 #define TP_RELOAD_STATUS_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -36,9 +37,12 @@ int tp_reload_status_write(const char *dir, unsigned long gen, const char *state
  * reload whose read began after this call looked at the status.  Returns
  * 0 when it was applied, 1 when it was refused, or a negative errno: -ESRCH
  * when pid is gone (or went away meanwhile) or is another program than
- * tpserver (not signalled), -ETIMEDOUT.  msg gets the
- * daemon's message (or what went wrong).
+ * tpserver (not signalled), -ETIMEDOUT, -EINTR as soon as *stop is
+ * non-zero (a signal handler sets it; pid is not signalled when it is
+ * already set; msg untouched).  msg gets the daemon's message (or what
+ * went wrong).
  */
-int tp_reload_status_wait(const char *dir, pid_t pid, unsigned timeout_ms, char *msg, size_t msglen);
+int tp_reload_status_wait(const char *dir, pid_t pid, unsigned timeout_ms, const volatile sig_atomic_t *stop,
+                          char *msg, size_t msglen);
 
 #endif

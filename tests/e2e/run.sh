@@ -837,6 +837,28 @@ t_keep_then_stop() {
 	return 0
 }
 
+# systemctl stop while a systemctl reload waits: systemd sends the
+# ExecReload helper SIGTERM with the daemon; it exits 0, so the unit ends
+# inactive, not failed with Result=signal.  (A reload done before the stop
+# came passes too: three tries, each 20 ms apart as the race wants.)
+t_stop_during_reload() {
+	is_active tpserver.service || TMO=30 c systemctl start tpserver
+	local i res st since
+	since=$(c date '+%Y-%m-%d %H:%M:%S')
+	for i in 1 2 3; do
+		TMO=40 c sh -c 'systemctl reload tpserver & sleep 0.02; systemctl stop tpserver; wait $!; echo "reload rc $?"' || true
+		res=$(prop tpserver.service Result)
+		st=$(prop tpserver.service ActiveState)
+		echo "try $i: Result=$res ActiveState=$st"
+		[ "$res" = success ] || fail "a stop during a reload left Result=$res"
+		[ "$st" = inactive ] || fail "a stop during a reload left ActiveState=$st"
+		TMO=30 c systemctl start tpserver || fail "start after try $i failed"
+	done
+	c journalctl --sync || true
+	echo "helper ended by the stop in $(c journalctl -q -u tpserver --since "$since" --no-pager |
+		grep -c 'reload: stopped waiting (Terminated)') of 3 tries" | tee "$NOTE"
+}
+
 t_stop_inflight() {
 	is_active tpserver.service || TMO=30 c systemctl start tpserver
 	TMO=30 cbg python3 /srv/test/tpc.py req "SLEEP 2000" >"$WORK/sleep.out" 2>&1
@@ -1111,6 +1133,7 @@ check "SIGKILL 5 times under load: restarted, no refused connection, only reques
 check "50 reloads alternating every reloadable setting under pipelining clients: no reply lost or reordered" t_reload_storm
 check "keep_connections: 200 clients every 10 ms through 3 restarts: every reply, in order, no EOF" t_keep_connections
 check "keep_connections then systemctl stop: connections closed, store empty, start serves" t_keep_then_stop
+check "stop during a reload: the reload helper exits 0, the unit ends inactive, not failed" t_stop_during_reload
 check "stop with SLEEP 2000 in flight: OK 2000, Result=success" t_stop_inflight
 check "socket activation: a connection starts the stopped service" t_activation
 check "invalid configuration: exit 78, not restarted" t_config_error

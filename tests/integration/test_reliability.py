@@ -581,6 +581,37 @@ class ReloadAndWait(unittest.TestCase):
         stop = next(i for i, t in enumerate(texts) if re.search(r"(?m)^STOPPING=1", t))
         self.assertFalse([t for t in texts[stop:] if re.search(r"(?m)^(RELOADING|READY)=1", t)], texts)
 
+    def test_a_stop_during_the_wait_ends_it_with_success(self):
+        """systemd sends SIGTERM to the helper too when the service stops or
+        restarts during a reload: it stops waiting, says why, and exits 0 (a
+        helper killed by the signal fails the unit).  SIGINT (by hand) the same."""
+        conf = ConfFile(self, "pool = { workers = 2; };\n")
+        with Server("--config", conf.path, env=self.env) as srv:
+            srv.wait_log(r"ready:")
+            os.unlink(conf.path)
+            os.mkfifo(conf.path)  # the read waits until the test writes the file
+            for signo, why in ((signal.SIGTERM, "Terminated): the service is stopping, so the reload's "
+                                                "outcome is moot"),
+                               (signal.SIGINT, "Interrupt): the daemon's log says whether the file was applied")):
+                helper = subprocess.Popen([TPSERVER, "--reload-and-wait", str(srv.proc.pid)],
+                                          stderr=subprocess.PIPE, text=True, env=dict(os.environ, **self.env))
+                self.addCleanup(lambda h=helper: h.poll() is None and (h.kill(), h.wait()))
+                # Once the reload's reader waits on the FIFO, the helper waits on the daemon.
+                self.assertTrue(wait_until(lambda: srv.threads() == 2 + 1 + 1 + CHEAP_WORKERS, 10))
+                time.sleep(0.1)
+                self.assertIsNone(helper.poll())
+                t0 = time.monotonic()
+                helper.send_signal(signo)
+                _, err = helper.communicate(timeout=5)
+                self.assertEqual(helper.returncode, 0, err)
+                self.assertLess(time.monotonic() - t0, 1)
+                self.assertIn("tpserver: reload: stopped waiting (" + why, err)
+                with open(conf.path, "w") as f:
+                    f.write("pool = { workers = 2; };\n")
+                n = 1 if signo == signal.SIGTERM else 2  # the daemon applies it all the same
+                self.assertTrue(wait_until(lambda: srv.log().count("configuration reloaded") == n, 10))
+            self.assertEqual(srv.stop(timeout=10), 0)
+
     def test_daemon_gone_while_waiting(self):
         conf = ConfFile(self, "pool = { workers = 2; };\n")
         with Server("--config", conf.path, env=self.env) as srv:
