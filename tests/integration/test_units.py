@@ -61,6 +61,24 @@ class Units(unittest.TestCase):
         self.assertGreaterEqual(store, max(kept, conns) + 1 + 16 + 1)
         self.assertGreater(nofile, store + conns)
 
+    def test_start_limit_lets_restarts_in_a_row_through_and_stops_a_crash_loop(self):
+        """Every start counts, restarts included, and hitting the limit fails the
+        sockets too (systemd's default, 5 starts in 10 s, is six quick restarts):
+        room for restarts in a row, while a start every RestartSec= (a crash loop)
+        still reaches the limit within its interval."""
+        with open(os.path.join(UNITS, "tpserver.service")) as f:
+            service = f.read()
+        unit = service.split("\n[Service]\n")[0]  # [Unit] settings: ignored elsewhere
+        interval = re.search(r"(?m)^StartLimitIntervalSec=(\d+)s$", unit)
+        burst = re.search(r"(?m)^StartLimitBurst=(\d+)$", unit)
+        self.assertIsNotNone(interval, "no StartLimitIntervalSec= in [Unit]")
+        self.assertIsNotNone(burst, "no StartLimitBurst= in [Unit]")
+        interval, burst = int(interval.group(1)), int(burst.group(1))
+        restart_s = int(re.search(r"(?m)^RestartSec=(\d+)s$", service).group(1))
+        self.assertGreaterEqual(burst, 20)
+        self.assertLess(burst * restart_s, interval)
+        self.assertLessEqual(interval, 120)
+
     def test_reload_waits_for_the_daemon_and_socket_outlives_restarts(self):
         with open(os.path.join(UNITS, "tpserver.service")) as f:
             service = f.read()
