@@ -17,6 +17,8 @@
 
 #include "tp_assert.h"
 
+#define UNREAD_NS 1000000000ull /* no reply taken for this long: its client is not reading */
+
 static void lru_unlink(struct tp_connset *s, struct tp_conn *c)
 {
 	if (c->lru_prev)
@@ -264,12 +266,46 @@ void tp_connset_sweep_idle(struct tp_connset *s, uint64_t now_ns, uint64_t limit
 
 void tp_connset_shutdown(struct tp_connset *s, uint64_t grace_until_ns)
 {
+	s->shutting_down = true;
 	s->grace_until_ns = grace_until_ns;
 	for (struct tp_conn *c = s->lru_head; c; c = c->lru_next)
 		tp_connset_act(s, c, tp_conn_shutdown(c, grace_until_ns));
 }
 
-void tp_connset_header_check(struct tp_connset *s, uint64_t now_ns)
+/* c has replies ready that its socket takes no more of: its client is not reading them. */
+static bool not_reading(const struct tp_conn *c)
+{
+	return c->ohead && c->ohead->done && !c->writable;
+}
+
+/*
+ * Shutting down: the connections whose clients have taken no reply for
+ * UNREAD_NS hold the shutdown (and, keeping, every connection's hand-over)
+ * until its deadline.  Said once, with how many and the longest silent.
+ */
+static void unread_check(struct tp_connset *s, uint64_t now_ns)
+{
+	const struct tp_conn *longest = NULL;
+	size_t n = 0;
+	char hp[80];
+
+	if (s->unread_told)
+		return;
+	for (const struct tp_conn *c = s->lru_head; c; c = c->lru_next)
+		if (not_reading(c) && now_ns - c->last_active_ns >= UNREAD_NS && n++ == 0)
+			longest = c; /* least recently active first */
+	if (n == 0)
+		return;
+	s->unread_told = true;
+	tp_log_host_port(hp, sizeof(hp), longest->addr, longest->port);
+	tp_log(TP_LOG_WARNING, "stop",
+	       "shutdown waits on %zu connections whose clients do not read their replies "
+	       "(longest stalled: %s); they are closed after shutdown.timeout_s",
+	       n, hp);
+}
+
+/* The PROXY headers overdue: closed (counted in env->turned_away). */
+static void header_check(struct tp_connset *s, uint64_t now_ns)
 {
 	if (!s->lru_head || !s->lru_head->env->cfg->proxy_protocol)
 		return; /* no PROXY headers expected here */
@@ -280,6 +316,13 @@ void tp_connset_header_check(struct tp_connset *s, uint64_t now_ns)
 		atomic_fetch_add_explicit(&c->env->turned_away[TP_PEER_TIMEOUT], 1, memory_order_relaxed);
 		tp_connset_act(s, c, tp_conn_close(c, tp_peer_refusal_name(TP_PEER_TIMEOUT)));
 	}
+}
+
+void tp_connset_tick(struct tp_connset *s, uint64_t now_ns)
+{
+	header_check(s, now_ns);
+	if (s->shutting_down)
+		unread_check(s, now_ns);
 }
 
 void tp_connset_limits_changed(struct tp_connset *s)
@@ -297,8 +340,16 @@ void tp_connset_grace_check(struct tp_connset *s, uint64_t now_ns)
 		tp_connset_act(s, c, tp_conn_grace_check(c, now_ns));
 }
 
-void tp_connset_close_all(struct tp_connset *s, const char *reason)
+void tp_connset_force_close(struct tp_connset *s)
 {
-	while (s->lru_head)
-		tp_connset_act(s, s->lru_head, tp_conn_close(s->lru_head, reason));
+	size_t unread = 0;
+
+	while (s->lru_head) {
+		unread += not_reading(s->lru_head);
+		tp_connset_act(s, s->lru_head, tp_conn_close(s->lru_head, "shutdown timeout"));
+	}
+	if (unread)
+		tp_log(TP_LOG_WARNING, "stop",
+		       "shutdown timeout: closed %zu connections whose clients did not read their replies",
+		       unread);
 }

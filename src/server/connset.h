@@ -38,6 +38,8 @@ struct tp_connset {
 	bool (*on_handoff)(void *ctx, int fd, const struct tp_handover_conn *rec);
 	void *handoff_ctx;
 	uint64_t grace_until_ns; /* shutdown: when silent connections' grace ends; 0 once checked */
+	bool shutting_down;      /* tp_connset_shutdown() was called */
+	bool unread_told;        /* shutting down: the connections not reading were logged */
 	struct tp_listen_set
 	        *listen; /* the loop's: drains a client refused at its PROXY header or adoption */
 };
@@ -95,8 +97,13 @@ void tp_connset_sweep_idle(struct tp_connset *s, uint64_t now_ns, uint64_t limit
 /* Shutdown began: tell every open connection (see tp_conn_shutdown). */
 void tp_connset_shutdown(struct tp_connset *s, uint64_t grace_until_ns);
 
-/* Close the connections whose PROXY header is overdue (counted in env->turned_away); cheap without any. */
-void tp_connset_header_check(struct tp_connset *s, uint64_t now_ns);
+/*
+ * The loop's tick: close the connections whose PROXY header is overdue
+ * (counted in env->turned_away; cheap without any); shutting down, log
+ * once (a warning) how many connections have replies their clients have
+ * not taken for a second, which hold the shutdown until its deadline.
+ */
+void tp_connset_tick(struct tp_connset *s, uint64_t now_ns);
 
 /*
  * When grace_until_ns has come (a timer of its own: the loop's tick may
@@ -108,7 +115,10 @@ void tp_connset_grace_check(struct tp_connset *s, uint64_t now_ns);
 /* The settings changed: every open connection re-checks whether it may read. */
 void tp_connset_limits_changed(struct tp_connset *s);
 
-/* Close every open connection now (reason for the debug log). */
-void tp_connset_close_all(struct tp_connset *s, const char *reason);
+/*
+ * Past the shutdown's deadline and grace: close every open connection now,
+ * and log (a warning) how many had replies their clients did not read.
+ */
+void tp_connset_force_close(struct tp_connset *s);
 
 #endif

@@ -417,7 +417,7 @@ static void on_tick(struct tp_loop *l)
 	if (!l->shutdown_seen && l->cfg.idle_timeout_s > 0)
 		tp_connset_sweep_idle(&l->conns, l->env.now_ns,
 		                      (uint64_t)l->cfg.idle_timeout_s * 1000000000ull);
-	tp_connset_header_check(&l->conns, l->env.now_ns);
+	tp_connset_tick(&l->conns, l->env.now_ns);
 }
 
 /* Shutdown, the tick, the end of an accept pause or a refusal's drain, the forced close. */
@@ -431,7 +431,7 @@ static void run_timers(struct tp_loop *l)
 	tp_connset_grace_check(&l->conns, l->env.now_ns);
 	tp_listener_timers(&l->listen, l->env.now_ns);
 	if (l->shutdown_seen && atomic_load_explicit(&l->shared->force_close, memory_order_relaxed))
-		tp_connset_close_all(&l->conns, "shutdown timeout");
+		tp_connset_force_close(&l->conns);
 }
 
 static bool finished(struct tp_loop *l)

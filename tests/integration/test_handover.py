@@ -308,6 +308,34 @@ class Handover(unittest.TestCase):
         self.sd.start()
         self.assertEqual(request(a, ra, "ECHO still open"), "OK still open")
 
+    def test_a_client_that_takes_no_replies_holds_the_hand_over_and_the_log_says_so(self):
+        # Its replies cannot be written, so it cannot be handed over: every
+        # connection waits for the deadline with it (the hand-over is one
+        # step after every loop is done).  The log says why, then how many
+        # were closed for it; the others are handed over as ever.
+        self.sd.start("--shutdown-timeout-s", "2", "--max-unsent-kib", "64")
+        a, ra = self.connect()
+        self.assertEqual(request(a, ra, "ECHO a"), "OK a")
+        hog = socket.create_connection(("127.0.0.1", self.sd.port), timeout=10)
+        self.addCleanup(hog.close)
+        hog.setblocking(False)
+        line, last = b"ECHO " + b"h" * 995 + b"\n", time.monotonic()
+        while time.monotonic() - last < 1.0:  # until the server stops reading it
+            try:
+                hog.send(line * 64)
+                last = time.monotonic()
+            except BlockingIOError:
+                time.sleep(0.01)
+        self.sd.proc.send_signal(signal.SIGTERM)
+        self.sd.wait_log(r"warning: shutdown waits on 1 connections whose clients do not read their replies")
+        self.assertEqual(self.sd.proc.wait(15), 0)
+        log = self.sd.log()
+        self.assertIn("warning: shutdown timeout: closed 1 connections whose clients did not read their replies",
+                      log)
+        self.assertIn("handed 1 connections to systemd", log)
+        self.sd.start()
+        self.assertEqual(request(a, ra, "ECHO still open"), "OK still open")
+
     def test_client_gone_meanwhile_is_cleaned_up(self):
         self.sd.start()
         a, ra = self.connect()

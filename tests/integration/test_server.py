@@ -568,6 +568,31 @@ class Shutdown(unittest.TestCase):
             self.assertGreaterEqual(took, 1.9, "exited %.3f s after SIGTERM, before deadline + 1 s" % took)
             self.assertIn("shutdown timeout reached", srv.log())
 
+    def test_the_log_says_a_client_that_takes_no_replies_holds_the_shutdown(self):
+        # The stop waits for it until the deadline: the log says so when the
+        # shutdown begins, with the count and the client, and how many the
+        # forced close closed for it.  A client that reads is not counted.
+        with Server("--shutdown-timeout-s", "3", "--max-unsent-kib", "64") as srv:
+            reader = srv.connect()
+            self.assertEqual(request(reader, LineReader(reader), "ECHO r"), "OK r")
+            hog = socket.socket()
+            hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            hog.connect(("127.0.0.1", srv.port))
+            srv.sockets.append(hog)
+            flood_until_blocked(hog, b"ECHO " + b"h" * 995 + b"\n", limit=64 << 20)
+            t0 = time.monotonic()
+            srv.signal(signal.SIGTERM)
+            srv.wait_log(r"shutdown waits on 1 connections whose clients do not read their replies "
+                         r"\(longest stalled: 127\.0\.0\.1:%d\); they are closed after shutdown\.timeout_s"
+                         % hog.getsockname()[1], timeout=5)
+            self.assertLess(time.monotonic() - t0, 1.5 * SLACK)
+            self.assertEqual(srv.proc.wait(10), 0)
+            log = srv.log()
+            self.assertLess(log.index("shutdown waits on"), log.index("shutdown timeout reached"))
+            self.assertIn("warning: shutdown timeout: closed 1 connections whose clients did not read their "
+                          "replies", log)
+            self.assertEqual(log.count("whose clients"), 2)
+
     def test_a_pipelined_burst_after_sigterm_gets_every_reply_then_eof(self):
         # Told ERR server shutting down, a client that pipelined a burst is
         # still read to its end: every line gets its reply, in order, and the
