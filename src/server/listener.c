@@ -217,31 +217,61 @@ static bool log_due(uint64_t *logged_ns, uint64_t now_ns)
 	return true;
 }
 
-static int other_ctl(struct tp_listen_set *s, int op)
+static int other_ctl(struct tp_listen_set *s, struct tp_listen_other *o, int op)
 {
-	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = s->other.ls};
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = o->src};
 
-	return epoll_ctl(s->epfd, op, s->other.ls->fd, op == EPOLL_CTL_DEL ? NULL : &ev) < 0 ? -errno : 0;
+	return epoll_ctl(s->epfd, op, o->fd, op == EPOLL_CTL_DEL ? NULL : &ev) < 0 ? -errno : 0;
 }
 
-int tp_listener_watch_other(struct tp_listen_set *s, struct tp_listener *ls, const char *what)
+int tp_listener_watch_other(struct tp_listen_set *s, int fd, struct tp_source *src, const char *what)
 {
-	s->other = (struct tp_listen_other){.ls = ls && ls->fd >= 0 ? ls : NULL, .what = what};
-	return s->other.ls ? other_ctl(s, EPOLL_CTL_ADD) : 0;
+	if (fd < 0)
+		return 0;
+	if (s->nother == TP_LISTENER_MAX_OTHER)
+		return -ENOSPC;
+	struct tp_listen_other *o = &s->other[s->nother];
+	*o = (struct tp_listen_other){.fd = fd, .src = src, .what = what};
+	int r = other_ctl(s, o, EPOLL_CTL_ADD);
+	if (r == 0)
+		s->nother++;
+	return r;
 }
 
-void tp_listener_pause_other(struct tp_listen_set *s, int err, uint64_t now_ns)
+void tp_listener_pause_other(struct tp_listen_set *s, const struct tp_source *src, int err, uint64_t now_ns)
 {
-	struct tp_listen_other *o = &s->other;
+	struct tp_listen_other *o = NULL;
+	char name[64];
 
-	if (!out_of_fds(err) || !o->ls || o->paused || other_ctl(s, EPOLL_CTL_DEL) < 0)
+	if (!out_of_fds(err))
+		return;
+	for (size_t i = 0; i < s->nother && !o; i++)
+		if (s->other[i].src == src)
+			o = &s->other[i];
+	if (!o || o->paused || other_ctl(s, o, EPOLL_CTL_DEL) < 0)
 		return;
 	o->paused = true;
 	o->resume_ns = now_ns + ACCEPT_PAUSE_MS * 1000000ull;
-	if (log_due(&o->logged_ns, now_ns))
-		tp_log(TP_LOG_WARNING, "accept_paused",
-		       "%s on %s: accept: %s; not accepting for %d ms (raise LimitNOFILE?)", o->what,
-		       o->ls->name, strerror(err), ACCEPT_PAUSE_MS);
+	if (!log_due(&o->logged_ns, now_ns))
+		return;
+	tp_listener_describe(o->fd, name, sizeof(name));
+	tp_log(TP_LOG_WARNING, "accept_paused",
+	       "%s on %s: accept: %s; not accepting for %d ms (raise LimitNOFILE?)", o->what, name,
+	       strerror(err), ACCEPT_PAUSE_MS);
+}
+
+/* The other sockets whose pause is over are watched again; one that cannot be waits another pause. */
+static void resume_others(struct tp_listen_set *s, uint64_t now_ns)
+{
+	for (size_t i = 0; i < s->nother; i++) {
+		struct tp_listen_other *o = &s->other[i];
+		if (!o->paused || now_ns < o->resume_ns)
+			continue;
+		if (other_ctl(s, o, EPOLL_CTL_ADD) == 0)
+			o->paused = false;
+		else
+			o->resume_ns = now_ns + ACCEPT_PAUSE_MS * 1000000ull; /* rather than spin */
+	}
 }
 
 static void refused_close(struct tp_listen_set *s, struct tp_refused *rf)
@@ -266,8 +296,9 @@ uint64_t tp_listener_next_timer(const struct tp_listen_set *s)
 {
 	uint64_t next = s->accepting || s->stopped ? 0 : s->resume_ns;
 
-	if (s->other.paused && (!next || s->other.resume_ns < next))
-		next = s->other.resume_ns;
+	for (size_t i = 0; i < s->nother; i++)
+		if (s->other[i].paused && (!next || s->other[i].resume_ns < next))
+			next = s->other[i].resume_ns;
 	for (size_t i = 0; i < TP_LISTENER_MAX_REFUSED && s->nrefusing; i++)
 		if (s->refused[i].fd >= 0 && (!next || s->refused[i].until_ns < next))
 			next = s->refused[i].until_ns;
@@ -279,8 +310,7 @@ void tp_listener_timers(struct tp_listen_set *s, uint64_t now_ns)
 	for (size_t i = 0; i < TP_LISTENER_MAX_REFUSED && s->nrefusing; i++)
 		if (s->refused[i].fd >= 0 && now_ns >= s->refused[i].until_ns)
 			refused_close(s, &s->refused[i]);
-	if (s->other.paused && now_ns >= s->other.resume_ns && other_ctl(s, EPOLL_CTL_ADD) == 0)
-		s->other.paused = false;
+	resume_others(s, now_ns);
 	int r;
 
 	if (s->accepting || s->stopped || now_ns < s->resume_ns)

@@ -45,17 +45,22 @@ struct tp_refused {
 
 /*
  * A listening socket that the set watches but its owner accepts from (loop
- * 0's agent-check socket, src.kind TP_SOURCE_AGENT).  Out of fds it stays
- * readable with nothing accepted, so it leaves the epoll set for a while as
- * the set's own sockets do; a connection waits in the backlog meanwhile.
+ * 0's agent-check socket and metrics endpoint), level-triggered, its
+ * events carrying src.  Out of fds it stays readable with nothing
+ * accepted, so it leaves the epoll set for a while as the set's own
+ * sockets do; a connection waits in the backlog meanwhile, and is reported
+ * again when the socket is watched again.
  */
 struct tp_listen_other {
-	struct tp_listener *ls; /* NULL: none */
-	const char *what;       /* for the warning: "agent check" */
+	int fd;
+	struct tp_source *src;
+	const char *what; /* for the warning: "agent check", "metrics" */
 	bool paused;
 	uint64_t resume_ns;
 	uint64_t logged_ns; /* last warning */
 };
+
+#define TP_LISTENER_MAX_OTHER 2
 
 /*
  * One loop's watch over the shared listening sockets (loop thread only):
@@ -72,7 +77,8 @@ struct tp_listen_set {
 	uint64_t logged_ns; /* last EMFILE log line */
 	struct tp_refused refused[TP_LISTENER_MAX_REFUSED];
 	size_t nrefusing; /* slots of refused in use */
-	struct tp_listen_other other;
+	struct tp_listen_other other[TP_LISTENER_MAX_OTHER];
+	size_t nother;
 	/* Set by the owner (watch keeps it): a refusal's line counts in its bytes_out; or NULL. */
 	struct tp_metrics_slot *metrics;
 };
@@ -113,12 +119,14 @@ void tp_listener_describe(int fd, char *buf, size_t len);
 int tp_listener_watch(struct tp_listen_set *s, struct tp_listener *ls, size_t n, int epfd);
 
 /*
- * After tp_listener_watch(): watch ls too (NULL or fd -1: nothing), which
- * its owner accepts from (struct tp_listen_other); tp_listener_stop()
- * does not touch it (the agent answers while the server stops).  Returns
- * 0 or -errno.
+ * After tp_listener_watch(): watch the listening socket fd too (-1:
+ * nothing), which its owner accepts from (struct tp_listen_other); its
+ * events carry src, and what names it in the warning.  tp_listener_stop()
+ * does not touch it (the agent answers and metrics are served while the
+ * server stops).  Returns 0, -ENOSPC (TP_LISTENER_MAX_OTHER watched
+ * already) or -errno.
  */
-int tp_listener_watch_other(struct tp_listen_set *s, struct tp_listener *ls, const char *what);
+int tp_listener_watch_other(struct tp_listen_set *s, int fd, struct tp_source *src, const char *what);
 
 /* Tell the client on fd `ERR too many connections` (one line, best effort; fd stays open); bytes sent. */
 size_t tp_listener_say_too_many(int fd);
@@ -130,8 +138,12 @@ size_t tp_listener_say_too_many(int fd);
  */
 void tp_listener_refuse(struct tp_listen_set *s, int fd, uint64_t now_ns);
 
-/* The owner's accept on the other socket failed with err (0: it did not): out of fds, pause it. */
-void tp_listener_pause_other(struct tp_listen_set *s, int err, uint64_t now_ns);
+/*
+ * The owner's accept on the other socket whose events carry src failed
+ * with err (0: it did not): out of fds (as tp_listener_accept() says),
+ * that socket leaves the epoll set for 100 ms.  Anything else: nothing.
+ */
+void tp_listener_pause_other(struct tp_listen_set *s, const struct tp_source *src, int err, uint64_t now_ns);
 
 /* Stop accepting for good (shutdown): the sockets leave the epoll set. */
 void tp_listener_stop(struct tp_listen_set *s);

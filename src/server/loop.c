@@ -144,9 +144,9 @@ struct tp_loop *tp_loop_new(const struct tp_loop_params *p)
 	if (r == 0)
 		r = tp_listener_watch(&l->listen, p->listeners, p->nlisteners, l->epfd);
 	if (r == 0 && p->index == 0)
-		r = tp_listener_watch_other(&l->listen, p->agent, "agent check");
+		r = tp_listener_watch_other(&l->listen, p->agent->fd, &p->agent->src, "agent check");
 	if (r == 0 && p->scrape)
-		r = tp_scrape_watch(p->scrape, l->epfd);
+		r = tp_scrape_watch(p->scrape, &l->listen);
 	if (r < 0) {
 		tp_loop_free(l);
 		errno = -r;
@@ -293,6 +293,7 @@ static int wait_events(struct tp_loop *l, struct epoll_event *events)
 
 static void handle_events(struct tp_loop *l, const struct epoll_event *events, int n)
 {
+	uint64_t now = l->env.now_ns;
 	for (int i = 0; i < n; i++) {
 		struct tp_source *src = events[i].data.ptr;
 		switch ((enum tp_source_kind)src->kind) {
@@ -302,8 +303,7 @@ static void handle_events(struct tp_loop *l, const struct epoll_event *events, i
 			break;
 		}
 		case TP_SOURCE_LISTEN:
-			tp_listener_accept(&l->listen, (struct tp_listener *)src, l->env.now_ns, take_conn,
-			                   l);
+			tp_listener_accept(&l->listen, (struct tp_listener *)src, now, take_conn, l);
 			break;
 		case TP_SOURCE_WAKE:
 			tp_post_clear_wake(&l->post);
@@ -314,16 +314,17 @@ static void handle_events(struct tp_loop *l, const struct epoll_event *events, i
 			for (int signo; (signo = tp_signals_next(l->sigfd)) != 0;)
 				l->hooks.on_signal(l->hooks.ctx, signo);
 			refresh_shutting_down(l);
-			l->next_tick_ns = l->env.now_ns; /* the tick learns the deadline a signal set */
+			l->next_tick_ns = now; /* the tick learns the deadline a signal set */
 			break;
 		case TP_SOURCE_AGENT:
-			tp_listener_pause_other(&l->listen, l->hooks.on_agent(l->hooks.ctx), l->env.now_ns);
+			tp_listener_pause_other(&l->listen, src, l->hooks.on_agent(l->hooks.ctx), now);
 			break;
 		case TP_SOURCE_REFUSED:
 			tp_listener_drain(&l->listen, (struct tp_refused *)src);
 			break;
 		case TP_SOURCE_SCRAPE:
-			tp_scrape_on_event(src, events[i].events, l->env.now_ns);
+			tp_listener_pause_other(&l->listen, src,
+			                        tp_scrape_on_event(src, events[i].events, now), now);
 			break;
 		}
 	}

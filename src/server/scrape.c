@@ -4,9 +4,10 @@
  *
  * Each connection reads into its own fixed buffer until the blank line
  * that ends the headers, answers once and closes: no keep-alive, no body,
- * no chunked input.  The listening socket and the connections are
- * edge-triggered; out of fds, accept4() stops until the next connection
- * makes a new edge rather than spinning on a socket that stays readable.
+ * no chunked input.  The connections are edge-triggered; the listening
+ * socket is one of the loop's listen set's others (listener.h), which
+ * takes it out of the epoll set for a while when accept4() finds the
+ * process out of fds, rather than spin on a socket that stays readable.
  */
 #include "scrape.h"
 
@@ -94,12 +95,10 @@ void tp_scrape_free(struct tp_scrape *s)
 	free(s);
 }
 
-int tp_scrape_watch(struct tp_scrape *s, int epfd)
+int tp_scrape_watch(struct tp_scrape *s, struct tp_listen_set *ls)
 {
-	struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.ptr = &s->src};
-
-	s->epfd = epfd;
-	return epoll_ctl(epfd, EPOLL_CTL_ADD, s->fd, &ev) < 0 ? -errno : 0;
+	s->epfd = ls->epfd;
+	return tp_listener_watch_other(ls, s->fd, &s->src.src, "metrics");
 }
 
 size_t tp_scrape_open(const struct tp_scrape *s)
@@ -118,15 +117,16 @@ static struct sconn *free_slot(struct tp_scrape *s)
 	return NULL;
 }
 
-static void accept_all(struct tp_scrape *s, uint64_t now_ns)
+/* Accept until the backlog is empty.  Returns 0, or the errno of an accept that failed otherwise. */
+static int accept_all(struct tp_scrape *s, uint64_t now_ns)
 {
 	for (;;) {
 		// cppcheck-suppress nullPointer ; s is the endpoint that owns the source, never NULL
 		int fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
+			if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
 				continue;
-			return; /* EAGAIN, or out of fds: the next connection brings a new edge */
+			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : errno;
 		}
 		struct sconn *c = free_slot(s);
 		struct epoll_event ev = {.events = SCONN_EVENTS, .data.ptr = c};
@@ -393,25 +393,24 @@ static void write_reply(struct tp_scrape *s, struct sconn *c)
 	}
 }
 
-void tp_scrape_on_event(struct tp_source *src, uint32_t events, uint64_t now_ns)
+int tp_scrape_on_event(struct tp_source *src, uint32_t events, uint64_t now_ns)
 {
 	struct tp_scrape *s = ((struct ssrc *)src)->owner;
 	struct sconn *c = (struct sconn *)src;
 
-	if (src == &s->src.src) {
-		accept_all(s, now_ns);
-		return;
-	}
+	if (src == &s->src.src)
+		return accept_all(s, now_ns);
 	if (c->fd < 0)
-		return;
+		return 0;
 	if (c->lingering) {
 		finish(s, c);
-		return;
+		return 0;
 	}
 	if (!c->replying && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && !read_request(s, c))
-		return;
+		return 0;
 	if (c->replying)
 		write_reply(s, c);
+	return 0;
 }
 
 void tp_scrape_expire(struct tp_scrape *s, uint64_t now_ns)

@@ -49,11 +49,20 @@ void tp_scrape_free(struct tp_scrape *s);
 int tp_scrape_start(struct tp_listener *ml, tp_scrape_render_fn render, void *ctx, char *name, size_t namelen,
                     struct tp_scrape **ret, char *err, size_t errlen);
 
-/* Watch the listening socket with epfd (the loop's). Returns 0 or -errno. */
-int tp_scrape_watch(struct tp_scrape *s, int epfd);
+/*
+ * Watch the endpoint with the epoll set of ls (the loop's): its listening
+ * socket as one of ls's others (tp_listener_watch_other), its connections
+ * directly.  Returns 0 or -errno.
+ */
+int tp_scrape_watch(struct tp_scrape *s, struct tp_listen_set *ls);
 
-/* epoll reported events for src, a TP_SOURCE_SCRAPE (of the endpoint it belongs to). */
-void tp_scrape_on_event(struct tp_source *src, uint32_t events, uint64_t now_ns);
+/*
+ * epoll reported events for src, a TP_SOURCE_SCRAPE (of the endpoint it
+ * belongs to).  Returns 0, or the errno of an accept on the listening
+ * socket that failed for another reason than an empty backlog (out of
+ * fds: the caller pauses the socket, tp_listener_pause_other()).
+ */
+int tp_scrape_on_event(struct tp_source *src, uint32_t events, uint64_t now_ns);
 
 /* Close the connections past their time limit (loop 0's tick; s may be NULL). */
 void tp_scrape_expire(struct tp_scrape *s, uint64_t now_ns);

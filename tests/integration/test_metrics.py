@@ -8,6 +8,7 @@ the stats line, reload counters and the metrics socket passed by
 systemd-socket-activate.  The real Prometheus runs in test_prometheus.py."""
 import json
 import os
+import re
 import resource
 import shutil
 import signal
@@ -676,6 +677,39 @@ class Hostile(unittest.TestCase):
             return srv.scrape_text(timeout=2)
         except (OSError, AssertionError):
             return None
+
+    def test_a_scrape_that_waits_out_of_fds_is_answered_once_fds_free(self):
+        # Out of fds, the metrics socket leaves the epoll set for 100 ms at a
+        # time rather than spin, and is watched again after: a scrape that
+        # waits in the backlog meanwhile is answered once an fd is free, with
+        # no other scrape to wake the socket.
+        nofile = 64
+        with MetricsServer("--max-connections", "1000") as srv:
+            resource.prlimit(srv.proc.pid, resource.RLIMIT_NOFILE, (nofile, nofile))
+            # Client connections take every fd the server has left.
+            conns = [srv.connect() for _ in range(nofile + 10)]
+            for c in conns:
+                c.sendall(b"ECHO x\n")
+            self.assertTrue(wait_until(lambda: srv.fds() >= nofile, 5))
+            scraper = socket.create_connection(("127.0.0.1", srv.metrics_port), timeout=10)
+            self.addCleanup(scraper.close)
+            scraper.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+            time.sleep(0.3)
+            cpu0 = tplib.cpu_seconds(srv.proc.pid)
+            time.sleep(1.0)
+            cpu = tplib.cpu_seconds(srv.proc.pid) - cpu0
+            self.assertLess(cpu, 0.3, "%.2f s of CPU in 1 s: the metrics socket spins" % cpu)
+            for c in conns:
+                c.close()
+            try:
+                reply = read_to_eof(scraper)
+            except socket.timeout:
+                self.fail("the scrape that waited out of fds is not answered within 10 s")
+            self.assertTrue(reply.startswith(b"HTTP/1.1 200 OK\r\n"), reply[:100])
+            self.assertIn(b"\ntpserver_connections ", reply)
+            self.assertEqual(len(re.findall(r"metrics on \S+: accept: Too many open files", srv.log())), 1,
+                             srv.log())
+            self.assertEqual(srv.stop(), 0)
 
 
 class SocketActivation(unittest.TestCase):
