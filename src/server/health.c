@@ -145,10 +145,11 @@ static void log_busy(struct tp_health *h, uint64_t now)
 }
 
 /*
- * Refused connections, like busy rejections: one line per interval at most,
- * by the limit each was over (at accept, or at its PROXY header).
+ * Refused connections, like busy rejections: one line per interval at most
+ * (unless flush: the stop), by the limit each was over (at accept, or at
+ * its PROXY header).
  */
-static void log_refused(struct tp_health *h, uint64_t now)
+static void log_refused(struct tp_health *h, uint64_t now, bool flush)
 {
 	struct tp_metrics_events ev;
 	struct tp_stats st;
@@ -156,7 +157,8 @@ static void log_refused(struct tp_health *h, uint64_t now)
 	uint64_t n = 0;
 	size_t len = 0;
 
-	if (!h->metrics || (h->last_refused_log_ns && now - h->last_refused_log_ns < BUSY_LOG_EVERY_NS))
+	if (!h->metrics ||
+	    (!flush && h->last_refused_log_ns && now - h->last_refused_log_ns < BUSY_LOG_EVERY_NS))
 		return;
 	tp_metrics_events(h->metrics, &ev);
 	for (size_t i = 0; i < TP_REFUSE_COUNT; i++) {
@@ -344,9 +346,15 @@ void tp_health_tick(struct tp_health *h, uint64_t now)
 	if (now - h->last_status_ns >= STATUS_EVERY_NS)
 		tp_health_status(h, now);
 	log_busy(h, now);
-	log_refused(h, now);
+	log_refused(h, now, false);
 	tp_turnaway_log_tick(&h->turnaway, h->loops, h->nloops, now);
 	trim_memory(h, now);
+}
+
+void tp_health_flush(struct tp_health *h, uint64_t now)
+{
+	log_refused(h, now, true);
+	tp_turnaway_log_flush(&h->turnaway, h->loops, h->nloops, now);
 }
 
 void tp_health_log_ready(const struct tp_sockets *sock, const char *metrics_name, const struct tp_config *cfg,

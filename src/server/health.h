@@ -3,11 +3,10 @@
  * health: what the server tells the outside about itself: the counters
  * (summed over the pool, the queue and the loops), the STATUS= line every
  * 2 s, the busy-rejection and refused-connection log lines at most every
- * 5 s each, giving freed memory back to the system once the server has
- * been quiet for a while after activity (malloc_trim: glibc otherwise
- * keeps a burst's memory for good), and the watchdog
- * pings, sent only while every loop turns and no worker is stuck.  Runs on
- * loop 0 (tp_health_stats on any thread).
+ * 5 s each (what is left of the latter logged at the stop), giving freed memory back to the system once the
+ * server has been quiet for a while after activity (malloc_trim: glibc otherwise keeps a burst's memory for
+ * good), and the watchdog pings, sent only while every loop turns and no worker is stuck.  Runs on loop 0
+ * (tp_health_stats on any thread).
  */
 #ifndef TP_HEALTH_H
 #define TP_HEALTH_H
@@ -90,6 +89,13 @@ bool tp_health_ok(struct tp_health *h, uint64_t now_ns);
  * tp_pool_set_stall_ms), STATUS= when due, the busy log line.
  */
 void tp_health_tick(struct tp_health *h, uint64_t now_ns);
+
+/*
+ * The stop, once every loop is done: log the refused connections and the
+ * connections closed before their first request that no line counted yet,
+ * however soon after the last line.
+ */
+void tp_health_flush(struct tp_health *h, uint64_t now_ns);
 
 /* Log the sockets served and the "ready" line (start, loop 0). */
 void tp_health_log_ready(const struct tp_sockets *sock, const char *metrics_name, const struct tp_config *cfg,

@@ -280,6 +280,7 @@ int tp_server_run(struct tp_server *srv)
 	tp_handover_store(srv->handover);
 	tp_pool_stop(srv->pool);
 
+	tp_health_flush(&srv->health, tp_clock_ns());
 	tp_health_stats(&srv->health, &st);
 	tp_log(TP_LOG_NOTICE, "stop", "stopped: %" PRIu64 " requests served, %" PRIu64 " busy rejections",
 	       st.served, st.rejected);

@@ -25,12 +25,17 @@ void tp_turnaway_totals(struct tp_loop *const *loops, size_t nloops, uint64_t re
 void tp_turnaway_log_tick(struct tp_turnaway_log *st, struct tp_loop *const *loops, size_t nloops,
                           uint64_t now_ns)
 {
+	if (now_ns - st->log_ns >= TP_TURNAWAY_LOG_EVERY_NS)
+		tp_turnaway_log_flush(st, loops, nloops, now_ns);
+}
+
+void tp_turnaway_log_flush(struct tp_turnaway_log *st, struct tp_loop *const *loops, size_t nloops,
+                           uint64_t now_ns)
+{
 	uint64_t total[TP_PEER_REFUSAL_COUNT], n = 0;
 	char text[256];
 	size_t off = 0;
 
-	if (now_ns - st->log_ns < TP_TURNAWAY_LOG_EVERY_NS)
-		return;
 	st->log_ns = now_ns;
 	tp_turnaway_totals(loops, nloops, total);
 	for (int k = 0; k < TP_PEER_REFUSAL_COUNT; k++) {

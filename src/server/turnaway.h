@@ -4,8 +4,8 @@
  * (listen.allow, PROXY headers).  Someone probing the port or a
  * misconfigured proxy makes a flood of them: they are counted by each loop
  * (struct tp_loop_counters.turned_away) and logged here, by loop 0, in one line
- * every TP_TURNAWAY_LOG_EVERY_NS at most, with the counts by reason; never
- * one line per connection.
+ * every TP_TURNAWAY_LOG_EVERY_NS at most, with the counts by reason, and
+ * what is left in a last line at the stop; never one line per connection.
  */
 #ifndef TP_TURNAWAY_H
 #define TP_TURNAWAY_H
@@ -31,5 +31,9 @@ void tp_turnaway_totals(struct tp_loop *const *loops, size_t nloops, uint64_t re
 /* Loop 0's tick: sum the loops' counters and log what is new, at most once a period. */
 void tp_turnaway_log_tick(struct tp_turnaway_log *st, struct tp_loop *const *loops, size_t nloops,
                           uint64_t now_ns);
+
+/* The same now, whatever the time since the last look (the stop: nothing is left unlogged). */
+void tp_turnaway_log_flush(struct tp_turnaway_log *st, struct tp_loop *const *loops, size_t nloops,
+                           uint64_t now_ns);
 
 #endif

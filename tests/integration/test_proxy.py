@@ -130,6 +130,27 @@ class Proxy(unittest.TestCase):
             self.assertIn("PROXY header from an untrusted peer", "\n".join(lines))
             self.assertIn("bad PROXY header", "\n".join(lines))
 
+    def test_closings_just_before_the_stop_are_logged(self):
+        # Logged in one line every 10 s at most, the closings since the last
+        # line are logged at the stop, however soon after it.
+        with Server(*PROXY) as srv:
+            def refuse(n):
+                for _ in range(n):
+                    with srv.connect() as s:
+                        s.sendall(b"PROXY TCP4 1.2.3.4 5.6.7.8 1\r\n")
+                        self.assertTrue(closed_by_server(s))
+
+            refuse(10)
+            srv.wait_log(r"closed \d+ connections before their first request")
+            refuse(30)
+            self.assertEqual(srv.stop(), 0)
+            log = srv.log()
+            counts = [int(n) for n in re.findall(
+                r"closed (\d+) connections before their first request: \1 bad PROXY header \[", log)]
+            self.assertEqual(sum(counts), 40, log)
+            self.assertGreaterEqual(len(counts), 2, log)
+            self.assertGreater(log.index("stopped:"), log.rindex("before their first request"), log)
+
     def test_the_named_address_is_counted(self):
         # Every connection comes from the proxy (127.0.0.1): the cap per address applies to the
         # client each header names, not to the proxy.

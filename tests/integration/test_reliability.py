@@ -297,6 +297,28 @@ class Refused(unittest.TestCase):
             self.assertEqual(request(held, LineReader(held), "ECHO 3"), "OK 3")
 
 
+    def test_refusals_just_before_the_stop_are_logged(self):
+        # Logged in one line every 5 s at most, the refusals since the last
+        # line are logged at the stop, however soon after it.
+        with Server("--max-connections", "1") as srv:
+            held = srv.connect()
+            self.assertEqual(request(held, LineReader(held), "ECHO 1"), "OK 1")
+
+            def refuse(n):
+                for _ in range(n):
+                    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s:
+                        self.assertEqual(LineReader(s).line(), "ERR too many connections")
+
+            refuse(100)
+            srv.wait_log(r"refused \d+ connections? \(")
+            refuse(300)
+            self.assertEqual(srv.stop(), 0)
+            log = srv.log()
+            counts = [int(n) for n in re.findall(r"refused (\d+) connections? \(\1 over max_connections\)", log)]
+            self.assertEqual(sum(counts), 400, log)
+            self.assertGreaterEqual(len(counts), 2, log)
+            self.assertGreater(log.index("stopped:"), log.rindex("over max_connections"), log)
+
     def test_a_refusal_storm_reads_its_refusals(self):
         """A reconnect storm against a full server: 150 clients that each send a
         line at once are all refused with the line, not a reset, past the 64 that
