@@ -4,13 +4,16 @@
  * after the specification HAProxy publishes (doc/proxy-protocol.txt).
  * v1 is strict: single spaces, addresses inet_pton() accepts, decimal
  * ports without leading zeros.  v2 TLVs are skipped but must be well
- * formed (each fits in the header and they fill it exactly).
+ * formed (each fits in the header and they fill it exactly), also those
+ * past the TP_PROXY_MAX bytes a long header is decided on, which one walk
+ * (tp_proxy_tail_feed) checks as they pass, a byte of state at a time.
  */
 #include "proxy_proto.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <string.h>
 
 static const uint8_t v2_sig[12] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a};
@@ -134,22 +137,48 @@ static int parse_v1(const uint8_t *buf, size_t len, struct tp_proxy_hdr *ret)
 	return (int)ret->len;
 }
 
-/* The TLVs of a v2 header (p..p+n) must tile it exactly. */
-static int check_tlvs(const uint8_t *p, size_t n)
+int tp_proxy_tail_feed(struct tp_proxy_tail *t, const uint8_t *p, size_t n)
 {
+	n = min_size(n, t->left);
 	while (n > 0) {
-		if (n < 3)
-			return -EINVAL;
-		size_t l = 3 + ((size_t)p[1] << 8 | p[2]);
-		if (l > n)
-			return -EINVAL;
-		p += l;
-		n -= l;
+		if (t->nhead == 0 && t->value_left > 0) {
+			size_t k = min_size(n, t->value_left);
+			t->value_left = (uint16_t)(t->value_left - k);
+			t->left -= (uint32_t)k;
+			p += k;
+			n -= k;
+			continue;
+		}
+		/* A byte of a TLV's type (1) and length (2, big-endian). */
+		if (t->nhead == 1)
+			t->value_left = (uint16_t)(*p << 8);
+		else if (t->nhead == 2)
+			t->value_left = (uint16_t)(t->value_left | *p);
+		t->nhead = (uint8_t)((t->nhead + 1) % 3);
+		t->left--;
+		p++;
+		n--;
+		if (t->nhead == 0 && t->value_left > t->left)
+			return -EINVAL; /* its value runs past the header's end */
 	}
-	return 0;
+	bool in_value = t->nhead == 0 && t->value_left > 0;
+	if (t->left == 0)
+		return t->nhead == 0 ? 1 : -EINVAL;
+	return !in_value && t->left < 3u - t->nhead ? -EINVAL : 0; /* no room for the TLV's head */
 }
 
-static int parse_v2_addrs(uint8_t fam, const uint8_t *p, size_t n, struct tp_proxy_hdr *ret)
+/* A tail of n bytes not looked at (LOCAL, UNIX, unspecified): one value as long as all of it. */
+static void ignore_tail(struct tp_proxy_tail *t, size_t n)
+{
+	*t = (struct tp_proxy_tail){.left = (uint32_t)n, .value_left = (uint16_t)n};
+}
+
+/*
+ * The address block of a v2 PROXY header, size bytes, of which the first
+ * n are in p (all of them, or at least the addresses: n >= 36); the TLVs
+ * after the addresses are checked as far as p goes, the rest is ret->tail.
+ */
+static int parse_v2_addrs(uint8_t fam, const uint8_t *p, size_t n, size_t size, struct tp_proxy_hdr *ret)
 {
 	uint8_t af = fam >> 4, proto = fam & 0x0f;
 	size_t alen;
@@ -160,10 +189,14 @@ static int parse_v2_addrs(uint8_t fam, const uint8_t *p, size_t n, struct tp_pro
 		return -EINVAL; /* DGRAM: no stream this server could serve */
 	if (af == 0 || af == 3 || proto == 0) {
 		ret->local = true; /* unspecified or UNIX: no client address to use */
+		ignore_tail(&ret->tail, size - n);
 		return 0;
 	}
 	alen = af == 1 ? 12 : 36;
-	if (n < alen || check_tlvs(p + alen, n - alen) < 0)
+	if (size < alen)
+		return -EINVAL;
+	ret->tail = (struct tp_proxy_tail){.left = (uint32_t)(size - alen)};
+	if (tp_proxy_tail_feed(&ret->tail, p + alen, n - alen) < 0)
 		return -EINVAL;
 	memset(&ret->src, 0, sizeof(ret->src));
 	memset(&ret->dst, 0, sizeof(ret->dst));
@@ -192,15 +225,14 @@ static int parse_v2(const uint8_t *buf, size_t len, struct tp_proxy_hdr *ret)
 		return -EINVAL; /* version 2, command LOCAL or PROXY */
 	if (len < V2_FIXED)
 		return 0;
-	size_t total = V2_FIXED + ((size_t)buf[14] << 8 | buf[15]);
-	if (total > TP_PROXY_V2_MAX)
-		return -E2BIG;
-	if (len < total)
-		return 0;
+	size_t total = V2_FIXED + ((size_t)buf[14] << 8 | buf[15]), have = min_size(len, total);
+	if (have < total && have < TP_PROXY_MAX)
+		return 0; /* decided on the whole header, or on its first TP_PROXY_MAX bytes */
 	if ((buf[12] & 0x0f) == 0) {
 		ret->local = true; /* LOCAL: the balancer's own connection (health checks) */
+		ignore_tail(&ret->tail, total - have);
 	} else {
-		int r = parse_v2_addrs(buf[13], buf + V2_FIXED, total - V2_FIXED, ret);
+		int r = parse_v2_addrs(buf[13], buf + V2_FIXED, have - V2_FIXED, total - V2_FIXED, ret);
 		if (r < 0)
 			return r;
 	}

@@ -263,11 +263,10 @@ static unsigned read_error(struct tp_conn *c, int err)
 static int read_header(struct tp_conn *c, struct framing *fr)
 {
 	struct tp_peer_outcome o;
-	size_t before = c->hdr->len;
 
 	tp_peer_read(c->hdr, c->fd, &c->peer, c->addr, sizeof(c->addr), &c->port, c->env->turned_away, &o);
 	if (c->env->metrics) /* the header and what came with it are read too */
-		tp_metrics_add(&c->env->metrics->bytes_in, c->hdr->len - before);
+		tp_metrics_add(&c->env->metrics->bytes_in, o.nread);
 	fr->ev |= (o.got ? TP_CONN_ACTIVE : 0) | (o.done && c->hdr->named ? TP_CONN_NAMED : 0);
 	c->eof = o.eof;
 	c->readable = o.readable;

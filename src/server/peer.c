@@ -24,9 +24,33 @@ struct tp_peer_hdr *tp_peer_hdr_new(enum tp_peer_mode mode, uint64_t now_ns)
 		h->len = 0;
 		h->mode = mode;
 		h->named = false;
+		h->tail = (struct tp_proxy_tail){0};
 		h->deadline_ns = now_ns + TP_PEER_HEADER_TIMEOUT_MS * 1000000ull;
 	}
 	return h;
+}
+
+_Static_assert(TP_PEER_KEPT < TP_PROXY_MAX, "room to read a long header's tail after the kept address");
+
+/* The bytes read after the kept address while a long header's tail passes: its own are dropped. */
+static enum tp_peer_verdict decide_tail(struct tp_peer_hdr *h, struct sockaddr_storage *io_addr,
+                                        size_t *ret_start, enum tp_peer_refusal *ret_why)
+{
+	size_t n = h->len - TP_PEER_KEPT, k = n < h->tail.left ? n : h->tail.left;
+	int r = tp_proxy_tail_feed(&h->tail, h->buf + TP_PEER_KEPT, k);
+
+	if (r < 0) {
+		*ret_why = TP_PEER_BAD_HEADER;
+		return TP_PEER_BAD;
+	}
+	if (r == 0) {
+		h->len = TP_PEER_KEPT;
+		return TP_PEER_MORE;
+	}
+	if (h->named)
+		memcpy(io_addr, h->buf, TP_PEER_KEPT);
+	*ret_start = TP_PEER_KEPT + k;
+	return TP_PEER_DONE;
 }
 
 enum tp_peer_verdict tp_peer_decide(struct tp_peer_hdr *h, struct sockaddr_storage *io_addr,
@@ -51,6 +75,8 @@ enum tp_peer_verdict tp_peer_decide(struct tp_peer_hdr *h, struct sockaddr_stora
 		*ret_why = TP_PEER_UNTRUSTED;
 		return TP_PEER_BAD;
 	}
+	if (h->tail.left > 0)
+		return decide_tail(h, io_addr, ret_start, ret_why);
 	r = tp_proxy_parse(h->buf, h->len, &ph);
 	if (r == 0)
 		return TP_PEER_MORE;
@@ -59,6 +85,13 @@ enum tp_peer_verdict tp_peer_decide(struct tp_peer_hdr *h, struct sockaddr_stora
 		return TP_PEER_BAD;
 	}
 	h->named = !ph.local;
+	if (ph.tail.left > 0) {
+		/* Longer than buf: keep the address, drop the rest as it comes. */
+		h->tail = ph.tail;
+		memcpy(h->buf, &ph.src, TP_PEER_KEPT);
+		h->len = TP_PEER_KEPT;
+		return TP_PEER_MORE;
+	}
 	if (h->named)
 		*io_addr = ph.src;
 	*ret_start = ph.len;
@@ -87,6 +120,7 @@ void tp_peer_read(struct tp_peer_hdr *h, int fd, struct sockaddr_storage *io_add
 			break;
 		}
 		ret->got = true;
+		ret->nread += (size_t)n;
 		h->len += (size_t)n;
 		v = tp_peer_decide(h, io_addr, &ret->start, &why);
 	}

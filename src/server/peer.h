@@ -41,14 +41,22 @@ enum tp_peer_refusal {
 	TP_PEER_REFUSAL_COUNT, /* the number of reasons, not one */
 };
 
-/* The first bytes of a connection in TP_PEER_EXPECT or TP_PEER_REFUSE mode. */
+/*
+ * The first bytes of a connection in TP_PEER_EXPECT or TP_PEER_REFUSE mode.
+ * A v2 header longer than buf is decided on the bytes buf holds; while the
+ * rest of it passes (tail.left > 0), buf keeps the address it names in its
+ * first TP_PEER_KEPT bytes, and the rest is read after them and dropped.
+ */
 struct tp_peer_hdr {
 	uint8_t buf[TP_PROXY_MAX];
 	size_t len;
-	enum tp_peer_mode mode;
 	uint64_t deadline_ns; /* EXPECT: the header is due */
-	bool named;           /* decided: a header named the client (not LOCAL or UNKNOWN) */
+	enum tp_peer_mode mode;
+	bool named;                /* decided: a header named the client (not LOCAL or UNKNOWN) */
+	struct tp_proxy_tail tail; /* the rest of a long v2 header, still to pass */
 };
+
+#define TP_PEER_KEPT sizeof(struct sockaddr_storage)
 
 /* A header reader for mode (not DIRECT), accepted at now_ns, or NULL (out of memory). Free with free(). */
 struct tp_peer_hdr *tp_peer_hdr_new(enum tp_peer_mode mode, uint64_t now_ns);
@@ -64,7 +72,9 @@ enum tp_peer_verdict {
  * Decide on h's bytes.  On TP_PEER_DONE, *io_addr holds the client
  * address (the header's; unchanged for a LOCAL or UNKNOWN header and in
  * REFUSE mode; h->named tells) and *ret_start the offset of the first request byte in
- * h->buf.  On TP_PEER_BAD, *ret_why is the reason.  Never fails otherwise.
+ * h->buf.  On TP_PEER_BAD, *ret_why is the reason.  TP_PEER_MORE may
+ * have dropped bytes of a long header (h->len is then less than before).
+ * Never fails otherwise.
  */
 enum tp_peer_verdict tp_peer_decide(struct tp_peer_hdr *h, struct sockaddr_storage *io_addr,
                                     size_t *ret_start, enum tp_peer_refusal *ret_why);
@@ -96,6 +106,7 @@ struct tp_peer_outcome {
 	bool eof;            /* the client closed */
 	bool done;           /* decided: the requests begin at start in h->buf; free h */
 	size_t start;        /* with done */
+	size_t nread;        /* bytes read from the socket */
 	const char *refusal; /* refused (counted): why, for the close */
 	int err;             /* read() failed: its errno */
 };

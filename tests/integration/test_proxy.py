@@ -36,6 +36,19 @@ def v2_ipv6(src, dst, sport, dport, tlvs=b""):
     return V2SIG + bytes([0x21, 0x21]) + struct.pack("!H", len(body)) + body
 
 
+def long_v2_ipv4(total, src="192.0.2.44", sport=4444, bad_at=None):
+    """A v2 PROXY header of total bytes, TLVs of up to 1000 bytes (HAProxy's unique id,
+    SSL, custom ones) filling it; with bad_at, the first TLV that starts at that offset
+    or after claims more than the header holds."""
+    tlvs = b""
+    while 28 + len(tlvs) < total:
+        n = min(total - 28 - len(tlvs) - 3, 1000)
+        claimed = 0xFFFF if bad_at is not None and 28 + len(tlvs) >= bad_at else n
+        tlvs += bytes([0xE0]) + struct.pack("!H", claimed) + b"z" * n
+        bad_at = None if claimed != n else bad_at
+    return v2_ipv4(src, "10.0.0.2", sport, 9000, tlvs)
+
+
 def connect(port, source="127.0.0.1"):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.settimeout(10)
@@ -81,6 +94,42 @@ class Proxy(unittest.TestCase):
             self.assertEqual(LineReader(s).line(), "OK v1")
             srv.wait_log(r"PROXY header names \[2001:db8::43\]:40001")
 
+    def test_v2_longer_than_the_buffer(self):
+        # A header past the 1024 bytes a connection holds for it (TLVs up to the
+        # format's 16 + 65535 bytes) names its client all the same; its TLVs are
+        # checked and dropped as they arrive, in one write or split, and the
+        # requests that follow in their segment are served.
+        with MetricsServer(*PROXY) as srv:
+            received = 0
+            for i, total in enumerate((1025, 2048, 8000, 16 + 65535)):
+                hdr = long_v2_ipv4(total, "192.0.2.%d" % (i + 1), 1000 + i)
+                self.assertEqual(len(hdr), total)
+                with srv.connect() as s:
+                    r = LineReader(s)
+                    s.sendall(hdr + b"ECHO long %d\n" % total)
+                    self.assertEqual(r.line(), "OK long %d" % total)
+                    srv.wait_log(r"PROXY header names 192\.0\.2\.%d:%d\b" % (i + 1, 1000 + i))
+                    received += len(hdr) + len(b"ECHO long %d\n" % total)
+                with srv.connect() as s:  # in pieces that cut the TLVs anywhere
+                    data = hdr + b"ECHO split\n"
+                    for at in range(0, len(data), 997):
+                        s.sendall(data[at:at + 997])
+                        time.sleep(0.002)
+                    self.assertEqual(LineReader(s).line(), "OK split")
+                    received += len(data)
+            self.assertEqual(srv.scrape().get("tpserver_received_bytes_total"), received)
+            # Malformed past the first 1024 bytes, or cut short by the close: refused.
+            for bad in (long_v2_ipv4(8000, bad_at=5000), long_v2_ipv4(8000, bad_at=0)):
+                with srv.connect() as s:
+                    s.sendall(bad + b"ECHO no\n")
+                    self.assertTrue(closed_by_server(s))
+            with srv.connect() as s:
+                s.sendall(long_v2_ipv4(8000)[:6000])
+                s.shutdown(socket.SHUT_WR)
+                self.assertTrue(closed_by_server(s))
+            self.assertTrue(wait_until(lambda: srv.scrape().get(
+                "tpserver_connections_refused_total", reason="proxy_bad_header") == 3, 5))
+
     def test_v2_local_keeps_the_socket_address(self):
         with Server(*PROXY) as srv:
             s = srv.connect()
@@ -92,7 +141,7 @@ class Proxy(unittest.TestCase):
     def test_refusals_close_and_are_logged_together(self):
         with Server(*PROXY) as srv:
             bad = [b"PROXY TCP4 1.2.3.4 5.6.7.8 1\r\n", b"PROXY TCP4 1.2.3.4 5.6.7.8 01 2\r\n",
-                   b"ECHO no header\n", V2SIG + b"\x21\x11\xff\xff", b"PROXY " + b"x" * 200,
+                   b"ECHO no header\n", long_v2_ipv4(2000, bad_at=1000), b"PROXY " + b"x" * 200,
                    v2_ipv4("10.0.0.1", "10.0.0.2", 1, 2, b"\x04\x00\x09") + b"\n" * 10]
             for n in range(4):
                 for b in bad:

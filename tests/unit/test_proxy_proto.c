@@ -3,7 +3,9 @@
  * Unit tests of proxy_proto.c: v1 TCP4, TCP6 and UNKNOWN; v2 PROXY over
  * IPv4 and IPv6 with TLVs skipped, v2 LOCAL, v2 over UNIX and unspecified
  * families; every split point gives "need more" then the same header;
- * malformed, truncated and oversize headers; signature detection.
+ * v2 headers longer than TP_PROXY_MAX, up to the format's longest, decided
+ * on their first bytes and their TLVs checked as they pass; malformed,
+ * truncated and oversize headers; signature detection.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -233,8 +235,6 @@ static void test_v2_malformed(void **state)
 	        {V2SIG "\x21\x11\x00\x0f"
 	               "\x0a\0\0\x01\x0a\0\0\x02\0\1\0\2\x04\x00\x01",
 	         31, -EINVAL},                                         /* TLV over */
-	        {V2SIG "\x21\x11\xff\xff", 16, -E2BIG},                /* oversize */
-	        {V2SIG "\x21\x11\x03\xf1", 16, -E2BIG},                /* 16 + 1009 */
 	        {"\r\n\r\n\0\r\nQUIX\n\x21\x11\x00\x00", 16, -EINVAL}, /* signature */
 	};
 	struct tp_proxy_hdr h;
@@ -250,12 +250,128 @@ static void test_v2_truncated(void **state)
 {
 	static const char s[] = V2SIG "\x21\x11\x00\x0c"
 	                              "\x0a\x00\x00\x01\x0a\x00\x00\x02\x30\x39\x23\x28";
-	static const char big[] = V2SIG "\x21\x11\x03\xf0"; /* 16 + 1008: the largest accepted */
+	static const char big[] = V2SIG "\x21\x11\xff\xff"; /* the longest the format allows */
 	struct tp_proxy_hdr h;
 	(void)state;
 	for (size_t k = 0; k < sizeof(s) - 1; k++)
 		assert_int_equal(parse(s, k, &h), 0);
 	assert_int_equal(parse(big, sizeof(big) - 1, &h), 0);
+}
+
+/*
+ * A v2 PROXY TCP4 header (10.0.0.1:12345 to 10.0.0.2:9000) of total bytes
+ * into buf: TLVs of up to tlv_max bytes of value each fill it.
+ */
+static void long_v2(uint8_t *buf, size_t total, size_t tlv_max)
+{
+	static const uint8_t head[] = V2SIG "\x21\x11\x00\x00"
+	                                    "\x0a\x00\x00\x01\x0a\x00\x00\x02\x30\x39\x23\x28";
+	size_t at = 28;
+
+	assert_true(total >= 28 && total <= TP_PROXY_V2_MAX);
+	memcpy(buf, head, at);
+	buf[14] = (uint8_t)((total - 16) >> 8);
+	buf[15] = (uint8_t)(total - 16);
+	while (at < total) {
+		size_t v = total - at - 3 < tlv_max ? total - at - 3 : tlv_max;
+		assert_true(total - at >= 3);
+		buf[at] = 0xe0; /* a custom type, as HAProxy's set-proxy-v2-tlv-fmt sends */
+		buf[at + 1] = (uint8_t)(v >> 8);
+		buf[at + 2] = (uint8_t)v;
+		memset(buf + at + 3, 'z', v);
+		at += 3 + v;
+	}
+}
+
+/* Feed buf[from..total) to the tail in pieces of step bytes: the last answer. */
+static int feed_tail(struct tp_proxy_tail *t, const uint8_t *buf, size_t from, size_t total, size_t step)
+{
+	int r = 0;
+	for (size_t at = from; at < total && r == 0; at += step)
+		r = tp_proxy_tail_feed(t, buf + at, total - at < step ? total - at : step);
+	return r;
+}
+
+static uint8_t lbuf[TP_PROXY_V2_MAX + 16];
+
+/*
+ * Longer than TP_PROXY_MAX: decided on its first TP_PROXY_MAX bytes, the
+ * addresses from them, the rest checked as it passes, up to the format's
+ * longest; whole, the same answer at once.
+ */
+static void test_v2_long_tlvs(void **state)
+{
+	static const size_t totals[] = {TP_PROXY_MAX + 1, 2048, 8000, TP_PROXY_V2_MAX};
+	static const size_t steps[] = {1, 7, 1000, 70000};
+	struct tp_proxy_hdr h, whole;
+	(void)state;
+	for (size_t i = 0; i < sizeof(totals) / sizeof(totals[0]); i++) {
+		size_t total = totals[i];
+		long_v2(lbuf, total, i == 3 ? 65000 : 300);
+		for (size_t k = 0; k < TP_PROXY_MAX; k += 97)
+			assert_int_equal(parse((const char *)lbuf, k, &h), 0);
+		assert_int_equal(parse((const char *)lbuf, TP_PROXY_MAX, &h), (int)total);
+		assert_int_equal(h.len, total);
+		assert_int_equal(h.tail.left, total - TP_PROXY_MAX);
+		assert_false(h.local);
+		addr_is(&h.src, "10.0.0.1", 12345);
+		addr_is(&h.dst, "10.0.0.2", 9000);
+		for (size_t j = 0; j < sizeof(steps) / sizeof(steps[0]); j++) {
+			struct tp_proxy_tail t = h.tail;
+			assert_int_equal(feed_tail(&t, lbuf, TP_PROXY_MAX, total, steps[j]), 1);
+			assert_int_equal(t.left, 0);
+		}
+		assert_int_equal(parse((const char *)lbuf, total + 8, &whole), (int)total);
+		assert_int_equal(whole.tail.left, 0);
+		assert_memory_equal(&whole.src, &h.src, sizeof(h.src));
+	}
+}
+
+static void test_v2_long_malformed(void **state)
+{
+	struct tp_proxy_hdr h;
+	struct tp_proxy_tail t;
+	(void)state;
+	/* A TLV past the first TP_PROXY_MAX bytes runs past the end: refused as its length arrives. */
+	long_v2(lbuf, 8000, 300);
+	lbuf[28 + 303 * 10 + 1] = 0x20; /* the eleventh TLV: 8192 bytes of value */
+	assert_int_equal(parse((const char *)lbuf, TP_PROXY_MAX, &h), 8000);
+	t = h.tail;
+	assert_int_equal(tp_proxy_tail_feed(&t, lbuf + TP_PROXY_MAX, 28 + 303 * 10 + 2 - TP_PROXY_MAX), 0);
+	assert_int_equal(tp_proxy_tail_feed(&t, lbuf + 28 + 303 * 10 + 2, 1), -EINVAL);
+	assert_int_equal(parse((const char *)lbuf, 8000, &h), -EINVAL);
+	/* The same in the first TP_PROXY_MAX bytes: refused once they are there. */
+	long_v2(lbuf, 8000, 300);
+	lbuf[28 + 1] = 0x20;
+	assert_int_equal(parse((const char *)lbuf, TP_PROXY_MAX - 1, &h), 0);
+	assert_int_equal(parse((const char *)lbuf, TP_PROXY_MAX, &h), -EINVAL);
+	/* The header ends one or two bytes into a TLV's type and length. */
+	for (size_t cut = 1; cut <= 2; cut++) {
+		size_t total = 8000 + cut;
+		long_v2(lbuf, 8000, 300);
+		memcpy(lbuf + 8000, "\xe0\x00", cut);
+		lbuf[14] = (uint8_t)((total - 16) >> 8);
+		lbuf[15] = (uint8_t)(total - 16);
+		assert_int_equal(parse((const char *)lbuf, TP_PROXY_MAX, &h), (int)total);
+		t = h.tail;
+		assert_int_equal(feed_tail(&t, lbuf, TP_PROXY_MAX, total, 1000), -EINVAL);
+		assert_int_equal(parse((const char *)lbuf, total, &h), -EINVAL);
+	}
+	/* Its last TLV's value runs one byte past its end. */
+	long_v2(lbuf, 8000, 300);
+	lbuf[14] = (uint8_t)((8000 - 1 - 16) >> 8);
+	lbuf[15] = (uint8_t)(8000 - 1 - 16);
+	assert_int_equal(parse((const char *)lbuf, TP_PROXY_MAX, &h), 7999);
+	t = h.tail;
+	assert_int_equal(feed_tail(&t, lbuf, TP_PROXY_MAX, 7999, 1), -EINVAL);
+	/* A LOCAL header's bytes are not looked at, however long. */
+	long_v2(lbuf, 8000, 300);
+	lbuf[12] = 0x20;
+	memset(lbuf + 16, 0xff, 8000 - 16);
+	assert_int_equal(parse((const char *)lbuf, TP_PROXY_MAX, &h), 8000);
+	assert_true(h.local);
+	t = h.tail;
+	assert_int_equal(feed_tail(&t, lbuf, TP_PROXY_MAX, 8000, 333), 1);
 }
 
 static void test_detect(void **state)
@@ -285,6 +401,8 @@ int main(void)
 	        cmocka_unit_test(test_v2_local_unix_unspec),
 	        cmocka_unit_test(test_v2_malformed),
 	        cmocka_unit_test(test_v2_truncated),
+	        cmocka_unit_test(test_v2_long_tlvs),
+	        cmocka_unit_test(test_v2_long_malformed),
 	        cmocka_unit_test(test_detect),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
