@@ -101,17 +101,20 @@ void tp_health_stopping(struct tp_health *h, const char *phase, uint64_t now)
 /* "in the last N s" since the previous look at a count, or "since start" before the first. */
 static void since_text(uint64_t last_ns, uint64_t now, char *buf, size_t len)
 {
+	double s = last_ns ? (double)(now - last_ns) / 1e9 : 0;
+
 	if (last_ns)
-		snprintf(buf, len, "in the last %.0f s", (double)(now - last_ns) / 1e9);
+		snprintf(buf, len, "in the last %.*f s", s < 9.95 ? 1 : 0, s); /* at the stop: under 5 s */
 	else
 		snprintf(buf, len, "since start");
 }
 
-static void log_busy(struct tp_health *h, uint64_t now)
+/* Busy and late rejections: one line each per interval at most (unless flush: the stop). */
+static void log_busy(struct tp_health *h, uint64_t now, bool flush)
 {
 	struct tp_stats st;
 
-	if (now - h->last_busy_log_ns < BUSY_LOG_EVERY_NS)
+	if (!flush && now - h->last_busy_log_ns < BUSY_LOG_EVERY_NS)
 		return;
 	tp_health_stats(h, &st);
 	if (st.rejected > h->busy_logged) {
@@ -345,7 +348,7 @@ void tp_health_tick(struct tp_health *h, uint64_t now)
 	watchdog(h, now);
 	if (now - h->last_status_ns >= STATUS_EVERY_NS)
 		tp_health_status(h, now);
-	log_busy(h, now);
+	log_busy(h, now, false);
 	log_refused(h, now, false);
 	tp_turnaway_log_tick(&h->turnaway, h->loops, h->nloops, now);
 	trim_memory(h, now);
@@ -353,6 +356,7 @@ void tp_health_tick(struct tp_health *h, uint64_t now)
 
 void tp_health_flush(struct tp_health *h, uint64_t now)
 {
+	log_busy(h, now, true);
 	log_refused(h, now, true);
 	tp_turnaway_log_flush(&h->turnaway, h->loops, h->nloops, now);
 }

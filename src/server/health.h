@@ -91,9 +91,9 @@ bool tp_health_ok(struct tp_health *h, uint64_t now_ns);
 void tp_health_tick(struct tp_health *h, uint64_t now_ns);
 
 /*
- * The stop, once every loop is done: log the refused connections and the
- * connections closed before their first request that no line counted yet,
- * however soon after the last line.
+ * The stop, once every loop is done: log the busy and late rejections, the
+ * refused connections and the connections closed before their first
+ * request that no line counted yet, however soon after the last line.
  */
 void tp_health_flush(struct tp_health *h, uint64_t now_ns);
 

@@ -282,7 +282,8 @@ int tp_server_run(struct tp_server *srv)
 
 	tp_health_flush(&srv->health, tp_clock_ns());
 	tp_health_stats(&srv->health, &st);
-	tp_log(TP_LOG_NOTICE, "stop", "stopped: %" PRIu64 " requests served, %" PRIu64 " busy rejections",
-	       st.served, st.rejected);
+	tp_log(TP_LOG_NOTICE, "stop",
+	       "stopped: %" PRIu64 " requests served, %" PRIu64 " busy rejections, %" PRIu64 " over max wait",
+	       st.served, st.rejected, st.late);
 	return r < 0 ? 1 : 0;
 }

@@ -319,6 +319,39 @@ class Refused(unittest.TestCase):
             self.assertGreaterEqual(len(counts), 2, log)
             self.assertGreater(log.index("stopped:"), log.rindex("over max_connections"), log)
 
+    def test_busy_rejections_just_before_the_stop_are_logged(self):
+        # Logged in one line every 5 s at most, the rejections since the last
+        # line are logged at the stop, and stopped: gives the totals.
+        with MetricsServer("--workers", "1", "--cheap-workers", "0", "--queue", "1", "--fairness", "none",
+                           "--queue-timeout-ms", "50") as srv:
+            def reject(n):
+                hold = srv.connect()
+                hold.sendall(b"SLEEP 300\n")
+                self.assertTrue(wait_until(lambda: srv.scrape().get("tpserver_workers_busy") == 1, 5))
+                queued = srv.connect()
+                queued.sendall(b"SLEEP 1\n")
+                self.assertTrue(wait_until(lambda: srv.scrape().get("tpserver_queue_depth") == 1, 5))
+                busy = [srv.connect() for _ in range(n)]
+                for s in busy:
+                    s.sendall(b"SLEEP 1\n")
+                for s in busy:
+                    self.assertEqual(LineReader(s).line(timeout=5), "ERR server busy")
+                self.assertEqual(LineReader(hold).line(timeout=5), "OK 300")
+                self.assertEqual(LineReader(queued).line(timeout=5), "OK 1")
+                for s in [hold, queued, *busy]:
+                    s.close()
+
+            reject(3)
+            srv.wait_log(r"overloaded: \d+ requests refused")
+            reject(4)
+            self.assertEqual(srv.stop(), 0)
+            log = srv.log()
+            counts = [int(n) for n in re.findall(r"overloaded: (\d+) requests refused with ERR server busy", log)]
+            self.assertEqual(sum(counts), 7, log)
+            self.assertGreaterEqual(len(counts), 2, log)
+            self.assertRegex(log, r"stopped: 11 requests served, 7 busy rejections, 0 over max wait")
+            self.assertGreater(log.index("stopped:"), log.rindex("overloaded:"), log)
+
     def test_a_refusal_storm_reads_its_refusals(self):
         """A reconnect storm against a full server: 150 clients that each send a
         line at once are all refused with the line, not a reset, past the 64 that
