@@ -874,10 +874,22 @@ t_keep_then_stop() {
 # came passes too: three tries, each 20 ms apart as the race wants.)
 t_stop_during_reload() {
 	is_active tpserver.service || TMO=30 c systemctl start tpserver
-	local i res st since
+	local i res st since n
 	since=$(c date '+%Y-%m-%d %H:%M:%S')
+	c cp -p /etc/tpserver.conf /root/tpserver.conf.saved
 	for i in 1 2 3; do
-		TMO=40 c sh -c 'systemctl reload tpserver & sleep 0.02; systemctl stop tpserver; wait $!; echo "reload rc $?"' || true
+		# The reload's read waits on a FIFO, so the stop comes while the
+		# helper waits for the outcome (not while systemd still sets it up:
+		# a control process killed before its exec fails any unit).
+		c sh -c 'rm /etc/tpserver.conf && mkfifo -m 644 /etc/tpserver.conf'
+		TMO=40 c sh -c 'systemctl reload tpserver & r=$!
+			for t in $(seq 100); do
+				p=$(systemctl show --value -p ControlPID tpserver)
+				[ "$p" != 0 ] && tr "\0" " " </proc/"$p"/cmdline 2>/dev/null | grep -q reload-and-wait && break
+				sleep 0.05
+			done
+			sleep 0.2; systemctl stop tpserver; wait $r; echo "reload rc $?"' || true
+		c sh -c 'rm -f /etc/tpserver.conf && cp -p /root/tpserver.conf.saved /etc/tpserver.conf'
 		res=$(prop tpserver.service Result)
 		st=$(prop tpserver.service ActiveState)
 		echo "try $i: Result=$res ActiveState=$st"
@@ -886,8 +898,9 @@ t_stop_during_reload() {
 		TMO=30 c systemctl start tpserver || fail "start after try $i failed"
 	done
 	c journalctl --sync || true
-	echo "helper ended by the stop in $(c journalctl -q -u tpserver --since "$since" --no-pager |
-		grep -c 'reload: stopped waiting (Terminated)') of 3 tries" | tee "$NOTE"
+	n=$(c journalctl -q -u tpserver --since "$since" --no-pager | grep -c 'reload: stopped waiting (Terminated)') || true
+	echo "helper ended by the stop in $n of 3 tries" | tee "$NOTE"
+	[ "$n" = 3 ] || fail "the helper said it stopped waiting in $n of 3 tries"
 }
 
 t_stop_inflight() {
