@@ -11,9 +11,11 @@
  *   (same_fd() in service_add_fd_store()): storing N connections one by one
  *   costs PID 1 N^2/2 comparisons, a minute for 10 000 on systemd 252, with
  *   PID 1 answering nobody meanwhile.  So the connections travel in flight
- *   instead: sent (SCM_RIGHTS) into one end of a socket pair, whose other
- *   end is the one fd stored (FDPOLL=0: its peer is closed when this
- *   process exits), and the next instance receives them from it;
+ *   instead: sent (SCM_RIGHTS, fdpass.h) into one end of a socket pair,
+ *   whose other end is the one fd stored (FDPOLL=0: its peer is already
+ *   closed, and systemd would drop a watched one at once), and the next
+ *   instance receives them from it (what the pair cannot take is stored one
+ *   by one, as a warning says);
  * - one message carries at most 253 fds (SCM_MAX_FD): batches;
  * - a stored fd stays in the store, open, until FDSTOREREMOVE=1 names it,
  *   even after the new process closed its copy: the new process removes
@@ -35,15 +37,17 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "fdpass.h"
 #include "log.h"
 #include "sd.h"
 
 #define CONN_PREFIX "tpc"
 #define STATE_PREFIX "tps"
-#define BATCH_FDS 253 /* SCM_MAX_FD */
 #define BARRIER_USEC 5000000ull
+#define INFLIGHT_WAITS 100 /* of 10 ms: for systemd to read what is in flight (ETOOMANYREFS) */
 
 struct kept {
 	int fd;
@@ -156,6 +160,9 @@ struct generation {
 	char *buf;
 	struct tp_handover_conn *recs;
 	size_t n, adopted, closed;
+	size_t matched;      /* records that found their connection */
+	bool truncated;      /* the kernel closed some it could not give us (RLIMIT_NOFILE) */
+	int recv_err;        /* a carrier's read that failed, or 0 */
 	const char *problem; /* why its connections are closed, or NULL */
 };
 
@@ -189,6 +196,7 @@ static void adopt_one(struct generation *g, int fd, struct tp_loop *loop)
 		key.ino = (uint64_t)st.st_ino;
 		rec = bsearch(&key, g->recs, g->n, sizeof(*g->recs), by_key);
 	}
+	g->matched += rec != NULL;
 	if (rec && tp_loop_adopt(loop, fd, rec) > 0) {
 		g->adopted++;
 		return;
@@ -211,30 +219,13 @@ static bool is_carrier(int fd)
 static void adopt_carried(struct generation *g, int carrier, struct tp_loop *const *loops, size_t nloops,
                           size_t *next_loop)
 {
-	for (;;) {
-		union {
-			char buf[CMSG_SPACE(BATCH_FDS * sizeof(int))];
-			struct cmsghdr align;
-		} u;
-		char byte;
-		struct iovec iov = {.iov_base = &byte, .iov_len = 1};
-		struct msghdr m = {.msg_iov = &iov,
-		                   .msg_iovlen = 1,
-		                   .msg_control = u.buf,
-		                   .msg_controllen = sizeof(u.buf)};
+	int fds[TP_FDPASS_BATCH], n;
 
-		if (recvmsg(carrier, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) <= 0)
-			break;
-		for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
-			if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-				continue;
-			for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
-				int fd;
-				memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(fd));
-				adopt_one(g, fd, loops[(*next_loop)++ % nloops]);
-			}
-		}
-	}
+	while ((n = tp_fdpass_recv(carrier, fds, &g->truncated)) >= 0)
+		for (int i = 0; i < n; i++)
+			adopt_one(g, fds[i], loops[(*next_loop)++ % nloops]);
+	if (n != -ENODATA)
+		g->recv_err = -n;
 	close(carrier);
 }
 
@@ -277,6 +268,12 @@ static void adopt_generation(struct tp_handover *h, const char *suffix, struct t
 	if (g.closed)
 		tp_log(TP_LOG_WARNING, "handover", "%zu handed-over connections closed: %s", g.closed,
 		       g.problem ? g.problem : "no record, gone, or over max_connections");
+	if (!g.problem && g.matched < g.n)
+		tp_log(TP_LOG_WARNING, "handover", "%zu recorded connections did not arrive: %s",
+		       g.n - g.matched,
+		       g.truncated  ? "out of file descriptors (RLIMIT_NOFILE), the kernel closed them"
+		       : g.recv_err ? strerror(g.recv_err)
+		                    : "not in systemd's fd store (not stored, or dropped)");
 	tp_log(TP_LOG_INFO, "handover", "adopted %zu connections from the previous instance (generation %s)",
 	       g.adopted, suffix);
 	h->gen = (uint32_t)strtoul(suffix, NULL, 10) + 1;
@@ -369,43 +366,20 @@ out:
 }
 
 /*
- * Put fds in flight, 253 a message, into a socket pair whose receiving end
- * is returned (or -errno), with how many it holds in *ret_n.
+ * Put fds in flight in a socket pair whose receiving end is returned (or
+ * -errno), with how many it holds in *ret_n and why not all in *ret_err.
  */
-static int carry(const int *fds, size_t n, size_t *ret_n)
+static int carry(const int *fds, size_t n, size_t *ret_n, int *ret_err)
 {
 	int sv[2];
-	size_t sent = 0;
 
 	*ret_n = 0;
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		*ret_err = errno;
 		return -errno;
-	while (sent < n) {
-		size_t k = n - sent < BATCH_FDS ? n - sent : BATCH_FDS;
-		union {
-			char buf[CMSG_SPACE(BATCH_FDS * sizeof(int))];
-			struct cmsghdr align;
-		} u;
-		char byte = 0;
-		struct iovec iov = {.iov_base = &byte, .iov_len = 1};
-		struct msghdr m = {.msg_iov = &iov,
-		                   .msg_iovlen = 1,
-		                   .msg_control = u.buf,
-		                   .msg_controllen = CMSG_SPACE(k * sizeof(int))};
-		struct cmsghdr *c;
-
-		memset(&u, 0, sizeof(u));
-		c = CMSG_FIRSTHDR(&m);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(k * sizeof(int));
-		memcpy(CMSG_DATA(c), fds + sent, k * sizeof(int));
-		if (sendmsg(sv[0], &m, MSG_DONTWAIT | MSG_NOSIGNAL) != 1)
-			break; /* the in-flight limit or the queue's: the rest go to the store one by one */
-		sent += k;
 	}
+	*ret_n = tp_fdpass_send(sv[0], fds, n, ret_err);
 	close(sv[0]);
-	*ret_n = sent;
 	return sv[1];
 }
 
@@ -416,11 +390,15 @@ static int store_fds(const int *fds, size_t n, const char *name)
 	size_t sent = 0;
 
 	snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=%s", name);
-	while (sent < n) {
-		size_t k = n - sent < BATCH_FDS ? n - sent : BATCH_FDS;
+	for (unsigned waits = 0; sent < n;) {
+		size_t k = n - sent < TP_FDPASS_BATCH ? n - sent : TP_FDPASS_BATCH;
 		int r = tp_sd_notify_fds(msg, fds + sent, k);
-		if (r == -ETOOMANYREFS && tp_sd_notify_barrier(BARRIER_USEC) >= 0)
-			continue; /* fds in flight count against RLIMIT_NOFILE: let systemd take them first */
+		if (r == -ETOOMANYREFS && waits++ < INFLIGHT_WAITS) {
+			/* fds in flight count against RLIMIT_NOFILE: systemd reading them lowers it (a
+			 * barrier would be one more) */
+			(void)nanosleep(&(struct timespec){.tv_nsec = 10000000}, NULL);
+			continue;
+		}
 		if (r <= 0)
 			return sent ? (int)sent : (r < 0 ? r : -ENOTCONN);
 		sent += k;
@@ -436,15 +414,21 @@ static int store_conns(const int *fds, size_t n, const char *name)
 {
 	char msg[64];
 	size_t carried = 0;
-	int carrier = carry(fds, n, &carried), rest;
+	int err = 0, carrier = carry(fds, n, &carried, &err), rest;
 
 	snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=%s\nFDPOLL=0", name);
-	if (carrier >= 0 && carried > 0 && tp_sd_notify_fds(msg, &carrier, 1) <= 0)
-		carried = 0; /* not stored: they close with it */
+	if (carrier >= 0 && carried > 0 && (rest = tp_sd_notify_fds(msg, &carrier, 1)) <= 0) {
+		err = rest < 0 ? -rest : ENOTCONN;
+		carried = 0; /* not stored: they close with it, and go one by one below */
+	}
 	if (carrier >= 0)
 		close(carrier);
 	if (carried == n)
 		return (int)carried;
+	tp_log(TP_LOG_WARNING, "handover",
+	       "%zu of %zu connections stored one by one, not in one socket (%s): systemd's work grows "
+	       "with their square",
+	       n - carried, n, strerror(err));
 	rest = store_fds(fds + carried, n - carried, name);
 	return rest < 0 ? (carried ? (int)carried : rest) : (int)carried + rest;
 }
@@ -453,7 +437,8 @@ void tp_handover_store(struct tp_handover *h)
 {
 	char cname[16], sname[16];
 	int *fds = calloc(h->nkept ? h->nkept : 1, sizeof(int));
-	int sent = 0, state = -1;
+	int sent = 0, state = -1, r;
+	bool stored;
 	size_t len = 0;
 
 	if (h->refused)
@@ -474,16 +459,22 @@ void tp_handover_store(struct tp_handover *h)
 		goto out;
 	}
 	sent = store_conns(fds, h->nkept, cname);
-	if (sent > 0 && store_fds(&state, 1, sname) == 1)
+	stored = sent > 0 && store_fds(&state, 1, sname) == 1;
+	if (stored && (size_t)sent == h->nkept)
 		tp_log(TP_LOG_NOTICE, "handover",
 		       "handed %d connections to systemd's fd store as %s, state %zu bytes as %s", sent,
 		       cname, len, sname);
+	else if (stored)
+		tp_log(TP_LOG_WARNING, "handover",
+		       "handed %d of %zu connections to systemd's fd store as %s (the rest closed), state as "
+		       "%s",
+		       sent, h->nkept, cname, sname);
 	else
 		tp_log(TP_LOG_ERROR, "handover", "storing connections with systemd failed (%s): %zu closed",
 		       sent < 0 ? strerror(-sent) : "state not stored", h->nkept);
-	if (tp_sd_notify_barrier(BARRIER_USEC) < 0 && sent > 0)
-		tp_log(TP_LOG_WARNING, "handover", "systemd did not confirm the fd store within %llu s",
-		       BARRIER_USEC / 1000000);
+	if (stored && (r = tp_sd_notify_barrier(BARRIER_USEC)) < 0)
+		tp_log(TP_LOG_WARNING, "handover", "systemd did not confirm the fd store: %s",
+		       r == -ETIMEDOUT ? "no answer within 5 s" : strerror(-r));
 out:
 	if (state >= 0)
 		close(state);

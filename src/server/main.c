@@ -328,7 +328,7 @@ static int reload_and_wait(int argc, char **argv)
 	r = tp_reload_status_wait(dir, (pid_t)pid, RELOAD_WAIT_MS, &wait_ended_by, msg, sizeof(msg));
 	if (r == 0)
 		return 0;
-	if (r == -EINTR)
+	if (r == -EINTR || wait_ended_by) /* a refusal read as the signal came: the stop's, moot too */
 		return wait_ended();
 	fprintf(stderr, "%stpserver: %s%s\n", tp_log_stderr_prefix(TP_LOG_ERROR),
 	        r == 1 ? "reload refused: " : "reload: ", msg);

@@ -50,6 +50,13 @@ os.execv(sys.argv[1], sys.argv[1:])
 SCM_MAX_FD = 253
 
 
+def limits(limit_as, nofile):
+    if limit_as:
+        resource.setrlimit(resource.RLIMIT_AS, (limit_as, limit_as))
+    if nofile:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
+
 class FakeSystemd:
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="tp-handover-")
@@ -132,9 +139,9 @@ class FakeSystemd:
                 os.close(fd)
             self.store = store
 
-    def start(self, *args, ready=True, limit_as=None):
+    def start(self, *args, ready=True, limit_as=None, nofile=None):
         """Start an instance the way systemd does: the listener, then the store;
-        limit_as: its address space (RLIMIT_AS), in bytes."""
+        limit_as: its address space (RLIMIT_AS), in bytes; nofile: its RLIMIT_NOFILE."""
         with self.lock:
             entries = [(name, s.fileno()) for name, s in self.sockets] + list(self.store)
         fds = [fd for _, fd in entries]
@@ -146,7 +153,7 @@ class FakeSystemd:
                 [sys.executable, "-c", WRAPPER, TPSERVER, "--config", "/dev/null", "--keep-connections",
                  "--log-level", "debug", *args],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, pass_fds=fds,
-                preexec_fn=limit_as and (lambda: resource.setrlimit(resource.RLIMIT_AS, (limit_as, limit_as))))
+                preexec_fn=lambda: limits(limit_as, nofile))
         self.logs.append(log.name)
         if ready:
             self.wait_log(r"ready:")
@@ -270,6 +277,29 @@ class Handover(unittest.TestCase):
         for i, (s, r) in enumerate(clients):
             self.assertEqual(request(s, r, "ECHO again %d" % i), "OK again %d" % i)
         self.assertTrue(wait_until(lambda: self.sd.names() == [], 5), self.sd.names())
+
+    def test_connections_the_kernel_cannot_give_are_told(self):
+        """An instance with too few fds for what it is handed gets the rest
+        closed by the kernel (MSG_CTRUNC): the log says how many and why."""
+        self.sd.start()
+        clients = [self.connect() for _ in range(300)]
+        for i, (s, r) in enumerate(clients):
+            self.assertEqual(request(s, r, "ECHO %d" % i), "OK %d" % i)
+        self.assertEqual(self.sd.stop(), 0, self.sd.log())
+        self.sd.start(nofile=150)
+        log = self.sd.log()
+        adopted = int(re.search(r"adopted (\d+) connections", log).group(1))
+        lost = re.search(r"(\d+) recorded connections did not arrive: out of file descriptors", log)
+        self.assertIsNotNone(lost, log)
+        self.assertGreater(adopted, 0, log)
+        self.assertEqual(adopted + int(lost.group(1)), 300, log)
+        answered = 0
+        for i, (s, r) in enumerate(clients):
+            try:
+                answered += request(s, r, "ECHO again %d" % i) == "OK again %d" % i
+            except (OSError, EOFError, AssertionError):
+                pass
+        self.assertEqual(answered, adopted)
 
     def test_adopted_connections_counted_apart_from_accepted(self):
         metrics = socket.create_server(("127.0.0.1", 0))  # tpserver-metrics.socket's
