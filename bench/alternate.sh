@@ -30,14 +30,8 @@ for s in "$@"; do
 	[[ $s == ceiling || $s == uring || $s == batch* || -x $s ]] || { echo "alternate: no server at $s" >&2; exit 2; }
 done
 
-work=$(mktemp -d)
-srv=
-cleanup() {
-	[[ -n $srv ]] && kill "$srv" 2>/dev/null
-	rm -rf "$work"
-}
-trap cleanup EXIT
 . "$top/bench/lib.sh"
+bench_scratch
 bench_build ceiling
 for s in "$@"; do
 	case $s in
@@ -64,6 +58,7 @@ for r in $(seq "$rounds"); do
 			bench_start_tpserver "$s" "$port"
 		fi
 		srv=$!
+		pids=("$srv")
 		bench_wait_port "$port"
 		"$work/lineload" 127.0.0.1 "$port" "$conns" "$pipeline" 1 'ECHO hello' >/dev/null
 		before=$(bench_cpu_ticks "$srv")
@@ -71,7 +66,7 @@ for r in $(seq "$rounds"); do
 		after=$(bench_cpu_ticks "$srv")
 		kill "$srv"
 		wait "$srv" 2>/dev/null || true
-		srv=
+		pids=()
 		awk -v s="$s" -v r="$r" -v t=$((after - before)) -v hz="$hz" -v out="$out" 'BEGIN {
 			match(out, /rps=[0-9]+/); rps = substr(out, RSTART + 4, RLENGTH - 4)
 			match(out, /done=[0-9]+/); done = substr(out, RSTART + 5, RLENGTH - 5)

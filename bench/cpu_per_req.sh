@@ -21,14 +21,8 @@ bench=${BENCH:-$top/../shared/bench}
 [[ -f $bench/lineload.c ]] || { echo "cpu_per_req: $bench/lineload.c not found; skipped"; exit 0; }
 command -v redis-server >/dev/null || { echo "cpu_per_req: redis-server missing (packaging/deps.sh bench); skipped"; exit 0; }
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	rm -rf "$work"
-}
-trap cleanup EXIT
 . "$top/bench/lib.sh"
+bench_scratch
 bench_build ceiling
 
 declare -A port pid req

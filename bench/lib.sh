@@ -2,8 +2,21 @@
 # What the benchmark scripts share (sourced, not run): the client and the
 # ceiling built from ../shared/bench, a free port, waiting for a server to
 # listen, starting tpserver at its defaults, and running the client with
-# its CPU time measured.  Expects $work (a scratch directory) and $bench
-# (where lineload.c and limit_echo.c are).
+# its CPU time measured.  Expects $bench (where lineload.c and
+# limit_echo.c are); bench_scratch sets $work.
+
+# A scratch directory in $work, removed at exit with every process whose
+# pid the script adds to the array pids.
+bench_scratch() {
+	work=$(mktemp -d)
+	pids=()
+	trap bench_cleanup EXIT
+}
+
+bench_cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	rm -rf "$work"
+}
 
 # Build lineload, and limit_echo with "ceiling", into $work.
 bench_build() {

@@ -33,14 +33,8 @@ if [[ ${SYSCALLS:-0} == 1 || ${PERF:-0} == 1 ]] && ! command -v perf >/dev/null;
 	exit 2
 fi
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	rm -rf "$work"
-}
-trap cleanup EXIT
 . "$top/bench/lib.sh"
+bench_scratch
 bench_build
 port=$(bench_free_port)
 bench_start_tpserver "$tp" "$port"
