@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "client_hgrm.h"
+#include "proto.h"
 
 #ifndef TP_VERSION
 #define TP_VERSION "0.0.0"
@@ -128,9 +129,11 @@ static void json_results(FILE *f, const struct tp_client_stats *s, double elapse
 {
 	json_counts(f, &s->counts, s->latency, elapsed_s);
 	fputs(",\"ops\":{", f);
-	json_op(f, "sleep", &s->op[TP_OP_SLEEP], s->op_latency[TP_OP_SLEEP], elapsed_s);
-	fputc(',', f);
-	json_op(f, "echo", &s->op[TP_OP_ECHO], s->op_latency[TP_OP_ECHO], elapsed_s);
+	for (int op = 0; op < TP_OP_COUNT; op++) {
+		if (op > 0)
+			fputc(',', f);
+		json_op(f, tp_proto_op_label(op), &s->op[op], s->op_latency[op], elapsed_s);
+	}
 	fputc('}', f);
 }
 

@@ -4,6 +4,8 @@
  */
 #include "client_report.h"
 
+#include "proto.h"
+
 int tp_client_report_exit_status(const struct tp_client_counts *c)
 {
 	/* Every request got its OK in the end: each busy reply was retried (none without --retry-busy). */
@@ -104,8 +106,8 @@ static void text_op(FILE *f, const char *group, const char *op, const struct tp_
 /* The OP lines of a stats: sleep, echo, then the total. */
 static void text_ops(FILE *f, const char *group, const struct tp_client_stats *s, double elapsed_s)
 {
-	text_op(f, group, "sleep", &s->op[TP_OP_SLEEP], s->op_latency[TP_OP_SLEEP], elapsed_s);
-	text_op(f, group, "echo", &s->op[TP_OP_ECHO], s->op_latency[TP_OP_ECHO], elapsed_s);
+	for (int op = 0; op < TP_OP_COUNT; op++)
+		text_op(f, group, tp_proto_op_label(op), &s->op[op], s->op_latency[op], elapsed_s);
 	text_op(f, group, "total", &s->counts, s->latency, elapsed_s);
 }
 

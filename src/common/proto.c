@@ -13,8 +13,9 @@
 static const struct {
 	const char *name;
 	size_t len;
+	const char *label;
 } ops[TP_OP_COUNT] = {
-#define TP_OP_ROW(id, name) [TP_OP_##id] = {name, sizeof(name) - 1},
+#define TP_OP_ROW(id, name, label) [TP_OP_##id] = {name, sizeof(name) - 1, label},
         TP_PROTO_OPS(TP_OP_ROW)
 #undef TP_OP_ROW
 };
@@ -22,6 +23,11 @@ static const struct {
 const char *tp_proto_op_name(enum tp_op op)
 {
 	return (int)op < TP_OP_COUNT ? ops[op].name : "?";
+}
+
+const char *tp_proto_op_label(enum tp_op op)
+{
+	return (int)op < TP_OP_COUNT ? ops[op].label : "none";
 }
 
 /*
@@ -32,7 +38,7 @@ const char *tp_proto_op_name(enum tp_op op)
  */
 static int op_as_spelt(const char *line, size_t len)
 {
-#define TP_OP_SPELT(id, name)                                          \
+#define TP_OP_SPELT(id, name, label)                                   \
 	if (len > sizeof(name) - 1 && line[sizeof(name) - 1] == ' ' && \
 	    memcmp(line, name, sizeof(name) - 1) == 0)                 \
 		return TP_OP_##id;
@@ -183,7 +189,11 @@ size_t tp_proto_reply_len(const struct tp_proto_req *req)
 {
 	char tmp[16];
 
-	if (req->op == TP_OP_ECHO)
+	switch (req->op) {
+	case TP_OP_ECHO:
 		return req->text_len + 4;
+	case TP_OP_SLEEP:
+		break;
+	}
 	return tp_proto_format_sleep(req->sleep_ms, tmp);
 }

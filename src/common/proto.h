@@ -17,22 +17,29 @@
 
 #include "copy.h"
 
-/* The command table: X(enum suffix, wire name). Adding an op touches this list and ops.c. */
-#define TP_PROTO_OPS(X)   \
-	X(SLEEP, "SLEEP") \
-	X(ECHO, "ECHO")
+/*
+ * The command table: X(enum suffix, wire name, label), the label being the
+ * lower-case name the metrics and tpclient's reports give the op.  A new
+ * row also needs its argument's case in parse_arg() (proto.c) and its
+ * cases in tp_proto_reply_len() and tp_ops_run() (ops.h), which switch over
+ * every op, so the compiler names what is missing; docs/DESIGN.md, "Where
+ * to add things", lists the rest.
+ */
+#define TP_PROTO_OPS(X)            \
+	X(SLEEP, "SLEEP", "sleep") \
+	X(ECHO, "ECHO", "echo")
 
 /* The X-macro expands to "TP_OP_x," entries clang-format cannot see. */
 /* clang-format off */
 enum tp_op {
-#define TP_OP_ENUM(id, name) TP_OP_##id,
+#define TP_OP_ENUM(id, name, label) TP_OP_##id,
 	TP_PROTO_OPS(TP_OP_ENUM)
 #undef TP_OP_ENUM
 };
 
 /* How many ops there are: counted in an enum of its own, so a switch over ops has no case to make up. */
 enum {
-#define TP_OP_SLOT(id, name) TP_OP_SLOT_##id,
+#define TP_OP_SLOT(id, name, label) TP_OP_SLOT_##id,
 	TP_PROTO_OPS(TP_OP_SLOT)
 #undef TP_OP_SLOT
 	TP_OP_SLOTS
@@ -121,7 +128,10 @@ static inline void tp_proto_echo_finish(char *buf, size_t len)
 	}
 }
 
-/* The wire name of an op ("SLEEP"). */
+/* The wire name of an op ("SLEEP"); "?" for none. */
 const char *tp_proto_op_name(enum tp_op op);
+
+/* The label of an op ("sleep"), as metrics and reports name it; "none" for none. */
+const char *tp_proto_op_label(enum tp_op op);
 
 #endif

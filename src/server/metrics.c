@@ -226,9 +226,7 @@ void tp_metrics_events(const struct tp_metrics *m, struct tp_metrics_events *ret
 
 const char *tp_metrics_op_name(size_t op)
 {
-	static const char *const names[TP_METRICS_OPS] = {"sleep", "echo", "none"};
-	_Static_assert(TP_OP_SLEEP == 0 && TP_OP_ECHO == 1 && TP_METRICS_OPS == 3, "op label names");
-	return op < TP_METRICS_OPS ? names[op] : "none";
+	return tp_proto_op_label(op < TP_OP_COUNT ? (enum tp_op)op : (enum tp_op)TP_OP_COUNT);
 }
 
 const char *tp_metrics_result_name(size_t result)

@@ -23,13 +23,16 @@ void tp_ops_sleep(struct tp_req *r, struct tp_pool *pool);
  */
 static inline void tp_ops_run(struct tp_req *r, struct tp_pool *pool)
 {
-	if (r->op == TP_OP_ECHO) {
+	switch ((enum tp_op)r->op) {
+	case TP_OP_ECHO:
 		/* Its lines were laid down when they were read: each one's "OK " is left. */
 		tp_proto_echo_finish(r->buf, r->len);
 		r->status = TP_PROTO_OK;
 		return;
+	case TP_OP_SLEEP:
+		tp_ops_sleep(r, pool);
+		return;
 	}
-	tp_ops_sleep(r, pool);
 }
 
 #endif

@@ -671,6 +671,10 @@ static void test_op_names(void **state)
 	assert_string_equal(tp_proto_op_name(TP_OP_SLEEP), "SLEEP");
 	assert_string_equal(tp_proto_op_name(TP_OP_ECHO), "ECHO");
 	assert_string_equal(tp_proto_op_name(TP_OP_COUNT), "?");
+	/* The labels the metrics and tpclient's reports print. */
+	assert_string_equal(tp_proto_op_label(TP_OP_SLEEP), "sleep");
+	assert_string_equal(tp_proto_op_label(TP_OP_ECHO), "echo");
+	assert_string_equal(tp_proto_op_label(TP_OP_COUNT), "none");
 	/* Every op in the table parses by its own wire name, in either case. */
 	for (int op = 0; op < TP_OP_COUNT; op++) {
 		char line[64], lower[64];
