@@ -48,6 +48,7 @@
 #define STATE_PREFIX "tps"
 #define BARRIER_USEC 5000000ull
 #define INFLIGHT_WAITS 100 /* of 10 ms: for systemd to read what is in flight (ETOOMANYREFS) */
+#define RESERVE_FDS 6       /* the store's own: memfd, socket pair, notify socket, barrier pipe */
 
 struct kept {
 	int fd;
@@ -68,6 +69,7 @@ struct tp_handover {
 	struct passed *passed; /* fds from the previous instance, until adopted */
 	size_t npassed;
 	uint32_t gen; /* this instance's generation */
+	int reserve[RESERVE_FDS]; /* held from the start, closed when storing: a full fd table must not lose it all */
 };
 
 static int take_passed(struct tp_handover *h);
@@ -79,6 +81,8 @@ int tp_handover_open(struct tp_handover **ret, char *err, size_t errlen)
 
 	if (h) {
 		pthread_mutex_init(&h->lock, NULL);
+		for (size_t i = 0; i < RESERVE_FDS; i++)
+			h->reserve[i] = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		r = take_passed(h);
 	}
 	if (r < 0)
@@ -98,6 +102,9 @@ void tp_handover_free(struct tp_handover *h)
 	for (size_t i = 0; i < h->npassed; i++)
 		if (h->passed[i].fd >= 0)
 			close(h->passed[i].fd);
+	for (size_t i = 0; i < RESERVE_FDS; i++)
+		if (h->reserve[i] >= 0)
+			close(h->reserve[i]);
 	free(h->kept);
 	free(h->passed);
 	pthread_mutex_destroy(&h->lock);
@@ -441,6 +448,11 @@ void tp_handover_store(struct tp_handover *h)
 	bool stored;
 	size_t len = 0;
 
+	for (size_t i = 0; i < RESERVE_FDS; i++) {
+		if (h->reserve[i] >= 0)
+			close(h->reserve[i]);
+		h->reserve[i] = -1;
+	}
 	if (h->refused)
 		tp_log(TP_LOG_WARNING, "handover",
 		       "%zu connections closed, not handed over (keep_connections_max %zu)", h->refused,

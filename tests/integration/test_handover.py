@@ -301,6 +301,27 @@ class Handover(unittest.TestCase):
                 pass
         self.assertEqual(answered, adopted)
 
+    def test_a_full_fd_table_still_hands_over(self):
+        """Out of fds at SIGTERM (clients up to RLIMIT_NOFILE), the hand-over
+        still has the few fds of its own it needs: nothing is closed."""
+        self.sd.start(nofile=64)
+        clients = []
+        for i in range(80):
+            s, r = self.connect()
+            try:
+                ok = request(s, r, "ECHO %d" % i, timeout=1) == "OK %d" % i
+            except (OSError, EOFError, AssertionError):
+                ok = False
+            if not ok:
+                break
+            clients.append((s, r))
+        self.assertGreater(len(clients), 10)
+        self.assertEqual(self.sd.stop(), 0, self.sd.log())
+        self.assertIn("handed %d connections" % len(clients), self.sd.log())
+        self.sd.start()
+        for i, (s, r) in enumerate(clients):
+            self.assertEqual(request(s, r, "ECHO again %d" % i), "OK again %d" % i)
+
     def test_adopted_connections_counted_apart_from_accepted(self):
         metrics = socket.create_server(("127.0.0.1", 0))  # tpserver-metrics.socket's
         self.sd.sockets.append(("metrics", metrics))
