@@ -48,7 +48,7 @@
 #define STATE_PREFIX "tps"
 #define BARRIER_USEC 5000000ull
 #define INFLIGHT_WAITS 100 /* of 10 ms: for systemd to read what is in flight (ETOOMANYREFS) */
-#define RESERVE_FDS 6       /* the store's own: memfd, socket pair, notify socket, barrier pipe */
+#define RESERVE_FDS 6      /* the store's own: memfd, socket pair, notify socket, barrier pipe */
 
 struct kept {
 	int fd;
@@ -68,8 +68,9 @@ struct tp_handover {
 	size_t nkept, kept_alloc, refused;
 	struct passed *passed; /* fds from the previous instance, until adopted */
 	size_t npassed;
-	uint32_t gen; /* this instance's generation */
-	int reserve[RESERVE_FDS]; /* held from the start, closed when storing: a full fd table must not lose it all */
+	uint32_t gen;             /* this instance's generation */
+	int reserve[RESERVE_FDS]; /* held from the start, closed when storing: a full fd table must not lose
+	                             it all */
 };
 
 static int take_passed(struct tp_handover *h);
@@ -301,9 +302,17 @@ void tp_handover_adopt(struct tp_handover *h, struct tp_loop *const *loops, size
 	h->npassed = 0;
 }
 
-bool tp_handover_begin(struct tp_handover *h, const struct tp_config *cfg)
+bool tp_handover_begin(struct tp_handover *h, const struct tp_config *cfg, int notified)
 {
-	bool keep = cfg->keep_connections && tp_sd_notify_socket();
+	/* Out of fds or memory here is no sign of an absent systemd: the store has its reserve. */
+	bool short_of =
+	        notified == -EMFILE || notified == -ENFILE || notified == -ENOMEM || notified == -ENOBUFS;
+	bool keep = cfg->keep_connections && (notified > 0 || short_of);
+
+	if (cfg->keep_connections && notified < 0 && !short_of)
+		tp_log(TP_LOG_WARNING, "handover",
+		       "systemd's notify socket cannot be reached (%s): connections are not kept",
+		       strerror(-notified));
 
 	pthread_mutex_lock(&h->lock);
 	h->cap = keep ? (size_t)cfg->keep_connections_max : 0;
@@ -440,6 +449,19 @@ static int store_conns(const int *fds, size_t n, const char *name)
 	return rest < 0 ? (carried ? (int)carried : rest) : (int)carried + rest;
 }
 
+/* BARRIER=1: systemd has read every message before this process is gone. */
+static int barrier(void)
+{
+	int r;
+
+	for (unsigned waits = 0;; waits++) {
+		r = tp_sd_notify_barrier(BARRIER_USEC);
+		if (r != -ETOOMANYREFS || waits >= INFLIGHT_WAITS)
+			return r;
+		(void)nanosleep(&(struct timespec){.tv_nsec = 10000000}, NULL); /* as in store_fds */
+	}
+}
+
 void tp_handover_store(struct tp_handover *h)
 {
 	char cname[16], sname[16];
@@ -484,7 +506,9 @@ void tp_handover_store(struct tp_handover *h)
 	else
 		tp_log(TP_LOG_ERROR, "handover", "storing connections with systemd failed (%s): %zu closed",
 		       sent < 0 ? strerror(-sent) : "state not stored", h->nkept);
-	if (stored && (r = tp_sd_notify_barrier(BARRIER_USEC)) < 0)
+	if (sent > 0 && !stored) /* useless without their state: closed now, not at the next start */
+		remove_from_store(cname);
+	if (sent > 0 && (r = barrier()) < 0)
 		tp_log(TP_LOG_WARNING, "handover", "systemd did not confirm the fd store: %s",
 		       r == -ETIMEDOUT ? "no answer within 5 s" : strerror(-r));
 out:

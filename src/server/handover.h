@@ -48,11 +48,14 @@ void tp_handover_free(struct tp_handover *h);
 void tp_handover_adopt(struct tp_handover *h, struct tp_loop *const *loops, size_t nloops);
 
 /*
- * SIGTERM: will connections be handed over?  True when cfg keeps them and
- * there is a NOTIFY_SOCKET; from now on at most cfg->keep_connections_max
- * are taken.
+ * SIGTERM: will connections be handed over?  notified is what sending
+ * STOPPING=1 returned (tp_health_stopping()).  True when cfg keeps them and
+ * systemd had that message, or it could not be sent for want of fds or
+ * memory (the store keeps fds of its own for that): without a
+ * NOTIFY_SOCKET, or with one that cannot be reached (logged), the stop
+ * closes them as without keep_connections.  From now on at most cfg->keep_connections_max are taken.
  */
-bool tp_handover_begin(struct tp_handover *h, const struct tp_config *cfg);
+bool tp_handover_begin(struct tp_handover *h, const struct tp_config *cfg, int notified);
 
 /*
  * Any loop: take fd (the hand-over owns it from now on) and a copy of rec.

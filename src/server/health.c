@@ -91,11 +91,12 @@ void tp_health_status(struct tp_health *h, uint64_t now)
 	h->status_served = st.served;
 }
 
-void tp_health_stopping(struct tp_health *h, const char *phase, uint64_t now)
+int tp_health_stopping(struct tp_health *h, const char *phase, uint64_t now)
 {
-	tp_sd_notify("STOPPING=1");
+	int r = tp_sd_notify("STOPPING=1");
 	h->phase = phase;
 	tp_health_status(h, now);
+	return r;
 }
 
 /* "in the last N s" since the previous look at a count, or "since start" before the first. */

@@ -77,8 +77,12 @@ void tp_health_turned_away(const struct tp_health *h, uint64_t ret[TP_PEER_REFUS
 /* Send STATUS= now. */
 void tp_health_status(struct tp_health *h, uint64_t now_ns);
 
-/* The shutdown (or its leave) begins: STOPPING=1, and STATUS= from now on starts with phase. */
-void tp_health_stopping(struct tp_health *h, const char *phase, uint64_t now_ns);
+/*
+ * The shutdown (or its leave) begins: STOPPING=1, and STATUS= from now on
+ * starts with phase.  Returns what sending STOPPING=1 did: > 0 systemd has
+ * it, 0 no NOTIFY_SOCKET, or a negative errno.
+ */
+int tp_health_stopping(struct tp_health *h, const char *phase, uint64_t now_ns);
 
 /* Is the server healthy now (what gates the watchdog): every loop turning, no worker stuck? */
 bool tp_health_ok(struct tp_health *h, uint64_t now_ns);

@@ -92,12 +92,6 @@ int tp_sd_listen_fds_start(void)
 	return SD_LISTEN_FDS_START;
 }
 
-bool tp_sd_notify_socket(void)
-{
-	const char *p = getenv("NOTIFY_SOCKET");
-	return p && *p;
-}
-
 int tp_sd_notify_fds(const char *state, const int *fds, size_t n)
 {
 	return sd_pid_notify_with_fds(0, 0, state, fds, (unsigned)n);

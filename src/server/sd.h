@@ -46,9 +46,6 @@ int tp_sd_listen_fds_with_names(char ***ret_names);
 void tp_sd_names_free(char **names);
 int tp_sd_listen_fds_start(void);
 
-/* Is there a NOTIFY_SOCKET to send to? */
-bool tp_sd_notify_socket(void);
-
 /*
  * Send state with the n fds (FDSTORE=1, at most 253: the kernel's limit
  * per message).  Returns > 0 sent, 0 no NOTIFY_SOCKET, < 0 error.

@@ -71,7 +71,7 @@ static void begin_shutdown(struct tp_server *srv, int signo, uint64_t now)
 		return;
 	}
 	/* STOPPING=1 again after a leave: systemd takes it once. */
-	tp_health_stopping(&srv->health, "shutting down", now);
+	int notified = tp_health_stopping(&srv->health, "shutting down", now);
 	tp_health_stats(&srv->health, &st);
 	uint64_t want = now + (uint64_t)srv->cfg.shutdown_timeout_s * 1000000000ull;
 	srv->shutdown_deadline_ns = within_stop(srv, now, want, MIN_GRACE_NS);
@@ -80,7 +80,7 @@ static void begin_shutdown(struct tp_server *srv, int signo, uint64_t now)
 	       strsignal(signo), st.queue_depth + st.queue_waiting, st.workers_busy,
 	       (double)(srv->shutdown_deadline_ns - now) / 1e9,
 	       srv->shutdown_deadline_ns < want ? " (shortened to end before shutdown.stop_timeout_s)" : "");
-	atomic_store(&srv->shared.keeping, tp_handover_begin(srv->handover, &srv->cfg));
+	atomic_store(&srv->shared.keeping, tp_handover_begin(srv->handover, &srv->cfg, notified));
 	atomic_store(&srv->shared.shutting_down, true);
 	wake_loops(srv);
 }

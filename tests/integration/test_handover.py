@@ -11,6 +11,7 @@ import array
 import os
 import re
 import resource
+import shutil
 import signal
 import socket
 import subprocess
@@ -49,6 +50,17 @@ os.execv(sys.argv[1], sys.argv[1:])
 
 SCM_MAX_FD = 253
 
+# Holds argv[1] fds in flight in a socket pair nobody reads, until killed.
+HOLD_IN_FLIGHT = r"""
+import array, os, socket, sys, time
+a, b = socket.socketpair()
+null = os.open("/dev/null", os.O_RDONLY)
+for _ in range(int(sys.argv[1])):
+    a.sendmsg([b"x"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [null]))])
+print("in flight", sys.argv[1], flush=True)
+time.sleep(60)
+"""
+
 
 def limits(limit_as, nofile):
     if limit_as:
@@ -73,6 +85,7 @@ class FakeSystemd:
         self.proc = None
         self.logs = []
         self.closing = False
+        self.carrier_delay = 0  # seconds systemd takes to get to a carrier's message (FDPOLL=0)
         self.thread = threading.Thread(target=self._receive, daemon=True)
         self.thread.start()
 
@@ -80,6 +93,8 @@ class FakeSystemd:
         size = socket.CMSG_SPACE(SCM_MAX_FD * 4)
         while not self.closing:
             try:
+                if self.carrier_delay and b"FDPOLL=0" in self.sock.recv(65536, socket.MSG_PEEK):
+                    time.sleep(self.carrier_delay)
                 data, anc, _, _ = self.sock.recvmsg(65536, size)
             except OSError:
                 return
@@ -139,19 +154,27 @@ class FakeSystemd:
                 os.close(fd)
             self.store = store
 
-    def start(self, *args, ready=True, limit_as=None, nofile=None):
+    def start(self, *args, ready=True, limit_as=None, nofile=None, uid=None):
         """Start an instance the way systemd does: the listener, then the store;
-        limit_as: its address space (RLIMIT_AS), in bytes; nofile: its RLIMIT_NOFILE."""
+        limit_as: its address space (RLIMIT_AS), in bytes; nofile: its RLIMIT_NOFILE;
+        uid: the user it runs as (root only), a copy of the binary it can reach."""
         with self.lock:
             entries = [(name, s.fileno()) for name, s in self.sockets] + list(self.store)
         fds = [fd for _, fd in entries]
         env = dict(os.environ, NOTIFY_SOCKET=self.path, LISTEN_FDS=str(len(fds)),
                    LISTEN_FDNAMES=":".join(n for n, _ in entries), TP_TEST_FDS=",".join(map(str, fds)))
         env.pop("JOURNAL_STREAM", None)
+        run = [sys.executable, "-c", WRAPPER, TPSERVER]
+        if uid is not None:
+            binary = os.path.join(self.dir, "tpserver")
+            shutil.copy(TPSERVER, binary)
+            os.chmod(self.dir, 0o755)
+            os.chmod(self.path, 0o777)
+            run = ["setpriv", "--reuid", str(uid), "--regid", str(uid), "--clear-groups",
+                   "/usr/bin/python3", "-c", WRAPPER, binary]
         with tempfile.NamedTemporaryFile(prefix="tpserver-", suffix=".log", delete=False) as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-c", WRAPPER, TPSERVER, "--config", "/dev/null", "--keep-connections",
-                 "--log-level", "debug", *args],
+                run + ["--config", "/dev/null", "--keep-connections", "--log-level", "debug", *args],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, pass_fds=fds,
                 preexec_fn=lambda: limits(limit_as, nofile))
         self.logs.append(log.name)
@@ -322,6 +345,35 @@ class Handover(unittest.TestCase):
         for i, (s, r) in enumerate(clients):
             self.assertEqual(request(s, r, "ECHO again %d" % i), "OK again %d" % i)
 
+    @unittest.skipUnless(os.geteuid() == 0 and shutil.which("setpriv"),
+                         "needs root and setpriv (runs the daemon as nobody)")
+    def test_connections_whose_state_is_not_stored_close_now(self):
+        # fds in flight count against RLIMIT_NOFILE for an unprivileged user: with
+        # 40 held in flight by another process of the user and systemd slow to
+        # read, the carrier of 24 connections passes, the state after it cannot.
+        # Without their state the next instance could only close them: they are
+        # removed from the store at once, and the clients see EOF now.
+        nobody, limit, held = 65534, 64, 40
+        holder = subprocess.Popen(
+            ["setpriv", "--reuid", str(nobody), "--regid", str(nobody), "--clear-groups", "/usr/bin/python3",
+             "-c", HOLD_IN_FLIGHT, str(held)], stdout=subprocess.PIPE, text=True)
+        self.addCleanup(holder.wait)
+        self.addCleanup(holder.kill)
+        self.assertEqual(holder.stdout.readline().strip(), "in flight %d" % held)
+        self.sd.carrier_delay = 3
+        self.sd.start(nofile=limit, uid=nobody)
+        clients = [self.connect() for _ in range(limit - held)]
+        for i, (s, r) in enumerate(clients):
+            self.assertEqual(request(s, r, "ECHO %d" % i), "OK %d" % i)
+        self.assertEqual(self.sd.stop(), 0, self.sd.log())
+        self.assertIn("failed (state not stored): %d closed" % len(clients), self.sd.log())
+        removed = lambda: any(m.get("FDSTOREREMOVE") == "1" for m in list(self.sd.messages))
+        self.assertTrue(wait_until(removed, 10), self.sd.messages)
+        self.assertEqual(self.sd.names(), [])
+        s, r = clients[0]
+        s.settimeout(5)
+        self.assertEqual(s.recv(16), b"")
+
     def test_adopted_connections_counted_apart_from_accepted(self):
         metrics = socket.create_server(("127.0.0.1", 0))  # tpserver-metrics.socket's
         self.sd.sockets.append(("metrics", metrics))
@@ -487,6 +539,23 @@ class Handover(unittest.TestCase):
         self.sd.wait_log(r"shutting down")
         self.assertEqual(request(s, r, "ECHO first", timeout=5), "OK first")
         self.assertEqual(self.sd.proc.wait(30), 0, self.sd.log())
+
+    def test_an_unreachable_notify_socket_keeps_nothing(self):
+        # A NOTIFY_SOCKET that leads nowhere has no fd store behind it: the stop
+        # is the one without keep_connections, and the log says why.
+        nowhere = os.path.join(tempfile.mkdtemp(), "no-such-notify-socket")
+        with tplib.Server("--keep-connections", "--log-level", "debug",
+                          env={"NOTIFY_SOCKET": nowhere}) as srv:
+            s = srv.connect()
+            r = LineReader(s)
+            srv.wait_log(r"connection from")
+            srv.proc.send_signal(signal.SIGTERM)
+            srv.wait_log(r"shutting down")
+            self.assertEqual(request(s, r, "ECHO first", timeout=5), "OK first")
+            self.assertEqual(srv.proc.wait(30), 0, srv.log())
+            self.assertIn("notify socket cannot be reached (No such file or directory): "
+                          "connections are not kept", srv.log())
+            self.assertNotIn("stored one by one", srv.log())
 
     def test_a_proxy_s_silent_connection_still_gets_its_grace(self):
         # Its PROXY header not read yet, it cannot be handed over: it ends as without
