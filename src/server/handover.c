@@ -11,7 +11,7 @@
  *   (same_fd() in service_add_fd_store()): storing N connections one by one
  *   costs PID 1 N^2/2 comparisons, a minute for 10 000 on systemd 252, with
  *   PID 1 answering nobody meanwhile.  So the connections travel in flight
- *   instead: sent (SCM_RIGHTS, fdpass.h) into one end of a socket pair,
+ *   instead: sent (SCM_RIGHTS, fdpass.h, fdstore.h) into one end of a socket pair,
  *   whose other end is the one fd stored (FDPOLL=0: its peer is already
  *   closed, and systemd would drop a watched one at once), and the next
  *   instance receives them from it (what the pair cannot take is stored one
@@ -37,18 +37,16 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "fdpass.h"
+#include "fdstore.h"
 #include "log.h"
 #include "sd.h"
 
 #define CONN_PREFIX "tpc"
 #define STATE_PREFIX "tps"
-#define BARRIER_USEC 5000000ull
-#define INFLIGHT_WAITS 100 /* of 10 ms: for systemd to read what is in flight (ETOOMANYREFS) */
-#define RESERVE_FDS 6      /* the store's own: memfd, socket pair, notify socket, barrier pipe */
+#define RESERVE_FDS 6 /* the store's own: memfd, socket pair, notify socket, barrier pipe */
 
 struct kept {
 	int fd;
@@ -237,14 +235,6 @@ static void adopt_carried(struct generation *g, int carrier, struct tp_loop *con
 	close(carrier);
 }
 
-/* Tell systemd to forget every fd named name: it stays open in the store until then. */
-static void remove_from_store(const char *name)
-{
-	char msg[64];
-	snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=%s", name);
-	(void)tp_sd_notify(msg);
-}
-
 static void adopt_generation(struct tp_handover *h, const char *suffix, struct tp_loop *const *loops,
                              size_t nloops, size_t *next_loop)
 {
@@ -261,7 +251,7 @@ static void adopt_generation(struct tp_handover *h, const char *suffix, struct t
 			break;
 		}
 	}
-	remove_from_store(name);
+	tp_fdstore_remove(name);
 	snprintf(name, sizeof(name), CONN_PREFIX "%s", suffix);
 	for (size_t i = 0; i < h->npassed; i++) {
 		if (h->passed[i].fd < 0 || strcmp(h->passed[i].name, name) != 0)
@@ -272,7 +262,7 @@ static void adopt_generation(struct tp_handover *h, const char *suffix, struct t
 			adopt_one(&g, h->passed[i].fd, loops[(*next_loop)++ % nloops]);
 		h->passed[i].fd = -1;
 	}
-	remove_from_store(name);
+	tp_fdstore_remove(name);
 	if (g.closed)
 		tp_log(TP_LOG_WARNING, "handover", "%zu handed-over connections closed: %s", g.closed,
 		       g.problem ? g.problem : "no record, gone, or over max_connections");
@@ -381,94 +371,13 @@ out:
 	return r;
 }
 
-/*
- * Put fds in flight in a socket pair whose receiving end is returned (or
- * -errno), with how many it holds in *ret_n and why not all in *ret_err.
- */
-static int carry(const int *fds, size_t n, size_t *ret_n, int *ret_err)
-{
-	int sv[2];
-
-	*ret_n = 0;
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-		*ret_err = errno;
-		return -errno;
-	}
-	*ret_n = tp_fdpass_send(sv[0], fds, n, ret_err);
-	close(sv[0]);
-	return sv[1];
-}
-
-/* Send fds in batches under name. Returns how many were sent, or -errno with none. */
-static int store_fds(const int *fds, size_t n, const char *name)
-{
-	char msg[64];
-	size_t sent = 0;
-
-	snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=%s", name);
-	for (unsigned waits = 0; sent < n;) {
-		size_t k = n - sent < TP_FDPASS_BATCH ? n - sent : TP_FDPASS_BATCH;
-		int r = tp_sd_notify_fds(msg, fds + sent, k);
-		if (r == -ETOOMANYREFS && waits++ < INFLIGHT_WAITS) {
-			/* fds in flight count against RLIMIT_NOFILE: systemd reading them lowers it (a
-			 * barrier would be one more) */
-			(void)nanosleep(&(struct timespec){.tv_nsec = 10000000}, NULL);
-			continue;
-		}
-		if (r <= 0)
-			return sent ? (int)sent : (r < 0 ? r : -ENOTCONN);
-		sent += k;
-	}
-	return (int)sent;
-}
-
-/*
- * The connections under name: in flight in one stored socket, and any the
- * socket could not take one by one.  Returns how many were stored, or -errno.
- */
-static int store_conns(const int *fds, size_t n, const char *name)
-{
-	char msg[64];
-	size_t carried = 0;
-	int err = 0, carrier = carry(fds, n, &carried, &err), rest;
-
-	snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=%s\nFDPOLL=0", name);
-	if (carrier >= 0 && carried > 0 && (rest = tp_sd_notify_fds(msg, &carrier, 1)) <= 0) {
-		err = rest < 0 ? -rest : ENOTCONN;
-		carried = 0; /* not stored: they close with it, and go one by one below */
-	}
-	if (carrier >= 0)
-		close(carrier);
-	if (carried == n)
-		return (int)carried;
-	tp_log(TP_LOG_WARNING, "handover",
-	       "%zu of %zu connections stored one by one, not in one socket (%s): systemd's work grows "
-	       "with their square",
-	       n - carried, n, strerror(err));
-	rest = store_fds(fds + carried, n - carried, name);
-	return rest < 0 ? (carried ? (int)carried : rest) : (int)carried + rest;
-}
-
-/* BARRIER=1: systemd has read every message before this process is gone. */
-static int barrier(void)
-{
-	int r;
-
-	for (unsigned waits = 0;; waits++) {
-		r = tp_sd_notify_barrier(BARRIER_USEC);
-		if (r != -ETOOMANYREFS || waits >= INFLIGHT_WAITS)
-			return r;
-		(void)nanosleep(&(struct timespec){.tv_nsec = 10000000}, NULL); /* as in store_fds */
-	}
-}
-
 void tp_handover_store(struct tp_handover *h)
 {
 	char cname[16], sname[16];
 	int *fds = calloc(h->nkept ? h->nkept : 1, sizeof(int));
-	int sent = 0, state = -1, r;
+	int sent = 0, state = -1, err = 0, r;
 	bool stored;
-	size_t len = 0;
+	size_t len = 0, apart = 0;
 
 	for (size_t i = 0; i < RESERVE_FDS; i++) {
 		if (h->reserve[i] >= 0)
@@ -492,8 +401,13 @@ void tp_handover_store(struct tp_handover *h)
 		       h->nkept);
 		goto out;
 	}
-	sent = store_conns(fds, h->nkept, cname);
-	stored = sent > 0 && store_fds(&state, 1, sname) == 1;
+	sent = tp_fdstore_add_carried(fds, h->nkept, cname, &apart, &err);
+	if (apart > 0)
+		tp_log(TP_LOG_WARNING, "handover",
+		       "%zu of %zu connections stored one by one, not in one socket (%s): systemd's work "
+		       "grows with their square",
+		       apart, h->nkept, strerror(err));
+	stored = sent > 0 && tp_fdstore_add(&state, 1, sname) == 1;
 	if (stored && (size_t)sent == h->nkept)
 		tp_log(TP_LOG_NOTICE, "handover",
 		       "handed %d connections to systemd's fd store as %s, state %zu bytes as %s", sent,
@@ -507,8 +421,8 @@ void tp_handover_store(struct tp_handover *h)
 		tp_log(TP_LOG_ERROR, "handover", "storing connections with systemd failed (%s): %zu closed",
 		       sent < 0 ? strerror(-sent) : "state not stored", h->nkept);
 	if (sent > 0 && !stored) /* useless without their state: closed now, not at the next start */
-		remove_from_store(cname);
-	if (sent > 0 && (r = barrier()) < 0)
+		tp_fdstore_remove(cname);
+	if (sent > 0 && (r = tp_fdstore_barrier()) < 0)
 		tp_log(TP_LOG_WARNING, "handover", "systemd did not confirm the fd store: %s",
 		       r == -ETIMEDOUT ? "no answer within 5 s" : strerror(-r));
 out:
