@@ -39,6 +39,7 @@ static const struct {
         {"start", "98f9f5bf22e845a781568eca8f836c2f"},  {"ready", "8ae476b3aba14f41849b30b057a8e20f"},
         {"reload", "e5a15f47228c49be835929e487e53c95"}, {"busy", "f2ec25955a324298b3d0514d3b5711fd"},
         {"stop", "037132f6ca094b12abe51304f002ee91"},   {"stall", "7b99725e9675418589fbe151effdbdab"},
+        {"late", "6da03b6347c34b78bc1e3fa0993bfdf5"},   {"refused", "c8c9863655044936a429b8024e7baf06"},
 };
 
 bool tp_log_under_journal(void)

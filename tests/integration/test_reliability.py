@@ -740,12 +740,12 @@ class JournalFields(unittest.TestCase):
         self.addCleanup(lambda: proc.poll() is None and (proc.kill(), proc.wait()))
         entries = []
 
-        def entry_with(key):
+        def entry_with(key, text=""):
             try:
                 entries.append(journal.recv(65536).decode(errors="replace"))
             except socket.timeout:
                 pass
-            return next((e for e in entries if ("\n%s=" % key) in "\n" + e), None)
+            return next((e for e in entries if ("\n%s=" % key) in "\n" + e and text in e), None)
 
         def stderr():
             err.seek(0)
@@ -788,6 +788,27 @@ class JournalFields(unittest.TestCase):
         self.assertEqual((fields["TP_EVENT"], fields["PRIORITY"]), ("start", "3"))
         self.assertIn("MESSAGE_ID", fields)
         self.assertIn("%s:1: pool.workers" % conf.path, fields["MESSAGE"])
+
+
+    def test_refused_connections_have_their_message_id(self):
+        # An operator looks overload up by MESSAGE_ID: refusals over a limit have theirs.
+        conf = ConfFile(self, "limits = { max_connections = 1; };\n")
+        proc, entry_with, stderr = self.start_under_journal(conf.path)
+        self.assertTrue(wait_until(lambda: entry_with("MESSAGE", "listening on 127.0.0.1:"), 10), stderr())
+        port = int(re.search(r"listening on 127\.0\.0\.1:(\d+)", entry_with("MESSAGE", "listening on")).group(1))
+        first = socket.create_connection(("127.0.0.1", port))
+        self.addCleanup(first.close)
+        first.sendall(b"ECHO a\n")
+        self.assertEqual(first.recv(16), b"OK a\n")
+        with socket.create_connection(("127.0.0.1", port)) as second:
+            second.settimeout(5)
+            self.assertEqual(second.recv(64), b"ERR too many connections\n")
+        self.assertTrue(wait_until(lambda: entry_with("TP_REFUSED"), 10), stderr())
+        fields = dict(line.split("=", 1) for line in entry_with("TP_REFUSED").splitlines() if "=" in line)
+        self.assertEqual((fields["TP_EVENT"], fields["TP_REFUSED"]), ("refused", "1"))
+        self.assertEqual(fields["MESSAGE_ID"], "c8c9863655044936a429b8024e7baf06")
+        proc.terminate()
+        self.assertEqual(proc.wait(10), 0)
 
 
 class Notices(unittest.TestCase):
