@@ -43,6 +43,7 @@ int tp_client_conn_new(struct tp_client_ctx *ctx, unsigned group, unsigned index
 {
 	struct tp_client_conn *c = calloc(1, sizeof(*c));
 	uint64_t x = index;
+	int r;
 
 	if (!c)
 		return -ENOMEM;
@@ -57,19 +58,20 @@ int tp_client_conn_new(struct tp_client_ctx *ctx, unsigned group, unsigned index
 	c->out = malloc(c->g->out_cap);
 	if (tp_client_window_init(&c->win, c->g->group->max_inflight) < 0 || !c->out ||
 	    (ctx->retry_delay_ns && tp_client_window_init(&c->retry, c->g->group->max_inflight) < 0)) {
-		tp_client_conn_free(c);
-		return -ENOMEM;
+		r = -ENOMEM;
+		goto fail;
 	}
 	if (fd >= 0) {
-		int r = tp_client_conn_attach(c, fd);
-		if (r < 0) {
-			tp_client_conn_free(c);
-			return r;
-		}
+		r = tp_client_conn_attach(c, fd);
+		if (r < 0)
+			goto fail;
 		ctx->open++;
 	}
 	*ret = c;
 	return 0;
+fail:
+	tp_client_conn_free(c);
+	return r;
 }
 
 int64_t tp_client_conn_due_ns(const struct tp_client_conn *c, uint64_t k)

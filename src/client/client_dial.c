@@ -51,7 +51,7 @@ void tp_client_dial_free(struct tp_client_dial *d)
 /*
  * fd's connect is under way: wait for its end, for timeout_s at most (a
  * millisecond at least), or until stop_fd (if >= 0) is readable.  Returns
- * 0, or -1 with errno: the connect's error, ETIMEDOUT or EINTR.
+ * 0, or -errno: the connect's error, -ETIMEDOUT or -EINTR.
  */
 static int connected(int fd, double timeout_s, int stop_fd)
 {
@@ -60,14 +60,11 @@ static int connected(int fd, double timeout_s, int stop_fd)
 	int err = 0, n = poll(p, stop_fd >= 0 ? 2 : 1, ms < 1 ? 1 : ms > INT_MAX ? INT_MAX : (int)ms);
 	socklen_t len = sizeof(err);
 
-	if (n <= 0 || (p[1].revents & POLLIN)) {
-		errno = n < 0 ? errno : n == 0 ? ETIMEDOUT : EINTR;
-		return -1;
-	}
+	if (n <= 0 || (p[1].revents & POLLIN))
+		return n < 0 ? -errno : n == 0 ? -ETIMEDOUT : -EINTR;
 	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-		return -1;
-	errno = err;
-	return err ? -1 : 0;
+		return -errno;
+	return -err;
 }
 
 /*
@@ -93,14 +90,15 @@ static int connect_one(const struct addrinfo *ai, const struct tp_client_source 
 	/* A full accept queue must not hang the start, nor keep a signal from stopping it. */
 	*ret_call = "connect";
 	if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 &&
-	    (errno != EINPROGRESS || connected(fd, timeout_s, stop_fd) < 0))
-		goto fail;
+	    (r = errno == EINPROGRESS ? connected(fd, timeout_s, stop_fd) : -errno) < 0)
+		goto out;
 	/* Small pipelined requests must leave now, not when Nagle decides. */
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	return fd;
 
 fail:
 	r = -errno;
+out:
 	close(fd);
 	return r;
 }

@@ -1,4 +1,8 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * usage: --help's layout of one entry, the same for both programs.  See
+ * usage.h.
+ */
 #include "usage.h"
 
 #include <string.h>

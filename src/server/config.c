@@ -19,6 +19,7 @@
 #include "cidr.h"
 #include "fairq.h"
 #include "log.h"
+#include "tp_assert.h"
 
 /* An enum setting is stored as an int. */
 _Static_assert(sizeof(enum tp_log_level) == sizeof(int), "log level stored as an int");
@@ -412,8 +413,7 @@ void tp_config_defaults(struct tp_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	for (const struct tp_setting *s = tp_settings; s->path; s++)
-		if (tp_setting_parse(cfg, s, s->def) < 0)
-			abort(); /* a default outside its own range: the table is broken */
+		TP_ASSERT(tp_setting_parse(cfg, s, s->def) == 0); /* else the table is broken */
 }
 
 int tp_config_stall_ms(const struct tp_config *cfg)

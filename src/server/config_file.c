@@ -301,18 +301,16 @@ int tp_config_load_file_origin(struct tp_config *cfg, const char *path, struct t
 	config_t c;
 	int r;
 
+	config_init(&c);
 	r = tp_config_read_text(path, &text, err, errlen);
 	if (r < 0)
-		return tp_config_one_line(r, err, errlen);
+		goto out;
 	/* Before libconfig sees the text: its scanner exit()s on an @include it cannot read. */
 	r = tp_config_lex_scan(path, text, tp_config_read_include, NULL, &lex, err, errlen);
-	if (r < 0) {
-		free(text);
-		return tp_config_one_line(r, err, errlen);
-	}
+	if (r < 0)
+		goto out;
 	ld.lex = lex;
 
-	config_init(&c);
 	if (config_read_string(&c, text) != CONFIG_TRUE) {
 		syntax_error(&c, lex, path, text, err, errlen);
 		r = -EINVAL;

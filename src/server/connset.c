@@ -88,7 +88,12 @@ int tp_connset_take(struct tp_connset *s, struct tp_conn_env *env, struct tp_loo
 	if (!c) {
 		int r = errno ? -errno : -ENOMEM;
 		s->on_free(s->ctx, group);
-		tp_log(TP_LOG_WARNING, "accept_error", "cannot set up a connection: %s", strerror(-r));
+		char who[64] = "a handed-over client";
+		uint16_t port;
+		if (!rec && peer)
+			tp_peer_addr_text(peer, who, sizeof(who), &port);
+		tp_log(TP_LOG_WARNING, "accept_error", "cannot set up the connection of %s: %s(): %s", who,
+		       rec ? "tp_conn_adopt" : "tp_conn_new", strerror(-r));
 		return r;
 	}
 	tp_qflow_init(&c->flow, group);

@@ -1,4 +1,8 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * fdpass: open fds in flight over a unix stream socket (SCM_RIGHTS).  See
+ * fdpass.h.
+ */
 #include "fdpass.h"
 
 #include <errno.h>

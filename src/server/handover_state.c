@@ -132,18 +132,16 @@ int tp_handover_state_read(const char *buf, size_t len, uint32_t *ret_gen, struc
 	c = calloc(n ? n : 1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
-	for (size_t i = 0; i < n; i++) {
-		if (read_record(&p, &left, &c[i]) < 0) {
-			free(c);
-			return -EBADMSG;
-		}
-	}
-	if (left != 0) {
-		free(c);
-		return -EBADMSG;
-	}
+	for (size_t i = 0; i < n; i++)
+		if (read_record(&p, &left, &c[i]) < 0)
+			goto fail;
+	if (left != 0)
+		goto fail;
 	*ret_gen = (uint32_t)get(buf + 8, 4);
 	*ret = c;
 	*ret_n = n;
 	return 0;
+fail:
+	free(c);
+	return -EBADMSG;
 }

@@ -5,16 +5,14 @@
  * DESIGN
  * - The loop thread owns its epoll set, its connections and their sockets;
  *   nothing else touches them.  Other threads reach it only through its
- *   mailbox (post.h): a list under a lock and an eventfd written when the
- *   list goes from empty to non-empty, so a burst of completions costs one
- *   wakeup.  Admission notices are drained before completions: a request's
- *   admission is posted before its completion (the queue publishes it
- *   before any worker can take the node): no connection sees them reversed.
- * - Connections are passive (conn.h): they report what happened and only
- *   the loop's bookkeeping (connset.c) moves them between its lists:
- *   `ready` (input to go on with), `dirty` (replies to write), the idle
- *   list (least recently active first) and, once closed, none until every
- *   request of theirs is back and they are freed.
+ *   mailbox (post.h): a list under a lock, an eventfd written when it goes
+ *   from empty to non-empty (a burst of completions costs one wakeup).
+ *   Admission notices are drained before completions, as they are posted
+ *   (the queue publishes one before a worker can take the node).
+ * - Connections are passive (conn.h): only the loop's bookkeeping
+ *   (connset.c) moves them between its lists: `ready` (input to go on
+ *   with), `dirty` (replies to write), the idle list (least recently active
+ *   first) and, once closed, none until their requests are back.
  * - One turn is a fixed sequence of phases (tp_loop_run): wait; handle
  *   events (accept, read, parse); drain the mailbox; go on with connections
  *   left with input (fairness budget); push the turn's batch with one queue
@@ -26,13 +24,15 @@
  *   sleeps, marked `notified` so workers skip the eventfd write: a reply then
  *   reaches its client without two wake-ups.  SLEEPs in flight do not count.
  * - For IDLE_POLL_NS after epoll_wait last returned events, the loop polls
- *   (epoll_wait with timeout 0, yielding the core in between) rather than
- *   block: a request-reply client sends its next line within microseconds,
- *   and a blocked thread on an idle vCPU takes tens of them to wake.
+ *   (timeout 0, yielding the core in between) rather than block: a client
+ *   sends its next line within µs, a blocked idle vCPU takes tens to wake.
  * - Timers are the epoll_wait timeout: the earliest of the next waiter
- *   deadline, the next tick (loop 0's: after a signal, or at a deadline its
- *   hook names), the end of an accept pause or of a refused client's drain
- *   (listener.c) and of the shutdown grace (connset.c).  Idle, once a second.
+ *   deadline, the tick (loop 0's also after a signal or at its hook's
+ *   deadline), an accept pause's or a drain's end (listener.c), the
+ *   shutdown grace (connset.c).  Idle, once a second.
+ * - Locks: the loop holds none across a phase.  Its mailbox lock is a leaf
+ *   (post.h); the queue's is taken by its calls alone; the config hook
+ *   takes the server's cfg_lock, never with another held.
  */
 #include "loop.h"
 

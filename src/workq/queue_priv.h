@@ -2,8 +2,9 @@
 /*
  * queue_priv: the queue's state, shared by queue.c, its cheap lane
  * (queue_lane.c) and its taking out (queue_take.c), and included by
- * nothing else (it does not include queue.h, so that the modules' includes
- * point one way).  Every field is under `lock` unless it says otherwise.
+ * nothing else but the model test, which checks the wait list against it
+ * (tests/unit/test_queue_model.c; it does not include queue.h, so that the
+ * modules' includes point one way).  Every field is under `lock` unless it says otherwise.
  */
 #ifndef TP_QUEUE_PRIV_H
 #define TP_QUEUE_PRIV_H

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# The integration tests: each starts the real binaries (tp_integration_test, tests/CMakeLists.txt).
 tp_integration_test(server test_server.py)
 tp_integration_test(systemd test_systemd.py)
 tp_integration_test(socket_activation test_socket_activation.py)
