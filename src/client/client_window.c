@@ -73,21 +73,21 @@ const struct tp_client_req *tp_client_window_due(const struct tp_client_window *
 	return w->count > 0 && w->ring[w->head].due_ns <= now_ns ? &w->ring[w->head] : NULL;
 }
 
-void tp_client_req_draw(const struct tp_client_group *g, uint64_t *rng, struct tp_client_req *req)
+void tp_client_req_draw(const struct tp_client_group *g, uint64_t *rng, struct tp_client_req *ret)
 {
 	uint64_t r_op = tp_client_gen_next(rng), r_arg = tp_client_gen_next(rng);
 	bool echo = g->mix == TP_MIX_ECHO || (g->mix == TP_MIX_BALANCED && (r_op >> 63));
 
-	req->retries = 0;
+	ret->retries = 0;
 	if (echo) {
-		req->op = TP_OP_ECHO;
-		req->arg = g->echo_lo + (uint32_t)(r_arg % ((uint64_t)g->echo_hi - g->echo_lo + 1));
-		req->seed = r_op;
+		ret->op = TP_OP_ECHO;
+		ret->arg = g->echo_lo + (uint32_t)(r_arg % ((uint64_t)g->echo_hi - g->echo_lo + 1));
+		ret->seed = r_op;
 	} else {
-		req->op = TP_OP_SLEEP;
-		req->arg =
+		ret->op = TP_OP_SLEEP;
+		ret->arg =
 		        g->sleep_lo_ms + (uint32_t)(r_arg % ((uint64_t)g->sleep_hi_ms - g->sleep_lo_ms + 1));
-		req->seed = 0;
+		ret->seed = 0;
 	}
 }
 

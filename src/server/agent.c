@@ -78,11 +78,11 @@ size_t tp_agent_format(bool drain, bool healthy, bool ready, unsigned weight, ch
 	return (size_t)n;
 }
 
-size_t tp_agent_answer(int fd, const char *line, size_t len, int *err)
+size_t tp_agent_answer(int fd, const char *line, size_t len, int *ret_err)
 {
 	size_t n = 0;
 
-	*err = 0;
+	*ret_err = 0;
 	for (int i = 0; i < ACCEPT_BURST; i++) {
 		struct sockaddr_storage peer;
 		socklen_t plen = sizeof(peer);
@@ -91,7 +91,7 @@ size_t tp_agent_answer(int fd, const char *line, size_t len, int *err)
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
 			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				*err = errno; /* out of fds, say: the caller decides */
+				*ret_err = errno; /* out of fds, say: the caller decides */
 			break;
 		}
 		/* One short line fits any socket buffer; a peer that left is not an error. */

@@ -62,11 +62,11 @@ size_t tp_agent_format(bool drain, bool healthy, bool ready, unsigned weight, ch
 
 /*
  * The agent socket fd is readable: accept a burst of connections and give
- * each the line, then close it.  Returns how many were answered; *err is
+ * each the line, then close it.  Returns how many were answered; *ret_err is
  * the errno of an accept that failed other than for want of a connection
  * (out of fds, the socket stays readable: the caller stops watching it for
  * a while), else 0.
  */
-size_t tp_agent_answer(int fd, const char *line, size_t len, int *err);
+size_t tp_agent_answer(int fd, const char *line, size_t len, int *ret_err);
 
 #endif

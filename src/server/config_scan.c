@@ -203,31 +203,31 @@ static const char *line_end(struct tp_config_src *s)
 }
 
 /* The next token of s, or TP_TOK_EOF at its end (the mode may go on in another file). */
-void tp_config_scan_next(struct tp_config_src *s, struct tp_config_token *t)
+void tp_config_scan_next(struct tp_config_src *s, struct tp_config_token *ret)
 {
 	for (;;) {
 		const char *p = s->p;
 
 		if (s->state->mode != TP_SCAN_INITIAL) {
 			bool was_string = s->state->mode == TP_SCAN_STRING, done = finish_mode(s);
-			t->line = s->line;
-			t->tok = TP_TOK_EOF;
+			ret->line = s->line;
+			ret->tok = TP_TOK_EOF;
 			if (!done)
 				return;
 			s->state->mode = TP_SCAN_INITIAL;
 			if (was_string) {
-				t->tok = TP_TOK_STRING;
+				ret->tok = TP_TOK_STRING;
 				return;
 			}
 			continue;
 		}
-		t->line = s->line;
+		ret->line = s->line;
 		if (*p == '\0') {
-			t->tok = TP_TOK_EOF;
+			ret->tok = TP_TOK_EOF;
 			return;
 		}
 		/* flex's ^: the start of a buffer, or just after a newline. */
-		if ((p == s->base || p[-1] == '\n') && scan_include(s, t))
+		if ((p == s->base || p[-1] == '\n') && scan_include(s, ret))
 			return;
 		if (*p == '\n' || *p == ' ' || *p == '\t' || *p == '\r' || *p == '\f') {
 			s->line += *p == '\n';
@@ -242,7 +242,7 @@ void tp_config_scan_next(struct tp_config_src *s, struct tp_config_token *t)
 			/* {comment} (#|\/\/).*$ needs the newline: at the very end it is garbage. */
 			s->p = line_end(s);
 		} else {
-			scan_word(s, t);
+			scan_word(s, ret);
 			return;
 		}
 	}

@@ -67,7 +67,7 @@ struct tp_config_src {
 };
 
 /* The next token of s into *t; TP_TOK_EOF at the end of s (again on every call). */
-void tp_config_scan_next(struct tp_config_src *s, struct tp_config_token *t);
+void tp_config_scan_next(struct tp_config_src *s, struct tp_config_token *ret);
 
 /*
  * The value of a TP_TOK_INT literal (len bytes at text) as the text says it:

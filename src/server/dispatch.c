@@ -14,19 +14,19 @@
 /* Post a run of finished requests, stamped with one end time for the metrics. */
 static uint32_t post_run(struct tp_loop *l, struct tp_req *first, struct tp_req *last, size_t n)
 {
-	uint32_t now = tp_req_us(tp_clock_ns());
+	uint32_t now_us = tp_req_us(tp_clock_ns());
 
 	for (struct tp_req *r = first; r; r = r->dnext)
-		r->end_us = now;
+		r->end_us = now_us;
 	tp_loop_post_done(l, first, last, n);
-	return now;
+	return now_us;
 }
 
 /* When r's line was read, on CLOCK_MONOTONIC (its stamp is in wrapping microseconds). */
 static uint64_t accepted_ns(const struct tp_req *r)
 {
-	uint64_t now = tp_clock_ns();
-	return now - (uint64_t)(uint32_t)(tp_req_us(now) - r->arrival_us) * 1000;
+	uint64_t now_ns = tp_clock_ns();
+	return now_ns - (uint64_t)(uint32_t)(tp_req_us(now_ns) - r->arrival_us) * 1000;
 }
 
 /* r was popped but is answered without running: an expensive one's cost goes back to its flow. */
@@ -42,7 +42,7 @@ void tp_dispatch_exec(struct tp_qnode **nodes, size_t n, void *ctx)
 	struct tp_req *first = NULL, *last = NULL;
 	struct tp_loop *cur = NULL;
 	size_t cnt = 0;
-	uint32_t start = tp_req_us(tp_clock_ns());
+	uint32_t start_us = tp_req_us(tp_clock_ns());
 	/* pool.max_wait_ms in the requests' microsecond stamps (it is far below their wrap). */
 	uint32_t max_wait_us = (uint32_t)(atomic_load_explicit(&d->max_wait_ns, memory_order_relaxed) / 1000);
 
@@ -51,18 +51,18 @@ void tp_dispatch_exec(struct tp_qnode **nodes, size_t n, void *ctx)
 		struct tp_loop *l = r->conn->loop;
 
 		if (l != cur && cnt) {
-			start = post_run(cur, first, last, cnt);
+			start_us = post_run(cur, first, last, cnt);
 			first = NULL;
 			cnt = 0;
 		}
-		r->start_us = start;
+		r->start_us = start_us;
 		r->ran = true;
 		if (tp_conn_is_gone(r->conn)) {
 			/* Nobody will read the reply: do not sleep for a client that left. */
 			r->status = TP_PROTO_OK;
 			r->len = 0;
 			unrun(d, r);
-		} else if (max_wait_us && (uint32_t)(start - r->arrival_us) > max_wait_us) {
+		} else if (max_wait_us && (uint32_t)(start_us - r->arrival_us) > max_wait_us) {
 			/* Its client has most likely given up: do not spend a worker on it. */
 			tp_req_fail(r, TP_PROTO_BUSY);
 			r->late = true; /* counted as the reply is written (metrics.h) */

@@ -46,7 +46,7 @@ size_t tp_fdpass_send(int sock, const int *fds, size_t n, int *ret_err)
 	return sent;
 }
 
-int tp_fdpass_recv(int sock, int *fds, bool *truncated)
+int tp_fdpass_recv(int sock, int *ret_fds, bool *ret_truncated)
 {
 	union control u;
 	char byte;
@@ -61,7 +61,7 @@ int tp_fdpass_recv(int sock, int *fds, bool *truncated)
 	if (r == 0)
 		return -ENODATA;
 	if (m.msg_flags & MSG_CTRUNC)
-		*truncated = true;
+		*ret_truncated = true;
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
 		size_t k;
 		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len < CMSG_LEN(0))
@@ -69,7 +69,7 @@ int tp_fdpass_recv(int sock, int *fds, bool *truncated)
 		k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
 		if (k > (size_t)(TP_FDPASS_BATCH - n))
 			k = (size_t)(TP_FDPASS_BATCH - n);
-		memcpy(fds + n, CMSG_DATA(c), k * sizeof(int));
+		memcpy(ret_fds + n, CMSG_DATA(c), k * sizeof(int));
 		n += (int)k;
 	}
 	return n;

@@ -25,11 +25,11 @@
 size_t tp_fdpass_send(int sock, const int *fds, size_t n, int *ret_err);
 
 /*
- * Receive the next message's fds into fds (room for TP_FDPASS_BATCH),
+ * Receive the next message's fds into ret_fds (room for TP_FDPASS_BATCH),
  * close-on-exec.  Returns how many (0 is possible), -ENODATA when nothing
- * more is waiting or the sender's end is closed, or -errno.  *truncated is
+ * more is waiting or the sender's end is closed, or -errno.  *ret_truncated is
  * set when the kernel closed some it could not install (RLIMIT_NOFILE).
  */
-int tp_fdpass_recv(int sock, int *fds, bool *truncated);
+int tp_fdpass_recv(int sock, int *ret_fds, bool *ret_truncated);
 
 #endif

@@ -73,10 +73,10 @@ void tp_health_stats(const struct tp_health *h, struct tp_stats *ret)
 	}
 }
 
-void tp_health_status(struct tp_health *h, uint64_t now)
+void tp_health_status(struct tp_health *h, uint64_t now_ns)
 {
 	struct tp_stats st;
-	double secs = h->last_status_ns ? (double)(now - h->last_status_ns) / 1e9 : 0;
+	double secs = h->last_status_ns ? (double)(now_ns - h->last_status_ns) / 1e9 : 0;
 
 	tp_health_stats(h, &st);
 	double rps = secs > 0 ? (double)(st.served - h->status_served) / secs : 0;
@@ -87,22 +87,22 @@ void tp_health_status(struct tp_health *h, uint64_t now)
 	              st.queue_depth, st.queue_capacity, st.queue_waiting, st.flows,
 	              st.queue_depth ? 100.0 * (double)st.largest / (double)st.queue_depth : 0.0,
 	              st.connections, st.served, st.rejected, st.late, rps);
-	h->last_status_ns = now;
+	h->last_status_ns = now_ns;
 	h->status_served = st.served;
 }
 
-int tp_health_stopping(struct tp_health *h, const char *phase, uint64_t now)
+int tp_health_stopping(struct tp_health *h, const char *phase, uint64_t now_ns)
 {
 	int r = tp_sd_notify("STOPPING=1");
 	h->phase = phase;
-	tp_health_status(h, now);
+	tp_health_status(h, now_ns);
 	return r;
 }
 
 /* "in the last N s" since the previous look at a count, or "since start" before the first. */
-static void since_text(uint64_t last_ns, uint64_t now, char *buf, size_t len)
+static void since_text(uint64_t last_ns, uint64_t now_ns, char *buf, size_t len)
 {
-	double s = last_ns ? (double)(now - last_ns) / 1e9 : 0;
+	double s = last_ns ? (double)(now_ns - last_ns) / 1e9 : 0;
 
 	if (last_ns)
 		snprintf(buf, len, "in the last %.*f s", s < 9.95 ? 1 : 0, s); /* at the stop: under 5 s */
@@ -111,11 +111,11 @@ static void since_text(uint64_t last_ns, uint64_t now, char *buf, size_t len)
 }
 
 /* Busy and late rejections: one line each per interval at most (unless flush: the stop). */
-static void log_busy(struct tp_health *h, uint64_t now, bool flush)
+static void log_busy(struct tp_health *h, uint64_t now_ns, bool flush)
 {
 	struct tp_stats st;
 
-	if (!flush && now - h->last_busy_log_ns < BUSY_LOG_EVERY_NS)
+	if (!flush && now_ns - h->last_busy_log_ns < BUSY_LOG_EVERY_NS)
 		return;
 	tp_health_stats(h, &st);
 	if (st.rejected > h->busy_logged) {
@@ -125,7 +125,7 @@ static void log_busy(struct tp_health *h, uint64_t now, bool flush)
 		snprintf(rej, sizeof(rej), "%" PRIu64, n);
 		snprintf(depth, sizeof(depth), "%zu", st.queue_depth);
 		snprintf(w, sizeof(w), "%zu", st.workers);
-		since_text(h->last_busy_log_ns, now, since, sizeof(since));
+		since_text(h->last_busy_log_ns, now_ns, since, sizeof(since));
 		struct tp_log_field f[] = {
 		        {"TP_REJECTED", rej}, {"TP_QUEUE_DEPTH", depth}, {"TP_WORKERS", w}};
 		tp_logf(TP_LOG_WARNING, "busy", f, 3,
@@ -145,7 +145,7 @@ static void log_busy(struct tp_health *h, uint64_t now, bool flush)
 		        n);
 		h->late_logged = st.late;
 	}
-	h->last_busy_log_ns = now;
+	h->last_busy_log_ns = now_ns;
 }
 
 /*
@@ -153,7 +153,7 @@ static void log_busy(struct tp_health *h, uint64_t now, bool flush)
  * (unless flush: the stop), by the limit each was over (at accept, or at
  * its PROXY header).
  */
-static void log_refused(struct tp_health *h, uint64_t now, bool flush)
+static void log_refused(struct tp_health *h, uint64_t now_ns, bool flush)
 {
 	struct tp_metrics_events ev;
 	struct tp_stats st;
@@ -162,7 +162,7 @@ static void log_refused(struct tp_health *h, uint64_t now, bool flush)
 	size_t len = 0;
 
 	if (!h->metrics ||
-	    (!flush && h->last_refused_log_ns && now - h->last_refused_log_ns < BUSY_LOG_EVERY_NS))
+	    (!flush && h->last_refused_log_ns && now_ns - h->last_refused_log_ns < BUSY_LOG_EVERY_NS))
 		return;
 	tp_metrics_events(h->metrics, &ev);
 	for (size_t i = 0; i < TP_REFUSE_COUNT; i++) {
@@ -175,14 +175,14 @@ static void log_refused(struct tp_health *h, uint64_t now, bool flush)
 	if (!n)
 		return;
 	tp_health_stats(h, &st);
-	since_text(h->last_refused_log_ns, now, since, sizeof(since));
+	since_text(h->last_refused_log_ns, now_ns, since, sizeof(since));
 	snprintf(n_txt, sizeof(n_txt), "%" PRIu64, n);
 	struct tp_log_field f[] = {{"TP_REFUSED", n_txt}};
 	tp_logf(TP_LOG_WARNING, "refused", f, 1,
 	        "refused %" PRIu64 " connection%s (%s) %s (%" PRIu64 " open)", n, n == 1 ? "" : "s", why,
 	        since, st.connections);
 	memcpy(h->refused_logged, ev.refused, sizeof(ev.refused));
-	h->last_refused_log_ns = now;
+	h->last_refused_log_ns = now_ns;
 }
 
 /*
@@ -223,7 +223,7 @@ static void trim(struct tp_health *h)
  * resident free heap is TRIM_BUSY_FREE above what the last trim left, at
  * most once per TRIM_BUSY_EVERY_NS.
  */
-static void trim_memory(struct tp_health *h, uint64_t now)
+static void trim_memory(struct tp_health *h, uint64_t now_ns)
 {
 	struct tp_stats st;
 
@@ -234,27 +234,27 @@ static void trim_memory(struct tp_health *h, uint64_t now)
 		h->quiet_served = st.served;
 		h->quiet_conns = st.connections;
 		h->quiet_rejected = st.rejected;
-		h->quiet_since_ns = now;
+		h->quiet_since_ns = now_ns;
 		h->trimmed = false;
-		if (h->busy_trim_ns && now - h->busy_trim_ns < TRIM_BUSY_EVERY_NS)
+		if (h->busy_trim_ns && now_ns - h->busy_trim_ns < TRIM_BUSY_EVERY_NS)
 			return;
 		size_t held = resident_free();
 		if (first)
 			h->held_base = held; /* the first look: what is free at start */
 		if (held < h->held_base + TRIM_BUSY_FREE)
 			return;
-		h->busy_trim_ns = now;
+		h->busy_trim_ns = now_ns;
 		trim(h);
 		tp_log(TP_LOG_DEBUG, "memory", "%zu MiB of free heap resident: returned to the system",
 		       held >> 20);
 		return;
 	}
-	if (h->trimmed || now - h->quiet_since_ns < TRIM_QUIET_NS)
+	if (h->trimmed || now_ns - h->quiet_since_ns < TRIM_QUIET_NS)
 		return;
 	h->trimmed = true;
 	trim(h);
 	tp_log(TP_LOG_DEBUG, "memory", "quiet for %.0f s: freed memory returned to the system",
-	       (double)(now - h->quiet_since_ns) / 1e9);
+	       (double)(now_ns - h->quiet_since_ns) / 1e9);
 }
 
 /*
@@ -263,7 +263,7 @@ static void trim_memory(struct tp_health *h, uint64_t now)
  * wake-up, a pool that no longer takes work.  Seen at two looks that far
  * apart with the same count of pops.
  */
-static bool pool_wedged(struct tp_health *h, const struct tp_pool_stats *ps, uint64_t now, char *why,
+static bool pool_wedged(struct tp_health *h, const struct tp_pool_stats *ps, uint64_t now_ns, char *why,
                         size_t len)
 {
 	struct tp_queue_stats qs;
@@ -274,14 +274,14 @@ static bool pool_wedged(struct tp_health *h, const struct tp_pool_stats *ps, uin
 		return false;
 	}
 	if (!h->idle_since_ns || ps->pops != h->idle_pops) {
-		h->idle_since_ns = now;
+		h->idle_since_ns = now_ns;
 		h->idle_pops = ps->pops;
 		return false;
 	}
-	if (now < h->idle_since_ns + LOOP_STALL_NS)
+	if (now_ns < h->idle_since_ns + LOOP_STALL_NS)
 		return false;
 	snprintf(why, len, "%zu requests queued and %zu workers idle, none taken for %.1f s", qs.depth,
-	         qs.idle, (double)(now - h->idle_since_ns) / 1e9);
+	         qs.idle, (double)(now_ns - h->idle_since_ns) / 1e9);
 	return true;
 }
 
@@ -292,29 +292,29 @@ static bool pool_wedged(struct tp_health *h, const struct tp_pool_stats *ps, uin
  * max_sleep_ms is busy, not stuck), and the workers take queued work.
  * why gets the reason when unhealthy.
  */
-static bool healthy(struct tp_health *h, uint64_t now, char *why, size_t len)
+static bool healthy(struct tp_health *h, uint64_t now_ns, char *why, size_t len)
 {
 	struct tp_pool_stats ps;
 
 	for (size_t i = 1; i < h->nloops; i++) {
 		struct tp_loop_counters lc;
 		tp_loop_counters(h->loops[i], &lc);
-		if (lc.last_turn_ns && now > lc.last_turn_ns + LOOP_STALL_NS) {
+		if (lc.last_turn_ns && now_ns > lc.last_turn_ns + LOOP_STALL_NS) {
 			snprintf(why, len, "event loop %zu has not run for %.1f s", i,
-			         (double)(now - lc.last_turn_ns) / 1e9);
+			         (double)(now_ns - lc.last_turn_ns) / 1e9);
 			return false;
 		}
 	}
 	tp_pool_stats(h->pool, &ps);
-	if (ps.stall_at_ns && now > ps.stall_at_ns) {
+	if (ps.stall_at_ns && now_ns > ps.stall_at_ns) {
 		snprintf(why, len,
 		         "a worker has been on one request for %.1f s (stall threshold %.0f ms when it "
 		         "started); %zu of %zu workers busy",
-		         (double)(now - ps.stall_since_ns) / 1e9,
+		         (double)(now_ns - ps.stall_since_ns) / 1e9,
 		         (double)(ps.stall_at_ns - ps.stall_since_ns) / 1e6, ps.busy, ps.workers);
 		return false;
 	}
-	return !pool_wedged(h, &ps, now, why, len);
+	return !pool_wedged(h, &ps, now_ns, why, len);
 }
 
 bool tp_health_ok(struct tp_health *h, uint64_t now_ns)
@@ -323,14 +323,14 @@ bool tp_health_ok(struct tp_health *h, uint64_t now_ns)
 	return healthy(h, now_ns, why, sizeof(why));
 }
 
-static void watchdog(struct tp_health *h, uint64_t now)
+static void watchdog(struct tp_health *h, uint64_t now_ns)
 {
 	char why[256];
 
-	if (!h->wd_usec || now + h->wd_early_ns < h->wd_next_ns)
+	if (!h->wd_usec || now_ns + h->wd_early_ns < h->wd_next_ns)
 		return;
-	h->wd_next_ns = now + h->wd_usec * 1000 / 2;
-	if (healthy(h, now, why, sizeof(why))) {
+	h->wd_next_ns = now_ns + h->wd_usec * 1000 / 2;
+	if (healthy(h, now_ns, why, sizeof(why))) {
 		if (!h->wd_healthy)
 			tp_log(TP_LOG_NOTICE, "stall", "healthy again: watchdog pings resume");
 		h->wd_healthy = true;
@@ -344,22 +344,22 @@ static void watchdog(struct tp_health *h, uint64_t now)
 	h->wd_healthy = false;
 }
 
-void tp_health_tick(struct tp_health *h, uint64_t now)
+void tp_health_tick(struct tp_health *h, uint64_t now_ns)
 {
-	watchdog(h, now);
-	if (now - h->last_status_ns >= STATUS_EVERY_NS)
-		tp_health_status(h, now);
-	log_busy(h, now, false);
-	log_refused(h, now, false);
-	tp_turnaway_log_tick(&h->turnaway, h->loops, h->nloops, now);
-	trim_memory(h, now);
+	watchdog(h, now_ns);
+	if (now_ns - h->last_status_ns >= STATUS_EVERY_NS)
+		tp_health_status(h, now_ns);
+	log_busy(h, now_ns, false);
+	log_refused(h, now_ns, false);
+	tp_turnaway_log_tick(&h->turnaway, h->loops, h->nloops, now_ns);
+	trim_memory(h, now_ns);
 }
 
-void tp_health_flush(struct tp_health *h, uint64_t now)
+void tp_health_flush(struct tp_health *h, uint64_t now_ns)
 {
-	log_busy(h, now, true);
-	log_refused(h, now, true);
-	tp_turnaway_log_flush(&h->turnaway, h->loops, h->nloops, now);
+	log_busy(h, now_ns, true);
+	log_refused(h, now_ns, true);
+	tp_turnaway_log_flush(&h->turnaway, h->loops, h->nloops, now_ns);
 }
 
 void tp_health_log_ready(const struct tp_sockets *sock, const char *metrics_name, const struct tp_config *cfg,

@@ -262,22 +262,22 @@ static void refresh_shutting_down(struct tp_loop *l)
 /* Wait for events (spinning or polling first when that pays; see DESIGN). Returns n or -errno. */
 static int wait_events(struct tp_loop *l, struct epoll_event *events)
 {
-	int timeout = next_timeout_ms(l);
+	int timeout_ms = next_timeout_ms(l);
 	int n = -1;
 
-	if (timeout != 0 && l->cheap_inflight > 0) {
+	if (timeout_ms != 0 && l->cheap_inflight > 0) {
 		/* Sockets that are ready come first; spin only when none is. */
 		n = epoll_wait(l->epfd, events, MAX_EVENTS, 0);
 		if (n == 0 && tp_post_spin(&l->post, SPIN_NS))
-			timeout = 0;
+			timeout_ms = 0;
 	}
-	if (n <= 0 && timeout != 0 && tp_clock_ns() - l->last_work_ns < IDLE_POLL_NS) {
+	if (n <= 0 && timeout_ms != 0 && tp_clock_ns() - l->last_work_ns < IDLE_POLL_NS) {
 		/* Just after work: poll rather than let this vCPU go idle (see DESIGN). */
 		(void)sched_yield();
-		timeout = 0;
+		timeout_ms = 0;
 	}
 	if (n <= 0)
-		n = epoll_wait(l->epfd, events, MAX_EVENTS, timeout);
+		n = epoll_wait(l->epfd, events, MAX_EVENTS, timeout_ms);
 	if (n > 0)
 		l->last_work_ns = tp_clock_ns();
 	if (n < 0 && errno != EINTR)
@@ -293,7 +293,7 @@ static int wait_events(struct tp_loop *l, struct epoll_event *events)
 
 static void handle_events(struct tp_loop *l, const struct epoll_event *events, int n)
 {
-	uint64_t now = l->env.now_ns;
+	uint64_t now_ns = l->env.now_ns;
 	for (int i = 0; i < n; i++) {
 		struct tp_source *src = events[i].data.ptr;
 		switch ((enum tp_source_kind)src->kind) {
@@ -303,7 +303,7 @@ static void handle_events(struct tp_loop *l, const struct epoll_event *events, i
 			break;
 		}
 		case TP_SOURCE_LISTEN:
-			tp_listener_accept(&l->listen, (struct tp_listener *)src, now, take_conn, l);
+			tp_listener_accept(&l->listen, (struct tp_listener *)src, now_ns, take_conn, l);
 			break;
 		case TP_SOURCE_WAKE:
 			tp_post_clear_wake(&l->post);
@@ -314,17 +314,17 @@ static void handle_events(struct tp_loop *l, const struct epoll_event *events, i
 			for (int signo; (signo = tp_signals_next(l->sigfd)) != 0;)
 				l->hooks.on_signal(l->hooks.ctx, signo);
 			refresh_shutting_down(l);
-			l->next_tick_ns = now; /* the tick learns the deadline a signal set */
+			l->next_tick_ns = now_ns; /* the tick learns the deadline a signal set */
 			break;
 		case TP_SOURCE_AGENT:
-			tp_listener_pause_other(&l->listen, src, l->hooks.on_agent(l->hooks.ctx), now);
+			tp_listener_pause_other(&l->listen, src, l->hooks.on_agent(l->hooks.ctx), now_ns);
 			break;
 		case TP_SOURCE_REFUSED:
 			tp_listener_drain(&l->listen, (struct tp_refused *)src);
 			break;
 		case TP_SOURCE_SCRAPE:
 			tp_listener_pause_other(&l->listen, src,
-			                        tp_scrape_on_event(src, events[i].events, now), now);
+			                        tp_scrape_on_event(src, events[i].events, now_ns), now_ns);
 			break;
 		}
 	}

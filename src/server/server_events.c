@@ -54,31 +54,31 @@ static void wake_loops(struct tp_server *srv)
  * now): what the shutdown still waits for ends within the unit's stop
  * timeout, the forced close's grace shortened first.
  */
-static uint64_t within_stop(const struct tp_server *srv, uint64_t now, uint64_t t, uint64_t margin)
+static uint64_t within_stop(const struct tp_server *srv, uint64_t now_ns, uint64_t t_ns, uint64_t margin_ns)
 {
-	uint64_t last = srv->gone_by_ns > now + margin ? srv->gone_by_ns - margin : now;
-	return srv->gone_by_ns && t > last ? last : t;
+	uint64_t last = srv->gone_by_ns > now_ns + margin_ns ? srv->gone_by_ns - margin_ns : now_ns;
+	return srv->gone_by_ns && t_ns > last ? last : t_ns;
 }
 
 /* now: the signal's (or the leave's end's) clock read, the one gone_by_ns counts from. */
-static void begin_shutdown(struct tp_server *srv, int signo, uint64_t now)
+static void begin_shutdown(struct tp_server *srv, int signo, uint64_t now_ns)
 {
 	struct tp_stats st;
 
 	if (atomic_load(&srv->shared.shutting_down)) { /* a second signal: stop waiting for work */
 		tp_log(TP_LOG_NOTICE, "stop", "%s again: cutting the shutdown short", strsignal(signo));
-		srv->shutdown_deadline_ns = now;
+		srv->shutdown_deadline_ns = now_ns;
 		return;
 	}
 	/* STOPPING=1 again after a leave: systemd takes it once. */
-	int notified = tp_health_stopping(&srv->health, "shutting down", now);
+	int notified = tp_health_stopping(&srv->health, "shutting down", now_ns);
 	tp_health_stats(&srv->health, &st);
-	uint64_t want = now + (uint64_t)srv->cfg.shutdown_timeout_s * 1000000000ull;
-	srv->shutdown_deadline_ns = within_stop(srv, now, want, MIN_GRACE_NS);
+	uint64_t want = now_ns + (uint64_t)srv->cfg.shutdown_timeout_s * 1000000000ull;
+	srv->shutdown_deadline_ns = within_stop(srv, now_ns, want, MIN_GRACE_NS);
 	tp_log(TP_LOG_NOTICE, "stop",
 	       "%s: shutting down; answering %zu queued and %zu running requests, up to %.1f s%s",
 	       strsignal(signo), st.queue_depth + st.queue_waiting, st.workers_busy,
-	       (double)(srv->shutdown_deadline_ns - now) / 1e9,
+	       (double)(srv->shutdown_deadline_ns - now_ns) / 1e9,
 	       srv->shutdown_deadline_ns < want ? " (shortened to end before shutdown.stop_timeout_s)" : "");
 	atomic_store(&srv->shared.keeping, tp_handover_begin(srv->handover, &srv->cfg, notified));
 	atomic_store(&srv->shared.shutting_down, true);
@@ -86,7 +86,7 @@ static void begin_shutdown(struct tp_server *srv, int signo, uint64_t now)
 }
 
 /* Past the shutdown deadline: whatever still waits or sleeps gets ERR server shutting down. */
-static void abort_work(struct tp_server *srv, uint64_t now)
+static void abort_work(struct tp_server *srv, uint64_t now_ns)
 {
 	size_t cnt;
 
@@ -95,7 +95,7 @@ static void abort_work(struct tp_server *srv, uint64_t now)
 	tp_pool_abort(srv->pool);
 	tp_log(TP_LOG_WARNING, "stop",
 	       "shutdown timeout reached: %zu queued requests answered with ERR server shutting down", cnt);
-	srv->force_close_ns = within_stop(srv, now, now + FORCE_CLOSE_GRACE_NS, 0);
+	srv->force_close_ns = within_stop(srv, now_ns, now_ns + FORCE_CLOSE_GRACE_NS, 0);
 }
 
 /* A reload job's thread: its read is done. */
@@ -231,20 +231,20 @@ int tp_server_on_agent(void *ctx)
 	                       tp_health_ok(&srv->health, tp_clock_ns()));
 }
 
-uint64_t tp_server_on_tick(void *ctx, uint64_t now)
+uint64_t tp_server_on_tick(void *ctx, uint64_t now_ns)
 {
 	struct tp_server *srv = ctx;
 
-	tp_health_tick(&srv->health, now);
-	tp_report_tick(&srv->report, now, srv->cfg.stats_interval_s);
-	tp_scrape_expire(srv->scrape, now);
-	if (tp_leave_tick(&srv->leave, &srv->health, now))
-		begin_shutdown(srv, SIGTERM, now);
+	tp_health_tick(&srv->health, now_ns);
+	tp_report_tick(&srv->report, now_ns, srv->cfg.stats_interval_s);
+	tp_scrape_expire(srv->scrape, now_ns);
+	if (tp_leave_tick(&srv->leave, &srv->health, now_ns))
+		begin_shutdown(srv, SIGTERM, now_ns);
 	if (!atomic_load(&srv->shared.shutting_down))
 		return srv->leave.leave_at_ns; /* 0 when not leaving */
-	if (!srv->aborted && now >= srv->shutdown_deadline_ns)
-		abort_work(srv, now);
-	if (srv->aborted && !atomic_load(&srv->shared.force_close) && now >= srv->force_close_ns) {
+	if (!srv->aborted && now_ns >= srv->shutdown_deadline_ns)
+		abort_work(srv, now_ns);
+	if (srv->aborted && !atomic_load(&srv->shared.force_close) && now_ns >= srv->force_close_ns) {
 		atomic_store(&srv->shared.force_close, true);
 		wake_loops(srv);
 	}

@@ -130,12 +130,12 @@ static void *worker_main(void *arg)
 		}
 		atomic_store_explicit(&s->pops, atomic_load_explicit(&s->pops, memory_order_relaxed) + 1,
 		                      memory_order_relaxed);
-		uint64_t now = tp_clock_ns(),
-		         stall = atomic_load_explicit(&p->stall_ns, memory_order_acquire);
-		atomic_store_explicit(&s->stall_at_ns, stall ? now + stall : UINT64_MAX,
+		uint64_t now_ns = tp_clock_ns(),
+		         stall_ns = atomic_load_explicit(&p->stall_ns, memory_order_acquire);
+		atomic_store_explicit(&s->stall_at_ns, stall_ns ? now_ns + stall_ns : UINT64_MAX,
 		                      memory_order_relaxed);
 		/* Release: a reader that sees this start also sees its deadline. */
-		atomic_store_explicit(&s->busy_since_ns, now, memory_order_release);
+		atomic_store_explicit(&s->busy_since_ns, now_ns, memory_order_release);
 		bool expensive = !batch[0]->batchable; /* a batch is cheap or one expensive node */
 		p->exec(batch, n, p->ctx);
 		if (expensive) /* the pop counted it in */
