@@ -103,7 +103,7 @@ size_t tp_agent_answer(int fd, const char *line, size_t len, int *ret_err)
 		 * destroy the answer before the peer reads it.
 		 */
 		size_t dropped = 0;
-		(void)tp_discard(-1, c, NULL, &dropped);
+		(void)tp_listener_discard(-1, c, NULL, &dropped);
 		close(c);
 		n++;
 	}

@@ -121,7 +121,7 @@ char *tp_expo_seconds(char *buf, size_t len, uint64_t ns)
 	return buf;
 }
 
-void tp_expo_hist(struct tp_expo *e, const char *name, const char *labels, const struct tp_hist *h)
+void tp_expo_hist(struct tp_expo *e, const char *name, const char *labels, const struct tp_metrics_hist *h)
 {
 	const char *sep = labels && *labels ? "," : "";
 	uint64_t cum = 0;
@@ -129,12 +129,12 @@ void tp_expo_hist(struct tp_expo *e, const char *name, const char *labels, const
 
 	if (!labels)
 		labels = "";
-	for (size_t i = 0; i < TP_HIST_BUCKETS; i++) {
+	for (size_t i = 0; i < TP_METRICS_HIST_BUCKETS; i++) {
 		cum += h->counts[i];
 		tp_expo_printf(e, "%s_bucket{%s%sle=\"%s\"} %" PRIu64 "\n", name, labels, sep,
-		               tp_expo_seconds(le, sizeof(le), tp_hist_bounds_ns[i]), cum);
+		               tp_expo_seconds(le, sizeof(le), tp_metrics_hist_bounds_ns[i]), cum);
 	}
-	cum += h->counts[TP_HIST_BUCKETS];
+	cum += h->counts[TP_METRICS_HIST_BUCKETS];
 	tp_expo_printf(e, "%s_bucket{%s%sle=\"+Inf\"} %" PRIu64 "\n", name, labels, sep, cum);
 	tp_expo_printf(e, "%s_sum%s%s%s %s\n", name, *labels ? "{" : "", labels, *labels ? "}" : "",
 	               tp_expo_seconds(le, sizeof(le), h->sum_ns));

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "metrics.h"
+#include "metrics.h" /* struct tp_metrics_hist, the one histogram it writes */
 
 #define TP_EXPO_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
@@ -48,6 +48,6 @@ char *tp_expo_seconds(char *buf, size_t len, uint64_t ns);
  * A histogram's samples: name_bucket{labels,le="..."} cumulative for every
  * bound and +Inf, name_sum (seconds) and name_count (the +Inf count).
  */
-void tp_expo_hist(struct tp_expo *e, const char *name, const char *labels, const struct tp_hist *h);
+void tp_expo_hist(struct tp_expo *e, const char *name, const char *labels, const struct tp_metrics_hist *h);
 
 #endif

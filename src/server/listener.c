@@ -346,11 +346,11 @@ static void pause_accept(struct tp_listen_set *s, uint64_t now_ns, int err)
 		       ACCEPT_PAUSE_MS);
 }
 
-enum tp_discard tp_discard(int epfd, int fd, struct epoll_event *ev, size_t *ret_dropped)
+enum tp_listener_discard tp_listener_discard(int epfd, int fd, struct epoll_event *ev, size_t *ret_dropped)
 {
 	char buf[4096];
 
-	for (size_t got = 0; got < TP_DISCARD_MAX;) {
+	for (size_t got = 0; got < TP_LISTENER_DISCARD_MAX;) {
 		ssize_t n = read(fd, buf, sizeof(buf));
 		if (n > 0) {
 			got += (size_t)n;
@@ -358,13 +358,13 @@ enum tp_discard tp_discard(int epfd, int fd, struct epoll_event *ev, size_t *ret
 		} else if (n < 0 && errno == EINTR) {
 			continue;
 		} else {
-			return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? TP_DISCARD_EMPTY
-			                                                          : TP_DISCARD_END;
+			return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? TP_LISTENER_DISCARD_EMPTY
+			                                                          : TP_LISTENER_DISCARD_END;
 		}
 	}
 	if (epfd >= 0)
 		(void)epoll_ctl(epfd, EPOLL_CTL_MOD, fd, ev); /* MOD looks at readiness again */
-	return TP_DISCARD_MORE;
+	return TP_LISTENER_DISCARD_MORE;
 }
 
 void tp_listener_drain(struct tp_listen_set *s, struct tp_refused *rf)
@@ -372,7 +372,7 @@ void tp_listener_drain(struct tp_listen_set *s, struct tp_refused *rf)
 	struct epoll_event ev = {.events = REFUSED_EVENTS, .data.ptr = rf};
 	size_t dropped = 0;
 
-	if (tp_discard(s->epfd, rf->fd, &ev, &dropped) == TP_DISCARD_END)
+	if (tp_listener_discard(s->epfd, rf->fd, &ev, &dropped) == TP_LISTENER_DISCARD_END)
 		refused_close(s, rf);
 }
 
@@ -414,7 +414,7 @@ void tp_listener_refuse(struct tp_listen_set *s, int fd, uint64_t now_ns)
 	}
 	/* No slot: only what it sent already is read, which spares most a reset. */
 	size_t dropped = 0;
-	(void)tp_discard(-1, fd, NULL, &dropped);
+	(void)tp_listener_discard(-1, fd, NULL, &dropped);
 	close(fd);
 }
 

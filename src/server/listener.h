@@ -159,20 +159,20 @@ void tp_listener_timers(struct tp_listen_set *s, uint64_t now_ns);
 
 /*
  * A refused client's socket is readable: drain it; close it at EOF or on an
- * error.  A client that keeps sending is read TP_DISCARD_MAX bytes a call,
+ * error.  A client that keeps sending is read TP_LISTENER_DISCARD_MAX bytes a call,
  * then closed at its deadline.
  */
 void tp_listener_drain(struct tp_listen_set *s, struct tp_refused *rf);
 
-/* What tp_discard() reads at most in one call. */
-#define TP_DISCARD_MAX (64 * 1024)
+/* What tp_listener_discard() reads at most in one call. */
+#define TP_LISTENER_DISCARD_MAX (64 * 1024)
 
-enum tp_discard { TP_DISCARD_EMPTY, TP_DISCARD_MORE, TP_DISCARD_END };
+enum tp_listener_discard { TP_LISTENER_DISCARD_EMPTY, TP_LISTENER_DISCARD_MORE, TP_LISTENER_DISCARD_END };
 
 struct epoll_event;
 
 /*
- * Read and drop what the non-blocking socket fd holds, TP_DISCARD_MAX bytes
+ * Read and drop what the non-blocking socket fd holds, TP_LISTENER_DISCARD_MAX bytes
  * at most, adding their count to *ret_dropped: a peer that keeps sending
  * cannot hold the loop.  Returns END at EOF or an error, EMPTY when
  * nothing more is there, MORE when it stopped with bytes perhaps left; fd
@@ -180,7 +180,7 @@ struct epoll_event;
  * registered), which reports it at the next wait if bytes are left.  With
  * epfd -1 (fd in no epoll set, ev NULL), a single pass before a close.
  */
-enum tp_discard tp_discard(int epfd, int fd, struct epoll_event *ev, size_t *ret_dropped);
+enum tp_listener_discard tp_listener_discard(int epfd, int fd, struct epoll_event *ev, size_t *ret_dropped);
 
 /*
  * Takes an accepted non-blocking socket and the client's address.  Returns

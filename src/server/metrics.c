@@ -25,10 +25,10 @@
 /* clang-format on */
 
 #define BOUND_ROW(b, arg) b,
-const uint64_t tp_hist_bounds_ns[TP_HIST_BUCKETS] = {BOUNDS(BOUND_ROW, 0)};
+const uint64_t tp_metrics_hist_bounds_ns[TP_METRICS_HIST_BUCKETS] = {BOUNDS(BOUND_ROW, 0)};
 
 /* The same with a last bound nothing exceeds, so the +Inf bucket needs no test of its own. */
-static const uint64_t bound_or_max[TP_HIST_BUCKETS + 1] = {BOUNDS(BOUND_ROW, 0) UINT64_MAX};
+static const uint64_t bound_or_max[TP_METRICS_HIST_BUCKETS + 1] = {BOUNDS(BOUND_ROW, 0) UINT64_MAX};
 
 /* How many bounds lie below 2^k: the first bucket a value of k + 1 significant bits can fall in. */
 #define LESS(b, p) +((b) < (p)) /* NOLINT(bugprone-macro-parentheses): one term of the sum in BELOW() */
@@ -87,18 +87,18 @@ static inline size_t bucket(uint64_t ns)
 	return i + (ns > bound_or_max[i]);
 }
 
-static inline void observe_n(struct tp_hist *h, uint64_t ns, uint64_t n)
+static inline void observe_n(struct tp_metrics_hist *h, uint64_t ns, uint64_t n)
 {
 	tp_metrics_add(&h->counts[bucket(ns)], n);
 	tp_metrics_add(&h->sum_ns, ns * n);
 }
 
-size_t tp_hist_bucket(uint64_t ns)
+size_t tp_metrics_hist_bucket(uint64_t ns)
 {
 	return bucket(ns);
 }
 
-void tp_hist_observe(struct tp_hist *h, uint64_t ns)
+void tp_metrics_hist_observe(struct tp_metrics_hist *h, uint64_t ns)
 {
 	observe_n(h, ns, 1);
 }

@@ -27,12 +27,12 @@
 #include "req.h"
 
 /* Finite buckets: 10 us to 50 s, 1-2.5-5 per decade (then +Inf). */
-#define TP_HIST_BUCKETS 21
+#define TP_METRICS_HIST_BUCKETS 21
 /* The upper bounds, in nanoseconds, increasing. */
-extern const uint64_t tp_hist_bounds_ns[TP_HIST_BUCKETS];
+extern const uint64_t tp_metrics_hist_bounds_ns[TP_METRICS_HIST_BUCKETS];
 
-struct tp_hist {
-	uint64_t counts[TP_HIST_BUCKETS + 1]; /* per bucket, not cumulative; the last is +Inf */
+struct tp_metrics_hist {
+	uint64_t counts[TP_METRICS_HIST_BUCKETS + 1]; /* per bucket, not cumulative; the last is +Inf */
 	uint64_t sum_ns;
 };
 
@@ -61,10 +61,10 @@ enum tp_refusal {
 /* One loop's figures (also the type of a sum). */
 struct tp_metrics_slot {
 	uint64_t requests[TP_METRICS_OPS][TP_METRICS_RESULTS];
-	struct tp_hist admission[TP_ADMIT_COUNT];
-	struct tp_hist queue_wait;
-	struct tp_hist service[TP_OP_COUNT];
-	struct tp_hist duration[TP_METRICS_OPS];
+	struct tp_metrics_hist admission[TP_ADMIT_COUNT];
+	struct tp_metrics_hist queue_wait;
+	struct tp_metrics_hist service[TP_OP_COUNT];
+	struct tp_metrics_hist duration[TP_METRICS_OPS];
 	uint64_t accepted; /* client connections set up */
 	uint64_t adopted;  /* ... of them taken over from the previous instance */
 	uint64_t bytes_in, bytes_out;
@@ -86,10 +86,10 @@ void tp_metrics_sum(const struct tp_metrics *m, struct tp_metrics_slot *ret);
 void tp_metrics_busy(const struct tp_metrics *m, uint64_t *ret_timeout, uint64_t *ret_max_wait);
 
 /* The index of the bucket that holds ns. */
-size_t tp_hist_bucket(uint64_t ns);
+size_t tp_metrics_hist_bucket(uint64_t ns);
 
 /* Count ns in h (h's owner only). */
-void tp_hist_observe(struct tp_hist *h, uint64_t ns);
+void tp_metrics_hist_observe(struct tp_metrics_hist *h, uint64_t ns);
 
 /* Add 1 or n to a counter of a slot (its owner only). */
 static inline void tp_metrics_add(uint64_t *counter, uint64_t n)

@@ -47,7 +47,7 @@ static void requests(struct tp_expo *e, const struct tp_metrics_slot *m)
 
 /* A histogram family of n series; with a label key, series i has the value names(i). */
 static void hist_family(struct tp_expo *e, const char *name, const char *help, const char *key,
-                        const char *(*names)(size_t), const struct tp_hist *h, size_t n)
+                        const char *(*names)(size_t), const struct tp_metrics_hist *h, size_t n)
 {
 	char l[64];
 
@@ -225,16 +225,17 @@ static uint64_t sum_all(const struct tp_metrics_slot *m)
 }
 
 /* The upper bound (ns) of the bucket holding the p-th quantile of now - before; 0 when empty. */
-static uint64_t quantile_bound(const struct tp_hist *now, const struct tp_hist *before, double p)
+static uint64_t quantile_bound(const struct tp_metrics_hist *now, const struct tp_metrics_hist *before,
+                               double p)
 {
-	uint64_t d[TP_HIST_BUCKETS + 1], total = 0, cum = 0;
+	uint64_t d[TP_METRICS_HIST_BUCKETS + 1], total = 0, cum = 0;
 
-	for (size_t i = 0; i <= TP_HIST_BUCKETS; i++)
+	for (size_t i = 0; i <= TP_METRICS_HIST_BUCKETS; i++)
 		total += d[i] = now->counts[i] - before->counts[i];
-	for (size_t i = 0; i <= TP_HIST_BUCKETS && total; i++) {
+	for (size_t i = 0; i <= TP_METRICS_HIST_BUCKETS && total; i++) {
 		cum += d[i];
 		if ((double)cum >= p * (double)total)
-			return i < TP_HIST_BUCKETS ? tp_hist_bounds_ns[i] : UINT64_MAX;
+			return i < TP_METRICS_HIST_BUCKETS ? tp_metrics_hist_bounds_ns[i] : UINT64_MAX;
 	}
 	return 0;
 }

@@ -353,7 +353,7 @@ static void finish(struct tp_scrape *s, struct sconn *c)
 {
 	struct epoll_event ev = {.events = SCONN_EVENTS, .data.ptr = c};
 	size_t dropped = 0;
-	bool eof = tp_discard(s->epfd, c->fd, &ev, &dropped) == TP_DISCARD_END;
+	bool eof = tp_listener_discard(s->epfd, c->fd, &ev, &dropped) == TP_LISTENER_DISCARD_END;
 
 	if (eof || (!c->lingering && !c->early && dropped == 0)) {
 		conn_close(c);

@@ -300,7 +300,7 @@ static void test_replies_counted_when_written(void **state)
 	assert_int_equal(sum.requests[TP_OP_ECHO][TP_PROTO_OK], 2);
 	assert_int_equal(sum.requests[TP_METRICS_OP_NONE][TP_PROTO_UNKNOWN_OP], 1);
 	assert_int_equal(sum.requests[TP_OP_SLEEP][TP_PROTO_OK], 1);
-	assert_int_equal(sum.duration[TP_OP_ECHO].counts[tp_hist_bucket(30 * 1000)], 2);
+	assert_int_equal(sum.duration[TP_OP_ECHO].counts[tp_metrics_hist_bucket(30 * 1000)], 2);
 	assert_int_equal(sum.duration[TP_OP_ECHO].sum_ns, 2 * 30 * 1000);
 	assert_int_equal(sum.admission[TP_ADMIT_ADMITTED].counts[0], 3);
 

@@ -27,25 +27,25 @@ static void test_bucket_edges(void **state)
 {
 	(void)state;
 	/* A bound belongs to its own bucket (le is "less or equal"). */
-	assert_int_equal(tp_hist_bucket(0), 0);
-	assert_int_equal(tp_hist_bucket(10 * US), 0);
-	assert_int_equal(tp_hist_bucket(10 * US + 1), 1);
-	assert_int_equal(tp_hist_bucket(25 * US), 1);
-	assert_int_equal(tp_hist_bucket(1 * MS), 6);
-	assert_int_equal(tp_hist_bucket(10 * S), 18);
-	assert_int_equal(tp_hist_bucket(10 * S + 1), 19);
-	assert_int_equal(tp_hist_bucket(50 * S), TP_HIST_BUCKETS - 1);
-	assert_int_equal(tp_hist_bucket(50 * S + 1), TP_HIST_BUCKETS);
-	assert_int_equal(tp_hist_bucket(UINT64_MAX), TP_HIST_BUCKETS);
-	for (size_t i = 1; i < TP_HIST_BUCKETS; i++)
-		assert_true(tp_hist_bounds_ns[i] > tp_hist_bounds_ns[i - 1]);
+	assert_int_equal(tp_metrics_hist_bucket(0), 0);
+	assert_int_equal(tp_metrics_hist_bucket(10 * US), 0);
+	assert_int_equal(tp_metrics_hist_bucket(10 * US + 1), 1);
+	assert_int_equal(tp_metrics_hist_bucket(25 * US), 1);
+	assert_int_equal(tp_metrics_hist_bucket(1 * MS), 6);
+	assert_int_equal(tp_metrics_hist_bucket(10 * S), 18);
+	assert_int_equal(tp_metrics_hist_bucket(10 * S + 1), 19);
+	assert_int_equal(tp_metrics_hist_bucket(50 * S), TP_METRICS_HIST_BUCKETS - 1);
+	assert_int_equal(tp_metrics_hist_bucket(50 * S + 1), TP_METRICS_HIST_BUCKETS);
+	assert_int_equal(tp_metrics_hist_bucket(UINT64_MAX), TP_METRICS_HIST_BUCKETS);
+	for (size_t i = 1; i < TP_METRICS_HIST_BUCKETS; i++)
+		assert_true(tp_metrics_hist_bounds_ns[i] > tp_metrics_hist_bounds_ns[i - 1]);
 }
 
 /* The bucket of ns by definition: the first bound at or above it. */
 static size_t bucket_by_search(uint64_t ns)
 {
 	size_t i = 0;
-	while (i < TP_HIST_BUCKETS && ns > tp_hist_bounds_ns[i])
+	while (i < TP_METRICS_HIST_BUCKETS && ns > tp_metrics_hist_bounds_ns[i])
 		i++;
 	return i;
 }
@@ -56,22 +56,22 @@ static void assert_bucket_near(uint64_t ns)
 	uint64_t lo = ns ? ns - 1 : 0, hi = ns < UINT64_MAX ? ns + 1 : ns;
 
 	for (uint64_t v = lo;; v++) {
-		assert_int_equal(tp_hist_bucket(v), bucket_by_search(v));
+		assert_int_equal(tp_metrics_hist_bucket(v), bucket_by_search(v));
 		if (v == hi)
 			break;
 	}
 }
 
-/* tp_hist_bucket() finds its bucket without a search: it must agree with one everywhere. */
+/* tp_metrics_hist_bucket() finds its bucket without a search: it must agree with one everywhere. */
 static void test_bucket_without_search(void **state)
 {
 	uint64_t x = 0x9e3779b97f4a7c15ull;
 	(void)state;
 	/* What lets it skip the search: at most one bound between two powers of two. */
-	for (size_t i = 1; i < TP_HIST_BUCKETS; i++)
-		assert_true(tp_hist_bounds_ns[i] >= 2 * tp_hist_bounds_ns[i - 1]);
-	for (size_t i = 0; i < TP_HIST_BUCKETS; i++)
-		assert_bucket_near(tp_hist_bounds_ns[i]);
+	for (size_t i = 1; i < TP_METRICS_HIST_BUCKETS; i++)
+		assert_true(tp_metrics_hist_bounds_ns[i] >= 2 * tp_metrics_hist_bounds_ns[i - 1]);
+	for (size_t i = 0; i < TP_METRICS_HIST_BUCKETS; i++)
+		assert_bucket_near(tp_metrics_hist_bounds_ns[i]);
 	for (int k = 0; k < 64; k++)
 		assert_bucket_near(1ull << k);
 	assert_bucket_near(0);
@@ -82,7 +82,7 @@ static void test_bucket_without_search(void **state)
 		x ^= x >> 7;
 		x ^= x << 17;
 		uint64_t v = x >> (x % 64);
-		assert_int_equal(tp_hist_bucket(v), bucket_by_search(v));
+		assert_int_equal(tp_metrics_hist_bucket(v), bucket_by_search(v));
 	}
 }
 
@@ -112,14 +112,14 @@ static void test_label_escaping(void **state)
 /* Exact text of a histogram: cumulative buckets, +Inf, _sum in seconds, _count. */
 static void test_histogram_text(void **state)
 {
-	struct tp_hist h = {0};
+	struct tp_metrics_hist h = {0};
 	struct tp_expo e = {0};
 	(void)state;
 
-	tp_hist_observe(&h, 5 * US);  /* le 0.00001 */
-	tp_hist_observe(&h, 10 * US); /* le 0.00001 (edge) */
-	tp_hist_observe(&h, 30 * US); /* le 0.00005 */
-	tp_hist_observe(&h, 60 * S);  /* +Inf */
+	tp_metrics_hist_observe(&h, 5 * US);  /* le 0.00001 */
+	tp_metrics_hist_observe(&h, 10 * US); /* le 0.00001 (edge) */
+	tp_metrics_hist_observe(&h, 30 * US); /* le 0.00005 */
+	tp_metrics_hist_observe(&h, 60 * S);  /* +Inf */
 	tp_expo_hist(&e, "x_seconds", "op=\"echo\"", &h);
 	assert_false(e.failed);
 	assert_non_null(strstr(e.buf, "x_seconds_bucket{op=\"echo\",le=\"0.00001\"} 2\n"
@@ -213,9 +213,9 @@ static void test_request_outcomes(void **state)
 
 	/* Admission: 0 for the ones admitted at once, 300 ms, and 1 s refused. */
 	assert_int_equal(sum.admission[TP_ADMIT_ADMITTED].counts[0], 2);
-	assert_int_equal(sum.admission[TP_ADMIT_ADMITTED].counts[tp_hist_bucket(300 * MS)], 1);
+	assert_int_equal(sum.admission[TP_ADMIT_ADMITTED].counts[tp_metrics_hist_bucket(300 * MS)], 1);
 	assert_int_equal(sum.admission[TP_ADMIT_ADMITTED].sum_ns, 300 * MS);
-	assert_int_equal(sum.admission[TP_ADMIT_BUSY_TIMEOUT].counts[tp_hist_bucket(1 * S)], 1);
+	assert_int_equal(sum.admission[TP_ADMIT_BUSY_TIMEOUT].counts[tp_metrics_hist_bucket(1 * S)], 1);
 	assert_int_equal(sum.admission[TP_ADMIT_BUSY_TIMEOUT].sum_ns, 1 * S);
 	assert_int_equal(sum.admission[TP_ADMIT_SHUTTING_DOWN].sum_ns, 0);
 
@@ -266,7 +266,7 @@ static void test_long_and_skewed_intervals(void **state)
 
 	tp_metrics_sum(m, &sum);
 	assert_int_equal(sum.service[TP_OP_SLEEP].sum_ns, 3600 * S);
-	assert_int_equal(sum.service[TP_OP_SLEEP].counts[TP_HIST_BUCKETS], 1); /* +Inf */
+	assert_int_equal(sum.service[TP_OP_SLEEP].counts[TP_METRICS_HIST_BUCKETS], 1); /* +Inf */
 	assert_int_equal(sum.duration[TP_OP_SLEEP].sum_ns, 3600 * S + 20 * US);
 	assert_int_equal(sum.queue_wait.sum_ns, 10 * US); /* the hour's; the skewed one's is 0 */
 	assert_int_equal(sum.duration[TP_OP_ECHO].sum_ns, 200 * US);
@@ -389,7 +389,7 @@ static void test_runs_count_as_singles(void **state)
 	}
 	tp_metrics_run_end(runs, &run);
 	assert_memory_equal(runs, singles, sizeof(*runs));
-	assert_true(runs->duration[TP_OP_ECHO].counts[tp_hist_bucket(60 * US)] > 1000);
+	assert_true(runs->duration[TP_OP_ECHO].counts[tp_metrics_hist_bucket(60 * US)] > 1000);
 
 	/* Without a slot nothing is counted, and nothing breaks. */
 	tp_metrics_run_add(NULL, &run, &r, 8 * S);
@@ -417,7 +417,7 @@ static void *writer(void *arg)
 	struct tp_metrics_slot *s = arg;
 	for (int i = 0; i < PER_THREAD; i++) {
 		tp_metrics_add(&s->bytes_in, 3);
-		tp_hist_observe(&s->queue_wait, (uint64_t)(i % 7) * 10 * US);
+		tp_metrics_hist_observe(&s->queue_wait, (uint64_t)(i % 7) * 10 * US);
 	}
 	return NULL;
 }
@@ -443,7 +443,7 @@ static void test_slots_summed_while_written(void **state)
 	tp_metrics_sum(m, &sum);
 	assert_int_equal(sum.bytes_in, 3ull * 3 * PER_THREAD);
 	uint64_t n = 0;
-	for (size_t i = 0; i <= TP_HIST_BUCKETS; i++)
+	for (size_t i = 0; i <= TP_METRICS_HIST_BUCKETS; i++)
 		n += sum.queue_wait.counts[i];
 	assert_int_equal(n, 3ull * PER_THREAD);
 	assert_null(tp_metrics_slot(m, 3));
