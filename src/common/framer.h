@@ -41,6 +41,7 @@ struct tp_framer {
  */
 typedef int (*tp_framer_cb)(void *ctx, const char *line, size_t len, bool too_long);
 
+/* An empty framer of lines up to max_line bytes; it allocates on its first partial line. */
 void tp_framer_init(struct tp_framer *f, size_t max_line);
 
 /* Release the buffer. Safe on a zeroed or already released framer. */

@@ -22,7 +22,7 @@ int tp_admit_init(struct tp_admit *a)
 	return a->addrs && a->unnamed ? 0 : -ENOMEM;
 }
 
-void tp_admit_done(struct tp_admit *a)
+void tp_admit_release(struct tp_admit *a)
 {
 	tp_addrtab_free(a->addrs);
 	free(a->unnamed);

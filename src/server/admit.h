@@ -30,7 +30,7 @@ struct tp_admit {
 int tp_admit_init(struct tp_admit *a);
 
 /* Free what tp_admit_init() allocated. */
-void tp_admit_done(struct tp_admit *a);
+void tp_admit_release(struct tp_admit *a);
 
 /*
  * Count in a connection from peer, or with peer NULL one from a trusted

@@ -85,6 +85,7 @@ typedef int (*tp_config_lex_read_fn)(void *ctx, const char *name, char **ret_tex
 int tp_config_lex_scan(const char *file, const char *text, tp_config_lex_read_fn read, void *ctx,
                        struct tp_config_lex **ret, char *err, size_t errlen);
 
+/* Free lx; NULL is fine. */
 void tp_config_lex_free(struct tp_config_lex *lx);
 
 /* NULL when the whole text was understood, else "FILE:LINE: problem". */

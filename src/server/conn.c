@@ -77,7 +77,7 @@ struct tp_conn *tp_conn_new(struct tp_conn_env *env, struct tp_loop *loop, int f
 	if (epoll_ctl(env->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 		int e = errno;
 		close(fd);
-		free(c->hdr);
+		tp_peer_hdr_free(c->hdr);
 		free(c);
 		errno = e;
 		return NULL;
@@ -279,7 +279,7 @@ static int read_header(struct tp_conn *c, struct framing *fr)
 	size_t n = c->hdr->len - o.start;
 	c->read_us = c->env->now_us;
 	int r = n ? tp_framer_feed(&c->framer, (const char *)c->hdr->buf + o.start, n, on_line, fr) : 0;
-	free(c->hdr);
+	tp_peer_hdr_free(c->hdr);
 	c->hdr = NULL;
 	return r < 0 ? -1 : !c->eof;
 }

@@ -233,7 +233,7 @@ static inline bool tp_conn_unused(const struct tp_conn *c)
 	return c->closed && c->ninflight == 0;
 }
 
-/* Free an unused connection and the requests it still holds. */
+/* Free an unused connection and the requests it still holds; NULL is fine. */
 void tp_conn_free(struct tp_conn *c);
 
 /*

@@ -23,7 +23,7 @@ static int end(struct tp_conn *c, const char *event, const char *what)
 	c->closed = true;
 	c->fd = -1;
 	tp_framer_release(&c->framer);
-	free(c->hdr);
+	tp_peer_hdr_free(c->hdr);
 	c->hdr = NULL;
 	tp_peer_log(c->addr, c->port, event, what);
 	return fd;
@@ -46,6 +46,8 @@ int tp_conn_let_go(struct tp_conn *c, const char *event, const char *what)
 
 void tp_conn_free(struct tp_conn *c)
 {
+	if (!c)
+		return;
 	TP_ASSERT(tp_conn_unused(c));
 	/* Nothing is in flight: every request left is done or never pushed. */
 	for (struct tp_req *r = c->ohead, *next; r; r = next) {

@@ -11,7 +11,7 @@ void tp_gate_init(struct tp_gate *g)
 	g->state = 0;
 }
 
-void tp_gate_destroy(struct tp_gate *g)
+void tp_gate_release(struct tp_gate *g)
 {
 	pthread_cond_destroy(&g->changed);
 	pthread_mutex_destroy(&g->lock);

@@ -17,10 +17,12 @@ struct tp_gate {
 	int state; /* 0 shut, 1 open, -1 closed for good */
 };
 
+/* A shut gate; release it once no thread can be waiting at it. */
 void tp_gate_init(struct tp_gate *g);
-void tp_gate_destroy(struct tp_gate *g);
-/* Block until the gate is opened (true) or closed for good (false). */
+void tp_gate_release(struct tp_gate *g);
+/* Any thread: block until the gate is opened (true) or closed for good (false). */
 bool tp_gate_wait(struct tp_gate *g);
+/* The starting thread: let every waiter (and later comer) run, or return at once for good. */
 void tp_gate_open(struct tp_gate *g);
 void tp_gate_close(struct tp_gate *g);
 

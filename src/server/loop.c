@@ -164,7 +164,7 @@ void tp_loop_free(struct tp_loop *l)
 		close(l->sigfd);
 	if (l->epfd >= 0)
 		close(l->epfd);
-	tp_post_destroy(&l->post);
+	tp_post_release(&l->post);
 	free(l);
 }
 

@@ -140,6 +140,7 @@ struct tp_loop_counters {
 	uint64_t last_turn_ns;                       /* 0 once the loop has returned from its shutdown */
 	uint64_t turned_away[TP_PEER_REFUSAL_COUNT]; /* closed before their first request, by reason */
 };
+/* Any thread: l's counters, each read once (relaxed). */
 void tp_loop_counters(struct tp_loop *l, struct tp_loop_counters *ret);
 
 /*

@@ -160,6 +160,7 @@ static inline void tp_metrics_run_add(struct tp_metrics_slot *s, struct tp_metri
 	else
 		tp_metrics_run_start(s, run, r, now_ns);
 }
+/* Count what run holds in s and empty it (s's owner only). */
 void tp_metrics_run_end(struct tp_metrics_slot *s, struct tp_metrics_run *run);
 
 /* Any loop: a client was refused at accept. */
@@ -173,6 +174,7 @@ struct tp_metrics_events {
 	uint64_t reloads_ok, reloads_failed;
 	uint64_t unhealthy_episodes;
 };
+/* Any thread: the counters of rare events, each read once. */
 void tp_metrics_events(const struct tp_metrics *m, struct tp_metrics_events *ret);
 
 /* Label values: "sleep", "echo", "none"; "ok", "busy_timeout", ...; "admitted", ...; "max_connections", ...

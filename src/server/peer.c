@@ -30,6 +30,11 @@ struct tp_peer_hdr *tp_peer_hdr_new(enum tp_peer_mode mode, uint64_t now_ns)
 	return h;
 }
 
+void tp_peer_hdr_free(struct tp_peer_hdr *h)
+{
+	free(h);
+}
+
 _Static_assert(TP_PEER_KEPT < TP_PROXY_MAX, "room to read a long header's tail after the kept address");
 
 /* The bytes read after the kept address while a long header's tail passes: its own are dropped. */

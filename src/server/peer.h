@@ -58,8 +58,11 @@ struct tp_peer_hdr {
 
 #define TP_PEER_KEPT sizeof(struct sockaddr_storage)
 
-/* A header reader for mode (not DIRECT), accepted at now_ns, or NULL (out of memory). Free with free(). */
+/* A header reader for mode (not DIRECT), accepted at now_ns, or NULL (out of memory). */
 struct tp_peer_hdr *tp_peer_hdr_new(enum tp_peer_mode mode, uint64_t now_ns);
+
+/* Free h; NULL is fine. */
+void tp_peer_hdr_free(struct tp_peer_hdr *h);
 
 /* What the first bytes decided. */
 enum tp_peer_verdict {

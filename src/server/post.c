@@ -19,7 +19,7 @@ int tp_post_init(struct tp_post *p)
 	return p->evfd < 0 ? -errno : 0;
 }
 
-void tp_post_destroy(struct tp_post *p)
+void tp_post_release(struct tp_post *p)
 {
 	if (p->evfd >= 0)
 		close(p->evfd);

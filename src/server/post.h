@@ -33,7 +33,7 @@ struct tp_post {
 
 /* Set up an empty mailbox and its eventfd. Returns 0 or -errno. */
 int tp_post_init(struct tp_post *p);
-void tp_post_destroy(struct tp_post *p);
+void tp_post_release(struct tp_post *p);
 
 /* Write the eventfd (any thread). */
 void tp_post_wake(struct tp_post *p);

@@ -247,10 +247,10 @@ void tp_server_free(struct tp_server *srv)
 		tp_loop_free(srv->loops[i]);
 	tp_scrape_free(srv->scrape);
 	tp_metrics_free(srv->metrics);
-	tp_admit_done(&srv->admit);
+	tp_admit_release(&srv->admit);
 	tp_sockets_close(&srv->sock);
 	tp_handover_free(srv->handover);
-	tp_gate_destroy(&srv->start);
+	tp_gate_release(&srv->start);
 	pthread_mutex_destroy(&srv->cfg_lock);
 	free(srv);
 }

@@ -31,6 +31,7 @@ int tp_server_new(const struct tp_config *cfg, tp_reload_fn reload, void *reload
 /* Run until shut down by SIGTERM/SIGINT; returns the exit status. */
 int tp_server_run(struct tp_server *srv);
 
+/* Free srv once tp_server_run() returned (or it never ran); NULL is fine. */
 void tp_server_free(struct tp_server *srv);
 
 #endif

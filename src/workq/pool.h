@@ -79,6 +79,7 @@ void tp_pool_abort(struct tp_pool *p);
  */
 void tp_pool_stop(struct tp_pool *p);
 
+/* Any thread, without a lock: each worker's figures read once (relaxed), so a sum may mix moments. */
 void tp_pool_stats(struct tp_pool *p, struct tp_pool_stats *ret);
 
 /*

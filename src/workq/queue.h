@@ -168,6 +168,7 @@ size_t tp_queue_take_all(struct tp_queue *q, struct tp_qnode **ret_first);
 /* Wake every worker blocked in tp_queue_pop() or tp_queue_pop_cheap() so it re-checks its stop flag. */
 void tp_queue_wake_all(struct tp_queue *q);
 
+/* Any thread: the figures at one moment, read under the queue's lock. */
 void tp_queue_stats(struct tp_queue *q, struct tp_queue_stats *ret);
 
 #endif

@@ -50,7 +50,7 @@ static void run(void (*word)(struct tp_gate *), bool want)
 		assert_int_equal(w[i].result, want);
 	}
 	assert_int_equal(tp_gate_wait(&g), want); /* and whoever comes later */
-	tp_gate_destroy(&g);
+	tp_gate_release(&g);
 }
 
 static void test_open_lets_them_run(void **state)
@@ -74,12 +74,12 @@ static void test_the_first_word_is_the_last(void **state)
 	tp_gate_close(&g);
 	tp_gate_open(&g);
 	assert_false(tp_gate_wait(&g));
-	tp_gate_destroy(&g);
+	tp_gate_release(&g);
 	tp_gate_init(&g);
 	tp_gate_open(&g);
 	tp_gate_close(&g);
 	assert_true(tp_gate_wait(&g));
-	tp_gate_destroy(&g);
+	tp_gate_release(&g);
 }
 
 int main(void)
