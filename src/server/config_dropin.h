@@ -34,7 +34,7 @@
  * untouched.  -ENOENT: the main file is missing (and not optional).  Reads
  * files only; safe to call again on SIGHUP.
  */
-int tp_config_load_dropins(struct tp_config *cfg, const char *path, bool main_optional,
+int tp_config_dropin_load(struct tp_config *cfg, const char *path, bool main_optional,
                            struct tp_config_origin *origin, char *err, size_t errlen);
 
 /*

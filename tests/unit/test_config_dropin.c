@@ -84,7 +84,7 @@ static void put(struct fixture *f, const char *name, const char *text, char *ret
 static void load_ok(struct fixture *f, struct tp_config *cfg, struct tp_config_origin *origin, bool optional)
 {
 	char err[512] = "";
-	int r = tp_config_load_dropins(cfg, f->main, optional, origin, err, sizeof(err));
+	int r = tp_config_dropin_load(cfg, f->main, optional, origin, err, sizeof(err));
 
 	if (r != 0)
 		fail_msg("load failed (%d): %s", r, err);
@@ -150,7 +150,7 @@ static void a_dangling_link_is_an_error_naming_it(void **state)
 	assert_int_equal(symlink("/nonexistent/site.conf", link), 0);
 	strcpy(f->paths[f->npaths++], link);
 	tp_config_defaults(&cfg);
-	assert_int_equal(tp_config_load_dropins(&cfg, f->main, false, NULL, err, sizeof(err)), -ENOENT);
+	assert_int_equal(tp_config_dropin_load(&cfg, f->main, false, NULL, err, sizeof(err)), -ENOENT);
 	snprintf(want, sizeof(want), "%s: cannot open: No such file or directory", link);
 	assert_string_equal(err, want);
 	assert_int_equal(cfg.workers, 8); /* nothing applied */
@@ -167,7 +167,7 @@ static void a_dangling_directory_link_is_an_error(void **state)
 	assert_int_equal(symlink("/nonexistent/tp.conf.d", f->dropins), 0);
 	strcpy(f->paths[f->npaths++], f->dropins);
 	tp_config_defaults(&cfg);
-	assert_int_equal(tp_config_load_dropins(&cfg, f->main, false, NULL, err, sizeof(err)), -ENOENT);
+	assert_int_equal(tp_config_dropin_load(&cfg, f->main, false, NULL, err, sizeof(err)), -ENOENT);
 	snprintf(want, sizeof(want), "%s: cannot read the drop-in directory: No such file or directory",
 	         f->dropins);
 	assert_string_equal(err, want);
@@ -189,7 +189,7 @@ static void missing_directory_and_optional_main_file(void **state)
 	assert_int_equal(unlink(f->paths[0]), 0);
 	put(f, "tp.conf.d/10-a.conf", "pool = { workers = 5; };\n", NULL);
 	tp_config_defaults(&cfg);
-	assert_int_equal(tp_config_load_dropins(&cfg, f->main, false, NULL, err, sizeof(err)), -ENOENT);
+	assert_int_equal(tp_config_dropin_load(&cfg, f->main, false, NULL, err, sizeof(err)), -ENOENT);
 	assert_non_null(strstr(err, f->main));
 	assert_int_equal(cfg.workers, 8);
 	load_ok(f, &cfg, NULL, true);
@@ -210,7 +210,7 @@ static void an_error_names_the_dropin_and_changes_nothing(void **state)
 	before = cfg;
 	memset(origin, 0, sizeof(origin));
 	memcpy(origin_before, origin, sizeof(origin));
-	assert_int_equal(tp_config_load_dropins(&cfg, f->main, false, origin, err, sizeof(err)), -EINVAL);
+	assert_int_equal(tp_config_dropin_load(&cfg, f->main, false, origin, err, sizeof(err)), -EINVAL);
 	snprintf(want, sizeof(want), "%s:3: pool.workers: 0 is out of range (1 to 1024)", bad);
 	assert_string_equal(err, want);
 	assert_memory_equal(&cfg, &before, sizeof(cfg));
@@ -221,7 +221,7 @@ static void an_error_names_the_dropin_and_changes_nothing(void **state)
 	 * 10-a.conf is no duplicate, but a group written twice in one file is.
 	 */
 	put(f, "tp.conf.d/20-b.conf", "pool = { workers = 5; };\npool = { io_threads = 2; };\n", bad);
-	assert_int_equal(tp_config_load_dropins(&cfg, f->main, false, NULL, err, sizeof(err)), -EINVAL);
+	assert_int_equal(tp_config_dropin_load(&cfg, f->main, false, NULL, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, bad));
 }
 
