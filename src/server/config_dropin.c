@@ -97,7 +97,7 @@ static int load_dir(struct tp_config *cfg, const char *dir, struct tp_config_ori
 }
 
 int tp_config_dropin_load(struct tp_config *cfg, const char *path, bool main_optional,
-                           struct tp_config_origin *origin, char *err, size_t errlen)
+                          struct tp_config_origin *origin, char *err, size_t errlen)
 {
 	struct tp_config copy = *cfg;
 	struct tp_config_origin *o = NULL;

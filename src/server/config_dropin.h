@@ -35,7 +35,7 @@
  * files only; safe to call again on SIGHUP.
  */
 int tp_config_dropin_load(struct tp_config *cfg, const char *path, bool main_optional,
-                           struct tp_config_origin *origin, char *err, size_t errlen);
+                          struct tp_config_origin *origin, char *err, size_t errlen);
 
 /*
  * Mark in origin[] (file "the command line", line 0) every setting that

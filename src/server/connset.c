@@ -74,7 +74,7 @@ int tp_connset_take(struct tp_connset *s, struct tp_conn_env *env, struct tp_loo
 	 * before, but is not held to that address's cap again: it was admitted
 	 * once (a trusted proxy's LOCAL or UNKNOWN connections all carry the
 	 * proxy's own address, which the cap never counted).  A connection
-	 * still to send its PROXY header counts under no address (admit.h)
+	 * still to send its PROXY header counts under no address (conncap.h)
 	 * until the header names it, then is capped there.
 	 */
 	if (rec)

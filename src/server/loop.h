@@ -47,7 +47,7 @@ struct tp_loop_hooks {
 	 * Count a new connection from peer in, with its address's group in the
 	 * queue in *ret_group; false (not counted) over max_connections or
 	 * max_connections_per_address.  peer NULL and uncapped as in
-	 * tp_admit_conn_enter() (admit.h).
+	 * tp_conncap_conn_enter() (conncap.h).
 	 */
 	bool (*conn_enter)(void *ctx, const struct sockaddr_storage *peer, bool uncapped,
 	                   struct tp_qgroup **ret_group);

@@ -24,7 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "admit.h"
+#include "conncap.h"
 #include "clock.h"
 #include "dispatch.h"
 #include "gate.h"
@@ -47,12 +47,12 @@
 static bool conn_enter(void *ctx, const struct sockaddr_storage *peer, bool uncapped,
                        struct tp_qgroup **ret_group)
 {
-	return tp_admit_conn_enter(&((struct tp_server *)ctx)->caps, peer, uncapped, ret_group);
+	return tp_conncap_conn_enter(&((struct tp_server *)ctx)->caps, peer, uncapped, ret_group);
 }
 
 static bool conn_named(void *ctx, struct tp_conn *c)
 {
-	return tp_admit_conn_named(&((struct tp_server *)ctx)->caps, c);
+	return tp_conncap_conn_named(&((struct tp_server *)ctx)->caps, c);
 }
 
 static void conn_closed(void *ctx, struct tp_conn *c)
@@ -62,7 +62,7 @@ static void conn_closed(void *ctx, struct tp_conn *c)
 
 static void conn_leave(void *ctx, struct tp_qgroup *group)
 {
-	tp_admit_leave(&((struct tp_server *)ctx)->admit, group);
+	tp_conncap_leave(&((struct tp_server *)ctx)->conncap, group);
 }
 
 static void config_copy(void *ctx, struct tp_config *ret)
@@ -89,7 +89,7 @@ static void loop_exited(void *ctx)
 /* Workers, their queue and the dispatcher between them. */
 static int start_pool(struct tp_server *srv, char *err, size_t errlen)
 {
-	srv->queue = tp_admit_init(&srv->admit) == 0
+	srv->queue = tp_conncap_init(&srv->conncap) == 0
 	                     ? tp_queue_new((size_t)srv->cfg.queue_size, tp_dispatch_admit, NULL)
 	                     : NULL;
 	srv->pool = srv->queue ? tp_pool_new(srv->queue, tp_dispatch_exec, &srv->dispatch) : NULL;
@@ -132,7 +132,7 @@ static int new_loops(struct tp_server *srv, char *err, size_t errlen)
 	if (srv->nloops < 1 || srv->nloops > MAX_LOOPS)
 		srv->nloops = 1;
 	srv->metrics = tp_metrics_new(srv->nloops);
-	srv->caps = (struct tp_admit_caps){&srv->admit, &srv->cfg_lock, &srv->cfg, srv->metrics};
+	srv->caps = (struct tp_conncap_ctx){&srv->conncap, &srv->cfg_lock, &srv->cfg, srv->metrics};
 	if (!srv->metrics) {
 		snprintf(err, errlen, "out of memory creating the metrics");
 		return -ENOMEM;
@@ -247,7 +247,7 @@ void tp_server_free(struct tp_server *srv)
 		tp_loop_free(srv->loops[i]);
 	tp_scrape_free(srv->scrape);
 	tp_metrics_free(srv->metrics);
-	tp_admit_release(&srv->admit);
+	tp_conncap_release(&srv->conncap);
 	tp_sockets_close(&srv->sock);
 	tp_handover_free(srv->handover);
 	tp_gate_release(&srv->start);

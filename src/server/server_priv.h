@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "admit.h"
+#include "conncap.h"
 #include "config.h"
 #include "dispatch.h"
 #include "gate.h"
@@ -45,9 +45,9 @@ struct tp_server {
 	uint64_t tick_ms;
 	struct tp_reload_job *reload_job; /* the read in progress, or NULL */
 
-	struct tp_admit admit; /* connections counted in, per address too */
+	struct tp_conncap conncap; /* connections counted in, per address too */
 	struct tp_dispatch dispatch;
-	struct tp_admit_caps caps; /* admit with the caps of cfg */
+	struct tp_conncap_ctx caps; /* conncap with the caps of cfg */
 	pthread_mutex_t cfg_lock;
 	struct tp_leave leave; /* loop 0: drain, graceful leave, the agent check */
 	struct tp_health health;

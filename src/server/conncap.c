@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* admit: the total and per-address connection caps (see admit.h). */
-#include "admit.h"
+/* conncap: the total and per-address connection caps (see conncap.h). */
+#include "conncap.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -12,7 +12,7 @@
 #include "fairq.h"
 #include "metrics.h"
 
-int tp_admit_init(struct tp_admit *a)
+int tp_conncap_init(struct tp_conncap *a)
 {
 	atomic_init(&a->nconns, 0);
 	a->addrs = tp_addrtab_new();
@@ -22,7 +22,7 @@ int tp_admit_init(struct tp_admit *a)
 	return a->addrs && a->unnamed ? 0 : -ENOMEM;
 }
 
-void tp_admit_release(struct tp_admit *a)
+void tp_conncap_release(struct tp_conncap *a)
 {
 	tp_addrtab_free(a->addrs);
 	free(a->unnamed);
@@ -30,8 +30,8 @@ void tp_admit_release(struct tp_admit *a)
 	a->unnamed = NULL;
 }
 
-int tp_admit_enter(struct tp_admit *a, int64_t max, int max_per_address, int ipv6_prefix,
-                   const struct sockaddr_storage *peer, struct tp_qgroup **ret_group)
+int tp_conncap_enter(struct tp_conncap *a, int64_t max, int max_per_address, int ipv6_prefix,
+                     const struct sockaddr_storage *peer, struct tp_qgroup **ret_group)
 {
 	int r;
 
@@ -46,8 +46,8 @@ int tp_admit_enter(struct tp_admit *a, int64_t max, int max_per_address, int ipv
 	return r;
 }
 
-int tp_admit_move(struct tp_admit *a, int max_per_address, int ipv6_prefix,
-                  const struct sockaddr_storage *peer, struct tp_qgroup **io_group)
+int tp_conncap_move(struct tp_conncap *a, int max_per_address, int ipv6_prefix,
+                    const struct sockaddr_storage *peer, struct tp_qgroup **io_group)
 {
 	struct tp_qgroup *group;
 	int r = tp_addrtab_enter(a->addrs, peer, ipv6_prefix, max_per_address, &group);
@@ -60,14 +60,14 @@ int tp_admit_move(struct tp_admit *a, int max_per_address, int ipv6_prefix,
 	return 0;
 }
 
-void tp_admit_leave(struct tp_admit *a, struct tp_qgroup *group)
+void tp_conncap_leave(struct tp_conncap *a, struct tp_qgroup *group)
 {
 	if (group != a->unnamed)
 		tp_addrtab_leave(a->addrs, group);
 	atomic_fetch_sub_explicit(&a->nconns, 1, memory_order_relaxed);
 }
 
-static void caps(const struct tp_admit_caps *c, int64_t *ret_max, int *ret_per_addr, int *ret_prefix)
+static void caps(const struct tp_conncap_ctx *c, int64_t *ret_max, int *ret_per_addr, int *ret_prefix)
 {
 	pthread_mutex_lock(c->cfg_lock);
 	*ret_max = c->cfg->max_connections;
@@ -76,27 +76,27 @@ static void caps(const struct tp_admit_caps *c, int64_t *ret_max, int *ret_per_a
 	pthread_mutex_unlock(c->cfg_lock);
 }
 
-bool tp_admit_conn_enter(const struct tp_admit_caps *c, const struct sockaddr_storage *peer, bool uncapped,
-                         struct tp_qgroup **ret_group)
+bool tp_conncap_conn_enter(const struct tp_conncap_ctx *c, const struct sockaddr_storage *peer, bool uncapped,
+                           struct tp_qgroup **ret_group)
 {
 	int64_t max;
 	int per_addr, prefix, r;
 
 	caps(c, &max, &per_addr, &prefix);
-	r = tp_admit_enter(c->admit, max, uncapped ? 0 : per_addr, prefix, peer, ret_group);
+	r = tp_conncap_enter(c->counts, max, uncapped ? 0 : per_addr, prefix, peer, ret_group);
 	if (r < 0)
 		tp_metrics_refused(c->metrics,
 		                   r == -EMFILE ? TP_REFUSE_MAX_CONNECTIONS : TP_REFUSE_PER_ADDRESS);
 	return r == 0;
 }
 
-bool tp_admit_conn_named(const struct tp_admit_caps *c, struct tp_conn *conn)
+bool tp_conncap_conn_named(const struct tp_conncap_ctx *c, struct tp_conn *conn)
 {
 	int64_t max;
 	int per_addr, prefix;
 
 	caps(c, &max, &per_addr, &prefix);
-	if (tp_admit_move(c->admit, per_addr, prefix, &conn->peer, &conn->flow.group) < 0) {
+	if (tp_conncap_move(c->counts, per_addr, prefix, &conn->peer, &conn->flow.group) < 0) {
 		tp_metrics_refused(c->metrics, TP_REFUSE_PER_ADDRESS);
 		return false;
 	}
