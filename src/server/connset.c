@@ -102,6 +102,8 @@ int tp_connset_take(struct tp_connset *s, struct tp_conn_env *env, struct tp_loo
 		tp_metrics_add(rec ? &env->metrics->adopted : &env->metrics->accepted, 1);
 	if (rec)
 		tp_connset_act(s, c, TP_CONN_READ); /* its carried input first */
+	if (s->shutting_down)                       /* accepted in the turn the shutdown began */
+		tp_connset_act(s, c, tp_conn_shutdown(c, s->grace_until_ns));
 	return 1;
 }
 

@@ -94,7 +94,7 @@ void tp_connset_run_dirty(struct tp_connset *s);
 /* Close connections idle for limit_ns or longer with nothing in flight (oldest first). */
 void tp_connset_sweep_idle(struct tp_connset *s, uint64_t now_ns, uint64_t limit_ns);
 
-/* Shutdown began: tell every open connection (see tp_conn_shutdown). */
+/* Shutdown began: tell every open connection, and those that join from now on (see tp_conn_shutdown). */
 void tp_connset_shutdown(struct tp_connset *s, uint64_t grace_until_ns);
 
 /*

@@ -13,16 +13,14 @@
  *   (connset.c) moves them between its lists: `ready` (input to go on
  *   with), `dirty` (replies to write), the idle list (least recently active
  *   first) and, once closed, none until their requests are back.
- * - One turn is a fixed sequence of phases (tp_loop_run): wait; handle
- *   events (accept, read, parse); drain the mailbox; go on with connections
- *   left with input (fairness budget); push the turn's batch with one queue
- *   call; expire waiters past their deadline; timers (shutdown, tick,
- *   accept pause, forced close); take what the workers finished meanwhile;
- *   then write every connection that has replies ready, one write each.
- * - With cheap requests (ECHO) in flight and no socket ready (a non-blocking
- *   epoll_wait first), the loop polls its mailbox for up to SPIN_NS before it
- *   sleeps, marked `notified` so workers skip the eventfd write: a reply then
- *   reaches its client without two wake-ups.  SLEEPs in flight do not count.
+ * - A turn is a fixed sequence of phases (tp_loop_run): wait; events
+ *   (accept, read, parse); the mailbox; connections left with input
+ *   (fairness budget); the turn's batch pushed in one queue call; waiters
+ *   past their deadline; timers (shutdown, tick, accept pause, forced
+ *   close); what workers finished meanwhile; one write per connection.
+ * - With ECHOs in flight and no socket ready (a non-blocking epoll_wait
+ *   first), the loop polls its mailbox up to SPIN_NS before it sleeps,
+ *   marked `notified` so workers skip the eventfd write (no two wake-ups).
  * - For IDLE_POLL_NS after epoll_wait last returned events, the loop polls
  *   (timeout 0, yielding the core in between) rather than block: a client
  *   sends its next line within µs, a blocked idle vCPU takes tens to wake.
@@ -257,6 +255,9 @@ static void refresh_shutting_down(struct tp_loop *l)
 	l->env.shutting_down = atomic_load_explicit(&l->shared->shutting_down, memory_order_acquire);
 	l->env.keeping = l->env.shutting_down && atomic_load(&l->shared->keeping);
 	l->env.draining = atomic_load_explicit(&l->shared->draining, memory_order_relaxed);
+	/* Grace set as the lines see it: one read later in this turn still has its first request served. */
+	if (l->env.shutting_down && !l->conns.shutting_down)
+		tp_connset_shutdown(&l->conns, l->env.now_ns + SHUTDOWN_GRACE_MS * 1000000ull);
 }
 
 /* Wait for events (spinning or polling first when that pays; see DESIGN). Returns n or -errno. */
@@ -407,8 +408,7 @@ static void expire_waiters(struct tp_loop *l)
 static void on_shutdown(struct tp_loop *l)
 {
 	l->shutdown_seen = true;
-	tp_listener_stop(&l->listen);
-	tp_connset_shutdown(&l->conns, l->env.now_ns + SHUTDOWN_GRACE_MS * 1000000ull);
+	tp_listener_stop(&l->listen); /* the connections' shutdown began with the flag's */
 }
 
 static void on_tick(struct tp_loop *l)

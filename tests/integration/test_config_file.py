@@ -16,7 +16,8 @@ import time
 import unittest
 
 import tplib
-from tplib import CHEAP_WORKERS, TPSERVER, LineReader, Server, request
+from metricslib import MetricsServer
+from tplib import CHEAP_WORKERS, TPSERVER, LineReader, Server, request, wait_until
 
 # File text, and the error expected after "FILE:" (issue 11, defect 4).
 HIDDEN_INTEGERS = [
@@ -156,11 +157,11 @@ class ConfigFile(unittest.TestCase):
         p, _ = self.check(self.write("stop.conf", "shutdown = { timeout_s = 2; stop_timeout_s = 3; };\n"))
         self.assertEqual((p.returncode, p.stderr), (0, ""))
         conf = self.write("stop.conf", "shutdown = { timeout_s = 20; stop_timeout_s = 3; };\n")
-        with Server("--config", conf) as srv:
+        with MetricsServer("--config", conf) as srv:
             srv.wait_log(r"warning: shutdown\.timeout_s \(20\) is not under shutdown\.stop_timeout_s \(3\)")
             sleeper = srv.connect()
             sleeper.sendall(b"SLEEP 8000\n")
-            time.sleep(0.3)  # the SLEEP runs
+            self.assertTrue(wait_until(lambda: srv.pool_state()[:2] == (1, 0), 10))  # the SLEEP runs
             t0 = time.monotonic()
             srv.signal(signal.SIGTERM)
             line = srv.wait_log(r"shutting down; answering 0 queued and 1 running requests, up to ([0-9.]+) s"

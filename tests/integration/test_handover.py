@@ -115,6 +115,18 @@ class FakeSystemd:
             for fd in fds:  # BARRIER=1's fd: closing it is the answer
                 os.close(fd)
 
+    def metrics(self):
+        """Pass the daemon a metrics socket, as tpserver-metrics.socket does
+        (start it with --metrics); returns a function that scrapes it, parsed."""
+        sock = socket.create_server(("127.0.0.1", 0))
+        self.sockets.append(("metrics", sock))
+
+        def scrape():
+            status, _, body = metricslib.http(sock.getsockname()[1], b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert status == 200, status
+            return metricslib.parse(body.decode())
+        return scrape
+
     def names(self):
         with self.lock:
             return [name for name, _ in self.store]
@@ -375,13 +387,10 @@ class Handover(unittest.TestCase):
         self.assertEqual(s.recv(16), b"")
 
     def test_adopted_connections_counted_apart_from_accepted(self):
-        metrics = socket.create_server(("127.0.0.1", 0))  # tpserver-metrics.socket's
-        self.sd.sockets.append(("metrics", metrics))
+        scrape = self.sd.metrics()
 
         def counts():
-            status, _, body = metricslib.http(metrics.getsockname()[1], b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-            self.assertEqual(status, 200)
-            m = metricslib.parse(body.decode())
+            m = scrape()
             return m.get("tpserver_connections_accepted_total"), m.get("tpserver_connections_adopted_total")
         self.sd.start("--metrics")
         clients = [self.connect() for _ in range(3)]
@@ -399,16 +408,17 @@ class Handover(unittest.TestCase):
         # Work cannot move: a SLEEP still running at shutdown.timeout_s is
         # answered ERR as without keeping, what follows it normally, and the
         # connection then goes over like any other.
-        self.sd.start("--shutdown-timeout-s", "1")
+        scrape = self.sd.metrics()
+        self.sd.start("--shutdown-timeout-s", "1", "--metrics")
         a, ra = self.connect()
         self.assertEqual(request(a, ra, "ECHO a"), "OK a")
         a.sendall(b"SLEEP 5000\nECHO behind\n")
-        time.sleep(0.2)  # the SLEEP is on a worker
+        self.assertTrue(wait_until(lambda: scrape().get("tpserver_workers_busy") == 1, 10))  # on a worker
         self.assertEqual(self.sd.stop(), 0, self.sd.log())
         self.assertEqual(ra.line(), "ERR server shutting down")
         self.assertEqual(ra.line(), "OK behind")
         self.assertIn("handed 1 connections to systemd", self.sd.log())
-        self.sd.start()
+        self.sd.start("--metrics")
         self.assertEqual(request(a, ra, "ECHO still open"), "OK still open")
 
     def test_a_client_that_takes_no_replies_holds_the_hand_over_and_the_log_says_so(self):

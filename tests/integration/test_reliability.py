@@ -1143,6 +1143,22 @@ class ShutdownGrace(unittest.TestCase):
             self.assertEqual(srv.proc.wait(timeout=5), 0)
 
 
+    def test_a_first_request_read_in_the_turn_of_the_signal_is_served(self):
+        # SIGTERM and a silent client's first lines reach the loop in one turn: the
+        # grace holds for them too, whichever of the two events the loop takes first.
+        for io_threads in ("1", "2"):
+            with Server("--io-threads", io_threads, "--log-level", "debug") as srv:
+                s = srv.connect()
+                srv.wait_log(r"connection from")
+                with srv.stopped(settle=0.1):
+                    s.sendall(b"ECHO first\nECHO second\n")
+                    srv.signal(signal.SIGTERM)
+                r = LineReader(s)
+                self.assertEqual(r.line(timeout=5), "OK first", srv.log()[-2000:])
+                self.assertIn(r.line(timeout=5), ("OK second", "ERR server shutting down"))
+                self.assertEqual(srv.proc.wait(timeout=10), 0)
+
+
 class Resets(unittest.TestCase):
     def test_a_reset_while_waiting_for_room_is_seen_at_once(self):
         # Its waiting requests pause its reading; the reset is not left until a reply fails.

@@ -491,11 +491,11 @@ class Connections(unittest.TestCase):
 
 class Shutdown(unittest.TestCase):
     def test_sigterm_answers_in_flight_work_and_exits_0(self):
-        with Server("--workers", "2") as srv:
+        with MetricsServer("--workers", "2") as srv:
             a = srv.connect()
             ra = LineReader(a)
             a.sendall(b"SLEEP 800\nSLEEP 800\nSLEEP 800\n")  # two run, one queued
-            time.sleep(0.2)
+            self.assertTrue(wait_until(lambda: srv.pool_state() == (2, 1, 0), 10), srv.pool_state())
             t0 = time.monotonic()
             srv.signal(signal.SIGTERM)
             srv.wait_log("shutting down")
