@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
-#include "fairq.h"
+#include "qnode.h"
 
 struct tp_addrtab;
 

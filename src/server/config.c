@@ -17,7 +17,7 @@
 #include <strings.h>
 
 #include "cidr.h"
-#include "fairq.h"
+#include "qnode.h"
 #include "log.h"
 #include "tp_assert.h"
 

@@ -9,7 +9,7 @@
 #include "addrtab.h"
 #include "config.h"
 #include "conn.h"
-#include "fairq.h"
+#include "qnode.h"
 #include "metrics.h"
 
 int tp_conncap_init(struct tp_conncap *a)

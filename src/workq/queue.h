@@ -28,7 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "fairq.h"
+#include "qnode.h"
 
 struct tp_queue;
 

@@ -22,7 +22,7 @@
 
 #include "config.h"
 #include "config_file.h"
-#include "fairq.h"
+#include "qnode.h"
 
 #ifndef TP_SOURCE_DIR
 #error "TP_SOURCE_DIR must name the source tree (for conf/tpserver.conf)"
