@@ -6,7 +6,6 @@ traffic.  Heavy (ctest label heavy); exits 77 (skipped) without prometheus
 (Debian package prometheus)."""
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -16,17 +15,14 @@ import urllib.parse
 import urllib.request
 
 from metricslib import MetricsServer
+import tplib
 from tplib import CHEAP_WORKERS, LineReader
 
 DEADLINE_S = 60
 
 
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    return tplib.free_ports(1)[0]
 
 
 class RealPrometheus(unittest.TestCase):

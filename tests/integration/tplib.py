@@ -3,6 +3,7 @@
 loopback port, talk to it over TCP, and inspect the process."""
 import contextlib
 import os
+import random
 import re
 import signal
 import socket
@@ -261,12 +262,31 @@ class Frozen:
 
 
 def free_ports(n):
-    """n distinct ports of 127.0.0.1 free now (each held bound until all are
-    chosen, so that no two are the same)."""
-    socks = [socket.socket() for _ in range(n)]
+    """n distinct ports of 127.0.0.1 free now, for a test to bind later (each
+    held bound until all are chosen, so that no two are the same).  They come
+    from below the kernel's ephemeral range (ip_local_port_range), which
+    neither a connection's source port nor a "--port 0" listener of a test
+    running beside it is ever given: the port stays free until it is bound."""
     try:
-        for s in socks:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    socks = []
+    try:
+        for _ in range(1000):
+            if len(socks) == n:
+                break
+            s = socket.socket()
+            try:
+                s.bind(("127.0.0.1", random.randrange(max(1024, low // 2), max(1025, low))))
+                socks.append(s)
+            except OSError:  # in use: another
+                s.close()
+        while len(socks) < n:  # no luck below the range: any free port
+            s = socket.socket()
             s.bind(("127.0.0.1", 0))
+            socks.append(s)
         return [s.getsockname()[1] for s in socks]
     finally:
         for s in socks:
