@@ -48,7 +48,7 @@ void tp_health_turned_away(const struct tp_health *h, uint64_t ret[TP_PEER_REFUS
 	tp_turnaway_totals(h->loops, h->nloops, ret);
 }
 
-void tp_health_stats(const struct tp_health *h, struct tp_stats *ret)
+void tp_health_stats(const struct tp_health *h, struct tp_health_stats *ret)
 {
 	struct tp_pool_stats ps;
 	struct tp_queue_stats qs;
@@ -75,7 +75,7 @@ void tp_health_stats(const struct tp_health *h, struct tp_stats *ret)
 
 void tp_health_status(struct tp_health *h, uint64_t now_ns)
 {
-	struct tp_stats st;
+	struct tp_health_stats st;
 	double secs = h->last_status_ns ? (double)(now_ns - h->last_status_ns) / 1e9 : 0;
 
 	tp_health_stats(h, &st);
@@ -113,7 +113,7 @@ static void since_text(uint64_t last_ns, uint64_t now_ns, char *buf, size_t len)
 /* Busy and late rejections: one line each per interval at most (unless flush: the stop). */
 static void log_busy(struct tp_health *h, uint64_t now_ns, bool flush)
 {
-	struct tp_stats st;
+	struct tp_health_stats st;
 
 	if (!flush && now_ns - h->last_busy_log_ns < BUSY_LOG_EVERY_NS)
 		return;
@@ -156,7 +156,7 @@ static void log_busy(struct tp_health *h, uint64_t now_ns, bool flush)
 static void log_refused(struct tp_health *h, uint64_t now_ns, bool flush)
 {
 	struct tp_metrics_events ev;
-	struct tp_stats st;
+	struct tp_health_stats st;
 	char n_txt[24], since[32], why[128];
 	uint64_t n = 0;
 	size_t len = 0;
@@ -225,7 +225,7 @@ static void trim(struct tp_health *h)
  */
 static void trim_memory(struct tp_health *h, uint64_t now_ns)
 {
-	struct tp_stats st;
+	struct tp_health_stats st;
 
 	tp_health_stats(h, &st);
 	if (st.served != h->quiet_served || st.connections != h->quiet_conns ||

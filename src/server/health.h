@@ -26,7 +26,7 @@ struct tp_metrics;
 struct tp_pool;
 struct tp_queue;
 
-struct tp_stats {
+struct tp_health_stats {
 	size_t workers, workers_busy;
 	size_t queue_depth, queue_capacity, queue_waiting;
 	uint64_t connections;
@@ -69,7 +69,7 @@ struct tp_health {
 uint64_t tp_health_init(struct tp_health *h);
 
 /* Sum the counters (any thread). */
-void tp_health_stats(const struct tp_health *h, struct tp_stats *ret);
+void tp_health_stats(const struct tp_health *h, struct tp_health_stats *ret);
 
 /* Connections closed before their first request since start, by reason (any thread). */
 void tp_health_turned_away(const struct tp_health *h, uint64_t ret[TP_PEER_REFUSAL_COUNT]);

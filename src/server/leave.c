@@ -59,7 +59,7 @@ bool tp_leave_begin(struct tp_leave *lv, int drain_s, int signo, uint64_t now_ns
 
 bool tp_leave_tick(struct tp_leave *lv, const struct tp_health *h, uint64_t now_ns)
 {
-	struct tp_stats st;
+	struct tp_health_stats st;
 
 	tp_health_stats(h, &st);
 	struct tp_agent_sample s = {

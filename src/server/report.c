@@ -87,7 +87,7 @@ static void counter(struct tp_expo *e, const char *name, const char *help, uint6
 
 static void server_state(struct tp_expo *e, const struct tp_report *r, const struct tp_metrics_slot *m)
 {
-	struct tp_stats st;
+	struct tp_health_stats st;
 	struct tp_metrics_events ev;
 	uint64_t turned[TP_PEER_REFUSAL_COUNT];
 	char l[64];
@@ -243,7 +243,7 @@ static uint64_t quantile_bound(const struct tp_metrics_hist *now, const struct t
 void tp_report_tick(struct tp_report *r, uint64_t now_ns, int interval_s)
 {
 	struct tp_metrics_slot m;
-	struct tp_stats st;
+	struct tp_health_stats st;
 	char f_req[24], f_ok[24], f_busy[24], f_err[24], f_conn[24], f_depth[24], f_wait[24], f_busyw[24],
 	        f_p99[24];
 

@@ -257,7 +257,7 @@ void tp_server_free(struct tp_server *srv)
 
 int tp_server_run(struct tp_server *srv)
 {
-	struct tp_stats st;
+	struct tp_health_stats st;
 	int r;
 
 	atomic_store(&srv->loops_running, (int)srv->nloops - 1);

@@ -63,7 +63,7 @@ static uint64_t within_stop(const struct tp_server *srv, uint64_t now_ns, uint64
 /* now: the signal's (or the leave's end's) clock read, the one gone_by_ns counts from. */
 static void begin_shutdown(struct tp_server *srv, int signo, uint64_t now_ns)
 {
-	struct tp_stats st;
+	struct tp_health_stats st;
 
 	if (atomic_load(&srv->shared.shutting_down)) { /* a second signal: stop waiting for work */
 		tp_log(TP_LOG_NOTICE, "stop", "%s again: cutting the shutdown short", strsignal(signo));
