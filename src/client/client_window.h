@@ -66,7 +66,7 @@ bool tp_client_window_defer(struct tp_client_window *w, const struct tp_client_r
 /* The oldest entry if it is due by now_ns (its due_ns), else NULL. */
 const struct tp_client_req *tp_client_window_due(const struct tp_client_window *w, int64_t now_ns);
 
-/* Draw the next request of group g from the client's generator *rng: op and argument into *req. */
+/* Draw the next request of group g from the client's generator *rng: op and argument into *ret. */
 void tp_client_req_draw(const struct tp_client_group *g, uint64_t *rng, struct tp_client_req *ret);
 
 /* Write req's line ("SLEEP 12\n", "ECHO text\n") at dst, which has room for room bytes. Returns its length.

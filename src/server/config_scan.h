@@ -66,7 +66,7 @@ struct tp_config_src {
 	char include[4096];                 /* the name of the last TP_TOK_INCLUDE, unescaped */
 };
 
-/* The next token of s into *t; TP_TOK_EOF at the end of s (again on every call). */
+/* The next token of s into *ret; TP_TOK_EOF at the end of s (again on every call). */
 void tp_config_scan_next(struct tp_config_src *s, struct tp_config_token *ret);
 
 /*

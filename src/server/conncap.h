@@ -59,7 +59,7 @@ void tp_conncap_leave(struct tp_conncap *a, struct tp_qgroup *group);
 
 /*
  * The loop callbacks (loop.h) with the caps read under cfg_lock from cfg;
- * refusals counted in metrics (may be NULL).  peer NULL: a trusted proxy's
+ * refusals counted in metrics (not NULL).  peer NULL: a trusted proxy's
  * connection, to be named by its header (tp_conncap_enter); uncapped: counted
  * under peer's address but not held to its cap (a connection adopted from
  * the previous instance).

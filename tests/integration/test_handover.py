@@ -50,14 +50,31 @@ os.execv(sys.argv[1], sys.argv[1:])
 
 SCM_MAX_FD = 253
 
-# Holds argv[1] fds in flight in a socket pair nobody reads, until killed.
+# Run as an unprivileged user with RLIMIT_NOFILE argv[1]: holds fds in flight in a
+# socket pair until killed, so many that the user's fds in flight (whatever its
+# other processes hold too) are argv[2] short of what the limit lets a send add
+# to; prints how many it holds.  A send passes while they are at most the limit.
 HOLD_IN_FLIGHT = r"""
-import array, os, socket, sys, time
+import array, errno, os, resource, socket, sys, time
+limit, short = int(sys.argv[1]), int(sys.argv[2])
+resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
 a, b = socket.socketpair()
 null = os.open("/dev/null", os.O_RDONLY)
-for _ in range(int(sys.argv[1])):
-    a.sendmsg([b"x"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [null]))])
-print("in flight", sys.argv[1], flush=True)
+held = 0
+while True:  # until the user's fds in flight are limit + 1
+    try:
+        a.sendmsg([b"x"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [null]))])
+    except OSError as e:
+        if e.errno != errno.ETOOMANYREFS:
+            raise
+        break
+    held += 1
+for _ in range(short + 1):  # each one taken back is one fewer in flight
+    _, anc, _, _ = b.recvmsg(1, socket.CMSG_SPACE(4))
+    for _, _, data in anc:
+        os.close(int.from_bytes(data[:4], sys.byteorder))
+    held -= 1
+print("in flight", held, flush=True)
 time.sleep(60)
 """
 
@@ -361,20 +378,22 @@ class Handover(unittest.TestCase):
                          "needs root and setpriv (runs the daemon as nobody)")
     def test_connections_whose_state_is_not_stored_close_now(self):
         # fds in flight count against RLIMIT_NOFILE for an unprivileged user: with
-        # 40 held in flight by another process of the user and systemd slow to
-        # read, the carrier of 24 connections passes, the state after it cannot.
-        # Without their state the next instance could only close them: they are
-        # removed from the store at once, and the clients see EOF now.
-        nobody, limit, held = 65534, 64, 40
+        # the user's fds in flight 24 short of the limit (another process of its
+        # holds them) and systemd slow to read, the carrier of 24 connections
+        # passes, the state after it cannot.  Without their state the next
+        # instance could only close them: they are removed from the store at
+        # once, and the clients see EOF now.
+        nobody, limit, n = 65534, 64, 24
         holder = subprocess.Popen(
             ["setpriv", "--reuid", str(nobody), "--regid", str(nobody), "--clear-groups", "/usr/bin/python3",
-             "-c", HOLD_IN_FLIGHT, str(held)], stdout=subprocess.PIPE, text=True)
+             "-c", HOLD_IN_FLIGHT, str(limit), str(n)], stdout=subprocess.PIPE, text=True)
+        self.addCleanup(holder.stdout.close)
         self.addCleanup(holder.wait)
         self.addCleanup(holder.kill)
-        self.assertEqual(holder.stdout.readline().strip(), "in flight %d" % held)
+        self.assertRegex(holder.stdout.readline(), r"^in flight \d+$")
         self.sd.carrier_delay = 3
         self.sd.start(nofile=limit, uid=nobody)
-        clients = [self.connect() for _ in range(limit - held)]
+        clients = [self.connect() for _ in range(n)]
         for i, (s, r) in enumerate(clients):
             self.assertEqual(request(s, r, "ECHO %d" % i), "OK %d" % i)
         self.assertEqual(self.sd.stop(), 0, self.sd.log())
