@@ -284,9 +284,19 @@ void tp_handover_adopt(struct tp_handover *h, struct tp_loop *const *loops, size
 	size_t next_loop = 0;
 
 	/* A generation is named by any of its fds; take each once. */
-	for (size_t i = 0; i < h->npassed; i++)
-		if (h->passed[i].fd >= 0)
-			adopt_generation(h, h->passed[i].name + 3, loops, nloops, &next_loop);
+	for (size_t i = 0; i < h->npassed; i++) {
+		struct passed *p = &h->passed[i];
+		if (p->fd >= 0 && strncmp(p->name, CONN_PREFIX, 3) != 0 &&
+		    strncmp(p->name, STATE_PREFIX, 3) != 0) {
+			/* Another version's (a downgrade): of no use here, and it would stay in the store. */
+			tp_log(TP_LOG_WARNING, "handover",
+			       "%s in the fd store is of no kind this version knows: closed", p->name);
+			close(p->fd);
+			p->fd = -1;
+			tp_fdstore_remove(p->name);
+		} else if (p->fd >= 0)
+			adopt_generation(h, p->name + 3, loops, nloops, &next_loop);
+	}
 	free(h->passed);
 	h->passed = NULL;
 	h->npassed = 0;

@@ -70,7 +70,7 @@ void tp_sd_passed(bool *ret_data, bool *ret_metrics, bool *ret_agent)
 
 bool tp_sd_stored_name(const char *name)
 {
-	return (strncmp(name, "tpc", 3) == 0 || strncmp(name, "tps", 3) == 0) && name[3] >= '0' &&
+	return name[0] == 't' && name[1] == 'p' && name[2] >= 'a' && name[2] <= 'z' && name[3] >= '0' &&
 	       name[3] <= '9' && name[4] >= '0' && name[4] <= '9' && name[5] == '\0';
 }
 

@@ -30,8 +30,9 @@ int tp_sd_listen_fds_split(int *ret_fds, size_t max, int *ret_metrics_fd, int *r
 void tp_sd_passed(bool *ret_data, bool *ret_metrics, bool *ret_agent);
 
 /*
- * Is name one the connection hand-over gives what it stores ("tpc" or
- * "tps" and two digits)?  tp_sd_listen_fds_split() leaves such fds out.
+ * Is name one of the store's, reserved for what the connection hand-over
+ * stores, in this version or another ("tp", a lower-case letter, two
+ * digits: "tpc07")?  tp_sd_listen_fds_split() leaves such fds out.
  */
 bool tp_sd_stored_name(const char *name);
 
