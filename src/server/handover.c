@@ -73,6 +73,16 @@ struct tp_handover {
 
 static int take_passed(struct tp_handover *h);
 
+/* Close the fds held for the store's own use (once: they are -1 after). */
+static void release_reserve(struct tp_handover *h)
+{
+	for (size_t i = 0; i < RESERVE_FDS; i++) {
+		if (h->reserve[i] >= 0)
+			close(h->reserve[i]);
+		h->reserve[i] = -1;
+	}
+}
+
 int tp_handover_open(struct tp_handover **ret, char *err, size_t errlen)
 {
 	struct tp_handover *h = calloc(1, sizeof(*h));
@@ -101,9 +111,7 @@ void tp_handover_free(struct tp_handover *h)
 	for (size_t i = 0; i < h->npassed; i++)
 		if (h->passed[i].fd >= 0)
 			close(h->passed[i].fd);
-	for (size_t i = 0; i < RESERVE_FDS; i++)
-		if (h->reserve[i] >= 0)
-			close(h->reserve[i]);
+	release_reserve(h);
 	free(h->kept);
 	free(h->passed);
 	pthread_mutex_destroy(&h->lock);
@@ -286,16 +294,18 @@ void tp_handover_adopt(struct tp_handover *h, struct tp_loop *const *loops, size
 	/* A generation is named by any of its fds; take each once. */
 	for (size_t i = 0; i < h->npassed; i++) {
 		struct passed *p = &h->passed[i];
-		if (p->fd >= 0 && strncmp(p->name, CONN_PREFIX, 3) != 0 &&
-		    strncmp(p->name, STATE_PREFIX, 3) != 0) {
-			/* Another version's (a downgrade): of no use here, and it would stay in the store. */
-			tp_log(TP_LOG_WARNING, "handover",
-			       "%s in the fd store is of no kind this version knows: closed", p->name);
-			close(p->fd);
-			p->fd = -1;
-			tp_fdstore_remove(p->name);
-		} else if (p->fd >= 0)
+		if (p->fd < 0)
+			continue; /* taken with its generation */
+		if (strncmp(p->name, CONN_PREFIX, 3) == 0 || strncmp(p->name, STATE_PREFIX, 3) == 0) {
 			adopt_generation(h, p->name + 3, loops, nloops, &next_loop);
+			continue;
+		}
+		/* Another version's (a downgrade): of no use here, and it would stay in the store. */
+		tp_log(TP_LOG_WARNING, "handover",
+		       "%s in the fd store is of no kind this version knows: closed", p->name);
+		close(p->fd);
+		p->fd = -1;
+		tp_fdstore_remove(p->name);
 	}
 	free(h->passed);
 	h->passed = NULL;
@@ -389,11 +399,7 @@ void tp_handover_store(struct tp_handover *h)
 	bool stored;
 	size_t len = 0, apart = 0;
 
-	for (size_t i = 0; i < RESERVE_FDS; i++) {
-		if (h->reserve[i] >= 0)
-			close(h->reserve[i]);
-		h->reserve[i] = -1;
-	}
+	release_reserve(h);
 	if (h->refused)
 		tp_log(TP_LOG_WARNING, "handover",
 		       "%zu connections closed, not handed over (keep_connections_max %zu)", h->refused,
