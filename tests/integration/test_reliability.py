@@ -810,6 +810,22 @@ class JournalFields(unittest.TestCase):
         proc.terminate()
         self.assertEqual(proc.wait(10), 0)
 
+    def test_late_refusals_have_their_message_id(self):
+        # Refusals past pool.max_wait_ms are busy refusals too: an operator finds them by ID.
+        conf = ConfFile(self, "pool = { workers = 1; cheap_workers = 0; max_wait_ms = 100; };\n")
+        proc, entry_with, stderr = self.start_under_journal(conf.path)
+        self.assertTrue(wait_until(lambda: entry_with("MESSAGE", "listening on 127.0.0.1:"), 10), stderr())
+        port = int(re.search(r"listening on 127\.0\.0\.1:(\d+)", entry_with("MESSAGE", "listening on")).group(1))
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(b"SLEEP 300\nECHO a\nECHO b\n")  # the ECHOs wait 300 ms behind it
+            self.assertEqual(LineReader(s).lines(3, timeout=5), ["OK 300", "ERR server busy", "ERR server busy"])
+        self.assertTrue(wait_until(lambda: entry_with("TP_LATE"), 10), stderr())
+        fields = dict(line.split("=", 1) for line in entry_with("TP_LATE").splitlines() if "=" in line)
+        self.assertEqual((fields["TP_EVENT"], fields["TP_LATE"]), ("late", "2"))
+        self.assertEqual(fields["MESSAGE_ID"], "6da03b6347c34b78bc1e3fa0993bfdf5")
+        proc.terminate()
+        self.assertEqual(proc.wait(10), 0)
+
 
 class Notices(unittest.TestCase):
     def test_reloading_carries_monotonic_usec(self):
