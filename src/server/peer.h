@@ -19,7 +19,7 @@
 #include <sys/socket.h>
 
 #include "cidr.h"
-#include "proxy_proto.h"
+#include "proxy.h"
 
 struct tp_config;
 

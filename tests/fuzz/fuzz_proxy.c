@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fuzz_proxy: a libFuzzer target for the PROXY protocol header parser
- * (src/common/proxy_proto.c).  Built with clang -fsanitize=fuzzer by
+ * (src/common/proxy.c).  Built with clang -fsanitize=fuzzer by
  * tests/stages/30-fuzz.sh, and with replay.c as an ordinary program that
  * runs the corpus in ctest (fuzz.proxy.replay).
  *
@@ -28,7 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy_proto.h"
+#include "proxy.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -59,7 +59,7 @@ build_target fuzz_proto "$TOP/tests/fuzz/fuzz_proto.c" "$TOP/src/common/framer.c
 # shellcheck disable=SC2046 # pkg-config's flags are words
 build_target fuzz_config_lex "$TOP/tests/fuzz/fuzz_config_lex.c" "$TOP/src/server/config_lex.c" \
 	"$TOP/src/server/config_scan.c" $(pkg-config --cflags --libs libconfig)
-build_target fuzz_proxy "$TOP/tests/fuzz/fuzz_proxy.c" "$TOP/src/common/proxy_proto.c"
+build_target fuzz_proxy "$TOP/tests/fuzz/fuzz_proxy.c" "$TOP/src/common/proxy.c"
 build_target fuzz_handover_state "$TOP/tests/fuzz/fuzz_handover_state.c" "$TOP/src/server/handover_state.c"
 
 export ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:detect_stack_use_after_return=1"

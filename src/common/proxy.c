@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * proxy_proto: PROXY protocol v1 (text) and v2 (binary) header parsing,
+ * proxy: PROXY protocol v1 (text) and v2 (binary) header parsing,
  * after the specification HAProxy publishes (doc/proxy-protocol.txt).
  * v1 is strict: single spaces, addresses inet_pton() accepts, decimal
  * ports without leading zeros.  v2 TLVs are skipped but must be well
@@ -8,7 +8,7 @@
  * past the TP_PROXY_MAX bytes a long header is decided on, which one walk
  * (tp_proxy_tail_feed) checks as they pass, a byte of state at a time.
  */
-#include "proxy_proto.h"
+#include "proxy.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

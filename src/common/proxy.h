@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * proxy_proto: the PROXY protocol header (versions 1 and 2) that a load
+ * proxy: the PROXY protocol header (versions 1 and 2) that a load
  * balancer such as HAProxy sends first on a connection to name the real
  * client.  Pure: no I/O, no logging, no allocation.
  *
@@ -13,8 +13,8 @@
  * its addresses, and the caller drops the rest as it arrives, checked by
  * tp_proxy_tail_feed() without being kept.
  */
-#ifndef TP_PROXY_PROTO_H
-#define TP_PROXY_PROTO_H
+#ifndef TP_PROXY_H
+#define TP_PROXY_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests of proxy_proto.c: v1 TCP4, TCP6 and UNKNOWN; v2 PROXY over
+ * Unit tests of proxy.c: v1 TCP4, TCP6 and UNKNOWN; v2 PROXY over
  * IPv4 and IPv6 with TLVs skipped, v2 LOCAL, v2 over UNIX and unspecified
  * families; every split point gives "need more" then the same header;
  * v2 headers longer than TP_PROXY_MAX, up to the format's longest, decided
@@ -20,7 +20,7 @@
 
 #include <cmocka.h>
 
-#include "proxy_proto.h"
+#include "proxy.h"
 
 #define V2SIG "\r\n\r\n\0\r\nQUIT\n"
 
