@@ -262,7 +262,7 @@ const struct tp_setting tp_settings[] = {
 
 _Static_assert(sizeof(tp_settings) / sizeof(tp_settings[0]) <= TP_SETTINGS_MAX, "raise TP_SETTINGS_MAX");
 
-char *tp_setting_flag(const struct tp_setting *s, char *buf, size_t len)
+char *tp_config_setting_flag(const struct tp_setting *s, char *buf, size_t len)
 {
 	const char *dot = strrchr(s->path, '.');
 
@@ -277,7 +277,7 @@ char *tp_setting_flag(const struct tp_setting *s, char *buf, size_t len)
 	return buf;
 }
 
-int tp_setting_int(const struct tp_config *cfg, const struct tp_setting *s)
+int tp_config_setting_int(const struct tp_config *cfg, const struct tp_setting *s)
 {
 	return *(const int *)((const char *)cfg + s->offset);
 }
@@ -325,7 +325,7 @@ static int parse_addresses(struct tp_config *cfg, const struct tp_setting *s, co
 	return 0;
 }
 
-int tp_setting_parse(struct tp_config *cfg, const struct tp_setting *s, const char *text)
+int tp_config_setting_parse(struct tp_config *cfg, const struct tp_setting *s, const char *text)
 {
 	size_t len = strlen(text);
 	int v;
@@ -361,7 +361,7 @@ int tp_setting_parse(struct tp_config *cfg, const struct tp_setting *s, const ch
 	return -EINVAL;
 }
 
-char *tp_setting_range(const struct tp_setting *s, char *buf, size_t len)
+char *tp_config_setting_range(const struct tp_setting *s, char *buf, size_t len)
 {
 	size_t n = 0;
 
@@ -395,10 +395,10 @@ static const char *format_value(const struct tp_config *cfg, const struct tp_set
 {
 	switch (s->type) {
 	case TP_SETTING_INT:
-		snprintf(buf, len, "%d", tp_setting_int(cfg, s));
+		snprintf(buf, len, "%d", tp_config_setting_int(cfg, s));
 		return buf;
 	case TP_SETTING_ENUM:
-		return s->name(tp_setting_int(cfg, s));
+		return s->name(tp_config_setting_int(cfg, s));
 	case TP_SETTING_STRING:
 		return (const char *)cfg + s->offset;
 	case TP_SETTING_BOOL:
@@ -413,7 +413,7 @@ void tp_config_defaults(struct tp_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	for (const struct tp_setting *s = tp_settings; s->path; s++)
-		TP_ASSERT(tp_setting_parse(cfg, s, s->def) == 0); /* else the table is broken */
+		TP_ASSERT(tp_config_setting_parse(cfg, s, s->def) == 0); /* else the table is broken */
 }
 
 int tp_config_stall_ms(const struct tp_config *cfg)

@@ -141,23 +141,23 @@ extern const struct tp_setting tp_settings[];
  * The flag of setting s without its dashes ("queue-size") in buf.  Returns
  * buf.  Never fails: a flag longer than len - 1 is cut short.
  */
-char *tp_setting_flag(const struct tp_setting *s, char *buf, size_t len);
+char *tp_config_setting_flag(const struct tp_setting *s, char *buf, size_t len);
 
 /*
  * Set s in *cfg from text, as the command line writes it ("8", "info",
  * "127.0.0.1").  Returns 0, or -EINVAL when text is not a valid value of s
  * (nothing changed, no message: the caller names the flag or the line).
  */
-int tp_setting_parse(struct tp_config *cfg, const struct tp_setting *s, const char *text);
+int tp_config_setting_parse(struct tp_config *cfg, const struct tp_setting *s, const char *text);
 
 /*
  * The values s allows, for --help and error messages, in buf: "1 to 1024",
  * "debug, info, notice, warning or error", "1 to 255 bytes".  Returns buf.
  */
-char *tp_setting_range(const struct tp_setting *s, char *buf, size_t len);
+char *tp_config_setting_range(const struct tp_setting *s, char *buf, size_t len);
 
 /* The int (INT, ENUM) at s in cfg; a BOOL reads as 0 or 1, a STRING as 0. */
-int tp_setting_int(const struct tp_config *cfg, const struct tp_setting *s);
+int tp_config_setting_int(const struct tp_config *cfg, const struct tp_setting *s);
 
 /* Fill *cfg with the built-in defaults. Never fails. */
 void tp_config_defaults(struct tp_config *cfg);

@@ -40,7 +40,7 @@ int tp_config_addr_read(struct tp_config *cfg, const struct tp_setting *s, const
 		snprintf(err, errlen, "expected a list of address strings");
 		return -EINVAL;
 	}
-	if (tp_setting_parse(cfg, s, list) < 0) {
+	if (tp_config_setting_parse(cfg, s, list) < 0) {
 		snprintf(err, errlen,
 		         "invalid address list \"%s\" (expected up to %d prefixes such as 10.0.0.0/8 or "
 		         "2001:db8::/32)",

@@ -39,7 +39,7 @@ static void usage(FILE *f)
 	           "  -q, --quiet                   with --check-config: print only warnings and\n"
 	           "                                errors\n");
 	for (const struct tp_setting *s = tp_settings; s->path; s++) {
-		tp_setting_flag(s, flag, sizeof(flag));
+		tp_config_setting_flag(s, flag, sizeof(flag));
 		if (s->type == TP_SETTING_BOOL) {
 			snprintf(text, sizeof(text), "%s (default %s)", s->help,
 			         strcmp(s->def, "true") == 0 ? "on" : "off");
@@ -54,7 +54,7 @@ static void usage(FILE *f)
 			snprintf(text, sizeof(text), "%s (default %s)", s->help, def);
 		else
 			snprintf(text, sizeof(text), "%s (%s; default %s)", s->help,
-			         tp_setting_range(s, range, sizeof(range)), def);
+			         tp_config_setting_range(s, range, sizeof(range)), def);
 		usage_line(f, flag, s->arg, text);
 		if (s->flag_alias) {
 			snprintf(text, sizeof(text), "same as --%s", flag);
@@ -90,7 +90,7 @@ static void build_options(struct options *o)
 		o->opts[n] = fixed[n];
 	for (const struct tp_setting *s = tp_settings; s->path; s++, i++) {
 		int val = OPT_SETTING + (int)i;
-		tp_setting_flag(s, o->flags[i], sizeof(o->flags[i]));
+		tp_config_setting_flag(s, o->flags[i], sizeof(o->flags[i]));
 		if (s->type == TP_SETTING_BOOL) {
 			snprintf(o->noflags[i], sizeof(o->noflags[i]), "no-%s", o->flags[i]);
 			o->opts[n++] = (struct option){o->flags[i], no_argument, NULL, val};
@@ -109,7 +109,7 @@ static void enable(struct tp_config *cfg, const char *path)
 {
 	for (const struct tp_setting *s = tp_settings; s->path; s++)
 		if (s->type == TP_SETTING_BOOL && strcmp(s->path, path) == 0)
-			(void)tp_setting_parse(cfg, s, "true");
+			(void)tp_config_setting_parse(cfg, s, "true");
 }
 
 /* Apply one option c (its argument in optarg).  Returns 0, 1 (exit 0) or -EINVAL. */
@@ -142,13 +142,13 @@ static int apply_option(struct tp_config *cfg, int c, const char *used, char *er
 	default: {
 		const struct tp_setting *s = &tp_settings[(c & ~OPT_NO) - OPT_SETTING];
 		if (s->type == TP_SETTING_BOOL)
-			return tp_setting_parse(cfg, s, c & OPT_NO ? "false" : "true");
+			return tp_config_setting_parse(cfg, s, c & OPT_NO ? "false" : "true");
 		if (s->enables)
 			enable(cfg, s->enables);
-		if (tp_setting_parse(cfg, s, optarg) < 0) {
+		if (tp_config_setting_parse(cfg, s, optarg) < 0) {
 			snprintf(err, errlen, "--%s: invalid value '%s' (expected %s%s)", used, optarg,
 			         s->type == TP_SETTING_INT ? "an integer from " : "",
-			         tp_setting_range(s, range, sizeof(range)));
+			         tp_config_setting_range(s, range, sizeof(range)));
 			return -EINVAL;
 		}
 		return 0;

@@ -141,11 +141,11 @@ static void perturb(struct tp_config *cfg, const struct tp_setting *s)
 
 	switch (s->type) {
 	case TP_SETTING_INT:
-		v = tp_setting_int(cfg, s);
+		v = tp_config_setting_int(cfg, s);
 		*(int *)field = v < s->max ? v + 1 : v - 1;
 		break;
 	case TP_SETTING_ENUM:
-		v = tp_setting_int(cfg, s);
+		v = tp_config_setting_int(cfg, s);
 		for (const int *e = s->values; *e >= 0; e++)
 			if (*e != v) {
 				*(int *)field = *e;

@@ -156,9 +156,9 @@ static int apply_text(const struct load *ld, const config_setting_t *s, const ch
 		return fail(ld, s, gpath, "must not be empty");
 	if (set->type == TP_SETTING_STRING && len > (size_t)set->max)
 		return fail(ld, s, gpath, "longer than %d bytes", set->max);
-	if (tp_setting_parse(ld->cfg, set, v) < 0)
+	if (tp_config_setting_parse(ld->cfg, set, v) < 0)
 		return fail(ld, s, gpath, "invalid value \"%s\" (expected %s)", v,
-		            tp_setting_range(set, range, sizeof(range)));
+		            tp_config_setting_range(set, range, sizeof(range)));
 	return 0;
 }
 
@@ -359,10 +359,10 @@ static void print_setting(const struct tp_config *cfg, const struct tp_config_or
 	fprintf(f, "%s%s = ", indent, leaf);
 	switch (s->type) {
 	case TP_SETTING_INT:
-		fprintf(f, "%d;", tp_setting_int(cfg, s));
+		fprintf(f, "%d;", tp_config_setting_int(cfg, s));
 		break;
 	case TP_SETTING_ENUM:
-		print_quoted(f, s->name(tp_setting_int(cfg, s)));
+		print_quoted(f, s->name(tp_config_setting_int(cfg, s)));
 		fputc(';', f);
 		break;
 	case TP_SETTING_STRING:

@@ -88,7 +88,7 @@ int tp_config_validate(const struct tp_config *cfg, const char **ret_paths, char
 
 		switch (s->type) {
 		case TP_SETTING_INT:
-			v = tp_setting_int(cfg, s); /* only an INT field is an int */
+			v = tp_config_setting_int(cfg, s); /* only an INT field is an int */
 			if (v < s->min || v > s->max) {
 				snprintf(err, errlen, "%s: %d is out of range (%d to %d)", s->path, v, s->min,
 				         s->max);
@@ -109,7 +109,7 @@ int tp_config_validate(const struct tp_config *cfg, const char **ret_paths, char
 		case TP_SETTING_ENUM:
 		case TP_SETTING_BOOL:
 		case TP_SETTING_ADDRESSES:
-			break; /* only ever set through tp_setting_parse() */
+			break; /* only ever set through tp_config_setting_parse() */
 		}
 	}
 	/* systemd kills a service still running TimeoutStopSec after SIGTERM: the drain must fit. */

@@ -46,8 +46,9 @@ static void assert_config_equal(const struct tp_config *a, const struct tp_confi
 	for (const struct tp_setting *s = tp_settings; s->path; s++) {
 		if (s->type != TP_SETTING_INT)
 			continue;
-		if (tp_setting_int(a, s) != tp_setting_int(b, s))
-			fail_msg("%s: %d != %d", s->path, tp_setting_int(a, s), tp_setting_int(b, s));
+		if (tp_config_setting_int(a, s) != tp_config_setting_int(b, s))
+			fail_msg("%s: %d != %d", s->path, tp_config_setting_int(a, s),
+			         tp_config_setting_int(b, s));
 	}
 	assert_int_equal(a->log_level, b->log_level);
 	assert_string_equal(a->config_path, b->config_path);
@@ -800,7 +801,7 @@ static void test_table(void **state)
 	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
 		snprintf(seen[n++], sizeof(seen[0]), "%s", fixed[i]);
 	for (const struct tp_setting *s = tp_settings; s->path; s++) {
-		const char *names[2] = {tp_setting_flag(s, seen[n], sizeof(seen[0])), s->flag_alias};
+		const char *names[2] = {tp_config_setting_flag(s, seen[n], sizeof(seen[0])), s->flag_alias};
 
 		n++;
 		if (s->flag_alias)
@@ -815,10 +816,10 @@ static void test_table(void **state)
 		assert_non_null(s->help);
 		assert_non_null(s->arg);
 		tp_config_defaults(&cfg);
-		assert_int_equal(tp_setting_parse(&cfg, s, s->def), 0);
-		assert_true(strlen(tp_setting_range(s, range, sizeof(range))) > 0);
+		assert_int_equal(tp_config_setting_parse(&cfg, s, s->def), 0);
+		assert_true(strlen(tp_config_setting_range(s, range, sizeof(range))) > 0);
 	}
-	assert_string_equal(tp_setting_flag(setting("limits.max_unsent_kib"), range, sizeof(range)),
+	assert_string_equal(tp_config_setting_flag(setting("limits.max_unsent_kib"), range, sizeof(range)),
 	                    "max-unsent-kib");
 }
 

@@ -96,14 +96,14 @@ static void test_config_md(void **state)
 			fail_msg("docs/CONFIG.md: %s: default %s, want %s", s->path, got, want);
 		if (s->type == TP_SETTING_INT) {
 			cell(line, 2, got, sizeof(got));
-			assert_string_equal(got, tp_setting_range(s, range, sizeof(range)));
+			assert_string_equal(got, tp_config_setting_range(s, range, sizeof(range)));
 		}
 		cell(line, 3, got, sizeof(got));
 		if (strcmp(got, s->reloadable ? "yes" : "no") != 0)
 			fail_msg("docs/CONFIG.md: %s: reload %s, want %s", s->path, got,
 			         s->reloadable ? "yes" : "no");
 		cell(line, 4, got, sizeof(got));
-		snprintf(want, sizeof(want), "`--%s`", tp_setting_flag(s, flag, sizeof(flag)));
+		snprintf(want, sizeof(want), "`--%s`", tp_config_setting_flag(s, flag, sizeof(flag)));
 		if (s->flag_alias)
 			snprintf(want + strlen(want), sizeof(want) - strlen(want), ", `--%s`", s->flag_alias);
 		if (strcmp(got, want) != 0)
@@ -155,7 +155,8 @@ static void test_conf_5(void **state)
 		else if (s->type == TP_SETTING_BOOL)
 			snprintf(want, sizeof(want), "\n.BR %s \" (boolean, default %s)\"\n", s->path, esc);
 		else if (s->type == TP_SETTING_ADDRESSES)
-			snprintf(want, sizeof(want), "\n.BR %s \" (address list, default %s)\"\n", s->path, esc);
+			snprintf(want, sizeof(want), "\n.BR %s \" (address list, default %s)\"\n", s->path,
+			         esc);
 		else
 			snprintf(want, sizeof(want), "\n.BR %s \" (string, default %s", s->path, esc);
 		if (!strstr(text, want))
@@ -208,10 +209,11 @@ static void test_flags_documented(void **state)
 	(void)state;
 
 	for (const struct tp_setting *s = tp_settings; s->path; s++) {
-		const char *names[2] = {tp_setting_flag(s, flag, sizeof(flag)), s->flag_alias};
+		const char *names[2] = {tp_config_setting_flag(s, flag, sizeof(flag)), s->flag_alias};
 
 		if (s->type == TP_SETTING_BOOL) {
-			/* A switch: ".BR \-\-flag ", " \-\-no\-flag", and "| `--flag`, `--no-flag` | default |". */
+			/* A switch: ".BR \-\-flag ", " \-\-no\-flag", and "| `--flag`, `--no-flag` | default
+			 * |". */
 			man_escape(flag, esc, sizeof(esc));
 			snprintf(want, sizeof(want), "\n.BR \\-\\-%s \", \" \\-\\-no\\-%s\n", esc, esc);
 			if (!strstr(man, want))
