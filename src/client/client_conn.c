@@ -17,6 +17,7 @@
 
 #include "client_failure.h"
 #include "client_gen.h"
+#include "client_req.h"
 #include "client_window.h"
 #include "clock.h"
 #include "framer.h"

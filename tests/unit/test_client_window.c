@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests of client_window.c: the ring keeps its order across the wrap,
+ * Unit tests of client_window.c and client_req.c: the ring keeps its order across the wrap,
  * and a request drawn and written is exactly what its own check accepts.
  */
 #include <setjmp.h>
@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "client_gen.h"
+#include "client_req.h"
 #include "client_window.h"
 #include "proto.h"
 
