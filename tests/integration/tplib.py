@@ -261,6 +261,26 @@ class Frozen:
         self.libc.ptrace(self.DETACH, self.tid, None, None)
 
 
+class ConfFile:
+    """A configuration file of a test, removed at its end; write() replaces
+    it whole (a rename), as an operator's editor would."""
+
+    def __init__(self, test, text, path=None):
+        if path is None:
+            fd, path = tempfile.mkstemp(suffix=".conf")
+            os.close(fd)
+        self.path = path
+        test.addCleanup(lambda: os.path.exists(self.path) and os.unlink(self.path))
+        self.write(text)
+
+    def write(self, text):
+        # Replace, not rewrite: the server may be reading the old one.
+        tmp = self.path + ".new"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.rename(tmp, self.path)
+
+
 def free_ports(n):
     """n distinct ports of 127.0.0.1 free now, for a test to bind later (each
     held bound until all are chosen, so that no two are the same).  They come
