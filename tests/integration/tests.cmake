@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 # The integration tests: each starts the real binaries (tp_integration_test, tests/CMakeLists.txt).
 tp_integration_test(server test_server.py)
+tp_integration_test(server_connections test_server_connections.py)
 tp_integration_test(systemd test_systemd.py)
 tp_integration_test(socket_activation test_socket_activation.py)
 tp_integration_test(tpclient test_tpclient.py)
@@ -15,6 +16,7 @@ set_property(TEST integration.study_smoke integration.study_plots APPEND PROPERT
 set_tests_properties(integration.study_smoke PROPERTIES FIXTURES_SETUP study)
 set_tests_properties(integration.study_plots PROPERTIES FIXTURES_REQUIRED study)
 tp_integration_test(adversarial test_adversarial.py)
+tp_integration_test(adversarial_churn test_adversarial_churn.py)
 tp_integration_test(config_file test_config_file.py)
 tp_integration_test(many_connections test_many_connections.py)
 tp_integration_test(catalog test_catalog.py)

@@ -281,6 +281,29 @@ class ConfFile:
         os.rename(tmp, self.path)
 
 
+def flood_until_blocked(sock, payload, quiet_s=1.0, limit=256 << 20):
+    """Send payload over and over without reading, until no byte has gone
+    out for quiet_s (the server stopped reading); returns the bytes sent."""
+    sock.setblocking(False)
+    block = payload * max(1, 65536 // len(payload))
+    sent, rest, last = 0, b"", time.monotonic()
+    while sent < limit:
+        if not rest:
+            rest = block
+        try:
+            n = sock.send(rest)
+        except BlockingIOError:
+            if time.monotonic() - last >= quiet_s:
+                break
+            time.sleep(0.01)
+            continue
+        sent += n
+        rest = rest[n:]
+        last = time.monotonic()
+    sock.setblocking(True)
+    return sent
+
+
 def free_ports(n):
     """n distinct ports of 127.0.0.1 free now, for a test to bind later (each
     held bound until all are chosen, so that no two are the same).  They come
