@@ -1,13 +1,20 @@
 # SPDX-License-Identifier: MIT
 """Helpers for the metrics tests: start tpserver with its metrics endpoint,
-scrape it over plain HTTP, and read the Prometheus text format."""
+scrape it over plain HTTP, read the Prometheus text format, check the
+request histograms' shape, see the pool idle, and leave a connection's
+replies unread."""
 import re
 import socket
+import threading
+import time
 
-from tplib import Server, read_to_eof
+from tplib import Server, read_to_eof, wait_until
 
 SAMPLE_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
 LABEL_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+# The request histograms, each with 22 buckets (METRICS.md).
+HISTOGRAMS = ["tpserver_request_admission_wait_seconds", "tpserver_request_queue_wait_seconds",
+              "tpserver_request_service_seconds", "tpserver_request_duration_seconds"]
 
 
 class MetricsServer(Server):
@@ -84,3 +91,54 @@ def parse(text):
         value = float(g.group(3))
         m.samples.setdefault(g.group(1), []).append((labels, value))
     return m
+
+
+def idle(srv):
+    m = srv.scrape()
+    return all(m.get(g) == 0 for g in ("tpserver_queue_depth", "tpserver_queue_waiters",
+                                       "tpserver_workers_busy")) and m
+
+
+def replies_left_unread(srv):
+    """A connection that pipelines 16 MB of ECHOs and reads none of the
+    replies, once tpserver has stopped reading it (its replies fill the
+    socket buffers, and then limits.max_unsent_kib) with nothing of it
+    queued.  A connection whose replies cannot be written keeps a shutting
+    down server up until 1 s past the shutdown deadline (before it is
+    closed by force): time for a scrape after the deadline.  Returns the
+    thread that sends, which ends when the connection does."""
+    x = socket.socket()
+    x.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    x.settimeout(30)
+    x.connect(("127.0.0.1", srv.port))
+    srv.sockets.append(x)
+    data = (b"ECHO " + b"x" * 4000 + b"\n") * 4000
+
+    def send():
+        try:
+            x.sendall(data)
+        except OSError:
+            pass  # closed by the server (or the test) with data still to send
+    t = threading.Thread(target=send, daemon=True)
+    t.start()
+
+    def stopped_reading():
+        m0 = idle(srv)
+        time.sleep(0.2)
+        m1 = idle(srv)
+        received = m1 and m1.get("tpserver_received_bytes_total")
+        return m0 and m1 and m0.get("tpserver_received_bytes_total") == received < len(data)
+    assert wait_until(stopped_reading, 15), srv.scrape_text()
+    return t
+
+
+def check_histograms(test, m):
+    """Cumulative buckets never go down; +Inf equals _count for every series
+    of the request histograms in scrape m (test: the asserting TestCase)."""
+    for name in HISTOGRAMS:
+        test.assertEqual(m.types[name], "histogram")
+        for labels, count in m.samples[name + "_count"]:
+            b = m.buckets(name, **labels)
+            test.assertEqual(len(b), 22)
+            test.assertEqual(b[-1], ("+Inf", count))
+            test.assertEqual([v for _, v in b], sorted(v for _, v in b), name)

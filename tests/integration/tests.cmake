@@ -29,6 +29,7 @@ tp_integration_test(reload_and_wait test_reload_and_wait.py)
 tp_integration_test(journal test_journal.py)
 tp_integration_test(tpclient_docs test_tpclient_docs.py)
 tp_integration_test(metrics test_metrics.py)
+tp_integration_test(metrics_http test_metrics_http.py)
 tp_integration_test(examples test_examples.py)
 tp_integration_test(prometheus test_prometheus.py)
 # Both exit 77 without promtool or prometheus.  The real Prometheus is
