@@ -38,6 +38,7 @@ set_tests_properties(integration.examples integration.prometheus PROPERTIES SKIP
 set_tests_properties(integration.prometheus PROPERTIES LABELS "integration;heavy")
 tp_integration_test(fairness test_fairness.py)
 tp_integration_test(handover test_handover.py)
+tp_integration_test(handover_limits test_handover_limits.py)
 tp_integration_test(proxy test_proxy.py)
 tp_integration_test(agent test_agent.py)
 tp_integration_test(haproxy_example test_haproxy_example.py)
