@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: MIT
 """Helpers for the metrics tests: start tpserver with its metrics endpoint,
 scrape it over plain HTTP, read the Prometheus text format, check the
-request histograms' shape, see the pool idle, and leave a connection's
-replies unread."""
+request histograms' shape, see the pool idle, read the queue's gauges, and
+leave a connection's replies unread."""
 import re
 import socket
 import threading
@@ -142,3 +142,10 @@ def check_histograms(test, m):
             test.assertEqual(len(b), 22)
             test.assertEqual(b[-1], ("+Inf", count))
             test.assertEqual([v for _, v in b], sorted(v for _, v in b), name)
+
+
+def queue_state(srv):
+    """The queue's gauges in one scrape: depth, capacity, waiters, flows, largest_address."""
+    m = srv.scrape()
+    return {k: m.get("tpserver_queue_" + k)
+            for k in ("depth", "capacity", "waiters", "flows", "largest_address")}
