@@ -14,6 +14,7 @@ target_compile_definitions(test_config_rules PRIVATE TP_SOURCE_DIR="${PROJECT_SO
 tp_unit_test(test_hist tp_client unit/test_hist.c)
 tp_unit_test(test_verify tp_client unit/test_verify.c)
 tp_unit_test(test_client_opts tp_client unit/test_client_opts.c)
+tp_unit_test(test_client_opts_errors tp_client unit/test_client_opts_errors.c)
 tp_unit_test(test_proto tp_common unit/test_proto.c)
 tp_unit_test(test_proto_sleep tp_common unit/test_proto_sleep.c)
 tp_unit_test(test_proto_reply tp_common unit/test_proto_reply.c)
