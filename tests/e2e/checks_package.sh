@@ -231,3 +231,57 @@ t_purge_all() {
 	t_purge tpclient
 	c test ! -e /usr/bin/tpclient || fail "/usr/bin/tpclient still there after purge"
 }
+
+# An upgrade (here a reinstallation: the same configure step) over a drop-in
+# the daemon cannot start with: the running daemon is not restarted and
+# serves on, apt succeeds, and its output names the file, line and setting
+# and says what to do.  Once the file is fixed, the next upgrade restarts it.
+t_upgrade_broken_config() {
+	local pid npid
+	is_active tpserver.service || TMO=30 c systemctl start tpserver
+	echo_ok "before" || fail "not serving before the upgrade"
+	pid=$(mainpid)
+	c sh -c 'mkdir -p /etc/tpserver.conf.d && printf "pool = { workers = \"many\"; };\n" >/etc/tpserver.conf.d/50-broken.conf'
+	trap 'c rm -f /etc/tpserver.conf.d/50-broken.conf' EXIT
+	TMO=180 c apt-get install -y -q --reinstall "/srv/test/$DEB3" >"$WORK/broken-upgrade.out" 2>&1 ||
+		{ tail "$WORK/broken-upgrade.out"; fail "apt-get install --reinstall $DEB3 failed"; }
+	grep '^tpserver: ' "$WORK/broken-upgrade.out"
+	grep -q '^tpserver: /etc/tpserver.conf.d/50-broken.conf:1: pool.workers: expected an integer' \
+		"$WORK/broken-upgrade.out" || fail "the upgrade's output does not name the file, line and setting"
+	grep -q 'the daemon is not restarted and serves on' "$WORK/broken-upgrade.out" ||
+		fail "the upgrade's output does not say the daemon was not restarted"
+	! grep -q "Could not execute systemctl" "$WORK/broken-upgrade.out" || fail "the upgrade tried a restart that failed"
+	[ "$(mainpid)" = "$pid" ] || fail "the daemon was restarted over a configuration it cannot start with"
+	echo_ok "still" || fail "not serving after the upgrade"
+	c rm -f /etc/tpserver.conf.d/50-broken.conf
+	TMO=180 c apt-get install -y -q --reinstall "/srv/test/$DEB3" >"$WORK/fixed-upgrade.out" 2>&1 ||
+		{ tail "$WORK/fixed-upgrade.out"; fail "apt-get install --reinstall $DEB3 with the file fixed failed"; }
+	! grep -q '^tpserver: ' "$WORK/fixed-upgrade.out" || fail "a warning with the file fixed"
+	npid=$(mainpid)
+	echo "MainPID $pid, then $npid once the file is fixed"
+	[ "$npid" != "$pid" ] && [ "$npid" != 0 ] || fail "the upgrade did not restart the daemon once the file was fixed"
+	echo_ok "again" || fail "not serving after the restart"
+}
+
+# A downgrade to the release before the metrics and agent sockets, then an
+# upgrade back: the two sockets are stopped and forgotten on the way down
+# (nothing left "active" without a socket, no enablement left behind), and
+# the metrics endpoint serves again after the way up.
+t_downgrade_and_back() {
+	local unit out
+	TMO=180 c apt-get install -y -q --allow-downgrades -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "/srv/test/$DEB1" >"$WORK/downgrade.out" 2>&1 ||
+		{ tail "$WORK/downgrade.out"; fail "apt-get install $DEB1 (the downgrade) failed"; }
+	[ "$(c dpkg-query -W -f='${Version}' tpserver)" = "$V1" ] || fail "installed version is not $V1"
+	for unit in tpserver-metrics.socket tpserver-agent.socket; do
+		! is_active "$unit" || fail "$unit is still active after the downgrade to $V1, which has no such unit"
+		c test ! -e "/etc/systemd/system/sockets.target.wants/$unit" || fail "$unit is still enabled after the downgrade"
+	done
+	echo_ok "downgraded" || fail "$V1 does not serve after the downgrade"
+	TMO=180 c apt-get install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "/srv/test/$DEB3" "/srv/test/$CLI3" >"$WORK/upgrade-back.out" 2>&1 ||
+		{ tail "$WORK/upgrade-back.out"; fail "apt-get install $DEB3 $CLI3 (the way back) failed"; }
+	is_active tpserver-metrics.socket || fail "tpserver-metrics.socket is not active after the upgrade back"
+	echo_ok "back" || fail "not serving after the upgrade back"
+	out=$(scrape_9101) || fail "no answer on 127.0.0.1:9101 after the upgrade back"
+	head -n 1 <<<"$out"
+	head -n 1 <<<"$out" | grep -q '^HTTP/1.1 200' || fail "GET /metrics did not answer 200 after the upgrade back"
+}
