@@ -66,6 +66,12 @@ void tp_log_one_line(char *text, size_t n);
 /* host:port for a message, an IPv6 host in brackets: [2001:db8::5]:443. */
 void tp_log_host_port(char *buf, size_t len, const char *host, unsigned port);
 
+/* The plural ending of a count in a message: "%zu connection%s", n, tp_log_plural(n). */
+static inline const char *tp_log_plural(unsigned long long n)
+{
+	return n == 1 ? "" : "s";
+}
+
 /*
  * Text each line written to stderr starts with, in the same write (not
  * entries sent to the journal): "\r\033[K" erases a status line that a

@@ -306,9 +306,10 @@ static void unread_check(struct tp_connset *s, uint64_t now_ns)
 	s->unread_told = true;
 	tp_log_host_port(hp, sizeof(hp), longest->addr, longest->port);
 	tp_log(TP_LOG_WARNING, "stop",
-	       "shutdown waits on %zu connections whose clients do not read their replies "
-	       "(longest stalled: %s); they are closed after shutdown.timeout_s",
-	       n, hp);
+	       "shutdown waits on %zu %s (longest stalled: %s); %s closed after shutdown.timeout_s", n,
+	       n == 1 ? "connection whose client does not read its replies"
+	              : "connections whose clients do not read their replies",
+	       hp, n == 1 ? "it is" : "they are");
 }
 
 /* The PROXY headers overdue: closed (counted in env->turned_away). */
@@ -356,7 +357,7 @@ void tp_connset_force_close(struct tp_connset *s)
 		tp_connset_act(s, s->lru_head, tp_conn_close(s->lru_head, "shutdown timeout"));
 	}
 	if (unread)
-		tp_log(TP_LOG_WARNING, "stop",
-		       "shutdown timeout: closed %zu connections whose clients did not read their replies",
-		       unread);
+		tp_log(TP_LOG_WARNING, "stop", "shutdown timeout: closed %zu %s", unread,
+		       unread == 1 ? "connection whose client did not read its replies"
+		                   : "connections whose clients did not read their replies");
 }

@@ -280,8 +280,8 @@ static void adopt_generation(struct tp_handover *h, const char *suffix, struct t
 		       g.truncated  ? "out of file descriptors (RLIMIT_NOFILE), the kernel closed them"
 		       : g.recv_err ? strerror(g.recv_err)
 		                    : "not in systemd's fd store (not stored, or dropped)");
-	tp_log(TP_LOG_INFO, "handover", "adopted %zu connections from the previous instance (generation %s)",
-	       g.adopted, suffix);
+	tp_log(TP_LOG_INFO, "handover", "adopted %zu connection%s from the previous instance (generation %s)",
+	       g.adopted, tp_log_plural(g.adopted), suffix);
 	h->gen = (uint32_t)strtoul(suffix, NULL, 10) + 1;
 	free(g.recs);
 	free(g.buf);
@@ -402,8 +402,8 @@ void tp_handover_store(struct tp_handover *h)
 	release_reserve(h);
 	if (h->refused)
 		tp_log(TP_LOG_WARNING, "handover",
-		       "%zu connections closed, not handed over (keep_connections_max %zu)", h->refused,
-		       h->cap);
+		       "%zu connection%s closed, not handed over (keep_connections_max %zu)", h->refused,
+		       tp_log_plural(h->refused), h->cap);
 	if (h->nkept == 0 || !fds)
 		goto out;
 	snprintf(cname, sizeof(cname), CONN_PREFIX "%02" PRIu32, h->gen % 100);
@@ -413,8 +413,8 @@ void tp_handover_store(struct tp_handover *h)
 	state = state_memfd(h, &len);
 	if (state < 0) {
 		tp_log(TP_LOG_ERROR, "handover",
-		       "cannot write the hand-over state: %s: closing %zu connections", strerror(-state),
-		       h->nkept);
+		       "cannot write the hand-over state: %s: closing %zu connection%s", strerror(-state),
+		       h->nkept, tp_log_plural(h->nkept));
 		goto out;
 	}
 	sent = tp_fdstore_add_carried(fds, h->nkept, cname, &apart, &err);
@@ -426,8 +426,8 @@ void tp_handover_store(struct tp_handover *h)
 	stored = sent > 0 && tp_fdstore_add(&state, 1, sname) == 1;
 	if (stored && (size_t)sent == h->nkept)
 		tp_log(TP_LOG_NOTICE, "handover",
-		       "handed %d connections to systemd's fd store as %s, state %zu bytes as %s", sent,
-		       cname, len, sname);
+		       "handed %d connection%s to systemd's fd store as %s, state %zu bytes as %s", sent,
+		       tp_log_plural((unsigned)sent), cname, len, sname);
 	else if (stored)
 		tp_log(TP_LOG_WARNING, "handover",
 		       "handed %d of %zu connections to systemd's fd store as %s (the rest closed), state as "

@@ -49,5 +49,6 @@ void tp_turnaway_log_flush(struct tp_turnaway_log *st, struct tp_loop *const *lo
 	}
 	if (n)
 		tp_log(TP_LOG_NOTICE, "conn_refused",
-		       "closed %llu connections before their first request: %s", (unsigned long long)n, text);
+		       "closed %llu connection%s before their first request: %s", (unsigned long long)n,
+		       tp_log_plural(n), text);
 }

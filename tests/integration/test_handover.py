@@ -210,7 +210,7 @@ class Handover(HandoverCase):
         self.assertEqual(self.sd.stop(), 0, self.sd.log())
         self.assertEqual(ra.line(), "ERR server shutting down")
         self.assertEqual(ra.line(), "OK behind")
-        self.assertIn("handed 1 connections to systemd", self.sd.log())
+        self.assertIn("handed 1 connection to systemd", self.sd.log())
         self.sd.start("--metrics")
         self.assertEqual(request(a, ra, "ECHO still open"), "OK still open")
 
@@ -233,12 +233,11 @@ class Handover(HandoverCase):
             except BlockingIOError:
                 time.sleep(0.01)
         self.sd.proc.send_signal(signal.SIGTERM)
-        self.sd.wait_log(r"warning: shutdown waits on 1 connections whose clients do not read their replies")
+        self.sd.wait_log(r"warning: shutdown waits on 1 connection whose client does not read its replies")
         self.assertEqual(self.sd.proc.wait(15), 0)
         log = self.sd.log()
-        self.assertIn("warning: shutdown timeout: closed 1 connections whose clients did not read their replies",
-                      log)
-        self.assertIn("handed 1 connections to systemd", log)
+        self.assertIn("warning: shutdown timeout: closed 1 connection whose client did not read its replies", log)
+        self.assertIn("handed 1 connection to systemd", log)
         self.sd.start()
         self.assertEqual(request(a, ra, "ECHO still open"), "OK still open")
 

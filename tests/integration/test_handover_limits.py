@@ -63,7 +63,7 @@ class HandoverLimits(HandoverCase):
         b, rb = self.connect()
         self.assertEqual(request(b, rb, "ECHO b"), "OK b")
         self.assertEqual(self.sd.stop(), 0)
-        self.assertIn("1 connections closed, not handed over", self.sd.log())
+        self.assertIn("1 connection closed, not handed over", self.sd.log())
         self.assertEqual(self.sd.names().count("tpc00"), 1)
         self.sd.start()
         kept = [s for s, r in ((a, ra), (b, rb)) if self._alive(s, r)]

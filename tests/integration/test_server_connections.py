@@ -261,16 +261,16 @@ class Shutdown(unittest.TestCase):
             flood_until_blocked(hog, b"ECHO " + b"h" * 995 + b"\n", limit=64 << 20)
             t0 = time.monotonic()
             srv.signal(signal.SIGTERM)
-            srv.wait_log(r"shutdown waits on 1 connections whose clients do not read their replies "
-                         r"\(longest stalled: 127\.0\.0\.1:%d\); they are closed after shutdown\.timeout_s"
+            srv.wait_log(r"shutdown waits on 1 connection whose client does not read its replies "
+                         r"\(longest stalled: 127\.0\.0\.1:%d\); it is closed after shutdown\.timeout_s"
                          % hog.getsockname()[1], timeout=5)
             self.assertLess(time.monotonic() - t0, 1.5 * SLACK)
             self.assertEqual(srv.proc.wait(10), 0)
             log = srv.log()
             self.assertLess(log.index("shutdown waits on"), log.index("shutdown timeout reached"))
-            self.assertIn("warning: shutdown timeout: closed 1 connections whose clients did not read their "
+            self.assertIn("warning: shutdown timeout: closed 1 connection whose client did not read its "
                           "replies", log)
-            self.assertEqual(log.count("whose clients"), 2)
+            self.assertEqual(log.count("whose client "), 2)
 
     def test_a_pipelined_burst_after_sigterm_gets_every_reply_then_eof(self):
         # Told ERR server shutting down, a client that pipelined a burst is
