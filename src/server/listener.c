@@ -429,6 +429,8 @@ void tp_listener_accept(struct tp_listen_set *s, struct tp_listener *ls, uint64_
 		if (fd < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				return;
+			if (errno == EINVAL) /* no longer listening: the stop (tp_sockets_stop_listening) */
+				return;
 			if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
 				continue;
 			if (out_of_fds(errno)) {

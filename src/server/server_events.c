@@ -82,6 +82,7 @@ static void begin_shutdown(struct tp_server *srv, int signo, uint64_t now_ns)
 	       srv->shutdown_deadline_ns < want ? " (shortened to end before shutdown.stop_timeout_s)" : "");
 	atomic_store(&srv->shared.keeping, tp_handover_begin(srv->handover, &srv->cfg, notified));
 	atomic_store(&srv->shared.shutting_down, true);
+	tp_sockets_stop_listening(&srv->sock);
 	wake_loops(srv);
 }
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "sd.h"
@@ -91,6 +92,15 @@ int tp_sockets_open(struct tp_sockets *s, const struct tp_config *cfg, char *err
 	if (agent_fd >= 0)
 		close(agent_fd);
 	return r;
+}
+
+void tp_sockets_stop_listening(struct tp_sockets *s)
+{
+	if (s->activated)
+		return;
+	for (size_t i = 0; i < s->ndata; i++)
+		if (s->data[i].fd >= 0)
+			(void)shutdown(s->data[i].fd, SHUT_RDWR); /* a listener: it stops listening */
 }
 
 void tp_sockets_close(struct tp_sockets *s)

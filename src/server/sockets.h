@@ -39,6 +39,17 @@ struct tp_sockets {
  */
 int tp_sockets_open(struct tp_sockets *s, const struct tp_config *cfg, char *err, size_t errlen);
 
+/*
+ * The shutdown: the data sockets this process bound itself stop listening
+ * (shutdown(2)), so that a new connection is refused at once, and a load
+ * balancer retries it on another host, rather than waiting in a backlog
+ * nobody will serve, to be reset at the exit.  Sockets from systemd stay
+ * as they are: PID 1 holds them, and the next instance serves their
+ * backlog.  The fds stay open (the loops still hold them) until
+ * tp_sockets_close().
+ */
+void tp_sockets_stop_listening(struct tp_sockets *s);
+
 /* Close what tp_sockets_open() opened and is still held here. */
 void tp_sockets_close(struct tp_sockets *s);
 

@@ -187,6 +187,25 @@ class Shutdown(unittest.TestCase):
             self.assertIn("shutting down", log)
             self.assertIn("stopped", log)
 
+    def test_a_port_bound_by_the_daemon_refuses_new_connections_from_sigterm_on(self):
+        # No systemd holds the socket and no next instance will serve its
+        # backlog: a connection made during the shutdown would wait unserved,
+        # then be reset at the exit.  Refused at once, a load balancer retries
+        # it on another host.
+        with MetricsServer("--workers", "1") as srv:
+            busy = srv.connect()
+            busy.sendall(b"SLEEP 1500\n")  # the shutdown lasts until it is answered
+            self.assertTrue(wait_until(lambda: srv.pool_state()[0] == 1, 10), srv.pool_state())
+            srv.signal(signal.SIGTERM)
+            srv.wait_log("shutting down")
+            t0 = time.monotonic()
+            with self.assertRaises(ConnectionRefusedError):
+                socket.create_connection(("127.0.0.1", srv.port), timeout=5).close()
+            self.assertLess(time.monotonic() - t0, 1)
+            self.assertEqual(LineReader(busy).lines(1, timeout=10), ["OK 1500"])
+            self.assertEqual(srv.proc.wait(10), 0)
+            self.assertNotIn("accept on", srv.log())
+
     def test_silent_connection_gets_its_first_request_served(self):
         # Accepted just before SIGTERM, not yet spoken: to its client it is no
         # different from a connection the next instance would serve.
