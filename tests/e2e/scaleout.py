@@ -106,16 +106,19 @@ class Backend:
 
 
 class HAProxy:
-    def __init__(self, agent=True):
+    def __init__(self, agent=True, server_opts=None):
         with open(EXAMPLE) as f:
             cfg = f.read()
+        for name, opts in (server_opts or {}).items():  # a host of its own kind
+            cfg = cfg.replace("server %s %s:9000\n" % (name, BACKENDS[name]),
+                              "server %s %s:9000 %s\n" % (name, BACKENDS[name], opts))
         self.sock = os.path.join(WORK, "haproxy.sock")
         cfg = cfg.replace("bind :9000", "bind %s:9000" % LB)
         cfg = cfg.replace("maxconn 20000", "maxconn 4000")  # fits a test machine's fd limit
         cfg = re.sub(r"stats socket \S+", "stats socket %s" % self.sock, cfg)
         if not agent:
             cfg = cfg.replace(" agent-check agent-port 9102 agent-inter 1s", "")
-        path = os.path.join(WORK, "haproxy%s.cfg" % ("" if agent else "-noagent"))
+        path = os.path.join(WORK, "haproxy%s%s.cfg" % ("" if agent else "-noagent", "-opts" if server_opts else ""))
         with open(path, "w") as f:
             f.write(cfg)
         self.log = open(os.path.join(WORK, "haproxy.log"), "a")
@@ -292,6 +295,33 @@ def check_crash(lb):
     assert r["ok"] > 0 and min(rest["tp1"][0], rest["tp2"][0]) > 0
 
 
+def check_capped():
+    """A host with a lower limits.max_connections (10) and the example's
+    advice, a maxconn below it (8) on its server line: 45 clients through
+    HAProxy, 15 a host by round robin, never see ERR too many connections,
+    and the capped host stays UP (its health check always finds room)."""
+    lb = HAProxy(server_opts={"tp1": "maxconn 8"})
+    try:
+        bs = {"tp1": Backend("tp1", extra=("--max-connections", "10")), "tp2": Backend("tp2"),
+              "tp3": Backend("tp3")}
+        lb.wait_all_up()
+        p = tpclient("-c", "45", "-P", "1", "--mix", "sleep", "--sleep-ms", "50-50", "-d", "5s",
+                     "--source", ",".join(CLIENTS), background=True)
+        states = []
+        watch_states(lb, "tp1", 5.0, states, until="gone")
+        r = result(p)
+        counts = stop_backends(bs)
+    finally:
+        lb.stop()
+    print("check 7: tp1 capped at 10 connections, maxconn 8 on its server line, 45 clients: client ok=%d "
+          "err=%d disconnects=%d; tp1 states %s; served tp1 %d, tp2 %d, tp3 %d"
+          % (r["ok"], r["err"], r["disconnects"], " -> ".join("%s@%.1fs" % (s, t) for t, s in states),
+             counts["tp1"][0], counts["tp2"][0], counts["tp3"][0]), flush=True)
+    assert r["err"] == 0 and r["disconnects"] == 0 and r["timeouts"] == 0, r
+    assert [s for _, s in states] == ["UP"], states
+    assert r["ok"] > 0 and min(c for c, _ in counts.values()) > 0, counts
+
+
 def steering_run(lb_agent):
     lb = HAProxy(agent=lb_agent)
     try:
@@ -378,6 +408,7 @@ def main():
         lb.stop()
     check_direct(three)
     check_steering()
+    check_capped()
     print("scale-out: all checks passed in %.0f s" % (time.monotonic() - t0), flush=True)
 
 

@@ -27,7 +27,8 @@ class HAProxyExample(unittest.TestCase):
         with open(HAPROXY_CFG) as f:
             text = f.read()
         for want in ("send-proxy-v2", "check-send-proxy", "agent-check agent-port 9102",
-                     'tcp-check send "ECHO health\\n"', 'tcp-check expect string "OK health"'):
+                     'tcp-check send "ECHO health\\n"', 'tcp-check expect string "OK health"',
+                     "maxconn 9990", "timeout queue 30s"):
             self.assertIn(want, text)
 
 
