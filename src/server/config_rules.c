@@ -64,7 +64,19 @@ static bool prefix_warning(const struct tp_config *cfg, char *msg, size_t len)
 	return true;
 }
 
-const tp_config_warning_fn tp_config_warnings[] = {stall_warning, stop_warning, prefix_warning, NULL};
+static bool ready_warning(const struct tp_config *cfg, char *msg, size_t len)
+{
+	if (cfg->agent_ready_s > 0)
+		return false;
+	snprintf(msg, len,
+	         "agent.ready_s is 0: the agent check never answers ready, so neither SIGUSR1 nor a "
+	         "restart ends a drain HAProxy holds (SIGUSR2's or a leave's); give it a few times "
+	         "HAProxy's agent-inter");
+	return true;
+}
+
+const tp_config_warning_fn tp_config_warnings[] = {stall_warning, stop_warning, prefix_warning, ready_warning,
+                                                   NULL};
 
 /* -EINVAL, with the settings a refused rule is about in ret_paths. */
 static int refuse(const char **ret_paths, const char *a, const char *b, const char *c)

@@ -17,24 +17,26 @@ void tp_leave_start(struct tp_leave *lv, int ready_s, uint64_t now_ns)
 	lv->ready_until_ns = now_ns + lv->ready_ns;
 }
 
-void tp_leave_signal(struct tp_leave *lv, int signo)
+void tp_leave_signal(struct tp_leave *lv, int signo, bool stopping)
 {
-	bool drain = signo == SIGUSR2;
+	bool drain = signo == SIGUSR2, changed = drain != lv->drained;
+	const char *answers;
 
 	if (!drain) /* also when not drained: a load balancer that missed the window still holds a drain */
 		lv->ready_until_ns = tp_clock_ns() + lv->ready_ns;
-	if (drain == lv->drained) {
-		if (!drain)
-			tp_log(TP_LOG_NOTICE, "drain",
-			       "SIGUSR1: not drained; the agent check answers ready again");
-		return;
-	}
 	lv->drained = drain;
-	if (drain)
-		tp_log(TP_LOG_NOTICE, "drain",
-		       "SIGUSR2: drained; the agent check answers drain until SIGUSR1");
+	/* What tp_leave_answer() says from now on. */
+	if (lv->leaving || stopping)
+		answers = "drain: the host is leaving";
+	else if (drain)
+		answers = "drain until SIGUSR1";
+	else if (lv->ready_ns == 0)
+		answers = "up but never ready (agent.ready_s is 0): a drain the load balancer holds stays";
 	else
-		tp_log(TP_LOG_NOTICE, "drain", "SIGUSR1: ready again; the agent check answers ready");
+		answers = "ready again";
+	tp_log(TP_LOG_NOTICE, "drain", "%s: %s; the agent check answers %s", drain ? "SIGUSR2" : "SIGUSR1",
+	       drain ? (changed ? "drained" : "already drained") : (changed ? "ready again" : "not drained"),
+	       answers);
 }
 
 bool tp_leave_begin(struct tp_leave *lv, int drain_s, int signo, uint64_t now_ns)

@@ -38,8 +38,11 @@ struct tp_leave {
  */
 void tp_leave_start(struct tp_leave *lv, int ready_s, uint64_t now_ns);
 
-/* SIGUSR1 (ready again: "ready" for ready_s more) or SIGUSR2 (drain). */
-void tp_leave_signal(struct tp_leave *lv, int signo);
+/*
+ * SIGUSR1 (ready again: "ready" for ready_s more) or SIGUSR2 (drain); stopping: the
+ * shutdown has begun.  Logs what the agent check answers from then on.
+ */
+void tp_leave_signal(struct tp_leave *lv, int signo, bool stopping);
 
 /*
  * A SIGTERM (or SIGINT) named signo: start a graceful leave of drain_s

@@ -217,7 +217,7 @@ void tp_server_on_signal(void *ctx, int signo)
 		break;
 	case SIGUSR1:
 	case SIGUSR2:
-		tp_leave_signal(&srv->leave, signo);
+		tp_leave_signal(&srv->leave, signo, atomic_load(&srv->shared.shutting_down));
 		break;
 	default:
 		break;

@@ -67,6 +67,35 @@ class Agent(unittest.TestCase):
             srv.wait_log("SIGUSR1: not drained")
             self.assertEqual(agent_line(port), "ready up 100%\n")
 
+    def test_sigusr1_during_a_leave_says_the_agent_still_answers_drain(self):
+        # The log tells an operator what HAProxy will read: during a leave
+        # SIGUSR1 brings nothing back, and the log said it did.
+        with Server("--agent", "--agent-port", "0", "--drain-s", "5") as srv:
+            port = agent_port(srv)
+            srv.signal(signal.SIGTERM)
+            srv.wait_log("leaving:")
+            srv.signal(signal.SIGUSR1)
+            line = srv.wait_log(r"SIGUSR1: .*")
+            self.assertIn("the agent check answers drain: the host is leaving", line)
+            self.assertEqual(agent_line(port), "drain\n")
+
+    def test_ready_s_0_is_warned_of_and_sigusr1_says_so(self):
+        # agent.ready_s 0: no answer carries ready, so nothing ends a drain in
+        # HAProxy; -t and the start warn, and SIGUSR1's line does not claim ready.
+        out = subprocess.run([TPSERVER, "--config", "/dev/null", "--agent-ready-s", "0", "-t", "-q"],
+                             capture_output=True, text=True, timeout=10)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("agent.ready_s is 0: the agent check never answers ready", out.stdout + out.stderr)
+        with Server("--agent", "--agent-port", "0", "--agent-ready-s", "0") as srv:
+            port = agent_port(srv)
+            srv.wait_log("agent.ready_s is 0")
+            srv.signal(signal.SIGUSR2)
+            srv.wait_log("SIGUSR2: drained")
+            srv.signal(signal.SIGUSR1)
+            line = srv.wait_log(r"SIGUSR1: .*")
+            self.assertIn("never ready (agent.ready_s is 0)", line)
+            self.assertEqual(agent_line(port), "up 100%\n")
+
     def test_every_socket_it_binds_listens_with_listen_backlog(self):
         """HAProxy's checks of many load balancers, and scrapes, arrive in bursts as
         connections do: the agent and metrics sockets get listen.backlog too (a
