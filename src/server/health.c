@@ -56,7 +56,8 @@ void tp_health_stats(const struct tp_health *h, struct tp_health_stats *ret)
 	memset(ret, 0, sizeof(*ret));
 	tp_pool_stats(h->pool, &ps);
 	tp_queue_stats(h->queue, &qs);
-	ret->workers = ps.target + ps.cheap_target; /* busy counts both kinds */
+	/* busy counts both kinds; after a shrink, threads finishing a request are still workers */
+	ret->workers = ps.target + ps.cheap_target > ps.workers ? ps.target + ps.cheap_target : ps.workers;
 	ret->workers_busy = ps.busy;
 	ret->queue_depth = qs.depth;
 	ret->queue_waiting = qs.waiting;

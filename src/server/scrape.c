@@ -117,6 +117,30 @@ static struct sconn *free_slot(struct tp_scrape *s)
 	return NULL;
 }
 
+/*
+ * The table is full: the oldest connection whose client has not sent a
+ * whole request (or whose reply is out) gives its place to a new one, so
+ * that clients holding connections open without asking cannot keep a
+ * scraper out for good; replies on their way keep theirs.  NULL if every
+ * place holds one.  An event of the closed connection still to come in
+ * this turn reaches the new one as a read that finds nothing: harmless.
+ */
+static struct sconn *evict_idle(struct tp_scrape *s)
+{
+	struct sconn *oldest = NULL;
+
+	for (size_t i = 0; i < TP_SCRAPE_MAX_CONNS; i++) {
+		struct sconn *c = &s->conns[i];
+		if (c->replying && !c->lingering)
+			continue;
+		if (!oldest || c->deadline_ns < oldest->deadline_ns)
+			oldest = c;
+	}
+	if (oldest)
+		conn_close(oldest);
+	return oldest;
+}
+
 /* Accept until the backlog is empty.  Returns 0, or the errno of an accept that failed otherwise. */
 static int accept_all(struct tp_scrape *s, uint64_t now_ns)
 {
@@ -129,9 +153,11 @@ static int accept_all(struct tp_scrape *s, uint64_t now_ns)
 			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : errno;
 		}
 		struct sconn *c = free_slot(s);
+		if (!c)
+			c = evict_idle(s);
 		struct epoll_event ev = {.events = SCONN_EVENTS, .data.ptr = c};
 		if (!c || epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-			close(fd); /* over the limit: a scraper retries at its next interval */
+			close(fd); /* every place replying: a scraper retries at its next interval */
 			continue;
 		}
 		c->fd = fd;

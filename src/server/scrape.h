@@ -5,7 +5,8 @@
  * another path, 405 for another method, 400 for a malformed request and
  * 431 for a head over TP_SCRAPE_HEADER_MAX bytes, then closes (Connection:
  * close).  It cannot hurt the data path: its sockets are non-blocking, at
- * most TP_SCRAPE_MAX_CONNS connections are open (more are accepted and
+ * most TP_SCRAPE_MAX_CONNS connections are open (a new one takes the place
+ * of the oldest that has not sent its request, else it is accepted and
  * closed at once), each is closed TP_SCRAPE_TIMEOUT_MS after it was
  * accepted, whatever it sent, and its memory is the fixed connection table
  * plus one reply per connection.

@@ -19,7 +19,7 @@ import unittest
 
 from metricslib import MetricsServer, check_histograms, idle
 import tplib
-from tplib import CHEAP_WORKERS, SLACK, TPCLIENT, LineReader, request, wait_until
+from tplib import CHEAP_WORKERS, SLACK, TPCLIENT, ConfFile, LineReader, request, wait_until
 
 
 def statm(pid):
@@ -196,6 +196,22 @@ class Counts(unittest.TestCase):
                     lambda: srv.scrape().get("tpserver_reloads_total", result="failed") == 1, 5))
         finally:
             os.unlink(f.name)
+
+    def test_busy_never_exceeds_workers_after_a_shrink(self):
+        # Utilisation is busy / workers: a reload from 6 workers to 2 while 6
+        # SLEEPs run leaves 6 threads at work until they end, not "6 of 2".
+        conf = ConfFile(self, "pool = { workers = 6; cheap_workers = 0; };\n")
+        with MetricsServer("--config", conf.path) as srv:
+            s = srv.connect()
+            s.sendall(b"SLEEP 1500\n" * 6)
+            self.assertTrue(wait_until(lambda: srv.scrape().get("tpserver_workers_busy") == 6, 10))
+            conf.write("pool = { workers = 2; cheap_workers = 0; };\n")
+            srv.signal(signal.SIGHUP)
+            self.assertTrue(wait_until(lambda: srv.scrape().get("tpserver_reloads_total", result="ok") == 1, 5))
+            m = srv.scrape()
+            self.assertEqual((m.get("tpserver_workers_busy"), m.get("tpserver_workers")), (6, 6))
+            self.assertEqual(LineReader(s).lines(6, timeout=10), ["OK 1500"] * 6)
+            self.assertTrue(wait_until(lambda: srv.scrape().get("tpserver_workers") == 2, 5), srv.scrape_text())
 
     def test_promtool_accepts_the_output(self):
         if not shutil.which("promtool"):

@@ -184,20 +184,24 @@ class Hostile(unittest.TestCase):
             rss0 = srv.rss_kib()
             mp = srv.metrics_port
 
-            # Silent connections fill the table; more are closed at once.
+            # Silent connections fill the table; a scrape then takes the place of
+            # the oldest, so that they cannot keep Prometheus out.
             fds0 = srv.fds()
             t_open = time.monotonic()
             silent = [socket.create_connection(("127.0.0.1", mp), timeout=10) for _ in range(8)]
             # The server has taken all eight (not just the kernel) before the next one comes.
             self.assertTrue(wait_until(lambda: srv.fds() >= fds0 + 8, 10 * SLACK), srv.fds() - fds0)
             with socket.create_connection(("127.0.0.1", mp), timeout=5) as extra:
-                extra.sendall(b"GET /metrics HTTP/1.1\r\n\r\n")
+                extra.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+                self.assertTrue(read_to_eof(extra).startswith(b"HTTP/1.1 200 OK"))
+            with silent.pop(0) as oldest:
+                oldest.settimeout(1 * SLACK)
                 try:
-                    self.assertEqual(extra.recv(100), b"")
+                    self.assertEqual(oldest.recv(100), b"")
                 except ConnectionResetError:
                     pass
             self.assertLess(self.echo_latency(srv, s, r), 0.5 * SLACK)
-            # Each silent one is closed at its time limit (5 s).
+            # Each other silent one is closed at its time limit (5 s).
             t0 = time.monotonic()
             for c in silent:
                 with c:
@@ -264,6 +268,36 @@ class Hostile(unittest.TestCase):
             return srv.scrape_text(timeout=2)
         except (OSError, AssertionError):
             return None
+
+    def test_renewed_silent_connections_cannot_keep_a_scraper_out(self):
+        # Eight connections that never ask, each renewed every half second,
+        # took every place before each scrape came: every scrape failed.
+        with MetricsServer() as srv:
+            mp, stop, errors = srv.metrics_port, threading.Event(), []
+
+            def hog():
+                held = []
+                try:
+                    while not stop.is_set():
+                        held.append(socket.create_connection(("127.0.0.1", mp), timeout=5))
+                        if len(held) > 8:
+                            held.pop(0).close()
+                        time.sleep(0.06)
+                except OSError as e:
+                    errors.append(e)
+                finally:
+                    for c in held:
+                        c.close()
+            t = threading.Thread(target=hog)
+            t.start()
+            try:
+                time.sleep(1)
+                codes = [http(mp, b"GET /metrics HTTP/1.0\r\n\r\n")[0] for _ in range(10)]
+            finally:
+                stop.set()
+                t.join(10)
+            self.assertEqual(codes, [200] * 10)
+            self.assertEqual(errors, [])
 
     def test_a_scrape_that_waits_out_of_fds_is_answered_once_fds_free(self):
         # Out of fds, the metrics socket leaves the epoll set for 100 ms at a
