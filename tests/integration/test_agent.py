@@ -233,6 +233,24 @@ class Agent(unittest.TestCase):
             self.assertLess(took, 8)
             self.assertIn("closed between requests", srv.log())
 
+    def test_the_agent_answers_drain_during_a_shutdown_without_a_drain_period(self):
+        # Without shutdown.drain_s there is no leave: the shutdown starts at
+        # SIGTERM and waits for the running requests.  The agent still
+        # answers drain meanwhile, so that the balancer sends nothing new to
+        # a host that only finishes what it has.
+        with MetricsServer("--agent", "--agent-port", "0", "--workers", "1",
+                           "--shutdown-timeout-s", "10") as srv:
+            port = agent_port(srv)
+            a = srv.connect()
+            a.sendall(b"SLEEP 3000\n")
+            self.assertTrue(wait_until(lambda: srv.pool_state()[0] == 1, 10))  # the SLEEP runs
+            srv.signal(signal.SIGTERM)
+            srv.wait_log("shutting down; answering")
+            self.assertEqual(agent_line(port), "drain\n")
+            self.assertEqual(srv.proc.poll(), None, "the shutdown did not wait for the SLEEP")
+            self.assertEqual(LineReader(a).line(timeout=10), "OK 3000")
+            self.assertEqual(srv.proc.wait(10), 0)
+
     def test_the_leave_tells_systemd_it_is_stopping(self):
         # The leave is the shutdown's first part: STOPPING=1 and a STATUS
         # that says so at its start, not when the drain ends.
