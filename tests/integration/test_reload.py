@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 """Reload of limits and files: a raised max_unsent_kib resumes paused
-connections, reloads under pipelining lose and reorder nothing, a reload
-read off the loop blocks no request."""
+connections, the log level is applied, reloads under pipelining lose and
+reorder nothing, a reload read off the loop blocks no request."""
 import os
 import random
 import re
@@ -115,6 +115,31 @@ class ReloadLimits(unittest.TestCase):
         self.assertEqual(readers[1].line(timeout=3), "OK 100")
         self.assertEqual(readers[2].lines(2, timeout=3), ["OK 100", "ERR server busy"])
         self.assertEqual(srv.stop(), 0)
+
+
+class ReloadLogLevel(unittest.TestCase):
+    def test_a_reload_applies_the_log_level(self):
+        # log.level is read again by a reload: an operator turns on debug
+        # lines (one per connection) on a running server and off again.
+        conf = ConfFile(self, 'log = { level = "info"; };\n')
+        with Server("--config", conf.path) as srv:
+            s = srv.connect()
+            self.assertEqual(request(s, LineReader(s), "ECHO info"), "OK info")
+            self.assertNotIn("connection from", srv.log())
+            conf.write('log = { level = "debug"; };\n')
+            srv.signal(signal.SIGHUP)
+            srv.wait_log(r"configuration reloaded")
+            s = srv.connect()
+            self.assertEqual(request(s, LineReader(s), "ECHO debug"), "OK debug")
+            srv.wait_log(r"connection from 127\.0\.0\.1")
+            self.assertEqual(len(re.findall("connection from", srv.log())), 1, srv.log())
+            conf.write('log = { level = "info"; };\n')
+            srv.signal(signal.SIGHUP)
+            self.assertTrue(wait_until(lambda: len(re.findall("configuration reloaded", srv.log())) == 2, 10))
+            s = srv.connect()
+            self.assertEqual(request(s, LineReader(s), "ECHO info again"), "OK info again")
+            self.assertEqual(len(re.findall("connection from", srv.log())), 1, srv.log())
+            self.assertEqual(srv.stop(), 0)
 
 
 class ReloadStormUnderPipelining(unittest.TestCase):
