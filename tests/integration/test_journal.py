@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 """What the journal and systemd are told: error lines under journald,
-native entries and their MESSAGE_IDs, notices, and --check-config
-refusing what a start refuses."""
+native entries and their MESSAGE_IDs, notices (the overloaded and refused
+lines once per interval), and --check-config refusing what a start
+refuses."""
 import os
 import shutil
 import re
@@ -16,7 +17,7 @@ import unittest
 
 import tplib
 from metricslib import MetricsServer
-from tplib import TPSERVER, ConfFile, LineReader, Server, wait_until
+from tplib import TPSERVER, ConfFile, LineReader, Server, request, wait_until
 
 
 class CheckConfigUnderJournal(unittest.TestCase):
@@ -187,6 +188,50 @@ class Notices(unittest.TestCase):
             line = srv.wait_log(r"overloaded: .*", timeout=10)
             self.assertIn("refused with ERR server busy since start", line)
 
+
+    def assert_one_line_per_interval(self, lines):
+        """Only the first of lines may say since start; every other covers
+        a whole interval (5 s at least): a count is logged once per
+        interval, not at every tick that adds to it."""
+        for line in lines[1:] if "since start" in lines[0] else lines:
+            m = re.search(r"in the last (\d+(?:\.\d)?) s", line)
+            self.assertIsNotNone(m, lines)
+            self.assertGreaterEqual(float(m.group(1)), 5.0, lines)
+
+    def test_the_busy_line_comes_once_per_interval(self):
+        with Server("--workers", "1", "--cheap-workers", "0", "--queue", "1",
+                    "--queue-timeout-ms", "100") as srv:
+            def busy():
+                s = srv.connect()
+                s.sendall(b"SLEEP 300\nSLEEP 1\nSLEEP 1\n")
+                self.assertEqual(LineReader(s).lines(3, timeout=5), ["OK 300", "OK 1", "ERR server busy"])
+                s.close()
+
+            # Two refusals 2 s apart: a tick (1 s) comes between them, the interval's end does not.
+            busy()
+            time.sleep(2)
+            busy()
+            pattern = r"overloaded: (\d+) requests refused with ERR server busy .*"
+            self.assertTrue(wait_until(lambda: sum(int(n) for n in re.findall(pattern, srv.log())) == 2, 15),
+                            srv.log())
+            self.assert_one_line_per_interval([m.group(0) for m in re.finditer(pattern, srv.log())])
+
+    def test_the_refused_line_comes_once_per_interval(self):
+        with Server("--max-connections", "1") as srv:
+            held = srv.connect()
+            self.assertEqual(request(held, LineReader(held), "ECHO 1"), "OK 1")
+
+            def refuse():
+                with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s:
+                    self.assertEqual(LineReader(s).line(), "ERR too many connections")
+
+            refuse()
+            time.sleep(2)
+            refuse()
+            pattern = r"refused (\d+) connections? \(\d+ over max_connections\) .*"
+            self.assertTrue(wait_until(lambda: sum(int(n) for n in re.findall(pattern, srv.log())) == 2, 15),
+                            srv.log())
+            self.assert_one_line_per_interval([m.group(0) for m in re.finditer(pattern, srv.log())])
 
     def test_busy_line_counts_only_refusals_written(self):
         """The overloaded line counts ERR server busy replies as the metrics
