@@ -5,6 +5,7 @@ and work in flight crossing over, one stored socket or many, what the
 kernel cannot give, a full fd table, clients that take no replies or are
 gone meanwhile, and ten thousand idle connections.  The fake systemd of
 handoverlib.py stands in for PID 1."""
+import errno
 import os
 import re
 import shutil
@@ -113,6 +114,26 @@ class Handover(HandoverCase):
             except (OSError, EOFError, AssertionError):
                 pass
         self.assertEqual(answered, adopted)
+
+    def test_a_carrier_that_cannot_be_read_is_told_with_its_error(self):
+        """A stored carrier whose read fails loses the connections in it:
+        the log names the read's error, not a store that never had them."""
+        self.sd.start()
+        a, ra = self.connect()
+        self.assertEqual(request(a, ra, "ECHO x"), "OK x")
+        self.assertEqual(self.sd.stop(), 0, self.sd.log())
+        # In the carrier's place, a unix stream socket never connected: its read fails (EINVAL).
+        broken = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        with self.sd.lock:
+            i = next(k for k, (n, _) in enumerate(self.sd.store) if n == "tpc00")
+            os.close(self.sd.store[i][1])
+            self.sd.store[i] = ("tpc00", broken.detach())
+        self.sd.start()
+        self.sd.wait_log(r"adopted 0 connections")
+        self.assertIn("1 recorded connections did not arrive: %s" % os.strerror(errno.EINVAL), self.sd.log())
+        a.settimeout(10)
+        self.assertEqual(a.recv(16), b"")  # closed with the carrier it was in
+        self.assertTrue(wait_until(lambda: self.sd.names() == [], 5), self.sd.names())
 
     def test_a_full_fd_table_still_hands_over(self):
         """Out of fds at SIGTERM (clients up to RLIMIT_NOFILE), the hand-over
