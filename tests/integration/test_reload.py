@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 """Reload of limits and files: a raised max_unsent_kib resumes paused
-connections, the log level is applied, reloads under pipelining lose and
-reorder nothing, a reload read off the loop blocks no request."""
+connections, the log level is applied, a listen address a start refuses
+is refused, reloads under pipelining lose and reorder nothing, a reload
+read off the loop blocks no request."""
 import os
 import random
 import re
@@ -139,6 +140,30 @@ class ReloadLogLevel(unittest.TestCase):
             s = srv.connect()
             self.assertEqual(request(s, LineReader(s), "ECHO info again"), "OK info again")
             self.assertEqual(len(re.findall("connection from", srv.log())), 1, srv.log())
+            self.assertEqual(srv.stop(), 0)
+
+
+class ReloadRefused(unittest.TestCase):
+    def test_a_reload_refuses_a_listen_address_a_start_refuses(self):
+        # Applied only by the next restart, listen.host is still checked by a
+        # reload as a start checks it: accepted now, it would fail that
+        # restart.  The address comes from the file alone: --host would
+        # override it.
+        conf = ConfFile(self, 'listen = { host = "127.0.0.1"; port = 0; };\n')
+        with MetricsServer("--config", conf.path, listen_flags=False) as srv:
+            workers = srv.scrape().get("tpserver_workers")
+            conf.write('listen = { host = "999.1.1.1"; port = 0; };\npool = { workers = 3; };\n')
+            srv.signal(signal.SIGHUP)
+            line = srv.wait_log(r"reload failed, keeping the running configuration: .*")
+            self.assertIn("listen.host", line)
+            self.assertIn("999.1.1.1", line)
+            self.assertNotIn("configuration reloaded", srv.log())
+            m = srv.scrape()
+            self.assertEqual(m.get("tpserver_reloads_total", result="failed"), 1)
+            self.assertEqual(m.get("tpserver_reloads_total", result="ok"), 0)
+            self.assertEqual(m.get("tpserver_workers"), workers)  # nothing of the file applied
+            s = srv.connect()
+            self.assertEqual(request(s, LineReader(s), "ECHO still"), "OK still")
             self.assertEqual(srv.stop(), 0)
 
 

@@ -56,11 +56,14 @@ def tasks_of(uid):
 
 
 class Server:
-    """A tpserver process listening on 127.0.0.1:<ephemeral>; use as a context manager."""
+    """A tpserver process listening on 127.0.0.1:<ephemeral>; use as a context manager.
+    listen_flags=False leaves out --host and --port, which would override a
+    file's listen settings: the test's --config file then sets them."""
 
-    def __init__(self, *args, env=None, wait=True):
+    def __init__(self, *args, env=None, wait=True, listen_flags=True):
         self.logfile = tempfile.NamedTemporaryFile(prefix="tpserver-", suffix=".log", delete=False)
-        cmd = [TPSERVER, "--host", "127.0.0.1", "--port", "0", "--config", "/dev/null"] + list(args)
+        listen = ["--host", "127.0.0.1", "--port", "0"] if listen_flags else []
+        cmd = [TPSERVER, *listen, "--config", "/dev/null"] + list(args)
         full_env = dict(os.environ)
         full_env.pop("NOTIFY_SOCKET", None)
         full_env.pop("LISTEN_FDS", None)
