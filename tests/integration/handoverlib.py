@@ -97,7 +97,8 @@ class FakeSystemd:
         self.lock = threading.Lock()
         self.store = []  # (name, fd), in the order stored
         self.messages = []
-        self.proc = None
+        self.proc = None  # the instance started last
+        self.procs = []  # every instance started: close() kills those still running
         self.logs = []
         self.closing = False
         self.carrier_delay = 0  # seconds systemd takes to get to a carrier's message (FDPOLL=0)
@@ -204,6 +205,7 @@ class FakeSystemd:
                 run + ["--config", "/dev/null", "--keep-connections", "--log-level", "debug", *args],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, pass_fds=fds,
                 preexec_fn=lambda: limits(limit_as, nofile))
+        self.procs.append(self.proc)
         self.logs.append(log.name)
         if ready:
             self.wait_log(r"ready:")
@@ -227,9 +229,11 @@ class FakeSystemd:
 
     def close(self):
         self.closing = True
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        # Not only the last: a test that failed may have started another beside it.
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
         self.sock.close()
         for _, s in self.sockets:
             s.close()
@@ -242,7 +246,9 @@ class FakeSystemd:
 
 
 class HandoverCase(unittest.TestCase):
-    """A test with a fake systemd of its own (self.sd), its clients and its restarts."""
+    """A test with a fake systemd of its own (self.sd), its clients and its
+    restarts; every instance it started is killed when it ends, failed or
+    not."""
 
     def setUp(self):
         self.sd = FakeSystemd()

@@ -305,6 +305,27 @@ print("bad", bad, flush=True)
 """
 
 
+class Cleanup(unittest.TestCase):
+    def test_a_failing_test_leaves_no_instance_running(self):
+        """Every instance a test started is killed when it ends, also one
+        it started before the last (a failed round of a subTest loop starts
+        the next one's beside it): none outlives the test run."""
+        procs = []
+        self.addCleanup(lambda: [(p.kill(), p.wait()) for p in procs if p.poll() is None])
+
+        class Failing(HandoverCase):
+            def runTest(inner):
+                procs.append(inner.sd.start())
+                procs.append(inner.sd.start())
+                inner.fail("a failure with two instances running")
+
+        result = unittest.TestResult()
+        Failing().run(result)
+        self.assertEqual(len(result.failures), 1, result.errors)
+        self.assertEqual(len(procs), 2)
+        self.assertEqual([p.poll() for p in procs], [-signal.SIGKILL] * 2)
+
+
 class ManyIdle(unittest.TestCase):
     def test_ten_thousand_idle_connections(self):
         import resource
