@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
 """What the adversarial tests share: a sampler of the server's resident
-memory, resets, and reading lines with a deadline."""
+memory and its peak, resets, and reading lines with a deadline."""
 import socket
 import struct
 import threading
@@ -54,3 +54,12 @@ def read_lines_until(sock, n, timeout):
         *done, buf = buf.split(b"\n")
         lines += done
     return lines, False
+
+
+def peak_rss_kib(pid):
+    """The largest resident set of process pid so far (VmHWM), in KiB."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0

@@ -10,8 +10,8 @@ import time
 import unittest
 
 import tplib
-from test_adversarial import SLACK, peak_rss_kib
-from tplib import Server, wait_until
+from advlib import peak_rss_kib
+from tplib import SLACK, Server, wait_until
 
 
 class ManyConnections(unittest.TestCase):

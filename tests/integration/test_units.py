@@ -108,17 +108,21 @@ START = "/var/lib/tpserver/start-sockets"
 
 class Postinst(unittest.TestCase):
     """debian/tpserver's own maintainer script parts (debhelper's are added
-    at build time): which sockets they start and stop, and when the
-    postinst stops the daemon to start a socket.  systemctl and
-    deb-systemd-invoke are scripts that read the units' state from the
-    environment and log what they are asked; a private /run has
-    /run/systemd/system, as under a booted systemd, and a private /var/lib
-    what the preinst leaves for the postinst."""
+    at build time): which sockets they start and stop, when the postinst
+    restarts the daemon or stops it to start a socket.  systemctl,
+    deb-systemd-invoke and deb-systemd-helper are scripts that read the
+    units' state from the environment and log what they are asked; a
+    private /run has /run/systemd/system, as under a booted systemd, a
+    private /var/lib what the preinst leaves for the postinst, and a
+    private /usr/sbin a tpserver whose --check-config passes, or fails
+    with TP_CHECK's message."""
 
-    def run_scripts(self, calls, enabled, active):
+    def run_scripts(self, calls, enabled, active, check=None):
         """Run each (script, args) of calls in turn, as dpkg would: what
-        deb-systemd-invoke was asked, and whether the preinst's request is
-        left at the end."""
+        deb-systemd-invoke and deb-systemd-helper were asked, and whether
+        the preinst's request is left at the end; their stderr in
+        self.stderr.  check: the configuration check's error, None if it
+        passes."""
         if os.geteuid() != 0 or not shutil.which("unshare"):
             self.skipTest("needs root and unshare(1) for a private /run")
         d = tempfile.mkdtemp(prefix="tp-postinst-")
@@ -129,6 +133,9 @@ class Postinst(unittest.TestCase):
             "systemctl": 'case "$2" in is-enabled) l=$TP_ENABLED;; is-active) l=$TP_ACTIVE;; *) exit 1;; esac\n'
                          'for u in $l; do [ "$u" = "$3" ] && exit 0; done\nexit 1\n',
             "deb-systemd-invoke": 'echo "$*" >>"$TP_LOG"\n',
+            "deb-systemd-helper": 'echo "helper $*" >>"$TP_LOG"\n',
+            "tpserver": '[ "$*" = "--check-config --quiet" ] || exit 2\n'
+                        '[ -z "$TP_CHECK" ] || { echo "tpserver: $TP_CHECK" >&2; exit 78; }\n',
         }
         for name, body in fakes.items():
             path = os.path.join(d, name)
@@ -137,22 +144,24 @@ class Postinst(unittest.TestCase):
             os.chmod(path, 0o755)
         runs = " && ".join("sh %s %s" % (script, " ".join(args)) for script, args in calls)
         script = ("mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/system && "
-                  "mount -t tmpfs tmpfs /var/lib && echo TP-MOUNTED >&2 && %s && "
-                  "if [ -e %s ]; then touch \"$TP_LOG.left\"; fi" % (runs, START))
+                  "mount -t tmpfs tmpfs /var/lib && mount -t tmpfs tmpfs /usr/sbin && "
+                  "cp %s/tpserver /usr/sbin/tpserver && echo TP-MOUNTED >&2 && %s && "
+                  "if [ -e %s ]; then touch \"$TP_LOG.left\"; fi" % (d, runs, START))
         env = dict(os.environ, PATH=d + ":" + os.environ["PATH"], TP_ENABLED=" ".join(enabled),
-                   TP_ACTIVE=" ".join(active), TP_LOG=log)
+                   TP_ACTIVE=" ".join(active), TP_LOG=log, TP_CHECK=check or "")
         p = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
                            env=env, capture_output=True, text=True, timeout=30)
         if "TP-MOUNTED" not in p.stderr:
             self.skipTest("no private /run here: %s" % p.stderr[-300:])
         self.assertEqual(p.returncode, 0, p.stderr)
+        self.stderr = p.stderr
         with open(log) as f:
             return f.read().splitlines(), os.path.exists(log + ".left")
 
-    def postinst(self, args, enabled, active, preinst=None):
+    def postinst(self, args, enabled, active, preinst=None, check=None):
         """What the postinst (after the preinst with preinst's args, if any) asks."""
         calls = ([(PREINST, preinst)] if preinst else []) + [(POSTINST, args)]
-        asked, left = self.run_scripts(calls, enabled, active)
+        asked, left = self.run_scripts(calls, enabled, active, check)
         self.assertFalse(left, "the preinst's request is left behind")
         return asked
 
@@ -162,23 +171,42 @@ class Postinst(unittest.TestCase):
     def test_the_upgrade_that_brings_the_metrics_socket_starts_it(self):
         self.assertEqual(self.postinst(["configure", "0.1.0"], self.SOCKETS[:2],
                                        ["tpserver.socket", "tpserver.service"]),
-                         ["stop tpserver.service", "start tpserver-metrics.socket"])
+                         ["restart tpserver.service", "stop tpserver.service", "start tpserver-metrics.socket"])
         # The daemon idle: nothing to stop, the socket started all the same.
         self.assertEqual(self.postinst(["configure", "0.1.0"], self.SOCKETS[:2], ["tpserver.socket"]),
                          ["start tpserver-metrics.socket"])
 
-    def test_later_upgrades_leave_the_sockets_and_the_daemon_be(self):
+    def test_later_upgrades_leave_the_sockets_be(self):
         # The agent socket enabled but stopped by the admin (the host taken out).
         for old in ("0.2.0", "0.3"):
             self.assertEqual(self.postinst(["configure", old], self.SOCKETS,
                                            self.SOCKETS[:2] + ["tpserver.service"],
-                                           preinst=["upgrade", old]), [], old)
+                                           preinst=["upgrade", old]), ["restart tpserver.service"], old)
         # Every socket stopped (the host taken out for good): none is started (they were).
         self.assertEqual(self.postinst(["configure", "0.2.0"], self.SOCKETS, [], preinst=["upgrade", "0.2.0"]), [])
 
     def test_the_upgrade_from_0_1_leaves_a_stopped_agent_socket_be(self):
         self.assertEqual(self.postinst(["configure", "0.1.0"], self.SOCKETS,
-                                       self.SOCKETS[:2] + ["tpserver.service"]), [])
+                                       self.SOCKETS[:2] + ["tpserver.service"]), ["restart tpserver.service"])
+
+    def test_an_upgrade_restarts_only_a_running_daemon_whose_configuration_checks(self):
+        running = self.SOCKETS[:2] + ["tpserver.service"]
+        self.assertEqual(self.postinst(["configure", "0.2.0"], self.SOCKETS[:2], running),
+                         ["restart tpserver.service"])
+        self.assertEqual(self.stderr.count("tpserver: "), 0, self.stderr)
+        # Idle (no connection has started it): nothing to restart.
+        self.assertEqual(self.postinst(["configure", "0.2.0"], self.SOCKETS[:2], self.SOCKETS[:2]), [])
+        # A file it cannot start with: the running daemon serves on, and the admin is told.
+        bad = "/etc/tpserver.conf.d/50-x.conf:1: pool.workers: expected an integer"
+        self.assertEqual(self.postinst(["configure", "0.2.0"], self.SOCKETS[:2], running, check=bad), [])
+        self.assertIn("tpserver: " + bad, self.stderr)
+        self.assertIn("the daemon is not restarted and serves on with its settings", self.stderr)
+        self.assertEqual(self.postinst(["configure", "0.2.0"], self.SOCKETS[:2], self.SOCKETS[:2], check=bad), [])
+        self.assertIn("tpserver will not start until the file is fixed", self.stderr)
+        # A new installation with such a file (a drop-in left by an earlier one) is warned too.
+        self.assertEqual(self.postinst(["configure"], self.SOCKETS[:2], [], preinst=["install"], check=bad),
+                         [self.ALL])
+        self.assertIn("tpserver: " + bad, self.stderr)
 
     def test_an_installation_starts_the_enabled_sockets(self):
         # The first (configure names no version), and one after a removal (it names the old one).
@@ -190,8 +218,14 @@ class Postinst(unittest.TestCase):
 
     def test_a_removal_stops_the_sockets(self):
         self.assertEqual(self.run_scripts([(PRERM, ["remove"])], self.SOCKETS, self.SOCKETS),
-                         (["stop tpserver-agent.socket tpserver-metrics.socket tpserver.socket"], False))
+                         (["stop tpserver-agent.socket tpserver-metrics.socket tpserver.socket",
+                           "stop tpserver.service"], False))
         self.assertEqual(self.run_scripts([(PRERM, ["upgrade", "0.2.1"])], self.SOCKETS, self.SOCKETS), ([], False))
+
+    def test_a_downgrade_before_0_2_stops_and_forgets_the_sockets_it_does_not_ship(self):
+        self.assertEqual(self.run_scripts([(PRERM, ["upgrade", "0.1.0"])], self.SOCKETS, self.SOCKETS),
+                         (["stop tpserver-agent.socket tpserver-metrics.socket",
+                           "helper purge tpserver-agent.socket tpserver-metrics.socket"], False))
 
 
 if __name__ == "__main__":
