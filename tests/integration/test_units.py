@@ -171,10 +171,18 @@ class Postinst(unittest.TestCase):
     def test_the_upgrade_that_brings_the_metrics_socket_starts_it(self):
         self.assertEqual(self.postinst(["configure", "0.1.0"], self.SOCKETS[:2],
                                        ["tpserver.socket", "tpserver.service"]),
-                         ["restart tpserver.service", "stop tpserver.service", "start tpserver-metrics.socket"])
+                         ["stop tpserver.service", "start tpserver-metrics.socket"])
         # The daemon idle: nothing to stop, the socket started all the same.
         self.assertEqual(self.postinst(["configure", "0.1.0"], self.SOCKETS[:2], ["tpserver.socket"]),
                          ["start tpserver-metrics.socket"])
+        # Over a configuration that does not check, the running daemon is not stopped
+        # (the one started next could not run), and the admin is told how to go on.
+        self.assertEqual(self.postinst(["configure", "0.1.0"], self.SOCKETS[:2],
+                                       ["tpserver.socket", "tpserver.service"], check="x.conf:1: y"), [])
+        self.assertIn("the daemon is not restarted and serves on", self.stderr)
+        self.assertIn("tpserver: tpserver-metrics.socket not started beside the running daemon; once the file is "
+                      "fixed: systemctl stop tpserver.service && systemctl start tpserver-metrics.socket "
+                      "tpserver.service", self.stderr)
 
     def test_later_upgrades_leave_the_sockets_be(self):
         # The agent socket enabled but stopped by the admin (the host taken out).
