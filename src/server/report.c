@@ -101,7 +101,10 @@ static void server_state(struct tp_expo *e, const struct tp_report *r, const str
 	gauge(e, "tpserver_queue_flows", "Connections with requests in the queue (fair modes).", st.flows);
 	gauge(e, "tpserver_queue_largest_address", "Queued requests of the client address holding the most.",
 	      st.largest);
-	gauge(e, "tpserver_workers", "Worker threads (pool.workers plus pool.cheap_workers).", st.workers);
+	gauge(e, "tpserver_workers",
+	      "Worker threads (pool.workers plus pool.cheap_workers, and after a shrink those finishing a "
+	      "request).",
+	      st.workers);
 	gauge(e, "tpserver_workers_busy", "Workers running a request now.", st.workers_busy);
 	gauge(e, "tpserver_connections", "Client connections open now.", st.connections);
 	counter(e, "tpserver_connections_accepted_total", "Client connections accepted and served.",

@@ -119,23 +119,31 @@ static struct sconn *free_slot(struct tp_scrape *s)
 
 /*
  * The table is full: the oldest connection whose client has not sent a
- * whole request (or whose reply is out) gives its place to a new one, so
- * that clients holding connections open without asking cannot keep a
- * scraper out for good; replies on their way keep theirs.  NULL if every
- * place holds one.  An event of the closed connection still to come in
- * this turn reaches the new one as a read that finds nothing: harmless.
+ * whole request gives its place to a new one, so that clients holding
+ * connections open without asking cannot keep a scraper out for good.  A
+ * reply on its way, or out and waiting for the client's close, keeps its
+ * place, and so, where another can go, does one whose request has come
+ * but not been read yet.  NULL if none can go.  An event of the closed
+ * connection still to come in this turn reaches the new one as a read
+ * that finds nothing: harmless.
  */
 static struct sconn *evict_idle(struct tp_scrape *s)
 {
-	struct sconn *oldest = NULL;
+	struct sconn *oldest = NULL, *oldest_quiet = NULL;
 
 	for (size_t i = 0; i < TP_SCRAPE_MAX_CONNS; i++) {
 		struct sconn *c = &s->conns[i];
-		if (c->replying && !c->lingering)
+		char b;
+		if (c->replying || c->lingering)
 			continue;
 		if (!oldest || c->deadline_ns < oldest->deadline_ns)
 			oldest = c;
+		if (recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && errno == EAGAIN &&
+		    (!oldest_quiet || c->deadline_ns < oldest_quiet->deadline_ns))
+			oldest_quiet = c;
 	}
+	if (oldest_quiet)
+		oldest = oldest_quiet;
 	if (oldest)
 		conn_close(oldest);
 	return oldest;
