@@ -85,6 +85,24 @@ static void counter(struct tp_expo *e, const char *name, const char *help, uint6
 	tp_expo_u64(e, name, "", v);
 }
 
+/* What the agent check answers (its weight, and why it says drain): a host left drained shows. */
+static void agent_state(struct tp_expo *e, const struct tp_report *r)
+{
+	const struct tp_leave *lv = r->leave;
+	bool stopping = r->shutting_down && atomic_load(r->shutting_down);
+
+	gauge(e, "tpserver_agent_weight",
+	      "The weight in percent the agent check answers, from the smoothed load (with or without an "
+	      "agent).",
+	      tp_agent_weight(&lv->load));
+	tp_expo_family(e, "tpserver_draining", "gauge",
+	               "1 while the agent check answers drain, by reason: operator (SIGUSR2), leaving "
+	               "(SIGTERM with shutdown.drain_s), stopping (the shutdown).");
+	tp_expo_u64(e, "tpserver_draining", "reason=\"operator\"", lv->drained);
+	tp_expo_u64(e, "tpserver_draining", "reason=\"leaving\"", lv->leaving);
+	tp_expo_u64(e, "tpserver_draining", "reason=\"stopping\"", stopping);
+}
+
 static void server_state(struct tp_expo *e, const struct tp_report *r, const struct tp_metrics_slot *m)
 {
 	struct tp_health_stats st;
@@ -106,6 +124,8 @@ static void server_state(struct tp_expo *e, const struct tp_report *r, const str
 	      "request).",
 	      st.workers);
 	gauge(e, "tpserver_workers_busy", "Workers running a request now.", st.workers_busy);
+	if (r->leave)
+		agent_state(e, r);
 	gauge(e, "tpserver_connections", "Client connections open now.", st.connections);
 	counter(e, "tpserver_connections_accepted_total", "Client connections accepted and served.",
 	        m->accepted);

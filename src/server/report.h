@@ -2,7 +2,8 @@
 /*
  * report: what the metrics say, for the outside: the whole Prometheus
  * exposition (the request metrics of metrics.h, the gauges and counters of
- * health.h, the process_* metrics from /proc/self) and the periodic stats
+ * health.h, what the agent check answers (leave.h), the process_* metrics
+ * from /proc/self) and the periodic stats
  * line in the log with the same key figures as structured fields.
  *
  * Threads: loop 0 (the scrape endpoint's render callback and the tick).
@@ -10,11 +11,13 @@
 #ifndef TP_REPORT_H
 #define TP_REPORT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "expo.h"
 #include "health.h"
+#include "leave.h"
 #include "metrics.h"
 
 struct tp_report {
@@ -26,6 +29,8 @@ struct tp_report {
 	/* what it reads; set before the first call */
 	const struct tp_health *health;
 	struct tp_metrics *metrics;
+	const struct tp_leave *leave;      /* the agent's weight and drains; NULL: not reported */
+	const _Atomic bool *shutting_down; /* the shutdown has begun: the agent answers drain */
 	double start_time_s; /* wall clock at start: /proc/stat may be hidden (ProcSubset=pid) */
 };
 

@@ -215,6 +215,8 @@ int tp_server_new(const struct tp_config *cfg, tp_reload_fn reload, void *reload
 	tp_pool_set_stall_ms(srv->pool, (uint64_t)tp_config_stall_ms(cfg));
 	srv->health.metrics = srv->metrics;
 	srv->report.metrics = srv->metrics;
+	srv->report.leave = &srv->leave;
+	srv->report.shutting_down = &srv->shared.shutting_down;
 	if ((r = tp_pool_start(srv->pool, (size_t)cfg->workers)) < 0)
 		r = no_threads(err, errlen, r, cfg->workers, "workers");
 	if (r == 0 && (r = tp_pool_set_cheap(srv->pool, (size_t)cfg->cheap_workers)) < 0)

@@ -96,6 +96,37 @@ class Agent(unittest.TestCase):
             self.assertIn("never ready (agent.ready_s is 0)", line)
             self.assertEqual(agent_line(port), "up 100%\n")
 
+    def test_the_metrics_show_the_weight_and_why_the_agent_drains(self):
+        # A host left drained (a forgotten SIGUSR2) looks idle in HAProxy and
+        # healthy in its metrics unless they say what the agent answers.
+        def drains(m):
+            return {r: m.get("tpserver_draining", reason=r) for r in ("operator", "leaving", "stopping")}
+        with MetricsServer("--agent", "--agent-port", "0", "--drain-s", "3", "--workers", "1",
+                           "--cheap-workers", "0") as srv:
+            port = agent_port(srv)
+            m = srv.scrape()
+            self.assertEqual(m.get("tpserver_agent_weight"), 100)
+            self.assertEqual(drains(m), {"operator": 0, "leaving": 0, "stopping": 0})
+            busy = srv.connect()
+            busy.sendall(b"SLEEP 4000\n" * 3)  # the one worker busy, two queued: the weight falls
+            self.assertTrue(wait_until(lambda: srv.scrape().get("tpserver_agent_weight") < 100, 10),
+                            srv.scrape_text())
+            # The same figure the agent answers (both move once a tick: look until they agree).
+            self.assertTrue(wait_until(lambda: agent_line(port).split()[-1] ==
+                                       "%d%%" % srv.scrape().get("tpserver_agent_weight"), 5),
+                            (agent_line(port), srv.scrape().get("tpserver_agent_weight")))
+            srv.signal(signal.SIGUSR2)
+            srv.wait_log("SIGUSR2: drained")
+            self.assertEqual(drains(srv.scrape()), {"operator": 1, "leaving": 0, "stopping": 0})
+            srv.signal(signal.SIGUSR1)
+            srv.wait_log("SIGUSR1: ready again")
+            self.assertEqual(drains(srv.scrape()), {"operator": 0, "leaving": 0, "stopping": 0})
+            srv.signal(signal.SIGTERM)
+            srv.wait_log("leaving:")
+            self.assertEqual(drains(srv.scrape()), {"operator": 0, "leaving": 1, "stopping": 0})
+            srv.wait_log("shutting down")
+            self.assertEqual(drains(srv.scrape()), {"operator": 0, "leaving": 0, "stopping": 1})
+
     def test_every_socket_it_binds_listens_with_listen_backlog(self):
         """HAProxy's checks of many load balancers, and scrapes, arrive in bursts as
         connections do: the agent and metrics sockets get listen.backlog too (a

@@ -27,7 +27,7 @@ class Examples(unittest.TestCase):
 
     def test_check_rules(self):
         out = self.promtool("check", "rules", "tpserver-alerts.yml")
-        self.assertIn("6 rules found", out)
+        self.assertIn("7 rules found", out)
 
     def test_rules_unit_tests(self):
         out = self.promtool("test", "rules", "tpserver-alerts.test.yml")
