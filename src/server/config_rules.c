@@ -64,6 +64,26 @@ static bool prefix_warning(const struct tp_config *cfg, char *msg, size_t len)
 	return true;
 }
 
+/* A trusted proxy prefix of length 0 lets any client name any address in a PROXY header. */
+static bool trust_all_warning(const struct tp_config *cfg, char *msg, size_t len)
+{
+	struct tp_cidr_list l;
+	size_t i = 0;
+
+	if (!cfg->proxy_protocol || tp_cidr_parse_list(cfg->proxy_trusted, &l) != 0)
+		return false;
+	while (i < l.n && l.v[i].bits != 0)
+		i++;
+	if (i == l.n)
+		return false;
+	snprintf(msg, len,
+	         "listen.proxy_trusted has %.*s, every address: any client may open with a PROXY header "
+	         "naming any address, which fairness, the per-address limits and the logs then take for "
+	         "its own; list the load balancers' addresses",
+	         (int)l.v[i].text_len, cfg->proxy_trusted + l.v[i].text_at);
+	return true;
+}
+
 static bool ready_warning(const struct tp_config *cfg, char *msg, size_t len)
 {
 	if (cfg->agent_ready_s > 0)
@@ -75,8 +95,8 @@ static bool ready_warning(const struct tp_config *cfg, char *msg, size_t len)
 	return true;
 }
 
-const tp_config_warning_fn tp_config_warnings[] = {stall_warning, stop_warning, prefix_warning, ready_warning,
-                                                   NULL};
+const tp_config_warning_fn tp_config_warnings[] = {stall_warning,     stop_warning,  prefix_warning,
+                                                   trust_all_warning, ready_warning, NULL};
 
 /* -EINVAL, with the settings a refused rule is about in ret_paths. */
 static int refuse(const char **ret_paths, const char *a, const char *b, const char *c)

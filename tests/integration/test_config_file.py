@@ -148,6 +148,19 @@ class ConfigFile(unittest.TestCase):
             srv.wait_log(r"warning: listen\.allow: 127\.0\.0\.9/8 is 127\.0\.0\.0/8; "
                          r"listen\.proxy_trusted: 127\.0\.0\.1/24 is 127\.0\.0\.0/24")
 
+    def test_trusting_every_address_to_send_proxy_headers_is_warned_about(self):
+        # With a /0 any client may name any address: fairness and the per-address cap believe it.
+        conf = self.write("trust.conf", 'listen = { proxy_protocol = true; proxy_trusted = ["10.0.0.2", "::/0"]; };\n')
+        p, _ = self.check(conf)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("warning: listen.proxy_trusted has ::/0, every address: any client may open with a PROXY "
+                      "header naming any address", p.stderr)
+        # Not without the PROXY protocol, nor for a list of real prefixes.
+        for text in ('listen = { proxy_trusted = ["0.0.0.0/0"]; };\n',
+                     'listen = { proxy_protocol = true; proxy_trusted = ["10.0.0.0/8", "fd00::/8"]; };\n'):
+            p, _ = self.check(self.write("trust.conf", text))
+            self.assertEqual((p.returncode, p.stderr), (0, ""), text)
+
     def test_a_shutdown_timeout_not_under_the_stop_timeout_is_warned_about(self):
         # -t says what a start says, and the stop's log line gives the deadline it keeps.
         conf = self.write("stop.conf", "shutdown = { timeout_s = 20; stop_timeout_s = 3; };\n")
