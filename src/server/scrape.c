@@ -260,15 +260,31 @@ static int host_fields(const char *head)
 }
 
 /*
+ * An HTTP-version ("HTTP/" DIGIT "." DIGIT, RFC 9112 2.3): its major and
+ * minor digits in *ret_major and *ret_minor.  Returns false when it is not one.
+ */
+static bool http_version(struct word v, int *ret_major, int *ret_minor)
+{
+	if (v.n != 8 || memcmp(v.p, "HTTP/", 5) != 0 || v.p[6] != '.' || v.p[5] < '0' || v.p[5] > '9' ||
+	    v.p[7] < '0' || v.p[7] > '9')
+		return false;
+	*ret_major = v.p[5] - '0';
+	*ret_minor = v.p[7] - '0';
+	return true;
+}
+
+/*
  * Whether the request line (up to its LF, less one CR before it) and the
  * headers make a request this endpoint understands: a bare CR in the line,
- * a version other than 1.0 or 1.1, or an HTTP/1.1 request without exactly
- * one Host field is a 400 (RFC 9112 2.2, 3.2).
+ * no HTTP-version, or an HTTP/1.1 request (or a later 1.x, answered as
+ * 1.1: RFC 9110 2.5) without exactly one Host field is a 400 (RFC 9112 2.2,
+ * 3.2); another major version is a 505 (*ret_code).
  */
-static bool well_formed(char *req, struct word w[3])
+static bool well_formed(char *req, struct word w[3], int *ret_code)
 {
 	size_t eol = strcspn(req, "\n");
 	bool http11;
+	int major = 0, minor = 0;
 
 	if (eol > 0 && req[eol - 1] == '\r')
 		eol--;
@@ -278,9 +294,14 @@ static bool well_formed(char *req, struct word w[3])
 	req[eol] = '\0';
 	bool ok = request_words(req, w);
 	req[eol] = saved;
-	http11 = ok && word_is(w[2], "HTTP/1.1");
-	if (!ok || (!http11 && !word_is(w[2], "HTTP/1.0")))
+	*ret_code = 400;
+	if (!ok || !http_version(w[2], &major, &minor))
 		return false;
+	if (major != 1) {
+		*ret_code = 505;
+		return false;
+	}
+	http11 = minor >= 1;
 	return !http11 || host_fields(req) == 1;
 }
 
@@ -288,10 +309,14 @@ static bool well_formed(char *req, struct word w[3])
 static void answer(struct tp_scrape *s, struct sconn *c, size_t len)
 {
 	struct word w[3];
+	int code;
 
 	c->req[len] = '\0';
-	if (!well_formed(c->req, w)) {
-		reply(c, 400, "Bad Request", "", false);
+	if (!well_formed(c->req, w, &code)) {
+		if (code == 505)
+			reply(c, 505, "HTTP Version Not Supported", "", false);
+		else
+			reply(c, 400, "Bad Request", "", false);
 		return;
 	}
 	bool head = word_is(w[0], "HEAD");

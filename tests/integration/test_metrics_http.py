@@ -116,7 +116,13 @@ class Http(unittest.TestCase):
             st, h, body = http(p, b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
             self.assertEqual((st, h.get("allow")), (405, "GET, HEAD"))
             self.assertEqual(http(p, b"garbage\r\n\r\n")[0], 400)
-            self.assertEqual(http(p, b"GET /metrics HTTP/2.0" + host)[0], 400)
+            # Another major version is not served (505); a later 1.x is answered as 1.1, which
+            # needs a Host field (RFC 9110 2.5); anything else is no version at all (400).
+            self.assertEqual(http(p, b"GET /metrics HTTP/2.0" + host)[0], 505)
+            self.assertEqual(http(p, b"GET /metrics HTTP/1.2" + host)[0], 200)
+            self.assertEqual(http(p, b"GET /metrics HTTP/1.2\r\n\r\n")[0], 400)
+            for version in (b"HTTP/1", b"HTTP/1.10", b"http/1.1", b"HTTP/a.1", b"HTTP/1.1x"):
+                self.assertEqual(http(p, b"GET /metrics " + version + host)[0], 400, version)
             self.assertEqual(http(p, b"GET /metrics HTTP/1.1 more" + host)[0], 400)
             self.assertEqual(http(p, b"GET  /metrics HTTP/1.1" + host)[0], 400)
             self.assertEqual(http(p, b"GET /metrics HTTP/1.1 " + host)[0], 400)
