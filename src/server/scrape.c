@@ -309,7 +309,7 @@ static bool well_formed(char *req, struct word w[3], int *ret_code)
 static void answer(struct tp_scrape *s, struct sconn *c, size_t len)
 {
 	struct word w[3];
-	int code;
+	int code = 400;
 
 	c->req[len] = '\0';
 	if (!well_formed(c->req, w, &code)) {
