@@ -129,15 +129,6 @@ int main(void)
 	        cmocka_unit_test(test_stall_budget_of_when_accepted),
 	};
 
-	/*
-	 * Create one thread first, so that any thread a runtime starts on first
-	 * use (ThreadSanitizer's background thread) is already in the baseline
-	 * that thread counts are compared with.
-	 */
-	pthread_t th;
-	assert_int_equal(pthread_create(&th, NULL, nothing, NULL), 0);
-	assert_int_equal(pthread_join(th, NULL), 0);
-	/* A hung join must fail the run, not wait for the ctest timeout. */
-	alarm(60);
+	pool_fixture_begin();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
