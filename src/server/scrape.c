@@ -278,45 +278,38 @@ static bool http_version(struct word v, int *ret_major, int *ret_minor)
  * headers make a request this endpoint understands: a bare CR in the line,
  * no HTTP-version, or an HTTP/1.1 request (or a later 1.x, answered as
  * 1.1: RFC 9110 2.5) without exactly one Host field is a 400 (RFC 9112 2.2,
- * 3.2); another major version is a 505 (*ret_code).
+ * 3.2); another major version is a 505.  Returns 0 when it is well formed,
+ * else that status.
  */
-static bool well_formed(char *req, struct word w[3], int *ret_code)
+static int request_status(char *req, struct word w[3])
 {
 	size_t eol = strcspn(req, "\n");
-	bool http11;
 	int major = 0, minor = 0;
 
 	if (eol > 0 && req[eol - 1] == '\r')
 		eol--;
 	if (memchr(req, '\r', eol))
-		return false;
+		return 400;
 	char saved = req[eol];
 	req[eol] = '\0';
 	bool ok = request_words(req, w);
 	req[eol] = saved;
-	*ret_code = 400;
 	if (!ok || !http_version(w[2], &major, &minor))
-		return false;
-	if (major != 1) {
-		*ret_code = 505;
-		return false;
-	}
-	http11 = minor >= 1;
-	return !http11 || host_fields(req) == 1;
+		return 400;
+	if (major != 1)
+		return 505;
+	return minor == 0 || host_fields(req) == 1 ? 0 : 400;
 }
 
 /* Answer the request in c->req[0..len), which ends with the blank line. */
 static void answer(struct tp_scrape *s, struct sconn *c, size_t len)
 {
 	struct word w[3];
-	int code = 400;
 
 	c->req[len] = '\0';
-	if (!well_formed(c->req, w, &code)) {
-		if (code == 505)
-			reply(c, 505, "HTTP Version Not Supported", "", false);
-		else
-			reply(c, 400, "Bad Request", "", false);
+	int status = request_status(c->req, w);
+	if (status != 0) {
+		reply(c, status, status == 505 ? "HTTP Version Not Supported" : "Bad Request", "", false);
 		return;
 	}
 	bool head = word_is(w[0], "HEAD");
