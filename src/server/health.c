@@ -57,7 +57,8 @@ void tp_health_stats(const struct tp_health *h, struct tp_health_stats *ret)
 	tp_pool_stats(h->pool, &ps);
 	tp_queue_stats(h->queue, &qs);
 	/* busy counts both kinds; after a shrink, threads finishing a request are still workers */
-	ret->workers = ps.target + ps.cheap_target > ps.workers ? ps.target + ps.cheap_target : ps.workers;
+	size_t configured = ps.target + ps.cheap_target;
+	ret->workers = configured > ps.workers ? configured : ps.workers;
 	ret->workers_busy = ps.busy;
 	ret->queue_depth = qs.depth;
 	ret->queue_waiting = qs.waiting;
