@@ -4,9 +4,7 @@
  */
 #include "health.h"
 
-#include <fcntl.h>
 #include <inttypes.h>
-#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,9 +22,6 @@
 #define STATUS_EVERY_NS (2 * 1000000000ull)
 #define BUSY_LOG_EVERY_NS (5 * 1000000000ull)
 #define LOOP_STALL_NS (5 * 1000000000ull)
-#define TRIM_QUIET_NS (5 * 1000000000ull)
-#define TRIM_BUSY_EVERY_NS (5 * 1000000000ull) /* at most one trim this often while not quiet */
-#define TRIM_BUSY_FREE ((size_t)4 << 20)       /* resident free heap worth a trim while not quiet */
 
 uint64_t tp_health_init(struct tp_health *h)
 {
@@ -188,75 +183,21 @@ static void log_refused(struct tp_health *h, uint64_t now_ns, bool flush)
 }
 
 /*
- * Resident memory the allocator holds free: the process's RSS less what is
- * allocated (code, stacks and the like are in it too, a constant).
- */
-static size_t resident_free(void)
-{
-	char buf[64];
-	unsigned long resident = 0;
-	int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-
-	if (fd >= 0)
-		close(fd);
-	if (n > 0) {
-		char *end;
-		buf[n] = '\0';
-		(void)strtoul(buf, &end, 10); /* the size; the resident pages follow */
-		resident = strtoul(end, NULL, 10);
-	}
-	size_t rss = (size_t)resident * (size_t)sysconf(_SC_PAGESIZE), used = mallinfo2().uordblks;
-	return rss > used ? rss - used : 0;
-}
-
-static void trim(struct tp_health *h)
-{
-	(void)malloc_trim(0); /* returns whether memory was released: nothing to act on */
-	h->held_base = resident_free();
-}
-
-/*
- * After a burst glibc keeps the freed memory (arenas, the heap's free
- * pages) at its high-water mark.  Give it back off the request path, on
- * loop 0's tick: once per quiet spell, when nothing has changed for
- * TRIM_QUIET_NS (no reply written, no connection come or gone, no
- * rejection); and while traffic goes on, which may be for ever, when the
- * resident free heap is TRIM_BUSY_FREE above what the last trim left, at
- * most once per TRIM_BUSY_EVERY_NS.
+ * Give the heap's freed memory back (memtrim.h), off the request path, on
+ * loop 0's tick.  Activity: a reply written, a connection come or gone, a
+ * rejection since the last tick.
  */
 static void trim_memory(struct tp_health *h, uint64_t now_ns)
 {
 	struct tp_health_stats st;
 
 	tp_health_stats(h, &st);
-	if (st.served != h->quiet_served || st.connections != h->quiet_conns ||
-	    st.rejected != h->quiet_rejected || !h->quiet_since_ns) {
-		bool first = !h->quiet_since_ns;
-		h->quiet_served = st.served;
-		h->quiet_conns = st.connections;
-		h->quiet_rejected = st.rejected;
-		h->quiet_since_ns = now_ns;
-		h->trimmed = false;
-		if (h->busy_trim_ns && now_ns - h->busy_trim_ns < TRIM_BUSY_EVERY_NS)
-			return;
-		size_t held = resident_free();
-		if (first)
-			h->held_base = held; /* the first look: what is free at start */
-		if (held < h->held_base + TRIM_BUSY_FREE)
-			return;
-		h->busy_trim_ns = now_ns;
-		trim(h);
-		tp_log(TP_LOG_DEBUG, "memory", "%zu MiB of free heap resident: returned to the system",
-		       held >> 20);
-		return;
-	}
-	if (h->trimmed || now_ns - h->quiet_since_ns < TRIM_QUIET_NS)
-		return;
-	h->trimmed = true;
-	trim(h);
-	tp_log(TP_LOG_DEBUG, "memory", "quiet for %.0f s: freed memory returned to the system",
-	       (double)(now_ns - h->quiet_since_ns) / 1e9);
+	bool active = st.served != h->quiet_served || st.connections != h->quiet_conns ||
+	              st.rejected != h->quiet_rejected;
+	h->quiet_served = st.served;
+	h->quiet_conns = st.connections;
+	h->quiet_rejected = st.rejected;
+	(void)tp_memtrim_tick(&h->trim, active, now_ns); /* whether it trimmed: logged there */
 }
 
 /*

@@ -3,9 +3,9 @@
  * health: what the server tells the outside about itself: the counters
  * (summed over the pool, the queue and the loops), the STATUS= line every
  * 2 s, the busy-rejection and refused-connection log lines at most every
- * 5 s each (what is left of the latter logged at the stop), giving freed memory back to the system once the
- * server has been quiet for a while after activity (malloc_trim: glibc otherwise keeps a burst's memory for
- * good), and the watchdog pings, sent only while every loop turns and no worker is stuck.  Runs on loop 0
+ * 5 s each (what is left of the latter logged at the stop), giving freed
+ * memory back to the system (memtrim.h), and the watchdog pings, sent only
+ * while every loop turns and no worker is stuck.  Runs on loop 0
  * (tp_health_stats on any thread).
  */
 #ifndef TP_HEALTH_H
@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "memtrim.h"
 #include "metrics.h"
 #include "turnaway.h"
 
@@ -51,10 +52,8 @@ struct tp_health {
 	uint64_t last_status_ns, status_served;
 	uint64_t last_busy_log_ns, busy_logged, late_logged;
 	uint64_t last_refused_log_ns, refused_logged[TP_REFUSE_COUNT];
-	uint64_t quiet_since_ns, quiet_served, quiet_conns, quiet_rejected;
-	bool trimmed;          /* since the last activity */
-	uint64_t busy_trim_ns; /* the last trim while not quiet */
-	size_t held_base;      /* resident free heap after the last trim (or at the first look) */
+	uint64_t quiet_served, quiet_conns, quiet_rejected; /* the counters at the last tick */
+	struct tp_memtrim trim;
 	uint64_t wd_next_ns, wd_early_ns;
 	uint64_t idle_pops, idle_since_ns; /* queued work and idle workers: pops then, and since when */
 	bool wd_healthy;

@@ -7,13 +7,12 @@
 #include <dirent.h>
 #include <inttypes.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "log.h"
+#include "memtrim.h"
 
 #ifndef TP_VERSION
 #define TP_VERSION "0.0.0"
@@ -173,32 +172,19 @@ static void process(struct tp_expo *e, const struct tp_report *r)
 {
 	struct rusage ru;
 	struct rlimit rl;
-	unsigned long vsz = 0, rss = 0;
-	long page = sysconf(_SC_PAGESIZE);
-	int fds = open_fds(); /* before fopen(), whose fd is not the server's */
-	FILE *f = fopen("/proc/self/statm", "re");
+	size_t vsz, rss;
+	int fds = open_fds(); /* before statm's open(), whose fd is not the server's */
+	bool statm = tp_memtrim_statm(&vsz, &rss);
 
-	if (f) {
-		char line[128], *end = line;
-		if (fgets(line, sizeof(line), f)) {
-			vsz = strtoul(line, &end, 10);
-			rss = strtoul(end, &end, 10);
-			if (*end != '\n' && *end != ' ')
-				vsz = rss = 0;
-		}
-		fclose(f);
-	}
 	if (getrusage(RUSAGE_SELF, &ru) == 0) {
 		double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
 		             (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 		tp_expo_family(e, "process_cpu_seconds_total", "counter", "User and system CPU time spent.");
 		tp_expo_double(e, "process_cpu_seconds_total", "", cpu);
 	}
-	if (f) {
-		gauge(e, "process_resident_memory_bytes", "Resident memory size.",
-		      (uint64_t)rss * (uint64_t)page);
-		gauge(e, "process_virtual_memory_bytes", "Virtual memory size.",
-		      (uint64_t)vsz * (uint64_t)page);
+	if (statm) {
+		gauge(e, "process_resident_memory_bytes", "Resident memory size.", (uint64_t)rss);
+		gauge(e, "process_virtual_memory_bytes", "Virtual memory size.", (uint64_t)vsz);
 	}
 	if (fds >= 0)
 		gauge(e, "process_open_fds", "Open file descriptors.", (uint64_t)fds);
