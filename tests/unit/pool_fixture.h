@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -211,24 +212,34 @@ static inline void rig_stop(struct rig *r)
 	rig_free(r);
 }
 
-static inline void *nothing(void *arg)
+static inline void *note_tid(void *arg)
 {
-	return arg;
+	*(pid_t *)arg = gettid();
+	return NULL;
 }
 
 /*
  * Before a pool test's group runs: create one thread first, so that any
  * thread a runtime starts on first use (ThreadSanitizer's background
- * thread) is already in the baseline that thread counts are compared with;
- * and an alarm, so that a hung join fails the run rather than wait for the
- * ctest timeout.
+ * thread) is already in the baseline that thread counts are compared with,
+ * and wait until that thread has left /proc/self/task (the join returns
+ * before the kernel has reaped it, and a baseline counting it would be one
+ * too high); and an alarm, so that a hung join fails the run rather than
+ * wait for the ctest timeout.
  */
 static inline void pool_fixture_begin(void)
 {
 	pthread_t th;
+	pid_t tid = 0;
+	char path[64];
 
-	assert_int_equal(pthread_create(&th, NULL, nothing, NULL), 0);
+	assert_int_equal(pthread_create(&th, NULL, note_tid, &tid), 0);
 	assert_int_equal(pthread_join(th, NULL), 0);
+	snprintf(path, sizeof(path), "/proc/self/task/%d", (int)tid);
+	for (int i = 0; i < 1000 && access(path, F_OK) == 0; i++)
+		sleep_ms(5);
+	if (access(path, F_OK) == 0)
+		fail_msg("the joined thread %d is still in /proc/self/task after 5 s", (int)tid);
 	alarm(60);
 }
 
