@@ -15,14 +15,9 @@ import urllib.parse
 import urllib.request
 
 from metricslib import MetricsServer
-import tplib
-from tplib import CHEAP_WORKERS, LineReader
+from tplib import CHEAP_WORKERS, LineReader, free_port
 
 DEADLINE_S = 60
-
-
-def free_port():
-    return tplib.free_ports(1)[0]
 
 
 class RealPrometheus(unittest.TestCase):

@@ -19,7 +19,7 @@ import unittest
 
 from metricslib import MetricsServer
 import tplib
-from tplib import LineReader, Server, read_to_eof, request, wait_until
+from tplib import LineReader, Server, free_port, read_to_eof, request, wait_until
 
 V2SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 PROXY = ("--proxy-protocol", "--proxy-trusted", "127.0.0.1", "--log-level", "debug")
@@ -336,7 +336,6 @@ class ProxyActivated(unittest.TestCase):
     def test_under_socket_activation(self):
         if not shutil.which("systemd-socket-activate"):
             self.skipTest("systemd-socket-activate not installed")
-        from test_systemd import free_port
         port = free_port()
         log = tempfile.TemporaryFile()
         self.addCleanup(log.close)

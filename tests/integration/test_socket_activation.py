@@ -13,8 +13,8 @@ import time
 import unittest
 
 import tplib
-from test_systemd import TPSERVER, Notify, free_port
-from tplib import LineReader, request
+from test_systemd import TPSERVER, Notify
+from tplib import LineReader, free_port, free_ports, request
 
 
 class SocketActivation(unittest.TestCase):
@@ -90,7 +90,7 @@ class SocketActivation(unittest.TestCase):
         self.notify.wait_for(r"READY=1")
         with open(f.name + ".new", "w") as new:
             new.write("metrics = { enabled = true; port = %d; };\nagent = { port = %d; };\n"
-                      "pool = { workers = 3; };\n" % (free_port(), free_port()))
+                      "pool = { workers = 3; };\n" % tuple(free_ports(2)))
         os.rename(f.name + ".new", f.name)
         self.proc.send_signal(signal.SIGHUP)
         deadline = time.monotonic() + 10

@@ -13,14 +13,10 @@ import time
 import unittest
 
 import tplib
-from tplib import (CHEAP_WORKERS, NOBODY, TPSERVER, Frozen, LineReader, Server, free_ports, request, tasks_of,
+from tplib import (CHEAP_WORKERS, NOBODY, TPSERVER, Frozen, LineReader, Server, request, tasks_of,
                    threads_in, wait_until)
 
 TPSERVER = os.path.abspath(TPSERVER)
-
-
-def free_port():
-    return free_ports(1)[0]
 
 
 class Notify:

@@ -339,6 +339,11 @@ def free_ports(n):
             s.close()
 
 
+def free_port():
+    """One port of 127.0.0.1 free now (free_ports)."""
+    return free_ports(1)[0]
+
+
 def threads_in(pid, syscalls):
     """The threads of pid (not its main one) now blocked in one of the
     given system calls (numbers, as /proc/PID/task/TID/syscall gives them)."""
