@@ -331,15 +331,16 @@ class KeepSending(unittest.TestCase):
         out["thread"] = t
         return out
 
-    def victim_worst(self, victim, seconds):
+    def victim_times(self, victim, seconds):
+        """The victim's round trips, one every 50 ms for seconds, sorted."""
         r = LineReader(victim)
-        worst, end = 0.0, time.monotonic() + seconds
+        times, end = [], time.monotonic() + seconds
         while time.monotonic() < end:
             t0 = time.monotonic()
             self.assertEqual(request(victim, r, "ECHO ping"), "OK ping")
-            worst = max(worst, time.monotonic() - t0)
+            times.append(time.monotonic() - t0)
             time.sleep(0.05)
-        return worst
+        return sorted(times)
 
     def served_while_flooded(self, srv, port, first, flood_s, closed_within_s):
         """Three floods of port; a client of the data port sees no stall, and
@@ -347,10 +348,17 @@ class KeepSending(unittest.TestCase):
         victim = srv.connect()
         self.assertEqual(request(victim, LineReader(victim), "ECHO in"), "OK in")
         floods = [self.flood(port, first, flood_s) for _ in range(3)]
-        worst = self.victim_worst(victim, 2.5)
+        times = self.victim_times(victim, 2.5)
         for f in floods:
             f["thread"].join(flood_s + 5)
-        self.assertLess(worst, 0.25 * SLACK, "the victim waited %.2f s" % worst)
+        # A loop held by a flood stalls the victim for the flood's seconds (to the
+        # flood's end or its deadline), or a little on every turn: a discard not
+        # bounded per turn made the median round trip 40-110 ms, where it is
+        # about 1 ms on a machine with three times as many runnable threads as
+        # cores.  One slow round trip is a busy machine's.
+        self.assertLess(times[-1], 1.0 * SLACK, "the victim waited %.2f s" % times[-1])
+        self.assertLess(times[len(times) // 2], 0.025 * SLACK, "the victim's round trips: %s" % times)
+        self.assertLess(times[len(times) * 9 // 10], 0.25 * SLACK, "the victim's round trips: %s" % times)
         for f in floods:
             self.assertIn("closed", f, "never closed")
             self.assertLess(f["closed"] - f["start"], closed_within_s)
