@@ -17,7 +17,7 @@ import unittest
 
 import tplib
 from metricslib import MetricsServer
-from tplib import CHEAP_WORKERS, TPSERVER, LineReader, Server, request, wait_until
+from tplib import CHEAP_WORKERS, TPSERVER, LineReader, Server, assert_threads, request, wait_until
 
 # File text, and the error expected after "FILE:" (issue 11, defect 4).
 HIDDEN_INTEGERS = [
@@ -422,7 +422,7 @@ class ConfigFile(unittest.TestCase):
             self.assertEqual(r.line(), "OK 500")
             self.assertEqual(request(s, r, "ECHO alive"), "OK alive")
             self.assertIsNone(srv.proc.poll())
-            self.assertEqual(srv.threads(), 2 + 1 + CHEAP_WORKERS)
+            assert_threads(self, srv, 2 + 1 + CHEAP_WORKERS)
             self.assertEqual(srv.stop(), 0)
 
 

@@ -19,7 +19,7 @@ import unittest
 
 from metricslib import MetricsServer, check_histograms, idle
 import tplib
-from tplib import CHEAP_WORKERS, SLACK, TPCLIENT, ConfFile, LineReader, request, wait_until
+from tplib import CHEAP_WORKERS, SLACK, TPCLIENT, ConfFile, LineReader, assert_threads, request, wait_until
 
 
 def statm(pid):
@@ -270,7 +270,7 @@ class Counts(unittest.TestCase):
     def test_thread_count_unchanged(self):
         with MetricsServer("--workers", "3", "--io-threads", "2") as srv:
             srv.scrape()
-            self.assertEqual(srv.threads(), 5 + CHEAP_WORKERS)
+            assert_threads(self, srv, 5 + CHEAP_WORKERS)
 
     def test_stats_line(self):
         with MetricsServer("--stats-interval-s", "1") as srv:

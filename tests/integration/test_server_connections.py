@@ -13,8 +13,8 @@ import unittest
 
 import tplib
 from metricslib import MetricsServer
-from tplib import (CHEAP_WORKERS, SLACK, LineReader, Server, cpu_seconds, flood_until_blocked, read_to_eof, request,
-                   wait_until)
+from tplib import (CHEAP_WORKERS, SLACK, LineReader, Server, assert_threads, cpu_seconds, flood_until_blocked,
+                   read_to_eof, request, wait_until)
 
 
 class Connections(unittest.TestCase):
@@ -54,7 +54,7 @@ class Connections(unittest.TestCase):
                 s.sendall(b"ECHO %d\n" % i)
             for i, s in enumerate(socks):
                 self.assertEqual(LineReader(s).line(), "OK %d" % i)
-            self.assertEqual(srv.threads(), before)
+            assert_threads(self, srv, before)
             self.assertEqual(before, 4 + 1 + CHEAP_WORKERS)  # workers + one event loop
             for s in socks:
                 s.close()
@@ -64,7 +64,7 @@ class Connections(unittest.TestCase):
         # may be expired or admitted by another, and still answered in order.
         with Server("--io-threads", "3", "--workers", "2", "--queue", "2",
                     "--queue-timeout-ms", "700") as srv:
-            self.assertEqual(srv.threads(), 2 + 3 + CHEAP_WORKERS)
+            assert_threads(self, srv, 2 + 3 + CHEAP_WORKERS)
             socks = [srv.connect() for _ in range(12)]
             for i, s in enumerate(socks):
                 s.sendall(b"SLEEP 1500\nECHO %d\n" % i)

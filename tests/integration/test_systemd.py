@@ -13,7 +13,7 @@ import time
 import unittest
 
 import tplib
-from tplib import (CHEAP_WORKERS, NOBODY, TPSERVER, Frozen, LineReader, Server, request, tasks_of,
+from tplib import (CHEAP_WORKERS, NOBODY, TPSERVER, Frozen, LineReader, Server, assert_threads, request, tasks_of,
                    threads_in, wait_until)
 
 TPSERVER = os.path.abspath(TPSERVER)
@@ -277,7 +277,7 @@ class Reload(unittest.TestCase):
         self.addCleanup(notify.close)
         with Server("--config", self.conf, env={"NOTIFY_SOCKET": notify.path}) as srv:
             notify.wait_for(r"^READY=1")
-            self.assertEqual(srv.threads(), 2 + 1 + CHEAP_WORKERS)
+            assert_threads(self, srv, 2 + 1 + CHEAP_WORKERS)
             s = srv.connect()
             r = LineReader(s)
             s.sendall(b"SLEEP 700\n")  # in flight across the reload
@@ -285,7 +285,7 @@ class Reload(unittest.TestCase):
             notify.messages.clear()
             srv.signal(signal.SIGHUP)
             notify.wait_for(r"^READY=1")
-            self.assertEqual(srv.threads(), 6 + 1 + CHEAP_WORKERS)
+            assert_threads(self, srv, 6 + 1 + CHEAP_WORKERS)
             self.assertEqual(r.line(), "OK 700")
             self.assertEqual(request(s, r, "ECHO same connection"), "OK same connection")
             self.assertIn("configuration reloaded: 6 workers, queue 50", srv.log())
@@ -297,7 +297,7 @@ class Reload(unittest.TestCase):
             srv.signal(signal.SIGHUP)
             self.assertEqual(r.lines(3, timeout=10), ["OK 500"] * 3)
             wait_until(lambda: srv.threads() == 1 + 1 + CHEAP_WORKERS, 5)
-            self.assertEqual(srv.threads(), 1 + 1 + CHEAP_WORKERS)
+            assert_threads(self, srv, 1 + 1 + CHEAP_WORKERS)
             self.assertEqual(srv.stop(), 0)
 
     def test_broken_file_keeps_the_old_settings(self):
@@ -306,7 +306,7 @@ class Reload(unittest.TestCase):
         self.addCleanup(notify.close)
         with Server("--config", self.conf, env={"NOTIFY_SOCKET": notify.path}) as srv:
             notify.wait_for(r"^READY=1")
-            self.assertEqual(srv.threads(), 3 + 1 + CHEAP_WORKERS)
+            assert_threads(self, srv, 3 + 1 + CHEAP_WORKERS)
             s = srv.connect()
             self.write("pool = {\n  workers = 5;\n  workerz = 6;\n};\n")
             notify.messages.clear()
@@ -314,22 +314,22 @@ class Reload(unittest.TestCase):
             notify.wait_for(r"^READY=1")  # READY=1 also after a rejected file
             log = srv.wait_log(r"reload failed.*")
             self.assertIn("%s:3: pool.workerz: unknown setting" % self.conf, log)
-            self.assertEqual(srv.threads(), 3 + 1 + CHEAP_WORKERS)
+            assert_threads(self, srv, 3 + 1 + CHEAP_WORKERS)
             self.assertEqual(request(s, LineReader(s), "ECHO unharmed"), "OK unharmed")
             # Syntax errors too, with libconfig's line.
             self.write("pool = { workers = ; };\n")
             srv.signal(signal.SIGHUP)
             srv.wait_log(r"%s:1: syntax error" % re.escape(self.conf))
-            self.assertEqual(srv.threads(), 3 + 1 + CHEAP_WORKERS)
+            assert_threads(self, srv, 3 + 1 + CHEAP_WORKERS)
 
     def test_flags_override_the_file_also_on_reload(self):
         self.write("pool = { workers = 2; };\n")
         with Server("--config", self.conf, "--workers", "3") as srv:
-            self.assertEqual(srv.threads(), 3 + 1 + CHEAP_WORKERS)
+            assert_threads(self, srv, 3 + 1 + CHEAP_WORKERS)
             self.write("pool = { workers = 5; };\n")
             srv.signal(signal.SIGHUP)
             srv.wait_log(r"configuration reloaded")
-            self.assertEqual(srv.threads(), 3 + 1 + CHEAP_WORKERS)
+            assert_threads(self, srv, 3 + 1 + CHEAP_WORKERS)
 
 
 class ConfigErrors(unittest.TestCase):

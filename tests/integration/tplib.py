@@ -106,12 +106,20 @@ class Server:
         self.sockets.append(s)
         return s
 
-    def threads(self):
+    def threads(self, want=None):
         """The server's own threads: ThreadSanitizer's runtime adds a
         background thread of its own to every process it instruments, which
-        is not counted."""
-        n = len(os.listdir("/proc/%d/task" % self.proc.pid))
-        return n - 1 if n > 1 and self.under_tsan() else n
+        is not counted.  With want, the count once it is want, or after 2 s
+        (times SLACK): a thread just joined, or told to leave, is listed
+        until the kernel has reaped it (assert_threads)."""
+        def count():
+            n = len(os.listdir("/proc/%d/task" % self.proc.pid))
+            return n - 1 if n > 1 and self.under_tsan() else n
+        n, deadline = count(), time.monotonic() + 2 * SLACK
+        while want is not None and n != want and time.monotonic() < deadline:
+            time.sleep(0.01)
+            n = count()
+        return n
 
     def under_tsan(self):
         # The runtime may be linked statically (clang) or dynamically (gcc):
@@ -305,6 +313,11 @@ def flood_until_blocked(sock, payload, quiet_s=1.0, limit=256 << 20):
         last = time.monotonic()
     sock.setblocking(True)
     return sent
+
+
+def assert_threads(test, srv, want):
+    """Asserts that srv runs want threads, once those on their way out are gone."""
+    test.assertEqual(srv.threads(want), want)
 
 
 def free_ports(n):
