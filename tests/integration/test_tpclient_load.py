@@ -76,7 +76,11 @@ class AgainstTpserver(unittest.TestCase):
         with Server("--port", str(port)):
             out, err = proc.communicate(timeout=30)
         doc = json.loads(out)
-        self.assertEqual((doc["disconnects"], doc["reconnects"], doc["sent"]), (0, 2, 300), out + err)
+        self.assertEqual((doc["disconnects"], doc["sent"]), (0, 300), out + err)
+        # Each client once; or twice, where its first redial reached the killed
+        # server's listening socket before the exit closed it (the kernel completes
+        # a handshake there, then resets it).
+        self.assertIn(doc["reconnects"], (2, 3, 4), out + err)
         self.assertEqual(doc["ok"] + doc["lost"], 300, out)
         self.assertGreater(doc["latency_ms"]["max"], 250, out)  # the gap shows
 
