@@ -40,14 +40,12 @@ static size_t held(size_t used)
 }
 
 /*
- * What is allocated is read before the trim: other threads' frees wait on
- * the heap's lock while it runs and land just after it, and they are free
- * memory the trim did not return, to count towards the next.
+ * Trim; used is what was allocated, read before the trim: other threads'
+ * frees wait on the heap's lock while it runs and land just after it, and
+ * they are free memory the trim did not return, to count towards the next.
  */
-static void trim(struct tp_memtrim *t)
+static void trim(struct tp_memtrim *t, size_t used)
 {
-	size_t used = mallinfo2().uordblks;
-
 	(void)malloc_trim(0); /* returns whether memory was released: nothing to act on */
 	t->held_base = held(used);
 }
@@ -60,13 +58,13 @@ bool tp_memtrim_tick(struct tp_memtrim *t, bool active, uint64_t now_ns)
 		t->trimmed = false;
 		if (t->busy_trim_ns && now_ns - t->busy_trim_ns < TP_MEMTRIM_BUSY_EVERY_NS)
 			return false;
-		size_t now_held = held(mallinfo2().uordblks);
+		size_t used = mallinfo2().uordblks, now_held = held(used);
 		if (first)
 			t->held_base = now_held; /* the first look: what is free at start */
 		if (now_held < t->held_base + TP_MEMTRIM_BUSY_FREE)
 			return false;
 		t->busy_trim_ns = now_ns;
-		trim(t);
+		trim(t, used);
 		tp_log(TP_LOG_DEBUG, "memory", "%zu MiB of free heap resident: returned to the system",
 		       now_held >> 20);
 		return true;
@@ -74,7 +72,7 @@ bool tp_memtrim_tick(struct tp_memtrim *t, bool active, uint64_t now_ns)
 	if (t->trimmed || now_ns - t->quiet_since_ns < TP_MEMTRIM_QUIET_NS)
 		return false;
 	t->trimmed = true;
-	trim(t);
+	trim(t, mallinfo2().uordblks);
 	tp_log(TP_LOG_DEBUG, "memory", "quiet for %.0f s: freed memory returned to the system",
 	       (double)(now_ns - t->quiet_since_ns) / 1e9);
 	return true;
