@@ -192,11 +192,11 @@ static void trim_memory(struct tp_health *h, uint64_t now_ns)
 	struct tp_health_stats st;
 
 	tp_health_stats(h, &st);
-	bool active = st.served != h->quiet_served || st.connections != h->quiet_conns ||
-	              st.rejected != h->quiet_rejected;
-	h->quiet_served = st.served;
-	h->quiet_conns = st.connections;
-	h->quiet_rejected = st.rejected;
+	bool active = st.served != h->seen_served || st.connections != h->seen_conns ||
+	              st.rejected != h->seen_rejected;
+	h->seen_served = st.served;
+	h->seen_conns = st.connections;
+	h->seen_rejected = st.rejected;
 	(void)tp_memtrim_tick(&h->trim, active, now_ns); /* whether it trimmed: logged there */
 }
 

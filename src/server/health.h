@@ -52,7 +52,7 @@ struct tp_health {
 	uint64_t last_status_ns, status_served;
 	uint64_t last_busy_log_ns, busy_logged, late_logged;
 	uint64_t last_refused_log_ns, refused_logged[TP_REFUSE_COUNT];
-	uint64_t quiet_served, quiet_conns, quiet_rejected; /* the counters at the last tick */
+	uint64_t seen_served, seen_conns, seen_rejected; /* the counters at the last tick */
 	struct tp_memtrim trim;
 	uint64_t wd_next_ns, wd_early_ns;
 	uint64_t idle_pops, idle_since_ns; /* queued work and idle workers: pops then, and since when */
