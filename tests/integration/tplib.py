@@ -106,20 +106,12 @@ class Server:
         self.sockets.append(s)
         return s
 
-    def threads(self, want=None):
+    def threads(self):
         """The server's own threads: ThreadSanitizer's runtime adds a
         background thread of its own to every process it instruments, which
-        is not counted.  With want, the count once it is want, or after 2 s
-        (times SLACK): a thread just joined, or told to leave, is listed
-        until the kernel has reaped it (assert_threads)."""
-        def count():
-            n = len(os.listdir("/proc/%d/task" % self.proc.pid))
-            return n - 1 if n > 1 and self.under_tsan() else n
-        n, deadline = count(), time.monotonic() + 2 * SLACK
-        while want is not None and n != want and time.monotonic() < deadline:
-            time.sleep(0.01)
-            n = count()
-        return n
+        is not counted."""
+        n = len(os.listdir("/proc/%d/task" % self.proc.pid))
+        return n - 1 if n > 1 and self.under_tsan() else n
 
     def under_tsan(self):
         # The runtime may be linked statically (clang) or dynamically (gcc):
@@ -316,8 +308,11 @@ def flood_until_blocked(sock, payload, quiet_s=1.0, limit=256 << 20):
 
 
 def assert_threads(test, srv, want):
-    """Asserts that srv runs want threads, once those on their way out are gone."""
-    test.assertEqual(srv.threads(want), want)
+    """Asserts that srv runs want threads, once those on their way out are
+    gone (waiting up to 2 s, times SLACK): a thread just joined, or told to
+    leave, is listed in /proc until the kernel has reaped it."""
+    wait_until(lambda: srv.threads() == want, 2 * SLACK, step=0.01)
+    test.assertEqual(srv.threads(), want)
 
 
 def free_ports(n):
