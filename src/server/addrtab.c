@@ -6,11 +6,13 @@
  */
 #include "addrtab.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -30,6 +32,8 @@ struct entry {
 	struct key key;
 	uint64_t hash;
 	size_t conns;
+	uint64_t refused; /* refusals over the cap in period refused_in */
+	unsigned refused_in;
 };
 
 struct tp_addrtab {
@@ -38,6 +42,11 @@ struct tp_addrtab {
 	size_t nbuckets; /* a power of two */
 	size_t count;
 	uint64_t seed;
+	/* the refusals over the cap in the current period */
+	unsigned period;
+	uint64_t refused_addrs, top_count;
+	struct key top;
+	int top_prefix;
 };
 
 struct tp_addrtab *tp_addrtab_new(void)
@@ -128,6 +137,21 @@ static void maybe_grow(struct tp_addrtab *t)
 	t->nbuckets = n;
 }
 
+/* e was refused over its cap. Lock held. */
+static void count_refusal(struct tp_addrtab *t, struct entry *e, int ipv6_prefix)
+{
+	if (e->refused_in != t->period || e->refused == 0) {
+		e->refused_in = t->period;
+		e->refused = 0;
+		t->refused_addrs++;
+	}
+	if (++e->refused > t->top_count) {
+		t->top_count = e->refused;
+		t->top = e->key;
+		t->top_prefix = ipv6_prefix;
+	}
+}
+
 int tp_addrtab_enter(struct tp_addrtab *t, const struct sockaddr_storage *peer, int ipv6_prefix, int max,
                      struct tp_qgroup **ret_group)
 {
@@ -144,6 +168,7 @@ int tp_addrtab_enter(struct tp_addrtab *t, const struct sockaddr_storage *peer, 
 		if (e->hash == h && memcmp(&e->key, &k, sizeof(k)) == 0)
 			break;
 	if (e && max > 0 && e->conns >= (size_t)max) {
+		count_refusal(t, e, ipv6_prefix);
 		r = -EUSERS;
 	} else if (!e) {
 		e = calloc(1, sizeof(*e));
@@ -195,4 +220,32 @@ size_t tp_addrtab_count(struct tp_addrtab *t)
 	n = t->count;
 	pthread_mutex_unlock(&t->lock);
 	return n;
+}
+
+/* k as the logs name a client address: an IPv6 prefix shorter than 128 with its length. */
+static void key_text(const struct key *k, int ipv6_prefix, char *buf, size_t len)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	(void)inet_ntop(k->family, k->bytes, a, sizeof(a));
+	if (k->family == AF_INET6 && ipv6_prefix < 128)
+		snprintf(buf, len, "%s/%d", a, ipv6_prefix);
+	else
+		snprintf(buf, len, "%s", a);
+}
+
+bool tp_addrtab_refusals_take(struct tp_addrtab *t, struct tp_addrtab_refusals *ret)
+{
+	pthread_mutex_lock(&t->lock);
+	ret->addrs = t->refused_addrs;
+	ret->top_count = t->top_count;
+	if (t->top_count)
+		key_text(&t->top, t->top_prefix, ret->top, sizeof(ret->top));
+	else
+		ret->top[0] = '\0';
+	t->period++; /* every entry's count is of a past period now */
+	t->refused_addrs = 0;
+	t->top_count = 0;
+	pthread_mutex_unlock(&t->lock);
+	return ret->addrs > 0;
 }

@@ -12,11 +12,18 @@
  * of it has work queued, which keeps that connection, and so the entry,
  * alive.  Any loop thread: a mutex guards the table (taken per accepted
  * and per freed connection, never per request).
+ *
+ * It also keeps who was refused over the cap, for the log line that counts
+ * refusals: each entry its refusals of the current period, the table how
+ * many addresses were refused and which most.  A period ends when they are
+ * taken (tp_addrtab_refusals_take), at most once per line.
  */
 #ifndef TP_ADDRTAB_H
 #define TP_ADDRTAB_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #include "qnode.h"
@@ -43,5 +50,19 @@ void tp_addrtab_leave(struct tp_addrtab *t, struct tp_qgroup *g);
 
 /* How many addresses have connections open. */
 size_t tp_addrtab_count(struct tp_addrtab *t);
+
+/* Who was refused over the cap in a period. */
+struct tp_addrtab_refusals {
+	uint64_t addrs;     /* how many addresses were */
+	uint64_t top_count; /* the refusals of the one refused most (the first to reach that count) */
+	char top[64];       /* its text: "192.0.2.7", or an IPv6 prefix such as "2001:db8:1:2::/64" */
+};
+
+/*
+ * The refusals over the cap since the last call (or the start) in *ret,
+ * and a new period begun.  Returns false when there were none.  An
+ * address whose last connection went in the period counts anew after it.
+ */
+bool tp_addrtab_refusals_take(struct tp_addrtab *t, struct tp_addrtab_refusals *ret);
 
 #endif

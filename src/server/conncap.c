@@ -67,6 +67,11 @@ void tp_conncap_leave(struct tp_conncap *a, struct tp_qgroup *group)
 	atomic_fetch_sub_explicit(&a->nconns, 1, memory_order_relaxed);
 }
 
+bool tp_conncap_refusals_take(struct tp_conncap *a, struct tp_addrtab_refusals *ret)
+{
+	return tp_addrtab_refusals_take(a->addrs, ret);
+}
+
 static void caps(const struct tp_conncap_ctx *c, int64_t *ret_max, int *ret_per_addr, int *ret_prefix)
 {
 	pthread_mutex_lock(c->cfg_lock);

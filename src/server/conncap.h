@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 
 struct tp_addrtab;
+struct tp_addrtab_refusals;
 struct tp_config;
 struct tp_metrics;
 struct tp_conn;
@@ -56,6 +57,9 @@ int tp_conncap_move(struct tp_conncap *a, int max_per_address, int ipv6_prefix,
 
 /* Count out a connection counted in with group. */
 void tp_conncap_leave(struct tp_conncap *a, struct tp_qgroup *group);
+
+/* Who was refused over max_per_address since the last call (tp_addrtab_refusals_take). */
+bool tp_conncap_refusals_take(struct tp_conncap *a, struct tp_addrtab_refusals *ret);
 
 /*
  * The loop callbacks (loop.h) with the caps read under cfg_lock from cfg;

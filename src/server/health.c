@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "addrtab.h"
+#include "conncap.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
@@ -146,15 +148,36 @@ static void log_busy(struct tp_health *h, uint64_t now_ns, bool flush)
 }
 
 /*
+ * Who was refused over the per-address cap, after their count in why:
+ * ", all from ADDR" or " from N addresses, M from ADDR" (the one refused
+ * most).  Its count is bounded by the line's, which read the counters a
+ * moment before.  Returns the new length of why.
+ */
+static size_t refused_from(struct tp_health *h, uint64_t n, char *why, size_t len, size_t size,
+                           char *ret_addr, size_t addr_size)
+{
+	struct tp_addrtab_refusals r;
+
+	if (!h->conncap || !tp_conncap_refusals_take(h->conncap, &r) || len >= size)
+		return len;
+	snprintf(ret_addr, addr_size, "%s", r.top);
+	if (r.addrs == 1)
+		return len + (size_t)snprintf(why + len, size - len, ", all from %s", r.top);
+	return len + (size_t)snprintf(why + len, size - len,
+	                              " from %" PRIu64 " addresses, %" PRIu64 " from %s", r.addrs,
+	                              r.top_count < n ? r.top_count : n, r.top);
+}
+
+/*
  * Refused connections, like busy rejections: one line per interval at most
  * (unless flush: the stop), by the limit each was over (at accept, or at
- * its PROXY header).
+ * its PROXY header), with who was over the per-address one.
  */
 static void log_refused(struct tp_health *h, uint64_t now_ns, bool flush)
 {
 	struct tp_metrics_events ev;
 	struct tp_health_stats st;
-	char n_txt[24], since[32], why[128];
+	char n_txt[24], since[32], why[256], addr[64] = "";
 	uint64_t n = 0;
 	size_t len = 0;
 
@@ -167,6 +190,8 @@ static void log_refused(struct tp_health *h, uint64_t now_ns, bool flush)
 		if (d && len < sizeof(why))
 			len += (size_t)snprintf(why + len, sizeof(why) - len, "%s%" PRIu64 " over %s",
 			                        n ? ", " : "", d, tp_metrics_refusal_name(i));
+		if (d && i == TP_REFUSE_PER_ADDRESS)
+			len = refused_from(h, d, why, len, sizeof(why), addr, sizeof(addr));
 		n += d;
 	}
 	if (!n)
@@ -174,8 +199,8 @@ static void log_refused(struct tp_health *h, uint64_t now_ns, bool flush)
 	tp_health_stats(h, &st);
 	since_text(h->last_refused_log_ns, now_ns, since, sizeof(since));
 	snprintf(n_txt, sizeof(n_txt), "%" PRIu64, n);
-	struct tp_log_field f[] = {{"TP_REFUSED", n_txt}};
-	tp_logf(TP_LOG_WARNING, "refused", f, 1,
+	struct tp_log_field f[] = {{"TP_REFUSED", n_txt}, {"TP_REFUSED_ADDR", addr}};
+	tp_logf(TP_LOG_WARNING, "refused", f, addr[0] ? 2 : 1,
 	        "refused %" PRIu64 " connection%s (%s) %s (%" PRIu64 " open)", n, n == 1 ? "" : "s", why,
 	        since, st.connections);
 	memcpy(h->refused_logged, ev.refused, sizeof(ev.refused));

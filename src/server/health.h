@@ -24,6 +24,7 @@ struct tp_sockets;
 
 struct tp_loop;
 struct tp_metrics;
+struct tp_conncap;
 struct tp_pool;
 struct tp_queue;
 
@@ -46,6 +47,7 @@ struct tp_health {
 	size_t nloops;
 	uint64_t wd_usec;           /* WATCHDOG_USEC, 0 without a watchdog */
 	struct tp_metrics *metrics; /* unhealthy episodes go in, busy counts come out; or NULL */
+	struct tp_conncap *conncap; /* who was refused over the per-address cap; or NULL */
 	const char *phase;          /* STATUS='s first words: "leaving", "shutting down", or NULL */
 
 	/* its own state (loop 0) */

@@ -214,6 +214,7 @@ int tp_server_new(const struct tp_config *cfg, tp_reload_fn reload, void *reload
 	srv->health.nloops = srv->nloops;
 	tp_pool_set_stall_ms(srv->pool, (uint64_t)tp_config_stall_ms(cfg));
 	srv->health.metrics = srv->metrics;
+	srv->health.conncap = &srv->conncap;
 	srv->report.metrics = srv->metrics;
 	srv->report.leave = &srv->leave;
 	srv->report.shutting_down = &srv->shared.shutting_down;

@@ -111,6 +111,31 @@ class Limits(unittest.TestCase):
             for s in socks:
                 s.close()
 
+    def test_the_refused_line_names_who_was_over_the_cap(self):
+        # An operator reads which client hit limits.max_connections_per_address, not only how often.
+        with Server("--max-connections-per-address", "1") as srv:
+            held = []
+
+            def connect(source):
+                s = socket.create_connection(("127.0.0.1", srv.port), timeout=10, source_address=(source, 0))
+                self.addCleanup(s.close)
+                return s
+
+            def refused(source):
+                with connect(source) as s:
+                    self.assertEqual(LineReader(s).line(), "ERR too many connections")
+
+            for source in ("127.0.0.2", "127.0.0.3", "127.0.0.4"):
+                held.append(connect(source))
+                self.assertEqual(request(held[-1], LineReader(held[-1]), "ECHO in"), "OK in")
+            refused("127.0.0.4")
+            srv.wait_log(r"refused 1 connection \(1 over max_connections_per_address, all from 127\.0\.0\.4\)")
+            # The next line comes 5 s after it, and counts these four: three from .2, one from .3.
+            for source in ("127.0.0.2", "127.0.0.3", "127.0.0.2", "127.0.0.2"):
+                refused(source)
+            srv.wait_log(r"refused 4 connections \(4 over max_connections_per_address from 2 addresses, "
+                         r"3 from 127\.0\.0\.2\) in the last", timeout=15)
+
     def test_max_wait_answers_busy_without_running(self):
         # 200 SLEEP 50 on 2 workers is 5 s of work; with a 300 ms bound on the
         # total wait most of it is answered ERR server busy at once.

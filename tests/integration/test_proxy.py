@@ -256,7 +256,7 @@ class Proxy(unittest.TestCase):
     def test_refused_at_the_header_drained_and_logged_by_limit(self):
         # A client over the cap that pipelined behind its header reads the
         # refusal then EOF, as one refused at accept does, not a reset that
-        # may cost it the line; the log line names the limit it was over.
+        # may cost it the line; the log line names the limit it was over and the client.
         with Server(*PROXY, "--max-connections-per-address", "1") as srv:
             a = srv.connect()
             a.sendall(b"PROXY TCP4 192.0.2.9 10.0.0.1 1000 9000\r\nECHO a\n")
@@ -266,7 +266,8 @@ class Proxy(unittest.TestCase):
                     c.sendall(b"PROXY TCP4 192.0.2.9 10.0.0.1 1001 9000\r\n" + b"ECHO b\n" * 20000)
                     c.settimeout(5)
                     self.assertEqual(read_to_eof(c), b"ERR too many connections\n")
-            srv.wait_log(r"refused 3 connections \(3 over max_connections_per_address\)")
+            # The address named is the one refused, not the proxy's.
+            srv.wait_log(r"refused 3 connections \(3 over max_connections_per_address, all from 192\.0\.2\.9\)")
             self.assertNotRegex(srv.log(), r"over max_connections[^_]")
 
     def test_what_came_with_a_refused_header_takes_no_place(self):

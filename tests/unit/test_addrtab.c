@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Unit tests of addrtab.c: one group per client address (IPv4 whole,
- * IPv4-mapped IPv6 as IPv4, IPv6 by its prefix), the per-address cap, and
- * entries that go with their last connection.
+ * IPv4-mapped IPv6 as IPv4, IPv6 by its prefix), the per-address cap,
+ * entries that go with their last connection, and who was refused over the
+ * cap in a period.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -92,11 +93,51 @@ static void test_cap_and_leave(void **state)
 	tp_addrtab_free(t);
 }
 
+static void assert_refusals(struct tp_addrtab *t, uint64_t addrs, uint64_t top_count, const char *top)
+{
+	struct tp_addrtab_refusals r;
+	assert_int_equal(tp_addrtab_refusals_take(t, &r), addrs > 0);
+	assert_int_equal(r.addrs, addrs);
+	assert_int_equal(r.top_count, top_count);
+	assert_string_equal(r.top, top);
+}
+
+static void test_refusals(void **state)
+{
+	struct tp_addrtab *t = tp_addrtab_new();
+	(void)state;
+
+	assert_refusals(t, 0, 0, "");
+	(void)enter(t, "10.0.0.1", 64, 1, 0);
+	(void)enter(t, "10.0.0.2", 64, 1, 0);
+	(void)enter(t, "10.0.0.3", 64, 0, 0); /* no cap: never refused */
+	(void)enter(t, "10.0.0.3", 64, 0, 0);
+	assert_refusals(t, 0, 0, "");
+	(void)enter(t, "10.0.0.1", 64, 1, -EUSERS);
+	for (int i = 0; i < 3; i++)
+		(void)enter(t, "::ffff:10.0.0.2", 64, 1, -EUSERS); /* the same client as 10.0.0.2 */
+	assert_refusals(t, 2, 3, "10.0.0.2");
+	/* A new period: the counts start again, and the first to lead keeps the lead on a tie. */
+	assert_refusals(t, 0, 0, "");
+	(void)enter(t, "10.0.0.1", 64, 1, -EUSERS);
+	(void)enter(t, "10.0.0.2", 64, 1, -EUSERS);
+	assert_refusals(t, 2, 1, "10.0.0.1");
+	/* IPv6 by its prefix, named as one; a whole address without a length. */
+	(void)enter(t, "2001:db8:1:2::1", 64, 1, 0);
+	(void)enter(t, "2001:db8:1:2::9", 64, 1, -EUSERS);
+	assert_refusals(t, 1, 1, "2001:db8:1:2::/64");
+	(void)enter(t, "2001:db8::5", 128, 1, 0);
+	(void)enter(t, "2001:db8::5", 128, 1, -EUSERS);
+	assert_refusals(t, 1, 1, "2001:db8::5");
+	tp_addrtab_free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_keys),
 	        cmocka_unit_test(test_cap_and_leave),
+	        cmocka_unit_test(test_refusals),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
