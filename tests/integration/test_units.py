@@ -235,6 +235,24 @@ class Postinst(unittest.TestCase):
                          (["stop tpserver-agent.socket tpserver-metrics.socket",
                            "helper purge tpserver-agent.socket tpserver-metrics.socket"], False))
 
+    def test_a_downgrade_that_fails_puts_the_sockets_back_as_they_were(self):
+        # The metrics socket enabled and running, the agent's enabled but stopped by the admin.
+        enabled, active = self.SOCKETS, self.SOCKETS[:2]
+        down = [(PRERM, ["upgrade", "0.1.0"]), (POSTINST, ["abort-upgrade", "0.1.0"])]
+        self.assertEqual(self.run_scripts(down, enabled, active),
+                         (["stop tpserver-agent.socket tpserver-metrics.socket",
+                           "helper purge tpserver-agent.socket tpserver-metrics.socket",
+                           "helper enable tpserver-metrics.socket", "helper enable tpserver-agent.socket",
+                           "start tpserver-metrics.socket"], False))
+        # The daemon running: no socket starts beside it; the admin is told how.
+        self.assertEqual(self.run_scripts(down, enabled, active + ["tpserver.service"])[0][2:],
+                         ["helper enable tpserver-metrics.socket", "helper enable tpserver-agent.socket"])
+        self.assertIn("tpserver: tpserver-metrics.socket not started again beside the running daemon", self.stderr)
+        # A downgrade that went through leaves nothing for a later abort (the upgrade back configures).
+        up = [(PRERM, ["upgrade", "0.1.0"]), (POSTINST, ["configure", "0.1.0"]),
+              (POSTINST, ["abort-upgrade", "0.3"])]
+        self.assertNotIn("helper enable tpserver-metrics.socket", self.run_scripts(up, enabled, active)[0])
+
 
 if __name__ == "__main__":
     tplib.main(verbosity=2, warnings="ignore")
