@@ -158,7 +158,7 @@ static size_t refused_from(struct tp_health *h, uint64_t n, char *why, size_t le
 {
 	struct tp_addrtab_refusals r;
 
-	if (!h->conncap || !tp_conncap_refusals_take(h->conncap, &r) || len >= size)
+	if (!h->conncap || len >= size || !tp_conncap_refusals_take(h->conncap, &r))
 		return len;
 	snprintf(ret_addr, addr_size, "%s", r.top);
 	if (r.addrs == 1)
