@@ -32,8 +32,13 @@ struct entry {
 	struct key key;
 	uint64_t hash;
 	size_t conns;
-	uint64_t refused; /* refusals over the cap in period refused_in */
-	unsigned refused_in;
+};
+
+/* An address refused over the cap in the current period, and how often. */
+struct refused {
+	struct key key;
+	int ipv6_prefix; /* as it was counted, to name it so */
+	uint64_t n;
 };
 
 struct tp_addrtab {
@@ -42,11 +47,11 @@ struct tp_addrtab {
 	size_t nbuckets; /* a power of two */
 	size_t count;
 	uint64_t seed;
-	/* the refusals over the cap in the current period */
-	unsigned period;
-	uint64_t refused_addrs, top_count;
-	struct key top;
-	int top_prefix;
+	/* the refusals over the cap in the current period (see count_refusal) */
+	struct refused refused[TP_ADDRTAB_REFUSED_SLOTS];
+	size_t nrefused;
+	uint64_t refused_total;
+	bool refused_more; /* more addresses than slots: the counts are bounds */
 };
 
 struct tp_addrtab *tp_addrtab_new(void)
@@ -137,19 +142,34 @@ static void maybe_grow(struct tp_addrtab *t)
 	t->nbuckets = n;
 }
 
-/* e was refused over its cap. Lock held. */
-static void count_refusal(struct tp_addrtab *t, struct entry *e, int ipv6_prefix)
+/*
+ * k was refused over its cap.  Each address refused in the period has a
+ * slot with its count, independent of its entry (which goes with its last
+ * connection), so a client that reconnects at its cap is one address.
+ * With the slots full, the least refused gives way to the newcomer, which
+ * takes its count plus one: the counts are then upper bounds, and an
+ * address refused more than a slot's share of the period is still among
+ * them (the space-saving algorithm).  Lock held.
+ */
+static void count_refusal(struct tp_addrtab *t, const struct key *k, int ipv6_prefix)
 {
-	if (e->refused_in != t->period || e->refused == 0) {
-		e->refused_in = t->period;
-		e->refused = 0;
-		t->refused_addrs++;
+	size_t least = 0;
+
+	t->refused_total++;
+	for (size_t i = 0; i < t->nrefused; i++) {
+		if (memcmp(&t->refused[i].key, k, sizeof(*k)) == 0) {
+			t->refused[i].n++;
+			return;
+		}
+		if (t->refused[i].n < t->refused[least].n)
+			least = i;
 	}
-	if (++e->refused > t->top_count) {
-		t->top_count = e->refused;
-		t->top = e->key;
-		t->top_prefix = ipv6_prefix;
+	if (t->nrefused < TP_ADDRTAB_REFUSED_SLOTS) {
+		t->refused[t->nrefused++] = (struct refused){*k, ipv6_prefix, 1};
+		return;
 	}
+	t->refused_more = true;
+	t->refused[least] = (struct refused){*k, ipv6_prefix, t->refused[least].n + 1};
 }
 
 int tp_addrtab_enter(struct tp_addrtab *t, const struct sockaddr_storage *peer, int ipv6_prefix, int max,
@@ -168,7 +188,7 @@ int tp_addrtab_enter(struct tp_addrtab *t, const struct sockaddr_storage *peer, 
 		if (e->hash == h && memcmp(&e->key, &k, sizeof(k)) == 0)
 			break;
 	if (e && max > 0 && e->conns >= (size_t)max) {
-		count_refusal(t, e, ipv6_prefix);
+		count_refusal(t, &k, ipv6_prefix);
 		r = -EUSERS;
 	} else if (!e) {
 		e = calloc(1, sizeof(*e));
@@ -236,16 +256,23 @@ static void key_text(const struct key *k, int ipv6_prefix, char *buf, size_t len
 
 bool tp_addrtab_refusals_take(struct tp_addrtab *t, struct tp_addrtab_refusals *ret)
 {
+	const struct refused *top = NULL;
+
 	pthread_mutex_lock(&t->lock);
-	ret->addrs = t->refused_addrs;
-	ret->top_count = t->top_count;
-	if (t->top_count)
-		key_text(&t->top, t->top_prefix, ret->top, sizeof(ret->top));
+	for (size_t i = 0; i < t->nrefused; i++)
+		if (!top || t->refused[i].n > top->n)
+			top = &t->refused[i];
+	ret->total = t->refused_total;
+	ret->addrs = t->nrefused;
+	ret->more = t->refused_more;
+	ret->top_count = top ? top->n : 0;
+	if (top)
+		key_text(&top->key, top->ipv6_prefix, ret->top, sizeof(ret->top));
 	else
 		ret->top[0] = '\0';
-	t->period++; /* every entry's count is of a past period now */
-	t->refused_addrs = 0;
-	t->top_count = 0;
+	t->nrefused = 0;
+	t->refused_total = 0;
+	t->refused_more = false;
 	pthread_mutex_unlock(&t->lock);
-	return ret->addrs > 0;
+	return ret->total > 0;
 }

@@ -14,9 +14,9 @@
  * and per freed connection, never per request).
  *
  * It also keeps who was refused over the cap, for the log line that counts
- * refusals: each entry its refusals of the current period, the table how
- * many addresses were refused and which most.  A period ends when they are
- * taken (tp_addrtab_refusals_take), at most once per line.
+ * refusals: how many refusals in the current period, from which addresses
+ * (up to TP_ADDRTAB_REFUSED_SLOTS of them), how often each.  A period ends
+ * when they are taken (tp_addrtab_refusals_take).
  */
 #ifndef TP_ADDRTAB_H
 #define TP_ADDRTAB_H
@@ -51,17 +51,21 @@ void tp_addrtab_leave(struct tp_addrtab *t, struct tp_qgroup *g);
 /* How many addresses have connections open. */
 size_t tp_addrtab_count(struct tp_addrtab *t);
 
+#define TP_ADDRTAB_REFUSED_SLOTS 16
+
 /* Who was refused over the cap in a period. */
 struct tp_addrtab_refusals {
-	uint64_t addrs;     /* how many addresses were */
+	uint64_t total;     /* refusals */
+	size_t addrs;       /* the addresses they came from, up to TP_ADDRTAB_REFUSED_SLOTS */
+	bool more;          /* from more addresses than that: top_count is an upper bound */
 	uint64_t top_count; /* the refusals of the one refused most (the first to reach that count) */
 	char top[64];       /* its text: "192.0.2.7", or an IPv6 prefix such as "2001:db8:1:2::/64" */
 };
 
 /*
  * The refusals over the cap since the last call (or the start) in *ret,
- * and a new period begun.  Returns false when there were none.  An
- * address whose last connection went in the period counts anew after it.
+ * and a new period begun (loop 0's tick, for the log line).  Returns false
+ * when there were none.
  */
 bool tp_addrtab_refusals_take(struct tp_addrtab *t, struct tp_addrtab_refusals *ret);
 

@@ -58,7 +58,7 @@ int tp_conncap_move(struct tp_conncap *a, int max_per_address, int ipv6_prefix,
 /* Count out a connection counted in with group. */
 void tp_conncap_leave(struct tp_conncap *a, struct tp_qgroup *group);
 
-/* Who was refused over max_per_address since the last call (tp_addrtab_refusals_take). */
+/* Who was refused over max_per_address since the last call; false: nobody (tp_addrtab_refusals_take). */
 bool tp_conncap_refusals_take(struct tp_conncap *a, struct tp_addrtab_refusals *ret);
 
 /*

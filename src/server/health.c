@@ -148,24 +148,33 @@ static void log_busy(struct tp_health *h, uint64_t now_ns, bool flush)
 }
 
 /*
- * Who was refused over the per-address cap, after their count in why:
- * ", all from ADDR" or " from N addresses, M from ADDR" (the one refused
- * most).  Its count is bounded by the line's, which read the counters a
- * moment before.  Returns the new length of why.
+ * The refusals over the per-address cap: their count in the address
+ * table, which names them too (so the count and the names agree); the
+ * metrics' where there is no table.
  */
-static size_t refused_from(struct tp_health *h, uint64_t n, char *why, size_t len, size_t size,
-                           char *ret_addr, size_t addr_size)
+static uint64_t refused_per_address(const struct tp_health *h, const struct tp_metrics_events *ev,
+                                    struct tp_addrtab_refusals *r)
 {
-	struct tp_addrtab_refusals r;
+	if (h->conncap) {
+		(void)tp_conncap_refusals_take(h->conncap, r);
+		return r->total;
+	}
+	r->total = 0;
+	return ev->refused[TP_REFUSE_PER_ADDRESS] - h->refused_logged[TP_REFUSE_PER_ADDRESS];
+}
 
-	if (!h->conncap || len >= size || !tp_conncap_refusals_take(h->conncap, &r))
-		return len;
-	snprintf(ret_addr, addr_size, "%s", r.top);
-	if (r.addrs == 1)
-		return len + (size_t)snprintf(why + len, size - len, ", all from %s", r.top);
-	return len + (size_t)snprintf(why + len, size - len,
-	                              " from %" PRIu64 " addresses, %" PRIu64 " from %s", r.addrs,
-	                              r.top_count < n ? r.top_count : n, r.top);
+/* Who r's refusals came from, after their count: the one refused most, by name. */
+static size_t refused_from(const struct tp_addrtab_refusals *r, char *buf, size_t len)
+{
+	if (!r->total)
+		return 0;
+	if (r->more)
+		return (size_t)snprintf(buf, len, " from more than %zu addresses, most from %s", r->addrs,
+		                        r->top);
+	if (r->addrs == 1)
+		return (size_t)snprintf(buf, len, ", all from %s", r->top);
+	return (size_t)snprintf(buf, len, " from %zu addresses, %" PRIu64 " from %s", r->addrs, r->top_count,
+	                        r->top);
 }
 
 /*
@@ -176,8 +185,9 @@ static size_t refused_from(struct tp_health *h, uint64_t n, char *why, size_t le
 static void log_refused(struct tp_health *h, uint64_t now_ns, bool flush)
 {
 	struct tp_metrics_events ev;
+	struct tp_addrtab_refusals r = {0};
 	struct tp_health_stats st;
-	char n_txt[24], since[32], why[256], addr[64] = "";
+	char n_txt[24], since[32], why[256];
 	uint64_t n = 0;
 	size_t len = 0;
 
@@ -186,12 +196,14 @@ static void log_refused(struct tp_health *h, uint64_t now_ns, bool flush)
 		return;
 	tp_metrics_events(h->metrics, &ev);
 	for (size_t i = 0; i < TP_REFUSE_COUNT; i++) {
-		uint64_t d = ev.refused[i] - h->refused_logged[i];
+		uint64_t d = i == TP_REFUSE_PER_ADDRESS ? refused_per_address(h, &ev, &r)
+		                                        : ev.refused[i] - h->refused_logged[i];
 		if (d && len < sizeof(why))
 			len += (size_t)snprintf(why + len, sizeof(why) - len, "%s%" PRIu64 " over %s",
 			                        n ? ", " : "", d, tp_metrics_refusal_name(i));
-		if (d && i == TP_REFUSE_PER_ADDRESS)
-			len = refused_from(h, d, why, len, sizeof(why), addr, sizeof(addr));
+		if (i == TP_REFUSE_PER_ADDRESS && len < sizeof(why))
+			len += refused_from(&r, why + len, sizeof(why) - len);
+		h->refused_logged[i] += d;
 		n += d;
 	}
 	if (!n)
@@ -199,11 +211,10 @@ static void log_refused(struct tp_health *h, uint64_t now_ns, bool flush)
 	tp_health_stats(h, &st);
 	since_text(h->last_refused_log_ns, now_ns, since, sizeof(since));
 	snprintf(n_txt, sizeof(n_txt), "%" PRIu64, n);
-	struct tp_log_field f[] = {{"TP_REFUSED", n_txt}, {"TP_REFUSED_ADDR", addr}};
-	tp_logf(TP_LOG_WARNING, "refused", f, addr[0] ? 2 : 1,
+	struct tp_log_field f[] = {{"TP_REFUSED", n_txt}, {"TP_REFUSED_ADDR", r.top}};
+	tp_logf(TP_LOG_WARNING, "refused", f, r.total ? 2 : 1,
 	        "refused %" PRIu64 " connection%s (%s) %s (%" PRIu64 " open)", n, n == 1 ? "" : "s", why,
 	        since, st.connections);
-	memcpy(h->refused_logged, ev.refused, sizeof(ev.refused));
 	h->last_refused_log_ns = now_ns;
 }
 

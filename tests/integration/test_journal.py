@@ -125,9 +125,8 @@ class JournalFields(unittest.TestCase):
 
 
     def test_refused_connections_have_their_message_id(self):
-        # An operator looks overload up by MESSAGE_ID: refusals over a limit have theirs,
-        # and the client refused over its address's cap is a field of its own.
-        conf = ConfFile(self, "limits = { max_connections_per_address = 1; };\n")
+        # An operator looks overload up by MESSAGE_ID: refusals over a limit have theirs.
+        conf = ConfFile(self, "limits = { max_connections = 1; };\n")
         proc, entry_with, stderr = self.start_under_journal(conf.path)
         self.assertTrue(wait_until(lambda: entry_with("MESSAGE", "listening on 127.0.0.1:"), 10), stderr())
         port = int(re.search(r"listening on 127\.0\.0\.1:(\d+)", entry_with("MESSAGE", "listening on")).group(1))
@@ -141,8 +140,27 @@ class JournalFields(unittest.TestCase):
         self.assertTrue(wait_until(lambda: entry_with("TP_REFUSED"), 10), stderr())
         fields = dict(line.split("=", 1) for line in entry_with("TP_REFUSED").splitlines() if "=" in line)
         self.assertEqual((fields["TP_EVENT"], fields["TP_REFUSED"]), ("refused", "1"))
-        self.assertEqual(fields["TP_REFUSED_ADDR"], "127.0.0.1")
+        self.assertNotIn("TP_REFUSED_ADDR", fields)  # over the total, not an address's cap
         self.assertEqual(fields["MESSAGE_ID"], "c8c9863655044936a429b8024e7baf06")
+        proc.terminate()
+        self.assertEqual(proc.wait(10), 0)
+
+    def test_a_client_refused_over_its_address_cap_is_a_field(self):
+        conf = ConfFile(self, "limits = { max_connections_per_address = 1; };\n")
+        proc, entry_with, stderr = self.start_under_journal(conf.path)
+        self.assertTrue(wait_until(lambda: entry_with("MESSAGE", "listening on 127.0.0.1:"), 10), stderr())
+        port = int(re.search(r"listening on 127\.0\.0\.1:(\d+)", entry_with("MESSAGE", "listening on")).group(1))
+        first = socket.create_connection(("127.0.0.1", port), source_address=("127.0.0.2", 0))
+        self.addCleanup(first.close)
+        first.sendall(b"ECHO a\n")
+        self.assertEqual(first.recv(16), b"OK a\n")
+        with socket.create_connection(("127.0.0.1", port), source_address=("127.0.0.2", 0)) as second:
+            second.settimeout(5)
+            self.assertEqual(second.recv(64), b"ERR too many connections\n")
+        self.assertTrue(wait_until(lambda: entry_with("TP_REFUSED"), 10), stderr())
+        fields = dict(line.split("=", 1) for line in entry_with("TP_REFUSED").splitlines() if "=" in line)
+        self.assertEqual((fields["TP_REFUSED"], fields["TP_REFUSED_ADDR"]), ("1", "127.0.0.2"))
+        self.assertIn("all from 127.0.0.2", fields["MESSAGE"])
         proc.terminate()
         self.assertEqual(proc.wait(10), 0)
 

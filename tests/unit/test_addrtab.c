@@ -93,11 +93,14 @@ static void test_cap_and_leave(void **state)
 	tp_addrtab_free(t);
 }
 
-static void assert_refusals(struct tp_addrtab *t, uint64_t addrs, uint64_t top_count, const char *top)
+static void assert_refusals(struct tp_addrtab *t, uint64_t total, size_t addrs, uint64_t top_count,
+                            const char *top)
 {
 	struct tp_addrtab_refusals r;
-	assert_int_equal(tp_addrtab_refusals_take(t, &r), addrs > 0);
+	assert_int_equal(tp_addrtab_refusals_take(t, &r), total > 0);
+	assert_int_equal(r.total, total);
 	assert_int_equal(r.addrs, addrs);
+	assert_false(r.more);
 	assert_int_equal(r.top_count, top_count);
 	assert_string_equal(r.top, top);
 }
@@ -107,28 +110,70 @@ static void test_refusals(void **state)
 	struct tp_addrtab *t = tp_addrtab_new();
 	(void)state;
 
-	assert_refusals(t, 0, 0, "");
+	assert_refusals(t, 0, 0, 0, "");
 	(void)enter(t, "10.0.0.1", 64, 1, 0);
 	(void)enter(t, "10.0.0.2", 64, 1, 0);
 	(void)enter(t, "10.0.0.3", 64, 0, 0); /* no cap: never refused */
 	(void)enter(t, "10.0.0.3", 64, 0, 0);
-	assert_refusals(t, 0, 0, "");
+	assert_refusals(t, 0, 0, 0, "");
 	(void)enter(t, "10.0.0.1", 64, 1, -EUSERS);
 	for (int i = 0; i < 3; i++)
 		(void)enter(t, "::ffff:10.0.0.2", 64, 1, -EUSERS); /* the same client as 10.0.0.2 */
-	assert_refusals(t, 2, 3, "10.0.0.2");
+	assert_refusals(t, 4, 2, 3, "10.0.0.2");
 	/* A new period: the counts start again, and the first to lead keeps the lead on a tie. */
-	assert_refusals(t, 0, 0, "");
+	assert_refusals(t, 0, 0, 0, "");
 	(void)enter(t, "10.0.0.1", 64, 1, -EUSERS);
 	(void)enter(t, "10.0.0.2", 64, 1, -EUSERS);
-	assert_refusals(t, 2, 1, "10.0.0.1");
+	assert_refusals(t, 2, 2, 1, "10.0.0.1");
 	/* IPv6 by its prefix, named as one; a whole address without a length. */
 	(void)enter(t, "2001:db8:1:2::1", 64, 1, 0);
 	(void)enter(t, "2001:db8:1:2::9", 64, 1, -EUSERS);
-	assert_refusals(t, 1, 1, "2001:db8:1:2::/64");
+	assert_refusals(t, 1, 1, 1, "2001:db8:1:2::/64");
 	(void)enter(t, "2001:db8::5", 128, 1, 0);
 	(void)enter(t, "2001:db8::5", 128, 1, -EUSERS);
-	assert_refusals(t, 1, 1, "2001:db8::5");
+	assert_refusals(t, 1, 1, 1, "2001:db8::5");
+	tp_addrtab_free(t);
+}
+
+/* A client that reconnects at its cap, its entry gone and back in between, is one address. */
+static void test_refusals_across_reconnects(void **state)
+{
+	struct tp_addrtab *t = tp_addrtab_new();
+	(void)state;
+
+	for (int i = 0; i < 3; i++) {
+		struct tp_qgroup *g = enter(t, "10.0.0.7", 64, 1, 0);
+		(void)enter(t, "10.0.0.7", 64, 1, -EUSERS);
+		tp_addrtab_leave(t, g); /* its last connection: the entry goes */
+	}
+	assert_int_equal(tp_addrtab_count(t), 0);
+	assert_refusals(t, 3, 1, 3, "10.0.0.7");
+	tp_addrtab_free(t);
+}
+
+/* More addresses than slots: said so, and one refused far more than the rest is still named. */
+static void test_refusals_from_many_addresses(void **state)
+{
+	struct tp_addrtab *t = tp_addrtab_new();
+	struct tp_addrtab_refusals r;
+	char text[32];
+	(void)state;
+
+	(void)enter(t, "10.9.0.1", 64, 1, 0);
+	for (int i = 0; i < 3 * TP_ADDRTAB_REFUSED_SLOTS; i++) {
+		snprintf(text, sizeof(text), "10.2.0.%d", i + 1);
+		(void)enter(t, text, 64, 1, 0);
+		(void)enter(t, text, 64, 1, -EUSERS);
+		(void)enter(t, "10.9.0.1", 64, 1, -EUSERS);
+		(void)enter(t, "10.9.0.1", 64, 1, -EUSERS);
+	}
+	assert_true(tp_addrtab_refusals_take(t, &r));
+	assert_int_equal(r.total, 9 * TP_ADDRTAB_REFUSED_SLOTS);
+	assert_true(r.more);
+	assert_int_equal(r.addrs, TP_ADDRTAB_REFUSED_SLOTS);
+	assert_string_equal(r.top, "10.9.0.1");
+	assert_int_equal(r.top_count, 6 * TP_ADDRTAB_REFUSED_SLOTS); /* it never gave way: exact */
+	assert_refusals(t, 0, 0, 0, "");                             /* and the next period starts empty */
 	tp_addrtab_free(t);
 }
 
@@ -138,6 +183,8 @@ int main(void)
 	        cmocka_unit_test(test_keys),
 	        cmocka_unit_test(test_cap_and_leave),
 	        cmocka_unit_test(test_refusals),
+	        cmocka_unit_test(test_refusals_across_reconnects),
+	        cmocka_unit_test(test_refusals_from_many_addresses),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
