@@ -133,7 +133,9 @@ class Postinst(unittest.TestCase):
             "systemctl": 'case "$2" in is-enabled) l=$TP_ENABLED;; is-active) l=$TP_ACTIVE;; *) exit 1;; esac\n'
                          'for u in $l; do [ "$u" = "$3" ] && exit 0; done\nexit 1\n',
             "deb-systemd-invoke": 'echo "$*" >>"$TP_LOG"\n',
-            "deb-systemd-helper": 'echo "helper $*" >>"$TP_LOG"\n',
+            "deb-systemd-helper": 'if [ "$1 $2" = "--quiet was-enabled" ]; then\n'
+                                  '  for u in $TP_ENABLED; do [ "$u" = "$3" ] && exit 0; done; exit 1\nfi\n'
+                                  'echo "helper $*" >>"$TP_LOG"\n',
             "tpserver": '[ "$*" = "--check-config --quiet" ] || exit 2\n'
                         '[ -z "$TP_CHECK" ] || { echo "tpserver: $TP_CHECK" >&2; exit 78; }\n',
         }
@@ -242,16 +244,22 @@ class Postinst(unittest.TestCase):
         self.assertEqual(self.run_scripts(down, enabled, active),
                          (["stop tpserver-agent.socket tpserver-metrics.socket",
                            "helper purge tpserver-agent.socket tpserver-metrics.socket",
-                           "helper enable tpserver-metrics.socket", "helper enable tpserver-agent.socket",
+                           "helper reenable tpserver-metrics.socket", "helper reenable tpserver-agent.socket",
                            "start tpserver-metrics.socket"], False))
+        # The metrics socket disabled and stopped by the admin, the agent's never enabled: so again.
+        self.assertEqual(self.run_scripts(down, ["tpserver.socket"], ["tpserver.socket"])[0][2:],
+                         ["helper disable tpserver-metrics.socket", "helper disable tpserver-agent.socket"])
         # The daemon running: no socket starts beside it; the admin is told how.
         self.assertEqual(self.run_scripts(down, enabled, active + ["tpserver.service"])[0][2:],
-                         ["helper enable tpserver-metrics.socket", "helper enable tpserver-agent.socket"])
+                         ["helper reenable tpserver-metrics.socket", "helper reenable tpserver-agent.socket"])
         self.assertIn("tpserver: tpserver-metrics.socket not started again beside the running daemon", self.stderr)
-        # A downgrade that went through leaves nothing for a later abort (the upgrade back configures).
-        up = [(PRERM, ["upgrade", "0.1.0"]), (POSTINST, ["configure", "0.1.0"]),
-              (POSTINST, ["abort-upgrade", "0.3"])]
-        self.assertNotIn("helper enable tpserver-metrics.socket", self.run_scripts(up, enabled, active)[0])
+        # Nothing is put back after a downgrade that went through (the upgrade back configures),
+        # nor by a later upgrade's abort to a version that has the sockets.
+        for calls in ([(PRERM, ["upgrade", "0.1.0"]), (POSTINST, ["configure", "0.1.0"]),
+                       (POSTINST, ["abort-upgrade", "0.1.0"])],
+                      [(PRERM, ["upgrade", "0.1.0"]), (POSTINST, ["abort-upgrade", "0.3"])]):
+            asked = self.run_scripts(calls, enabled, active)[0]
+            self.assertFalse([a for a in asked if "reenable" in a or a.startswith("start ")], asked)
 
 
 if __name__ == "__main__":
