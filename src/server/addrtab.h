@@ -58,7 +58,7 @@ struct tp_addrtab_refusals {
 	uint64_t total;     /* refusals */
 	size_t addrs;       /* the addresses they came from, up to TP_ADDRTAB_REFUSED_SLOTS */
 	bool more;          /* from more addresses than that: top_count is an upper bound */
-	uint64_t top_count; /* the refusals of the one refused most (the first to reach that count) */
+	uint64_t top_count; /* the refusals of the one refused most (on a tie, the first refused) */
 	char top[64];       /* its text: "192.0.2.7", or an IPv6 prefix such as "2001:db8:1:2::/64" */
 };
 
