@@ -263,6 +263,41 @@ t_upgrade_broken_config() {
 	echo_ok "again" || fail "not serving after the restart"
 }
 
+# A downgrade to $V1 that fails while unpacking (a file of $V1 diverted
+# into a directory that does not exist): dpkg runs this version's abort-upgrade, which puts the
+# sockets the prerm stopped and forgot back as they were, here the metrics
+# one enabled and running, the agent's enabled but stopped by the admin.
+# The daemon is stopped first, so that nothing stands in the way of a start.
+t_failed_downgrade() {
+	local unit
+	path=$(comm -23 <(dpkg-deb -c "$ART/$DEB1" | awk '$1 ~ /^-/ {print $6}' | sed 's|^\./|/|' | sort) \
+		<({ dpkg-deb -c "$ART/$DEB3"; dpkg-deb -c "$ART/$CLI3"; } | awk '{print $6}' | sed 's|^\./|/|' | sort) |
+		head -n 1)
+	[ -n "$path" ] || fail "no file of $V1 that $V3 does not ship, to divert"
+	# (path is not local: the trap below reads it when the check's subshell exits)
+	TMO=30 c systemctl stop tpserver.service
+	is_active tpserver-metrics.socket || TMO=30 c systemctl start tpserver-metrics.socket
+	c systemctl enable tpserver-agent.socket 2>/dev/null
+	! is_active tpserver-agent.socket || c systemctl stop tpserver-agent.socket
+	c dpkg-divert --local --add --divert "/nonexistent-tpserver-e2e/${path##*/}" "$path"
+	trap 'c dpkg-divert --local --remove "$path"; c systemctl disable tpserver-agent.socket 2>/dev/null' EXIT
+	if TMO=180 c apt-get install -y -q --allow-downgrades -o Dpkg::Options::=--force-confdef \
+		-o Dpkg::Options::=--force-confold "/srv/test/$DEB1" >"$WORK/failed-downgrade.out" 2>&1; then
+		fail "the downgrade went through with $path diverted where it cannot go"
+	fi
+	grep -m 1 "nonexistent-tpserver-e2e" "$WORK/failed-downgrade.out" || true
+	[ "$(c dpkg-query -W -f='${Version} ${Status}' tpserver)" = "$V3 install ok installed" ] ||
+		fail "tpserver is not $V3, installed, after the failed downgrade: $(c dpkg-query -W -f='${Version} ${Status}' tpserver)"
+	for unit in tpserver-metrics.socket tpserver-agent.socket; do
+		c test -L "/etc/systemd/system/sockets.target.wants/$unit" || fail "$unit is not enabled again"
+	done
+	is_active tpserver-metrics.socket || fail "tpserver-metrics.socket is not running again"
+	! is_active tpserver-agent.socket || fail "tpserver-agent.socket, stopped before, was started"
+	echo "both sockets enabled again, the metrics one running, the agent's still stopped"
+	scrape_9101 | head -n 1 | grep -q '^HTTP/1.1 200' || fail "GET /metrics did not answer 200 after the failed downgrade"
+	echo_ok "after" || fail "not serving after the failed downgrade"
+}
+
 # A downgrade to the release before the metrics and agent sockets, then an
 # upgrade back: the two sockets are stopped and forgotten on the way down
 # (nothing left "active" without a socket, no enablement left behind), and

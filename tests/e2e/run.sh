@@ -354,6 +354,7 @@ check "upgrade $V1 -> $V2 (tpserver and tpclient) with a client connected; tpcli
 check "upgrade $V2 -> $V3 under 200 clients every 10 ms: every reply, in order, no EOF; $V3 runs" t_keep_upgrade
 check "an upgrade leaves stopped sockets stopped; remove and install start the enabled ones again" t_sockets_as_set
 check "an upgrade over a drop-in the daemon cannot start with: not restarted, serves on, apt names the file; restarted once it is fixed" t_upgrade_broken_config
+check "a downgrade to $V1 that fails while unpacking: the metrics and agent sockets put back as they were" t_failed_downgrade
 check "downgrade to $V1 and upgrade back: the metrics and agent sockets forgotten on the way down, metrics served again" t_downgrade_and_back
 check "purge tpserver and tpclient" t_purge_all
 
