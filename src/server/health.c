@@ -147,22 +147,6 @@ static void log_busy(struct tp_health *h, uint64_t now_ns, bool flush)
 	h->last_busy_log_ns = now_ns;
 }
 
-/*
- * The refusals over the per-address cap: their count in the address
- * table, which names them too (so the count and the names agree); the
- * metrics' where there is no table.
- */
-static uint64_t refused_per_address(const struct tp_health *h, const struct tp_metrics_events *ev,
-                                    struct tp_addrtab_refusals *r)
-{
-	if (h->conncap) {
-		(void)tp_conncap_refusals_take(h->conncap, r);
-		return r->total;
-	}
-	r->total = 0;
-	return ev->refused[TP_REFUSE_PER_ADDRESS] - h->refused_logged[TP_REFUSE_PER_ADDRESS];
-}
-
 /* Who r's refusals came from, after their count: the one refused most, by name. */
 static size_t refused_from(const struct tp_addrtab_refusals *r, char *buf, size_t len)
 {
@@ -195,15 +179,15 @@ static void log_refused(struct tp_health *h, uint64_t now_ns, bool flush)
 	    (!flush && h->last_refused_log_ns && now_ns - h->last_refused_log_ns < BUSY_LOG_EVERY_NS))
 		return;
 	tp_metrics_events(h->metrics, &ev);
+	/* Those over the per-address cap counted by the table that names them, so that both agree. */
+	(void)tp_conncap_refusals_take(h->conncap, &r);
 	for (size_t i = 0; i < TP_REFUSE_COUNT; i++) {
-		uint64_t d = i == TP_REFUSE_PER_ADDRESS ? refused_per_address(h, &ev, &r)
-		                                        : ev.refused[i] - h->refused_logged[i];
+		uint64_t d = i == TP_REFUSE_PER_ADDRESS ? r.total : ev.refused[i] - h->refused_logged[i];
 		if (d && len < sizeof(why))
 			len += (size_t)snprintf(why + len, sizeof(why) - len, "%s%" PRIu64 " over %s",
 			                        n ? ", " : "", d, tp_metrics_refusal_name(i));
 		if (i == TP_REFUSE_PER_ADDRESS && len < sizeof(why))
 			len += refused_from(&r, why + len, sizeof(why) - len);
-		h->refused_logged[i] += d;
 		n += d;
 	}
 	if (!n)
@@ -215,6 +199,7 @@ static void log_refused(struct tp_health *h, uint64_t now_ns, bool flush)
 	tp_logf(TP_LOG_WARNING, "refused", f, r.total ? 2 : 1,
 	        "refused %" PRIu64 " connection%s (%s) %s (%" PRIu64 " open)", n, n == 1 ? "" : "s", why,
 	        since, st.connections);
+	memcpy(h->refused_logged, ev.refused, sizeof(ev.refused));
 	h->last_refused_log_ns = now_ns;
 }
 

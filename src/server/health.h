@@ -47,7 +47,7 @@ struct tp_health {
 	size_t nloops;
 	uint64_t wd_usec;           /* WATCHDOG_USEC, 0 without a watchdog */
 	struct tp_metrics *metrics; /* unhealthy episodes go in, busy counts come out; or NULL */
-	struct tp_conncap *conncap; /* who was refused over the per-address cap; or NULL */
+	struct tp_conncap *conncap; /* who was refused over the per-address cap */
 	const char *phase;          /* STATUS='s first words: "leaving", "shutting down", or NULL */
 
 	/* its own state (loop 0) */
