@@ -20,6 +20,11 @@ from metricslib import MetricsServer
 from tplib import TPSERVER, ConfFile, LineReader, Server, request, wait_until
 
 
+def fields_of(entry):
+    """A journal entry's fields, by name."""
+    return dict(line.split("=", 1) for line in entry.splitlines() if "=" in line)
+
+
 class CheckConfigUnderJournal(unittest.TestCase):
     def run_check(self, conf, journal):
         with tempfile.TemporaryFile() as err:
@@ -106,7 +111,7 @@ class JournalFields(unittest.TestCase):
             f.write("pool = { workers = -5; };\n")
         proc.send_signal(signal.SIGHUP)
         self.assertTrue(wait_until(lambda: entry_with("TP_RELOAD_ERROR"), 10))
-        fields = dict(line.split("=", 1) for line in entry_with("TP_RELOAD_ERROR").splitlines() if "=" in line)
+        fields = fields_of(entry_with("TP_RELOAD_ERROR"))
         self.assertIn("%s:1: pool.workers" % conf, fields["TP_RELOAD_ERROR"])
         self.assertIn("%s:1: pool.workers" % conf, fields["MESSAGE"])
         self.assertEqual(fields["PRIORITY"], "3")
@@ -118,63 +123,57 @@ class JournalFields(unittest.TestCase):
         conf = ConfFile(self, "pool = { workers = 0; };\n")
         proc, entry_with, stderr = self.start_under_journal(conf.path)
         self.assertEqual(proc.wait(10), 78)
-        fields = dict(line.split("=", 1) for line in entry_with("TP_EVENT").splitlines() if "=" in line)
+        fields = fields_of(entry_with("TP_EVENT"))
         self.assertEqual((fields["TP_EVENT"], fields["PRIORITY"]), ("start", "3"))
         self.assertIn("MESSAGE_ID", fields)
         self.assertIn("%s:1: pool.workers" % conf.path, fields["MESSAGE"])
 
 
-    def test_refused_connections_have_their_message_id(self):
-        # An operator looks overload up by MESSAGE_ID: refusals over a limit have theirs.
-        conf = ConfFile(self, "limits = { max_connections = 1; };\n")
-        proc, entry_with, stderr = self.start_under_journal(conf.path)
+    def listening_port(self, entry_with, stderr):
         self.assertTrue(wait_until(lambda: entry_with("MESSAGE", "listening on 127.0.0.1:"), 10), stderr())
-        port = int(re.search(r"listening on 127\.0\.0\.1:(\d+)", entry_with("MESSAGE", "listening on")).group(1))
-        first = socket.create_connection(("127.0.0.1", port))
+        return int(re.search(r"listening on 127\.0\.0\.1:(\d+)", entry_with("MESSAGE", "listening on")).group(1))
+
+    def refused_entry(self, conf_text, source):
+        """The fields of the refused entry of a server started with conf_text,
+        once a second client from source is refused."""
+        conf = ConfFile(self, conf_text)
+        proc, entry_with, stderr = self.start_under_journal(conf.path)
+        port = self.listening_port(entry_with, stderr)
+        first = socket.create_connection(("127.0.0.1", port), source_address=(source, 0))
         self.addCleanup(first.close)
         first.sendall(b"ECHO a\n")
         self.assertEqual(first.recv(16), b"OK a\n")
-        with socket.create_connection(("127.0.0.1", port)) as second:
+        with socket.create_connection(("127.0.0.1", port), source_address=(source, 0)) as second:
             second.settimeout(5)
             self.assertEqual(second.recv(64), b"ERR too many connections\n")
         self.assertTrue(wait_until(lambda: entry_with("TP_REFUSED"), 10), stderr())
-        fields = dict(line.split("=", 1) for line in entry_with("TP_REFUSED").splitlines() if "=" in line)
+        fields = fields_of(entry_with("TP_REFUSED"))
+        proc.terminate()
+        self.assertEqual(proc.wait(10), 0)
+        return fields
+
+    def test_refused_connections_have_their_message_id(self):
+        # An operator looks overload up by MESSAGE_ID: refusals over a limit have theirs.
+        fields = self.refused_entry("limits = { max_connections = 1; };\n", "127.0.0.1")
         self.assertEqual((fields["TP_EVENT"], fields["TP_REFUSED"]), ("refused", "1"))
         self.assertNotIn("TP_REFUSED_ADDR", fields)  # over the total, not an address's cap
         self.assertEqual(fields["MESSAGE_ID"], "c8c9863655044936a429b8024e7baf06")
-        proc.terminate()
-        self.assertEqual(proc.wait(10), 0)
 
     def test_a_client_refused_over_its_address_cap_is_a_field(self):
-        conf = ConfFile(self, "limits = { max_connections_per_address = 1; };\n")
-        proc, entry_with, stderr = self.start_under_journal(conf.path)
-        self.assertTrue(wait_until(lambda: entry_with("MESSAGE", "listening on 127.0.0.1:"), 10), stderr())
-        port = int(re.search(r"listening on 127\.0\.0\.1:(\d+)", entry_with("MESSAGE", "listening on")).group(1))
-        first = socket.create_connection(("127.0.0.1", port), source_address=("127.0.0.2", 0))
-        self.addCleanup(first.close)
-        first.sendall(b"ECHO a\n")
-        self.assertEqual(first.recv(16), b"OK a\n")
-        with socket.create_connection(("127.0.0.1", port), source_address=("127.0.0.2", 0)) as second:
-            second.settimeout(5)
-            self.assertEqual(second.recv(64), b"ERR too many connections\n")
-        self.assertTrue(wait_until(lambda: entry_with("TP_REFUSED"), 10), stderr())
-        fields = dict(line.split("=", 1) for line in entry_with("TP_REFUSED").splitlines() if "=" in line)
+        fields = self.refused_entry("limits = { max_connections_per_address = 1; };\n", "127.0.0.2")
         self.assertEqual((fields["TP_REFUSED"], fields["TP_REFUSED_ADDR"]), ("1", "127.0.0.2"))
         self.assertIn("all from 127.0.0.2", fields["MESSAGE"])
-        proc.terminate()
-        self.assertEqual(proc.wait(10), 0)
 
     def test_late_refusals_have_their_message_id(self):
         # Refusals past pool.max_wait_ms are busy refusals too: an operator finds them by ID.
         conf = ConfFile(self, "pool = { workers = 1; cheap_workers = 0; max_wait_ms = 100; };\n")
         proc, entry_with, stderr = self.start_under_journal(conf.path)
-        self.assertTrue(wait_until(lambda: entry_with("MESSAGE", "listening on 127.0.0.1:"), 10), stderr())
-        port = int(re.search(r"listening on 127\.0\.0\.1:(\d+)", entry_with("MESSAGE", "listening on")).group(1))
+        port = self.listening_port(entry_with, stderr)
         with socket.create_connection(("127.0.0.1", port)) as s:
             s.sendall(b"SLEEP 300\nECHO a\nECHO b\n")  # the ECHOs wait 300 ms behind it
             self.assertEqual(LineReader(s).lines(3, timeout=5), ["OK 300", "ERR server busy", "ERR server busy"])
         self.assertTrue(wait_until(lambda: entry_with("TP_LATE"), 10), stderr())
-        fields = dict(line.split("=", 1) for line in entry_with("TP_LATE").splitlines() if "=" in line)
+        fields = fields_of(entry_with("TP_LATE"))
         self.assertEqual((fields["TP_EVENT"], fields["TP_LATE"]), ("late", "2"))
         self.assertEqual(fields["MESSAGE_ID"], "6da03b6347c34b78bc1e3fa0993bfdf5")
         proc.terminate()
